@@ -1,0 +1,92 @@
+/**
+ * One error hierarchy for the whole platform. Entry points (CLI, HTTP, Lambda) map these to
+ * exit codes and status codes in exactly one place each; domain code only throws.
+ */
+export type ErrorCode =
+  | "invalid_input"
+  | "invalid_name"
+  | "not_found"
+  | "conflict"
+  | "precondition_failed"
+  | "payload_too_large"
+  | "unsupported"
+  | "internal";
+
+export class HeadstartError extends Error {
+  readonly code: ErrorCode;
+  /** Dotted path of the offending input field, or a manifest line like `line 7`. */
+  readonly field?: string;
+  readonly details?: unknown;
+
+  constructor(code: ErrorCode, message: string, opts: { field?: string; details?: unknown; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.field = opts.field;
+    this.details = opts.details;
+  }
+
+  toJSON() {
+    return {
+      code: this.code,
+      message: this.message,
+      ...(this.field === undefined ? {} : { field: this.field }),
+      ...(this.details === undefined ? {} : { details: this.details }),
+    };
+  }
+}
+
+/** The caller sent something we cannot accept. CLI exit 2, HTTP 400. */
+export class ValidationError extends HeadstartError {
+  constructor(message: string, opts: { field?: string; details?: unknown; cause?: unknown } = {}) {
+    super("invalid_input", message, opts);
+  }
+}
+
+export class InvalidNameError extends HeadstartError {
+  constructor(kind: string, value: string, field?: string) {
+    super(
+      "invalid_name",
+      `invalid ${kind} name ${JSON.stringify(value)}: use 1-63 characters from [a-z0-9-_.], starting with a letter or digit`,
+      { field: field ?? kind },
+    );
+  }
+}
+
+export class NotFoundError extends HeadstartError {
+  constructor(what: string, opts: { field?: string } = {}) {
+    super("not_found", `${what} not found`, opts);
+  }
+}
+
+/** A conditional write lost a race or an immutable object already exists. HTTP 409. */
+export class ConflictError extends HeadstartError {
+  constructor(message: string, opts: { field?: string } = {}) {
+    super("conflict", message, opts);
+  }
+}
+
+export class PreconditionFailedError extends HeadstartError {
+  constructor(key: string) {
+    super("precondition_failed", `conditional write on ${key} failed: it changed or already exists`, {
+      field: key,
+    });
+  }
+}
+
+export class PayloadTooLargeError extends HeadstartError {
+  constructor(message: string, opts: { field?: string } = {}) {
+    super("payload_too_large", message, opts);
+  }
+}
+
+export class UnsupportedError extends HeadstartError {
+  constructor(message: string, opts: { field?: string } = {}) {
+    super("unsupported", message, opts);
+  }
+}
+
+/** True for errors caused by the caller's input rather than by the platform. */
+export function isUserError(err: unknown): err is HeadstartError {
+  return err instanceof HeadstartError && err.code !== "internal";
+}

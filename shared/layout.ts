@@ -1,0 +1,130 @@
+/**
+ * Every storage key the platform reads or writes is built here and parsed here, so no other
+ * module concatenates paths and no user-supplied name can escape its prefix.
+ */
+import { InvalidNameError, ValidationError } from "./errors.ts";
+
+const NAME = /^[a-z0-9][a-z0-9\-_.]{0,62}$/;
+
+export type NameKind = "dataset" | "backbone" | "head" | "version" | "job" | "alias";
+
+export function isValidName(value: string): boolean {
+  return NAME.test(value);
+}
+
+export function assertName(kind: NameKind, value: string, field?: string): string {
+  if (typeof value !== "string" || !NAME.test(value)) throw new InvalidNameError(kind, String(value), field);
+  return value;
+}
+
+export type ManifestFormat = "jsonl" | "csv";
+
+/** Zero-padded so that lexicographic listing order is numeric order. */
+export function shardName(index: number): string {
+  if (!Number.isInteger(index) || index < 0 || index > 99_999) {
+    throw new ValidationError(`shard index out of range: ${index}`, { field: "shard" });
+  }
+  return String(index).padStart(5, "0");
+}
+
+/** A path below `datasets/<dataset>/files/`, as referenced by manifest rows. */
+export function assertRelativeFilePath(path: string, field = "file"): string {
+  const parts = path.split("/");
+  const ok =
+    path.length > 0 &&
+    path.length <= 1024 &&
+    parts.every((p) => p.length > 0 && p !== "." && p !== ".." && !p.includes("\\")) &&
+    !path.includes("\0");
+  if (!ok) throw new ValidationError(`invalid file path ${JSON.stringify(path)}`, { field });
+  return path;
+}
+
+export const keys = {
+  datasetPrefix: (dataset: string) => `datasets/${assertName("dataset", dataset)}/`,
+  manifest: (dataset: string, format: ManifestFormat) =>
+    `datasets/${assertName("dataset", dataset)}/manifest.${format}`,
+  datasetFile: (dataset: string, path: string) =>
+    `datasets/${assertName("dataset", dataset)}/files/${assertRelativeFilePath(path)}`,
+  datasetStatus: (dataset: string) => `datasets/${assertName("dataset", dataset)}/_status.json`,
+  /** The validated rows of the current manifest: what embedding and training read. */
+  datasetRows: (dataset: string) => `datasets/${assertName("dataset", dataset)}/_rows.jsonl`,
+
+  backbonePrefix: (backbone: string) => `backbones/${assertName("backbone", backbone)}/`,
+  backboneSpec: (backbone: string) => `backbones/${assertName("backbone", backbone)}/backbone.json`,
+  backboneAsset: (backbone: string, file: string) => {
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9\-_.]{0,127}$/.test(file)) {
+      throw new ValidationError(`invalid backbone asset name ${JSON.stringify(file)}`, { field: "asset" });
+    }
+    return `backbones/${assertName("backbone", backbone)}/${file}`;
+  },
+
+  cachePrefix: (backbone: string, dataset: string) =>
+    `cache/${assertName("backbone", backbone)}/${assertName("dataset", dataset)}/`,
+  shardVectors: (backbone: string, dataset: string, shard: number) =>
+    `${keys.cachePrefix(backbone, dataset)}shard-${shardName(shard)}.npy`,
+  shardRows: (backbone: string, dataset: string, shard: number) =>
+    `${keys.cachePrefix(backbone, dataset)}shard-${shardName(shard)}.rows.jsonl`,
+  shardCommit: (backbone: string, dataset: string, shard: number) =>
+    `${keys.cachePrefix(backbone, dataset)}_commit-${shardName(shard)}.json`,
+
+  headPrefix: (head: string) => `heads/${assertName("head", head)}/`,
+  headVersionPrefix: (head: string) => `heads/${assertName("head", head)}/versions/`,
+  headFile: (head: string, version: string, file: "head.json" | "report.json" | "head.onnx" | "report.html") =>
+    `heads/${assertName("head", head)}/versions/${assertName("version", version)}/${file}`,
+  headAlias: (head: string, alias: string) =>
+    `heads/${assertName("head", head)}/aliases/${assertName("alias", alias)}.json`,
+
+  job: (job: string) => `jobs/${assertName("job", job)}.json`,
+  /** One work unit of a batch job; SageMaker distributes these objects across instances. */
+  jobShardPrefix: (job: string) => `jobs/${assertName("job", job)}/shards/`,
+  jobShard: (job: string, shard: number) => `jobs/${assertName("job", job)}/shards/shard-${shardName(shard)}.json`,
+} as const;
+
+export type ParsedKey =
+  | { kind: "manifest"; dataset: string; format: ManifestFormat }
+  | { kind: "datasetFile"; dataset: string; path: string }
+  | { kind: "datasetStatus"; dataset: string }
+  | { kind: "datasetRows"; dataset: string }
+  | { kind: "backboneSpec"; backbone: string }
+  | { kind: "backboneAsset"; backbone: string; file: string }
+  | { kind: "shardVectors" | "shardRows" | "shardCommit"; backbone: string; dataset: string; shard: number }
+  | { kind: "headFile"; head: string; version: string; file: "head.json" | "report.json" | "head.onnx" | "report.html" }
+  | { kind: "headAlias"; head: string; alias: string }
+  | { kind: "job"; job: string }
+  | { kind: "jobShard"; job: string; shard: number };
+
+const N = "([a-z0-9][a-z0-9\\-_.]{0,62})";
+const SHARD = "(\\d{5})";
+const PATTERNS: Array<[RegExp, (m: RegExpExecArray) => ParsedKey]> = [
+  [new RegExp(`^datasets/${N}/manifest\\.(jsonl|csv)$`), (m) => ({ kind: "manifest", dataset: m[1], format: m[2] as ManifestFormat })],
+  [new RegExp(`^datasets/${N}/files/(.+)$`), (m) => ({ kind: "datasetFile", dataset: m[1], path: m[2] })],
+  [new RegExp(`^datasets/${N}/_status\\.json$`), (m) => ({ kind: "datasetStatus", dataset: m[1] })],
+  [new RegExp(`^datasets/${N}/_rows\\.jsonl$`), (m) => ({ kind: "datasetRows", dataset: m[1] })],
+  [new RegExp(`^backbones/${N}/backbone\\.json$`), (m) => ({ kind: "backboneSpec", backbone: m[1] })],
+  [new RegExp(`^backbones/${N}/([a-zA-Z0-9][a-zA-Z0-9\\-_.]{0,127})$`), (m) => ({ kind: "backboneAsset", backbone: m[1], file: m[2] })],
+  [new RegExp(`^cache/${N}/${N}/shard-${SHARD}\\.npy$`), (m) => ({ kind: "shardVectors", backbone: m[1], dataset: m[2], shard: Number(m[3]) })],
+  [new RegExp(`^cache/${N}/${N}/shard-${SHARD}\\.rows\\.jsonl$`), (m) => ({ kind: "shardRows", backbone: m[1], dataset: m[2], shard: Number(m[3]) })],
+  [new RegExp(`^cache/${N}/${N}/_commit-${SHARD}\\.json$`), (m) => ({ kind: "shardCommit", backbone: m[1], dataset: m[2], shard: Number(m[3]) })],
+  [new RegExp(`^heads/${N}/versions/${N}/(head\\.json|report\\.json|head\\.onnx|report\\.html)$`), (m) => ({ kind: "headFile", head: m[1], version: m[2], file: m[3] as "head.json" })],
+  [new RegExp(`^heads/${N}/aliases/${N}\\.json$`), (m) => ({ kind: "headAlias", head: m[1], alias: m[2] })],
+  [new RegExp(`^jobs/${N}\\.json$`), (m) => ({ kind: "job", job: m[1] })],
+  [new RegExp(`^jobs/${N}/shards/shard-${SHARD}\\.json$`), (m) => ({ kind: "jobShard", job: m[1], shard: Number(m[2]) })],
+];
+
+/** The inverse of `keys`: returns undefined for keys the platform does not own. */
+export function parseKey(key: string): ParsedKey | undefined {
+  for (const [re, build] of PATTERNS) {
+    const m = re.exec(key);
+    if (!m) continue;
+    const parsed = build(m);
+    if (parsed.kind === "datasetFile") {
+      try {
+        assertRelativeFilePath(parsed.path);
+      } catch {
+        return undefined;
+      }
+    }
+    return parsed;
+  }
+  return undefined;
+}

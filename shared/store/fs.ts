@@ -1,0 +1,167 @@
+/**
+ * The embedded store: one directory on the local filesystem. Writes go to a temporary file in
+ * the same directory and are renamed into place (atomic on POSIX); create-only writes use
+ * link(2), which fails if the target exists, so two writers can never both win.
+ */
+import { randomBytes } from "node:crypto";
+import { constants, promises as fs } from "node:fs";
+import { dirname, join, relative, resolve, sep } from "node:path";
+import { pathToFileURL } from "node:url";
+import { PreconditionFailedError, ValidationError } from "../errors.ts";
+import type { ObjectInfo, ObjectStore, PutOptions, StoredObject } from "./types.ts";
+
+const TEMP_MARK = ".~tmp-";
+const LOCK_SUFFIX = ".~lock";
+
+export class FsStore implements ObjectStore {
+  readonly root: string;
+  readonly url: string;
+
+  constructor(root: string) {
+    this.root = resolve(root);
+    this.url = pathToFileURL(this.root).href;
+  }
+
+  private pathOf(key: string): string {
+    if (!key || key.startsWith("/") || key.split("/").some((p) => p === "" || p === "." || p === "..")) {
+      throw new ValidationError(`invalid storage key ${JSON.stringify(key)}`, { field: "key" });
+    }
+    if (key.includes(TEMP_MARK) || key.endsWith(LOCK_SUFFIX)) {
+      throw new ValidationError(`storage key uses a reserved suffix: ${key}`, { field: "key" });
+    }
+    return join(this.root, ...key.split("/"));
+  }
+
+  private static etagOf(st: { ino: bigint; mtimeNs: bigint; size: bigint }): string {
+    // Every write renames a fresh inode into place, so inode + mtime + size changes on every put.
+    return `"${st.ino.toString(36)}-${st.mtimeNs.toString(36)}-${st.size.toString(36)}"`;
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    const path = this.pathOf(key);
+    try {
+      const st = await fs.stat(path, { bigint: true });
+      if (!st.isFile()) return undefined;
+      return { key, size: Number(st.size), etag: FsStore.etagOf(st) };
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async get(key: string): Promise<StoredObject | undefined> {
+    const path = this.pathOf(key);
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(path, "r");
+    } catch (err) {
+      if (isMissing(err) || (err as NodeJS.ErrnoException).code === "EISDIR") return undefined;
+      throw err;
+    }
+    try {
+      // Stat and read through one handle so the ETag describes exactly the bytes returned.
+      const st = await handle.stat({ bigint: true });
+      if (!st.isFile()) return undefined;
+      const body = new Uint8Array(await handle.readFile());
+      return { key, size: body.byteLength, etag: FsStore.etagOf(st), body };
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async put(key: string, body: Uint8Array | string, opts: PutOptions = {}): Promise<ObjectInfo> {
+    const path = this.pathOf(key);
+    await fs.mkdir(dirname(path), { recursive: true });
+    const tmp = `${path}${TEMP_MARK}${randomBytes(6).toString("hex")}`;
+    await fs.writeFile(tmp, body, { flag: "wx" });
+    try {
+      if (opts.ifNoneMatch === "*") {
+        try {
+          await fs.link(tmp, path);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === "EEXIST") throw new PreconditionFailedError(key);
+          throw err;
+        }
+      } else if (opts.ifMatch !== undefined) {
+        await this.withLock(path, async () => {
+          const current = await this.head(key);
+          if (!current || current.etag !== opts.ifMatch) throw new PreconditionFailedError(key);
+          await fs.rename(tmp, path);
+        });
+      } else {
+        await fs.rename(tmp, path);
+      }
+    } finally {
+      await fs.rm(tmp, { force: true });
+    }
+    const info = await this.head(key);
+    if (!info) throw new Error(`object vanished right after write: ${key}`);
+    return info;
+  }
+
+  /** Compare-and-swap needs mutual exclusion between processes: an O_EXCL lock file. */
+  private async withLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
+    const lock = `${path}${LOCK_SUFFIX}`;
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        const h = await fs.open(lock, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY);
+        await h.close();
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+        const st = await fs.stat(lock).catch(() => undefined);
+        // A lock older than the deadline belongs to a crashed writer.
+        if (st && Date.now() - st.mtimeMs > 30_000) await fs.rm(lock, { force: true });
+        if (Date.now() > deadline) throw new PreconditionFailedError(path);
+        await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
+      }
+    }
+    try {
+      return await fn();
+    } finally {
+      await fs.rm(lock, { force: true });
+    }
+  }
+
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    // The prefix may end mid-name (`cache/b/d/shard-`), so walk from its directory part.
+    const slash = prefix.lastIndexOf("/");
+    const dirKey = slash >= 0 ? prefix.slice(0, slash) : "";
+    const start = dirKey ? this.pathOf(dirKey) : this.root;
+    const out: ObjectInfo[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      let entries: import("node:fs").Dirent[];
+      try {
+        entries = await fs.readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if (isMissing(err) || (err as NodeJS.ErrnoException).code === "ENOTDIR") return;
+        throw err;
+      }
+      for (const e of entries) {
+        const full = join(dir, e.name);
+        const key = relative(this.root, full).split(sep).join("/");
+        if (e.isDirectory()) {
+          if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) await walk(full);
+        } else if (e.isFile() && key.startsWith(prefix) && !e.name.includes(TEMP_MARK) && !e.name.endsWith(LOCK_SUFFIX)) {
+          const info = await this.head(key);
+          if (info) out.push(info);
+        }
+      }
+    };
+    await walk(start);
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  async delete(key: string): Promise<void> {
+    await fs.rm(this.pathOf(key), { force: true });
+  }
+
+  async localPath(key: string): Promise<string | undefined> {
+    return (await this.head(key)) ? this.pathOf(key) : undefined;
+  }
+}
+
+function isMissing(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException)?.code === "ENOENT";
+}
