@@ -66,6 +66,9 @@ export const keys = {
     `${keys.cachePrefix(backbone, dataset)}shard-${shardName(shard)}.rows.jsonl`,
   shardCommit: (backbone: string, dataset: string, shard: number) =>
     `${keys.cachePrefix(backbone, dataset)}_commit-${shardName(shard)}.json`,
+  /** The items a job will embed into this shard; created create-only, so it also reserves the index. */
+  shardPlan: (backbone: string, dataset: string, shard: number) =>
+    `${keys.cachePrefix(backbone, dataset)}_plan-${shardName(shard)}.json`,
 
   headPrefix: (head: string) => `heads/${assertName("head", head)}/`,
   headVersionPrefix: (head: string) => `heads/${assertName("head", head)}/versions/`,
@@ -75,9 +78,6 @@ export const keys = {
     `heads/${assertName("head", head)}/aliases/${assertName("alias", alias)}.json`,
 
   job: (job: string) => `jobs/${assertName("job", job)}.json`,
-  /** One work unit of a batch job; SageMaker distributes these objects across instances. */
-  jobShardPrefix: (job: string) => `jobs/${assertName("job", job)}/shards/`,
-  jobShard: (job: string, shard: number) => `jobs/${assertName("job", job)}/shards/shard-${shardName(shard)}.json`,
 } as const;
 
 export type ParsedKey =
@@ -87,11 +87,10 @@ export type ParsedKey =
   | { kind: "datasetRows"; dataset: string }
   | { kind: "backboneSpec"; backbone: string }
   | { kind: "backboneAsset"; backbone: string; file: string }
-  | { kind: "shardVectors" | "shardRows" | "shardCommit"; backbone: string; dataset: string; shard: number }
+  | { kind: "shardVectors" | "shardRows" | "shardCommit" | "shardPlan"; backbone: string; dataset: string; shard: number }
   | { kind: "headFile"; head: string; version: string; file: "head.json" | "report.json" | "head.onnx" | "report.html" }
   | { kind: "headAlias"; head: string; alias: string }
-  | { kind: "job"; job: string }
-  | { kind: "jobShard"; job: string; shard: number };
+  | { kind: "job"; job: string };
 
 const N = "([a-z0-9][a-z0-9\\-_.]{0,62})";
 const SHARD = "(\\d{5})";
@@ -105,10 +104,10 @@ const PATTERNS: Array<[RegExp, (m: RegExpExecArray) => ParsedKey]> = [
   [new RegExp(`^cache/${N}/${N}/shard-${SHARD}\\.npy$`), (m) => ({ kind: "shardVectors", backbone: m[1], dataset: m[2], shard: Number(m[3]) })],
   [new RegExp(`^cache/${N}/${N}/shard-${SHARD}\\.rows\\.jsonl$`), (m) => ({ kind: "shardRows", backbone: m[1], dataset: m[2], shard: Number(m[3]) })],
   [new RegExp(`^cache/${N}/${N}/_commit-${SHARD}\\.json$`), (m) => ({ kind: "shardCommit", backbone: m[1], dataset: m[2], shard: Number(m[3]) })],
+  [new RegExp(`^cache/${N}/${N}/_plan-${SHARD}\\.json$`), (m) => ({ kind: "shardPlan", backbone: m[1], dataset: m[2], shard: Number(m[3]) })],
   [new RegExp(`^heads/${N}/versions/${N}/(head\\.json|report\\.json|head\\.onnx|report\\.html)$`), (m) => ({ kind: "headFile", head: m[1], version: m[2], file: m[3] as "head.json" })],
   [new RegExp(`^heads/${N}/aliases/${N}\\.json$`), (m) => ({ kind: "headAlias", head: m[1], alias: m[2] })],
   [new RegExp(`^jobs/${N}\\.json$`), (m) => ({ kind: "job", job: m[1] })],
-  [new RegExp(`^jobs/${N}/shards/shard-${SHARD}\\.json$`), (m) => ({ kind: "jobShard", job: m[1], shard: Number(m[2]) })],
 ];
 
 /** The inverse of `keys`: returns undefined for keys the platform does not own. */

@@ -1,0 +1,333 @@
+/**
+ * `headstart` — the command line. Each command is a thin adapter over `Platform`; `--json`
+ * prints exactly one JSON document on stdout. Exit codes: 0 ok, 2 bad input, 1 failure.
+ */
+import { readFile } from "node:fs/promises";
+import { serve as serveNode } from "@hono/node-server";
+import { Command, CommanderError, Option } from "commander";
+import { createApp } from "../../shared/api/app.ts";
+import { type Config, loadConfig } from "../../shared/config.ts";
+import { DEMO_DATASET, DEMO_HEAD, runDemo } from "../../shared/demo.ts";
+import { HeadstartError, isUserError, ValidationError } from "../../shared/errors.ts";
+import { createLogger, type Logger, type LogLevel } from "../../shared/log.ts";
+import { Platform } from "../../shared/platform.ts";
+import { openStore } from "../../shared/store/index.ts";
+import { embedProgress } from "./progress.ts";
+
+interface GlobalOptions {
+  store?: string;
+  endpoint?: string;
+  json?: boolean;
+  logLevel?: LogLevel;
+}
+
+const program = new Command("headstart")
+  .description("Transfer learning the cheap way: embed once, train small heads in seconds, serve them.")
+  .option("--store <dir|s3://bucket>", "where datasets, cache and heads live (env HEADSTART_STORE; default ./.headstart)")
+  .option("--endpoint <url>", "S3-compatible endpoint for a non-AWS S3 store (env HEADSTART_S3_ENDPOINT)")
+  .option("--json", "print one JSON document on stdout")
+  .addOption(new Option("--log-level <level>", "log level").choices(["debug", "info", "warn", "error", "silent"]))
+  .showHelpAfterError()
+  .exitOverride();
+
+function context(cmd: Command) {
+  const g = cmd.optsWithGlobals() as GlobalOptions;
+  const config: Config = loadConfig(process.env, { store: g.store, s3Endpoint: g.endpoint, logLevel: g.logLevel });
+  const log = createLogger(config.logLevel);
+  const progress = embedProgress(log, Boolean(process.stderr.isTTY) && !g.json && config.logLevel !== "silent");
+  const platform = new Platform(openStore(config), config, {
+    onProgress: progress.onProgress,
+    onJobError: (job, err) => log.error("embedding job failed", { job, error: (err as Error).message }),
+  });
+  return { config, log, platform, progress, json: Boolean(g.json) };
+}
+
+function output(json: boolean, value: unknown, human: string): void {
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human}\n`);
+}
+
+function intOption(name: string) {
+  return (value: string) => {
+    const n = Number(value);
+    if (!Number.isInteger(n)) throw new ValidationError(`--${name} must be an integer, got ${JSON.stringify(value)}`, { field: name });
+    return n;
+  };
+}
+
+function numberOption(name: string) {
+  return (value: string) => {
+    const n = Number(value);
+    if (!Number.isFinite(n)) throw new ValidationError(`--${name} must be a number, got ${JSON.stringify(value)}`, { field: name });
+    return n;
+  };
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+
+program
+  .command("ingest")
+  .description("upload a manifest (or a directory with manifest + files/) as a dataset, validate it, and embed it")
+  .argument("<manifest|dir>", "manifest.jsonl / manifest.csv, or a directory holding one and files/")
+  .requiredOption("--dataset <name>", "dataset name")
+  .option("--backbone <id>", "backbone to embed with (default glove-100d)")
+  .option("--no-embed", "only validate and store; embed later with `headstart embed`")
+  .option("--shard-size <n>", "items per cache shard", intOption("shard-size"))
+  .action(async (path: string, opts, cmd: Command) => {
+    const { platform, progress, json } = context(cmd);
+    const status = await platform.upload(opts.dataset, path);
+    let embedding: unknown;
+    if (opts.embed) {
+      try {
+        embedding = await platform.embed(opts.dataset, { backbone: opts.backbone, shardSize: opts.shardSize });
+      } finally {
+        progress.stop();
+      }
+    }
+    const lines = [
+      `dataset ${status.dataset}: ${status.rows.accepted} rows accepted, ${status.rows.rejected} rejected (of ${status.rows.total})`,
+      ...status.rejected.slice(0, 20).map((r) => `  line ${r.line}: ${r.reason}`),
+      ...(status.rows.rejected > 20 ? [`  … and ${status.rows.rejected - 20} more in ${status.dataset}/_status.json`] : []),
+    ];
+    output(json, { status, embedding }, lines.join("\n"));
+  });
+
+program
+  .command("embed")
+  .description("run (or resume) the batch embedding stage for a dataset's current version")
+  .argument("<dataset>")
+  .option("--backbone <id>", "backbone to embed with (default glove-100d)")
+  .option("--shard-size <n>", "items per cache shard", intOption("shard-size"))
+  .action(async (dataset: string, opts, cmd: Command) => {
+    const { platform, progress, json } = context(cmd);
+    try {
+      const { job, result } = await platform.embed(dataset, { backbone: opts.backbone, shardSize: opts.shardSize });
+      output(
+        json,
+        { job, result },
+        `job ${job.job} ${job.state}: ${result.itemsEmbedded} items embedded into ${result.shardsCommitted} shards, ` +
+          `${result.shardsSkipped} shards already committed, ${job.items.cached} rows already cached`,
+      );
+    } finally {
+      progress.stop();
+    }
+  });
+
+program
+  .command("train")
+  .description("train a head on a dataset's cached embeddings")
+  .argument("<dataset>")
+  .requiredOption("--head <name>", "head name")
+  .addOption(new Option("--type <type>", "head type").choices(["logreg"]).default("logreg"))
+  .option("--cv <k>", "folds for cross-validation when the dataset has no test split", intOption("cv"))
+  .option("--seed <n>", "seed for fold assignment", intOption("seed"))
+  .option("--l2 <x>", "L2 strength on standardized weights (default 1/n, i.e. scikit-learn C=1)", numberOption("l2"))
+  .option("--backbone <id>", "backbone whose cache to use (default glove-100d)")
+  .option("--no-promote", "do not move the live alias to the new version")
+  .action(async (dataset: string, opts, cmd: Command) => {
+    const { platform, json } = context(cmd);
+    const r = await platform.train({
+      dataset,
+      head: opts.head,
+      type: opts.type,
+      cv: opts.cv,
+      seed: opts.seed,
+      l2: opts.l2,
+      backbone: opts.backbone,
+      promote: opts.promote,
+    });
+    output(
+      json,
+      r,
+      `head ${r.head} version ${r.version} (${r.type}${r.promoted ? ", live" : ""}): accuracy ${pct(r.metrics.accuracy)}, ` +
+        `macro-F1 ${pct(r.metrics.macroF1)} on ${r.evaluation === "cv" ? "cross-validation" : `${r.counts.test} test rows`}, ` +
+        `${r.counts.train} training rows, ${r.trainSeconds.toFixed(2)} s`,
+    );
+  });
+
+program
+  .command("predict")
+  .description("classify texts with a head")
+  .argument("<head>")
+  .option("--text <text...>", "one or more texts")
+  .option("--input <file.jsonl>", "a JSONL file with one {\"text\": …} per line")
+  .option("--version <version>", "a specific head version instead of the live one")
+  .action(async (head: string, opts, cmd: Command) => {
+    const { platform, json } = context(cmd);
+    let texts: string[];
+    if ((opts.text === undefined) === (opts.input === undefined)) {
+      throw new ValidationError("give exactly one of --text, --input", { field: "text" });
+    }
+    if (opts.input) {
+      texts = [];
+      const lines = (await readFile(opts.input, "utf8")).split("\n");
+      lines.forEach((line, i) => {
+        if (!line.trim()) return;
+        let row: unknown;
+        try {
+          row = JSON.parse(line);
+        } catch {
+          throw new ValidationError(`${opts.input} line ${i + 1} is not valid JSON`, { field: `line ${i + 1}` });
+        }
+        const text = (row as { text?: unknown })?.text;
+        if (typeof text !== "string" || !text.trim()) {
+          throw new ValidationError(`${opts.input} line ${i + 1} has no "text" string`, { field: `line ${i + 1}` });
+        }
+        texts.push(text);
+      });
+    } else {
+      texts = opts.text;
+    }
+    const predictions = [];
+    let version = "";
+    for (let i = 0; i < texts.length; i += 256) {
+      const r = await platform.predict(head, { inputs: texts.slice(i, i + 256), version: opts.version });
+      version = r.version;
+      predictions.push(...r.predictions);
+    }
+    output(
+      json,
+      { head, version, predictions },
+      predictions.map((p, i) => `${p.label}\t${p.score.toFixed(4)}\t${texts[i].slice(0, 80)}`).join("\n"),
+    );
+  });
+
+program
+  .command("export")
+  .description("write a dataset's embeddings as embeddings.npy + rows.jsonl")
+  .argument("<dataset>")
+  .requiredOption("--out <dir>", "output directory")
+  .option("--backbone <id>", "backbone whose cache to export (default glove-100d)")
+  .action(async (dataset: string, opts, cmd: Command) => {
+    const { platform, json } = context(cmd);
+    const r = await platform.export(dataset, opts.out, opts.backbone);
+    output(json, r, `exported ${r.rows} × ${r.dim} to ${r.files.embeddings} and ${r.files.rows}`);
+  });
+
+program
+  .command("status")
+  .description("a dataset's ingest result and embedding progress")
+  .argument("<dataset>")
+  .option("--backbone <id>", "backbone (default glove-100d)")
+  .action(async (dataset: string, opts, cmd: Command) => {
+    const { platform } = context(cmd);
+    const info = await platform.datasetInfo(dataset, opts.backbone);
+    output(true, info, "");
+  });
+
+const backbone = program.command("backbone").description("manage backbones (built-in or your own ONNX model)");
+backbone
+  .command("add")
+  .description("publish a directory holding backbone.json, the ONNX model and its assets")
+  .argument("<dir>")
+  .action(async (dir: string, _opts, cmd: Command) => {
+    const { platform, json } = context(cmd);
+    const spec = await platform.addBackbone(dir);
+    output(json, spec, `backbone ${spec.id} (${spec.modality}, ${spec.dim}-d, sha256 ${spec.sha256.slice(0, 12)}) added`);
+  });
+backbone
+  .command("list")
+  .description("backbones in the store")
+  .action(async (_opts, cmd: Command) => {
+    const { platform, json } = context(cmd);
+    const specs = await platform.listBackbones();
+    output(json, specs, specs.map((s) => `${s.id}\t${s.modality}\t${s.dim}\t${s.sha256.slice(0, 12)}`).join("\n") || "(none)");
+  });
+
+async function serveApi(platform: Platform, log: Logger, port: number, host: string) {
+  const app = createApp(platform, log);
+  const server = serveNode({ fetch: app.fetch, port, hostname: host });
+  await new Promise<void>((resolve, reject) => {
+    server.once("listening", resolve);
+    server.once("error", reject);
+  });
+  const shutdown = () => {
+    log.info("shutting down");
+    server.close(() => process.exit(0));
+    setTimeout(() => process.exit(0), 2_000).unref();
+  };
+  process.once("SIGINT", shutdown);
+  process.once("SIGTERM", shutdown);
+  return `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
+}
+
+program
+  .command("serve")
+  .description("serve the HTTP API (and run embedding jobs in this process)")
+  .option("--port <n>", "port", intOption("port"), 8787)
+  .option("--host <host>", "interface to bind", "127.0.0.1")
+  .action(async (opts, cmd: Command) => {
+    const { platform, log } = context(cmd);
+    const url = await serveApi(platform, log, opts.port, opts.host);
+    log.info("listening", { url, store: platform.store.url, openapi: `${url}/openapi.json`, docs: `${url}/docs` });
+  });
+
+function demoSummary(r: Awaited<ReturnType<typeof runDemo>>): string {
+  return [
+    `IMDB sentiment with ${r.trainRows} training reviews → head ${r.head} (${r.version})`,
+    `test accuracy: ${pct(r.accuracy)} (macro-F1 ${pct(r.macroF1)}) on ${r.testRows} official test reviews`,
+    `example: "${r.example.text}" → ${r.example.label} (${r.example.score.toFixed(3)})`,
+  ].join("\n");
+}
+
+program
+  .command("demo")
+  .description("end to end on the IMDB sample (ingest → embed → train → predict), then exit")
+  .option("--limit <n>", "reviews per split and label (default 12500: the full dataset)", intOption("limit"))
+  .option("--retrain", "train a new head version even if one exists", false)
+  .action(async (opts, cmd: Command) => {
+    const { platform, log, progress, json } = context(cmd);
+    try {
+      const r = await runDemo(platform, { perBlock: opts.limit, retrain: opts.retrain, log });
+      output(json, r, demoSummary(r));
+    } finally {
+      progress.stop();
+    }
+  });
+
+program
+  .command("start")
+  .description("the local platform: API + worker on the embedded store, seeded with the IMDB sample on first run")
+  .option("--port <n>", "port", intOption("port"), 8787)
+  .option("--host <host>", "interface to bind", "127.0.0.1")
+  .action(async (opts, cmd: Command) => {
+    const { platform, log, progress } = context(cmd);
+    const url = await serveApi(platform, log, opts.port, opts.host);
+    log.info("listening", { url, store: platform.store.url });
+    let r: Awaited<ReturnType<typeof runDemo>>;
+    try {
+      r = await runDemo(platform, { log });
+    } finally {
+      progress.stop();
+    }
+    const curl = `curl -s -X POST ${url}/v1/heads/${DEMO_HEAD}/predict -H 'content-type: application/json' -d '{"inputs": ["An absolute masterpiece, I loved it.", "Dull, predictable and far too long."]}'`;
+    process.stdout.write(
+      `\n${demoSummary(r)}\n\nheadstart is running at ${url} (dataset ${DEMO_DATASET}, head ${DEMO_HEAD}); API docs at ${url}/docs\ntry:\n  ${curl}\n\nCtrl-C to stop.\n`,
+    );
+  });
+
+async function main(argv: string[]): Promise<number> {
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version exit 0; usage errors are bad input.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    const json = argv.includes("--json");
+    const user = isUserError(err);
+    if (json) {
+      const body = err instanceof HeadstartError ? err.toJSON() : { code: "internal", message: (err as Error).message };
+      process.stdout.write(`${JSON.stringify({ error: body }, null, 2)}\n`);
+    }
+    const field = err instanceof HeadstartError && err.field ? ` [${err.field}]` : "";
+    process.stderr.write(`headstart: ${(err as Error).message}${field}\n`);
+    if (!user && process.env.HEADSTART_LOG_LEVEL === "debug") process.stderr.write(`${(err as Error).stack}\n`);
+    return user ? 2 : 1;
+  }
+}
+
+const code = await main(process.argv);
+// `serve` and `start` keep the event loop alive; everything else exits with its code.
+if (code !== 0) process.exit(code);
+process.exitCode = code;

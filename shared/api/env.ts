@@ -1,0 +1,1 @@
+export type AppEnv = { Variables: Record<string, never> };

@@ -1,0 +1,91 @@
+import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
+import { bodyLimit } from "hono/body-limit";
+import { PayloadTooLargeError, ValidationError } from "../../errors.ts";
+import type { Platform } from "../../platform.ts";
+import type { AppEnv } from "../env.ts";
+import { AnyObject, body, DatasetParams, ErrorResponse, IngestQuery } from "../schemas.ts";
+
+export const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
+
+const json = (schema: typeof AnyObject, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+const errors = {
+  400: { description: "Invalid input", content: { "application/json": { schema: ErrorResponse } } },
+  404: { description: "Not found", content: { "application/json": { schema: ErrorResponse } } },
+};
+
+const putManifest = createRoute({
+  method: "put",
+  path: "/{dataset}/manifest",
+  summary: "Upload a manifest (JSONL or CSV) and ingest it",
+  description:
+    "Body is the manifest itself: `application/x-ndjson` (or `application/jsonl`) for JSONL, `text/csv` for CSV. " +
+    "Rows are validated one by one; rejected rows are listed with line numbers. Embedding starts unless `embed=false`.",
+  request: { params: DatasetParams, query: IngestQuery },
+  responses: { 200: json(AnyObject, "Ingest status and the embedding job"), ...errors },
+});
+
+const ingest = createRoute({
+  method: "post",
+  path: "/{dataset}/ingest",
+  summary: "Ingest the manifest already in the bucket (what an upload notification does)",
+  request: { params: DatasetParams, query: IngestQuery },
+  responses: { 200: json(AnyObject, "Ingest status and the embedding job"), ...errors },
+});
+
+const show = createRoute({
+  method: "get",
+  path: "/{dataset}",
+  summary: "Dataset status: ingest result and embedding progress",
+  request: { params: DatasetParams },
+  responses: { 200: json(AnyObject, "Dataset status"), ...errors },
+});
+
+function formatOf(contentType: string | undefined): "jsonl" | "csv" {
+  const type = (contentType ?? "").split(";")[0].trim().toLowerCase();
+  if (type === "text/csv") return "csv";
+  if (["application/x-ndjson", "application/jsonl", "application/x-jsonlines", "application/ndjson"].includes(type)) {
+    return "jsonl";
+  }
+  throw new ValidationError(
+    `unsupported content-type ${JSON.stringify(type)}: send text/csv or application/x-ndjson`,
+    { field: "content-type" },
+  );
+}
+
+async function startEmbedding(platform: Platform, dataset: string, q: { embed?: string; backbone?: string }) {
+  if (q.embed === "false") return undefined;
+  return platform.submitEmbed(dataset, { backbone: q.backbone });
+}
+
+export function datasetRoutes(platform: Platform) {
+  const app = new OpenAPIHono<AppEnv>();
+  app.use(
+    "/:dataset/manifest",
+    bodyLimit({
+      maxSize: MAX_MANIFEST_BYTES,
+      onError: () => {
+        throw new PayloadTooLargeError(`manifest is larger than ${MAX_MANIFEST_BYTES} bytes: upload it to the bucket instead`, {
+          field: "body",
+        });
+      },
+    }),
+  );
+  app.openapi(putManifest, async (c) => {
+    const { dataset } = c.req.valid("param");
+    const query = c.req.valid("query");
+    const format = formatOf(c.req.header("content-type"));
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    const status = await platform.putManifest(dataset, format, bytes);
+    return c.json(body({ status, job: await startEmbedding(platform, dataset, query) }), 200);
+  });
+  app.openapi(ingest, async (c) => {
+    const { dataset } = c.req.valid("param");
+    const status = await platform.ingest(dataset);
+    return c.json(body({ status, job: await startEmbedding(platform, dataset, c.req.valid("query")) }), 200);
+  });
+  app.openapi(show, async (c) => c.json(body(await platform.datasetInfo(c.req.valid("param").dataset)), 200));
+  return app;
+}

@@ -1,0 +1,84 @@
+import { z } from "@hono/zod-openapi";
+
+export const MAX_PREDICT_BATCH = 256;
+export const MAX_EMBEDDINGS_BATCH = 1_024;
+export const MAX_INPUT_CHARS = 100_000;
+
+const Name = z.string().regex(/^[a-z0-9][a-z0-9\-_.]{0,62}$/, "use 1-63 characters from [a-z0-9-_.]");
+
+export const DatasetParams = z.object({ dataset: Name.openapi({ param: { name: "dataset", in: "path" }, example: "imdb" }) });
+export const HeadParams = z.object({ head: Name.openapi({ param: { name: "head", in: "path" }, example: "imdb-sentiment" }) });
+export const HeadVersionParams = HeadParams.extend({
+  version: Name.openapi({ param: { name: "version", in: "path" } }),
+});
+export const JobParams = z.object({ job: Name.openapi({ param: { name: "job", in: "path" } }) });
+
+export const ErrorResponse = z
+  .object({
+    error: z.object({ code: z.string(), message: z.string(), field: z.string().optional(), details: z.unknown().optional() }),
+  })
+  .openapi("Error");
+
+export const AnyObject = z.record(z.string(), z.unknown());
+
+export const IngestQuery = z.object({
+  embed: z
+    .enum(["true", "false"])
+    .optional()
+    .openapi({ description: "Start embedding after ingest (default true)" }),
+  backbone: Name.optional(),
+});
+
+export const TrainBody = z
+  .strictObject({
+    dataset: Name,
+    type: z.enum(["logreg"]).default("logreg"),
+    backbone: Name.optional(),
+    cv: z.number().int().min(2).max(50).optional(),
+    seed: z.number().int().min(0).optional(),
+    l2: z.number().min(0).optional(),
+    promote: z.boolean().default(true),
+  })
+  .openapi("TrainRequest");
+
+export const PredictBody = z
+  .strictObject({
+    inputs: z
+      .array(z.string().min(1).max(MAX_INPUT_CHARS))
+      .min(1)
+      .max(MAX_PREDICT_BATCH)
+      .optional()
+      .openapi({ description: `Raw texts, at most ${MAX_PREDICT_BATCH}`, example: ["What a great movie!"] }),
+    embeddings: z
+      .array(z.array(z.number()).min(1))
+      .min(1)
+      .max(MAX_EMBEDDINGS_BATCH)
+      .optional()
+      .openapi({ description: `Ready embeddings from the head's backbone, at most ${MAX_EMBEDDINGS_BATCH}` }),
+    version: Name.optional().openapi({ description: "A specific head version instead of the live one" }),
+  })
+  .refine((b) => (b.inputs === undefined) !== (b.embeddings === undefined), {
+    message: "send exactly one of inputs, embeddings",
+    path: ["inputs"],
+  })
+  .openapi("PredictRequest");
+
+export const PredictResponse = z
+  .object({
+    head: z.string(),
+    version: z.string(),
+    predictions: z.array(
+      z.object({ label: z.string(), score: z.number(), scores: z.record(z.string(), z.number()) }),
+    ),
+  })
+  .openapi("PredictResponse");
+
+export const PromoteBody = z.strictObject({
+  version: Name,
+  expectedVersion: Name.nullable().optional().openapi({ description: "Fail with 409 unless live currently points here" }),
+});
+
+/** Response bodies are domain objects typed by their own zod schemas; the route schema is `AnyObject`. */
+export function body(value: object): Record<string, never> {
+  return value as Record<string, never>;
+}

@@ -1,0 +1,132 @@
+/**
+ * Backbones live in the store (`backbones/<id>/backbone.json` + model + assets), so every
+ * worker and Lambda of a deployment sees the same ones. Built-in backbones are converted from
+ * packaged weights on first use and published like any user's own ONNX model.
+ */
+import { createHash } from "node:crypto";
+import { createReadStream, promises as fs } from "node:fs";
+import { join } from "node:path";
+import type { Config } from "../config.ts";
+import { HeadstartError, NotFoundError, UnsupportedError, ValidationError } from "../errors.ts";
+import { assertName, keys } from "../layout.ts";
+import { getJson, putJson } from "../store/json.ts";
+import type { ObjectStore } from "../store/types.ts";
+import { ensureGloveBackbone } from "./glove.ts";
+import { BackboneSpec, type Embedder } from "./spec.ts";
+import { TextEmbedder } from "./text-embedder.ts";
+
+/** Built-in backbones: id → builder into a local directory holding backbone.json + files. */
+const BUILT_IN: Record<string, (modelsDir: string) => Promise<{ dir: string }>> = {
+  "glove-100d": (modelsDir) => ensureGloveBackbone(modelsDir),
+};
+
+export const BUILT_IN_BACKBONES = Object.keys(BUILT_IN);
+
+async function fileSha256(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
+
+/**
+ * Publishes a local backbone directory (backbone.json, the model, its assets) to the store.
+ * The model's sha256 is checked against the spec; backbone.json goes last, as the commit marker.
+ */
+export async function publishBackbone(store: ObjectStore, dir: string): Promise<BackboneSpec> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await fs.readFile(join(dir, "backbone.json"), "utf8"));
+  } catch (cause) {
+    throw new ValidationError(`cannot read ${join(dir, "backbone.json")}: ${(cause as Error).message}`, {
+      field: "backbone.json",
+    });
+  }
+  const parsed = BackboneSpec.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ValidationError(`backbone.json: ${issue.path.join(".")}: ${issue.message}`, {
+      field: `backbone.json.${issue.path.join(".")}`,
+    });
+  }
+  const spec = parsed.data;
+  const modelPath = join(dir, spec.model);
+  const actual = await fileSha256(modelPath).catch(() => {
+    throw new ValidationError(`model file ${modelPath} is missing`, { field: "backbone.json.model" });
+  });
+  if (actual !== spec.sha256) {
+    throw new ValidationError(`backbone.json sha256 ${spec.sha256} does not match ${spec.model} (${actual})`, {
+      field: "backbone.json.sha256",
+    });
+  }
+  const existing = await getJson(store, keys.backboneSpec(spec.id), BackboneSpec);
+  if (existing?.value.sha256 === spec.sha256) return existing.value;
+  for (const file of [spec.model, ...spec.assets]) {
+    await store.put(keys.backboneAsset(spec.id, file), await fs.readFile(join(dir, file)));
+  }
+  await putJson(store, keys.backboneSpec(spec.id), spec);
+  return spec;
+}
+
+/** The spec of a backbone in the store, publishing a built-in one on first use. */
+export async function resolveBackbone(
+  store: ObjectStore,
+  id: string,
+  config: Pick<Config, "modelsDir">,
+): Promise<BackboneSpec> {
+  assertName("backbone", id, "backbone");
+  const found = await getJson(store, keys.backboneSpec(id), BackboneSpec);
+  if (found) return found.value;
+  const build = BUILT_IN[id];
+  if (!build) {
+    throw new NotFoundError(`backbone ${id} (built-in: ${BUILT_IN_BACKBONES.join(", ")}; or add your own ONNX model)`, {
+      field: "backbone",
+    });
+  }
+  const { dir } = await build(config.modelsDir);
+  return publishBackbone(store, dir);
+}
+
+export async function listBackbones(store: ObjectStore): Promise<BackboneSpec[]> {
+  const out: BackboneSpec[] = [];
+  for (const obj of await store.list("backbones/")) {
+    if (!obj.key.endsWith("/backbone.json")) continue;
+    const spec = await getJson(store, obj.key, BackboneSpec);
+    if (spec) out.push(spec.value);
+  }
+  return out;
+}
+
+const embedders = new Map<string, Promise<Embedder>>();
+
+/** One embedder per store, backbone and model version, shared by every caller in the process. */
+export function loadEmbedder(store: ObjectStore, id: string, config: Pick<Config, "modelsDir">): Promise<Embedder> {
+  const cacheKey = `${store.url}\0${id}`;
+  let promise = embedders.get(cacheKey);
+  if (!promise) {
+    promise = (async () => {
+      const spec = await resolveBackbone(store, id, config);
+      if (spec.modality !== "text") {
+        throw new UnsupportedError(`backbone ${id} has modality ${spec.modality}; this build embeds text only`, {
+          field: "backbone",
+        });
+      }
+      const modelPath = await store.localPath(keys.backboneAsset(id, spec.model));
+      if (!modelPath) throw new HeadstartError("internal", `backbone ${id} is missing its model file`);
+      const assetPaths: Record<string, string> = {};
+      for (const asset of spec.assets) {
+        const path = await store.localPath(keys.backboneAsset(id, asset));
+        if (!path) throw new HeadstartError("internal", `backbone ${id} is missing its asset ${asset}`);
+        assetPaths[asset] = path;
+      }
+      return TextEmbedder.create(spec, modelPath, assetPaths);
+    })();
+    promise.catch(() => embedders.delete(cacheKey));
+    embedders.set(cacheKey, promise);
+  }
+  return promise;
+}
+
+/** Forget cached embedders (after a backbone is replaced, and in tests). */
+export function clearEmbedders(): void {
+  embedders.clear();
+}

@@ -1,0 +1,176 @@
+/**
+ * Ingest: read the uploaded manifest, validate every row, check referenced files exist, and
+ * publish `_rows.jsonl` then `_status.json`. An upload with no usable row leaves the previous
+ * rows untouched and says so in the status.
+ */
+import { createHash } from "node:crypto";
+import { promises as fs } from "node:fs";
+import { basename, join, relative, sep } from "node:path";
+import { ValidationError } from "../errors.ts";
+import { keys, type ManifestFormat, parseKey } from "../layout.ts";
+import { getJson, parseJsonl, putJson, toJsonl } from "../store/json.ts";
+import type { ObjectStore } from "../store/types.ts";
+import {
+  DatasetRow,
+  INPUT_FIELDS,
+  MAX_REJECTIONS_LISTED,
+  manifestFormatOf,
+  parseManifest,
+  type Rejection,
+} from "./manifest.ts";
+import { DatasetStatus } from "./status.ts";
+
+async function findManifest(store: ObjectStore, dataset: string): Promise<{ key: string; format: ManifestFormat }> {
+  const found: Array<{ key: string; format: ManifestFormat }> = [];
+  for (const format of ["jsonl", "csv"] as const) {
+    const key = keys.manifest(dataset, format);
+    if (await store.head(key)) found.push({ key, format });
+  }
+  if (found.length === 0) {
+    throw new ValidationError(`dataset ${dataset} has no manifest.jsonl or manifest.csv`, { field: "dataset" });
+  }
+  if (found.length > 1) {
+    throw new ValidationError(`dataset ${dataset} has both manifest.jsonl and manifest.csv: keep one`, {
+      field: "manifest",
+    });
+  }
+  return found[0];
+}
+
+export interface IngestOptions {
+  /** The manifest that triggered ingest (from an upload event); found by listing otherwise. */
+  manifestKey?: string;
+}
+
+export async function ingestDataset(store: ObjectStore, dataset: string, opts: IngestOptions = {}): Promise<DatasetStatus> {
+  let manifest: { key: string; format: ManifestFormat };
+  if (opts.manifestKey) {
+    const parsed = parseKey(opts.manifestKey);
+    if (parsed?.kind !== "manifest" || parsed.dataset !== dataset) {
+      throw new ValidationError(`${opts.manifestKey} is not a manifest of dataset ${dataset}`, { field: "key" });
+    }
+    manifest = { key: opts.manifestKey, format: parsed.format };
+  } else {
+    manifest = await findManifest(store, dataset);
+  }
+  const obj = await store.get(manifest.key);
+  if (!obj) throw new ValidationError(`manifest ${manifest.key} does not exist`, { field: "manifest" });
+
+  const parsed = parseManifest(obj.body, manifest.format);
+  const rows: DatasetRow[] = [];
+  const rejected: Rejection[] = [...parsed.rejected];
+  for (const row of parsed.rows) {
+    const file = row.image ?? row.audio;
+    if (file !== undefined && !(await store.head(keys.datasetFile(dataset, file)))) {
+      rejected.push({
+        line: row.line,
+        id: row.id,
+        field: row.image !== undefined ? "image" : "audio",
+        reason: `file not found: ${keys.datasetFile(dataset, file)}`,
+      });
+      continue;
+    }
+    rows.push(row);
+  }
+  rejected.sort((a, b) => a.line - b.line);
+
+  const labels: Record<string, number> = {};
+  const splits = { train: 0, test: 0, unspecified: 0 };
+  const modalities: Record<string, number> = {};
+  for (const r of rows) {
+    for (const l of r.label === undefined ? [] : Array.isArray(r.label) ? r.label : [String(r.label)]) {
+      labels[l] = (labels[l] ?? 0) + 1;
+    }
+    splits[r.split ?? "unspecified"]++;
+    const modality = INPUT_FIELDS.find((f) => r[f] !== undefined)!;
+    modalities[modality] = (modalities[modality] ?? 0) + 1;
+  }
+
+  const status: DatasetStatus = {
+    dataset,
+    state: rows.length > 0 ? "ingested" : "rejected",
+    manifest: { key: manifest.key, format: manifest.format, etag: obj.etag, bytes: obj.size },
+    rows: { total: parsed.total, accepted: rows.length, rejected: rejected.length },
+    rejected: rejected.slice(0, MAX_REJECTIONS_LISTED),
+    labels,
+    splits,
+    modalities,
+    ingestedAt: new Date().toISOString(),
+  };
+
+  if (rows.length === 0) {
+    status.message =
+      parsed.total === 0
+        ? "the manifest is empty: no rows to ingest"
+        : `none of the ${parsed.total} rows is valid; the previous rows of this dataset, if any, stay in use`;
+    await putJson(store, keys.datasetStatus(dataset), status);
+    throw new ValidationError(`${manifest.key}: ${status.message}`, {
+      field: rejected[0] ? `line ${rejected[0].line}` : "manifest",
+      details: { rejected: status.rejected.slice(0, 20) },
+    });
+  }
+
+  const body = toJsonl(rows);
+  status.version = createHash("sha256").update(body).digest("hex");
+  // Rows first, status last: a reader that sees the new status always finds the rows it describes.
+  await store.put(keys.datasetRows(dataset), body, { contentType: "application/x-ndjson" });
+  await putJson(store, keys.datasetStatus(dataset), status);
+  return status;
+}
+
+export async function readDatasetStatus(store: ObjectStore, dataset: string): Promise<DatasetStatus | undefined> {
+  return (await getJson(store, keys.datasetStatus(dataset), DatasetStatus))?.value;
+}
+
+export async function readDatasetRows(store: ObjectStore, dataset: string): Promise<{ rows: DatasetRow[]; version: string } | undefined> {
+  const obj = await store.get(keys.datasetRows(dataset));
+  if (!obj) return undefined;
+  const text = new TextDecoder().decode(obj.body);
+  return {
+    rows: parseJsonl(text, DatasetRow, keys.datasetRows(dataset)),
+    version: createHash("sha256").update(obj.body).digest("hex"),
+  };
+}
+
+/**
+ * Uploads a local manifest file, or a directory holding `manifest.jsonl|csv` and `files/…`,
+ * the way a user would drop it in the bucket. Files go first so the manifest never references
+ * a file that is not there yet.
+ */
+export async function uploadDataset(store: ObjectStore, dataset: string, localPath: string): Promise<string> {
+  const st = await fs.stat(localPath).catch(() => undefined);
+  if (!st) throw new ValidationError(`no such file or directory: ${localPath}`, { field: "manifest" });
+  let manifestPath = localPath;
+  if (st.isDirectory()) {
+    const present: string[] = [];
+    for (const n of ["manifest.jsonl", "manifest.csv"]) if (await fs.stat(join(localPath, n)).then(() => true, () => false)) present.push(n);
+    if (present.length !== 1) {
+      throw new ValidationError(`${localPath} must hold exactly one of manifest.jsonl, manifest.csv`, { field: "manifest" });
+    }
+    manifestPath = join(localPath, present[0]);
+    const filesDir = join(localPath, "files");
+    for (const file of await walkFiles(filesDir)) {
+      const rel = relative(filesDir, file).split(sep).join("/");
+      await store.put(keys.datasetFile(dataset, rel), await fs.readFile(file));
+    }
+  }
+  const format = manifestFormatOf(basename(manifestPath));
+  const key = keys.manifest(dataset, format);
+  const other = keys.manifest(dataset, format === "csv" ? "jsonl" : "csv");
+  await store.delete(other);
+  await store.put(key, await fs.readFile(manifestPath), {
+    contentType: format === "csv" ? "text/csv" : "application/x-ndjson",
+  });
+  return key;
+}
+
+async function walkFiles(dir: string): Promise<string[]> {
+  const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
+  const out: string[] = [];
+  for (const e of entries) {
+    const full = join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await walkFiles(full)));
+    else if (e.isFile()) out.push(full);
+  }
+  return out.sort();
+}

@@ -1,0 +1,253 @@
+/**
+ * Manifest parsing and row validation. A manifest is JSONL or CSV; every row is checked on its
+ * own so one bad row never hides the good ones. Rows are reported by 1-based physical line.
+ */
+import { parse as parseCsv } from "csv-parse/sync";
+import { z } from "zod";
+import { ValidationError } from "../errors.ts";
+import { assertRelativeFilePath, type ManifestFormat } from "../layout.ts";
+
+export const MAX_TEXT_CHARS = 100_000;
+export const MAX_ID_CHARS = 256;
+export const MAX_REJECTIONS_LISTED = 1_000;
+export const INPUT_FIELDS = ["text", "image", "audio"] as const;
+const KNOWN_FIELDS = ["id", ...INPUT_FIELDS, "label", "split"];
+
+const Label = z.union([
+  z.string().min(1, "label must not be empty").max(256),
+  z.number().finite(),
+  z.array(z.string().min(1).max(256)).min(1, "a multi-label list must not be empty").max(1_000),
+]);
+
+const FilePath = z
+  .string()
+  .min(1)
+  .refine(
+    (p) => {
+      try {
+        assertRelativeFilePath(p);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { message: "must be a relative path below the dataset's files/ folder, without '..'" },
+  );
+
+export const ManifestRow = z
+  .strictObject({
+    id: z.union([z.string().min(1).max(MAX_ID_CHARS), z.number().int()]).optional(),
+    text: z
+      .string()
+      .max(MAX_TEXT_CHARS, `text is longer than ${MAX_TEXT_CHARS} characters`)
+      .refine((t) => t.trim().length > 0, "text must not be blank")
+      .optional(),
+    image: FilePath.optional(),
+    audio: FilePath.optional(),
+    label: Label.optional(),
+    split: z.enum(["train", "test"]).optional(),
+  })
+  .superRefine((row, ctx) => {
+    const present = INPUT_FIELDS.filter((f) => row[f] !== undefined);
+    if (present.length !== 1) {
+      ctx.addIssue({
+        code: "custom",
+        path: present.length === 0 ? ["text"] : [present[1]],
+        message:
+          present.length === 0
+            ? "row has no input: set exactly one of text, image, audio"
+            : `row has ${present.length} inputs (${present.join(", ")}): set exactly one`,
+      });
+    }
+  });
+export type ManifestRowInput = z.infer<typeof ManifestRow>;
+
+/** A validated row as stored in `_rows.jsonl`. */
+export const DatasetRow = z.object({
+  id: z.string(),
+  line: z.number().int(),
+  text: z.string().optional(),
+  image: z.string().optional(),
+  audio: z.string().optional(),
+  label: z.union([z.string(), z.number(), z.array(z.string())]).optional(),
+  split: z.enum(["train", "test"]).optional(),
+});
+export type DatasetRow = z.infer<typeof DatasetRow>;
+
+export interface Rejection {
+  line: number;
+  id?: string;
+  field?: string;
+  reason: string;
+}
+
+export interface ParsedManifest {
+  rows: DatasetRow[];
+  rejected: Rejection[];
+  /** Rows seen, excluding blank lines and the CSV header. */
+  total: number;
+}
+
+const fatalUtf8 = new TextDecoder("utf-8", { fatal: true });
+const lenientUtf8 = new TextDecoder("utf-8");
+
+/** Splits raw bytes into physical lines, decoding each strictly so one bad byte costs one row. */
+function decodeLines(bytes: Uint8Array): { lines: string[]; badUtf8: Set<number> } {
+  const lines: string[] = [];
+  const badUtf8 = new Set<number>();
+  let start = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  for (let i = start; i <= bytes.length; i++) {
+    if (i === bytes.length || bytes[i] === 0x0a) {
+      let end = i;
+      if (end > start && bytes[end - 1] === 0x0d) end--;
+      const chunk = bytes.subarray(start, end);
+      try {
+        lines.push(fatalUtf8.decode(chunk));
+      } catch {
+        badUtf8.add(lines.length + 1);
+        lines.push(lenientUtf8.decode(chunk));
+      }
+      start = i + 1;
+    }
+  }
+  if (lines.length > 0 && lines[lines.length - 1] === "") lines.pop();
+  return { lines, badUtf8 };
+}
+
+function describeIssues(error: z.ZodError): { field?: string; reason: string } {
+  const issue = error.issues[0];
+  if (issue.code === "unrecognized_keys") {
+    return {
+      field: issue.keys[0],
+      reason: `unknown field ${issue.keys.map((k) => `'${k}'`).join(", ")} (valid: ${KNOWN_FIELDS.join(", ")})`,
+    };
+  }
+  const field = issue.path.length ? issue.path.join(".") : undefined;
+  return { field, reason: field ? `${field}: ${issue.message}` : issue.message };
+}
+
+/**
+ * Validates rows one by one. Duplicate ids are rejected after the first occurrence; rows
+ * without an id get `line-<n>`, which is stable for an unchanged manifest.
+ */
+function validateRows(candidates: Array<{ line: number; value: unknown }>, out: ParsedManifest): void {
+  const seen = new Map<string, number>();
+  for (const { line, value } of candidates) {
+    const parsed = ManifestRow.safeParse(value);
+    const rawId = (value as { id?: unknown } | null)?.id;
+    const idHint = typeof rawId === "string" || typeof rawId === "number" ? String(rawId) : undefined;
+    if (!parsed.success) {
+      out.rejected.push({ line, id: idHint, ...describeIssues(parsed.error) });
+      continue;
+    }
+    const r = parsed.data;
+    const id = r.id === undefined ? `line-${line}` : String(r.id);
+    const first = seen.get(id);
+    if (first !== undefined) {
+      out.rejected.push({ line, id, field: "id", reason: `duplicate id ${JSON.stringify(id)} (first seen on line ${first})` });
+      continue;
+    }
+    seen.set(id, line);
+    const row: DatasetRow = { id, line };
+    if (r.text !== undefined) row.text = r.text;
+    if (r.image !== undefined) row.image = r.image;
+    if (r.audio !== undefined) row.audio = r.audio;
+    if (r.label !== undefined) row.label = r.label;
+    if (r.split !== undefined) row.split = r.split;
+    out.rows.push(row);
+  }
+}
+
+function parseJsonlManifest(bytes: Uint8Array): ParsedManifest {
+  const { lines, badUtf8 } = decodeLines(bytes);
+  const out: ParsedManifest = { rows: [], rejected: [], total: 0 };
+  const candidates: Array<{ line: number; value: unknown }> = [];
+  lines.forEach((text, i) => {
+    const line = i + 1;
+    if (text.trim() === "") return;
+    out.total++;
+    if (badUtf8.has(line)) {
+      out.rejected.push({ line, reason: "line is not valid UTF-8" });
+      return;
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      out.rejected.push({ line, reason: `not valid JSON: ${(err as Error).message}` });
+      return;
+    }
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      out.rejected.push({ line, reason: "each line must be a JSON object" });
+      return;
+    }
+    candidates.push({ line, value });
+  });
+  validateRows(candidates, out);
+  return out;
+}
+
+function parseCsvManifest(bytes: Uint8Array): ParsedManifest {
+  const { lines, badUtf8 } = decodeLines(bytes);
+  const out: ParsedManifest = { rows: [], rejected: [], total: 0 };
+  const firstContent = lines.findIndex((l) => l.trim() !== "");
+  if (firstContent < 0) return out;
+  const header = (parseCsv(lines[firstContent], { trim: true }) as string[][])[0] ?? [];
+  const unknown = header.filter((h) => !KNOWN_FIELDS.includes(h));
+  if (unknown.length > 0) {
+    throw new ValidationError(
+      `CSV header has unknown column ${unknown.map((c) => `'${c}'`).join(", ")} (valid: ${KNOWN_FIELDS.join(", ")})`,
+      { field: "line 1" },
+    );
+  }
+  let records: Array<{ record: string[]; info: { lines: number; raw?: string } }>;
+  try {
+    records = parseCsv(lines.join("\n"), {
+      from_line: firstContent + 2,
+      relax_column_count: true,
+      skip_empty_lines: true,
+      info: true,
+      raw: true,
+    }) as unknown as typeof records;
+  } catch (err) {
+    const e = err as { lines?: number; message: string };
+    throw new ValidationError(`CSV is malformed: ${e.message}`, { field: e.lines ? `line ${e.lines}` : "manifest" });
+  }
+  const candidates: Array<{ line: number; value: unknown }> = [];
+  for (const { record, info } of records) {
+    // info.lines is where the record ends; quoted fields may span several physical lines.
+    const span = (info.raw?.replace(/\n$/, "").match(/\n/g) ?? []).length;
+    const line = info.lines - span;
+    out.total++;
+    let bad = false;
+    for (let l = line; l <= info.lines; l++) if (badUtf8.has(l)) bad = true;
+    if (bad) {
+      out.rejected.push({ line, reason: "line is not valid UTF-8" });
+      continue;
+    }
+    if (record.length !== header.length) {
+      out.rejected.push({ line, reason: `expected ${header.length} columns, found ${record.length}` });
+      continue;
+    }
+    // CSV has no types and no absent values: empty cells mean "not set".
+    const value: Record<string, string> = {};
+    header.forEach((h, i) => {
+      if (record[i] !== "") value[h] = record[i];
+    });
+    candidates.push({ line, value });
+  }
+  validateRows(candidates, out);
+  return out;
+}
+
+export function parseManifest(bytes: Uint8Array, format: ManifestFormat): ParsedManifest {
+  const parsed = format === "csv" ? parseCsvManifest(bytes) : parseJsonlManifest(bytes);
+  parsed.rejected.sort((a, b) => a.line - b.line);
+  return parsed;
+}
+
+export function manifestFormatOf(name: string): ManifestFormat {
+  if (name.endsWith(".jsonl") || name.endsWith(".ndjson")) return "jsonl";
+  if (name.endsWith(".csv")) return "csv";
+  throw new ValidationError(`cannot tell the manifest format of ${name}: use .jsonl or .csv`, { field: "manifest" });
+}

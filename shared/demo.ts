@@ -1,0 +1,92 @@
+/**
+ * The sample that `npm start` and `headstart demo` run: IMDB reviews embedded with GloVe and a
+ * logistic-regression head trained on the official train split, scored on the official test
+ * split. Each step is skipped when the store already holds its result.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Logger } from "./log.ts";
+import type { Platform } from "./platform.ts";
+import { writeImdbManifest } from "./samples/imdb.ts";
+import type { TrainResult } from "./heads/train.ts";
+import { readAlias, readHeadVersion } from "./heads/version.ts";
+
+export const DEMO_DATASET = "imdb";
+export const DEMO_HEAD = "imdb-sentiment";
+export const DEMO_BACKBONE = "glove-100d";
+
+export interface DemoOptions {
+  /** Reviews per (split, label) block; 12,500 is the full dataset. */
+  perBlock?: number;
+  /** Train a new head version even when one exists for this dataset version. */
+  retrain?: boolean;
+  log: Logger;
+}
+
+export interface DemoResult {
+  dataset: string;
+  head: string;
+  version: string;
+  accuracy: number;
+  macroF1: number;
+  evaluation: string;
+  trainRows: number;
+  testRows: number;
+  trained: boolean;
+  example: { text: string; label: string; score: number };
+}
+
+export async function runDemo(platform: Platform, opts: DemoOptions): Promise<DemoResult> {
+  const { log } = opts;
+  const t0 = performance.now();
+  log.info("preparing backbone", { backbone: DEMO_BACKBONE });
+  const backbone = await platform.backbone(DEMO_BACKBONE);
+
+  const dir = await mkdtemp(join(tmpdir(), "headstart-imdb-"));
+  try {
+    const manifest = join(dir, "manifest.jsonl");
+    const rows = await writeImdbManifest(manifest, opts.perBlock);
+    log.info("uploading sample dataset", { dataset: DEMO_DATASET, rows });
+    await platform.upload(DEMO_DATASET, manifest);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  const { job, result } = await platform.embed(DEMO_DATASET, { backbone: backbone.id });
+  log.info("embedding done", { job: job.job, embedded: result.itemsEmbedded, cached: job.items.cached });
+
+  const info = await platform.datasetInfo(DEMO_DATASET, backbone.id);
+  const live = await readAlias(platform.store, DEMO_HEAD);
+  let train: Pick<TrainResult, "version" | "metrics" | "evaluation" | "counts">;
+  let trained = false;
+  const existing = live && (await readHeadVersion(platform.store, DEMO_HEAD, live.value.version));
+  if (
+    !opts.retrain &&
+    existing?.report &&
+    existing.head.dataset.version === info.status.version &&
+    existing.head.backbone.sha256 === backbone.sha256
+  ) {
+    train = existing.report;
+    log.info("reusing trained head", { head: DEMO_HEAD, version: train.version });
+  } else {
+    train = await platform.train({ dataset: DEMO_DATASET, head: DEMO_HEAD, backbone: backbone.id, type: "logreg" });
+    trained = true;
+  }
+
+  const text = "A wonderful, moving film with brilliant performances. I loved every minute of it.";
+  const [prediction] = (await platform.predict(DEMO_HEAD, { inputs: [text] })).predictions;
+  log.info("demo finished", { seconds: Math.round((performance.now() - t0) / 100) / 10 });
+  return {
+    dataset: DEMO_DATASET,
+    head: DEMO_HEAD,
+    version: train.version,
+    accuracy: train.metrics.accuracy,
+    macroF1: train.metrics.macroF1,
+    evaluation: train.evaluation,
+    trainRows: train.counts.train,
+    testRows: train.counts.test,
+    trained,
+    example: { text, label: prediction.label, score: prediction.score },
+  };
+}

@@ -1,0 +1,63 @@
+/**
+ * Joins a dataset's current rows with its embedding cache: the training matrix. Labels and
+ * splits come from the current manifest, vectors from the cache by content address, so
+ * relabelling a dataset retrains without re-embedding anything.
+ */
+import type { BackboneSpec } from "../backbone/spec.ts";
+import { loadCache } from "../cache/shards.ts";
+import { readDatasetRows } from "../datasets/ingest.ts";
+import type { DatasetRow } from "../datasets/manifest.ts";
+import { rowItemSha } from "./plan.ts";
+import { NotFoundError, ValidationError } from "../errors.ts";
+import type { ObjectStore } from "../store/types.ts";
+
+export interface EmbeddedDataset {
+  dataset: string;
+  version: string;
+  dim: number;
+  /** Rows that have a vector, in manifest order. */
+  rows: DatasetRow[];
+  /** rows.length × dim, row-major. */
+  vectors: Float32Array;
+  /** Rows the backbone cannot embed (another modality). */
+  unsupported: number;
+}
+
+export async function loadEmbeddedDataset(
+  store: ObjectStore,
+  dataset: string,
+  backbone: BackboneSpec,
+): Promise<EmbeddedDataset> {
+  const current = await readDatasetRows(store, dataset);
+  if (!current) throw new NotFoundError(`dataset ${dataset}`, { field: "dataset" });
+  const cache = await loadCache(store, backbone.id, dataset);
+  const rows: DatasetRow[] = [];
+  const found: Float32Array[] = [];
+  const missing: string[] = [];
+  let unsupported = 0;
+  for (const row of current.rows) {
+    const modality = row.text !== undefined ? "text" : row.image !== undefined ? "image" : "audio";
+    if (modality !== backbone.modality) {
+      unsupported++;
+      continue;
+    }
+    const vec = cache.vectors.get(await rowItemSha(store, dataset, backbone.sha256, row));
+    if (!vec) {
+      missing.push(row.id);
+      continue;
+    }
+    rows.push(row);
+    found.push(vec);
+  }
+  if (missing.length > 0) {
+    throw new ValidationError(
+      `${missing.length} of ${current.rows.length} rows of dataset ${dataset} are not embedded with ${backbone.id} yet ` +
+        `(first: ${missing.slice(0, 3).join(", ")}); run \`headstart embed ${dataset} --backbone ${backbone.id}\``,
+      { field: "dataset" },
+    );
+  }
+  const dim = backbone.dim;
+  const vectors = new Float32Array(rows.length * dim);
+  found.forEach((v, i) => vectors.set(v, i * dim));
+  return { dataset, version: current.version, dim, rows, vectors, unsupported };
+}

@@ -1,0 +1,154 @@
+/**
+ * Planning an embedding job: which items of the current dataset version are not in the cache
+ * yet, grouped into shards. The plan is stored before any work starts, so every worker (local
+ * or one of N SageMaker instances) and every resumed run embeds exactly the same shards.
+ */
+import { createHash } from "node:crypto";
+import { z } from "zod";
+import type { BackboneSpec } from "../backbone/spec.ts";
+import { fileItemSha, sha256Hex, textItemSha } from "../cache/address.ts";
+import { cachedShas, nextShardIndex } from "../cache/shards.ts";
+import { readDatasetRows } from "../datasets/ingest.ts";
+import type { DatasetRow } from "../datasets/manifest.ts";
+import { NotFoundError, PreconditionFailedError, ValidationError } from "../errors.ts";
+import { keys } from "../layout.ts";
+import { getJson, putJson } from "../store/json.ts";
+import type { ObjectStore } from "../store/types.ts";
+import { EmbedJob, readJob } from "../jobs/job.ts";
+
+export const DEFAULT_SHARD_SIZE = 4096;
+
+export const PlannedItem = z.object({
+  sha: z.string(),
+  id: z.string(),
+  label: z.union([z.string(), z.number(), z.array(z.string())]).optional(),
+  split: z.enum(["train", "test"]).optional(),
+  text: z.string().optional(),
+  image: z.string().optional(),
+  audio: z.string().optional(),
+});
+export type PlannedItem = z.infer<typeof PlannedItem>;
+
+export const ShardPlan = z.object({
+  job: z.string(),
+  shard: z.number().int(),
+  dataset: z.string(),
+  backbone: z.string(),
+  items: z.array(PlannedItem),
+});
+export type ShardPlan = z.infer<typeof ShardPlan>;
+
+/** Readable and valid as a SageMaker job name (≤ 63, [a-z0-9-]); unique per dataset version × backbone. */
+export function embedJobId(dataset: string, backbone: string, backboneSha: string, datasetVersion: string): string {
+  const hash = createHash("sha256").update(`${dataset}\0${backbone}\0${backboneSha}\0${datasetVersion}`).digest("hex");
+  const slug = dataset.replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 30);
+  return `embed-${slug ? `${slug}-` : ""}${hash.slice(0, 16)}`;
+}
+
+function modalityOf(row: DatasetRow): "text" | "image" | "audio" {
+  return row.text !== undefined ? "text" : row.image !== undefined ? "image" : "audio";
+}
+
+/** The content address of a dataset row under a backbone; file rows read the file once. */
+export async function rowItemSha(store: ObjectStore, dataset: string, backboneSha: string, row: DatasetRow) {
+  if (row.text !== undefined) return textItemSha(backboneSha, row.text);
+  const modality = modalityOf(row) as "image" | "audio";
+  const path = (row.image ?? row.audio)!;
+  const obj = await store.get(keys.datasetFile(dataset, path));
+  if (!obj) throw new NotFoundError(`file ${keys.datasetFile(dataset, path)} (line ${row.line})`, { field: modality });
+  return fileItemSha(backboneSha, modality, sha256Hex(obj.body));
+}
+
+export interface PlanOptions {
+  shardSize?: number;
+}
+
+/**
+ * Returns the job for the dataset's current version, creating its plan when none exists. A
+ * job that exists already (finished or not) is returned as it is: running it again resumes.
+ */
+export async function planEmbedJob(
+  store: ObjectStore,
+  dataset: string,
+  backbone: BackboneSpec,
+  opts: PlanOptions = {},
+): Promise<EmbedJob> {
+  const shardSize = opts.shardSize ?? DEFAULT_SHARD_SIZE;
+  if (!Number.isInteger(shardSize) || shardSize < 1 || shardSize > 1_000_000) {
+    throw new ValidationError(`shardSize must be an integer in 1..1000000, got ${shardSize}`, { field: "shardSize" });
+  }
+  const current = await readDatasetRows(store, dataset);
+  if (!current) throw new NotFoundError(`dataset ${dataset} (ingest it first)`, { field: "dataset" });
+  const jobId = embedJobId(dataset, backbone.id, backbone.sha256, current.version);
+  const existing = await readJob(store, jobId);
+  if (existing) return existing.value;
+
+  const cached = await cachedShas(store, backbone.id, dataset);
+  const seen = new Set<string>();
+  const items: PlannedItem[] = [];
+  let alreadyCached = 0;
+  let unsupported = 0;
+  for (const row of current.rows) {
+    if (modalityOf(row) !== backbone.modality) {
+      unsupported++;
+      continue;
+    }
+    const sha = await rowItemSha(store, dataset, backbone.sha256, row);
+    if (cached.has(sha) || seen.has(sha)) {
+      alreadyCached++;
+      continue;
+    }
+    seen.add(sha);
+    const { line: _line, ...rest } = row;
+    items.push({ sha, ...rest });
+  }
+
+  const shards: number[] = [];
+  let index = await nextShardIndex(store, backbone.id, dataset);
+  for (let start = 0; start < items.length; start += shardSize) {
+    const plan: ShardPlan = { job: jobId, shard: index, dataset, backbone: backbone.id, items: items.slice(start, start + shardSize) };
+    // Create-only: a concurrent planner holding this index makes us take the next one.
+    for (;;) {
+      try {
+        await putJson(store, keys.shardPlan(backbone.id, dataset, index), plan, { ifNoneMatch: "*" });
+        break;
+      } catch (err) {
+        if (!(err instanceof PreconditionFailedError)) throw err;
+        const other = await getJson(store, keys.shardPlan(backbone.id, dataset, index), ShardPlan);
+        if (other?.value.job === jobId) break; // our own earlier, interrupted planning
+        plan.shard = ++index;
+      }
+    }
+    shards.push(index++);
+  }
+
+  const now = new Date().toISOString();
+  const job: EmbedJob = {
+    job: jobId,
+    kind: "embed",
+    dataset,
+    datasetVersion: current.version,
+    backbone: backbone.id,
+    backboneSha: backbone.sha256,
+    shards,
+    shardSize,
+    items: { toEmbed: items.length, cached: alreadyCached, unsupported },
+    state: items.length === 0 ? "succeeded" : "planned",
+    createdAt: now,
+    updatedAt: now,
+    ...(items.length === 0 ? { finishedAt: now } : {}),
+  };
+  try {
+    await putJson(store, keys.job(jobId), job, { ifNoneMatch: "*" });
+  } catch (err) {
+    if (!(err instanceof PreconditionFailedError)) throw err;
+    return (await readJob(store, jobId))!.value; // a concurrent planner finished first
+  }
+  return EmbedJob.parse(job);
+}
+
+export async function readShardPlan(store: ObjectStore, backbone: string, dataset: string, shard: number) {
+  const plan = await getJson(store, keys.shardPlan(backbone, dataset, shard), ShardPlan);
+  if (!plan) throw new NotFoundError(`shard plan ${keys.shardPlan(backbone, dataset, shard)}`, { field: "shard" });
+  return plan.value;
+}

@@ -1,0 +1,135 @@
+/**
+ * Running an embedding job's shards. Committed shards are skipped, so a killed run resumes
+ * where it stopped and never re-embeds a committed item. The same function runs inside the
+ * SageMaker container (over the shards assigned to that instance) and in the local worker.
+ */
+import type { EmbedInput, Embedder } from "../backbone/spec.ts";
+import { isCommitted, writeShard } from "../cache/shards.ts";
+import { HeadstartError, NotFoundError } from "../errors.ts";
+import { type EmbedJob, requireJob } from "../jobs/job.ts";
+import { keys } from "../layout.ts";
+import type { ObjectStore } from "../store/types.ts";
+import { type PlannedItem, readShardPlan } from "./plan.ts";
+
+export const DEFAULT_BATCH_SIZE = 256;
+
+export type EmbedProgress =
+  | { type: "start"; job: string; shards: number; pendingShards: number; items: number; pendingItems: number }
+  | { type: "shard"; job: string; shard: number; items: number; committed: boolean; seconds: number }
+  | { type: "batch"; job: string; shard: number; done: number; items: number }
+  | { type: "skip"; job: string; shard: number };
+
+export interface RunShardsOptions {
+  /** Only these shard indices (a SageMaker instance's share); all of the job's by default. */
+  shards?: readonly number[];
+  batchSize?: number;
+  onProgress?: (event: EmbedProgress) => void;
+  /** Checked between batches; lets a server shut down cleanly mid-job. */
+  signal?: AbortSignal;
+}
+
+export interface RunShardsResult {
+  job: string;
+  shardsCommitted: number;
+  shardsSkipped: number;
+  itemsEmbedded: number;
+}
+
+async function inputOf(store: ObjectStore, dataset: string, item: PlannedItem): Promise<EmbedInput> {
+  if (item.text !== undefined) return { text: item.text };
+  const path = (item.image ?? item.audio)!;
+  const obj = await store.get(keys.datasetFile(dataset, path));
+  if (!obj) throw new NotFoundError(`file ${keys.datasetFile(dataset, path)} (item ${item.id})`, { field: "file" });
+  return item.image !== undefined ? { image: obj.body } : { audio: obj.body };
+}
+
+export async function runEmbedShards(
+  store: ObjectStore,
+  jobOrId: EmbedJob | string,
+  embedder: Embedder,
+  opts: RunShardsOptions = {},
+): Promise<RunShardsResult> {
+  const job = typeof jobOrId === "string" ? await requireJob(store, jobOrId) : jobOrId;
+  if (embedder.spec.id !== job.backbone || embedder.spec.sha256 !== job.backboneSha) {
+    throw new HeadstartError(
+      "conflict",
+      `job ${job.job} was planned for backbone ${job.backbone}@${job.backboneSha.slice(0, 12)}, ` +
+        `but the embedder is ${embedder.spec.id}@${embedder.spec.sha256.slice(0, 12)}`,
+    );
+  }
+  const batchSize = opts.batchSize ?? DEFAULT_BATCH_SIZE;
+  const wanted = opts.shards ?? job.shards;
+  const unknown = wanted.filter((s) => !job.shards.includes(s));
+  if (unknown.length) throw new NotFoundError(`shards ${unknown.join(", ")} in job ${job.job}`, { field: "shards" });
+
+  const pending: number[] = [];
+  const result: RunShardsResult = { job: job.job, shardsCommitted: 0, shardsSkipped: 0, itemsEmbedded: 0 };
+  for (const shard of wanted) {
+    if (await isCommitted(store, job.backbone, job.dataset, shard)) {
+      result.shardsSkipped++;
+      opts.onProgress?.({ type: "skip", job: job.job, shard });
+    } else {
+      pending.push(shard);
+    }
+  }
+  // Every shard but the job's last is full, so pending items follow from the shard indices.
+  const last = job.shards[job.shards.length - 1];
+  const lastSize = job.items.toEmbed - (job.shards.length - 1) * job.shardSize;
+  const pendingItems = pending.reduce((sum, s) => sum + (s === last ? lastSize : job.shardSize), 0);
+  opts.onProgress?.({
+    type: "start",
+    job: job.job,
+    shards: wanted.length,
+    pendingShards: pending.length,
+    items: job.items.toEmbed,
+    pendingItems,
+  });
+
+  const dim = embedder.spec.dim;
+  for (const shard of pending) {
+    const started = performance.now();
+    const plan = await readShardPlan(store, job.backbone, job.dataset, shard);
+    const vectors = new Float32Array(plan.items.length * dim);
+    for (let start = 0; start < plan.items.length; start += batchSize) {
+      opts.signal?.throwIfAborted();
+      const batch = plan.items.slice(start, start + batchSize);
+      const inputs = await Promise.all(batch.map((item) => inputOf(store, job.dataset, item)));
+      const out = await embedder.embed(inputs);
+      if (out.length !== batch.length * dim) {
+        throw new HeadstartError("internal", `backbone ${job.backbone} returned ${out.length} values for ${batch.length}×${dim}`);
+      }
+      vectors.set(out, start * dim);
+      opts.onProgress?.({ type: "batch", job: job.job, shard, done: start + batch.length, items: plan.items.length });
+    }
+    const committed = await writeShard(store, {
+      backbone: job.backbone,
+      backboneSha: job.backboneSha,
+      dataset: job.dataset,
+      shard,
+      job: job.job,
+      dim,
+      vectors,
+      rows: plan.items.map((it) => ({
+        id: it.id,
+        ...(it.label === undefined ? {} : { label: it.label }),
+        ...(it.split === undefined ? {} : { split: it.split }),
+        sha: it.sha,
+      })),
+    });
+    if (committed) {
+      result.shardsCommitted++;
+      result.itemsEmbedded += plan.items.length;
+    } else {
+      result.shardsSkipped++;
+    }
+    opts.onProgress?.({
+      type: "shard",
+      job: job.job,
+      shard,
+      items: plan.items.length,
+      committed,
+      seconds: (performance.now() - started) / 1000,
+    });
+  }
+  return result;
+}

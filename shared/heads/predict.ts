@@ -1,0 +1,97 @@
+/**
+ * Serving a head: a matmul and a softmax in plain TypeScript. Head versions are immutable, so
+ * a loaded version is cached for the life of the process; only the alias is re-read.
+ */
+import type { Config } from "../config.ts";
+import { loadEmbedder } from "../backbone/registry.ts";
+import { HeadstartError, ValidationError } from "../errors.ts";
+import type { ObjectStore } from "../store/types.ts";
+import { type LogRegModel, logRegFromJson, predictProbaLogReg } from "./logreg.ts";
+import { type HeadDocument, readAlias, readHeadVersion, type Report } from "./version.ts";
+
+export interface LoadedHead {
+  doc: HeadDocument;
+  report?: Report;
+  model: LogRegModel;
+}
+
+export interface Prediction {
+  label: string;
+  score: number;
+  scores: Record<string, number>;
+}
+
+const MAX_CACHED = 64;
+const loaded = new Map<string, Promise<LoadedHead>>();
+
+export async function loadHead(store: ObjectStore, head: string, version?: string): Promise<LoadedHead> {
+  const v = version ?? (await readAlias(store, head))?.value.version;
+  const key = `${store.url}\0${head}\0${v ?? ""}`;
+  let promise = loaded.get(key);
+  if (!promise) {
+    promise = (async () => {
+      const { head: doc, report } = await readHeadVersion(store, head, v);
+      return { doc, report, model: logRegFromJson(doc.model) };
+    })();
+    promise.catch(() => loaded.delete(key));
+    if (loaded.size >= MAX_CACHED) loaded.delete(loaded.keys().next().value!);
+    loaded.set(key, promise);
+  }
+  return promise;
+}
+
+export function predictVectors(head: LoadedHead, vectors: Float32Array, n: number): Prediction[] {
+  const k = head.doc.labels.length;
+  const proba = predictProbaLogReg(head.model, vectors, n);
+  const out: Prediction[] = [];
+  for (let i = 0; i < n; i++) {
+    const scores: Record<string, number> = {};
+    let best = 0;
+    for (let c = 0; c < k; c++) {
+      scores[head.doc.labels[c]] = proba[i * k + c];
+      if (proba[i * k + c] > proba[i * k + best]) best = c;
+    }
+    out.push({ label: head.doc.labels[best], score: proba[i * k + best], scores });
+  }
+  return out;
+}
+
+/** Ready embeddings (from the same backbone the head was trained on). */
+export function predictEmbeddings(head: LoadedHead, embeddings: readonly (readonly number[])[]): Prediction[] {
+  const dim = head.doc.backbone.dim;
+  const flat = new Float32Array(embeddings.length * dim);
+  embeddings.forEach((row, i) => {
+    if (row.length !== dim) {
+      throw new ValidationError(`embeddings[${i}] has ${row.length} values; head ${head.doc.head} expects ${dim}`, {
+        field: `embeddings[${i}]`,
+      });
+    }
+    for (let j = 0; j < dim; j++) {
+      if (!Number.isFinite(row[j])) {
+        throw new ValidationError(`embeddings[${i}][${j}] is not a finite number`, { field: `embeddings[${i}]` });
+      }
+      flat[i * dim + j] = row[j];
+    }
+  });
+  return predictVectors(head, flat, embeddings.length);
+}
+
+/** Raw text inputs: embedded with the head's backbone on this machine, then classified. */
+export async function predictTexts(
+  store: ObjectStore,
+  head: LoadedHead,
+  texts: readonly string[],
+  config: Pick<Config, "modelsDir">,
+): Promise<Prediction[]> {
+  const embedder = await loadEmbedder(store, head.doc.backbone.id, config);
+  if (embedder.spec.sha256 !== head.doc.backbone.sha256) {
+    throw new HeadstartError(
+      "conflict",
+      `head ${head.doc.head} was trained on backbone ${head.doc.backbone.id}@${head.doc.backbone.sha256.slice(0, 12)}, ` +
+        `which has since been replaced (${embedder.spec.sha256.slice(0, 12)}); retrain the head`,
+      { field: "head" },
+    );
+  }
+  const vectors = await embedder.embed(texts.map((text) => ({ text })));
+  return predictVectors(head, vectors, texts.length);
+}

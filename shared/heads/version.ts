@@ -1,0 +1,124 @@
+/**
+ * Head versions are immutable (created with create-only writes); the `live` alias is the only
+ * mutable pointer and moves by compare-and-swap.
+ */
+import { randomBytes } from "node:crypto";
+import { z } from "zod";
+import { ConflictError, NotFoundError, PreconditionFailedError } from "../errors.ts";
+import { assertName, keys } from "../layout.ts";
+import { getJson, putJson } from "../store/json.ts";
+import type { ObjectStore } from "../store/types.ts";
+
+export const ClassMetrics = z.object({ precision: z.number(), recall: z.number(), f1: z.number(), support: z.number() });
+
+export const Metrics = z.object({
+  accuracy: z.number(),
+  macroF1: z.number(),
+  perClass: z.record(z.string(), ClassMetrics),
+  confusion: z.array(z.array(z.number())),
+  n: z.number(),
+  logLoss: z.number().optional(),
+});
+export type Metrics = z.infer<typeof Metrics>;
+
+export const HeadType = z.enum(["logreg"]);
+export type HeadType = z.infer<typeof HeadType>;
+
+export const HeadDocument = z.object({
+  head: z.string(),
+  version: z.string(),
+  type: HeadType,
+  labels: z.array(z.string()),
+  backbone: z.object({ id: z.string(), sha256: z.string(), dim: z.number().int() }),
+  dataset: z.object({ name: z.string(), version: z.string() }),
+  params: z.record(z.string(), z.unknown()),
+  /** The fitted model in its type's JSON form (see heads/logreg.ts for `logreg`). */
+  model: z.record(z.string(), z.unknown()),
+  createdAt: z.string(),
+});
+export type HeadDocument = z.infer<typeof HeadDocument>;
+
+export const Report = z.object({
+  head: z.string(),
+  version: z.string(),
+  type: HeadType,
+  evaluation: z.enum(["test-split", "cv"]),
+  folds: z.number().int().optional(),
+  metrics: Metrics,
+  counts: z.object({ train: z.number(), test: z.number(), unlabeled: z.number(), unsupported: z.number() }),
+  trainSeconds: z.number(),
+  iterations: z.number().optional(),
+  converged: z.boolean().optional(),
+  createdAt: z.string(),
+});
+export type Report = z.infer<typeof Report>;
+
+export const Alias = z.object({ head: z.string(), alias: z.string(), version: z.string(), updatedAt: z.string() });
+
+/** Sortable by creation time, unique without coordination. */
+export function newVersionId(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
+  return `v${stamp}-${randomBytes(3).toString("hex")}`;
+}
+
+export async function writeHeadVersion(store: ObjectStore, head: HeadDocument, report: Report): Promise<void> {
+  // Report first: head.json is what makes a version exist, so it is written last.
+  await putJson(store, keys.headFile(head.head, head.version, "report.json"), report, { ifNoneMatch: "*" });
+  await putJson(store, keys.headFile(head.head, head.version, "head.json"), head, { ifNoneMatch: "*" });
+}
+
+export async function readAlias(store: ObjectStore, head: string, alias = "live") {
+  return getJson(store, keys.headAlias(head, alias), Alias);
+}
+
+/** Points `alias` at `version`; `expectedVersion` guards against overwriting someone else's move. */
+export async function setAlias(
+  store: ObjectStore,
+  head: string,
+  version: string,
+  opts: { alias?: string; expectedVersion?: string | null } = {},
+): Promise<void> {
+  const alias = opts.alias ?? "live";
+  assertName("version", version, "version");
+  if (!(await store.head(keys.headFile(head, version, "head.json")))) {
+    throw new NotFoundError(`head ${head} version ${version}`, { field: "version" });
+  }
+  const current = await readAlias(store, head, alias);
+  if (opts.expectedVersion !== undefined && (current?.value.version ?? null) !== opts.expectedVersion) {
+    throw new ConflictError(`alias ${alias} of head ${head} points to ${current?.value.version ?? "nothing"}, not ${opts.expectedVersion}`, {
+      field: "alias",
+    });
+  }
+  const body = { head, alias, version, updatedAt: new Date().toISOString() };
+  try {
+    await putJson(store, keys.headAlias(head, alias), body, current ? { ifMatch: current.etag } : { ifNoneMatch: "*" });
+  } catch (err) {
+    if (err instanceof PreconditionFailedError) {
+      throw new ConflictError(`alias ${alias} of head ${head} was moved concurrently; retry`, { field: "alias" });
+    }
+    throw err;
+  }
+}
+
+export async function listVersions(store: ObjectStore, head: string): Promise<string[]> {
+  const versions: string[] = [];
+  for (const obj of await store.list(keys.headVersionPrefix(head))) {
+    const m = /\/versions\/([^/]+)\/head\.json$/.exec(obj.key);
+    if (m) versions.push(m[1]);
+  }
+  return versions.sort();
+}
+
+export async function readHeadVersion(store: ObjectStore, head: string, version?: string) {
+  assertName("head", head, "head");
+  let v = version;
+  if (v === undefined) {
+    const alias = await readAlias(store, head);
+    if (!alias) throw new NotFoundError(`head ${head}`, { field: "head" });
+    v = alias.value.version;
+  }
+  const doc = await getJson(store, keys.headFile(head, v, "head.json"), HeadDocument);
+  if (!doc) throw new NotFoundError(`head ${head} version ${v}`, { field: version === undefined ? "head" : "version" });
+  const report = await getJson(store, keys.headFile(head, v, "report.json"), Report);
+  return { head: doc.value, report: report?.value };
+}

@@ -1,0 +1,161 @@
+/**
+ * The platform's use cases over one store. CLI commands, HTTP routes and Lambda handlers are
+ * thin adapters over these methods; nothing here knows how it was called.
+ */
+import { listBackbones, loadEmbedder, publishBackbone, resolveBackbone } from "./backbone/registry.ts";
+import type { BackboneSpec } from "./backbone/spec.ts";
+import { listCommits } from "./cache/shards.ts";
+import type { Config } from "./config.ts";
+import { ingestDataset, readDatasetStatus, uploadDataset } from "./datasets/ingest.ts";
+import type { DatasetStatus } from "./datasets/status.ts";
+import { exportDataset } from "./embed/export.ts";
+import { embedJobId, planEmbedJob } from "./embed/plan.ts";
+import type { EmbedProgress, RunShardsResult } from "./embed/run.ts";
+import { NotFoundError, ValidationError } from "./errors.ts";
+import { loadHead, type Prediction, predictEmbeddings, predictTexts } from "./heads/predict.ts";
+import { type TrainOptions, type TrainResult, trainHead } from "./heads/train.ts";
+import { listVersions, readAlias, readHeadVersion, setAlias } from "./heads/version.ts";
+import { type EmbedJob, readJob } from "./jobs/job.ts";
+import { type JobRunner, LocalJobRunner } from "./jobs/runner.ts";
+import { assertName, keys } from "./layout.ts";
+import type { ObjectStore } from "./store/types.ts";
+
+export interface PlatformOptions {
+  /** Where `submit`ted embedding jobs run; the local worker by default. */
+  runner?: JobRunner;
+  onProgress?: (event: EmbedProgress) => void;
+  onJobError?: (job: string, err: unknown) => void;
+}
+
+export interface PredictRequest {
+  inputs?: string[];
+  embeddings?: number[][];
+  version?: string;
+}
+
+export class Platform {
+  readonly local: LocalJobRunner;
+  readonly runner: JobRunner;
+
+  constructor(
+    readonly store: ObjectStore,
+    readonly config: Config,
+    opts: PlatformOptions = {},
+  ) {
+    this.local = new LocalJobRunner(store, {
+      embedderFor: (id) => loadEmbedder(store, id, config),
+      onProgress: opts.onProgress,
+      onError: opts.onJobError,
+    });
+    this.runner = opts.runner ?? this.local;
+  }
+
+  backbone(id = this.config.defaultBackbone): Promise<BackboneSpec> {
+    return resolveBackbone(this.store, id, this.config);
+  }
+
+  listBackbones(): Promise<BackboneSpec[]> {
+    return listBackbones(this.store);
+  }
+
+  addBackbone(dir: string): Promise<BackboneSpec> {
+    return publishBackbone(this.store, dir);
+  }
+
+  /** Uploads a local manifest (or directory) like a bucket upload would, then ingests it. */
+  async upload(dataset: string, localPath: string): Promise<DatasetStatus> {
+    assertName("dataset", dataset, "dataset");
+    const manifestKey = await uploadDataset(this.store, dataset, localPath);
+    return ingestDataset(this.store, dataset, { manifestKey });
+  }
+
+  /** Puts manifest bytes into the store (the API's upload path), then ingests them. */
+  async putManifest(dataset: string, format: "jsonl" | "csv", body: Uint8Array | string): Promise<DatasetStatus> {
+    const key = keys.manifest(dataset, format);
+    await this.store.delete(keys.manifest(dataset, format === "csv" ? "jsonl" : "csv"));
+    await this.store.put(key, body, { contentType: format === "csv" ? "text/csv" : "application/x-ndjson" });
+    return ingestDataset(this.store, dataset, { manifestKey: key });
+  }
+
+  ingest(dataset: string, manifestKey?: string): Promise<DatasetStatus> {
+    return ingestDataset(this.store, dataset, { manifestKey });
+  }
+
+  async planEmbed(dataset: string, opts: { backbone?: string; shardSize?: number } = {}): Promise<EmbedJob> {
+    return planEmbedJob(this.store, dataset, await this.backbone(opts.backbone), { shardSize: opts.shardSize });
+  }
+
+  /** Plans the dataset's embedding job and hands it to the configured runner. */
+  async submitEmbed(dataset: string, opts: { backbone?: string; shardSize?: number } = {}): Promise<EmbedJob> {
+    return this.runner.submit(await this.planEmbed(dataset, opts));
+  }
+
+  /** Plans (or resumes) and runs the embedding job in this process, returning when it is done. */
+  async embed(
+    dataset: string,
+    opts: { backbone?: string; shardSize?: number; signal?: AbortSignal } = {},
+  ): Promise<{ job: EmbedJob; result: RunShardsResult }> {
+    const job = await this.planEmbed(dataset, opts);
+    const result = await this.local.run(job, opts.signal);
+    return { job: (await readJob(this.store, job.job))!.value, result };
+  }
+
+  async train(opts: TrainOptions & { backbone?: string }): Promise<TrainResult> {
+    return trainHead(this.store, await this.backbone(opts.backbone), opts);
+  }
+
+  async predict(head: string, req: PredictRequest): Promise<{ head: string; version: string; predictions: Prediction[] }> {
+    if ((req.inputs === undefined) === (req.embeddings === undefined)) {
+      throw new ValidationError("send exactly one of inputs, embeddings", { field: "inputs" });
+    }
+    const loaded = await loadHead(this.store, head, req.version);
+    const predictions = req.inputs
+      ? await predictTexts(this.store, loaded, req.inputs, this.config)
+      : predictEmbeddings(loaded, req.embeddings!);
+    return { head, version: loaded.doc.version, predictions };
+  }
+
+  async export(dataset: string, outDir: string, backbone?: string) {
+    return exportDataset(this.store, dataset, await this.backbone(backbone), outDir);
+  }
+
+  async datasetInfo(dataset: string, backbone = this.config.defaultBackbone) {
+    assertName("dataset", dataset, "dataset");
+    const status = await readDatasetStatus(this.store, dataset);
+    if (!status) throw new NotFoundError(`dataset ${dataset}`, { field: "dataset" });
+    const commits = await listCommits(this.store, backbone, dataset);
+    const spec = await this.backbone(backbone).catch(() => undefined);
+    const job =
+      spec && status.version
+        ? (await readJob(this.store, embedJobId(dataset, spec.id, spec.sha256, status.version)))
+            ?.value
+        : undefined;
+    const committed = job ? commits.filter((c) => job.shards.includes(c.shard)).length : 0;
+    return {
+      status,
+      embedding: {
+        backbone,
+        cachedItems: commits.reduce((s, c) => s + c.count, 0),
+        job: job && { ...job, shardsCommitted: committed },
+      },
+    };
+  }
+
+  async headInfo(head: string) {
+    const alias = await readAlias(this.store, head);
+    if (!alias) throw new NotFoundError(`head ${head}`, { field: "head" });
+    const { head: doc, report } = await readHeadVersion(this.store, head, alias.value.version);
+    const { model: _model, ...summary } = doc;
+    return { head, live: alias.value.version, versions: await listVersions(this.store, head), current: summary, report };
+  }
+
+  async headVersion(head: string, version: string) {
+    const { head: doc, report } = await readHeadVersion(this.store, head, version);
+    const { model: _model, ...summary } = doc;
+    return { ...summary, report };
+  }
+
+  promote(head: string, version: string, expectedVersion?: string | null) {
+    return setAlias(this.store, head, version, { expectedVersion });
+  }
+}
