@@ -1,0 +1,282 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { ValidationError } from "../shared/errors.ts";
+import {
+  fitLogReg,
+  type LogRegModel,
+  logRegFromJson,
+  logRegToJson,
+  makeLogRegObjective,
+  predictLogReg,
+  predictProbaLogReg,
+} from "../shared/heads/logreg.ts";
+import { mulberry32 } from "../shared/heads/split.ts";
+
+function gaussian(rand: () => number): number {
+  return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+}
+
+/** k Gaussian blobs in d dims, `spread` apart, rows interleaved by class. */
+function blobs(n: number, d: number, k: number, spread: number, seed: number) {
+  const rand = mulberry32(seed);
+  const centers = Array.from({ length: k }, () => Array.from({ length: d }, () => gaussian(rand) * spread));
+  const X = new Float32Array(n * d);
+  const y = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const c = i % k;
+    y[i] = c;
+    for (let j = 0; j < d; j++) X[i * d + j] = centers[c][j] + gaussian(rand);
+  }
+  return { X, y };
+}
+
+function accuracy(model: LogRegModel, X: Float32Array, y: Int32Array): number {
+  const p = predictLogReg(model, X, y.length);
+  let ok = 0;
+  for (let i = 0; i < y.length; i++) if (p[i] === y[i]) ok++;
+  return ok / y.length;
+}
+
+function weightNorm2(m: LogRegModel): number {
+  // Norm in the standardized space, where the penalty applies.
+  let s = 0;
+  for (let c = 0; c < m.k; c++) for (let j = 0; j < m.d; j++) s += (m.weights[c * m.d + j] * m.scale[j]) ** 2;
+  return s;
+}
+
+describe("logreg objective", () => {
+  for (const weighted of [false, true]) {
+    it(`matches central finite differences${weighted ? " with sample weights" : ""}`, () => {
+      // n = 23 is not a multiple of 4, so both the blocked and the tail path are exercised.
+      const n = 23;
+      const d = 5;
+      const k = 3;
+      const rand = mulberry32(7);
+      const Z = Float64Array.from({ length: n * d }, () => gaussian(rand));
+      const y = Int32Array.from({ length: n }, (_, i) => (i * 7) % k);
+      const sw = weighted ? Float64Array.from({ length: n }, () => 0.2 + 2 * rand()) : undefined;
+      const fg = makeLogRegObjective(Z, n, d, y, k, 0.3, sw);
+      const theta = Float64Array.from({ length: k * d + k }, () => gaussian(rand));
+      const grad = new Float64Array(theta.length);
+      const f0 = fg(theta, grad);
+      assert.ok(Number.isFinite(f0) && f0 > 0);
+      const scratch = new Float64Array(theta.length);
+      const h = 1e-5;
+      for (let t = 0; t < theta.length; t++) {
+        const keep = theta[t];
+        theta[t] = keep + h;
+        const fp = fg(theta, scratch);
+        theta[t] = keep - h;
+        const fm = fg(theta, scratch);
+        theta[t] = keep;
+        const fd = (fp - fm) / (2 * h);
+        assert.ok(
+          Math.abs(fd - grad[t]) <= 1e-7 * Math.max(1, Math.abs(grad[t])),
+          `θ[${t}]: fd=${fd} g=${grad[t]}`,
+        );
+      }
+    });
+  }
+
+  it("is stable for huge logits (no overflow, true loss of a confident miss)", () => {
+    const Z = Float64Array.from([1000, -1000]);
+    const y = Int32Array.from([0, 1]);
+    const fg = makeLogRegObjective(Z, 2, 1, y, 2, 0);
+    // Class 1 gets logit +x, class 0 gets 0: both rows are predicted wrong by a margin of 1000.
+    const theta = Float64Array.from([0, 1, 0, 0]);
+    const f = fg(theta, new Float64Array(4));
+    assert.ok(Math.abs(f - 1000) < 1e-9, `f=${f}`);
+  });
+});
+
+describe("fitLogReg", () => {
+  it("separates linearly separable 2D data perfectly", () => {
+    const n = 40;
+    const X = new Float32Array(n * 2);
+    const y = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      const t = i / n;
+      y[i] = i % 2;
+      X[2 * i] = Math.cos(7 * t) * 2;
+      X[2 * i + 1] = y[i] === 1 ? 1 + t : -1 - t;
+    }
+    const m = fitLogReg(X, n, 2, y, 2, { l2: 1e-4 });
+    assert.equal(m.converged, true);
+    assert.equal(accuracy(m, X, y), 1);
+  });
+
+  it("fits 3-class Gaussian blobs accurately with rows of probabilities summing to 1", () => {
+    const { X, y } = blobs(600, 8, 3, 2.5, 11);
+    const m = fitLogReg(X, 600, 8, y, 3);
+    assert.equal(m.converged, true);
+    assert.ok(accuracy(m, X, y) >= 0.95, `accuracy ${accuracy(m, X, y)}`);
+    // Different centers (seed 12): rows far from the training data still give normalized rows.
+    const other = blobs(300, 8, 3, 6, 12);
+    const p = predictProbaLogReg(m, other.X, 300);
+    for (let i = 0; i < 300; i++) {
+      const s = p[3 * i] + p[3 * i + 1] + p[3 * i + 2];
+      assert.ok(Math.abs(s - 1) <= 1e-12, `row ${i} sums to ${s}`);
+      for (let c = 0; c < 3; c++) assert.ok(p[3 * i + c] >= 0 && p[3 * i + c] <= 1);
+    }
+  });
+
+  it("is deterministic", () => {
+    const { X, y } = blobs(203, 6, 4, 1.5, 3);
+    const a = fitLogReg(X, 203, 6, y, 4);
+    const b = fitLogReg(X, 203, 6, y, 4);
+    assert.deepEqual(Array.from(a.weights), Array.from(b.weights));
+    assert.deepEqual(Array.from(a.bias), Array.from(b.bias));
+    assert.equal(a.iterations, b.iterations);
+  });
+
+  it("handles zero-variance features without NaN and gives them zero weight", () => {
+    const n = 50;
+    const d = 3;
+    const X = new Float32Array(n * d);
+    const y = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      y[i] = i % 2;
+      X[i * d] = 0.1; // constant, and not exactly representable: mean(x) may differ from x by an ulp
+      X[i * d + 1] = 3 * y[i] + Math.sin(i);
+      X[i * d + 2] = 0;
+    }
+    const m = fitLogReg(X, n, d, y, 2);
+    for (const v of [...m.weights, ...m.bias, ...m.scale, m.loss]) assert.ok(Number.isFinite(v));
+    assert.equal(m.scale[0], 1);
+    assert.equal(m.scale[2], 1);
+    for (let c = 0; c < 2; c++) {
+      assert.ok(Math.abs(m.weights[c * d]) < 1e-12);
+      assert.equal(m.weights[c * d + 2], 0);
+    }
+    assert.equal(accuracy(m, X, y), 1);
+  });
+
+  it("shrinks the weights as l2 grows", () => {
+    const { X, y } = blobs(300, 5, 3, 1, 5);
+    const norms = [1e-4, 1e-2, 1].map((l2) => weightNorm2(fitLogReg(X, 300, 5, y, 3, { l2 })));
+    assert.ok(norms[0] > norms[1] && norms[1] > norms[2], `norms ${norms}`);
+    assert.ok(norms[2] < 0.1 * norms[0]);
+  });
+
+  it("treats sample weight 2 like a duplicated row", () => {
+    const { X, y } = blobs(61, 3, 2, 1, 9);
+    const Z = Float64Array.from(X);
+    const sw = new Float64Array(60).fill(1);
+    sw[0] = 2;
+    // Weighted objective on 60 rows vs. unweighted on 60 rows + a copy of row 0 (the 61st row).
+    Z.set(Z.subarray(0, 3), 60 * 3);
+    const yd = Int32Array.from(y);
+    yd[60] = y[0];
+    const weighted = makeLogRegObjective(Z.subarray(0, 180), 60, 3, y.subarray(0, 60), 2, 0.05, sw);
+    const duplicated = makeLogRegObjective(Z, 61, 3, yd, 2, 0.05);
+    const theta = Float64Array.from([0.3, -0.2, 0.5, -0.1, 0.4, 0.2, 0.1, -0.1]);
+    const ga = new Float64Array(8);
+    const gb = new Float64Array(8);
+    assert.ok(Math.abs(weighted(theta, ga) - duplicated(theta, gb)) < 1e-12);
+    for (let t = 0; t < 8; t++) assert.ok(Math.abs(ga[t] - gb[t]) < 1e-12, `g[${t}]`);
+    const m = fitLogReg(X.subarray(0, 180), 60, 3, y.subarray(0, 60), 2, { sampleWeight: sw });
+    assert.equal(m.converged, true);
+    assert.throws(
+      () =>
+        fitLogReg(X.subarray(0, 180), 60, 3, y.subarray(0, 60), 2, { sampleWeight: new Float64Array(60) }),
+      ValidationError,
+    );
+  });
+
+  it("validates its inputs", () => {
+    const X = new Float32Array(6);
+    assert.throws(() => fitLogReg(X, 3, 2, Int32Array.from([0, 1, 2]), 2), ValidationError);
+    assert.throws(() => fitLogReg(X, 3, 3, Int32Array.from([0, 1, 0]), 2), ValidationError);
+    assert.throws(() => fitLogReg(X, 3, 2, Int32Array.from([0, 1, 0]), 1), ValidationError);
+    assert.throws(() => fitLogReg(X, 3, 2, Int32Array.from([0, 1, 0]), 2, { l2: -1 }), ValidationError);
+    const bad = Float32Array.from([0, 1, Number.NaN, 2, 3, 4]);
+    assert.throws(() => fitLogReg(bad, 3, 2, Int32Array.from([0, 1, 0]), 2), ValidationError);
+  });
+});
+
+describe("agreement with scikit-learn 1.2.1", () => {
+  // Fixed dataset, reproduced in Python by:
+  //   i = arange(n)[:, None]; j = arange(d)[None, :]; y = arange(n) % k
+  //   X = (sin(1.3*i + 0.7*j*j + 0.5)*(j+1) + 0.8*cos(y[:, None]*(j+1.0)) + 3.0).astype(float32).astype(float64)
+  // Reference computed once with /usr/bin/python3 (python3-sklearn 1.2.1, Debian 12):
+  //   sc = StandardScaler().fit(X); Z = sc.transform(X)
+  //   lr = LogisticRegression(C=C', tol=1e-12, max_iter=100000, multi_class=...).fit(Z, y)
+  //   W = lr.coef_ / sc.scale_; b = lr.intercept_ - W @ sc.mean_      (rounded to 10 decimals)
+  // with C' = C, multinomial for k = 3, and C' = 2C (binomial, the k = 2 equivalence) for k = 2.
+  function refData(n: number, d: number, k: number) {
+    const X = new Float32Array(n * d);
+    const y = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      y[i] = i % k;
+      for (let j = 0; j < d; j++) {
+        X[i * d + j] = Math.sin(1.3 * i + 0.7 * j * j + 0.5) * (j + 1) + 0.8 * Math.cos(y[i] * (j + 1)) + 3;
+      }
+    }
+    return { X, y };
+  }
+
+  it("3 classes, C = 1: same weights and biases in input space", () => {
+    const { X, y } = refData(30, 3, 3);
+    const m = fitLogReg(X, 30, 3, y, 3, { l2: 1 / (1 * 30), tol: 1e-10 });
+    const W = [
+      [1.8795258526, 0.0036677688, 0.6124341576],
+      [0.0896172232, -0.270323659, -0.2358698347],
+      [-1.9691430759, 0.2666558902, -0.3765643229],
+    ];
+    const b = [-8.3424033294, 1.4231101264, 6.919293203];
+    for (let c = 0; c < 3; c++) {
+      for (let j = 0; j < 3; j++) {
+        assert.ok(Math.abs(m.weights[c * 3 + j] - W[c][j]) < 1e-4, `W[${c}][${j}]=${m.weights[c * 3 + j]}`);
+      }
+      assert.ok(Math.abs(m.bias[c] - b[c]) < 1e-4, `b[${c}]=${m.bias[c]}`);
+    }
+    const p = predictProbaLogReg(m, X.subarray(0, 6), 2);
+    const pRef = [0.8674290471, 0.0897700303, 0.0428009226, 0.1546926097, 0.6769123348, 0.1683950555];
+    for (let t = 0; t < 6; t++) assert.ok(Math.abs(p[t] - pRef[t]) < 1e-5, `p[${t}]=${p[t]}`);
+    assert.ok(Math.abs(accuracy(m, X, y) - 0.8333333333333334) < 1e-12);
+  });
+
+  it("2 classes, C = 0.5: W[1] - W[0] equals sklearn's binomial coef at C' = 2C", () => {
+    const { X, y } = refData(40, 4, 2);
+    const m = fitLogReg(X, 40, 4, y, 2, { l2: 1 / (0.5 * 40), tol: 1e-10 });
+    const coef = [-1.8408458511, 0.0567598601, -1.0854726042, -0.3610566772];
+    for (let j = 0; j < 4; j++) {
+      const w = m.weights[4 + j] - m.weights[j];
+      assert.ok(Math.abs(w - coef[j]) < 1e-4, `coef[${j}]=${w}`);
+      assert.ok(Math.abs(m.weights[4 + j] + m.weights[j]) < 1e-8, "the two rows are antisymmetric");
+    }
+    assert.ok(Math.abs(m.bias[1] - m.bias[0] - 10.8816807455) < 1e-4, `intercept=${m.bias[1] - m.bias[0]}`);
+  });
+});
+
+describe("logreg JSON", () => {
+  it("round-trips through JSON text and predicts identically", () => {
+    const { X, y } = blobs(120, 4, 3, 2, 21);
+    const m = fitLogReg(X, 120, 4, y, 3);
+    const text = JSON.stringify(logRegToJson(m));
+    const back = logRegFromJson(JSON.parse(text));
+    assert.deepEqual(Array.from(back.weights), Array.from(m.weights));
+    assert.deepEqual(Array.from(back.bias), Array.from(m.bias));
+    assert.deepEqual(Array.from(back.mean), Array.from(m.mean));
+    assert.equal(back.converged, m.converged);
+    assert.deepEqual(Array.from(predictProbaLogReg(back, X, 120)), Array.from(predictProbaLogReg(m, X, 120)));
+    assert.deepEqual(logRegToJson(logRegFromJson(text)), logRegToJson(m));
+  });
+
+  it("rejects malformed payloads", () => {
+    const good = logRegToJson(
+      fitLogReg(Float32Array.from([0, 1, 2, 3]), 4, 1, Int32Array.from([0, 0, 1, 1]), 2),
+    );
+    assert.doesNotThrow(() => logRegFromJson(good));
+    const cases: unknown[] = [
+      null,
+      { ...good, type: "mlp" },
+      { ...good, version: 2 },
+      { ...good, weights: good.weights.slice(1) },
+      { ...good, bias: [0, "1"] },
+      { ...good, k: 1 },
+      { ...good, loss: null },
+    ];
+    for (const c of cases) assert.throws(() => logRegFromJson(c), ValidationError, JSON.stringify(c));
+  });
+});
