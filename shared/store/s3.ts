@@ -1,0 +1,267 @@
+/**
+ * The object store on S3 or any S3-compatible server (radosgw, MinIO…). Conditional writes map
+ * to `If-None-Match: *` / `If-Match`, which S3 enforces atomically on the server, so the same
+ * create-only and compare-and-swap guarantees hold as with FsStore.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { createWriteStream, promises as fs } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+} from "@aws-sdk/client-s3";
+import { PreconditionFailedError, ValidationError } from "../errors.ts";
+import type { ObjectInfo, ObjectStore, PutOptions, StoredObject } from "./types.ts";
+
+export interface S3StoreOptions {
+  bucket: string;
+  /** Key prefix inside the bucket, without leading or trailing `/`. */
+  prefix?: string;
+  /** S3-compatible endpoint (e.g. `http://127.0.0.1:7480`); unset means AWS itself. */
+  endpoint?: string;
+  region?: string;
+  /** Where `localPath` keeps downloaded objects; defaults to the OS temp dir. */
+  scratchDir?: string;
+  /** A ready client (shared connection pool, or a mock in tests); endpoint/region/credentials are then ignored. */
+  client?: S3Client;
+  credentials?: S3ClientConfig["credentials"];
+  /** Page size for `list` (S3's own maximum is 1000); smaller values exercise pagination in tests. */
+  listPageSize?: number;
+  /**
+   * Send `If-Match` without the ETag's quotes. radosgw 16 compares the header verbatim against its
+   * unquoted ETag, so a quoted ETag never matches there; AWS gets the ETag exactly as it sent it.
+   * Defaults to true when `endpoint` is set.
+   */
+  unquotedIfMatch?: boolean;
+}
+
+export class S3Store implements ObjectStore {
+  readonly url: string;
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly client: S3Client;
+  private readonly cacheDir: string;
+  private readonly listPageSize?: number;
+  private readonly unquotedIfMatch: boolean;
+
+  constructor(opts: S3StoreOptions) {
+    if (!opts.bucket) throw new ValidationError("S3 store needs a bucket name", { field: "bucket" });
+    this.bucket = opts.bucket;
+    this.prefix = (opts.prefix ?? "").replace(/^\/+|\/+$/g, "");
+    this.url = `s3://${this.bucket}${this.prefix ? `/${this.prefix}` : ""}`;
+    this.cacheDir = join(opts.scratchDir ?? tmpdir(), "headstart-s3-cache");
+    this.listPageSize = opts.listPageSize;
+    this.unquotedIfMatch = opts.unquotedIfMatch ?? Boolean(opts.endpoint);
+    this.client = opts.client ?? new S3Client(clientConfig(opts));
+  }
+
+  private fullKey(key: string): string {
+    if (!key || key.startsWith("/") || key.split("/").some((p) => p === "" || p === "." || p === "..")) {
+      throw new ValidationError(`invalid storage key ${JSON.stringify(key)}`, { field: "key" });
+    }
+    return this.prefix ? `${this.prefix}/${key}` : key;
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const res = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) }),
+      );
+      return { key, size: res.ContentLength ?? 0, etag: requireEtag(res.ETag, key) };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async get(key: string): Promise<StoredObject | undefined> {
+    try {
+      const res = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) }),
+      );
+      const body = res.Body ? await res.Body.transformToByteArray() : new Uint8Array();
+      return { key, size: body.byteLength, etag: requireEtag(res.ETag, key), body };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async put(key: string, body: Uint8Array | string, opts: PutOptions = {}): Promise<ObjectInfo> {
+    const bytes = typeof body === "string" ? Buffer.from(body, "utf8") : body;
+    try {
+      const res = await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.fullKey(key),
+          Body: bytes,
+          ContentLength: bytes.byteLength,
+          ContentType: opts.contentType,
+          IfNoneMatch: opts.ifNoneMatch,
+          IfMatch: this.ifMatchHeader(opts.ifMatch),
+        }),
+      );
+      if (res.ETag) return { key, size: bytes.byteLength, etag: res.ETag };
+    } catch (err) {
+      const conditional = opts.ifNoneMatch !== undefined || opts.ifMatch !== undefined;
+      if (conditional && isPreconditionFailure(err, opts.ifMatch !== undefined)) {
+        throw new PreconditionFailedError(key);
+      }
+      throw err;
+    }
+    // Some S3-compatible servers omit the ETag on PUT; ask once rather than return a made-up one.
+    const info = await this.head(key);
+    if (!info) throw new Error(`object vanished right after write: ${key}`);
+    return info;
+  }
+
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    const strip = this.prefix ? this.prefix.length + 1 : 0;
+    const out: ObjectInfo[] = [];
+    let token: string | undefined;
+    do {
+      const res = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: this.prefix ? `${this.prefix}/${prefix}` : prefix,
+          ContinuationToken: token,
+          MaxKeys: this.listPageSize,
+        }),
+      );
+      for (const o of res.Contents ?? []) {
+        if (!o.Key) continue;
+        out.push({ key: o.Key.slice(strip), size: o.Size ?? 0, etag: o.ETag ?? "" });
+      }
+      token = res.IsTruncated ? res.NextContinuationToken : undefined;
+    } while (token);
+    // S3 orders by UTF-8 bytes; sort the same way FsStore does so both adapters agree exactly.
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) }));
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+  }
+
+  /**
+   * Downloads into `<scratch>/headstart-s3-cache/<sha(bucket, key)>-<etag>` and reuses that file
+   * while the ETag is unchanged. The body streams straight to disk: models are hundreds of MB.
+   */
+  async localPath(key: string): Promise<string | undefined> {
+    const fullKey = this.fullKey(key);
+    const base = createHash("sha256").update(`${this.bucket}\0${fullKey}`).digest("hex").slice(0, 32);
+    await fs.mkdir(this.cacheDir, { recursive: true });
+    // The object may change between HEAD and GET; the GET's If-Match catches that and we retry.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const info = await this.head(key);
+      if (!info) return undefined;
+      const path = join(this.cacheDir, `${base}-${sanitizeEtag(info.etag)}`);
+      const st = await fs.stat(path).catch(() => undefined);
+      if (st?.isFile() && st.size === info.size) return path;
+
+      const tmp = `${path}.~tmp-${randomBytes(6).toString("hex")}`;
+      try {
+        const res = await this.client.send(
+          new GetObjectCommand({ Bucket: this.bucket, Key: fullKey, IfMatch: this.ifMatchHeader(info.etag) }),
+        );
+        if (!res.Body) throw new Error(`S3 returned no body for ${key}`);
+        await pipeline(res.Body as Readable, createWriteStream(tmp, { flags: "wx" }));
+        const written = (await fs.stat(tmp)).size;
+        if (written !== info.size)
+          throw new Error(`short download of ${key}: ${written} of ${info.size} bytes`);
+        await fs.rename(tmp, path);
+      } catch (err) {
+        await fs.rm(tmp, { force: true });
+        if (isNotFound(err)) return undefined;
+        if (isPreconditionFailure(err, false)) continue;
+        throw err;
+      }
+      await this.evictOtherVersions(base, path);
+      return path;
+    }
+    throw new PreconditionFailedError(key);
+  }
+
+  private ifMatchHeader(etag: string | undefined): string | undefined {
+    if (etag === undefined || !this.unquotedIfMatch) return etag;
+    return etag.replace(/^(W\/)?"(.*)"$/, "$2");
+  }
+
+  /** Older downloads of the same key are dead weight once a newer ETag is on disk. */
+  private async evictOtherVersions(base: string, keep: string): Promise<void> {
+    const names = await fs.readdir(this.cacheDir).catch(() => [] as string[]);
+    await Promise.all(
+      names
+        .filter((n) => n.startsWith(`${base}-`) && !n.includes(".~tmp-") && join(this.cacheDir, n) !== keep)
+        .map((n) => fs.rm(join(this.cacheDir, n), { force: true }).catch(() => undefined)),
+    );
+  }
+}
+
+function clientConfig(opts: S3StoreOptions): S3ClientConfig {
+  const config: S3ClientConfig = { region: opts.region, credentials: opts.credentials };
+  if (opts.endpoint) {
+    Object.assign(config, {
+      endpoint: opts.endpoint,
+      region: opts.region ?? "us-east-1",
+      // Non-AWS servers rarely have wildcard DNS for virtual-hosted buckets.
+      forcePathStyle: true,
+      // The SDK's default sends streamed bodies aws-chunked with trailing checksums, which radosgw
+      // rejects (411) and some emulators store corrupted.
+      requestChecksumCalculation: "WHEN_REQUIRED",
+      responseChecksumValidation: "WHEN_REQUIRED",
+    } satisfies S3ClientConfig);
+  }
+  return config;
+}
+
+interface AwsLikeError {
+  name?: string;
+  Code?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as AwsLikeError)?.$metadata?.httpStatusCode;
+}
+
+function isNotFound(err: unknown): boolean {
+  const name = (err as AwsLikeError)?.name;
+  // A missing bucket is a configuration error, not a missing object.
+  if (name === "NoSuchBucket") return false;
+  return name === "NoSuchKey" || name === "NotFound" || statusOf(err) === 404;
+}
+
+/**
+ * 412 is the standard answer; AWS answers 409 ConditionalRequestConflict when a concurrent
+ * conditional write to the same key is in flight. For If-Match, a missing object (404) also
+ * means the expected version is not there.
+ */
+function isPreconditionFailure(err: unknown, ifMatch: boolean): boolean {
+  const e = err as AwsLikeError;
+  const status = statusOf(err);
+  if (e?.name === "PreconditionFailed" || status === 412) return true;
+  if (e?.name === "ConditionalRequestConflict" || e?.Code === "ConditionalRequestConflict") return true;
+  return ifMatch && isNotFound(err);
+}
+
+function requireEtag(etag: string | undefined, key: string): string {
+  if (!etag) throw new Error(`S3 returned no ETag for ${key}`);
+  return etag;
+}
+
+function sanitizeEtag(etag: string): string {
+  return etag.replace(/[^A-Za-z0-9_-]/g, "").slice(0, 80) || "noetag";
+}

@@ -1,0 +1,175 @@
+/**
+ * A real S3 server for tests: a single-node Ceph radosgw on loopback (scripts/radosgw.sh), with
+ * real conditional writes and bucket notifications. Startup takes ~15 s (plus ~30 s the first
+ * time, when the script apt-installs Ceph), so start one per test file in `before`:
+ *
+ *   let s3: S3Server;
+ *   before(async () => { s3 = await startS3Server(); }, { timeout: 240_000 });
+ *   after(() => s3?.stop());
+ *   const store = await createS3TestStore(s3);            // S3Store over a fresh bucket
+ *   spawn("npx", ["headstart", …], { env: { ...process.env, ...s3Env(s3, bucket) } });
+ */
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { CreateBucketCommand, ListBucketsCommand, S3Client } from "@aws-sdk/client-s3";
+import { S3Store, type S3StoreOptions } from "../../shared/store/s3.ts";
+
+const run = promisify(execFile);
+const SCRIPT = fileURLToPath(new URL("../../scripts/radosgw.sh", import.meta.url));
+const ACCESS_KEY_ID = "HEADSTARTTESTKEY0001";
+const SECRET_ACCESS_KEY = "headstart-test-secret-key-0000000000000001";
+const REGION = "us-east-1";
+
+export interface S3Server {
+  /** e.g. `http://127.0.0.1:41234` */
+  endpoint: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** A client configured for this server (path-style, checksums only when required). */
+  client: S3Client;
+  /** Creates a bucket (a random `hs-test-…` name unless given) and returns its name. */
+  createBucket(name?: string): Promise<string>;
+  /** Kills the daemons and deletes their directory. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+export async function startS3Server(): Promise<S3Server> {
+  const dir = await mkdtemp(join(tmpdir(), "headstart-rgw-"));
+  const env = {
+    ...process.env,
+    HEADSTART_S3_ACCESS_KEY: ACCESS_KEY_ID,
+    HEADSTART_S3_SECRET_KEY: SECRET_ACCESS_KEY,
+  };
+  // A crashed or interrupted test run must not leave Ceph daemons behind.
+  const killOnExit = () => killDaemons(dir);
+  process.once("exit", killOnExit);
+  let port = 0;
+  // A second try with fresh ports covers another process grabbing a port between probe and bind.
+  for (let attempt = 1; ; attempt++) {
+    const [rgwPort, monPort] = await freePorts(2);
+    try {
+      await run("bash", [SCRIPT, "start", dir, String(rgwPort), String(monPort)], {
+        env,
+        timeout: 300_000,
+        maxBuffer: 16 * 1024 * 1024,
+      });
+      port = rgwPort;
+      break;
+    } catch (err) {
+      killDaemons(dir);
+      if (attempt < 2) continue;
+      process.removeListener("exit", killOnExit);
+      await rm(dir, { recursive: true, force: true });
+      const stderr = (err as { stderr?: string }).stderr ?? "";
+      throw new Error(`could not start radosgw: ${stderr.trim() || (err as Error).message}`, { cause: err });
+    }
+  }
+
+  const endpoint = `http://127.0.0.1:${port}`;
+  const client = new S3Client({
+    endpoint,
+    region: REGION,
+    credentials: { accessKeyId: ACCESS_KEY_ID, secretAccessKey: SECRET_ACCESS_KEY },
+    forcePathStyle: true,
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED",
+  });
+  // The user was just created; wait until signed requests are accepted.
+  await retry(() => client.send(new ListBucketsCommand({})), 30_000);
+
+  let stopped = false;
+  return {
+    endpoint,
+    region: REGION,
+    accessKeyId: ACCESS_KEY_ID,
+    secretAccessKey: SECRET_ACCESS_KEY,
+    client,
+    async createBucket(name = `hs-test-${randomBytes(5).toString("hex")}`) {
+      await client.send(new CreateBucketCommand({ Bucket: name }));
+      return name;
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      client.destroy();
+      process.removeListener("exit", killOnExit);
+      await run("bash", [SCRIPT, "stop", dir], { timeout: 60_000 }).catch(() => killDaemons(dir));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** An S3Store over a fresh bucket on `server`; `opts` may set a prefix, scratchDir or listPageSize. */
+export async function createS3TestStore(
+  server: S3Server,
+  opts: Partial<Omit<S3StoreOptions, "bucket" | "client" | "endpoint" | "credentials">> = {},
+): Promise<S3Store> {
+  const bucket = await server.createBucket();
+  return new S3Store({
+    region: server.region,
+    ...opts,
+    bucket,
+    endpoint: server.endpoint,
+    credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
+  });
+}
+
+/** Environment for a child process (CLI, server) that should use `s3://bucket[/prefix]` on `server`. */
+export function s3Env(server: S3Server, bucket: string, prefix?: string): Record<string, string> {
+  return {
+    HEADSTART_STORE: `s3://${bucket}${prefix ? `/${prefix}` : ""}`,
+    HEADSTART_S3_ENDPOINT: server.endpoint,
+    AWS_REGION: server.region,
+    AWS_ACCESS_KEY_ID: server.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: server.secretAccessKey,
+  };
+}
+
+function killDaemons(dir: string): void {
+  for (const name of ["client.rgw", "osd.0", "mon.a"]) {
+    try {
+      const pid = Number(readFileSync(join(dir, "run", `${name}.pid`), "utf8").trim());
+      if (pid > 0) process.kill(pid, "SIGKILL");
+    } catch {
+      // No pid file or already gone: nothing to clean up.
+    }
+  }
+}
+
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<import("node:net").Server>((resolve, reject) => {
+          const s = createServer();
+          s.once("error", reject);
+          s.listen(0, "127.0.0.1", () => resolve(s));
+        }),
+    ),
+  );
+  // Hold all sockets until every port is known so the n ports are distinct.
+  const ports = servers.map((s) => (s.address() as import("node:net").AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+async function retry<T>(fn: () => Promise<T>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
