@@ -25,6 +25,8 @@ export interface PlatformOptions {
   runner?: JobRunner;
   onProgress?: (event: EmbedProgress) => void;
   onJobError?: (job: string, err: unknown) => void;
+  /** How submitted jobs run when no runner is given: in this process, or in a worker process. */
+  worker?: "inline" | "process";
 }
 
 export interface PredictRequest {
@@ -47,7 +49,15 @@ export class Platform {
       onProgress: opts.onProgress,
       onError: opts.onJobError,
     });
-    this.runner = opts.runner ?? this.local;
+    this.runner =
+      opts.runner ??
+      (opts.worker === "process"
+        ? new LocalJobRunner(store, {
+            embedderFor: (id) => loadEmbedder(store, id, config),
+            mode: "process",
+            onError: opts.onJobError,
+          })
+        : this.local);
   }
 
   backbone(id = this.config.defaultBackbone): Promise<BackboneSpec> {

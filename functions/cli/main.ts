@@ -30,7 +30,7 @@ const program = new Command("headstart")
   .showHelpAfterError()
   .exitOverride();
 
-function context(cmd: Command) {
+function context(cmd: Command, worker: "inline" | "process" = "inline") {
   const g = cmd.optsWithGlobals() as GlobalOptions;
   const config: Config = loadConfig(process.env, { store: g.store, s3Endpoint: g.endpoint, logLevel: g.logLevel });
   const log = createLogger(config.logLevel);
@@ -38,6 +38,7 @@ function context(cmd: Command) {
   const platform = new Platform(openStore(config), config, {
     onProgress: progress.onProgress,
     onJobError: (job, err) => log.error("embedding job failed", { job, error: (err as Error).message }),
+    worker,
   });
   return { config, log, platform, progress, json: Boolean(g.json) };
 }
@@ -256,7 +257,7 @@ program
   .option("--port <n>", "port", intOption("port"), 8787)
   .option("--host <host>", "interface to bind", "127.0.0.1")
   .action(async (opts, cmd: Command) => {
-    const { platform, log } = context(cmd);
+    const { platform, log } = context(cmd, "process");
     const url = await serveApi(platform, log, opts.port, opts.host);
     log.info("listening", { url, store: platform.store.url, openapi: `${url}/openapi.json`, docs: `${url}/docs` });
   });
@@ -290,7 +291,7 @@ program
   .option("--port <n>", "port", intOption("port"), 8787)
   .option("--host <host>", "interface to bind", "127.0.0.1")
   .action(async (opts, cmd: Command) => {
-    const { platform, log, progress } = context(cmd);
+    const { platform, log, progress } = context(cmd, "process");
     const url = await serveApi(platform, log, opts.port, opts.host);
     log.info("listening", { url, store: platform.store.url });
     let r: Awaited<ReturnType<typeof runDemo>>;

@@ -46,6 +46,12 @@ const ENTITIES: Record<string, string> = {
  */
 const TOKEN =
   /(?:\p{L}\.){2,}|\p{N}+(?:[.,:/]\p{N}+)+|[\p{L}\p{N}\p{M}]+(?:['’-][\p{L}\p{N}\p{M}]+)*|\.{2,}|-{2,}|\S/gu;
+/**
+ * Bump whenever tokenization output changes for some input: it is part of every cached item's
+ * content address, so old cache entries stop matching instead of silently mixing two tokenizers.
+ */
+export const TOKENIZER_REVISION = 1;
+
 const CLITIC = /^(.+)'(s|m|re|ve|ll|d)$/i;
 
 function splitClitics(word: string, out: string[]): void {

@@ -4,6 +4,8 @@
  * content under other ids, labels or files therefore never re-embeds it.
  */
 import { createHash } from "node:crypto";
+import type { BackboneSpec } from "../backbone/spec.ts";
+import { TOKENIZER_REVISION } from "../backbone/tokenizer.ts";
 
 const SCHEME = "headstart-item-v1";
 
@@ -16,10 +18,18 @@ export function sha256Hex(data: Uint8Array | string): string {
   return createHash("sha256").update(data).digest("hex");
 }
 
-export function textItemSha(backboneSha: string, text: string): string {
-  return sha256Hex(`${SCHEME}\0${backboneSha}\0text\0${normalizeText(text)}`);
+/**
+ * Everything besides the input that decides a vector: the model bytes, the preprocessing
+ * settings from backbone.json, and the revision of the code that runs them.
+ */
+export function embeddingKey(spec: Pick<BackboneSpec, "sha256" | "preprocessing">): string {
+  return sha256Hex(`${spec.sha256}\0${JSON.stringify(spec.preprocessing)}\0tokenizer-${TOKENIZER_REVISION}`);
 }
 
-export function fileItemSha(backboneSha: string, modality: "image" | "audio", fileSha: string): string {
-  return sha256Hex(`${SCHEME}\0${backboneSha}\0${modality}\0${fileSha}`);
+export function textItemSha(embedding: string, text: string): string {
+  return sha256Hex(`${SCHEME}\0${embedding}\0text\0${normalizeText(text)}`);
+}
+
+export function fileItemSha(embedding: string, modality: "image" | "audio", fileSha: string): string {
+  return sha256Hex(`${SCHEME}\0${embedding}\0${modality}\0${fileSha}`);
 }

@@ -4,6 +4,7 @@
  * relabelling a dataset retrains without re-embedding anything.
  */
 import type { BackboneSpec } from "../backbone/spec.ts";
+import { embeddingKey } from "../cache/address.ts";
 import { loadCache } from "../cache/shards.ts";
 import { readDatasetRows } from "../datasets/ingest.ts";
 import type { DatasetRow } from "../datasets/manifest.ts";
@@ -35,13 +36,14 @@ export async function loadEmbeddedDataset(
   const found: Float32Array[] = [];
   const missing: string[] = [];
   let unsupported = 0;
+  const embedding = embeddingKey(backbone);
   for (const row of current.rows) {
     const modality = row.text !== undefined ? "text" : row.image !== undefined ? "image" : "audio";
     if (modality !== backbone.modality) {
       unsupported++;
       continue;
     }
-    const vec = cache.vectors.get(await rowItemSha(store, dataset, backbone.sha256, row));
+    const vec = cache.vectors.get(await rowItemSha(store, dataset, embedding, row));
     if (!vec) {
       missing.push(row.id);
       continue;

@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import type { BackboneSpec } from "../backbone/spec.ts";
-import { fileItemSha, sha256Hex, textItemSha } from "../cache/address.ts";
+import { embeddingKey, fileItemSha, sha256Hex, textItemSha } from "../cache/address.ts";
 import { cachedShas, nextShardIndex } from "../cache/shards.ts";
 import { readDatasetRows } from "../datasets/ingest.ts";
 import type { DatasetRow } from "../datasets/manifest.ts";
@@ -49,14 +49,14 @@ function modalityOf(row: DatasetRow): "text" | "image" | "audio" {
   return row.text !== undefined ? "text" : row.image !== undefined ? "image" : "audio";
 }
 
-/** The content address of a dataset row under a backbone; file rows read the file once. */
-export async function rowItemSha(store: ObjectStore, dataset: string, backboneSha: string, row: DatasetRow) {
-  if (row.text !== undefined) return textItemSha(backboneSha, row.text);
+/** The content address of a dataset row under a backbone (see `embeddingKey`); file rows read the file. */
+export async function rowItemSha(store: ObjectStore, dataset: string, embedding: string, row: DatasetRow) {
+  if (row.text !== undefined) return textItemSha(embedding, row.text);
   const modality = modalityOf(row) as "image" | "audio";
   const path = (row.image ?? row.audio)!;
   const obj = await store.get(keys.datasetFile(dataset, path));
   if (!obj) throw new NotFoundError(`file ${keys.datasetFile(dataset, path)} (line ${row.line})`, { field: modality });
-  return fileItemSha(backboneSha, modality, sha256Hex(obj.body));
+  return fileItemSha(embedding, modality, sha256Hex(obj.body));
 }
 
 export interface PlanOptions {
@@ -85,6 +85,7 @@ export async function planEmbedJob(
 
   const cached = await cachedShas(store, backbone.id, dataset);
   const seen = new Set<string>();
+  const embedding = embeddingKey(backbone);
   const items: PlannedItem[] = [];
   let alreadyCached = 0;
   let unsupported = 0;
@@ -93,7 +94,7 @@ export async function planEmbedJob(
       unsupported++;
       continue;
     }
-    const sha = await rowItemSha(store, dataset, backbone.sha256, row);
+    const sha = await rowItemSha(store, dataset, embedding, row);
     if (cached.has(sha) || seen.has(sha)) {
       alreadyCached++;
       continue;

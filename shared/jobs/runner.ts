@@ -3,7 +3,11 @@
  * laptop's cores are not oversubscribed); the SageMaker runner hands the same job to a GPU
  * processing job. Both run `runEmbedShards` over the stored plan.
  */
+import { spawn } from "node:child_process";
+import { join } from "node:path";
 import type { Embedder } from "../backbone/spec.ts";
+import { PACKAGE_ROOT } from "../config.ts";
+import { HeadstartError } from "../errors.ts";
 import { type EmbedProgress, type RunShardsResult, runEmbedShards } from "../embed/run.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { type EmbedJob, updateJob } from "./job.ts";
@@ -14,8 +18,17 @@ export interface JobRunner {
   submit(job: EmbedJob): Promise<EmbedJob>;
 }
 
+export const BATCH_ENTRY = join(PACKAGE_ROOT, "functions", "embed-batch", "main.ts");
+
 export interface LocalJobRunnerOptions {
   embedderFor: (backbone: string) => Promise<Embedder>;
+  /**
+   * `inline` embeds in this process (the CLI, with a progress bar); `process` runs the batch
+   * entry point as a worker process, as SageMaker would, so a server's event loop stays free.
+   */
+  mode?: "inline" | "process";
+  /** Environment for worker processes (store location, credentials); defaults to this process's. */
+  workerEnv?: NodeJS.ProcessEnv;
   onProgress?: (event: EmbedProgress) => void;
   onError?: (job: string, err: unknown) => void;
 }
@@ -56,8 +69,13 @@ export class LocalJobRunner implements JobRunner {
     const now = new Date().toISOString();
     await updateJob(this.store, job.job, (j) => ({ state: "running", runner: this.name, startedAt: j.startedAt ?? now, error: undefined }));
     try {
-      const embedder = await this.opts.embedderFor(job.backbone);
-      const result = await runEmbedShards(this.store, job, embedder, { onProgress: this.opts.onProgress, signal });
+      const result =
+        this.opts.mode === "process"
+          ? await this.runWorker(job)
+          : await runEmbedShards(this.store, job, await this.opts.embedderFor(job.backbone), {
+              onProgress: this.opts.onProgress,
+              signal,
+            });
       await updateJob(this.store, job.job, () => ({ state: "succeeded", finishedAt: new Date().toISOString() }));
       return result;
     } catch (err) {
@@ -68,5 +86,39 @@ export class LocalJobRunner implements JobRunner {
       })).catch(() => undefined);
       throw err;
     }
+  }
+
+  private runWorker(job: EmbedJob): Promise<RunShardsResult> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, ["--import", "tsx", BATCH_ENTRY], {
+        cwd: PACKAGE_ROOT,
+        env: { ...(this.opts.workerEnv ?? process.env), HEADSTART_STORE: this.store.url, HEADSTART_JOB: job.job },
+        stdio: ["ignore", "inherit", "pipe"],
+      });
+      let result: RunShardsResult | undefined;
+      let lastError = "";
+      let buffered = "";
+      child.stderr.setEncoding("utf8");
+      child.stderr.on("data", (chunk: string) => {
+        process.stderr.write(chunk);
+        buffered += chunk;
+        const lines = buffered.split("\n");
+        buffered = lines.pop() ?? "";
+        for (const line of lines) {
+          try {
+            const entry = JSON.parse(line);
+            if (entry.message === "batch stage finished") result = entry as RunShardsResult;
+            if (entry.level === "ERROR") lastError = entry.error ?? entry.message;
+          } catch {
+            // not a log line
+          }
+        }
+      });
+      child.on("error", reject);
+      child.on("exit", (code) => {
+        if (code === 0 && result) resolve(result);
+        else reject(new HeadstartError("internal", `worker for job ${job.job} exited with ${code}: ${lastError || "no error logged"}`));
+      });
+    });
   }
 }

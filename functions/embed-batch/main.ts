@@ -1,0 +1,18 @@
+/**
+ * The batch embedding stage's entry point: the SageMaker Processing container's command and
+ * the local worker process. Configured only by environment (see shared/embed/batch.ts).
+ */
+import { loadConfig } from "../../shared/config.ts";
+import { batchSettingsFromEnv, runBatch } from "../../shared/embed/batch.ts";
+import { isUserError } from "../../shared/errors.ts";
+import { createLogger } from "../../shared/log.ts";
+import { openStore } from "../../shared/store/index.ts";
+
+const config = loadConfig();
+const log = createLogger(config.logLevel, undefined, { service: "headstart-embed-batch" });
+try {
+  await runBatch(openStore(config), config, batchSettingsFromEnv(process.env), log);
+} catch (err) {
+  log.error("batch stage failed", { error: (err as Error).message });
+  process.exitCode = isUserError(err) ? 2 : 1;
+}

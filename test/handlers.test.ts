@@ -1,0 +1,93 @@
+/**
+ * The Lambda entry points with sample events from events/. Handlers read their environment at
+ * import, as in Lambda, so the store is set up before they are imported.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from "aws-lambda";
+import { decodeEventKey, manifestUploads } from "../shared/datasets/upload-event.ts";
+import { readDatasetStatus } from "../shared/datasets/ingest.ts";
+import { keys } from "../shared/layout.ts";
+import { loadEvent } from "./helpers/events.ts";
+import { tinyPlatform } from "./helpers/platform.ts";
+import { tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
+
+type ApiHandler = (e: APIGatewayProxyEventV2, c: Context) => Promise<APIGatewayProxyResultV2>;
+const context = { awsRequestId: "test", functionName: "headstart-api" } as Context;
+
+describe("Lambda handlers", () => {
+  let ctx: Awaited<ReturnType<typeof tinyPlatform>>;
+  let api: ApiHandler;
+  let ingest: (e: unknown) => Promise<{ results: Array<Record<string, unknown>> }>;
+
+  before(async () => {
+    ctx = await tinyPlatform();
+    process.env.HEADSTART_STORE = ctx.store.root;
+    process.env.HEADSTART_DEFAULT_BACKBONE = "tiny-text";
+    process.env.HEADSTART_MODELS_DIR = join(ctx.dir, "models");
+    process.env.HEADSTART_LOG_LEVEL = "silent";
+    api = (await import("../functions/api/handler.ts")).handler as unknown as ApiHandler;
+    ingest = (await import("../functions/ingest/handler.ts")).handler;
+  });
+  after(() => ctx.cleanup());
+
+  test("ingest handler: an AWS upload event ingests the manifest and embeds it", async () => {
+    await ctx.store.put(keys.manifest("reviews", "jsonl"), toJsonlText(tinySentimentRows(40, { withSplit: true })));
+    const { results } = await ingest(loadEvent("s3-manifest-put"));
+    assert.equal(results.length, 1);
+    assert.equal(results[0].dataset, "reviews");
+    assert.equal(results[0].accepted, 40);
+    await ctx.platform.local.idle();
+    const { platform } = ctx;
+    const info = await platform.datasetInfo("reviews");
+    assert.equal(info.embedding.cachedItems, 40);
+  });
+
+  test("ingest handler: a Ceph event (raw keys) and a wholly invalid CSV are reported, not thrown", async () => {
+    await ctx.store.put(keys.manifest("reviews", "csv"), "text,label\n,pos\n");
+    await ctx.store.delete(keys.manifest("reviews", "jsonl"));
+    const { results } = await ingest(loadEvent("s3-manifest-put-ceph"));
+    assert.equal(results[0].state, "rejected");
+    assert.match(String(results[0].error), /none of the 1 rows is valid/);
+    const status = await readDatasetStatus(ctx.store, "reviews");
+    assert.equal(status?.state, "rejected");
+    assert.equal(status?.rejected[0].line, 2);
+    // The previous good rows stay in use.
+    assert.equal((await ctx.platform.datasetInfo("reviews")).embedding.cachedItems, 40);
+  });
+
+  test("ingest handler ignores non-manifest objects and malformed events fail loudly", async () => {
+    const event = loadEvent<{ Records: Array<{ s3: { object: { key: string } } }> }>("s3-manifest-put");
+    event.Records[0].s3.object.key = "datasets/reviews/files/cat.png";
+    assert.deepEqual((await ingest(event)).results, []);
+    await assert.rejects(ingest({ hello: "world" }), /not an S3 event/);
+  });
+
+  test("event keys: AWS URL-encodes, Ceph does not", () => {
+    assert.equal(decodeEventKey("datasets/my+data/a%2Bb.csv", "aws:s3"), "datasets/my data/a+b.csv");
+    assert.equal(decodeEventKey("datasets/d/a+b.csv", "ceph:s3"), "datasets/d/a+b.csv");
+    const aws = loadEvent<{ Records: Array<{ s3: { object: { key: string } } }> }>("s3-manifest-put");
+    aws.Records[0].s3.object.key = "customer%2Fa/datasets/reviews/manifest.jsonl";
+    assert.deepEqual(manifestUploads(aws, "customer/a").map((u) => u.key), ["datasets/reviews/manifest.jsonl"]);
+  });
+
+  test("API handler: API Gateway HTTP API v2 events through the real Hono app", async () => {
+    const health = await api(loadEvent<APIGatewayProxyEventV2>("api-health"), context);
+    assert.equal(typeof health, "object");
+    const h = health as { statusCode: number; body: string };
+    assert.equal(h.statusCode, 200);
+    assert.equal(JSON.parse(h.body).status, "ok");
+
+    await ctx.platform.train({ dataset: "reviews", head: "sentiment" });
+    const res = (await api(loadEvent<APIGatewayProxyEventV2>("api-predict"), context)) as { statusCode: number; body: string };
+    assert.equal(res.statusCode, 200, res.body);
+    assert.deepEqual(JSON.parse(res.body).predictions.map((p: { label: string }) => p.label), ["pos", "neg"]);
+
+    const bad = loadEvent<APIGatewayProxyEventV2>("api-predict");
+    bad.body = JSON.stringify({ inputs: [] });
+    const err = (await api(bad, context)) as { statusCode: number; body: string };
+    assert.equal(err.statusCode, 400);
+    assert.equal(JSON.parse(err.body).error.field, "inputs");
+  });
+});

@@ -1,0 +1,75 @@
+/**
+ * A real (tiny) ONNX text backbone for tests: a made-up vocabulary whose vectors separate two
+ * sentiments, built with the same graph as glove-100d. Bring-your-own-backbone path end to end.
+ */
+import { createHash } from "node:crypto";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { maskedMeanModel } from "../../shared/backbone/glove.ts";
+import type { BackboneSpecInput } from "../../shared/backbone/spec.ts";
+
+export const TINY_DIM = 8;
+export const POSITIVE = ["good", "great", "wonderful", "love", "brilliant", "fun"];
+export const NEGATIVE = ["bad", "awful", "boring", "hate", "dull", "worst"];
+export const NEUTRAL = ["the", "movie", "film", "plot", "actor", "was", "a", "this", "it", "and"];
+export const TINY_VOCAB = [...POSITIVE, ...NEGATIVE, ...NEUTRAL];
+
+/** Deterministic pseudo-random vector per word, shifted along axis 0 by sentiment. */
+export function tinyVector(word: string): Float32Array {
+  const h = createHash("sha256").update(word).digest();
+  const v = new Float32Array(TINY_DIM);
+  for (let j = 0; j < TINY_DIM; j++) v[j] = (h[j] / 255 - 0.5) * 0.5;
+  if (POSITIVE.includes(word)) v[0] += 1;
+  if (NEGATIVE.includes(word)) v[0] -= 1;
+  return v;
+}
+
+export async function writeTinyBackbone(dir: string, id = "tiny-text"): Promise<BackboneSpecInput> {
+  await mkdir(dir, { recursive: true });
+  const matrix = new Float32Array(TINY_VOCAB.length * TINY_DIM);
+  TINY_VOCAB.forEach((w, i) => matrix.set(tinyVector(w), i * TINY_DIM));
+  const model = maskedMeanModel({ matrix, vocabSize: TINY_VOCAB.length, dim: TINY_DIM });
+  await writeFile(join(dir, "model.onnx"), model);
+  await writeFile(join(dir, "vocab.txt"), `${TINY_VOCAB.join("\n")}\n`);
+  const spec: BackboneSpecInput = {
+    id,
+    modality: "text",
+    dim: TINY_DIM,
+    model: "model.onnx",
+    sha256: createHash("sha256").update(model).digest("hex"),
+    io: { ids: "input_ids", mask: "attention_mask", output: "embeddings" },
+    preprocessing: { type: "text-vocab", tokenizer: "whitespace", vocab: "vocab.txt", maxTokens: 64, lowercase: true },
+    pooling: "masked-mean",
+    normalized: false,
+    assets: ["vocab.txt"],
+    description: "test backbone",
+  };
+  await writeFile(join(dir, "backbone.json"), JSON.stringify(spec, null, 2));
+  return spec;
+}
+
+/** A labelled sentiment dataset over the tiny vocabulary, `n` rows, deterministic. */
+export function tinySentimentRows(n: number, opts: { withSplit?: boolean; seed?: number } = {}) {
+  let s = opts.seed ?? 1;
+  const rand = () => {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    return s / 2147483648;
+  };
+  const pick = (words: string[]) => words[Math.floor(rand() * words.length)];
+  const rows: Array<{ id: string; text: string; label: string; split?: "train" | "test" }> = [];
+  for (let i = 0; i < n; i++) {
+    const pos = i % 2 === 0;
+    const words = [pick(NEUTRAL), pick(NEUTRAL), pick(pos ? POSITIVE : NEGATIVE), pick(NEUTRAL), pick(pos ? POSITIVE : NEGATIVE)];
+    rows.push({
+      id: `r${i}`,
+      text: `${words.join(" ")} #${i}`,
+      label: pos ? "pos" : "neg",
+      ...(opts.withSplit ? { split: i % 5 === 0 ? "test" : "train" } : {}),
+    });
+  }
+  return rows;
+}
+
+export function toJsonlText(rows: readonly object[]): string {
+  return rows.map((r) => JSON.stringify(r)).join("\n") + "\n";
+}
