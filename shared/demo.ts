@@ -6,11 +6,11 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { TrainResult } from "./heads/train.ts";
+import { readAlias, readHeadVersion } from "./heads/version.ts";
 import type { Logger } from "./log.ts";
 import type { Platform } from "./platform.ts";
 import { writeImdbManifest } from "./samples/imdb.ts";
-import type { TrainResult } from "./heads/train.ts";
-import { readAlias, readHeadVersion } from "./heads/version.ts";
 
 export const DEMO_DATASET = "imdb";
 export const DEMO_HEAD = "imdb-sentiment";
@@ -70,7 +70,12 @@ export async function runDemo(platform: Platform, opts: DemoOptions): Promise<De
     train = existing.report;
     log.info("reusing trained head", { head: DEMO_HEAD, version: train.version });
   } else {
-    train = await platform.train({ dataset: DEMO_DATASET, head: DEMO_HEAD, backbone: backbone.id, type: "logreg" });
+    train = await platform.train({
+      dataset: DEMO_DATASET,
+      head: DEMO_HEAD,
+      backbone: backbone.id,
+      type: "logreg",
+    });
     trained = true;
   }
 

@@ -72,8 +72,11 @@ export const keys = {
 
   headPrefix: (head: string) => `heads/${assertName("head", head)}/`,
   headVersionPrefix: (head: string) => `heads/${assertName("head", head)}/versions/`,
-  headFile: (head: string, version: string, file: "head.json" | "report.json" | "head.onnx" | "report.html") =>
-    `heads/${assertName("head", head)}/versions/${assertName("version", version)}/${file}`,
+  headFile: (
+    head: string,
+    version: string,
+    file: "head.json" | "report.json" | "head.onnx" | "report.html",
+  ) => `heads/${assertName("head", head)}/versions/${assertName("version", version)}/${file}`,
   headAlias: (head: string, alias: string) =>
     `heads/${assertName("head", head)}/aliases/${assertName("alias", alias)}.json`,
 
@@ -87,25 +90,56 @@ export type ParsedKey =
   | { kind: "datasetRows"; dataset: string }
   | { kind: "backboneSpec"; backbone: string }
   | { kind: "backboneAsset"; backbone: string; file: string }
-  | { kind: "shardVectors" | "shardRows" | "shardCommit" | "shardPlan"; backbone: string; dataset: string; shard: number }
-  | { kind: "headFile"; head: string; version: string; file: "head.json" | "report.json" | "head.onnx" | "report.html" }
+  | {
+      kind: "shardVectors" | "shardRows" | "shardCommit" | "shardPlan";
+      backbone: string;
+      dataset: string;
+      shard: number;
+    }
+  | {
+      kind: "headFile";
+      head: string;
+      version: string;
+      file: "head.json" | "report.json" | "head.onnx" | "report.html";
+    }
   | { kind: "headAlias"; head: string; alias: string }
   | { kind: "job"; job: string };
 
 const N = "([a-z0-9][a-z0-9\\-_.]{0,62})";
 const SHARD = "(\\d{5})";
 const PATTERNS: Array<[RegExp, (m: RegExpExecArray) => ParsedKey]> = [
-  [new RegExp(`^datasets/${N}/manifest\\.(jsonl|csv)$`), (m) => ({ kind: "manifest", dataset: m[1], format: m[2] as ManifestFormat })],
+  [
+    new RegExp(`^datasets/${N}/manifest\\.(jsonl|csv)$`),
+    (m) => ({ kind: "manifest", dataset: m[1], format: m[2] as ManifestFormat }),
+  ],
   [new RegExp(`^datasets/${N}/files/(.+)$`), (m) => ({ kind: "datasetFile", dataset: m[1], path: m[2] })],
   [new RegExp(`^datasets/${N}/_status\\.json$`), (m) => ({ kind: "datasetStatus", dataset: m[1] })],
   [new RegExp(`^datasets/${N}/_rows\\.jsonl$`), (m) => ({ kind: "datasetRows", dataset: m[1] })],
   [new RegExp(`^backbones/${N}/backbone\\.json$`), (m) => ({ kind: "backboneSpec", backbone: m[1] })],
-  [new RegExp(`^backbones/${N}/([a-zA-Z0-9][a-zA-Z0-9\\-_.]{0,127})$`), (m) => ({ kind: "backboneAsset", backbone: m[1], file: m[2] })],
-  [new RegExp(`^cache/${N}/${N}/shard-${SHARD}\\.npy$`), (m) => ({ kind: "shardVectors", backbone: m[1], dataset: m[2], shard: Number(m[3]) })],
-  [new RegExp(`^cache/${N}/${N}/shard-${SHARD}\\.rows\\.jsonl$`), (m) => ({ kind: "shardRows", backbone: m[1], dataset: m[2], shard: Number(m[3]) })],
-  [new RegExp(`^cache/${N}/${N}/_commit-${SHARD}\\.json$`), (m) => ({ kind: "shardCommit", backbone: m[1], dataset: m[2], shard: Number(m[3]) })],
-  [new RegExp(`^cache/${N}/${N}/_plan-${SHARD}\\.json$`), (m) => ({ kind: "shardPlan", backbone: m[1], dataset: m[2], shard: Number(m[3]) })],
-  [new RegExp(`^heads/${N}/versions/${N}/(head\\.json|report\\.json|head\\.onnx|report\\.html)$`), (m) => ({ kind: "headFile", head: m[1], version: m[2], file: m[3] as "head.json" })],
+  [
+    new RegExp(`^backbones/${N}/([a-zA-Z0-9][a-zA-Z0-9\\-_.]{0,127})$`),
+    (m) => ({ kind: "backboneAsset", backbone: m[1], file: m[2] }),
+  ],
+  [
+    new RegExp(`^cache/${N}/${N}/shard-${SHARD}\\.npy$`),
+    (m) => ({ kind: "shardVectors", backbone: m[1], dataset: m[2], shard: Number(m[3]) }),
+  ],
+  [
+    new RegExp(`^cache/${N}/${N}/shard-${SHARD}\\.rows\\.jsonl$`),
+    (m) => ({ kind: "shardRows", backbone: m[1], dataset: m[2], shard: Number(m[3]) }),
+  ],
+  [
+    new RegExp(`^cache/${N}/${N}/_commit-${SHARD}\\.json$`),
+    (m) => ({ kind: "shardCommit", backbone: m[1], dataset: m[2], shard: Number(m[3]) }),
+  ],
+  [
+    new RegExp(`^cache/${N}/${N}/_plan-${SHARD}\\.json$`),
+    (m) => ({ kind: "shardPlan", backbone: m[1], dataset: m[2], shard: Number(m[3]) }),
+  ],
+  [
+    new RegExp(`^heads/${N}/versions/${N}/(head\\.json|report\\.json|head\\.onnx|report\\.html)$`),
+    (m) => ({ kind: "headFile", head: m[1], version: m[2], file: m[3] as "head.json" }),
+  ],
   [new RegExp(`^heads/${N}/aliases/${N}\\.json$`), (m) => ({ kind: "headAlias", head: m[1], alias: m[2] })],
   [new RegExp(`^jobs/${N}\\.json$`), (m) => ({ kind: "job", job: m[1] })],
 ];

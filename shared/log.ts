@@ -19,7 +19,9 @@ export function createLogger(
 ): Logger {
   const emit = (lvl: Exclude<LogLevel, "silent">, message: string, fields?: Record<string, unknown>) => {
     if (ORDER[lvl] < ORDER[level]) return;
-    write(`${JSON.stringify({ level: lvl.toUpperCase(), message, timestamp: new Date().toISOString(), ...base, ...fields })}\n`);
+    write(
+      `${JSON.stringify({ level: lvl.toUpperCase(), message, timestamp: new Date().toISOString(), ...base, ...fields })}\n`,
+    );
   };
   return {
     debug: (m, f) => emit("debug", m, f),

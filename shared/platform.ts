@@ -80,7 +80,11 @@ export class Platform {
   }
 
   /** Puts manifest bytes into the store (the API's upload path), then ingests them. */
-  async putManifest(dataset: string, format: "jsonl" | "csv", body: Uint8Array | string): Promise<DatasetStatus> {
+  async putManifest(
+    dataset: string,
+    format: "jsonl" | "csv",
+    body: Uint8Array | string,
+  ): Promise<DatasetStatus> {
     const key = keys.manifest(dataset, format);
     await this.store.delete(keys.manifest(dataset, format === "csv" ? "jsonl" : "csv"));
     await this.store.put(key, body, { contentType: format === "csv" ? "text/csv" : "application/x-ndjson" });
@@ -92,11 +96,16 @@ export class Platform {
   }
 
   async planEmbed(dataset: string, opts: { backbone?: string; shardSize?: number } = {}): Promise<EmbedJob> {
-    return planEmbedJob(this.store, dataset, await this.backbone(opts.backbone), { shardSize: opts.shardSize });
+    return planEmbedJob(this.store, dataset, await this.backbone(opts.backbone), {
+      shardSize: opts.shardSize,
+    });
   }
 
   /** Plans the dataset's embedding job and hands it to the configured runner. */
-  async submitEmbed(dataset: string, opts: { backbone?: string; shardSize?: number } = {}): Promise<EmbedJob> {
+  async submitEmbed(
+    dataset: string,
+    opts: { backbone?: string; shardSize?: number } = {},
+  ): Promise<EmbedJob> {
     return this.runner.submit(await this.planEmbed(dataset, opts));
   }
 
@@ -114,7 +123,10 @@ export class Platform {
     return trainHead(this.store, await this.backbone(opts.backbone), opts);
   }
 
-  async predict(head: string, req: PredictRequest): Promise<{ head: string; version: string; predictions: Prediction[] }> {
+  async predict(
+    head: string,
+    req: PredictRequest,
+  ): Promise<{ head: string; version: string; predictions: Prediction[] }> {
     if ((req.inputs === undefined) === (req.embeddings === undefined)) {
       throw new ValidationError("send exactly one of inputs, embeddings", { field: "inputs" });
     }
@@ -137,8 +149,7 @@ export class Platform {
     const spec = await this.backbone(backbone).catch(() => undefined);
     const job =
       spec && status.version
-        ? (await readJob(this.store, embedJobId(dataset, spec.id, spec.sha256, status.version)))
-            ?.value
+        ? (await readJob(this.store, embedJobId(dataset, spec.id, spec.sha256, status.version)))?.value
         : undefined;
     const committed = job ? commits.filter((c) => job.shards.includes(c.shard)).length : 0;
     return {
@@ -156,7 +167,13 @@ export class Platform {
     if (!alias) throw new NotFoundError(`head ${head}`, { field: "head" });
     const { head: doc, report } = await readHeadVersion(this.store, head, alias.value.version);
     const { model: _model, ...summary } = doc;
-    return { head, live: alias.value.version, versions: await listVersions(this.store, head), current: summary, report };
+    return {
+      head,
+      live: alias.value.version,
+      versions: await listVersions(this.store, head),
+      current: summary,
+      report,
+    };
   }
 
   async headVersion(head: string, version: string) {

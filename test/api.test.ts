@@ -6,6 +6,9 @@ import { createLogger } from "../shared/log.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
 import { tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
 
+/** Response bodies are checked field by field, so they are read untyped. */
+const read = (res: Response): Promise<ReturnType<typeof JSON.parse>> => res.json();
+
 const json = (body: unknown) => ({
   method: "POST",
   headers: { "content-type": "application/json" },
@@ -24,7 +27,7 @@ describe("HTTP API", () => {
   test("GET /health", async () => {
     const res = await app.request("/health");
     assert.equal(res.status, 200);
-    assert.equal((await res.json()).status, "ok");
+    assert.equal((await read(res)).status, "ok");
   });
 
   test("upload → ingest → embed → train → predict", async () => {
@@ -36,7 +39,7 @@ describe("HTTP API", () => {
       body: bad,
     });
     assert.equal(res.status, 200);
-    const ingest = await res.json();
+    const ingest = await read(res);
     assert.equal(ingest.status.rows.accepted, 100);
     assert.deepEqual(
       ingest.status.rejected.map((r: { line: number; field?: string }) => [r.line, r.field]),
@@ -49,18 +52,18 @@ describe("HTTP API", () => {
     await ctx.platform.local.idle();
 
     res = await app.request("/v1/datasets/films");
-    const info = await res.json();
+    const info = await read(res);
     assert.equal(info.embedding.job.state, "succeeded");
     assert.equal(info.embedding.cachedItems, 100);
 
     res = await app.request("/v1/heads/films-sentiment/train", json({ dataset: "films" }));
     assert.equal(res.status, 200);
-    const trained = await res.json();
+    const trained = await read(res);
     assert.equal(trained.evaluation, "test-split");
     assert.ok(trained.metrics.accuracy > 0.9);
 
     res = await app.request("/v1/heads/films-sentiment");
-    const head = await res.json();
+    const head = await read(res);
     assert.equal(head.live, trained.version);
     assert.equal(head.current.model, undefined, "weights are not part of the summary");
     assert.equal(head.report.metrics.accuracy, trained.metrics.accuracy);
@@ -68,27 +71,66 @@ describe("HTTP API", () => {
     res = await app.request(`/v1/heads/films-sentiment/versions/${trained.version}`);
     assert.equal(res.status, 200);
 
-    res = await app.request("/v1/heads/films-sentiment/predict", json({ inputs: ["great wonderful fun", "boring awful"] }));
+    res = await app.request(
+      "/v1/heads/films-sentiment/predict",
+      json({ inputs: ["great wonderful fun", "boring awful"] }),
+    );
     assert.equal(res.status, 200);
-    const pred = await res.json();
+    const pred = await read(res);
     assert.equal(pred.version, trained.version);
-    assert.deepEqual(pred.predictions.map((p: { label: string }) => p.label), ["pos", "neg"]);
+    assert.deepEqual(
+      pred.predictions.map((p: { label: string }) => p.label),
+      ["pos", "neg"],
+    );
 
-    res = await app.request("/v1/heads/films-sentiment/predict", json({ embeddings: [[1, 0, 0, 0, 0, 0, 0, 0]] }));
-    assert.equal((await res.json()).predictions[0].label, "pos");
+    res = await app.request(
+      "/v1/heads/films-sentiment/predict",
+      json({ embeddings: [[1, 0, 0, 0, 0, 0, 0, 0]] }),
+    );
+    assert.equal((await read(res)).predictions[0].label, "pos");
   });
 
   test("errors are JSON with a code and the offending field", async () => {
     const cases: Array<[string, RequestInit | undefined, number, string, string | undefined]> = [
       ["/v1/heads/nope/predict", json({ inputs: ["x"] }), 404, "not_found", "head"],
       ["/v1/heads/films-sentiment/predict", json({}), 400, "invalid_input", "inputs"],
-      ["/v1/heads/films-sentiment/predict", json({ inputs: ["a"], embeddings: [[1]] }), 400, "invalid_input", "inputs"],
+      [
+        "/v1/heads/films-sentiment/predict",
+        json({ inputs: ["a"], embeddings: [[1]] }),
+        400,
+        "invalid_input",
+        "inputs",
+      ],
       ["/v1/heads/films-sentiment/predict", json({ inputs: [""] }), 400, "invalid_input", "inputs[0]"],
-      ["/v1/heads/films-sentiment/predict", json({ inputs: Array(MAX_PREDICT_BATCH + 1).fill("a") }), 400, "invalid_input", "inputs"],
-      ["/v1/heads/films-sentiment/predict", json({ inputs: ["a"], extra: 1 }), 400, "invalid_input", undefined],
-      ["/v1/heads/films-sentiment/predict", json({ embeddings: [[1, 2]] }), 400, "invalid_input", "embeddings[0]"],
+      [
+        "/v1/heads/films-sentiment/predict",
+        json({ inputs: Array(MAX_PREDICT_BATCH + 1).fill("a") }),
+        400,
+        "invalid_input",
+        "inputs",
+      ],
+      [
+        "/v1/heads/films-sentiment/predict",
+        json({ inputs: ["a"], extra: 1 }),
+        400,
+        "invalid_input",
+        undefined,
+      ],
+      [
+        "/v1/heads/films-sentiment/predict",
+        json({ embeddings: [[1, 2]] }),
+        400,
+        "invalid_input",
+        "embeddings[0]",
+      ],
       ["/v1/heads/Films/predict", json({ inputs: ["a"] }), 400, "invalid_input", "head"],
-      ["/v1/heads/films-sentiment/train", json({ dataset: "films", type: "svm" }), 400, "invalid_input", "type"],
+      [
+        "/v1/heads/films-sentiment/train",
+        json({ dataset: "films", type: "svm" }),
+        400,
+        "invalid_input",
+        "type",
+      ],
       ["/v1/heads/films-sentiment/train", json({ dataset: "ghost" }), 404, "not_found", "dataset"],
       ["/v1/datasets/ghost", undefined, 404, "not_found", "dataset"],
       ["/v1/jobs/ghost", undefined, 404, "not_found", "job"],
@@ -110,7 +152,7 @@ describe("HTTP API", () => {
     ];
     for (const [path, init, status, code, field] of cases) {
       const res = await app.request(path, init);
-      const body = await res.json();
+      const body = await read(res);
       assert.equal(res.status, status, `${path}: ${JSON.stringify(body)}`);
       assert.equal(body.error.code, code, path);
       if (field !== undefined) assert.equal(body.error.field, field, `${path}: ${JSON.stringify(body)}`);
@@ -125,15 +167,18 @@ describe("HTTP API", () => {
       body: "{not json",
     });
     assert.equal(res.status, 400);
-    res = await app.request("/v1/heads/films-sentiment/predict", json({ inputs: ["x".repeat(9 * 1024 * 1024)] }));
+    res = await app.request(
+      "/v1/heads/films-sentiment/predict",
+      json({ inputs: ["x".repeat(9 * 1024 * 1024)] }),
+    );
     assert.equal(res.status, 413);
-    assert.equal((await res.json()).error.code, "payload_too_large");
+    assert.equal((await read(res)).error.code, "payload_too_large");
   });
 
   test("serves an OpenAPI document listing every route", async () => {
     const res = await app.request("/openapi.json");
     assert.equal(res.status, 200);
-    const doc = await res.json();
+    const doc = await read(res);
     for (const path of [
       "/v1/datasets/{dataset}/manifest",
       "/v1/datasets/{dataset}/ingest",

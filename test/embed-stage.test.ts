@@ -27,7 +27,10 @@ describe("batch embedding stage", () => {
     assert.equal(result.shardsCommitted, 4);
 
     const commits = await listCommits(store, "tiny-text", "reviews");
-    assert.deepEqual(commits.map((c) => c.count), [16, 16, 16, 2]);
+    assert.deepEqual(
+      commits.map((c) => c.count),
+      [16, 16, 16, 2],
+    );
     const npy = await store.get(keys.shardVectors("tiny-text", "reviews", 0));
     const { rows: n, cols, data } = decodeNpy(npy!.body);
     assert.equal(n, 16);
@@ -43,7 +46,9 @@ describe("batch embedding stage", () => {
   test("a re-upload with new rows and new labels embeds only the new items", async () => {
     const { platform, store } = ctx;
     const before = await listCommits(store, "tiny-text", "reviews");
-    const rows = tinySentimentRows(60).map((r, i) => (i < 10 ? { ...r, label: r.label === "pos" ? "neg" : "pos" } : r));
+    const rows = tinySentimentRows(60).map((r, i) =>
+      i < 10 ? { ...r, label: r.label === "pos" ? "neg" : "pos" } : r,
+    );
     await platform.putManifest("reviews", "jsonl", toJsonlText(rows));
     const { job, result } = await platform.embed("reviews", { shardSize: 16 });
     assert.equal(job.items.cached, 50);
@@ -95,7 +100,10 @@ describe("batch embedding stage", () => {
       { name: "AbortError" },
     );
     const partial = await listCommits(store, "tiny-text", "resume");
-    assert.deepEqual(partial.map((c) => c.shard), job.shards.slice(0, 2));
+    assert.deepEqual(
+      partial.map((c) => c.shard),
+      job.shards.slice(0, 2),
+    );
     const { result } = await platform.embed("resume", { shardSize: 10 });
     assert.equal(result.shardsSkipped, 2);
     assert.equal(result.itemsEmbedded, 20);

@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from "aws-lambda";
-import { decodeEventKey, manifestUploads } from "../shared/datasets/upload-event.ts";
 import { readDatasetStatus } from "../shared/datasets/ingest.ts";
+import { decodeEventKey, manifestUploads } from "../shared/datasets/upload-event.ts";
 import { keys } from "../shared/layout.ts";
 import { loadEvent } from "./helpers/events.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
@@ -19,7 +19,9 @@ const context = { awsRequestId: "test", functionName: "headstart-api" } as Conte
 describe("Lambda handlers", () => {
   let ctx: Awaited<ReturnType<typeof tinyPlatform>>;
   let api: ApiHandler;
-  let ingest: (e: unknown) => Promise<{ results: Array<Record<string, unknown>> }>;
+  let ingest: (
+    e: unknown,
+  ) => Promise<{ results: Array<{ dataset: string; state: string; accepted: number; error?: string }> }>;
 
   before(async () => {
     ctx = await tinyPlatform();
@@ -33,7 +35,10 @@ describe("Lambda handlers", () => {
   after(() => ctx.cleanup());
 
   test("ingest handler: an AWS upload event ingests the manifest and embeds it", async () => {
-    await ctx.store.put(keys.manifest("reviews", "jsonl"), toJsonlText(tinySentimentRows(40, { withSplit: true })));
+    await ctx.store.put(
+      keys.manifest("reviews", "jsonl"),
+      toJsonlText(tinySentimentRows(40, { withSplit: true })),
+    );
     const { results } = await ingest(loadEvent("s3-manifest-put"));
     assert.equal(results.length, 1);
     assert.equal(results[0].dataset, "reviews");
@@ -69,7 +74,10 @@ describe("Lambda handlers", () => {
     assert.equal(decodeEventKey("datasets/d/a+b.csv", "ceph:s3"), "datasets/d/a+b.csv");
     const aws = loadEvent<{ Records: Array<{ s3: { object: { key: string } } }> }>("s3-manifest-put");
     aws.Records[0].s3.object.key = "customer%2Fa/datasets/reviews/manifest.jsonl";
-    assert.deepEqual(manifestUploads(aws, "customer/a").map((u) => u.key), ["datasets/reviews/manifest.jsonl"]);
+    assert.deepEqual(
+      manifestUploads(aws, "customer/a").map((u) => u.key),
+      ["datasets/reviews/manifest.jsonl"],
+    );
   });
 
   test("API handler: API Gateway HTTP API v2 events through the real Hono app", async () => {
@@ -80,9 +88,15 @@ describe("Lambda handlers", () => {
     assert.equal(JSON.parse(h.body).status, "ok");
 
     await ctx.platform.train({ dataset: "reviews", head: "sentiment" });
-    const res = (await api(loadEvent<APIGatewayProxyEventV2>("api-predict"), context)) as { statusCode: number; body: string };
+    const res = (await api(loadEvent<APIGatewayProxyEventV2>("api-predict"), context)) as {
+      statusCode: number;
+      body: string;
+    };
     assert.equal(res.statusCode, 200, res.body);
-    assert.deepEqual(JSON.parse(res.body).predictions.map((p: { label: string }) => p.label), ["pos", "neg"]);
+    assert.deepEqual(
+      JSON.parse(res.body).predictions.map((p: { label: string }) => p.label),
+      ["pos", "neg"],
+    );
 
     const bad = loadEvent<APIGatewayProxyEventV2>("api-predict");
     bad.body = JSON.stringify({ inputs: [] });

@@ -10,7 +10,11 @@ describe("training heads on the cache", () => {
   let ctx: Awaited<ReturnType<typeof tinyPlatform>>;
   before(async () => {
     ctx = await tinyPlatform();
-    await ctx.platform.putManifest("split", "jsonl", toJsonlText(tinySentimentRows(200, { withSplit: true })));
+    await ctx.platform.putManifest(
+      "split",
+      "jsonl",
+      toJsonlText(tinySentimentRows(200, { withSplit: true })),
+    );
     await ctx.platform.embed("split");
     await ctx.platform.putManifest("nosplit", "jsonl", toJsonlText(tinySentimentRows(120, { seed: 3 })));
     await ctx.platform.embed("nosplit");
@@ -23,7 +27,10 @@ describe("training heads on the cache", () => {
     assert.equal(r.counts.test, 40);
     assert.equal(r.counts.train, 160);
     assert.ok(r.metrics.accuracy > 0.95, `accuracy ${r.metrics.accuracy}`);
-    assert.equal(r.metrics.confusion.flat().reduce((a, b) => a + b, 0), 40);
+    assert.equal(
+      r.metrics.confusion.flat().reduce((a, b) => a + b, 0),
+      40,
+    );
     assert.deepEqual(Object.keys(r.metrics.perClass).sort(), ["neg", "pos"]);
     assert.equal((await readAlias(ctx.store, "sentiment"))?.value.version, r.version);
     const { head, report } = await readHeadVersion(ctx.store, "sentiment", r.version);
@@ -49,8 +56,13 @@ describe("training heads on the cache", () => {
   });
 
   test("predicts texts and embeddings with the live version", async () => {
-    const out = await ctx.platform.predict("sentiment", { inputs: ["great fun wonderful", "awful boring worst"] });
-    assert.deepEqual(out.predictions.map((p) => p.label), ["pos", "neg"]);
+    const out = await ctx.platform.predict("sentiment", {
+      inputs: ["great fun wonderful", "awful boring worst"],
+    });
+    assert.deepEqual(
+      out.predictions.map((p) => p.label),
+      ["pos", "neg"],
+    );
     for (const p of out.predictions) {
       assert.ok(Math.abs(p.scores.pos + p.scores.neg - 1) < 1e-9);
       assert.equal(p.score, Math.max(p.scores.pos, p.scores.neg));
@@ -69,12 +81,26 @@ describe("training heads on the cache", () => {
       assert.match(err.message, /available: logreg/);
       return true;
     });
-    await assert.rejects(ctx.platform.train({ dataset: "split", head: "x", cv: 1 }), { name: "ValidationError" });
+    await assert.rejects(ctx.platform.train({ dataset: "split", head: "x", cv: 1 }), {
+      name: "ValidationError",
+    });
     await assert.rejects(ctx.platform.train({ dataset: "missing", head: "x" }), { name: "NotFoundError" });
-    await assert.rejects(ctx.platform.train({ dataset: "split", head: "Bad/Name" }), { name: "InvalidNameError" });
-    await ctx.platform.putManifest("one-label", "jsonl", toJsonlText([{ text: "good" , label: "a"}, { text: "bad", label: "a" }]));
+    await assert.rejects(ctx.platform.train({ dataset: "split", head: "Bad/Name" }), {
+      name: "InvalidNameError",
+    });
+    await ctx.platform.putManifest(
+      "one-label",
+      "jsonl",
+      toJsonlText([
+        { text: "good", label: "a" },
+        { text: "bad", label: "a" },
+      ]),
+    );
     await ctx.platform.embed("one-label");
-    await assert.rejects(ctx.platform.train({ dataset: "one-label", head: "x" }), /at least 2 distinct labels/);
+    await assert.rejects(
+      ctx.platform.train({ dataset: "one-label", head: "x" }),
+      /at least 2 distinct labels/,
+    );
   });
 
   test("refuses to train on rows that are not embedded yet", async () => {

@@ -23,18 +23,30 @@ interface GlobalOptions {
 
 const program = new Command("headstart")
   .description("Transfer learning the cheap way: embed once, train small heads in seconds, serve them.")
-  .option("--store <dir|s3://bucket>", "where datasets, cache and heads live (env HEADSTART_STORE; default ./.headstart)")
+  .option(
+    "--store <dir|s3://bucket>",
+    "where datasets, cache and heads live (env HEADSTART_STORE; default ./.headstart)",
+  )
   .option("--endpoint <url>", "S3-compatible endpoint for a non-AWS S3 store (env HEADSTART_S3_ENDPOINT)")
   .option("--json", "print one JSON document on stdout")
-  .addOption(new Option("--log-level <level>", "log level").choices(["debug", "info", "warn", "error", "silent"]))
+  .addOption(
+    new Option("--log-level <level>", "log level").choices(["debug", "info", "warn", "error", "silent"]),
+  )
   .showHelpAfterError()
   .exitOverride();
 
 function context(cmd: Command, worker: "inline" | "process" = "inline") {
   const g = cmd.optsWithGlobals() as GlobalOptions;
-  const config: Config = loadConfig(process.env, { store: g.store, s3Endpoint: g.endpoint, logLevel: g.logLevel });
+  const config: Config = loadConfig(process.env, {
+    store: g.store,
+    s3Endpoint: g.endpoint,
+    logLevel: g.logLevel,
+  });
   const log = createLogger(config.logLevel);
-  const progress = embedProgress(log, Boolean(process.stderr.isTTY) && !g.json && config.logLevel !== "silent");
+  const progress = embedProgress(
+    log,
+    Boolean(process.stderr.isTTY) && !g.json && config.logLevel !== "silent",
+  );
   const platform = new Platform(openStore(config), config, {
     onProgress: progress.onProgress,
     onJobError: (job, err) => log.error("embedding job failed", { job, error: (err as Error).message }),
@@ -50,7 +62,10 @@ function output(json: boolean, value: unknown, human: string): void {
 function intOption(name: string) {
   return (value: string) => {
     const n = Number(value);
-    if (!Number.isInteger(n)) throw new ValidationError(`--${name} must be an integer, got ${JSON.stringify(value)}`, { field: name });
+    if (!Number.isInteger(n))
+      throw new ValidationError(`--${name} must be an integer, got ${JSON.stringify(value)}`, {
+        field: name,
+      });
     return n;
   };
 }
@@ -58,7 +73,8 @@ function intOption(name: string) {
 function numberOption(name: string) {
   return (value: string) => {
     const n = Number(value);
-    if (!Number.isFinite(n)) throw new ValidationError(`--${name} must be a number, got ${JSON.stringify(value)}`, { field: name });
+    if (!Number.isFinite(n))
+      throw new ValidationError(`--${name} must be a number, got ${JSON.stringify(value)}`, { field: name });
     return n;
   };
 }
@@ -67,7 +83,9 @@ const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
 
 program
   .command("ingest")
-  .description("upload a manifest (or a directory with manifest + files/) as a dataset, validate it, and embed it")
+  .description(
+    "upload a manifest (or a directory with manifest + files/) as a dataset, validate it, and embed it",
+  )
   .argument("<manifest|dir>", "manifest.jsonl / manifest.csv, or a directory holding one and files/")
   .requiredOption("--dataset <name>", "dataset name")
   .option("--backbone <id>", "backbone to embed with (default glove-100d)")
@@ -79,7 +97,10 @@ program
     let embedding: unknown;
     if (opts.embed) {
       try {
-        embedding = await platform.embed(opts.dataset, { backbone: opts.backbone, shardSize: opts.shardSize });
+        embedding = await platform.embed(opts.dataset, {
+          backbone: opts.backbone,
+          shardSize: opts.shardSize,
+        });
       } finally {
         progress.stop();
       }
@@ -87,7 +108,9 @@ program
     const lines = [
       `dataset ${status.dataset}: ${status.rows.accepted} rows accepted, ${status.rows.rejected} rejected (of ${status.rows.total})`,
       ...status.rejected.slice(0, 20).map((r) => `  line ${r.line}: ${r.reason}`),
-      ...(status.rows.rejected > 20 ? [`  … and ${status.rows.rejected - 20} more in ${status.dataset}/_status.json`] : []),
+      ...(status.rows.rejected > 20
+        ? [`  … and ${status.rows.rejected - 20} more in ${status.dataset}/_status.json`]
+        : []),
     ];
     output(json, { status, embedding }, lines.join("\n"));
   });
@@ -101,7 +124,10 @@ program
   .action(async (dataset: string, opts, cmd: Command) => {
     const { platform, progress, json } = context(cmd);
     try {
-      const { job, result } = await platform.embed(dataset, { backbone: opts.backbone, shardSize: opts.shardSize });
+      const { job, result } = await platform.embed(dataset, {
+        backbone: opts.backbone,
+        shardSize: opts.shardSize,
+      });
       output(
         json,
         { job, result },
@@ -121,7 +147,11 @@ program
   .addOption(new Option("--type <type>", "head type").choices(["logreg"]).default("logreg"))
   .option("--cv <k>", "folds for cross-validation when the dataset has no test split", intOption("cv"))
   .option("--seed <n>", "seed for fold assignment", intOption("seed"))
-  .option("--l2 <x>", "L2 strength on standardized weights (default 1/n, i.e. scikit-learn C=1)", numberOption("l2"))
+  .option(
+    "--l2 <x>",
+    "L2 strength on standardized weights (default 1/n, i.e. scikit-learn C=1)",
+    numberOption("l2"),
+  )
   .option("--backbone <id>", "backbone whose cache to use (default glove-100d)")
   .option("--no-promote", "do not move the live alias to the new version")
   .action(async (dataset: string, opts, cmd: Command) => {
@@ -150,7 +180,7 @@ program
   .description("classify texts with a head")
   .argument("<head>")
   .option("--text <text...>", "one or more texts")
-  .option("--input <file.jsonl>", "a JSONL file with one {\"text\": …} per line")
+  .option("--input <file.jsonl>", 'a JSONL file with one {"text": …} per line')
   .option("--version <version>", "a specific head version instead of the live one")
   .action(async (head: string, opts, cmd: Command) => {
     const { platform, json } = context(cmd);
@@ -167,11 +197,15 @@ program
         try {
           row = JSON.parse(line);
         } catch {
-          throw new ValidationError(`${opts.input} line ${i + 1} is not valid JSON`, { field: `line ${i + 1}` });
+          throw new ValidationError(`${opts.input} line ${i + 1} is not valid JSON`, {
+            field: `line ${i + 1}`,
+          });
         }
         const text = (row as { text?: unknown })?.text;
         if (typeof text !== "string" || !text.trim()) {
-          throw new ValidationError(`${opts.input} line ${i + 1} has no "text" string`, { field: `line ${i + 1}` });
+          throw new ValidationError(`${opts.input} line ${i + 1} has no "text" string`, {
+            field: `line ${i + 1}`,
+          });
         }
         texts.push(text);
       });
@@ -215,7 +249,9 @@ program
     output(true, info, "");
   });
 
-const backbone = program.command("backbone").description("manage backbones (built-in or your own ONNX model)");
+const backbone = program
+  .command("backbone")
+  .description("manage backbones (built-in or your own ONNX model)");
 backbone
   .command("add")
   .description("publish a directory holding backbone.json, the ONNX model and its assets")
@@ -223,7 +259,11 @@ backbone
   .action(async (dir: string, _opts, cmd: Command) => {
     const { platform, json } = context(cmd);
     const spec = await platform.addBackbone(dir);
-    output(json, spec, `backbone ${spec.id} (${spec.modality}, ${spec.dim}-d, sha256 ${spec.sha256.slice(0, 12)}) added`);
+    output(
+      json,
+      spec,
+      `backbone ${spec.id} (${spec.modality}, ${spec.dim}-d, sha256 ${spec.sha256.slice(0, 12)}) added`,
+    );
   });
 backbone
   .command("list")
@@ -231,7 +271,11 @@ backbone
   .action(async (_opts, cmd: Command) => {
     const { platform, json } = context(cmd);
     const specs = await platform.listBackbones();
-    output(json, specs, specs.map((s) => `${s.id}\t${s.modality}\t${s.dim}\t${s.sha256.slice(0, 12)}`).join("\n") || "(none)");
+    output(
+      json,
+      specs,
+      specs.map((s) => `${s.id}\t${s.modality}\t${s.dim}\t${s.sha256.slice(0, 12)}`).join("\n") || "(none)",
+    );
   });
 
 async function serveApi(platform: Platform, log: Logger, port: number, host: string) {
@@ -259,7 +303,12 @@ program
   .action(async (opts, cmd: Command) => {
     const { platform, log } = context(cmd, "process");
     const url = await serveApi(platform, log, opts.port, opts.host);
-    log.info("listening", { url, store: platform.store.url, openapi: `${url}/openapi.json`, docs: `${url}/docs` });
+    log.info("listening", {
+      url,
+      store: platform.store.url,
+      openapi: `${url}/openapi.json`,
+      docs: `${url}/docs`,
+    });
   });
 
 function demoSummary(r: Awaited<ReturnType<typeof runDemo>>): string {
@@ -287,7 +336,9 @@ program
 
 program
   .command("start")
-  .description("the local platform: API + worker on the embedded store, seeded with the IMDB sample on first run")
+  .description(
+    "the local platform: API + worker on the embedded store, seeded with the IMDB sample on first run",
+  )
   .option("--port <n>", "port", intOption("port"), 8787)
   .option("--host <host>", "interface to bind", "127.0.0.1")
   .action(async (opts, cmd: Command) => {
@@ -318,12 +369,14 @@ async function main(argv: string[]): Promise<number> {
     const json = argv.includes("--json");
     const user = isUserError(err);
     if (json) {
-      const body = err instanceof HeadstartError ? err.toJSON() : { code: "internal", message: (err as Error).message };
+      const body =
+        err instanceof HeadstartError ? err.toJSON() : { code: "internal", message: (err as Error).message };
       process.stdout.write(`${JSON.stringify({ error: body }, null, 2)}\n`);
     }
     const field = err instanceof HeadstartError && err.field ? ` [${err.field}]` : "";
     process.stderr.write(`headstart: ${(err as Error).message}${field}\n`);
-    if (!user && process.env.HEADSTART_LOG_LEVEL === "debug") process.stderr.write(`${(err as Error).stack}\n`);
+    if (!user && process.env.HEADSTART_LOG_LEVEL === "debug")
+      process.stderr.write(`${(err as Error).stack}\n`);
     return user ? 2 : 1;
   }
 }

@@ -3,18 +3,36 @@ import type { EmbedProgress } from "../../shared/embed/run.ts";
 import type { Logger } from "../../shared/log.ts";
 
 /** A bar on a terminal; one structured log line per shard otherwise (CI, pipes, containers). */
-export function embedProgress(log: Logger, interactive: boolean): { onProgress: (e: EmbedProgress) => void; stop(): void } {
+export function embedProgress(
+  log: Logger,
+  interactive: boolean,
+): { onProgress: (e: EmbedProgress) => void; stop(): void } {
   if (!interactive) {
     return {
       onProgress: (e) => {
-        if (e.type === "start") log.info("embedding started", { job: e.job, shards: e.shards, pendingShards: e.pendingShards, pendingItems: e.pendingItems });
-        if (e.type === "shard") log.info("shard committed", { job: e.job, shard: e.shard, items: e.items, seconds: Number(e.seconds.toFixed(2)) });
+        if (e.type === "start")
+          log.info("embedding started", {
+            job: e.job,
+            shards: e.shards,
+            pendingShards: e.pendingShards,
+            pendingItems: e.pendingItems,
+          });
+        if (e.type === "shard")
+          log.info("shard committed", {
+            job: e.job,
+            shard: e.shard,
+            items: e.items,
+            seconds: Number(e.seconds.toFixed(2)),
+          });
       },
       stop: () => {},
     };
   }
   const bar = new cliProgress.SingleBar(
-    { format: "embedding {bar} {percentage}% | {value}/{total} items | {rate}/s | eta {eta_formatted}", hideCursor: true },
+    {
+      format: "embedding {bar} {percentage}% | {value}/{total} items | {rate}/s | eta {eta_formatted}",
+      hideCursor: true,
+    },
     cliProgress.Presets.shades_classic,
   );
   let started = false;

@@ -8,7 +8,9 @@ import { manifestUploads } from "../../shared/datasets/upload-event.ts";
 import { isUserError } from "../../shared/errors.ts";
 
 const { platform, log } = bootstrap("headstart-ingest");
-const storePrefix = platform.store.url.startsWith("s3://") ? platform.store.url.split("/").slice(3).join("/") : "";
+const storePrefix = platform.store.url.startsWith("s3://")
+  ? platform.store.url.split("/").slice(3).join("/")
+  : "";
 
 export interface IngestResult {
   dataset: string;
@@ -26,7 +28,12 @@ export async function handler(event: unknown): Promise<{ results: IngestResult[]
     try {
       const status = await platform.ingest(upload.dataset, upload.key);
       const job = await platform.submitEmbed(upload.dataset);
-      log.info("dataset ingested", { ...upload, accepted: status.rows.accepted, rejected: status.rows.rejected, job: job.job });
+      log.info("dataset ingested", {
+        ...upload,
+        accepted: status.rows.accepted,
+        rejected: status.rows.rejected,
+        job: job.job,
+      });
       results.push({
         dataset: upload.dataset,
         key: upload.key,
@@ -38,7 +45,14 @@ export async function handler(event: unknown): Promise<{ results: IngestResult[]
     } catch (err) {
       if (!isUserError(err)) throw err;
       log.warn("manifest rejected", { ...upload, error: (err as Error).message });
-      results.push({ dataset: upload.dataset, key: upload.key, state: "rejected", accepted: 0, rejected: 0, error: (err as Error).message });
+      results.push({
+        dataset: upload.dataset,
+        key: upload.key,
+        state: "rejected",
+        accepted: 0,
+        rejected: 0,
+        error: (err as Error).message,
+      });
     }
   }
   // A local runner embeds in this process: finish before Lambda freezes it.

@@ -23,13 +23,20 @@ export function createApp(platform: Platform, log: Logger) {
       if (!result.success) throw zodIssueToError(result.error, result.target);
     },
   });
-  app.use("/v1/heads/*", bodyLimit({
-    maxSize: MAX_JSON_BYTES,
-    onError: () => {
-      throw new PayloadTooLargeError(`request body is larger than ${MAX_JSON_BYTES} bytes`, { field: "body" });
-    },
-  }));
-  app.get("/health", (c) => c.json({ status: "ok", store: platform.store.url, runner: platform.runner.name }));
+  app.use(
+    "/v1/heads/*",
+    bodyLimit({
+      maxSize: MAX_JSON_BYTES,
+      onError: () => {
+        throw new PayloadTooLargeError(`request body is larger than ${MAX_JSON_BYTES} bytes`, {
+          field: "body",
+        });
+      },
+    }),
+  );
+  app.get("/health", (c) =>
+    c.json({ status: "ok", store: platform.store.url, runner: platform.runner.name }),
+  );
   app.route("/v1/datasets", datasetRoutes(platform));
   app.route("/v1/heads", headRoutes(platform));
   app.route("/v1/jobs", jobRoutes(platform));

@@ -1,7 +1,7 @@
 /** The one mapping from domain errors to HTTP. Routes only throw. */
 import type { Context } from "hono";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { type ErrorCode, HeadstartError, ValidationError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 
@@ -17,12 +17,20 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
 };
 
 export function errorBody(code: string, message: string, field?: string, details?: unknown) {
-  return { error: { code, message, ...(field ? { field } : {}), ...(details === undefined ? {} : { details }) } };
+  return {
+    error: { code, message, ...(field ? { field } : {}), ...(details === undefined ? {} : { details }) },
+  };
 }
 
-export function zodIssueToError(error: { issues: Array<{ path: PropertyKey[]; message: string }> }, target: string) {
+export function zodIssueToError(
+  error: { issues: Array<{ path: PropertyKey[]; message: string }> },
+  target: string,
+) {
   const issue = error.issues[0];
-  const path = issue.path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("").replace(/^\./, "");
+  const path = issue.path
+    .map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`))
+    .join("")
+    .replace(/^\./, "");
   const field = path || target;
   return new ValidationError(`${field}: ${issue.message}`, { field });
 }
@@ -36,7 +44,13 @@ export function handleError(err: Error, c: Context, log: Logger) {
     const code = status === 413 ? "payload_too_large" : status === 404 ? "not_found" : "invalid_input";
     return c.json(errorBody(code, err.message || "request rejected"), status);
   }
-  if (err instanceof SyntaxError) return c.json(errorBody("invalid_input", `malformed JSON body: ${err.message}`, "body"), 400);
-  log.error("request failed", { path: c.req.path, method: c.req.method, error: err.message, stack: err.stack });
+  if (err instanceof SyntaxError)
+    return c.json(errorBody("invalid_input", `malformed JSON body: ${err.message}`, "body"), 400);
+  log.error("request failed", {
+    path: c.req.path,
+    method: c.req.method,
+    error: err.message,
+    stack: err.stack,
+  });
   return c.json(errorBody("internal", "internal error; see the server log"), 500);
 }

@@ -6,8 +6,12 @@ export const MAX_INPUT_CHARS = 100_000;
 
 const Name = z.string().regex(/^[a-z0-9][a-z0-9\-_.]{0,62}$/, "use 1-63 characters from [a-z0-9-_.]");
 
-export const DatasetParams = z.object({ dataset: Name.openapi({ param: { name: "dataset", in: "path" }, example: "imdb" }) });
-export const HeadParams = z.object({ head: Name.openapi({ param: { name: "head", in: "path" }, example: "imdb-sentiment" }) });
+export const DatasetParams = z.object({
+  dataset: Name.openapi({ param: { name: "dataset", in: "path" }, example: "imdb" }),
+});
+export const HeadParams = z.object({
+  head: Name.openapi({ param: { name: "head", in: "path" }, example: "imdb-sentiment" }),
+});
 export const HeadVersionParams = HeadParams.extend({
   version: Name.openapi({ param: { name: "version", in: "path" } }),
 });
@@ -15,7 +19,12 @@ export const JobParams = z.object({ job: Name.openapi({ param: { name: "job", in
 
 export const ErrorResponse = z
   .object({
-    error: z.object({ code: z.string(), message: z.string(), field: z.string().optional(), details: z.unknown().optional() }),
+    error: z.object({
+      code: z.string(),
+      message: z.string(),
+      field: z.string().optional(),
+      details: z.unknown().optional(),
+    }),
   })
   .openapi("Error");
 
@@ -75,7 +84,9 @@ export const PredictResponse = z
 
 export const PromoteBody = z.strictObject({
   version: Name,
-  expectedVersion: Name.nullable().optional().openapi({ description: "Fail with 409 unless live currently points here" }),
+  expectedVersion: Name.nullable()
+    .optional()
+    .openapi({ description: "Fail with 409 unless live currently points here" }),
 });
 
 /** Response bodies are domain objects typed by their own zod schemas; the route schema is `AnyObject`. */

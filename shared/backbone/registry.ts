@@ -54,9 +54,12 @@ export async function publishBackbone(store: ObjectStore, dir: string): Promise<
     throw new ValidationError(`model file ${modelPath} is missing`, { field: "backbone.json.model" });
   });
   if (actual !== spec.sha256) {
-    throw new ValidationError(`backbone.json sha256 ${spec.sha256} does not match ${spec.model} (${actual})`, {
-      field: "backbone.json.sha256",
-    });
+    throw new ValidationError(
+      `backbone.json sha256 ${spec.sha256} does not match ${spec.model} (${actual})`,
+      {
+        field: "backbone.json.sha256",
+      },
+    );
   }
   const existing = await getJson(store, keys.backboneSpec(spec.id), BackboneSpec);
   if (existing?.value.sha256 === spec.sha256) return existing.value;
@@ -78,9 +81,12 @@ export async function resolveBackbone(
   if (found) return found.value;
   const build = BUILT_IN[id];
   if (!build) {
-    throw new NotFoundError(`backbone ${id} (built-in: ${BUILT_IN_BACKBONES.join(", ")}; or add your own ONNX model)`, {
-      field: "backbone",
-    });
+    throw new NotFoundError(
+      `backbone ${id} (built-in: ${BUILT_IN_BACKBONES.join(", ")}; or add your own ONNX model)`,
+      {
+        field: "backbone",
+      },
+    );
   }
   const { dir } = await build(config.modelsDir);
   return publishBackbone(store, dir);
@@ -99,16 +105,23 @@ export async function listBackbones(store: ObjectStore): Promise<BackboneSpec[]>
 const embedders = new Map<string, Promise<Embedder>>();
 
 /** One embedder per store, backbone and model version, shared by every caller in the process. */
-export function loadEmbedder(store: ObjectStore, id: string, config: Pick<Config, "modelsDir">): Promise<Embedder> {
+export function loadEmbedder(
+  store: ObjectStore,
+  id: string,
+  config: Pick<Config, "modelsDir">,
+): Promise<Embedder> {
   const cacheKey = `${store.url}\0${id}`;
   let promise = embedders.get(cacheKey);
   if (!promise) {
     promise = (async () => {
       const spec = await resolveBackbone(store, id, config);
       if (spec.modality !== "text") {
-        throw new UnsupportedError(`backbone ${id} has modality ${spec.modality}; this build embeds text only`, {
-          field: "backbone",
-        });
+        throw new UnsupportedError(
+          `backbone ${id} has modality ${spec.modality}; this build embeds text only`,
+          {
+            field: "backbone",
+          },
+        );
       }
       const modelPath = await store.localPath(keys.backboneAsset(id, spec.model));
       if (!modelPath) throw new HeadstartError("internal", `backbone ${id} is missing its model file`);

@@ -9,7 +9,9 @@ const littleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 export function encodeNpy(data: Float32Array, rows: number, cols: number): Uint8Array {
   if (data.length !== rows * cols) {
-    throw new ValidationError(`npy data has ${data.length} values, shape is ${rows}x${cols}`, { field: "vectors" });
+    throw new ValidationError(`npy data has ${data.length} values, shape is ${rows}x${cols}`, {
+      field: "vectors",
+    });
   }
   let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${rows}, ${cols}), }`;
   // numpy pads the header so the data starts on a 64-byte boundary; the header ends with \n.
@@ -46,13 +48,16 @@ export function decodeNpy(bytes: Uint8Array): { data: Float32Array; rows: number
   const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
   const shape = /'shape':\s*\((\d+),\s*(\d+)?\s*,?\s*\)/.exec(header);
   if (descr !== "<f4" || fortran !== "False" || !shape) {
-    throw new ValidationError(`unsupported .npy header ${header.trim()}: need '<f4', C order, 2-D`, { field: "npy" });
+    throw new ValidationError(`unsupported .npy header ${header.trim()}: need '<f4', C order, 2-D`, {
+      field: "npy",
+    });
   }
   const rows = Number(shape[1]);
   const cols = shape[2] === undefined ? 1 : Number(shape[2]);
   const offset = start + headerLen;
   const byteLength = rows * cols * 4;
-  if (bytes.byteLength - offset < byteLength) throw new ValidationError(".npy file is truncated", { field: "npy" });
+  if (bytes.byteLength - offset < byteLength)
+    throw new ValidationError(".npy file is truncated", { field: "npy" });
   const data = new Float32Array(rows * cols);
   if (littleEndian) {
     // Copy: the payload offset inside the buffer need not be 4-byte aligned.

@@ -4,11 +4,10 @@
  * look at committed shards, so a crash mid-shard leaves nothing half-visible.
  */
 import { z } from "zod";
-import { HeadstartError } from "../errors.ts";
+import { HeadstartError, PreconditionFailedError } from "../errors.ts";
 import { keys, parseKey } from "../layout.ts";
 import { decodeUtf8, getJson, parseJsonl, putJson, toJsonl } from "../store/json.ts";
 import type { ObjectStore } from "../store/types.ts";
-import { PreconditionFailedError } from "../errors.ts";
 import { sha256Hex } from "./address.ts";
 import { decodeNpy, encodeNpy } from "./npy.ts";
 
@@ -49,8 +48,12 @@ export interface ShardWrite {
 export async function writeShard(store: ObjectStore, w: ShardWrite): Promise<boolean> {
   const npy = encodeNpy(w.vectors, w.rows.length, w.dim);
   const rowsBody = toJsonl(w.rows);
-  await store.put(keys.shardVectors(w.backbone, w.dataset, w.shard), npy, { contentType: "application/octet-stream" });
-  await store.put(keys.shardRows(w.backbone, w.dataset, w.shard), rowsBody, { contentType: "application/x-ndjson" });
+  await store.put(keys.shardVectors(w.backbone, w.dataset, w.shard), npy, {
+    contentType: "application/octet-stream",
+  });
+  await store.put(keys.shardRows(w.backbone, w.dataset, w.shard), rowsBody, {
+    contentType: "application/x-ndjson",
+  });
   const commit: ShardCommit = {
     shard: w.shard,
     count: w.rows.length,
@@ -72,7 +75,11 @@ export async function writeShard(store: ObjectStore, w: ShardWrite): Promise<boo
   }
 }
 
-export async function listCommits(store: ObjectStore, backbone: string, dataset: string): Promise<ShardCommit[]> {
+export async function listCommits(
+  store: ObjectStore,
+  backbone: string,
+  dataset: string,
+): Promise<ShardCommit[]> {
   const prefix = keys.cachePrefix(backbone, dataset);
   const out: ShardCommit[] = [];
   for (const obj of await store.list(`${prefix}_commit-`)) {
@@ -107,7 +114,11 @@ async function readShardRows(store: ObjectStore, commit: ShardCommit): Promise<S
 }
 
 /** Addresses of every committed item: what a new embedding job can skip. */
-export async function cachedShas(store: ObjectStore, backbone: string, dataset: string): Promise<Set<string>> {
+export async function cachedShas(
+  store: ObjectStore,
+  backbone: string,
+  dataset: string,
+): Promise<Set<string>> {
   const out = new Set<string>();
   for (const commit of await listCommits(store, backbone, dataset)) {
     for (const row of await readShardRows(store, commit)) out.add(row.sha);
@@ -134,15 +145,25 @@ export async function loadCache(store: ObjectStore, backbone: string, dataset: s
     const obj = await store.get(key);
     if (!obj) throw new HeadstartError("internal", `committed shard is missing its vectors: ${key}`);
     if (sha256Hex(obj.body) !== commit.vectorsSha256) {
-      throw new HeadstartError("internal", `cache shard ${key} does not match its commit marker (corrupted?)`);
+      throw new HeadstartError(
+        "internal",
+        `cache shard ${key} does not match its commit marker (corrupted?)`,
+      );
     }
     const { data, rows, cols } = decodeNpy(obj.body);
     const shardRows = await readShardRows(store, commit);
-    if (rows !== shardRows.length) throw new HeadstartError("internal", `cache shard ${key} has ${rows} vectors for ${shardRows.length} rows`);
-    if (dim && cols !== dim) throw new HeadstartError("internal", `cache shard ${key} has dim ${cols}, others ${dim}`);
+    if (rows !== shardRows.length)
+      throw new HeadstartError(
+        "internal",
+        `cache shard ${key} has ${rows} vectors for ${shardRows.length} rows`,
+      );
+    if (dim && cols !== dim)
+      throw new HeadstartError("internal", `cache shard ${key} has dim ${cols}, others ${dim}`);
     dim = cols;
     backboneSha ??= commit.backboneSha;
-    shardRows.forEach((r, i) => vectors.set(r.sha, data.subarray(i * cols, (i + 1) * cols)));
+    shardRows.forEach((r, i) => {
+      vectors.set(r.sha, data.subarray(i * cols, (i + 1) * cols));
+    });
   }
   return { dim, backboneSha, vectors, shards: commits.length };
 }

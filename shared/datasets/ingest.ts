@@ -20,14 +20,19 @@ import {
 } from "./manifest.ts";
 import { DatasetStatus } from "./status.ts";
 
-async function findManifest(store: ObjectStore, dataset: string): Promise<{ key: string; format: ManifestFormat }> {
+async function findManifest(
+  store: ObjectStore,
+  dataset: string,
+): Promise<{ key: string; format: ManifestFormat }> {
   const found: Array<{ key: string; format: ManifestFormat }> = [];
   for (const format of ["jsonl", "csv"] as const) {
     const key = keys.manifest(dataset, format);
     if (await store.head(key)) found.push({ key, format });
   }
   if (found.length === 0) {
-    throw new ValidationError(`dataset ${dataset} has no manifest.jsonl or manifest.csv`, { field: "dataset" });
+    throw new ValidationError(`dataset ${dataset} has no manifest.jsonl or manifest.csv`, {
+      field: "dataset",
+    });
   }
   if (found.length > 1) {
     throw new ValidationError(`dataset ${dataset} has both manifest.jsonl and manifest.csv: keep one`, {
@@ -42,12 +47,18 @@ export interface IngestOptions {
   manifestKey?: string;
 }
 
-export async function ingestDataset(store: ObjectStore, dataset: string, opts: IngestOptions = {}): Promise<DatasetStatus> {
+export async function ingestDataset(
+  store: ObjectStore,
+  dataset: string,
+  opts: IngestOptions = {},
+): Promise<DatasetStatus> {
   let manifest: { key: string; format: ManifestFormat };
   if (opts.manifestKey) {
     const parsed = parseKey(opts.manifestKey);
     if (parsed?.kind !== "manifest" || parsed.dataset !== dataset) {
-      throw new ValidationError(`${opts.manifestKey} is not a manifest of dataset ${dataset}`, { field: "key" });
+      throw new ValidationError(`${opts.manifestKey} is not a manifest of dataset ${dataset}`, {
+        field: "key",
+      });
     }
     manifest = { key: opts.manifestKey, format: parsed.format };
   } else {
@@ -118,11 +129,17 @@ export async function ingestDataset(store: ObjectStore, dataset: string, opts: I
   return status;
 }
 
-export async function readDatasetStatus(store: ObjectStore, dataset: string): Promise<DatasetStatus | undefined> {
+export async function readDatasetStatus(
+  store: ObjectStore,
+  dataset: string,
+): Promise<DatasetStatus | undefined> {
   return (await getJson(store, keys.datasetStatus(dataset), DatasetStatus))?.value;
 }
 
-export async function readDatasetRows(store: ObjectStore, dataset: string): Promise<{ rows: DatasetRow[]; version: string } | undefined> {
+export async function readDatasetRows(
+  store: ObjectStore,
+  dataset: string,
+): Promise<{ rows: DatasetRow[]; version: string } | undefined> {
   const obj = await store.get(keys.datasetRows(dataset));
   if (!obj) return undefined;
   const text = new TextDecoder().decode(obj.body);
@@ -143,9 +160,18 @@ export async function uploadDataset(store: ObjectStore, dataset: string, localPa
   let manifestPath = localPath;
   if (st.isDirectory()) {
     const present: string[] = [];
-    for (const n of ["manifest.jsonl", "manifest.csv"]) if (await fs.stat(join(localPath, n)).then(() => true, () => false)) present.push(n);
+    for (const n of ["manifest.jsonl", "manifest.csv"])
+      if (
+        await fs.stat(join(localPath, n)).then(
+          () => true,
+          () => false,
+        )
+      )
+        present.push(n);
     if (present.length !== 1) {
-      throw new ValidationError(`${localPath} must hold exactly one of manifest.jsonl, manifest.csv`, { field: "manifest" });
+      throw new ValidationError(`${localPath} must hold exactly one of manifest.jsonl, manifest.csv`, {
+        field: "manifest",
+      });
     }
     manifestPath = join(localPath, present[0]);
     const filesDir = join(localPath, "files");

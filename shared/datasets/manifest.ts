@@ -144,7 +144,12 @@ function validateRows(candidates: Array<{ line: number; value: unknown }>, out: 
     const id = r.id === undefined ? `line-${line}` : String(r.id);
     const first = seen.get(id);
     if (first !== undefined) {
-      out.rejected.push({ line, id, field: "id", reason: `duplicate id ${JSON.stringify(id)} (first seen on line ${first})` });
+      out.rejected.push({
+        line,
+        id,
+        field: "id",
+        reason: `duplicate id ${JSON.stringify(id)} (first seen on line ${first})`,
+      });
       continue;
     }
     seen.set(id, line);
@@ -211,7 +216,9 @@ function parseCsvManifest(bytes: Uint8Array): ParsedManifest {
     }) as unknown as typeof records;
   } catch (err) {
     const e = err as { lines?: number; message: string };
-    throw new ValidationError(`CSV is malformed: ${e.message}`, { field: e.lines ? `line ${e.lines}` : "manifest" });
+    throw new ValidationError(`CSV is malformed: ${e.message}`, {
+      field: e.lines ? `line ${e.lines}` : "manifest",
+    });
   }
   const candidates: Array<{ line: number; value: unknown }> = [];
   for (const { record, info } of records) {
@@ -249,5 +256,7 @@ export function parseManifest(bytes: Uint8Array, format: ManifestFormat): Parsed
 export function manifestFormatOf(name: string): ManifestFormat {
   if (name.endsWith(".jsonl") || name.endsWith(".ndjson")) return "jsonl";
   if (name.endsWith(".csv")) return "csv";
-  throw new ValidationError(`cannot tell the manifest format of ${name}: use .jsonl or .csv`, { field: "manifest" });
+  throw new ValidationError(`cannot tell the manifest format of ${name}: use .jsonl or .csv`, {
+    field: "manifest",
+  });
 }

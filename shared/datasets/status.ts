@@ -12,7 +12,12 @@ export const DatasetStatus = z.object({
   dataset: z.string(),
   /** `ingested`: rows are usable; `rejected`: the last upload had no usable row (previous rows kept). */
   state: z.enum(["ingested", "rejected"]),
-  manifest: z.object({ key: z.string(), format: z.enum(["jsonl", "csv"]), etag: z.string(), bytes: z.number() }),
+  manifest: z.object({
+    key: z.string(),
+    format: z.enum(["jsonl", "csv"]),
+    etag: z.string(),
+    bytes: z.number(),
+  }),
   /** sha256 of `_rows.jsonl`: identifies this dataset version (embedding jobs are named after it). */
   version: z.string().optional(),
   rows: z.object({ total: z.number(), accepted: z.number(), rejected: z.number() }),

@@ -36,7 +36,9 @@ export function decodeEventKey(rawKey: string, eventSource: string): string {
 export function manifestUploads(event: unknown, storePrefix = ""): ManifestUpload[] {
   const parsed = S3Event.safeParse(event);
   if (!parsed.success) {
-    throw new ValidationError(`not an S3 event notification: ${parsed.error.issues[0].message}`, { field: "Records" });
+    throw new ValidationError(`not an S3 event notification: ${parsed.error.issues[0].message}`, {
+      field: "Records",
+    });
   }
   const out: ManifestUpload[] = [];
   for (const record of parsed.data.Records) {
@@ -47,7 +49,8 @@ export function manifestUploads(event: unknown, storePrefix = ""): ManifestUploa
       key = key.slice(storePrefix.length + 1);
     }
     const target = parseKey(key);
-    if (target?.kind === "manifest") out.push({ bucket: record.s3.bucket.name, key, dataset: target.dataset });
+    if (target?.kind === "manifest")
+      out.push({ bucket: record.s3.bucket.name, key, dataset: target.dataset });
   }
   return out;
 }

@@ -36,7 +36,11 @@ export function batchSettingsFromEnv(env: NodeJS.ProcessEnv): BatchSettings {
     const name = String(issue.path[0]);
     throw new ValidationError(`environment variable ${name} is invalid: ${issue.message}`, { field: name });
   }
-  return { job: parsed.data.HEADSTART_JOB, plansDir: parsed.data.HEADSTART_PLANS_DIR, batchSize: parsed.data.HEADSTART_BATCH_SIZE };
+  return {
+    job: parsed.data.HEADSTART_JOB,
+    plansDir: parsed.data.HEADSTART_PLANS_DIR,
+    batchSize: parsed.data.HEADSTART_BATCH_SIZE,
+  };
 }
 
 /** Shard indices of `job` among the plan files SageMaker copied to this instance, or undefined if none were. */
@@ -71,7 +75,13 @@ export async function runBatch(
     shards,
     batchSize: settings.batchSize,
     onProgress: (e) => {
-      if (e.type === "shard") log.info("shard committed", { job: e.job, shard: e.shard, items: e.items, seconds: Number(e.seconds.toFixed(2)) });
+      if (e.type === "shard")
+        log.info("shard committed", {
+          job: e.job,
+          shard: e.shard,
+          items: e.items,
+          seconds: Number(e.seconds.toFixed(2)),
+        });
     },
   });
   log.info("batch stage finished", { ...result });

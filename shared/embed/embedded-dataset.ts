@@ -8,9 +8,9 @@ import { embeddingKey } from "../cache/address.ts";
 import { loadCache } from "../cache/shards.ts";
 import { readDatasetRows } from "../datasets/ingest.ts";
 import type { DatasetRow } from "../datasets/manifest.ts";
-import { rowItemSha } from "./plan.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import type { ObjectStore } from "../store/types.ts";
+import { rowItemSha } from "./plan.ts";
 
 export interface EmbeddedDataset {
   dataset: string;
@@ -60,6 +60,8 @@ export async function loadEmbeddedDataset(
   }
   const dim = backbone.dim;
   const vectors = new Float32Array(rows.length * dim);
-  found.forEach((v, i) => vectors.set(v, i * dim));
+  found.forEach((v, i) => {
+    vectors.set(v, i * dim);
+  });
   return { dataset, version: current.version, dim, rows, vectors, unsupported };
 }

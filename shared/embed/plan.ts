@@ -11,10 +11,10 @@ import { cachedShas, nextShardIndex } from "../cache/shards.ts";
 import { readDatasetRows } from "../datasets/ingest.ts";
 import type { DatasetRow } from "../datasets/manifest.ts";
 import { NotFoundError, PreconditionFailedError, ValidationError } from "../errors.ts";
+import { EmbedJob, readJob } from "../jobs/job.ts";
 import { keys } from "../layout.ts";
 import { getJson, putJson } from "../store/json.ts";
 import type { ObjectStore } from "../store/types.ts";
-import { EmbedJob, readJob } from "../jobs/job.ts";
 
 export const DEFAULT_SHARD_SIZE = 4096;
 
@@ -39,9 +39,19 @@ export const ShardPlan = z.object({
 export type ShardPlan = z.infer<typeof ShardPlan>;
 
 /** Readable and valid as a SageMaker job name (≤ 63, [a-z0-9-]); unique per dataset version × backbone. */
-export function embedJobId(dataset: string, backbone: string, backboneSha: string, datasetVersion: string): string {
-  const hash = createHash("sha256").update(`${dataset}\0${backbone}\0${backboneSha}\0${datasetVersion}`).digest("hex");
-  const slug = dataset.replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 30);
+export function embedJobId(
+  dataset: string,
+  backbone: string,
+  backboneSha: string,
+  datasetVersion: string,
+): string {
+  const hash = createHash("sha256")
+    .update(`${dataset}\0${backbone}\0${backboneSha}\0${datasetVersion}`)
+    .digest("hex");
+  const slug = dataset
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .slice(0, 30);
   return `embed-${slug ? `${slug}-` : ""}${hash.slice(0, 16)}`;
 }
 
@@ -55,7 +65,10 @@ export async function rowItemSha(store: ObjectStore, dataset: string, embedding:
   const modality = modalityOf(row) as "image" | "audio";
   const path = (row.image ?? row.audio)!;
   const obj = await store.get(keys.datasetFile(dataset, path));
-  if (!obj) throw new NotFoundError(`file ${keys.datasetFile(dataset, path)} (line ${row.line})`, { field: modality });
+  if (!obj)
+    throw new NotFoundError(`file ${keys.datasetFile(dataset, path)} (line ${row.line})`, {
+      field: modality,
+    });
   return fileItemSha(embedding, modality, sha256Hex(obj.body));
 }
 
@@ -75,7 +88,9 @@ export async function planEmbedJob(
 ): Promise<EmbedJob> {
   const shardSize = opts.shardSize ?? DEFAULT_SHARD_SIZE;
   if (!Number.isInteger(shardSize) || shardSize < 1 || shardSize > 1_000_000) {
-    throw new ValidationError(`shardSize must be an integer in 1..1000000, got ${shardSize}`, { field: "shardSize" });
+    throw new ValidationError(`shardSize must be an integer in 1..1000000, got ${shardSize}`, {
+      field: "shardSize",
+    });
   }
   const current = await readDatasetRows(store, dataset);
   if (!current) throw new NotFoundError(`dataset ${dataset} (ingest it first)`, { field: "dataset" });
@@ -107,7 +122,13 @@ export async function planEmbedJob(
   const shards: number[] = [];
   let index = await nextShardIndex(store, backbone.id, dataset);
   for (let start = 0; start < items.length; start += shardSize) {
-    const plan: ShardPlan = { job: jobId, shard: index, dataset, backbone: backbone.id, items: items.slice(start, start + shardSize) };
+    const plan: ShardPlan = {
+      job: jobId,
+      shard: index,
+      dataset,
+      backbone: backbone.id,
+      items: items.slice(start, start + shardSize),
+    };
     // Create-only: a concurrent planner holding this index makes us take the next one.
     for (;;) {
       try {
@@ -150,6 +171,7 @@ export async function planEmbedJob(
 
 export async function readShardPlan(store: ObjectStore, backbone: string, dataset: string, shard: number) {
   const plan = await getJson(store, keys.shardPlan(backbone, dataset, shard), ShardPlan);
-  if (!plan) throw new NotFoundError(`shard plan ${keys.shardPlan(backbone, dataset, shard)}`, { field: "shard" });
+  if (!plan)
+    throw new NotFoundError(`shard plan ${keys.shardPlan(backbone, dataset, shard)}`, { field: "shard" });
   return plan.value;
 }

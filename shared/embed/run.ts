@@ -3,7 +3,7 @@
  * where it stopped and never re-embeds a committed item. The same function runs inside the
  * SageMaker container (over the shards assigned to that instance) and in the local worker.
  */
-import type { EmbedInput, Embedder } from "../backbone/spec.ts";
+import type { Embedder, EmbedInput } from "../backbone/spec.ts";
 import { isCommitted, writeShard } from "../cache/shards.ts";
 import { HeadstartError, NotFoundError } from "../errors.ts";
 import { type EmbedJob, requireJob } from "../jobs/job.ts";
@@ -39,7 +39,8 @@ async function inputOf(store: ObjectStore, dataset: string, item: PlannedItem): 
   if (item.text !== undefined) return { text: item.text };
   const path = (item.image ?? item.audio)!;
   const obj = await store.get(keys.datasetFile(dataset, path));
-  if (!obj) throw new NotFoundError(`file ${keys.datasetFile(dataset, path)} (item ${item.id})`, { field: "file" });
+  if (!obj)
+    throw new NotFoundError(`file ${keys.datasetFile(dataset, path)} (item ${item.id})`, { field: "file" });
   return item.image !== undefined ? { image: obj.body } : { audio: obj.body };
 }
 
@@ -60,7 +61,8 @@ export async function runEmbedShards(
   const batchSize = opts.batchSize ?? DEFAULT_BATCH_SIZE;
   const wanted = opts.shards ?? job.shards;
   const unknown = wanted.filter((s) => !job.shards.includes(s));
-  if (unknown.length) throw new NotFoundError(`shards ${unknown.join(", ")} in job ${job.job}`, { field: "shards" });
+  if (unknown.length)
+    throw new NotFoundError(`shards ${unknown.join(", ")} in job ${job.job}`, { field: "shards" });
 
   const pending: number[] = [];
   const result: RunShardsResult = { job: job.job, shardsCommitted: 0, shardsSkipped: 0, itemsEmbedded: 0 };
@@ -96,10 +98,19 @@ export async function runEmbedShards(
       const inputs = await Promise.all(batch.map((item) => inputOf(store, job.dataset, item)));
       const out = await embedder.embed(inputs);
       if (out.length !== batch.length * dim) {
-        throw new HeadstartError("internal", `backbone ${job.backbone} returned ${out.length} values for ${batch.length}×${dim}`);
+        throw new HeadstartError(
+          "internal",
+          `backbone ${job.backbone} returned ${out.length} values for ${batch.length}×${dim}`,
+        );
       }
       vectors.set(out, start * dim);
-      opts.onProgress?.({ type: "batch", job: job.job, shard, done: start + batch.length, items: plan.items.length });
+      opts.onProgress?.({
+        type: "batch",
+        job: job.job,
+        shard,
+        done: start + batch.length,
+        items: plan.items.length,
+      });
     }
     const committed = await writeShard(store, {
       backbone: job.backbone,

@@ -2,12 +2,13 @@
  * Serving a head: a matmul and a softmax in plain TypeScript. Head versions are immutable, so
  * a loaded version is cached for the life of the process; only the alias is re-read.
  */
-import type { Config } from "../config.ts";
+
 import { loadEmbedder } from "../backbone/registry.ts";
+import type { Config } from "../config.ts";
 import { HeadstartError, ValidationError } from "../errors.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { type LogRegModel, logRegFromJson, predictProbaLogReg } from "./logreg.ts";
-import { type HeadDocument, readAlias, readHeadVersion, type Report } from "./version.ts";
+import { type HeadDocument, type Report, readAlias, readHeadVersion } from "./version.ts";
 
 export interface LoadedHead {
   doc: HeadDocument;
@@ -57,18 +58,26 @@ export function predictVectors(head: LoadedHead, vectors: Float32Array, n: numbe
 }
 
 /** Ready embeddings (from the same backbone the head was trained on). */
-export function predictEmbeddings(head: LoadedHead, embeddings: readonly (readonly number[])[]): Prediction[] {
+export function predictEmbeddings(
+  head: LoadedHead,
+  embeddings: readonly (readonly number[])[],
+): Prediction[] {
   const dim = head.doc.backbone.dim;
   const flat = new Float32Array(embeddings.length * dim);
   embeddings.forEach((row, i) => {
     if (row.length !== dim) {
-      throw new ValidationError(`embeddings[${i}] has ${row.length} values; head ${head.doc.head} expects ${dim}`, {
-        field: `embeddings[${i}]`,
-      });
+      throw new ValidationError(
+        `embeddings[${i}] has ${row.length} values; head ${head.doc.head} expects ${dim}`,
+        {
+          field: `embeddings[${i}]`,
+        },
+      );
     }
     for (let j = 0; j < dim; j++) {
       if (!Number.isFinite(row[j])) {
-        throw new ValidationError(`embeddings[${i}][${j}] is not a finite number`, { field: `embeddings[${i}]` });
+        throw new ValidationError(`embeddings[${i}][${j}] is not a finite number`, {
+          field: `embeddings[${i}]`,
+        });
       }
       flat[i * dim + j] = row[j];
     }

@@ -4,10 +4,10 @@
  * immutable version and (by default) moves the `live` alias to it.
  */
 import type { BackboneSpec } from "../backbone/spec.ts";
+import { loadEmbeddedDataset } from "../embed/embedded-dataset.ts";
 import { UnsupportedError, ValidationError } from "../errors.ts";
 import { assertName } from "../layout.ts";
 import type { ObjectStore } from "../store/types.ts";
-import { loadEmbeddedDataset } from "../embed/embedded-dataset.ts";
 import { fitLogReg, type LogRegModel, logRegToJson, predictProbaLogReg } from "./logreg.ts";
 import { classificationMetrics, logLoss } from "./metrics.ts";
 import { stratifiedKFold } from "./split.ts";
@@ -59,18 +59,27 @@ function argmaxRows(proba: Float64Array, n: number, k: number): Int32Array {
 
 function subset(vectors: Float32Array, dim: number, idx: readonly number[]): Float32Array {
   const out = new Float32Array(idx.length * dim);
-  idx.forEach((r, i) => out.set(vectors.subarray(r * dim, (r + 1) * dim), i * dim));
+  idx.forEach((r, i) => {
+    out.set(vectors.subarray(r * dim, (r + 1) * dim), i * dim);
+  });
   return out;
 }
 
-export async function trainHead(store: ObjectStore, backbone: BackboneSpec, opts: TrainOptions): Promise<TrainResult> {
+export async function trainHead(
+  store: ObjectStore,
+  backbone: BackboneSpec,
+  opts: TrainOptions,
+): Promise<TrainResult> {
   assertName("head", opts.head, "head");
   assertName("dataset", opts.dataset, "dataset");
   const type = (opts.type ?? "logreg") as HeadType;
   if (!HEAD_TYPES.includes(type)) {
-    throw new UnsupportedError(`unknown head type ${JSON.stringify(opts.type)}; available: ${HEAD_TYPES.join(", ")}`, {
-      field: "type",
-    });
+    throw new UnsupportedError(
+      `unknown head type ${JSON.stringify(opts.type)}; available: ${HEAD_TYPES.join(", ")}`,
+      {
+        field: "type",
+      },
+    );
   }
   const folds = opts.cv ?? 5;
   if (!Number.isInteger(folds) || folds < 2 || folds > 50) {
@@ -90,20 +99,27 @@ export async function trainHead(store: ObjectStore, backbone: BackboneSpec, opts
   data.rows.forEach((row, i) => {
     if (row.label === undefined) unlabeled++;
     else if (Array.isArray(row.label)) {
-      throw new UnsupportedError(`row ${row.id} (line ${row.line}) has a multi-label list; ${type} heads take one label per row`, {
-        field: `line ${row.line}`,
-      });
+      throw new UnsupportedError(
+        `row ${row.id} (line ${row.line}) has a multi-label list; ${type} heads take one label per row`,
+        {
+          field: `line ${row.line}`,
+        },
+      );
     } else labelled.push(i);
   });
   const labels = [...new Set(labelled.map((i) => String(data.rows[i].label)))].sort();
   if (labels.length < 2) {
-    throw new ValidationError(`dataset ${opts.dataset} needs at least 2 distinct labels to train a classifier, found ${labels.length}`, {
-      field: "label",
-    });
+    throw new ValidationError(
+      `dataset ${opts.dataset} needs at least 2 distinct labels to train a classifier, found ${labels.length}`,
+      {
+        field: "label",
+      },
+    );
   }
   const classOf = new Map(labels.map((l, i) => [l, i]));
   const k = labels.length;
-  const yOf = (idx: readonly number[]) => Int32Array.from(idx, (i) => classOf.get(String(data.rows[i].label))!);
+  const yOf = (idx: readonly number[]) =>
+    Int32Array.from(idx, (i) => classOf.get(String(data.rows[i].label))!);
   const fit = (idx: readonly number[]): LogRegModel =>
     fitLogReg(subset(data.vectors, dim, idx), idx.length, dim, yOf(idx), k, {
       ...(opts.l2 === undefined ? {} : { l2: opts.l2 }),
@@ -131,10 +147,18 @@ export async function trainHead(store: ObjectStore, backbone: BackboneSpec, opts
     for (let f = 0; f < folds; f++) {
       const inFold: number[] = [];
       const outFold: number[] = [];
-      labelled.forEach((r, j) => (foldOf[j] === f ? outFold : inFold).push(j));
+      for (let j = 0; j < labelled.length; j++) (foldOf[j] === f ? outFold : inFold).push(j);
       const m = fit(inFold.map((j) => labelled[j]));
-      const p = predictProbaLogReg(m, subset(data.vectors, dim, outFold.map((j) => labelled[j])), outFold.length);
-      outFold.forEach((j, t) => proba.set(p.subarray(t * k, (t + 1) * k), j * k));
+      const p = predictProbaLogReg(
+        m,
+        subset(
+          data.vectors,
+          dim,
+          outFold.map((j) => labelled[j]),
+        ),
+        outFold.length,
+      );
+      for (let t = 0; t < outFold.length; t++) proba.set(p.subarray(t * k, (t + 1) * k), outFold[t] * k);
     }
     yTrue = y;
     model = fit(labelled);

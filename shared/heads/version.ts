@@ -9,7 +9,12 @@ import { assertName, keys } from "../layout.ts";
 import { getJson, putJson } from "../store/json.ts";
 import type { ObjectStore } from "../store/types.ts";
 
-export const ClassMetrics = z.object({ precision: z.number(), recall: z.number(), f1: z.number(), support: z.number() });
+export const ClassMetrics = z.object({
+  precision: z.number(),
+  recall: z.number(),
+  f1: z.number(),
+  support: z.number(),
+});
 
 export const Metrics = z.object({
   accuracy: z.number(),
@@ -53,7 +58,12 @@ export const Report = z.object({
 });
 export type Report = z.infer<typeof Report>;
 
-export const Alias = z.object({ head: z.string(), alias: z.string(), version: z.string(), updatedAt: z.string() });
+export const Alias = z.object({
+  head: z.string(),
+  alias: z.string(),
+  version: z.string(),
+  updatedAt: z.string(),
+});
 
 /** Sortable by creation time, unique without coordination. */
 export function newVersionId(now = new Date()): string {
@@ -61,7 +71,11 @@ export function newVersionId(now = new Date()): string {
   return `v${stamp}-${randomBytes(3).toString("hex")}`;
 }
 
-export async function writeHeadVersion(store: ObjectStore, head: HeadDocument, report: Report): Promise<void> {
+export async function writeHeadVersion(
+  store: ObjectStore,
+  head: HeadDocument,
+  report: Report,
+): Promise<void> {
   // Report first: head.json is what makes a version exist, so it is written last.
   await putJson(store, keys.headFile(head.head, head.version, "report.json"), report, { ifNoneMatch: "*" });
   await putJson(store, keys.headFile(head.head, head.version, "head.json"), head, { ifNoneMatch: "*" });
@@ -85,16 +99,26 @@ export async function setAlias(
   }
   const current = await readAlias(store, head, alias);
   if (opts.expectedVersion !== undefined && (current?.value.version ?? null) !== opts.expectedVersion) {
-    throw new ConflictError(`alias ${alias} of head ${head} points to ${current?.value.version ?? "nothing"}, not ${opts.expectedVersion}`, {
-      field: "alias",
-    });
+    throw new ConflictError(
+      `alias ${alias} of head ${head} points to ${current?.value.version ?? "nothing"}, not ${opts.expectedVersion}`,
+      {
+        field: "alias",
+      },
+    );
   }
   const body = { head, alias, version, updatedAt: new Date().toISOString() };
   try {
-    await putJson(store, keys.headAlias(head, alias), body, current ? { ifMatch: current.etag } : { ifNoneMatch: "*" });
+    await putJson(
+      store,
+      keys.headAlias(head, alias),
+      body,
+      current ? { ifMatch: current.etag } : { ifNoneMatch: "*" },
+    );
   } catch (err) {
     if (err instanceof PreconditionFailedError) {
-      throw new ConflictError(`alias ${alias} of head ${head} was moved concurrently; retry`, { field: "alias" });
+      throw new ConflictError(`alias ${alias} of head ${head} was moved concurrently; retry`, {
+        field: "alias",
+      });
     }
     throw err;
   }
@@ -118,7 +142,10 @@ export async function readHeadVersion(store: ObjectStore, head: string, version?
     v = alias.value.version;
   }
   const doc = await getJson(store, keys.headFile(head, v, "head.json"), HeadDocument);
-  if (!doc) throw new NotFoundError(`head ${head} version ${v}`, { field: version === undefined ? "head" : "version" });
+  if (!doc)
+    throw new NotFoundError(`head ${head} version ${v}`, {
+      field: version === undefined ? "head" : "version",
+    });
   const report = await getJson(store, keys.headFile(head, v, "report.json"), Report);
   return { head: doc.value, report: report?.value };
 }

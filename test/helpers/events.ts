@@ -6,6 +6,7 @@ const cache = new Map<string, unknown>();
 
 /** A sample event from events/, cloned so a test can change it freely. */
 export function loadEvent<T = Record<string, unknown>>(name: string): T {
-  if (!cache.has(name)) cache.set(name, JSON.parse(readFileSync(join(PACKAGE_ROOT, "events", `${name}.json`), "utf8")));
+  if (!cache.has(name))
+    cache.set(name, JSON.parse(readFileSync(join(PACKAGE_ROOT, "events", `${name}.json`), "utf8")));
   return structuredClone(cache.get(name)) as T;
 }

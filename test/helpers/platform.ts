@@ -14,7 +14,10 @@ export async function tempDir(prefix = "headstart-test-"): Promise<string> {
 export async function tinyPlatform(opts: PlatformOptions = {}) {
   const dir = await tempDir();
   const store = new FsStore(join(dir, "store"));
-  const config = loadConfig({}, { store: store.root, defaultBackbone: "tiny-text", modelsDir: join(dir, "models") });
+  const config = loadConfig(
+    {},
+    { store: store.root, defaultBackbone: "tiny-text", modelsDir: join(dir, "models") },
+  );
   const platform = new Platform(store, config, opts);
   await writeTinyBackbone(join(dir, "backbone"));
   await platform.addBackbone(join(dir, "backbone"));

@@ -27,7 +27,9 @@ export function tinyVector(word: string): Float32Array {
 export async function writeTinyBackbone(dir: string, id = "tiny-text"): Promise<BackboneSpecInput> {
   await mkdir(dir, { recursive: true });
   const matrix = new Float32Array(TINY_VOCAB.length * TINY_DIM);
-  TINY_VOCAB.forEach((w, i) => matrix.set(tinyVector(w), i * TINY_DIM));
+  TINY_VOCAB.forEach((w, i) => {
+    matrix.set(tinyVector(w), i * TINY_DIM);
+  });
   const model = maskedMeanModel({ matrix, vocabSize: TINY_VOCAB.length, dim: TINY_DIM });
   await writeFile(join(dir, "model.onnx"), model);
   await writeFile(join(dir, "vocab.txt"), `${TINY_VOCAB.join("\n")}\n`);
@@ -38,7 +40,13 @@ export async function writeTinyBackbone(dir: string, id = "tiny-text"): Promise<
     model: "model.onnx",
     sha256: createHash("sha256").update(model).digest("hex"),
     io: { ids: "input_ids", mask: "attention_mask", output: "embeddings" },
-    preprocessing: { type: "text-vocab", tokenizer: "whitespace", vocab: "vocab.txt", maxTokens: 64, lowercase: true },
+    preprocessing: {
+      type: "text-vocab",
+      tokenizer: "whitespace",
+      vocab: "vocab.txt",
+      maxTokens: 64,
+      lowercase: true,
+    },
     pooling: "masked-mean",
     normalized: false,
     assets: ["vocab.txt"],
@@ -59,7 +67,13 @@ export function tinySentimentRows(n: number, opts: { withSplit?: boolean; seed?:
   const rows: Array<{ id: string; text: string; label: string; split?: "train" | "test" }> = [];
   for (let i = 0; i < n; i++) {
     const pos = i % 2 === 0;
-    const words = [pick(NEUTRAL), pick(NEUTRAL), pick(pos ? POSITIVE : NEGATIVE), pick(NEUTRAL), pick(pos ? POSITIVE : NEGATIVE)];
+    const words = [
+      pick(NEUTRAL),
+      pick(NEUTRAL),
+      pick(pos ? POSITIVE : NEGATIVE),
+      pick(NEUTRAL),
+      pick(pos ? POSITIVE : NEGATIVE),
+    ];
     rows.push({
       id: `r${i}`,
       text: `${words.join(" ")} #${i}`,
@@ -71,5 +85,5 @@ export function tinySentimentRows(n: number, opts: { withSplit?: boolean; seed?:
 }
 
 export function toJsonlText(rows: readonly object[]): string {
-  return rows.map((r) => JSON.stringify(r)).join("\n") + "\n";
+  return `${rows.map((r) => JSON.stringify(r)).join("\n")}\n`;
 }

@@ -46,7 +46,11 @@ const show = createRoute({
 function formatOf(contentType: string | undefined): "jsonl" | "csv" {
   const type = (contentType ?? "").split(";")[0].trim().toLowerCase();
   if (type === "text/csv") return "csv";
-  if (["application/x-ndjson", "application/jsonl", "application/x-jsonlines", "application/ndjson"].includes(type)) {
+  if (
+    ["application/x-ndjson", "application/jsonl", "application/x-jsonlines", "application/ndjson"].includes(
+      type,
+    )
+  ) {
     return "jsonl";
   }
   throw new ValidationError(
@@ -67,9 +71,12 @@ export function datasetRoutes(platform: Platform) {
     bodyLimit({
       maxSize: MAX_MANIFEST_BYTES,
       onError: () => {
-        throw new PayloadTooLargeError(`manifest is larger than ${MAX_MANIFEST_BYTES} bytes: upload it to the bucket instead`, {
-          field: "body",
-        });
+        throw new PayloadTooLargeError(
+          `manifest is larger than ${MAX_MANIFEST_BYTES} bytes: upload it to the bucket instead`,
+          {
+            field: "body",
+          },
+        );
       },
     }),
   );

@@ -13,16 +13,25 @@ import {
   TrainBody,
 } from "../schemas.ts";
 
-const err = (description: string) => ({ description, content: { "application/json": { schema: ErrorResponse } } });
+const err = (description: string) => ({
+  description,
+  content: { "application/json": { schema: ErrorResponse } },
+});
 const errors = { 400: err("Invalid input"), 404: err("Unknown head, version or dataset") };
 
 const train = createRoute({
   method: "post",
   path: "/{head}/train",
   summary: "Train a new head version on a dataset's cached embeddings",
-  request: { params: HeadParams, body: { required: true, content: { "application/json": { schema: TrainBody } } } },
+  request: {
+    params: HeadParams,
+    body: { required: true, content: { "application/json": { schema: TrainBody } } },
+  },
   responses: {
-    200: { description: "The new version and its metrics", content: { "application/json": { schema: AnyObject } } },
+    200: {
+      description: "The new version and its metrics",
+      content: { "application/json": { schema: AnyObject } },
+    },
     ...errors,
     409: err("The live alias moved while training"),
     422: err("Unsupported head type or labels"),
@@ -34,7 +43,10 @@ const show = createRoute({
   path: "/{head}",
   summary: "A head: live version, its metrics, all versions",
   request: { params: HeadParams },
-  responses: { 200: { description: "Head", content: { "application/json": { schema: AnyObject } } }, ...errors },
+  responses: {
+    200: { description: "Head", content: { "application/json": { schema: AnyObject } } },
+    ...errors,
+  },
 });
 
 const version = createRoute({
@@ -42,14 +54,20 @@ const version = createRoute({
   path: "/{head}/versions/{version}",
   summary: "One immutable head version with its report",
   request: { params: HeadVersionParams },
-  responses: { 200: { description: "Version", content: { "application/json": { schema: AnyObject } } }, ...errors },
+  responses: {
+    200: { description: "Version", content: { "application/json": { schema: AnyObject } } },
+    ...errors,
+  },
 });
 
 const promote = createRoute({
   method: "put",
   path: "/{head}/aliases/live",
   summary: "Point the live alias at a version (compare-and-swap with expectedVersion)",
-  request: { params: HeadParams, body: { required: true, content: { "application/json": { schema: PromoteBody } } } },
+  request: {
+    params: HeadParams,
+    body: { required: true, content: { "application/json": { schema: PromoteBody } } },
+  },
   responses: {
     200: { description: "Alias moved", content: { "application/json": { schema: AnyObject } } },
     ...errors,
@@ -61,9 +79,15 @@ const predict = createRoute({
   method: "post",
   path: "/{head}/predict",
   summary: "Classify raw inputs or ready embeddings",
-  request: { params: HeadParams, body: { required: true, content: { "application/json": { schema: PredictBody } } } },
+  request: {
+    params: HeadParams,
+    body: { required: true, content: { "application/json": { schema: PredictBody } } },
+  },
   responses: {
-    200: { description: "One prediction per input", content: { "application/json": { schema: PredictResponse } } },
+    200: {
+      description: "One prediction per input",
+      content: { "application/json": { schema: PredictResponse } },
+    },
     ...errors,
   },
 });

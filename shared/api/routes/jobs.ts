@@ -17,6 +17,8 @@ const show = createRoute({
 
 export function jobRoutes(platform: Platform) {
   const app = new OpenAPIHono<AppEnv>();
-  app.openapi(show, async (c) => c.json(body(await requireJob(platform.store, c.req.valid("param").job)), 200));
+  app.openapi(show, async (c) =>
+    c.json(body(await requireJob(platform.store, c.req.valid("param").job)), 200),
+  );
   return app;
 }

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# System packages the tests and benchmarks use, installed from Debian when missing:
+#   python3-numpy  — the export test reads embeddings.npy with numpy.load
+#   python3-sklearn — `npm run bench` compares against scikit-learn (only with --bench)
+#   radosgw ceph-mon ceph-osd — the real S3 server for the store contract suite
+# (scripts/radosgw.sh installs Ceph itself too; doing it here shares one `apt-get update`.)
+set -euo pipefail
+
+packages=(python3-numpy radosgw ceph-mon ceph-osd)
+[[ "${1:-}" == "--bench" ]] && packages+=(python3-sklearn)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "system-deps: missing ${missing[*]}; run as root or: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+  exit 1
+fi
+echo "system-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get -qq -o DPkg::Lock::Timeout=300 update
+apt-get -qq -o DPkg::Lock::Timeout=300 install -y --no-install-recommends "${missing[@]}" >/dev/null
