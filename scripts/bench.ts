@@ -1,0 +1,183 @@
+/**
+ * `npm run bench` — figures for docs/benchmarks.md, measured side by side in one run:
+ *   1. embedding throughput of the batch stage vs raw `session.run` on the very same batches;
+ *   2. head training time and test accuracy vs scikit-learn on the same exported embeddings.
+ * Prints the machine and medians of interleaved repetitions. Not a test: nothing is asserted.
+ *
+ *   npm run bench -- [--items 5000] [--reps 3] [--store .headstart-bench]
+ */
+import { execFile } from "node:child_process";
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+import { parseArgs, promisify } from "node:util";
+import { Tensor, env as ortEnv } from "onnxruntime-node";
+import { loadEmbedder } from "../shared/backbone/registry.ts";
+import { getSession } from "../shared/backbone/session.ts";
+import type { TextEmbedder } from "../shared/backbone/text-embedder.ts";
+import { packIds } from "../shared/backbone/tokenizer.ts";
+import { loadConfig, PACKAGE_ROOT } from "../shared/config.ts";
+import { runDemo } from "../shared/demo.ts";
+import { DEFAULT_BATCH_SIZE, runEmbedShards } from "../shared/embed/run.ts";
+import { loadEmbeddedDataset } from "../shared/embed/embedded-dataset.ts";
+import { fitLogReg, predictLogReg } from "../shared/heads/logreg.ts";
+import { classificationMetrics } from "../shared/heads/metrics.ts";
+import { keys } from "../shared/layout.ts";
+import { createLogger } from "../shared/log.ts";
+import { Platform } from "../shared/platform.ts";
+import { loadImdb } from "../shared/samples/imdb.ts";
+import { FsStore } from "../shared/store/fs.ts";
+
+const run = promisify(execFile);
+const { values: args } = parseArgs({
+  options: {
+    items: { type: "string", default: "5000" },
+    reps: { type: "string", default: "3" },
+    store: { type: "string", default: join(PACKAGE_ROOT, ".headstart-bench") },
+  },
+});
+const ITEMS = Number(args.items);
+const REPS = Number(args.reps);
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const fmt = (x: number, d = 2) => x.toFixed(d);
+
+async function machine() {
+  const lscpu = await run("lscpu").then((r) => r.stdout, () => "");
+  const model = /Model name:\s*(.+)/.exec(lscpu)?.[1] ?? cpus()[0]?.model ?? "unknown";
+  return {
+    cpu: model.trim(),
+    cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    onnxruntime: ortEnv.versions?.node ?? "?",
+  };
+}
+
+async function embeddingBench(platform: Platform, config: ReturnType<typeof loadConfig>) {
+  const store = platform.store;
+  const rows = (await loadImdb(Math.ceil(ITEMS / 4))).slice(0, ITEMS);
+  const dataset = `bench-embed-${ITEMS}`;
+  await platform.putManifest(dataset, "jsonl", rows.map((r) => JSON.stringify(r)).join("\n"));
+  const job = await platform.planEmbed(dataset, { backbone: "glove-100d", shardSize: ITEMS });
+  const embedder = (await loadEmbedder(store, "glove-100d", config)) as TextEmbedder;
+  const modelPath = await store.localPath(keys.backboneAsset("glove-100d", embedder.spec.model));
+  const session = await getSession(modelPath!, embedder.spec.sha256);
+
+  // The stage's batches: plan order, DEFAULT_BATCH_SIZE items each, sorted by length inside.
+  const texts = rows.map((r) => r.text);
+  const batches: Array<{ ids: BigInt64Array; mask: BigInt64Array; seqLen: number; b: number }> = [];
+  for (let s = 0; s < texts.length; s += DEFAULT_BATCH_SIZE) {
+    const lists = texts.slice(s, s + DEFAULT_BATCH_SIZE).map((t) => embedder.tokenIds(t));
+    lists.sort((a, b) => a.length - b.length);
+    const enc = packIds(lists);
+    batches.push({ ids: enc.ids, mask: enc.mask, seqLen: enc.seqLen, b: lists.length });
+  }
+  const { ids: idsName, mask: maskName } = embedder.spec.io;
+  const rawRun = async () => {
+    const t0 = performance.now();
+    for (const x of batches) {
+      await session.run({
+        [idsName]: new Tensor("int64", x.ids, [x.b, x.seqLen]),
+        [maskName]: new Tensor("int64", x.mask, [x.b, x.seqLen]),
+      });
+    }
+    return (performance.now() - t0) / 1000;
+  };
+  const stageRun = async () => {
+    // A fresh cache each time: delete the job's committed shard so the stage redoes it.
+    for (const o of await store.list(`cache/glove-100d/${dataset}/`)) {
+      if (!o.key.includes("/_plan-")) await store.delete(o.key);
+    }
+    const t0 = performance.now();
+    const r = await runEmbedShards(store, job, embedder);
+    if (r.itemsEmbedded !== ITEMS - job.items.cached) throw new Error("stage did not embed every item");
+    return (performance.now() - t0) / 1000;
+  };
+  await rawRun(); // warm-up
+  const raw: number[] = [];
+  const stage: number[] = [];
+  for (let i = 0; i < REPS; i++) {
+    stage.push(await stageRun());
+    raw.push(await rawRun());
+  }
+  const items = job.items.toEmbed;
+  return {
+    items,
+    stageItemsPerSec: items / median(stage),
+    rawItemsPerSec: items / median(raw),
+    ratio: median(raw) / median(stage),
+    stageSeconds: stage,
+    rawSeconds: raw,
+  };
+}
+
+async function headBench(platform: Platform) {
+  const log = createLogger("warn");
+  await runDemo(platform, { log }); // full IMDB in the bench store: embedded once, reused later
+  const backbone = await platform.backbone("glove-100d");
+  const exported = await platform.export("imdb", join(platform.config.store, "export-imdb"), "glove-100d");
+  const data = await loadEmbeddedDataset(platform.store, "imdb", backbone);
+  const labels = ["neg", "pos"];
+  const split = (want: "train" | "test") => {
+    const idx = data.rows.flatMap((r, i) => (r.split === want ? [i] : []));
+    const X = new Float32Array(idx.length * data.dim);
+    idx.forEach((r, i) => {
+      X.set(data.vectors.subarray(r * data.dim, (r + 1) * data.dim), i * data.dim);
+    });
+    return { X, n: idx.length, y: Int32Array.from(idx, (i) => labels.indexOf(String(data.rows[i].label))) };
+  };
+  const train = split("train");
+  const test = split("test");
+
+  const ours: number[] = [];
+  const theirs: number[] = [];
+  let accuracy = 0;
+  let sk: { accuracy: number; sklearn: string; trainSeconds: number } | undefined;
+  let sklearnError: string | undefined;
+  for (let i = 0; i < REPS; i++) {
+    const t0 = performance.now();
+    const model = fitLogReg(train.X, train.n, data.dim, train.y, 2);
+    ours.push((performance.now() - t0) / 1000);
+    accuracy = classificationMetrics(test.y, predictLogReg(model, test.X, test.n), labels).accuracy;
+    try {
+      const { stdout } = await run("/usr/bin/python3", [join(PACKAGE_ROOT, "scripts", "sklearn_baseline.py"), join(platform.config.store, "export-imdb")]);
+      sk = JSON.parse(stdout.trim().split("\n").pop()!);
+      theirs.push(sk!.trainSeconds);
+    } catch (err) {
+      sklearnError = (err as { stderr?: string }).stderr?.trim() || (err as Error).message;
+    }
+  }
+  return {
+    rows: exported.rows,
+    trainRows: train.n,
+    testRows: test.n,
+    ours: { accuracy, trainSeconds: median(ours) },
+    sklearn: sk ? { accuracy: sk.accuracy, version: sk.sklearn, trainSeconds: median(theirs) } : { unavailable: sklearnError },
+  };
+}
+
+const config = loadConfig(process.env, { store: args.store, logLevel: "warn" });
+const platform = new Platform(new FsStore(config.store), config);
+const m = await machine();
+console.log(`machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, node ${m.node}, onnxruntime ${m.onnxruntime}`);
+console.log(`reps: ${REPS} (medians), store: ${config.store}\n`);
+
+const e = await embeddingBench(platform, config);
+console.log(`embedding (glove-100d, ${e.items} IMDB reviews, batch ${DEFAULT_BATCH_SIZE}):`);
+console.log(`  batch stage      ${fmt(e.stageItemsPerSec, 0)} items/s  (runs: ${e.stageSeconds.map((s) => fmt(s)).join(", ")} s)`);
+console.log(`  raw session.run  ${fmt(e.rawItemsPerSec, 0)} items/s  (runs: ${e.rawSeconds.map((s) => fmt(s)).join(", ")} s)`);
+console.log(`  stage / raw throughput: ${fmt(e.ratio, 3)}\n`);
+
+const h = await headBench(platform);
+console.log(`logistic regression on exported IMDB embeddings (${h.trainRows} train / ${h.testRows} test, 100-d):`);
+console.log(`  headstart   accuracy ${fmt(100 * h.ours.accuracy)}%  fit ${fmt(h.ours.trainSeconds, 3)} s`);
+if ("accuracy" in h.sklearn) {
+  console.log(`  sklearn ${h.sklearn.version} accuracy ${fmt(100 * (h.sklearn.accuracy ?? 0))}%  fit ${fmt(h.sklearn.trainSeconds ?? 0, 3)} s`);
+  console.log(`  fit time ratio headstart / sklearn: ${fmt(h.ours.trainSeconds / (h.sklearn.trainSeconds ?? 1), 2)}`);
+} else {
+  console.log(`  sklearn: not available (${h.sklearn.unavailable})`);
+}
+console.log(`\n${JSON.stringify({ machine: m, embedding: e, heads: h })}`);
