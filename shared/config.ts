@@ -33,6 +33,20 @@ export interface Config {
   logLevel: "debug" | "info" | "warn" | "error" | "silent";
 }
 
+/** The environment that makes a child process (a batch worker) see this same configuration. */
+export function configToEnv(config: Config): Record<string, string> {
+  const env: Record<string, string> = {
+    HEADSTART_STORE: config.store,
+    HEADSTART_MODELS_DIR: config.modelsDir,
+    HEADSTART_DEFAULT_BACKBONE: config.defaultBackbone,
+    HEADSTART_LOG_LEVEL: config.logLevel,
+  };
+  if (config.s3Endpoint) env.HEADSTART_S3_ENDPOINT = config.s3Endpoint;
+  if (config.region) env.AWS_REGION = config.region;
+  if (config.scratchDir) env.HEADSTART_SCRATCH_DIR = config.scratchDir;
+  return env;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
   const parsed = EnvSchema.safeParse(env);
   if (!parsed.success) {

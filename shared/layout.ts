@@ -4,7 +4,10 @@
  */
 import { InvalidNameError, ValidationError } from "./errors.ts";
 
-const NAME = /^[a-z0-9][a-z0-9\-_.]{0,62}$/;
+/** Every user-chosen name: dataset, backbone, head, version, job, alias. */
+export const NAME_PATTERN = /^[a-z0-9][a-z0-9\-_.]{0,62}$/;
+export const NAME_RULE = "use 1-63 characters from [a-z0-9-_.], starting with a letter or digit";
+const NAME = NAME_PATTERN;
 
 export type NameKind = "dataset" | "backbone" | "head" | "version" | "job" | "alias";
 
@@ -33,7 +36,8 @@ export function assertRelativeFilePath(path: string, field = "file"): string {
   const ok =
     path.length > 0 &&
     path.length <= 1024 &&
-    parts.every((p) => p.length > 0 && p !== "." && p !== ".." && !p.includes("\\")) &&
+    // `.~` marks the filesystem store's temporary and lock files.
+    parts.every((p) => p.length > 0 && p !== "." && p !== ".." && !p.includes("\\") && !p.includes(".~")) &&
     !path.includes("\0");
   if (!ok) throw new ValidationError(`invalid file path ${JSON.stringify(path)}`, { field });
   return path;
@@ -46,8 +50,15 @@ export const keys = {
   datasetFile: (dataset: string, path: string) =>
     `datasets/${assertName("dataset", dataset)}/files/${assertRelativeFilePath(path)}`,
   datasetStatus: (dataset: string) => `datasets/${assertName("dataset", dataset)}/_status.json`,
-  /** The validated rows of the current manifest: what embedding and training read. */
-  datasetRows: (dataset: string) => `datasets/${assertName("dataset", dataset)}/_rows.jsonl`,
+  /**
+   * The validated rows of one manifest version (named by their sha256); `_status.json` says
+   * which version is current, so switching versions is one atomic write.
+   */
+  datasetRows: (dataset: string, version: string) => {
+    if (!/^[0-9a-f]{64}$/.test(version))
+      throw new ValidationError(`invalid dataset version ${version}`, { field: "version" });
+    return `datasets/${assertName("dataset", dataset)}/_rows/${version}.jsonl`;
+  },
 
   backbonePrefix: (backbone: string) => `backbones/${assertName("backbone", backbone)}/`,
   backboneSpec: (backbone: string) => `backbones/${assertName("backbone", backbone)}/backbone.json`,
@@ -87,7 +98,7 @@ export type ParsedKey =
   | { kind: "manifest"; dataset: string; format: ManifestFormat }
   | { kind: "datasetFile"; dataset: string; path: string }
   | { kind: "datasetStatus"; dataset: string }
-  | { kind: "datasetRows"; dataset: string }
+  | { kind: "datasetRows"; dataset: string; version: string }
   | { kind: "backboneSpec"; backbone: string }
   | { kind: "backboneAsset"; backbone: string; file: string }
   | {
@@ -114,7 +125,10 @@ const PATTERNS: Array<[RegExp, (m: RegExpExecArray) => ParsedKey]> = [
   ],
   [new RegExp(`^datasets/${N}/files/(.+)$`), (m) => ({ kind: "datasetFile", dataset: m[1], path: m[2] })],
   [new RegExp(`^datasets/${N}/_status\\.json$`), (m) => ({ kind: "datasetStatus", dataset: m[1] })],
-  [new RegExp(`^datasets/${N}/_rows\\.jsonl$`), (m) => ({ kind: "datasetRows", dataset: m[1] })],
+  [
+    new RegExp(`^datasets/${N}/_rows/([0-9a-f]{64})\\.jsonl$`),
+    (m) => ({ kind: "datasetRows", dataset: m[1], version: m[2] }),
+  ],
   [new RegExp(`^backbones/${N}/backbone\\.json$`), (m) => ({ kind: "backboneSpec", backbone: m[1] })],
   [
     new RegExp(`^backbones/${N}/([a-zA-Z0-9][a-zA-Z0-9\\-_.]{0,127})$`),

@@ -5,7 +5,7 @@
 import { listBackbones, loadEmbedder, publishBackbone, resolveBackbone } from "./backbone/registry.ts";
 import type { BackboneSpec } from "./backbone/spec.ts";
 import { listCommits } from "./cache/shards.ts";
-import type { Config } from "./config.ts";
+import { type Config, configToEnv } from "./config.ts";
 import { ingestDataset, readDatasetStatus, uploadDataset } from "./datasets/ingest.ts";
 import type { DatasetStatus } from "./datasets/status.ts";
 import { exportDataset } from "./embed/export.ts";
@@ -36,6 +36,7 @@ export interface PredictRequest {
 }
 
 export class Platform {
+  /** Runs jobs on this machine: `embed()` always, and submitted jobs unless a `runner` is given. */
   readonly local: LocalJobRunner;
   readonly runner: JobRunner;
 
@@ -44,20 +45,15 @@ export class Platform {
     readonly config: Config,
     opts: PlatformOptions = {},
   ) {
+    // One local runner, so every job of this process shares one queue and one in-flight map.
     this.local = new LocalJobRunner(store, {
       embedderFor: (id) => loadEmbedder(store, id, config),
+      mode: opts.worker ?? "inline",
+      workerEnv: { ...process.env, ...configToEnv(config) },
       onProgress: opts.onProgress,
       onError: opts.onJobError,
     });
-    this.runner =
-      opts.runner ??
-      (opts.worker === "process"
-        ? new LocalJobRunner(store, {
-            embedderFor: (id) => loadEmbedder(store, id, config),
-            mode: "process",
-            onError: opts.onJobError,
-          })
-        : this.local);
+    this.runner = opts.runner ?? this.local;
   }
 
   backbone(id = this.config.defaultBackbone): Promise<BackboneSpec> {

@@ -96,7 +96,7 @@ describe("headstart CLI end to end", () => {
     assert.equal(
       await hasNumpy(),
       true,
-      "numpy is needed to check the export (scripts/ci-setup.sh installs it)",
+      "numpy is needed to check the export (scripts/system-deps.sh installs it)",
     );
     // numpy reads the export with no headstart code, and row i equals the cached vector of rows[i].
     const py = `

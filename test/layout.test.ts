@@ -27,7 +27,12 @@ describe("layout", () => {
         assert.deepEqual(parseKey(keys.manifest(a, "csv")), { kind: "manifest", dataset: a, format: "csv" });
         assert.deepEqual(parseKey(keys.datasetFile(a, path)), { kind: "datasetFile", dataset: a, path });
         assert.deepEqual(parseKey(keys.datasetStatus(a)), { kind: "datasetStatus", dataset: a });
-        assert.deepEqual(parseKey(keys.datasetRows(a)), { kind: "datasetRows", dataset: a });
+        const version = "ab".repeat(32);
+        assert.deepEqual(parseKey(keys.datasetRows(a, version)), {
+          kind: "datasetRows",
+          dataset: a,
+          version,
+        });
         assert.deepEqual(parseKey(keys.backboneSpec(a)), { kind: "backboneSpec", backbone: a });
         assert.deepEqual(parseKey(keys.backboneAsset(a, "model.onnx")), {
           kind: "backboneAsset",

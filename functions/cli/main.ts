@@ -6,6 +6,7 @@ import { readFile } from "node:fs/promises";
 import { serve as serveNode } from "@hono/node-server";
 import { Command, CommanderError, Option } from "commander";
 import { createApp } from "../../shared/api/app.ts";
+import { MAX_PREDICT_BATCH } from "../../shared/api/schemas.ts";
 import { type Config, loadConfig } from "../../shared/config.ts";
 import { DEMO_DATASET, DEMO_HEAD, runDemo } from "../../shared/demo.ts";
 import { HeadstartError, isUserError, ValidationError } from "../../shared/errors.ts";
@@ -35,6 +36,9 @@ const program = new Command("headstart")
   .showHelpAfterError()
   .exitOverride();
 
+/** Set once the command's configuration is loaded; failures print stacks at `debug`. */
+let activeLogLevel: LogLevel = "info";
+
 function context(cmd: Command, worker: "inline" | "process" = "inline") {
   const g = cmd.optsWithGlobals() as GlobalOptions;
   const config: Config = loadConfig(process.env, {
@@ -42,6 +46,7 @@ function context(cmd: Command, worker: "inline" | "process" = "inline") {
     s3Endpoint: g.endpoint,
     logLevel: g.logLevel,
   });
+  activeLogLevel = config.logLevel;
   const log = createLogger(config.logLevel);
   const progress = embedProgress(
     log,
@@ -214,8 +219,9 @@ program
     }
     const predictions = [];
     let version = "";
-    for (let i = 0; i < texts.length; i += 256) {
-      const r = await platform.predict(head, { inputs: texts.slice(i, i + 256), version: opts.version });
+    for (let i = 0; i < texts.length; i += MAX_PREDICT_BATCH) {
+      const batch = texts.slice(i, i + MAX_PREDICT_BATCH);
+      const r = await platform.predict(head, { inputs: batch, version: opts.version });
       version = r.version;
       predictions.push(...r.predictions);
     }
@@ -375,8 +381,7 @@ async function main(argv: string[]): Promise<number> {
     }
     const field = err instanceof HeadstartError && err.field ? ` [${err.field}]` : "";
     process.stderr.write(`headstart: ${(err as Error).message}${field}\n`);
-    if (!user && process.env.HEADSTART_LOG_LEVEL === "debug")
-      process.stderr.write(`${(err as Error).stack}\n`);
+    if (!user && activeLogLevel === "debug") process.stderr.write(`${(err as Error).stack}\n`);
     return user ? 2 : 1;
   }
 }

@@ -6,11 +6,10 @@
 import { bootstrap } from "../../shared/bootstrap.ts";
 import { manifestUploads } from "../../shared/datasets/upload-event.ts";
 import { isUserError } from "../../shared/errors.ts";
+import { S3Store } from "../../shared/store/s3.ts";
 
 const { platform, log } = bootstrap("headstart-ingest");
-const storePrefix = platform.store.url.startsWith("s3://")
-  ? platform.store.url.split("/").slice(3).join("/")
-  : "";
+const storePrefix = platform.store instanceof S3Store ? platform.store.prefix : "";
 
 export interface IngestResult {
   dataset: string;

@@ -44,8 +44,6 @@ export function handleError(err: Error, c: Context, log: Logger) {
     const code = status === 413 ? "payload_too_large" : status === 404 ? "not_found" : "invalid_input";
     return c.json(errorBody(code, err.message || "request rejected"), status);
   }
-  if (err instanceof SyntaxError)
-    return c.json(errorBody("invalid_input", `malformed JSON body: ${err.message}`, "body"), 400);
   log.error("request failed", {
     path: c.req.path,
     method: c.req.method,

@@ -1,10 +1,11 @@
 import { z } from "@hono/zod-openapi";
+import { NAME_PATTERN, NAME_RULE } from "../layout.ts";
 
 export const MAX_PREDICT_BATCH = 256;
 export const MAX_EMBEDDINGS_BATCH = 1_024;
 export const MAX_INPUT_CHARS = 100_000;
 
-const Name = z.string().regex(/^[a-z0-9][a-z0-9\-_.]{0,62}$/, "use 1-63 characters from [a-z0-9-_.]");
+const Name = z.string().regex(NAME_PATTERN, NAME_RULE);
 
 export const DatasetParams = z.object({
   dataset: Name.openapi({ param: { name: "dataset", in: "path" }, example: "imdb" }),

@@ -49,10 +49,11 @@ export async function publishBackbone(store: ObjectStore, dir: string): Promise<
     });
   }
   const spec = parsed.data;
-  const modelPath = join(dir, spec.model);
-  const actual = await fileSha256(modelPath).catch(() => {
-    throw new ValidationError(`model file ${modelPath} is missing`, { field: "backbone.json.model" });
-  });
+  const hashOf = (file: string, field: string) =>
+    fileSha256(join(dir, file)).catch(() => {
+      throw new ValidationError(`file ${join(dir, file)} is missing`, { field });
+    });
+  const actual = await hashOf(spec.model, "backbone.json.model");
   if (actual !== spec.sha256) {
     throw new ValidationError(
       `backbone.json sha256 ${spec.sha256} does not match ${spec.model} (${actual})`,
@@ -61,8 +62,20 @@ export async function publishBackbone(store: ObjectStore, dir: string): Promise<
       },
     );
   }
+  // Assets (vocabularies) decide vectors as much as the model does: record and check their hashes.
+  const assetSha256: Record<string, string> = {};
+  for (const asset of spec.assets) {
+    assetSha256[asset] = await hashOf(asset, "backbone.json.assets");
+    const declared = spec.assetSha256[asset];
+    if (declared !== undefined && declared !== assetSha256[asset]) {
+      throw new ValidationError(`backbone.json assetSha256.${asset} does not match the file`, {
+        field: `backbone.json.assetSha256.${asset}`,
+      });
+    }
+  }
+  spec.assetSha256 = assetSha256;
   const existing = await getJson(store, keys.backboneSpec(spec.id), BackboneSpec);
-  if (existing?.value.sha256 === spec.sha256) return existing.value;
+  if (existing && JSON.stringify(existing.value) === JSON.stringify(spec)) return existing.value;
   for (const file of [spec.model, ...spec.assets]) {
     await store.put(keys.backboneAsset(spec.id, file), await fs.readFile(join(dir, file)));
   }

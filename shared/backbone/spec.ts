@@ -3,8 +3,9 @@
  * files is a backbone, built-in or brought by the user.
  */
 import { z } from "zod";
+import { NAME_PATTERN, NAME_RULE } from "../layout.ts";
 
-const Name = z.string().regex(/^[a-z0-9][a-z0-9\-_.]{0,62}$/, "use [a-z0-9-_.], at most 63 characters");
+const Name = z.string().regex(NAME_PATTERN, NAME_RULE);
 const AssetName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9\-_.]{0,127}$/);
 
 /** Text through a word vocabulary: tokens → ids (unknown tokens dropped) → model. */
@@ -42,6 +43,8 @@ export const BackboneSpec = z.object({
   normalized: z.boolean().default(false),
   /** Extra files the preprocessor reads (vocabularies…), stored beside the model. */
   assets: z.array(AssetName).default([]),
+  /** sha256 of each asset; filled in when the backbone is published, checked when given. */
+  assetSha256: z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/)).default({}),
   description: z.string().optional(),
   source: z.string().optional(),
   license: z.string().optional(),

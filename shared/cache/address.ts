@@ -22,8 +22,11 @@ export function sha256Hex(data: Uint8Array | string): string {
  * Everything besides the input that decides a vector: the model bytes, the preprocessing
  * settings from backbone.json, and the revision of the code that runs them.
  */
-export function embeddingKey(spec: Pick<BackboneSpec, "sha256" | "preprocessing">): string {
-  return sha256Hex(`${spec.sha256}\0${JSON.stringify(spec.preprocessing)}\0tokenizer-${TOKENIZER_REVISION}`);
+export function embeddingKey(spec: Pick<BackboneSpec, "sha256" | "preprocessing" | "assetSha256">): string {
+  const assets = Object.entries(spec.assetSha256 ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
+  return sha256Hex(
+    `${spec.sha256}\0${JSON.stringify(spec.preprocessing)}\0${JSON.stringify(assets)}\0tokenizer-${TOKENIZER_REVISION}`,
+  );
 }
 
 export function textItemSha(embedding: string, text: string): string {

@@ -44,8 +44,13 @@ export interface ShardWrite {
   rows: ShardRow[];
 }
 
-/** Returns false when another worker committed the same shard first (its content is identical). */
+/**
+ * Returns false when the shard was committed by another worker first. Data files are never
+ * written under an existing commit marker; two workers racing on one uncommitted shard (a
+ * retried job beside a live one) can still interleave, which the marker's hashes then expose.
+ */
 export async function writeShard(store: ObjectStore, w: ShardWrite): Promise<boolean> {
+  if (await isCommitted(store, w.backbone, w.dataset, w.shard)) return false;
   const npy = encodeNpy(w.vectors, w.rows.length, w.dim);
   const rowsBody = toJsonl(w.rows);
   await store.put(keys.shardVectors(w.backbone, w.dataset, w.shard), npy, {
@@ -134,12 +139,21 @@ export interface LoadedCache {
   shards: number;
 }
 
-/** Loads every committed shard of a dataset, verifying each against its commit marker. */
-export async function loadCache(store: ObjectStore, backbone: string, dataset: string): Promise<LoadedCache> {
+/**
+ * Loads the committed shards of a dataset, verifying each against its commit marker. With
+ * `backboneSha`, shards embedded by an earlier version of the backbone are skipped.
+ */
+export async function loadCache(
+  store: ObjectStore,
+  backbone: string,
+  dataset: string,
+  backboneSha?: string,
+): Promise<LoadedCache> {
   const vectors = new Map<string, Float32Array>();
   let dim = 0;
-  let backboneSha: string | undefined;
-  const commits = await listCommits(store, backbone, dataset);
+  const commits = (await listCommits(store, backbone, dataset)).filter(
+    (c) => backboneSha === undefined || c.backboneSha === backboneSha,
+  );
   for (const commit of commits) {
     const key = keys.shardVectors(backbone, dataset, commit.shard);
     const obj = await store.get(key);
@@ -160,7 +174,6 @@ export async function loadCache(store: ObjectStore, backbone: string, dataset: s
     if (dim && cols !== dim)
       throw new HeadstartError("internal", `cache shard ${key} has dim ${cols}, others ${dim}`);
     dim = cols;
-    backboneSha ??= commit.backboneSha;
     shardRows.forEach((r, i) => {
       vectors.set(r.sha, data.subarray(i * cols, (i + 1) * cols));
     });

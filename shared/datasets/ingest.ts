@@ -6,15 +6,21 @@
 import { createHash } from "node:crypto";
 import { promises as fs } from "node:fs";
 import { basename, join, relative, sep } from "node:path";
-import { ValidationError } from "../errors.ts";
+import {
+  ConflictError,
+  HeadstartError,
+  PayloadTooLargeError,
+  PreconditionFailedError,
+  ValidationError,
+} from "../errors.ts";
 import { keys, type ManifestFormat, parseKey } from "../layout.ts";
-import { getJson, parseJsonl, putJson, toJsonl } from "../store/json.ts";
+import { decodeUtf8, getJson, parseJsonl, putJson, toJsonl } from "../store/json.ts";
 import type { ObjectStore } from "../store/types.ts";
 import {
   DatasetRow,
-  INPUT_FIELDS,
   MAX_REJECTIONS_LISTED,
   manifestFormatOf,
+  modalityOf,
   parseManifest,
   type Rejection,
 } from "./manifest.ts";
@@ -42,6 +48,9 @@ async function findManifest(
   return found[0];
 }
 
+/** Manifests are read whole; bigger datasets are split into several. */
+export const MAX_MANIFEST_BYTES = 512 * 1024 * 1024;
+
 export interface IngestOptions {
   /** The manifest that triggered ingest (from an upload event); found by listing otherwise. */
   manifestKey?: string;
@@ -63,6 +72,17 @@ export async function ingestDataset(
     manifest = { key: opts.manifestKey, format: parsed.format };
   } else {
     manifest = await findManifest(store, dataset);
+  }
+  // The status is the dataset's one switch between versions; moving it by compare-and-swap
+  // means a slow ingest of an older upload can never overwrite a newer one.
+  const previous = await getJson(store, keys.datasetStatus(dataset), DatasetStatus);
+  const info = await store.head(manifest.key);
+  if (!info) throw new ValidationError(`manifest ${manifest.key} does not exist`, { field: "manifest" });
+  if (info.size > MAX_MANIFEST_BYTES) {
+    throw new PayloadTooLargeError(
+      `manifest ${manifest.key} is ${info.size} bytes; the limit is ${MAX_MANIFEST_BYTES}: split the dataset`,
+      { field: "manifest" },
+    );
   }
   const obj = await store.get(manifest.key);
   if (!obj) throw new ValidationError(`manifest ${manifest.key} does not exist`, { field: "manifest" });
@@ -93,7 +113,7 @@ export async function ingestDataset(
       labels[l] = (labels[l] ?? 0) + 1;
     }
     splits[r.split ?? "unspecified"]++;
-    const modality = INPUT_FIELDS.find((f) => r[f] !== undefined)!;
+    const modality = modalityOf(r);
     modalities[modality] = (modalities[modality] ?? 0) + 1;
   }
 
@@ -114,7 +134,9 @@ export async function ingestDataset(
       parsed.total === 0
         ? "the manifest is empty: no rows to ingest"
         : `none of the ${parsed.total} rows is valid; the previous rows of this dataset, if any, stay in use`;
-    await putJson(store, keys.datasetStatus(dataset), status);
+    // The previous version stays current: training keeps working on the last good upload.
+    if (previous?.value.version) status.version = previous.value.version;
+    await commitStatus(store, status, previous?.etag, obj.etag);
     throw new ValidationError(`${manifest.key}: ${status.message}`, {
       field: rejected[0] ? `line ${rejected[0].line}` : "manifest",
       details: { rejected: status.rejected.slice(0, 20) },
@@ -123,10 +145,35 @@ export async function ingestDataset(
 
   const body = toJsonl(rows);
   status.version = createHash("sha256").update(body).digest("hex");
-  // Rows first, status last: a reader that sees the new status always finds the rows it describes.
-  await store.put(keys.datasetRows(dataset), body, { contentType: "application/x-ndjson" });
-  await putJson(store, keys.datasetStatus(dataset), status);
+  // Rows first (content-addressed, so rewriting them is harmless), status last.
+  await store.put(keys.datasetRows(dataset, status.version), body, { contentType: "application/x-ndjson" });
+  await commitStatus(store, status, previous?.etag, obj.etag);
   return status;
+}
+
+async function commitStatus(
+  store: ObjectStore,
+  status: DatasetStatus,
+  previousEtag: string | undefined,
+  manifestEtag: string,
+) {
+  const lost = () =>
+    new ConflictError(
+      `${status.manifest.key} changed while it was being ingested; the newer upload is ingested on its own`,
+      { field: "manifest" },
+    );
+  if ((await store.head(status.manifest.key))?.etag !== manifestEtag) throw lost();
+  try {
+    await putJson(
+      store,
+      keys.datasetStatus(status.dataset),
+      status,
+      previousEtag ? { ifMatch: previousEtag } : { ifNoneMatch: "*" },
+    );
+  } catch (err) {
+    if (err instanceof PreconditionFailedError) throw lost();
+    throw err;
+  }
 }
 
 export async function readDatasetStatus(
@@ -136,17 +183,21 @@ export async function readDatasetStatus(
   return (await getJson(store, keys.datasetStatus(dataset), DatasetStatus))?.value;
 }
 
+/** The rows of the dataset's current version (the one its status names). */
 export async function readDatasetRows(
   store: ObjectStore,
   dataset: string,
 ): Promise<{ rows: DatasetRow[]; version: string } | undefined> {
-  const obj = await store.get(keys.datasetRows(dataset));
-  if (!obj) return undefined;
-  const text = new TextDecoder().decode(obj.body);
-  return {
-    rows: parseJsonl(text, DatasetRow, keys.datasetRows(dataset)),
-    version: createHash("sha256").update(obj.body).digest("hex"),
-  };
+  const status = await readDatasetStatus(store, dataset);
+  if (!status?.version) return undefined;
+  const key = keys.datasetRows(dataset, status.version);
+  const obj = await store.get(key);
+  if (!obj)
+    throw new HeadstartError(
+      "internal",
+      `dataset ${dataset} version ${status.version} has no rows at ${key}`,
+    );
+  return { rows: parseJsonl(decodeUtf8(obj.body), DatasetRow, key), version: status.version };
 }
 
 /**

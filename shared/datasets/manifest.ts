@@ -74,6 +74,10 @@ export const DatasetRow = z.object({
 });
 export type DatasetRow = z.infer<typeof DatasetRow>;
 
+export function modalityOf(row: { text?: unknown; image?: unknown }): "text" | "image" | "audio" {
+  return row.text !== undefined ? "text" : row.image !== undefined ? "image" : "audio";
+}
+
 export interface Rejection {
   line: number;
   id?: string;
@@ -198,6 +202,12 @@ function parseCsvManifest(bytes: Uint8Array): ParsedManifest {
   const firstContent = lines.findIndex((l) => l.trim() !== "");
   if (firstContent < 0) return out;
   const header = (parseCsv(lines[firstContent], { trim: true }) as string[][])[0] ?? [];
+  const repeated = header.filter((h, i) => header.indexOf(h) !== i);
+  if (repeated.length > 0) {
+    throw new ValidationError(`CSV header repeats column ${repeated.map((c) => `'${c}'`).join(", ")}`, {
+      field: `line ${firstContent + 1}`,
+    });
+  }
   const unknown = header.filter((h) => !KNOWN_FIELDS.includes(h));
   if (unknown.length > 0) {
     throw new ValidationError(

@@ -9,7 +9,7 @@ import { z } from "zod";
 import { loadEmbedder } from "../backbone/registry.ts";
 import type { Config } from "../config.ts";
 import { ValidationError } from "../errors.ts";
-import { requireJob } from "../jobs/job.ts";
+import { type EmbedJob, requireJob } from "../jobs/job.ts";
 import type { Logger } from "../log.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { ShardPlan } from "./plan.ts";
@@ -44,13 +44,13 @@ export function batchSettingsFromEnv(env: NodeJS.ProcessEnv): BatchSettings {
 }
 
 /** Shard indices of `job` among the plan files SageMaker copied to this instance, or undefined if none were. */
-async function assignedShards(plansDir: string, job: string): Promise<number[] | undefined> {
+async function assignedShards(plansDir: string, job: EmbedJob): Promise<number[] | undefined> {
   const names = await fs.readdir(plansDir).catch(() => undefined);
   if (!names) return undefined;
   const shards: number[] = [];
   for (const name of names.filter((n) => n.endsWith(".json")).sort()) {
     const plan = ShardPlan.parse(JSON.parse(await fs.readFile(join(plansDir, name), "utf8")));
-    if (plan.job === job) shards.push(plan.shard);
+    if (plan.job === job.job && job.shards.includes(plan.shard)) shards.push(plan.shard);
   }
   return shards;
 }
@@ -62,7 +62,7 @@ export async function runBatch(
   log: Logger,
 ): Promise<RunShardsResult> {
   const job = await requireJob(store, settings.job);
-  const shards = await assignedShards(settings.plansDir, job.job);
+  const shards = await assignedShards(settings.plansDir, job);
   log.info("batch stage starting", {
     job: job.job,
     dataset: job.dataset,

@@ -7,7 +7,7 @@ import type { BackboneSpec } from "../backbone/spec.ts";
 import { embeddingKey } from "../cache/address.ts";
 import { loadCache } from "../cache/shards.ts";
 import { readDatasetRows } from "../datasets/ingest.ts";
-import type { DatasetRow } from "../datasets/manifest.ts";
+import { type DatasetRow, modalityOf } from "../datasets/manifest.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { rowItemSha } from "./plan.ts";
@@ -31,15 +31,14 @@ export async function loadEmbeddedDataset(
 ): Promise<EmbeddedDataset> {
   const current = await readDatasetRows(store, dataset);
   if (!current) throw new NotFoundError(`dataset ${dataset}`, { field: "dataset" });
-  const cache = await loadCache(store, backbone.id, dataset);
+  const cache = await loadCache(store, backbone.id, dataset, backbone.sha256);
   const rows: DatasetRow[] = [];
   const found: Float32Array[] = [];
   const missing: string[] = [];
   let unsupported = 0;
   const embedding = embeddingKey(backbone);
   for (const row of current.rows) {
-    const modality = row.text !== undefined ? "text" : row.image !== undefined ? "image" : "audio";
-    if (modality !== backbone.modality) {
+    if (modalityOf(row) !== backbone.modality) {
       unsupported++;
       continue;
     }

@@ -9,10 +9,10 @@ import type { BackboneSpec } from "../backbone/spec.ts";
 import { embeddingKey, fileItemSha, sha256Hex, textItemSha } from "../cache/address.ts";
 import { cachedShas, nextShardIndex } from "../cache/shards.ts";
 import { readDatasetRows } from "../datasets/ingest.ts";
-import type { DatasetRow } from "../datasets/manifest.ts";
+import { type DatasetRow, modalityOf } from "../datasets/manifest.ts";
 import { NotFoundError, PreconditionFailedError, ValidationError } from "../errors.ts";
 import { EmbedJob, readJob } from "../jobs/job.ts";
-import { keys } from "../layout.ts";
+import { keys, parseKey } from "../layout.ts";
 import { getJson, putJson } from "../store/json.ts";
 import type { ObjectStore } from "../store/types.ts";
 
@@ -53,10 +53,6 @@ export function embedJobId(
     .replace(/^-+|-+$/g, "")
     .slice(0, 30);
   return `embed-${slug ? `${slug}-` : ""}${hash.slice(0, 16)}`;
-}
-
-function modalityOf(row: DatasetRow): "text" | "image" | "audio" {
-  return row.text !== undefined ? "text" : row.image !== undefined ? "image" : "audio";
 }
 
 /** The content address of a dataset row under a backbone (see `embeddingKey`); file rows read the file. */
@@ -119,6 +115,7 @@ export async function planEmbedJob(
     items.push({ sha, ...rest });
   }
 
+  await removeOrphanPlans(store, backbone.id, dataset, jobId);
   const shards: number[] = [];
   let index = await nextShardIndex(store, backbone.id, dataset);
   for (let start = 0; start < items.length; start += shardSize) {
@@ -136,8 +133,6 @@ export async function planEmbedJob(
         break;
       } catch (err) {
         if (!(err instanceof PreconditionFailedError)) throw err;
-        const other = await getJson(store, keys.shardPlan(backbone.id, dataset, index), ShardPlan);
-        if (other?.value.job === jobId) break; // our own earlier, interrupted planning
         plan.shard = ++index;
       }
     }
@@ -167,6 +162,26 @@ export async function planEmbedJob(
     return (await readJob(store, jobId))!.value; // a concurrent planner finished first
   }
   return EmbedJob.parse(job);
+}
+
+/**
+ * Plans left by an earlier planning of this same job that crashed before `jobs/<job>.json`
+ * existed. No worker can be using them (workers start from the job file), so they are removed;
+ * only uncommitted plans are read, which keeps this cheap.
+ */
+async function removeOrphanPlans(store: ObjectStore, backbone: string, dataset: string, jobId: string) {
+  const objects = await store.list(keys.cachePrefix(backbone, dataset));
+  const committed = new Set<number>();
+  const plans: number[] = [];
+  for (const o of objects) {
+    const parsed = parseKey(o.key);
+    if (parsed?.kind === "shardCommit") committed.add(parsed.shard);
+    if (parsed?.kind === "shardPlan") plans.push(parsed.shard);
+  }
+  for (const shard of plans.filter((s) => !committed.has(s))) {
+    const plan = await getJson(store, keys.shardPlan(backbone, dataset, shard), ShardPlan);
+    if (plan?.value.job === jobId) await store.delete(keys.shardPlan(backbone, dataset, shard));
+  }
 }
 
 export async function readShardPlan(store: ObjectStore, backbone: string, dataset: string, shard: number) {

@@ -4,6 +4,7 @@
  * SageMaker container (over the shards assigned to that instance) and in the local worker.
  */
 import type { Embedder, EmbedInput } from "../backbone/spec.ts";
+import { normalizeText } from "../cache/address.ts";
 import { isCommitted, writeShard } from "../cache/shards.ts";
 import { HeadstartError, NotFoundError } from "../errors.ts";
 import { type EmbedJob, requireJob } from "../jobs/job.ts";
@@ -36,7 +37,8 @@ export interface RunShardsResult {
 }
 
 async function inputOf(store: ObjectStore, dataset: string, item: PlannedItem): Promise<EmbedInput> {
-  if (item.text !== undefined) return { text: item.text };
+  // The address covers the normalized text, so the backbone must see exactly that text.
+  if (item.text !== undefined) return { text: normalizeText(item.text) };
   const path = (item.image ?? item.audio)!;
   const obj = await store.get(keys.datasetFile(dataset, path));
   if (!obj)

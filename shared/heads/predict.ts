@@ -4,6 +4,7 @@
  */
 
 import { loadEmbedder } from "../backbone/registry.ts";
+import { normalizeText } from "../cache/address.ts";
 import type { Config } from "../config.ts";
 import { HeadstartError, ValidationError } from "../errors.ts";
 import type { ObjectStore } from "../store/types.ts";
@@ -101,6 +102,7 @@ export async function predictTexts(
       { field: "head" },
     );
   }
-  const vectors = await embedder.embed(texts.map((text) => ({ text })));
+  // Normalized exactly as cached training items were, so serving matches training.
+  const vectors = await embedder.embed(texts.map((text) => ({ text: normalizeText(text) })));
   return predictVectors(head, vectors, texts.length);
 }

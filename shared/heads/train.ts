@@ -142,7 +142,15 @@ export async function trainHead(
   } else {
     evaluation = "cv";
     const y = yOf(labelled);
-    const foldOf = stratifiedKFold(y, k, folds, seed);
+    let foldOf: Int32Array;
+    try {
+      foldOf = stratifiedKFold(y, k, folds, seed);
+    } catch (err) {
+      // Name the option the caller set, not the helper's parameter.
+      if (err instanceof ValidationError)
+        throw new ValidationError(`cv=${folds}: ${err.message}`, { field: "cv" });
+      throw err;
+    }
     proba = new Float64Array(labelled.length * k);
     for (let f = 0; f < folds; f++) {
       const inFold: number[] = [];

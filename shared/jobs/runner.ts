@@ -27,7 +27,10 @@ export interface LocalJobRunnerOptions {
    * entry point as a worker process, as SageMaker would, so a server's event loop stays free.
    */
   mode?: "inline" | "process";
-  /** Environment for worker processes (store location, credentials); defaults to this process's. */
+  /**
+   * Environment for worker processes: the caller's (credentials, PATH) overlaid with the
+   * platform's configuration (see `configToEnv`), so flags like `--endpoint` reach the worker.
+   */
   workerEnv?: NodeJS.ProcessEnv;
   onProgress?: (event: EmbedProgress) => void;
   onError?: (job: string, err: unknown) => void;
@@ -101,7 +104,7 @@ export class LocalJobRunner implements JobRunner {
       const child = spawn(process.execPath, ["--import", "tsx", BATCH_ENTRY], {
         cwd: PACKAGE_ROOT,
         env: {
-          ...(this.opts.workerEnv ?? process.env),
+          ...this.opts.workerEnv,
           HEADSTART_STORE: this.store.url,
           HEADSTART_JOB: job.job,
         },

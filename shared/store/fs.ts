@@ -83,7 +83,7 @@ export class FsStore implements ObjectStore {
           throw err;
         }
       } else if (opts.ifMatch !== undefined) {
-        await this.withLock(path, async () => {
+        await this.withLock(key, path, async () => {
           const current = await this.head(key);
           if (!current || current.etag !== opts.ifMatch) throw new PreconditionFailedError(key);
           await fs.rename(tmp, path);
@@ -100,7 +100,7 @@ export class FsStore implements ObjectStore {
   }
 
   /** Compare-and-swap needs mutual exclusion between processes: an O_EXCL lock file. */
-  private async withLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
+  private async withLock<T>(key: string, path: string, fn: () => Promise<T>): Promise<T> {
     const lock = `${path}${LOCK_SUFFIX}`;
     const deadline = Date.now() + 10_000;
     for (;;) {
@@ -112,8 +112,19 @@ export class FsStore implements ObjectStore {
         if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
         const st = await fs.stat(lock).catch(() => undefined);
         // A lock older than the deadline belongs to a crashed writer.
-        if (st && Date.now() - st.mtimeMs > 30_000) await fs.rm(lock, { force: true });
-        if (Date.now() > deadline) throw new PreconditionFailedError(path);
+        if (st && Date.now() - st.mtimeMs > 30_000) {
+          // Renaming is atomic: of several waiters, exactly one takes the stale lock away.
+          const stale = `${lock}.stale-${randomBytes(4).toString("hex")}`;
+          if (
+            await fs.rename(lock, stale).then(
+              () => true,
+              () => false,
+            )
+          )
+            await fs.rm(stale, { force: true });
+          continue;
+        }
+        if (Date.now() > deadline) throw new PreconditionFailedError(key);
         await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
       }
     }

@@ -53,7 +53,13 @@ export function parseJsonl<T>(text: string, schema: z.ZodType<T>, what: string):
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i];
     if (!line) continue;
-    const parsed = schema.safeParse(JSON.parse(line));
+    let raw: unknown;
+    try {
+      raw = JSON.parse(line);
+    } catch (cause) {
+      throw new HeadstartError("internal", `${what} line ${i + 1} is not valid JSON`, { cause });
+    }
+    const parsed = schema.safeParse(raw);
     if (!parsed.success) {
       throw new HeadstartError(
         "internal",
