@@ -10,15 +10,15 @@ import { execFile } from "node:child_process";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
-import { Tensor, env as ortEnv } from "onnxruntime-node";
+import { env as ortEnv, Tensor } from "onnxruntime-node";
 import { loadEmbedder } from "../shared/backbone/registry.ts";
 import { getSession } from "../shared/backbone/session.ts";
 import type { TextEmbedder } from "../shared/backbone/text-embedder.ts";
 import { packIds } from "../shared/backbone/tokenizer.ts";
 import { loadConfig, PACKAGE_ROOT } from "../shared/config.ts";
 import { runDemo } from "../shared/demo.ts";
-import { DEFAULT_BATCH_SIZE, runEmbedShards } from "../shared/embed/run.ts";
 import { loadEmbeddedDataset } from "../shared/embed/embedded-dataset.ts";
+import { DEFAULT_BATCH_SIZE, runEmbedShards } from "../shared/embed/run.ts";
 import { fitLogReg, predictLogReg } from "../shared/heads/logreg.ts";
 import { classificationMetrics } from "../shared/heads/metrics.ts";
 import { keys } from "../shared/layout.ts";
@@ -45,7 +45,10 @@ const median = (xs: number[]) => {
 const fmt = (x: number, d = 2) => x.toFixed(d);
 
 async function machine() {
-  const lscpu = await run("lscpu").then((r) => r.stdout, () => "");
+  const lscpu = await run("lscpu").then(
+    (r) => r.stdout,
+    () => "",
+  );
   const model = /Model name:\s*(.+)/.exec(lscpu)?.[1] ?? cpus()[0]?.model ?? "unknown";
   return {
     cpu: model.trim(),
@@ -143,7 +146,10 @@ async function headBench(platform: Platform) {
     ours.push((performance.now() - t0) / 1000);
     accuracy = classificationMetrics(test.y, predictLogReg(model, test.X, test.n), labels).accuracy;
     try {
-      const { stdout } = await run("/usr/bin/python3", [join(PACKAGE_ROOT, "scripts", "sklearn_baseline.py"), join(platform.config.store, "export-imdb")]);
+      const { stdout } = await run("/usr/bin/python3", [
+        join(PACKAGE_ROOT, "scripts", "sklearn_baseline.py"),
+        join(platform.config.store, "export-imdb"),
+      ]);
       sk = JSON.parse(stdout.trim().split("\n").pop()!);
       theirs.push(sk!.trainSeconds);
     } catch (err) {
@@ -155,28 +161,42 @@ async function headBench(platform: Platform) {
     trainRows: train.n,
     testRows: test.n,
     ours: { accuracy, trainSeconds: median(ours) },
-    sklearn: sk ? { accuracy: sk.accuracy, version: sk.sklearn, trainSeconds: median(theirs) } : { unavailable: sklearnError },
+    sklearn: sk
+      ? { accuracy: sk.accuracy, version: sk.sklearn, trainSeconds: median(theirs) }
+      : { unavailable: sklearnError },
   };
 }
 
 const config = loadConfig(process.env, { store: args.store, logLevel: "warn" });
 const platform = new Platform(new FsStore(config.store), config);
 const m = await machine();
-console.log(`machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, node ${m.node}, onnxruntime ${m.onnxruntime}`);
+console.log(
+  `machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, node ${m.node}, onnxruntime ${m.onnxruntime}`,
+);
 console.log(`reps: ${REPS} (medians), store: ${config.store}\n`);
 
 const e = await embeddingBench(platform, config);
 console.log(`embedding (glove-100d, ${e.items} IMDB reviews, batch ${DEFAULT_BATCH_SIZE}):`);
-console.log(`  batch stage      ${fmt(e.stageItemsPerSec, 0)} items/s  (runs: ${e.stageSeconds.map((s) => fmt(s)).join(", ")} s)`);
-console.log(`  raw session.run  ${fmt(e.rawItemsPerSec, 0)} items/s  (runs: ${e.rawSeconds.map((s) => fmt(s)).join(", ")} s)`);
+console.log(
+  `  batch stage      ${fmt(e.stageItemsPerSec, 0)} items/s  (runs: ${e.stageSeconds.map((s) => fmt(s)).join(", ")} s)`,
+);
+console.log(
+  `  raw session.run  ${fmt(e.rawItemsPerSec, 0)} items/s  (runs: ${e.rawSeconds.map((s) => fmt(s)).join(", ")} s)`,
+);
 console.log(`  stage / raw throughput: ${fmt(e.ratio, 3)}\n`);
 
 const h = await headBench(platform);
-console.log(`logistic regression on exported IMDB embeddings (${h.trainRows} train / ${h.testRows} test, 100-d):`);
+console.log(
+  `logistic regression on exported IMDB embeddings (${h.trainRows} train / ${h.testRows} test, 100-d):`,
+);
 console.log(`  headstart   accuracy ${fmt(100 * h.ours.accuracy)}%  fit ${fmt(h.ours.trainSeconds, 3)} s`);
 if ("accuracy" in h.sklearn) {
-  console.log(`  sklearn ${h.sklearn.version} accuracy ${fmt(100 * (h.sklearn.accuracy ?? 0))}%  fit ${fmt(h.sklearn.trainSeconds ?? 0, 3)} s`);
-  console.log(`  fit time ratio headstart / sklearn: ${fmt(h.ours.trainSeconds / (h.sklearn.trainSeconds ?? 1), 2)}`);
+  console.log(
+    `  sklearn ${h.sklearn.version} accuracy ${fmt(100 * (h.sklearn.accuracy ?? 0))}%  fit ${fmt(h.sklearn.trainSeconds ?? 0, 3)} s`,
+  );
+  console.log(
+    `  fit time ratio headstart / sklearn: ${fmt(h.ours.trainSeconds / (h.sklearn.trainSeconds ?? 1), 2)}`,
+  );
 } else {
   console.log(`  sklearn: not available (${h.sklearn.unavailable})`);
 }
