@@ -145,7 +145,7 @@ export class Platform {
     const spec = await this.backbone(backbone).catch(() => undefined);
     const job =
       spec && status.version
-        ? (await readJob(this.store, embedJobId(dataset, spec.id, spec.sha256, status.version)))?.value
+        ? (await readJob(this.store, embedJobId(dataset, spec, status.version)))?.value
         : undefined;
     const committed = job ? commits.filter((c) => job.shards.includes(c.shard)).length : 0;
     return {

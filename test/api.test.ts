@@ -90,6 +90,26 @@ describe("HTTP API", () => {
     assert.equal((await read(res)).predictions[0].label, "pos");
   });
 
+  test("PUT /v1/heads/{head}/aliases/live moves the alias by compare-and-swap", async () => {
+    const train = await app.request(
+      "/v1/heads/films-sentiment/train",
+      json({ dataset: "films", promote: false }),
+    );
+    const { version } = await read(train);
+    const live = (await read(await app.request("/v1/heads/films-sentiment"))).live;
+    assert.notEqual(live, version);
+    const put = (body: unknown) =>
+      app.request("/v1/heads/films-sentiment/aliases/live", { ...json(body), method: "PUT" });
+    let res = await put({ version, expectedVersion: version });
+    assert.equal(res.status, 409);
+    assert.equal((await read(res)).error.field, "alias");
+    res = await put({ version, expectedVersion: live });
+    assert.equal(res.status, 200);
+    assert.equal((await read(await app.request("/v1/heads/films-sentiment"))).live, version);
+    res = await put({ version: "v-missing" });
+    assert.equal(res.status, 404);
+  });
+
   test("errors are JSON with a code and the offending field", async () => {
     const cases: Array<[string, RequestInit | undefined, number, string, string | undefined]> = [
       ["/v1/heads/nope/predict", json({ inputs: ["x"] }), 404, "not_found", "head"],
@@ -109,13 +129,7 @@ describe("HTTP API", () => {
         "invalid_input",
         "inputs",
       ],
-      [
-        "/v1/heads/films-sentiment/predict",
-        json({ inputs: ["a"], extra: 1 }),
-        400,
-        "invalid_input",
-        undefined,
-      ],
+      ["/v1/heads/films-sentiment/predict", json({ inputs: ["a"], extra: 1 }), 400, "invalid_input", "extra"],
       [
         "/v1/heads/films-sentiment/predict",
         json({ embeddings: [[1, 2]] }),

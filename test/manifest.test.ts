@@ -106,6 +106,7 @@ describe("manifest parsing", () => {
         return true;
       },
     );
+    assert.throws(() => parseManifest(enc("text,label,text\na,b,c\n"), "csv"), /repeats column 'text'/);
     assert.throws(
       () => parseManifest(enc('text\n"unterminated\n'), "csv"),
       (err: unknown) => {
@@ -194,6 +195,22 @@ describe("ingest", () => {
     assert.equal(status.rows.accepted, 1);
     assert.match(status.rejected[0].reason, /file not found: datasets\/pics\/files\/cats\/2.png/);
     assert.deepEqual(status.modalities, { image: 1 });
+  });
+
+  test("a file path using the store's reserved markers rejects that row only", async () => {
+    const status = await ctx.platform.putManifest(
+      "reserved",
+      "jsonl",
+      '{"image": "a.~tmp-123"}\n{"image": "b.png.~lock"}\n{"text": "fine"}\n',
+    );
+    assert.equal(status.rows.accepted, 1);
+    assert.deepEqual(
+      status.rejected.map((r) => [r.line, r.field]),
+      [
+        [1, "image"],
+        [2, "image"],
+      ],
+    );
   });
 
   test("a manifest key that does not belong to the dataset is refused", async () => {

@@ -23,11 +23,13 @@ export function errorBody(code: string, message: string, field?: string, details
 }
 
 export function zodIssueToError(
-  error: { issues: Array<{ path: PropertyKey[]; message: string }> },
+  error: { issues: Array<{ code?: string; path: PropertyKey[]; message: string; keys?: string[] }> },
   target: string,
 ) {
   const issue = error.issues[0];
-  const path = issue.path
+  const segments =
+    issue.code === "unrecognized_keys" && issue.keys?.length ? [...issue.path, issue.keys[0]] : issue.path;
+  const path = segments
     .map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`))
     .join("")
     .replace(/^\./, "");

@@ -39,14 +39,9 @@ export const ShardPlan = z.object({
 export type ShardPlan = z.infer<typeof ShardPlan>;
 
 /** Readable and valid as a SageMaker job name (≤ 63, [a-z0-9-]); unique per dataset version × backbone. */
-export function embedJobId(
-  dataset: string,
-  backbone: string,
-  backboneSha: string,
-  datasetVersion: string,
-): string {
+export function embedJobId(dataset: string, backbone: BackboneSpec, datasetVersion: string): string {
   const hash = createHash("sha256")
-    .update(`${dataset}\0${backbone}\0${backboneSha}\0${datasetVersion}`)
+    .update(`${dataset}\0${backbone.id}\0${embeddingKey(backbone)}\0${datasetVersion}`)
     .digest("hex");
   const slug = dataset
     .replace(/[^a-z0-9]+/g, "-")
@@ -90,7 +85,7 @@ export async function planEmbedJob(
   }
   const current = await readDatasetRows(store, dataset);
   if (!current) throw new NotFoundError(`dataset ${dataset} (ingest it first)`, { field: "dataset" });
-  const jobId = embedJobId(dataset, backbone.id, backbone.sha256, current.version);
+  const jobId = embedJobId(dataset, backbone, current.version);
   const existing = await readJob(store, jobId);
   if (existing) return existing.value;
 

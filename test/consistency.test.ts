@@ -1,0 +1,131 @@
+/**
+ * What keeps the store consistent under races and crashes: dataset versions switched by
+ * compare-and-swap, plans of a crashed planning cleaned up, and content addresses that change
+ * whenever anything that decides a vector changes.
+ */
+import assert from "node:assert/strict";
+import { cp, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { clearEmbedders, loadEmbedder } from "../shared/backbone/registry.ts";
+import { normalizeText } from "../shared/cache/address.ts";
+import { listCommits } from "../shared/cache/shards.ts";
+import { ingestDataset, readDatasetRows, readDatasetStatus } from "../shared/datasets/ingest.ts";
+import { planEmbedJob } from "../shared/embed/plan.ts";
+import { ConflictError } from "../shared/errors.ts";
+import { keys, parseKey } from "../shared/layout.ts";
+import type { ObjectStore } from "../shared/store/types.ts";
+import { tinyPlatform } from "./helpers/platform.ts";
+import { TINY_VOCAB, tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
+
+/** The store with some methods replaced: a deterministic way to interleave two writers. */
+function withOverrides(store: ObjectStore, overrides: Partial<ObjectStore>): ObjectStore {
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop in overrides) return overrides[prop as keyof ObjectStore];
+      const value = Reflect.get(target, prop, receiver);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+describe("consistency under races and crashes", () => {
+  let ctx: Awaited<ReturnType<typeof tinyPlatform>>;
+  before(async () => {
+    ctx = await tinyPlatform();
+  });
+  after(() => ctx.cleanup());
+
+  test("a slow ingest of an older upload never replaces a newer one", async () => {
+    const { store, platform } = ctx;
+    await platform.putManifest("race", "jsonl", '{"id": "v0", "text": "good"}\n');
+    await store.put(keys.manifest("race", "jsonl"), '{"id": "v1", "text": "bad"}\n');
+    const manifestKey = keys.manifest("race", "jsonl");
+    // Ingest A reads v1; before it commits, v2 is uploaded and ingested completely.
+    const slow = withOverrides(store, {
+      get: async (key) => {
+        const obj = await store.get(key);
+        if (key === manifestKey) {
+          await store.put(key, '{"id": "v2", "text": "great"}\n');
+          await ingestDataset(store, "race");
+        }
+        return obj;
+      },
+    });
+    await assert.rejects(ingestDataset(slow, "race"), ConflictError);
+    const rows = await readDatasetRows(store, "race");
+    assert.deepEqual(
+      rows?.rows.map((r) => r.id),
+      ["v2"],
+    );
+    assert.equal((await readDatasetStatus(store, "race"))?.rows.accepted, 1);
+  });
+
+  test("plans of a planning that crashed before its job file are cleaned up, not run", async () => {
+    const { store, platform } = ctx;
+    await platform.putManifest("crash", "jsonl", toJsonlText(tinySentimentRows(30)));
+    const spec = await platform.backbone();
+    const crashing = withOverrides(store, {
+      put: async (key, body, opts) => {
+        if (parseKey(key)?.kind === "job") throw new Error("simulated crash");
+        return store.put(key, body, opts);
+      },
+    });
+    await assert.rejects(planEmbedJob(crashing, "crash", spec, { shardSize: 10 }), /simulated crash/);
+    const orphans = (await store.list(keys.cachePrefix(spec.id, "crash"))).filter((o) =>
+      o.key.includes("_plan-"),
+    );
+    assert.equal(orphans.length, 3);
+    const job = await planEmbedJob(store, "crash", spec, { shardSize: 10 });
+    assert.deepEqual(job.shards, [0, 1, 2], "indices are reused, not leaked");
+    const plans = (await store.list(keys.cachePrefix(spec.id, "crash"))).filter((o) =>
+      o.key.includes("_plan-"),
+    );
+    assert.deepEqual(
+      plans.map((o) => parseKey(o.key)),
+      job.shards.map((shard) => ({ kind: "shardPlan", backbone: spec.id, dataset: "crash", shard })),
+    );
+  });
+
+  test("composed and decomposed Unicode share one address and one vector", async () => {
+    const { platform, store, config } = ctx;
+    assert.equal(normalizeText("cafe\u0301  good"), normalizeText("caf\u00e9 good"));
+    await platform.putManifest(
+      "unicode",
+      "jsonl",
+      toJsonlText([
+        { id: "a", text: "caf\u00e9 good", label: "x" },
+        { id: "b", text: "cafe\u0301   good", label: "y" },
+      ]),
+    );
+    const { job } = await platform.embed("unicode");
+    assert.equal(job.items.toEmbed, 1);
+    const embedder = await loadEmbedder(store, "tiny-text", config);
+    const [direct, spaced] = [
+      await embedder.embed([{ text: normalizeText("caf\u00e9 good") }]),
+      await embedder.embed([{ text: normalizeText("cafe\u0301   good") }]),
+    ];
+    assert.deepEqual(direct, spaced);
+  });
+
+  test("a new vocabulary under the same model changes every address: nothing stale is reused", async () => {
+    const { platform, dir } = ctx;
+    await platform.putManifest("vocab", "jsonl", toJsonlText(tinySentimentRows(12)));
+    const first = await platform.embed("vocab");
+    assert.equal(first.result.itemsEmbedded, 12);
+    // Same model bytes, vocabulary with two words swapped: other ids → other vectors.
+    const moved = join(dir, "backbone-v2");
+    await cp(join(dir, "backbone"), moved, { recursive: true });
+    const swapped = [...TINY_VOCAB];
+    [swapped[0], swapped[6]] = [swapped[6], swapped[0]];
+    await writeFile(join(moved, "vocab.txt"), `${swapped.join("\n")}\n`);
+    await platform.addBackbone(moved);
+    clearEmbedders();
+    const second = await platform.embed("vocab");
+    assert.notEqual(second.job.job, first.job.job);
+    assert.equal(second.result.itemsEmbedded, 12, "every item re-embedded under the new vocabulary");
+    assert.equal((await listCommits(ctx.store, "tiny-text", "vocab")).length, 2);
+    const trained = await platform.train({ dataset: "vocab", head: "vocab-head", cv: 2 });
+    assert.equal(trained.metrics.n, 12, "training uses only vectors of the current backbone");
+  });
+});
