@@ -1,0 +1,55 @@
+/**
+ * One customer's data plane: a KMS key and the bucket that holds that customer's datasets,
+ * embedding cache and heads. Nothing is shared between customers, so a grant can never reach
+ * another customer's data.
+ */
+import { Duration, RemovalPolicy, Validations } from "aws-cdk-lib";
+import * as kms from "aws-cdk-lib/aws-kms";
+import * as s3 from "aws-cdk-lib/aws-s3";
+import { Construct } from "constructs";
+
+export interface CustomerDataProps {
+  customer: string;
+  /** Keep data when the stack is deleted (default true: datasets are the customer's). */
+  retain?: boolean;
+}
+
+export class CustomerData extends Construct {
+  readonly key: kms.Key;
+  readonly bucket: s3.Bucket;
+  readonly accessLogs: s3.Bucket;
+
+  constructor(scope: Construct, id: string, props: CustomerDataProps) {
+    super(scope, id);
+    const removalPolicy = props.retain === false ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
+    this.key = new kms.Key(this, "Key", {
+      description: `headstart data key for customer ${props.customer}`,
+      enableKeyRotation: true,
+      removalPolicy,
+    });
+    // Access logs cannot go to a KMS-encrypted bucket, so they get their own S3-managed one.
+    this.accessLogs = new s3.Bucket(this, "AccessLogs", {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+      lifecycleRules: [{ expiration: Duration.days(365) }],
+      removalPolicy,
+    });
+    Validations.of(this.accessLogs).acknowledge({
+      id: "AwsSolutions-S1",
+      reason: "This is the access-log bucket; logging it into itself would loop.",
+    });
+    this.bucket = new s3.Bucket(this, "Bucket", {
+      encryption: s3.BucketEncryption.KMS,
+      encryptionKey: this.key,
+      bucketKeyEnabled: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      versioned: true,
+      serverAccessLogsBucket: this.accessLogs,
+      serverAccessLogsPrefix: "data/",
+      removalPolicy,
+    });
+  }
+}
