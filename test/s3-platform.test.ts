@@ -38,11 +38,8 @@ const BIN = join(PACKAGE_ROOT, "bin", "headstart.js");
 const BATCH_ENTRY = join(PACKAGE_ROOT, "functions", "embed-batch", "main.ts");
 const PREFIX = "customer-a";
 const BACKBONE = "tiny-text";
-/**
- * The local runner learns a worker's result from its `batch stage finished` info line, so a worker
- * below info (warn, error, silent) fails a job whose shards all committed (shared/jobs/runner.ts).
- */
-const WORKER_LOG_LEVEL = "info";
+/** Workers report their result on stdout, so even a silent worker's job must succeed. */
+const WORKER_LOG_LEVEL = "silent";
 
 interface ChildResult {
   code: number;

@@ -11,7 +11,9 @@ import { openStore } from "../../shared/store/index.ts";
 const config = loadConfig();
 const log = createLogger(config.logLevel, undefined, { service: "headstart-embed-batch" });
 try {
-  await runBatch(openStore(config), config, batchSettingsFromEnv(process.env), log);
+  const result = await runBatch(openStore(config), config, batchSettingsFromEnv(process.env), log);
+  // The result is the only thing on stdout: the local runner reads it whatever the log level.
+  process.stdout.write(`${JSON.stringify(result)}\n`);
 } catch (err) {
   log.error("batch stage failed", { error: (err as Error).message });
   process.exitCode = isUserError(err) ? 2 : 1;

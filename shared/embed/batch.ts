@@ -48,9 +48,12 @@ async function assignedShards(plansDir: string, job: EmbedJob): Promise<number[]
   const names = await fs.readdir(plansDir).catch(() => undefined);
   if (!names) return undefined;
   const shards: number[] = [];
-  for (const name of names.filter((n) => n.endsWith(".json")).sort()) {
-    const plan = ShardPlan.parse(JSON.parse(await fs.readFile(join(plansDir, name), "utf8")));
-    if (plan.job === job.job && job.shards.includes(plan.shard)) shards.push(plan.shard);
+  // Only plan objects count: an input prefix may also deliver commit markers or other jobs' plans.
+  for (const name of names.filter((n) => /(^|_)plan-\d{5}\.json$/.test(n)).sort()) {
+    const parsed = ShardPlan.safeParse(JSON.parse(await fs.readFile(join(plansDir, name), "utf8")));
+    if (parsed.success && parsed.data.job === job.job && job.shards.includes(parsed.data.shard)) {
+      shards.push(parsed.data.shard);
+    }
   }
   return shards;
 }

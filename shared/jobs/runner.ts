@@ -99,46 +99,40 @@ export class LocalJobRunner implements JobRunner {
     }
   }
 
+  /**
+   * The worker prints its result as one JSON line on stdout (its logs go to stderr, at whatever
+   * level is configured), so the result never depends on the log level.
+   */
   private runWorker(job: EmbedJob): Promise<RunShardsResult> {
     return new Promise((resolve, reject) => {
       const child = spawn(process.execPath, ["--import", "tsx", BATCH_ENTRY], {
         cwd: PACKAGE_ROOT,
-        env: {
-          ...this.opts.workerEnv,
-          HEADSTART_STORE: this.store.url,
-          HEADSTART_JOB: job.job,
-        },
-        stdio: ["ignore", "inherit", "pipe"],
+        env: { ...this.opts.workerEnv, HEADSTART_STORE: this.store.url, HEADSTART_JOB: job.job },
+        stdio: ["ignore", "pipe", "pipe"],
       });
-      let result: RunShardsResult | undefined;
-      let lastError = "";
-      let buffered = "";
+      let stdout = "";
+      let stderrTail = "";
+      child.stdout.setEncoding("utf8");
+      child.stdout.on("data", (chunk: string) => {
+        stdout += chunk;
+      });
       child.stderr.setEncoding("utf8");
       child.stderr.on("data", (chunk: string) => {
         process.stderr.write(chunk);
-        buffered += chunk;
-        const lines = buffered.split("\n");
-        buffered = lines.pop() ?? "";
-        for (const line of lines) {
-          try {
-            const entry = JSON.parse(line);
-            if (entry.message === "batch stage finished") result = entry as RunShardsResult;
-            if (entry.level === "ERROR") lastError = entry.error ?? entry.message;
-          } catch {
-            // not a log line
-          }
-        }
+        stderrTail = (stderrTail + chunk).slice(-2_000);
       });
       child.on("error", reject);
-      child.on("exit", (code) => {
-        if (code === 0 && result) resolve(result);
-        else
-          reject(
-            new HeadstartError(
-              "internal",
-              `worker for job ${job.job} exited with ${code}: ${lastError || "no error logged"}`,
-            ),
-          );
+      child.on("close", (code) => {
+        const last = stdout.trim().split("\n").pop() ?? "";
+        let result: RunShardsResult | undefined;
+        try {
+          result = last ? (JSON.parse(last) as RunShardsResult) : undefined;
+        } catch {
+          result = undefined;
+        }
+        if (code === 0 && result?.job === job.job) return resolve(result);
+        const reason = stderrTail.trim().split("\n").pop() || "no output";
+        reject(new HeadstartError("internal", `worker for job ${job.job} exited with ${code}: ${reason}`));
       });
     });
   }
