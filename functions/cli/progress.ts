@@ -1,5 +1,5 @@
 import cliProgress from "cli-progress";
-import type { EmbedProgress } from "../../shared/embed/run.ts";
+import { type EmbedProgress, logEmbedProgress } from "../../shared/embed/run.ts";
 import type { Logger } from "../../shared/log.ts";
 
 /** A bar on a terminal; one structured log line per shard otherwise (CI, pipes, containers). */
@@ -9,22 +9,7 @@ export function embedProgress(
 ): { onProgress: (e: EmbedProgress) => void; stop(): void } {
   if (!interactive) {
     return {
-      onProgress: (e) => {
-        if (e.type === "start")
-          log.info("embedding started", {
-            job: e.job,
-            shards: e.shards,
-            pendingShards: e.pendingShards,
-            pendingItems: e.pendingItems,
-          });
-        if (e.type === "shard")
-          log.info("shard committed", {
-            job: e.job,
-            shard: e.shard,
-            items: e.items,
-            seconds: Number(e.seconds.toFixed(2)),
-          });
-      },
+      onProgress: logEmbedProgress(log),
       stop: () => {},
     };
   }

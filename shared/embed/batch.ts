@@ -13,7 +13,7 @@ import { type EmbedJob, requireJob } from "../jobs/job.ts";
 import type { Logger } from "../log.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { ShardPlan } from "./plan.ts";
-import { type RunShardsResult, runEmbedShards } from "./run.ts";
+import { logEmbedProgress, type RunShardsResult, runEmbedShards } from "./run.ts";
 
 export const SAGEMAKER_PLANS_DIR = "/opt/ml/processing/input/plans";
 
@@ -77,15 +77,7 @@ export async function runBatch(
   const result = await runEmbedShards(store, job, embedder, {
     shards,
     batchSize: settings.batchSize,
-    onProgress: (e) => {
-      if (e.type === "shard")
-        log.info("shard committed", {
-          job: e.job,
-          shard: e.shard,
-          items: e.items,
-          seconds: Number(e.seconds.toFixed(2)),
-        });
-    },
+    onProgress: logEmbedProgress(log),
   });
   log.info("batch stage finished", { ...result });
   return result;

@@ -9,6 +9,7 @@ import { isCommitted, writeShard } from "../cache/shards.ts";
 import { HeadstartError, NotFoundError } from "../errors.ts";
 import { type EmbedJob, requireJob } from "../jobs/job.ts";
 import { keys } from "../layout.ts";
+import type { Logger } from "../log.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { type PlannedItem, readShardPlan } from "./plan.ts";
 
@@ -19,6 +20,23 @@ export type EmbedProgress =
   | { type: "shard"; job: string; shard: number; items: number; committed: boolean; seconds: number }
   | { type: "batch"; job: string; shard: number; done: number; items: number }
   | { type: "skip"; job: string; shard: number };
+
+/** Progress as structured log lines: one at the start, one per committed shard. */
+export function logEmbedProgress(log: Logger): (e: EmbedProgress) => void {
+  return (e) => {
+    if (e.type === "start") {
+      const { type: _type, ...fields } = e;
+      log.info("embedding started", fields);
+    } else if (e.type === "shard") {
+      log.info("shard committed", {
+        job: e.job,
+        shard: e.shard,
+        items: e.items,
+        seconds: Number(e.seconds.toFixed(2)),
+      });
+    }
+  };
+}
 
 export interface RunShardsOptions {
   /** Only these shard indices (a SageMaker instance's share); all of the job's by default. */
