@@ -53,8 +53,7 @@ export async function loadImdb(perBlock = BLOCK): Promise<ImdbRow[]> {
   return rows;
 }
 
-export async function writeImdbManifest(path: string, perBlock?: number): Promise<number> {
-  const rows = await loadImdb(perBlock);
-  await fs.writeFile(path, `${rows.map((r) => JSON.stringify(r)).join("\n")}\n`);
-  return rows.length;
+/** The rows as a JSONL manifest. */
+export function imdbManifest(rows: readonly ImdbRow[]): Uint8Array {
+  return new TextEncoder().encode(rows.map((r) => `${JSON.stringify(r)}\n`).join(""));
 }
