@@ -303,7 +303,7 @@ async function serveApi(platform: Platform, log: Logger, port: number, host: str
 
 program
   .command("serve")
-  .description("serve the HTTP API (and run embedding jobs in this process)")
+  .description("serve the HTTP API; embedding jobs run in worker processes")
   .option("--port <n>", "port", intOption("port"), 8787)
   .option("--host <host>", "interface to bind", "127.0.0.1")
   .action(async (opts, cmd: Command) => {
