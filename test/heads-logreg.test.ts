@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ValidationError } from "../shared/errors.ts";
+import { minimizeLbfgs } from "../shared/heads/lbfgs.ts";
 import {
   fitLogReg,
   type LogRegModel,
   logRegFromJson,
   logRegToJson,
+  makeFastLogRegObjective,
   makeLogRegObjective,
   predictLogReg,
   predictProbaLogReg,
@@ -86,6 +88,125 @@ describe("logreg objective", () => {
     const theta = Float64Array.from([0, 1, 0, 0]);
     const f = fg(theta, new Float64Array(4));
     assert.ok(Math.abs(f - 1000) < 1e-9, `f=${f}`);
+  });
+});
+
+describe("SIMD kernel objectives", () => {
+  // Float32 data (the kernels store Z as float32) with d = 5: rows are padded to 8 inside.
+  const n = 23;
+  const d = 5;
+  function data(k: number, seed: number) {
+    const rand = mulberry32(seed);
+    const Z = Float32Array.from({ length: n * d }, () => gaussian(rand));
+    const y = Int32Array.from({ length: n }, (_, i) => (i * 7) % k);
+    const sw = Float64Array.from({ length: n }, () => 0.2 + 2 * rand());
+    return { Z, y, sw, rand };
+  }
+
+  for (const weighted of [false, true]) {
+    it(`multinomial kernel objective equals the JS objective${weighted ? " with sample weights" : ""}`, () => {
+      const k = 3;
+      const { Z, y, sw, rand } = data(k, 3);
+      const opts = weighted ? { sampleWeight: sw } : {};
+      const fast = makeFastLogRegObjective(Z, n, d, y, k, 0.3, opts);
+      assert.ok(fast, "WebAssembly SIMD is available on Node 20");
+      const ref = makeLogRegObjective(Z, n, d, y, k, 0.3, weighted ? sw : undefined);
+      const theta = Float64Array.from({ length: k * d + k }, () => gaussian(rand));
+      const ga = new Float64Array(theta.length);
+      const gb = new Float64Array(theta.length);
+      const fa = fast(theta, ga);
+      const fb = ref(theta, gb);
+      assert.ok(Math.abs(fa - fb) <= 1e-12 * Math.abs(fb), `f ${fa} vs ${fb}`);
+      for (let t = 0; t < theta.length; t++) assert.ok(Math.abs(ga[t] - gb[t]) <= 1e-12, `g[${t}]`);
+    });
+
+    it(`binomial kernel objective is the multinomial one on antisymmetric parameters${weighted ? " with sample weights" : ""}`, () => {
+      const { Z, y, sw, rand } = data(2, 4);
+      const opts = { binomial: true, ...(weighted ? { sampleWeight: sw } : {}) };
+      const fb = makeFastLogRegObjective(Z, n, d, y, 2, 0.3, opts);
+      assert.ok(fb);
+      const ref = makeLogRegObjective(Z, n, d, y, 2, 0.3, weighted ? sw : undefined);
+      const v = Float64Array.from({ length: d + 1 }, () => gaussian(rand));
+      const theta = new Float64Array(2 * d + 2);
+      for (let j = 0; j < d; j++) {
+        theta[j] = -v[j] / 2;
+        theta[d + j] = v[j] / 2;
+      }
+      theta[2 * d] = -v[d] / 2;
+      theta[2 * d + 1] = v[d] / 2;
+      const gv = new Float64Array(d + 1);
+      const gt = new Float64Array(2 * d + 2);
+      const f1 = fb(v, gv);
+      const f2 = ref(theta, gt);
+      assert.ok(Math.abs(f1 - f2) <= 1e-12 * Math.abs(f2), `f ${f1} vs ${f2}`);
+      // ∂J/∂W[1] = ∂Jb/∂v = -∂J/∂W[0], and the same for the bias.
+      for (let j = 0; j < d; j++) {
+        assert.ok(Math.abs(gv[j] - gt[d + j]) <= 1e-12, `g[${j}]`);
+        assert.ok(Math.abs(gv[j] + gt[j]) <= 1e-12, `g[${j}]`);
+      }
+      assert.ok(Math.abs(gv[d] - gt[2 * d + 1]) <= 1e-12);
+      // And its own gradient matches central finite differences.
+      const scratch = new Float64Array(d + 1);
+      const h = 1e-5;
+      for (let t = 0; t <= d; t++) {
+        const keep = v[t];
+        v[t] = keep + h;
+        const fp = fb(v, scratch);
+        v[t] = keep - h;
+        const fm = fb(v, scratch);
+        v[t] = keep;
+        const fd = (fp - fm) / (2 * h);
+        assert.ok(
+          Math.abs(fd - gv[t]) <= 1e-7 * Math.max(1, Math.abs(gv[t])),
+          `θ[${t}]: fd=${fd} g=${gv[t]}`,
+        );
+      }
+    });
+  }
+
+  it("stays finite for huge logits in the binomial form", () => {
+    const Z = Float32Array.from([1000, -1000]);
+    const fb = makeFastLogRegObjective(Z, 2, 1, Int32Array.from([0, 1]), 2, 0, { binomial: true });
+    assert.ok(fb);
+    const g = new Float64Array(2);
+    // Both rows wrong by a margin of 1000 (same case as the multinomial stability test).
+    const f = fb(Float64Array.from([1, 0]), g);
+    assert.ok(Math.abs(f - 1000) < 1e-9, `f=${f}`);
+    assert.ok(Number.isFinite(g[0]) && Number.isFinite(g[1]));
+  });
+
+  it("k = 2 fits (binomial path) give the multinomial JS fit's probabilities", () => {
+    for (const weighted of [false, true]) {
+      const nn = 403; // not a multiple of 4
+      const dd = 7; // padded to 8 in the kernels
+      const { X, y } = blobs(nn, dd, 2, 0.7, 31);
+      const rand = mulberry32(32);
+      const sw = weighted ? Float64Array.from({ length: nn }, () => 0.5 + rand()) : undefined;
+      const m = fitLogReg(X, nn, dd, y, 2, { tol: 1e-9, sampleWeight: sw });
+      assert.equal(m.converged, true);
+      // Reference: the plain-JS multinomial objective on the same standardized float32 copy.
+      const Z = new Float32Array(nn * dd);
+      for (let i = 0; i < nn; i++)
+        for (let j = 0; j < dd; j++) Z[i * dd + j] = (X[i * dd + j] - m.mean[j]) * (1 / m.scale[j]);
+      const total = sw ? sw.reduce((a, b) => a + b, 0) : nn;
+      const fg = makeLogRegObjective(Z, nn, dd, y, 2, 1 / total, sw);
+      const r = minimizeLbfgs(fg, new Float64Array(2 * dd + 2), { gtol: 1e-9, ftol: 0 });
+      assert.ok(Math.abs(r.f - m.loss) <= 1e-12, `loss ${m.loss} vs ${r.f}`);
+      const weights = new Float64Array(2 * dd);
+      const bias = new Float64Array(2);
+      for (let c = 0; c < 2; c++) {
+        bias[c] = r.x[2 * dd + c];
+        for (let j = 0; j < dd; j++) {
+          weights[c * dd + j] = r.x[c * dd + j] / m.scale[j];
+          bias[c] -= weights[c * dd + j] * m.mean[j];
+        }
+      }
+      const pa = predictProbaLogReg(m, X, nn);
+      const pb = predictProbaLogReg({ d: dd, k: 2, weights, bias }, X, nn);
+      for (let t = 0; t < pa.length; t++)
+        assert.ok(Math.abs(pa[t] - pb[t]) < 1e-7, `p[${t}] ${pa[t]} vs ${pb[t]}`);
+      assert.deepEqual(predictLogReg(m, X, nn), predictLogReg({ d: dd, k: 2, weights, bias }, X, nn));
+    }
   });
 });
 
