@@ -24,7 +24,10 @@ export interface LogRegOptions {
   l2?: number;
   /** Maximum L-BFGS iterations. Default 1000 (sklearn uses 100, which often stops early). */
   maxIter?: number;
-  /** Gradient infinity-norm tolerance, same meaning as sklearn's `tol`. Default 1e-4. */
+  /**
+   * Stop when the gradient's infinity norm of the mean objective falls below this. (scikit-learn
+   * applies its `tol` to the summed loss, so it is about n times stricter there.) Default 1e-4.
+   */
   tol?: number;
   /** Non-negative per-row weights, length n. */
   sampleWeight?: Float64Array;
