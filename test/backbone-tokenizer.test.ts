@@ -45,6 +45,82 @@ describe("gloveTokenize", () => {
     test(JSON.stringify(text), () => assert.deepEqual(gloveTokenize(text), expected));
   }
 
+  // Expected values are the output of the original regex tokenizer (TOKENIZER_REVISION 1): the
+  // hand-written ASCII scanner and the per-run regex fallback must reproduce it exactly.
+  const tricky: [string, string[]][] = [
+    ["Café naïve Ångström ÉCOLE", ["café", "naïve", "ångström", "école"]],
+    ["Cafe\u0301 re\u0301sume\u0301", ["cafe\u0301", "re\u0301sume\u0301"]],
+    ["ΣΟΦΟΣ σοφός", ["σοφος", "σοφός"]],
+    ["İstanbul KELVIN \u212aelvin", ["i\u0307stanbul", "kelvin", "kelvin"]],
+    [
+      "Don’t it’s DON'T N'T n't 'tis rock’n’roll",
+      ["do", "n't", "it", "'s", "do", "n't", "n't", "n't", "'", "tis", "rock'n'roll"],
+    ],
+    ["I'M THEY'RE we've you'll she'd", ["i", "'m", "they", "'re", "we", "'ve", "you", "'ll", "she", "'d"]],
+    [
+      "well-known -- --- - x-ray 3-d -dash- a--b",
+      ["well-known", "--", "---", "-", "x-ray", "3-d", "-", "dash", "-", "a", "--", "b"],
+    ],
+    [
+      "U.S.A. u.s e.g. A.B.C x.y.z.. Ph.D.",
+      ["u.s.a.", "u", ".", "s", "e.g.", "a.b.", "c", "x.y.z.", ".", "ph", ".", "d", "."],
+    ],
+    [
+      "1,000,000 3.14159 10:30 7/10 1.2.3 1,000. 12, 9/10!",
+      ["1,000,000", "3.14159", "10:30", "7/10", "1.2.3", "1,000", ".", "12", ",", "9/10", "!"],
+    ],
+    ["²³ ½ ①② ٣٤ 3½", ["²³", "½", "①②", "٣٤", "3½"]],
+    [
+      'a<br />b<BR>c</i>d<a href="x">e</a> 5 < 6 > 4 <3',
+      ["a", "b", "c", "d", "e", "5", "<", "6", ">", "4", "<", "3"],
+    ],
+    [
+      "&amp; &quot;hi&quot; &#39;q&#39; &lt;b&gt; &nbsp;x &AMP; &copy;",
+      ["&", '"', "hi", '"', "'", "q", "'", "<", "b", ">", "x", "&", "amp", ";", "&", "copy", ";"],
+    ],
+    ["great 😀😀 film 👍🏽!", ["great", "😀", "😀", "film", "👍", "🏽", "!"]],
+    ["中文字幕 日本語 한국어 film", ["中文字幕", "日本語", "한국어", "film"]],
+    [
+      "no\u00a0break\u3000ideo\u2009thin\ufeffbom\u200bzw",
+      ["no", "break", "ideo", "thin", "bom", "\u200b", "zw"],
+    ],
+    [
+      "“quoted” ‘single’ «guillemets» …ellipsis… —dash– ¿qué? ¡sí!",
+      [
+        "“",
+        "quoted",
+        "”",
+        "‘",
+        "single",
+        "'",
+        "«",
+        "guillemets",
+        "»",
+        "…",
+        "ellipsis",
+        "…",
+        "—",
+        "dash",
+        "–",
+      ].concat(["¿", "qué", "?", "¡", "sí", "!"]),
+    ],
+    ["ﬁne ǅemal ß STRASSE", ["ﬁne", "ǆemal", "ß", "strasse"]],
+    ["x...y....z ...", ["x", "...", "y", "....", "z", "..."]],
+    ["mixed café-goers' 1,000 U.S. don't", ["mixed", "café-goers", "'", "1,000", "u.s.", "do", "n't"]],
+  ];
+  for (const [text, expected] of tricky) {
+    test(`tricky ${JSON.stringify(text)}`, () => assert.deepEqual(gloveTokenize(text), expected));
+  }
+
+  test("cuts tokens at exactly the characters a regex \\s matches", () => {
+    for (let c = 0; c < 0x10000; c++) {
+      const ch = String.fromCharCode(c);
+      const toks = gloveTokenize(`a${ch}b`, { lowercase: false });
+      if (/\s/u.test(ch)) assert.deepEqual(toks, ["a", "b"], `U+${c.toString(16)}`);
+      else assert.notDeepEqual(toks, ["a", "b"], `U+${c.toString(16)}`);
+    }
+  });
+
   test("keeps case when asked, and does not mistake comparisons for tags", () => {
     assert.deepEqual(gloveTokenize("Don't Panic", { lowercase: false }), ["Do", "n't", "Panic"]);
     assert.deepEqual(gloveTokenize("a < b > c"), ["a", "<", "b", ">", "c"]);
@@ -88,11 +164,42 @@ describe("encodeTexts", () => {
     assert.deepEqual([...textToIds("U.S.", vocab, GLOVE)], [id("us")]);
   });
 
+  test("words that are Object.prototype names are plain misses", () => {
+    const cased = { ...GLOVE, lowercase: false };
+    assert.deepEqual([...textToIds("constructor toString valueOf the", vocab, cased)], [id("the")]);
+    assert.deepEqual([...textToIds("Constructor the", vocab, GLOVE)], [id("the")]);
+  });
+
+  test("a vocabulary whose ids are not non-negative integers still works (plain Map lookups)", () => {
+    const odd = new Map([...vocab].map(([w, i]) => [w, w === "film" ? 1.5 : i]));
+    assert.deepEqual(
+      [...textToIds("The film isn't good", odd, GLOVE)],
+      [id("the"), 1, id("not"), id("good")],
+    );
+  });
+
+  test("the same ids through the indexed and the plain lookups, for ASCII and other text", () => {
+    const odd = new Map([...vocab, ["zz", 0.5]]);
+    const text = "The well-known semi-final... Café isn't U.S. good! the—film “good” semi-final";
+    const a = [...textToIds(text, vocab, GLOVE)];
+    assert.deepEqual(a, [...textToIds(text, odd, GLOVE)]);
+    assert.deepEqual(a, [
+      ...[id("the"), id("well-known"), id("semi"), id("final"), id("…"), id("cafe"), id("not")],
+      ...[id("us"), id("good"), id("!"), id("the"), id("film"), id("good"), id("semi"), id("final")],
+    ]);
+  });
+
   test("truncates to maxTokens known tokens", () => {
     const ids = textToIds("zzz the film zzz good film the", vocab, { ...GLOVE, maxTokens: 3 });
     assert.deepEqual([...ids], [id("the"), id("film"), id("good")]);
     const enc = encodeTexts(["the film good film"], vocab, { ...GLOVE, maxTokens: 2 });
     assert.equal(enc.seqLen, 2);
+    // A clitic split that crosses the limit, and a limit of 0 (the first token is still looked up).
+    assert.deepEqual(
+      [...textToIds("film isn't good", vocab, { ...GLOVE, maxTokens: 2 })],
+      [id("film"), id("not")],
+    );
+    assert.deepEqual([...textToIds("the film", vocab, { ...GLOVE, maxTokens: 0 })], []);
   });
 
   test("whitespace tokenizer looks tokens up as written", () => {
