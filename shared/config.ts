@@ -17,6 +17,25 @@ const EnvSchema = z.object({
   HEADSTART_DEFAULT_BACKBONE: z.string().min(1).default("glove-100d"),
   HEADSTART_LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
   AWS_REGION: z.string().min(1).optional(),
+  /** Where submitted embedding jobs run: this machine, or SageMaker Processing. */
+  HEADSTART_RUNNER: z.enum(["local", "sagemaker"]).default("local"),
+  HEADSTART_SAGEMAKER_ROLE_ARN: z.string().min(1).optional(),
+  HEADSTART_EMBED_IMAGE_URI: z.string().min(1).optional(),
+  HEADSTART_EMBED_INSTANCE_TYPE: z.string().min(1).default("ml.g5.xlarge"),
+  HEADSTART_EMBED_INSTANCE_COUNT: z.coerce.number().int().min(1).max(100).default(1),
+  HEADSTART_EMBED_MAX_RUNTIME_S: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(5 * 24 * 3600)
+    .default(3600),
+  HEADSTART_EMBED_VOLUME_GB: z.coerce.number().int().min(1).max(16_384).default(30),
+  /** KMS key for the job's volumes and outputs (the customer's key in AWS). */
+  HEADSTART_KMS_KEY_ID: z.string().min(1).optional(),
+  /** SageMaker API endpoint override (a local stand-in in tests). */
+  HEADSTART_SAGEMAKER_ENDPOINT: z.url().optional(),
+  /** Secrets Manager secret (ARN) holding the API keys the authorizer accepts. */
+  HEADSTART_API_KEYS_SECRET_ARN: z.string().min(1).optional(),
 });
 
 export interface Config {
@@ -31,6 +50,21 @@ export interface Config {
   scratchDir?: string;
   defaultBackbone: string;
   logLevel: "debug" | "info" | "warn" | "error" | "silent";
+  runner: "local" | "sagemaker";
+  /** Present when `runner` is `sagemaker`; every required field named by its variable. */
+  sagemaker?: SageMakerSettings;
+  apiKeysSecretArn?: string;
+}
+
+export interface SageMakerSettings {
+  roleArn: string;
+  imageUri: string;
+  instanceType: string;
+  instanceCount: number;
+  maxRuntimeSeconds: number;
+  volumeSizeGb: number;
+  kmsKeyId?: string;
+  endpoint?: string;
 }
 
 /** The environment that makes a child process (a batch worker) see this same configuration. */
@@ -63,7 +97,33 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     scratchDir: e.HEADSTART_SCRATCH_DIR,
     defaultBackbone: e.HEADSTART_DEFAULT_BACKBONE,
     logLevel: e.HEADSTART_LOG_LEVEL,
+    runner: e.HEADSTART_RUNNER,
+    apiKeysSecretArn: e.HEADSTART_API_KEYS_SECRET_ARN,
   };
+  if (e.HEADSTART_RUNNER === "sagemaker") {
+    for (const name of ["HEADSTART_SAGEMAKER_ROLE_ARN", "HEADSTART_EMBED_IMAGE_URI"] as const) {
+      if (!e[name])
+        throw new ValidationError(
+          `environment variable ${name} is required when HEADSTART_RUNNER=sagemaker`,
+          { field: name },
+        );
+    }
+    if (!e.HEADSTART_STORE.startsWith("s3://")) {
+      throw new ValidationError("HEADSTART_RUNNER=sagemaker needs an s3:// HEADSTART_STORE", {
+        field: "HEADSTART_STORE",
+      });
+    }
+    config.sagemaker = {
+      roleArn: e.HEADSTART_SAGEMAKER_ROLE_ARN!,
+      imageUri: e.HEADSTART_EMBED_IMAGE_URI!,
+      instanceType: e.HEADSTART_EMBED_INSTANCE_TYPE,
+      instanceCount: e.HEADSTART_EMBED_INSTANCE_COUNT,
+      maxRuntimeSeconds: e.HEADSTART_EMBED_MAX_RUNTIME_S,
+      volumeSizeGb: e.HEADSTART_EMBED_VOLUME_GB,
+      kmsKeyId: e.HEADSTART_KMS_KEY_ID,
+      endpoint: e.HEADSTART_SAGEMAKER_ENDPOINT,
+    };
+  }
   for (const [k, v] of Object.entries(overrides)) {
     if (v !== undefined) (config as unknown as Record<string, unknown>)[k] = v;
   }
