@@ -1,0 +1,129 @@
+/** The cloud-only Lambda entry points: the API-key authorizer and the train Lambda. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { mockClient } from "aws-sdk-client-mock";
+import {
+  hashKey,
+  newApiKey,
+  parseApiKeySecret,
+  presentedKey,
+  verifyApiKey,
+} from "../shared/auth/api-keys.ts";
+import { loadEvent } from "./helpers/events.ts";
+import { tinyPlatform } from "./helpers/platform.ts";
+import { tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
+
+describe("API keys", () => {
+  test("only an active key with its own id passes", () => {
+    const a = newApiKey("ci");
+    const b = newApiKey("ops");
+    const secret = { keys: [a.entry, { ...b.entry, disabled: true }] };
+    assert.equal(verifyApiKey(a.key, secret), "ci");
+    assert.equal(verifyApiKey(b.key, secret), undefined, "disabled");
+    assert.equal(verifyApiKey(`${a.key}x`, secret), undefined);
+    assert.equal(
+      verifyApiKey(a.key.replace("hs_ci_", "hs_ops_"), secret),
+      undefined,
+      "id must match the hash",
+    );
+    assert.equal(verifyApiKey(undefined, secret), undefined);
+    assert.equal(verifyApiKey("", secret), undefined);
+    assert.match(a.key, /^hs_ci_[A-Za-z0-9_-]{43}$/);
+    assert.equal(a.entry.sha256, hashKey(a.key));
+    assert.ok(!JSON.stringify(secret).includes(a.key), "the secret never holds a usable key");
+  });
+
+  test("keys come from x-api-key or a bearer token", () => {
+    assert.equal(presentedKey({ "X-Api-Key": " k1 " }), "k1");
+    assert.equal(presentedKey({ authorization: "Bearer k2" }), "k2");
+    assert.equal(presentedKey({ authorization: "Basic abc" }), undefined);
+    assert.equal(presentedKey(undefined), undefined);
+  });
+
+  test("a malformed secret is an error naming it", () => {
+    assert.throws(() => parseApiKeySecret("{"), /not JSON/);
+    assert.throws(() => parseApiKeySecret('{"keys": [{"id": "A", "sha256": "x"}]}'), /keys\.0\.id/);
+    assert.throws(() => newApiKey("Bad Id"), { name: "ValidationError" });
+  });
+});
+
+describe("authorizer handler", () => {
+  const sm = mockClient(SecretsManagerClient);
+  const good = newApiKey("ci");
+  let handler: typeof import("../functions/authorizer/handler.ts").handler;
+  let clearKeyCache: () => void;
+
+  before(async () => {
+    process.env.HEADSTART_API_KEYS_SECRET_ARN =
+      "arn:aws:secretsmanager:eu-west-1:123456789012:secret:headstart-acme-api-keys";
+    process.env.HEADSTART_LOG_LEVEL = "silent";
+    process.env.AWS_REGION = "eu-west-1";
+    ({ handler, clearKeyCache } = await import("../functions/authorizer/handler.ts"));
+  });
+  after(() => sm.restore());
+
+  test("allows the customer's key, refuses others, and caches the secret", async () => {
+    sm.reset();
+    clearKeyCache();
+    sm.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ keys: [good.entry] }) });
+    const event = loadEvent<{ headers: Record<string, string> }>("api-authorizer");
+    event.headers["x-api-key"] = good.key;
+    assert.deepEqual(await handler(event), { isAuthorized: true, context: { apiKeyId: "ci" } });
+    event.headers["x-api-key"] = newApiKey("ci").key;
+    assert.deepEqual(await handler(event), { isAuthorized: false });
+    delete event.headers["x-api-key"];
+    assert.deepEqual(await handler(event), { isAuthorized: false });
+    const calls = sm.commandCalls(GetSecretValueCommand);
+    assert.equal(calls.length, 1, "one secret read for three requests");
+    assert.equal(calls[0].args[0].input.SecretId, process.env.HEADSTART_API_KEYS_SECRET_ARN);
+  });
+
+  test("a secret that cannot be read fails closed (throws, so API Gateway answers 500, not allow)", async () => {
+    sm.reset();
+    clearKeyCache();
+    sm.on(GetSecretValueCommand).rejects(new Error("AccessDeniedException"));
+    const event = loadEvent<{ headers: Record<string, string> }>("api-authorizer");
+    event.headers["x-api-key"] = good.key;
+    await assert.rejects(handler(event), /AccessDenied/);
+  });
+});
+
+describe("train handler", () => {
+  let ctx: Awaited<ReturnType<typeof tinyPlatform>>;
+  let handler: (e: unknown) => Promise<Record<string, unknown>>;
+  before(async () => {
+    ctx = await tinyPlatform();
+    await ctx.platform.putManifest("reviews", "jsonl", toJsonlText(tinySentimentRows(60)));
+    await ctx.platform.embed("reviews");
+    process.env.HEADSTART_STORE = ctx.store.root;
+    process.env.HEADSTART_DEFAULT_BACKBONE = "tiny-text";
+    process.env.HEADSTART_MODELS_DIR = join(ctx.dir, "models");
+    process.env.HEADSTART_LOG_LEVEL = "silent";
+    handler = (await import("../functions/train/handler.ts")).handler as never;
+  });
+  after(() => ctx.cleanup());
+
+  test("trains from the sample event", async () => {
+    const result = await handler(loadEvent("train-request"));
+    assert.equal(result.head, "sentiment");
+    assert.equal(result.evaluation, "cv");
+    assert.ok((result.metrics as { accuracy: number }).accuracy > 0.9);
+  });
+
+  test("bad requests are answered with the field, not retried", async () => {
+    const event = loadEvent<Record<string, unknown>>("train-request");
+    event.cv = 1;
+    const r = (await handler(event)) as { error: { code: string; field: string } };
+    assert.equal(r.error.code, "invalid_input");
+    assert.equal(r.error.field, "cv");
+    const missing = (await handler({
+      ...loadEvent<Record<string, unknown>>("train-request"),
+      dataset: "ghost",
+    })) as {
+      error: { code: string };
+    };
+    assert.equal(missing.error.code, "not_found");
+  });
+});
