@@ -7,6 +7,7 @@ import { serve as serveNode } from "@hono/node-server";
 import { Command, CommanderError, Option } from "commander";
 import { createApp } from "../../shared/api/app.ts";
 import { MAX_PREDICT_BATCH } from "../../shared/api/schemas.ts";
+import { newApiKey } from "../../shared/auth/api-keys.ts";
 import { type Config, loadConfig } from "../../shared/config.ts";
 import { DEMO_DATASET, DEMO_HEAD, runDemo } from "../../shared/demo.ts";
 import { HeadstartError, isUserError, ValidationError } from "../../shared/errors.ts";
@@ -281,6 +282,23 @@ backbone
       json,
       specs,
       specs.map((s) => `${s.id}\t${s.modality}\t${s.dim}\t${s.sha256.slice(0, 12)}`).join("\n") || "(none)",
+    );
+  });
+
+const apiKey = program.command("api-key").description("API keys for a deployed customer's HTTP API");
+apiKey
+  .command("new")
+  .description(
+    "make a new random key; prints the key (give it to the client) and the entry for the keys secret",
+  )
+  .requiredOption("--id <id>", "key id, e.g. the client's name ([a-z0-9-])")
+  .action((opts, cmd: Command) => {
+    const { json } = cmd.optsWithGlobals() as GlobalOptions;
+    const { key, entry } = newApiKey(opts.id);
+    output(
+      Boolean(json),
+      { key, entry },
+      `key (shown once; only its hash is stored):\n  ${key}\nadd this entry to the "keys" array of the customer's API-key secret:\n  ${JSON.stringify(entry)}`,
     );
   });
 
