@@ -129,3 +129,21 @@ describe("consistency under races and crashes", () => {
     assert.equal(trained.metrics.n, 12, "training uses only vectors of the current backbone");
   });
 });
+
+describe("backbone files are verified before use", () => {
+  test("a model file that no longer matches backbone.json is refused", async () => {
+    const ctx = await tinyPlatform();
+    try {
+      const spec = await ctx.platform.backbone();
+      const key = keys.backboneAsset(spec.id, spec.model);
+      const body = (await ctx.store.get(key))!.body.slice();
+      body[body.length - 1] ^= 0xff;
+      await ctx.store.put(key, body);
+      clearEmbedders();
+      await assert.rejects(loadEmbedder(ctx.store, spec.id, ctx.config), /model\.onnx has sha256 .* backbone\.json says/);
+    } finally {
+      clearEmbedders();
+      await ctx.cleanup();
+    }
+  });
+});

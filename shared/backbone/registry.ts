@@ -136,14 +136,23 @@ export function loadEmbedder(
           },
         );
       }
-      const modelPath = await store.localPath(keys.backboneAsset(id, spec.model));
-      if (!modelPath) throw new HeadstartError("internal", `backbone ${id} is missing its model file`);
+      // The files are checked against backbone.json before use: a GPU job and an API Lambda
+      // reading the same bucket must run the very model the cache addresses were made with.
+      const verified = async (file: string, expected: string | undefined) => {
+        const path = await store.localPath(keys.backboneAsset(id, file));
+        if (!path) throw new HeadstartError("internal", `backbone ${id} is missing its file ${file}`);
+        const actual = await fileSha256(path);
+        if (expected !== undefined && actual !== expected) {
+          throw new HeadstartError(
+            "internal",
+            `backbone ${id}: ${file} has sha256 ${actual}, backbone.json says ${expected}`,
+          );
+        }
+        return path;
+      };
+      const modelPath = await verified(spec.model, spec.sha256);
       const assetPaths: Record<string, string> = {};
-      for (const asset of spec.assets) {
-        const path = await store.localPath(keys.backboneAsset(id, asset));
-        if (!path) throw new HeadstartError("internal", `backbone ${id} is missing its asset ${asset}`);
-        assetPaths[asset] = path;
-      }
+      for (const asset of spec.assets) assetPaths[asset] = await verified(asset, spec.assetSha256[asset]);
       return TextEmbedder.create(spec, modelPath, assetPaths);
     })();
     promise.catch(() => embedders.delete(cacheKey));
