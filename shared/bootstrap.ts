@@ -1,5 +1,6 @@
 /** Builds the platform for an entry point from its environment, once, at module scope. */
 import { type Config, loadConfig } from "./config.ts";
+import { SageMakerJobRunner } from "./jobs/sagemaker-runner.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { Platform, type PlatformOptions } from "./platform.ts";
 import { openStore } from "./store/index.ts";
@@ -11,9 +12,15 @@ export function bootstrap(
 ): { config: Config; log: Logger; platform: Platform } {
   const config = loadConfig(env);
   const log = createLogger(config.logLevel, undefined, { service });
-  const platform = new Platform(openStore(config), config, {
+  const store = openStore(config);
+  // HEADSTART_RUNNER=sagemaker: submitted embedding jobs become SageMaker Processing jobs.
+  const runner =
+    opts.runner ??
+    (config.runner === "sagemaker" ? SageMakerJobRunner.fromConfig(store, config, log) : undefined);
+  const platform = new Platform(store, config, {
     onJobError: (job, err) => log.error("embedding job failed", { job, error: (err as Error).message }),
     ...opts,
+    runner,
   });
   return { config, log, platform };
 }

@@ -1,0 +1,19 @@
+/**
+ * EventBridge "SageMaker Processing Job State Change" → `jobs/<job>.json`: succeeded once every
+ * shard is committed, failed with SageMaker's failure reason (or the missing shards) otherwise.
+ * Store errors are thrown so the event is redriven and finally dead-lettered; events that are
+ * not this store's headstart jobs are logged and ignored.
+ */
+import { bootstrap } from "../../shared/bootstrap.ts";
+import {
+  applyProcessingJobStateChange,
+  type JobStateChangeResult,
+} from "../../shared/jobs/sagemaker-runner.ts";
+
+const { platform, log } = bootstrap("headstart-job-complete");
+
+export async function handler(event: unknown): Promise<JobStateChangeResult> {
+  const result = await applyProcessingJobStateChange(platform.store, event, log);
+  if (result.outcome === "ignored") log.info("event ignored", { ...result });
+  return result;
+}
