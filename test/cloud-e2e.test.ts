@@ -1,0 +1,391 @@
+/**
+ * The cloud path end to end, with real SDK clients and no API call to start it: a manifest
+ * uploaded straight to the bucket (radosgw on loopback) → radosgw's bucket notification → the
+ * ingest Lambda handler (HEADSTART_RUNNER=sagemaker) → SageMakerJobRunner → a real
+ * SageMakerClient → the local SageMaker stand-in, which runs the real batch entry point on 2
+ * "instances", each handed its share of the plans (ShardedByS3Key over the plan manifest) →
+ * shards committed in the bucket → the state change event → the job-complete Lambda handler →
+ * train → predict. Also: a duplicate S3 event starts no second job, and a failed job is
+ * recorded with its reason and retried under the next name.
+ */
+import assert from "node:assert/strict";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { PutBucketNotificationConfigurationCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { CreateTopicCommand, DeleteTopicCommand, SNSClient } from "@aws-sdk/client-sns";
+import { listCommits, loadCache } from "../shared/cache/shards.ts";
+import { loadConfig } from "../shared/config.ts";
+import { ValidationError } from "../shared/errors.ts";
+import { readJob } from "../shared/jobs/job.ts";
+import { jobPlanManifestKey, SageMakerJobRunner } from "../shared/jobs/sagemaker-runner.ts";
+import { keys } from "../shared/layout.ts";
+import { Platform } from "../shared/platform.ts";
+import type { S3Store } from "../shared/store/s3.ts";
+import { tempDir } from "./helpers/platform.ts";
+import { createS3TestStore, type S3Server, s3Env, startS3Server } from "./helpers/s3-server.ts";
+import {
+  type ProcessingJobStateChangeEvent,
+  type SageMakerStandin,
+  startSageMakerStandin,
+} from "./helpers/sagemaker-standin.ts";
+import { tinySentimentRows, toJsonlText, writeTinyBackbone } from "./helpers/tiny-backbone.ts";
+
+const PREFIX = "customer-a";
+const BACKBONE = "tiny-text";
+const ROLE_ARN = "arn:aws:iam::123456789012:role/headstart-customer-a-embed-job";
+const IMAGE_URI = "123456789012.dkr.ecr.us-east-1.amazonaws.com/headstart-embed:test";
+const KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+/** More rows than one shard (4,096 by default) holds, so the 2 instances each get a plan. */
+const ROWS = 5000;
+
+type IngestHandler = typeof import("../functions/ingest/handler.ts").handler;
+type JobCompleteHandler = typeof import("../functions/job-complete/handler.ts").handler;
+
+describe("cloud path: bucket upload → ingest → SageMaker (stand-in) → job-complete → train → predict", {
+  timeout: 300_000,
+}, () => {
+  let s3: S3Server;
+  let store: S3Store;
+  let bucket: string;
+  let dir: string;
+  let platform: Platform;
+  let standin: SageMakerStandin;
+  let ingest: IngestHandler;
+  let jobComplete: JobCompleteHandler;
+  const stateEvents: ProcessingJobStateChangeEvent[] = [];
+  const received: Array<{ Records: Array<{ s3: { object: { key: string } } }> }> = [];
+  const savedEnv = { ...process.env };
+  const cleanups: Array<() => Promise<unknown>> = [];
+
+  const keysSeen = () => received.flatMap((e) => e.Records.map((r) => r.s3.object.key));
+  async function notificationFor(key: string, timeoutMs = 10_000) {
+    const deadline = Date.now() + timeoutMs;
+    while (!keysSeen().includes(key)) {
+      assert.ok(Date.now() < deadline, `no notification for ${key}; got ${JSON.stringify(keysSeen())}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return received.find((e) => e.Records.some((r) => r.s3.object.key === key))!;
+  }
+  const eventsOf = (name: string) => stateEvents.filter((e) => e.detail.ProcessingJobName === name);
+
+  before(
+    async () => {
+      dir = await tempDir("headstart-cloud-e2e-");
+      s3 = await startS3Server();
+      store = await createS3TestStore(s3, { prefix: PREFIX, scratchDir: join(dir, "scratch") });
+      bucket = store.bucket;
+      const config = loadConfig(
+        {},
+        {
+          store: store.url,
+          s3Endpoint: s3.endpoint,
+          region: s3.region,
+          defaultBackbone: BACKBONE,
+          modelsDir: join(dir, "models"),
+          scratchDir: join(dir, "scratch"),
+          logLevel: "silent",
+        },
+      );
+      // The operator's side: the backbone is published to the bucket once.
+      platform = new Platform(store, config);
+      await writeTinyBackbone(join(dir, "backbone"));
+      await platform.addBackbone(join(dir, "backbone"));
+
+      // radosgw pushes upload notifications for `<prefix>/datasets/` to this loopback server.
+      const server: Server = createServer((req, res) => {
+        let body = "";
+        req.setEncoding("utf8");
+        req.on("data", (c: string) => {
+          body += c;
+        });
+        req.on("end", () => {
+          try {
+            received.push(JSON.parse(body));
+          } catch {
+            // not an event
+          }
+          res.writeHead(200).end();
+        });
+      });
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      cleanups.push(() => new Promise((r) => server.close(r)));
+      const sns = new SNSClient({
+        endpoint: s3.endpoint,
+        region: s3.region,
+        credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+      });
+      cleanups.push(async () => sns.destroy());
+      const topic = await sns.send(
+        new CreateTopicCommand({
+          Name: `${bucket}-uploads`,
+          Attributes: { "push-endpoint": `http://127.0.0.1:${(server.address() as AddressInfo).port}/` },
+        }),
+      );
+      cleanups.push(() => sns.send(new DeleteTopicCommand({ TopicArn: topic.TopicArn })));
+      await s3.client.send(
+        new PutBucketNotificationConfigurationCommand({
+          Bucket: bucket,
+          NotificationConfiguration: {
+            TopicConfigurations: [
+              {
+                Id: "headstart-manifest-upload",
+                TopicArn: topic.TopicArn,
+                Events: ["s3:ObjectCreated:*"],
+                Filter: { Key: { FilterRules: [{ Name: "prefix", Value: `${PREFIX}/datasets/` }] } },
+              },
+            ],
+          },
+        }),
+      );
+
+      // SageMaker's side: the containers reach the same S3 server with the job role's credentials.
+      standin = await startSageMakerStandin({
+        s3: s3.client,
+        region: s3.region,
+        containerEnv: {
+          HEADSTART_S3_ENDPOINT: s3.endpoint,
+          AWS_ACCESS_KEY_ID: s3.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+        },
+        onEvent: (e) => {
+          stateEvents.push(e);
+        },
+      });
+      cleanups.push(() => standin.stop());
+
+      // The Lambdas read their environment at import, as the stack configures it.
+      Object.assign(process.env, s3Env(s3, bucket, PREFIX), {
+        HEADSTART_RUNNER: "sagemaker",
+        HEADSTART_SAGEMAKER_ROLE_ARN: ROLE_ARN,
+        HEADSTART_EMBED_IMAGE_URI: IMAGE_URI,
+        HEADSTART_EMBED_INSTANCE_TYPE: "ml.g5.xlarge",
+        HEADSTART_EMBED_INSTANCE_COUNT: "2",
+        HEADSTART_EMBED_MAX_RUNTIME_S: "900",
+        HEADSTART_KMS_KEY_ID: KMS_KEY,
+        HEADSTART_SAGEMAKER_ENDPOINT: standin.endpoint,
+        HEADSTART_DEFAULT_BACKBONE: BACKBONE,
+        HEADSTART_MODELS_DIR: join(dir, "lambda-models"),
+        HEADSTART_SCRATCH_DIR: join(dir, "lambda-scratch"),
+        // Also the containers' level (the job's Environment): errors reach the failure reason.
+        HEADSTART_LOG_LEVEL: "error",
+      });
+      ingest = (await import("../functions/ingest/handler.ts")).handler;
+      jobComplete = (await import("../functions/job-complete/handler.ts")).handler;
+    },
+    { timeout: 240_000 },
+  );
+
+  after(async () => {
+    for (const k of Object.keys(process.env)) if (!(k in savedEnv)) delete process.env[k];
+    Object.assign(process.env, savedEnv);
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+    await s3?.stop();
+    if (dir) {
+      const { rm } = await import("node:fs/promises");
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("an upload alone embeds on 2 instances, the completion event finishes the job, a head trains", async () => {
+    const manifestKey = `${PREFIX}/${keys.manifest("reviews", "jsonl")}`;
+    await s3.client.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: manifestKey,
+        Body: toJsonlText(tinySentimentRows(ROWS, { withSplit: true, seed: 11 })),
+        ContentType: "application/x-ndjson",
+      }),
+    );
+    const event = await notificationFor(manifestKey);
+
+    const { results } = await ingest(event);
+    assert.equal(results.length, 1);
+    assert.deepEqual(
+      [results[0].dataset, results[0].state, results[0].accepted],
+      ["reviews", "ingested", ROWS],
+    );
+    const jobId = results[0].job!;
+    const submitted = (await readJob(store, jobId))!.value;
+    assert.deepEqual(submitted.shards, [0, 1]);
+    assert.deepEqual(
+      [
+        submitted.runner,
+        submitted.externalId,
+        submitted.state === "running" || submitted.state === "succeeded",
+      ],
+      ["sagemaker", jobId, true],
+    );
+
+    // S3 delivers events at least once: the same event again starts no second job.
+    const dup = await ingest(event);
+    assert.equal(dup.results[0].job, jobId);
+    const creates = standin.requests.filter((r) => r.operation === "CreateProcessingJob");
+    assert.equal(creates.length, 2);
+    assert.equal(standin.jobs.size, 1, "one processing job only (the second create got ResourceInUse)");
+
+    // What the runner asked SageMaker for.
+    const job = standin.jobs.get(jobId)!;
+    const req = job.request;
+    assert.equal(req.RoleArn, ROLE_ARN);
+    assert.deepEqual(req.AppSpecification.ContainerEntrypoint, [
+      "node",
+      "--import",
+      "tsx",
+      "functions/embed-batch/main.ts",
+    ]);
+    assert.deepEqual(req.ProcessingResources.ClusterConfig, {
+      InstanceType: "ml.g5.xlarge",
+      InstanceCount: 2,
+      VolumeSizeInGB: 30,
+      VolumeKmsKeyId: KMS_KEY,
+    });
+    assert.deepEqual(req.StoppingCondition, { MaxRuntimeInSeconds: 900 });
+    assert.deepEqual(req.Environment, {
+      HEADSTART_STORE: `s3://${bucket}/${PREFIX}`,
+      HEADSTART_JOB: jobId,
+      AWS_REGION: s3.region,
+      HEADSTART_LOG_LEVEL: "error",
+    });
+    assert.deepEqual(req.ProcessingInputs?.[0].S3Input, {
+      S3Uri: `s3://${bucket}/${PREFIX}/${jobPlanManifestKey(jobId)}`,
+      S3DataType: "ManifestFile",
+      LocalPath: "/opt/ml/processing/input/plans",
+      S3InputMode: "File",
+      S3DataDistributionType: "ShardedByS3Key",
+      S3CompressionType: "None",
+    });
+
+    // The job runs; each instance was handed one of the two plans and committed that shard.
+    await job.done;
+    assert.equal(job.status, "Completed", job.failureReason);
+    assert.deepEqual(
+      job.instances.map((i) => [i.host, i.inputs.plans, i.exitCode]),
+      [
+        ["algo-1", ["_plan-00000.json"], 0],
+        ["algo-2", ["_plan-00001.json"], 0],
+      ],
+    );
+    assert.deepEqual(
+      job.instances.map((i) => JSON.parse(i.stdout.trim())),
+      [
+        { job: jobId, shardsCommitted: 1, shardsSkipped: 0, itemsEmbedded: 4096 },
+        { job: jobId, shardsCommitted: 1, shardsSkipped: 0, itemsEmbedded: ROWS - 4096 },
+      ],
+    );
+    assert.deepEqual(
+      (await listCommits(store, BACKBONE, "reviews")).map((c) => [c.shard, c.count, c.job]),
+      [
+        [0, 4096, jobId],
+        [1, ROWS - 4096, jobId],
+      ],
+    );
+
+    // EventBridge delivers the state changes to the job-complete Lambda.
+    const events = eventsOf(jobId);
+    assert.deepEqual(
+      events.map((e) => e.detail.ProcessingJobStatus),
+      ["InProgress", "Completed"],
+    );
+    for (const e of events) await jobComplete(structuredClone(e));
+    const finished = (await readJob(store, jobId))!.value;
+    assert.deepEqual([finished.state, finished.error, finished.externalId], ["succeeded", undefined, jobId]);
+    assert.ok(finished.finishedAt);
+    // A redelivered completion event changes nothing.
+    assert.equal((await jobComplete(structuredClone(events[1]))).outcome, "unchanged");
+
+    // Train on the cache the SageMaker job wrote, then predict.
+    assert.equal((await loadCache(store, BACKBONE, "reviews")).vectors.size, ROWS);
+    const trained = await platform.train({ dataset: "reviews", head: "reviews-sentiment" });
+    assert.equal(trained.evaluation, "test-split");
+    assert.equal(trained.counts.test, ROWS / 5);
+    assert.ok(trained.metrics.accuracy > 0.9, JSON.stringify(trained.metrics));
+    const predicted = await platform.predict("reviews-sentiment", {
+      inputs: ["wonderful brilliant fun", "awful dull boring"],
+    });
+    assert.deepEqual(
+      predicted.predictions.map((p) => p.label),
+      ["pos", "neg"],
+    );
+  });
+
+  test("a failed job is recorded with SageMaker's reason and retried under the next name", async () => {
+    await platform.putManifest("flaky", "jsonl", toJsonlText(tinySentimentRows(30, { seed: 4 })));
+    const job = await platform.planEmbed("flaky", { shardSize: 10 });
+    assert.deepEqual(job.shards, [0, 1, 2]);
+    const runner = SageMakerJobRunner.fromConfig(store, loadConfig(process.env));
+
+    // One shard's plan names a file that is not in the bucket: that instance's batch run fails.
+    const planKey = keys.shardPlan(BACKBONE, "flaky", 1);
+    const plan = (await store.get(planKey))!;
+    const broken = JSON.parse(new TextDecoder().decode(plan.body));
+    broken.items[0] = { sha: broken.items[0].sha, id: broken.items[0].id, image: "missing.png" };
+    await store.put(planKey, JSON.stringify(broken));
+    const started = await runner.submit(job);
+    assert.equal(started.externalId, job.job);
+    const first = standin.jobs.get(job.job)!;
+    await first.done;
+    assert.equal(first.status, "Failed");
+    assert.deepEqual(
+      first.instances.map((i) => [i.inputs.plans, i.exitCode]),
+      [
+        [["_plan-00000.json", "_plan-00002.json"], 0],
+        [["_plan-00001.json"], 2],
+      ],
+    );
+    for (const e of eventsOf(job.job)) await jobComplete(structuredClone(e));
+    const failed = (await readJob(store, job.job))!.value;
+    assert.equal(failed.state, "failed");
+    assert.match(
+      String(failed.error),
+      new RegExp(
+        `^SageMaker processing job ${job.job} failed: AlgorithmError: .*datasets/flaky/files/missing\\.png.*not found`,
+      ),
+    );
+    assert.equal((await runner.describe(job.job)).status, "Failed");
+
+    // The plan is back; the next submit (a re-upload, an operator) starts attempt 2.
+    await store.put(planKey, plan.body);
+    const retried = await runner.submit(failed);
+    assert.equal(retried.externalId, `${job.job}-r2`);
+    const second = standin.jobs.get(`${job.job}-r2`)!;
+    await second.done;
+    assert.equal(second.status, "Completed", second.failureReason);
+    // The shards the first attempt committed are skipped, not embedded again.
+    const results = second.instances.map((i) => JSON.parse(i.stdout.trim()));
+    assert.deepEqual(
+      results.map((r) => [r.shardsCommitted, r.shardsSkipped]),
+      [
+        [0, 2],
+        [1, 0],
+      ],
+    );
+    // A late event of the first attempt cannot undo the second.
+    for (const e of [...eventsOf(`${job.job}-r2`), ...eventsOf(job.job)])
+      await jobComplete(structuredClone(e));
+    const done = (await readJob(store, job.job))!.value;
+    assert.deepEqual([done.state, done.externalId, done.error], ["succeeded", `${job.job}-r2`, undefined]);
+    assert.equal((await loadCache(store, BACKBONE, "flaky")).vectors.size, 30);
+  });
+
+  test("stop: the runner stops the processing job; its Stopped event fails the job", async () => {
+    await platform.putManifest("halted", "jsonl", toJsonlText(tinySentimentRows(20, { seed: 9 })));
+    const job = await platform.planEmbed("halted", { shardSize: 10 });
+    const runner = SageMakerJobRunner.fromConfig(store, loadConfig(process.env));
+    await runner.submit(job);
+    // A Node process takes far longer to start than this request takes to arrive.
+    const stopping = await runner.stop(job.job);
+    assert.ok(["Stopping", "Stopped"].includes(stopping.status), stopping.status);
+    const standinJob = standin.jobs.get(job.job)!;
+    await standinJob.done;
+    assert.equal(standinJob.status, "Stopped");
+    await assert.rejects(runner.stop(job.job), ValidationError, "a stopped job cannot be stopped again");
+    for (const e of eventsOf(job.job)) await jobComplete(structuredClone(e));
+    const stopped = (await readJob(store, job.job))!.value;
+    assert.deepEqual(
+      [stopped.state, stopped.error],
+      ["failed", `SageMaker processing job ${job.job} was stopped`],
+    );
+  });
+});
