@@ -3,7 +3,8 @@
  * embedding cache and heads. Nothing is shared between customers, so a grant can never reach
  * another customer's data.
  */
-import { Duration, RemovalPolicy, Validations } from "aws-cdk-lib";
+import { Duration, RemovalPolicy, Stack, Validations } from "aws-cdk-lib";
+import * as iam from "aws-cdk-lib/aws-iam";
 import * as kms from "aws-cdk-lib/aws-kms";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import { Construct } from "constructs";
@@ -12,6 +13,8 @@ export interface CustomerDataProps {
   customer: string;
   /** Keep data when the stack is deleted (default true: datasets are the customer's). */
   retain?: boolean;
+  /** Days before noncurrent object versions are deleted (default 30). */
+  noncurrentVersionDays?: number;
 }
 
 export class CustomerData extends Construct {
@@ -49,7 +52,45 @@ export class CustomerData extends Construct {
       versioned: true,
       serverAccessLogsBucket: this.accessLogs,
       serverAccessLogsPrefix: "data/",
+      // The layout has no scratch prefix (plans and job state are records, see
+      // docs/architecture.md); what accumulates is old versions of replaced objects and
+      // abandoned multipart uploads.
+      lifecycleRules: [
+        {
+          id: "expire-old-versions-and-abandoned-uploads",
+          noncurrentVersionExpiration: Duration.days(props.noncurrentVersionDays ?? 30),
+          abortIncompleteMultipartUploadAfter: Duration.days(7),
+        },
+      ],
       removalPolicy,
     });
+  }
+
+  /**
+   * What the object store (shared/store/s3.ts) does, on this bucket and key only: list, read,
+   * (conditionally) write and delete objects. Narrower than `grantReadWrite` (no `s3:*Object*`
+   * or `kms:ReEncrypt*` families).
+   */
+  grantObjects(grantee: iam.IGrantable): void {
+    const principal = grantee.grantPrincipal;
+    principal.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ["s3:ListBucket", "s3:GetBucketLocation"],
+        resources: [this.bucket.bucketArn],
+      }),
+    );
+    principal.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+        resources: [this.bucket.arnForObjects("*")],
+      }),
+    );
+    principal.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ["kms:Decrypt", "kms:GenerateDataKey"],
+        resources: [this.key.keyArn],
+        conditions: { StringEquals: { "kms:ViaService": `s3.${Stack.of(this).region}.amazonaws.com` } },
+      }),
+    );
   }
 }

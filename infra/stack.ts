@@ -1,18 +1,249 @@
-import { Stack, type StackProps, Tags } from "aws-cdk-lib";
+/**
+ * Everything one customer gets, isolated from every other customer's stack: its own key,
+ * bucket, job role, functions, API and credentials. Each construct holds one concern; this
+ * class only wires them together and grants each function what its entry point uses.
+ */
+import { ArnFormat, CfnOutput, Duration, Stack, type StackProps, Tags, Validations } from "aws-cdk-lib";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as s3 from "aws-cdk-lib/aws-s3";
+import * as s3n from "aws-cdk-lib/aws-s3-notifications";
 import type { Construct } from "constructs";
+import { CustomerHttpApi } from "./api.ts";
 import { CustomerData } from "./customer-data.ts";
+import type { Customer } from "./customers.ts";
+import { EMBED_JOB_NAME_PREFIX, EmbedJob } from "./embed-job.ts";
+import { HeadstartFunction, type HeadstartFunctionProps } from "./functions.ts";
+import { Images } from "./images.ts";
+import { JobEvents } from "./job-events.ts";
+import { Monitoring } from "./monitoring.ts";
+import { acknowledgeWildcard, attArnFinding, formattedArnFinding } from "./nag.ts";
 
 export interface HeadstartStackProps extends StackProps {
-  customer: string;
+  customer: Customer;
 }
 
-/** Everything one customer gets, isolated from every other customer's stack. */
+/** Manifests the ingest Lambda reacts to: `datasets/<dataset>/manifest.jsonl|csv`. */
+export const MANIFEST_PREFIX = "datasets/";
+export const MANIFEST_SUFFIXES = ["manifest.jsonl", "manifest.csv"] as const;
+
 export class HeadstartStack extends Stack {
   readonly data: CustomerData;
+  readonly embedJob: EmbedJob;
+  readonly functions: Record<"ingest" | "jobComplete" | "train" | "api", HeadstartFunction> & {
+    authorizer?: HeadstartFunction;
+  };
+  readonly api: CustomerHttpApi;
 
   constructor(scope: Construct, id: string, props: HeadstartStackProps) {
-    super(scope, id, props);
-    Tags.of(this).add("headstart:customer", props.customer);
-    this.data = new CustomerData(this, "Data", { customer: props.customer });
+    super(scope, id, {
+      description: `headstart: customer ${props.customer.id} (data, embedding jobs, training, API)`,
+      ...props,
+      env: props.env ?? { account: props.customer.account, region: props.customer.region },
+    });
+    const c = props.customer;
+    Tags.of(this).add("headstart:customer", c.id);
+
+    this.data = new CustomerData(this, "Data", {
+      customer: c.id,
+      retain: c.settings.retainData,
+      noncurrentVersionDays: c.settings.noncurrentVersionDays,
+    });
+    const { bucket, key } = this.data;
+    // CloudWatch Logs encrypts this customer's log groups (all under /headstart/<id>/) with its key.
+    key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: "CloudWatchLogsEncryptCustomerLogGroups",
+        principals: [new iam.ServicePrincipal(`logs.${this.region}.amazonaws.com`)],
+        actions: ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+        resources: ["*"],
+        conditions: {
+          ArnLike: {
+            "kms:EncryptionContext:aws:logs:arn": this.formatArn({
+              service: "logs",
+              resource: "log-group",
+              resourceName: `/headstart/${c.id}/*`,
+              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+            }),
+          },
+        },
+      }),
+    );
+    const monitoring = new Monitoring(this, "Monitoring", {
+      customer: c.id,
+      key,
+      alarmEmail: c.settings.alarmEmail,
+    });
+    const images = new Images(this, "Images");
+    this.embedJob = new EmbedJob(this, "EmbedJob", { customer: c.id, data: this.data, image: images.embed });
+
+    // What every platform entry point reads (shared/config.ts).
+    const platformEnv: Record<string, string> = {
+      HEADSTART_STORE: `s3://${bucket.bucketName}`,
+      HEADSTART_RUNNER: "sagemaker",
+      HEADSTART_SAGEMAKER_ROLE_ARN: this.embedJob.role.roleArn,
+      HEADSTART_EMBED_IMAGE_URI: images.embed.imageUri,
+      HEADSTART_EMBED_INSTANCE_TYPE: c.embed.instanceType,
+      HEADSTART_EMBED_INSTANCE_COUNT: String(c.embed.instanceCount),
+      HEADSTART_EMBED_MAX_RUNTIME_S: String(c.embed.maxRuntimeSeconds),
+      HEADSTART_EMBED_VOLUME_GB: String(c.embed.volumeSizeGb),
+      HEADSTART_KMS_KEY_ID: key.keyArn,
+      HEADSTART_MODELS_DIR: "/tmp/models",
+      HEADSTART_SCRATCH_DIR: "/tmp",
+      HEADSTART_LOG_LEVEL: c.settings.logLevel,
+      HEADSTART_CUSTOMER: c.id,
+      ...(c.settings.defaultBackbone ? { HEADSTART_DEFAULT_BACKBONE: c.settings.defaultBackbone } : {}),
+    };
+    const common = {
+      customer: c.id,
+      image: images.lambda,
+      key,
+      alarmTopic: monitoring.topic,
+      logRetentionDays: c.settings.logRetentionDays,
+    };
+    const fn = (id: string, p: Omit<HeadstartFunctionProps, keyof typeof common>) =>
+      new HeadstartFunction(this, id, { ...common, ...p });
+
+    const ingest = fn("Ingest", {
+      entry: "ingest",
+      description: "S3 manifest upload → validate rows, plan shards, start the embedding job",
+      environment: platformEnv,
+      memoryMiB: 2048,
+      timeout: Duration.minutes(15),
+      ephemeralMiB: 4096,
+      async: true,
+    });
+    const jobComplete = fn("JobComplete", {
+      entry: "job-complete",
+      description: "SageMaker Processing job state change → job and dataset status",
+      environment: platformEnv,
+      memoryMiB: 1024,
+      timeout: Duration.minutes(5),
+      async: true,
+    });
+    const train = fn("Train", {
+      entry: "train",
+      description: "Train a head on cached embeddings (invoked asynchronously)",
+      environment: platformEnv,
+      memoryMiB: 3008,
+      timeout: Duration.minutes(15),
+      ephemeralMiB: 2048,
+      async: true,
+    });
+    const api = fn("Api", {
+      entry: "api",
+      description: "The Hono HTTP API (predict, datasets, heads, jobs)",
+      environment: { ...platformEnv, HEADSTART_TRAIN_FUNCTION_NAME: `headstart-${c.id}-train` },
+      memoryMiB: 2048,
+      timeout: Duration.seconds(29),
+      ephemeralMiB: 2048,
+    });
+    let authorizer: HeadstartFunction | undefined;
+    if (c.api.auth === "api-key") {
+      authorizer = fn("Authorizer", {
+        entry: "authorizer",
+        description: "HTTP API authorizer: x-api-key / Bearer against this customer's hashed keys",
+        environment: { HEADSTART_LOG_LEVEL: c.settings.logLevel },
+        memoryMiB: 512,
+        timeout: Duration.seconds(10),
+      });
+    }
+    this.functions = { ingest, jobComplete, train, api, authorizer };
+
+    // Grants: each function gets this customer's bucket and key, nothing else of S3 or KMS.
+    for (const f of [ingest, jobComplete, train, api]) this.data.grantObjects(f.role);
+    for (const f of [ingest, api]) this.embedJob.grantSubmit(f.role, key);
+    this.embedJob.grantDescribe(jobComplete.role);
+    // POST /v1/heads/{head}/train hands the work to the train Lambda (asynchronously).
+    api.role.addToPolicy(
+      new iam.PolicyStatement({ actions: ["lambda:InvokeFunction"], resources: [train.fn.functionArn] }),
+    );
+
+    // Upload door: a manifest landing under datasets/ starts ingestion, no API call needed.
+    for (const suffix of MANIFEST_SUFFIXES) {
+      bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.LambdaDestination(ingest.fn), {
+        prefix: MANIFEST_PREFIX,
+        suffix,
+      });
+    }
+
+    new JobEvents(this, "JobEvents", {
+      customer: c.id,
+      jobRole: this.embedJob.role,
+      handler: jobComplete.fn,
+      alarmTopic: monitoring.topic,
+    });
+
+    this.api = new CustomerHttpApi(this, "Http", {
+      customer: c.id,
+      handler: api.fn,
+      authorizer: authorizer?.fn,
+      auth: c.api.auth,
+      key,
+      logRetentionDays: c.settings.logRetentionDays,
+      rateLimit: c.api.rateLimit,
+      burstLimit: c.api.burstLimit,
+    });
+    if (authorizer && this.api.keysSecret) {
+      this.api.keysSecret.grantRead(authorizer.role);
+      authorizer.fn.addEnvironment("HEADSTART_API_KEYS_SECRET_ARN", this.api.keysSecret.secretArn);
+    }
+
+    this.acknowledge();
+    new CfnOutput(this, "ApiUrl", { value: this.api.url });
+    new CfnOutput(this, "BucketName", { value: bucket.bucketName });
+    if (this.api.keysSecret)
+      new CfnOutput(this, "ApiKeysSecretArn", { value: this.api.keysSecret.secretArn });
+    if (c.api.auth === "iam") {
+      // What a caller's IAM policy must allow (execute-api:Invoke) to call this customer's API.
+      new CfnOutput(this, "ApiInvokeArn", { value: this.api.api.arnForExecuteApi() });
+    }
+  }
+
+  /** cdk-nag findings that are by design, each with its reason. */
+  private acknowledge(): void {
+    const objects = attArnFinding(this.data.bucket, "/*");
+    const objectsReason =
+      "Object keys are data (datasets, cache shards, heads), so object actions apply to every key of this customer's own bucket and no other.";
+    const jobs = formattedArnFinding(this, "sagemaker", `processing-job/${EMBED_JOB_NAME_PREFIX}*`);
+    for (const f of Object.values(this.functions)) {
+      if (!f) continue;
+      acknowledgeWildcard(f.role, objects, objectsReason);
+    }
+    for (const f of [this.functions.ingest, this.functions.api, this.functions.jobComplete]) {
+      acknowledgeWildcard(
+        f.role,
+        jobs,
+        "Job names are derived at run time from dataset version and backbone (embed-<dataset>-<hash>); the jobs can run only as this customer's job role, the only role iam:PassRole allows.",
+      );
+    }
+    const jobRole = this.embedJob.role;
+    acknowledgeWildcard(jobRole, objects, objectsReason);
+    acknowledgeWildcard(
+      jobRole,
+      "Resource::*",
+      "ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no resource-level form; PutMetricData is limited to SageMaker's namespace by condition. No S3 or KMS action has a wildcard resource.",
+    );
+    const sagemakerLogs = "log-group:/aws/sagemaker/ProcessingJobs";
+    acknowledgeWildcard(
+      jobRole,
+      formattedArnFinding(this, "logs", `${sagemakerLogs}:*`),
+      "SageMaker writes every processing job's logs to the fixed group /aws/sagemaker/ProcessingJobs; the role may only create it and describe its streams.",
+    );
+    acknowledgeWildcard(
+      jobRole,
+      formattedArnFinding(this, "logs", `${sagemakerLogs}:log-stream:${EMBED_JOB_NAME_PREFIX}*`),
+      "Log streams are named <job>/<instance>; writing is limited to streams of embedding jobs.",
+    );
+    // The custom resource CDK adds to configure the bucket's notifications (deploy time only).
+    const notifications = this.node.tryFindChild(
+      "BucketNotificationsHandler050a0587b7544547bf325f094a3db834",
+    );
+    if (notifications) {
+      Validations.of(notifications).acknowledge({
+        id: "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+        reason:
+          "CDK's bucket-notification custom resource (runs only during deployment) logs with the basic execution policy.",
+      });
+    }
   }
 }

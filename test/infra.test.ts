@@ -1,88 +1,502 @@
+/**
+ * The per-customer stacks, asserted on intent. The sample customers file (infra/customers.json)
+ * is synthesized once for the whole file: acme uses API keys, globex IAM auth and 4 instances.
+ */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 import { App, Validations } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import { AwsSolutionsChecks } from "cdk-nag";
+import type { IConstruct } from "constructs";
 import { buildApp } from "../infra/app.ts";
+import { loadCustomers } from "../infra/customers.ts";
 import { HeadstartStack } from "../infra/stack.ts";
 
-function synth(customer: string) {
-  const app = buildApp(new App({ context: { customer } }));
-  const stack = app.node.findChild(`headstart-${customer}`) as HeadstartStack;
-  return { app, stack, template: Template.fromStack(stack) };
+// Asset staging copies the Docker build context; assertions need only the template. cdk-nag
+// runs in its own test below rather than failing every template read.
+const app = buildApp(new App({ context: { "aws:cdk:disable-asset-staging": true } }), { nag: false });
+const stacks = {
+  acme: app.node.findChild("headstart-acme") as HeadstartStack,
+  globex: app.node.findChild("headstart-globex") as HeadstartStack,
+};
+const t = { acme: Template.fromStack(stacks.acme), globex: Template.fromStack(stacks.globex) };
+const json = { acme: t.acme.toJSON(), globex: t.globex.toJSON() };
+type Resource = { Type: string; Properties: Record<string, unknown> };
+const resources = (name: keyof typeof json): [string, Resource][] =>
+  Object.entries(json[name].Resources as Record<string, Resource>);
+const logicalId = (stack: HeadstartStack, c: IConstruct) =>
+  stack.resolve((c.node.defaultChild as unknown as { logicalId: string }).logicalId) as string;
+
+interface Statement {
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+  Condition?: Record<string, unknown>;
 }
+/** Statements of every identity policy (inline policies and roles' policies) in a template. */
+function identityStatements(name: keyof typeof json): { policy: string; statement: Statement }[] {
+  const out: { policy: string; statement: Statement }[] = [];
+  for (const [id, r] of resources(name)) {
+    const docs: unknown[] = [];
+    if (r.Type === "AWS::IAM::Policy" || r.Type === "AWS::IAM::ManagedPolicy")
+      docs.push(r.Properties.PolicyDocument);
+    if (r.Type === "AWS::IAM::Role")
+      for (const p of (r.Properties.Policies as { PolicyDocument: unknown }[] | undefined) ?? [])
+        docs.push(p.PolicyDocument);
+    for (const doc of docs)
+      for (const statement of (doc as { Statement: Statement[] }).Statement)
+        out.push({ policy: id, statement });
+  }
+  return out;
+}
+const actionsOf = (s: Statement) => (Array.isArray(s.Action) ? s.Action : [s.Action]);
+const resourcesOf = (s: Statement) => (Array.isArray(s.Resource) ? s.Resource : [s.Resource]);
 
-describe("per-customer stack", () => {
-  test("the customer's bucket is KMS-encrypted with its own rotating key, private, TLS-only and versioned", () => {
-    const { template } = synth("acme");
-    template.resourceCountIs("AWS::KMS::Key", 1);
-    template.hasResourceProperties("AWS::KMS::Key", { EnableKeyRotation: true });
-    template.hasResourceProperties("AWS::S3::Bucket", {
-      BucketEncryption: {
-        ServerSideEncryptionConfiguration: [
-          {
-            BucketKeyEnabled: true,
-            ServerSideEncryptionByDefault: { SSEAlgorithm: "aws:kms", KMSMasterKeyID: Match.anyValue() },
-          },
-        ],
-      },
-      PublicAccessBlockConfiguration: {
-        BlockPublicAcls: true,
-        BlockPublicPolicy: true,
-        IgnorePublicAcls: true,
-        RestrictPublicBuckets: true,
-      },
-      VersioningConfiguration: { Status: "Enabled" },
-      LoggingConfiguration: Match.objectLike({ LogFilePrefix: "data/" }),
-    });
-    // Every bucket denies plain HTTP.
-    const policies = template.findResources("AWS::S3::BucketPolicy");
-    assert.equal(Object.keys(policies).length, 2);
-    for (const policy of Object.values(policies)) {
-      assert.ok(
-        JSON.stringify(policy).includes('"aws:SecureTransport":"false"'),
-        "bucket policy denies requests without TLS",
-      );
-    }
-    // Data is the customer's: it survives stack deletion.
-    template.hasResource("AWS::S3::Bucket", { DeletionPolicy: "Retain", UpdateReplacePolicy: "Retain" });
-  });
-
-  test("resources are tagged with their customer and stacks are named per customer", () => {
-    const a = synth("acme");
-    const b = synth("globex");
-    assert.equal(a.stack.stackName, "headstart-acme");
-    assert.equal(b.stack.stackName, "headstart-globex");
-    a.template.hasResourceProperties("AWS::S3::Bucket", {
+describe("customers file → stacks", () => {
+  test("one stack per sample customer, named per customer, in the customer's account and region", () => {
+    const customers = loadCustomers("infra/customers.json");
+    assert.ok(customers.length >= 2);
+    assert.deepEqual(
+      app.node.children
+        .filter((c) => c instanceof HeadstartStack)
+        .map((s) => (s as HeadstartStack).stackName),
+      customers.map((c) => `headstart-${c.id}`),
+    );
+    assert.equal(stacks.globex.account, "123456789012");
+    assert.equal(stacks.globex.region, "us-east-1");
+    assert.equal(stacks.acme.region, "eu-west-1");
+    t.acme.hasResourceProperties("AWS::S3::Bucket", {
       Tags: Match.arrayWith([{ Key: "headstart:customer", Value: "acme" }]),
     });
   });
 
-  test("cdk-nag AwsSolutions finds nothing unacknowledged, and every acknowledgement has a reason", () => {
-    const { app } = synth("acme");
+  test("-c customer=<id> synthesizes that customer only", () => {
+    const one = buildApp(
+      new App({ context: { customer: "globex", "aws:cdk:disable-asset-staging": true } }),
+      {
+        nag: false,
+      },
+    );
+    assert.deepEqual(
+      one.node.children.filter((c) => c instanceof HeadstartStack).map((c) => c.node.id),
+      ["headstart-globex"],
+    );
+    assert.throws(
+      () => buildApp(new App({ context: { customer: "nobody" } })),
+      /no customer "nobody" in .*customers\.json \(known: acme, globex\)/,
+    );
+  });
+});
+
+describe("data plane", () => {
+  test("the bucket is KMS-encrypted with the customer's rotating key, private, versioned, logged, retained", () => {
+    const { acme } = t;
+    acme.resourceCountIs("AWS::KMS::Key", 1);
+    acme.hasResourceProperties("AWS::KMS::Key", { EnableKeyRotation: true });
+    acme.hasResource("AWS::S3::Bucket", {
+      DeletionPolicy: "Retain",
+      Properties: Match.objectLike({
+        BucketEncryption: {
+          ServerSideEncryptionConfiguration: [
+            {
+              BucketKeyEnabled: true,
+              ServerSideEncryptionByDefault: {
+                SSEAlgorithm: "aws:kms",
+                KMSMasterKeyID: { "Fn::GetAtt": [logicalId(stacks.acme, stacks.acme.data.key), "Arn"] },
+              },
+            },
+          ],
+        },
+        PublicAccessBlockConfiguration: {
+          BlockPublicAcls: true,
+          BlockPublicPolicy: true,
+          IgnorePublicAcls: true,
+          RestrictPublicBuckets: true,
+        },
+        VersioningConfiguration: { Status: "Enabled" },
+        LoggingConfiguration: Match.objectLike({ LogFilePrefix: "data/" }),
+        LifecycleConfiguration: {
+          Rules: [
+            Match.objectLike({
+              Status: "Enabled",
+              NoncurrentVersionExpiration: { NoncurrentDays: 30 },
+              AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 },
+            }),
+          ],
+        },
+      }),
+    });
+  });
+
+  test("every bucket, queue and topic refuses plain HTTP", () => {
+    for (const name of ["acme", "globex"] as const) {
+      const policies = resources(name).filter(([, r]) =>
+        ["AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy"].includes(r.Type),
+      );
+      const count = (type: string) => resources(name).filter(([, r]) => r.Type === type).length;
+      assert.equal(
+        policies.length,
+        count("AWS::S3::Bucket") + count("AWS::SQS::Queue") + count("AWS::SNS::Topic"),
+      );
+      for (const [id, p] of policies) {
+        const denies = (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement.filter(
+          (s) =>
+            s.Effect === "Deny" && JSON.stringify(s.Condition) === '{"Bool":{"aws:SecureTransport":"false"}}',
+        );
+        assert.equal(denies.length, 1, `${name}/${id} denies requests without TLS`);
+      }
+    }
+  });
+
+  test("queues, topic, secret, log groups and function environments use the customer's key", () => {
+    const key = { "Fn::GetAtt": [logicalId(stacks.acme, stacks.acme.data.key), "Arn"] };
+    const { acme } = t;
+    acme.allResourcesProperties("AWS::SQS::Queue", { KmsMasterKeyId: key });
+    acme.allResourcesProperties("AWS::SNS::Topic", { KmsMasterKeyId: key });
+    acme.allResourcesProperties("AWS::SecretsManager::Secret", { KmsKeyId: key });
+    acme.allResourcesProperties("AWS::Logs::LogGroup", { KmsKeyId: key });
+    for (const [id, r] of resources("acme").filter(([, r]) => r.Type === "AWS::Lambda::Function")) {
+      if (r.Properties.PackageType === "Image") assert.deepEqual(r.Properties.KmsKeyArn, key, id);
+    }
+  });
+});
+
+describe("upload door", () => {
+  test("manifest uploads under datasets/ (jsonl and csv) notify the ingest Lambda, nothing else does", () => {
+    const ingest = { "Fn::GetAtt": [logicalId(stacks.acme, stacks.acme.functions.ingest.fn), "Arn"] };
+    const notif = resources("acme").filter(([, r]) => r.Type === "Custom::S3BucketNotifications");
+    assert.equal(notif.length, 1);
+    const config = notif[0][1].Properties.NotificationConfiguration as Record<string, unknown>;
+    assert.deepEqual(Object.keys(config), ["LambdaFunctionConfigurations"]);
+    const rules = (config.LambdaFunctionConfigurations as Record<string, unknown>[]).map((c) => {
+      assert.deepEqual(c.Events, ["s3:ObjectCreated:*"]);
+      assert.deepEqual(c.LambdaFunctionArn, ingest);
+      const f = (c.Filter as { Key: { FilterRules: { Name: string; Value: string }[] } }).Key.FilterRules;
+      return Object.fromEntries(f.map((r) => [r.Name, r.Value]));
+    });
+    assert.deepEqual(
+      rules.sort((a, b) => a.suffix.localeCompare(b.suffix)),
+      [
+        { prefix: "datasets/", suffix: "manifest.csv" },
+        { prefix: "datasets/", suffix: "manifest.jsonl" },
+      ],
+    );
+    assert.deepEqual(notif[0][1].Properties.BucketName, {
+      Ref: logicalId(stacks.acme, stacks.acme.data.bucket),
+    });
+  });
+});
+
+describe("HTTP API", () => {
+  const routes = (name: keyof typeof json) =>
+    resources(name)
+      .filter(([, r]) => r.Type === "AWS::ApiGatewayV2::Route")
+      .map(
+        ([, r]) => r.Properties as { RouteKey: string; AuthorizationType: string; AuthorizerId?: unknown },
+      );
+
+  test("api-key customers: every route but GET /health goes through the API-key authorizer", () => {
+    const all = routes("acme");
+    assert.ok(all.length >= 2);
+    for (const r of all) {
+      if (r.RouteKey === "GET /health") assert.equal(r.AuthorizationType, "NONE");
+      else {
+        assert.equal(r.AuthorizationType, "CUSTOM", r.RouteKey);
+        assert.ok(r.AuthorizerId, r.RouteKey);
+      }
+    }
+    assert.ok(all.some((r) => r.RouteKey === "ANY /{proxy+}"));
+    assert.ok(!all.some((r) => r.RouteKey === "$default"), "no catch-all route without auth");
+    t.acme.hasResourceProperties("AWS::ApiGatewayV2::Authorizer", {
+      AuthorizerType: "REQUEST",
+      EnableSimpleResponses: true,
+      AuthorizerPayloadFormatVersion: "2.0",
+      AuthorizerResultTtlInSeconds: 0,
+      AuthorizerUri: Match.objectLike({
+        "Fn::Join": Match.arrayWith([
+          Match.arrayWith([
+            { "Fn::GetAtt": [logicalId(stacks.acme, stacks.acme.functions.authorizer!.fn), "Arn"] },
+          ]),
+        ]),
+      }),
+    });
+    // The authorizer reads this customer's key secret, and only it has the secret's ARN.
+    const secret = { Ref: logicalId(stacks.acme, stacks.acme.api.keysSecret!) };
+    t.acme.hasResourceProperties("AWS::Lambda::Function", {
+      FunctionName: "headstart-acme-authorizer",
+      Environment: { Variables: Match.objectLike({ HEADSTART_API_KEYS_SECRET_ARN: secret }) },
+    });
+  });
+
+  test("IAM customers: every route but GET /health requires SigV4, and no key secret exists", () => {
+    const all = routes("globex");
+    for (const r of all)
+      assert.equal(r.AuthorizationType, r.RouteKey === "GET /health" ? "NONE" : "AWS_IAM", r.RouteKey);
+    t.globex.resourceCountIs("AWS::SecretsManager::Secret", 0);
+    t.globex.resourceCountIs("AWS::ApiGatewayV2::Authorizer", 0);
+  });
+
+  test("the stage is throttled and writes access logs", () => {
+    t.globex.hasResourceProperties("AWS::ApiGatewayV2::Stage", {
+      StageName: "$default",
+      AutoDeploy: true,
+      DefaultRouteSettings: { ThrottlingRateLimit: 200, ThrottlingBurstLimit: 400 },
+      AccessLogSettings: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp("requestId") },
+    });
+  });
+});
+
+describe("isolation: each customer's grants reach only its own resources", () => {
+  for (const [name, other] of [
+    ["acme", "globex"],
+    ["globex", "acme"],
+  ] as const) {
+    test(`${name}: S3 and KMS actions name ${name}'s bucket and key only; nothing mentions ${other}`, () => {
+      const stack = stacks[name];
+      const bucket = logicalId(stack, stack.data.bucket);
+      const key = logicalId(stack, stack.data.key);
+      const allowedS3 = [
+        JSON.stringify({ "Fn::GetAtt": [bucket, "Arn"] }),
+        JSON.stringify({ "Fn::Join": ["", [{ "Fn::GetAtt": [bucket, "Arn"] }, "/*"]] }),
+      ];
+      const allowedKms = [JSON.stringify({ "Fn::GetAtt": [key, "Arn"] })];
+      let s3Statements = 0;
+      for (const { policy, statement } of identityStatements(name)) {
+        const actions = actionsOf(statement);
+        assert.ok(!actions.some((a) => a === "*" || a.endsWith(":*")), `${policy}: no service-wide action`);
+        for (const prefix of ["s3:", "kms:"]) {
+          if (!actions.some((a) => a.startsWith(prefix))) continue;
+          if (prefix === "s3:") s3Statements++;
+          for (const r of resourcesOf(statement)) {
+            assert.notEqual(r, "*", `${policy}: ${actions} on *`);
+            assert.ok(
+              (prefix === "s3:" ? allowedS3 : allowedKms).includes(JSON.stringify(r)),
+              `${policy}: ${actions} on ${JSON.stringify(r)}`,
+            );
+          }
+        }
+        if (actions.includes("iam:PassRole")) {
+          assert.deepEqual(statement.Resource, {
+            "Fn::GetAtt": [logicalId(stack, stack.embedJob.role), "Arn"],
+          });
+          assert.deepEqual(statement.Condition, {
+            StringEquals: { "iam:PassedToService": "sagemaker.amazonaws.com" },
+          });
+        }
+      }
+      assert.ok(s3Statements >= 5, "the four platform functions and the job role have bucket grants");
+      const text = JSON.stringify(json[name]);
+      assert.ok(!text.includes(other), `${name}'s template never mentions ${other}`);
+      assert.ok(!text.includes("Fn::ImportValue"), "no cross-stack references");
+    });
+  }
+});
+
+describe("embedding jobs", () => {
+  test("the job role: SageMaker only, this bucket's objects and key, the embed image, its logs", () => {
+    const stack = stacks.acme;
+    const role = logicalId(stack, stack.embedJob.role);
+    t.acme.hasResourceProperties("AWS::IAM::Role", {
+      AssumeRolePolicyDocument: {
+        Statement: [
+          Match.objectLike({ Principal: { Service: "sagemaker.amazonaws.com" }, Action: "sts:AssumeRole" }),
+        ],
+      },
+    });
+    const statements = identityStatements("acme")
+      .filter(({ policy }) => {
+        const roles = (json.acme.Resources[policy].Properties.Roles ?? []) as unknown[];
+        return roles.some((r) => JSON.stringify(r) === JSON.stringify({ Ref: role }));
+      })
+      .map(({ statement }) => statement);
+    const can = (action: string) => statements.filter((s) => actionsOf(s).includes(action));
+    assert.ok(can("s3:GetObject").length && can("s3:PutObject").length && can("s3:ListBucket").length);
+    assert.ok(can("ecr:BatchGetImage").length, "pulls the embed image");
+    assert.match(JSON.stringify(can("ecr:BatchGetImage")[0].Resource), /container-assets/);
+    assert.match(JSON.stringify(can("logs:PutLogEvents")[0].Resource), /ProcessingJobs:log-stream:embed-\*/);
+    assert.ok(
+      !can("sagemaker:CreateProcessingJob").length && !can("iam:PassRole").length,
+      "cannot start jobs itself",
+    );
+  });
+
+  test("ingest and the API start jobs named embed-* only; job-complete can only describe them", () => {
+    const jobs = /processing-job\/embed-\*/;
+    const byRole = (fnRole: IConstruct) => {
+      const role = JSON.stringify({ Ref: logicalId(stacks.acme, fnRole) });
+      return identityStatements("acme")
+        .filter(({ policy }) =>
+          JSON.stringify(json.acme.Resources[policy].Properties.Roles ?? []).includes(role),
+        )
+        .map(({ statement }) => statement);
+    };
+    for (const f of [stacks.acme.functions.ingest, stacks.acme.functions.api]) {
+      const create = byRole(f.role).filter((s) => actionsOf(s).includes("sagemaker:CreateProcessingJob"));
+      assert.equal(create.length, 1);
+      assert.match(JSON.stringify(create[0].Resource), jobs);
+    }
+    const jc = byRole(stacks.acme.functions.jobComplete.role).filter((s) =>
+      actionsOf(s).some((a) => a.startsWith("sagemaker:")),
+    );
+    assert.deepEqual(jc.flatMap(actionsOf), ["sagemaker:DescribeProcessingJob"]);
+    for (const f of [stacks.acme.functions.train, stacks.acme.functions.jobComplete]) {
+      assert.ok(!byRole(f.role).some((s) => actionsOf(s).includes("iam:PassRole")));
+    }
+  });
+
+  test("job state changes of this customer's jobs (its job role) reach job-complete; failures are alarmed", () => {
+    const stack = stacks.acme;
+    const target = { "Fn::GetAtt": [logicalId(stack, stack.functions.jobComplete.fn), "Arn"] };
+    const pattern = (statuses: string[]) => ({
+      source: ["aws.sagemaker"],
+      "detail-type": ["SageMaker Processing Job State Change"],
+      detail: {
+        RoleArn: [{ "Fn::GetAtt": [logicalId(stack, stack.embedJob.role), "Arn"] }],
+        ProcessingJobName: [{ prefix: "embed-" }],
+        ProcessingJobStatus: statuses,
+      },
+    });
+    for (const statuses of [["Completed", "Stopped"], ["Failed"]]) {
+      t.acme.hasResourceProperties("AWS::Events::Rule", {
+        EventPattern: pattern(statuses),
+        Targets: [Match.objectLike({ Arn: target, RetryPolicy: Match.anyValue() })],
+      });
+    }
+    t.acme.hasResourceProperties("AWS::CloudWatch::Alarm", {
+      Namespace: "AWS/Events",
+      MetricName: "TriggeredRules",
+      Threshold: 1,
+      AlarmActions: [Match.anyValue()],
+    });
+  });
+
+  test("functions see the customer's settings through shared/config.ts's variables", () => {
+    const vars = (json.globex.Resources[logicalId(stacks.globex, stacks.globex.functions.ingest.fn)]
+      .Properties.Environment.Variables ?? {}) as Record<string, unknown>;
+    assert.deepEqual(vars.HEADSTART_STORE, {
+      "Fn::Join": ["", ["s3://", { Ref: logicalId(stacks.globex, stacks.globex.data.bucket) }]],
+    });
+    assert.equal(vars.HEADSTART_RUNNER, "sagemaker");
+    assert.equal(vars.HEADSTART_EMBED_INSTANCE_TYPE, "ml.g4dn.xlarge");
+    assert.equal(vars.HEADSTART_EMBED_INSTANCE_COUNT, "4");
+    assert.equal(vars.HEADSTART_EMBED_MAX_RUNTIME_S, "14400");
+    assert.equal(vars.HEADSTART_EMBED_VOLUME_GB, "100");
+    assert.equal(vars.HEADSTART_MODELS_DIR, "/tmp/models");
+    assert.equal(vars.HEADSTART_SCRATCH_DIR, "/tmp");
+    assert.deepEqual(vars.HEADSTART_SAGEMAKER_ROLE_ARN, {
+      "Fn::GetAtt": [logicalId(stacks.globex, stacks.globex.embedJob.role), "Arn"],
+    });
+    assert.match(
+      JSON.stringify(vars.HEADSTART_EMBED_IMAGE_URI),
+      /container-assets-123456789012-us-east-1:[0-9a-f]{64}/,
+    );
+    assert.deepEqual(vars.HEADSTART_KMS_KEY_ID, {
+      "Fn::GetAtt": [logicalId(stacks.globex, stacks.globex.data.key), "Arn"],
+    });
+    // Every variable a platform function gets is one shared/config.ts reads (or the customer id).
+    const config = readFileSync("shared/config.ts", "utf8");
+    for (const name of Object.keys(vars)) {
+      if (name !== "HEADSTART_CUSTOMER")
+        assert.ok(config.includes(name), `${name} is read by shared/config.ts`);
+    }
+  });
+});
+
+describe("functions", () => {
+  const functions = (name: keyof typeof json) =>
+    resources(name).filter(([, r]) => r.Type === "AWS::Lambda::Function");
+
+  test("headstart's functions are container images, one CMD per entry point the image provides", () => {
+    const dockerfile = readFileSync("functions/lambda.Dockerfile", "utf8");
+    const shims = /for fn in ([a-z -]+); do/.exec(dockerfile)?.[1].trim().split(/\s+/) ?? [];
+    const images = functions("acme").filter(([, r]) => r.Properties.PackageType === "Image");
+    const commands = images.map(([, r]) => (r.Properties.ImageConfig as { Command: string[] }).Command);
+    assert.deepEqual(
+      commands.map((c) => c[0]).sort(),
+      ["api", "authorizer", "ingest", "job-complete", "train"].map((e) => `lambda/${e}.handler`),
+    );
+    for (const [cmd] of commands) {
+      const entry = /^lambda\/(.+)\.handler$/.exec(cmd)![1];
+      assert.ok(shims.includes(entry), `the image has a shim for ${entry}`);
+      assert.ok(
+        readFileSync(`functions/${entry}/handler.ts`, "utf8").includes("handler"),
+        `functions/${entry}/handler.ts`,
+      );
+    }
+  });
+
+  test("zip functions (CDK's own) run Node.js 22 or newer, if Node at all", () => {
+    for (const name of ["acme", "globex"] as const) {
+      for (const [id, r] of functions(name)) {
+        const runtime = r.Properties.Runtime as string | undefined;
+        if (r.Properties.PackageType === "Image") continue;
+        assert.ok(runtime, `${id} has a runtime`);
+        const node = /^nodejs(\d+)\.x$/.exec(runtime);
+        if (node) assert.ok(Number(node[1]) >= 22, `${id}: ${runtime}`);
+      }
+    }
+  });
+
+  test("async functions dead-letter to encrypted queues; every function has an error alarm; logs are kept 90 days", () => {
+    const { acme } = t;
+    const s = stacks.acme.functions;
+    for (const f of [s.ingest, s.jobComplete, s.train]) {
+      assert.ok(f.dlq);
+      acme.hasResourceProperties("AWS::Lambda::Function", {
+        FunctionName: `headstart-acme-${f.node.id === "JobComplete" ? "job-complete" : f.node.id.toLowerCase()}`,
+        DeadLetterConfig: { TargetArn: { "Fn::GetAtt": [logicalId(stacks.acme, f.dlq), "Arn"] } },
+      });
+    }
+    assert.equal(s.api.dlq, undefined);
+    acme.resourceCountIs("AWS::SQS::Queue", 3);
+    const alarms = resources("acme").filter(([, r]) => r.Type === "AWS::CloudWatch::Alarm");
+    const errors = alarms.filter(([, r]) => r.Properties.MetricName === "Errors");
+    const dlq = alarms.filter(([, r]) => r.Properties.MetricName === "ApproximateNumberOfMessagesVisible");
+    assert.equal(errors.length, 5);
+    assert.equal(dlq.length, 3);
+    const topic = { Ref: resources("acme").find(([, r]) => r.Type === "AWS::SNS::Topic")![0] };
+    for (const [id, a] of alarms) assert.deepEqual(a.Properties.AlarmActions, [topic], id);
+    acme.allResourcesProperties("AWS::Logs::LogGroup", { RetentionInDays: 90 });
+    t.globex.allResourcesProperties("AWS::Logs::LogGroup", { RetentionInDays: 365 });
+    acme.hasResourceProperties("AWS::SNS::Subscription", { Protocol: "email", Endpoint: "ops@acme.example" });
+  });
+});
+
+describe("cdk-nag", () => {
+  test("AwsSolutions finds nothing unacknowledged in any customer's stack", () => {
     const report = new AwsSolutionsChecks(app).validateScope(app);
     assert.deepEqual(
       report.violations.map(
-        (v) => `${v.ruleName}: ${v.violatingResources.map((r) => r.resourceLogicalId).join(", ")}`,
+        (v) => `${v.ruleName}: ${v.violatingResources.map((r) => r.constructPath).join(", ")}`,
       ),
       [],
     );
     assert.equal(report.success, true);
   });
 
-  test("cdk-nag is live: an unencrypted, public bucket is reported", () => {
-    const app = new App();
-    const stack = new HeadstartStack(app, "probe", { customer: "probe" });
-    new s3.Bucket(stack, "Leaky", { blockPublicAccess: s3.BlockPublicAccess.BLOCK_ACLS_ONLY });
-    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
-    const report = new AwsSolutionsChecks(app).validateScope(app);
-    assert.equal(report.success, false);
-    assert.ok(report.violations.some((v) => v.ruleName.startsWith("AwsSolutions-S")));
+  test("every acknowledgement carries a written reason", () => {
+    let count = 0;
+    for (const c of app.node.findAll()) {
+      for (const m of c.node.metadata) {
+        if (m.type !== Validations.ACKNOWLEDGED_RULES_METADATA_KEY) continue;
+        for (const [id, reason] of Object.entries(m.data as Record<string, unknown>)) {
+          count++;
+          assert.ok(typeof reason === "string" && reason.length >= 40, `${c.node.path}: ${id} has a reason`);
+        }
+      }
+    }
+    assert.ok(count > 0);
   });
 
-  test("a missing or invalid customer id fails synthesis with a message naming it", () => {
-    assert.throws(() => buildApp(new App()), /context "customer" is missing or invalid/);
-    assert.throws(() => buildApp(new App({ context: { customer: "Bad/Id" } })), /context "customer"/);
+  test("cdk-nag is live: an unencrypted, public bucket is reported", () => {
+    const probe = new App({ context: { customer: "acme", "aws:cdk:disable-asset-staging": true } });
+    buildApp(probe, { nag: false });
+    const stack = probe.node.findChild("headstart-acme") as HeadstartStack;
+    new s3.Bucket(stack, "Leaky", { blockPublicAccess: s3.BlockPublicAccess.BLOCK_ACLS_ONLY });
+    const report = new AwsSolutionsChecks(probe).validateScope(probe);
+    assert.equal(report.success, false);
+    assert.ok(report.violations.some((v) => v.ruleName.startsWith("AwsSolutions-S")));
   });
 });

@@ -1,0 +1,121 @@
+/**
+ * The customer's HTTP API: the Hono app (one Lambda) behind API Gateway HTTP API. Every route
+ * but `GET /health` requires authentication — this customer's API keys (checked by the
+ * authorizer Lambda against hashes in a Secrets Manager secret) or IAM (SigV4).
+ */
+import { Duration, SecretValue, Validations } from "aws-cdk-lib";
+import { AccessLogFormat } from "aws-cdk-lib/aws-apigateway";
+import * as apigw from "aws-cdk-lib/aws-apigatewayv2";
+import * as authorizers from "aws-cdk-lib/aws-apigatewayv2-authorizers";
+import * as integrations from "aws-cdk-lib/aws-apigatewayv2-integrations";
+import type * as kms from "aws-cdk-lib/aws-kms";
+import type * as lambda from "aws-cdk-lib/aws-lambda";
+import * as logs from "aws-cdk-lib/aws-logs";
+import * as secrets from "aws-cdk-lib/aws-secretsmanager";
+import { Construct } from "constructs";
+
+export interface HttpApiProps {
+  customer: string;
+  handler: lambda.IFunction;
+  auth: "api-key" | "iam";
+  key: kms.IKey;
+  logRetentionDays: number;
+  rateLimit: number;
+  burstLimit: number;
+}
+
+export class CustomerHttpApi extends Construct {
+  readonly api: apigw.HttpApi;
+  readonly stage: apigw.HttpStage;
+  /** The API keys secret (`api-key` mode): `{"keys": [{id, sha256, …}]}`, hashes only. */
+  readonly keysSecret?: secrets.Secret;
+
+  constructor(scope: Construct, id: string, props: HttpApiProps & { authorizer?: lambda.IFunction }) {
+    super(scope, id);
+    let defaultAuthorizer: apigw.IHttpRouteAuthorizer;
+    if (props.auth === "iam") {
+      defaultAuthorizer = new authorizers.HttpIamAuthorizer();
+    } else {
+      if (!props.authorizer) throw new Error("api-key auth needs the authorizer function");
+      defaultAuthorizer = new authorizers.HttpLambdaAuthorizer("ApiKeys", props.authorizer, {
+        authorizerName: `headstart-${props.customer}-api-keys`,
+        responseTypes: [authorizers.HttpLambdaResponseType.SIMPLE],
+        // The key may arrive in `x-api-key` or `authorization: Bearer`: with no identity source
+        // API Gateway calls the authorizer for every request, which requires caching off.
+        identitySource: [],
+        resultsCacheTtl: Duration.seconds(0),
+      });
+    }
+    this.api = new apigw.HttpApi(this, "Api", {
+      apiName: `headstart-${props.customer}`,
+      description: `headstart inference and training API for customer ${props.customer}`,
+      createDefaultStage: false,
+      defaultAuthorizer,
+    });
+    const integration = new integrations.HttpLambdaIntegration("App", props.handler, {
+      payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
+    });
+    this.api.addRoutes({
+      path: "/health",
+      methods: [apigw.HttpMethod.GET],
+      integration,
+      authorizer: new apigw.HttpNoneAuthorizer(),
+    });
+    this.api.addRoutes({ path: "/{proxy+}", methods: [apigw.HttpMethod.ANY], integration });
+
+    const accessLogs = new logs.LogGroup(this, "AccessLogs", {
+      logGroupName: `/headstart/${props.customer}/api-access`,
+      retention: props.logRetentionDays as logs.RetentionDays,
+      encryptionKey: props.key,
+    });
+    this.stage = new apigw.HttpStage(this, "Stage", {
+      httpApi: this.api,
+      stageName: "$default",
+      autoDeploy: true,
+      throttle: { rateLimit: props.rateLimit, burstLimit: props.burstLimit },
+      accessLogSettings: {
+        destination: new apigw.LogGroupLogDestination(accessLogs),
+        format: AccessLogFormat.custom(
+          JSON.stringify({
+            requestId: "$context.requestId",
+            ip: "$context.identity.sourceIp",
+            time: "$context.requestTime",
+            method: "$context.httpMethod",
+            path: "$context.path",
+            routeKey: "$context.routeKey",
+            status: "$context.status",
+            latencyMs: "$context.responseLatency",
+            integrationError: "$context.integrationErrorMessage",
+            authorizerError: "$context.authorizer.error",
+            apiKeyId: "$context.authorizer.apiKeyId",
+            caller: "$context.identity.caller",
+          }),
+        ),
+      },
+    });
+    Validations.of(this.api).acknowledge({
+      id: "AwsSolutions-APIG4",
+      reason:
+        "GET /health is the one deliberately anonymous route (load balancer and uptime checks; it returns no data); every other route has the default authorizer.",
+    });
+
+    if (props.auth === "api-key") {
+      this.keysSecret = new secrets.Secret(this, "ApiKeys", {
+        description: `headstart ${props.customer}: sha256 hashes of the API keys the authorizer accepts`,
+        encryptionKey: props.key,
+        // No key exists until an operator adds one (docs/deploy.md: rotating API keys), and the
+        // secret only ever holds hashes, so this initial value is not sensitive.
+        secretStringValue: SecretValue.unsafePlainText(JSON.stringify({ keys: [] })),
+      });
+      Validations.of(this.keysSecret).acknowledge({
+        id: "AwsSolutions-SMG4",
+        reason:
+          "The secret holds sha256 hashes of keys handed to the customer; rotation means issuing a new key and disabling the old one (docs/deploy.md), which a rotation Lambda cannot do on the customer's behalf.",
+      });
+    }
+  }
+
+  get url(): string {
+    return this.api.apiEndpoint;
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * The SageMaker Processing side of the embedding stage: the job's execution role (this
+ * customer's bucket and key, pulling the embed image, writing the job's logs) and the
+ * permissions a function needs to start, watch and stop this customer's jobs.
+ */
+import { ArnFormat, Stack } from "aws-cdk-lib";
+import type { DockerImageAsset } from "aws-cdk-lib/aws-ecr-assets";
+import * as iam from "aws-cdk-lib/aws-iam";
+import type * as kms from "aws-cdk-lib/aws-kms";
+import { Construct } from "constructs";
+import type { CustomerData } from "./customer-data.ts";
+
+/** Job names the runner creates (shared/embed/plan.ts `embedJobId`). */
+export const EMBED_JOB_NAME_PREFIX = "embed-";
+
+export interface EmbedJobProps {
+  customer: string;
+  data: CustomerData;
+  image: DockerImageAsset;
+}
+
+export class EmbedJob extends Construct {
+  readonly role: iam.Role;
+  /** ARN pattern of the processing jobs the platform creates. */
+  readonly jobArnPattern: string;
+
+  constructor(scope: Construct, id: string, props: EmbedJobProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    this.jobArnPattern = stack.formatArn({
+      service: "sagemaker",
+      resource: "processing-job",
+      resourceName: `${EMBED_JOB_NAME_PREFIX}*`,
+    });
+    this.role = new iam.Role(this, "Role", {
+      assumedBy: new iam.ServicePrincipal("sagemaker.amazonaws.com", {
+        conditions: { StringEquals: { "aws:SourceAccount": stack.account } },
+      }),
+      description: `headstart ${props.customer} SageMaker Processing (embedding) jobs`,
+    });
+    // Plans in, shards and commit markers out: this customer's bucket and key only.
+    props.data.grantObjects(this.role);
+    // Volumes and outputs encrypted with the customer's key.
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: [
+          "kms:Encrypt",
+          "kms:Decrypt",
+          "kms:GenerateDataKey",
+          "kms:GenerateDataKeyWithoutPlaintext",
+          "kms:DescribeKey",
+        ],
+        resources: [props.data.key.keyArn],
+      }),
+    );
+    this.role.addToPolicy(createGrantForAwsResources(props.data.key));
+    props.image.repository.grantPull(this.role);
+    // SageMaker writes every processing job's logs to this one group; streams are `<job>/<host>`.
+    const logGroup = stack.formatArn({
+      service: "logs",
+      resource: "log-group",
+      resourceName: "/aws/sagemaker/ProcessingJobs",
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ["logs:CreateLogGroup", "logs:DescribeLogStreams"],
+        resources: [`${logGroup}:*`],
+      }),
+    );
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
+        resources: [`${logGroup}:log-stream:${EMBED_JOB_NAME_PREFIX}*`],
+      }),
+    );
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ["cloudwatch:PutMetricData"],
+        resources: ["*"],
+        conditions: { StringLike: { "cloudwatch:namespace": "/aws/sagemaker/ProcessingJobs" } },
+      }),
+    );
+  }
+
+  /** Start, describe and stop embedding jobs that run as this customer's job role. */
+  grantSubmit(grantee: iam.IGrantable, key: kms.IKey): void {
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: [
+        "sagemaker:CreateProcessingJob",
+        "sagemaker:AddTags",
+        "sagemaker:DescribeProcessingJob",
+        "sagemaker:StopProcessingJob",
+      ],
+      resourceArns: [this.jobArnPattern],
+    });
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ["iam:PassRole"],
+        resources: [this.role.roleArn],
+        conditions: { StringEquals: { "iam:PassedToService": "sagemaker.amazonaws.com" } },
+      }),
+    );
+    // The job's volumes are encrypted with the customer's key: SageMaker needs a grant on it.
+    grantee.grantPrincipal.addToPrincipalPolicy(createGrantForAwsResources(key));
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ["kms:DescribeKey"], resources: [key.keyArn] }),
+    );
+  }
+
+  /** Watch (describe) this customer's jobs only. */
+  grantDescribe(grantee: iam.IGrantable): void {
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ["sagemaker:DescribeProcessingJob"],
+      resourceArns: [this.jobArnPattern],
+    });
+  }
+}
+
+/** kms:CreateGrant on the customer's key, only for grants an AWS service makes on our behalf. */
+function createGrantForAwsResources(key: kms.IKey): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    actions: ["kms:CreateGrant"],
+    resources: [key.keyArn],
+    conditions: { Bool: { "kms:GrantIsForAWSResource": "true" } },
+  });
+}

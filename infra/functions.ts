@@ -1,0 +1,124 @@
+/**
+ * A headstart Lambda: a container-image function running one entry point from
+ * functions/lambda.Dockerfile, with its own role (no managed policies), its own encrypted log
+ * group with the customer's retention, an encrypted dead-letter queue when invoked
+ * asynchronously, and an alarm on errors.
+ */
+import { Duration, Size, Stack, Validations } from "aws-cdk-lib";
+import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
+import * as cwActions from "aws-cdk-lib/aws-cloudwatch-actions";
+import type { DockerImageAsset } from "aws-cdk-lib/aws-ecr-assets";
+import * as iam from "aws-cdk-lib/aws-iam";
+import type * as kms from "aws-cdk-lib/aws-kms";
+import * as lambda from "aws-cdk-lib/aws-lambda";
+import * as logs from "aws-cdk-lib/aws-logs";
+import type * as sns from "aws-cdk-lib/aws-sns";
+import * as sqs from "aws-cdk-lib/aws-sqs";
+import { Construct } from "constructs";
+
+export interface HeadstartFunctionProps {
+  customer: string;
+  /** The entry point under functions/ (`api`, `ingest`, …); the image CMD is `lambda/<entry>.handler`. */
+  entry: string;
+  image: DockerImageAsset;
+  key: kms.IKey;
+  alarmTopic: sns.ITopic;
+  logRetentionDays: number;
+  environment: Record<string, string>;
+  memoryMiB: number;
+  timeout: Duration;
+  /** /tmp size (models and the tsx cache live there). */
+  ephemeralMiB?: number;
+  /** Invoked asynchronously (S3, EventBridge, Lambda Event): failed events go to a DLQ. */
+  async?: boolean;
+  description: string;
+}
+
+export class HeadstartFunction extends Construct {
+  readonly fn: lambda.DockerImageFunction;
+  readonly role: iam.Role;
+  readonly logGroup: logs.LogGroup;
+  readonly dlq?: sqs.Queue;
+  readonly errorsAlarm: cloudwatch.Alarm;
+
+  constructor(scope: Construct, id: string, props: HeadstartFunctionProps) {
+    super(scope, id);
+    const name = `headstart-${props.customer}-${props.entry}`;
+    this.logGroup = new logs.LogGroup(this, "Logs", {
+      logGroupName: `/headstart/${props.customer}/${props.entry}`,
+      retention: props.logRetentionDays as logs.RetentionDays,
+      encryptionKey: props.key,
+    });
+    this.role = new iam.Role(this, "Role", {
+      assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
+      description: `${name} Lambda`,
+    });
+    // Only its own log group (streams are `<group>:log-stream:*`).
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
+        resources: [this.logGroup.logGroupArn],
+      }),
+    );
+    if (props.async) {
+      this.dlq = new sqs.Queue(this, "Dlq", {
+        encryption: sqs.QueueEncryption.KMS,
+        encryptionMasterKey: props.key,
+        enforceSSL: true,
+        retentionPeriod: Duration.days(14),
+      });
+      Validations.of(this.dlq).acknowledge({
+        id: "AwsSolutions-SQS3",
+        reason: "This queue is itself the dead-letter queue of an asynchronously invoked Lambda.",
+      });
+    }
+    this.fn = new lambda.DockerImageFunction(this, "Function", {
+      functionName: name,
+      description: props.description,
+      code: lambda.DockerImageCode.fromEcr(props.image.repository, {
+        tagOrDigest: props.image.imageTag,
+        cmd: [`lambda/${props.entry}.handler`],
+      }),
+      architecture: lambda.Architecture.X86_64,
+      role: this.role,
+      memorySize: props.memoryMiB,
+      timeout: props.timeout,
+      ephemeralStorageSize: Size.mebibytes(props.ephemeralMiB ?? 512),
+      environment: props.environment,
+      environmentEncryption: props.key,
+      logGroup: this.logGroup,
+      loggingFormat: lambda.LoggingFormat.JSON,
+      deadLetterQueueEnabled: props.async ? true : undefined,
+      deadLetterQueue: this.dlq,
+      retryAttempts: props.async ? 2 : undefined,
+      maxEventAge: props.async ? Duration.hours(6) : undefined,
+    });
+    // deadLetterQueue grants sqs:SendMessage only; the queue's key is needed too.
+    if (this.dlq) props.key.grant(this.role, "kms:GenerateDataKey", "kms:Decrypt");
+
+    const actions = new cwActions.SnsAction(props.alarmTopic);
+    this.errorsAlarm = new cloudwatch.Alarm(this, "Errors", {
+      alarmDescription: `${name}: invocations failed`,
+      metric: this.fn.metricErrors({ period: Duration.minutes(5), statistic: "Sum" }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    this.errorsAlarm.addAlarmAction(actions);
+    if (this.dlq) {
+      const dlqAlarm = new cloudwatch.Alarm(this, "DeadLetters", {
+        alarmDescription: `${name}: events dead-lettered after retries (inspect ${Stack.of(this).stackName} DLQ)`,
+        metric: this.dlq.metricApproximateNumberOfMessagesVisible({
+          period: Duration.minutes(5),
+          statistic: "Maximum",
+        }),
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+      dlqAlarm.addAlarmAction(actions);
+    }
+  }
+}

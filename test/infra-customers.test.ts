@@ -1,0 +1,91 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { App } from "aws-cdk-lib";
+import { buildApp } from "../infra/app.ts";
+import { CustomerConfigError, loadCustomers, parseCustomers } from "../infra/customers.ts";
+
+const sample = JSON.parse(readFileSync("infra/customers.json", "utf8")) as {
+  customers: Record<string, unknown>[];
+};
+/** The sample file with `path` (dotted) of entry `i` set to `value` (undefined deletes it). */
+function withEntry(i: number, path: string, value: unknown) {
+  const copy = structuredClone(sample);
+  const keys = path.split(".");
+  let obj = copy.customers[i];
+  for (const k of keys.slice(0, -1)) obj = obj[k] as Record<string, unknown>;
+  if (value === undefined) delete obj[keys.at(-1)!];
+  else obj[keys.at(-1)!] = value;
+  return copy;
+}
+
+describe("customers file", () => {
+  test("the sample file is valid, with defaults filled in", () => {
+    const [acme, globex] = loadCustomers("infra/customers.json");
+    assert.equal(acme.id, "acme");
+    assert.equal(acme.account, undefined);
+    assert.equal(acme.embed.volumeSizeGb, 30);
+    assert.equal(acme.api.rateLimit, 50);
+    assert.equal(acme.settings.retainData, true);
+    assert.equal(globex.embed.instanceCount, 4);
+    assert.equal(globex.api.auth, "iam");
+  });
+
+  test("a bad field is reported with its entry (index and id) and its path", () => {
+    const bad = withEntry(1, "embed.instanceCount", 0);
+    assert.throws(
+      () => parseCustomers(bad, "customers.json"),
+      (err: Error) =>
+        err instanceof CustomerConfigError &&
+        /^customers\.json: customers\[1\] \("globex"\): embed\.instanceCount: /.test(err.message),
+    );
+    const cases: [string, unknown, RegExp][] = [
+      ["id", "Bad_Id", /customers\[0\] \("Bad_Id"\): id: use \[a-z0-9-\]/],
+      ["region", undefined, /customers\[0\] \("acme"\): region: /],
+      ["account", "12345", /account: a 12-digit AWS account id/],
+      ["api", { auth: "none" }, /api\.auth: /],
+      ["embed.instanceType", "g5.xlarge", /embed\.instanceType: a SageMaker instance type/],
+      ["embed.maxRuntimeSeconds", 10, /embed\.maxRuntimeSeconds: /],
+      ["settings", { logRetentionDays: 42 }, /settings\.logRetentionDays: one of 1, 3, 5/],
+      ["gpu", "yes", /customers\[0\] \("acme"\): \(entry\): Unrecognized key: "gpu"/],
+    ];
+    for (const [path, value, message] of cases) {
+      assert.throws(() => parseCustomers(withEntry(0, path, value), "f.json"), message);
+    }
+  });
+
+  test("duplicate ids, an empty list and a non-object entry are refused", () => {
+    const dup = structuredClone(sample);
+    dup.customers.push(structuredClone(dup.customers[0]));
+    assert.throws(
+      () => parseCustomers(dup, "f.json"),
+      /customers\[2\] \("acme"\): id: duplicates customers\[0\]/,
+    );
+    assert.throws(() => parseCustomers({ customers: [] }, "f.json"), /f\.json: customers: /);
+    assert.throws(
+      () => parseCustomers({ customers: [42] }, "f.json"),
+      /f\.json: customers\[0\]: \(entry\): /,
+    );
+    assert.throws(() => parseCustomers([], "f.json"), /expected \{"customers": \[ … \]\}/);
+  });
+
+  test("synthesis fails with that message when the file named by -c customers= is bad", () => {
+    const dir = mkdtempSync(join(tmpdir(), "headstart-customers-"));
+    const file = join(dir, "customers.json");
+    writeFileSync(file, JSON.stringify(withEntry(0, "api.rateLimit", -1)));
+    assert.throws(
+      () => buildApp(new App({ context: { customers: file } }), { nag: false }),
+      new RegExp(
+        `${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: customers\\[0\\] \\("acme"\\): api\\.rateLimit: `,
+      ),
+    );
+    writeFileSync(file, "{ not json");
+    assert.throws(() => buildApp(new App({ context: { customers: file } })), /customers\.json: not JSON/);
+    assert.throws(
+      () => buildApp(new App({ context: { customers: join(dir, "missing.json") } })),
+      /cannot read/,
+    );
+  });
+});
