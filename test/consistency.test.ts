@@ -140,7 +140,10 @@ describe("backbone files are verified before use", () => {
       body[body.length - 1] ^= 0xff;
       await ctx.store.put(key, body);
       clearEmbedders();
-      await assert.rejects(loadEmbedder(ctx.store, spec.id, ctx.config), /model\.onnx has sha256 .* backbone\.json says/);
+      await assert.rejects(
+        loadEmbedder(ctx.store, spec.id, ctx.config),
+        /model\.onnx has sha256 .* backbone\.json says/,
+      );
     } finally {
       clearEmbedders();
       await ctx.cleanup();
