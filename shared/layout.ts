@@ -92,6 +92,8 @@ export const keys = {
     `heads/${assertName("head", head)}/aliases/${assertName("alias", alias)}.json`,
 
   job: (job: string) => `jobs/${assertName("job", job)}.json`,
+  /** A SageMaker input manifest listing exactly the job's plan objects. */
+  jobPlanManifest: (job: string) => `jobs/${assertName("job", job)}/plans.manifest.json`,
 } as const;
 
 export type ParsedKey =
@@ -114,7 +116,8 @@ export type ParsedKey =
       file: "head.json" | "report.json" | "head.onnx" | "report.html";
     }
   | { kind: "headAlias"; head: string; alias: string }
-  | { kind: "job"; job: string };
+  | { kind: "job"; job: string }
+  | { kind: "jobPlanManifest"; job: string };
 
 const N = "([a-z0-9][a-z0-9\\-_.]{0,62})";
 const SHARD = "(\\d{5})";
@@ -156,6 +159,7 @@ const PATTERNS: Array<[RegExp, (m: RegExpExecArray) => ParsedKey]> = [
   ],
   [new RegExp(`^heads/${N}/aliases/${N}\\.json$`), (m) => ({ kind: "headAlias", head: m[1], alias: m[2] })],
   [new RegExp(`^jobs/${N}\\.json$`), (m) => ({ kind: "job", job: m[1] })],
+  [new RegExp(`^jobs/${N}/plans\\.manifest\\.json$`), (m) => ({ kind: "jobPlanManifest", job: m[1] })],
 ];
 
 /** The inverse of `keys`: returns undefined for keys the platform does not own. */

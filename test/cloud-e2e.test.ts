@@ -19,7 +19,7 @@ import { listCommits, loadCache } from "../shared/cache/shards.ts";
 import { loadConfig } from "../shared/config.ts";
 import { ValidationError } from "../shared/errors.ts";
 import { readJob } from "../shared/jobs/job.ts";
-import { jobPlanManifestKey, SageMakerJobRunner } from "../shared/jobs/sagemaker-runner.ts";
+import { SageMakerJobRunner } from "../shared/jobs/sagemaker-runner.ts";
 import { keys } from "../shared/layout.ts";
 import { Platform } from "../shared/platform.ts";
 import type { S3Store } from "../shared/store/s3.ts";
@@ -249,7 +249,7 @@ describe("cloud path: bucket upload → ingest → SageMaker (stand-in) → job-
       HEADSTART_LOG_LEVEL: "error",
     });
     assert.deepEqual(req.ProcessingInputs?.[0].S3Input, {
-      S3Uri: `s3://${bucket}/${PREFIX}/${jobPlanManifestKey(jobId)}`,
+      S3Uri: `s3://${bucket}/${PREFIX}/${keys.jobPlanManifest(jobId)}`,
       S3DataType: "ManifestFile",
       LocalPath: "/opt/ml/processing/input/plans",
       S3InputMode: "File",

@@ -52,6 +52,7 @@ describe("layout", () => {
         }
         assert.deepEqual(parseKey(keys.headAlias(a, c)), { kind: "headAlias", head: a, alias: c });
         assert.deepEqual(parseKey(keys.job(a)), { kind: "job", job: a });
+        assert.deepEqual(parseKey(keys.jobPlanManifest(a)), { kind: "jobPlanManifest", job: a });
       }),
       { numRuns: 300 },
     );

@@ -26,7 +26,6 @@ import { type EmbedJob, readJob, updateJob } from "../shared/jobs/job.ts";
 import {
   applyProcessingJobStateChange,
   EMBED_CONTAINER_ENTRYPOINT,
-  jobPlanManifestKey,
   parseProcessingJobName,
   processingJobName,
   SageMakerJobRunner,
@@ -171,7 +170,7 @@ describe("SageMakerJobRunner", () => {
 
     // The manifest lists exactly this job's plan objects, relative to the cache prefix.
     const manifest = JSON.parse(
-      new TextDecoder().decode((await store.get(jobPlanManifestKey(job.job)))!.body),
+      new TextDecoder().decode((await store.get(keys.jobPlanManifest(job.job)))!.body),
     );
     assert.deepEqual(manifest, [
       { prefix: `${STORE_URL}/cache/tiny-text/${job.dataset}/` },

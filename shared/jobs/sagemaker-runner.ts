@@ -22,7 +22,7 @@ import { z } from "zod";
 import type { Config, SageMakerSettings } from "../config.ts";
 import { SAGEMAKER_PLANS_DIR } from "../embed/batch.ts";
 import { ConflictError, HeadstartError, NotFoundError, ValidationError } from "../errors.ts";
-import { assertName, isValidName, keys, parseKey } from "../layout.ts";
+import { isValidName, keys, parseKey } from "../layout.ts";
 import type { Logger } from "../log.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { type EmbedJob, type JobState, readJob, updateJob } from "./job.ts";
@@ -40,15 +40,6 @@ export const PLANS_INPUT_NAME = "plans";
 /** SageMaker processing job names: 1-63 of `[a-zA-Z0-9-]`, starting with a letter or digit. */
 const SAGEMAKER_NAME = /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/;
 const MAX_ATTEMPTS = 20;
-
-/**
- * TEMPORARY key builder until `shared/layout.ts` has `keys.jobPlanManifest(job)`: the SageMaker
- * manifest listing the job's plan objects. It lives below `jobs/<job>/`, which no layout key
- * uses (`jobs/<job>.json` is a sibling), so it cannot collide with platform objects.
- */
-export function jobPlanManifestKey(job: string): string {
-  return `jobs/${assertName("job", job)}/plans.manifest.json`;
-}
 
 /** The processing job name of a headstart job's `attempt` (1-based): the job id, then `<id>-rN`. */
 export function processingJobName(job: string, attempt = 1): string {
@@ -134,7 +125,7 @@ export function createProcessingJobRequest(
       {
         InputName: PLANS_INPUT_NAME,
         S3Input: {
-          S3Uri: s3Uri(ctx.storeUrl, jobPlanManifestKey(job.job)),
+          S3Uri: s3Uri(ctx.storeUrl, keys.jobPlanManifest(job.job)),
           S3DataType: "ManifestFile",
           LocalPath: SAGEMAKER_PLANS_DIR,
           S3InputMode: "File",
@@ -259,7 +250,7 @@ export class SageMakerJobRunner implements JobRunner {
    */
   async submit(job: EmbedJob): Promise<EmbedJob> {
     if (job.state === "succeeded" || job.shards.length === 0) return job;
-    const manifestKey = jobPlanManifestKey(job.job);
+    const manifestKey = keys.jobPlanManifest(job.job);
     // Deterministic content: every plan of the job (committed shards are skipped by the workers).
     await this.store.put(manifestKey, JSON.stringify(planManifest(this.store.url, job)), {
       contentType: "application/json",
