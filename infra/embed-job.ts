@@ -108,15 +108,6 @@ export class EmbedJob extends Construct {
       new iam.PolicyStatement({ actions: ["kms:DescribeKey"], resources: [key.keyArn] }),
     );
   }
-
-  /** Watch (describe) this customer's jobs only. */
-  grantDescribe(grantee: iam.IGrantable): void {
-    iam.Grant.addToPrincipal({
-      grantee,
-      actions: ["sagemaker:DescribeProcessingJob"],
-      resourceArns: [this.jobArnPattern],
-    });
-  }
 }
 
 /** kms:CreateGrant on the customer's key, only for grants an AWS service makes on our behalf. */

@@ -4,7 +4,7 @@
  * group with the customer's retention, an encrypted dead-letter queue when invoked
  * asynchronously, and an alarm on errors.
  */
-import { Duration, Size, Stack, Validations } from "aws-cdk-lib";
+import { Duration, RemovalPolicy, Size, Stack, Validations } from "aws-cdk-lib";
 import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import * as cwActions from "aws-cdk-lib/aws-cloudwatch-actions";
 import type { DockerImageAsset } from "aws-cdk-lib/aws-ecr-assets";
@@ -24,6 +24,8 @@ export interface HeadstartFunctionProps {
   key: kms.IKey;
   alarmTopic: sns.ITopic;
   logRetentionDays: number;
+  /** Keep the log group when the stack is deleted (then delete it before re-creating the customer). */
+  retainLogs?: boolean;
   environment: Record<string, string>;
   memoryMiB: number;
   timeout: Duration;
@@ -48,6 +50,7 @@ export class HeadstartFunction extends Construct {
       logGroupName: `/headstart/${props.customer}/${props.entry}`,
       retention: props.logRetentionDays as logs.RetentionDays,
       encryptionKey: props.key,
+      removalPolicy: props.retainLogs === false ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
     });
     this.role = new iam.Role(this, "Role", {
       assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),

@@ -99,6 +99,7 @@ export class HeadstartStack extends Stack {
       key,
       alarmTopic: monitoring.topic,
       logRetentionDays: c.settings.logRetentionDays,
+      retainLogs: c.settings.retainData,
     };
     const fn = (id: string, p: Omit<HeadstartFunctionProps, keyof typeof common>) =>
       new HeadstartFunction(this, id, { ...common, ...p });
@@ -152,7 +153,7 @@ export class HeadstartStack extends Stack {
     // Grants: each function gets this customer's bucket and key, nothing else of S3 or KMS.
     for (const f of [ingest, jobComplete, train, api]) this.data.grantObjects(f.role);
     for (const f of [ingest, api]) this.embedJob.grantSubmit(f.role, key);
-    this.embedJob.grantDescribe(jobComplete.role);
+    // job-complete reads the state change from the event itself and needs no SageMaker access.
     // POST /v1/heads/{head}/train hands the work to the train Lambda (asynchronously).
     api.role.addToPolicy(
       new iam.PolicyStatement({ actions: ["lambda:InvokeFunction"], resources: [train.fn.functionArn] }),
@@ -209,7 +210,7 @@ export class HeadstartStack extends Stack {
       if (!f) continue;
       acknowledgeWildcard(f.role, objects, objectsReason);
     }
-    for (const f of [this.functions.ingest, this.functions.api, this.functions.jobComplete]) {
+    for (const f of [this.functions.ingest, this.functions.api]) {
       acknowledgeWildcard(
         f.role,
         jobs,

@@ -13,6 +13,7 @@ import type { IConstruct } from "constructs";
 import { buildApp } from "../infra/app.ts";
 import { loadCustomers } from "../infra/customers.ts";
 import { HeadstartStack } from "../infra/stack.ts";
+import { EMBED_CONTAINER_ENTRYPOINT } from "../shared/jobs/sagemaker-runner.ts";
 
 // Asset staging copies the Docker build context; assertions need only the template. cdk-nag
 // runs in its own test below rather than failing every template read.
@@ -322,7 +323,7 @@ describe("embedding jobs", () => {
     );
   });
 
-  test("ingest and the API start jobs named embed-* only; job-complete can only describe them", () => {
+  test("ingest and the API start jobs named embed-* only; train and job-complete cannot touch jobs", () => {
     const jobs = /processing-job\/embed-\*/;
     const byRole = (fnRole: IConstruct) => {
       const role = JSON.stringify({ Ref: logicalId(stacks.acme, fnRole) });
@@ -337,12 +338,9 @@ describe("embedding jobs", () => {
       assert.equal(create.length, 1);
       assert.match(JSON.stringify(create[0].Resource), jobs);
     }
-    const jc = byRole(stacks.acme.functions.jobComplete.role).filter((s) =>
-      actionsOf(s).some((a) => a.startsWith("sagemaker:")),
-    );
-    assert.deepEqual(jc.flatMap(actionsOf), ["sagemaker:DescribeProcessingJob"]);
     for (const f of [stacks.acme.functions.train, stacks.acme.functions.jobComplete]) {
-      assert.ok(!byRole(f.role).some((s) => actionsOf(s).includes("iam:PassRole")));
+      const actions = byRole(f.role).flatMap(actionsOf);
+      assert.ok(!actions.some((a) => a.startsWith("sagemaker:") || a === "iam:PassRole"), f.node.id);
     }
   });
 
@@ -461,6 +459,45 @@ describe("functions", () => {
     acme.allResourcesProperties("AWS::Logs::LogGroup", { RetentionInDays: 90 });
     t.globex.allResourcesProperties("AWS::Logs::LogGroup", { RetentionInDays: 365 });
     acme.hasResourceProperties("AWS::SNS::Subscription", { Protocol: "email", Endpoint: "ops@acme.example" });
+  });
+});
+
+describe("images", () => {
+  test("the embed image runs the runner's entry point with ORT's CUDA provider on a CUDA 12 base", () => {
+    const dockerfile = readFileSync("functions/embed-batch/Dockerfile", "utf8");
+    const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1];
+    assert.deepEqual(JSON.parse(entrypoint ?? "null"), EMBED_CONTAINER_ENTRYPOINT);
+    assert.match(
+      dockerfile,
+      /ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci --omit=dev --onnxruntime-node-install=cuda12/,
+    );
+    assert.match(
+      dockerfile,
+      /libonnxruntime_providers_cuda\.so/,
+      "the build fails if the CUDA provider is missing",
+    );
+    assert.match(dockerfile, /ARG CUDA_IMAGE=nvidia\/cuda:12\.[\d.]+-cudnn-runtime/);
+    assert.match(dockerfile, /ARG NODE_IMAGE=node:22/);
+  });
+
+  test("the Lambda image is the Node.js 22 Lambda base; the build context excludes everything but sources", () => {
+    assert.match(
+      readFileSync("functions/lambda.Dockerfile", "utf8"),
+      /ARG LAMBDA_IMAGE=public\.ecr\.aws\/lambda\/nodejs:22/,
+    );
+    const ignore = readFileSync(".dockerignore", "utf8")
+      .split("\n")
+      .filter((l) => l && !l.startsWith("#"));
+    assert.equal(ignore[0], "*");
+    assert.deepEqual(ignore.filter((l) => l.startsWith("!")).sort(), [
+      "!.npmrc",
+      "!bin/",
+      "!functions/",
+      "!package-lock.json",
+      "!package.json",
+      "!shared/",
+      "!tsconfig.json",
+    ]);
   });
 });
 
