@@ -91,9 +91,13 @@ export class Platform {
     return ingestDataset(this.store, dataset, { manifestKey });
   }
 
-  async planEmbed(dataset: string, opts: { backbone?: string; shardSize?: number } = {}): Promise<EmbedJob> {
+  async planEmbed(
+    dataset: string,
+    opts: { backbone?: string; shardSize?: number; minShards?: number } = {},
+  ): Promise<EmbedJob> {
     return planEmbedJob(this.store, dataset, await this.backbone(opts.backbone), {
       shardSize: opts.shardSize,
+      minShards: opts.minShards,
     });
   }
 
@@ -102,7 +106,9 @@ export class Platform {
     dataset: string,
     opts: { backbone?: string; shardSize?: number } = {},
   ): Promise<EmbedJob> {
-    return this.runner.submit(await this.planEmbed(dataset, opts));
+    // Every instance of a multi-instance SageMaker job should get at least one shard.
+    const minShards = this.config.runner === "sagemaker" ? this.config.sagemaker?.instanceCount : undefined;
+    return this.runner.submit(await this.planEmbed(dataset, { ...opts, minShards }));
   }
 
   /** Plans (or resumes) and runs the embedding job in this process, returning when it is done. */

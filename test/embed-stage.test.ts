@@ -122,3 +122,21 @@ describe("batch embedding stage", () => {
     await assert.rejects(loadCache(store, "tiny-text", "dups"), /does not match its commit marker/);
   });
 });
+
+describe("shard sizing", () => {
+  test("minShards spreads a small dataset over as many shards as instances", async () => {
+    const ctx = await tinyPlatform();
+    try {
+      await ctx.platform.putManifest("spread", "jsonl", toJsonlText(tinySentimentRows(10)));
+      const job = await ctx.platform.planEmbed("spread", { minShards: 4 });
+      assert.equal(job.shards.length, 4);
+      const big = await ctx.platform.planEmbed("spread-big", { minShards: 2 }).catch((e) => e);
+      assert.equal(big.name, "NotFoundError");
+      await ctx.platform.putManifest("capped", "jsonl", toJsonlText(tinySentimentRows(30)));
+      const capped = await ctx.platform.planEmbed("capped", { minShards: 2, shardSize: 10 });
+      assert.equal(capped.shards.length, 3, "shardSize still caps a shard");
+    } finally {
+      await ctx.cleanup();
+    }
+  });
+});

@@ -42,7 +42,8 @@ export async function handler(event: unknown): Promise<{ results: IngestResult[]
         job: job.job,
       });
     } catch (err) {
-      if (!isUserError(err)) throw err;
+      // A SageMaker refusal is a deployment problem, not the uploader's: retry, then dead-letter.
+      if (!isUserError(err) || err.field === "sagemaker") throw err;
       log.warn("manifest rejected", { ...upload, error: (err as Error).message });
       results.push({
         dataset: upload.dataset,

@@ -64,7 +64,13 @@ export async function rowItemSha(store: ObjectStore, dataset: string, embedding:
 }
 
 export interface PlanOptions {
+  /** Items per shard at most (default 4,096). */
   shardSize?: number;
+  /**
+   * Make at least this many shards when there are enough items, so N parallel instances all
+   * get work: a 5,000-item dataset on 4 instances becomes 4 shards of 1,250, not 2 of 4,096.
+   */
+  minShards?: number;
 }
 
 /**
@@ -77,10 +83,16 @@ export async function planEmbedJob(
   backbone: BackboneSpec,
   opts: PlanOptions = {},
 ): Promise<EmbedJob> {
-  const shardSize = opts.shardSize ?? DEFAULT_SHARD_SIZE;
-  if (!Number.isInteger(shardSize) || shardSize < 1 || shardSize > 1_000_000) {
-    throw new ValidationError(`shardSize must be an integer in 1..1000000, got ${shardSize}`, {
+  const maxShardSize = opts.shardSize ?? DEFAULT_SHARD_SIZE;
+  if (!Number.isInteger(maxShardSize) || maxShardSize < 1 || maxShardSize > 1_000_000) {
+    throw new ValidationError(`shardSize must be an integer in 1..1000000, got ${maxShardSize}`, {
       field: "shardSize",
+    });
+  }
+  const minShards = opts.minShards ?? 1;
+  if (!Number.isInteger(minShards) || minShards < 1 || minShards > 10_000) {
+    throw new ValidationError(`minShards must be an integer in 1..10000, got ${minShards}`, {
+      field: "minShards",
     });
   }
   const current = await readDatasetRows(store, dataset);
@@ -110,6 +122,7 @@ export async function planEmbedJob(
     items.push({ sha, ...rest });
   }
 
+  const shardSize = Math.max(1, Math.min(maxShardSize, Math.ceil(items.length / minShards)));
   await removeOrphanPlans(store, backbone.id, dataset, jobId);
   const shards: number[] = [];
   let index = await nextShardIndex(store, backbone.id, dataset);
