@@ -37,7 +37,7 @@ const BACKBONE = "tiny-text";
 const ROLE_ARN = "arn:aws:iam::123456789012:role/headstart-customer-a-embed-job";
 const IMAGE_URI = "123456789012.dkr.ecr.us-east-1.amazonaws.com/headstart-embed:test";
 const KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
-/** More rows than one shard (4,096 by default) holds, so the 2 instances each get a plan. */
+/** Planning makes one shard per instance (ingest asks for at least 2 shards), so each instance gets a plan. */
 const ROWS = 5000;
 
 type IngestHandler = typeof import("../functions/ingest/handler.ts").handler;
@@ -270,15 +270,15 @@ describe("cloud path: bucket upload → ingest → SageMaker (stand-in) → job-
     assert.deepEqual(
       job.instances.map((i) => JSON.parse(i.stdout.trim())),
       [
-        { job: jobId, shardsCommitted: 1, shardsSkipped: 0, itemsEmbedded: 4096 },
-        { job: jobId, shardsCommitted: 1, shardsSkipped: 0, itemsEmbedded: ROWS - 4096 },
+        { job: jobId, shardsCommitted: 1, shardsSkipped: 0, itemsEmbedded: ROWS / 2 },
+        { job: jobId, shardsCommitted: 1, shardsSkipped: 0, itemsEmbedded: ROWS / 2 },
       ],
     );
     assert.deepEqual(
       (await listCommits(store, BACKBONE, "reviews")).map((c) => [c.shard, c.count, c.job]),
       [
-        [0, 4096, jobId],
-        [1, ROWS - 4096, jobId],
+        [0, ROWS / 2, jobId],
+        [1, ROWS / 2, jobId],
       ],
     );
 
