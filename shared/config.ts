@@ -34,6 +34,11 @@ const EnvSchema = z.object({
   HEADSTART_KMS_KEY_ID: z.string().min(1).optional(),
   /** SageMaker API endpoint override (a local stand-in in tests). */
   HEADSTART_SAGEMAKER_ENDPOINT: z.url().optional(),
+  /** The customer this deployment belongs to (tags its SageMaker jobs, scopes their IAM). */
+  HEADSTART_CUSTOMER: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,31}$/, "use [a-z0-9-], at most 32 characters")
+    .optional(),
   /** Secrets Manager secret (ARN) holding the API keys the authorizer accepts. */
   HEADSTART_API_KEYS_SECRET_ARN: z.string().min(1).optional(),
 });
@@ -65,6 +70,8 @@ export interface SageMakerSettings {
   volumeSizeGb: number;
   kmsKeyId?: string;
   endpoint?: string;
+  /** Tagged on every job as `headstart:customer`, which the stack's IAM conditions check. */
+  customer?: string;
 }
 
 /** The environment that makes a child process (a batch worker) see this same configuration. */
@@ -122,6 +129,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       volumeSizeGb: e.HEADSTART_EMBED_VOLUME_GB,
       kmsKeyId: e.HEADSTART_KMS_KEY_ID,
       endpoint: e.HEADSTART_SAGEMAKER_ENDPOINT,
+      customer: e.HEADSTART_CUSTOMER,
     };
   }
   for (const [k, v] of Object.entries(overrides)) {

@@ -151,7 +151,7 @@ export class Platform {
     const spec = await this.backbone(backbone).catch(() => undefined);
     const job =
       spec && status.version
-        ? (await readJob(this.store, embedJobId(dataset, spec, status.version)))?.value
+        ? (await readJob(this.store, embedJobId(this.store.url, dataset, spec, status.version)))?.value
         : undefined;
     const committed = job ? commits.filter((c) => job.shards.includes(c.shard)).length : 0;
     return {

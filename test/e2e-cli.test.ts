@@ -179,7 +179,7 @@ print(json.dumps(x[[0, 299]].tolist()))`;
 
     const clean = await cli(["embed", "big", "--shard-size", "500", "--json"], cleanEnv);
     assert.equal(clean.code, 0, clean.stderr);
-    assert.equal(JSON.parse(clean.stdout).job.job, r.job.job, "same dataset version → same job");
+    assert.equal(JSON.parse(clean.stdout).job.datasetVersion, r.job.datasetVersion, "same dataset version");
 
     const cleanStore = new FsStore(join(dir, "clean"));
     const a = await listCommits(killedStore, "tiny-text", "big");

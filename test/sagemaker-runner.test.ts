@@ -206,6 +206,18 @@ describe("SageMakerJobRunner", () => {
     });
   });
 
+  test("a customer's jobs carry its headstart:customer tag, which the stack's IAM conditions check", async () => {
+    const job = await plannedJob();
+    sm.reset();
+    sm.on(CreateProcessingJobCommand).resolves({});
+    await runner({ customer: "acme" }).submit(job);
+    const req = sm.commandCalls(CreateProcessingJobCommand)[0].args[0].input;
+    assert.deepEqual(
+      req.Tags?.find((t) => t.Key === "headstart:customer"),
+      { Key: "headstart:customer", Value: "acme" },
+    );
+  });
+
   test("duplicate submit (a second S3 event): ResourceInUse means already started, no second job", async () => {
     const job = await plannedJob();
     sm.on(CreateProcessingJobCommand)

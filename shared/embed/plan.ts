@@ -38,10 +38,17 @@ export const ShardPlan = z.object({
 });
 export type ShardPlan = z.infer<typeof ShardPlan>;
 
-/** Readable and valid as a SageMaker job name (≤ 63, [a-z0-9-]); unique per dataset version × backbone. */
-export function embedJobId(dataset: string, backbone: BackboneSpec, datasetVersion: string): string {
+/** Readable and valid as a SageMaker job name (≤ 63, [a-z0-9-]); unique per store × dataset version × embedding. */
+export function embedJobId(
+  storeUrl: string,
+  dataset: string,
+  backbone: BackboneSpec,
+  datasetVersion: string,
+): string {
+  // The store is part of the name: two customers' identical uploads in one AWS account must not
+  // share a SageMaker job name.
   const hash = createHash("sha256")
-    .update(`${dataset}\0${backbone.id}\0${embeddingKey(backbone)}\0${datasetVersion}`)
+    .update(`${storeUrl}\0${dataset}\0${backbone.id}\0${embeddingKey(backbone)}\0${datasetVersion}`)
     .digest("hex");
   const slug = dataset
     .replace(/[^a-z0-9]+/g, "-")
@@ -97,7 +104,7 @@ export async function planEmbedJob(
   }
   const current = await readDatasetRows(store, dataset);
   if (!current) throw new NotFoundError(`dataset ${dataset} (ingest it first)`, { field: "dataset" });
-  const jobId = embedJobId(dataset, backbone, current.version);
+  const jobId = embedJobId(store.url, dataset, backbone, current.version);
   const existing = await readJob(store, jobId);
   if (existing) return existing.value;
 

@@ -138,6 +138,7 @@ export function createProcessingJobRequest(
       { Key: "headstart:job", Value: job.job },
       { Key: "headstart:dataset", Value: job.dataset },
       { Key: "headstart:backbone", Value: job.backbone },
+      ...(settings.customer ? [{ Key: "headstart:customer", Value: settings.customer }] : []),
     ],
   };
 }
