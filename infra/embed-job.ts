@@ -12,6 +12,8 @@ import type { CustomerData } from "./customer-data.ts";
 
 /** Job names the runner creates (shared/embed/plan.ts `embedJobId`). */
 export const EMBED_JOB_NAME_PREFIX = "embed-";
+/** Set on every processing job by `SageMakerJobRunner` (HEADSTART_CUSTOMER). */
+export const CUSTOMER_TAG = "headstart:customer";
 
 export interface EmbedJobProps {
   customer: string;
@@ -23,10 +25,12 @@ export class EmbedJob extends Construct {
   readonly role: iam.Role;
   /** ARN pattern of the processing jobs the platform creates. */
   readonly jobArnPattern: string;
+  readonly customer: string;
 
   constructor(scope: Construct, id: string, props: EmbedJobProps) {
     super(scope, id);
     const stack = Stack.of(this);
+    this.customer = props.customer;
     this.jobArnPattern = stack.formatArn({
       service: "sagemaker",
       resource: "processing-job",
@@ -85,16 +89,22 @@ export class EmbedJob extends Construct {
 
   /** Start, describe and stop embedding jobs that run as this customer's job role. */
   grantSubmit(grantee: iam.IGrantable, key: kms.IKey): void {
-    iam.Grant.addToPrincipal({
-      grantee,
-      actions: [
-        "sagemaker:CreateProcessingJob",
-        "sagemaker:AddTags",
-        "sagemaker:DescribeProcessingJob",
-        "sagemaker:StopProcessingJob",
-      ],
-      resourceArns: [this.jobArnPattern],
-    });
+    // Job names are not per customer (several customers may share an account), so the
+    // customer tag the runner sets on every job is what scopes these actions.
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ["sagemaker:CreateProcessingJob", "sagemaker:AddTags"],
+        resources: [this.jobArnPattern],
+        conditions: { StringEquals: { [`aws:RequestTag/${CUSTOMER_TAG}`]: this.customer } },
+      }),
+    );
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ["sagemaker:DescribeProcessingJob", "sagemaker:StopProcessingJob"],
+        resources: [this.jobArnPattern],
+        conditions: { StringEquals: { [`aws:ResourceTag/${CUSTOMER_TAG}`]: this.customer } },
+      }),
+    );
     grantee.grantPrincipal.addToPrincipalPolicy(
       new iam.PolicyStatement({
         actions: ["iam:PassRole"],

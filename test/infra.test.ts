@@ -323,7 +323,7 @@ describe("embedding jobs", () => {
     );
   });
 
-  test("ingest and the API start jobs named embed-* only; train and job-complete cannot touch jobs", () => {
+  test("ingest and the API start, watch and stop only this customer's jobs; train and job-complete cannot touch jobs", () => {
     const jobs = /processing-job\/embed-\*/;
     const byRole = (fnRole: IConstruct) => {
       const role = JSON.stringify({ Ref: logicalId(stacks.acme, fnRole) });
@@ -337,6 +337,15 @@ describe("embedding jobs", () => {
       const create = byRole(f.role).filter((s) => actionsOf(s).includes("sagemaker:CreateProcessingJob"));
       assert.equal(create.length, 1);
       assert.match(JSON.stringify(create[0].Resource), jobs);
+      // Names are shared across customers of one account: the customer tag is the scope.
+      assert.deepEqual(create[0].Condition, {
+        StringEquals: { "aws:RequestTag/headstart:customer": "acme" },
+      });
+      const watch = byRole(f.role).filter((s) => actionsOf(s).includes("sagemaker:StopProcessingJob"));
+      assert.equal(watch.length, 1);
+      assert.deepEqual(watch[0].Condition, {
+        StringEquals: { "aws:ResourceTag/headstart:customer": "acme" },
+      });
     }
     for (const f of [stacks.acme.functions.train, stacks.acme.functions.jobComplete]) {
       const actions = byRole(f.role).flatMap(actionsOf);
