@@ -1,5 +1,6 @@
 /** Builds the platform for an entry point from its environment, once, at module scope. */
 import { type Config, loadConfig } from "./config.ts";
+import { LambdaTrainDispatcher } from "./heads/train-dispatch.ts";
 import { SageMakerJobRunner } from "./jobs/sagemaker-runner.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { Platform, type PlatformOptions } from "./platform.ts";
@@ -17,10 +18,17 @@ export function bootstrap(
   const runner =
     opts.runner ??
     (config.runner === "sagemaker" ? SageMakerJobRunner.fromConfig(store, config, log) : undefined);
+  // HEADSTART_TRAIN_FUNCTION_NAME: the API hands training to the train Lambda (202).
+  const trainDispatcher =
+    opts.trainDispatcher ??
+    (config.trainFunctionName
+      ? new LambdaTrainDispatcher(config.trainFunctionName, { region: config.region })
+      : undefined);
   const platform = new Platform(store, config, {
     onJobError: (job, err) => log.error("embedding job failed", { job, error: (err as Error).message }),
     ...opts,
     runner,
+    trainDispatcher,
   });
   return { config, log, platform };
 }

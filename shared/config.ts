@@ -39,6 +39,8 @@ const EnvSchema = z.object({
     .string()
     .regex(/^[a-z0-9][a-z0-9-]{0,31}$/, "use [a-z0-9-], at most 32 characters")
     .optional(),
+  /** Train Lambda the API hands training requests to (asynchronously); unset: train in process. */
+  HEADSTART_TRAIN_FUNCTION_NAME: z.string().min(1).optional(),
   /** Secrets Manager secret (ARN) holding the API keys the authorizer accepts. */
   HEADSTART_API_KEYS_SECRET_ARN: z.string().min(1).optional(),
 });
@@ -59,6 +61,7 @@ export interface Config {
   /** Present when `runner` is `sagemaker`; every required field named by its variable. */
   sagemaker?: SageMakerSettings;
   apiKeysSecretArn?: string;
+  trainFunctionName?: string;
 }
 
 export interface SageMakerSettings {
@@ -106,6 +109,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     logLevel: e.HEADSTART_LOG_LEVEL,
     runner: e.HEADSTART_RUNNER,
     apiKeysSecretArn: e.HEADSTART_API_KEYS_SECRET_ARN,
+    trainFunctionName: e.HEADSTART_TRAIN_FUNCTION_NAME,
   };
   if (e.HEADSTART_RUNNER === "sagemaker") {
     for (const name of ["HEADSTART_SAGEMAKER_ROLE_ARN", "HEADSTART_EMBED_IMAGE_URI"] as const) {

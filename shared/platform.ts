@@ -14,6 +14,7 @@ import type { EmbedProgress, RunShardsResult } from "./embed/run.ts";
 import { NotFoundError, ValidationError } from "./errors.ts";
 import { loadHead, type Prediction, predictEmbeddings, predictTexts } from "./heads/predict.ts";
 import { type TrainOptions, type TrainResult, trainHead } from "./heads/train.ts";
+import type { TrainDispatcher, TrainRequest } from "./heads/train-dispatch.ts";
 import { listVersions, readAlias, readHeadVersion, setAlias } from "./heads/version.ts";
 import { type EmbedJob, readJob } from "./jobs/job.ts";
 import { type JobRunner, LocalJobRunner } from "./jobs/runner.ts";
@@ -25,6 +26,8 @@ export interface PlatformOptions {
   runner?: JobRunner;
   onProgress?: (event: EmbedProgress) => void;
   onJobError?: (job: string, err: unknown) => void;
+  /** Hands training requests elsewhere (the train Lambda) instead of training in this process. */
+  trainDispatcher?: TrainDispatcher;
   /** How submitted jobs run when no runner is given: in this process, or in a worker process. */
   worker?: "inline" | "process";
 }
@@ -39,6 +42,7 @@ export class Platform {
   /** Runs jobs on this machine: `embed()` always, and submitted jobs unless a `runner` is given. */
   readonly local: LocalJobRunner;
   readonly runner: JobRunner;
+  readonly trainDispatcher?: TrainDispatcher;
 
   constructor(
     readonly store: ObjectStore,
@@ -54,6 +58,7 @@ export class Platform {
       onError: opts.onJobError,
     });
     this.runner = opts.runner ?? this.local;
+    this.trainDispatcher = opts.trainDispatcher;
   }
 
   backbone(id = this.config.defaultBackbone): Promise<BackboneSpec> {
@@ -119,6 +124,21 @@ export class Platform {
     const job = await this.planEmbed(dataset, opts);
     const result = await this.local.run(job, opts.signal);
     return { job: (await readJob(this.store, job.job))!.value, result };
+  }
+
+  /**
+   * Trains now, or — with a dispatcher — checks the request can start and hands it over,
+   * answering `{accepted: true}`; the version then shows up under the head when done.
+   */
+  async requestTraining(
+    opts: TrainRequest,
+  ): Promise<{ accepted: true; head: string; dataset: string } | ({ accepted: false } & TrainResult)> {
+    if (!this.trainDispatcher) return { accepted: false, ...(await this.train(opts)) };
+    assertName("head", opts.head, "head");
+    if (!(await readDatasetStatus(this.store, opts.dataset)))
+      throw new NotFoundError(`dataset ${opts.dataset}`, { field: "dataset" });
+    await this.trainDispatcher.dispatch(opts);
+    return { accepted: true, head: opts.head, dataset: opts.dataset };
   }
 
   async train(opts: TrainOptions & { backbone?: string }): Promise<TrainResult> {

@@ -2,8 +2,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { mockClient } from "aws-sdk-client-mock";
+import { createApp } from "../shared/api/app.ts";
 import {
   hashKey,
   newApiKey,
@@ -11,6 +13,8 @@ import {
   presentedKey,
   verifyApiKey,
 } from "../shared/auth/api-keys.ts";
+import { LambdaTrainDispatcher, TrainEvent } from "../shared/heads/train-dispatch.ts";
+import { createLogger } from "../shared/log.ts";
 import { loadEvent } from "./helpers/events.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
 import { tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
@@ -125,5 +129,53 @@ describe("train handler", () => {
       error: { code: string };
     };
     assert.equal(missing.error.code, "not_found");
+  });
+});
+
+describe("API → train Lambda hand-off", () => {
+  const lambda = mockClient(LambdaClient);
+  let ctx: Awaited<ReturnType<typeof tinyPlatform>>;
+  after(async () => {
+    lambda.restore();
+    await ctx?.cleanup();
+  });
+
+  test("with a train function configured, POST /train answers 202 and invokes it asynchronously", async () => {
+    ctx = await tinyPlatform({
+      trainDispatcher: new LambdaTrainDispatcher("headstart-acme-train", { region: "eu-west-1" }),
+    });
+    await ctx.platform.putManifest("reviews", "jsonl", toJsonlText(tinySentimentRows(20)));
+    lambda.on(InvokeCommand).resolves({ StatusCode: 202 });
+    const app = createApp(ctx.platform, createLogger("silent"));
+    const post = (head: string, body: unknown) =>
+      app.request(`/v1/heads/${head}/train`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const res = await post("sentiment", { dataset: "reviews", cv: 3 });
+    assert.equal(res.status, 202);
+    assert.deepEqual(await res.json(), { accepted: true, head: "sentiment", dataset: "reviews" });
+    const call = lambda.commandCalls(InvokeCommand)[0].args[0].input;
+    assert.equal(call.FunctionName, "headstart-acme-train");
+    assert.equal(call.InvocationType, "Event");
+    const payload = JSON.parse(new TextDecoder().decode(call.Payload as Uint8Array));
+    assert.deepEqual(payload, {
+      head: "sentiment",
+      dataset: "reviews",
+      type: "logreg",
+      cv: 3,
+      promote: true,
+    });
+    // The payload is exactly what the train Lambda accepts.
+    assert.equal(TrainEvent.safeParse(payload).success, true);
+
+    const missing = await post("sentiment", { dataset: "ghost" });
+    assert.equal(missing.status, 404, "an unknown dataset is refused before dispatch");
+    assert.equal(lambda.commandCalls(InvokeCommand).length, 1);
+
+    lambda.on(InvokeCommand).resolves({ StatusCode: 500 });
+    const failed = await post("sentiment", { dataset: "reviews" });
+    assert.equal(failed.status, 500);
   });
 });

@@ -3,15 +3,12 @@
  * `POST /v1/heads/{head}/train` plus the head name). A request the caller got wrong is
  * answered, not retried; anything else is thrown so Lambda retries and dead-letters it.
  */
-import { z } from "zod";
 import { zodIssueToError } from "../../shared/api/errors.ts";
-import { TrainBody } from "../../shared/api/schemas.ts";
 import { bootstrap } from "../../shared/bootstrap.ts";
 import { isUserError } from "../../shared/errors.ts";
+import { TrainEvent } from "../../shared/heads/train-dispatch.ts";
 
 const { platform, log } = bootstrap("headstart-train");
-
-export const TrainEvent = TrainBody.extend({ head: z.string() });
 
 export async function handler(event: unknown) {
   try {

@@ -32,6 +32,11 @@ const train = createRoute({
       description: "The new version and its metrics",
       content: { "application/json": { schema: AnyObject } },
     },
+    202: {
+      description:
+        "Accepted: training runs in the background (in AWS, the train Lambda); the version appears under GET /v1/heads/{head}",
+      content: { "application/json": { schema: AnyObject } },
+    },
     ...errors,
     409: err("The live alias moved while training"),
     422: err("Unsupported head type or labels"),
@@ -96,7 +101,10 @@ export function headRoutes(platform: Platform) {
   const app = new OpenAPIHono<AppEnv>();
   app.openapi(train, async (c) => {
     const { head } = c.req.valid("param");
-    return c.json(body(await platform.train({ head, ...c.req.valid("json") })), 200);
+    const result = await platform.requestTraining({ head, ...c.req.valid("json") });
+    if (result.accepted) return c.json(body(result), 202);
+    const { accepted: _accepted, ...trained } = result;
+    return c.json(body(trained), 200);
   });
   app.openapi(show, async (c) => c.json(body(await platform.headInfo(c.req.valid("param").head)), 200));
   app.openapi(version, async (c) => {

@@ -1,0 +1,48 @@
+/**
+ * Where a training request runs when it should not block the caller: behind API Gateway a
+ * request is cut off after ~30 s, so the API hands training to the train Lambda and answers
+ * 202; the new version appears under `GET /v1/heads/{head}` when it is done.
+ */
+import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
+import { z } from "zod";
+import { TrainBody } from "../api/schemas.ts";
+import { HeadstartError } from "../errors.ts";
+import type { TrainOptions } from "./train.ts";
+
+export type TrainRequest = TrainOptions & { backbone?: string };
+
+/** The train Lambda's event: the API's train body plus the head name. */
+export const TrainEvent = TrainBody.extend({ head: z.string() });
+
+export interface TrainDispatcher {
+  readonly name: string;
+  dispatch(request: TrainRequest): Promise<void>;
+}
+
+export class LambdaTrainDispatcher implements TrainDispatcher {
+  readonly name = "lambda";
+  private readonly client: LambdaClient;
+
+  constructor(
+    private readonly functionName: string,
+    opts: { region?: string; client?: LambdaClient } = {},
+  ) {
+    this.client = opts.client ?? new LambdaClient(opts.region ? { region: opts.region } : {});
+  }
+
+  async dispatch(request: TrainRequest): Promise<void> {
+    const out = await this.client.send(
+      new InvokeCommand({
+        FunctionName: this.functionName,
+        InvocationType: "Event",
+        Payload: new TextEncoder().encode(JSON.stringify(request)),
+      }),
+    );
+    if (out.StatusCode !== 202) {
+      throw new HeadstartError(
+        "internal",
+        `train function ${this.functionName} did not accept the request (${out.StatusCode})`,
+      );
+    }
+  }
+}
