@@ -9,12 +9,9 @@
  * recorded with its reason and retried under the next name.
  */
 import assert from "node:assert/strict";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { PutBucketNotificationConfigurationCommand, PutObjectCommand } from "@aws-sdk/client-s3";
-import { CreateTopicCommand, DeleteTopicCommand, SNSClient } from "@aws-sdk/client-sns";
+import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { listCommits, loadCache } from "../shared/cache/shards.ts";
 import { loadConfig } from "../shared/config.ts";
 import { ValidationError } from "../shared/errors.ts";
@@ -24,7 +21,14 @@ import { keys } from "../shared/layout.ts";
 import { Platform } from "../shared/platform.ts";
 import type { S3Store } from "../shared/store/s3.ts";
 import { tempDir } from "./helpers/platform.ts";
-import { createS3TestStore, type S3Server, s3Env, startS3Server } from "./helpers/s3-server.ts";
+import {
+  type BucketNotifications,
+  createS3TestStore,
+  listenForBucketNotifications,
+  type S3Server,
+  s3Env,
+  startS3Server,
+} from "./helpers/s3-server.ts";
 import {
   type ProcessingJobStateChangeEvent,
   type SageMakerStandin,
@@ -55,19 +59,10 @@ describe("cloud path: bucket upload → ingest → SageMaker (stand-in) → job-
   let ingest: IngestHandler;
   let jobComplete: JobCompleteHandler;
   const stateEvents: ProcessingJobStateChangeEvent[] = [];
-  const received: Array<{ Records: Array<{ s3: { object: { key: string } } }> }> = [];
-  const savedEnv = { ...process.env };
   const cleanups: Array<() => Promise<unknown>> = [];
+  const savedEnv = { ...process.env };
+  let notifications: BucketNotifications;
 
-  const keysSeen = () => received.flatMap((e) => e.Records.map((r) => r.s3.object.key));
-  async function notificationFor(key: string, timeoutMs = 10_000) {
-    const deadline = Date.now() + timeoutMs;
-    while (!keysSeen().includes(key)) {
-      assert.ok(Date.now() < deadline, `no notification for ${key}; got ${JSON.stringify(keysSeen())}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    return received.find((e) => e.Records.some((r) => r.s3.object.key === key))!;
-  }
   const eventsOf = (name: string) => stateEvents.filter((e) => e.detail.ProcessingJobName === name);
 
   before(
@@ -93,52 +88,9 @@ describe("cloud path: bucket upload → ingest → SageMaker (stand-in) → job-
       await writeTinyBackbone(join(dir, "backbone"));
       await platform.addBackbone(join(dir, "backbone"));
 
-      // radosgw pushes upload notifications for `<prefix>/datasets/` to this loopback server.
-      const server: Server = createServer((req, res) => {
-        let body = "";
-        req.setEncoding("utf8");
-        req.on("data", (c: string) => {
-          body += c;
-        });
-        req.on("end", () => {
-          try {
-            received.push(JSON.parse(body));
-          } catch {
-            // not an event
-          }
-          res.writeHead(200).end();
-        });
-      });
-      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-      cleanups.push(() => new Promise((r) => server.close(r)));
-      const sns = new SNSClient({
-        endpoint: s3.endpoint,
-        region: s3.region,
-        credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-      });
-      cleanups.push(async () => sns.destroy());
-      const topic = await sns.send(
-        new CreateTopicCommand({
-          Name: `${bucket}-uploads`,
-          Attributes: { "push-endpoint": `http://127.0.0.1:${(server.address() as AddressInfo).port}/` },
-        }),
-      );
-      cleanups.push(() => sns.send(new DeleteTopicCommand({ TopicArn: topic.TopicArn })));
-      await s3.client.send(
-        new PutBucketNotificationConfigurationCommand({
-          Bucket: bucket,
-          NotificationConfiguration: {
-            TopicConfigurations: [
-              {
-                Id: "headstart-manifest-upload",
-                TopicArn: topic.TopicArn,
-                Events: ["s3:ObjectCreated:*"],
-                Filter: { Key: { FilterRules: [{ Name: "prefix", Value: `${PREFIX}/datasets/` }] } },
-              },
-            ],
-          },
-        }),
-      );
+      // radosgw pushes upload notifications for `<prefix>/datasets/` to a loopback listener.
+      notifications = await listenForBucketNotifications(s3, bucket, PREFIX);
+      cleanups.push(() => notifications.close());
 
       // SageMaker's side: the containers reach the same S3 server with the job role's credentials.
       standin = await startSageMakerStandin({
@@ -198,7 +150,7 @@ describe("cloud path: bucket upload → ingest → SageMaker (stand-in) → job-
         ContentType: "application/x-ndjson",
       }),
     );
-    const event = await notificationFor(manifestKey);
+    const event = await notifications.eventFor(manifestKey);
 
     const { results } = await ingest(event);
     assert.equal(results.length, 1);

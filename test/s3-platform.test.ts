@@ -8,17 +8,10 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
-import {
-  ListObjectsV2Command,
-  PutBucketNotificationConfigurationCommand,
-  PutObjectCommand,
-} from "@aws-sdk/client-s3";
-import { CreateTopicCommand, DeleteTopicCommand, SNSClient } from "@aws-sdk/client-sns";
+import { ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
 import { resolveBackbone } from "../shared/backbone/registry.ts";
 import { embeddingKey, textItemSha } from "../shared/cache/address.ts";
 import { decodeNpy } from "../shared/cache/npy.ts";
@@ -30,7 +23,13 @@ import { Platform } from "../shared/platform.ts";
 import { openStore } from "../shared/store/index.ts";
 import type { S3Store } from "../shared/store/s3.ts";
 import { tempDir, tinyPlatform } from "./helpers/platform.ts";
-import { createS3TestStore, type S3Server, s3Env, startS3Server } from "./helpers/s3-server.ts";
+import {
+  createS3TestStore,
+  listenForBucketNotifications,
+  type S3Server,
+  s3Env,
+  startS3Server,
+} from "./helpers/s3-server.ts";
 import { tinySentimentRows, toJsonlText, writeTinyBackbone } from "./helpers/tiny-backbone.ts";
 
 const run = promisify(execFile);
@@ -441,70 +440,10 @@ describe("the platform on a real S3 server (radosgw), under a key prefix", { tim
   });
 
   test("a radosgw bucket notification for an uploaded manifest drives the ingest Lambda handler", async () => {
-    // The notification target: a tiny HTTP server on loopback collecting radosgw's POSTs.
-    const received: Array<{ Records: Array<{ eventSource: string; s3: { object: { key: string } } }> }> = [];
-    let notify: () => void = () => undefined;
-    const server: Server = createServer((req, res) => {
-      let body = "";
-      req.setEncoding("utf8");
-      req.on("data", (c: string) => {
-        body += c;
-      });
-      req.on("end", () => {
-        try {
-          received.push(JSON.parse(body));
-        } catch {
-          // Not an event (radosgw does not send anything else here); ignore.
-        }
-        res.writeHead(200).end();
-        notify();
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    cleanups.push(() => new Promise((r) => server.close(r)));
-    const port = (server.address() as AddressInfo).port;
-    const keysSeen = () => received.flatMap((e) => e.Records.map((r) => r.s3.object.key));
-    const waitForKey = async (key: string, timeoutMs = 10_000) => {
-      const deadline = Date.now() + timeoutMs;
-      while (!keysSeen().includes(key)) {
-        assert.ok(Date.now() < deadline, `no notification for ${key}; got ${JSON.stringify(keysSeen())}`);
-        await new Promise<void>((resolve) => {
-          notify = resolve;
-          setTimeout(resolve, 100);
-        });
-      }
-      return received.find((e) => e.Records.some((r) => r.s3.object.key === key))!;
-    };
-
-    const sns = new SNSClient({
-      endpoint: s3.endpoint,
-      region: s3.region,
-      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-    });
-    cleanups.push(async () => sns.destroy());
-    const topic = await sns.send(
-      new CreateTopicCommand({
-        Name: `${bucket}-uploads`,
-        Attributes: { "push-endpoint": `http://127.0.0.1:${port}/` },
-      }),
-    );
-    assert.ok(topic.TopicArn, "radosgw returned a topic ARN");
-    cleanups.push(() => sns.send(new DeleteTopicCommand({ TopicArn: topic.TopicArn })));
-    await s3.client.send(
-      new PutBucketNotificationConfigurationCommand({
-        Bucket: bucket,
-        NotificationConfiguration: {
-          TopicConfigurations: [
-            {
-              Id: "headstart-manifest-upload",
-              TopicArn: topic.TopicArn,
-              Events: ["s3:ObjectCreated:*"],
-              Filter: { Key: { FilterRules: [{ Name: "prefix", Value: `${PREFIX}/datasets/` }] } },
-            },
-          ],
-        },
-      }),
-    );
+    // radosgw pushes ObjectCreated events under `<prefix>/datasets/` to a loopback listener.
+    const notifications = await listenForBucketNotifications(s3, bucket, PREFIX);
+    cleanups.push(() => notifications.close());
+    const keysSeen = () => notifications.received.flatMap((e) => e.Records.map((r) => r.s3.object.key));
 
     // The Lambda reads its environment at import; it gets this store from it.
     Object.assign(process.env, childEnv, { HEADSTART_LOG_LEVEL: "silent" });
@@ -528,7 +467,7 @@ describe("the platform on a real S3 server (radosgw), under a key prefix", { tim
         ContentType: "application/x-ndjson",
       }),
     );
-    const event = await waitForKey(manifestKey);
+    const event = await notifications.eventFor(manifestKey);
     assert.equal(event.Records[0].eventSource, "ceph:s3");
     assert.ok(!keysSeen().some((k) => k.startsWith("customer-b/")), "the prefix filter holds");
 
@@ -546,7 +485,7 @@ describe("the platform on a real S3 server (radosgw), under a key prefix", { tim
     assert.equal((await readJob(store, results[0].job))?.value.state, "succeeded");
 
     // The handler's own writes (`_rows.jsonl`, `_status.json`) notify too, and are ignored.
-    const own = await waitForKey(`${PREFIX}/${keys.datasetStatus("reviews")}`);
+    const own = await notifications.eventFor(`${PREFIX}/${keys.datasetStatus("reviews")}`);
     assert.deepEqual((await handler(own)).results, []);
     const trained = await platform.train({ dataset: "reviews", head: "reviews-sentiment" });
     assert.equal(trained.evaluation, "test-split");

@@ -9,16 +9,25 @@
  *   const store = await createS3TestStore(s3);            // S3Store over a fresh bucket
  *   spawn("npx", ["headstart", …], { env: { ...process.env, ...s3Env(s3, bucket) } });
  */
+
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
+import { createServer as createHttpServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { CreateBucketCommand, ListBucketsCommand, S3Client } from "@aws-sdk/client-s3";
+import {
+  CreateBucketCommand,
+  ListBucketsCommand,
+  PutBucketNotificationConfigurationCommand,
+  S3Client,
+} from "@aws-sdk/client-s3";
+import { CreateTopicCommand, DeleteTopicCommand, SNSClient } from "@aws-sdk/client-sns";
 import { S3Store, type S3StoreOptions } from "../../shared/store/s3.ts";
 
 const run = promisify(execFile);
@@ -172,4 +181,94 @@ async function retry<T>(fn: () => Promise<T>, timeoutMs: number): Promise<T> {
       await new Promise((r) => setTimeout(r, 250));
     }
   }
+}
+
+export interface S3Notification {
+  Records: Array<{
+    eventSource: string;
+    eventName: string;
+    s3: { bucket: { name: string }; object: { key: string } };
+  }>;
+}
+
+export interface BucketNotifications {
+  /** Every event radosgw has pushed so far. */
+  readonly received: S3Notification[];
+  /** Waits for the event that names `key`. */
+  eventFor(key: string, timeoutMs?: number): Promise<S3Notification>;
+  close(): Promise<void>;
+}
+
+/**
+ * Real bucket notifications: an SNS-style topic on radosgw pushing `ObjectCreated` events under
+ * `prefix` to an HTTP listener on loopback, as AWS would invoke the ingest Lambda.
+ */
+export async function listenForBucketNotifications(
+  s3: S3Server,
+  bucket: string,
+  prefix: string,
+): Promise<BucketNotifications> {
+  const received: S3Notification[] = [];
+  const server: Server = createHttpServer((req, res) => {
+    let body = "";
+    req.setEncoding("utf8");
+    req.on("data", (c: string) => {
+      body += c;
+    });
+    req.on("end", () => {
+      try {
+        received.push(JSON.parse(body));
+      } catch {
+        // Not an event; radosgw sends nothing else here.
+      }
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const sns = new SNSClient({
+    endpoint: s3.endpoint,
+    region: s3.region,
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+  });
+  const topic = await sns.send(
+    new CreateTopicCommand({
+      Name: `${bucket}-uploads`,
+      Attributes: { "push-endpoint": `http://127.0.0.1:${(server.address() as AddressInfo).port}/` },
+    }),
+  );
+  if (!topic.TopicArn) throw new Error("radosgw returned no topic ARN");
+  await s3.client.send(
+    new PutBucketNotificationConfigurationCommand({
+      Bucket: bucket,
+      NotificationConfiguration: {
+        TopicConfigurations: [
+          {
+            Id: "headstart-manifest-upload",
+            TopicArn: topic.TopicArn,
+            Events: ["s3:ObjectCreated:*"],
+            Filter: { Key: { FilterRules: [{ Name: "prefix", Value: `${prefix}/datasets/` }] } },
+          },
+        ],
+      },
+    }),
+  );
+  const keysSeen = () => received.flatMap((e) => e.Records.map((r) => r.s3.object.key));
+  return {
+    received,
+    async eventFor(key, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const found = received.find((e) => e.Records.some((r) => r.s3.object.key === key));
+        if (found) return found;
+        if (Date.now() > deadline)
+          throw new Error(`no notification for ${key}; got ${JSON.stringify(keysSeen())}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    async close() {
+      await sns.send(new DeleteTopicCommand({ TopicArn: topic.TopicArn })).catch(() => undefined);
+      sns.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
 }
