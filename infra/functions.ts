@@ -87,8 +87,9 @@ export class HeadstartFunction extends Construct {
       memorySize: props.memoryMiB,
       timeout: props.timeout,
       ephemeralStorageSize: Size.mebibytes(props.ephemeralMiB ?? 512),
+      // No customer-key environment encryption: Lambda would decrypt it as the execution role,
+      // which then needs an unscoped kms:Decrypt; the variables hold names and ARNs, no secrets.
       environment: props.environment,
-      environmentEncryption: props.key,
       logGroup: this.logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
       deadLetterQueueEnabled: props.async ? true : undefined,

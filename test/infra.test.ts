@@ -151,15 +151,19 @@ describe("data plane", () => {
     }
   });
 
-  test("queues, topic, secret, log groups and function environments use the customer's key", () => {
+  test("queues, topic, secret and log groups use the customer's key; environments hold no secrets", () => {
     const key = { "Fn::GetAtt": [logicalId(stacks.acme, stacks.acme.data.key), "Arn"] };
     const { acme } = t;
     acme.allResourcesProperties("AWS::SQS::Queue", { KmsMasterKeyId: key });
     acme.allResourcesProperties("AWS::SNS::Topic", { KmsMasterKeyId: key });
     acme.allResourcesProperties("AWS::SecretsManager::Secret", { KmsKeyId: key });
     acme.allResourcesProperties("AWS::Logs::LogGroup", { KmsKeyId: key });
+    // Lambda decrypts a customer-key environment as the execution role, which would need an
+    // unscoped kms:Decrypt: the environments are left to Lambda's own key and hold no secrets.
     for (const [id, r] of resources("acme").filter(([, r]) => r.Type === "AWS::Lambda::Function")) {
-      if (r.Properties.PackageType === "Image") assert.deepEqual(r.Properties.KmsKeyArn, key, id);
+      assert.equal(r.Properties.KmsKeyArn, undefined, id);
+      const env = JSON.stringify(r.Properties.Environment ?? {});
+      assert.ok(!/SECRET_KEY|PASSWORD|"hs_/.test(env), `${id} environment holds no secret`);
     }
   });
 });

@@ -26,6 +26,7 @@ import { type EmbedJob, readJob, updateJob } from "../shared/jobs/job.ts";
 import {
   applyProcessingJobStateChange,
   EMBED_CONTAINER_ENTRYPOINT,
+  hasInstanceStorage,
   parseProcessingJobName,
   processingJobName,
   SageMakerJobRunner,
@@ -40,7 +41,7 @@ const STORE_URL = "s3://acme-data/customer-a";
 const SETTINGS: SageMakerSettings = {
   roleArn: "arn:aws:iam::123456789012:role/headstart-acme-embed-job",
   imageUri: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/headstart-embed:latest",
-  instanceType: "ml.g5.2xlarge",
+  instanceType: "ml.p3.2xlarge",
   instanceCount: 2,
   maxRuntimeSeconds: 7200,
   volumeSizeGb: 50,
@@ -133,7 +134,7 @@ describe("SageMakerJobRunner", () => {
     assert.deepEqual(EMBED_CONTAINER_ENTRYPOINT, req.AppSpecification?.ContainerEntrypoint);
     assert.deepEqual(req.ProcessingResources, {
       ClusterConfig: {
-        InstanceType: "ml.g5.2xlarge",
+        InstanceType: "ml.p3.2xlarge",
         InstanceCount: 2,
         VolumeSizeInGB: 50,
         VolumeKmsKeyId: SETTINGS.kmsKeyId,
@@ -200,7 +201,7 @@ describe("SageMakerJobRunner", () => {
     const req = sm.commandCalls(CreateProcessingJobCommand)[0].args[0].input;
     assert.equal(req.ProcessingInputs?.[0].S3Input?.S3DataDistributionType, "FullyReplicated");
     assert.deepEqual(req.ProcessingResources?.ClusterConfig, {
-      InstanceType: "ml.g5.2xlarge",
+      InstanceType: "ml.p3.2xlarge",
       InstanceCount: 1,
       VolumeSizeInGB: 50,
     });
@@ -216,6 +217,20 @@ describe("SageMakerJobRunner", () => {
       req.Tags?.find((t) => t.Key === "headstart:customer"),
       { Key: "headstart:customer", Value: "acme" },
     );
+  });
+
+  test("instance types with local NVMe storage get no VolumeKmsKeyId (SageMaker refuses it)", async () => {
+    const job = await plannedJob();
+    sm.reset();
+    sm.on(CreateProcessingJobCommand).resolves({});
+    await runner({ instanceType: "ml.g5.xlarge" }).submit(job);
+    const cluster =
+      sm.commandCalls(CreateProcessingJobCommand)[0].args[0].input.ProcessingResources?.ClusterConfig;
+    assert.equal(cluster?.InstanceType, "ml.g5.xlarge");
+    assert.equal(cluster?.VolumeKmsKeyId, undefined);
+    assert.equal(hasInstanceStorage("ml.g4dn.xlarge"), true);
+    assert.equal(hasInstanceStorage("ml.p3.2xlarge"), false);
+    assert.equal(hasInstanceStorage("ml.m5.large"), false);
   });
 
   test("duplicate submit (a second S3 event): ResourceInUse means already started, no second job", async () => {

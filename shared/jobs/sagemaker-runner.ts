@@ -37,6 +37,36 @@ export const EMBED_CONTAINER_ENTRYPOINT = ["node", "--import", "tsx", "functions
 /** Input channel name of the plans in the processing job. */
 export const PLANS_INPUT_NAME = "plans";
 
+/** Instance families with local NVMe storage, for which SageMaker rejects `VolumeKmsKeyId`. */
+const INSTANCE_STORAGE_FAMILIES = new Set([
+  "c5d",
+  "m5d",
+  "r5d",
+  "c6id",
+  "m6id",
+  "r6id",
+  "c7gd",
+  "m7gd",
+  "r7gd",
+  "g4dn",
+  "g5",
+  "g6",
+  "g6e",
+  "gr6",
+  "p3dn",
+  "p4d",
+  "p4de",
+  "p5",
+  "p5e",
+  "p5en",
+  "trn1",
+  "trn1n",
+]);
+
+export function hasInstanceStorage(instanceType: string): boolean {
+  return INSTANCE_STORAGE_FAMILIES.has(instanceType.split(".")[1] ?? "");
+}
+
 /** SageMaker processing job names: 1-63 of `[a-zA-Z0-9-]`, starting with a letter or digit. */
 const SAGEMAKER_NAME = /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/;
 const MAX_ATTEMPTS = 20;
@@ -116,7 +146,11 @@ export function createProcessingJobRequest(
         InstanceType: settings.instanceType as never,
         InstanceCount: settings.instanceCount,
         VolumeSizeInGB: settings.volumeSizeGb,
-        ...(settings.kmsKeyId ? { VolumeKmsKeyId: settings.kmsKeyId } : {}),
+        // SageMaker refuses a volume key for instance types with local NVMe storage (encrypted
+        // by the hardware); for the others the customer key encrypts the attached volume.
+        ...(settings.kmsKeyId && !hasInstanceStorage(settings.instanceType)
+          ? { VolumeKmsKeyId: settings.kmsKeyId }
+          : {}),
       },
     },
     StoppingCondition: { MaxRuntimeInSeconds: settings.maxRuntimeSeconds },

@@ -353,6 +353,17 @@ export async function startSageMakerStandin(opts: SageMakerStandinOptions): Prom
           "ProcessingResources.ClusterConfig.InstanceCount must be ≥ 1",
         );
       }
+      // SageMaker's documented rule: no volume key for instance types with local storage.
+      const cluster = req.ProcessingResources?.ClusterConfig;
+      if (
+        cluster?.VolumeKmsKeyId &&
+        /^ml\.(g4dn|g5|g6|g6e|p3dn|p4d|p5|c5d|m5d|r5d)\./.test(cluster.InstanceType)
+      ) {
+        throw new ApiError(
+          "ValidationException",
+          "You can't request a VolumeKmsKeyId when using an instance type with local storage.",
+        );
+      }
       if (jobs.has(name)) {
         throw new ApiError(
           "ResourceInUse",
