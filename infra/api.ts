@@ -3,7 +3,7 @@
  * but `GET /health` requires authentication — this customer's API keys (checked by the
  * authorizer Lambda against hashes in a Secrets Manager secret) or IAM (SigV4).
  */
-import { Duration, SecretValue, Validations } from "aws-cdk-lib";
+import { Duration, RemovalPolicy, SecretValue, Validations } from "aws-cdk-lib";
 import { AccessLogFormat } from "aws-cdk-lib/aws-apigateway";
 import * as apigw from "aws-cdk-lib/aws-apigatewayv2";
 import * as authorizers from "aws-cdk-lib/aws-apigatewayv2-authorizers";
@@ -20,6 +20,8 @@ export interface HttpApiProps {
   auth: "api-key" | "iam";
   key: kms.IKey;
   logRetentionDays: number;
+  /** Keep the access-log group when the stack is deleted (the customer's `retainData`). */
+  retainLogs: boolean;
   rateLimit: number;
   burstLimit: number;
 }
@@ -67,6 +69,7 @@ export class CustomerHttpApi extends Construct {
       logGroupName: `/headstart/${props.customer}/api-access`,
       retention: props.logRetentionDays as logs.RetentionDays,
       encryptionKey: props.key,
+      removalPolicy: props.retainLogs ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
     });
     this.stage = new apigw.HttpStage(this, "Stage", {
       httpApi: this.api,

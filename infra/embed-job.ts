@@ -12,6 +12,15 @@ import type { CustomerData } from "./customer-data.ts";
 
 /** Job names the runner creates (shared/embed/plan.ts `embedJobId`). */
 export const EMBED_JOB_NAME_PREFIX = "embed-";
+
+/**
+ * `embed-<customer>-`: every processing job of a customer is named so (HEADSTART_CUSTOMER, see
+ * `embedJobId`), which scopes SageMaker actions and job log streams to that customer even when
+ * several customers share an account.
+ */
+export function jobNamePrefix(customer: string): string {
+  return `${EMBED_JOB_NAME_PREFIX}${customer}-`;
+}
 /** Set on every processing job by `SageMakerJobRunner` (HEADSTART_CUSTOMER). */
 export const CUSTOMER_TAG = "headstart:customer";
 
@@ -34,7 +43,7 @@ export class EmbedJob extends Construct {
     this.jobArnPattern = stack.formatArn({
       service: "sagemaker",
       resource: "processing-job",
-      resourceName: `${EMBED_JOB_NAME_PREFIX}*`,
+      resourceName: `${jobNamePrefix(props.customer)}*`,
     });
     this.role = new iam.Role(this, "Role", {
       assumedBy: new iam.ServicePrincipal("sagemaker.amazonaws.com", {
@@ -75,7 +84,7 @@ export class EmbedJob extends Construct {
     this.role.addToPolicy(
       new iam.PolicyStatement({
         actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
-        resources: [`${logGroup}:log-stream:${EMBED_JOB_NAME_PREFIX}*`],
+        resources: [`${logGroup}:log-stream:${jobNamePrefix(props.customer)}*`],
       }),
     );
     this.role.addToPolicy(
@@ -89,8 +98,8 @@ export class EmbedJob extends Construct {
 
   /** Start, describe and stop embedding jobs that run as this customer's job role. */
   grantSubmit(grantee: iam.IGrantable, key: kms.IKey): void {
-    // Job names are not per customer (several customers may share an account), so the
-    // customer tag the runner sets on every job is what scopes these actions.
+    // Job names carry the customer (`embed-<customer>-*`): that scopes every action. New jobs
+    // must also carry the customer tag.
     grantee.grantPrincipal.addToPrincipalPolicy(
       new iam.PolicyStatement({
         actions: ["sagemaker:CreateProcessingJob", "sagemaker:AddTags"],
@@ -102,7 +111,6 @@ export class EmbedJob extends Construct {
       new iam.PolicyStatement({
         actions: ["sagemaker:DescribeProcessingJob", "sagemaker:StopProcessingJob"],
         resources: [this.jobArnPattern],
-        conditions: { StringEquals: { [`aws:ResourceTag/${CUSTOMER_TAG}`]: this.customer } },
       }),
     );
     grantee.grantPrincipal.addToPrincipalPolicy(

@@ -13,7 +13,7 @@ import type * as iam from "aws-cdk-lib/aws-iam";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
 import type * as sns from "aws-cdk-lib/aws-sns";
 import { Construct } from "constructs";
-import { EMBED_JOB_NAME_PREFIX } from "./embed-job.ts";
+import { jobNamePrefix } from "./embed-job.ts";
 
 export interface JobEventsProps {
   customer: string;
@@ -34,7 +34,7 @@ export class JobEvents extends Construct {
       detailType: ["SageMaker Processing Job State Change"],
       detail: {
         RoleArn: [props.jobRole.roleArn],
-        ProcessingJobName: [{ prefix: EMBED_JOB_NAME_PREFIX }],
+        ProcessingJobName: [{ prefix: jobNamePrefix(props.customer) }],
         ProcessingJobStatus: statuses,
       },
     });

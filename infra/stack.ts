@@ -11,7 +11,7 @@ import type { Construct } from "constructs";
 import { CustomerHttpApi } from "./api.ts";
 import { CustomerData } from "./customer-data.ts";
 import type { Customer } from "./customers.ts";
-import { EMBED_JOB_NAME_PREFIX, EmbedJob } from "./embed-job.ts";
+import { EmbedJob, jobNamePrefix } from "./embed-job.ts";
 import { HeadstartFunction, type HeadstartFunctionProps } from "./functions.ts";
 import { Images } from "./images.ts";
 import { JobEvents } from "./job-events.ts";
@@ -181,6 +181,7 @@ export class HeadstartStack extends Stack {
       auth: c.api.auth,
       key,
       logRetentionDays: c.settings.logRetentionDays,
+      retainLogs: c.settings.retainData,
       rateLimit: c.api.rateLimit,
       burstLimit: c.api.burstLimit,
     });
@@ -189,7 +190,7 @@ export class HeadstartStack extends Stack {
       authorizer.fn.addEnvironment("HEADSTART_API_KEYS_SECRET_ARN", this.api.keysSecret.secretArn);
     }
 
-    this.acknowledge();
+    this.acknowledge(c.id);
     new CfnOutput(this, "ApiUrl", { value: this.api.url });
     new CfnOutput(this, "BucketName", { value: bucket.bucketName });
     if (this.api.keysSecret)
@@ -201,11 +202,11 @@ export class HeadstartStack extends Stack {
   }
 
   /** cdk-nag findings that are by design, each with its reason. */
-  private acknowledge(): void {
+  private acknowledge(customer: string): void {
     const objects = attArnFinding(this.data.bucket, "/*");
     const objectsReason =
       "Object keys are data (datasets, cache shards, heads), so object actions apply to every key of this customer's own bucket and no other.";
-    const jobs = formattedArnFinding(this, "sagemaker", `processing-job/${EMBED_JOB_NAME_PREFIX}*`);
+    const jobs = formattedArnFinding(this, "sagemaker", `processing-job/${jobNamePrefix(customer)}*`);
     for (const f of Object.values(this.functions)) {
       if (!f) continue;
       acknowledgeWildcard(f.role, objects, objectsReason);
@@ -232,7 +233,7 @@ export class HeadstartStack extends Stack {
     );
     acknowledgeWildcard(
       jobRole,
-      formattedArnFinding(this, "logs", `${sagemakerLogs}:log-stream:${EMBED_JOB_NAME_PREFIX}*`),
+      formattedArnFinding(this, "logs", `${sagemakerLogs}:log-stream:${jobNamePrefix(customer)}*`),
       "Log streams are named <job>/<instance>; writing is limited to streams of embedding jobs.",
     );
     // The custom resource CDK adds to configure the bucket's notifications (deploy time only).

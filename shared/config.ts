@@ -62,6 +62,8 @@ export interface Config {
   sagemaker?: SageMakerSettings;
   apiKeysSecretArn?: string;
   trainFunctionName?: string;
+  /** This deployment's customer: prefixes job names (`embed-<customer>-…`). */
+  customer?: string;
 }
 
 export interface SageMakerSettings {
@@ -110,6 +112,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     runner: e.HEADSTART_RUNNER,
     apiKeysSecretArn: e.HEADSTART_API_KEYS_SECRET_ARN,
     trainFunctionName: e.HEADSTART_TRAIN_FUNCTION_NAME,
+    customer: e.HEADSTART_CUSTOMER,
   };
   if (e.HEADSTART_RUNNER === "sagemaker") {
     for (const name of ["HEADSTART_SAGEMAKER_ROLE_ARN", "HEADSTART_EMBED_IMAGE_URI"] as const) {

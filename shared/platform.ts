@@ -103,6 +103,7 @@ export class Platform {
     return planEmbedJob(this.store, dataset, await this.backbone(opts.backbone), {
       shardSize: opts.shardSize,
       minShards: opts.minShards,
+      customer: this.config.customer,
     });
   }
 
@@ -171,7 +172,12 @@ export class Platform {
     const spec = await this.backbone(backbone).catch(() => undefined);
     const job =
       spec && status.version
-        ? (await readJob(this.store, embedJobId(this.store.url, dataset, spec, status.version)))?.value
+        ? (
+            await readJob(
+              this.store,
+              embedJobId(this.store.url, dataset, spec, status.version, this.config.customer),
+            )
+          )?.value
         : undefined;
     const committed = job ? commits.filter((c) => job.shards.includes(c.shard)).length : 0;
     return {

@@ -3,6 +3,7 @@ import { after, before, describe, test } from "node:test";
 import { loadEmbedder } from "../shared/backbone/registry.ts";
 import { decodeNpy } from "../shared/cache/npy.ts";
 import { listCommits, loadCache } from "../shared/cache/shards.ts";
+import { embedJobId } from "../shared/embed/plan.ts";
 import { runEmbedShards } from "../shared/embed/run.ts";
 import { readJob } from "../shared/jobs/job.ts";
 import { keys } from "../shared/layout.ts";
@@ -135,6 +136,30 @@ describe("shard sizing", () => {
       await ctx.platform.putManifest("capped", "jsonl", toJsonlText(tinySentimentRows(30)));
       const capped = await ctx.platform.planEmbed("capped", { minShards: 2, shardSize: 10 });
       assert.equal(capped.shards.length, 3, "shardSize still caps a shard");
+    } finally {
+      await ctx.cleanup();
+    }
+  });
+});
+
+describe("job ids", () => {
+  test("are valid SageMaker names with room for retries, prefixed by the customer when there is one", async () => {
+    const ctx = await tinyPlatform();
+    try {
+      const spec = await ctx.platform.backbone();
+      const version = "ab".repeat(32);
+      const long = "d".repeat(63);
+      for (const customer of [undefined, "acme", "c".repeat(32)]) {
+        const id = embedJobId("s3://bucket/prefix", long, spec, version, customer);
+        assert.ok(id.length <= 59, `${id} leaves room for -r99`);
+        assert.match(id, /^[a-z0-9](-*[a-z0-9])*$/);
+        assert.ok(id.startsWith(customer ? `embed-${customer}-` : "embed-"), id);
+      }
+      assert.notEqual(
+        embedJobId("s3://a", "reviews", spec, version, "acme"),
+        embedJobId("s3://b", "reviews", spec, version, "acme"),
+        "another store, another job",
+      );
     } finally {
       await ctx.cleanup();
     }

@@ -320,7 +320,10 @@ describe("embedding jobs", () => {
     assert.ok(can("s3:GetObject").length && can("s3:PutObject").length && can("s3:ListBucket").length);
     assert.ok(can("ecr:BatchGetImage").length, "pulls the embed image");
     assert.match(JSON.stringify(can("ecr:BatchGetImage")[0].Resource), /container-assets/);
-    assert.match(JSON.stringify(can("logs:PutLogEvents")[0].Resource), /ProcessingJobs:log-stream:embed-\*/);
+    assert.match(
+      JSON.stringify(can("logs:PutLogEvents")[0].Resource),
+      /ProcessingJobs:log-stream:embed-acme-\*/,
+    );
     assert.ok(
       !can("sagemaker:CreateProcessingJob").length && !can("iam:PassRole").length,
       "cannot start jobs itself",
@@ -328,7 +331,7 @@ describe("embedding jobs", () => {
   });
 
   test("ingest and the API start, watch and stop only this customer's jobs; train and job-complete cannot touch jobs", () => {
-    const jobs = /processing-job\/embed-\*/;
+    const jobs = /processing-job\/embed-acme-\*"/;
     const byRole = (fnRole: IConstruct) => {
       const role = JSON.stringify({ Ref: logicalId(stacks.acme, fnRole) });
       return identityStatements("acme")
@@ -341,15 +344,14 @@ describe("embedding jobs", () => {
       const create = byRole(f.role).filter((s) => actionsOf(s).includes("sagemaker:CreateProcessingJob"));
       assert.equal(create.length, 1);
       assert.match(JSON.stringify(create[0].Resource), jobs);
-      // Names are shared across customers of one account: the customer tag is the scope.
+      // Job names carry the customer; new jobs must carry its tag too.
       assert.deepEqual(create[0].Condition, {
         StringEquals: { "aws:RequestTag/headstart:customer": "acme" },
       });
       const watch = byRole(f.role).filter((s) => actionsOf(s).includes("sagemaker:StopProcessingJob"));
       assert.equal(watch.length, 1);
-      assert.deepEqual(watch[0].Condition, {
-        StringEquals: { "aws:ResourceTag/headstart:customer": "acme" },
-      });
+      assert.match(JSON.stringify(watch[0].Resource), jobs);
+      assert.ok(!JSON.stringify(watch[0]).includes("globex"));
     }
     for (const f of [stacks.acme.functions.train, stacks.acme.functions.jobComplete]) {
       const actions = byRole(f.role).flatMap(actionsOf);
@@ -365,7 +367,7 @@ describe("embedding jobs", () => {
       "detail-type": ["SageMaker Processing Job State Change"],
       detail: {
         RoleArn: [{ "Fn::GetAtt": [logicalId(stack, stack.embedJob.role), "Arn"] }],
-        ProcessingJobName: [{ prefix: "embed-" }],
+        ProcessingJobName: [{ prefix: "embed-acme-" }],
         ProcessingJobStatus: statuses,
       },
     });

@@ -38,23 +38,31 @@ export const ShardPlan = z.object({
 });
 export type ShardPlan = z.infer<typeof ShardPlan>;
 
-/** Readable and valid as a SageMaker job name (≤ 63, [a-z0-9-]); unique per store × dataset version × embedding. */
+/**
+ * Readable and valid as a SageMaker job name (≤ 63 of [a-z0-9-], room left for a `-rNN` retry
+ * suffix); unique per store × dataset version × embedding. With a customer, names start
+ * `embed-<customer>-`, which is what the stack's IAM policies scope SageMaker actions by.
+ */
 export function embedJobId(
   storeUrl: string,
   dataset: string,
   backbone: BackboneSpec,
   datasetVersion: string,
+  customer?: string,
 ): string {
   // The store is part of the name: two customers' identical uploads in one AWS account must not
   // share a SageMaker job name.
   const hash = createHash("sha256")
     .update(`${storeUrl}\0${dataset}\0${backbone.id}\0${embeddingKey(backbone)}\0${datasetVersion}`)
-    .digest("hex");
+    .digest("hex")
+    .slice(0, 16);
+  const head = customer ? `embed-${customer}-` : "embed-";
+  const room = 63 - "-r99".length - head.length - hash.length - 1;
   const slug = dataset
     .replace(/[^a-z0-9]+/g, "-")
-    .replace(/^-+|-+$/g, "")
-    .slice(0, 30);
-  return `embed-${slug ? `${slug}-` : ""}${hash.slice(0, 16)}`;
+    .slice(0, Math.max(0, Math.min(30, room)))
+    .replace(/^-+|-+$/g, "");
+  return `${head}${slug ? `${slug}-` : ""}${hash}`;
 }
 
 /** The content address of a dataset row under a backbone (see `embeddingKey`); file rows read the file. */
@@ -78,6 +86,8 @@ export interface PlanOptions {
    * get work: a 5,000-item dataset on 4 instances becomes 4 shards of 1,250, not 2 of 4,096.
    */
   minShards?: number;
+  /** Prefixes the job id (and so the SageMaker job name) with the customer. */
+  customer?: string;
 }
 
 /**
@@ -104,7 +114,7 @@ export async function planEmbedJob(
   }
   const current = await readDatasetRows(store, dataset);
   if (!current) throw new NotFoundError(`dataset ${dataset} (ingest it first)`, { field: "dataset" });
-  const jobId = embedJobId(store.url, dataset, backbone, current.version);
+  const jobId = embedJobId(store.url, dataset, backbone, current.version, opts.customer);
   const existing = await readJob(store, jobId);
   if (existing) return existing.value;
 
