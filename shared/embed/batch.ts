@@ -15,7 +15,8 @@ import type { ObjectStore } from "../store/types.ts";
 import { ShardPlan } from "./plan.ts";
 import { logEmbedProgress, type RunShardsResult, runEmbedShards } from "./run.ts";
 
-export const SAGEMAKER_PLANS_DIR = "/opt/ml/processing/input/plans";
+export const SAGEMAKER_PROCESSING_DIR = "/opt/ml/processing";
+export const SAGEMAKER_PLANS_DIR = `${SAGEMAKER_PROCESSING_DIR}/input/plans`;
 
 const BatchEnv = z.object({
   HEADSTART_JOB: z.string().min(1, "HEADSTART_JOB must name the job to run"),
@@ -46,7 +47,15 @@ export function batchSettingsFromEnv(env: NodeJS.ProcessEnv): BatchSettings {
 /** Shard indices of `job` among the plan files SageMaker copied to this instance, or undefined if none were. */
 async function assignedShards(plansDir: string, job: EmbedJob): Promise<number[] | undefined> {
   const names = await fs.readdir(plansDir).catch(() => undefined);
-  if (!names) return undefined;
+  if (!names) {
+    // Inside SageMaker, no plans folder means this instance's share is empty (more instances
+    // than shards), not "run the whole job".
+    const onSageMaker = await fs.stat(SAGEMAKER_PROCESSING_DIR).then(
+      () => true,
+      () => false,
+    );
+    return onSageMaker ? [] : undefined;
+  }
   const shards: number[] = [];
   // Only plan objects count: an input prefix may also deliver commit markers or other jobs' plans.
   for (const name of names.filter((n) => /(^|_)plan-\d{5}\.json$/.test(n)).sort()) {
