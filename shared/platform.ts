@@ -15,7 +15,14 @@ import { NotFoundError, ValidationError } from "./errors.ts";
 import { loadHead, type Prediction, predictEmbeddings, predictTexts } from "./heads/predict.ts";
 import { type TrainOptions, type TrainResult, trainHead } from "./heads/train.ts";
 import type { TrainDispatcher, TrainRequest } from "./heads/train-dispatch.ts";
-import { listVersions, readAlias, readHeadVersion, setAlias } from "./heads/version.ts";
+import {
+  listVersions,
+  parseHeadRef,
+  readAlias,
+  readHeadVersion,
+  rollbackAlias,
+  setAlias,
+} from "./heads/version.ts";
 import { type EmbedJob, readJob } from "./jobs/job.ts";
 import { type JobRunner, LocalJobRunner } from "./jobs/runner.ts";
 import { assertName, keys } from "./layout.ts";
@@ -36,6 +43,7 @@ export interface PredictRequest {
   inputs?: string[];
   embeddings?: number[][];
   version?: string;
+  alias?: string;
 }
 
 export class Platform {
@@ -146,14 +154,22 @@ export class Platform {
     return trainHead(this.store, await this.backbone(opts.backbone), opts);
   }
 
+  /** `headRef` is `head`, `head@version` or `head:alias`; `req.version`/`req.alias` say the same. */
   async predict(
-    head: string,
+    headRef: string,
     req: PredictRequest,
   ): Promise<{ head: string; version: string; predictions: Prediction[] }> {
     if ((req.inputs === undefined) === (req.embeddings === undefined)) {
       throw new ValidationError("send exactly one of inputs, embeddings", { field: "inputs" });
     }
-    const loaded = await loadHead(this.store, head, req.version);
+    const ref = parseHeadRef(headRef);
+    const version = req.version ?? ref.version;
+    const alias = req.alias ?? ref.alias;
+    if (version !== undefined && alias !== undefined) {
+      throw new ValidationError("name a version or an alias, not both", { field: "alias" });
+    }
+    const head = ref.head;
+    const loaded = await loadHead(this.store, head, version, alias);
     const predictions = req.inputs
       ? await predictTexts(this.store, loaded, req.inputs, this.config)
       : predictEmbeddings(loaded, req.embeddings!);
@@ -210,7 +226,11 @@ export class Platform {
     return { ...summary, report };
   }
 
-  promote(head: string, version: string, expectedVersion?: string | null) {
-    return setAlias(this.store, head, version, { expectedVersion });
+  promote(head: string, version: string, expectedVersion?: string | null, alias = "live") {
+    return setAlias(this.store, head, version, { expectedVersion, alias });
+  }
+
+  rollback(head: string, alias = "live") {
+    return rollbackAlias(this.store, head, alias);
   }
 }

@@ -183,8 +183,8 @@ program
 
 program
   .command("predict")
-  .description("classify texts with a head")
-  .argument("<head>")
+  .description("classify texts with a head (head, head@version or head:alias)")
+  .argument("<head>", "head, head@version or head:alias")
   .option("--text <text...>", "one or more texts")
   .option("--input <file.jsonl>", 'a JSONL file with one {"text": …} per line')
   .option("--version <version>", "a specific head version instead of the live one")
@@ -231,6 +231,30 @@ program
       { head, version, predictions },
       predictions.map((p, i) => `${p.label}\t${p.score.toFixed(4)}\t${texts[i].slice(0, 80)}`).join("\n"),
     );
+  });
+
+program
+  .command("promote")
+  .description("point an alias (default live) at a head version")
+  .argument("<head>")
+  .argument("<version>")
+  .option("--alias <alias>", "alias to move", "live")
+  .option("--expect <version>", "only if the alias currently points here (compare-and-swap)")
+  .action(async (head: string, version: string, opts, cmd: Command) => {
+    const { platform, json } = context(cmd);
+    await platform.promote(head, version, opts.expect, opts.alias);
+    output(json, { head, alias: opts.alias, version }, `${head}:${opts.alias} → ${version}`);
+  });
+
+program
+  .command("rollback")
+  .description("move an alias (default live) back to the version it pointed to before")
+  .argument("<head>")
+  .option("--alias <alias>", "alias to move back", "live")
+  .action(async (head: string, opts, cmd: Command) => {
+    const { platform, json } = context(cmd);
+    const r = await platform.rollback(head, opts.alias);
+    output(json, { head, alias: opts.alias, ...r }, `${head}:${opts.alias} ${r.from} → ${r.to}`);
   });
 
 program

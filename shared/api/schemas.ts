@@ -13,6 +13,9 @@ export const DatasetParams = z.object({
 export const HeadParams = z.object({
   head: Name.openapi({ param: { name: "head", in: "path" }, example: "imdb-sentiment" }),
 });
+export const HeadAliasParams = HeadParams.extend({
+  alias: Name.openapi({ param: { name: "alias", in: "path" }, example: "live" }),
+});
 export const HeadVersionParams = HeadParams.extend({
   version: Name.openapi({ param: { name: "version", in: "path" } }),
 });
@@ -66,10 +69,15 @@ export const PredictBody = z
       .optional()
       .openapi({ description: `Ready embeddings from the head's backbone, at most ${MAX_EMBEDDINGS_BATCH}` }),
     version: Name.optional().openapi({ description: "A specific head version instead of the live one" }),
+    alias: Name.optional().openapi({ description: "The version another alias points to (e.g. canary)" }),
   })
   .refine((b) => (b.inputs === undefined) !== (b.embeddings === undefined), {
     message: "send exactly one of inputs, embeddings",
     path: ["inputs"],
+  })
+  .refine((b) => b.version === undefined || b.alias === undefined, {
+    message: "send at most one of version, alias",
+    path: ["alias"],
   })
   .openapi("PredictRequest");
 

@@ -9,7 +9,7 @@ import type { Config } from "../config.ts";
 import { HeadstartError, ValidationError } from "../errors.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { type LogRegModel, logRegFromJson, predictProbaLogReg } from "./logreg.ts";
-import { type HeadDocument, type Report, readAlias, readHeadVersion } from "./version.ts";
+import { type HeadDocument, type Report, readHeadVersion, resolveHeadRef } from "./version.ts";
 
 export interface LoadedHead {
   doc: HeadDocument;
@@ -26,8 +26,13 @@ export interface Prediction {
 const MAX_CACHED = 64;
 const loaded = new Map<string, Promise<LoadedHead>>();
 
-export async function loadHead(store: ObjectStore, head: string, version?: string): Promise<LoadedHead> {
-  const v = version ?? (await readAlias(store, head))?.value.version;
+export async function loadHead(
+  store: ObjectStore,
+  head: string,
+  version?: string,
+  alias?: string,
+): Promise<LoadedHead> {
+  const v = version ?? (await resolveHeadRef(store, { head, alias }));
   const key = `${store.url}\0${head}\0${v ?? ""}`;
   let promise = loaded.get(key);
   if (!promise) {

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
-import { ConflictError, NotFoundError, PreconditionFailedError } from "../errors.ts";
+import { ConflictError, NotFoundError, PreconditionFailedError, ValidationError } from "../errors.ts";
 import { assertName, keys } from "../layout.ts";
 import { getJson, putJson } from "../store/json.ts";
 import type { ObjectStore } from "../store/types.ts";
@@ -62,8 +62,43 @@ export const Alias = z.object({
   head: z.string(),
   alias: z.string(),
   version: z.string(),
+  /** Where the alias pointed before its last move: what `rollback` returns to. */
+  previous: z.string().optional(),
   updatedAt: z.string(),
 });
+
+/** `head`, `head@version` or `head:alias`: which version of a head a caller means. */
+export interface HeadRef {
+  head: string;
+  version?: string;
+  alias?: string;
+}
+
+export function parseHeadRef(ref: string, field = "head"): HeadRef {
+  const m = /^([^@:]+)(?:@([^@:]+)|:([^@:]+))?$/.exec(ref);
+  if (!m)
+    throw new ValidationError(
+      `invalid head reference ${JSON.stringify(ref)}: use head, head@version or head:alias`,
+      { field },
+    );
+  const out: HeadRef = { head: assertName("head", m[1], field) };
+  if (m[2] !== undefined) out.version = assertName("version", m[2], field);
+  if (m[3] !== undefined) out.alias = assertName("alias", m[3], field);
+  return out;
+}
+
+/** The version a reference names: itself, its alias's target, or the `live` alias's. */
+export async function resolveHeadRef(store: ObjectStore, ref: HeadRef): Promise<string> {
+  if (ref.version) return ref.version;
+  const alias = ref.alias ?? "live";
+  const found = await readAlias(store, ref.head, alias);
+  if (!found) {
+    throw new NotFoundError(alias === "live" ? `head ${ref.head}` : `alias ${alias} of head ${ref.head}`, {
+      field: "head",
+    });
+  }
+  return found.value.version;
+}
 
 /** Sortable by creation time, unique without coordination. */
 export function newVersionId(now = new Date()): string {
@@ -106,7 +141,13 @@ export async function setAlias(
       },
     );
   }
-  const body = { head, alias, version, updatedAt: new Date().toISOString() };
+  const body = {
+    head,
+    alias,
+    version,
+    ...(current && current.value.version !== version ? { previous: current.value.version } : {}),
+    updatedAt: new Date().toISOString(),
+  };
   try {
     await putJson(
       store,
@@ -122,6 +163,23 @@ export async function setAlias(
     }
     throw err;
   }
+}
+
+/** Moves `alias` back to where it pointed before its last move. */
+export async function rollbackAlias(
+  store: ObjectStore,
+  head: string,
+  alias = "live",
+): Promise<{ from: string; to: string }> {
+  const current = await readAlias(store, head, alias);
+  if (!current) throw new NotFoundError(`alias ${alias} of head ${head}`, { field: "alias" });
+  const to = current.value.previous;
+  if (!to)
+    throw new ConflictError(`alias ${alias} of head ${head} has no previous version to roll back to`, {
+      field: "alias",
+    });
+  await setAlias(store, head, to, { alias, expectedVersion: current.value.version });
+  return { from: current.value.version, to };
 }
 
 export async function listVersions(store: ObjectStore, head: string): Promise<string[]> {

@@ -5,6 +5,7 @@ import {
   AnyObject,
   body,
   ErrorResponse,
+  HeadAliasParams,
   HeadParams,
   HeadVersionParams,
   PredictBody,
@@ -67,16 +68,28 @@ const version = createRoute({
 
 const promote = createRoute({
   method: "put",
-  path: "/{head}/aliases/live",
-  summary: "Point the live alias at a version (compare-and-swap with expectedVersion)",
+  path: "/{head}/aliases/{alias}",
+  summary: "Point an alias (live, canary…) at a version; compare-and-swap with expectedVersion",
   request: {
-    params: HeadParams,
+    params: HeadAliasParams,
     body: { required: true, content: { "application/json": { schema: PromoteBody } } },
   },
   responses: {
     200: { description: "Alias moved", content: { "application/json": { schema: AnyObject } } },
     ...errors,
     409: err("expectedVersion did not match"),
+  },
+});
+
+const rollback = createRoute({
+  method: "post",
+  path: "/{head}/aliases/{alias}/rollback",
+  summary: "Move an alias back to the version it pointed to before its last move",
+  request: { params: HeadAliasParams },
+  responses: {
+    200: { description: "Alias moved back", content: { "application/json": { schema: AnyObject } } },
+    ...errors,
+    409: err("No previous version, or the alias moved concurrently"),
   },
 });
 
@@ -112,10 +125,14 @@ export function headRoutes(platform: Platform) {
     return c.json(body(await platform.headVersion(head, v)), 200);
   });
   app.openapi(promote, async (c) => {
-    const { head } = c.req.valid("param");
+    const { head, alias } = c.req.valid("param");
     const body = c.req.valid("json");
-    await platform.promote(head, body.version, body.expectedVersion);
-    return c.json({ head, alias: "live", version: body.version }, 200);
+    await platform.promote(head, body.version, body.expectedVersion, alias);
+    return c.json({ head, alias, version: body.version }, 200);
+  });
+  app.openapi(rollback, async (c) => {
+    const { head, alias } = c.req.valid("param");
+    return c.json({ head, alias, ...(await platform.rollback(head, alias)) }, 200);
   });
   app.openapi(predict, async (c) => {
     const { head } = c.req.valid("param");
