@@ -12,7 +12,14 @@ import { exportDataset } from "./embed/export.ts";
 import { embedJobId, planEmbedJob } from "./embed/plan.ts";
 import type { EmbedProgress, RunShardsResult } from "./embed/run.ts";
 import { NotFoundError, ValidationError } from "./errors.ts";
-import { loadHead, type Prediction, predictEmbeddings, predictTexts } from "./heads/predict.ts";
+import { MAX_NEIGHBORS, neighborIndex } from "./heads/neighbors.ts";
+import {
+  embeddingsToVectors,
+  embedTexts,
+  loadHead,
+  type Prediction,
+  predictVectors,
+} from "./heads/predict.ts";
 import { type TrainOptions, type TrainResult, trainHead } from "./heads/train.ts";
 import type { TrainDispatcher, TrainRequest } from "./heads/train-dispatch.ts";
 import {
@@ -44,6 +51,8 @@ export interface PredictRequest {
   embeddings?: number[][];
   version?: string;
   alias?: string;
+  /** Also return the k most similar training items per input. */
+  neighbors?: number;
 }
 
 export class Platform {
@@ -170,9 +179,24 @@ export class Platform {
     }
     const head = ref.head;
     const loaded = await loadHead(this.store, head, version, alias);
-    const predictions = req.inputs
-      ? await predictTexts(this.store, loaded, req.inputs, this.config)
-      : predictEmbeddings(loaded, req.embeddings!);
+    const n = req.inputs ? req.inputs.length : req.embeddings!.length;
+    const vectors = req.inputs
+      ? await embedTexts(this.store, loaded, req.inputs, this.config)
+      : embeddingsToVectors(loaded, req.embeddings!);
+    const predictions: Prediction[] = predictVectors(loaded, vectors, n);
+    if (req.neighbors !== undefined) {
+      if (!Number.isInteger(req.neighbors) || req.neighbors < 1 || req.neighbors > MAX_NEIGHBORS) {
+        throw new ValidationError(`neighbors must be an integer in 1..${MAX_NEIGHBORS}`, {
+          field: "neighbors",
+        });
+      }
+      const backbone = await resolveBackbone(this.store, loaded.doc.backbone.id, this.config);
+      const index = await neighborIndex(this.store, loaded.doc, backbone);
+      const dim = loaded.doc.backbone.dim;
+      predictions.forEach((p, i) => {
+        p.neighbors = index.query(vectors.subarray(i * dim, (i + 1) * dim), req.neighbors!);
+      });
+    }
     return { head, version: loaded.doc.version, predictions };
   }
 

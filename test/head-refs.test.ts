@@ -89,3 +89,67 @@ describe("head references, aliases and rollback", () => {
       if (r.status === "rejected") assert.equal((r.reason as Error).name, "ConflictError");
   });
 });
+
+describe("explanations by example", () => {
+  let ctx: Awaited<ReturnType<typeof tinyPlatform>>;
+  before(async () => {
+    ctx = await tinyPlatform();
+    await ctx.platform.putManifest(
+      "tiny",
+      "jsonl",
+      toJsonlText([
+        { id: "p1", text: "great fun", label: "pos" },
+        { id: "p2", text: "wonderful brilliant", label: "pos" },
+        { id: "n1", text: "awful boring", label: "neg" },
+        { id: "n2", text: "dull worst", label: "neg" },
+        { id: "t1", text: "great great great", label: "pos", split: "test" },
+        { id: "t2", text: "awful awful", label: "neg", split: "test" },
+      ]),
+    );
+    await ctx.platform.embed("tiny");
+    await ctx.platform.train({ dataset: "tiny", head: "tiny" });
+  });
+  after(() => ctx.cleanup());
+
+  test("returns the k nearest training items by cosine, never test items", async () => {
+    const out = await ctx.platform.predict("tiny", { inputs: ["great fun"], neighbors: 3 });
+    const [p] = out.predictions;
+    assert.equal(p.neighbors?.length, 3);
+    assert.equal(p.neighbors?.[0].id, "p1", "an identical training text is the nearest");
+    assert.ok(Math.abs((p.neighbors?.[0].similarity ?? 0) - 1) < 1e-5);
+    const sims = p.neighbors!.map((n) => n.similarity);
+    assert.deepEqual(
+      [...sims].sort((a, b) => b - a),
+      sims,
+      "most similar first",
+    );
+    assert.ok(!p.neighbors!.some((n) => n.id.startsWith("t")), "test rows are not training items");
+    const all = await ctx.platform.predict("tiny", { inputs: ["great fun"], neighbors: 50 });
+    assert.equal(all.predictions[0].neighbors?.length, 4, "at most the training set");
+  });
+
+  test("works for ready embeddings, and k is validated", async () => {
+    const spec = await ctx.platform.backbone();
+    const zero = new Array(spec.dim).fill(0);
+    const out = await ctx.platform.predict("tiny", { embeddings: [zero], neighbors: 2 });
+    assert.deepEqual(
+      out.predictions[0].neighbors?.map((n) => n.similarity),
+      [0, 0],
+      "a zero vector is similar to nothing",
+    );
+    await assert.rejects(ctx.platform.predict("tiny", { inputs: ["x"], neighbors: 0 }), {
+      name: "ValidationError",
+    });
+    const app = createApp(ctx.platform, createLogger("silent"));
+    const res = await app.request("/v1/heads/tiny/predict", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ inputs: ["dull"], neighbors: 1 }),
+    });
+    const body = (await res.json()) as {
+      predictions: Array<{ neighbors: Array<{ id: string; label: string }> }>;
+    };
+    assert.equal(res.status, 200);
+    assert.equal(body.predictions[0].neighbors[0].label, "neg");
+  });
+});

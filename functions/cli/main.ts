@@ -188,6 +188,7 @@ program
   .option("--text <text...>", "one or more texts")
   .option("--input <file.jsonl>", 'a JSONL file with one {"text": …} per line')
   .option("--version <version>", "a specific head version instead of the live one")
+  .option("--neighbors <k>", "also show the k most similar training items", intOption("neighbors"))
   .action(async (head: string, opts, cmd: Command) => {
     const { platform, json } = context(cmd);
     let texts: string[];
@@ -222,14 +223,27 @@ program
     let version = "";
     for (let i = 0; i < texts.length; i += MAX_PREDICT_BATCH) {
       const batch = texts.slice(i, i + MAX_PREDICT_BATCH);
-      const r = await platform.predict(head, { inputs: batch, version: opts.version });
+      const r = await platform.predict(head, {
+        inputs: batch,
+        version: opts.version,
+        neighbors: opts.neighbors,
+      });
       version = r.version;
       predictions.push(...r.predictions);
     }
     output(
       json,
       { head, version, predictions },
-      predictions.map((p, i) => `${p.label}\t${p.score.toFixed(4)}\t${texts[i].slice(0, 80)}`).join("\n"),
+      predictions
+        .map((p, i) =>
+          [
+            `${p.label}\t${p.score.toFixed(4)}\t${texts[i].slice(0, 80)}`,
+            ...(p.neighbors ?? []).map(
+              (n) => `  ~ ${n.similarity.toFixed(3)}\t${n.id}\t${String(n.label ?? "")}`,
+            ),
+          ].join("\n"),
+        )
+        .join("\n"),
     );
   });
 

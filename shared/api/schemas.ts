@@ -70,6 +70,15 @@ export const PredictBody = z
       .openapi({ description: `Ready embeddings from the head's backbone, at most ${MAX_EMBEDDINGS_BATCH}` }),
     version: Name.optional().openapi({ description: "A specific head version instead of the live one" }),
     alias: Name.optional().openapi({ description: "The version another alias points to (e.g. canary)" }),
+    neighbors: z
+      .number()
+      .int()
+      .min(1)
+      .max(50)
+      .optional()
+      .openapi({
+        description: "Also return the k most similar training items (id, label, cosine similarity)",
+      }),
   })
   .refine((b) => (b.inputs === undefined) !== (b.embeddings === undefined), {
     message: "send exactly one of inputs, embeddings",
@@ -86,7 +95,20 @@ export const PredictResponse = z
     head: z.string(),
     version: z.string(),
     predictions: z.array(
-      z.object({ label: z.string(), score: z.number(), scores: z.record(z.string(), z.number()) }),
+      z.object({
+        label: z.string(),
+        score: z.number(),
+        scores: z.record(z.string(), z.number()),
+        neighbors: z
+          .array(
+            z.object({
+              id: z.string(),
+              label: z.union([z.string(), z.number(), z.array(z.string())]).optional(),
+              similarity: z.number(),
+            }),
+          )
+          .optional(),
+      }),
     ),
   })
   .openapi("PredictResponse");

@@ -187,9 +187,12 @@ export async function readDatasetStatus(
 export async function readDatasetRows(
   store: ObjectStore,
   dataset: string,
+  /** A specific (earlier) version instead of the current one. */
+  atVersion?: string,
 ): Promise<{ rows: DatasetRow[]; version: string } | undefined> {
-  const status = await readDatasetStatus(store, dataset);
-  if (!status?.version) return undefined;
+  const version = atVersion ?? (await readDatasetStatus(store, dataset))?.version;
+  if (!version) return undefined;
+  const status = { version };
   const key = keys.datasetRows(dataset, status.version);
   const obj = await store.get(key);
   if (!obj)

@@ -28,8 +28,10 @@ export async function loadEmbeddedDataset(
   store: ObjectStore,
   dataset: string,
   backbone: BackboneSpec,
+  /** A specific dataset version (a head's training data) instead of the current one. */
+  version?: string,
 ): Promise<EmbeddedDataset> {
-  const current = await readDatasetRows(store, dataset);
+  const current = await readDatasetRows(store, dataset, version);
   if (!current) throw new NotFoundError(`dataset ${dataset}`, { field: "dataset" });
   const cache = await loadCache(store, backbone.id, dataset, backbone.sha256);
   const rows: DatasetRow[] = [];

@@ -9,6 +9,7 @@ import type { Config } from "../config.ts";
 import { HeadstartError, ValidationError } from "../errors.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { type LogRegModel, logRegFromJson, predictProbaLogReg } from "./logreg.ts";
+import type { Neighbor } from "./neighbors.ts";
 import { type HeadDocument, type Report, readHeadVersion, resolveHeadRef } from "./version.ts";
 
 export interface LoadedHead {
@@ -21,6 +22,8 @@ export interface Prediction {
   label: string;
   score: number;
   scores: Record<string, number>;
+  /** With `neighbors: k`: the most similar training items. */
+  neighbors?: Neighbor[];
 }
 
 const MAX_CACHED = 64;
@@ -68,6 +71,14 @@ export function predictEmbeddings(
   head: LoadedHead,
   embeddings: readonly (readonly number[])[],
 ): Prediction[] {
+  return predictVectors(head, embeddingsToVectors(head, embeddings), embeddings.length);
+}
+
+/** Validated ready embeddings as one row-major matrix. */
+export function embeddingsToVectors(
+  head: LoadedHead,
+  embeddings: readonly (readonly number[])[],
+): Float32Array {
   const dim = head.doc.backbone.dim;
   const flat = new Float32Array(embeddings.length * dim);
   embeddings.forEach((row, i) => {
@@ -88,7 +99,7 @@ export function predictEmbeddings(
       flat[i * dim + j] = row[j];
     }
   });
-  return predictVectors(head, flat, embeddings.length);
+  return flat;
 }
 
 /** Raw text inputs: embedded with the head's backbone on this machine, then classified. */
@@ -98,6 +109,16 @@ export async function predictTexts(
   texts: readonly string[],
   config: Pick<Config, "modelsDir">,
 ): Promise<Prediction[]> {
+  return predictVectors(head, await embedTexts(store, head, texts, config), texts.length);
+}
+
+/** Texts embedded with the head's own backbone (refusing a replaced one). */
+export async function embedTexts(
+  store: ObjectStore,
+  head: LoadedHead,
+  texts: readonly string[],
+  config: Pick<Config, "modelsDir">,
+): Promise<Float32Array> {
   const embedder = await loadEmbedder(store, head.doc.backbone.id, config);
   if (embedder.spec.sha256 !== head.doc.backbone.sha256) {
     throw new HeadstartError(
@@ -108,6 +129,5 @@ export async function predictTexts(
     );
   }
   // Normalized exactly as cached training items were, so serving matches training.
-  const vectors = await embedder.embed(texts.map((text) => ({ text: normalizeText(text) })));
-  return predictVectors(head, vectors, texts.length);
+  return embedder.embed(texts.map((text) => ({ text: normalizeText(text) })));
 }
