@@ -70,15 +70,9 @@ export const PredictBody = z
       .openapi({ description: `Ready embeddings from the head's backbone, at most ${MAX_EMBEDDINGS_BATCH}` }),
     version: Name.optional().openapi({ description: "A specific head version instead of the live one" }),
     alias: Name.optional().openapi({ description: "The version another alias points to (e.g. canary)" }),
-    neighbors: z
-      .number()
-      .int()
-      .min(1)
-      .max(50)
-      .optional()
-      .openapi({
-        description: "Also return the k most similar training items (id, label, cosine similarity)",
-      }),
+    neighbors: z.number().int().min(1).max(50).optional().openapi({
+      description: "Also return the k most similar training items (id, label, cosine similarity)",
+    }),
   })
   .refine((b) => (b.inputs === undefined) !== (b.embeddings === undefined), {
     message: "send exactly one of inputs, embeddings",
