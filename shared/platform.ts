@@ -6,7 +6,7 @@ import { listBackbones, loadEmbedder, publishBackbone, resolveBackbone } from ".
 import type { BackboneSpec } from "./backbone/spec.ts";
 import { listCommits } from "./cache/shards.ts";
 import { type Config, configToEnv } from "./config.ts";
-import { ingestDataset, readDatasetStatus, uploadDataset } from "./datasets/ingest.ts";
+import { ingestDataset, putManifest, readDatasetStatus, uploadDataset } from "./datasets/ingest.ts";
 import type { DatasetStatus } from "./datasets/status.ts";
 import { exportDataset } from "./embed/export.ts";
 import { embedJobId, planEmbedJob } from "./embed/plan.ts";
@@ -103,10 +103,8 @@ export class Platform {
     format: "jsonl" | "csv",
     body: Uint8Array | string,
   ): Promise<DatasetStatus> {
-    const key = keys.manifest(dataset, format);
-    await this.store.delete(keys.manifest(dataset, format === "csv" ? "jsonl" : "csv"));
-    await this.store.put(key, body, { contentType: format === "csv" ? "text/csv" : "application/x-ndjson" });
-    return ingestDataset(this.store, dataset, { manifestKey: key });
+    const manifestKey = await putManifest(this.store, dataset, format, body);
+    return ingestDataset(this.store, dataset, { manifestKey });
   }
 
   ingest(dataset: string, manifestKey?: string): Promise<DatasetStatus> {

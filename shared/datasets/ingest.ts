@@ -234,13 +234,27 @@ export async function uploadDataset(store: ObjectStore, dataset: string, localPa
       await store.put(keys.datasetFile(dataset, rel), await fs.readFile(file));
     }
   }
-  const format = manifestFormatOf(basename(manifestPath));
+  return putManifest(
+    store,
+    dataset,
+    manifestFormatOf(basename(manifestPath)),
+    await fs.readFile(manifestPath),
+  );
+}
+
+/**
+ * Stores a dataset's manifest in one format. The new manifest is written before the other
+ * format's is removed, so a failed write never leaves the dataset without one.
+ */
+export async function putManifest(
+  store: ObjectStore,
+  dataset: string,
+  format: ManifestFormat,
+  body: Uint8Array | string,
+): Promise<string> {
   const key = keys.manifest(dataset, format);
-  const other = keys.manifest(dataset, format === "csv" ? "jsonl" : "csv");
-  await store.delete(other);
-  await store.put(key, await fs.readFile(manifestPath), {
-    contentType: format === "csv" ? "text/csv" : "application/x-ndjson",
-  });
+  await store.put(key, body, { contentType: format === "csv" ? "text/csv" : "application/x-ndjson" });
+  await store.delete(keys.manifest(dataset, format === "csv" ? "jsonl" : "csv"));
   return key;
 }
 
