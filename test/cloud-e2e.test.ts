@@ -18,15 +18,15 @@ import { ValidationError } from "../shared/errors.ts";
 import { readJob } from "../shared/jobs/job.ts";
 import { SageMakerJobRunner } from "../shared/jobs/sagemaker-runner.ts";
 import { keys } from "../shared/layout.ts";
-import { Platform } from "../shared/platform.ts";
+import type { Platform } from "../shared/platform.ts";
 import type { S3Store } from "../shared/store/s3.ts";
 import { tempDir } from "./helpers/platform.ts";
 import {
   type BucketNotifications,
-  createS3TestStore,
   listenForBucketNotifications,
   type S3Server,
   s3Env,
+  s3TestPlatform,
   startS3Server,
 } from "./helpers/s3-server.ts";
 import {
@@ -69,22 +69,9 @@ describe("cloud path: bucket upload → ingest → SageMaker (stand-in) → job-
     async () => {
       dir = await tempDir("headstart-cloud-e2e-");
       s3 = await startS3Server();
-      store = await createS3TestStore(s3, { prefix: PREFIX, scratchDir: join(dir, "scratch") });
+      ({ store, platform } = await s3TestPlatform(s3, { dir, prefix: PREFIX, defaultBackbone: BACKBONE }));
       bucket = store.bucket;
-      const config = loadConfig(
-        {},
-        {
-          store: store.url,
-          s3Endpoint: s3.endpoint,
-          region: s3.region,
-          defaultBackbone: BACKBONE,
-          modelsDir: join(dir, "models"),
-          scratchDir: join(dir, "scratch"),
-          logLevel: "silent",
-        },
-      );
       // The operator's side: the backbone is published to the bucket once.
-      platform = new Platform(store, config);
       await writeTinyBackbone(join(dir, "backbone"));
       await platform.addBackbone(join(dir, "backbone"));
 

@@ -24,10 +24,10 @@ import { openStore } from "../shared/store/index.ts";
 import type { S3Store } from "../shared/store/s3.ts";
 import { tempDir, tinyPlatform } from "./helpers/platform.ts";
 import {
-  createS3TestStore,
   listenForBucketNotifications,
   type S3Server,
   s3Env,
+  s3TestPlatform,
   startS3Server,
 } from "./helpers/s3-server.ts";
 import { tinySentimentRows, toJsonlText, writeTinyBackbone } from "./helpers/tiny-backbone.ts";
@@ -101,21 +101,9 @@ describe("the platform on a real S3 server (radosgw), under a key prefix", { tim
     async () => {
       dir = await tempDir("headstart-s3-platform-");
       s3 = await startS3Server();
-      store = await createS3TestStore(s3, { prefix: PREFIX, scratchDir: join(dir, "scratch") });
+      ({ store, platform } = await s3TestPlatform(s3, { dir, prefix: PREFIX, defaultBackbone: BACKBONE }));
       bucket = store.bucket;
-      const config = loadConfig(
-        {},
-        {
-          store: store.url,
-          s3Endpoint: s3.endpoint,
-          region: s3.region,
-          defaultBackbone: BACKBONE,
-          modelsDir: join(dir, "models"),
-          scratchDir: join(dir, "scratch"),
-          logLevel: "silent",
-        },
-      );
-      platform = new Platform(store, config);
+
       childEnv = {
         ...process.env,
         ...s3Env(s3, bucket, PREFIX),

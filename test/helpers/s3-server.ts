@@ -28,6 +28,8 @@ import {
   S3Client,
 } from "@aws-sdk/client-s3";
 import { CreateTopicCommand, DeleteTopicCommand, SNSClient } from "@aws-sdk/client-sns";
+import { type Config, loadConfig } from "../../shared/config.ts";
+import { Platform } from "../../shared/platform.ts";
 import { S3Store, type S3StoreOptions } from "../../shared/store/s3.ts";
 
 const run = promisify(execFile);
@@ -271,4 +273,29 @@ export async function listenForBucketNotifications(
       await new Promise((r) => server.close(r));
     },
   };
+}
+
+/**
+ * A platform on a fresh bucket of the test S3 server, configured as a deployment would be
+ * (endpoint, region, scratch and models folders under `dir`).
+ */
+export async function s3TestPlatform(
+  s3: S3Server,
+  opts: { dir: string; prefix: string; defaultBackbone: string },
+): Promise<{ store: S3Store; config: Config; platform: Platform }> {
+  const scratchDir = join(opts.dir, "scratch");
+  const store = await createS3TestStore(s3, { prefix: opts.prefix, scratchDir });
+  const config = loadConfig(
+    {},
+    {
+      store: store.url,
+      s3Endpoint: s3.endpoint,
+      region: s3.region,
+      defaultBackbone: opts.defaultBackbone,
+      modelsDir: join(opts.dir, "models"),
+      scratchDir,
+      logLevel: "silent",
+    },
+  );
+  return { store, config, platform: new Platform(store, config) };
 }
