@@ -16,8 +16,10 @@
  * `bias` apply to raw inputs, so prediction is one matmul plus a softmax and needs no scaler. `mean`
  * and `scale` are kept for provenance and diagnostics only.
  */
+
 import { ValidationError } from "../errors.ts";
 import { minimizeLbfgs } from "./lbfgs.ts";
+import { argmaxRows } from "./metrics.ts";
 
 export interface LogRegOptions {
   /** L2 strength on standardized weights; l2 = 1 / (C · Σw) for sklearn's C. Default 1 / Σw (C = 1). */
@@ -842,15 +844,7 @@ export function predictLogReg(
   X: Matrix,
   n: number,
 ): Int32Array {
-  const p = predictProbaLogReg(model, X, n);
-  const k = model.k;
-  const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    for (let c = 1; c < k; c++) if (p[i * k + c] > p[i * k + best]) best = c;
-    out[i] = best;
-  }
-  return out;
+  return argmaxRows(predictProbaLogReg(model, X, n), n, model.k);
 }
 
 export function logRegToJson(model: LogRegModel): LogRegJson {

@@ -104,3 +104,14 @@ export function logLoss(yTrue: Int32Array, proba: Float64Array | Float32Array, k
   }
   return sum / n;
 }
+
+/** Arg-max class per row of an n×k probability matrix (ties go to the lowest class index). */
+export function argmaxRows(proba: Float64Array | Float32Array, n: number, k: number): Int32Array {
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    for (let c = 1; c < k; c++) if (proba[i * k + c] > proba[i * k + best]) best = c;
+    out[i] = best;
+  }
+  return out;
+}

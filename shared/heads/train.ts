@@ -9,7 +9,7 @@ import { UnsupportedError, ValidationError } from "../errors.ts";
 import { assertName } from "../layout.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { fitLogReg, type LogRegModel, logRegToJson, predictProbaLogReg } from "./logreg.ts";
-import { classificationMetrics, logLoss } from "./metrics.ts";
+import { argmaxRows, classificationMetrics, logLoss } from "./metrics.ts";
 import { stratifiedKFold } from "./split.ts";
 import {
   type HeadDocument,
@@ -45,16 +45,6 @@ export interface TrainResult {
   trainSeconds: number;
   counts: Report["counts"];
   promoted: boolean;
-}
-
-function argmaxRows(proba: Float64Array, n: number, k: number): Int32Array {
-  const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    for (let c = 1; c < k; c++) if (proba[i * k + c] > proba[i * k + best]) best = c;
-    out[i] = best;
-  }
-  return out;
 }
 
 function subset(vectors: Float32Array, dim: number, idx: readonly number[]): Float32Array {
