@@ -1,0 +1,189 @@
+/**
+ * Nearest-centroid classification by cosine similarity: a few-shot head that works from one or two
+ * examples per class.
+ *
+ * Each class's centroid is the (sample-weighted) mean of its L2-normalized training rows,
+ * re-normalized to unit length, so every example counts equally whatever its norm. Prediction is
+ *   logits_c = scale · cos(x, centroid_c),   p = softmax(logits)  (max-subtracted)
+ * where `scale` is a temperature: cosines live in [-1, 1], so without it the softmax would be nearly
+ * uniform. A class with no training rows (or whose unit rows cancel out) has a zero centroid, i.e.
+ * logit 0 for every input: it stays possible but below any class the input resembles.
+ */
+import type { GraphBuilder } from "../backbone/onnx-writer.ts";
+import { ValidationError } from "../errors.ts";
+import type { HeadKind, Target } from "./kind.ts";
+import {
+  checkFiniteMatrix,
+  checkMulticlassTarget,
+  checkUnitRows,
+  float32FromBase64,
+  float32ToBase64,
+  normalizeRow,
+  onnxNormalizeRows,
+  positiveInt,
+} from "./knn.ts";
+import { numberParam, rejectUnknownParams } from "./params.ts";
+
+export interface CentroidParams {
+  [key: string]: number;
+  /** Multiplier of the cosine similarities before the softmax (inverse temperature). */
+  scale: number;
+}
+
+export interface CentroidModel {
+  d: number;
+  k: number;
+  scale: number;
+  /** k×d row-major unit centroids (zero for a class without training rows). */
+  centroids: Float32Array;
+  /** Training rows per class (provenance; not used by predict). */
+  counts: number[];
+}
+
+export interface CentroidJson {
+  type: "centroid";
+  version: 1;
+  d: number;
+  k: number;
+  scale: number;
+  /** Base64 of k×d little-endian float32. */
+  centroids: string;
+  counts: number[];
+}
+
+export function fitCentroid(
+  X: Float32Array,
+  n: number,
+  d: number,
+  target: Target,
+  params: CentroidParams,
+): CentroidModel {
+  if (!Number.isInteger(d) || d < 1)
+    throw new ValidationError("d must be a positive integer", { field: "d" });
+  checkFiniteMatrix(X, n, d);
+  const { y, k, sampleWeight } = checkMulticlassTarget(target, n, "centroid");
+  const sums = new Float64Array(k * d);
+  const counts = new Array<number>(k).fill(0);
+  const unit = new Float32Array(d);
+  for (let i = 0; i < n; i++) {
+    const w = sampleWeight ? sampleWeight[i] : 1;
+    counts[y[i]]++;
+    if (w === 0) continue;
+    normalizeRow(X, i * d, d, unit, 0);
+    const o = y[i] * d;
+    for (let j = 0; j < d; j++) sums[o + j] += w * unit[j];
+  }
+  // The mean's 1/Σw drops out under re-normalization, so the weighted sum is normalized directly.
+  const centroids = new Float32Array(k * d);
+  for (let c = 0; c < k; c++) {
+    let ss = 0;
+    for (let j = 0; j < d; j++) ss += sums[c * d + j] * sums[c * d + j];
+    const inv = ss > 0 ? 1 / Math.sqrt(ss) : 0;
+    for (let j = 0; j < d; j++) centroids[c * d + j] = sums[c * d + j] * inv;
+  }
+  return { d, k, scale: params.scale, centroids, counts };
+}
+
+/** Class probabilities, n×k row-major. */
+export function predictCentroid(model: CentroidModel, X: Float32Array, n: number): Float64Array {
+  const { d, k, scale, centroids } = model;
+  checkFiniteMatrix(X, n, d);
+  const out = new Float64Array(n * k);
+  const q = new Float64Array(d);
+  for (let i = 0; i < n; i++) {
+    let ss = 0;
+    for (let j = 0; j < d; j++) ss += X[i * d + j] * X[i * d + j];
+    const inv = ss > 0 ? 1 / Math.sqrt(ss) : 0;
+    for (let j = 0; j < d; j++) q[j] = X[i * d + j] * inv;
+    const o = i * k;
+    let zmax = Number.NEGATIVE_INFINITY;
+    for (let c = 0; c < k; c++) {
+      let s = 0;
+      for (let j = 0; j < d; j++) s += centroids[c * d + j] * q[j];
+      const z = scale * s;
+      out[o + c] = z;
+      if (z > zmax) zmax = z;
+    }
+    let sum = 0;
+    for (let c = 0; c < k; c++) {
+      const e = Math.exp(out[o + c] - zmax);
+      out[o + c] = e;
+      sum += e;
+    }
+    for (let c = 0; c < k; c++) out[o + c] /= sum;
+  }
+  return out;
+}
+
+/** normalize → Gemm against the centroids → × scale → Softmax. */
+export function centroidToOnnx(model: CentroidModel, g: GraphBuilder, input: string): string {
+  const unit = onnxNormalizeRows(g, input, "centroid");
+  const c = g.initializer(g.fresh("centroid_c"), "float32", [model.k, model.d], model.centroids);
+  const [cos] = g.node("Gemm", [unit, c], 1, { transB: 1 });
+  const [logits] = g.node("Mul", [cos, g.constant("float32", [model.scale], [])], 1);
+  const [proba] = g.node("Softmax", [logits], 1, { axis: 1 });
+  return proba;
+}
+
+export function centroidToJson(model: CentroidModel): CentroidJson {
+  return {
+    type: "centroid",
+    version: 1,
+    d: model.d,
+    k: model.k,
+    scale: model.scale,
+    centroids: float32ToBase64(model.centroids),
+    counts: [...model.counts],
+  };
+}
+
+export function centroidFromJson(input: unknown): CentroidModel {
+  const obj = typeof input === "string" ? (JSON.parse(input) as unknown) : input;
+  if (typeof obj !== "object" || obj === null)
+    throw new ValidationError("centroid head must be a JSON object");
+  const o = obj as Record<string, unknown>;
+  if (o.type !== "centroid") throw new ValidationError('type must be "centroid"', { field: "type" });
+  if (o.version !== 1) {
+    throw new ValidationError(`unsupported centroid version ${String(o.version)}`, { field: "version" });
+  }
+  const d = positiveInt(o, "d", 1);
+  const k = positiveInt(o, "k", 1);
+  if (typeof o.scale !== "number" || !Number.isFinite(o.scale) || o.scale <= 0) {
+    throw new ValidationError("scale must be a finite number > 0", { field: "scale" });
+  }
+  const centroids = float32FromBase64(o.centroids, k * d, "centroids");
+  checkUnitRows(centroids, k, d, "centroids");
+  if (
+    !Array.isArray(o.counts) ||
+    o.counts.length !== k ||
+    !o.counts.every((v) => typeof v === "number" && Number.isInteger(v) && v >= 0)
+  ) {
+    throw new ValidationError(`counts must be an array of ${k} non-negative integers`, { field: "counts" });
+  }
+  return { d, k, scale: o.scale, centroids, counts: [...(o.counts as number[])] };
+}
+
+const PARAMS = ["scale"] as const;
+
+export const centroidKind: HeadKind<CentroidModel, CentroidParams> = {
+  type: "centroid",
+  task: "multiclass",
+  description: "nearest class centroid by cosine similarity, softmax over scale · cosine (few-shot)",
+  resolveParams(input) {
+    rejectUnknownParams("centroid", input, PARAMS);
+    return { scale: numberParam(input, "scale", 10, { exclusiveMin: 0 }) };
+  },
+  grid() {
+    // A smaller scale gives softer probabilities: the simpler candidate comes first.
+    return [5, 10, 30].map((scale) => ({ scale }));
+  },
+  async fit(X, n, d, target, params) {
+    return fitCentroid(X, n, d, target, params);
+  },
+  async predict(model, X, n) {
+    return predictCentroid(model, X, n);
+  },
+  toJson: (model) => centroidToJson(model) as unknown as Record<string, unknown>,
+  fromJson: centroidFromJson,
+  toOnnx: centroidToOnnx,
+};

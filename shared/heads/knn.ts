@@ -1,0 +1,522 @@
+/**
+ * k-nearest-neighbour classification by cosine similarity, for few-shot and many-shot heads alike.
+ *
+ * Training rows are stored L2-normalized (as in neighbors.ts: a zero vector stays zero, so its
+ * similarity to everything is 0, never NaN). A query's neighbours are the `neighbors` training rows
+ * with the highest cosine similarity; on equal similarity the lower training index ranks first.
+ *
+ * Votes: neighbour j of a query votes for its class with
+ *   uniform:     v_j = r_j
+ *   similarity:  v_j = r_j · (max(sim_j, 0) + VOTE_EPS)
+ * where r_j is the training row's weight (1, or the class-balanced / sample weight of the fit).
+ * VOTE_EPS keeps a vote alive when a neighbour is orthogonal or opposite to the query, so a row's
+ * total vote is never zero and a query whose neighbours all have sim ≤ 0 still gets their
+ * majority (uniform) instead of 0/0.
+ *
+ * Probabilities: p_c = (1 − PROBA_SMOOTHING) · votes_c / Σ votes + PROBA_SMOOTHING / k, so a class no
+ * neighbour voted for keeps a small non-zero probability and log-loss stays finite (≤ −log(1e-6 / k)).
+ *
+ * Large predictions run similarity + top-k in onnxruntime (Gemm + TopK) in query blocks; small
+ * ones stay in JavaScript (float64 dot products of the float32 unit vectors). The two paths agree up
+ * to float32 rounding of the similarities, so they can order near-ties (|Δsim| ≲ 1e-7) differently.
+ */
+import { endianness } from "node:os";
+import { Tensor } from "onnxruntime-node";
+import type { GraphBuilder } from "../backbone/onnx-writer.ts";
+import { GraphBuilder as Builder } from "../backbone/onnx-writer.ts";
+import { ValidationError } from "../errors.ts";
+import { CLASS_WEIGHT_MODES, type ClassWeightMode, classSampleWeights } from "./class-weight.ts";
+import type { HeadKind, Target } from "./kind.ts";
+import { graphSession } from "./ort-graph.ts";
+import { enumParam, numberParam, rejectUnknownParams } from "./params.ts";
+
+/** Added to max(sim, 0) in similarity voting so that no neighbour's vote vanishes. */
+export const VOTE_EPS = 1e-6;
+/** Share of probability mass spread uniformly over the classes (keeps log-loss finite). */
+export const PROBA_SMOOTHING = 1e-6;
+/** Below this many multiply-adds (train rows × queries × d), plain JavaScript beats session set-up. */
+const JS_MAX_WORK = 1 << 24;
+/** Similarities held per onnxruntime block (float32), which bounds its scratch memory to ~32 MB. */
+const BLOCK_SIMS = 1 << 23;
+/** Caps the normalized query copy per block when there are few training rows. */
+const MAX_BLOCK_ROWS = 1 << 14;
+
+export const KNN_WEIGHTS = ["uniform", "similarity"] as const;
+export type KnnWeights = (typeof KNN_WEIGHTS)[number];
+
+export interface KnnParams {
+  [key: string]: number | string;
+  /** Neighbours per query; clipped to the number of training rows. */
+  k: number;
+  weights: KnnWeights;
+  classWeight: ClassWeightMode;
+}
+
+export interface KnnModel {
+  d: number;
+  /** Number of classes. */
+  k: number;
+  /** Training rows kept (rows of weight 0 are dropped at fit: they could never vote). */
+  n: number;
+  /** Neighbours per query, 1 ≤ neighbors ≤ n. */
+  neighbors: number;
+  weights: KnnWeights;
+  classWeight: ClassWeightMode;
+  /** n×d row-major unit vectors (zero rows stay zero). */
+  vectors: Float32Array;
+  /** Class index per training row. */
+  labels: Int32Array;
+  /** Positive vote weight per training row (class balancing and sample weights folded in). */
+  rowWeight: Float32Array;
+}
+
+export interface KnnJson {
+  type: "knn";
+  version: 1;
+  d: number;
+  k: number;
+  n: number;
+  neighbors: number;
+  weights: KnnWeights;
+  classWeight: ClassWeightMode;
+  /** Base64 of n×d little-endian float32. */
+  vectors: string;
+  labels: number[];
+  /** Base64 of n little-endian float32. */
+  rowWeight: string;
+}
+
+// ---- shared helpers (centroid.ts uses them too) ---------------------------------------------------
+
+/** Throws unless X is an n×d matrix of finite values, naming the first bad row. */
+export function checkFiniteMatrix(X: Float32Array, n: number, d: number, field = "X"): void {
+  if (!Number.isInteger(n) || n < 0)
+    throw new ValidationError("n must be a non-negative integer", { field: "n" });
+  if (X.length !== n * d) {
+    throw new ValidationError(`${field} has ${X.length} values, expected n*d = ${n * d}`, { field });
+  }
+  for (let t = 0; t < X.length; t++) {
+    if (!Number.isFinite(X[t])) {
+      const row = Math.floor(t / d);
+      throw new ValidationError(`${field} row ${row} has a non-finite value at column ${t - row * d}`, {
+        field: `${field}[${row}]`,
+      });
+    }
+  }
+}
+
+/**
+ * The d values at src[srcOff..] scaled to unit L2 norm, written as float32 at out[outOff..]. The norm
+ * is taken in float64, where squares of float32 values can neither overflow nor underflow; a zero row
+ * stays zero.
+ */
+export function normalizeRow(
+  src: Float32Array,
+  srcOff: number,
+  d: number,
+  out: Float32Array,
+  outOff: number,
+): void {
+  let ss = 0;
+  for (let j = 0; j < d; j++) ss += src[srcOff + j] * src[srcOff + j];
+  const inv = ss > 0 ? 1 / Math.sqrt(ss) : 0;
+  for (let j = 0; j < d; j++) out[outOff + j] = src[srcOff + j] * inv;
+}
+
+/**
+ * ONNX nodes for the same normalization: x is first divided by its row's max |x| so the float32
+ * sum of squares can neither overflow nor underflow, then by the L2 norm. Each divisor is floored at
+ * the smallest normal float32, which leaves a zero row zero instead of NaN. (Rows made only of
+ * denormals may be flushed to zero by the runtime; predict in JS would still normalize them.)
+ */
+export function onnxNormalizeRows(g: GraphBuilder, input: string, prefix: string): string {
+  const tiny = g.constant("float32", [1.1754943508222875e-38], []);
+  const [abs] = g.node("Abs", [input], 1);
+  const [maxAbs] = g.node("ReduceMax", [abs], 1, { axes: [1], keepdims: 1 });
+  const [d1] = g.node("Max", [maxAbs, tiny], 1);
+  const [scaled] = g.node("Div", [input, d1], 1);
+  const [ss] = g.node("ReduceSumSquare", [scaled], 1, { axes: [1], keepdims: 1 });
+  const [norm] = g.node("Sqrt", [ss], 1);
+  const [d2] = g.node("Max", [norm, tiny], 1);
+  const [unit] = g.node("Div", [scaled, d2], [g.fresh(`${prefix}_unit`)]);
+  return unit;
+}
+
+function assertLittleEndian(): void {
+  if (endianness() !== "LE") throw new ValidationError("float32 base64 fields need a little-endian host");
+}
+
+export function float32ToBase64(a: Float32Array): string {
+  assertLittleEndian();
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString("base64");
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** Decodes `length` finite float32 values; Buffer silently skips bad characters, so check first. */
+export function float32FromBase64(v: unknown, length: number, field: string): Float32Array {
+  assertLittleEndian();
+  if (typeof v !== "string") throw new ValidationError(`${field} must be a base64 string`, { field });
+  if (v.length % 4 !== 0 || !BASE64.test(v)) {
+    throw new ValidationError(`${field} is not valid base64`, { field });
+  }
+  const bytes = Buffer.from(v, "base64");
+  if (bytes.length !== length * 4) {
+    throw new ValidationError(`${field} holds ${bytes.length / 4} float32 values, expected ${length}`, {
+      field,
+    });
+  }
+  // Copy: Buffer slices from the pool need not be 4-byte aligned for a Float32Array view.
+  const out = new Float32Array(length);
+  new Uint8Array(out.buffer).set(bytes);
+  for (let i = 0; i < length; i++) {
+    if (!Number.isFinite(out[i])) throw new ValidationError(`${field}[${i}] is not finite`, { field });
+  }
+  return out;
+}
+
+/** Validated multiclass labels and optional sample weights of a fit. */
+export function checkMulticlassTarget(
+  target: Target,
+  n: number,
+  type: string,
+): { y: Int32Array; k: number; sampleWeight?: Float64Array } {
+  if (target.task !== "multiclass") throw new TypeError(`${type} fits multiclass targets`);
+  const { y, k, sampleWeight } = target;
+  if (!Number.isInteger(k) || k < 1)
+    throw new ValidationError("k must be a positive integer", { field: "k" });
+  if (y.length !== n) throw new ValidationError(`y has ${y.length} labels, expected ${n}`, { field: "y" });
+  for (let i = 0; i < n; i++) {
+    if (y[i] < 0 || y[i] >= k)
+      throw new ValidationError(`y[${i}] = ${y[i]} is not a class in 0..${k - 1}`, { field: `y[${i}]` });
+  }
+  if (sampleWeight) {
+    if (sampleWeight.length !== n) {
+      throw new ValidationError(`sampleWeight has ${sampleWeight.length} values, expected ${n}`, {
+        field: "sampleWeight",
+      });
+    }
+    for (let i = 0; i < n; i++) {
+      if (!(sampleWeight[i] >= 0 && Number.isFinite(sampleWeight[i]))) {
+        throw new ValidationError(`sampleWeight[${i}] must be a finite number >= 0`, {
+          field: `sampleWeight[${i}]`,
+        });
+      }
+    }
+  }
+  return { y, k, ...(sampleWeight ? { sampleWeight } : {}) };
+}
+
+export function positiveInt(o: Record<string, unknown>, name: string, min: number): number {
+  const v = o[name];
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
+    throw new ValidationError(`${name} must be an integer >= ${min}`, { field: name });
+  }
+  return v;
+}
+
+// ---- fit / predict ---------------------------------------------------------------------------------
+
+export function fitKnn(X: Float32Array, n: number, d: number, target: Target, params: KnnParams): KnnModel {
+  if (!Number.isInteger(d) || d < 1)
+    throw new ValidationError("d must be a positive integer", { field: "d" });
+  checkFiniteMatrix(X, n, d);
+  const { y, k, sampleWeight } = checkMulticlassTarget(target, n, "knn");
+  const w = classSampleWeights(y, k, params.classWeight, sampleWeight);
+  const keep: number[] = [];
+  for (let i = 0; i < n; i++) if (!w || Math.fround(w[i]) > 0) keep.push(i);
+  if (keep.length === 0)
+    throw new ValidationError("knn needs at least one training row of positive weight", { field: "X" });
+  const m = keep.length;
+  const vectors = new Float32Array(m * d);
+  const labels = new Int32Array(m);
+  const rowWeight = new Float32Array(m).fill(1);
+  keep.forEach((src, i) => {
+    normalizeRow(X, src * d, d, vectors, i * d);
+    labels[i] = y[src];
+    if (w) rowWeight[i] = w[src];
+  });
+  return {
+    d,
+    k,
+    n: m,
+    neighbors: Math.min(Math.max(1, Math.floor(params.k)), m),
+    weights: params.weights,
+    classWeight: params.classWeight,
+    vectors,
+    labels,
+    rowWeight,
+  };
+}
+
+/** Turns each query's neighbour list into smoothed vote shares, written into `out` rows. */
+function vote(
+  model: KnnModel,
+  idx: ArrayLike<number | bigint>,
+  sim: ArrayLike<number>,
+  rows: number,
+  out: Float64Array,
+  outRow: number,
+): void {
+  const { k, neighbors: kk, labels, rowWeight } = model;
+  const bySim = model.weights === "similarity";
+  const keepShare = 1 - PROBA_SMOOTHING;
+  const floor = PROBA_SMOOTHING / k;
+  for (let r = 0; r < rows; r++) {
+    const o = (outRow + r) * k;
+    let total = 0;
+    for (let j = 0; j < kk; j++) {
+      const t = Number(idx[r * kk + j]);
+      let v = rowWeight[t];
+      if (bySim) v *= Math.max(sim[r * kk + j], 0) + VOTE_EPS;
+      out[o + labels[t]] += v;
+      total += v;
+    }
+    // total > 0: every kept row has a positive weight and every vote factor is ≥ VOTE_EPS.
+    const sc = keepShare / total;
+    for (let c = 0; c < k; c++) out[o + c] = out[o + c] * sc + floor;
+  }
+}
+
+export interface KnnPredictOptions {
+  /** "auto" picks JavaScript for small problems and onnxruntime for large ones. */
+  engine?: "auto" | "js" | "ort";
+  /** Queries per onnxruntime block (default: enough to hold ~8M similarities). */
+  blockRows?: number;
+}
+
+/** Top-`kk` (index, similarity) per query in plain JS; ties keep the lower training index first. */
+function neighborsJs(model: KnnModel, X: Float32Array, m: number): { idx: Int32Array; sim: Float64Array } {
+  const { d, n, vectors, neighbors: kk } = model;
+  const idx = new Int32Array(m * kk);
+  const sim = new Float64Array(m * kk);
+  // The unit query is rounded to float32 as on the onnxruntime path, so both see the same vector.
+  const q32 = new Float32Array(d);
+  const q = new Float64Array(d);
+  for (let r = 0; r < m; r++) {
+    normalizeRow(X, r * d, d, q32, 0);
+    for (let j = 0; j < d; j++) q[j] = q32[j];
+    const bi = idx.subarray(r * kk, (r + 1) * kk);
+    const bs = sim.subarray(r * kk, (r + 1) * kk);
+    let filled = 0;
+    for (let i = 0; i < n; i++) {
+      const off = i * d;
+      let s0 = 0;
+      let s1 = 0;
+      let j = 0;
+      for (; j + 1 < d; j += 2) {
+        s0 += vectors[off + j] * q[j];
+        s1 += vectors[off + j + 1] * q[j + 1];
+      }
+      if (j < d) s0 += vectors[off + j] * q[j];
+      const s = s0 + s1;
+      // Strict comparisons: a later row never displaces an equal earlier one.
+      if (filled === kk && !(s > bs[kk - 1])) continue;
+      let pos = filled === kk ? kk - 1 : filled++;
+      while (pos > 0 && bs[pos - 1] < s) {
+        bs[pos] = bs[pos - 1];
+        bi[pos] = bi[pos - 1];
+        pos--;
+      }
+      bs[pos] = s;
+      bi[pos] = i;
+    }
+  }
+  return { idx, sim };
+}
+
+function topkGraph(d: number): Builder {
+  const g = new Builder("knn_topk");
+  g.input("q", "float32", ["B", d]);
+  g.input("u", "float32", ["M", d]);
+  g.input("kk", "int64", [1]);
+  const [sims] = g.node("Gemm", ["q", "u"], 1, { transB: 1 });
+  g.node("TopK", [sims, "kk"], ["values", "indices"], { axis: 1, largest: 1, sorted: 1 });
+  g.output("values", "float32", ["B", "K"]);
+  g.output("indices", "int64", ["B", "K"]);
+  return g;
+}
+
+/** Class probabilities, m×k row-major. */
+export async function predictKnn(
+  model: KnnModel,
+  X: Float32Array,
+  m: number,
+  opts: KnnPredictOptions = {},
+): Promise<Float64Array> {
+  const { d, k, n, neighbors: kk } = model;
+  checkFiniteMatrix(X, m, d);
+  const out = new Float64Array(m * k);
+  if (m === 0) return out;
+  const engine = opts.engine ?? "auto";
+  if (engine === "js" || (engine === "auto" && n * m * d < JS_MAX_WORK)) {
+    const { idx, sim } = neighborsJs(model, X, m);
+    vote(model, idx, sim, m, out, 0);
+    return out;
+  }
+  const block = Math.max(
+    1,
+    Math.min(
+      m,
+      Math.floor(opts.blockRows ?? Math.min(MAX_BLOCK_ROWS, Math.max(1, Math.floor(BLOCK_SIMS / n)))),
+    ),
+  );
+  const session = await graphSession(`knn-topk:${d}`, () => topkGraph(d));
+  const u = new Tensor("float32", model.vectors, [n, d]);
+  const kt = new Tensor("int64", BigInt64Array.from([BigInt(kk)]), [1]);
+  const Q = new Float32Array(block * d);
+  for (let r0 = 0; r0 < m; r0 += block) {
+    const rows = Math.min(block, m - r0);
+    for (let r = 0; r < rows; r++) normalizeRow(X, (r0 + r) * d, d, Q, r * d);
+    const q = new Tensor("float32", Q.subarray(0, rows * d), [rows, d]);
+    const res = await session.run({ q, u, kk: kt });
+    vote(model, res.indices.data as BigInt64Array, res.values.data as Float32Array, rows, out, r0);
+  }
+  return out;
+}
+
+/**
+ * ONNX export: normalize → Gemm against the unit training rows → TopK → gather each neighbour's
+ * one-hot class row (scaled by its row weight) → weight → sum → smoothed shares. TopK breaks ties by
+ * lower index, as predict does, but float32 similarities can order near-ties differently from the
+ * float64 JS path; away from ties the outputs agree to ~1e-6.
+ */
+export function knnToOnnx(model: KnnModel, g: GraphBuilder, input: string): string {
+  const { d, k, n, neighbors: kk } = model;
+  const unit = onnxNormalizeRows(g, input, "knn");
+  const u = g.initializer(g.fresh("knn_vectors"), "float32", [n, d], model.vectors);
+  const votesTable = new Float32Array(n * k);
+  for (let i = 0; i < n; i++) votesTable[i * k + model.labels[i]] = model.rowWeight[i];
+  const table = g.initializer(g.fresh("knn_votes"), "float32", [n, k], votesTable);
+  const [sims] = g.node("Gemm", [unit, u], 1, { transB: 1 });
+  const kkName = g.constant("int64", [kk]);
+  const [values, indices] = g.node("TopK", [sims, kkName], 2, { axis: 1, largest: 1, sorted: 1 });
+  let [gathered] = g.node("Gather", [table, indices], 1, { axis: 0 }); // [N, kk, k]
+  if (model.weights === "similarity") {
+    const [pos] = g.node("Max", [values, g.constant("float32", [0], [])], 1);
+    const [w] = g.node("Add", [pos, g.constant("float32", [VOTE_EPS], [])], 1);
+    const [w3] = g.node("Unsqueeze", [w, g.constant("int64", [2])], 1);
+    [gathered] = g.node("Mul", [gathered, w3], 1);
+  }
+  const [votes] = g.node("ReduceSum", [gathered, g.constant("int64", [1])], 1, { keepdims: 0 });
+  const [total] = g.node("ReduceSum", [votes, g.constant("int64", [1])], 1, { keepdims: 1 });
+  const [share] = g.node("Div", [votes, total], 1);
+  const [kept] = g.node("Mul", [share, g.constant("float32", [1 - PROBA_SMOOTHING], [])], 1);
+  const [proba] = g.node("Add", [kept, g.constant("float32", [PROBA_SMOOTHING / k], [])], 1);
+  return proba;
+}
+
+// ---- JSON -----------------------------------------------------------------------------------------
+
+export function knnToJson(model: KnnModel): KnnJson {
+  return {
+    type: "knn",
+    version: 1,
+    d: model.d,
+    k: model.k,
+    n: model.n,
+    neighbors: model.neighbors,
+    weights: model.weights,
+    classWeight: model.classWeight,
+    vectors: float32ToBase64(model.vectors),
+    labels: Array.from(model.labels),
+    rowWeight: float32ToBase64(model.rowWeight),
+  };
+}
+
+/** Rows must be unit length (or zero): predict and the ONNX graph rely on it. */
+export function checkUnitRows(v: Float32Array, n: number, d: number, field: string): void {
+  for (let i = 0; i < n; i++) {
+    let ss = 0;
+    for (let j = 0; j < d; j++) ss += v[i * d + j] * v[i * d + j];
+    if (ss !== 0 && Math.abs(Math.sqrt(ss) - 1) > 1e-3) {
+      throw new ValidationError(`${field} row ${i} is not unit length (norm ${Math.sqrt(ss)})`, { field });
+    }
+  }
+}
+
+export function knnFromJson(input: unknown): KnnModel {
+  const obj = typeof input === "string" ? (JSON.parse(input) as unknown) : input;
+  if (typeof obj !== "object" || obj === null) throw new ValidationError("knn head must be a JSON object");
+  const o = obj as Record<string, unknown>;
+  if (o.type !== "knn") throw new ValidationError('type must be "knn"', { field: "type" });
+  if (o.version !== 1)
+    throw new ValidationError(`unsupported knn version ${String(o.version)}`, { field: "version" });
+  const d = positiveInt(o, "d", 1);
+  const k = positiveInt(o, "k", 1);
+  const n = positiveInt(o, "n", 1);
+  const neighbors = positiveInt(o, "neighbors", 1);
+  if (neighbors > n) throw new ValidationError(`neighbors must be <= n = ${n}`, { field: "neighbors" });
+  if (!(KNN_WEIGHTS as readonly unknown[]).includes(o.weights)) {
+    throw new ValidationError(`weights must be one of ${KNN_WEIGHTS.join(", ")}`, { field: "weights" });
+  }
+  if (!(CLASS_WEIGHT_MODES as readonly unknown[]).includes(o.classWeight)) {
+    throw new ValidationError(`classWeight must be one of ${CLASS_WEIGHT_MODES.join(", ")}`, {
+      field: "classWeight",
+    });
+  }
+  const vectors = float32FromBase64(o.vectors, n * d, "vectors");
+  checkUnitRows(vectors, n, d, "vectors");
+  if (!Array.isArray(o.labels) || o.labels.length !== n) {
+    throw new ValidationError(`labels must be an array of ${n} class indices`, { field: "labels" });
+  }
+  const labels = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const c = o.labels[i];
+    if (typeof c !== "number" || !Number.isInteger(c) || c < 0 || c >= k) {
+      throw new ValidationError(`labels[${i}] must be a class index in 0..${k - 1}`, { field: "labels" });
+    }
+    labels[i] = c;
+  }
+  const rowWeight = float32FromBase64(o.rowWeight, n, "rowWeight");
+  for (let i = 0; i < n; i++) {
+    if (!(rowWeight[i] > 0)) throw new ValidationError(`rowWeight[${i}] must be > 0`, { field: "rowWeight" });
+  }
+  return {
+    d,
+    k,
+    n,
+    neighbors,
+    weights: o.weights as KnnWeights,
+    classWeight: o.classWeight as ClassWeightMode,
+    vectors,
+    labels,
+    rowWeight,
+  };
+}
+
+// ---- the head kind --------------------------------------------------------------------------------
+
+const PARAMS = ["k", "weights", "classWeight"] as const;
+const DEFAULT_K = 15;
+
+export const knnKind: HeadKind<KnnModel, KnnParams> = {
+  type: "knn",
+  task: "multiclass",
+  description:
+    "k-nearest neighbours by cosine similarity (k, uniform or similarity-weighted votes), optional balanced class weights",
+  resolveParams(input, n) {
+    rejectUnknownParams("knn", input, PARAMS);
+    const k = numberParam(input, "k", DEFAULT_K, { min: 1, integer: true });
+    return {
+      // Clipped again at fit, where a cross-validation fold can have fewer rows than n.
+      k: n >= 1 ? Math.min(k, n) : k,
+      weights: enumParam(input, "weights", KNN_WEIGHTS, "similarity"),
+      classWeight: enumParam(input, "classWeight", CLASS_WEIGHT_MODES, "none"),
+    };
+  },
+  grid(n) {
+    // Larger k is the smoother (simpler) model, so it comes first.
+    const ks = [...new Set([50, 15, 5].map((k) => Math.max(1, Math.min(k, n))))];
+    return ks.flatMap((k) =>
+      KNN_WEIGHTS.map((weights) => ({ k, weights, classWeight: "none" as ClassWeightMode })),
+    );
+  },
+  async fit(X, n, d, target, params) {
+    return fitKnn(X, n, d, target, params);
+  },
+  predict: (model, X, n) => predictKnn(model, X, n),
+  toJson: (model) => knnToJson(model) as unknown as Record<string, unknown>,
+  fromJson: knnFromJson,
+  toOnnx: knnToOnnx,
+};
