@@ -26,33 +26,115 @@ export const Metrics = z.object({
 });
 export type Metrics = z.infer<typeof Metrics>;
 
-export const HeadType = z.enum(["logreg"]);
+export const MultilabelMetrics = z.object({
+  /** Rows whose whole label set was predicted exactly. */
+  subsetAccuracy: z.number(),
+  microF1: z.number(),
+  macroF1: z.number(),
+  /** Fraction of (row, label) decisions that were wrong. */
+  hammingLoss: z.number(),
+  perLabel: z.record(z.string(), ClassMetrics.extend({ threshold: z.number() })),
+  n: z.number(),
+});
+export type MultilabelMetrics = z.infer<typeof MultilabelMetrics>;
+
+export const RegressionMetrics = z.object({
+  rmse: z.number(),
+  mae: z.number(),
+  r2: z.number(),
+  n: z.number(),
+});
+export type RegressionMetrics = z.infer<typeof RegressionMetrics>;
+
+/** A head type name; the registry (heads/kinds.ts) decides which exist. */
+export const HeadType = z.string().regex(/^[a-z][a-z0-9-]*$/);
 export type HeadType = z.infer<typeof HeadType>;
+export const HeadTask = z.enum(["multiclass", "multilabel", "regression"]);
+
+export const Calibration = z.object({
+  method: z.literal("temperature"),
+  /** Logits are divided by this before the softmax (> 1 softens, < 1 sharpens). */
+  temperature: z.number().positive(),
+});
+export type Calibration = z.infer<typeof Calibration>;
 
 export const HeadDocument = z.object({
   head: z.string(),
   version: z.string(),
   type: HeadType,
+  /** Absent on heads written before multi-task support: multiclass. */
+  task: HeadTask.optional(),
+  /** Class names (multiclass), label names (multilabel) or `[target]` (regression). */
   labels: z.array(z.string()),
   backbone: z.object({ id: z.string(), sha256: z.string(), dim: z.number().int() }),
   dataset: z.object({ name: z.string(), version: z.string() }),
   params: z.record(z.string(), z.unknown()),
-  /** The fitted model in its type's JSON form (see heads/logreg.ts for `logreg`). */
+  /** The fitted model in its type's JSON form (each type's module documents it). */
   model: z.record(z.string(), z.unknown()),
+  calibration: Calibration.optional(),
   createdAt: z.string(),
 });
 export type HeadDocument = z.infer<typeof HeadDocument>;
+
+/** One bin of a reliability diagram (top-label confidence). */
+export const ReliabilityBin = z.object({
+  lower: z.number(),
+  upper: z.number(),
+  count: z.number().int(),
+  /** Mean top-label probability of the rows in the bin (0 when empty). */
+  confidence: z.number(),
+  /** Fraction of those rows predicted correctly (0 when empty). */
+  accuracy: z.number(),
+});
+export type ReliabilityBin = z.infer<typeof ReliabilityBin>;
+
+export const CalibrationReport = Calibration.extend({
+  /** Expected calibration error of the out-of-sample probabilities before and after scaling. */
+  eceBefore: z.number(),
+  eceAfter: z.number(),
+  /** Where the temperature was fitted: out-of-fold predictions on the training rows. */
+  fittedOn: z.string(),
+  reliabilityBefore: z.array(ReliabilityBin),
+  reliabilityAfter: z.array(ReliabilityBin),
+});
+export type CalibrationReport = z.infer<typeof CalibrationReport>;
+
+export const SearchCandidate = z.object({
+  type: z.string(),
+  params: z.record(z.string(), z.unknown()),
+  /** Mean cross-validated score (macro-F1, or RMSE for regression) and its spread over folds. */
+  score: z.number(),
+  std: z.number(),
+  seconds: z.number(),
+  chosen: z.boolean(),
+});
+export const Search = z.object({
+  metric: z.enum(["macroF1", "rmse"]),
+  folds: z.number().int(),
+  candidates: z.array(SearchCandidate),
+});
+export type Search = z.infer<typeof Search>;
 
 export const Report = z.object({
   head: z.string(),
   version: z.string(),
   type: HeadType,
+  task: HeadTask.optional(),
+  dataset: z.object({ name: z.string(), version: z.string() }).optional(),
+  backbone: z.string().optional(),
+  params: z.record(z.string(), z.unknown()).optional(),
   evaluation: z.enum(["test-split", "cv"]),
   folds: z.number().int().optional(),
-  metrics: Metrics,
+  /** Multiclass metrics (after calibration, which never changes the arg-max). */
+  metrics: Metrics.optional(),
+  multilabel: MultilabelMetrics.optional(),
+  regression: RegressionMetrics.optional(),
+  calibration: CalibrationReport.optional(),
+  search: Search.optional(),
   counts: z.object({ train: z.number(), test: z.number(), unlabeled: z.number(), unsupported: z.number() }),
   trainSeconds: z.number(),
   iterations: z.number().optional(),
+  epochs: z.number().optional(),
   converged: z.boolean().optional(),
   createdAt: z.string(),
 });

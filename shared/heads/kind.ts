@@ -1,0 +1,69 @@
+/**
+ * The contract every head type implements. `train.ts` and `--type auto` only talk to heads through
+ * this, so a new head type is one module plus one registry line (`heads/kinds.ts`).
+ *
+ * Inputs are always row-major float32 matrices of cached embeddings (n × d). Outputs:
+ * - multiclass: n × k class probabilities (rows sum to 1);
+ * - multilabel: n × k independent per-label probabilities (sigmoids);
+ * - regression: n predicted values.
+ */
+import type { GraphBuilder } from "../backbone/onnx-writer.ts";
+
+export type HeadTask = "multiclass" | "multilabel" | "regression";
+
+export type Target =
+  | {
+      task: "multiclass";
+      /** Class index per row, 0..k-1. */
+      y: Int32Array;
+      k: number;
+      /** Optional non-negative per-row weights (class weighting is expressed through these). */
+      sampleWeight?: Float64Array;
+    }
+  | {
+      task: "multilabel";
+      /** n × k row-major, 1 where the row carries the label. */
+      Y: Uint8Array;
+      k: number;
+    }
+  | { task: "regression"; y: Float64Array };
+
+export interface FitContext {
+  /** Every random choice (init, shuffles, validation splits) derives from this. */
+  seed: number;
+}
+
+export interface FitInfo {
+  iterations?: number;
+  epochs?: number;
+  converged?: boolean;
+}
+
+export type HeadParams = Record<string, number | string | boolean>;
+
+export interface HeadKind<M = unknown, P extends HeadParams = HeadParams> {
+  readonly type: string;
+  readonly task: HeadTask;
+  /** One line for `--help` and the API docs. */
+  readonly description: string;
+  /**
+   * User-supplied hyper-parameters → a full parameter set (defaults filled in, which may depend on
+   * the data size). Unknown keys and bad values throw a ValidationError naming the field (and, for
+   * unknown keys, the valid ones).
+   */
+  resolveParams(input: Record<string, unknown>, n: number, d: number): P;
+  /** Candidates `--type auto` tries by cross-validation, small and ordered from simple to complex. */
+  grid(n: number, d: number): P[];
+  fit(X: Float32Array, n: number, d: number, target: Target, params: P, ctx: FitContext): Promise<M>;
+  /** Async because large problems run their products in onnxruntime (see ort-graph.ts). */
+  predict(model: M, X: Float32Array, n: number): Promise<Float64Array>;
+  toJson(model: M): Record<string, unknown>;
+  /** Parses a stored model; throws a ValidationError on anything malformed. */
+  fromJson(json: unknown): M;
+  /**
+   * Appends ONNX nodes that map `input` (float32 [N, d]) to the head's output: float32 [N, k]
+   * probabilities (multiclass/multilabel) or [N, 1] values (regression). Returns the output name.
+   */
+  toOnnx(model: M, g: GraphBuilder, input: string): string;
+  info?(model: M): FitInfo;
+}
