@@ -12,6 +12,14 @@ import { ValidationError } from "../errors.ts";
 
 /** Writes the gradient at `x` into `grad` and returns the objective value. Must not keep `x`. */
 export type ObjectiveFn = (x: Float64Array, grad: Float64Array) => number;
+/** The same, for objectives whose products run asynchronously (onnxruntime). */
+export type AsyncObjectiveFn = (x: Float64Array, grad: Float64Array) => Promise<number>;
+
+/** What the optimizer asks for next: the objective at `x`, with the gradient written into `grad`. */
+interface EvaluationRequest {
+  readonly x: Float64Array;
+  readonly grad: Float64Array;
+}
 
 export interface LbfgsOptions {
   /** Maximum number of L-BFGS iterations (line searches). Default 1000. */
@@ -183,6 +191,32 @@ function dcstep(s: StepState, stp: number, fp: number, dp: number, stpmin: numbe
  * and the step shrinks.
  */
 export function minimizeLbfgs(fg: ObjectiveFn, x0: Float64Array, opts: LbfgsOptions = {}): LbfgsResult {
+  const steps = lbfgsSteps(x0, opts);
+  let r = steps.next();
+  while (!r.done) r = steps.next(fg(r.value.x, r.value.grad));
+  return r.value;
+}
+
+/** `minimizeLbfgs` for an asynchronous objective; identical iterates for identical values. */
+export async function minimizeLbfgsAsync(
+  fg: AsyncObjectiveFn,
+  x0: Float64Array,
+  opts: LbfgsOptions = {},
+): Promise<LbfgsResult> {
+  const steps = lbfgsSteps(x0, opts);
+  let r = steps.next();
+  while (!r.done) r = steps.next(await fg(r.value.x, r.value.grad));
+  return r.value;
+}
+
+/**
+ * The optimizer as a coroutine: it yields each point to evaluate and resumes with the objective
+ * value, so one implementation serves synchronous and asynchronous objectives.
+ */
+function* lbfgsSteps(
+  x0: Float64Array,
+  opts: LbfgsOptions,
+): Generator<EvaluationRequest, LbfgsResult, number> {
   const maxIter = opts.maxIter ?? 1000;
   const m = opts.m ?? 10;
   const gtol = opts.gtol ?? 1e-5;
@@ -198,7 +232,8 @@ export function minimizeLbfgs(fg: ObjectiveFn, x0: Float64Array, opts: LbfgsOpti
   const n = x0.length;
   const x = Float64Array.from(x0);
   const g = new Float64Array(n);
-  let f = fg(x, g);
+  const request: EvaluationRequest = { x, grad: g };
+  let f = yield request;
   let evaluations = 1;
   if (!Number.isFinite(f)) throw new ValidationError("objective is not finite at the starting point");
 
@@ -263,7 +298,7 @@ export function minimizeLbfgs(fg: ObjectiveFn, x0: Float64Array, opts: LbfgsOpti
 
     for (let ls = 0; ls < maxLs; ls++) {
       for (let i = 0; i < n; i++) x[i] = xPrev[i] + stp * d[i];
-      f = fg(x, g);
+      f = yield request;
       evaluations++;
       const dgs = dot(g, d);
       if (!Number.isFinite(f) || !Number.isFinite(dgs)) {

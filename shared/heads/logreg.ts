@@ -17,9 +17,12 @@
  * and `scale` are kept for provenance and diagnostics only.
  */
 
+import { GraphBuilder } from "../backbone/onnx-writer.ts";
 import { ValidationError } from "../errors.ts";
-import { minimizeLbfgs } from "./lbfgs.ts";
+import { type AsyncObjectiveFn, type LbfgsResult, minimizeLbfgs, minimizeLbfgsAsync } from "./lbfgs.ts";
 import { argmaxRows } from "./metrics.ts";
+import { f32, graphSession, runGraph } from "./ort-graph.ts";
+import { scaleFromMoments, standardizeOnnx } from "./standardize.ts";
 
 export interface LogRegOptions {
   /** L2 strength on standardized weights; l2 = 1 / (C · Σw) for sklearn's C. Default 1 / Σw (C = 1). */
@@ -112,12 +115,10 @@ export function standardizationStats(
       m2[j] += c * c;
     }
   }
-  const eps = 2.220446049250313e-16;
   for (let j = 0; j < d; j++) {
-    const v = m2[j] / n;
-    const bound = n * eps * v + (n * mean[j] * eps) ** 2;
-    if (!Number.isFinite(v)) throw new ValidationError(`feature ${j} has non-finite values`, { field: "X" });
-    scale[j] = v <= bound ? 1 : Math.sqrt(v);
+    if (!Number.isFinite(m2[j]))
+      throw new ValidationError(`feature ${j} has non-finite values`, { field: "X" });
+    scale[j] = scaleFromMoments(mean[j], m2[j], n);
   }
   return { mean, scale };
 }
@@ -699,14 +700,30 @@ function validateLabels(y: Int32Array, n: number, k: number): void {
   }
 }
 
-export function fitLogReg(
+interface PreparedFit {
+  n: number;
+  d: number;
+  k: number;
+  y: Int32Array;
+  l2: number;
+  sw?: Float64Array;
+  total: number;
+  mean: Float64Array;
+  scale: Float64Array;
+  invScale: Float64Array;
+  lbfgsOpts: { maxIter: number; gtol: number; ftol: number };
+}
+
+function prepareFit(
   X: Matrix,
   n: number,
   d: number,
   y: Int32Array,
   k: number,
-  opts: LogRegOptions = {},
-): LogRegModel {
+  opts: LogRegOptions,
+  /** Precomputed standardization (the onnxruntime path computes it alongside Z). */
+  stats?: Pick<PreparedFit, "mean" | "scale" | "invScale">,
+): PreparedFit {
   checkMatrix(X, n, d);
   if (n < 1) throw new ValidationError("cannot fit on zero rows", { field: "n" });
   validateLabels(y, n, k);
@@ -727,19 +744,30 @@ export function fitLogReg(
   const l2 = opts.l2 ?? 1 / total;
   if (!(l2 >= 0) || !Number.isFinite(l2))
     throw new ValidationError("l2 must be finite and >= 0", { field: "l2" });
-  const maxIter = opts.maxIter ?? 1000;
-  const tol = opts.tol ?? 1e-4;
+  let mean: Float64Array;
+  let scale: Float64Array;
+  let invScale: Float64Array;
+  if (stats) ({ mean, scale, invScale } = stats);
+  else {
+    ({ mean, scale } = standardizationStats(X, n, d));
+    invScale = new Float64Array(d);
+    for (let j = 0; j < d; j++) invScale[j] = 1 / scale[j];
+  }
+  // ftol at 64 ulps mirrors sklearn's lbfgs setting, so tol (the gradient norm) is what stops a fit.
+  const lbfgsOpts = {
+    maxIter: opts.maxIter ?? 1000,
+    gtol: opts.tol ?? 1e-4,
+    ftol: 64 * 2.220446049250313e-16,
+  };
+  return { n, d, k, y, l2, sw, total, mean, scale, invScale, lbfgsOpts };
+}
 
-  const { mean, scale } = standardizationStats(X, n, d);
-  const invScale = new Float64Array(d);
-  for (let j = 0; j < d; j++) invScale[j] = 1 / scale[j];
-  // Standardized copy in float32: half the memory of float64 for large embedding sets, and the
-  // rounding (~1e-7 relative) is far below what the fitted head can resolve. Math runs in float64.
-  // It lives in the SIMD kernels' memory (rows padded to a multiple of 4) when those are available.
-  const binomial = k === 2;
-  const ws = KernelWorkspace.create(n, d, binomial ? 1 : k);
-  const stride = ws ? ws.dp : d;
-  const Z = ws ? ws.z : new Float32Array(n * d);
+/**
+ * Standardized float32 copy of X into `Z` (row stride `stride`): half the memory of float64, and the
+ * rounding (~1e-7 relative) is far below what the fitted head can resolve. Math runs in float64.
+ */
+function standardizeInto(X: Matrix, p: PreparedFit, Z: Float32Array, stride: number): void {
+  const { n, d, mean, invScale } = p;
   for (let i = 0; i < n; i++) {
     const off = i * d;
     const zo = i * stride;
@@ -749,31 +777,12 @@ export function fitLogReg(
       Z[zo + j] = v;
     }
   }
+}
 
-  // ftol at 64 ulps mirrors sklearn's lbfgs setting, so tol (the gradient norm) is what stops a fit.
-  const lbfgsOpts = { maxIter, gtol: tol, ftol: 64 * 2.220446049250313e-16 };
+/** Folds the standardization into the weights: W_orig = W_std / scale, b_orig = b_std - W_orig · mean. */
+function finishFit(p: PreparedFit, thetaStd: Float64Array, res: LbfgsResult): LogRegModel {
+  const { d, k, mean, scale, invScale } = p;
   const kd = k * d;
-  // θ in standardized space, multinomial layout [W (k×d), b (k)].
-  let thetaStd: Float64Array;
-  let res: ReturnType<typeof minimizeLbfgs>;
-  if (ws && binomial) {
-    res = minimizeLbfgs(makeKernelBinomialObjective(ws, y, l2, sw), new Float64Array(d + 1), lbfgsOpts);
-    thetaStd = new Float64Array(kd + k);
-    for (let j = 0; j < d; j++) {
-      thetaStd[j] = 0 - 0.5 * res.x[j]; // 0 - …, not -…: a zero weight stays +0
-      thetaStd[d + j] = 0.5 * res.x[j];
-    }
-    thetaStd[kd] = 0 - 0.5 * res.x[d];
-    thetaStd[kd + 1] = 0.5 * res.x[d];
-  } else {
-    const fg = ws
-      ? makeKernelMultinomialObjective(ws, y, l2, sw)
-      : makeLogRegObjective(Z, n, d, y, k, l2, sw);
-    res = minimizeLbfgs(fg, new Float64Array(kd + k), lbfgsOpts);
-    thetaStd = res.x;
-  }
-
-  // Fold the standardization into the weights: W_orig = W_std / scale, b_orig = b_std - W_orig · mean.
   const weights = new Float64Array(kd);
   const bias = new Float64Array(k);
   for (let c = 0; c < k; c++) {
@@ -792,10 +801,144 @@ export function fitLogReg(
     scale,
     weights,
     bias,
-    l2,
+    l2: p.l2,
     iterations: res.iterations,
     converged: res.converged,
     loss: res.f,
+  };
+}
+
+/** Synchronous fit on this thread (WebAssembly SIMD kernels, or plain JS without them). */
+export function fitLogReg(
+  X: Matrix,
+  n: number,
+  d: number,
+  y: Int32Array,
+  k: number,
+  opts: LogRegOptions = {},
+): LogRegModel {
+  const p = prepareFit(X, n, d, y, k, opts);
+  const { l2, sw, lbfgsOpts } = p;
+  // The standardized copy lives in the SIMD kernels' memory (rows padded to a multiple of 4) when
+  // those are available.
+  const binomial = k === 2;
+  const ws = KernelWorkspace.create(n, d, binomial ? 1 : k);
+  const stride = ws ? ws.dp : d;
+  const Z = ws ? ws.z : new Float32Array(n * d);
+  standardizeInto(X, p, Z, stride);
+
+  const kd = k * d;
+  // θ in standardized space, multinomial layout [W (k×d), b (k)].
+  let thetaStd: Float64Array;
+  let res: LbfgsResult;
+  if (ws && binomial) {
+    res = minimizeLbfgs(makeKernelBinomialObjective(ws, y, l2, sw), new Float64Array(d + 1), lbfgsOpts);
+    thetaStd = new Float64Array(kd + k);
+    for (let j = 0; j < d; j++) {
+      thetaStd[j] = 0 - 0.5 * res.x[j]; // 0 - …, not -…: a zero weight stays +0
+      thetaStd[d + j] = 0.5 * res.x[j];
+    }
+    thetaStd[kd] = 0 - 0.5 * res.x[d];
+    thetaStd[kd + 1] = 0.5 * res.x[d];
+  } else {
+    const fg = ws
+      ? makeKernelMultinomialObjective(ws, y, l2, sw)
+      : makeLogRegObjective(Z, n, d, y, k, l2, sw);
+    res = minimizeLbfgs(fg, new Float64Array(kd + k), lbfgsOpts);
+    thetaStd = res.x;
+  }
+  return finishFit(p, thetaStd, res);
+}
+
+/**
+ * Problems at least this large (n·d·k multiply-adds per product) go to onnxruntime's multi-threaded
+ * GEMM when k > 2; below it, session overhead outweighs the gain (measured by `npm run bench:heads`).
+ */
+export const ONNX_FIT_MIN_WORK = 2 ** 22;
+
+/**
+ * The same fit, choosing the engine: multinomial problems of at least `ONNX_FIT_MIN_WORK` run
+ * their two products per evaluation in onnxruntime (float32 products, float64 optimizer state and
+ * loss sums); everything else uses `fitLogReg`. `engine` forces one for tests and benchmarks.
+ */
+export async function fitLogRegAsync(
+  X: Matrix,
+  n: number,
+  d: number,
+  y: Int32Array,
+  k: number,
+  opts: LogRegOptions & { engine?: "auto" | "onnx" | "wasm" } = {},
+): Promise<LogRegModel> {
+  const engine = opts.engine ?? "auto";
+  const useOnnx = engine === "onnx" || (engine === "auto" && k > 2 && n * d * k >= ONNX_FIT_MIN_WORK);
+  if (!useOnnx) return fitLogReg(X, n, d, y, k, opts);
+  const std = await standardizeOnnx(X instanceof Float32Array ? X : Float32Array.from(X), n, d);
+  const p = prepareFit(X, n, d, y, k, opts, std);
+  const fg = await makeOnnxMultinomialObjective(std.Z, p);
+  const res = await minimizeLbfgsAsync(fg, new Float64Array(k * d + k), p.lbfgsOpts);
+  return finishFit(p, res.x, res);
+}
+
+/**
+ * One graph computes everything an evaluation needs from Z (n×d), the weighted one-hot targets
+ * Yw (n×k, row i holds w_i / Σw at its class) and W (d×k), b (k):
+ *   rowloss_i = Σ_c Yw_ic · log softmax(Z W + b)_ic      (summed in float64 by the caller)
+ *   gW = Zᵀ R,  gb = Σ_i R_i,   R = softmax(Z W + b) · rowsum(Yw) − Yw
+ */
+function buildMultinomialGradGraph(): GraphBuilder {
+  const g = new GraphBuilder("logreg_grad");
+  g.input("Z", "float32", ["n", "d"]);
+  g.input("Yw", "float32", ["n", "k"]);
+  g.input("W", "float32", ["d", "k"]);
+  g.input("b", "float32", ["k"]);
+  const [logits] = g.node("Gemm", ["Z", "W", "b"]);
+  const [logp] = g.node("LogSoftmax", [logits], 1, { axis: 1 });
+  const axis1 = g.constant("int64", [1]);
+  const [yl] = g.node("Mul", ["Yw", logp]);
+  g.node("ReduceSum", [yl, axis1], ["rowloss"], { keepdims: 0 });
+  const [p] = g.node("Exp", [logp]);
+  const [rowWeight] = g.node("ReduceSum", ["Yw", axis1], 1, { keepdims: 1 });
+  const [pw] = g.node("Mul", [p, rowWeight]);
+  const [r] = g.node("Sub", [pw, "Yw"]);
+  g.node("Gemm", ["Z", r], ["gW"], { transA: 1 });
+  const axis0 = g.constant("int64", [0]);
+  g.node("ReduceSum", [r, axis0], ["gb"], { keepdims: 0 });
+  g.output("rowloss", "float32", ["n"]);
+  g.output("gW", "float32", ["d", "k"]);
+  g.output("gb", "float32", ["k"]);
+  return g;
+}
+
+async function makeOnnxMultinomialObjective(Z: Float32Array, p: PreparedFit): Promise<AsyncObjectiveFn> {
+  const { n, d, k, y, l2, sw, total } = p;
+  const session = await graphSession("logreg-multinomial-grad", buildMultinomialGradGraph);
+  const Yw = new Float32Array(n * k);
+  for (let i = 0; i < n; i++) Yw[i * k + y[i]] = (sw ? sw[i] : 1) / total;
+  const zTensor = f32(Z, [n, d]);
+  const yTensor = f32(Yw, [n, k]);
+  const W = new Float32Array(d * k);
+  const b = new Float32Array(k);
+  const kd = k * d;
+  return async (theta, grad) => {
+    for (let c = 0; c < k; c++) {
+      for (let j = 0; j < d; j++) W[j * k + c] = theta[c * d + j];
+      b[c] = theta[kd + c];
+    }
+    const out = await runGraph(session, { Z: zTensor, Yw: yTensor, W: f32(W, [d, k]), b: f32(b, [k]) });
+    let loss = 0;
+    const rowloss = out.rowloss;
+    for (let i = 0; i < n; i++) loss -= rowloss[i];
+    let penalty = 0;
+    const gW = out.gW;
+    for (let c = 0; c < k; c++) {
+      for (let j = 0; j < d; j++) {
+        const w = theta[c * d + j];
+        penalty += w * w;
+        grad[c * d + j] = gW[j * k + c] + l2 * w;
+      }
+      grad[kd + c] = out.gb[c];
+    }
+    return loss + 0.5 * l2 * penalty;
   };
 }
 

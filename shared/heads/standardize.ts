@@ -1,0 +1,129 @@
+/**
+ * Per-feature standardization for head training. Heads fit on z = (x - mean) / scale and fold the
+ * transform back into their weights, so mean and scale only precondition the problem; what matters
+ * is that training uses exactly the values the fold-back uses.
+ */
+import type { InferenceSession } from "onnxruntime-node";
+import { GraphBuilder } from "../backbone/onnx-writer.ts";
+import { ValidationError } from "../errors.ts";
+import { f32, graphSession } from "./ort-graph.ts";
+
+/**
+ * Scale from a feature's mean and sum of squared deviations. Constant features get scale 1
+ * (scikit-learn's rule): a variance within rounding noise of zero would otherwise blow noise up
+ * to unit scale.
+ */
+export function scaleFromMoments(mean: number, m2: number, n: number): number {
+  const eps = 2.220446049250313e-16;
+  const v = m2 / n;
+  const bound = n * eps * v + (n * mean * eps) ** 2;
+  return v <= bound ? 1 : Math.sqrt(v);
+}
+
+/** Rows per onnxruntime call: bounds the float64 intermediates to a few MB. */
+const BLOCK_ROWS = 8192;
+
+function buildMomentsGraph(): GraphBuilder {
+  const g = new GraphBuilder("column_moments");
+  g.input("X", "float32", ["m", "d"]);
+  g.input("shift", "float32", ["d"]);
+  const [diff] = g.node("Sub", ["X", "shift"]);
+  const [wide] = g.node("Cast", [diff], 1, { to: 11 }); // float64: sums over many rows stay exact enough
+  const axis0 = g.constant("int64", [0]);
+  g.node("ReduceSum", [wide, axis0], ["s1"], { keepdims: 0 });
+  const [sq] = g.node("Mul", [wide, wide]);
+  g.node("ReduceSum", [sq, axis0], ["s2"], { keepdims: 0 });
+  g.output("s1", "float64", ["d"]);
+  g.output("s2", "float64", ["d"]);
+  return g;
+}
+
+function buildStandardizeGraph(): GraphBuilder {
+  const g = new GraphBuilder("standardize");
+  g.input("X", "float32", ["m", "d"]);
+  g.input("mean", "float32", ["d"]);
+  g.input("inv", "float32", ["d"]);
+  const [centered] = g.node("Sub", ["X", "mean"]);
+  g.node("Mul", [centered, "inv"], ["Z"]);
+  g.output("Z", "float32", ["m", "d"]);
+  return g;
+}
+
+function firstNonFinite(X: Float32Array, n: number, d: number, j: number): number {
+  for (let i = 0; i < n; i++) if (!Number.isFinite(X[i * d + j])) return i;
+  return -1;
+}
+
+export interface Standardized {
+  /** Exactly the values used to build Z (float32-representable), in float64. */
+  mean: Float64Array;
+  scale: Float64Array;
+  /** 1 / scale rounded to float32: what Z was multiplied by. */
+  invScale: Float64Array;
+  /** n×d standardized copy. */
+  Z: Float32Array;
+}
+
+/**
+ * Statistics and the standardized copy computed in onnxruntime, block by block (multi-threaded,
+ * float64 sums). Non-finite inputs are reported by row and column.
+ */
+export async function standardizeOnnx(X: Float32Array, n: number, d: number): Promise<Standardized> {
+  if (X.length !== n * d) {
+    throw new ValidationError(`X has ${X.length} values, expected n*d = ${n * d}`, { field: "X" });
+  }
+  if (n < 1) throw new ValidationError("cannot standardize zero rows", { field: "n" });
+  const moments = await graphSession("heads-column-moments", buildMomentsGraph);
+  // Shifting by the first row keeps the float64 variance free of cancellation for offset features.
+  const shift = X.slice(0, d);
+  const s1 = new Float64Array(d);
+  const s2 = new Float64Array(d);
+  const shiftTensor = f32(shift, [d]);
+  for (let start = 0; start < n; start += BLOCK_ROWS) {
+    const m = Math.min(BLOCK_ROWS, n - start);
+    const out = await moments.run({
+      X: f32(X.subarray(start * d, (start + m) * d), [m, d]),
+      shift: shiftTensor,
+    });
+    const b1 = out.s1.data as Float64Array;
+    const b2 = out.s2.data as Float64Array;
+    for (let j = 0; j < d; j++) {
+      s1[j] += b1[j];
+      s2[j] += b2[j];
+    }
+  }
+  const mean = new Float64Array(d);
+  const scale = new Float64Array(d);
+  const invScale = new Float64Array(d);
+  const mean32 = new Float32Array(d);
+  const inv32 = new Float32Array(d);
+  for (let j = 0; j < d; j++) {
+    if (!Number.isFinite(s1[j]) || !Number.isFinite(s2[j])) {
+      const i = firstNonFinite(X, n, d, j);
+      throw new ValidationError(
+        i >= 0 ? `X[${i}, ${j}] is not finite` : `feature ${j} is too large to standardize in float32`,
+        { field: "X" },
+      );
+    }
+    const dm = s1[j] / n;
+    mean32[j] = shift[j] + dm;
+    mean[j] = mean32[j];
+    scale[j] = scaleFromMoments(mean[j], Math.max(0, s2[j] - s1[j] * dm), n);
+    inv32[j] = 1 / scale[j];
+    invScale[j] = inv32[j];
+  }
+  const standardize: InferenceSession = await graphSession("heads-standardize", buildStandardizeGraph);
+  const Z = new Float32Array(n * d);
+  const meanTensor = f32(mean32, [d]);
+  const invTensor = f32(inv32, [d]);
+  for (let start = 0; start < n; start += BLOCK_ROWS) {
+    const m = Math.min(BLOCK_ROWS, n - start);
+    const out = await standardize.run({
+      X: f32(X.subarray(start * d, (start + m) * d), [m, d]),
+      mean: meanTensor,
+      inv: invTensor,
+    });
+    Z.set(out.Z.data as Float32Array, start * d);
+  }
+  return { mean, scale, invScale, Z };
+}
