@@ -5,8 +5,8 @@
  */
 
 import { readDatasetStatus } from "./datasets/ingest.ts";
-import type { TrainResult } from "./heads/train.ts";
-import { readAlias, readHeadVersion } from "./heads/version.ts";
+import { HeadstartError } from "./errors.ts";
+import { type Report, readAlias, readHeadVersion } from "./heads/version.ts";
 import { keys } from "./layout.ts";
 import type { Logger } from "./log.ts";
 import type { Platform } from "./platform.ts";
@@ -60,7 +60,7 @@ export async function runDemo(platform: Platform, opts: DemoOptions): Promise<De
 
   const info = await platform.datasetInfo(DEMO_DATASET, backbone.id);
   const live = await readAlias(platform.store, DEMO_HEAD);
-  let train: Pick<TrainResult, "version" | "metrics" | "evaluation" | "counts">;
+  let train: Pick<Report, "version" | "metrics" | "evaluation" | "counts">;
   let trained = false;
   const existing = live && (await readHeadVersion(platform.store, DEMO_HEAD, live.value.version));
   if (
@@ -83,6 +83,9 @@ export async function runDemo(platform: Platform, opts: DemoOptions): Promise<De
 
   const text = "A wonderful, moving film with brilliant performances. I loved every minute of it.";
   const [prediction] = (await platform.predict(DEMO_HEAD, { inputs: [text] })).predictions;
+  if (!train.metrics || prediction.label === undefined || prediction.score === undefined) {
+    throw new HeadstartError("internal", `demo head ${DEMO_HEAD} is not a classifier`);
+  }
   log.info("demo finished", { seconds: Math.round((performance.now() - t0) / 100) / 10 });
   return {
     dataset: DEMO_DATASET,

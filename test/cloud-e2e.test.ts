@@ -239,7 +239,7 @@ describe("cloud path: bucket upload → ingest → SageMaker (stand-in) → job-
     const trained = await platform.train({ dataset: "reviews", head: "reviews-sentiment" });
     assert.equal(trained.evaluation, "test-split");
     assert.equal(trained.counts.test, ROWS / 5);
-    assert.ok(trained.metrics.accuracy > 0.9, JSON.stringify(trained.metrics));
+    assert.ok(trained.metrics!.accuracy > 0.9, JSON.stringify(trained.metrics));
     const predicted = await platform.predict("reviews-sentiment", {
       inputs: ["wonderful brilliant fun", "awful dull boring"],
     });

@@ -126,7 +126,7 @@ describe("consistency under races and crashes", () => {
     assert.equal(second.result.itemsEmbedded, 12, "every item re-embedded under the new vocabulary");
     assert.equal((await listCommits(ctx.store, "tiny-text", "vocab")).length, 2);
     const trained = await platform.train({ dataset: "vocab", head: "vocab-head", cv: 2 });
-    assert.equal(trained.metrics.n, 12, "training uses only vectors of the current backbone");
+    assert.equal(trained.metrics!.n, 12, "training uses only vectors of the current backbone");
   });
 });
 

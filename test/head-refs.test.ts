@@ -16,7 +16,7 @@ describe("head references, aliases and rollback", () => {
     await ctx.platform.putManifest("films", "jsonl", toJsonlText(tinySentimentRows(60, { withSplit: true })));
     await ctx.platform.embed("films");
     v1 = (await ctx.platform.train({ dataset: "films", head: "films" })).version;
-    v2 = (await ctx.platform.train({ dataset: "films", head: "films", l2: 1 })).version;
+    v2 = (await ctx.platform.train({ dataset: "films", head: "films", params: { C: 1 } })).version;
   });
   after(() => ctx.cleanup());
 
@@ -80,7 +80,7 @@ describe("head references, aliases and rollback", () => {
   test("two concurrent trainings of one head both keep their versions", async () => {
     const results = await Promise.allSettled([
       ctx.platform.train({ dataset: "films", head: "race" }),
-      ctx.platform.train({ dataset: "films", head: "race", l2: 0.5 }),
+      ctx.platform.train({ dataset: "films", head: "race", params: { C: 2 } }),
     ]);
     assert.equal((await listVersions(ctx.store, "race")).length, 2);
     // At most one may lose the race to move `live`; its version is stored all the same.

@@ -179,7 +179,7 @@ describe("the platform on a real S3 server (radosgw), under a key prefix", { tim
     const trained = await platform.train({ dataset: "films", head: "films-sentiment" });
     assert.equal(trained.evaluation, "test-split");
     assert.equal(trained.counts.test, 24);
-    assert.ok(trained.metrics.accuracy > 0.9, JSON.stringify(trained.metrics));
+    assert.ok(trained.metrics!.accuracy > 0.9, JSON.stringify(trained.metrics));
     assert.equal(trained.promoted, true);
     const predicted = await platform.predict("films-sentiment", {
       inputs: ["wonderful brilliant fun", "awful dull boring", "the plot was great"],

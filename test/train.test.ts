@@ -26,17 +26,17 @@ describe("training heads on the cache", () => {
     assert.equal(r.evaluation, "test-split");
     assert.equal(r.counts.test, 40);
     assert.equal(r.counts.train, 160);
-    assert.ok(r.metrics.accuracy > 0.95, `accuracy ${r.metrics.accuracy}`);
+    assert.ok(r.metrics!.accuracy > 0.95, `accuracy ${r.metrics!.accuracy}`);
     assert.equal(
-      r.metrics.confusion.flat().reduce((a, b) => a + b, 0),
+      r.metrics!.confusion.flat().reduce((a, b) => a + b, 0),
       40,
     );
-    assert.deepEqual(Object.keys(r.metrics.perClass).sort(), ["neg", "pos"]);
+    assert.deepEqual(Object.keys(r.metrics!.perClass).sort(), ["neg", "pos"]);
     assert.equal((await readAlias(ctx.store, "sentiment"))?.value.version, r.version);
     const { head, report } = await readHeadVersion(ctx.store, "sentiment", r.version);
     assert.deepEqual(head.labels, ["neg", "pos"]);
     assert.equal(head.backbone.id, "tiny-text");
-    assert.equal(report?.metrics.accuracy, r.metrics.accuracy);
+    assert.equal(report?.metrics?.accuracy, r.metrics!.accuracy);
     // Versions are create-only: rewriting one fails and leaves it intact.
     await assert.rejects(
       ctx.store.put(keys.headFile("sentiment", r.version, "head.json"), "{}", { ifNoneMatch: "*" }),
@@ -47,11 +47,11 @@ describe("training heads on the cache", () => {
   test("falls back to stratified k-fold cross-validation without a test split", async () => {
     const r = await ctx.platform.train({ dataset: "nosplit", head: "cv-head", cv: 4, seed: 1 });
     assert.equal(r.evaluation, "cv");
-    assert.equal(r.metrics.n, 120);
+    assert.equal(r.metrics!.n, 120);
     assert.equal(r.counts.train, 120);
-    assert.ok(r.metrics.accuracy > 0.9, `accuracy ${r.metrics.accuracy}`);
+    assert.ok(r.metrics!.accuracy > 0.9, `accuracy ${r.metrics!.accuracy}`);
     const again = await ctx.platform.train({ dataset: "nosplit", head: "cv-head", cv: 4, seed: 1 });
-    assert.equal(again.metrics.accuracy, r.metrics.accuracy, "deterministic given a seed");
+    assert.equal(again.metrics!.accuracy, r.metrics!.accuracy, "deterministic given a seed");
     assert.deepEqual(await listVersions(ctx.store, "cv-head"), [r.version, again.version].sort());
   });
 
@@ -64,8 +64,8 @@ describe("training heads on the cache", () => {
       ["pos", "neg"],
     );
     for (const p of out.predictions) {
-      assert.ok(Math.abs(p.scores.pos + p.scores.neg - 1) < 1e-9);
-      assert.equal(p.score, Math.max(p.scores.pos, p.scores.neg));
+      assert.ok(Math.abs(p.scores!.pos + p.scores!.neg - 1) < 1e-9);
+      assert.equal(p.score, Math.max(p.scores!.pos, p.scores!.neg));
     }
     await assert.rejects(ctx.platform.predict("sentiment", { embeddings: [[1, 2, 3]] }), (err: unknown) => {
       assert.ok(err instanceof ValidationError);

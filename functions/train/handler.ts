@@ -18,7 +18,8 @@ export async function handler(event: unknown) {
     log.info("head trained", {
       head: result.head,
       version: result.version,
-      accuracy: result.metrics.accuracy,
+      type: result.type,
+      ...(result.metrics ? { accuracy: result.metrics.accuracy } : {}),
     });
     return result;
   } catch (err) {

@@ -1,6 +1,7 @@
 /**
- * Serving a head: a matmul and a softmax in plain TypeScript. Head versions are immutable, so
- * a loaded version is cached for the life of the process; only the alias is re-read.
+ * Serving a head: the head type's own predict on embeddings, then calibration and the task's
+ * decision. Head versions are immutable, so a loaded version is cached for the life of the process;
+ * only the alias is re-read.
  */
 
 import { loadEmbedder } from "../backbone/registry.ts";
@@ -8,20 +9,31 @@ import { normalizeText } from "../cache/address.ts";
 import type { Config } from "../config.ts";
 import { HeadstartError, ValidationError } from "../errors.ts";
 import type { ObjectStore } from "../store/types.ts";
-import { type LogRegModel, logRegFromJson, predictProbaLogReg } from "./logreg.ts";
+import { applyTemperature } from "./calibration.ts";
+import type { HeadKind, HeadTask } from "./kind.ts";
+import { headKind } from "./kinds.ts";
 import type { Neighbor } from "./neighbors.ts";
 import { type HeadDocument, type Report, readHeadVersion, resolveHeadRef } from "./version.ts";
 
 export interface LoadedHead {
   doc: HeadDocument;
   report?: Report;
-  model: LogRegModel;
+  task: HeadTask;
+  kind: HeadKind<unknown>;
+  model: unknown;
 }
 
 export interface Prediction {
-  label: string;
-  score: number;
-  scores: Record<string, number>;
+  /** Multiclass: the most probable class. */
+  label?: string;
+  /** Multilabel: every label whose probability reaches its threshold. */
+  labels?: string[];
+  /** Regression: the predicted value. */
+  value?: number;
+  /** Multiclass: probability of `label`. */
+  score?: number;
+  /** Probability per class (multiclass) or per label (multilabel). */
+  scores?: Record<string, number>;
   /** With `neighbors: k`: the most similar training items. */
   neighbors?: Neighbor[];
 }
@@ -41,7 +53,8 @@ export async function loadHead(
   if (!promise) {
     promise = (async () => {
       const { head: doc, report } = await readHeadVersion(store, head, v);
-      return { doc, report, model: logRegFromJson(doc.model) };
+      const kind = headKind(doc.type) as HeadKind<unknown>;
+      return { doc, report, task: doc.task ?? "multiclass", kind, model: kind.fromJson(doc.model) };
     })();
     promise.catch(() => loaded.delete(key));
     if (loaded.size >= MAX_CACHED) loaded.delete(loaded.keys().next().value!);
@@ -50,27 +63,46 @@ export async function loadHead(
   return promise;
 }
 
-export function predictVectors(head: LoadedHead, vectors: Float32Array, n: number): Prediction[] {
-  const k = head.doc.labels.length;
-  const proba = predictProbaLogReg(head.model, vectors, n);
-  const out: Prediction[] = [];
+export async function predictVectors(
+  head: LoadedHead,
+  vectors: Float32Array,
+  n: number,
+): Promise<Prediction[]> {
+  const labels = head.doc.labels;
+  const k = labels.length;
+  let out = await head.kind.predict(head.model, vectors, n);
+  if (head.task === "regression") return Array.from(out, (value) => ({ value }));
+  if (head.doc.calibration) out = applyTemperature(out, n, k, head.doc.calibration.temperature);
+  const thresholds = head.task === "multilabel" ? thresholdsOf(head) : undefined;
+  const predictions: Prediction[] = [];
   for (let i = 0; i < n; i++) {
     const scores: Record<string, number> = {};
     let best = 0;
     for (let c = 0; c < k; c++) {
-      scores[head.doc.labels[c]] = proba[i * k + c];
-      if (proba[i * k + c] > proba[i * k + best]) best = c;
+      scores[labels[c]] = out[i * k + c];
+      if (out[i * k + c] > out[i * k + best]) best = c;
     }
-    out.push({ label: head.doc.labels[best], score: proba[i * k + best], scores });
+    if (thresholds) {
+      predictions.push({ labels: labels.filter((_, c) => out[i * k + c] >= thresholds[c]), scores });
+    } else {
+      predictions.push({ label: labels[best], score: out[i * k + best], scores });
+    }
   }
-  return out;
+  return predictions;
+}
+
+function thresholdsOf(head: LoadedHead): number[] {
+  const t = (head.doc.model as { thresholds?: unknown }).thresholds;
+  const k = head.doc.labels.length;
+  if (Array.isArray(t) && t.length === k && t.every((x) => typeof x === "number")) return t as number[];
+  return new Array<number>(k).fill(0.5);
 }
 
 /** Ready embeddings (from the same backbone the head was trained on). */
 export function predictEmbeddings(
   head: LoadedHead,
   embeddings: readonly (readonly number[])[],
-): Prediction[] {
+): Promise<Prediction[]> {
   return predictVectors(head, embeddingsToVectors(head, embeddings), embeddings.length);
 }
 

@@ -84,3 +84,19 @@ export function foldIndices(foldOf: Int32Array, fold: number): { train: Int32Arr
   }
   return { train, test };
 }
+
+/** Fold index per row for unstratified k-fold (regression and multi-label targets). */
+export function kFold(n: number, folds: number, seed: number): Int32Array {
+  if (!Number.isInteger(folds) || folds < 2)
+    throw new ValidationError("folds must be an integer >= 2", { field: "folds" });
+  if (n < folds) {
+    throw new ValidationError(`cannot split ${n} rows into ${folds} folds: some fold would be empty`, {
+      field: "folds",
+    });
+  }
+  const order = Int32Array.from({ length: n }, (_, i) => i);
+  shuffleInPlace(order, mulberry32(seed));
+  const out = new Int32Array(n);
+  for (let t = 0; t < n; t++) out[order[t]] = t % folds;
+  return out;
+}

@@ -1,37 +1,56 @@
 /**
  * Training a head on cached embeddings: never runs the backbone. Evaluates on the `test` split
- * when the dataset has one, else by stratified k-fold cross-validation, then stores an
+ * when the dataset has one, else by k-fold cross-validation; `type: "auto"` first picks the head
+ * type and its regularization by cross-validation on the training rows. Multiclass heads are then
+ * calibrated by temperature scaling fitted on out-of-fold predictions. Every training stores an
  * immutable version and (by default) moves the `live` alias to it.
  */
 import type { BackboneSpec } from "../backbone/spec.ts";
-import { loadEmbeddedDataset } from "../embed/embedded-dataset.ts";
+import { type EmbeddedDataset, loadEmbeddedDataset } from "../embed/embedded-dataset.ts";
 import { UnsupportedError, ValidationError } from "../errors.ts";
 import { assertName } from "../layout.ts";
 import type { ObjectStore } from "../store/types.ts";
-import { fitLogReg, type LogRegModel, logRegToJson, predictProbaLogReg } from "./logreg.ts";
-import { argmaxRows, classificationMetrics, logLoss } from "./metrics.ts";
-import { stratifiedKFold } from "./split.ts";
 import {
+  applyTemperature,
+  expectedCalibrationError,
+  fitTemperature,
+  reliabilityBins,
+} from "./calibration.ts";
+import type { HeadKind, HeadParams, HeadTask, Target } from "./kind.ts";
+import { HEAD_KINDS, headKind } from "./kinds.ts";
+import { argmaxRows, classificationMetrics, logLoss } from "./metrics.ts";
+import { decideLabels } from "./multilabel.ts";
+import { kFold, stratifiedKFold } from "./split.ts";
+import { multilabelMetrics, regressionMetrics } from "./task-metrics.ts";
+import {
+  type CalibrationReport,
   type HeadDocument,
-  type HeadType,
   newVersionId,
   type Report,
   readAlias,
+  type Search,
   setAlias,
   writeHeadVersion,
 } from "./version.ts";
 
-export const HEAD_TYPES: readonly HeadType[] = ["logreg"];
+export const TASKS: readonly HeadTask[] = ["multiclass", "multilabel", "regression"];
 
 export interface TrainOptions {
   head: string;
   dataset: string;
+  /** A head type from the registry, or `auto` (default `logreg`, or the task's default). */
   type?: string;
-  /** Folds for cross-validation when the dataset has no test split. */
+  /** Hyper-parameters of `type` (each type documents its own; unknown names are rejected). */
+  params?: Record<string, unknown>;
+  /** What is learned; inferred from the labels when absent (see `inferTask`). */
+  task?: HeadTask;
+  /** Candidate types for `auto` (default: every type of the task). */
+  candidates?: string[];
+  /** Folds for cross-validation (evaluation without a test split, model selection, calibration). */
   cv?: number;
   seed?: number;
-  /** L2 strength on standardized weights; default 1/n (scikit-learn's C = 1). */
-  l2?: number;
+  /** Fit a temperature on out-of-fold probabilities (multiclass heads; default true). */
+  calibrate?: boolean;
   /** Move the `live` alias to the new version (default true). */
   promote?: boolean;
 }
@@ -39,21 +58,192 @@ export interface TrainOptions {
 export interface TrainResult {
   head: string;
   version: string;
-  type: HeadType;
+  type: string;
+  task: HeadTask;
+  params: HeadParams;
   metrics: Report["metrics"];
+  multilabel?: Report["multilabel"];
+  regression?: Report["regression"];
+  calibration?: Pick<CalibrationReport, "temperature" | "eceBefore" | "eceAfter">;
+  search?: Search;
   evaluation: Report["evaluation"];
   trainSeconds: number;
   counts: Report["counts"];
   promoted: boolean;
 }
 
-function subset(vectors: Float32Array, dim: number, idx: readonly number[]): Float32Array {
+const DEFAULT_TYPE: Record<HeadTask, string> = {
+  multiclass: "logreg",
+  multilabel: "multilabel",
+  regression: "ridge",
+};
+
+/**
+ * Arrays of labels → multilabel; labels that are all numbers with at least one non-integer →
+ * regression; anything else is classes (integer codes such as 0/1 stay classes: pass
+ * `task: "regression"` to regress on integers).
+ */
+export function inferTask(labels: ReadonlyArray<string | number | string[]>): HeadTask {
+  if (labels.some((l) => Array.isArray(l))) return "multilabel";
+  if (
+    labels.length > 0 &&
+    labels.every((l) => typeof l === "number") &&
+    labels.some((l) => !Number.isInteger(l))
+  ) {
+    return "regression";
+  }
+  return "multiclass";
+}
+
+function subset(vectors: Float32Array, dim: number, idx: ArrayLike<number>): Float32Array {
   const out = new Float32Array(idx.length * dim);
-  idx.forEach((r, i) => {
-    out.set(vectors.subarray(r * dim, (r + 1) * dim), i * dim);
-  });
+  for (let i = 0; i < idx.length; i++) out.set(vectors.subarray(idx[i] * dim, (idx[i] + 1) * dim), i * dim);
   return out;
 }
+
+/** The labelled rows of a dataset as a learning problem of one task. */
+class Problem {
+  readonly labels: string[];
+  /** Output columns per row: classes / labels, or 1 for regression. */
+  readonly width: number;
+  private readonly classOf: Map<string, number>;
+
+  constructor(
+    readonly task: HeadTask,
+    readonly data: EmbeddedDataset,
+    /** Indices into data.rows of the labelled rows. */
+    readonly rows: readonly number[],
+  ) {
+    const raw = rows.map((i) => data.rows[i].label!);
+    if (task === "regression") {
+      raw.forEach((l, t) => {
+        if (typeof l !== "number") {
+          const row = data.rows[rows[t]];
+          throw new ValidationError(
+            `row ${row.id} (line ${row.line}) has label ${JSON.stringify(l)}; a regression head needs numeric labels`,
+            { field: `line ${row.line}` },
+          );
+        }
+      });
+      this.labels = ["value"];
+    } else if (task === "multilabel") {
+      this.labels = [...new Set(raw.flatMap((l) => (Array.isArray(l) ? l : [String(l)])))].sort();
+    } else {
+      raw.forEach((l, t) => {
+        if (Array.isArray(l)) {
+          const row = data.rows[rows[t]];
+          throw new UnsupportedError(
+            `row ${row.id} (line ${row.line}) has a multi-label list; train with task multilabel`,
+            { field: `line ${row.line}` },
+          );
+        }
+      });
+      this.labels = [...new Set(raw.map((l) => String(l)))].sort();
+    }
+    this.classOf = new Map(this.labels.map((l, i) => [l, i]));
+    this.width = task === "regression" ? 1 : this.labels.length;
+  }
+
+  /** Positions into `rows` → their embedding matrix. */
+  X(pos: ArrayLike<number>): Float32Array {
+    return subset(
+      this.data.vectors,
+      this.data.dim,
+      Array.from(pos, (p) => this.rows[p]),
+    );
+  }
+
+  target(pos: ArrayLike<number>): Target {
+    const label = (p: number) => this.data.rows[this.rows[p]].label!;
+    if (this.task === "regression")
+      return { task: "regression", y: Float64Array.from(pos, (p) => label(p) as number) };
+    const k = this.labels.length;
+    if (this.task === "multilabel") {
+      const Y = new Uint8Array(pos.length * k);
+      for (let t = 0; t < pos.length; t++) {
+        const l = label(pos[t]);
+        for (const name of Array.isArray(l) ? l : [String(l)]) Y[t * k + this.classOf.get(name)!] = 1;
+      }
+      return { task: "multilabel", Y, k };
+    }
+    return { task: "multiclass", y: Int32Array.from(pos, (p) => this.classOf.get(String(label(p)))!), k };
+  }
+
+  /** Fold of each position, stratified by class for multiclass problems. */
+  folds(pos: ArrayLike<number>, folds: number, seed: number): Int32Array {
+    try {
+      if (this.task !== "multiclass") return kFold(pos.length, folds, seed);
+      const t = this.target(pos) as Extract<Target, { task: "multiclass" }>;
+      return stratifiedKFold(t.y, t.k, folds, seed);
+    } catch (err) {
+      // Name the option the caller set, not the helper's parameter.
+      if (err instanceof ValidationError)
+        throw new ValidationError(`cv=${folds}: ${err.message}`, { field: "cv" });
+      throw err;
+    }
+  }
+}
+
+type AnyKind = HeadKind<unknown, HeadParams>;
+
+interface Evaluated {
+  /** Model outputs for the evaluated positions, n × width. */
+  out: Float64Array;
+  /** Per-fold scores (CV only). */
+  foldScores: number[];
+}
+
+/** Higher is better for every score here: macro-F1, or −RMSE for regression. */
+function score(
+  problem: Problem,
+  target: Target,
+  out: Float64Array,
+  n: number,
+  thresholdsFrom?: unknown,
+): number {
+  if (target.task === "regression") return -regressionMetrics(target.y, out).rmse;
+  if (target.task === "multilabel") {
+    const pred = decideLabels(thresholdsFrom as never, out, n);
+    return multilabelMetrics(target.Y, pred, n, problem.labels, []).macroF1;
+  }
+  return classificationMetrics(target.y, argmaxRows(out, n, target.k), problem.labels).macroF1;
+}
+
+/** Out-of-fold outputs for `pos` and each fold's score. */
+async function crossValidate(
+  problem: Problem,
+  kind: AnyKind,
+  params: HeadParams,
+  pos: readonly number[],
+  foldOf: Int32Array,
+  folds: number,
+  seed: number,
+): Promise<Evaluated> {
+  const d = problem.data.dim;
+  const w = problem.width;
+  const out = new Float64Array(pos.length * w);
+  const foldScores: number[] = [];
+  for (let f = 0; f < folds; f++) {
+    const inFold: number[] = [];
+    const outFold: number[] = [];
+    for (let j = 0; j < pos.length; j++) (foldOf[j] === f ? outFold : inFold).push(j);
+    const trainPos = inFold.map((j) => pos[j]);
+    const testPos = outFold.map((j) => pos[j]);
+    const model = await kind.fit(problem.X(trainPos), trainPos.length, d, problem.target(trainPos), params, {
+      seed: seed + f,
+    });
+    const o = await kind.predict(model, problem.X(testPos), testPos.length);
+    for (let t = 0; t < outFold.length; t++) out.set(o.subarray(t * w, (t + 1) * w), outFold[t] * w);
+    foldScores.push(score(problem, problem.target(testPos), o, testPos.length, model));
+  }
+  return { out, foldScores };
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+const std = (xs: number[]) => {
+  const m = mean(xs);
+  return Math.sqrt(mean(xs.map((x) => (x - m) ** 2)));
+};
 
 export async function trainHead(
   store: ObjectStore,
@@ -62,144 +252,255 @@ export async function trainHead(
 ): Promise<TrainResult> {
   assertName("head", opts.head, "head");
   assertName("dataset", opts.dataset, "dataset");
-  const type = (opts.type ?? "logreg") as HeadType;
-  if (!HEAD_TYPES.includes(type)) {
-    throw new UnsupportedError(
-      `unknown head type ${JSON.stringify(opts.type)}; available: ${HEAD_TYPES.join(", ")}`,
+  const folds = opts.cv ?? 5;
+  if (!Number.isInteger(folds) || folds < 2 || folds > 50) {
+    throw new ValidationError(`cv must be an integer in 2..50, got ${opts.cv}`, { field: "cv" });
+  }
+  if (opts.task !== undefined && !TASKS.includes(opts.task)) {
+    throw new ValidationError(`task must be one of ${TASKS.join(", ")}, got ${JSON.stringify(opts.task)}`, {
+      field: "task",
+    });
+  }
+  const requested = opts.type ?? (opts.task ? DEFAULT_TYPE[opts.task] : "logreg");
+  const auto = requested === "auto";
+  if (!auto) headKind(requested); // unknown types fail before any data is read
+  if (auto && opts.params && Object.keys(opts.params).length > 0) {
+    throw new ValidationError("params cannot be combined with type auto, which searches them", {
+      field: "params",
+    });
+  }
+  const seed = opts.seed ?? 0;
+  const started = performance.now();
+  const data = await loadEmbeddedDataset(store, opts.dataset, backbone);
+  const d = data.dim;
+
+  const labelled: number[] = [];
+  let unlabeled = 0;
+  data.rows.forEach((row, i) => {
+    if (row.label === undefined) unlabeled++;
+    else labelled.push(i);
+  });
+  const task =
+    opts.task ??
+    (auto ? inferTask(labelled.map((i) => data.rows[i].label!)) : (headKind(requested).task as HeadTask));
+  if (!auto && headKind(requested).task !== task) {
+    throw new ValidationError(
+      `head type ${requested} learns ${headKind(requested).task} targets, not ${task}`,
       {
         field: "type",
       },
     );
   }
-  const folds = opts.cv ?? 5;
-  if (!Number.isInteger(folds) || folds < 2 || folds > 50) {
-    throw new ValidationError(`cv must be an integer in 2..50, got ${opts.cv}`, { field: "cv" });
-  }
-  if (opts.l2 !== undefined && !(opts.l2 >= 0 && Number.isFinite(opts.l2))) {
-    throw new ValidationError(`l2 must be a finite number >= 0, got ${opts.l2}`, { field: "l2" });
-  }
-  const seed = opts.seed ?? 0;
-  const started = performance.now();
-  const data = await loadEmbeddedDataset(store, opts.dataset, backbone);
-  const dim = data.dim;
-
-  // Labelled rows only; a multi-label row needs a multi-label head.
-  const labelled: number[] = [];
-  let unlabeled = 0;
-  data.rows.forEach((row, i) => {
-    if (row.label === undefined) unlabeled++;
-    else if (Array.isArray(row.label)) {
-      throw new UnsupportedError(
-        `row ${row.id} (line ${row.line}) has a multi-label list; ${type} heads take one label per row`,
-        {
-          field: `line ${row.line}`,
-        },
-      );
-    } else labelled.push(i);
-  });
-  const labels = [...new Set(labelled.map((i) => String(data.rows[i].label)))].sort();
-  if (labels.length < 2) {
+  const problem = new Problem(task, data, labelled);
+  if (task !== "regression" && problem.labels.length < 2) {
     throw new ValidationError(
-      `dataset ${opts.dataset} needs at least 2 distinct labels to train a classifier, found ${labels.length}`,
+      `dataset ${opts.dataset} needs at least 2 distinct labels to train a ${task} head, found ${problem.labels.length}`,
+      { field: "label" },
+    );
+  }
+  if (labelled.length < 2) {
+    throw new ValidationError(
+      `dataset ${opts.dataset} has ${labelled.length} labelled rows; at least 2 are needed`,
       {
         field: "label",
       },
     );
   }
-  const classOf = new Map(labels.map((l, i) => [l, i]));
-  const k = labels.length;
-  const yOf = (idx: readonly number[]) =>
-    Int32Array.from(idx, (i) => classOf.get(String(data.rows[i].label))!);
-  const fit = (idx: readonly number[]): LogRegModel =>
-    fitLogReg(subset(data.vectors, dim, idx), idx.length, dim, yOf(idx), k, {
-      ...(opts.l2 === undefined ? {} : { l2: opts.l2 }),
-    });
-
-  const testIdx = labelled.filter((i) => data.rows[i].split === "test");
-  const trainIdx = labelled.filter((i) => data.rows[i].split !== "test");
-  let evaluation: Report["evaluation"];
-  let model: LogRegModel;
-  let yTrue: Int32Array;
-  let proba: Float64Array;
-  if (testIdx.length > 0) {
-    if (new Set(yOf(trainIdx)).size < 2) {
+  const testPos: number[] = [];
+  const trainPos: number[] = [];
+  labelled.forEach((i, p) => {
+    (data.rows[i].split === "test" ? testPos : trainPos).push(p);
+  });
+  const hasTest = testPos.length > 0;
+  if (hasTest && task !== "regression") {
+    const t = problem.target(trainPos);
+    const distinct = t.task === "multiclass" ? new Set(t.y).size : problem.labels.length;
+    if (distinct < 2)
       throw new ValidationError("the training split needs at least 2 distinct labels", { field: "split" });
-    }
-    evaluation = "test-split";
-    model = fit(trainIdx);
-    yTrue = yOf(testIdx);
-    proba = predictProbaLogReg(model, subset(data.vectors, dim, testIdx), testIdx.length);
-  } else {
-    evaluation = "cv";
-    const y = yOf(labelled);
-    let foldOf: Int32Array;
-    try {
-      foldOf = stratifiedKFold(y, k, folds, seed);
-    } catch (err) {
-      // Name the option the caller set, not the helper's parameter.
-      if (err instanceof ValidationError)
-        throw new ValidationError(`cv=${folds}: ${err.message}`, { field: "cv" });
-      throw err;
-    }
-    proba = new Float64Array(labelled.length * k);
-    for (let f = 0; f < folds; f++) {
-      const inFold: number[] = [];
-      const outFold: number[] = [];
-      for (let j = 0; j < labelled.length; j++) (foldOf[j] === f ? outFold : inFold).push(j);
-      const m = fit(inFold.map((j) => labelled[j]));
-      const p = predictProbaLogReg(
-        m,
-        subset(
-          data.vectors,
-          dim,
-          outFold.map((j) => labelled[j]),
-        ),
-        outFold.length,
-      );
-      for (let t = 0; t < outFold.length; t++) proba.set(p.subarray(t * k, (t + 1) * k), outFold[t] * k);
-    }
-    yTrue = y;
-    model = fit(labelled);
   }
-  const yPred = argmaxRows(proba, yTrue.length, k);
-  const metrics = { ...classificationMetrics(yTrue, yPred, labels), logLoss: logLoss(yTrue, proba, k) };
+  const trainFolds = Math.min(folds, trainPos.length);
+  if (trainFolds < 2) {
+    throw new ValidationError(`the training split has ${trainPos.length} rows; at least 2 are needed`, {
+      field: "split",
+    });
+  }
+  const foldOf = problem.folds(trainPos, trainFolds, seed);
+
+  // ---- Model selection ----
+  let kind: AnyKind;
+  let params: HeadParams;
+  let oof: Float64Array | undefined; // out-of-fold outputs of the chosen configuration on trainPos
+  let search: Search | undefined;
+  if (auto) {
+    const types = opts.candidates ?? Object.keys(HEAD_KINDS).filter((t) => HEAD_KINDS[t].task === task);
+    const kinds = types.map((t) => headKind(t) as AnyKind);
+    for (const k of kinds) {
+      if (k.task !== task) {
+        throw new ValidationError(`candidate ${k.type} learns ${k.task} targets, not ${task}`, {
+          field: "candidates",
+        });
+      }
+    }
+    if (kinds.length === 0)
+      throw new ValidationError(`no head type learns ${task} targets`, { field: "type" });
+    const candidates: Search["candidates"] = [];
+    let best:
+      | { kind: AnyKind; params: HeadParams; score: number; oof: Float64Array; index: number }
+      | undefined;
+    for (const k of kinds) {
+      for (const p of k.grid(trainPos.length, d)) {
+        const t0 = performance.now();
+        const cv = await crossValidate(problem, k, p, trainPos, foldOf, trainFolds, seed);
+        const s = mean(cv.foldScores);
+        candidates.push({
+          type: k.type,
+          params: p,
+          score: task === "regression" ? -s : s,
+          std: std(cv.foldScores),
+          seconds: (performance.now() - t0) / 1000,
+          chosen: false,
+        });
+        // Strictly better only: ties keep the earlier (simpler) candidate.
+        if (!best || s > best.score)
+          best = { kind: k, params: p, score: s, oof: cv.out, index: candidates.length - 1 };
+      }
+    }
+    candidates[best!.index].chosen = true;
+    ({ kind, params, oof } = best!);
+    search = { metric: task === "regression" ? "rmse" : "macroF1", folds: trainFolds, candidates };
+  } else {
+    kind = headKind(requested) as AnyKind;
+    params = kind.resolveParams(opts.params ?? {}, trainPos.length, d);
+  }
+
+  // ---- Evaluation: the test split, or out-of-fold predictions ----
+  const evaluation: Report["evaluation"] = hasTest ? "test-split" : "cv";
+  const model = await kind.fit(problem.X(trainPos), trainPos.length, d, problem.target(trainPos), params, {
+    seed,
+  });
+  let evalPos: number[];
+  let evalOut: Float64Array;
+  if (hasTest) {
+    evalPos = testPos;
+    evalOut = await kind.predict(model, problem.X(testPos), testPos.length);
+  } else {
+    oof ??= (await crossValidate(problem, kind, params, trainPos, foldOf, trainFolds, seed)).out;
+    evalPos = trainPos;
+    evalOut = oof;
+  }
+
+  // ---- Calibration (multiclass): temperature on out-of-fold probabilities of the training rows ----
+  let calibration: CalibrationReport | undefined;
+  const evalTarget = problem.target(evalPos);
+  if (task === "multiclass" && (opts.calibrate ?? true)) {
+    oof ??= (await crossValidate(problem, kind, params, trainPos, foldOf, trainFolds, seed)).out;
+    const k = problem.width;
+    const trainTarget = problem.target(trainPos) as Extract<Target, { task: "multiclass" }>;
+    const temperature = fitTemperature(oof, trainTarget.y, k);
+    const y = (evalTarget as Extract<Target, { task: "multiclass" }>).y;
+    const after = applyTemperature(evalOut, evalPos.length, k, temperature);
+    calibration = {
+      method: "temperature",
+      temperature,
+      eceBefore: expectedCalibrationError(evalOut, y, k),
+      eceAfter: expectedCalibrationError(after, y, k),
+      fittedOn: `out-of-fold predictions on ${trainPos.length} training rows (${trainFolds} folds)`,
+      reliabilityBefore: reliabilityBins(evalOut, y, k),
+      reliabilityAfter: reliabilityBins(after, y, k),
+    };
+    evalOut = after;
+  }
+
+  let metrics: Report["metrics"];
+  let multilabel: Report["multilabel"];
+  let regression: Report["regression"];
+  const nEval = evalPos.length;
+  if (evalTarget.task === "multiclass") {
+    const yPred = argmaxRows(evalOut, nEval, evalTarget.k);
+    metrics = {
+      ...classificationMetrics(evalTarget.y, yPred, problem.labels),
+      logLoss: logLoss(evalTarget.y, evalOut, evalTarget.k),
+    };
+  } else if (evalTarget.task === "multilabel") {
+    const thresholds = (kind.toJson(model) as { thresholds?: number[] }).thresholds ?? [];
+    multilabel = multilabelMetrics(
+      evalTarget.Y,
+      decideLabels(model as never, evalOut, nEval),
+      nEval,
+      problem.labels,
+      thresholds,
+    );
+  } else {
+    regression = regressionMetrics(evalTarget.y, evalOut);
+  }
   const trainSeconds = (performance.now() - started) / 1000;
 
   const version = newVersionId();
   const createdAt = new Date().toISOString();
-  const counts = {
-    train: evaluation === "cv" ? labelled.length : trainIdx.length,
-    test: testIdx.length,
-    unlabeled,
-    unsupported: data.unsupported,
-  };
+  const counts = { train: trainPos.length, test: testPos.length, unlabeled, unsupported: data.unsupported };
+  const storedParams = { ...params, cv: trainFolds, seed };
+  const info = kind.info?.(model) ?? {};
   const head: HeadDocument = {
     head: opts.head,
     version,
-    type,
-    labels,
-    backbone: { id: backbone.id, sha256: backbone.sha256, dim },
+    type: kind.type,
+    task,
+    labels: problem.labels,
+    backbone: { id: backbone.id, sha256: backbone.sha256, dim: d },
     dataset: { name: opts.dataset, version: data.version },
-    params: { l2: model.l2, cv: evaluation === "cv" ? folds : undefined, seed },
-    model: logRegToJson(model) as unknown as Record<string, unknown>,
+    params: storedParams,
+    model: kind.toJson(model),
+    ...(calibration
+      ? { calibration: { method: "temperature" as const, temperature: calibration.temperature } }
+      : {}),
     createdAt,
   };
   const report: Report = {
     head: opts.head,
     version,
-    type,
+    type: kind.type,
+    task,
+    dataset: head.dataset,
+    backbone: backbone.id,
+    params: storedParams,
     evaluation,
-    ...(evaluation === "cv" ? { folds } : {}),
-    metrics,
+    ...(evaluation === "cv" ? { folds: trainFolds } : {}),
+    ...(metrics ? { metrics } : {}),
+    ...(multilabel ? { multilabel } : {}),
+    ...(regression ? { regression } : {}),
+    ...(calibration ? { calibration } : {}),
+    ...(search ? { search } : {}),
     counts,
     trainSeconds,
-    iterations: model.iterations,
-    converged: model.converged,
+    ...info,
     createdAt,
   };
   const previous = (await readAlias(store, opts.head))?.value.version ?? null;
   await writeHeadVersion(store, head, report);
   const promote = opts.promote ?? true;
   if (promote) await setAlias(store, opts.head, version, { expectedVersion: previous });
-  return { head: opts.head, version, type, metrics, evaluation, trainSeconds, counts, promoted: promote };
+  return {
+    head: opts.head,
+    version,
+    type: kind.type,
+    task,
+    params,
+    metrics,
+    ...(multilabel ? { multilabel } : {}),
+    ...(regression ? { regression } : {}),
+    ...(calibration
+      ? {
+          calibration: {
+            temperature: calibration.temperature,
+            eceBefore: calibration.eceBefore,
+            eceAfter: calibration.eceAfter,
+          },
+        }
+      : {}),
+    ...(search ? { search } : {}),
+    evaluation,
+    trainSeconds,
+    counts,
+    promoted: promote,
+  };
 }
