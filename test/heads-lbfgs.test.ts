@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ValidationError } from "../shared/errors.ts";
-import { minimizeLbfgs } from "../shared/heads/lbfgs.ts";
+import { minimizeLbfgs, minimizeLbfgsAsync } from "../shared/heads/lbfgs.ts";
 
 function rosenbrock(x: Float64Array, g: Float64Array): number {
   const a = 1 - x[0];
@@ -103,5 +103,35 @@ describe("minimizeLbfgs", () => {
       () => minimizeLbfgs(() => Number.NaN, Float64Array.from([0]), {}),
       (e: unknown) => e instanceof ValidationError && /not finite/.test(e.message),
     );
+  });
+});
+
+describe("minimizeLbfgsAsync", () => {
+  it("takes exactly the synchronous iterates for the same objective", async () => {
+    const sync = minimizeLbfgs(rosenbrock, Float64Array.from([-1.2, 1]), { gtol: 1e-9, ftol: 0 });
+    const viaAsync = await minimizeLbfgsAsync(
+      async (x, g) => rosenbrock(x, g),
+      Float64Array.from([-1.2, 1]),
+      { gtol: 1e-9, ftol: 0 },
+    );
+    assert.deepEqual(Array.from(viaAsync.x), Array.from(sync.x));
+    assert.equal(viaAsync.evaluations, sync.evaluations);
+    assert.equal(viaAsync.reason, sync.reason);
+  });
+
+  it("rejects bad options before evaluating anything", async () => {
+    let calls = 0;
+    await assert.rejects(
+      minimizeLbfgsAsync(
+        async () => {
+          calls++;
+          return 0;
+        },
+        new Float64Array(2),
+        { m: 0 },
+      ),
+      ValidationError,
+    );
+    assert.equal(calls, 0);
   });
 });

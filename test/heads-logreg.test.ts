@@ -4,6 +4,7 @@ import { ValidationError } from "../shared/errors.ts";
 import { minimizeLbfgs } from "../shared/heads/lbfgs.ts";
 import {
   fitLogReg,
+  fitLogRegAsync,
   type LogRegModel,
   logRegFromJson,
   logRegToJson,
@@ -11,8 +12,10 @@ import {
   makeLogRegObjective,
   predictLogReg,
   predictProbaLogReg,
+  standardizationStats,
 } from "../shared/heads/logreg.ts";
 import { mulberry32 } from "../shared/heads/split.ts";
+import { standardizeOnnx } from "../shared/heads/standardize.ts";
 
 function gaussian(rand: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
@@ -399,5 +402,64 @@ describe("logreg JSON", () => {
       { ...good, loss: null },
     ];
     for (const c of cases) assert.throws(() => logRegFromJson(c), ValidationError, JSON.stringify(c));
+  });
+});
+
+describe("onnxruntime engine", () => {
+  it("standardizes like the float64 reference, flagging constant features and non-finite cells", async () => {
+    const { X } = blobs(20000, 7, 3, 2, 11);
+    for (let i = 0; i < 20000; i++) {
+      X[i * 7 + 2] = 1e4 + 0.5 * X[i * 7 + 2]; // a large offset: cancellation would show here
+      X[i * 7 + 5] = 0.1; // constant
+    }
+    const ref = standardizationStats(X, 20000, 7);
+    const got = await standardizeOnnx(X, 20000, 7);
+    for (let j = 0; j < 7; j++) {
+      assert.ok(
+        Math.abs(got.mean[j] - ref.mean[j]) <= 1e-6 * Math.max(1, Math.abs(ref.mean[j])),
+        `mean ${j}`,
+      );
+      assert.ok(
+        Math.abs(got.scale[j] / ref.scale[j] - 1) < 1e-6,
+        `scale ${j}: ${got.scale[j]} vs ${ref.scale[j]}`,
+      );
+    }
+    assert.equal(got.scale[5], 1);
+    const z = got.Z[3 * 7 + 2];
+    const expected = (X[3 * 7 + 2] - got.mean[2]) * got.invScale[2];
+    assert.ok(Math.abs(z - expected) < 1e-5);
+    X[123 * 7 + 4] = Number.NaN;
+    await assert.rejects(standardizeOnnx(X, 20000, 7), /X\[123, 4\] is not finite/);
+  });
+
+  it("fits the same multinomial model as the float64 engines (class weights included)", async () => {
+    const { X, y } = blobs(3000, 12, 4, 0.8, 5);
+    const sampleWeight = Float64Array.from(y, (c) => (c === 0 ? 3 : 1));
+    for (const opts of [{ l2: 1 / 3000 }, { l2: 1e-2, sampleWeight }]) {
+      const ref = fitLogReg(X, 3000, 12, y, 4, { ...opts, tol: 1e-7 });
+      // Default tolerance: float32 gradients cannot certify 1e-7, and need not.
+      const got = await fitLogRegAsync(X, 3000, 12, y, 4, { ...opts, engine: "onnx" });
+      assert.equal(got.converged, true);
+      const pr = predictProbaLogReg(ref, X, 3000);
+      const pg = predictProbaLogReg(got, X, 3000);
+      let worst = 0;
+      for (let t = 0; t < pr.length; t++) worst = Math.max(worst, Math.abs(pr[t] - pg[t]));
+      // Stopping at the default gradient tolerance leaves the objective within ~1e-6 of the optimum;
+      // the probabilities then differ by well under a percent, and the decisions agree.
+      assert.ok(worst < 2e-2, `max probability difference ${worst}`);
+      assert.ok(got.loss - ref.loss < 1e-5 * Math.max(1, ref.loss), `${got.loss} vs ${ref.loss}`);
+      const ar = predictLogReg(ref, X, 3000);
+      const ag = predictLogReg(got, X, 3000);
+      let same = 0;
+      for (let i = 0; i < 3000; i++) if (ar[i] === ag[i]) same++;
+      assert.ok(same >= 0.995 * 3000, `${same} of 3000 decisions agree`);
+    }
+  });
+
+  it("auto keeps small and binary problems on the float64 path", async () => {
+    const { X, y } = blobs(200, 5, 2, 1, 1);
+    const a = await fitLogRegAsync(X, 200, 5, y, 2);
+    const b = fitLogReg(X, 200, 5, y, 2);
+    assert.deepEqual(Array.from(a.weights), Array.from(b.weights));
   });
 });
