@@ -171,13 +171,15 @@ export function fitTemperature(
   const f = (u: number) => lossAt(z, y, k, u, sampleWeight);
   let lo = Math.log(MIN_TEMPERATURE);
   let hi = Math.log(MAX_TEMPERATURE);
-  const atLo = f(lo);
-  if (atLo.grad >= 0) return MIN_TEMPERATURE;
-  const atHi = f(hi);
-  if (atHi.grad <= 0) return MAX_TEMPERATURE;
-
   let u = 0; // T = 1: the model as it is, usually close.
   let cur = f(u);
+  // Unimodal: only the bound on the minimum's side of T = 1 can be where it lies.
+  if (cur.grad < 0) {
+    if (f(hi).grad <= 0) return MAX_TEMPERATURE;
+  } else if (cur.grad > 0) {
+    if (f(lo).grad >= 0) return MIN_TEMPERATURE;
+  } else return 1;
+
   for (let iter = 0; iter < 100; iter++) {
     if (cur.grad > 0) hi = u;
     else if (cur.grad < 0) lo = u;
@@ -185,7 +187,7 @@ export function fitTemperature(
     if (hi - lo < 1e-10) break;
     const newton = cur.hess > 0 ? u - cur.grad / cur.hess : Number.NaN;
     const next = newton > lo && newton < hi ? newton : 0.5 * (lo + hi);
-    if (Math.abs(next - u) < 1e-10) {
+    if (Math.abs(next - u) < 1e-9) {
       u = next;
       break;
     }
