@@ -188,6 +188,26 @@ describe("renderReportHtml", () => {
     );
   });
 
+  it("fills what an older report lacks from the head document, without overriding the report", () => {
+    const head = {
+      labels: ["a", "b"],
+      task: "multiclass" as const,
+      dataset: { name: "older-films", version: "d3" },
+      backbone: { id: "old-backbone" },
+      params: { l2: 0.5 },
+    };
+    const html = renderReportHtml(minimalReport(), head);
+    assertSane(html);
+    assert.ok(html.includes("older-films@d3") && html.includes("old-backbone"));
+    assert.ok(html.includes("{&quot;l2&quot;:0.5}"));
+    const own = renderReportHtml(
+      minimalReport({ dataset: { name: "new", version: "d9" }, backbone: "bb" }),
+      head,
+    );
+    assert.ok(own.includes("new@d9") && own.includes("<b>bb</b>"));
+    assert.doesNotMatch(own, /older-films|old-backbone/);
+  });
+
   it("omits what the report does not have", () => {
     const html = renderReportHtml(minimalReport());
     assertSane(html);

@@ -50,6 +50,12 @@ function truncate(s: string, max: number): string {
   return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }
 
+/** SVG text content: shortened to `max` characters, the full name in a tooltip when it was cut. */
+function svgLabel(s: string, max: number): string {
+  const short = truncate(s, max);
+  return short === s ? escapeHtml(s) : `${escapeHtml(short)}<title>${escapeHtml(s)}</title>`;
+}
+
 function compactJson(value: unknown): string {
   try {
     return (
@@ -204,7 +210,7 @@ function groupedBars(rows: Array<[string, ClassRow]>): string {
     const cx = x0 + (group - 4) / 2;
     const ty = top + plotH + 10;
     parts.push(
-      `<text x="${px(cx)}" y="${px(ty)}" font-size="10" text-anchor="end" transform="rotate(-45 ${px(cx)} ${px(ty)})">${escapeHtml(truncate(name, 18))}</text>`,
+      `<text x="${px(cx)}" y="${px(ty)}" font-size="10" text-anchor="end" transform="rotate(-45 ${px(cx)} ${px(ty)})">${svgLabel(name, 18)}</text>`,
     );
   });
   return `${legend(SERIES.map((s) => ({ label: s.key === "f1" ? "F1" : s.key, color: s.color })))}<div class="scroll"><svg class="chart" role="img" aria-label="per-class precision, recall and F1" width="${px(width)}" height="${px(height)}" viewBox="0 0 ${px(width)} ${px(height)}">${parts.join("")}</svg></div>`;
@@ -275,7 +281,7 @@ function confusionMatrix(confusion: number[][], names: string[]): string {
     }
   }
   for (let i = 0; i < k; i += labelEvery) {
-    const name = escapeHtml(truncate(names[i], 20));
+    const name = svgLabel(names[i], 20);
     const cy = top + i * cell + cell / 2 + font / 3;
     const cx = left + i * cell + cell / 2;
     parts.push(
@@ -436,8 +442,29 @@ function searchSection(report: Report): string {
   return `<section id="search"><h2>Model selection</h2><p class="note">${fmtInt(s.folds)}-fold cross-validated ${escapeHtml(metric)}; ★ marks the chosen candidate.</p><div class="scroll"><table><tr><th>type</th><th>params</th><th>score ± std</th><th>time</th></tr>${body}</table></div></section>`;
 }
 
-/** The report as a standalone HTML document. `head.labels` orders the confusion matrix's classes. */
-export function renderReportHtml(report: Report, head?: { labels: string[] }): string {
+/**
+ * What the page can take from the version's head document (a `HeadDocument` fits): `labels` orders
+ * the confusion matrix; the rest fills in what reports written before those fields lack.
+ */
+export interface ReportHeadContext {
+  labels: string[];
+  task?: Report["task"];
+  dataset?: { name: string; version: string };
+  backbone?: { id: string };
+  params?: Record<string, unknown>;
+}
+
+/** The report as a standalone HTML document. */
+export function renderReportHtml(report: Report, head?: ReportHeadContext): string {
+  if (head) {
+    report = {
+      ...report,
+      task: report.task ?? head.task,
+      dataset: report.dataset ?? head.dataset,
+      backbone: report.backbone ?? head.backbone?.id,
+      params: report.params ?? head.params,
+    };
+  }
   const title = `${report.head}@${report.version} — headstart report`;
   return `<!doctype html>
 <html lang="en">
