@@ -60,6 +60,12 @@ export const keys = {
     return `datasets/${assertName("dataset", dataset)}/_rows/${version}.jsonl`;
   },
 
+  /**
+   * The rows of the last `import-embeddings` (ids, labels, splits, texts; the vectors go to the
+   * cache): the source its dataset version records, as an upload's is the manifest.
+   */
+  datasetImport: (dataset: string) => `datasets/${assertName("dataset", dataset)}/_import.jsonl`,
+
   backbonePrefix: (backbone: string) => `backbones/${assertName("backbone", backbone)}/`,
   backboneSpec: (backbone: string) => `backbones/${assertName("backbone", backbone)}/backbone.json`,
   backboneAsset: (backbone: string, file: string) => {
@@ -101,6 +107,7 @@ export type ParsedKey =
   | { kind: "datasetFile"; dataset: string; path: string }
   | { kind: "datasetStatus"; dataset: string }
   | { kind: "datasetRows"; dataset: string; version: string }
+  | { kind: "datasetImport"; dataset: string }
   | { kind: "backboneSpec"; backbone: string }
   | { kind: "backboneAsset"; backbone: string; file: string }
   | {
@@ -132,6 +139,7 @@ const PATTERNS: Array<[RegExp, (m: RegExpExecArray) => ParsedKey]> = [
     new RegExp(`^datasets/${N}/_rows/([0-9a-f]{64})\\.jsonl$`),
     (m) => ({ kind: "datasetRows", dataset: m[1], version: m[2] }),
   ],
+  [new RegExp(`^datasets/${N}/_import\\.jsonl$`), (m) => ({ kind: "datasetImport", dataset: m[1] })],
   [new RegExp(`^backbones/${N}/backbone\\.json$`), (m) => ({ kind: "backboneSpec", backbone: m[1] })],
   [
     new RegExp(`^backbones/${N}/([a-zA-Z0-9][a-zA-Z0-9\\-_.]{0,127})$`),

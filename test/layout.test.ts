@@ -33,6 +33,7 @@ describe("layout", () => {
           dataset: a,
           version,
         });
+        assert.deepEqual(parseKey(keys.datasetImport(a)), { kind: "datasetImport", dataset: a });
         assert.deepEqual(parseKey(keys.backboneSpec(a)), { kind: "backboneSpec", backbone: a });
         assert.deepEqual(parseKey(keys.backboneAsset(a, "model.onnx")), {
           kind: "backboneAsset",
@@ -98,6 +99,7 @@ describe("layout", () => {
       "cache/b/d/shard-1.npy",
       "heads/h/versions/v/other.json",
       "datasets/d/files/../../x",
+      "datasets/d/_import.json",
     ]) {
       assert.equal(parseKey(k), undefined, k);
     }

@@ -49,6 +49,12 @@ export async function publishBackbone(store: ObjectStore, dir: string): Promise<
     });
   }
   const spec = parsed.data;
+  if (spec.kind === "external") {
+    throw new ValidationError(
+      "backbone.json: kind external is made by `headstart import-embeddings`, not published",
+      { field: "backbone.json.kind" },
+    );
+  }
   const hashOf = (file: string, field: string) =>
     fileSha256(join(dir, file)).catch(() => {
       throw new ValidationError(`file ${join(dir, file)} is missing`, { field });
@@ -128,6 +134,14 @@ export function loadEmbedder(
   if (!promise) {
     promise = (async () => {
       const spec = await resolveBackbone(store, id, config);
+      if (spec.kind === "external") {
+        // Predict reaches here with raw inputs; the vectors must come from the user's own model.
+        throw new ValidationError(
+          `backbone ${id} holds imported embeddings, so headstart cannot embed raw inputs with it: ` +
+            `a head trained on imported embeddings from ${id} needs \`embeddings\` (${spec.dim}-d vectors from the same model), not \`inputs\``,
+          { field: "inputs" },
+        );
+      }
       if (spec.modality !== "text") {
         throw new UnsupportedError(
           `backbone ${id} has modality ${spec.modality}; this build embeds text only`,

@@ -20,11 +20,20 @@ export const TextVocabPreprocessing = z.object({
   lowercase: z.boolean().default(true),
 });
 
-export const Preprocessing = z.discriminatedUnion("type", [TextVocabPreprocessing]);
+/** Imported vectors (`headstart import-embeddings`): computed elsewhere, nothing runs here. */
+export const ExternalPreprocessing = z.object({ type: z.literal("external") });
+
+export const Preprocessing = z.discriminatedUnion("type", [TextVocabPreprocessing, ExternalPreprocessing]);
 
 export const BackboneSpec = z.object({
   id: Name,
-  modality: z.enum(["text", "image", "audio"]),
+  /**
+   * Absent: an ONNX model headstart runs. `external`: vectors imported from another model or
+   * provider (modality `embedding`, preprocessing `external`); there is no model to run, so
+   * `sha256` is a stable id of the name and dim instead of a file hash.
+   */
+  kind: z.literal("external").optional(),
+  modality: z.enum(["text", "image", "audio", "embedding"]),
   /** Length of the embedding vector the model outputs. */
   dim: z.number().int().min(1).max(65_536),
   /** The ONNX file, an asset of this backbone. */

@@ -23,6 +23,8 @@ export function sha256Hex(data: Uint8Array | string): string {
  * settings from backbone.json, and the revision of the code that runs them.
  */
 export function embeddingKey(spec: Pick<BackboneSpec, "sha256" | "preprocessing" | "assetSha256">): string {
+  // Imported vectors never pass through headstart's tokenizer: its revision must not orphan them.
+  if (spec.preprocessing.type === "external") return sha256Hex(`${spec.sha256}\0external`);
   const assets = Object.entries(spec.assetSha256 ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
   return sha256Hex(
     `${spec.sha256}\0${JSON.stringify(spec.preprocessing)}\0${JSON.stringify(assets)}\0tokenizer-${TOKENIZER_REVISION}`,
@@ -35,4 +37,9 @@ export function textItemSha(embedding: string, text: string): string {
 
 export function fileItemSha(embedding: string, modality: "image" | "audio", fileSha: string): string {
   return sha256Hex(`${SCHEME}\0${embedding}\0${modality}\0${fileSha}`);
+}
+
+/** An imported vector: its content is the vector itself (sha256 of its float32 little-endian bytes). */
+export function vectorItemSha(embedding: string, vectorSha: string): string {
+  return sha256Hex(`${SCHEME}\0${embedding}\0embedding\0${vectorSha}`);
 }

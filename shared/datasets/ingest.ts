@@ -105,27 +105,13 @@ export async function ingestDataset(
   }
   rejected.sort((a, b) => a.line - b.line);
 
-  const labels: Record<string, number> = {};
-  const splits = { train: 0, test: 0, unspecified: 0 };
-  const modalities: Record<string, number> = {};
-  for (const r of rows) {
-    for (const l of r.label === undefined ? [] : Array.isArray(r.label) ? r.label : [String(r.label)]) {
-      labels[l] = (labels[l] ?? 0) + 1;
-    }
-    splits[r.split ?? "unspecified"]++;
-    const modality = modalityOf(r);
-    modalities[modality] = (modalities[modality] ?? 0) + 1;
-  }
-
   const status: DatasetStatus = {
     dataset,
     state: rows.length > 0 ? "ingested" : "rejected",
     manifest: { key: manifest.key, format: manifest.format, etag: obj.etag, bytes: obj.size },
     rows: { total: parsed.total, accepted: rows.length, rejected: rejected.length },
     rejected: rejected.slice(0, MAX_REJECTIONS_LISTED),
-    labels,
-    splits,
-    modalities,
+    ...summarizeRows(rows),
     ingestedAt: new Date().toISOString(),
   };
 
@@ -143,11 +129,46 @@ export async function ingestDataset(
     });
   }
 
+  return publishVersion(store, status, rows, previous?.etag, obj.etag);
+}
+
+/** Label, split and modality counts of accepted rows, as `_status.json` reports them. */
+export function summarizeRows(
+  rows: readonly DatasetRow[],
+): Pick<DatasetStatus, "labels" | "splits" | "modalities"> {
+  const labels: Record<string, number> = {};
+  const splits = { train: 0, test: 0, unspecified: 0 };
+  const modalities: Record<string, number> = {};
+  for (const r of rows) {
+    for (const l of r.label === undefined ? [] : Array.isArray(r.label) ? r.label : [String(r.label)]) {
+      labels[l] = (labels[l] ?? 0) + 1;
+    }
+    splits[r.split ?? "unspecified"]++;
+    const modality = modalityOf(r);
+    modalities[modality] = (modalities[modality] ?? 0) + 1;
+  }
+  return { labels, splits, modalities };
+}
+
+/**
+ * Makes `rows` the dataset's current version (an ingest's or an embeddings import's): the
+ * status is moved by compare-and-swap from `previousEtag`, and only while the source object
+ * (`status.manifest`) still has `sourceEtag`.
+ */
+export async function publishVersion(
+  store: ObjectStore,
+  status: DatasetStatus,
+  rows: readonly DatasetRow[],
+  previousEtag: string | undefined,
+  sourceEtag: string,
+): Promise<DatasetStatus> {
   const body = toJsonl(rows);
   status.version = createHash("sha256").update(body).digest("hex");
   // Rows first (content-addressed, so rewriting them is harmless), status last.
-  await store.put(keys.datasetRows(dataset, status.version), body, { contentType: "application/x-ndjson" });
-  await commitStatus(store, status, previous?.etag, obj.etag);
+  await store.put(keys.datasetRows(status.dataset, status.version), body, {
+    contentType: "application/x-ndjson",
+  });
+  await commitStatus(store, status, previousEtag, sourceEtag);
   return status;
 }
 

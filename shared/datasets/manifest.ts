@@ -13,7 +13,7 @@ export const MAX_REJECTIONS_LISTED = 1_000;
 export const INPUT_FIELDS = ["text", "image", "audio"] as const;
 const KNOWN_FIELDS = ["id", ...INPUT_FIELDS, "label", "split"];
 
-const Label = z.union([
+export const Label = z.union([
   z.string().min(1, "label must not be empty").max(256),
   z.number().finite(),
   z.array(z.string().min(1).max(256)).min(1, "a multi-label list must not be empty").max(1_000),
@@ -69,12 +69,19 @@ export const DatasetRow = z.object({
   text: z.string().optional(),
   image: z.string().optional(),
   audio: z.string().optional(),
+  /** Imported rows (`import-embeddings`): sha256 of the row's float32 vector; `text` is then informational. */
+  vector: z.string().optional(),
   label: z.union([z.string(), z.number(), z.array(z.string())]).optional(),
   split: z.enum(["train", "test"]).optional(),
 });
 export type DatasetRow = z.infer<typeof DatasetRow>;
 
-export function modalityOf(row: { text?: unknown; image?: unknown }): "text" | "image" | "audio" {
+export function modalityOf(row: {
+  text?: unknown;
+  image?: unknown;
+  vector?: unknown;
+}): "text" | "image" | "audio" | "embedding" {
+  if (row.vector !== undefined) return "embedding";
   return row.text !== undefined ? "text" : row.image !== undefined ? "image" : "audio";
 }
 

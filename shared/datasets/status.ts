@@ -26,6 +26,8 @@ export const DatasetStatus = z.object({
   labels: z.record(z.string(), z.number()),
   splits: z.object({ train: z.number(), test: z.number(), unspecified: z.number() }),
   modalities: z.record(z.string(), z.number()),
+  /** Set when this version came from `import-embeddings`: the vectors live under this backbone. */
+  imported: z.object({ backbone: z.string(), dim: z.number().int() }).optional(),
   message: z.string().optional(),
   ingestedAt: z.string(),
 });

@@ -53,9 +53,13 @@ export async function loadEmbeddedDataset(
     found.push(vec);
   }
   if (missing.length > 0) {
+    const fix =
+      backbone.kind === "external"
+        ? `import them with \`headstart import-embeddings ${dataset} --backbone ${backbone.id}\``
+        : `run \`headstart embed ${dataset} --backbone ${backbone.id}\``;
     throw new ValidationError(
       `${missing.length} of ${current.rows.length} rows of dataset ${dataset} are not embedded with ${backbone.id} yet ` +
-        `(first: ${missing.slice(0, 3).join(", ")}); run \`headstart embed ${dataset} --backbone ${backbone.id}\``,
+        `(first: ${missing.slice(0, 3).join(", ")}); ${fix}`,
       { field: "dataset" },
     );
   }

@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import type { BackboneSpec } from "../backbone/spec.ts";
-import { embeddingKey, fileItemSha, sha256Hex, textItemSha } from "../cache/address.ts";
+import { embeddingKey, fileItemSha, sha256Hex, textItemSha, vectorItemSha } from "../cache/address.ts";
 import { cachedShas, nextShardIndex } from "../cache/shards.ts";
 import { readDatasetRows } from "../datasets/ingest.ts";
 import { type DatasetRow, modalityOf } from "../datasets/manifest.ts";
@@ -67,6 +67,7 @@ export function embedJobId(
 
 /** The content address of a dataset row under a backbone (see `embeddingKey`); file rows read the file. */
 export async function rowItemSha(store: ObjectStore, dataset: string, embedding: string, row: DatasetRow) {
+  if (row.vector !== undefined) return vectorItemSha(embedding, row.vector);
   if (row.text !== undefined) return textItemSha(embedding, row.text);
   const modality = modalityOf(row) as "image" | "audio";
   const path = (row.image ?? row.audio)!;
@@ -111,6 +112,13 @@ export async function planEmbedJob(
     throw new ValidationError(`minShards must be an integer in 1..10000, got ${minShards}`, {
       field: "minShards",
     });
+  }
+  if (backbone.kind === "external") {
+    throw new ValidationError(
+      `backbone ${backbone.id} holds imported embeddings; headstart cannot compute them: ` +
+        `run \`headstart import-embeddings ${dataset} --backbone ${backbone.id}\` with your vectors`,
+      { field: "backbone" },
+    );
   }
   const current = await readDatasetRows(store, dataset);
   if (!current) throw new NotFoundError(`dataset ${dataset} (ingest it first)`, { field: "dataset" });

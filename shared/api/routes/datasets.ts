@@ -3,9 +3,18 @@ import { bodyLimit } from "hono/body-limit";
 import { PayloadTooLargeError, ValidationError } from "../../errors.ts";
 import type { Platform } from "../../platform.ts";
 import type { AppEnv } from "../env.ts";
-import { AnyObject, body, DatasetParams, ErrorResponse, IngestQuery } from "../schemas.ts";
+import {
+  AnyObject,
+  body,
+  DatasetParams,
+  ErrorResponse,
+  ImportEmbeddingsBody,
+  IngestQuery,
+} from "../schemas.ts";
 
 export const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
+/** JSON numbers cost ~20 bytes each: about 10,000 × 384 vectors; larger imports use the CLI. */
+export const MAX_IMPORT_BYTES = 64 * 1024 * 1024;
 
 const json = (schema: typeof AnyObject, description: string) => ({
   description,
@@ -33,6 +42,21 @@ const ingest = createRoute({
   summary: "Ingest the manifest already in the bucket (what an upload notification does)",
   request: { params: DatasetParams, query: IngestQuery },
   responses: { 200: json(AnyObject, "Ingest status and the embedding job"), ...errors },
+});
+
+const importEmbeddings = createRoute({
+  method: "post",
+  path: "/{dataset}/embeddings",
+  summary: "Import embeddings computed elsewhere (another model or provider)",
+  description:
+    "The rows become the dataset's current version and the vectors its cache under the external backbone `backbone` " +
+    "(created on first import; its dim is then fixed). All or nothing: any invalid row or vector rejects the whole import " +
+    `and changes nothing. Body at most ${MAX_IMPORT_BYTES} bytes; use \`headstart import-embeddings\` with an .npy file for more.`,
+  request: {
+    params: DatasetParams,
+    body: { content: { "application/json": { schema: ImportEmbeddingsBody } }, required: true },
+  },
+  responses: { 200: json(AnyObject, "The dataset status, the backbone and what was written"), ...errors },
 });
 
 const show = createRoute({
@@ -92,6 +116,23 @@ export function datasetRoutes(platform: Platform) {
     const { dataset } = c.req.valid("param");
     const status = await platform.ingest(dataset);
     return c.json(body({ status, job: await startEmbedding(platform, dataset, c.req.valid("query")) }), 200);
+  });
+  app.use(
+    "/:dataset/embeddings",
+    bodyLimit({
+      maxSize: MAX_IMPORT_BYTES,
+      onError: () => {
+        throw new PayloadTooLargeError(
+          `request body is larger than ${MAX_IMPORT_BYTES} bytes: import large files with \`headstart import-embeddings\``,
+          { field: "body" },
+        );
+      },
+    }),
+  );
+  app.openapi(importEmbeddings, async (c) => {
+    const { dataset } = c.req.valid("param");
+    const { backbone, rows, embeddings } = c.req.valid("json");
+    return c.json(body(await platform.importEmbeddings(dataset, { backbone, rows, embeddings })), 200);
   });
   app.openapi(show, async (c) => c.json(body(await platform.datasetInfo(c.req.valid("param").dataset)), 200));
   return app;
