@@ -9,9 +9,11 @@ import { type Config, configToEnv } from "./config.ts";
 import { ingestDataset, putManifest, readDatasetStatus, uploadDataset } from "./datasets/ingest.ts";
 import type { DatasetStatus } from "./datasets/status.ts";
 import { exportDataset } from "./embed/export.ts";
+import { type ImportInput, type ImportResult, importEmbeddings } from "./embed/import-embeddings.ts";
 import { embedJobId, planEmbedJob } from "./embed/plan.ts";
 import type { EmbedProgress, RunShardsResult } from "./embed/run.ts";
 import { NotFoundError, ValidationError } from "./errors.ts";
+import { exportFilename, fusedToOnnx, headToOnnx } from "./heads/export-onnx.ts";
 import { MAX_NEIGHBORS, neighborIndex } from "./heads/neighbors.ts";
 import {
   embeddingsToVectors,
@@ -27,12 +29,13 @@ import {
   parseHeadRef,
   readAlias,
   readHeadVersion,
+  resolveHeadRef,
   rollbackAlias,
   setAlias,
 } from "./heads/version.ts";
 import { type EmbedJob, readJob } from "./jobs/job.ts";
 import { type JobRunner, LocalJobRunner } from "./jobs/runner.ts";
-import { assertName, keys } from "./layout.ts";
+import { assertName } from "./layout.ts";
 import type { ObjectStore } from "./store/types.ts";
 
 export interface PlatformOptions {
@@ -111,6 +114,14 @@ export class Platform {
     return ingestDataset(this.store, dataset, { manifestKey });
   }
 
+  /**
+   * Vectors computed elsewhere become the dataset's rows and its cache under the external
+   * backbone `input.backbone`; train on them with `backbone: input.backbone`.
+   */
+  importEmbeddings(dataset: string, input: ImportInput): Promise<ImportResult> {
+    return importEmbeddings(this.store, dataset, input);
+  }
+
   async planEmbed(
     dataset: string,
     opts: { backbone?: string; shardSize?: number; minShards?: number } = {},
@@ -181,7 +192,7 @@ export class Platform {
     const vectors = req.inputs
       ? await embedTexts(this.store, loaded, req.inputs, this.config)
       : embeddingsToVectors(loaded, req.embeddings!);
-    const predictions: Prediction[] = predictVectors(loaded, vectors, n);
+    const predictions: Prediction[] = await predictVectors(loaded, vectors, n);
     if (req.neighbors !== undefined) {
       if (!Number.isInteger(req.neighbors) || req.neighbors < 1 || req.neighbors > MAX_NEIGHBORS) {
         throw new ValidationError(`neighbors must be an integer in 1..${MAX_NEIGHBORS}`, {
@@ -196,6 +207,22 @@ export class Platform {
       });
     }
     return { head, version: loaded.doc.version, predictions };
+  }
+
+  /**
+   * A head version as ONNX bytes (`head`, `head@version` or `head:alias`); `fused` puts its backbone
+   * in front so the model takes the backbone's inputs. See heads/export-onnx.ts for the contract.
+   */
+  async exportHead(
+    headRef: string,
+    opts: { fused?: boolean } = {},
+  ): Promise<{ head: string; version: string; fused: boolean; filename: string; bytes: Uint8Array }> {
+    const ref = parseHeadRef(headRef);
+    const version = await resolveHeadRef(this.store, ref);
+    const { head: doc } = await readHeadVersion(this.store, ref.head, version);
+    const fused = opts.fused ?? false;
+    const bytes = fused ? await fusedToOnnx(this.store, doc, this.config) : headToOnnx(doc);
+    return { head: doc.head, version: doc.version, fused, filename: exportFilename(doc, fused), bytes };
   }
 
   async export(dataset: string, outDir: string, backbone?: string) {
@@ -246,6 +273,13 @@ export class Platform {
     const { head: doc, report } = await readHeadVersion(this.store, head, version);
     const { model: _model, ...summary } = doc;
     return { ...summary, report };
+  }
+
+  /** A version's stored report with its head document (whose labels order the classes). */
+  async headReport(head: string, version: string) {
+    const { head: doc, report } = await readHeadVersion(this.store, head, version);
+    if (!report) throw new NotFoundError(`report of head ${head} version ${version}`, { field: "version" });
+    return { head: doc, report };
   }
 
   promote(head: string, version: string, expectedVersion?: string | null, alias = "live") {

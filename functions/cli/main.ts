@@ -2,7 +2,7 @@
  * `headstart` — the command line. Each command is a thin adapter over `Platform`; `--json`
  * prints exactly one JSON document on stdout. Exit codes: 0 ok, 2 bad input, 1 failure.
  */
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { serve as serveNode } from "@hono/node-server";
 import { Command, CommanderError, Option } from "commander";
 import { createApp } from "../../shared/api/app.ts";
@@ -11,6 +11,9 @@ import { newApiKey } from "../../shared/auth/api-keys.ts";
 import { type Config, loadConfig } from "../../shared/config.ts";
 import { DEMO_DATASET, DEMO_HEAD, runDemo } from "../../shared/demo.ts";
 import { HeadstartError, isUserError, ValidationError } from "../../shared/errors.ts";
+import { HEAD_KINDS } from "../../shared/heads/kinds.ts";
+import type { Prediction } from "../../shared/heads/predict.ts";
+import { TASKS, type TrainResult } from "../../shared/heads/train.ts";
 import { createLogger, type Logger, type LogLevel } from "../../shared/log.ts";
 import { Platform } from "../../shared/platform.ts";
 import { openStore } from "../../shared/store/index.ts";
@@ -72,15 +75,6 @@ function intOption(name: string) {
       throw new ValidationError(`--${name} must be an integer, got ${JSON.stringify(value)}`, {
         field: name,
       });
-    return n;
-  };
-}
-
-function numberOption(name: string) {
-  return (value: string) => {
-    const n = Number(value);
-    if (!Number.isFinite(n))
-      throw new ValidationError(`--${name} must be a number, got ${JSON.stringify(value)}`, { field: name });
     return n;
   };
 }
@@ -150,36 +144,84 @@ program
   .description("train a head on a dataset's cached embeddings")
   .argument("<dataset>")
   .requiredOption("--head <name>", "head name")
-  .addOption(new Option("--type <type>", "head type").choices(["logreg"]).default("logreg"))
-  .option("--cv <k>", "folds for cross-validation when the dataset has no test split", intOption("cv"))
-  .option("--seed <n>", "seed for fold assignment", intOption("seed"))
+  .option("--type <type>", `head type: ${Object.keys(HEAD_KINDS).join(", ")} or auto (default by task)`)
   .option(
-    "--l2 <x>",
-    "L2 strength on standardized weights (default 1/n, i.e. scikit-learn C=1)",
-    numberOption("l2"),
+    "--param <name=value>",
+    "a hyper-parameter of the head type (repeatable), e.g. --param C=0.5",
+    (v: string, prev: Record<string, string> = {}) => {
+      const eq = v.indexOf("=");
+      if (eq < 1)
+        throw new ValidationError(`--param takes name=value, got ${JSON.stringify(v)}`, { field: "param" });
+      return { ...prev, [v.slice(0, eq)]: v.slice(eq + 1) };
+    },
   )
+  .option("--class-weight <mode>", "shorthand for --param classWeight=<none|balanced>")
+  .addOption(
+    new Option("--task <task>", "what to learn (default: inferred from the labels)").choices([...TASKS]),
+  )
+  .option("--candidates <types>", "comma-separated head types --type auto may choose from")
+  .option(
+    "--cv <k>",
+    "folds for cross-validation (evaluation without a test split, auto, calibration)",
+    intOption("cv"),
+  )
+  .option("--seed <n>", "seed for folds and initialization", intOption("seed"))
+  .option("--no-calibrate", "skip temperature scaling of multiclass probabilities")
   .option("--backbone <id>", "backbone whose cache to use (default glove-100d)")
   .option("--no-promote", "do not move the live alias to the new version")
   .action(async (dataset: string, opts, cmd: Command) => {
     const { platform, json } = context(cmd);
+    const params: Record<string, unknown> = { ...(opts.param ?? {}) };
+    if (opts.classWeight !== undefined) params.classWeight = opts.classWeight;
     const r = await platform.train({
       dataset,
       head: opts.head,
       type: opts.type,
+      task: opts.task,
+      params,
+      candidates: opts.candidates?.split(",").map((t: string) => t.trim()),
       cv: opts.cv,
       seed: opts.seed,
-      l2: opts.l2,
+      calibrate: opts.calibrate,
       backbone: opts.backbone,
       promote: opts.promote,
     });
-    output(
-      json,
-      r,
-      `head ${r.head} version ${r.version} (${r.type}${r.promoted ? ", live" : ""}): accuracy ${pct(r.metrics.accuracy)}, ` +
-        `macro-F1 ${pct(r.metrics.macroF1)} on ${r.evaluation === "cv" ? "cross-validation" : `${r.counts.test} test rows`}, ` +
+    const on = r.evaluation === "cv" ? "cross-validation" : `${r.counts.test} test rows`;
+    const lines = [
+      `head ${r.head} version ${r.version} (${r.type}${r.promoted ? ", live" : ""}): ${summarizeScores(r)} on ${on}, ` +
         `${r.counts.train} training rows, ${r.trainSeconds.toFixed(2)} s`,
-    );
+    ];
+    if (r.calibration) {
+      lines.push(
+        `calibration: temperature ${r.calibration.temperature.toFixed(3)}, ECE ${pct(r.calibration.eceBefore)} → ${pct(r.calibration.eceAfter)}`,
+      );
+    }
+    if (r.search) {
+      lines.push(`model selection (${r.search.folds}-fold CV, ${r.search.metric}):`);
+      for (const c of r.search.candidates) {
+        lines.push(
+          `  ${c.chosen ? "*" : " "} ${c.type.padEnd(10)} ${JSON.stringify(c.params).padEnd(44)} ` +
+            `${c.score.toFixed(4)} ± ${c.std.toFixed(4)}  ${c.seconds.toFixed(2)} s`,
+        );
+      }
+    }
+    output(json, r, lines.join("\n"));
   });
+
+/** One prediction as a short tab-separated cell, by task. */
+function describePrediction(p: Prediction): string {
+  if (p.value !== undefined) return String(p.value);
+  if (p.labels !== undefined) return p.labels.join(",") || "(none)";
+  return `${p.label}\t${(p.score ?? 0).toFixed(4)}`;
+}
+
+/** The headline metrics of a training, by task. */
+function summarizeScores(r: TrainResult): string {
+  if (r.metrics) return `accuracy ${pct(r.metrics.accuracy)}, macro-F1 ${pct(r.metrics.macroF1)}`;
+  if (r.multilabel) return `micro-F1 ${pct(r.multilabel.microF1)}, macro-F1 ${pct(r.multilabel.macroF1)}`;
+  if (r.regression) return `RMSE ${r.regression.rmse.toPrecision(4)}, R² ${r.regression.r2.toFixed(3)}`;
+  return "no metrics";
+}
 
 program
   .command("predict")
@@ -237,7 +279,7 @@ program
       predictions
         .map((p, i) =>
           [
-            `${p.label}\t${p.score.toFixed(4)}\t${texts[i].slice(0, 80)}`,
+            `${describePrediction(p)}\t${texts[i].slice(0, 80)}`,
             ...(p.neighbors ?? []).map(
               (n) => `  ~ ${n.similarity.toFixed(3)}\t${n.id}\t${String(n.label ?? "")}`,
             ),
@@ -269,6 +311,57 @@ program
     const { platform, json } = context(cmd);
     const r = await platform.rollback(head, opts.alias);
     output(json, { head, alias: opts.alias, ...r }, `${head}:${opts.alias} ${r.from} → ${r.to}`);
+  });
+
+program
+  .command("export-head")
+  .description("write a head version as an ONNX model (alone, or fused with its backbone)")
+  .argument("<head>", "head, head@version or head:alias")
+  .requiredOption("--out <file>", "output .onnx file")
+  .option("--fused", "put the head's backbone in front: the model then takes token ids, not embeddings")
+  .action(async (head: string, opts, cmd: Command) => {
+    const { platform, json } = context(cmd);
+    const r = await platform.exportHead(head, { fused: Boolean(opts.fused) });
+    await writeFile(opts.out, r.bytes);
+    output(
+      json,
+      { head: r.head, version: r.version, fused: r.fused, out: opts.out, bytes: r.bytes.byteLength },
+      `${r.head}@${r.version}${r.fused ? " (fused)" : ""} → ${opts.out} (${r.bytes.byteLength} bytes)`,
+    );
+  });
+
+program
+  .command("import-embeddings")
+  .description(
+    "bring your own embeddings: vectors computed elsewhere become the dataset's rows and its cache under an external backbone",
+  )
+  .argument("<dataset>")
+  .requiredOption(
+    "--npy <file.npy>",
+    "float32 (or float64) [rows, dim] matrix; row i is the vector of line i",
+  )
+  .requiredOption(
+    "--rows <rows.jsonl>",
+    'one {"id", "label"?, "split"?, "text"?} per line, in the .npy\'s row order',
+  )
+  .requiredOption(
+    "--backbone <name>",
+    "a name for the model that made the vectors (train with --backbone <name>)",
+  )
+  .action(async (dataset: string, opts, cmd: Command) => {
+    const { platform, json } = context(cmd);
+    const r = await platform.importEmbeddings(dataset, {
+      backbone: opts.backbone,
+      npyPath: opts.npy,
+      rowsPath: opts.rows,
+    });
+    output(
+      json,
+      r,
+      `dataset ${r.dataset}: ${r.rows} rows imported as ${r.dim}-d embeddings of ${r.backbone.id} ` +
+        `(${r.dtype}; ${r.vectors.written} vectors written, ${r.vectors.reused} already cached); ` +
+        `train with \`headstart train ${r.dataset} --head <name> --backbone ${r.backbone.id}\``,
+    );
   });
 
 program

@@ -42,14 +42,50 @@ export const IngestQuery = z.object({
   backbone: Name.optional(),
 });
 
+export const ImportEmbeddingsBody = z
+  .strictObject({
+    backbone: Name.openapi({
+      description: "A name for the model that made the vectors; train with `backbone` set to it",
+      example: "openai-3-small",
+    }),
+    rows: z
+      .array(z.record(z.string(), z.unknown()))
+      .min(1)
+      .openapi({
+        description:
+          "One object per vector, in the same order: `id` (required, unique), `label`, `split` (`train` | `test`), `text` (kept, never embedded)",
+        example: [{ id: "r1", label: "pos", text: "What a great movie!" }],
+      }),
+    embeddings: z
+      .array(z.array(z.number()).min(1))
+      .min(1)
+      .openapi({
+        description: "The vectors, one number array per row, all the same length",
+        example: [[0.1, -0.2]],
+      }),
+  })
+  .openapi("ImportEmbeddingsRequest");
+
 export const TrainBody = z
   .strictObject({
     dataset: Name,
-    type: z.enum(["logreg"]).default("logreg"),
+    type: z.string().max(64).optional().openapi({
+      description: "A head type (logreg, mlp, knn, centroid, multilabel, ridge) or auto; default by task",
+    }),
+    params: z
+      .record(z.string(), z.union([z.number(), z.string(), z.boolean()]))
+      .optional()
+      .openapi({
+        description: 'Hyper-parameters of the head type, e.g. {"C": 0.5, "classWeight": "balanced"}',
+      }),
+    task: z.enum(["multiclass", "multilabel", "regression"]).optional(),
+    candidates: z.array(z.string().max(64)).min(1).max(20).optional().openapi({
+      description: "Head types `auto` may choose from (default: every type of the task)",
+    }),
     backbone: Name.optional(),
     cv: z.number().int().min(2).max(50).optional(),
     seed: z.number().int().min(0).optional(),
-    l2: z.number().min(0).optional(),
+    calibrate: z.boolean().optional(),
     promote: z.boolean().default(true),
   })
   .openapi("TrainRequest");
@@ -90,9 +126,14 @@ export const PredictResponse = z
     version: z.string(),
     predictions: z.array(
       z.object({
-        label: z.string(),
-        score: z.number(),
-        scores: z.record(z.string(), z.number()),
+        label: z.string().optional().openapi({ description: "Multiclass heads: the most probable class" }),
+        labels: z
+          .array(z.string())
+          .optional()
+          .openapi({ description: "Multilabel heads: labels at or above their threshold" }),
+        value: z.number().optional().openapi({ description: "Regression heads: the predicted value" }),
+        score: z.number().optional(),
+        scores: z.record(z.string(), z.number()).optional(),
         neighbors: z
           .array(
             z.object({

@@ -1,4 +1,5 @@
-import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { renderReportHtml } from "../../heads/report-html.ts";
 import type { Platform } from "../../platform.ts";
 import type { AppEnv } from "../env.ts";
 import {
@@ -110,6 +111,58 @@ const predict = createRoute({
   },
 });
 
+const exportModel = createRoute({
+  method: "get",
+  path: "/{head}/versions/{version}/model.onnx",
+  summary: "A head version as an ONNX model, alone or fused with its backbone",
+  description:
+    "Alone: input `embedding` float32 [N, d] → `probabilities` [N, k] (or `value` [N, 1] for regression). " +
+    "With `fused=true`: the backbone's own inputs (token ids and mask) → the same output. See docs/formats.md.",
+  request: {
+    params: HeadVersionParams,
+    query: z.object({
+      fused: z
+        .enum(["true", "false"])
+        .optional()
+        .openapi({ description: "Put the head's backbone in front of it (default false)" }),
+    }),
+  },
+  responses: {
+    200: {
+      description: "The ONNX model",
+      content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } },
+    },
+    ...errors,
+    409: err("The head's backbone has been replaced since it was trained"),
+    422: err("The backbone cannot be fused (not ONNX, or an unsupported opset)"),
+  },
+});
+
+const report = createRoute({
+  method: "get",
+  path: "/{head}/versions/{version}/report",
+  summary: "A version's evaluation report as one self-contained HTML page, or as JSON",
+  description:
+    "HTML by default: metrics, per-class scores, confusion matrix, reliability diagram and model search, " +
+    "with inline CSS and SVG only (no scripts or remote resources). `format=json` returns the stored report.",
+  request: {
+    params: HeadVersionParams,
+    query: z.object({
+      format: z.enum(["html", "json"]).optional().openapi({ description: "html (default) or json" }),
+    }),
+  },
+  responses: {
+    200: {
+      description: "The report",
+      content: {
+        "text/html": { schema: z.string() },
+        "application/json": { schema: AnyObject },
+      },
+    },
+    ...errors,
+  },
+});
+
 export function headRoutes(platform: Platform) {
   const app = new OpenAPIHono<AppEnv>();
   app.openapi(train, async (c) => {
@@ -137,6 +190,23 @@ export function headRoutes(platform: Platform) {
   app.openapi(predict, async (c) => {
     const { head } = c.req.valid("param");
     return c.json(await platform.predict(head, c.req.valid("json")), 200);
+  });
+  app.openapi(exportModel, async (c) => {
+    const { head, version: v } = c.req.valid("param");
+    const fused = c.req.valid("query").fused === "true";
+    const out = await platform.exportHead(`${head}@${v}`, { fused });
+    return c.body(out.bytes as Uint8Array<ArrayBuffer>, 200, {
+      "content-type": "application/octet-stream",
+      "content-disposition": `attachment; filename="${out.filename}"`,
+    });
+  });
+  app.openapi(report, async (c) => {
+    const { head, version: v } = c.req.valid("param");
+    const found = await platform.headReport(head, v);
+    if (c.req.valid("query").format === "json") return c.json(body(found.report), 200);
+    return c.body(renderReportHtml(found.report, found.head), 200, {
+      "content-type": "text/html; charset=utf-8",
+    });
   });
   return app;
 }
