@@ -337,7 +337,10 @@ describe("headToOnnx per task (stub kinds)", () => {
       (err: unknown) => err instanceof ValidationError && err.field === "task",
     );
     assert.throws(() => headToOnnx({ ...doc, model: { nonsense: true } }), ValidationError);
-    assert.throws(() => headToOnnx({ ...doc, type: "no-such-kind" }), UnsupportedError);
+    assert.throws(
+      () => headToOnnx({ ...doc, type: "no-such-kind" }),
+      (err: unknown) => err instanceof ValidationError && err.field === "type",
+    );
   });
 });
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { ConflictError, UnsupportedError, ValidationError } from "../shared/errors.ts";
+import { ConflictError, ValidationError } from "../shared/errors.ts";
 import { listVersions, readAlias, readHeadVersion } from "../shared/heads/version.ts";
 import { keys } from "../shared/layout.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
@@ -76,7 +76,7 @@ describe("training heads on the cache", () => {
 
   test("rejects bad training requests with the offending field", async () => {
     await assert.rejects(ctx.platform.train({ dataset: "split", head: "x", type: "svm" }), (err: unknown) => {
-      assert.ok(err instanceof UnsupportedError);
+      assert.ok(err instanceof ValidationError);
       assert.equal(err.field, "type");
       assert.match(err.message, /available: logreg/);
       return true;
