@@ -19,7 +19,7 @@ import {
 import type { HeadKind, HeadParams, HeadTask, Target } from "./kind.ts";
 import { HEAD_KINDS, headKind } from "./kinds.ts";
 import { argmaxRows, classificationMetrics, logLoss } from "./metrics.ts";
-import { decideLabels } from "./multilabel.ts";
+import { decideLabels, type MultilabelModel } from "./multilabel.ts";
 import { kFold, stratifiedKFold } from "./split.ts";
 import { multilabelMetrics, regressionMetrics } from "./task-metrics.ts";
 import {
@@ -194,19 +194,22 @@ interface Evaluated {
 }
 
 /** Higher is better for every score here: macro-F1, or −RMSE for regression. */
-function score(
+function score(problem: Problem, target: Target, out: Float64Array, n: number, model: unknown): number {
+  if (target.task === "regression") return -regressionMetrics(target.y, out).rmse;
+  if (target.task === "multilabel") return multilabelScores(problem, target, out, n, model).macroF1;
+  return classificationMetrics(target.y, argmaxRows(out, n, target.k), problem.labels).macroF1;
+}
+
+/** Multi-label decisions use the thresholds the multilabel head chose on its own validation folds. */
+function multilabelScores(
   problem: Problem,
-  target: Target,
+  target: Extract<Target, { task: "multilabel" }>,
   out: Float64Array,
   n: number,
-  thresholdsFrom?: unknown,
-): number {
-  if (target.task === "regression") return -regressionMetrics(target.y, out).rmse;
-  if (target.task === "multilabel") {
-    const pred = decideLabels(thresholdsFrom as never, out, n);
-    return multilabelMetrics(target.Y, pred, n, problem.labels, []).macroF1;
-  }
-  return classificationMetrics(target.y, argmaxRows(out, n, target.k), problem.labels).macroF1;
+  model: unknown,
+) {
+  const m = model as MultilabelModel;
+  return multilabelMetrics(target.Y, decideLabels(m, out, n), n, problem.labels, m.thresholds);
 }
 
 /** Out-of-fold outputs for `pos` and each fold's score. */
