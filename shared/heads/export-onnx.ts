@@ -36,6 +36,7 @@ import {
 } from "../errors.ts";
 import { keys } from "../layout.ts";
 import type { ObjectStore } from "../store/types.ts";
+import { PROBA_FLOOR } from "./calibration.ts";
 import type { HeadTask } from "./kind.ts";
 import { headKind } from "./kinds.ts";
 import type { HeadDocument } from "./version.ts";
@@ -48,8 +49,6 @@ export const PROBABILITIES_OUTPUT = "probabilities";
 export const VALUE_OUTPUT = "value";
 /** Names in the fused graph that came from the head start with this (plus a number if it collides). */
 export const FUSED_PREFIX = "head/";
-/** The floor serving clamps probabilities to before the log of temperature scaling (calibration.ts). */
-const PROBA_FLOOR = 1e-15;
 /**
  * Backbone opsets whose graphs stay valid when the model is declared at the heads' opset (17):
  * the operators text encoders use did not change meaning between 13 and 17, while 13 moved the
