@@ -86,7 +86,7 @@ for (const [type, kind] of Object.entries(HEAD_KINDS)) {
       const { X, target } = problem(kind.task, n, d, 2);
       for (let j = 0; j < d; j++) X[0 * d + j] = 0; // a zero vector
       for (let i = 0; i < n; i++) X[i * d + 5] = 0.7; // a constant feature
-      X.copyWithin(10 * d, 14 * d, 15 * d); // rows 10 and 13 identical (and of different classes)
+      X.copyWithin(10 * d, 14 * d, 15 * d); // rows 10 and 14 identical (and of different classes)
       await fitAndPredict(kind, X, n, d, target);
     });
 
