@@ -163,7 +163,6 @@ describe("API → train Lambda hand-off", () => {
     assert.deepEqual(payload, {
       head: "sentiment",
       dataset: "reviews",
-      type: "logreg",
       cv: 3,
       promote: true,
     });
