@@ -919,5 +919,10 @@ async function main(): Promise<void> {
 if (args.worker) {
   await workerMain(args.worker);
 } else {
-  await main();
+  try {
+    await main();
+  } catch (err) {
+    console.error(`bench:heads: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(2);
+  }
 }
