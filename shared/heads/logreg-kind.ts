@@ -2,7 +2,13 @@
 import type { GraphBuilder } from "../backbone/onnx-writer.ts";
 import { CLASS_WEIGHT_MODES, type ClassWeightMode, classSampleWeights } from "./class-weight.ts";
 import type { HeadKind } from "./kind.ts";
-import { fitLogReg, type LogRegModel, logRegFromJson, logRegToJson, predictProbaLogReg } from "./logreg.ts";
+import {
+  fitLogRegAsync,
+  type LogRegModel,
+  logRegFromJson,
+  logRegToJson,
+  predictProbaLogReg,
+} from "./logreg.ts";
 import { enumParam, numberParam, rejectUnknownParams } from "./params.ts";
 
 export interface LogRegParams {
@@ -36,7 +42,7 @@ export const logRegKind: HeadKind<LogRegModel, LogRegParams> = {
       total = 0;
       for (const w of sampleWeight) total += w;
     }
-    return fitLogReg(X, n, d, target.y, target.k, {
+    return fitLogRegAsync(X, n, d, target.y, target.k, {
       l2: 1 / (params.C * total),
       ...(sampleWeight ? { sampleWeight } : {}),
     });
