@@ -21,7 +21,7 @@ export function scaleFromMoments(mean: number, m2: number, n: number): number {
 }
 
 /** Rows per onnxruntime call: bounds the float64 intermediates to a few MB. */
-const BLOCK_ROWS = 8192;
+const BLOCK_ROWS = 2048;
 
 function buildMomentsGraph(): GraphBuilder {
   const g = new GraphBuilder("column_moments");
@@ -118,12 +118,11 @@ export async function standardizeOnnx(X: Float32Array, n: number, d: number): Pr
   const invTensor = f32(inv32, [d]);
   for (let start = 0; start < n; start += BLOCK_ROWS) {
     const m = Math.min(BLOCK_ROWS, n - start);
-    const out = await standardize.run({
-      X: f32(X.subarray(start * d, (start + m) * d), [m, d]),
-      mean: meanTensor,
-      inv: invTensor,
-    });
-    Z.set(out.Z.data as Float32Array, start * d);
+    // Written straight into Z (a pre-allocated output), so no block is copied or left for the GC.
+    await standardize.run(
+      { X: f32(X.subarray(start * d, (start + m) * d), [m, d]), mean: meanTensor, inv: invTensor },
+      { Z: f32(Z.subarray(start * d, (start + m) * d), [m, d]) },
+    );
   }
   return { mean, scale, invScale, Z };
 }
