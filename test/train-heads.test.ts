@@ -34,7 +34,9 @@ describe("training every task through the registry", () => {
     await ctx.platform.putManifest(
       "tags",
       "jsonl",
-      toJsonlText(rows.map((r, i) => ({ ...r, label: i % 4 === 0 ? [r.label, "first"] : [r.label] }))),
+      toJsonlText(
+        rows.map((r, i) => ({ ...r, label: i % 4 === 0 ? [r.label, "first"] : i === 5 ? [] : [r.label] })),
+      ),
     );
     await ctx.platform.putManifest(
       "score",
@@ -98,7 +100,11 @@ describe("training every task through the registry", () => {
     );
     await assert.rejects(
       ctx.platform.train({ dataset: "sent", head: "auto3", type: "auto", candidates: ["nope"] }),
-      (e: unknown) => e instanceof ValidationError && e.field === "type",
+      (e: unknown) => e instanceof ValidationError && e.field === "candidates",
+    );
+    await assert.rejects(
+      ctx.platform.train({ dataset: "sent", head: "auto3", candidates: ["knn"] }),
+      (e: unknown) => e instanceof ValidationError && e.field === "candidates",
     );
   });
 
@@ -140,6 +146,14 @@ describe("training every task through the registry", () => {
     const [p] = (await ctx.platform.predict("tags", { inputs: ["great wonderful fun"] })).predictions;
     assert.ok(p.labels!.includes("pos") && !p.labels!.includes("neg"), JSON.stringify(p));
     assert.equal(p.label, undefined);
+  });
+
+  test("without a type, the task is inferred from the labels and its default type trains", async () => {
+    const tags = await ctx.platform.train({ dataset: "tags", head: "tags-default", cv: 3 });
+    assert.equal(tags.type, "multilabel");
+    const score = await ctx.platform.train({ dataset: "score", head: "score-default", cv: 3 });
+    assert.equal(score.type, "ridge");
+    assert.equal(score.search, undefined);
   });
 
   test("regression: fractional labels train ridge and predict values", async () => {

@@ -38,7 +38,7 @@ export const TASKS: readonly HeadTask[] = ["multiclass", "multilabel", "regressi
 export interface TrainOptions {
   head: string;
   dataset: string;
-  /** A head type from the registry, or `auto` (default `logreg`, or the task's default). */
+  /** A head type from the registry, or `auto`; default: the task's default type (logreg, multilabel, ridge). */
   type?: string;
   /** Hyper-parameters of `type` (each type documents its own; unknown names are rejected). */
   params?: Record<string, unknown>;
@@ -264,13 +264,15 @@ export async function trainHead(
       field: "task",
     });
   }
-  const requested = opts.type ?? (opts.task ? DEFAULT_TYPE[opts.task] : "logreg");
-  const auto = requested === "auto";
-  if (!auto) headKind(requested); // unknown types fail before any data is read
+  const auto = opts.type === "auto";
+  if (opts.type !== undefined && !auto) headKind(opts.type); // unknown types fail before any data is read
   if (auto && opts.params && Object.keys(opts.params).length > 0) {
     throw new ValidationError("params cannot be combined with type auto, which searches them", {
       field: "params",
     });
+  }
+  if (!auto && opts.candidates !== undefined) {
+    throw new ValidationError("candidates only apply to type auto", { field: "candidates" });
   }
   const seed = opts.seed ?? 0;
   const started = performance.now();
@@ -283,9 +285,13 @@ export async function trainHead(
     if (row.label === undefined) unlabeled++;
     else labelled.push(i);
   });
+  // The task: given, implied by the head type, or inferred from the labels.
   const task =
     opts.task ??
-    (auto ? inferTask(labelled.map((i) => data.rows[i].label!)) : (headKind(requested).task as HeadTask));
+    (opts.type !== undefined && !auto
+      ? (headKind(opts.type).task as HeadTask)
+      : inferTask(labelled.map((i) => data.rows[i].label!)));
+  const requested = opts.type ?? DEFAULT_TYPE[task];
   if (!auto && headKind(requested).task !== task) {
     throw new ValidationError(
       `head type ${requested} learns ${headKind(requested).task} targets, not ${task}`,
@@ -336,7 +342,15 @@ export async function trainHead(
   let search: Search | undefined;
   if (auto) {
     const types = opts.candidates ?? Object.keys(HEAD_KINDS).filter((t) => HEAD_KINDS[t].task === task);
-    const kinds = types.map((t) => headKind(t) as AnyKind);
+    const kinds = types.map((t) => {
+      if (!HEAD_KINDS[t]) {
+        throw new ValidationError(
+          `unknown candidate ${JSON.stringify(t)}; available: ${Object.keys(HEAD_KINDS).join(", ")}`,
+          { field: "candidates" },
+        );
+      }
+      return HEAD_KINDS[t] as AnyKind;
+    });
     for (const k of kinds) {
       if (k.task !== task) {
         throw new ValidationError(`candidate ${k.type} learns ${k.task} targets, not ${task}`, {
