@@ -399,7 +399,7 @@ describe("ridge head", () => {
     const grid = ridgeKind.grid(100, 4);
     assert.deepEqual(
       grid.map((p) => p.alpha),
-      [0.1, 1, 10, 100],
+      [100, 10, 1, 0.1],
     );
     for (const p of grid) assert.deepEqual(ridgeKind.resolveParams(p, 100, 4), p);
     assert.equal(ridgeKind.type, "ridge");

@@ -929,17 +929,18 @@ export const mlpKind: HeadKind<MlpModel, MlpParams> = {
   grid(n) {
     const base = resolveMlpParams({});
     // Few rows cannot support a wide or deep net; regularization matters more there.
+    // Simpler and more regularized first: `auto` keeps the earlier candidate on a tie.
     if (n < 1000) {
       return [
-        { ...base, units: 128 },
         { ...base, units: 128, weightDecay: 1e-2 },
+        { ...base, units: 128 },
         { ...base, units: 256, weightDecay: 1e-2 },
       ];
     }
     return [
       { ...base, units: 128 },
-      { ...base, units: 256 },
       { ...base, units: 256, weightDecay: 1e-2 },
+      { ...base, units: 256 },
       { ...base, units: 256, layers: 2 },
     ];
   },

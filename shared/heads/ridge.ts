@@ -413,7 +413,8 @@ export const ridgeKind: HeadKind<RidgeModel, RidgeParams> = {
     return { alpha: numberParam(input, "alpha", 1, { min: 0 }) };
   },
   grid() {
-    return [0.1, 1, 10, 100].map((alpha) => ({ alpha }));
+    // Strongest penalty first: `auto` keeps the earlier candidate on a tie.
+    return [100, 10, 1, 0.1].map((alpha) => ({ alpha }));
   },
   async fit(X, n, d, target, params) {
     if (target.task !== "regression") throw new TypeError("ridge fits regression targets");
