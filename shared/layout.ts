@@ -89,11 +89,8 @@ export const keys = {
 
   headPrefix: (head: string) => `heads/${assertName("head", head)}/`,
   headVersionPrefix: (head: string) => `heads/${assertName("head", head)}/versions/`,
-  headFile: (
-    head: string,
-    version: string,
-    file: "head.json" | "report.json" | "head.onnx" | "report.html",
-  ) => `heads/${assertName("head", head)}/versions/${assertName("version", version)}/${file}`,
+  headFile: (head: string, version: string, file: "head.json" | "report.json") =>
+    `heads/${assertName("head", head)}/versions/${assertName("version", version)}/${file}`,
   headAlias: (head: string, alias: string) =>
     `heads/${assertName("head", head)}/aliases/${assertName("alias", alias)}.json`,
 
@@ -120,7 +117,7 @@ export type ParsedKey =
       kind: "headFile";
       head: string;
       version: string;
-      file: "head.json" | "report.json" | "head.onnx" | "report.html";
+      file: "head.json" | "report.json";
     }
   | { kind: "headAlias"; head: string; alias: string }
   | { kind: "job"; job: string }
@@ -162,7 +159,7 @@ const PATTERNS: Array<[RegExp, (m: RegExpExecArray) => ParsedKey]> = [
     (m) => ({ kind: "shardPlan", backbone: m[1], dataset: m[2], shard: Number(m[3]) }),
   ],
   [
-    new RegExp(`^heads/${N}/versions/${N}/(head\\.json|report\\.json|head\\.onnx|report\\.html)$`),
+    new RegExp(`^heads/${N}/versions/${N}/(head\\.json|report\\.json)$`),
     (m) => ({ kind: "headFile", head: m[1], version: m[2], file: m[3] as "head.json" }),
   ],
   [new RegExp(`^heads/${N}/aliases/${N}\\.json$`), (m) => ({ kind: "headAlias", head: m[1], alias: m[2] })],

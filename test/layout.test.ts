@@ -43,7 +43,7 @@ describe("layout", () => {
         for (const kind of ["shardVectors", "shardRows", "shardCommit", "shardPlan"] as const) {
           assert.deepEqual(parseKey(keys[kind](a, b, s)), { kind, backbone: a, dataset: b, shard: s });
         }
-        for (const file of ["head.json", "report.json", "head.onnx", "report.html"] as const) {
+        for (const file of ["head.json", "report.json"] as const) {
           assert.deepEqual(parseKey(keys.headFile(a, c, file)), {
             kind: "headFile",
             head: a,
