@@ -16,7 +16,8 @@ const KNOWN_FIELDS = ["id", ...INPUT_FIELDS, "label", "split"];
 export const Label = z.union([
   z.string().min(1, "label must not be empty").max(256),
   z.number().finite(),
-  z.array(z.string().min(1).max(256)).min(1, "a multi-label list must not be empty").max(1_000),
+  // An empty list is a real answer for multi-label data: none of the labels apply.
+  z.array(z.string().min(1).max(256)).max(1_000),
 ]);
 
 const FilePath = z
