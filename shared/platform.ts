@@ -278,10 +278,15 @@ export class Platform {
     return { ...summary, report };
   }
 
-  /** A version's stored report with its head document (whose labels order the classes). */
-  async headReport(head: string, version: string) {
-    const { head: doc, report } = await readHeadVersion(this.store, head, version);
-    if (!report) throw new NotFoundError(`report of head ${head} version ${version}`, { field: "version" });
+  /**
+   * A version's stored report with its head document (whose labels order the classes); `head` may be
+   * `head`, `head@version` or `head:alias` when no version is given.
+   */
+  async headReport(head: string, version?: string) {
+    const ref = version === undefined ? parseHeadRef(head) : { head, version };
+    const v = await resolveHeadRef(this.store, ref);
+    const { head: doc, report } = await readHeadVersion(this.store, ref.head, v);
+    if (!report) throw new NotFoundError(`report of head ${ref.head} version ${v}`, { field: "version" });
     return { head: doc, report };
   }
 

@@ -12,27 +12,13 @@ import { promisify } from "node:util";
 import { resolveBackbone } from "../shared/backbone/registry.ts";
 import { embeddingKey, textItemSha } from "../shared/cache/address.ts";
 import { listCommits, loadCache } from "../shared/cache/shards.ts";
-import { PACKAGE_ROOT } from "../shared/config.ts";
 import { keys } from "../shared/layout.ts";
 import { FsStore } from "../shared/store/fs.ts";
+import { CLI_BIN as BIN, cli } from "./helpers/cli.ts";
 import { tempDir } from "./helpers/platform.ts";
 import { tinySentimentRows, toJsonlText, writeTinyBackbone } from "./helpers/tiny-backbone.ts";
 
 const run = promisify(execFile);
-const BIN = join(PACKAGE_ROOT, "bin", "headstart.js");
-
-async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
-      env: { ...process.env, HEADSTART_LOG_LEVEL: "warn", ...env },
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 function hasNumpy(): Promise<boolean> {
   return run("/usr/bin/python3", ["-c", "import numpy"]).then(

@@ -12,7 +12,6 @@ import { promisify } from "node:util";
 import { createApp } from "../shared/api/app.ts";
 import { encodeNpy } from "../shared/cache/npy.ts";
 import { listCommits } from "../shared/cache/shards.ts";
-import { PACKAGE_ROOT } from "../shared/config.ts";
 import { readDatasetRows } from "../shared/datasets/ingest.ts";
 import { loadEmbeddedDataset } from "../shared/embed/embedded-dataset.ts";
 import { externalBackboneSpec, importEmbeddings } from "../shared/embed/import-embeddings.ts";
@@ -21,6 +20,7 @@ import { mulberry32 } from "../shared/heads/split.ts";
 import { keys } from "../shared/layout.ts";
 import { createLogger } from "../shared/log.ts";
 import type { ObjectStore } from "../shared/store/types.ts";
+import { cli as runCli } from "./helpers/cli.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
 
 const run = promisify(execFile);
@@ -421,17 +421,7 @@ describe("import-embeddings", () => {
   });
 
   test("CLI: numpy-written files, float64 and Fortran order included", async () => {
-    const env = { ...process.env, HEADSTART_LOG_LEVEL: "warn", HEADSTART_STORE: ctx.store.root };
-    const bin = join(PACKAGE_ROOT, "bin", "headstart.js");
-    const cli = async (args: string[]) => {
-      try {
-        const { stdout, stderr } = await run(process.execPath, [bin, ...args], { env });
-        return { code: 0, stdout, stderr };
-      } catch (err) {
-        const e = err as { code: number; stdout: string; stderr: string };
-        return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-      }
-    };
+    const cli = (args: string[]) => runCli(args, { HEADSTART_STORE: ctx.store.root });
     const py = `
 import sys, numpy as np
 rng = np.random.default_rng(0)

@@ -6,13 +6,15 @@ import { readFile, writeFile } from "node:fs/promises";
 import { serve as serveNode } from "@hono/node-server";
 import { Command, CommanderError, Option } from "commander";
 import { createApp } from "../../shared/api/app.ts";
-import { MAX_PREDICT_BATCH } from "../../shared/api/schemas.ts";
+import { MAX_EMBEDDINGS_BATCH, MAX_PREDICT_BATCH } from "../../shared/api/schemas.ts";
 import { newApiKey } from "../../shared/auth/api-keys.ts";
+import { decodeNpy } from "../../shared/cache/npy.ts";
 import { type Config, loadConfig } from "../../shared/config.ts";
 import { DEMO_DATASET, DEMO_HEAD, runDemo } from "../../shared/demo.ts";
 import { HeadstartError, isUserError, ValidationError } from "../../shared/errors.ts";
 import { HEAD_KINDS } from "../../shared/heads/kinds.ts";
 import type { Prediction } from "../../shared/heads/predict.ts";
+import { renderReportHtml } from "../../shared/heads/report-html.ts";
 import { TASKS, type TrainResult } from "../../shared/heads/train.ts";
 import { createLogger, type Logger, type LogLevel } from "../../shared/log.ts";
 import { Platform } from "../../shared/platform.ts";
@@ -208,6 +210,35 @@ program
     output(json, r, lines.join("\n"));
   });
 
+/** Vectors for `predict --embeddings`: a 2-d .npy, or JSONL with one number array per line. */
+async function readEmbeddingsFile(path: string): Promise<number[][]> {
+  const bytes = new Uint8Array(await readFile(path));
+  if (path.endsWith(".npy")) {
+    const { data, rows, cols } = decodeNpy(bytes);
+    return Array.from({ length: rows }, (_, i) => Array.from(data.subarray(i * cols, (i + 1) * cols)));
+  }
+  const out: number[][] = [];
+  new TextDecoder()
+    .decode(bytes)
+    .split("\n")
+    .forEach((line, i) => {
+      if (!line.trim()) return;
+      let row: unknown;
+      try {
+        row = JSON.parse(line);
+      } catch {
+        row = undefined;
+      }
+      if (!Array.isArray(row) || !row.every((v) => typeof v === "number")) {
+        throw new ValidationError(`${path} line ${i + 1} is not a JSON array of numbers`, {
+          field: `line ${i + 1}`,
+        });
+      }
+      out.push(row);
+    });
+  return out;
+}
+
 /** One prediction as a short tab-separated cell, by task. */
 function describePrediction(p: Prediction): string {
   if (p.value !== undefined) return String(p.value);
@@ -229,16 +260,24 @@ program
   .argument("<head>", "head, head@version or head:alias")
   .option("--text <text...>", "one or more texts")
   .option("--input <file.jsonl>", 'a JSONL file with one {"text": …} per line')
+  .option(
+    "--embeddings <file>",
+    "ready vectors from the head's backbone: a float32/float64 .npy matrix, or JSONL with one array per line",
+  )
   .option("--version <version>", "a specific head version instead of the live one")
   .option("--neighbors <k>", "also show the k most similar training items", intOption("neighbors"))
   .action(async (head: string, opts, cmd: Command) => {
     const { platform, json } = context(cmd);
-    let texts: string[];
-    if ((opts.text === undefined) === (opts.input === undefined)) {
-      throw new ValidationError("give exactly one of --text, --input", { field: "text" });
+    const given = [opts.text, opts.input, opts.embeddings].filter((o) => o !== undefined).length;
+    if (given !== 1) {
+      throw new ValidationError("give exactly one of --text, --input, --embeddings", { field: "text" });
     }
-    if (opts.input) {
-      texts = [];
+    let texts: string[] = [];
+    let embeddings: number[][] | undefined;
+    if (opts.embeddings) {
+      embeddings = await readEmbeddingsFile(opts.embeddings);
+      texts = embeddings.map((_, i) => `#${i}`);
+    } else if (opts.input) {
       const lines = (await readFile(opts.input, "utf8")).split("\n");
       lines.forEach((line, i) => {
         if (!line.trim()) return;
@@ -263,10 +302,12 @@ program
     }
     const predictions = [];
     let version = "";
-    for (let i = 0; i < texts.length; i += MAX_PREDICT_BATCH) {
-      const batch = texts.slice(i, i + MAX_PREDICT_BATCH);
+    const batchSize = embeddings ? MAX_EMBEDDINGS_BATCH : MAX_PREDICT_BATCH;
+    for (let i = 0; i < texts.length; i += batchSize) {
       const r = await platform.predict(head, {
-        inputs: batch,
+        ...(embeddings
+          ? { embeddings: embeddings.slice(i, i + batchSize) }
+          : { inputs: texts.slice(i, i + batchSize) }),
         version: opts.version,
         neighbors: opts.neighbors,
       });
@@ -327,6 +368,26 @@ program
       json,
       { head: r.head, version: r.version, fused: r.fused, out: opts.out, bytes: r.bytes.byteLength },
       `${r.head}@${r.version}${r.fused ? " (fused)" : ""} → ${opts.out} (${r.bytes.byteLength} bytes)`,
+    );
+  });
+
+program
+  .command("report")
+  .description("write a head version's evaluation report as a self-contained HTML page (or its JSON)")
+  .argument("<head>", "head, head@version or head:alias")
+  .requiredOption("--out <file>", "output .html (or .json with --json-report)")
+  .option("--json-report", "write report.json instead of the HTML page")
+  .action(async (head: string, opts, cmd: Command) => {
+    const { platform, json } = context(cmd);
+    const { head: doc, report } = await platform.headReport(head);
+    await writeFile(
+      opts.out,
+      opts.jsonReport ? `${JSON.stringify(report, null, 2)}\n` : renderReportHtml(report, doc),
+    );
+    output(
+      json,
+      { head: doc.head, version: doc.version, out: opts.out },
+      `${doc.head}@${doc.version} report → ${opts.out}`,
     );
   });
 
