@@ -66,4 +66,10 @@ export interface HeadKind<M = unknown, P extends HeadParams = HeadParams> {
    */
   toOnnx(model: M, g: GraphBuilder, input: string): string;
   info?(model: M): FitInfo;
+  /**
+   * Multilabel heads: which labels are on (n × k, 1 = on) given `predict`'s probabilities, and the
+   * per-label thresholds behind that decision (for reports and exports).
+   */
+  decide?(model: M, proba: Float64Array, n: number): Uint8Array;
+  thresholds?(model: M): number[];
 }

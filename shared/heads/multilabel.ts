@@ -449,4 +449,6 @@ export const multilabelKind: HeadKind<MultilabelModel, MultilabelParams> = {
     return proba;
   },
   info: (model) => ({ iterations: model.iterations, converged: model.converged }),
+  decide: decideLabels,
+  thresholds: (model) => Array.from(model.thresholds),
 };
