@@ -149,8 +149,9 @@ describe("fitTemperature", () => {
     assert.ok(after < 0.02, `after ${after}`);
     assert.ok(after < before / 5);
     assert.ok(Math.abs(after - oracle) < 0.01, `after ${after} vs oracle ${oracle}`);
-    // The fitted T is a stationary point of the loss.
-    assert.ok(Math.abs(temperatureLoss(model, y, 5, Math.log(T)).grad) < 1e-8);
+    // The fitted T is a stationary point of the loss plus the one-row prior on log T.
+    const u = Math.log(T);
+    assert.ok(Math.abs(temperatureLoss(model, y, 5, u).grad + u / 20000) < 1e-8);
   });
 
   it("recovers an under-confident model (T < 1) and leaves a calibrated one near 1", () => {
@@ -192,12 +193,26 @@ describe("fitTemperature", () => {
     assert.equal(fitTemperature(Float64Array.from([0.9, 0.1, 0.3, 0.7]), Int32Array.from([0, 1]), 2, sw), 1);
   });
 
-  it("stays inside its bounds on separable or hopeless data", () => {
-    // Every prediction right: sharper is always better, down to the lower bound.
+  it("stays moderate on separable or hopeless data instead of running to a bound", () => {
+    // Every prediction right: the likelihood alone would sharpen without limit; the prior stops it.
     const right = Float64Array.from([0.9, 0.1, 0.2, 0.8, 0.7, 0.3]);
-    assert.equal(fitTemperature(right, Int32Array.from([0, 1, 0]), 2), MIN_TEMPERATURE);
-    // Every prediction wrong: flatter is always better, up to the upper bound.
-    assert.equal(fitTemperature(right, Int32Array.from([1, 0, 1]), 2), MAX_TEMPERATURE);
+    const sharp = fitTemperature(right, Int32Array.from([0, 1, 0]), 2);
+    assert.ok(sharp < 1 && sharp > 0.1, `T = ${sharp}`);
+    // Many rows, none wrong: sharper, but a 60/40 row must not become 0/1.
+    const n = 400;
+    const easy = new Float64Array(2 * n);
+    const yEasy = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      yEasy[i] = i % 2;
+      easy[2 * i + yEasy[i]] = 0.6 + 0.35 * ((i * 7) % 10) / 10;
+      easy[2 * i + 1 - yEasy[i]] = 1 - easy[2 * i + yEasy[i]];
+    }
+    const tEasy = fitTemperature(easy, yEasy, 2);
+    const [p60] = applyTemperature(Float64Array.from([0.6, 0.4]), 1, 2, tEasy);
+    assert.ok(tEasy > MIN_TEMPERATURE && p60 < 0.999, `T = ${tEasy}, 0.6 becomes ${p60}`);
+    // Every prediction wrong: flatter, but not to the upper bound.
+    const flat = fitTemperature(right, Int32Array.from([1, 0, 1]), 2);
+    assert.ok(flat > 1 && flat < MAX_TEMPERATURE, `T = ${flat}`);
     // Hard zeros (clamped to 1e-15) stay finite.
     const hard = Float64Array.from([1, 0, 0, 1, 1, 0, 0, 1]);
     const T = fitTemperature(hard, Int32Array.from([0, 1, 1, 1]), 2);

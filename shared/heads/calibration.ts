@@ -143,7 +143,7 @@ export function temperatureLoss(
 
 /**
  * The temperature T in [MIN_TEMPERATURE, MAX_TEMPERATURE] minimizing the (weighted) mean NLL of
- * softmax(log(max(p, 1e-15)) / T). Returns 1 when there is nothing to learn from: fewer than two
+ * softmax(log(max(p, 1e-15)) / T), plus a weak prior on log T (see below). Returns 1 when there is nothing to learn from: fewer than two
  * (positively weighted) rows, a single class among them, or k = 1.
  *
  * The loss is convex in 1/T, hence unimodal in log T, so the sign of its derivative says on which side
@@ -159,18 +159,26 @@ export function fitTemperature(
   const n = rowsOf(proba, y, k);
   checkWeights(sampleWeight, n);
   let rows = 0;
+  let weight = 0;
   let first = -1;
   let single = true;
   for (let i = 0; i < n; i++) {
     if (sampleWeight && sampleWeight[i] === 0) continue;
     rows++;
+    weight += sampleWeight ? sampleWeight[i] : 1;
     if (first < 0) first = y[i];
     else if (y[i] !== first) single = false;
   }
   if (k < 2 || rows < 2 || single) return 1;
 
   const z = logits(proba);
-  const f = (u: number) => lossAt(z, y, k, u, sampleWeight);
+  // A standard-normal prior on log T worth one row: negligible when the data disagree with T = 1,
+  // but it stops predictions without a single error from driving T to the bound (which would
+  // turn every served probability into 0 or 1).
+  const f = (u: number): TemperatureLoss => {
+    const l = lossAt(z, y, k, u, sampleWeight);
+    return { value: l.value + (u * u) / (2 * weight), grad: l.grad + u / weight, hess: l.hess + 1 / weight };
+  };
   let lo = Math.log(MIN_TEMPERATURE);
   let hi = Math.log(MAX_TEMPERATURE);
   let u = 0; // T = 1: the model as it is, usually close.
