@@ -14,7 +14,6 @@ import { embedJobId, planEmbedJob } from "./embed/plan.ts";
 import type { EmbedProgress, RunShardsResult } from "./embed/run.ts";
 import { NotFoundError, ValidationError } from "./errors.ts";
 import { exportFilename, fusedToOnnx, headToOnnx } from "./heads/export-onnx.ts";
-import { headKind } from "./heads/kinds.ts";
 import { MAX_NEIGHBORS, neighborIndex } from "./heads/neighbors.ts";
 import {
   embeddingsToVectors,
@@ -23,7 +22,7 @@ import {
   type Prediction,
   predictVectors,
 } from "./heads/predict.ts";
-import { type TrainOptions, type TrainResult, trainHead } from "./heads/train.ts";
+import { type TrainOptions, type TrainResult, trainHead, validateTrainOptions } from "./heads/train.ts";
 import type { TrainDispatcher, TrainRequest } from "./heads/train-dispatch.ts";
 import {
   listVersions,
@@ -163,8 +162,8 @@ export class Platform {
   ): Promise<{ accepted: true; head: string; dataset: string } | ({ accepted: false } & TrainResult)> {
     if (!this.trainDispatcher) return { accepted: false, ...(await this.train(opts)) };
     assertName("head", opts.head, "head");
-    // Fail here, not silently in the background, on a type that does not exist.
-    if (opts.type !== undefined && opts.type !== "auto") headKind(opts.type);
+    // Fail here, not silently in the background, on anything checkable without the data.
+    validateTrainOptions(opts);
     if (!(await readDatasetStatus(this.store, opts.dataset)))
       throw new NotFoundError(`dataset ${opts.dataset}`, { field: "dataset" });
     await this.trainDispatcher.dispatch(opts);

@@ -7,7 +7,7 @@ import { after, before, describe, test } from "node:test";
 import { createApp } from "../shared/api/app.ts";
 import { ValidationError } from "../shared/errors.ts";
 import { HEAD_KINDS } from "../shared/heads/kinds.ts";
-import { inferTask } from "../shared/heads/train.ts";
+import { inferTask, validateTrainOptions } from "../shared/heads/train.ts";
 import { readHeadVersion } from "../shared/heads/version.ts";
 import { createLogger } from "../shared/log.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
@@ -19,6 +19,32 @@ describe("inferTask", () => {
     assert.equal(inferTask([0.5, 2, 3]), "regression");
     assert.equal(inferTask([0, 1, 1]), "multiclass");
     assert.equal(inferTask(["pos", 1.5]), "multiclass");
+  });
+});
+
+describe("validateTrainOptions (checked before a request is handed to the train Lambda)", () => {
+  const base = { head: "h", dataset: "d" };
+  const field = (opts: object) => {
+    try {
+      validateTrainOptions({ ...base, ...opts });
+      return undefined;
+    } catch (e) {
+      assert.ok(e instanceof ValidationError, String(e));
+      return e.field;
+    }
+  };
+  test("names the field of each mistake and accepts sound requests", () => {
+    assert.equal(field({ type: "logreg", params: { C: -1 } }), "params.C");
+    assert.equal(field({ type: "logreg", params: { bogus: 1 } }), "params.bogus");
+    assert.equal(field({ type: "auto", params: { C: 1 } }), "params");
+    assert.equal(field({ type: "knn", candidates: ["logreg"] }), "candidates");
+    assert.equal(field({ type: "auto", candidates: ["ridge"], task: "multiclass" }), "candidates");
+    assert.equal(field({ type: "ridge", task: "multiclass" }), "type");
+    assert.equal(field({ type: "svm" }), "type");
+    assert.equal(field({ cv: 1 }), "cv");
+    assert.equal(field({ task: "regression", params: { C: 1 } }), "params.C");
+    assert.equal(field({ type: "mlp", params: { units: 64 } }), undefined);
+    assert.equal(field({ type: "auto", candidates: ["knn", "centroid"] }), undefined);
   });
 });
 
@@ -39,11 +65,16 @@ describe("training every task through the registry", () => {
       ),
     );
     await ctx.platform.putManifest(
+      "score-csv",
+      "csv",
+      `id,text,label\n${rows.map((r) => `${r.id},${r.text},${r.label === "pos" ? 2.5 : -1.5}`).join("\n")}\n`,
+    );
+    await ctx.platform.putManifest(
       "score",
       "jsonl",
       toJsonlText(rows.map((r, i) => ({ ...r, label: (r.label === "pos" ? 2.5 : -1.5) + (i % 7) * 0.01 }))),
     );
-    for (const d of ["sent", "skewed", "tags", "score"]) await ctx.platform.embed(d);
+    for (const d of ["sent", "skewed", "tags", "score", "score-csv"]) await ctx.platform.embed(d);
   });
   after(() => ctx.cleanup());
 
@@ -55,7 +86,10 @@ describe("training every task through the registry", () => {
       assert.equal(r.type, type);
       assert.equal(r.task, "multiclass");
       assert.ok(r.metrics!.accuracy > 0.9, `${type}: accuracy ${r.metrics!.accuracy}`);
-      assert.ok(r.calibration && r.calibration.temperature > 0, type);
+      // Separable data (no out-of-fold mistakes) must not drive the temperature to its bound, which
+      // would turn every served probability into 0 or 1.
+      const T = r.calibration!.temperature;
+      assert.ok(T > 0.1 && T < 10, `${type}: temperature ${T}`);
       const { head, report } = await readHeadVersion(ctx.store, `h-${type}`, r.version);
       assert.equal(head.calibration?.temperature, r.calibration!.temperature);
       assert.equal(report?.calibration?.reliabilityBefore.length, 15);
@@ -166,6 +200,15 @@ describe("training every task through the registry", () => {
       await ctx.platform.predict("score", { inputs: ["great wonderful fun", "awful boring worst"] })
     ).predictions;
     assert.ok(pos.value! > 1 && neg.value! < 0, `${pos.value} ${neg.value}`);
+    // CSV cells are strings: a regression task parses the numeric ones.
+    const csv = await ctx.platform.train({
+      dataset: "score-csv",
+      head: "score-csv",
+      task: "regression",
+      cv: 3,
+    });
+    assert.equal(csv.type, "ridge");
+    assert.ok(csv.regression!.r2 > 0.8, `R² ${csv.regression!.r2}`);
     await assert.rejects(
       ctx.platform.train({ dataset: "sent", head: "score2", task: "regression" }),
       (e: unknown) => e instanceof ValidationError && /numeric labels/.test(e.message),

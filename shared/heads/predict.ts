@@ -73,29 +73,29 @@ export async function predictVectors(
   let out = await head.kind.predict(head.model, vectors, n);
   if (head.task === "regression") return Array.from(out, (value) => ({ value }));
   if (head.doc.calibration) out = applyTemperature(out, n, k, head.doc.calibration.temperature);
-  const thresholds = head.task === "multilabel" ? thresholdsOf(head) : undefined;
+  const on = head.task === "multilabel" ? decideLabels(head, out, n) : undefined;
   const predictions: Prediction[] = [];
   for (let i = 0; i < n; i++) {
-    const scores: Record<string, number> = {};
+    // No prototype: a label named like an Object.prototype member still gets its own entry.
+    const scores: Record<string, number> = Object.create(null);
     let best = 0;
     for (let c = 0; c < k; c++) {
       scores[labels[c]] = out[i * k + c];
       if (out[i * k + c] > out[i * k + best]) best = c;
     }
-    if (thresholds) {
-      predictions.push({ labels: labels.filter((_, c) => out[i * k + c] >= thresholds[c]), scores });
+    if (on) {
+      predictions.push({ labels: labels.filter((_, c) => on[i * k + c] === 1), scores: { ...scores } });
     } else {
-      predictions.push({ label: labels[best], score: out[i * k + best], scores });
+      predictions.push({ label: labels[best], score: out[i * k + best], scores: { ...scores } });
     }
   }
   return predictions;
 }
 
-function thresholdsOf(head: LoadedHead): number[] {
-  const t = (head.doc.model as { thresholds?: unknown }).thresholds;
-  const k = head.doc.labels.length;
-  if (Array.isArray(t) && t.length === k && t.every((x) => typeof x === "number")) return t as number[];
-  return new Array<number>(k).fill(0.5);
+/** Multi-label decisions by the head's own per-label thresholds (p ≥ 0.5 for kinds without them). */
+function decideLabels(head: LoadedHead, out: Float64Array, n: number): Uint8Array {
+  if (head.kind.decide) return head.kind.decide(head.model, out, n);
+  return Uint8Array.from(out, (p) => (p >= 0.5 ? 1 : 0));
 }
 
 /** Ready embeddings (from the same backbone the head was trained on). */

@@ -19,7 +19,6 @@ import {
 import type { HeadKind, HeadParams, HeadTask, Target } from "./kind.ts";
 import { HEAD_KINDS, headKind } from "./kinds.ts";
 import { argmaxRows, classificationMetrics, logLoss } from "./metrics.ts";
-import { decideLabels, type MultilabelModel } from "./multilabel.ts";
 import { kFold, stratifiedKFold } from "./split.ts";
 import { multilabelMetrics, regressionMetrics } from "./task-metrics.ts";
 import {
@@ -101,6 +100,12 @@ function subset(vectors: Float32Array, dim: number, idx: ArrayLike<number>): Flo
   return out;
 }
 
+/** A regression target: numbers as they are, numeric strings (CSV cells) parsed; NaN otherwise. */
+function numericLabel(l: number | string): number {
+  if (typeof l === "number") return l;
+  return l.trim() === "" ? Number.NaN : Number(l);
+}
+
 /** The labelled rows of a dataset as a learning problem of one task. */
 class Problem {
   readonly labels: string[];
@@ -117,7 +122,7 @@ class Problem {
     const raw = rows.map((i) => data.rows[i].label!);
     if (task === "regression") {
       raw.forEach((l, t) => {
-        if (typeof l !== "number") {
+        if (typeof l !== "number" && !(typeof l === "string" && Number.isFinite(numericLabel(l)))) {
           const row = data.rows[rows[t]];
           throw new ValidationError(
             `row ${row.id} (line ${row.line}) has label ${JSON.stringify(l)}; a regression head needs numeric labels`,
@@ -189,27 +194,29 @@ type AnyKind = HeadKind<unknown, HeadParams>;
 interface Evaluated {
   /** Model outputs for the evaluated positions, n × width. */
   out: Float64Array;
+  /** Multilabel: each fold model's own decisions for its held-out rows, n × k. */
+  decided?: Uint8Array;
   /** Per-fold scores (CV only). */
   foldScores: number[];
 }
 
-/** Higher is better for every score here: macro-F1, or −RMSE for regression. */
-function score(problem: Problem, target: Target, out: Float64Array, n: number, model: unknown): number {
-  if (target.task === "regression") return -regressionMetrics(target.y, out).rmse;
-  if (target.task === "multilabel") return multilabelScores(problem, target, out, n, model).macroF1;
-  return classificationMetrics(target.y, argmaxRows(out, n, target.k), problem.labels).macroF1;
+/** Multi-label decisions: the kind's own (per-label thresholds), else p ≥ 0.5. */
+function decide(kind: AnyKind, model: unknown, out: Float64Array, n: number): Uint8Array {
+  if (kind.decide) return kind.decide(model, out, n);
+  return Uint8Array.from(out, (p) => (p >= 0.5 ? 1 : 0));
 }
 
-/** Multi-label decisions use the thresholds the multilabel head chose on its own validation folds. */
-function multilabelScores(
-  problem: Problem,
-  target: Extract<Target, { task: "multilabel" }>,
-  out: Float64Array,
-  n: number,
-  model: unknown,
-) {
-  const m = model as MultilabelModel;
-  return multilabelMetrics(target.Y, decideLabels(m, out, n), n, problem.labels, m.thresholds);
+function thresholdsOf(kind: AnyKind, model: unknown, k: number): number[] {
+  return kind.thresholds?.(model) ?? new Array<number>(k).fill(0.5);
+}
+
+/** Higher is better for every score here: macro-F1, or −RMSE for regression. */
+function score(problem: Problem, target: Target, out: Float64Array, n: number, decided?: Uint8Array): number {
+  if (target.task === "regression") return -regressionMetrics(target.y, out).rmse;
+  if (target.task === "multilabel") {
+    return multilabelMetrics(target.Y, decided!, n, problem.labels, new Array(target.k).fill(0.5)).macroF1;
+  }
+  return classificationMetrics(target.y, argmaxRows(out, n, target.k), problem.labels).macroF1;
 }
 
 /** Out-of-fold outputs for `pos` and each fold's score. */
@@ -225,6 +232,7 @@ async function crossValidate(
   const d = problem.data.dim;
   const w = problem.width;
   const out = new Float64Array(pos.length * w);
+  const decided = problem.task === "multilabel" ? new Uint8Array(pos.length * w) : undefined;
   const foldScores: number[] = [];
   for (let f = 0; f < folds; f++) {
     const inFold: number[] = [];
@@ -236,10 +244,47 @@ async function crossValidate(
       seed: seed + f,
     });
     const o = await kind.predict(model, problem.X(testPos), testPos.length);
-    for (let t = 0; t < outFold.length; t++) out.set(o.subarray(t * w, (t + 1) * w), outFold[t] * w);
-    foldScores.push(score(problem, problem.target(testPos), o, testPos.length, model));
+    const dec = decided ? decide(kind, model, o, testPos.length) : undefined;
+    for (let t = 0; t < outFold.length; t++) {
+      out.set(o.subarray(t * w, (t + 1) * w), outFold[t] * w);
+      if (dec) decided!.set(dec.subarray(t * w, (t + 1) * w), outFold[t] * w);
+    }
+    foldScores.push(score(problem, problem.target(testPos), o, testPos.length, dec));
   }
-  return { out, foldScores };
+  return { out, decided, foldScores };
+}
+
+/** Out-of-fold probabilities, each fold scaled by a temperature fitted on the other folds. */
+function crossFittedTemperature(
+  proba: Float64Array,
+  y: Int32Array,
+  k: number,
+  foldOf: Int32Array,
+  folds: number,
+): Float64Array {
+  const out = new Float64Array(proba.length);
+  for (let f = 0; f < folds; f++) {
+    const rest: number[] = [];
+    const held: number[] = [];
+    for (let i = 0; i < y.length; i++) (foldOf[i] === f ? held : rest).push(i);
+    const rows = (idx: number[], src: Float64Array) => {
+      const m = new Float64Array(idx.length * k);
+      idx.forEach((i, t) => {
+        m.set(src.subarray(i * k, (i + 1) * k), t * k);
+      });
+      return m;
+    };
+    const T = fitTemperature(
+      rows(rest, proba),
+      Int32Array.from(rest, (i) => y[i]),
+      k,
+    );
+    const scaled = applyTemperature(rows(held, proba), held.length, k, T);
+    held.forEach((i, t) => {
+      out.set(scaled.subarray(t * k, (t + 1) * k), i * k);
+    });
+  }
+  return out;
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
@@ -248,11 +293,11 @@ const std = (xs: number[]) => {
   return Math.sqrt(mean(xs.map((x) => (x - m) ** 2)));
 };
 
-export async function trainHead(
-  store: ObjectStore,
-  backbone: BackboneSpec,
-  opts: TrainOptions,
-): Promise<TrainResult> {
+/**
+ * Everything about a training request that can be checked without its data, so a request handed
+ * to the train Lambda fails now (400) rather than later in the background.
+ */
+export function validateTrainOptions(opts: TrainOptions): void {
   assertName("head", opts.head, "head");
   assertName("dataset", opts.dataset, "dataset");
   const folds = opts.cv ?? 5;
@@ -265,7 +310,6 @@ export async function trainHead(
     });
   }
   const auto = opts.type === "auto";
-  if (opts.type !== undefined && !auto) headKind(opts.type); // unknown types fail before any data is read
   if (auto && opts.params && Object.keys(opts.params).length > 0) {
     throw new ValidationError("params cannot be combined with type auto, which searches them", {
       field: "params",
@@ -274,6 +318,43 @@ export async function trainHead(
   if (!auto && opts.candidates !== undefined) {
     throw new ValidationError("candidates only apply to type auto", { field: "candidates" });
   }
+  for (const t of opts.candidates ?? []) {
+    const kind = HEAD_KINDS[t];
+    if (!kind) {
+      throw new ValidationError(
+        `unknown candidate ${JSON.stringify(t)}; available: ${Object.keys(HEAD_KINDS).join(", ")}`,
+        { field: "candidates" },
+      );
+    }
+    if (opts.task !== undefined && kind.task !== opts.task) {
+      throw new ValidationError(`candidate ${t} learns ${kind.task} targets, not ${opts.task}`, {
+        field: "candidates",
+      });
+    }
+  }
+  if (opts.type !== undefined && !auto) {
+    const kind = headKind(opts.type);
+    if (opts.task !== undefined && kind.task !== opts.task) {
+      throw new ValidationError(`head type ${opts.type} learns ${kind.task} targets, not ${opts.task}`, {
+        field: "type",
+      });
+    }
+    // Parameter names, types and ranges; limits that depend on the data are applied at training.
+    kind.resolveParams(opts.params ?? {}, Number.MAX_SAFE_INTEGER, 1);
+  } else if (!auto && opts.task !== undefined) {
+    headKind(DEFAULT_TYPE[opts.task]).resolveParams(opts.params ?? {}, Number.MAX_SAFE_INTEGER, 1);
+  }
+  // Params with neither type nor task go to the default type of the task the labels imply.
+}
+
+export async function trainHead(
+  store: ObjectStore,
+  backbone: BackboneSpec,
+  opts: TrainOptions,
+): Promise<TrainResult> {
+  validateTrainOptions(opts);
+  const folds = opts.cv ?? 5;
+  const auto = opts.type === "auto";
   const seed = opts.seed ?? 0;
   const started = performance.now();
   const data = await loadEmbeddedDataset(store, opts.dataset, backbone);
@@ -338,7 +419,7 @@ export async function trainHead(
   // ---- Model selection ----
   let kind: AnyKind;
   let params: HeadParams;
-  let oof: Float64Array | undefined; // out-of-fold outputs of the chosen configuration on trainPos
+  let oof: Evaluated | undefined; // out-of-fold outputs of the chosen configuration on trainPos
   let search: Search | undefined;
   if (auto) {
     const types = opts.candidates ?? Object.keys(HEAD_KINDS).filter((t) => HEAD_KINDS[t].task === task);
@@ -361,9 +442,7 @@ export async function trainHead(
     if (kinds.length === 0)
       throw new ValidationError(`no head type learns ${task} targets`, { field: "type" });
     const candidates: Search["candidates"] = [];
-    let best:
-      | { kind: AnyKind; params: HeadParams; score: number; oof: Float64Array; index: number }
-      | undefined;
+    let best: { kind: AnyKind; params: HeadParams; score: number; oof: Evaluated; index: number } | undefined;
     for (const k of kinds) {
       for (const p of k.grid(trainPos.length, d)) {
         const t0 = performance.now();
@@ -379,7 +458,7 @@ export async function trainHead(
         });
         // Strictly better only: ties keep the earlier (simpler) candidate.
         if (!best || s > best.score)
-          best = { kind: k, params: p, score: s, oof: cv.out, index: candidates.length - 1 };
+          best = { kind: k, params: p, score: s, oof: cv, index: candidates.length - 1 };
       }
     }
     candidates[best!.index].chosen = true;
@@ -395,27 +474,38 @@ export async function trainHead(
   const model = await kind.fit(problem.X(trainPos), trainPos.length, d, problem.target(trainPos), params, {
     seed,
   });
+  const outOfFold = async () =>
+    (oof ??= await crossValidate(problem, kind, params, trainPos, foldOf, trainFolds, seed));
   let evalPos: number[];
   let evalOut: Float64Array;
+  let evalDecided: Uint8Array | undefined;
   if (hasTest) {
     evalPos = testPos;
     evalOut = await kind.predict(model, problem.X(testPos), testPos.length);
+    if (task === "multilabel") evalDecided = decide(kind, model, evalOut, testPos.length);
   } else {
-    oof ??= (await crossValidate(problem, kind, params, trainPos, foldOf, trainFolds, seed)).out;
+    // Each row scored by a model that never saw it, multi-label decisions included (an auto-selected
+    // head's figure is then its selection score: hold out a test split for an unbiased one).
+    const cv = await outOfFold();
     evalPos = trainPos;
-    evalOut = oof;
+    evalOut = cv.out;
+    evalDecided = cv.decided;
   }
 
   // ---- Calibration (multiclass): temperature on out-of-fold probabilities of the training rows ----
   let calibration: CalibrationReport | undefined;
   const evalTarget = problem.target(evalPos);
   if (task === "multiclass" && (opts.calibrate ?? true)) {
-    oof ??= (await crossValidate(problem, kind, params, trainPos, foldOf, trainFolds, seed)).out;
+    const cv = await outOfFold();
     const k = problem.width;
-    const trainTarget = problem.target(trainPos) as Extract<Target, { task: "multiclass" }>;
-    const temperature = fitTemperature(oof, trainTarget.y, k);
+    const trainY = (problem.target(trainPos) as Extract<Target, { task: "multiclass" }>).y;
+    const temperature = fitTemperature(cv.out, trainY, k);
     const y = (evalTarget as Extract<Target, { task: "multiclass" }>).y;
-    const after = applyTemperature(evalOut, evalPos.length, k, temperature);
+    // Without a test split, each fold is scaled by a temperature fitted on the other folds, so the
+    // "after" figures stay out of sample too.
+    const after = hasTest
+      ? applyTemperature(evalOut, evalPos.length, k, temperature)
+      : crossFittedTemperature(cv.out, trainY, k, foldOf, trainFolds);
     calibration = {
       method: "temperature",
       temperature,
@@ -439,14 +529,8 @@ export async function trainHead(
       logLoss: logLoss(evalTarget.y, evalOut, evalTarget.k),
     };
   } else if (evalTarget.task === "multilabel") {
-    const thresholds = (kind.toJson(model) as { thresholds?: number[] }).thresholds ?? [];
-    multilabel = multilabelMetrics(
-      evalTarget.Y,
-      decideLabels(model as never, evalOut, nEval),
-      nEval,
-      problem.labels,
-      thresholds,
-    );
+    const thresholds = thresholdsOf(kind, model, evalTarget.k);
+    multilabel = multilabelMetrics(evalTarget.Y, evalDecided!, nEval, problem.labels, thresholds);
   } else {
     regression = regressionMetrics(evalTarget.y, evalOut);
   }
