@@ -60,6 +60,24 @@ describe("manifest parsing", () => {
     assert.match(m.rejected[7].reason, /longer than 100000 characters/);
   });
 
+  test("label lists may be empty; a label named __proto__ is refused", () => {
+    const text = [
+      '{"text": "a", "label": []}',
+      '{"text": "b", "label": "__proto__"}',
+      '{"text": "c", "label": ["x", "__proto__"]}',
+    ].join("\n");
+    const m = parseManifest(enc(text), "jsonl");
+    assert.deepEqual(
+      m.rows.map((r) => r.label),
+      [[]],
+    );
+    assert.deepEqual(
+      m.rejected.map((r) => r.line),
+      [2, 3],
+    );
+    assert.ok(m.rejected.every((r) => /__proto__/.test(r.reason)));
+  });
+
   test("invalid UTF-8 rejects only its own line; BOM and CRLF are handled", () => {
     const bytes = new Uint8Array([
       0xef,

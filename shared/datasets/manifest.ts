@@ -13,11 +13,18 @@ export const MAX_REJECTIONS_LISTED = 1_000;
 export const INPUT_FIELDS = ["text", "image", "audio"] as const;
 const KNOWN_FIELDS = ["id", ...INPUT_FIELDS, "label", "split"];
 
+export // Labels become keys of per-class records (scores, metrics); this one would not be a key there.
+const LabelName = z
+  .string()
+  .min(1, "label must not be empty")
+  .max(256)
+  .refine((l) => l !== "__proto__", "label must not be __proto__");
+
 export const Label = z.union([
-  z.string().min(1, "label must not be empty").max(256),
+  LabelName,
   z.number().finite(),
   // An empty list is a real answer for multi-label data: none of the labels apply.
-  z.array(z.string().min(1).max(256)).max(1_000),
+  z.array(LabelName).max(1_000),
 ]);
 
 const FilePath = z
