@@ -6,6 +6,7 @@
 import type { InferenceSession } from "onnxruntime-node";
 import { GraphBuilder } from "../backbone/onnx-writer.ts";
 import { ValidationError } from "../errors.ts";
+import { checkMatrixShape } from "./numeric.ts";
 import { f32, graphSession } from "./ort-graph.ts";
 
 /**
@@ -18,6 +19,43 @@ export function scaleFromMoments(mean: number, m2: number, n: number): number {
   const v = m2 / n;
   const bound = n * eps * v + (n * mean * eps) ** 2;
   return v <= bound ? 1 : Math.sqrt(v);
+}
+
+/**
+ * Per-feature mean and population standard deviation, in float64 with a two-pass variance.
+ * Constant features get scale 1 (see `scaleFromMoments`).
+ */
+export function standardizationStats(
+  X: Float32Array | Float64Array,
+  n: number,
+  d: number,
+): { mean: Float64Array; scale: Float64Array } {
+  checkMatrixShape(X, n, d);
+  const mean = new Float64Array(d);
+  const scale = new Float64Array(d);
+  if (n === 0) {
+    scale.fill(1);
+    return { mean, scale };
+  }
+  for (let i = 0; i < n; i++) {
+    const off = i * d;
+    for (let j = 0; j < d; j++) mean[j] += X[off + j];
+  }
+  for (let j = 0; j < d; j++) mean[j] /= n;
+  const m2 = new Float64Array(d);
+  for (let i = 0; i < n; i++) {
+    const off = i * d;
+    for (let j = 0; j < d; j++) {
+      const c = X[off + j] - mean[j];
+      m2[j] += c * c;
+    }
+  }
+  for (let j = 0; j < d; j++) {
+    if (!Number.isFinite(m2[j]))
+      throw new ValidationError(`feature ${j} has non-finite values`, { field: "X" });
+    scale[j] = scaleFromMoments(mean[j], m2[j], n);
+  }
+  return { mean, scale };
 }
 
 /** Rows per onnxruntime call: bounds the float64 intermediates to a few MB. */
