@@ -9,6 +9,7 @@ import {
   logRegToJson,
   predictProbaLogReg,
 } from "./logreg.ts";
+import { expectTask } from "./numeric.ts";
 import { enumParam, numberParam, rejectUnknownParams } from "./params.ts";
 
 export interface LogRegParams {
@@ -35,7 +36,7 @@ export const logRegKind: HeadKind<LogRegModel, LogRegParams> = {
     return [0.01, 0.1, 1, 10].map((C) => ({ C, classWeight: "none" as const }));
   },
   async fit(X, n, d, target, params) {
-    if (target.task !== "multiclass") throw new TypeError("logreg fits multiclass targets");
+    expectTask(target, "multiclass", "logreg");
     const sampleWeight = classSampleWeights(target.y, target.k, params.classWeight, target.sampleWeight);
     let total = n;
     if (sampleWeight) {

@@ -21,8 +21,18 @@ import { GraphBuilder } from "../backbone/onnx-writer.ts";
 import { ValidationError } from "../errors.ts";
 import { type AsyncObjectiveFn, type LbfgsResult, minimizeLbfgs, minimizeLbfgsAsync } from "./lbfgs.ts";
 import { argmaxRows } from "./metrics.ts";
+import {
+  checkClassLabels,
+  checkMatrixShape,
+  checkSampleWeights,
+  finiteArray,
+  finiteNumber,
+  softmaxRowsInPlace,
+} from "./numeric.ts";
 import { f32, graphSession, runGraph } from "./ort-graph.ts";
-import { scaleFromMoments, standardizeOnnx } from "./standardize.ts";
+import { standardizationStats, standardizeOnnx } from "./standardize.ts";
+
+export { standardizationStats };
 
 export interface LogRegOptions {
   /** L2 strength on standardized weights; l2 = 1 / (C · Σw) for sklearn's C. Default 1 / Σw (C = 1). */
@@ -75,54 +85,6 @@ export interface LogRegJson {
 
 type Matrix = Float32Array | Float64Array;
 
-function checkMatrix(X: Matrix, n: number, d: number, what = "X"): void {
-  if (!Number.isInteger(n) || n < 0)
-    throw new ValidationError("n must be a non-negative integer", { field: "n" });
-  if (!Number.isInteger(d) || d < 1)
-    throw new ValidationError("d must be a positive integer", { field: "d" });
-  if (X.length !== n * d) {
-    throw new ValidationError(`${what} has ${X.length} values, expected n*d = ${n * d}`, { field: what });
-  }
-}
-
-/**
- * Per-feature mean and population standard deviation, in float64 with a two-pass variance.
- * Constant features get scale 1 (sklearn's rule): a variance within rounding noise of zero would
- * otherwise blow noise up to unit scale.
- */
-export function standardizationStats(
-  X: Matrix,
-  n: number,
-  d: number,
-): { mean: Float64Array; scale: Float64Array } {
-  checkMatrix(X, n, d);
-  const mean = new Float64Array(d);
-  const scale = new Float64Array(d);
-  if (n === 0) {
-    scale.fill(1);
-    return { mean, scale };
-  }
-  for (let i = 0; i < n; i++) {
-    const off = i * d;
-    for (let j = 0; j < d; j++) mean[j] += X[off + j];
-  }
-  for (let j = 0; j < d; j++) mean[j] /= n;
-  const m2 = new Float64Array(d);
-  for (let i = 0; i < n; i++) {
-    const off = i * d;
-    for (let j = 0; j < d; j++) {
-      const c = X[off + j] - mean[j];
-      m2[j] += c * c;
-    }
-  }
-  for (let j = 0; j < d; j++) {
-    if (!Number.isFinite(m2[j]))
-      throw new ValidationError(`feature ${j} has non-finite values`, { field: "X" });
-    scale[j] = scaleFromMoments(mean[j], m2[j], n);
-  }
-  return { mean, scale };
-}
-
 /**
  * The penalized objective J over parameters θ = [W (k×d row-major), b (k)] on already standardized
  * inputs `Z`. Exposed for gradient checks; `fitLogReg` is the normal entry point. The returned
@@ -137,7 +99,7 @@ export function makeLogRegObjective(
   l2: number,
   sampleWeight?: Float64Array,
 ): (theta: Float64Array, grad: Float64Array) => number {
-  checkMatrix(Z, n, d, "Z");
+  checkMatrixShape(Z, n, d, "Z");
   const wSum = sampleWeight ? sampleWeight.reduce((a, b) => a + b, 0) : n;
   const invW = wSum > 0 ? 1 / wSum : 0;
   // Logits, then residuals (p - onehot) scaled by w_i / Σw, for a block of up to 4 rows.
@@ -679,7 +641,7 @@ export function makeFastLogRegObjective(
   l2: number,
   opts: { binomial?: boolean; sampleWeight?: Float64Array } = {},
 ): ((theta: Float64Array, grad: Float64Array) => number) | null {
-  checkMatrix(Z, n, d, "Z");
+  checkMatrixShape(Z, n, d, "Z");
   const binomial = opts.binomial === true;
   if (binomial && k !== 2) throw new ValidationError("the binomial form needs k = 2", { field: "k" });
   const ws = KernelWorkspace.create(n, d, binomial ? 1 : k);
@@ -688,16 +650,6 @@ export function makeFastLogRegObjective(
   return binomial
     ? makeKernelBinomialObjective(ws, y, l2, opts.sampleWeight)
     : makeKernelMultinomialObjective(ws, y, l2, opts.sampleWeight);
-}
-
-function validateLabels(y: Int32Array, n: number, k: number): void {
-  if (!Number.isInteger(k) || k < 2) throw new ValidationError("k must be an integer >= 2", { field: "k" });
-  if (y.length !== n)
-    throw new ValidationError(`y has ${y.length} labels, expected n = ${n}`, { field: "y" });
-  for (let i = 0; i < n; i++) {
-    const v = y[i];
-    if (v < 0 || v >= k) throw new ValidationError(`y[${i}] = ${v} is outside 0..${k - 1}`, { field: "y" });
-  }
 }
 
 interface PreparedFit {
@@ -724,23 +676,11 @@ function prepareFit(
   /** Precomputed standardization (the onnxruntime path computes it alongside Z). */
   stats?: Pick<PreparedFit, "mean" | "scale" | "invScale">,
 ): PreparedFit {
-  checkMatrix(X, n, d);
+  checkMatrixShape(X, n, d);
   if (n < 1) throw new ValidationError("cannot fit on zero rows", { field: "n" });
-  validateLabels(y, n, k);
+  checkClassLabels(y, n, k, 2);
   const sw = opts.sampleWeight;
-  let total = n;
-  if (sw) {
-    if (sw.length !== n)
-      throw new ValidationError("sampleWeight must have length n", { field: "sampleWeight" });
-    total = 0;
-    for (let i = 0; i < n; i++) {
-      if (!(sw[i] >= 0) || !Number.isFinite(sw[i])) {
-        throw new ValidationError(`sampleWeight[${i}] must be finite and >= 0`, { field: "sampleWeight" });
-      }
-      total += sw[i];
-    }
-    if (!(total > 0)) throw new ValidationError("sampleWeight sums to zero", { field: "sampleWeight" });
-  }
+  const total = sw ? checkSampleWeights(sw, n, true) : n;
   const l2 = opts.l2 ?? 1 / total;
   if (!(l2 >= 0) || !Number.isFinite(l2))
     throw new ValidationError("l2 must be finite and >= 0", { field: "l2" });
@@ -949,12 +889,11 @@ export function predictProbaLogReg(
   n: number,
 ): Float64Array {
   const { d, k, weights, bias } = model;
-  checkMatrix(X, n, d);
+  checkMatrixShape(X, n, d);
   const out = new Float64Array(n * k);
   for (let i = 0; i < n; i++) {
     const off = i * d;
     const oo = i * k;
-    let zmax = Number.NEGATIVE_INFINITY;
     for (let c = 0; c < k; c++) {
       const wo = c * d;
       let s0 = 0;
@@ -965,19 +904,10 @@ export function predictProbaLogReg(
         s1 += weights[wo + j + 1] * X[off + j + 1];
       }
       if (j < d) s0 += weights[wo + j] * X[off + j];
-      const z = s0 + s1 + bias[c];
-      out[oo + c] = z;
-      if (z > zmax) zmax = z;
+      out[oo + c] = s0 + s1 + bias[c];
     }
-    let sum = 0;
-    for (let c = 0; c < k; c++) {
-      const e = Math.exp(out[oo + c] - zmax);
-      out[oo + c] = e;
-      sum += e;
-    }
-    const inv = 1 / sum;
-    for (let c = 0; c < k; c++) out[oo + c] *= inv;
   }
+  softmaxRowsInPlace(out, n, k);
   return out;
 }
 
@@ -1008,21 +938,6 @@ export function logRegToJson(model: LogRegModel): LogRegJson {
   };
 }
 
-function finiteArray(v: unknown, len: number, field: string): Float64Array {
-  if (!Array.isArray(v) || v.length !== len) {
-    throw new ValidationError(`${field} must be an array of ${len} numbers`, { field });
-  }
-  const out = new Float64Array(len);
-  for (let i = 0; i < len; i++) {
-    const x = v[i];
-    if (typeof x !== "number" || !Number.isFinite(x)) {
-      throw new ValidationError(`${field}[${i}] must be a finite number`, { field });
-    }
-    out[i] = x;
-  }
-  return out;
-}
-
 /** Parses and validates a head.json logreg payload (an object or its JSON text). */
 export function logRegFromJson(input: unknown): LogRegModel {
   const obj = typeof input === "string" ? (JSON.parse(input) as unknown) : input;
@@ -1040,12 +955,6 @@ export function logRegFromJson(input: unknown): LogRegModel {
   if (typeof k !== "number" || !Number.isInteger(k) || k < 2) {
     throw new ValidationError("k must be an integer >= 2", { field: "k" });
   }
-  const num = (name: string): number => {
-    const v = o[name];
-    if (typeof v !== "number" || !Number.isFinite(v))
-      throw new ValidationError(`${name} must be a finite number`, { field: name });
-    return v;
-  };
   return {
     d,
     k,
@@ -1053,9 +962,9 @@ export function logRegFromJson(input: unknown): LogRegModel {
     scale: finiteArray(o.scale, d, "scale"),
     weights: finiteArray(o.weights, k * d, "weights"),
     bias: finiteArray(o.bias, k, "bias"),
-    l2: num("l2"),
-    iterations: num("iterations"),
+    l2: finiteNumber(o, "l2"),
+    iterations: finiteNumber(o, "iterations"),
     converged: o.converged === true,
-    loss: num("loss"),
+    loss: finiteNumber(o, "loss"),
   };
 }
