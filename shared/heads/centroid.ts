@@ -16,12 +16,12 @@ import {
   checkFiniteMatrix,
   checkMulticlassTarget,
   checkUnitRows,
-  float32FromBase64,
+  float32FromJson,
   float32ToBase64,
+  integerAtLeast,
   normalizeRow,
   onnxNormalizeRows,
-  positiveInt,
-} from "./knn.ts";
+} from "./numeric.ts";
 import { numberParam, rejectUnknownParams } from "./params.ts";
 
 export interface CentroidParams {
@@ -58,9 +58,7 @@ export function fitCentroid(
   target: Target,
   params: CentroidParams,
 ): CentroidModel {
-  if (!Number.isInteger(d) || d < 1)
-    throw new ValidationError("d must be a positive integer", { field: "d" });
-  checkFiniteMatrix(X, n, d);
+  checkFiniteMatrix(X, n, d, { rowField: true });
   const { y, k, sampleWeight } = checkMulticlassTarget(target, n, "centroid");
   const sums = new Float64Array(k * d);
   const counts = new Array<number>(k).fill(0);
@@ -87,7 +85,7 @@ export function fitCentroid(
 /** Class probabilities, n×k row-major. */
 export function predictCentroid(model: CentroidModel, X: Float32Array, n: number): Float64Array {
   const { d, k, scale, centroids } = model;
-  checkFiniteMatrix(X, n, d);
+  checkFiniteMatrix(X, n, d, { rowField: true });
   const out = new Float64Array(n * k);
   const q = new Float64Array(d);
   for (let i = 0; i < n; i++) {
@@ -146,12 +144,12 @@ export function centroidFromJson(input: unknown): CentroidModel {
   if (o.version !== 1) {
     throw new ValidationError(`unsupported centroid version ${String(o.version)}`, { field: "version" });
   }
-  const d = positiveInt(o, "d", 1);
-  const k = positiveInt(o, "k", 1);
+  const d = integerAtLeast(o, "d", 1);
+  const k = integerAtLeast(o, "k", 1);
   if (typeof o.scale !== "number" || !Number.isFinite(o.scale) || o.scale <= 0) {
     throw new ValidationError("scale must be a finite number > 0", { field: "scale" });
   }
-  const centroids = float32FromBase64(o.centroids, k * d, "centroids");
+  const centroids = float32FromJson(o.centroids, k * d, "centroids");
   checkUnitRows(centroids, k, d, "centroids");
   if (
     !Array.isArray(o.counts) ||

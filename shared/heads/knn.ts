@@ -34,13 +34,22 @@
  * ones stay in JavaScript (float64 dot products of the float32 unit vectors). The two paths agree up
  * to float32 rounding of the similarities, so they can order near-ties (|Δsim| ≲ 1e-7) differently.
  */
-import { endianness } from "node:os";
 import { Tensor } from "onnxruntime-node";
 import type { GraphBuilder } from "../backbone/onnx-writer.ts";
 import { GraphBuilder as Builder, dataType } from "../backbone/onnx-writer.ts";
 import { ValidationError } from "../errors.ts";
 import { CLASS_WEIGHT_MODES, type ClassWeightMode, classSampleWeights } from "./class-weight.ts";
 import type { HeadKind, Target } from "./kind.ts";
+import {
+  checkFiniteMatrix,
+  checkMulticlassTarget,
+  checkUnitRows,
+  float32FromJson,
+  float32ToBase64,
+  integerAtLeast,
+  normalizeRow,
+  onnxNormalizeRows,
+} from "./numeric.ts";
 import { graphSession } from "./ort-graph.ts";
 import { enumParam, numberParam, rejectUnknownParams } from "./params.ts";
 
@@ -108,141 +117,10 @@ export interface KnnJson {
   rowWeight: string;
 }
 
-// ---- shared helpers (centroid.ts uses them too) ---------------------------------------------------
-
-/** Throws unless X is an n×d matrix of finite values, naming the first bad row. */
-export function checkFiniteMatrix(X: Float32Array, n: number, d: number, field = "X"): void {
-  if (!Number.isInteger(n) || n < 0)
-    throw new ValidationError("n must be a non-negative integer", { field: "n" });
-  if (X.length !== n * d) {
-    throw new ValidationError(`${field} has ${X.length} values, expected n*d = ${n * d}`, { field });
-  }
-  for (let t = 0; t < X.length; t++) {
-    if (!Number.isFinite(X[t])) {
-      const row = Math.floor(t / d);
-      throw new ValidationError(`${field} row ${row} has a non-finite value at column ${t - row * d}`, {
-        field: `${field}[${row}]`,
-      });
-    }
-  }
-}
-
-/**
- * The d values at src[srcOff..] scaled to unit L2 norm, written as float32 at out[outOff..]. The norm
- * is taken in float64, where squares of float32 values can neither overflow nor underflow; a zero row
- * stays zero.
- */
-export function normalizeRow(
-  src: Float32Array,
-  srcOff: number,
-  d: number,
-  out: Float32Array,
-  outOff: number,
-): void {
-  let ss = 0;
-  for (let j = 0; j < d; j++) ss += src[srcOff + j] * src[srcOff + j];
-  const inv = ss > 0 ? 1 / Math.sqrt(ss) : 0;
-  for (let j = 0; j < d; j++) out[outOff + j] = src[srcOff + j] * inv;
-}
-
-/**
- * ONNX nodes for the same normalization: x is first divided by its row's max |x| so the float32
- * sum of squares can neither overflow nor underflow, then by the L2 norm. Each divisor is floored at
- * the smallest normal float32, which leaves a zero row zero instead of NaN. (Rows made only of
- * denormals may be flushed to zero by the runtime; predict in JS would still normalize them.)
- */
-export function onnxNormalizeRows(g: GraphBuilder, input: string, prefix: string): string {
-  const tiny = g.constant("float32", [1.1754943508222875e-38], []);
-  const [abs] = g.node("Abs", [input], 1);
-  const [maxAbs] = g.node("ReduceMax", [abs], 1, { axes: [1], keepdims: 1 });
-  const [d1] = g.node("Max", [maxAbs, tiny], 1);
-  const [scaled] = g.node("Div", [input, d1], 1);
-  const [ss] = g.node("ReduceSumSquare", [scaled], 1, { axes: [1], keepdims: 1 });
-  const [norm] = g.node("Sqrt", [ss], 1);
-  const [d2] = g.node("Max", [norm, tiny], 1);
-  const [unit] = g.node("Div", [scaled, d2], [g.fresh(`${prefix}_unit`)]);
-  return unit;
-}
-
-function assertLittleEndian(): void {
-  if (endianness() !== "LE") throw new ValidationError("float32 base64 fields need a little-endian host");
-}
-
-export function float32ToBase64(a: Float32Array): string {
-  assertLittleEndian();
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString("base64");
-}
-
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
-
-/** Decodes `length` finite float32 values; Buffer silently skips bad characters, so check first. */
-export function float32FromBase64(v: unknown, length: number, field: string): Float32Array {
-  assertLittleEndian();
-  if (typeof v !== "string") throw new ValidationError(`${field} must be a base64 string`, { field });
-  if (v.length % 4 !== 0 || !BASE64.test(v)) {
-    throw new ValidationError(`${field} is not valid base64`, { field });
-  }
-  const bytes = Buffer.from(v, "base64");
-  if (bytes.length !== length * 4) {
-    throw new ValidationError(`${field} holds ${bytes.length / 4} float32 values, expected ${length}`, {
-      field,
-    });
-  }
-  // Copy: Buffer slices from the pool need not be 4-byte aligned for a Float32Array view.
-  const out = new Float32Array(length);
-  new Uint8Array(out.buffer).set(bytes);
-  for (let i = 0; i < length; i++) {
-    if (!Number.isFinite(out[i])) throw new ValidationError(`${field}[${i}] is not finite`, { field });
-  }
-  return out;
-}
-
-/** Validated multiclass labels and optional sample weights of a fit. */
-export function checkMulticlassTarget(
-  target: Target,
-  n: number,
-  type: string,
-): { y: Int32Array; k: number; sampleWeight?: Float64Array } {
-  if (target.task !== "multiclass") throw new TypeError(`${type} fits multiclass targets`);
-  const { y, k, sampleWeight } = target;
-  if (!Number.isInteger(k) || k < 1)
-    throw new ValidationError("k must be a positive integer", { field: "k" });
-  if (y.length !== n) throw new ValidationError(`y has ${y.length} labels, expected ${n}`, { field: "y" });
-  for (let i = 0; i < n; i++) {
-    if (y[i] < 0 || y[i] >= k)
-      throw new ValidationError(`y[${i}] = ${y[i]} is not a class in 0..${k - 1}`, { field: `y[${i}]` });
-  }
-  if (sampleWeight) {
-    if (sampleWeight.length !== n) {
-      throw new ValidationError(`sampleWeight has ${sampleWeight.length} values, expected ${n}`, {
-        field: "sampleWeight",
-      });
-    }
-    for (let i = 0; i < n; i++) {
-      if (!(sampleWeight[i] >= 0 && Number.isFinite(sampleWeight[i]))) {
-        throw new ValidationError(`sampleWeight[${i}] must be a finite number >= 0`, {
-          field: `sampleWeight[${i}]`,
-        });
-      }
-    }
-  }
-  return { y, k, ...(sampleWeight ? { sampleWeight } : {}) };
-}
-
-export function positiveInt(o: Record<string, unknown>, name: string, min: number): number {
-  const v = o[name];
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
-    throw new ValidationError(`${name} must be an integer >= ${min}`, { field: name });
-  }
-  return v;
-}
-
 // ---- fit / predict ---------------------------------------------------------------------------------
 
 export function fitKnn(X: Float32Array, n: number, d: number, target: Target, params: KnnParams): KnnModel {
-  if (!Number.isInteger(d) || d < 1)
-    throw new ValidationError("d must be a positive integer", { field: "d" });
-  checkFiniteMatrix(X, n, d);
+  checkFiniteMatrix(X, n, d, { rowField: true });
   const { y, k, sampleWeight } = checkMulticlassTarget(target, n, "knn");
   const w = classSampleWeights(y, k, params.classWeight, sampleWeight);
   const keep: number[] = [];
@@ -427,7 +305,7 @@ export async function predictKnn(
   opts: KnnPredictOptions = {},
 ): Promise<Float64Array> {
   const { d, k, n, neighbors: kk } = model;
-  checkFiniteMatrix(X, m, d);
+  checkFiniteMatrix(X, m, d, { rowField: true });
   const out = new Float64Array(m * k);
   if (m === 0) return out;
   const engine = opts.engine ?? "auto";
@@ -540,17 +418,6 @@ export function knnToJson(model: KnnModel): KnnJson {
   };
 }
 
-/** Rows must be unit length (or zero): predict and the ONNX graph rely on it. */
-export function checkUnitRows(v: Float32Array, n: number, d: number, field: string): void {
-  for (let i = 0; i < n; i++) {
-    let ss = 0;
-    for (let j = 0; j < d; j++) ss += v[i * d + j] * v[i * d + j];
-    if (ss !== 0 && Math.abs(Math.sqrt(ss) - 1) > 1e-3) {
-      throw new ValidationError(`${field} row ${i} is not unit length (norm ${Math.sqrt(ss)})`, { field });
-    }
-  }
-}
-
 export function knnFromJson(input: unknown): KnnModel {
   const obj = typeof input === "string" ? (JSON.parse(input) as unknown) : input;
   if (typeof obj !== "object" || obj === null) throw new ValidationError("knn head must be a JSON object");
@@ -558,10 +425,10 @@ export function knnFromJson(input: unknown): KnnModel {
   if (o.type !== "knn") throw new ValidationError('type must be "knn"', { field: "type" });
   if (o.version !== 1)
     throw new ValidationError(`unsupported knn version ${String(o.version)}`, { field: "version" });
-  const d = positiveInt(o, "d", 1);
-  const k = positiveInt(o, "k", 1);
-  const n = positiveInt(o, "n", 1);
-  const neighbors = positiveInt(o, "neighbors", 1);
+  const d = integerAtLeast(o, "d", 1);
+  const k = integerAtLeast(o, "k", 1);
+  const n = integerAtLeast(o, "n", 1);
+  const neighbors = integerAtLeast(o, "neighbors", 1);
   if (neighbors > n) throw new ValidationError(`neighbors must be <= n = ${n}`, { field: "neighbors" });
   if (!(KNN_WEIGHTS as readonly unknown[]).includes(o.weights)) {
     throw new ValidationError(`weights must be one of ${KNN_WEIGHTS.join(", ")}`, { field: "weights" });
@@ -571,7 +438,7 @@ export function knnFromJson(input: unknown): KnnModel {
       field: "classWeight",
     });
   }
-  const vectors = float32FromBase64(o.vectors, n * d, "vectors");
+  const vectors = float32FromJson(o.vectors, n * d, "vectors");
   checkUnitRows(vectors, n, d, "vectors");
   if (!Array.isArray(o.labels) || o.labels.length !== n) {
     throw new ValidationError(`labels must be an array of ${n} class indices`, { field: "labels" });
@@ -584,7 +451,7 @@ export function knnFromJson(input: unknown): KnnModel {
     }
     labels[i] = c;
   }
-  const rowWeight = float32FromBase64(o.rowWeight, n, "rowWeight");
+  const rowWeight = float32FromJson(o.rowWeight, n, "rowWeight");
   for (let i = 0; i < n; i++) {
     if (!(rowWeight[i] > 0)) throw new ValidationError(`rowWeight[${i}] must be > 0`, { field: "rowWeight" });
   }
