@@ -23,16 +23,27 @@
  * float32 operations, so they agree bit for bit on z). Folding would put b − W·mean into the first
  * bias, which in float32 cancels catastrophically for features with a large common offset.
  */
-import { endianness } from "node:os";
 import type { InferenceSession, Tensor } from "onnxruntime-node";
 import { GraphBuilder } from "../backbone/onnx-writer.ts";
 import { ValidationError } from "../errors.ts";
 import { CLASS_WEIGHT_MODES, type ClassWeightMode, classSampleWeights } from "./class-weight.ts";
 import type { HeadKind } from "./kind.ts";
-import { standardizationStats } from "./logreg.ts";
+import {
+  checkClassLabels,
+  checkFiniteMatrix,
+  checkMatrixShape,
+  checkSampleWeights,
+  expectTask,
+  finiteArray,
+  finiteNumber,
+  float32FromJson,
+  float32ToBase64,
+  softmaxRowsInPlace,
+} from "./numeric.ts";
 import { f32, graphSession, runGraph } from "./ort-graph.ts";
 import { enumParam, numberParam, rejectUnknownParams } from "./params.ts";
 import { mulberry32, shuffleInPlace } from "./split.ts";
+import { standardizationStats } from "./standardize.ts";
 
 /** The numeric hyper-parameters `fitMlp` takes. */
 export interface MlpHyperParams {
@@ -132,29 +143,6 @@ export function resolveMlpParams(input: Record<string, unknown>): MlpParams {
     maxEpochs: numberParam(input, "maxEpochs", 200, { integer: true, min: 1, max: 10000 }),
     classWeight: enumParam(input, "classWeight", CLASS_WEIGHT_MODES, "none"),
   };
-}
-
-// ---- validation helpers ----------------------------------------------------------------------------
-
-function checkShape(X: Float32Array, n: number, d: number): void {
-  if (!Number.isInteger(n) || n < 0)
-    throw new ValidationError("n must be a non-negative integer", { field: "n" });
-  if (!Number.isInteger(d) || d < 1)
-    throw new ValidationError("d must be a positive integer", { field: "d" });
-  if (X.length !== n * d) {
-    throw new ValidationError(`X has ${X.length} values, expected n*d = ${n * d}`, { field: "X" });
-  }
-}
-
-function checkFinite(X: Float32Array, d: number): void {
-  for (let t = 0; t < X.length; t++) {
-    if (!Number.isFinite(X[t])) {
-      const i = Math.floor(t / d);
-      throw new ValidationError(`X[${i}, ${t - i * d}] is ${X[t]}; embeddings must be finite`, {
-        field: "X",
-      });
-    }
-  }
 }
 
 // ---- layer shapes, init, standardization ------------------------------------------------------------
@@ -400,23 +388,6 @@ function withWeightDecay(out: Record<string, Float32Array>, net: Net, weightDeca
 
 // ---- prediction --------------------------------------------------------------------------------------
 
-/** Row-wise max-subtracted softmax of n×k logits, in place (float64). */
-function softmaxRowsInPlace(L: Float64Array, n: number, k: number): void {
-  for (let i = 0; i < n; i++) {
-    const o = i * k;
-    let zmax = L[o];
-    for (let c = 1; c < k; c++) if (L[o + c] > zmax) zmax = L[o + c];
-    let sum = 0;
-    for (let c = 0; c < k; c++) {
-      const e = Math.exp(L[o + c] - zmax);
-      L[o + c] = e;
-      sum += e;
-    }
-    const inv = 1 / sum;
-    for (let c = 0; c < k; c++) L[o + c] *= inv;
-  }
-}
-
 /** Logits n×k via the onnxruntime forward graph (standardizing with `t`), in chunks. */
 async function logitsOrt(
   model: Net,
@@ -444,8 +415,7 @@ async function logitsOrt(
 /** Class probabilities n×k computed in JavaScript (float64 sums over the float32 weights). */
 export function predictProbaMlpJs(model: MlpModel, X: Float32Array, n: number): Float64Array {
   const { d, k, units, layers } = model;
-  checkShape(X, n, d);
-  checkFinite(X, d);
+  checkFiniteMatrix(X, n, d);
   const { mean32, inv32 } = inputTransform(model);
   const width = Math.max(d, units, k);
   let cur = new Float64Array(width);
@@ -480,10 +450,10 @@ export function predictProbaMlpJs(model: MlpModel, X: Float32Array, n: number): 
 /** Class probabilities n×k: JS for small inputs, the onnxruntime forward graph for large ones. */
 export async function predictProbaMlp(model: MlpModel, X: Float32Array, n: number): Promise<Float64Array> {
   const { d, k, units, layers } = model;
-  checkShape(X, n, d);
+  checkMatrixShape(X, n, d);
   const macs = n * (d * units + (layers - 1) * units * units + units * k);
   if (macs <= JS_PREDICT_MACS) return predictProbaMlpJs(model, X, n);
-  checkFinite(X, d);
+  checkFiniteMatrix(X, n, d);
   const out = await logitsOrt(model, X, n, inputTransform(model));
   softmaxRowsInPlace(out, n, k);
   return out;
@@ -543,28 +513,6 @@ function streamSeeds(seed: number) {
   };
 }
 
-function validateTarget(y: Int32Array, n: number, k: number, sampleWeight?: Float64Array): void {
-  if (!Number.isInteger(k) || k < 2) throw new ValidationError("k must be an integer >= 2", { field: "k" });
-  if (y.length !== n)
-    throw new ValidationError(`y has ${y.length} labels, expected n = ${n}`, { field: "y" });
-  for (let i = 0; i < n; i++) {
-    if (y[i] < 0 || y[i] >= k)
-      throw new ValidationError(`y[${i}] = ${y[i]} is outside 0..${k - 1}`, { field: "y" });
-  }
-  if (sampleWeight) {
-    if (sampleWeight.length !== n)
-      throw new ValidationError("sampleWeight must have length n", { field: "sampleWeight" });
-    let total = 0;
-    for (let i = 0; i < n; i++) {
-      const w = sampleWeight[i];
-      if (!(w >= 0) || !Number.isFinite(w))
-        throw new ValidationError(`sampleWeight[${i}] must be finite and >= 0`, { field: "sampleWeight" });
-      total += w;
-    }
-    if (!(total > 0)) throw new ValidationError("sampleWeight sums to zero", { field: "sampleWeight" });
-  }
-}
-
 /** Weighted mean cross-entropy of n×k logits (float64, log-sum-exp); unweighted if weights sum to 0. */
 function meanCrossEntropy(
   logits: Float64Array,
@@ -598,10 +546,11 @@ export async function fitMlp(
   k: number,
   opts: MlpOptions,
 ): Promise<MlpModel> {
-  checkShape(X, n, d);
+  checkMatrixShape(X, n, d);
   if (n < 1) throw new ValidationError("cannot fit on zero rows", { field: "n" });
-  validateTarget(y, n, k, opts.sampleWeight);
-  checkFinite(X, d);
+  checkClassLabels(y, n, k, 2);
+  if (opts.sampleWeight) checkSampleWeights(opts.sampleWeight, n, true);
+  checkFiniteMatrix(X, n, d);
   const { units, layers, lr, batchSize, weightDecay, dropout, patience, maxEpochs } = opts;
   const sw = opts.sampleWeight;
   const seeds = streamSeeds(opts.seed);
@@ -775,55 +724,6 @@ export async function fitMlp(
  * layer, else units). Base64 float32 is exact and about a third of the size of decimal text. fromJson
  * also accepts plain number arrays there.
  */
-function encodeF32(a: Float32Array): string {
-  if (endianness() !== "LE") throw new ValidationError("writing mlp weights needs a little-endian host");
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString("base64");
-}
-
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-
-function decodeF32(v: unknown, len: number, field: string): Float32Array {
-  let out: Float32Array;
-  if (typeof v === "string") {
-    if (!BASE64.test(v)) throw new ValidationError(`${field} must be base64 float32 data`, { field });
-    const bytes = Buffer.from(v, "base64");
-    if (bytes.byteLength !== len * 4) {
-      throw new ValidationError(`${field} holds ${bytes.byteLength / 4} float32 values, expected ${len}`, {
-        field,
-      });
-    }
-    if (endianness() !== "LE") throw new ValidationError("reading mlp weights needs a little-endian host");
-    out = new Float32Array(len);
-    new Uint8Array(out.buffer).set(bytes);
-  } else if (Array.isArray(v)) {
-    if (v.length !== len) throw new ValidationError(`${field} must hold ${len} numbers`, { field });
-    out = new Float32Array(len);
-    for (let i = 0; i < len; i++) {
-      if (typeof v[i] !== "number") throw new ValidationError(`${field}[${i}] must be a number`, { field });
-      out[i] = v[i];
-    }
-  } else {
-    throw new ValidationError(`${field} must be a base64 string or an array of numbers`, { field });
-  }
-  for (let i = 0; i < len; i++) {
-    if (!Number.isFinite(out[i])) throw new ValidationError(`${field}[${i}] must be finite`, { field });
-  }
-  return out;
-}
-
-function finiteArray(v: unknown, len: number, field: string): Float64Array {
-  if (!Array.isArray(v) || v.length !== len) {
-    throw new ValidationError(`${field} must be an array of ${len} numbers`, { field });
-  }
-  const out = new Float64Array(len);
-  for (let i = 0; i < len; i++) {
-    if (typeof v[i] !== "number" || !Number.isFinite(v[i]))
-      throw new ValidationError(`${field}[${i}] must be a finite number`, { field });
-    out[i] = v[i];
-  }
-  return out;
-}
-
 export function mlpToJson(model: MlpModel): Record<string, unknown> {
   return {
     type: "mlp",
@@ -834,8 +734,8 @@ export function mlpToJson(model: MlpModel): Record<string, unknown> {
     layers: model.layers,
     mean: Array.from(model.mean),
     scale: Array.from(model.scale),
-    weights: model.weights.map(encodeF32),
-    biases: model.biases.map(encodeF32),
+    weights: model.weights.map(float32ToBase64),
+    biases: model.biases.map(float32ToBase64),
     epochs: model.epochs,
     steps: model.steps,
     bestEpoch: model.bestEpoch,
@@ -862,12 +762,6 @@ export function mlpFromJson(input: unknown): MlpModel {
       throw new ValidationError(`${name} must be an integer in ${min}..${max}`, { field: name });
     return v;
   };
-  const num = (name: string): number => {
-    const v = o[name];
-    if (typeof v !== "number" || !Number.isFinite(v))
-      throw new ValidationError(`${name} must be a finite number`, { field: name });
-    return v;
-  };
   const bool = (name: string): boolean => {
     if (typeof o[name] !== "boolean") throw new ValidationError(`${name} must be a boolean`, { field: name });
     return o[name] as boolean;
@@ -888,8 +782,8 @@ export function mlpFromJson(input: unknown): MlpModel {
   }
   const ws = o.weights as unknown[];
   const bs = o.biases as unknown[];
-  const weights = dims.map(([fin, fout], l) => decodeF32(ws[l], fin * fout, `weights[${l}]`));
-  const biases = dims.map(([, fout], l) => decodeF32(bs[l], fout, `biases[${l}]`));
+  const weights = dims.map(([fin, fout], l) => float32FromJson(ws[l], fin * fout, `weights[${l}]`));
+  const biases = dims.map(([, fout], l) => float32FromJson(bs[l], fout, `biases[${l}]`));
   const vl = o.validationLoss;
   if (vl !== null && (typeof vl !== "number" || !Number.isFinite(vl)))
     throw new ValidationError("validationLoss must be a finite number or null", { field: "validationLoss" });
@@ -912,7 +806,7 @@ export function mlpFromJson(input: unknown): MlpModel {
     earlyStopping: bool("earlyStopping"),
     validationLoss: vl,
     validationHistory: Array.from(finiteArray(history, history.length, "validationHistory")),
-    trainLoss: o.trainLoss === null ? null : num("trainLoss"),
+    trainLoss: o.trainLoss === null ? null : finiteNumber(o, "trainLoss"),
   };
 }
 
@@ -945,7 +839,7 @@ export const mlpKind: HeadKind<MlpModel, MlpParams> = {
     ];
   },
   async fit(X, n, d, target, params, ctx) {
-    if (target.task !== "multiclass") throw new TypeError("mlp fits multiclass targets");
+    expectTask(target, "multiclass", "mlp");
     const { classWeight, ...rest } = params;
     const sampleWeight = classSampleWeights(target.y, target.k, classWeight, target.sampleWeight);
     return fitMlp(X, n, d, target.y, target.k, {
