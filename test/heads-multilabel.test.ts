@@ -362,7 +362,7 @@ describe("multilabel head", () => {
     assert.throws(() => fitMultilabel(X, 3, 2, Uint8Array.from([0, 1]), 1, params(), 1), ValidationError);
     await assert.rejects(
       multilabelKind.fit(X, 3, 2, { task: "regression", y: new Float64Array(3) }, params(), { seed: 1 }),
-      TypeError,
+      (e: unknown) => e instanceof ValidationError && e.field === "task",
     );
   });
 

@@ -336,7 +336,7 @@ describe("ridge head", () => {
     await assert.rejects(fitRidge(X, 5, 3, y.subarray(1), 1), isValidation("y"));
     await assert.rejects(
       ridgeKind.fit(X, 5, 3, { task: "multilabel", Y: new Uint8Array(5), k: 1 }, { alpha: 1 }, { seed: 1 }),
-      TypeError,
+      (e: unknown) => e instanceof ValidationError && e.field === "task",
     );
   });
 

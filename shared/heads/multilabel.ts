@@ -19,6 +19,7 @@
 import { ValidationError } from "../errors.ts";
 import type { HeadKind } from "./kind.ts";
 import { fitLogReg } from "./logreg.ts";
+import { checkFiniteMatrix, expectTask, finiteArray, integerAtLeast } from "./numeric.ts";
 import { numberParam, rejectUnknownParams } from "./params.ts";
 import { foldIndices, mulberry32, stratifiedKFold } from "./split.ts";
 
@@ -83,22 +84,6 @@ export function sigmoid(z: number): number {
   if (z >= 0) return 1 / (1 + Math.exp(-z));
   const e = Math.exp(z);
   return e / (1 + e);
-}
-
-function assertFiniteRows(X: Float32Array, n: number, d: number): void {
-  if (!Number.isInteger(n) || n < 0)
-    throw new ValidationError("n must be a non-negative integer", { field: "n" });
-  if (!Number.isInteger(d) || d < 1)
-    throw new ValidationError("d must be a positive integer", { field: "d" });
-  if (X.length !== n * d)
-    throw new ValidationError(`X has ${X.length} values, expected n*d = ${n * d}`, { field: "X" });
-  for (let t = 0; t < X.length; t++) {
-    if (!Number.isFinite(X[t])) {
-      throw new ValidationError(`X[${Math.floor(t / d)}, ${t % d}] is ${X[t]}; embeddings must be finite`, {
-        field: "X",
-      });
-    }
-  }
 }
 
 /**
@@ -193,7 +178,7 @@ export function fitMultilabel(
   params: MultilabelParams,
   seed: number,
 ): MultilabelModel {
-  assertFiniteRows(X, n, d);
+  checkFiniteMatrix(X, n, d);
   if (n < 1) throw new ValidationError("cannot fit on zero rows", { field: "n" });
   validateLabelMatrix(Y, n, k);
   const { C, folds } = params;
@@ -337,21 +322,6 @@ export function multilabelToJson(model: MultilabelModel): MultilabelJson {
   };
 }
 
-function finiteArray(v: unknown, len: number, field: string): Float64Array {
-  if (!Array.isArray(v) || v.length !== len) {
-    throw new ValidationError(`${field} must be an array of ${len} numbers`, { field });
-  }
-  const out = new Float64Array(len);
-  for (let i = 0; i < len; i++) {
-    const x = v[i];
-    if (typeof x !== "number" || !Number.isFinite(x)) {
-      throw new ValidationError(`${field}[${i}] must be a finite number`, { field });
-    }
-    out[i] = x;
-  }
-  return out;
-}
-
 /** Parses and validates a head.json multilabel payload (an object or its JSON text). */
 export function multilabelFromJson(input: unknown): MultilabelModel {
   const obj = typeof input === "string" ? (JSON.parse(input) as unknown) : input;
@@ -363,14 +333,8 @@ export function multilabelFromJson(input: unknown): MultilabelModel {
   if (o.version !== 1)
     throw new ValidationError(`unsupported multilabel version ${String(o.version)}`, { field: "version" });
   if (o.space !== "input") throw new ValidationError('space must be "input"', { field: "space" });
-  const int = (name: string, min: number): number => {
-    const v = o[name];
-    if (typeof v !== "number" || !Number.isInteger(v) || v < min)
-      throw new ValidationError(`${name} must be an integer >= ${min}`, { field: name });
-    return v;
-  };
-  const d = int("d", 1);
-  const k = int("k", 1);
+  const d = integerAtLeast(o, "d", 1);
+  const k = integerAtLeast(o, "k", 1);
   const thresholds = finiteArray(o.thresholds, k, "thresholds");
   for (let c = 0; c < k; c++) {
     if (!(thresholds[c] > 0 && thresholds[c] < 1)) {
@@ -409,8 +373,8 @@ export function multilabelFromJson(input: unknown): MultilabelModel {
     constantLabels: constant as number[],
     notes: notes as string[],
     C,
-    folds: int("folds", 2),
-    iterations: int("iterations", 0),
+    folds: integerAtLeast(o, "folds", 2),
+    iterations: integerAtLeast(o, "iterations", 0),
     converged: o.converged === true,
   };
 }
@@ -433,7 +397,7 @@ export const multilabelKind: HeadKind<MultilabelModel, MultilabelParams> = {
     return [0.1, 1, 10].map((C) => ({ C, folds: 3 }));
   },
   async fit(X, n, d, target, params, ctx) {
-    if (target.task !== "multilabel") throw new TypeError("multilabel fits multilabel targets");
+    expectTask(target, "multilabel", "multilabel");
     return fitMultilabel(X, n, d, target.Y, target.k, params, ctx.seed);
   },
   async predict(model, X, n) {

@@ -25,9 +25,10 @@ import { Tensor } from "onnxruntime-node";
 import { dataType, GraphBuilder } from "../backbone/onnx-writer.ts";
 import { ValidationError } from "../errors.ts";
 import type { HeadKind } from "./kind.ts";
-import { standardizationStats } from "./logreg.ts";
+import { checkFiniteMatrix, expectTask, finiteArray, finiteNumber } from "./numeric.ts";
 import { graphSession } from "./ort-graph.ts";
 import { numberParam, rejectUnknownParams } from "./params.ts";
+import { standardizationStats } from "./standardize.ts";
 
 export interface RidgeParams {
   [key: string]: number;
@@ -73,22 +74,6 @@ const ORT_MIN_WORK = 4e6;
  * at d = 384). 8192 and 16384 measured equally fast; 4096 was ~1.5× slower.
  */
 const ORT_CHUNK_ROWS = 8192;
-
-function assertFiniteRows(X: Float32Array, n: number, d: number): void {
-  if (!Number.isInteger(n) || n < 0)
-    throw new ValidationError("n must be a non-negative integer", { field: "n" });
-  if (!Number.isInteger(d) || d < 1)
-    throw new ValidationError("d must be a positive integer", { field: "d" });
-  if (X.length !== n * d)
-    throw new ValidationError(`X has ${X.length} values, expected n*d = ${n * d}`, { field: "X" });
-  for (let t = 0; t < X.length; t++) {
-    if (!Number.isFinite(X[t])) {
-      throw new ValidationError(`X[${Math.floor(t / d)}, ${t % d}] is ${X[t]}; embeddings must be finite`, {
-        field: "X",
-      });
-    }
-  }
-}
 
 /** Upper triangle of G += ZᵀZ for the float64 rows in `Z` (m×d), four rows per pass over G. */
 function gramAccumulate(Z: Float64Array, m: number, d: number, G: Float64Array): void {
@@ -276,7 +261,7 @@ export async function fitRidge(
   alpha: number,
   opts: { engine?: GramEngine } = {},
 ): Promise<RidgeModel> {
-  assertFiniteRows(X, n, d);
+  checkFiniteMatrix(X, n, d);
   if (n < 1) throw new ValidationError("cannot fit on zero rows", { field: "n" });
   if (y.length !== n)
     throw new ValidationError(`y has ${y.length} values, expected n = ${n}`, { field: "y" });
@@ -352,21 +337,6 @@ export function ridgeToJson(model: RidgeModel): RidgeJson {
   };
 }
 
-function finiteArray(v: unknown, len: number, field: string): Float64Array {
-  if (!Array.isArray(v) || v.length !== len) {
-    throw new ValidationError(`${field} must be an array of ${len} numbers`, { field });
-  }
-  const out = new Float64Array(len);
-  for (let i = 0; i < len; i++) {
-    const x = v[i];
-    if (typeof x !== "number" || !Number.isFinite(x)) {
-      throw new ValidationError(`${field}[${i}] must be a finite number`, { field });
-    }
-    out[i] = x;
-  }
-  return out;
-}
-
 /** Parses and validates a head.json ridge payload (an object or its JSON text). */
 export function ridgeFromJson(input: unknown): RidgeModel {
   const obj = typeof input === "string" ? (JSON.parse(input) as unknown) : input;
@@ -382,22 +352,16 @@ export function ridgeFromJson(input: unknown): RidgeModel {
   if (typeof d !== "number" || !Number.isInteger(d) || d < 1) {
     throw new ValidationError("d must be a positive integer", { field: "d" });
   }
-  const num = (name: string): number => {
-    const v = o[name];
-    if (typeof v !== "number" || !Number.isFinite(v))
-      throw new ValidationError(`${name} must be a finite number`, { field: name });
-    return v;
-  };
-  const alpha = num("alpha");
+  const alpha = finiteNumber(o, "alpha");
   if (alpha < 0) throw new ValidationError("alpha must be >= 0", { field: "alpha" });
   return {
     d,
     weights: finiteArray(o.weights, d, "weights"),
-    bias: num("bias"),
+    bias: finiteNumber(o, "bias"),
     alpha,
     mean: finiteArray(o.mean, d, "mean"),
     scale: finiteArray(o.scale, d, "scale"),
-    yMean: num("yMean"),
+    yMean: finiteNumber(o, "yMean"),
   };
 }
 
@@ -417,7 +381,7 @@ export const ridgeKind: HeadKind<RidgeModel, RidgeParams> = {
     return [100, 10, 1, 0.1].map((alpha) => ({ alpha }));
   },
   async fit(X, n, d, target, params) {
-    if (target.task !== "regression") throw new TypeError("ridge fits regression targets");
+    expectTask(target, "regression", "ridge");
     return fitRidge(X, n, d, target.y, params.alpha);
   },
   async predict(model, X, n) {
