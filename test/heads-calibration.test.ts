@@ -204,7 +204,7 @@ describe("fitTemperature", () => {
     const yEasy = new Int32Array(n);
     for (let i = 0; i < n; i++) {
       yEasy[i] = i % 2;
-      easy[2 * i + yEasy[i]] = 0.6 + 0.35 * ((i * 7) % 10) / 10;
+      easy[2 * i + yEasy[i]] = 0.6 + (0.35 * ((i * 7) % 10)) / 10;
       easy[2 * i + 1 - yEasy[i]] = 1 - easy[2 * i + yEasy[i]];
     }
     const tEasy = fitTemperature(easy, yEasy, 2);

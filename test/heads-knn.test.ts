@@ -11,6 +11,7 @@ import {
   knnFromJson,
   knnKind,
   knnToJson,
+  MAX_KNN_VALUES,
   PROBA_SMOOTHING,
   predictKnn,
   VOTE_EPS,
@@ -620,5 +621,20 @@ describe("knn: validation and JSON", () => {
         JSON.stringify(patch),
       );
     }
+  });
+});
+
+describe("knn size limit", () => {
+  it("refuses, naming the type, a training set too large to store in head.json", () => {
+    const d = 1000;
+    const n = MAX_KNN_VALUES / d + 1;
+    // Never allocated: the check runs before the data is read.
+    const X = new Float32Array(0);
+    assert.throws(
+      () =>
+        fitKnn(X, n, d, { task: "multiclass", y: new Int32Array(n), k: 2 }, knnKind.resolveParams({}, n, d)),
+      (e: unknown) =>
+        e instanceof ValidationError && e.field === "type" && /centroid, logreg or mlp/.test(e.message),
+    );
   });
 });

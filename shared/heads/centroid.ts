@@ -172,8 +172,9 @@ export const centroidKind: HeadKind<CentroidModel, CentroidParams> = {
     return { scale: numberParam(input, "scale", 10, { exclusiveMin: 0 }) };
   },
   grid() {
-    // A smaller scale gives softer probabilities: the simpler candidate comes first.
-    return [5, 10, 30].map((scale) => ({ scale }));
+    // `scale` never changes which class wins (it multiplies every cosine), so macro-F1 cannot choose
+    // between scales; calibration's temperature sets the sharpness instead. One candidate.
+    return [{ scale: 10 }];
   },
   async fit(X, n, d, target, params) {
     return fitCentroid(X, n, d, target, params);

@@ -119,7 +119,20 @@ export interface KnnJson {
 
 // ---- fit / predict ---------------------------------------------------------------------------------
 
+/**
+ * A kNN head stores its training vectors in head.json (base64 float32, ~5.3 characters a value);
+ * past this many values the document nears what one JavaScript string can hold.
+ */
+export const MAX_KNN_VALUES = 40_000_000;
+
 export function fitKnn(X: Float32Array, n: number, d: number, target: Target, params: KnnParams): KnnModel {
+  if (n * d > MAX_KNN_VALUES) {
+    throw new ValidationError(
+      `a knn head keeps its training vectors, and ${n} rows × ${d} dims exceeds its limit of ` +
+        `${MAX_KNN_VALUES.toLocaleString("en")} values; use centroid, logreg or mlp, or train on fewer rows`,
+      { field: "type" },
+    );
+  }
   checkFiniteMatrix(X, n, d, { rowField: true });
   const { y, k, sampleWeight } = checkMulticlassTarget(target, n, "knn");
   const w = classSampleWeights(y, k, params.classWeight, sampleWeight);
