@@ -171,6 +171,7 @@ export class Platform {
   }
 
   async train(opts: TrainOptions & { backbone?: string }): Promise<TrainResult> {
+    validateTrainOptions(opts); // before the backbone, whose first use may convert weights
     return trainHead(this.store, await this.backbone(opts.backbone), opts);
   }
 

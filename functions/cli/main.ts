@@ -256,13 +256,13 @@ function summarizeScores(r: TrainResult): string {
 
 program
   .command("predict")
-  .description("classify texts with a head (head, head@version or head:alias)")
+  .description("predict with a head (head, head@version or head:alias) from texts or ready embeddings")
   .argument("<head>", "head, head@version or head:alias")
   .option("--text <text...>", "one or more texts")
   .option("--input <file.jsonl>", 'a JSONL file with one {"text": …} per line')
   .option(
     "--embeddings <file>",
-    "ready vectors from the head's backbone: a float32/float64 .npy matrix, or JSONL with one array per line",
+    "ready vectors from the head's backbone: a float32 .npy matrix, or JSONL with one array per line",
   )
   .option("--version <version>", "a specific head version instead of the live one")
   .option("--neighbors <k>", "also show the k most similar training items", intOption("neighbors"))
@@ -302,6 +302,7 @@ program
     }
     const predictions = [];
     let version = "";
+    let headName = head;
     const batchSize = embeddings ? MAX_EMBEDDINGS_BATCH : MAX_PREDICT_BATCH;
     for (let i = 0; i < texts.length; i += batchSize) {
       const r = await platform.predict(head, {
@@ -312,11 +313,12 @@ program
         neighbors: opts.neighbors,
       });
       version = r.version;
+      headName = r.head;
       predictions.push(...r.predictions);
     }
     output(
       json,
-      { head, version, predictions },
+      { head: headName, version, predictions },
       predictions
         .map((p, i) =>
           [

@@ -502,7 +502,9 @@ export const knnKind: HeadKind<KnnModel, KnnParams> = {
       classWeight: enumParam(input, "classWeight", CLASS_WEIGHT_MODES, "none"),
     };
   },
-  grid(n) {
+  grid(n, d) {
+    // Too large to store: `auto` passes knn by rather than failing the whole search.
+    if (n * d > MAX_KNN_VALUES) return [];
     // Larger k is the smoother (simpler) model, so it comes first.
     const ks = [...new Set([50, 15, 5].map((k) => Math.max(1, Math.min(k, n))))];
     return ks.flatMap((k) =>

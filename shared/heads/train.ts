@@ -461,8 +461,16 @@ export async function trainHead(
           best = { kind: k, params: p, score: s, oof: cv, index: candidates.length - 1 };
       }
     }
-    candidates[best!.index].chosen = true;
-    ({ kind, params, oof } = best!);
+    if (!best) {
+      throw new ValidationError(
+        `none of ${types.join(", ")} can train on ${trainPos.length} rows × ${d} dims`,
+        {
+          field: "candidates",
+        },
+      );
+    }
+    candidates[best.index].chosen = true;
+    ({ kind, params, oof } = best);
     search = { metric: task === "regression" ? "rmse" : "macroF1", folds: trainFolds, candidates };
   } else {
     kind = headKind(requested) as AnyKind;
