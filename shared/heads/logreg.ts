@@ -22,6 +22,7 @@ import { ValidationError } from "../errors.ts";
 import { type AsyncObjectiveFn, type LbfgsResult, minimizeLbfgs, minimizeLbfgsAsync } from "./lbfgs.ts";
 import { argmaxRows } from "./metrics.ts";
 import {
+  affineRows,
   checkClassLabels,
   checkMatrixShape,
   checkSampleWeights,
@@ -890,23 +891,7 @@ export function predictProbaLogReg(
 ): Float64Array {
   const { d, k, weights, bias } = model;
   checkMatrixShape(X, n, d);
-  const out = new Float64Array(n * k);
-  for (let i = 0; i < n; i++) {
-    const off = i * d;
-    const oo = i * k;
-    for (let c = 0; c < k; c++) {
-      const wo = c * d;
-      let s0 = 0;
-      let s1 = 0;
-      let j = 0;
-      for (; j + 1 < d; j += 2) {
-        s0 += weights[wo + j] * X[off + j];
-        s1 += weights[wo + j + 1] * X[off + j + 1];
-      }
-      if (j < d) s0 += weights[wo + j] * X[off + j];
-      out[oo + c] = s0 + s1 + bias[c];
-    }
-  }
+  const out = affineRows(weights, bias, X, n, d, k);
   softmaxRowsInPlace(out, n, k);
   return out;
 }

@@ -19,7 +19,7 @@
 import { ValidationError } from "../errors.ts";
 import type { HeadKind } from "./kind.ts";
 import { fitLogReg } from "./logreg.ts";
-import { checkFiniteMatrix, expectTask, finiteArray, integerAtLeast } from "./numeric.ts";
+import { affineRows, checkFiniteMatrix, expectTask, finiteArray, integerAtLeast } from "./numeric.ts";
 import { numberParam, rejectUnknownParams } from "./params.ts";
 import { foldIndices, mulberry32, stratifiedKFold } from "./split.ts";
 
@@ -264,22 +264,8 @@ export function predictMultilabel(
   if (!Number.isInteger(n) || n < 0 || X.length !== n * d) {
     throw new ValidationError(`X has ${X.length} values, expected n*d = ${n * d}`, { field: "X" });
   }
-  const out = new Float64Array(n * k);
-  for (let i = 0; i < n; i++) {
-    const off = i * d;
-    for (let c = 0; c < k; c++) {
-      const wo = c * d;
-      let s0 = 0;
-      let s1 = 0;
-      let j = 0;
-      for (; j + 1 < d; j += 2) {
-        s0 += weights[wo + j] * X[off + j];
-        s1 += weights[wo + j + 1] * X[off + j + 1];
-      }
-      if (j < d) s0 += weights[wo + j] * X[off + j];
-      out[i * k + c] = sigmoid(s0 + s1 + bias[c]);
-    }
-  }
+  const out = affineRows(weights, bias, X, n, d, k);
+  for (let t = 0; t < out.length; t++) out[t] = sigmoid(out[t]);
   return out;
 }
 

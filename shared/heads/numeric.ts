@@ -264,3 +264,35 @@ export function checkUnitRows(v: Float32Array, n: number, d: number, field: stri
     }
   }
 }
+
+/**
+ * out[i·k + c] = W[c] · X[i] + b[c] for a k×d row-major W: every linear head's logits. Two partial
+ * sums per dot product let the CPU overlap the multiply-adds (the summation order is part of the
+ * result: heads and their tests rely on it staying fixed).
+ */
+export function affineRows(
+  weights: ArrayLike<number>,
+  bias: ArrayLike<number>,
+  X: ArrayLike<number>,
+  n: number,
+  d: number,
+  k: number,
+): Float64Array {
+  const out = new Float64Array(n * k);
+  for (let i = 0; i < n; i++) {
+    const off = i * d;
+    for (let c = 0; c < k; c++) {
+      const wo = c * d;
+      let s0 = 0;
+      let s1 = 0;
+      let j = 0;
+      for (; j + 1 < d; j += 2) {
+        s0 += weights[wo + j] * X[off + j];
+        s1 += weights[wo + j + 1] * X[off + j + 1];
+      }
+      if (j < d) s0 += weights[wo + j] * X[off + j];
+      out[i * k + c] = s0 + s1 + bias[c];
+    }
+  }
+  return out;
+}

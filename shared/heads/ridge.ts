@@ -25,7 +25,7 @@ import { Tensor } from "onnxruntime-node";
 import { dataType, GraphBuilder } from "../backbone/onnx-writer.ts";
 import { ValidationError } from "../errors.ts";
 import type { HeadKind } from "./kind.ts";
-import { checkFiniteMatrix, expectTask, finiteArray, finiteNumber } from "./numeric.ts";
+import { affineRows, checkFiniteMatrix, expectTask, finiteArray, finiteNumber } from "./numeric.ts";
 import { graphSession } from "./ort-graph.ts";
 import { numberParam, rejectUnknownParams } from "./params.ts";
 import { standardizationStats } from "./standardize.ts";
@@ -306,19 +306,7 @@ export function predictRidge(model: Pick<RidgeModel, "d" | "weights" | "bias">, 
   if (!Number.isInteger(n) || n < 0 || X.length !== n * d) {
     throw new ValidationError(`X has ${X.length} values, expected n*d = ${n * d}`, { field: "X" });
   }
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const off = i * d;
-    let s0 = 0;
-    let s1 = 0;
-    let j = 0;
-    for (; j + 1 < d; j += 2) {
-      s0 += weights[j] * X[off + j];
-      s1 += weights[j + 1] * X[off + j + 1];
-    }
-    if (j < d) s0 += weights[j] * X[off + j];
-    out[i] = s0 + s1 + bias;
-  }
+  const out = affineRows(weights, [bias], X, n, d, 1);
   return out;
 }
 
