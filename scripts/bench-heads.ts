@@ -29,7 +29,7 @@ import { PACKAGE_ROOT } from "../shared/config.ts";
 import type { HeadKind, HeadParams } from "../shared/heads/kind.ts";
 import { HEAD_KINDS } from "../shared/heads/kinds.ts";
 import { argmaxRows, classificationMetrics } from "../shared/heads/metrics.ts";
-import { mulberry32, shuffleInPlace } from "../shared/heads/split.ts";
+import { gaussian, mulberry32, shuffleInPlace } from "../shared/heads/split.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -190,10 +190,6 @@ function loadDataset(dir: string): Dataset {
     return { X, n: idx.length, y };
   };
   return { d: cols, labels, train: pick((r) => r.split !== "test"), test: pick((r) => r.split === "test") };
-}
-
-function gaussian(rand: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
 }
 
 /**

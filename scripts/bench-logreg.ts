@@ -18,7 +18,7 @@ import { parseArgs, promisify } from "node:util";
 import { decodeNpy } from "../shared/cache/npy.ts";
 import { PACKAGE_ROOT } from "../shared/config.ts";
 import { fitLogReg, type LogRegModel, predictLogReg } from "../shared/heads/logreg.ts";
-import { mulberry32 } from "../shared/heads/split.ts";
+import { gaussian, mulberry32 } from "../shared/heads/split.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -70,10 +70,6 @@ function loadImdb(dir: string): { d: number; train: Split; test: Split } {
     return { X, n: idx.length, y: Int32Array.from(idx, (i) => labels.indexOf(key(meta[i].label))) };
   };
   return { d: cols, train: pick((r) => r.split !== "test"), test: pick((r) => r.split === "test") };
-}
-
-function gaussian(rand: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
 }
 
 /** k blobs in d dims with overlapping classes (test accuracy well below 100%), fixed seed. */

@@ -12,11 +12,7 @@ import {
   temperatureLoss,
 } from "../shared/heads/calibration.ts";
 import { argmaxRows } from "../shared/heads/metrics.ts";
-import { mulberry32 } from "../shared/heads/split.ts";
-
-function gaussian(rand: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
-}
+import { gaussian, mulberry32 } from "../shared/heads/split.ts";
 
 function softmaxRows(logits: Float64Array, n: number, k: number, scale = 1): Float64Array {
   const out = new Float64Array(n * k);

@@ -7,10 +7,7 @@ import { describe, it } from "node:test";
 import { ValidationError } from "../shared/errors.ts";
 import type { HeadKind, Target } from "../shared/heads/kind.ts";
 import { HEAD_KINDS } from "../shared/heads/kinds.ts";
-import { mulberry32 } from "../shared/heads/split.ts";
-
-const gaussian = (rand: () => number) =>
-  Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+import { gaussian, mulberry32 } from "../shared/heads/split.ts";
 
 /** Two or three separable blobs; the target in the form the kind's task takes. */
 function problem(task: HeadKind["task"], n: number, d: number, seed: number, scale = 1, offset = 0) {
