@@ -24,6 +24,7 @@ import { BackboneSpec, type EmbedInput } from "../shared/backbone/spec.ts";
 import { TextEmbedder } from "../shared/backbone/text-embedder.ts";
 import { loadConfig } from "../shared/config.ts";
 import { ValidationError } from "../shared/errors.ts";
+import { assertClose } from "./helpers/heads.ts";
 
 const TOL = 1e-6;
 
@@ -42,13 +43,6 @@ function meanOf(matrix: Float32Array, dim: number, ids: number[]): number[] {
   const out = new Array<number>(dim).fill(0);
   for (const id of ids) for (let k = 0; k < dim; k++) out[k] += matrix[id * dim + k];
   return out.map((v) => (ids.length ? v / ids.length : 0));
-}
-
-function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol = TOL, what = "") {
-  assert.equal(actual.length, expected.length, `${what} length`);
-  for (let i = 0; i < expected.length; i++) {
-    assert.ok(Math.abs(actual[i] - expected[i]) <= tol, `${what}[${i}]: ${actual[i]} vs ${expected[i]}`);
-  }
 }
 
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");

@@ -1,10 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { InferenceSession, Tensor } from "onnxruntime-node";
-import { encodeModel, GraphBuilder } from "../shared/backbone/onnx-writer.ts";
 import { ValidationError } from "../shared/errors.ts";
 import {
-  type CentroidModel,
   centroidFromJson,
   centroidKind,
   centroidToJson,
@@ -12,26 +9,8 @@ import {
   predictCentroid,
 } from "../shared/heads/centroid.ts";
 import { argmaxRows } from "../shared/heads/metrics.ts";
-import { mulberry32 } from "../shared/heads/split.ts";
-
-function gaussian(rand: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
-}
-
-/** k Gaussian blobs (unit noise) around random centres `spread` from the origin; rows cycle classes. */
-function blobs(d: number, k: number, spread: number, seed: number) {
-  const rand = mulberry32(seed);
-  const centers = Array.from({ length: k }, () => Array.from({ length: d }, () => gaussian(rand) * spread));
-  return (count: number) => {
-    const X = new Float32Array(count * d);
-    const y = new Int32Array(count);
-    for (let i = 0; i < count; i++) {
-      y[i] = i % k;
-      for (let j = 0; j < d; j++) X[i * d + j] = centers[y[i]][j] + gaussian(rand);
-    }
-    return { X, y };
-  };
-}
+import { gaussian, mulberry32 } from "../shared/heads/split.ts";
+import { assertClose, blobSampler, onnxHeadOutput } from "./helpers/heads.ts";
 
 function fit(X: number[][], y: number[], scale = 10, k = Math.max(...y) + 1, sampleWeight?: number[]) {
   return fitCentroid(
@@ -46,23 +25,6 @@ function fit(X: number[][], y: number[], scale = 10, k = Math.max(...y) + 1, sam
     },
     { scale },
   );
-}
-
-function assertClose(a: ArrayLike<number>, b: ArrayLike<number>, tol: number, what: string): void {
-  assert.equal(a.length, b.length, `${what}: lengths`);
-  for (let i = 0; i < a.length; i++) {
-    assert.ok(Math.abs(a[i] - b[i]) <= tol, `${what}[${i}]: ${a[i]} vs ${b[i]} (tol ${tol})`);
-  }
-}
-
-async function onnxPredict(model: CentroidModel, X: Float32Array, n: number): Promise<Float32Array> {
-  const g = new GraphBuilder("head");
-  g.input("x", "float32", ["N", model.d]);
-  const out = centroidKind.toOnnx(model, g, "x");
-  g.output(out, "float32", ["N", model.k]);
-  const s = await InferenceSession.create(encodeModel(g));
-  const res = await s.run({ x: new Tensor("float32", X, [n, model.d]) });
-  return res[out].data as Float32Array;
 }
 
 describe("centroid: hand-computed", () => {
@@ -170,7 +132,7 @@ describe("centroid: few-shot learning", () => {
     it(`${shots} example(s) per class on separable blobs give high accuracy`, async () => {
       const k = 6;
       const d = 32;
-      const draw = blobs(d, k, 5, 17);
+      const draw = blobSampler(d, k, 5, 17);
       const train = draw(shots * k);
       const test = draw(600);
       const p = centroidKind.resolveParams({}, shots * k, d);
@@ -185,7 +147,7 @@ describe("centroid: few-shot learning", () => {
   }
 
   it("is deterministic", () => {
-    const draw = blobs(8, 3, 2, 4);
+    const draw = blobSampler(8, 3, 2, 4);
     const t = draw(30);
     const fitOnce = () => fitCentroid(t.X, 30, 8, { task: "multiclass", y: t.y, k: 3 }, { scale: 10 });
     assert.deepEqual(centroidToJson(fitOnce()), centroidToJson(fitOnce()));
@@ -209,7 +171,7 @@ describe("centroid: export, validation, JSON", () => {
         Q[2 * d + j] = Q[2 * d + j] * 1e-30; // would underflow it
         Q[3 * d + j] = X[j]; // a training row
       }
-      const got = await onnxPredict(model, Q, 100);
+      const got = await onnxHeadOutput(centroidKind, model, Q, 100, model.d, model.k);
       assertClose(got, predictCentroid(model, Q, 100), 1e-5, `scale ${scale}`);
     }
   });
@@ -256,7 +218,7 @@ describe("centroid: export, validation, JSON", () => {
   });
 
   it("JSON round trip predicts identically", async () => {
-    const draw = blobs(6, 3, 2, 2);
+    const draw = blobSampler(6, 3, 2, 2);
     const t = draw(12);
     const model = fitCentroid(t.X, 12, 6, { task: "multiclass", y: t.y, k: 3 }, { scale: 7.5 });
     const back = centroidKind.fromJson(JSON.parse(JSON.stringify(centroidKind.toJson(model))));

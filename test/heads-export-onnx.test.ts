@@ -25,7 +25,7 @@ import {
 } from "../shared/heads/export-onnx.ts";
 import type { HeadKind, Target } from "../shared/heads/kind.ts";
 import { HEAD_KINDS } from "../shared/heads/kinds.ts";
-import { mulberry32 } from "../shared/heads/split.ts";
+import { gaussian, mulberry32 } from "../shared/heads/split.ts";
 import {
   type HeadDocument,
   type Report,
@@ -36,6 +36,7 @@ import {
 import { keys } from "../shared/layout.ts";
 import { createLogger } from "../shared/log.ts";
 import { putJson } from "../shared/store/json.ts";
+import { assertClose } from "./helpers/heads.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
 import { TINY_DIM, TINY_VOCAB, tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
 
@@ -44,10 +45,6 @@ const TOL = 1e-5;
 type AnyKind = HeadKind<any, any>;
 /** The real registry, captured before the stub kinds below are added to it. */
 const REGISTERED = Object.entries(HEAD_KINDS);
-
-function gaussian(rand: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
-}
 
 function randomMatrix(n: number, d: number, rand: () => number, scale = 1): Float32Array {
   return Float32Array.from({ length: n * d }, () => gaussian(rand) * scale);
@@ -153,20 +150,6 @@ async function runHead(bytes: Uint8Array, X: Float32Array, n: number, d: number)
   return out;
 }
 
-function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string, tol = TOL) {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  let worst = 0;
-  let at = 0;
-  for (let i = 0; i < actual.length; i++) {
-    const diff = Math.abs(actual[i] - expected[i]);
-    if (!(diff <= worst)) {
-      worst = diff;
-      at = i;
-    }
-  }
-  assert.ok(worst <= tol, `${what}: |Δ| ${worst} at ${at} (${actual[at]} vs ${expected[at]}) exceeds ${tol}`);
-}
-
 function metadataOf(bytes: Uint8Array): Record<string, string> {
   return Object.fromEntries((decodeModel(bytes).metadataProps ?? []).map((p) => [p.key, p.value]));
 }
@@ -189,7 +172,7 @@ async function checkKind(type: string, kind: AnyKind) {
   assert.deepEqual(Object.keys(out), [name]);
   assert.deepEqual(out[name].dims, [probe.n, k]);
   assert.equal(out[name].type, "float32");
-  assertClose(out[name].data as Float32Array, expected, `${type} ${name}`);
+  assertClose(out[name].data as Float32Array, expected, TOL, `${type} ${name}`);
 
   const meta = metadataOf(bytes);
   assert.equal(meta["headstart.head"], doc.head);
@@ -212,7 +195,7 @@ async function checkKind(type: string, kind: AnyKind) {
       const calibrated = { ...doc, calibration: { method: "temperature" as const, temperature } };
       const cal = await runHead(headToOnnx(calibrated), probe.X, probe.n, d);
       const p = cal[PROBABILITIES_OUTPUT].data as Float32Array;
-      assertClose(p, calibrate(expected, probe.n, k, temperature), `${type} T=${temperature}`);
+      assertClose(p, calibrate(expected, probe.n, k, temperature), TOL, `${type} T=${temperature}`);
       for (let i = 0; i < probe.n; i++) {
         const sum = p[i * k] + p[i * k + 1] + p[i * k + 2];
         assert.ok(Math.abs(sum - 1) < 1e-5, `${type} T=${temperature} row ${i} sums to ${sum}`);
@@ -416,14 +399,14 @@ describe("fused backbone + head models, API and CLI", () => {
     assert.equal(predicted.version, version);
     const expected = predicted.predictions.flatMap((p) => head.labels.map((l) => p.scores![l]));
     assert.deepEqual(out[PROBABILITIES_OUTPUT].dims, [TEXTS.length, head.labels.length]);
-    assertClose(out[PROBABILITIES_OUTPUT].data as Float32Array, expected, "fused vs platform.predict");
+    assertClose(out[PROBABILITIES_OUTPUT].data as Float32Array, expected, TOL, "fused vs platform.predict");
     // The kept embedding output is the backbone's own.
     const vectors = await embedder.embed(TEXTS.map((t) => ({ text: normalizeText(t) })));
-    assertClose(out.embeddings.data as Float32Array, vectors, "fused embeddings");
+    assertClose(out.embeddings.data as Float32Array, vectors, TOL, "fused embeddings");
     // The head alone on those vectors agrees too.
     const alone = await ctx.platform.exportHead(`sentiment@${version}`);
     const single = await runHead(alone.bytes, vectors, TEXTS.length, TINY_DIM);
-    assertClose(single[PROBABILITIES_OUTPUT].data as Float32Array, expected, "head alone");
+    assertClose(single[PROBABILITIES_OUTPUT].data as Float32Array, expected, TOL, "head alone");
     assert.equal(alone.filename, `sentiment-${version}.onnx`);
     assert.equal(alone.fused, false);
   });
@@ -473,16 +456,16 @@ describe("fused backbone + head models, API and CLI", () => {
       assertClose(
         served.predictions.flatMap((x) => head.labels.map((l) => x.scores![l])),
         expected,
-        `platform.predict T=${T}`,
         1e-9,
+        `platform.predict T=${T}`,
       );
       const fused = await ctx.platform.exportHead(`sentiment@${calibrated.version}`, { fused: true });
       assert.equal(fused.filename, `sentiment-${calibrated.version}-fused.onnx`);
       const { out } = await runFused(fused.bytes, TEXTS);
-      assertClose(out[PROBABILITIES_OUTPUT].data as Float32Array, expected, `fused T=${T}`);
+      assertClose(out[PROBABILITIES_OUTPUT].data as Float32Array, expected, TOL, `fused T=${T}`);
       const alone = await ctx.platform.exportHead(`sentiment@${calibrated.version}`);
       const single = await runHead(alone.bytes, vectors, TEXTS.length, TINY_DIM);
-      assertClose(single[PROBABILITIES_OUTPUT].data as Float32Array, expected, `alone T=${T}`);
+      assertClose(single[PROBABILITIES_OUTPUT].data as Float32Array, expected, TOL, `alone T=${T}`);
     }
   });
 

@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { InferenceSession, Tensor } from "onnxruntime-node";
-import { encodeModel, GraphBuilder } from "../shared/backbone/onnx-writer.ts";
 import { ValidationError } from "../shared/errors.ts";
 import {
   DISTANCE_EPS,
@@ -17,27 +15,8 @@ import {
   VOTE_EPS,
 } from "../shared/heads/knn.ts";
 import { argmaxRows } from "../shared/heads/metrics.ts";
-import { mulberry32 } from "../shared/heads/split.ts";
-
-function gaussian(rand: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
-}
-
-/** k Gaussian blobs (unit noise) around random centres `spread` from the origin; rows cycle classes. */
-function blobs(n: number, d: number, k: number, spread: number, seed: number) {
-  const rand = mulberry32(seed);
-  const centers = Array.from({ length: k }, () => Array.from({ length: d }, () => gaussian(rand) * spread));
-  const sample = (count: number) => {
-    const X = new Float32Array(count * d);
-    const y = new Int32Array(count);
-    for (let i = 0; i < count; i++) {
-      y[i] = i % k;
-      for (let j = 0; j < d; j++) X[i * d + j] = centers[y[i]][j] + gaussian(rand);
-    }
-    return { X, y };
-  };
-  return { train: sample(n), test: (count: number) => sample(count) };
-}
+import { gaussian, mulberry32 } from "../shared/heads/split.ts";
+import { assertClose, blobSampler, onnxHeadOutput } from "./helpers/heads.ts";
 
 function params(p: Partial<KnnParams> = {}): KnnParams {
   return { k: 15, weights: "similarity", classWeight: "none", ...p };
@@ -57,22 +36,9 @@ function fit(X: number[][], y: number[], p: Partial<KnnParams>, k = Math.max(...
 /** The smoothed vote share the head reports for a raw share s among k classes. */
 const smooth = (s: number, k: number) => (1 - PROBA_SMOOTHING) * s + PROBA_SMOOTHING / k;
 
-function assertClose(a: ArrayLike<number>, b: ArrayLike<number>, tol: number, what: string): void {
-  assert.equal(a.length, b.length, `${what}: lengths`);
-  for (let i = 0; i < a.length; i++) {
-    assert.ok(Math.abs(a[i] - b[i]) <= tol, `${what}[${i}]: ${a[i]} vs ${b[i]} (tol ${tol})`);
-  }
-}
-
-async function onnxPredict(model: KnnModel, X: Float32Array, n: number): Promise<Float32Array> {
-  const g = new GraphBuilder("head");
-  g.input("x", "float32", ["N", model.d]);
-  const out = knnKind.toOnnx(model, g, "x");
-  g.output(out, "float32", ["N", model.k]);
-  const s = await InferenceSession.create(encodeModel(g));
-  const res = await s.run({ x: new Tensor("float32", X, [n, model.d]) });
-  return res[out].data as Float32Array;
-}
+/** The knn head's exported graph, run in onnxruntime. */
+const onnxPredict = (model: KnnModel, X: Float32Array, n: number) =>
+  onnxHeadOutput(knnKind, model, X, n, model.d, model.k);
 
 /** The unit vector at `a` degrees. */
 const deg = (a: number) => [Math.cos((a * Math.PI) / 180), Math.sin((a * Math.PI) / 180)];
@@ -271,9 +237,10 @@ describe("knn: hand-computed probabilities", () => {
 describe("knn: learning", () => {
   it("2 examples per class on separable blobs give high accuracy", async () => {
     const k = 5;
-    const { train, test } = blobs(2 * k, 32, k, 5, 11);
+    const draw = blobSampler(32, k, 5, 11);
     const n = 2 * k;
-    const held = test(500);
+    const train = draw(n);
+    const held = draw(500);
     for (const input of [{}, { k: 1 }, { k: 3, weights: "uniform" }, { k: 5, weights: "similarity" }]) {
       const p = knnKind.resolveParams(input, n, 32);
       const model = await knnKind.fit(train.X, n, 32, { task: "multiclass", y: train.y, k }, p, { seed: 1 });
@@ -285,9 +252,10 @@ describe("knn: learning", () => {
   });
 
   it("probabilities are finite, positive and sum to 1", async () => {
-    const { train, test } = blobs(200, 8, 4, 1, 3);
+    const draw = blobSampler(8, 4, 1, 3);
+    const train = draw(200);
     const model = fitKnn(train.X, 200, 8, { task: "multiclass", y: train.y, k: 4 }, params({ k: 9 }));
-    const q = test(50);
+    const q = draw(50);
     const p = await predictKnn(model, q.X, 50);
     for (let i = 0; i < 50; i++) {
       let s = 0;
@@ -300,8 +268,9 @@ describe("knn: learning", () => {
   });
 
   it("fit and predict are deterministic", async () => {
-    const { train, test } = blobs(120, 6, 3, 2, 5);
-    const q = test(40);
+    const draw = blobSampler(6, 3, 2, 5);
+    const train = draw(120);
+    const q = draw(40);
     const a = fitKnn(train.X, 120, 6, { task: "multiclass", y: train.y, k: 3 }, params());
     const b = fitKnn(train.X, 120, 6, { task: "multiclass", y: train.y, k: 3 }, params());
     assert.deepEqual(knnToJson(a), knnToJson(b));

@@ -14,26 +14,9 @@ import {
   predictProbaLogReg,
   standardizationStats,
 } from "../shared/heads/logreg.ts";
-import { mulberry32 } from "../shared/heads/split.ts";
+import { gaussian, mulberry32 } from "../shared/heads/split.ts";
 import { standardizeOnnx } from "../shared/heads/standardize.ts";
-
-function gaussian(rand: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
-}
-
-/** k Gaussian blobs in d dims, `spread` apart, rows interleaved by class. */
-function blobs(n: number, d: number, k: number, spread: number, seed: number) {
-  const rand = mulberry32(seed);
-  const centers = Array.from({ length: k }, () => Array.from({ length: d }, () => gaussian(rand) * spread));
-  const X = new Float32Array(n * d);
-  const y = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    const c = i % k;
-    y[i] = c;
-    for (let j = 0; j < d; j++) X[i * d + j] = centers[c][j] + gaussian(rand);
-  }
-  return { X, y };
-}
+import { blobs } from "./helpers/heads.ts";
 
 function accuracy(model: LogRegModel, X: Float32Array, y: Int32Array): number {
   const p = predictLogReg(model, X, y.length);

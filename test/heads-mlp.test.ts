@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { InferenceSession, Tensor } from "onnxruntime-node";
-import { encodeModel, GraphBuilder } from "../shared/backbone/onnx-writer.ts";
 import { ValidationError } from "../shared/errors.ts";
 import { logRegKind } from "../shared/heads/logreg-kind.ts";
 import { argmaxRows } from "../shared/heads/metrics.ts";
@@ -17,25 +15,8 @@ import {
   predictProbaMlp,
   predictProbaMlpJs,
 } from "../shared/heads/mlp.ts";
-import { mulberry32 } from "../shared/heads/split.ts";
-
-function gaussian(rand: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
-}
-
-/** k Gaussian blobs in d dims, `spread` apart, rows interleaved by class. */
-function blobs(n: number, d: number, k: number, spread: number, seed: number) {
-  const rand = mulberry32(seed);
-  const centers = Array.from({ length: k }, () => Array.from({ length: d }, () => gaussian(rand) * spread));
-  const X = new Float32Array(n * d);
-  const y = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    const c = i % k;
-    y[i] = c;
-    for (let j = 0; j < d; j++) X[i * d + j] = centers[c][j] + gaussian(rand);
-  }
-  return { X, y };
-}
+import { gaussian, mulberry32 } from "../shared/heads/split.ts";
+import { assertClose, blobs, onnxHeadOutput } from "./helpers/heads.ts";
 
 /** XOR: four tight clusters at (±2, ±2) plus `noise` irrelevant dims; class = quadrant parity. */
 function xor(n: number, noise: number, seed: number) {
@@ -460,16 +441,6 @@ describe("mlp params", () => {
 });
 
 describe("mlp export and storage", () => {
-  async function onnxProba(model: MlpModel, X: Float32Array, n: number): Promise<Float32Array> {
-    const g = new GraphBuilder("head");
-    g.input("x", "float32", ["N", model.d]);
-    const out = mlpKind.toOnnx(model, g, "x");
-    g.output(out, "float32", ["N", model.k]);
-    const s = await InferenceSession.create(encodeModel(g));
-    const res = await s.run({ x: new Tensor("float32", X, [n, model.d]) });
-    return res[out].data as Float32Array;
-  }
-
   for (const layers of [1, 2]) {
     it(`toOnnx reproduces predict within 1e-5 (${layers} layer${layers > 1 ? "s" : ""})`, async () => {
       const d = 12;
@@ -483,10 +454,8 @@ describe("mlp export and storage", () => {
       Xt.set(X.subarray(0, d), d); // a training row
       for (let j = 0; j < d; j++) Xt[2 * d + j] = 1e3 * (j % 2 ? 1 : -1); // far outside the data
       const want = await predictProbaMlp(model, Xt, n);
-      const got = await onnxProba(model, Xt, n);
-      for (let t = 0; t < want.length; t++) {
-        assert.ok(Math.abs(got[t] - want[t]) <= 1e-5, `[${t}] onnx ${got[t]} vs predict ${want[t]}`);
-      }
+      const got = await onnxHeadOutput(mlpKind, model, Xt, n, d, model.k);
+      assertClose(got, want, 1e-5, "onnx vs predict");
     });
   }
 

@@ -1,27 +1,21 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { InferenceSession, Tensor } from "onnxruntime-node";
-import { encodeModel, GraphBuilder } from "../shared/backbone/onnx-writer.ts";
 import { ValidationError } from "../shared/errors.ts";
 import {
   bestF1Threshold,
   CONSTANT_LABEL_EPS,
   decideLabels,
   fitMultilabel,
-  type MultilabelModel,
   multilabelFromJson,
   multilabelKind,
   multilabelToJson,
   predictMultilabel,
   sigmoid,
 } from "../shared/heads/multilabel.ts";
-import { mulberry32 } from "../shared/heads/split.ts";
+import { gaussian, mulberry32 } from "../shared/heads/split.ts";
 import { multilabelMetrics } from "../shared/heads/task-metrics.ts";
 import { MultilabelMetrics } from "../shared/heads/version.ts";
-
-function gaussian(rand: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
-}
+import { assertClose, onnxHeadOutput } from "./helpers/heads.ts";
 
 /**
  * Rows with d standard-normal features (shifted by 1, so the bias has work to do). Label c is drawn
@@ -57,16 +51,6 @@ function labelF1(Y: Uint8Array, pred: Uint8Array, n: number, k: number, c: numbe
 }
 
 const params = (C = 1, folds = 3) => multilabelKind.resolveParams({ C, folds }, 0, 0);
-
-async function onnxProba(model: MultilabelModel, X: Float32Array, n: number): Promise<Float32Array> {
-  const g = new GraphBuilder("head");
-  g.input("x", "float32", ["N", model.d]);
-  const out = multilabelKind.toOnnx(model, g, "x");
-  g.output(out, "float32", ["N", model.k]);
-  const s = await InferenceSession.create(encodeModel(g));
-  const res = await s.run({ x: new Tensor("float32", X, [n, model.d]) });
-  return res[out].data as Float32Array;
-}
 
 describe("multilabel metrics", () => {
   // Hand-checked, and equal to scikit-learn 1.2.1 (f1_score / precision_score / recall_score with
@@ -381,11 +365,8 @@ describe("multilabel head", () => {
       Q[3 * d + j] = 1;
     }
     const want = predictMultilabel(model, Q, m);
-    const got = await onnxProba(model, Q, m);
-    assert.equal(got.length, m * 3);
-    for (let t = 0; t < want.length; t++) {
-      assert.ok(Math.abs(got[t] - want[t]) < 1e-5, `p[${t}] onnx ${got[t]} vs ${want[t]}`);
-    }
+    const got = await onnxHeadOutput(multilabelKind, model, Q, m, d, 3);
+    assertClose(got, want, 1e-5, "onnx vs predict");
   });
 
   it("round-trips through JSON and rejects malformed payloads", async () => {

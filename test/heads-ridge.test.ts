@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { InferenceSession, Tensor } from "onnxruntime-node";
-import { encodeModel, GraphBuilder } from "../shared/backbone/onnx-writer.ts";
 import { ValidationError } from "../shared/errors.ts";
 import {
   choleskySolve,
@@ -13,13 +11,10 @@ import {
   ridgeKind,
   ridgeToJson,
 } from "../shared/heads/ridge.ts";
-import { mulberry32 } from "../shared/heads/split.ts";
+import { gaussian, mulberry32 } from "../shared/heads/split.ts";
 import { regressionMetrics } from "../shared/heads/task-metrics.ts";
 import { RegressionMetrics } from "../shared/heads/version.ts";
-
-function gaussian(rand: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
-}
+import { assertClose, onnxHeadOutput } from "./helpers/heads.ts";
 
 /** Features with different means and scales; y linear in them plus noise. */
 function linearData(n: number, d: number, seed: number, noise = 0.3) {
@@ -93,17 +88,6 @@ function stdNorm2(m: RidgeModel): number {
   let s = 0;
   for (let j = 0; j < m.d; j++) s += (m.weights[j] * m.scale[j]) ** 2;
   return s;
-}
-
-async function onnxPredict(model: RidgeModel, X: Float32Array, n: number): Promise<Float32Array> {
-  const g = new GraphBuilder("head");
-  g.input("x", "float32", ["N", model.d]);
-  const out = ridgeKind.toOnnx(model, g, "x");
-  g.output(out, "float32", ["N", 1]);
-  const s = await InferenceSession.create(encodeModel(g));
-  const res = await s.run({ x: new Tensor("float32", X, [n, model.d]) });
-  assert.deepEqual(res[out].dims, [n, 1]);
-  return res[out].data as Float32Array;
 }
 
 const isValidation = (field: string, re?: RegExp) => (e: unknown) =>
@@ -353,9 +337,8 @@ describe("ridge head", () => {
       Q[2 * d + j] = j === 3 ? 10 : 0;
     }
     const want = await ridgeKind.predict(model, Q, m);
-    const got = await onnxPredict(model, Q, m);
-    for (let i = 0; i < m; i++)
-      assert.ok(Math.abs(got[i] - want[i]) < 1e-5, `row ${i}: ${got[i]} vs ${want[i]}`);
+    const got = await onnxHeadOutput(ridgeKind, model, Q, m, d, 1);
+    assertClose(got, want, 1e-5, "onnx vs predict");
     // (up to the float32 rounding of the mean in Q)
     assert.ok(Math.abs(want[1] - model.yMean) < 1e-6, `${want[1]} vs ${model.yMean}`);
   });
