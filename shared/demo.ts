@@ -48,7 +48,16 @@ export async function runDemo(platform: Platform, opts: DemoOptions): Promise<De
   const manifest = imdbManifest(await loadImdb(opts.perBlock));
   const stored = await platform.store.get(keys.manifest(DEMO_DATASET, "jsonl"));
   const status = await readDatasetStatus(platform.store, DEMO_DATASET);
-  if (stored && status?.state === "ingested" && Buffer.from(stored.body).equals(Buffer.from(manifest))) {
+  // A store written by an older build may lack the rows file its status names: ingest again then.
+  const rowsPresent =
+    status?.version !== undefined &&
+    (await platform.store.head(keys.datasetRows(DEMO_DATASET, status.version))) !== undefined;
+  if (
+    stored &&
+    status?.state === "ingested" &&
+    rowsPresent &&
+    Buffer.from(stored.body).equals(Buffer.from(manifest))
+  ) {
     log.info("sample dataset unchanged", { dataset: DEMO_DATASET, rows: status.rows.accepted });
   } else {
     log.info("uploading sample dataset", { dataset: DEMO_DATASET });
