@@ -182,6 +182,22 @@ describe("training every task through the registry", () => {
     assert.equal(p.label, undefined);
   });
 
+  test("multilabel: a single tag, present or absent, is a learnable task", async () => {
+    await ctx.platform.putManifest(
+      "spam",
+      "jsonl",
+      toJsonlText(rows.map((r) => ({ ...r, label: r.label === "pos" ? ["spam"] : [] }))),
+    );
+    await ctx.platform.embed("spam");
+    const r = await ctx.platform.train({ dataset: "spam", head: "spam", cv: 3 });
+    assert.equal(r.type, "multilabel");
+    assert.ok(r.multilabel!.perLabel.spam.f1 > 0.9, `F1 ${r.multilabel!.perLabel.spam.f1}`);
+    const [yes, no] = (
+      await ctx.platform.predict("spam", { inputs: ["great wonderful fun", "awful boring worst"] })
+    ).predictions;
+    assert.deepEqual([yes.labels, no.labels], [["spam"], []]);
+  });
+
   test("without a type, the task is inferred from the labels and its default type trains", async () => {
     const tags = await ctx.platform.train({ dataset: "tags", head: "tags-default", cv: 3 });
     assert.equal(tags.type, "multilabel");

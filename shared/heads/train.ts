@@ -382,9 +382,11 @@ export async function trainHead(
     );
   }
   const problem = new Problem(task, data, labelled);
-  if (task !== "regression" && problem.labels.length < 2) {
+  // A classifier needs two classes; a multi-label head can learn a single tag (present or not).
+  const minLabels = task === "multiclass" ? 2 : task === "multilabel" ? 1 : 0;
+  if (problem.labels.length < minLabels) {
     throw new ValidationError(
-      `dataset ${opts.dataset} needs at least 2 distinct labels to train a ${task} head, found ${problem.labels.length}`,
+      `dataset ${opts.dataset} needs at least ${minLabels} distinct label${minLabels > 1 ? "s" : ""} to train a ${task} head, found ${problem.labels.length}`,
       { field: "label" },
     );
   }
@@ -404,9 +406,18 @@ export async function trainHead(
   const hasTest = testPos.length > 0;
   if (hasTest && task !== "regression") {
     const t = problem.target(trainPos);
-    const distinct = t.task === "multiclass" ? new Set(t.y).size : problem.labels.length;
-    if (distinct < 2)
-      throw new ValidationError("the training split needs at least 2 distinct labels", { field: "split" });
+    // Labels that actually occur among the training rows (a multi-label column may be all zeros there).
+    const distinct =
+      t.task === "multiclass"
+        ? new Set(t.y).size
+        : t.task === "multilabel"
+          ? problem.labels.filter((_, c) => t.Y.some((v, i) => v === 1 && i % t.k === c)).length
+          : 0;
+    if (distinct < minLabels) {
+      throw new ValidationError(`the training split needs at least ${minLabels} distinct labels`, {
+        field: "split",
+      });
+    }
   }
   const trainFolds = Math.min(folds, trainPos.length);
   if (trainFolds < 2) {
