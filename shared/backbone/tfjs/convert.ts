@@ -1,0 +1,246 @@
+/**
+ * Converts a TF.js graph model into an ONNX model (opset 17) so that onnxruntime can run it like
+ * every other backbone. Only the nodes the requested outputs depend on are converted; `Const`
+ * nodes become initializers, and only when some converted op reads them as a tensor.
+ */
+import { ValidationError } from "../../errors.ts";
+import { type AttrValue, type Dim, type DType, encodeModel, GraphBuilder } from "../onnx-writer.ts";
+import type { GraphModelJson, TfNode, TfTensorJson, WeightTensor } from "./model-json.ts";
+import { OPS, type OpContext, type TfDType, type TfValue, tfDType } from "./ops.ts";
+
+export interface ConvertOptions {
+  /** Placeholder names to expose, in order; default: every Placeholder the outputs depend on. */
+  inputs?: readonly string[];
+  /** Tensor names to expose: `node` or `node:k` for a node's k-th output. */
+  outputs: readonly string[];
+  /** Overrides the symbolic/fixed dims of an input (default: the Placeholder's `shape`, -1 → symbolic). */
+  inputShapes?: Record<string, readonly Dim[]>;
+  graphName?: string;
+}
+
+interface ConstTensor {
+  dtype: TfDType;
+  shape: number[];
+  values: number[] | bigint[] | string[];
+  raw?: WeightTensor["data"];
+}
+
+/** TF ops with nothing to emit: graph plumbing. */
+const STRUCTURAL = new Set(["Const", "Placeholder", "NoOp"]);
+
+function splitRef(ref: string): { node: string; k: number } {
+  const m = /^(.*):(\d+)$/.exec(ref);
+  return m ? { node: m[1] as string, k: Number(m[2]) } : { node: ref, k: 0 };
+}
+const dataInputs = (n: TfNode) => (n.input ?? []).filter((r) => !r.startsWith("^"));
+
+function inlineTensor(t: TfTensorJson | undefined, name: string): ConstTensor | undefined {
+  if (!t) return undefined;
+  const dtype = tfDType(t.dtype, `${name}.value.dtype`);
+  const shape = (t.tensorShape?.dim ?? []).map((d) => Number(d.size ?? 0));
+  const count = shape.reduce((a, b) => a * b, 1);
+  const raw: number[] = t.floatVal?.length
+    ? t.floatVal
+    : t.doubleVal?.length
+      ? t.doubleVal
+      : t.intVal?.length
+        ? t.intVal
+        : t.int64Val?.length
+          ? t.int64Val.map(Number)
+          : t.boolVal?.length
+            ? t.boolVal.map((b) => (b ? 1 : 0))
+            : [];
+  if (raw.length === 0 && count > 0) return undefined;
+  // TensorProto may store one value for a tensor filled with it.
+  const values = raw.length === count ? raw : Array.from({ length: count }, () => raw[0] as number);
+  return { dtype, shape, values };
+}
+
+/**
+ * Converts `model` (with `weights` from `decodeWeights`/`readGraphModel`) to ONNX bytes. Throws a
+ * ValidationError listing every unsupported op type (with a node name for each) before emitting.
+ */
+export function convertGraphModel(
+  model: GraphModelJson,
+  weights: ReadonlyMap<string, WeightTensor>,
+  opts: ConvertOptions,
+): Uint8Array {
+  const byName = new Map<string, TfNode>();
+  for (const n of model.modelTopology.node) byName.set(n.name, n);
+  if (opts.outputs.length === 0)
+    throw new ValidationError("convert: no outputs requested", { field: "outputs" });
+
+  // Post-order DFS from the outputs: topological order over just the needed nodes.
+  const order: TfNode[] = [];
+  const state = new Map<string, 1 | 2>();
+  const visit = (root: string, from: string) => {
+    const stack: { name: string; from: string; expanded: boolean }[] = [
+      { name: root, from, expanded: false },
+    ];
+    while (stack.length) {
+      const top = stack[stack.length - 1] as { name: string; from: string; expanded: boolean };
+      const node = byName.get(top.name);
+      if (!node) throw new ValidationError(`convert: ${top.from} refers to unknown node ${top.name}`);
+      if (top.expanded) {
+        stack.pop();
+        if (state.get(top.name) !== 2) {
+          state.set(top.name, 2);
+          order.push(node);
+        }
+        continue;
+      }
+      if (state.get(top.name) === 2) {
+        stack.pop();
+        continue;
+      }
+      if (state.get(top.name) === 1) throw new ValidationError(`convert: cycle through node ${top.name}`);
+      state.set(top.name, 1);
+      top.expanded = true;
+      for (const ref of dataInputs(node)) {
+        const dep = splitRef(ref).node;
+        if (state.get(dep) !== 2) stack.push({ name: dep, from: `node ${node.name}`, expanded: false });
+      }
+    }
+  };
+  for (const o of opts.outputs) visit(splitRef(o).node, "outputs");
+
+  const unsupported = new Map<string, string>();
+  for (const n of order)
+    if (!STRUCTURAL.has(n.op) && !OPS[n.op] && !unsupported.has(n.op)) unsupported.set(n.op, n.name);
+  if (unsupported.size) {
+    const list = [...unsupported].map(([op, node]) => `${op} (e.g. node ${node})`).join(", ");
+    throw new ValidationError(`convert: unsupported TF ops: ${list}`, { field: "modelTopology.node" });
+  }
+
+  const g = new GraphBuilder(opts.graphName ?? "tfjs");
+  let counter = 0;
+  const tmp = () => `#${counter++}`;
+  const values = new Map<string, TfValue>(); // TF ref "node:k" → emitted ONNX value
+  const consts = new Map<string, ConstTensor>();
+  const emittedConst = new Map<string, TfValue>();
+
+  const lit = (type: DType, data: readonly number[], dims: readonly number[] = [data.length]) =>
+    g.initializer(tmp(), type, dims, data);
+
+  // Placeholders first, so the ONNX inputs keep the requested order.
+  const placeholders = order.filter((n) => n.op === "Placeholder").map((n) => n.name);
+  const inputNames = opts.inputs ?? placeholders;
+  const unranked = new Set<string>();
+  for (const p of placeholders) {
+    if (!inputNames.includes(p))
+      throw new ValidationError(`convert: the outputs need Placeholder ${p}`, { field: "inputs" });
+  }
+  for (const name of inputNames) {
+    const n = byName.get(name);
+    if (n?.op !== "Placeholder")
+      throw new ValidationError(`convert: ${name} is not a Placeholder`, { field: "inputs" });
+    const dtype = tfDType(n.attr?.dtype?.type, `${name}.dtype`);
+    if (dtype === "string")
+      throw new ValidationError(`convert: string input ${name} is not supported`, { field: "inputs" });
+    const shape = n.attr?.shape?.shape;
+    // A Placeholder without a shape (or with unknownRank) accepts any rank.
+    if (!opts.inputShapes?.[name] && (!shape || shape.unknownRank)) unranked.add(name);
+    const dims =
+      opts.inputShapes?.[name] ??
+      (shape?.dim ?? []).map((d, i) => {
+        const s = Number(d.size ?? -1);
+        return s < 0 ? `${name}_d${i}` : s;
+      });
+    g.input(name, dtype, dims);
+    values.set(`${name}:0`, { name, dtype });
+  }
+
+  for (const n of order) {
+    if (n.op !== "Const") continue;
+    const w = weights.get(n.name);
+    let c: ConstTensor | undefined;
+    if (w) {
+      const vals =
+        w.data instanceof BigInt64Array
+          ? Array.from(w.data, Number)
+          : Array.isArray(w.data)
+            ? w.data
+            : Array.from(w.data as ArrayLike<number>);
+      c = { dtype: w.dtype, shape: w.shape, values: vals, raw: w.data };
+    } else c = inlineTensor(n.attr?.value?.tensor, n.name);
+    if (!c)
+      throw new ValidationError(`convert: Const ${n.name} has no weight and no inline value`, {
+        field: n.name,
+      });
+    consts.set(`${n.name}:0`, c);
+  }
+
+  const lookup = (ref: string, user: string): TfValue => {
+    const { node, k } = splitRef(ref);
+    const key = `${node}:${k}`;
+    const v = values.get(key) ?? emittedConst.get(key);
+    if (v) return v;
+    const c = consts.get(key);
+    if (c) {
+      if (c.dtype === "string") throw new ValidationError(`convert: ${user} reads string constant ${node}`);
+      const data =
+        c.raw && !Array.isArray(c.raw) && !(c.raw instanceof Uint8Array && c.dtype !== "bool")
+          ? c.raw
+          : (c.values as number[]);
+      const name = g.initializer(node, c.dtype, c.shape, data as Float32Array);
+      const tv = { name, dtype: c.dtype };
+      emittedConst.set(key, tv);
+      return tv;
+    }
+    throw new ValidationError(`convert: ${user} reads ${ref}, which no converted node produces`);
+  };
+
+  for (const n of order) {
+    if (STRUCTURAL.has(n.op)) continue;
+    const refs = dataInputs(n);
+    const fail = (message: string): never => {
+      throw new ValidationError(`convert: node ${n.name} (${n.op}): ${message}`, { field: n.name });
+    };
+    const ctx: OpContext = {
+      g,
+      node: n,
+      arity: refs.length,
+      input: (i) => lookup(refs[i] ?? fail(`missing input ${i}`), `node ${n.name}`).name,
+      dtype: (i) => {
+        const ref = refs[i] ?? fail(`missing input ${i}`);
+        const { node, k } = splitRef(ref);
+        return (consts.get(`${node}:${k}`)?.dtype ?? lookup(ref, `node ${n.name}`).dtype) as TfDType;
+      },
+      constant: (i) => {
+        const { node, k } = splitRef(refs[i] ?? fail(`missing input ${i}`));
+        const c = consts.get(`${node}:${k}`);
+        return c ? (c.values as number[]).map(Number) : undefined;
+      },
+      needConst: (i, what) =>
+        ctx.constant(i) ?? fail(`${what} must be a Const (input ${refs[i]} is computed)`),
+      tmp,
+      lit,
+      emit: (op, inputs, attrs = {}, nOut = 1) =>
+        g.node(op, inputs, Array.from({ length: nOut }, tmp), attrs as Record<string, AttrValue>, {
+          name: `${n.name}#${counter++}`,
+        }),
+      fail,
+    };
+    const handler = OPS[n.op] as (c: OpContext) => TfValue[];
+    const outs = handler(ctx);
+    for (const [k, v] of outs.entries()) values.set(`${n.name}:${k}`, v);
+  }
+
+  for (const o of opts.outputs) {
+    const v = lookup(o, "outputs");
+    if (v.dtype === "string") throw new ValidationError(`convert: string output ${o} is not supported`);
+    // Graph outputs carry the TF names callers asked for; internal names are `#n`.
+    const name = o;
+    if (v.name !== name) g.node("Identity", [v.name], [name]);
+    g.output(name, v.dtype, []);
+  }
+  const proto = g.toModel({ producerName: "headstart-tfjs" });
+  // Output shapes are left to onnxruntime's inference; a declared [] would claim scalars.
+  for (const o of proto.graph?.output ?? []) {
+    if (o.type?.tensorType) o.type.tensorType.shape = undefined;
+  }
+  for (const i of proto.graph?.input ?? []) {
+    if (unranked.has(i.name ?? "") && i.type?.tensorType) i.type.tensorType.shape = undefined;
+  }
+  return encodeModel(proto);
+}
