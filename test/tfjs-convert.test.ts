@@ -239,6 +239,25 @@ describe("converter framework", () => {
     await check(g, "y", { x: f32([3], [1, 2, 3]) }, [2], [4, 6]);
   });
 
+  test("an int64 Const stored as an int32 weight (as TF.js writes them) keeps its int64 type", async () => {
+    const g = graph([ph("x", "int64"), op("y", "Less", ["x", "c"])], [k("c", "int32", [], [3])]);
+    const c = g.model.modelTopology.node.find((n) => n.name === "c") as TfNode;
+    c.attr = { dtype: { type: "DT_INT64" } };
+    await check(g, "y", { x: { dtype: "int64", dims: [3], data: [2, 3, 4] } }, [3], [1, 0, 0]);
+  });
+
+  test("an inline Const with one value fills its shape", async () => {
+    const fill: TfNode = {
+      name: "f",
+      op: "Const",
+      attr: {
+        value: { tensor: { dtype: "DT_FLOAT", tensorShape: { dim: [{ size: "3" }] }, floatVal: [1.5] } },
+      },
+    };
+    const g = graph([ph("x"), fill, op("y", "Add", ["x", "f"])]);
+    await check(g, "y", { x: f32([3], [1, 2, 3]) }, [3], [2.5, 3.5, 4.5]);
+  });
+
   test("a dynamic value where a Const is needed is an error naming the node", () => {
     const g = graph([ph("x"), ph("perm", "int32"), op("t", "Transpose", ["x", "perm"])]);
     assert.throws(
@@ -546,6 +565,25 @@ describe("gather and scatter", () => {
     );
     await check(g, "y", { idx: { dtype: "int32", dims: [2], data: [0, 3] } }, [4], [2.5, 0, 0, 2.5]);
   });
+  test("SelectV2 picks elementwise from two tensors", async () => {
+    const g = graph([ph("c", "bool"), ph("x"), ph("z"), op("y", "SelectV2", ["c", "x", "z"])]);
+    const feeds = {
+      c: { dtype: "bool" as const, dims: [3], data: [1, 0, 1] },
+      x: f32([3], [1, 2, 3]),
+      z: f32([3], [4, 5, 6]),
+    };
+    await check(g, "y", feeds, [3], [1, 5, 3]);
+  });
+  test("GatherV2 with batch_dims other than the axis is refused by name", () => {
+    const g = graph(
+      [ph("x"), op("y", "GatherV2", ["x", "i", "ax"], { batch_dims: { i: "1" } })],
+      [k("i", "int32", [2, 1], [0, 1]), k("ax", "int32", [], [2])],
+    );
+    assert.throws(
+      () => convertGraphModel(g.model, g.weights, { outputs: ["y"] }),
+      /node y \(GatherV2\): batch_dims 1 with axis 2/,
+    );
+  });
   test("Where with one input lists true coordinates as int64 rows", async () => {
     const g = graph([ph("c", "bool"), op("y", "Where", ["c"])]);
     await check(
@@ -646,6 +684,23 @@ describe("matrix ops", () => {
       [1, 2, 2],
       mm(A, B, 2, 3, 2),
     );
+  });
+  test("Conv2D VALID padding with dilation 2 over two input channels", async () => {
+    // 1x3x3x2 input, 2x2x2x1 kernel of ones: with dilation 2 the window takes the 4 corners.
+    const g = graph(
+      [
+        ph("x"),
+        op("y", "Conv2D", ["x", "w"], {
+          strides: ints([1, 1, 1, 1]),
+          dilations: ints([1, 2, 2, 1]),
+          padding: bytes("VALID"),
+        }),
+      ],
+      [k("w", "float32", [2, 2, 2, 1], [1, 1, 1, 1, 1, 1, 1, 1])],
+    );
+    const xv = iota(18);
+    const corners = [0, 2, 6, 8].reduce((a, p) => a + (xv[2 * p] as number) + (xv[2 * p + 1] as number), 0);
+    await check(g, "y", { x: f32([1, 3, 3, 2], xv) }, [1, 1, 1, 1], [corners]);
   });
   test("Conv2D NHWC with HWIO kernel, SAME padding and stride 2", async () => {
     // 1x4x4x1 input, 3x3x1x2 kernel: channel 0 sums the window, channel 1 picks the centre.

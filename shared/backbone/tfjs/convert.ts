@@ -21,8 +21,16 @@ export interface ConvertOptions {
 interface ConstTensor {
   dtype: TfDType;
   shape: number[];
-  values: number[] | bigint[] | string[];
+  /** Small inline values, or the weight's typed array (read as numbers only on demand). */
+  values?: number[];
   raw?: WeightTensor["data"];
+}
+
+function constNumbers(c: ConstTensor): number[] {
+  if (c.values) return c.values;
+  const r = c.raw;
+  if (r === undefined || Array.isArray(r)) return [];
+  return r instanceof BigInt64Array ? Array.from(r, Number) : Array.from(r as ArrayLike<number>);
 }
 
 /** TF ops with nothing to emit: graph plumbing. */
@@ -155,13 +163,14 @@ export function convertGraphModel(
     const w = weights.get(n.name);
     let c: ConstTensor | undefined;
     if (w) {
-      const vals =
-        w.data instanceof BigInt64Array
-          ? Array.from(w.data, Number)
-          : Array.isArray(w.data)
-            ? w.data
-            : Array.from(w.data as ArrayLike<number>);
-      c = { dtype: w.dtype, shape: w.shape, values: vals, raw: w.data };
+      c = { dtype: w.dtype, shape: w.shape, raw: w.data };
+      // TF.js has no int64 tensors, so its converter stores int64 Consts as int32 weights; the
+      // node's own dtype is what downstream ops were typed against.
+      const declared = n.attr?.dtype?.type;
+      if (declared !== undefined) {
+        const want = tfDType(declared, `${n.name}.dtype`);
+        if (want !== w.dtype) c = { dtype: want, shape: w.shape, values: constNumbers(c) };
+      }
     } else c = inlineTensor(n.attr?.value?.tensor, n.name);
     if (!c)
       throw new ValidationError(`convert: Const ${n.name} has no weight and no inline value`, {
@@ -178,10 +187,7 @@ export function convertGraphModel(
     const c = consts.get(key);
     if (c) {
       if (c.dtype === "string") throw new ValidationError(`convert: ${user} reads string constant ${node}`);
-      const data =
-        c.raw && !Array.isArray(c.raw) && !(c.raw instanceof Uint8Array && c.dtype !== "bool")
-          ? c.raw
-          : (c.values as number[]);
+      const data = c.values ?? c.raw;
       const name = g.initializer(node, c.dtype, c.shape, data as Float32Array);
       const tv = { name, dtype: c.dtype };
       emittedConst.set(key, tv);
@@ -209,7 +215,7 @@ export function convertGraphModel(
       constant: (i) => {
         const { node, k } = splitRef(refs[i] ?? fail(`missing input ${i}`));
         const c = consts.get(`${node}:${k}`);
-        return c ? (c.values as number[]).map(Number) : undefined;
+        return c ? constNumbers(c) : undefined;
       },
       needConst: (i, what) =>
         ctx.constant(i) ?? fail(`${what} must be a Const (input ${refs[i]} is computed)`),
