@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import { InferenceSession, Tensor } from "onnxruntime-node";
 import { convertGraphModel } from "../shared/backbone/tfjs/convert.ts";
@@ -6,6 +9,7 @@ import {
   decodeWeights,
   type GraphModelJson,
   parseGraphModelJson,
+  readGraphModel,
   type TfAttr,
   type TfNode,
   type WeightSpec,
@@ -172,6 +176,50 @@ describe("model.json reader", () => {
     );
     assertClose(w.get("q8")?.data as Float32Array, [-1, 4, 126.5], 1e-6, "q8");
     assertClose(w.get("q16")?.data as Float32Array, [12], 1e-5, "q16");
+  });
+
+  test("decodes float16-quantized weights", () => {
+    // 1.5 = 0x3e00, -2 = 0xc000, 2^-15 (subnormal) = 0x0200, little-endian.
+    const buf = new Uint8Array([0x00, 0x3e, 0x00, 0xc0, 0x00, 0x02]);
+    const w = decodeWeights(
+      [
+        {
+          paths: [],
+          weights: [{ name: "h", dtype: "float32", shape: [3], quantization: { dtype: "float16" } }],
+        },
+      ],
+      buf,
+    );
+    assertClose(w.get("h")?.data as Float32Array, [1.5, -2, 2 ** -15], 1e-12, "h");
+  });
+
+  test("readGraphModel concatenates shards in manifest order, relative to model.json", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "tfjs-"));
+    try {
+      const a = new Float32Array([1, 2, 3]);
+      // The first weight straddles the two shards, as TF.js splits at fixed byte sizes.
+      const all = new Uint8Array([...new Uint8Array(a.buffer), 9, 0, 0, 0]);
+      await writeFile(join(dir, "s1"), all.subarray(0, 6));
+      await writeFile(join(dir, "s2"), all.subarray(6));
+      const json = {
+        modelTopology: { node: [] },
+        weightsManifest: [
+          {
+            paths: ["s1", "s2"],
+            weights: [
+              { name: "a", dtype: "float32", shape: [3] },
+              { name: "b", dtype: "int32", shape: [] },
+            ],
+          },
+        ],
+      };
+      await writeFile(join(dir, "model.json"), JSON.stringify(json));
+      const { weights } = await readGraphModel(join(dir, "model.json"));
+      assert.deepEqual(Array.from(weights.get("a")?.data as Float32Array), [1, 2, 3]);
+      assert.deepEqual(Array.from(weights.get("b")?.data as Int32Array), [9]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test("reads length-prefixed strings", () => {
@@ -701,6 +749,28 @@ describe("matrix ops", () => {
     const xv = iota(18);
     const corners = [0, 2, 6, 8].reduce((a, p) => a + (xv[2 * p] as number) + (xv[2 * p + 1] as number), 0);
     await check(g, "y", { x: f32([1, 3, 3, 2], xv) }, [1, 1, 1, 1], [corners]);
+  });
+  test("Conv2D NCHW runs without layout transposes of the data", async () => {
+    // 1x2x2x2 input (NCHW), 1x1 kernel mixing channels: out = 2*c0 - c1.
+    const g = graph(
+      [
+        ph("x"),
+        op("y", "Conv2D", ["x", "w"], {
+          strides: ints([1, 1, 1, 1]),
+          padding: bytes("VALID"),
+          data_format: bytes("NCHW"),
+        }),
+      ],
+      [k("w", "float32", [1, 1, 2, 1], [2, -1])],
+    );
+    const xv = [1, 2, 3, 4, 10, 20, 30, 40];
+    await check(
+      g,
+      "y",
+      { x: f32([1, 2, 2, 2], xv) },
+      [1, 1, 2, 2],
+      [0, 1, 2, 3].map((i) => 2 * (xv[i] as number) - (xv[i + 4] as number)),
+    );
   });
   test("Conv2D NHWC with HWIO kernel, SAME padding and stride 2", async () => {
     // 1x4x4x1 input, 3x3x1x2 kernel: channel 0 sums the window, channel 1 picks the centre.
