@@ -205,4 +205,23 @@ describe("SentencepieceTokenizer against the package's tokenizer (committed fixt
     assert.ok(fixture.cases.length >= 100);
     for (const c of fixture.cases) assert.deepEqual(t.encode(c.text), c.ids, JSON.stringify(c.text));
   });
+
+  it("batches the fixture texts into the same ids, row by row", () => {
+    const t = SentencepieceTokenizer.fromVocab(fixture.vocab);
+    const batch = t.toSparseBatch(fixture.cases.map((c) => c.text));
+    const rows: number[][] = fixture.cases.map(() => []);
+    for (let k = 0; k < batch.values.length; k++) {
+      const [s, p] = [Number(batch.indices[2 * k]), Number(batch.indices[2 * k + 1])];
+      assert.equal(p, rows[s].length, `entry ${k}: positions run 0, 1, … within a row`);
+      rows[s].push(Number(batch.values[k]));
+    }
+    assert.deepEqual(
+      rows,
+      fixture.cases.map((c) => c.ids),
+    );
+    assert.deepEqual(batch.shape, [
+      fixture.cases.length,
+      Math.max(...fixture.cases.map((c) => c.ids.length)),
+    ]);
+  });
 });

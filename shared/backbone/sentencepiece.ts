@@ -22,10 +22,12 @@
  * The model's inputs are a sparse batch: `indices` `[[sentence, position]…]` and `values` (the ids
  * as they are: no offset), both int64; an empty text contributes no entries.
  */
+import { endianness } from "node:os";
 import { ValidationError } from "../errors.ts";
 
 const SPACE_MARK = 0x2581;
 const DEFAULT_RESERVED = 6;
+const LITTLE_ENDIAN = endianness() === "LE";
 
 export interface SparseBatch {
   /** `[nnz, 2]` row-major `(sentence, position)` pairs. */
@@ -49,11 +51,14 @@ interface BuildNode {
 
 export class SentencepieceTokenizer {
   readonly size: number;
-  // Trie in CSR form: node k's children are childCp/childNode[childStart[k] .. childStart[k+1]),
-  // sorted by code point for binary search; the root's BMP children also get a direct table.
-  private readonly childStart: Int32Array;
-  private readonly childCp: Int32Array;
-  private readonly childNode: Int32Array;
+  // Trie edges in one open-addressing hash keyed by (parent, code point): one probe on average,
+  // where a binary search over the hundreds of children of "▁" or a letter costs ~10 branches.
+  // The root's BMP children also get a direct table, the first step from every position.
+  private readonly edgeParent: Int32Array;
+  private readonly edgeCp: Int32Array;
+  private readonly edgeChild: Int32Array;
+  private readonly edgeMask: number;
+  private readonly edgeShift: number;
   private readonly rootBmp: Int32Array;
   private readonly nodePiece: Int32Array;
   private readonly nodeScore: Float64Array;
@@ -91,30 +96,33 @@ export class SentencepieceTokenizer {
         node.score = pieces[i][1] ?? 0;
       }
     }
-    this.childStart = new Int32Array(nodeCount + 1);
-    this.childCp = new Int32Array(nodeCount - 1);
-    this.childNode = new Int32Array(nodeCount - 1);
+    let bits = 4;
+    while (1 << bits < 2 * nodeCount) bits++;
+    const slots = 1 << bits;
+    this.edgeMask = slots - 1;
+    this.edgeShift = 32 - bits;
+    this.edgeParent = new Int32Array(slots).fill(-1);
+    this.edgeCp = new Int32Array(slots);
+    this.edgeChild = new Int32Array(slots);
     this.nodePiece = new Int32Array(nodeCount);
     this.nodeScore = new Float64Array(nodeCount);
     this.rootBmp = new Int32Array(0x10000).fill(-1);
-    // Breadth-first numbering keeps each node's children contiguous.
     const queue: BuildNode[] = [root];
-    let edge = 0;
     for (let k = 0; k < queue.length; k++) {
       const node = queue[k];
       this.nodePiece[k] = node.piece;
       this.nodeScore[k] = node.score;
-      this.childStart[k] = edge;
-      const kids = [...node.children].sort((a, b) => a[0] - b[0]);
-      for (const [cp, child] of kids) {
-        this.childCp[edge] = cp;
-        this.childNode[edge] = queue.length;
-        if (k === 0 && cp < 0x10000) this.rootBmp[cp] = queue.length;
+      for (const [cp, child] of node.children) {
+        const id = queue.length;
         queue.push(child);
-        edge++;
+        if (k === 0 && cp < 0x10000) this.rootBmp[cp] = id;
+        let h = edgeHash(k, cp, this.edgeShift);
+        while (this.edgeParent[h] !== -1) h = (h + 1) & this.edgeMask;
+        this.edgeParent[h] = k;
+        this.edgeCp[h] = cp;
+        this.edgeChild[h] = id;
       }
     }
-    this.childStart[nodeCount] = edge;
   }
 
   /** Builds from `[piece, score]` pairs in id order (the USE `vocab.json` layout). */
@@ -179,6 +187,22 @@ export class SentencepieceTokenizer {
     }
     const indices = new BigInt64Array(nnz * 2);
     const values = new BigInt64Array(nnz);
+    if (LITTLE_ENDIAN) {
+      // Every number here is a non-negative int32: write the low words through an Int32 view
+      // (the zero-filled high words are already right) instead of boxing a BigInt per entry.
+      const idx32 = new Int32Array(indices.buffer);
+      const val32 = new Int32Array(values.buffer);
+      let k = 0;
+      for (let s = 0; s < encoded.length; s++) {
+        const ids = encoded[s];
+        for (let p = 0; p < ids.length; p++, k++) {
+          idx32[4 * k] = s;
+          idx32[4 * k + 2] = p;
+          val32[2 * k] = ids[p];
+        }
+      }
+      return { indices, values, shape: [texts.length, longest] };
+    }
     let k = 0;
     for (let s = 0; s < encoded.length; s++) {
       const ids = encoded[s];
@@ -211,7 +235,7 @@ export class SentencepieceTokenizer {
     const words = this.words;
     best.fill(0, 0, n + 1);
     words.fill(0, 0, n + 1);
-    const { childStart, childCp, childNode, rootBmp, nodePiece, nodeScore } = this;
+    const { edgeParent, edgeCp, edgeChild, edgeMask, edgeShift, rootBmp, nodePiece, nodeScore } = this;
     // Forward relaxation in increasing start order feeds every end position its candidates in the
     // same order as the reference's per-end loop, so ties and the "0 means unset" rule resolve alike.
     for (let s = 0; s < n; s++) {
@@ -223,7 +247,14 @@ export class SentencepieceTokenizer {
         if (k === s && cp < 0x10000) {
           node = rootBmp[cp];
         } else {
-          node = findChild(childStart, childCp, childNode, k === s ? 0 : node, cp);
+          const parent = k === s ? 0 : node;
+          node = -1;
+          for (let h = edgeHash(parent, cp, edgeShift); edgeParent[h] !== -1; h = (h + 1) & edgeMask) {
+            if (edgeParent[h] === parent && edgeCp[h] === cp) {
+              node = edgeChild[h];
+              break;
+            }
+          }
         }
         if (node < 0) break;
         const piece = nodePiece[node];
@@ -274,15 +305,7 @@ export class SentencepieceTokenizer {
   }
 }
 
-function findChild(start: Int32Array, cps: Int32Array, nodes: Int32Array, node: number, cp: number): number {
-  let lo = start[node];
-  let hi = start[node + 1] - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >>> 1;
-    const v = cps[mid];
-    if (v === cp) return nodes[mid];
-    if (v < cp) lo = mid + 1;
-    else hi = mid - 1;
-  }
-  return -1;
+/** Multiplicative hash; the top `32 - shift` bits are the best mixed, so those index the table. */
+function edgeHash(parent: number, cp: number, shift: number): number {
+  return Math.imul(Math.imul(parent, 0x9e3779b1) ^ cp, 0x85ebca77) >>> shift;
 }
