@@ -14,10 +14,13 @@ import type { ObjectStore } from "../store/types.ts";
 import { ensureGloveBackbone } from "./glove.ts";
 import { BackboneSpec, type Embedder } from "./spec.ts";
 import { TextEmbedder } from "./text-embedder.ts";
+import { SparseTextEmbedder } from "./use-embedder.ts";
+import { ensureUseLiteBackbone } from "./use-lite.ts";
 
 /** Built-in backbones: id → builder into a local directory holding backbone.json + files. */
 const BUILT_IN: Record<string, (modelsDir: string) => Promise<{ dir: string }>> = {
   "glove-100d": (modelsDir) => ensureGloveBackbone(modelsDir),
+  "use-lite-512": (modelsDir) => ensureUseLiteBackbone(modelsDir),
 };
 
 export const BUILT_IN_BACKBONES = Object.keys(BUILT_IN);
@@ -167,7 +170,17 @@ export function loadEmbedder(
       const modelPath = await verified(spec.model, spec.sha256);
       const assetPaths: Record<string, string> = {};
       for (const asset of spec.assets) assetPaths[asset] = await verified(asset, spec.assetSha256[asset]);
-      return TextEmbedder.create(spec, modelPath, assetPaths);
+      switch (spec.preprocessing.type) {
+        case "text-vocab":
+          return TextEmbedder.create(spec, modelPath, assetPaths);
+        case "sentencepiece-sparse":
+          return SparseTextEmbedder.create(spec, modelPath, assetPaths);
+        default:
+          throw new UnsupportedError(
+            `backbone ${id}: this build cannot run preprocessing ${JSON.stringify(spec.preprocessing.type)}`,
+            { field: "backbone" },
+          );
+      }
     })();
     promise.catch(() => embedders.delete(cacheKey));
     embedders.set(cacheKey, promise);

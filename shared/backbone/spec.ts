@@ -20,10 +20,33 @@ export const TextVocabPreprocessing = z.object({
   lowercase: z.boolean().default(true),
 });
 
+/**
+ * Text through a unigram sentencepiece vocabulary into a model that takes the ids as a sparse batch
+ * (`indices` `[nnz, 2]` of `(text, position)` and `values` `[nnz]`, both int64), as the Universal
+ * Sentence Encoder lite does. The batch size is the largest text index + 1, so the embedder keeps
+ * the last text of every batch non-empty.
+ */
+export const SentencepieceSparsePreprocessing = z.object({
+  type: z.literal("sentencepiece-sparse"),
+  /** JSON array of `[piece, score | null]` in id order (the USE `vocab.json` layout). */
+  vocab: AssetName,
+  /** Leading vocabulary entries (control symbols) that never match text. */
+  reservedCount: z.number().int().min(0).max(1000).default(6),
+  /** Longer inputs keep their first this many pieces. */
+  maxTokens: z.number().int().min(1).max(100_000).default(1024),
+  /** Graph input names of the sparse batch. */
+  indices: z.string().default("indices"),
+  values: z.string().default("values"),
+});
+
 /** Imported vectors (`headstart import-embeddings`): computed elsewhere, nothing runs here. */
 export const ExternalPreprocessing = z.object({ type: z.literal("external") });
 
-export const Preprocessing = z.discriminatedUnion("type", [TextVocabPreprocessing, ExternalPreprocessing]);
+export const Preprocessing = z.discriminatedUnion("type", [
+  TextVocabPreprocessing,
+  SentencepieceSparsePreprocessing,
+  ExternalPreprocessing,
+]);
 
 export const BackboneSpec = z.object({
   id: Name,
