@@ -8,6 +8,7 @@ import { listCommits } from "./cache/shards.ts";
 import { type Config, configToEnv } from "./config.ts";
 import { ingestDataset, putManifest, readDatasetStatus, uploadDataset } from "./datasets/ingest.ts";
 import type { DatasetStatus } from "./datasets/status.ts";
+import { parseBackboneRef, partsOf } from "./embed/composite.ts";
 import { exportDataset } from "./embed/export.ts";
 import { type ImportInput, type ImportResult, importEmbeddings } from "./embed/import-embeddings.ts";
 import { embedJobId, planEmbedJob } from "./embed/plan.ts";
@@ -170,9 +171,32 @@ export class Platform {
     return { accepted: true, head: opts.head, dataset: opts.dataset };
   }
 
-  async train(opts: TrainOptions & { backbone?: string }): Promise<TrainResult> {
+  /**
+   * The specs of a backbone reference's parts in order (`a+b` → [a, b]). A part that does not
+   * exist is a bad reference (400) rather than a missing resource, so the message names it.
+   */
+  async backboneParts(ref = this.config.defaultBackbone, field = "backbone"): Promise<BackboneSpec[]> {
+    const ids = parseBackboneRef(ref, field);
+    if (ids.length === 1) return [await this.backbone(ids[0])];
+    const specs: BackboneSpec[] = [];
+    for (const id of ids) {
+      try {
+        specs.push(await this.backbone(id));
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) throw err;
+        throw new ValidationError(`backbone ${ref}: part ${id} does not exist (${err.message})`, { field });
+      }
+    }
+    return specs;
+  }
+
+  async train(opts: TrainOptions): Promise<TrainResult> {
     validateTrainOptions(opts); // before the backbone, whose first use may convert weights
-    return trainHead(this.store, await this.backbone(opts.backbone), opts);
+    const candidates = opts.backbones
+      ? await Promise.all(opts.backbones.map((ref) => this.backboneParts(ref, "backbones")))
+      : undefined;
+    const specs = candidates ? candidates[0] : await this.backboneParts(opts.backbone);
+    return trainHead(this.store, specs, opts, candidates);
   }
 
   /** `headRef` is `head`, `head@version` or `head:alias`; `req.version`/`req.alias` say the same. */
@@ -202,8 +226,10 @@ export class Platform {
           field: "neighbors",
         });
       }
-      const backbone = await resolveBackbone(this.store, loaded.doc.backbone.id, this.config);
-      const index = await neighborIndex(this.store, loaded.doc, backbone);
+      const parts = await Promise.all(
+        partsOf(loaded.doc.backbone).map((p) => resolveBackbone(this.store, p.id, this.config)),
+      );
+      const index = await neighborIndex(this.store, loaded.doc, parts);
       const dim = loaded.doc.backbone.dim;
       predictions.forEach((p, i) => {
         p.neighbors = index.query(vectors.subarray(i * dim, (i + 1) * dim), req.neighbors!);

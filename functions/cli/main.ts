@@ -169,7 +169,11 @@ program
   )
   .option("--seed <n>", "seed for folds and initialization", intOption("seed"))
   .option("--no-calibrate", "skip temperature scaling of multiclass probabilities")
-  .option("--backbone <id>", "backbone whose cache to use (default glove-100d)")
+  .option(
+    "--backbone <id>",
+    "backbone whose cache to use (default glove-100d), or a+b to train on several side by side (each embedded first)",
+  )
+  .option("--backbones <refs>", "comma-separated backbones (or a+b sets) --type auto may choose from")
   .option("--no-promote", "do not move the live alias to the new version")
   .action(async (dataset: string, opts, cmd: Command) => {
     const { platform, json } = context(cmd);
@@ -186,6 +190,7 @@ program
       seed: opts.seed,
       calibrate: opts.calibrate,
       backbone: opts.backbone,
+      backbones: opts.backbones?.split(",").map((b: string) => b.trim()),
       promote: opts.promote,
     });
     const on = r.evaluation === "cv" ? "cross-validation" : `${r.counts.test} test rows`;
@@ -200,9 +205,11 @@ program
     }
     if (r.search) {
       lines.push(`model selection (${r.search.folds}-fold CV, ${r.search.metric}):`);
+      const bbWidth = Math.max(0, ...r.search.candidates.map((c) => (c.backbone ?? "").length));
       for (const c of r.search.candidates) {
+        const bb = c.backbone === undefined ? "" : `${c.backbone.padEnd(bbWidth)} `;
         lines.push(
-          `  ${c.chosen ? "*" : " "} ${c.type.padEnd(10)} ${JSON.stringify(c.params).padEnd(44)} ` +
+          `  ${c.chosen ? "*" : " "} ${bb}${c.type.padEnd(10)} ${JSON.stringify(c.params).padEnd(44)} ` +
             `${c.score.toFixed(4)} ± ${c.std.toFixed(4)}  ${c.seconds.toFixed(2)} s`,
         );
       }

@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { BACKBONE_REF_PATTERN, BACKBONE_REF_RULE } from "../embed/composite.ts";
 import { NAME_PATTERN, NAME_RULE } from "../layout.ts";
 
 export const MAX_PREDICT_BATCH = 256;
@@ -6,6 +7,8 @@ export const MAX_EMBEDDINGS_BATCH = 1_024;
 export const MAX_INPUT_CHARS = 100_000;
 
 const Name = z.string().regex(NAME_PATTERN, NAME_RULE);
+/** A backbone id, or several joined by `+` (parts and repeats are checked by the platform). */
+const BackboneRef = z.string().max(255).regex(BACKBONE_REF_PATTERN, BACKBONE_REF_RULE);
 
 export const DatasetParams = z.object({
   dataset: Name.openapi({ param: { name: "dataset", in: "path" }, example: "imdb" }),
@@ -82,7 +85,14 @@ export const TrainBody = z
     candidates: z.array(z.string().max(64)).min(1).max(20).optional().openapi({
       description: "Head types `auto` may choose from (default: every type of the task)",
     }),
-    backbone: Name.optional(),
+    backbone: BackboneRef.optional().openapi({
+      description:
+        "The backbone whose cache to train on, or several joined by + (each part L2-normalized, concatenated in order)",
+      example: "glove-100d+use-lite-512",
+    }),
+    backbones: z.array(BackboneRef).min(1).max(8).optional().openapi({
+      description: "Backbones (or + sets) `auto` may choose from, evaluated on the rows all of them embed",
+    }),
     cv: z.number().int().min(2).max(50).optional(),
     seed: z.number().int().min(0).optional(),
     calibrate: z.boolean().optional(),

@@ -14,6 +14,9 @@
  *
  * Both carry `metadata_props` (see `headMetadata`) naming the head, version, type, task, labels,
  * backbone and, for multilabel heads that have them, the decision thresholds.
+ *
+ * A head over several backbones (`a+b`) exports alone only: its `embedding` input is the parts'
+ * vectors, each L2-normalized, concatenated in `headstart.backbone_parts` order.
  */
 import { createHash } from "node:crypto";
 import type onnxProto from "onnx-proto";
@@ -91,8 +94,8 @@ function thresholdsOf(doc: HeadDocument): number[] | undefined {
 /**
  * `metadata_props` of an exported head, all under `headstart.`: head, version, type, task, labels
  * (JSON array, the output's column order), output (its name), backbone, backbone_sha256,
- * backbone_dim, calibration (JSON, when set) and thresholds (JSON array, multilabel heads that
- * have them).
+ * backbone_dim, backbone_parts (JSON array of {id, sha256, dim}, heads over several backbones),
+ * calibration (JSON, when set) and thresholds (JSON array, multilabel heads that have them).
  */
 export function headMetadata(doc: HeadDocument): Record<string, string> {
   const task = taskOf(doc);
@@ -107,6 +110,7 @@ export function headMetadata(doc: HeadDocument): Record<string, string> {
     "headstart.backbone_sha256": doc.backbone.sha256,
     "headstart.backbone_dim": String(doc.backbone.dim),
   };
+  if (doc.backbone.parts) meta["headstart.backbone_parts"] = JSON.stringify(doc.backbone.parts);
   if (doc.calibration) meta["headstart.calibration"] = JSON.stringify(doc.calibration);
   const thresholds = task === "multilabel" ? thresholdsOf(doc) : undefined;
   if (thresholds) meta["headstart.thresholds"] = JSON.stringify(thresholds);
@@ -304,6 +308,16 @@ export async function fusedToOnnx(
 ): Promise<Uint8Array> {
   // The head is built first: a malformed head fails before the backbone is read.
   const head = buildHeadGraph(doc);
+  if (doc.backbone.parts) {
+    // Fusing would mean several backbone graphs (each with its own tokenizer inputs) plus the
+    // per-part normalization in one model; not built yet.
+    throw new UnsupportedError(
+      `head ${doc.head} version ${doc.version} was trained on several backbones (${doc.backbone.id}), ` +
+        "which cannot be fused yet; export the head alone and feed it each part's vector, L2-normalized, " +
+        "concatenated in order",
+      { field: "fused" },
+    );
+  }
   const { spec, model } = await loadBackboneModel(store, doc, config);
   const graph = model.graph!;
   const opset = defaultOpset(model) ?? 1;

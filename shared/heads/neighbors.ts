@@ -3,7 +3,7 @@
  * dataset version the head was trained on. Built once per head version and process.
  */
 import type { BackboneSpec } from "../backbone/spec.ts";
-import { loadEmbeddedDataset } from "../embed/embedded-dataset.ts";
+import { loadBackboneSetDataset, partsOf } from "../embed/composite.ts";
 import { HeadstartError } from "../errors.ts";
 import type { ObjectStore } from "../store/types.ts";
 import type { HeadDocument } from "./version.ts";
@@ -29,13 +29,22 @@ export class NeighborIndex {
     return this.ids.length;
   }
 
-  /** The training rows of a head: its dataset version's labelled rows outside the test split. */
+  /**
+   * The training rows of a head: its dataset version's labelled rows outside the test split, in
+   * the head's input space (for several backbones, their normalized concatenation). `backbone`: the
+   * head's backbone, or its parts in order.
+   */
   static async forHead(
     store: ObjectStore,
     doc: HeadDocument,
-    backbone: BackboneSpec,
+    backbone: BackboneSpec | readonly BackboneSpec[],
   ): Promise<NeighborIndex> {
-    if (backbone.sha256 !== doc.backbone.sha256) {
+    const specs: readonly BackboneSpec[] = Array.isArray(backbone) ? backbone : [backbone as BackboneSpec];
+    const expected = partsOf(doc.backbone);
+    if (
+      specs.length !== expected.length ||
+      specs.some((s, i) => s.id !== expected[i].id || s.sha256 !== expected[i].sha256)
+    ) {
       throw new HeadstartError(
         "conflict",
         `head ${doc.head}'s backbone ${doc.backbone.id} has been replaced; retrain the head`,
@@ -44,7 +53,7 @@ export class NeighborIndex {
         },
       );
     }
-    const data = await loadEmbeddedDataset(store, doc.dataset.name, backbone, doc.dataset.version);
+    const data = await loadBackboneSetDataset(store, doc.dataset.name, specs, doc.dataset.version);
     const hasTest = data.rows.some((r) => r.split === "test");
     const keep: number[] = [];
     data.rows.forEach((r, i) => {
@@ -106,7 +115,7 @@ const MAX_CACHED = 8;
 export function neighborIndex(
   store: ObjectStore,
   doc: HeadDocument,
-  backbone: BackboneSpec,
+  backbone: BackboneSpec | readonly BackboneSpec[],
 ): Promise<NeighborIndex> {
   const key = `${store.url}\0${doc.head}\0${doc.version}`;
   let promise = indexes.get(key);

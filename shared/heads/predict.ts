@@ -7,6 +7,7 @@
 import { loadEmbedder } from "../backbone/registry.ts";
 import { normalizeText } from "../cache/address.ts";
 import type { Config } from "../config.ts";
+import { normalizeConcat, partsOf } from "../embed/composite.ts";
 import { HeadstartError, ValidationError } from "../errors.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { applyTemperature } from "./calibration.ts";
@@ -144,22 +145,37 @@ export async function predictTexts(
   return predictVectors(head, await embedTexts(store, head, texts, config), texts.length);
 }
 
-/** Texts embedded with the head's own backbone (refusing a replaced one). */
+/**
+ * Texts embedded with the head's own backbone (refusing a replaced one); for a head over several
+ * backbones, with each part, normalized and concatenated exactly as its training rows were.
+ */
 export async function embedTexts(
   store: ObjectStore,
   head: LoadedHead,
   texts: readonly string[],
   config: Pick<Config, "modelsDir">,
 ): Promise<Float32Array> {
-  const embedder = await loadEmbedder(store, head.doc.backbone.id, config);
-  if (embedder.spec.sha256 !== head.doc.backbone.sha256) {
-    throw new HeadstartError(
-      "conflict",
-      `head ${head.doc.head} was trained on backbone ${head.doc.backbone.id}@${head.doc.backbone.sha256.slice(0, 12)}, ` +
-        `which has since been replaced (${embedder.spec.sha256.slice(0, 12)}); retrain the head`,
-      { field: "head" },
-    );
-  }
+  const parts = partsOf(head.doc.backbone);
+  const embedders = await Promise.all(parts.map((p) => loadEmbedder(store, p.id, config)));
+  embedders.forEach((embedder, i) => {
+    const part = parts[i];
+    if (embedder.spec.sha256 !== part.sha256) {
+      const of = parts.length > 1 ? ` (part of ${head.doc.backbone.id})` : "";
+      throw new HeadstartError(
+        "conflict",
+        `head ${head.doc.head} was trained on backbone ${part.id}@${part.sha256.slice(0, 12)}${of}, ` +
+          `which has since been replaced (${embedder.spec.sha256.slice(0, 12)}); retrain the head`,
+        { field: "head" },
+      );
+    }
+  });
   // Normalized exactly as cached training items were, so serving matches training.
-  return embedder.embed(texts.map((text) => ({ text: normalizeText(text) })));
+  const items = texts.map((text) => ({ text: normalizeText(text) }));
+  if (embedders.length === 1) return embedders[0].embed(items);
+  const vectors: Float32Array[] = [];
+  for (const embedder of embedders) vectors.push(await embedder.embed(items));
+  return normalizeConcat(
+    vectors.map((v, i) => ({ vectors: v, dim: parts[i].dim })),
+    texts.length,
+  );
 }

@@ -6,7 +6,14 @@
  * immutable version and (by default) moves the `live` alias to it.
  */
 import type { BackboneSpec } from "../backbone/spec.ts";
-import { type EmbeddedDataset, loadEmbeddedDataset } from "../embed/embedded-dataset.ts";
+import {
+  backboneRecord,
+  loadAlignedParts,
+  normalizeConcat,
+  PART_SEPARATOR,
+  parseBackboneRef,
+} from "../embed/composite.ts";
+import type { EmbeddedDataset } from "../embed/embedded-dataset.ts";
 import { UnsupportedError, ValidationError } from "../errors.ts";
 import { assertName } from "../layout.ts";
 import type { ObjectStore } from "../store/types.ts";
@@ -52,7 +59,17 @@ export interface TrainOptions {
   calibrate?: boolean;
   /** Move the `live` alias to the new version (default true). */
   promote?: boolean;
+  /** A backbone id, or `a+b[+c…]` to train on the parts' normalized vectors side by side. */
+  backbone?: string;
+  /**
+   * Backbones `auto` may choose from (ids or `a+b` sets); each is evaluated with the same folds on
+   * the rows every candidate can embed, and the chosen head is trained on those rows.
+   */
+  backbones?: string[];
 }
+
+/** Most backbone candidates one `auto` search evaluates. */
+export const MAX_BACKBONE_CANDIDATES = 8;
 
 export interface TrainResult {
   head: string;
@@ -318,6 +335,33 @@ export function validateTrainOptions(opts: TrainOptions): void {
   if (!auto && opts.candidates !== undefined) {
     throw new ValidationError("candidates only apply to type auto", { field: "candidates" });
   }
+  if (opts.backbone !== undefined) parseBackboneRef(opts.backbone, "backbone");
+  if (opts.backbones !== undefined) {
+    if (!auto) throw new ValidationError("backbones only apply to type auto", { field: "backbones" });
+    if (opts.backbone !== undefined) {
+      throw new ValidationError("send backbone or backbones (auto's candidates), not both", {
+        field: "backbones",
+      });
+    }
+    if (
+      !Array.isArray(opts.backbones) ||
+      opts.backbones.length < 1 ||
+      opts.backbones.length > MAX_BACKBONE_CANDIDATES
+    ) {
+      throw new ValidationError(`backbones must list 1..${MAX_BACKBONE_CANDIDATES} backbone references`, {
+        field: "backbones",
+      });
+    }
+    const seen = new Set<string>();
+    for (const ref of opts.backbones) {
+      // `a+b` and `b+a` are different inputs (the order is the layout), so only exact repeats clash.
+      const key = parseBackboneRef(ref, "backbones").join(PART_SEPARATOR);
+      if (seen.has(key)) {
+        throw new ValidationError(`backbones lists ${key} twice`, { field: "backbones" });
+      }
+      seen.add(key);
+    }
+  }
   for (const t of opts.candidates ?? []) {
     const kind = HEAD_KINDS[t];
     if (!kind) {
@@ -347,18 +391,65 @@ export function validateTrainOptions(opts: TrainOptions): void {
   // Params with neither type nor task go to the default type of the task the labels imply.
 }
 
+/** One input a head may be trained on: a backbone or a set of them, and its training matrix. */
+interface BackboneInput {
+  specs: readonly BackboneSpec[];
+  data: EmbeddedDataset;
+}
+
+/**
+ * The training matrix of each backbone set, all over the same rows (those every part of every set
+ * can embed), so candidates share folds. Each part's cache is read once however many sets use it.
+ */
+async function loadInputs(
+  store: ObjectStore,
+  dataset: string,
+  sets: ReadonlyArray<readonly BackboneSpec[]>,
+): Promise<BackboneInput[]> {
+  const union: BackboneSpec[] = [];
+  for (const set of sets) for (const s of set) if (!union.some((u) => u.id === s.id)) union.push(s);
+  const { base, parts } = await loadAlignedParts(store, dataset, union);
+  return sets.map((specs) => {
+    const chosen = specs.map((s) => parts[union.findIndex((u) => u.id === s.id)]);
+    if (chosen.length === 1) return { specs, data: chosen[0] };
+    return {
+      specs,
+      data: {
+        ...base,
+        dim: chosen.reduce((t, p) => t + p.dim, 0),
+        vectors: normalizeConcat(chosen, base.rows.length),
+      },
+    };
+  });
+}
+
+/**
+ * `backbone`: one spec, or the parts of an `a+b` set in order. `backboneCandidates`: with
+ * `opts.backbones`, the resolved parts of each candidate in the same order.
+ */
 export async function trainHead(
   store: ObjectStore,
-  backbone: BackboneSpec,
+  backbone: BackboneSpec | readonly BackboneSpec[],
   opts: TrainOptions,
+  backboneCandidates?: ReadonlyArray<readonly BackboneSpec[]>,
 ): Promise<TrainResult> {
   validateTrainOptions(opts);
   const folds = opts.cv ?? 5;
   const auto = opts.type === "auto";
   const seed = opts.seed ?? 0;
   const started = performance.now();
-  const data = await loadEmbeddedDataset(store, opts.dataset, backbone);
-  const d = data.dim;
+  const searchBackbones = opts.backbones !== undefined;
+  if (searchBackbones && backboneCandidates?.length !== opts.backbones!.length) {
+    throw new ValidationError("backbones were not resolved for training", { field: "backbones" });
+  }
+  const inputs = await loadInputs(
+    store,
+    opts.dataset,
+    searchBackbones ? backboneCandidates! : [Array.isArray(backbone) ? backbone : [backbone as BackboneSpec]],
+  );
+  let input = inputs[0];
+  let data = input.data;
+  let d = data.dim;
 
   const labelled: number[] = [];
   let unlabeled = 0;
@@ -381,7 +472,7 @@ export async function trainHead(
       },
     );
   }
-  const problem = new Problem(task, data, labelled);
+  let problem = new Problem(task, data, labelled);
   // A classifier needs two classes; a multi-label head can learn a single tag (present or not).
   const minLabels = task === "multiclass" ? 2 : task === "multilabel" ? 1 : 0;
   if (problem.labels.length < minLabels) {
@@ -453,23 +544,48 @@ export async function trainHead(
     if (kinds.length === 0)
       throw new ValidationError(`no head type learns ${task} targets`, { field: "type" });
     const candidates: Search["candidates"] = [];
-    let best: { kind: AnyKind; params: HeadParams; score: number; oof: Evaluated; index: number } | undefined;
-    for (const k of kinds) {
-      for (const p of k.grid(trainPos.length, d)) {
-        const t0 = performance.now();
-        const cv = await crossValidate(problem, k, p, trainPos, foldOf, trainFolds, seed);
-        const s = mean(cv.foldScores);
-        candidates.push({
-          type: k.type,
-          params: p,
-          score: task === "regression" ? -s : s,
-          std: std(cv.foldScores),
-          seconds: (performance.now() - t0) / 1000,
-          chosen: false,
-        });
-        // Strictly better only: ties keep the earlier (simpler) candidate.
-        if (!best || s > best.score)
-          best = { kind: k, params: p, score: s, oof: cv, index: candidates.length - 1 };
+    let best:
+      | {
+          kind: AnyKind;
+          params: HeadParams;
+          score: number;
+          oof: Evaluated;
+          index: number;
+          input: BackboneInput;
+          problem: Problem;
+        }
+      | undefined;
+    for (const inp of inputs) {
+      // Same rows and labels for every input, so the folds computed above apply to each.
+      const prob = inp === inputs[0] ? problem : new Problem(task, inp.data, labelled);
+      const di = inp.data.dim;
+      const backboneId = inp.specs.map((s) => s.id).join(PART_SEPARATOR);
+      for (const k of kinds) {
+        for (const p of k.grid(trainPos.length, di)) {
+          const t0 = performance.now();
+          const cv = await crossValidate(prob, k, p, trainPos, foldOf, trainFolds, seed);
+          const s = mean(cv.foldScores);
+          candidates.push({
+            ...(searchBackbones ? { backbone: backboneId } : {}),
+            type: k.type,
+            params: p,
+            score: task === "regression" ? -s : s,
+            std: std(cv.foldScores),
+            seconds: (performance.now() - t0) / 1000,
+            chosen: false,
+          });
+          // Strictly better only: ties keep the earlier (simpler) candidate.
+          if (!best || s > best.score)
+            best = {
+              kind: k,
+              params: p,
+              score: s,
+              oof: cv,
+              index: candidates.length - 1,
+              input: inp,
+              problem: prob,
+            };
+        }
       }
     }
     if (!best) {
@@ -481,7 +597,9 @@ export async function trainHead(
       );
     }
     candidates[best.index].chosen = true;
-    ({ kind, params, oof } = best);
+    ({ kind, params, oof, input, problem } = best);
+    data = input.data;
+    d = data.dim;
     search = { metric: task === "regression" ? "rmse" : "macroF1", folds: trainFolds, candidates };
   } else {
     kind = headKind(requested) as AnyKind;
@@ -555,6 +673,7 @@ export async function trainHead(
   }
   const trainSeconds = (performance.now() - started) / 1000;
 
+  const record = backboneRecord(input.specs);
   const version = newVersionId();
   const createdAt = new Date().toISOString();
   const counts = { train: trainPos.length, test: testPos.length, unlabeled, unsupported: data.unsupported };
@@ -566,7 +685,7 @@ export async function trainHead(
     type: kind.type,
     task,
     labels: problem.labels,
-    backbone: { id: backbone.id, sha256: backbone.sha256, dim: d },
+    backbone: record,
     dataset: { name: opts.dataset, version: data.version },
     params: storedParams,
     model: kind.toJson(model),
@@ -581,7 +700,7 @@ export async function trainHead(
     type: kind.type,
     task,
     dataset: head.dataset,
-    backbone: backbone.id,
+    backbone: record.id,
     params: storedParams,
     evaluation,
     ...(evaluation === "cv" ? { folds: trainFolds } : {}),

@@ -58,6 +58,8 @@ export const Calibration = z.object({
 });
 export type Calibration = z.infer<typeof Calibration>;
 
+export const BackbonePart = z.object({ id: z.string(), sha256: z.string(), dim: z.number().int() });
+
 export const HeadDocument = z.object({
   head: z.string(),
   version: z.string(),
@@ -66,7 +68,17 @@ export const HeadDocument = z.object({
   task: HeadTask.optional(),
   /** Class names (multiclass), label names (multilabel) or `[target]` (regression). */
   labels: z.array(z.string()),
-  backbone: z.object({ id: z.string(), sha256: z.string(), dim: z.number().int() }),
+  /**
+   * The input the head was trained on. Several backbones (`a+b`): `id` is the reference, `sha256` a
+   * hash of the parts' sha256s, `dim` the total, and `parts` lists them in concatenation order
+   * (absent on single-backbone heads and on heads written before composites).
+   */
+  backbone: z.object({
+    id: z.string(),
+    sha256: z.string(),
+    dim: z.number().int(),
+    parts: z.array(BackbonePart).min(2).optional(),
+  }),
   dataset: z.object({ name: z.string(), version: z.string() }),
   params: z.record(z.string(), z.unknown()),
   /** The fitted model in its type's JSON form (each type's module documents it). */
@@ -100,6 +112,8 @@ export const CalibrationReport = Calibration.extend({
 export type CalibrationReport = z.infer<typeof CalibrationReport>;
 
 export const SearchCandidate = z.object({
+  /** The backbone (or `a+b` set) the candidate was evaluated on, when `auto` searched backbones. */
+  backbone: z.string().optional(),
   type: z.string(),
   params: z.record(z.string(), z.unknown()),
   /** Mean cross-validated score (macro-F1, or RMSE for regression) and its spread over folds. */

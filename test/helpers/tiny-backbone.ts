@@ -14,9 +14,14 @@ export const NEGATIVE = ["bad", "awful", "boring", "hate", "dull", "worst"];
 export const NEUTRAL = ["the", "movie", "film", "plot", "actor", "was", "a", "this", "it", "and"];
 export const TINY_VOCAB = [...POSITIVE, ...NEGATIVE, ...NEUTRAL];
 
-/** Deterministic pseudo-random vector per word, shifted along axis 0 by sentiment. */
-export function tinyVector(word: string): Float32Array {
-  const h = createHash("sha256").update(word).digest();
+/**
+ * Deterministic pseudo-random vector per word, shifted along axis 0 by sentiment. A `salt` gives
+ * another backbone's vectors for the same words (the empty salt is the original tiny-text).
+ */
+export function tinyVector(word: string, salt = ""): Float32Array {
+  const h = createHash("sha256")
+    .update(salt === "" ? word : `${salt}\0${word}`)
+    .digest();
   const v = new Float32Array(TINY_DIM);
   for (let j = 0; j < TINY_DIM; j++) v[j] = (h[j] / 255 - 0.5) * 0.5;
   if (POSITIVE.includes(word)) v[0] += 1;
@@ -24,11 +29,15 @@ export function tinyVector(word: string): Float32Array {
   return v;
 }
 
-export async function writeTinyBackbone(dir: string, id = "tiny-text"): Promise<BackboneSpecInput> {
+export async function writeTinyBackbone(
+  dir: string,
+  id = "tiny-text",
+  opts: { salt?: string } = {},
+): Promise<BackboneSpecInput> {
   await mkdir(dir, { recursive: true });
   const matrix = new Float32Array(TINY_VOCAB.length * TINY_DIM);
   TINY_VOCAB.forEach((w, i) => {
-    matrix.set(tinyVector(w), i * TINY_DIM);
+    matrix.set(tinyVector(w, opts.salt), i * TINY_DIM);
   });
   const model = maskedMeanModel({ matrix, vocabSize: TINY_VOCAB.length, dim: TINY_DIM });
   await writeFile(join(dir, "model.onnx"), model);
