@@ -8,7 +8,7 @@ import { listCommits } from "./cache/shards.ts";
 import { type Config, configToEnv } from "./config.ts";
 import { ingestDataset, putManifest, readDatasetStatus, uploadDataset } from "./datasets/ingest.ts";
 import type { DatasetStatus } from "./datasets/status.ts";
-import { parseBackboneRef, partsOf } from "./embed/composite.ts";
+import { isCompositeRef, parseBackboneRef, partsOf } from "./embed/composite.ts";
 import { exportDataset } from "./embed/export.ts";
 import { type ImportInput, type ImportResult, importEmbeddings } from "./embed/import-embeddings.ts";
 import { embedJobId, planEmbedJob } from "./embed/plan.ts";
@@ -127,6 +127,15 @@ export class Platform {
     dataset: string,
     opts: { backbone?: string; shardSize?: number; minShards?: number } = {},
   ): Promise<EmbedJob> {
+    if (opts.backbone !== undefined && isCompositeRef(opts.backbone)) {
+      // Each part has its own cache; a set of backbones is only combined at training.
+      const parts = parseBackboneRef(opts.backbone);
+      throw new ValidationError(
+        `embed with one backbone at a time (${parts.map((p) => `\`headstart embed ${dataset} --backbone ${p}\``).join(", then ")}), ` +
+          `then train with --backbone ${opts.backbone}`,
+        { field: "backbone" },
+      );
+    }
     return planEmbedJob(this.store, dataset, await this.backbone(opts.backbone), {
       shardSize: opts.shardSize,
       minShards: opts.minShards,

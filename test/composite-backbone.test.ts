@@ -20,6 +20,7 @@ import { HeadstartError, UnsupportedError, ValidationError } from "../shared/err
 import { headToOnnx } from "../shared/heads/export-onnx.ts";
 import { HeadDocument, readHeadVersion } from "../shared/heads/version.ts";
 import { createLogger } from "../shared/log.ts";
+import { cli } from "./helpers/cli.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
 import { TINY_DIM, tinySentimentRows, toJsonlText, writeTinyBackbone } from "./helpers/tiny-backbone.ts";
 
@@ -233,6 +234,14 @@ describe("composite backbones", () => {
 
   test("unknown or repeated parts are rejected as bad input", async () => {
     await assert.rejects(
+      ctx.platform.embed("films", { backbone: REF }),
+      (e: unknown) =>
+        e instanceof ValidationError &&
+        /headstart embed films --backbone tiny-text`, then `headstart embed films --backbone tiny-b/.test(
+          e.message,
+        ),
+    );
+    await assert.rejects(
       ctx.platform.train({ dataset: "films", head: "bad", backbone: "tiny-text+nope" }),
       (e: unknown) => e instanceof ValidationError && /part nope does not exist/.test(e.message),
     );
@@ -323,6 +332,35 @@ describe("composite backbones", () => {
       ctx.platform.train({ dataset: "films", head: "x", type: "auto", backbones: [REF, "tiny-text", REF] }),
       (e: unknown) => e instanceof ValidationError && /twice/.test(e.message),
     );
+  });
+
+  test("CLI: train --backbone a+b, and --backbones adds a backbone column to auto's table", async () => {
+    const env = { HEADSTART_STORE: ctx.store.root, HEADSTART_DEFAULT_BACKBONE: "tiny-text" };
+    const train = await cli(["train", "films", "--head", "cli-combo", "--backbone", REF, "--json"], env);
+    assert.equal(train.code, 0, train.stderr);
+    const version = (JSON.parse(train.stdout) as { version: string }).version;
+    assert.equal((await readHeadVersion(ctx.store, "cli-combo", version)).head.backbone.id, REF);
+    const auto = await cli(
+      [
+        "train",
+        "films",
+        "--head",
+        "cli-auto",
+        "--type",
+        "auto",
+        "--candidates",
+        "centroid",
+        "--backbones",
+        `tiny-b,${REF}`,
+      ],
+      env,
+    );
+    assert.equal(auto.code, 0, auto.stderr);
+    assert.match(auto.stdout, /^ {2}[* ] tiny-b {11}centroid /m);
+    assert.match(auto.stdout, /^ {2}[* ] tiny-text\+tiny-b centroid /m);
+    const dup = await cli(["train", "films", "--head", "cli-bad", "--backbone", "tiny-b+tiny-b"], env);
+    assert.equal(dup.code, 2);
+    assert.match(dup.stderr, /tiny-b twice/);
   });
 
   test("API: train with backbone a+b; a repeated part is a 400", async () => {

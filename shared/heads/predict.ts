@@ -107,7 +107,10 @@ export function predictEmbeddings(
   return predictVectors(head, embeddingsToVectors(head, embeddings), embeddings.length);
 }
 
-/** Validated ready embeddings as one row-major matrix. */
+/**
+ * Validated ready embeddings as one row-major matrix. For a head over several backbones these are
+ * the finished input: each part's vector L2-normalized, concatenated in the head's part order.
+ */
 export function embeddingsToVectors(
   head: LoadedHead,
   embeddings: readonly (readonly number[])[],
