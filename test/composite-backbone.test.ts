@@ -9,6 +9,7 @@ import { after, before, describe, test } from "node:test";
 import { InferenceSession, Tensor } from "onnxruntime-node";
 import { createApp } from "../shared/api/app.ts";
 import { loadEmbedder } from "../shared/backbone/registry.ts";
+import { encodeNpy } from "../shared/cache/npy.ts";
 import {
   backboneRecord,
   loadBackboneSetDataset,
@@ -127,6 +128,36 @@ describe("composite backbones", () => {
     // A single backbone keeps its raw vectors.
     const single = await loadBackboneSetDataset(ctx.store, "films", [specs[0]]);
     assert.deepEqual(single.vectors, a.vectors);
+  });
+
+  test("rows one part cannot embed (another modality) are left out of every part", async () => {
+    const n = 30;
+    const dim = 5;
+    const vectors = Float32Array.from({ length: n * dim }, (_, i) => Math.sin(i + 1));
+    const imported = Array.from({ length: n }, (_, i) => ({ id: `v${i}`, label: i % 2 ? "pos" : "neg" }));
+    await ctx.platform.importEmbeddings("vecs", {
+      backbone: "ext-v",
+      npy: encodeNpy(vectors, n, dim),
+      rows: toJsonlText(imported),
+    });
+    const ext = await ctx.platform.backbone("ext-v");
+    const [tiny] = await ctx.platform.backboneParts("tiny-text");
+    const alone = await loadBackboneSetDataset(ctx.store, "vecs", [ext]);
+    assert.equal(alone.rows.length, n);
+    // Imported rows are vectors, not text: the text part embeds none of them, so no row survives.
+    for (const attempt of [
+      loadBackboneSetDataset(ctx.store, "vecs", [ext, tiny]),
+      ctx.platform.train({ dataset: "vecs", head: "vecs-combo", backbone: "ext-v+tiny-text" }),
+    ]) {
+      await assert.rejects(
+        attempt,
+        (e: unknown) =>
+          e instanceof ValidationError &&
+          e.message.includes(
+            `no row of dataset vecs can be embedded by every part of ext-v+tiny-text (ext-v embeds ${n}, tiny-text embeds 0 of ${n};`,
+          ),
+      );
+    }
   });
 
   test("trains on a+b and records the parts in the head version", async () => {

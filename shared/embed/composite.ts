@@ -156,6 +156,14 @@ export async function loadAlignedParts(
   const byPart = loaded.map((d) => new Map(d.rows.map((r, i) => [r.id, i])));
   const keep = loaded[0].rows.filter((r) => byPart.every((m) => m.has(r.id)));
   const total = loaded[0].rows.length + loaded[0].unsupported;
+  if (keep.length === 0 && total > 0) {
+    const counts = loaded.map((d, p) => `${specs[p].id} embeds ${d.rows.length}`).join(", ");
+    throw new ValidationError(
+      `no row of dataset ${dataset} can be embedded by every part of ${ref} (${counts} of ${total}; ` +
+        "the others are another modality)",
+      { field: "backbone" },
+    );
+  }
   const parts = loaded.map((d, p) => {
     const vectors = new Float32Array(keep.length * d.dim);
     keep.forEach((r, i) => {
