@@ -160,6 +160,9 @@ describe("use-lite-512", () => {
       `use-lite-512 vs package runtime: min cosine ${worst.toFixed(9)} (1 - min = ${(1 - worst).toExponential(2)}) over ${texts.length} texts`,
     );
     assert.ok(worst >= 0.9999, `min cosine ${worst} on ${JSON.stringify(worstText.slice(0, 80))}`);
+    // Guards against a degenerate match (constant vectors): different texts must differ.
+    const other = cosine(got.subarray(0, 512), got.subarray(40 * 512, 41 * 512));
+    assert.ok(other < 0.9, `unrelated texts have cosine ${other}`);
   });
 
   test("a text embeds the same alone, in any batch position, and in an all-empty batch", async () => {
