@@ -6,6 +6,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Tensor } from "onnxruntime-node";
 import { UnsupportedError, ValidationError } from "../errors.ts";
+import { microBatchOption, textVocabPath } from "./embedder-options.ts";
 import { getSession, type SessionOptions } from "./session.ts";
 import { BackboneSpec, type Embedder, type EmbedInput } from "./spec.ts";
 import { type EncodeOptions, loadVocab, packIds, textToIds } from "./tokenizer.ts";
@@ -58,10 +59,7 @@ export class TextEmbedder implements Embedder {
     this.vocab = vocab;
     const p = spec.preprocessing;
     this.encode = { tokenizer: p.tokenizer, maxTokens: p.maxTokens, lowercase: p.lowercase };
-    this.microBatch = opts.microBatch ?? 256;
-    if (!Number.isInteger(this.microBatch) || this.microBatch < 1) {
-      throw new ValidationError("microBatch must be a positive integer", { field: "microBatch" });
-    }
+    this.microBatch = microBatchOption(opts.microBatch, 256);
     this.sessionOptions = opts.session ?? {};
   }
 
@@ -75,25 +73,12 @@ export class TextEmbedder implements Embedder {
     assetPaths: Record<string, string>,
     opts: TextEmbedderOptions = {},
   ): Promise<TextEmbedder> {
-    if (spec.modality !== "text") {
-      throw new UnsupportedError(`backbone ${spec.id} embeds ${spec.modality}, not text`, {
-        field: "modality",
-      });
-    }
     if (spec.preprocessing.type !== "text-vocab") {
       throw new UnsupportedError(
         `TextEmbedder cannot run preprocessing ${JSON.stringify(spec.preprocessing.type)}`,
       );
     }
-    const vocabPath = assetPaths[spec.preprocessing.vocab];
-    if (!vocabPath) {
-      throw new ValidationError(
-        `no path given for vocabulary asset ${JSON.stringify(spec.preprocessing.vocab)}`,
-        {
-          field: "assetPaths",
-        },
-      );
-    }
+    const vocabPath = textVocabPath(spec, assetPaths, spec.preprocessing.vocab);
     const vocab = await sharedVocab(vocabPath);
     const embedder = new TextEmbedder(spec, modelPath, vocab, opts);
     await embedder.session();

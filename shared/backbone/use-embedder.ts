@@ -7,6 +7,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type InferenceSession, Tensor } from "onnxruntime-node";
 import { UnsupportedError, ValidationError } from "../errors.ts";
+import { microBatchOption, textVocabPath } from "./embedder-options.ts";
 import { SentencepieceTokenizer } from "./sentencepiece.ts";
 import { getSession, type SessionOptions } from "./session.ts";
 import { BackboneSpec, type Embedder, type EmbedInput } from "./spec.ts";
@@ -68,10 +69,7 @@ export class SparseTextEmbedder implements Embedder {
     this.pre = pre;
     this.modelPath = modelPath;
     this.tokenizer = tokenizer;
-    this.microBatch = opts.microBatch ?? 32;
-    if (!Number.isInteger(this.microBatch) || this.microBatch < 1) {
-      throw new ValidationError("microBatch must be a positive integer", { field: "microBatch" });
-    }
+    this.microBatch = microBatchOption(opts.microBatch, 32);
     this.sessionOptions = opts.session ?? {};
   }
 
@@ -82,21 +80,11 @@ export class SparseTextEmbedder implements Embedder {
     assetPaths: Record<string, string>,
     opts: SparseTextEmbedderOptions = {},
   ): Promise<SparseTextEmbedder> {
-    if (spec.modality !== "text") {
-      throw new UnsupportedError(`backbone ${spec.id} embeds ${spec.modality}, not text`, {
-        field: "modality",
-      });
-    }
     const pre = spec.preprocessing;
     if (pre.type !== "sentencepiece-sparse") {
       throw new UnsupportedError(`SparseTextEmbedder cannot run preprocessing ${JSON.stringify(pre.type)}`);
     }
-    const vocabPath = assetPaths[pre.vocab];
-    if (!vocabPath) {
-      throw new ValidationError(`no path given for vocabulary asset ${JSON.stringify(pre.vocab)}`, {
-        field: "assetPaths",
-      });
-    }
+    const vocabPath = textVocabPath(spec, assetPaths, pre.vocab);
     const tokenizer = await sharedTokenizer(vocabPath, pre.reservedCount);
     const embedder = new SparseTextEmbedder(spec, pre, modelPath, tokenizer, opts);
     await embedder.session();

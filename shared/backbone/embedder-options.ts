@@ -1,0 +1,28 @@
+/** Checks every text embedder makes on its spec and options, in one place. */
+import { UnsupportedError, ValidationError } from "../errors.ts";
+import type { BackboneSpec } from "./spec.ts";
+
+/** The local path of a text backbone's vocabulary asset; throws naming what is wrong. */
+export function textVocabPath(spec: BackboneSpec, assetPaths: Record<string, string>, vocab: string): string {
+  if (spec.modality !== "text") {
+    throw new UnsupportedError(`backbone ${spec.id} embeds ${spec.modality}, not text`, {
+      field: "modality",
+    });
+  }
+  const path = assetPaths[vocab];
+  if (!path) {
+    throw new ValidationError(`no path given for vocabulary asset ${JSON.stringify(vocab)}`, {
+      field: "assetPaths",
+    });
+  }
+  return path;
+}
+
+/** Items per `session.run`: `value`, or `fallback` when absent. */
+export function microBatchOption(value: number | undefined, fallback: number): number {
+  const microBatch = value ?? fallback;
+  if (!Number.isInteger(microBatch) || microBatch < 1) {
+    throw new ValidationError("microBatch must be a positive integer", { field: "microBatch" });
+  }
+  return microBatch;
+}
