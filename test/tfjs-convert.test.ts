@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { InferenceSession, Tensor } from "onnxruntime-node";
+import { decodeModel } from "../shared/backbone/onnx-writer.ts";
 import { convertGraphModel } from "../shared/backbone/tfjs/convert.ts";
 import {
   decodeWeights,
@@ -771,6 +772,32 @@ describe("matrix ops", () => {
       [1, 1, 2, 2],
       [0, 1, 2, 3].map((i) => 2 * (xv[i] as number) - (xv[i + 4] as number)),
     );
+  });
+  test("Conv2D 1x1 NHWC becomes a MatMul over the channel axis", async () => {
+    // 1x2x1x3 input, 1x1x3x2 kernel: out[c'] = sum_c x[c] * w[c][c'].
+    const w = [1, -1, 2, 0.5, 0, 3];
+    const g = graph(
+      [
+        ph("x"),
+        op("y", "Conv2D", ["x", "w"], {
+          strides: ints([1, 1, 1, 1]),
+          padding: bytes("SAME"),
+          data_format: bytes("NHWC"),
+        }),
+      ],
+      [k("w", "float32", [1, 1, 3, 2], w)],
+    );
+    const ops = decodeModel(convertGraphModel(g.model, g.weights, { outputs: ["y"] })).graph?.node?.map(
+      (n) => n.opType,
+    );
+    assert.ok(ops?.includes("MatMul") && !ops.includes("Conv") && !ops.includes("Transpose"), `${ops}`);
+    const xv = [1, 2, 3, -4, 5, 0.5];
+    const expect = [0, 1].flatMap((p) =>
+      [0, 1].map((o) =>
+        [0, 1, 2].reduce((a, c) => a + (xv[3 * p + c] as number) * (w[2 * c + o] as number), 0),
+      ),
+    );
+    await check(g, "y", { x: f32([1, 2, 1, 3], xv) }, [1, 2, 1, 2], expect);
   });
   test("Conv2D NHWC with HWIO kernel, SAME padding and stride 2", async () => {
     // 1x4x4x1 input, 3x3x1x2 kernel: channel 0 sums the window, channel 1 picks the centre.

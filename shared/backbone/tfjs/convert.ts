@@ -217,6 +217,10 @@ export function convertGraphModel(
         const c = consts.get(`${node}:${k}`);
         return c ? constNumbers(c) : undefined;
       },
+      constShape: (i) => {
+        const { node, k } = splitRef(refs[i] ?? fail(`missing input ${i}`));
+        return consts.get(`${node}:${k}`)?.shape;
+      },
       needConst: (i, what) =>
         ctx.constant(i) ?? fail(`${what} must be a Const (input ${refs[i]} is computed)`),
       tmp,

@@ -25,6 +25,8 @@ export interface OpContext {
   dtype(i: number): TfDType;
   /** The values of input `i` when it is a `Const` (flattened), else undefined. */
   constant(i: number): number[] | undefined;
+  /** The shape of input `i` when it is a `Const`, else undefined. */
+  constShape(i: number): readonly number[] | undefined;
   /** Like `constant`, but a dynamic input is an error that names the node and what was needed. */
   needConst(i: number, what: string): number[];
   /** A fresh internal value name (TF names cannot contain `#`, so these never collide). */
@@ -231,6 +233,14 @@ function conv2d(c: OpContext): TfValue[] {
     const [h0, h1, w0, w1] = (nhwc ? p.slice(2, 6) : p.slice(4, 8)) as number[];
     attrs.pads = attr.ints([h0 as number, w0 as number, h1 as number, w1 as number]);
   } else c.fail(`padding ${padding} is not supported`);
+  const k = c.constShape(1);
+  if (nhwc && k?.[0] === 1 && k[1] === 1 && [...strides, ...dilations].every((v) => v === 1)) {
+    // A 1×1 convolution over NHWC is a product over the channel axis; as MatMul it skips the four
+    // layout transposes and the blocked-layout reorders of Conv (the encoder's attention
+    // projections are such convolutions).
+    const w = c.emit("Reshape", [c.input(1), c.lit("int64", [k[2] as number, k[3] as number])])[0] as string;
+    return out(c.emit("MatMul", [c.input(0), w])[0] as string, c.dtype(0));
+  }
   let x = c.input(0);
   if (nhwc) x = c.emit("Transpose", [x], { perm: attr.ints([0, 3, 1, 2]) })[0] as string;
   // TF kernels are HWIO; ONNX wants OIHW.
