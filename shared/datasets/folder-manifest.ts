@@ -1,0 +1,211 @@
+/**
+ * A labelled folder → manifest rows, for the most common way image datasets are shared:
+ *
+ *     <dir>/<label>/<file>            → { image: "<label>/<file>", label: "<label>" }
+ *     <dir>/test/<label>/<file>       → { image: "test/<label>/<file>", label: "<label>", split: "test" }
+ *
+ * `val/` and `validation/` are read like `test/` (the manifest has only train and test splits;
+ * rows without `split` are training rows). `splitFolders: false` reads those names as labels.
+ * `image` is the file's path below `dir` with `/` separators, which is also the key the file
+ * must be uploaded under (`datasets/<name>/files/<image>`); rows are sorted by it (code-unit
+ * order, independent of locale) so the same folder always gives the same manifest.
+ *
+ * Files the convention cannot place are returned in `skipped` with a reason, never silently
+ * dropped: files directly under `dir` (or directly under `test/`), folders nested deeper than
+ * `<label>/<file>`, hidden entries (`.DS_Store`, `._*`, `.git/`), files without an image
+ * extension (IMAGE_EXTENSIONS, any case), names the store cannot hold, broken links, empty
+ * label folders. Label folder names are the labels as-is; one that cannot be a label (control
+ * characters, too long, not UTF-8) fails the whole call with a ValidationError naming every
+ * such folder, since silently dropping a class would skew everything trained on the rest.
+ *
+ * Symbolic links are followed one level (a linked label folder or file counts as what it points
+ * to); the walk never goes deeper than the convention, so link cycles cannot loop it.
+ */
+import { type Dirent, promises as fs } from "node:fs";
+import { join } from "node:path";
+import { ValidationError } from "../errors.ts";
+import { assertRelativeFilePath } from "../layout.ts";
+import { LabelName } from "./manifest.ts";
+
+export const IMAGE_EXTENSIONS = [".jpg", ".jpeg", ".png", ".webp", ".gif"] as const;
+export const TEST_SPLIT_FOLDERS = ["test", "val", "validation"] as const;
+
+export interface FolderRow {
+  /** Path below the folder, `/`-separated: the manifest's `image` field and the file's upload key. */
+  image: string;
+  label: string;
+  split?: "test";
+}
+
+export interface SkippedEntry {
+  /** Path below the folder, `/`-separated; folders end with `/`. */
+  path: string;
+  reason: string;
+}
+
+export interface FolderManifest {
+  rows: FolderRow[];
+  skipped: SkippedEntry[];
+}
+
+export interface FolderManifestOptions {
+  /** Read top-level `test/`, `val/`, `validation/` as the test split (default true). */
+  splitFolders?: boolean;
+}
+
+type Kind = "file" | "dir" | "other" | "broken";
+
+async function kindOf(dir: string, entry: Dirent): Promise<Kind> {
+  if (entry.isFile()) return "file";
+  if (entry.isDirectory()) return "dir";
+  if (!entry.isSymbolicLink()) return "other";
+  try {
+    const st = await fs.stat(join(dir, entry.name));
+    return st.isFile() ? "file" : st.isDirectory() ? "dir" : "other";
+  } catch {
+    return "broken";
+  }
+}
+
+async function list(dir: string): Promise<Array<{ name: string; kind: Kind }>> {
+  const entries = await fs.readdir(dir, { withFileTypes: true });
+  const out = await Promise.all(entries.map(async (e) => ({ name: e.name, kind: await kindOf(dir, e) })));
+  return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+// macOS litters `.DS_Store` and AppleDouble `._name` files; editors and VCS leave dot-folders.
+const isHidden = (name: string) => name.startsWith(".");
+// readdir turns bytes that are not UTF-8 into U+FFFD, a name that no longer opens the file.
+const notUtf8 = (name: string) => name.includes("\uFFFD");
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+function extensionOf(name: string): string {
+  const dot = name.lastIndexOf(".");
+  return dot <= 0 ? "" : name.slice(dot).toLowerCase();
+}
+
+/** Why `name` cannot be a label, or undefined when it can. */
+function labelProblem(name: string): string | undefined {
+  if (notUtf8(name)) return "the name is not valid UTF-8";
+  if (CONTROL.test(name)) return "the name contains control characters";
+  // Every file below it would fail the store's path rule, losing the whole class.
+  if (name.includes("\\") || name.includes(".~"))
+    return "the name contains '\\' or '.~', which file paths cannot";
+  const parsed = LabelName.safeParse(name);
+  return parsed.success ? undefined : parsed.error.issues[0].message;
+}
+
+/** Why `key` cannot be a stored file path, or undefined when it can. */
+function keyProblem(key: string, name: string): string | undefined {
+  if (notUtf8(name)) return "the file name is not valid UTF-8";
+  if (CONTROL.test(name)) return "the file name contains control characters";
+  try {
+    assertRelativeFilePath(key);
+    return undefined;
+  } catch {
+    return "the path cannot be stored (it contains '\\' or '.~', or is longer than 1024 characters)";
+  }
+}
+
+export async function manifestFromFolder(
+  dir: string,
+  opts: FolderManifestOptions = {},
+): Promise<FolderManifest> {
+  const splitFolders = opts.splitFolders ?? true;
+  let top: Awaited<ReturnType<typeof list>>;
+  try {
+    top = await list(dir);
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    throw new ValidationError(
+      code === "ENOENT"
+        ? `folder ${dir} does not exist`
+        : code === "ENOTDIR"
+          ? `${dir} is not a folder`
+          : `cannot read folder ${dir}: ${(cause as Error).message}`,
+      { field: "dir", cause },
+    );
+  }
+  const rows: FolderRow[] = [];
+  const skipped: SkippedEntry[] = [];
+  const badLabels: Array<{ folder: string; problem: string }> = [];
+  const skip = (path: string, reason: string) => skipped.push({ path, reason });
+
+  /** `<prefix><label>/` holding image files. */
+  async function readLabel(prefix: string, label: string, split: "test" | undefined): Promise<void> {
+    const folder = `${prefix}${label}/`;
+    const problem = labelProblem(label);
+    if (problem !== undefined) {
+      badLabels.push({ folder, problem });
+      return;
+    }
+    let found = 0;
+    for (const entry of await list(join(dir, prefix, label))) {
+      const path = `${folder}${entry.name}`;
+      if (isHidden(entry.name)) {
+        skip(entry.kind === "dir" ? `${path}/` : path, "hidden");
+      } else if (entry.kind === "dir") {
+        skip(
+          `${path}/`,
+          `folder nested deeper than ${prefix}<label>/<file>` +
+            (prefix === "" && label === "train"
+              ? " (a top-level train/ folder is not read as a split: move its <label>/ folders up)"
+              : ""),
+        );
+      } else if (entry.kind === "broken") {
+        skip(path, "broken symbolic link");
+      } else if (entry.kind === "other") {
+        skip(path, "not a regular file");
+      } else if (!(IMAGE_EXTENSIONS as readonly string[]).includes(extensionOf(entry.name))) {
+        skip(path, `not an image file name (accepted: ${IMAGE_EXTENSIONS.join(", ")})`);
+      } else {
+        const bad = keyProblem(path, entry.name);
+        if (bad !== undefined) {
+          skip(path, bad);
+          continue;
+        }
+        rows.push(split === undefined ? { image: path, label } : { image: path, label, split });
+        found++;
+      }
+    }
+    if (found === 0) skip(folder, "no image files in this label folder");
+  }
+
+  for (const entry of top) {
+    if (isHidden(entry.name)) {
+      skip(entry.kind === "dir" ? `${entry.name}/` : entry.name, "hidden");
+    } else if (entry.kind === "broken") {
+      skip(entry.name, "broken symbolic link");
+    } else if (entry.kind !== "dir") {
+      skip(entry.name, "directly under the folder: files go in a <label>/ folder");
+    } else if (splitFolders && (TEST_SPLIT_FOLDERS as readonly string[]).includes(entry.name)) {
+      const prefix = `${entry.name}/`;
+      for (const sub of await list(join(dir, entry.name))) {
+        if (isHidden(sub.name)) skip(`${prefix}${sub.name}${sub.kind === "dir" ? "/" : ""}`, "hidden");
+        else if (sub.kind === "dir") await readLabel(prefix, sub.name, "test");
+        else
+          skip(
+            `${prefix}${sub.name}`,
+            `directly under ${prefix}: test files go in a ${prefix}<label>/ folder`,
+          );
+      }
+    } else {
+      await readLabel("", entry.name, undefined);
+    }
+  }
+
+  if (badLabels.length > 0) {
+    throw new ValidationError(
+      `${badLabels.length} label folder${badLabels.length > 1 ? "s have names" : " has a name"} that cannot be a label: ${badLabels
+        .slice(0, 10)
+        .map((b) => `${JSON.stringify(b.folder)} (${b.problem})`)
+        .join(", ")}${badLabels.length > 10 ? ", …" : ""}`,
+      { field: badLabels[0].folder, details: { folders: badLabels } },
+    );
+  }
+  const byPath = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  rows.sort((a, b) => byPath(a.image, b.image));
+  skipped.sort((a, b) => byPath(a.path, b.path));
+  return { rows, skipped };
+}
