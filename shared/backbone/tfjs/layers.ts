@@ -157,8 +157,9 @@ function asFunctional(
   if (layers.length === 0)
     throw new ValidationError(`${path}: Sequential model without layers`, { field: path });
   const out: KerasLayer[] = [];
+  const hasInput = layers[0]?.class_name === "InputLayer";
   let prev: string;
-  if (layers[0]?.class_name === "InputLayer") {
+  if (hasInput) {
     out.push(layers[0]);
     prev = layerName(layers[0]);
   } else {
@@ -174,7 +175,7 @@ function asFunctional(
       inbound_nodes: [],
     });
   }
-  for (const l of layers.slice(out.length === 1 && layers[0]?.class_name === "InputLayer" ? 1 : 0)) {
+  for (const l of layers.slice(hasInput ? 1 : 0)) {
     out.push({ ...l, inbound_nodes: [[[prev, 0, 0, {}]]] });
     prev = layerName(l);
   }
