@@ -16,6 +16,8 @@ export const ShardRow = z.object({
   label: z.union([z.string(), z.number(), z.array(z.string())]).optional(),
   split: z.enum(["train", "test"]).optional(),
   sha: z.string(),
+  /** The item could not be embedded (a corrupt file…): its vector is zeros and never used. */
+  error: z.object({ reason: z.string(), message: z.string() }).optional(),
 });
 export type ShardRow = z.infer<typeof ShardRow>;
 
@@ -136,6 +138,8 @@ export interface LoadedCache {
   backboneSha?: string;
   /** Item address → its vector (a view into the shard's buffer). */
   vectors: Map<string, Float32Array>;
+  /** Item address → why it could not be embedded. */
+  failures: Map<string, { reason: string; message: string }>;
   shards: number;
 }
 
@@ -150,6 +154,7 @@ export async function loadCache(
   backboneSha?: string,
 ): Promise<LoadedCache> {
   const vectors = new Map<string, Float32Array>();
+  const failures = new Map<string, { reason: string; message: string }>();
   let dim = 0;
   const commits = (await listCommits(store, backbone, dataset)).filter(
     (c) => backboneSha === undefined || c.backboneSha === backboneSha,
@@ -175,8 +180,24 @@ export async function loadCache(
       throw new HeadstartError("internal", `cache shard ${key} has dim ${cols}, others ${dim}`);
     dim = cols;
     shardRows.forEach((r, i) => {
-      vectors.set(r.sha, data.subarray(i * cols, (i + 1) * cols));
+      if (r.error) failures.set(r.sha, r.error);
+      else vectors.set(r.sha, data.subarray(i * cols, (i + 1) * cols));
     });
   }
-  return { dim, backboneSha, vectors, shards: commits.length };
+  return { dim, backboneSha, vectors, failures, shards: commits.length };
+}
+
+/** Every committed item that could not be embedded, with its reason (for a dataset's status). */
+export async function cachedFailures(
+  store: ObjectStore,
+  backbone: string,
+  dataset: string,
+): Promise<Array<{ id: string; sha: string; reason: string; message: string }>> {
+  const out: Array<{ id: string; sha: string; reason: string; message: string }> = [];
+  for (const commit of await listCommits(store, backbone, dataset)) {
+    for (const row of await readShardRows(store, commit)) {
+      if (row.error) out.push({ id: row.id, sha: row.sha, ...row.error });
+    }
+  }
+  return out;
 }

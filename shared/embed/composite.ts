@@ -155,7 +155,7 @@ export async function loadAlignedParts(
   if (loaded.length === 1) return { base: loaded[0], parts: loaded };
   const byPart = loaded.map((d) => new Map(d.rows.map((r, i) => [r.id, i])));
   const keep = loaded[0].rows.filter((r) => byPart.every((m) => m.has(r.id)));
-  const total = loaded[0].rows.length + loaded[0].unsupported;
+  const total = loaded[0].rows.length + loaded[0].unsupported + loaded[0].failed.length;
   if (keep.length === 0 && total > 0) {
     const counts = loaded.map((d, p) => `${specs[p].id} embeds ${d.rows.length}`).join(", ");
     throw new ValidationError(
@@ -164,13 +164,15 @@ export async function loadAlignedParts(
       { field: "backbone" },
     );
   }
+  // A row whose file one part could not embed is left out of every part.
+  const failed = [...new Map(loaded.flatMap((d) => d.failed.map((f) => [f.id, f] as const))).values()];
   const parts = loaded.map((d, p) => {
     const vectors = new Float32Array(keep.length * d.dim);
     keep.forEach((r, i) => {
       const src = byPart[p].get(r.id)!;
       vectors.set(d.vectors.subarray(src * d.dim, (src + 1) * d.dim), i * d.dim);
     });
-    return { ...d, rows: keep, vectors, unsupported: total - keep.length };
+    return { ...d, rows: keep, vectors, unsupported: total - keep.length - failed.length, failed };
   });
   return { base: parts[0], parts };
 }

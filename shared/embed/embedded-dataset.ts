@@ -22,6 +22,8 @@ export interface EmbeddedDataset {
   vectors: Float32Array;
   /** Rows the backbone cannot embed (another modality). */
   unsupported: number;
+  /** Rows whose file could not be embedded (corrupt, unsupported format…): left out, with why. */
+  failed: Array<{ id: string; reason: string; message: string }>;
 }
 
 export async function loadEmbeddedDataset(
@@ -38,13 +40,20 @@ export async function loadEmbeddedDataset(
   const found: Float32Array[] = [];
   const missing: string[] = [];
   let unsupported = 0;
+  const failed: EmbeddedDataset["failed"] = [];
   const embedding = embeddingKey(backbone);
   for (const row of current.rows) {
     if (modalityOf(row) !== backbone.modality) {
       unsupported++;
       continue;
     }
-    const vec = cache.vectors.get(await rowItemSha(store, dataset, embedding, row));
+    const sha = await rowItemSha(store, dataset, embedding, row);
+    const vec = cache.vectors.get(sha);
+    const failure = vec ? undefined : cache.failures.get(sha);
+    if (failure) {
+      failed.push({ id: row.id, ...failure });
+      continue;
+    }
     if (!vec) {
       missing.push(row.id);
       continue;
@@ -68,5 +77,5 @@ export async function loadEmbeddedDataset(
   found.forEach((v, i) => {
     vectors.set(v, i * dim);
   });
-  return { dataset, version: current.version, dim, rows, vectors, unsupported };
+  return { dataset, version: current.version, dim, rows, vectors, unsupported, failed };
 }

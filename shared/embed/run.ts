@@ -3,7 +3,7 @@
  * where it stopped and never re-embeds a committed item. The same function runs inside the
  * SageMaker container (over the shards assigned to that instance) and in the local worker.
  */
-import type { Embedder, EmbedInput } from "../backbone/spec.ts";
+import type { Embedder, EmbedInput, ItemFailure } from "../backbone/spec.ts";
 import { normalizeText } from "../cache/address.ts";
 import { isCommitted, writeShard } from "../cache/shards.ts";
 import { HeadstartError, NotFoundError } from "../errors.ts";
@@ -51,8 +51,16 @@ export interface RunShardsResult {
   job: string;
   shardsCommitted: number;
   shardsSkipped: number;
+  /** Items committed by this run, failed ones included. */
   itemsEmbedded: number;
+  /** Items this run could not embed (corrupt or unsupported files), each kept with its reason. */
+  itemsFailed: number;
+  /** The first of them. */
+  failures: Array<{ id: string; reason: string; message: string }>;
 }
+
+/** How many failures a run result lists; the cache keeps every one. */
+const LISTED_FAILURES = 100;
 
 async function inputOf(store: ObjectStore, dataset: string, item: PlannedItem): Promise<EmbedInput> {
   // The address covers the normalized text, so the backbone must see exactly that text.
@@ -85,7 +93,14 @@ export async function runEmbedShards(
     throw new NotFoundError(`shards ${unknown.join(", ")} in job ${job.job}`, { field: "shards" });
 
   const pending: number[] = [];
-  const result: RunShardsResult = { job: job.job, shardsCommitted: 0, shardsSkipped: 0, itemsEmbedded: 0 };
+  const result: RunShardsResult = {
+    job: job.job,
+    shardsCommitted: 0,
+    shardsSkipped: 0,
+    itemsEmbedded: 0,
+    itemsFailed: 0,
+    failures: [],
+  };
   for (const shard of wanted) {
     if (await isCommitted(store, job.backbone, job.dataset, shard)) {
       result.shardsSkipped++;
@@ -112,11 +127,21 @@ export async function runEmbedShards(
     const started = performance.now();
     const plan = await readShardPlan(store, job.backbone, job.dataset, shard);
     const vectors = new Float32Array(plan.items.length * dim);
+    const errors: (ItemFailure | undefined)[] = new Array(plan.items.length).fill(undefined);
     for (let start = 0; start < plan.items.length; start += batchSize) {
       opts.signal?.throwIfAborted();
       const batch = plan.items.slice(start, start + batchSize);
       const inputs = await Promise.all(batch.map((item) => inputOf(store, job.dataset, item)));
-      const out = await embedder.embed(inputs);
+      let out: Float32Array;
+      if (embedder.embedSettled) {
+        const settled = await embedder.embedSettled(inputs);
+        out = settled.vectors;
+        settled.failures.forEach((f, k) => {
+          errors[start + k] = f;
+        });
+      } else {
+        out = await embedder.embed(inputs);
+      }
       if (out.length !== batch.length * dim) {
         throw new HeadstartError(
           "internal",
@@ -140,16 +165,22 @@ export async function runEmbedShards(
       job: job.job,
       dim,
       vectors,
-      rows: plan.items.map((it) => ({
+      rows: plan.items.map((it, i) => ({
         id: it.id,
         ...(it.label === undefined ? {} : { label: it.label }),
         ...(it.split === undefined ? {} : { split: it.split }),
         sha: it.sha,
+        ...(errors[i] === undefined ? {} : { error: errors[i] }),
       })),
     });
     if (committed) {
       result.shardsCommitted++;
       result.itemsEmbedded += plan.items.length;
+      errors.forEach((e, i) => {
+        if (!e) return;
+        result.itemsFailed++;
+        if (result.failures.length < LISTED_FAILURES) result.failures.push({ id: plan.items[i]!.id, ...e });
+      });
     } else {
       result.shardsSkipped++;
     }

@@ -676,7 +676,13 @@ export async function trainHead(
   const record = backboneRecord(input.specs);
   const version = newVersionId();
   const createdAt = new Date().toISOString();
-  const counts = { train: trainPos.length, test: testPos.length, unlabeled, unsupported: data.unsupported };
+  const counts = {
+    train: trainPos.length,
+    test: testPos.length,
+    unlabeled,
+    unsupported: data.unsupported,
+    failed: data.failed.length,
+  };
   const storedParams = { ...params, cv: trainFolds, seed };
   const info = kind.info?.(model) ?? {};
   const head: HeadDocument = {

@@ -145,7 +145,14 @@ export const Report = z.object({
   regression: RegressionMetrics.optional(),
   calibration: CalibrationReport.optional(),
   search: Search.optional(),
-  counts: z.object({ train: z.number(), test: z.number(), unlabeled: z.number(), unsupported: z.number() }),
+  counts: z.object({
+    train: z.number(),
+    test: z.number(),
+    unlabeled: z.number(),
+    unsupported: z.number(),
+    /** Rows whose file could not be embedded (absent before images). */
+    failed: z.number().optional(),
+  }),
   trainSeconds: z.number(),
   iterations: z.number().optional(),
   epochs: z.number().optional(),
