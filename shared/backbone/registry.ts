@@ -12,6 +12,8 @@ import { assertName, keys } from "../layout.ts";
 import { getJson, putJson } from "../store/json.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { ensureGloveBackbone } from "./glove.ts";
+import { ImageEmbedder } from "./image-embedder.ts";
+import { ensureInceptionBackbone, ensureMobileNetBackbone } from "./mobilenet.ts";
 import { BackboneSpec, type Embedder } from "./spec.ts";
 import { TextEmbedder } from "./text-embedder.ts";
 import { SparseTextEmbedder } from "./use-embedder.ts";
@@ -21,6 +23,8 @@ import { ensureUseLiteBackbone } from "./use-lite.ts";
 const BUILT_IN: Record<string, (modelsDir: string) => Promise<{ dir: string }>> = {
   "glove-100d": (modelsDir) => ensureGloveBackbone(modelsDir),
   "use-lite-512": (modelsDir) => ensureUseLiteBackbone(modelsDir),
+  "mobilenet-v2-1280": (modelsDir) => ensureMobileNetBackbone(modelsDir),
+  "inception-v3-2048": (modelsDir) => ensureInceptionBackbone(modelsDir),
 };
 
 export const BUILT_IN_BACKBONES = Object.keys(BUILT_IN);
@@ -145,13 +149,10 @@ export function loadEmbedder(
           { field: "inputs" },
         );
       }
-      if (spec.modality !== "text") {
-        throw new UnsupportedError(
-          `backbone ${id} has modality ${spec.modality}; this build embeds text only`,
-          {
-            field: "backbone",
-          },
-        );
+      if (spec.modality === "audio") {
+        throw new UnsupportedError(`backbone ${id} has modality audio; this build embeds text and images`, {
+          field: "backbone",
+        });
       }
       // The files are checked against backbone.json before use: a GPU job and an API Lambda
       // reading the same bucket must run the very model the cache addresses were made with.
@@ -175,6 +176,8 @@ export function loadEmbedder(
           return TextEmbedder.create(spec, modelPath, assetPaths);
         case "sentencepiece-sparse":
           return SparseTextEmbedder.create(spec, modelPath, assetPaths);
+        case "image":
+          return ImageEmbedder.create(spec, modelPath);
         default:
           throw new UnsupportedError(
             `backbone ${id}: this build cannot run preprocessing ${JSON.stringify(spec.preprocessing.type)}`,
