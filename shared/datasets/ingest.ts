@@ -16,6 +16,7 @@ import {
 import { keys, type ManifestFormat, parseKey } from "../layout.ts";
 import { decodeUtf8, getJson, parseJsonl, putJson, toJsonl } from "../store/json.ts";
 import type { ObjectStore } from "../store/types.ts";
+import { manifestFromFolder, type SkippedEntry } from "./folder-manifest.ts";
 import {
   DatasetRow,
   MAX_REJECTIONS_LISTED,
@@ -229,7 +230,37 @@ export async function readDatasetRows(
  * the way a user would drop it in the bucket. Files go first so the manifest never references
  * a file that is not there yet.
  */
-export async function uploadDataset(store: ObjectStore, dataset: string, localPath: string): Promise<string> {
+export interface UploadResult {
+  manifestKey: string;
+  /** A labelled folder: files the `<label>/<file>` convention could not place, with why. */
+  skipped?: SkippedEntry[];
+}
+
+/** Files in flight at once: enough to hide S3 latency, few enough for small machines. */
+const UPLOAD_CONCURRENCY = 8;
+
+async function putFiles(store: ObjectStore, dataset: string, files: Array<{ local: string; rel: string }>) {
+  let next = 0;
+  const worker = async () => {
+    while (next < files.length) {
+      const f = files[next++] as { local: string; rel: string };
+      await store.put(keys.datasetFile(dataset, f.rel), await fs.readFile(f.local));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(UPLOAD_CONCURRENCY, files.length) }, worker));
+}
+
+/**
+ * Uploads a dataset from the local disk: a manifest file; a directory with one manifest and
+ * `files/`; or a labelled folder of images (`<label>/<file>`, optional `test/<label>/<file>`),
+ * whose manifest is generated. Files go first and the manifest last, since the manifest is what
+ * makes the upload visible.
+ */
+export async function uploadDataset(
+  store: ObjectStore,
+  dataset: string,
+  localPath: string,
+): Promise<UploadResult> {
   const st = await fs.stat(localPath).catch(() => undefined);
   if (!st) throw new ValidationError(`no such file or directory: ${localPath}`, { field: "manifest" });
   let manifestPath = localPath;
@@ -243,24 +274,52 @@ export async function uploadDataset(store: ObjectStore, dataset: string, localPa
         )
       )
         present.push(n);
+    if (present.length === 0) return uploadLabelledFolder(store, dataset, localPath);
     if (present.length !== 1) {
       throw new ValidationError(`${localPath} must hold exactly one of manifest.jsonl, manifest.csv`, {
         field: "manifest",
       });
     }
-    manifestPath = join(localPath, present[0]);
+    manifestPath = join(localPath, present[0] as string);
     const filesDir = join(localPath, "files");
-    for (const file of await walkFiles(filesDir)) {
-      const rel = relative(filesDir, file).split(sep).join("/");
-      await store.put(keys.datasetFile(dataset, rel), await fs.readFile(file));
-    }
+    const files = (await walkFiles(filesDir)).map((local) => ({
+      local,
+      rel: relative(filesDir, local).split(sep).join("/"),
+    }));
+    await putFiles(store, dataset, files);
   }
-  return putManifest(
+  const manifestKey = await putManifest(
     store,
     dataset,
     manifestFormatOf(basename(manifestPath)),
     await fs.readFile(manifestPath),
   );
+  return { manifestKey };
+}
+
+/** Longest id the manifest takes; longer paths keep the generated `line-N` id. */
+const MAX_ID_CHARS = 256;
+
+async function uploadLabelledFolder(store: ObjectStore, dataset: string, dir: string): Promise<UploadResult> {
+  const { rows, skipped } = await manifestFromFolder(dir);
+  if (rows.length === 0) {
+    throw new ValidationError(
+      `${dir} has no manifest.jsonl or manifest.csv and no images in <label>/<file> folders` +
+        (skipped.length
+          ? ` (${skipped.length} entries skipped, first: ${skipped[0]?.path}: ${skipped[0]?.reason})`
+          : ""),
+      { field: "manifest" },
+    );
+  }
+  await putFiles(
+    store,
+    dataset,
+    rows.map((r) => ({ local: join(dir, ...r.image.split("/")), rel: r.image })),
+  );
+  // The path is a stable id: adding files to the folder later does not renumber the others.
+  const lines = rows.map((r) => JSON.stringify(r.image.length <= MAX_ID_CHARS ? { id: r.image, ...r } : r));
+  const manifestKey = await putManifest(store, dataset, "jsonl", `${lines.join("\n")}\n`);
+  return { manifestKey, skipped };
 }
 
 /**
