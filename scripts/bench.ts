@@ -1,20 +1,23 @@
 /**
  * `npm run bench` — figures for docs/benchmarks.md, measured side by side in one run:
+ *   0. sentences/s of every text backbone vs raw `session.run` on the same batches (and, for
+ *      use-lite-512, vs the package's own runtime);
  *   1. embedding throughput of the batch stage vs raw `session.run` on the very same batches;
  *   2. head training time and test accuracy vs scikit-learn on the same exported embeddings.
  * Prints the machine and medians of interleaved repetitions. Not a test: nothing is asserted.
  *
- *   npm run bench -- [--items 5000] [--reps 3] [--store .headstart-bench]
+ *   npm run bench -- [--items 5000] [--sentences 1000] [--reps 3] [--store .headstart-bench]
  */
 import { execFile } from "node:child_process";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { env as ortEnv, Tensor } from "onnxruntime-node";
-import { loadEmbedder } from "../shared/backbone/registry.ts";
+import { builtInEmbedder, loadEmbedder } from "../shared/backbone/registry.ts";
 import { getSession } from "../shared/backbone/session.ts";
 import type { TextEmbedder } from "../shared/backbone/text-embedder.ts";
 import { packIds } from "../shared/backbone/tokenizer.ts";
+import { SparseTextEmbedder } from "../shared/backbone/use-embedder.ts";
 import { normalizeText } from "../shared/cache/address.ts";
 import { loadConfig, PACKAGE_ROOT } from "../shared/config.ts";
 import { runDemo } from "../shared/demo.ts";
@@ -34,11 +37,13 @@ const { values: args } = parseArgs({
   options: {
     items: { type: "string", default: "5000" },
     reps: { type: "string", default: "3" },
+    sentences: { type: "string", default: "1000" },
     store: { type: "string", default: join(PACKAGE_ROOT, ".headstart-bench") },
   },
 });
 const ITEMS = Number(args.items);
 const REPS = Number(args.reps);
+const SENTENCES = Number(args.sentences);
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -183,6 +188,98 @@ async function headBench(platform: Platform) {
   };
 }
 
+/** The first `count` sentences of IMDB reviews (split on . ! ?), normalized as the cache does. */
+async function imdbSentences(count: number): Promise<string[]> {
+  const out: string[] = [];
+  for (const r of await loadImdb(2500)) {
+    for (const s of r.text.replace(/<br\s*\/?>/g, " ").split(/(?<=[.!?])\s+/)) {
+      const t = normalizeText(s);
+      if (t.length > 0) out.push(t);
+    }
+    if (out.length >= count) break;
+  }
+  return out.slice(0, count);
+}
+
+/** Each text backbone's default micro-batch: the encoder pays for padding quadratically. */
+const TEXT_BACKBONES: Record<string, number> = {
+  "glove-100d": DEFAULT_BATCH_SIZE,
+  "glove-100d-meanmax": DEFAULT_BATCH_SIZE,
+  "glove-100d-sif": DEFAULT_BATCH_SIZE,
+  "use-lite-512": 32,
+};
+
+/**
+ * Sentences/s of every text backbone, side by side on the same sentences: our embedder (tokenize,
+ * length-sorted micro-batches, run) and raw `session.run` on the very batches it builds; for
+ * use-lite-512 also the package's own TF.js runtime, in a child process (in this one its wasm
+ * threads would compete with onnxruntime's).
+ */
+async function textBackboneBench(config: ReturnType<typeof loadConfig>) {
+  const sentences = await imdbSentences(SENTENCES);
+  const inputs = sentences.map((text) => ({ text }));
+  const rows: Array<{ backbone: string; dim: number; ours: number; raw: number; pkg?: number }> = [];
+  for (const [id, micro] of Object.entries(TEXT_BACKBONES)) {
+    const embedder = await builtInEmbedder(id, config.modelsDir, { microBatch: micro });
+    const session = await (embedder as TextEmbedder | SparseTextEmbedder).session();
+    const batches: Record<string, Tensor>[] = [];
+    if (embedder instanceof SparseTextEmbedder) {
+      const lists = sentences.map((t) => embedder.tokenIds(t));
+      const order = lists.map((_, i) => i).sort((a, b) => lists[a]!.length - lists[b]!.length);
+      for (let s = 0; s < order.length; s += micro) {
+        batches.push(embedder.feeds(order.slice(s, s + micro).map((i) => lists[i]!)));
+      }
+    } else {
+      const tx = embedder as TextEmbedder;
+      const lists = sentences.map((t) => tx.tokenIds(t));
+      const order = lists.map((_, i) => i).sort((a, b) => lists[a]!.length - lists[b]!.length);
+      const { ids, mask } = tx.spec.io;
+      for (let s = 0; s < order.length; s += micro) {
+        const rowsOf = order.slice(s, s + micro);
+        const enc = packIds(rowsOf.map((i) => lists[i]!));
+        batches.push({
+          [ids]: new Tensor("int64", enc.ids, [rowsOf.length, enc.seqLen]),
+          [mask]: new Tensor("int64", enc.mask, [rowsOf.length, enc.seqLen]),
+        });
+      }
+    }
+    await embedder.embed(inputs.slice(0, micro)); // warm-up
+    const ours: number[] = [];
+    const raw: number[] = [];
+    for (let r = 0; r < REPS; r++) {
+      let t0 = performance.now();
+      await embedder.embed(inputs);
+      ours.push((performance.now() - t0) / 1000);
+      t0 = performance.now();
+      for (const feeds of batches) await session.run(feeds);
+      raw.push((performance.now() - t0) / 1000);
+    }
+    let pkg: number | undefined;
+    if (id === "use-lite-512") {
+      // One repetition: it is two orders of magnitude slower and only sets the scale.
+      const { stdout } = await run(process.execPath, [
+        ...process.execArgv,
+        join(PACKAGE_ROOT, "scripts", "bench-use.ts"),
+        "--package-child",
+        "--set=sentences",
+        `--sentences=${SENTENCES}`,
+        "--micro-batch=32",
+      ]);
+      pkg =
+        sentences.length /
+        (JSON.parse(stdout.trim().split("\n").pop() as string) as { seconds: number }).seconds;
+    }
+    rows.push({
+      backbone: id,
+      dim: embedder.spec.dim,
+      ours: sentences.length / median(ours),
+      raw: sentences.length / median(raw),
+      pkg,
+    });
+  }
+  return { sentences: sentences.length, rows };
+}
+
 const config = loadConfig(process.env, { store: args.store, logLevel: "warn" });
 const platform = new Platform(new FsStore(config.store), config);
 const m = await machine();
@@ -190,6 +287,17 @@ console.log(
   `machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, node ${m.node}, onnxruntime ${m.onnxruntime}`,
 );
 console.log(`reps: ${REPS} (medians), store: ${config.store}\n`);
+
+const tb = await textBackboneBench(config);
+console.log(`text backbones: sentences/s on the first ${tb.sentences} IMDB sentences (medians of ${REPS}):`);
+console.log("| backbone | dim | headstart | raw session.run | package runtime | headstart / package |");
+console.log("|---|---:|---:|---:|---:|---:|");
+for (const r of tb.rows) {
+  const pkg = r.pkg === undefined ? "–" : fmt(r.pkg, 1);
+  const ratio = r.pkg === undefined ? "–" : `${fmt(r.ours / r.pkg, 1)}×`;
+  console.log(`| ${r.backbone} | ${r.dim} | ${fmt(r.ours, 0)} | ${fmt(r.raw, 0)} | ${pkg} | ${ratio} |`);
+}
+console.log("");
 
 const e = await embeddingBench(platform, config);
 console.log(`embedding (glove-100d, ${e.items} IMDB reviews, batch ${DEFAULT_BATCH_SIZE}):`);
@@ -219,4 +327,4 @@ if ("accuracy" in h.sklearn) {
 } else {
   console.log(`  sklearn: not available (${h.sklearn.unavailable})`);
 }
-console.log(`\n${JSON.stringify({ machine: m, embedding: e, heads: h })}`);
+console.log(`\n${JSON.stringify({ machine: m, textBackbones: tb, embedding: e, heads: h })}`);

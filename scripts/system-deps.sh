@@ -2,12 +2,13 @@
 # System packages the tests and benchmarks use, installed from Debian when missing:
 #   python3-numpy  — the export test reads embeddings.npy with numpy.load
 #   python3-sklearn — `npm run bench` compares against scikit-learn (only with --bench)
+#   dataset-fashion-mnist — `npm run bench:images` (only with --bench)
 #   radosgw ceph-mon ceph-osd — the real S3 server for the store contract suite
 # (scripts/radosgw.sh installs Ceph itself too; doing it here shares one `apt-get update`.)
 set -euo pipefail
 
 packages=(python3-numpy radosgw ceph-mon ceph-osd)
-[[ "${1:-}" == "--bench" ]] && packages+=(python3-sklearn)
+[[ "${1:-}" == "--bench" ]] && packages+=(python3-sklearn dataset-fashion-mnist)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -23,6 +23,8 @@ import { ensureUseLiteBackbone } from "./use-lite.ts";
 const BUILT_IN: Record<string, (modelsDir: string) => Promise<{ dir: string }>> = {
   "glove-100d": (modelsDir) => ensureGloveBackbone(modelsDir),
   "use-lite-512": (modelsDir) => ensureUseLiteBackbone(modelsDir),
+  "glove-100d-meanmax": (modelsDir) => ensureGloveBackbone(modelsDir, { pooling: "mean-max" }),
+  "glove-100d-sif": (modelsDir) => ensureGloveBackbone(modelsDir, { pooling: "sif" }),
   "mobilenet-v2-1280": (modelsDir) => ensureMobileNetBackbone(modelsDir),
   "inception-v3-2048": (modelsDir) => ensureInceptionBackbone(modelsDir),
 };
@@ -128,6 +130,49 @@ export async function listBackbones(store: ObjectStore): Promise<BackboneSpec[]>
   return out;
 }
 
+/** The embedder that runs `spec`'s preprocessing, over local files. */
+export function createEmbedder(
+  spec: BackboneSpec,
+  modelPath: string,
+  assetPaths: Record<string, string>,
+  opts: { microBatch?: number } = {},
+): Promise<Embedder> {
+  switch (spec.preprocessing.type) {
+    case "text-vocab":
+      return TextEmbedder.create(spec, modelPath, assetPaths, opts);
+    case "sentencepiece-sparse":
+      return SparseTextEmbedder.create(spec, modelPath, assetPaths, opts);
+    case "image":
+      return ImageEmbedder.create(spec, modelPath, opts);
+    default:
+      throw new UnsupportedError(
+        `backbone ${spec.id}: this build cannot run preprocessing ${JSON.stringify(spec.preprocessing.type)}`,
+        { field: "backbone" },
+      );
+  }
+}
+
+/**
+ * A built-in backbone's embedder straight from the models folder, without a store: for
+ * benchmarks and scripts that measure the backbone itself.
+ */
+export async function builtInEmbedder(
+  id: string,
+  modelsDir: string,
+  opts: { microBatch?: number } = {},
+): Promise<Embedder> {
+  const build = BUILT_IN[id];
+  if (!build) {
+    throw new NotFoundError(`built-in backbone ${id} (built-in: ${BUILT_IN_BACKBONES.join(", ")})`, {
+      field: "backbone",
+    });
+  }
+  const { dir } = await build(modelsDir);
+  const spec = BackboneSpec.parse(JSON.parse(await fs.readFile(join(dir, "backbone.json"), "utf8")));
+  const assets = Object.fromEntries(spec.assets.map((a) => [a, join(dir, a)]));
+  return createEmbedder(spec, join(dir, spec.model), assets, opts);
+}
+
 const embedders = new Map<string, Promise<Embedder>>();
 
 /** One embedder per store, backbone and model version, shared by every caller in the process. */
@@ -171,19 +216,7 @@ export function loadEmbedder(
       const modelPath = await verified(spec.model, spec.sha256);
       const assetPaths: Record<string, string> = {};
       for (const asset of spec.assets) assetPaths[asset] = await verified(asset, spec.assetSha256[asset]);
-      switch (spec.preprocessing.type) {
-        case "text-vocab":
-          return TextEmbedder.create(spec, modelPath, assetPaths);
-        case "sentencepiece-sparse":
-          return SparseTextEmbedder.create(spec, modelPath, assetPaths);
-        case "image":
-          return ImageEmbedder.create(spec, modelPath);
-        default:
-          throw new UnsupportedError(
-            `backbone ${id}: this build cannot run preprocessing ${JSON.stringify(spec.preprocessing.type)}`,
-            { field: "backbone" },
-          );
-      }
+      return createEmbedder(spec, modelPath, assetPaths);
     })();
     promise.catch(() => embedders.delete(cacheKey));
     embedders.set(cacheKey, promise);

@@ -92,7 +92,8 @@ export class TextEmbedder implements Embedder {
     return TextEmbedder.create(spec, join(dir, spec.model), assets, opts);
   }
 
-  private session() {
+  /** The shared onnxruntime session of this backbone's model. */
+  session() {
     return getSession(this.modelPath, this.spec.sha256, this.sessionOptions);
   }
 
