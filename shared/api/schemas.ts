@@ -100,14 +100,60 @@ export const TrainBody = z
   })
   .openapi("TrainRequest");
 
+/**
+ * Base64 image characters per JSON predict request. A synchronous Lambda takes at most 6 MiB of
+ * request payload, the JSON around the images included; 6,000,000 characters (4.5 MB of image
+ * bytes) leaves room for the rest, so a request refused here is refused with a clear error
+ * instead of API Gateway's bare 413.
+ */
+export const MAX_IMAGE_BASE64_CHARS = 6_000_000;
+/**
+ * Image bytes per multipart predict request: API Gateway hands binary bodies to the Lambda as
+ * base64, so the same payload limit allows 3/4 of it in raw bytes.
+ */
+export const MAX_UPLOAD_IMAGE_BYTES = (MAX_IMAGE_BASE64_CHARS / 4) * 3;
+
+const TextInput = z.string().min(1).max(MAX_INPUT_CHARS);
+const PredictInput = z
+  .union(
+    [
+      TextInput.openapi({ description: "A text" }),
+      z.strictObject({ text: TextInput }).openapi({ description: "A text" }),
+      z
+        .strictObject({
+          image: z.string().min(1).openapi({
+            description:
+              "Image bytes (JPEG, PNG, WebP or GIF) as standard base64 with = padding, no data: prefix",
+            format: "byte",
+          }),
+        })
+        .openapi({ description: "An image sent inline" }),
+      z
+        .strictObject({
+          imageKey: z.string().min(1).max(1024).openapi({
+            description: "Key of an image object in this deployment's bucket; no `..` or leading `/`",
+            example: "datasets/pets/files/cat/1.jpg",
+          }),
+        })
+        .openapi({ description: "An image already in the bucket" }),
+    ],
+    { error: "must be a text string, {text}, {image: base64} or {imageKey}" },
+  )
+  .openapi("PredictInput");
+
 export const PredictBody = z
   .strictObject({
     inputs: z
-      .array(z.string().min(1).max(MAX_INPUT_CHARS))
+      .array(PredictInput)
       .min(1)
       .max(MAX_PREDICT_BATCH)
       .optional()
-      .openapi({ description: `Raw texts, at most ${MAX_PREDICT_BATCH}`, example: ["What a great movie!"] }),
+      .openapi({
+        description:
+          `Raw inputs for the head's backbone, at most ${MAX_PREDICT_BATCH}: texts for a text head, ` +
+          `images for an image head (at most ${MAX_IMAGE_BASE64_CHARS} base64 characters per request in all)`,
+        example: ["What a great movie!"],
+      }),
     embeddings: z
       .array(z.array(z.number()).min(1))
       .min(1)
@@ -129,6 +175,32 @@ export const PredictBody = z
     path: ["alias"],
   })
   .openapi("PredictRequest");
+
+const ImageFile = z.instanceof(File).openapi({ type: "string", format: "binary" });
+
+/** The multipart form of predict: image files as parts, the options as text fields. */
+export const PredictForm = z
+  .strictObject({
+    image: z
+      .union([ImageFile, z.array(ImageFile).min(1).max(MAX_PREDICT_BATCH)], {
+        error: "send one or more image file parts named image",
+      })
+      .openapi({
+        description:
+          `One image file part per input (JPEG, PNG, WebP or GIF), at most ${MAX_PREDICT_BATCH}, ` +
+          `${MAX_UPLOAD_IMAGE_BYTES} bytes in all`,
+      }),
+    version: Name.optional().openapi({ description: "A specific head version instead of the live one" }),
+    alias: Name.optional().openapi({ description: "The version another alias points to (e.g. canary)" }),
+    neighbors: z.coerce.number().int().min(1).max(50).optional().openapi({
+      description: "Also return the k most similar training items",
+    }),
+  })
+  .refine((b) => b.version === undefined || b.alias === undefined, {
+    message: "send at most one of version, alias",
+    path: ["alias"],
+  })
+  .openapi("PredictUpload");
 
 export const PredictResponse = z
   .object({

@@ -5,10 +5,12 @@
  */
 
 import { loadEmbedder } from "../backbone/registry.ts";
+import type { EmbedInput } from "../backbone/spec.ts";
 import { normalizeText } from "../cache/address.ts";
 import type { Config } from "../config.ts";
 import { normalizeConcat, partsOf } from "../embed/composite.ts";
-import { HeadstartError, ValidationError } from "../errors.ts";
+import { HeadstartError, NotFoundError, PayloadTooLargeError, ValidationError } from "../errors.ts";
+import { DEFAULT_IMAGE_LIMITS, ImageDecodeError } from "../images/decode.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { applyTemperature } from "./calibration.ts";
 import type { HeadKind, HeadTask } from "./kind.ts";
@@ -138,24 +140,33 @@ export function embeddingsToVectors(
   return flat;
 }
 
-/** Raw text inputs: embedded with the head's backbone on this machine, then classified. */
-export async function predictTexts(
+/** Raw inputs (texts or image bytes): embedded with the head's backbone here, then classified. */
+export async function predictInputs(
   store: ObjectStore,
   head: LoadedHead,
-  texts: readonly string[],
+  inputs: readonly EmbedInput[],
   config: Pick<Config, "modelsDir">,
 ): Promise<Prediction[]> {
-  return predictVectors(head, await embedTexts(store, head, texts, config), texts.length);
+  return predictVectors(head, await embedInputs(store, head, inputs, config), inputs.length);
+}
+
+function modalityOf(input: EmbedInput): string {
+  if ("text" in input && typeof input.text === "string") return "text";
+  if ("image" in input && input.image instanceof Uint8Array) return "image";
+  if ("audio" in input && input.audio instanceof Uint8Array) return "audio";
+  return "nothing usable";
 }
 
 /**
- * Texts embedded with the head's own backbone (refusing a replaced one); for a head over several
- * backbones, with each part, normalized and concatenated exactly as its training rows were.
+ * Inputs embedded with the head's own backbone (refusing a replaced one); for a head over several
+ * backbones, with each part, normalized and concatenated exactly as its training rows were. Every
+ * input must be of the backbone's modality: an image sent to a text head is the caller's mistake,
+ * named by its index, not something to embed as an empty text.
  */
-export async function embedTexts(
+export async function embedInputs(
   store: ObjectStore,
   head: LoadedHead,
-  texts: readonly string[],
+  inputs: readonly EmbedInput[],
   config: Pick<Config, "modelsDir">,
 ): Promise<Float32Array> {
   const parts = partsOf(head.doc.backbone);
@@ -172,13 +183,150 @@ export async function embedTexts(
       );
     }
   });
-  // Normalized exactly as cached training items were, so serving matches training.
-  const items = texts.map((text) => ({ text: normalizeText(text) }));
+  const modality = embedders[0].spec.modality;
+  const wrong = embedders.find((e) => e.spec.modality !== modality);
+  if (wrong) {
+    throw new ValidationError(
+      `head ${head.doc.head} mixes ${modality} and ${wrong.spec.modality} backbones; raw inputs cannot feed both`,
+      { field: "inputs" },
+    );
+  }
+  inputs.forEach((input, i) => {
+    const got = modalityOf(input);
+    if (got !== modality) {
+      const accepts = modality === "embedding" ? "only ready embeddings" : `${modality} inputs`;
+      throw new ValidationError(
+        `inputs[${i}] is ${got === "image" ? "an image" : got}, but head ${head.doc.head} ` +
+          `(backbone ${head.doc.backbone.id}) takes ${accepts}`,
+        { field: `inputs[${i}]`, details: { expected: modality, got } },
+      );
+    }
+  });
+  // Texts normalized exactly as cached training items were, so serving matches training.
+  const items: EmbedInput[] = inputs.map((input) =>
+    "text" in input ? { text: normalizeText(input.text) } : input,
+  );
   if (embedders.length === 1) return embedders[0].embed(items);
   const vectors: Float32Array[] = [];
   for (const embedder of embedders) vectors.push(await embedder.embed(items));
   return normalizeConcat(
     vectors.map((v, i) => ({ vectors: v, dim: parts[i].dim })),
-    texts.length,
+    inputs.length,
   );
+}
+
+/**
+ * One raw predict input as callers send it: a text (a string or `{ text }`), an image as base64
+ * (`{ image }`; in-process callers such as the CLI and multipart uploads pass the bytes), or
+ * `{ imageKey }`, an object in the caller's own store such as `datasets/pets/files/cat/1.jpg`.
+ */
+export type PredictInput = string | { text: string } | { image: string | Uint8Array } | { imageKey: string };
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** Decoded size of canonical base64, without decoding it. */
+export function base64Size(b64: string): number {
+  return (b64.length / 4) * 3 - (b64.endsWith("==") ? 2 : b64.endsWith("=") ? 1 : 0);
+}
+
+/**
+ * Bytes of bucket images (`imageKey`) one predict request may load: every input's bytes are held
+ * at once, and 256 keys of 20 MB each would be 5 GB in a Lambda. 100 MB is five maximum-size
+ * photos, or 256 typical ones of ~400 KB.
+ */
+export const MAX_KEY_BYTES_PER_REQUEST = 100 * 1024 * 1024;
+
+/**
+ * Predict inputs as embedder inputs. Base64 is checked (alphabet, padding, decoded size) before it
+ * is decoded, because `Buffer.from(…, "base64")` silently skips what it cannot read and would turn
+ * a mangled upload into a confusing "corrupt image". Bucket objects are sized by `head`, each and
+ * together, before any is read. Errors name `inputs[i].image` / `inputs[i].imageKey`.
+ */
+export async function readPredictInputs(
+  store: ObjectStore,
+  inputs: readonly PredictInput[],
+  limits: { maxBytes?: number; maxKeyBytes?: number } = {},
+): Promise<EmbedInput[]> {
+  const maxBytes = limits.maxBytes ?? DEFAULT_IMAGE_LIMITS.maxBytes;
+  const maxKeyBytes = limits.maxKeyBytes ?? MAX_KEY_BYTES_PER_REQUEST;
+  const keys = await Promise.all(
+    inputs.map((input, i) =>
+      input && typeof input === "object" && "imageKey" in input && typeof input.imageKey === "string"
+        ? statImageKey(store, input.imageKey, `inputs[${i}].imageKey`, maxBytes)
+        : undefined,
+    ),
+  );
+  const keyBytes = keys.reduce((n, k) => n + (k?.size ?? 0), 0);
+  if (keyBytes > maxKeyBytes) {
+    throw new PayloadTooLargeError(
+      `inputs: the imageKey objects hold ${keyBytes} bytes, more than the limit of ${maxKeyBytes} per request; send fewer per request`,
+      { field: "inputs" },
+    );
+  }
+  return Promise.all(
+    inputs.map(async (input, i): Promise<EmbedInput> => {
+      if (typeof input === "string") return { text: input };
+      const key = keys[i];
+      if (key) {
+        const obj = await store.get(key.key);
+        if (!obj)
+          throw new NotFoundError(`${key.field}: no object ${key.key} in ${store.url}`, { field: key.field });
+        return { image: obj.body };
+      }
+      if (input && typeof input === "object") {
+        if ("text" in input && typeof input.text === "string") return { text: input.text };
+        if ("image" in input && input.image instanceof Uint8Array) return { image: input.image };
+        if ("image" in input && typeof input.image === "string") {
+          return { image: decodeBase64Image(input.image, `inputs[${i}].image`, maxBytes) };
+        }
+      }
+      throw new ValidationError(`inputs[${i}] must be a string, {text}, {image} or {imageKey}`, {
+        field: `inputs[${i}]`,
+      });
+    }),
+  );
+}
+
+function decodeBase64Image(b64: string, field: string, maxBytes: number): Uint8Array {
+  if (b64.length === 0) throw new ImageDecodeError("empty", `${field} is empty`, { field });
+  if (b64.length % 4 !== 0 || !BASE64.test(b64)) {
+    throw new ValidationError(
+      `${field} is not valid base64 (standard alphabet A–Z a–z 0–9 + /, padded with =, no data: prefix or line breaks)`,
+      { field },
+    );
+  }
+  const size = base64Size(b64);
+  if (size > maxBytes) {
+    throw new ImageDecodeError("too-large", `${field}: ${size} bytes is more than the limit of ${maxBytes}`, {
+      field,
+    });
+  }
+  const buf = Buffer.from(b64, "base64");
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+/** A bucket image's key checked and its size read, without reading its bytes. */
+async function statImageKey(store: ObjectStore, key: string, field: string, maxBytes: number) {
+  // Keys are resolved against the caller's own store; `..`, `.`, empty segments and absolute
+  // paths are refused so no key can mean anything but the object it names.
+  if (
+    !key ||
+    key.startsWith("/") ||
+    key.includes("\\") ||
+    key.split("/").some((s) => s === ".." || s === "." || s === "")
+  ) {
+    throw new ValidationError(`${field}: ${JSON.stringify(key)} is not a plain key in this store`, { field });
+  }
+  const info = await store.head(key);
+  if (!info) throw new NotFoundError(`${field}: no object ${key} in ${store.url}`, { field });
+  if (info.size > maxBytes) {
+    throw new ImageDecodeError(
+      "too-large",
+      `${field}: ${key} is ${info.size} bytes, more than the limit of ${maxBytes}`,
+      {
+        field,
+      },
+    );
+  }
+  return { key, field, size: info.size };
 }

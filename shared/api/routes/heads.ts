@@ -1,4 +1,5 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { PayloadTooLargeError, ValidationError } from "../../errors.ts";
 import { renderReportHtml } from "../../heads/report-html.ts";
 import type { Platform } from "../../platform.ts";
 import type { AppEnv } from "../env.ts";
@@ -9,7 +10,10 @@ import {
   HeadAliasParams,
   HeadParams,
   HeadVersionParams,
+  MAX_IMAGE_BASE64_CHARS,
+  MAX_UPLOAD_IMAGE_BYTES,
   PredictBody,
+  PredictForm,
   PredictResponse,
   PromoteBody,
   TrainBody,
@@ -97,10 +101,25 @@ const rollback = createRoute({
 const predict = createRoute({
   method: "post",
   path: "/{head}/predict",
-  summary: "Classify raw inputs or ready embeddings",
+  summary: "Predict on raw inputs (texts, images) or ready embeddings",
+  description:
+    "JSON: `inputs` holds texts (strings or `{text}`) for a text head, or images for an image head: " +
+    "`{image}` (base64) or `{imageKey}` (an object in this deployment's bucket); or `embeddings` holds " +
+    `ready vectors. At most ${MAX_IMAGE_BASE64_CHARS} base64 characters per request (the Lambda payload limit). ` +
+    "multipart/form-data: one `image` file part per image, plus optional `version`, `alias` and " +
+    `\`neighbors\` fields, at most ${MAX_UPLOAD_IMAGE_BYTES} image bytes in all. A bad image is a 400 naming ` +
+    "its input (`inputs[i]`, or `image[i]` for the i-th file part) with `details.reason` " +
+    "(`empty`, `too-large`, `too-many-pixels`, `unsupported-format`, `corrupt`).",
   request: {
     params: HeadParams,
-    body: { required: true, content: { "application/json": { schema: PredictBody } } },
+    // Not `required`: @hono/zod-openapi then validates each body only when its content type is
+    // sent (and refuses other types with 415); with `required` it would run both validators.
+    body: {
+      content: {
+        "application/json": { schema: PredictBody },
+        "multipart/form-data": { schema: PredictForm },
+      },
+    },
   },
   responses: {
     200: {
@@ -108,8 +127,53 @@ const predict = createRoute({
       content: { "application/json": { schema: PredictResponse } },
     },
     ...errors,
+    413: err("More image data than one request may carry"),
+    415: err("Neither JSON nor multipart/form-data"),
   },
 });
+
+/** Sum of the base64 image characters a JSON predict request carries. */
+function base64Chars(inputs: readonly unknown[] | undefined): number {
+  let n = 0;
+  for (const input of inputs ?? []) {
+    const image = (input as { image?: unknown } | null)?.image;
+    if (typeof image === "string") n += image.length;
+  }
+  return n;
+}
+
+/** Multipart predict: the file parts become image inputs; their errors name the part. */
+async function predictUpload(platform: Platform, head: string, form: z.infer<typeof PredictForm>) {
+  const files = Array.isArray(form.image) ? form.image : [form.image];
+  const total = files.reduce((n, f) => n + f.size, 0);
+  if (total > MAX_UPLOAD_IMAGE_BYTES) {
+    throw new PayloadTooLargeError(
+      `image: ${files.length} file parts hold ${total} bytes, more than the limit of ${MAX_UPLOAD_IMAGE_BYTES} per request`,
+      { field: "image" },
+    );
+  }
+  const inputs = await Promise.all(
+    files.map(async (f) => ({ image: new Uint8Array(await f.arrayBuffer()) })),
+  );
+  const { version, alias, neighbors } = form;
+  try {
+    return await platform.predict(head, { inputs, version, alias, neighbors });
+  } catch (err) {
+    const i = err instanceof ValidationError ? /^inputs\[(\d+)\]/.exec(err.field ?? "")?.[1] : undefined;
+    if (!(err instanceof ValidationError) || i === undefined) throw err;
+    const name = files[Number(i)]?.name;
+    const part = `image[${i}]`;
+    const label = `${part}${name ? ` (${name})` : ""}`;
+    const message = /^inputs\[\d+\]/.test(err.message)
+      ? err.message.replace(/^inputs\[\d+\]/, label)
+      : `${label}: ${err.message.replace(/^input \d+: (image: )?/, "")}`;
+    throw new ValidationError(message, {
+      field: part,
+      details: err.details,
+      cause: err,
+    });
+  }
+}
 
 const exportModel = createRoute({
   method: "get",
@@ -189,7 +253,24 @@ export function headRoutes(platform: Platform) {
   });
   app.openapi(predict, async (c) => {
     const { head } = c.req.valid("param");
-    return c.json(await platform.predict(head, c.req.valid("json")), 200);
+    if (
+      /^(multipart\/form-data|application\/x-www-form-urlencoded)/i.test(c.req.header("content-type") ?? "")
+    ) {
+      return c.json(
+        await predictUpload(platform, head, c.req.valid("form") as z.infer<typeof PredictForm>),
+        200,
+      );
+    }
+    const req = c.req.valid("json") as z.infer<typeof PredictBody>;
+    const chars = base64Chars(req.inputs);
+    if (chars > MAX_IMAGE_BASE64_CHARS) {
+      throw new PayloadTooLargeError(
+        `inputs: images hold ${chars} base64 characters, more than the limit of ${MAX_IMAGE_BASE64_CHARS} per request; ` +
+          "send fewer per request, or upload them to the bucket and send {imageKey}",
+        { field: "inputs" },
+      );
+    }
+    return c.json(await platform.predict(head, req), 200);
   });
   app.openapi(exportModel, async (c) => {
     const { head, version: v } = c.req.valid("param");
