@@ -4,8 +4,9 @@
  */
 import { listBackbones, loadEmbedder, publishBackbone, resolveBackbone } from "./backbone/registry.ts";
 import type { BackboneSpec } from "./backbone/spec.ts";
-import { listCommits } from "./cache/shards.ts";
+import { cachedFailures, listCommits } from "./cache/shards.ts";
 import { type Config, configToEnv } from "./config.ts";
+import type { SkippedEntry } from "./datasets/folder-manifest.ts";
 import { ingestDataset, putManifest, readDatasetStatus, uploadDataset } from "./datasets/ingest.ts";
 import type { DatasetStatus } from "./datasets/status.ts";
 import { isCompositeRef, parseBackboneRef, partsOf } from "./embed/composite.ts";
@@ -18,10 +19,12 @@ import { exportFilename, fusedToOnnx, headToOnnx } from "./heads/export-onnx.ts"
 import { MAX_NEIGHBORS, neighborIndex } from "./heads/neighbors.ts";
 import {
   embeddingsToVectors,
-  embedTexts,
+  embedInputs,
   loadHead,
+  type PredictInput,
   type Prediction,
   predictVectors,
+  readPredictInputs,
 } from "./heads/predict.ts";
 import { type TrainOptions, type TrainResult, trainHead, validateTrainOptions } from "./heads/train.ts";
 import type { TrainDispatcher, TrainRequest } from "./heads/train-dispatch.ts";
@@ -51,7 +54,8 @@ export interface PlatformOptions {
 }
 
 export interface PredictRequest {
-  inputs?: string[];
+  /** Texts (a string or `{ text }`), images (`{ image }` base64 or bytes) or `{ imageKey }` in this store. */
+  inputs?: PredictInput[];
   embeddings?: number[][];
   version?: string;
   alias?: string;
@@ -95,10 +99,15 @@ export class Platform {
   }
 
   /** Uploads a local manifest (or directory) like a bucket upload would, then ingests it. */
-  async upload(dataset: string, localPath: string): Promise<DatasetStatus> {
+  /**
+   * Uploads a manifest, a directory with a manifest and `files/`, or a labelled image folder
+   * (`<label>/<file>`), then ingests it. `skipped` lists folder entries that were not uploaded.
+   */
+  async upload(dataset: string, localPath: string): Promise<DatasetStatus & { skipped?: SkippedEntry[] }> {
     assertName("dataset", dataset, "dataset");
-    const manifestKey = await uploadDataset(this.store, dataset, localPath);
-    return ingestDataset(this.store, dataset, { manifestKey });
+    const { manifestKey, skipped } = await uploadDataset(this.store, dataset, localPath);
+    const status = await ingestDataset(this.store, dataset, { manifestKey });
+    return skipped ? { ...status, skipped } : status;
   }
 
   /** Puts manifest bytes into the store (the API's upload path), then ingests them. */
@@ -226,7 +235,7 @@ export class Platform {
     const loaded = await loadHead(this.store, head, version, alias);
     const n = req.inputs ? req.inputs.length : req.embeddings!.length;
     const vectors = req.inputs
-      ? await embedTexts(this.store, loaded, req.inputs, this.config)
+      ? await embedInputs(this.store, loaded, await readPredictInputs(this.store, req.inputs), this.config)
       : embeddingsToVectors(loaded, req.embeddings!);
     const predictions: Prediction[] = await predictVectors(loaded, vectors, n);
     if (req.neighbors !== undefined) {
@@ -283,12 +292,16 @@ export class Platform {
           )?.value
         : undefined;
     const committed = job ? commits.filter((c) => job.shards.includes(c.shard)).length : 0;
+    const failures = await cachedFailures(this.store, backbone, dataset);
     return {
       status,
       embedding: {
         backbone,
         cachedItems: commits.reduce((s, c) => s + c.count, 0),
         job: job && { ...job, shardsCommitted: committed },
+        failedItems: failures.length,
+        // Files that could not be embedded, first ones: fix or remove them and upload again.
+        failures: failures.slice(0, 100).map(({ id, reason, message }) => ({ id, reason, message })),
       },
     };
   }

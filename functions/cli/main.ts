@@ -11,6 +11,7 @@ import { newApiKey } from "../../shared/auth/api-keys.ts";
 import { decodeNpy } from "../../shared/cache/npy.ts";
 import { type Config, loadConfig } from "../../shared/config.ts";
 import { DEMO_DATASET, DEMO_HEAD, runDemo } from "../../shared/demo.ts";
+import type { RunShardsResult } from "../../shared/embed/run.ts";
 import { HeadstartError, isUserError, ValidationError } from "../../shared/errors.ts";
 import { HEAD_KINDS } from "../../shared/heads/kinds.ts";
 import type { Prediction } from "../../shared/heads/predict.ts";
@@ -83,12 +84,27 @@ function intOption(name: string) {
 
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
 
+/** Items the stage could not embed, one line each: they are left out of training. */
+function failureLines(result: RunShardsResult): string[] {
+  if (result.itemsFailed === 0) return [];
+  return [
+    `${result.itemsFailed} items could not be embedded (left out of training):`,
+    ...result.failures.slice(0, 20).map((f) => `  ${f.id}: ${f.reason}: ${f.message}`),
+    ...(result.itemsFailed > 20
+      ? [`  … and ${result.itemsFailed - 20} more (\`headstart status\` lists them)`]
+      : []),
+  ];
+}
+
 program
   .command("ingest")
   .description(
     "upload a manifest (or a directory with manifest + files/) as a dataset, validate it, and embed it",
   )
-  .argument("<manifest|dir>", "manifest.jsonl / manifest.csv, or a directory holding one and files/")
+  .argument(
+    "<manifest|dir>",
+    "manifest.jsonl / manifest.csv, a directory holding one and files/, or a folder of images as <label>/<file> (test/<label>/<file> for the test split)",
+  )
   .requiredOption("--dataset <name>", "dataset name")
   .option("--backbone <id>", "backbone to embed with (default glove-100d)")
   .option("--no-embed", "only validate and store; embed later with `headstart embed`")
@@ -107,12 +123,18 @@ program
         progress.stop();
       }
     }
+    const skipped = status.skipped ?? [];
+    const failures = (embedding as { result?: RunShardsResult } | undefined)?.result;
     const lines = [
       `dataset ${status.dataset}: ${status.rows.accepted} rows accepted, ${status.rows.rejected} rejected (of ${status.rows.total})`,
       ...status.rejected.slice(0, 20).map((r) => `  line ${r.line}: ${r.reason}`),
       ...(status.rows.rejected > 20
         ? [`  … and ${status.rows.rejected - 20} more in ${status.dataset}/_status.json`]
         : []),
+      ...(skipped.length ? [`${skipped.length} folder entries not uploaded:`] : []),
+      ...skipped.slice(0, 20).map((e) => `  ${e.path}: ${e.reason}`),
+      ...(skipped.length > 20 ? [`  … and ${skipped.length - 20} more (--json lists all)`] : []),
+      ...(failures ? failureLines(failures) : []),
     ];
     output(json, { status, embedding }, lines.join("\n"));
   });
@@ -133,8 +155,11 @@ program
       output(
         json,
         { job, result },
-        `job ${job.job} ${job.state}: ${result.itemsEmbedded} items embedded into ${result.shardsCommitted} shards, ` +
-          `${result.shardsSkipped} shards already committed, ${job.items.cached} rows already cached`,
+        [
+          `job ${job.job} ${job.state}: ${result.itemsEmbedded} items embedded into ${result.shardsCommitted} shards, ` +
+            `${result.shardsSkipped} shards already committed, ${job.items.cached} rows already cached`,
+          ...failureLines(result),
+        ].join("\n"),
       );
     } finally {
       progress.stop();
@@ -263,9 +288,12 @@ function summarizeScores(r: TrainResult): string {
 
 program
   .command("predict")
-  .description("predict with a head (head, head@version or head:alias) from texts or ready embeddings")
+  .description(
+    "predict with a head (head, head@version or head:alias) from texts, images or ready embeddings",
+  )
   .argument("<head>", "head, head@version or head:alias")
   .option("--text <text...>", "one or more texts")
+  .option("--image <file...>", "one or more image files (JPEG, PNG, WebP, GIF) for an image head")
   .option("--input <file.jsonl>", 'a JSONL file with one {"text": …} per line')
   .option(
     "--embeddings <file>",
@@ -275,13 +303,28 @@ program
   .option("--neighbors <k>", "also show the k most similar training items", intOption("neighbors"))
   .action(async (head: string, opts, cmd: Command) => {
     const { platform, json } = context(cmd);
-    const given = [opts.text, opts.input, opts.embeddings].filter((o) => o !== undefined).length;
+    const given = [opts.text, opts.image, opts.input, opts.embeddings].filter((o) => o !== undefined).length;
     if (given !== 1) {
-      throw new ValidationError("give exactly one of --text, --input, --embeddings", { field: "text" });
+      throw new ValidationError("give exactly one of --text, --image, --input, --embeddings", {
+        field: "text",
+      });
     }
     let texts: string[] = [];
     let embeddings: number[][] | undefined;
-    if (opts.embeddings) {
+    let images: Uint8Array[] | undefined;
+    if (opts.image) {
+      // The file names stand in for the texts in the output.
+      texts = opts.image;
+      images = await Promise.all(
+        texts.map(async (path) => {
+          try {
+            return new Uint8Array(await readFile(path));
+          } catch (err) {
+            throw new ValidationError(`--image ${path}: ${(err as Error).message}`, { field: "image" });
+          }
+        }),
+      );
+    } else if (opts.embeddings) {
       embeddings = await readEmbeddingsFile(opts.embeddings);
       texts = embeddings.map((_, i) => `#${i}`);
     } else if (opts.input) {
@@ -315,7 +358,9 @@ program
       const r = await platform.predict(head, {
         ...(embeddings
           ? { embeddings: embeddings.slice(i, i + batchSize) }
-          : { inputs: texts.slice(i, i + batchSize) }),
+          : images
+            ? { inputs: images.slice(i, i + batchSize).map((image) => ({ image })) }
+            : { inputs: texts.slice(i, i + batchSize) }),
         version: opts.version,
         neighbors: opts.neighbors,
       });
