@@ -12,7 +12,8 @@ import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { builtInEmbedder } from "../shared/backbone/registry.ts";
+import { ensureGloveBackbone } from "../shared/backbone/glove.ts";
+import { builtInEmbedder, createEmbedder } from "../shared/backbone/registry.ts";
 import { normalizeText } from "../shared/cache/address.ts";
 import { loadConfig, PACKAGE_ROOT } from "../shared/config.ts";
 import { normalizeConcat } from "../shared/embed/composite.ts";
@@ -38,9 +39,16 @@ const COMBOS = [
   ["glove-100d-sif", "use-lite-512"],
 ];
 
+/** SIF pooling did not pay (docs/benchmarks.md), so it is not a built-in; built here to re-measure. */
+async function sifEmbedder() {
+  const { dir, spec } = await ensureGloveBackbone(modelsDir, { pooling: "sif" });
+  const assets = Object.fromEntries(spec.assets.map((a) => [a, join(dir, a)]));
+  return createEmbedder(spec, join(dir, spec.model), assets);
+}
+
 /** n × dim float32 for every text of the task, cached by the model's sha256. */
 async function features(t: TextTask, id: string): Promise<{ X: Float32Array; dim: number; seconds: number }> {
-  const embedder = await builtInEmbedder(id, modelsDir);
+  const embedder = id === "glove-100d-sif" ? await sifEmbedder() : await builtInEmbedder(id, modelsDir);
   const file = join(args.out as string, t.name, `${t.texts.length}-${embedder.spec.sha256.slice(0, 16)}.f32`);
   const dim = embedder.spec.dim;
   try {

@@ -205,7 +205,6 @@ async function imdbSentences(count: number): Promise<string[]> {
 const TEXT_BACKBONES: Record<string, number> = {
   "glove-100d": DEFAULT_BATCH_SIZE,
   "glove-100d-meanmax": DEFAULT_BATCH_SIZE,
-  "glove-100d-sif": DEFAULT_BATCH_SIZE,
   "use-lite-512": 32,
 };
 

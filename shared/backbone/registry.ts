@@ -24,7 +24,6 @@ const BUILT_IN: Record<string, (modelsDir: string) => Promise<{ dir: string }>> 
   "glove-100d": (modelsDir) => ensureGloveBackbone(modelsDir),
   "use-lite-512": (modelsDir) => ensureUseLiteBackbone(modelsDir),
   "glove-100d-meanmax": (modelsDir) => ensureGloveBackbone(modelsDir, { pooling: "mean-max" }),
-  "glove-100d-sif": (modelsDir) => ensureGloveBackbone(modelsDir, { pooling: "sif" }),
   "mobilenet-v2-1280": (modelsDir) => ensureMobileNetBackbone(modelsDir),
   "inception-v3-2048": (modelsDir) => ensureInceptionBackbone(modelsDir),
 };
