@@ -6,7 +6,8 @@
  *   2. head training time and test accuracy vs scikit-learn on the same exported embeddings.
  * Prints the machine and medians of interleaved repetitions. Not a test: nothing is asserted.
  *
- *   npm run bench -- [--items 5000] [--sentences 1000] [--reps 3] [--store .headstart-bench]
+ *   npm run bench -- [--items 5000] [--sentences 1000] [--reps 3] [--sections text,embedding,heads]
+ *                    [--store .headstart-bench]
  */
 import { execFile } from "node:child_process";
 import { cpus, totalmem } from "node:os";
@@ -38,12 +39,15 @@ const { values: args } = parseArgs({
     items: { type: "string", default: "5000" },
     reps: { type: "string", default: "3" },
     sentences: { type: "string", default: "1000" },
+    /** Comma-separated subset of: text, embedding, heads. */
+    sections: { type: "string", default: "text,embedding,heads" },
     store: { type: "string", default: join(PACKAGE_ROOT, ".headstart-bench") },
   },
 });
 const ITEMS = Number(args.items);
 const REPS = Number(args.reps);
 const SENTENCES = Number(args.sentences);
+const SECTIONS = new Set(String(args.sections).split(","));
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -287,43 +291,51 @@ console.log(
 );
 console.log(`reps: ${REPS} (medians), store: ${config.store}\n`);
 
-const tb = await textBackboneBench(config);
-console.log(`text backbones: sentences/s on the first ${tb.sentences} IMDB sentences (medians of ${REPS}):`);
-console.log("| backbone | dim | headstart | raw session.run | package runtime | headstart / package |");
-console.log("|---|---:|---:|---:|---:|---:|");
-for (const r of tb.rows) {
-  const pkg = r.pkg === undefined ? "–" : fmt(r.pkg, 1);
-  const ratio = r.pkg === undefined ? "–" : `${fmt(r.ours / r.pkg, 1)}×`;
-  console.log(`| ${r.backbone} | ${r.dim} | ${fmt(r.ours, 0)} | ${fmt(r.raw, 0)} | ${pkg} | ${ratio} |`);
+const tb = SECTIONS.has("text") ? await textBackboneBench(config) : undefined;
+if (tb) {
+  console.log(
+    `text backbones: sentences/s on the first ${tb.sentences} IMDB sentences (medians of ${REPS}):`,
+  );
+  console.log("| backbone | dim | headstart | raw session.run | package runtime | headstart / package |");
+  console.log("|---|---:|---:|---:|---:|---:|");
+  for (const r of tb.rows) {
+    const pkg = r.pkg === undefined ? "–" : fmt(r.pkg, 1);
+    const ratio = r.pkg === undefined ? "–" : `${fmt(r.ours / r.pkg, 1)}×`;
+    console.log(`| ${r.backbone} | ${r.dim} | ${fmt(r.ours, 0)} | ${fmt(r.raw, 0)} | ${pkg} | ${ratio} |`);
+  }
+  console.log("");
 }
-console.log("");
 
-const e = await embeddingBench(platform, config);
-console.log(`embedding (glove-100d, ${e.items} IMDB reviews, batch ${DEFAULT_BATCH_SIZE}):`);
-console.log(
-  `  batch stage      ${fmt(e.stageItemsPerSec, 0)} items/s  (runs: ${e.stageSeconds.map((s) => fmt(s)).join(", ")} s)`,
-);
-console.log(
-  `  tokenize + run   ${fmt(e.embedItemsPerSec, 0)} items/s  (runs: ${e.embedSeconds.map((s) => fmt(s)).join(", ")} s)`,
-);
-console.log(
-  `  raw session.run  ${fmt(e.rawItemsPerSec, 0)} items/s  (runs: ${e.rawSeconds.map((s) => fmt(s)).join(", ")} s)`,
-);
-console.log(`  stage / raw throughput: ${fmt(e.ratio, 3)}\n`);
-
-const h = await headBench(platform);
-console.log(
-  `logistic regression on exported IMDB embeddings (${h.trainRows} train / ${h.testRows} test, 100-d):`,
-);
-console.log(`  headstart   accuracy ${fmt(100 * h.ours.accuracy)}%  fit ${fmt(h.ours.trainSeconds, 3)} s`);
-if ("accuracy" in h.sklearn) {
+const e = SECTIONS.has("embedding") ? await embeddingBench(platform, config) : undefined;
+if (e) {
+  console.log(`embedding (glove-100d, ${e.items} IMDB reviews, batch ${DEFAULT_BATCH_SIZE}):`);
   console.log(
-    `  sklearn ${h.sklearn.version} accuracy ${fmt(100 * (h.sklearn.accuracy ?? 0))}%  fit ${fmt(h.sklearn.trainSeconds ?? 0, 3)} s`,
+    `  batch stage      ${fmt(e.stageItemsPerSec, 0)} items/s  (runs: ${e.stageSeconds.map((s) => fmt(s)).join(", ")} s)`,
   );
   console.log(
-    `  fit time ratio headstart / sklearn: ${fmt(h.ours.trainSeconds / (h.sklearn.trainSeconds ?? 1), 2)}`,
+    `  tokenize + run   ${fmt(e.embedItemsPerSec, 0)} items/s  (runs: ${e.embedSeconds.map((s) => fmt(s)).join(", ")} s)`,
   );
-} else {
-  console.log(`  sklearn: not available (${h.sklearn.unavailable})`);
+  console.log(
+    `  raw session.run  ${fmt(e.rawItemsPerSec, 0)} items/s  (runs: ${e.rawSeconds.map((s) => fmt(s)).join(", ")} s)`,
+  );
+  console.log(`  stage / raw throughput: ${fmt(e.ratio, 3)}\n`);
+}
+
+const h = SECTIONS.has("heads") ? await headBench(platform) : undefined;
+if (h) {
+  console.log(
+    `logistic regression on exported IMDB embeddings (${h.trainRows} train / ${h.testRows} test, 100-d):`,
+  );
+  console.log(`  headstart   accuracy ${fmt(100 * h.ours.accuracy)}%  fit ${fmt(h.ours.trainSeconds, 3)} s`);
+  if ("accuracy" in h.sklearn) {
+    console.log(
+      `  sklearn ${h.sklearn.version} accuracy ${fmt(100 * (h.sklearn.accuracy ?? 0))}%  fit ${fmt(h.sklearn.trainSeconds ?? 0, 3)} s`,
+    );
+    console.log(
+      `  fit time ratio headstart / sklearn: ${fmt(h.ours.trainSeconds / (h.sklearn.trainSeconds ?? 1), 2)}`,
+    );
+  } else {
+    console.log(`  sklearn: not available (${h.sklearn.unavailable})`);
+  }
 }
 console.log(`\n${JSON.stringify({ machine: m, textBackbones: tb, embedding: e, heads: h })}`);
