@@ -17,12 +17,13 @@ import { ensureInceptionBackbone, ensureMobileNetBackbone } from "./mobilenet.ts
 import { BackboneSpec, type Embedder } from "./spec.ts";
 import { TextEmbedder } from "./text-embedder.ts";
 import { SparseTextEmbedder } from "./use-embedder.ts";
-import { ensureUseLiteBackbone } from "./use-lite.ts";
+import { ensureUseLiteBackbone, ensureUseLiteInt8Backbone } from "./use-lite.ts";
 
 /** Built-in backbones: id → builder into a local directory holding backbone.json + files. */
 const BUILT_IN: Record<string, (modelsDir: string) => Promise<{ dir: string }>> = {
   "glove-100d": (modelsDir) => ensureGloveBackbone(modelsDir),
   "use-lite-512": (modelsDir) => ensureUseLiteBackbone(modelsDir),
+  "use-lite-512-int8": (modelsDir) => ensureUseLiteInt8Backbone(modelsDir),
   "glove-100d-meanmax": (modelsDir) => ensureGloveBackbone(modelsDir, { pooling: "mean-max" }),
   "mobilenet-v2-1280": (modelsDir) => ensureMobileNetBackbone(modelsDir),
   "inception-v3-2048": (modelsDir) => ensureInceptionBackbone(modelsDir),
