@@ -32,11 +32,12 @@ const { values: args } = parseArgs({
 const FOLDS = Number(args.folds);
 
 const modelsDir = loadConfig().modelsDir;
-const SINGLE = ["glove-100d", "glove-100d-meanmax", "glove-100d-sif", "use-lite-512"];
+const SINGLE = ["glove-100d", "glove-100d-meanmax", "glove-100d-sif", "use-lite-512", "use-lite-512-int8"];
 const COMBOS = [
   ["glove-100d", "use-lite-512"],
   ["glove-100d-meanmax", "use-lite-512"],
   ["glove-100d-sif", "use-lite-512"],
+  ["glove-100d", "use-lite-512-int8"],
 ];
 
 /** SIF pooling did not pay (docs/benchmarks.md), so it is not a built-in; built here to re-measure. */
