@@ -15,12 +15,11 @@
  * `fashion-mnist-first<N>` with `--limit N`, so a smoke run never shares a cache with the full
  * one); files are written once and reused while the manifest is unchanged.
  */
-import { execFile } from "node:child_process";
+
 import { existsSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
-import { parseArgs, promisify } from "node:util";
-import { env as ortEnv, Tensor } from "onnxruntime-node";
+import { parseArgs } from "node:util";
+import { Tensor } from "onnxruntime-node";
 import sharp from "sharp";
 import type { ImageEmbedder } from "../shared/backbone/image-embedder.ts";
 import { loadEmbedder } from "../shared/backbone/registry.ts";
@@ -38,9 +37,9 @@ import { decodeImage, pixelsToTensor } from "../shared/images/decode.ts";
 import { keys } from "../shared/layout.ts";
 import { Platform } from "../shared/platform.ts";
 import { FsStore } from "../shared/store/fs.ts";
+import { machine } from "./bench-common.ts";
 import { readIdx } from "./idx.ts";
 
-const run = promisify(execFile);
 const { values: args } = parseArgs({
   options: {
     limit: { type: "string" },
@@ -112,21 +111,6 @@ const meanSd = (xs: number[]) => {
 const fmt = (x: number, d = 2) => x.toFixed(d);
 const secs = (t0: number) => (performance.now() - t0) / 1000;
 const note = (msg: string) => process.stderr.write(`${msg}\n`);
-
-async function machine() {
-  const lscpu = await run("lscpu").then(
-    (r) => r.stdout,
-    () => "",
-  );
-  const model = /Model name:\s*(.+)/.exec(lscpu)?.[1] ?? cpus()[0]?.model ?? "unknown";
-  return {
-    cpu: model.trim(),
-    cores: cpus().length,
-    memoryGiB: Math.round(totalmem() / 2 ** 30),
-    node: process.version,
-    onnxruntime: ortEnv.versions?.node ?? "?",
-  };
-}
 
 /** Runs `fn(0..count-1)` with at most `width` calls in flight. */
 async function pool(width: number, count: number, fn: (i: number) => Promise<void>) {

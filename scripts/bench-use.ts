@@ -23,6 +23,7 @@ import { ensureUseLiteBackbone } from "../shared/backbone/use-lite.ts";
 import { normalizeText } from "../shared/cache/address.ts";
 import { loadConfig } from "../shared/config.ts";
 import { loadImdb } from "../shared/samples/imdb.ts";
+import { imdbSentences } from "./bench-common.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -48,15 +49,7 @@ async function timeIt(fn: () => Promise<unknown>): Promise<number> {
 }
 
 const rows = await loadImdb(2500);
-const sentences: string[] = [];
-for (const r of rows) {
-  for (const s of r.text.replace(/<br\s*\/?>/g, " ").split(/(?<=[.!?])\s+/)) {
-    const t = normalizeText(s);
-    if (t.length > 0) sentences.push(t);
-  }
-  if (sentences.length >= Number(args.sentences)) break;
-}
-sentences.length = Math.min(sentences.length, Number(args.sentences));
+const sentences = await imdbSentences(Number(args.sentences));
 // Every 25th review, so both labels and splits are spread through the sample.
 const reviews = rows
   .filter((_, i) => i % 25 === 0)

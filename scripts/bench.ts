@@ -10,10 +10,9 @@
  *                    [--store .headstart-bench]
  */
 import { execFile } from "node:child_process";
-import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
-import { env as ortEnv, Tensor } from "onnxruntime-node";
+import { Tensor } from "onnxruntime-node";
 import { builtInEmbedder, loadEmbedder } from "../shared/backbone/registry.ts";
 import { getSession } from "../shared/backbone/session.ts";
 import type { TextEmbedder } from "../shared/backbone/text-embedder.ts";
@@ -32,6 +31,7 @@ import { createLogger } from "../shared/log.ts";
 import { Platform } from "../shared/platform.ts";
 import { loadImdb } from "../shared/samples/imdb.ts";
 import { FsStore } from "../shared/store/fs.ts";
+import { imdbSentences, machine } from "./bench-common.ts";
 
 const run = promisify(execFile);
 const { values: args } = parseArgs({
@@ -54,21 +54,6 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 const fmt = (x: number, d = 2) => x.toFixed(d);
-
-async function machine() {
-  const lscpu = await run("lscpu").then(
-    (r) => r.stdout,
-    () => "",
-  );
-  const model = /Model name:\s*(.+)/.exec(lscpu)?.[1] ?? cpus()[0]?.model ?? "unknown";
-  return {
-    cpu: model.trim(),
-    cores: cpus().length,
-    memoryGiB: Math.round(totalmem() / 2 ** 30),
-    node: process.version,
-    onnxruntime: ortEnv.versions?.node ?? "?",
-  };
-}
 
 async function embeddingBench(platform: Platform, config: ReturnType<typeof loadConfig>) {
   const store = platform.store;
@@ -190,19 +175,6 @@ async function headBench(platform: Platform) {
       ? { accuracy: sk.accuracy, version: sk.sklearn, trainSeconds: median(theirs) }
       : { unavailable: sklearnError },
   };
-}
-
-/** The first `count` sentences of IMDB reviews (split on . ! ?), normalized as the cache does. */
-async function imdbSentences(count: number): Promise<string[]> {
-  const out: string[] = [];
-  for (const r of await loadImdb(2500)) {
-    for (const s of r.text.replace(/<br\s*\/?>/g, " ").split(/(?<=[.!?])\s+/)) {
-      const t = normalizeText(s);
-      if (t.length > 0) out.push(t);
-    }
-    if (out.length >= count) break;
-  }
-  return out.slice(0, count);
 }
 
 /** Each text backbone's default micro-batch: the encoder pays for padding quadratically. */

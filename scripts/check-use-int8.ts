@@ -14,8 +14,7 @@ import { parseArgs } from "node:util";
 import { decodeModel } from "../shared/backbone/onnx-writer.ts";
 import { SparseTextEmbedder } from "../shared/backbone/use-embedder.ts";
 import { buildUseLiteBackbone, USE_LITE_INT8_ID } from "../shared/backbone/use-lite.ts";
-import { normalizeText } from "../shared/cache/address.ts";
-import { loadImdb } from "../shared/samples/imdb.ts";
+import { imdbSentences } from "./bench-common.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -28,16 +27,7 @@ const REPS = Number(args.reps);
 const DIM = 512;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
-const rows = await loadImdb(2500);
-const sentences: string[] = [];
-for (const r of rows) {
-  for (const s of r.text.replace(/<br\s*\/?>/g, " ").split(/(?<=[.!?])\s+/)) {
-    const t = normalizeText(s);
-    if (t.length > 0) sentences.push(t);
-  }
-  if (sentences.length >= Number(args.sentences)) break;
-}
-sentences.length = Math.min(sentences.length, Number(args.sentences));
+const sentences = await imdbSentences(Number(args.sentences));
 const inputs = sentences.map((text) => ({ text }));
 
 const tmp = await mkdtemp(join(tmpdir(), "use-int8-"));
