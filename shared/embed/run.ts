@@ -128,10 +128,20 @@ export async function runEmbedShards(
     const plan = await readShardPlan(store, job.backbone, job.dataset, shard);
     const vectors = new Float32Array(plan.items.length * dim);
     const errors: (ItemFailure | undefined)[] = new Array(plan.items.length).fill(undefined);
+    const read = (start: number) =>
+      Promise.all(
+        plan.items.slice(start, start + batchSize).map((item) => inputOf(store, job.dataset, item)),
+      );
+    let nextInputs = read(0);
     for (let start = 0; start < plan.items.length; start += batchSize) {
       opts.signal?.throwIfAborted();
       const batch = plan.items.slice(start, start + batchSize);
-      const inputs = await Promise.all(batch.map((item) => inputOf(store, job.dataset, item)));
+      const inputs = await nextInputs;
+      // Files for the next batch are read from the store while this one embeds.
+      if (start + batchSize < plan.items.length) {
+        nextInputs = read(start + batchSize);
+        nextInputs.catch(() => {}); // surfaced when awaited; not an unhandled rejection meanwhile
+      }
       let out: Float32Array;
       if (embedder.embedSettled) {
         const settled = await embedder.embedSettled(inputs);
