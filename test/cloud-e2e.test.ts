@@ -209,8 +209,22 @@ describe("cloud path: bucket upload → ingest → SageMaker (stand-in) → job-
     assert.deepEqual(
       job.instances.map((i) => JSON.parse(i.stdout.trim())),
       [
-        { job: jobId, shardsCommitted: 1, shardsSkipped: 0, itemsEmbedded: ROWS / 2 },
-        { job: jobId, shardsCommitted: 1, shardsSkipped: 0, itemsEmbedded: ROWS / 2 },
+        {
+          job: jobId,
+          shardsCommitted: 1,
+          shardsSkipped: 0,
+          itemsEmbedded: ROWS / 2,
+          itemsFailed: 0,
+          failures: [],
+        },
+        {
+          job: jobId,
+          shardsCommitted: 1,
+          shardsSkipped: 0,
+          itemsEmbedded: ROWS / 2,
+          itemsFailed: 0,
+          failures: [],
+        },
       ],
     );
     assert.deepEqual(

@@ -142,7 +142,14 @@ describe("the platform on a real S3 server (radosgw), under a key prefix", { tim
     const { job, result } = await platform.embed("films", { shardSize: 25 });
     assert.deepEqual(job.shards, [0, 1, 2, 3, 4]);
     assert.equal(job.state, "succeeded");
-    assert.deepEqual(result, { job: job.job, shardsCommitted: 5, shardsSkipped: 0, itemsEmbedded: 120 });
+    assert.deepEqual(result, {
+      job: job.job,
+      shardsCommitted: 5,
+      shardsSkipped: 0,
+      itemsEmbedded: 120,
+      itemsFailed: 0,
+      failures: [],
+    });
 
     // On S3 every object lives under the prefix; each shard has vectors, rows, plan and commit.
     const all = await bucketKeys();
@@ -193,7 +200,14 @@ describe("the platform on a real S3 server (radosgw), under a key prefix", { tim
     // Resume is a no-op: every shard is committed, nothing is embedded again.
     const again = await platform.embed("films", { shardSize: 25 });
     assert.equal(again.job.job, job.job);
-    assert.deepEqual(again.result, { job: job.job, shardsCommitted: 0, shardsSkipped: 5, itemsEmbedded: 0 });
+    assert.deepEqual(again.result, {
+      job: job.job,
+      shardsCommitted: 0,
+      shardsSkipped: 5,
+      itemsEmbedded: 0,
+      itemsFailed: 0,
+      failures: [],
+    });
 
     // A re-upload with 10 new rows embeds only those, into the next free shard index.
     await writeFile(join(dir, "films.jsonl"), FILMS_V2);
