@@ -206,26 +206,17 @@ describe("cloud path: bucket upload → ingest → SageMaker (stand-in) → job-
         ["algo-2", ["_plan-00001.json"], 0],
       ],
     );
+    const perInstance = {
+      job: jobId,
+      shardsCommitted: 1,
+      shardsSkipped: 0,
+      itemsEmbedded: ROWS / 2,
+      itemsFailed: 0,
+      failures: [],
+    };
     assert.deepEqual(
       job.instances.map((i) => JSON.parse(i.stdout.trim())),
-      [
-        {
-          job: jobId,
-          shardsCommitted: 1,
-          shardsSkipped: 0,
-          itemsEmbedded: ROWS / 2,
-          itemsFailed: 0,
-          failures: [],
-        },
-        {
-          job: jobId,
-          shardsCommitted: 1,
-          shardsSkipped: 0,
-          itemsEmbedded: ROWS / 2,
-          itemsFailed: 0,
-          failures: [],
-        },
-      ],
+      [perInstance, perInstance],
     );
     assert.deepEqual(
       (await listCommits(store, BACKBONE, "reviews")).map((c) => [c.shard, c.count, c.job]),

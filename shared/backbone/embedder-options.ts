@@ -1,6 +1,6 @@
 /** Checks every text embedder makes on its spec and options, in one place. */
 import { UnsupportedError, ValidationError } from "../errors.ts";
-import type { BackboneSpec } from "./spec.ts";
+import type { BackboneSpec, EmbedInput } from "./spec.ts";
 
 /** The local path of a text backbone's vocabulary asset; throws naming what is wrong. */
 export function textVocabPath(spec: BackboneSpec, assetPaths: Record<string, string>, vocab: string): string {
@@ -25,4 +25,10 @@ export function microBatchOption(value: number | undefined, fallback: number): n
     throw new ValidationError("microBatch must be a positive integer", { field: "microBatch" });
   }
   return microBatch;
+}
+
+/** What an input holds, for errors: `text`, `image`, `nothing`, or `text+image` for a malformed one. */
+export function modalityOf(input: EmbedInput): string {
+  const keys = Object.keys(input as object);
+  return keys.length === 1 ? (keys[0] as string) : keys.length === 0 ? "nothing" : keys.join("+");
 }

@@ -13,7 +13,7 @@ import {
   type ImageLimits,
   pixelsToTensor,
 } from "../images/decode.ts";
-import { microBatchOption } from "./embedder-options.ts";
+import { microBatchOption, modalityOf } from "./embedder-options.ts";
 import { getSession, type SessionOptions } from "./session.ts";
 import type { BackboneSpec, Embedder, EmbedInput, ItemFailure, SettledEmbedding } from "./spec.ts";
 
@@ -24,11 +24,6 @@ export interface ImageEmbedderOptions {
   microBatch?: number;
   limits?: ImageLimits;
   session?: SessionOptions;
-}
-
-function modalityOf(input: EmbedInput): string {
-  const keys = Object.keys(input as object);
-  return keys.length === 1 ? (keys[0] as string) : keys.length === 0 ? "nothing" : keys.join("+");
 }
 
 export class ImageEmbedder implements Embedder {

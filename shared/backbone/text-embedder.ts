@@ -6,7 +6,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Tensor } from "onnxruntime-node";
 import { UnsupportedError, ValidationError } from "../errors.ts";
-import { microBatchOption, textVocabPath } from "./embedder-options.ts";
+import { microBatchOption, modalityOf, textVocabPath } from "./embedder-options.ts";
 import { getSession, type SessionOptions } from "./session.ts";
 import { BackboneSpec, type Embedder, type EmbedInput } from "./spec.ts";
 import { type EncodeOptions, loadVocab, packIds, textToIds } from "./tokenizer.ts";
@@ -28,11 +28,6 @@ function sharedVocab(path: string): Promise<Map<string, number>> {
     v.catch(() => vocabs.delete(path));
   }
   return v;
-}
-
-function modalityOf(input: EmbedInput): string {
-  const keys = Object.keys(input as object);
-  return keys.length === 1 ? keys[0] : keys.length === 0 ? "nothing" : keys.join("+");
 }
 
 export class TextEmbedder implements Embedder {

@@ -7,7 +7,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type InferenceSession, Tensor } from "onnxruntime-node";
 import { UnsupportedError, ValidationError } from "../errors.ts";
-import { microBatchOption, textVocabPath } from "./embedder-options.ts";
+import { microBatchOption, modalityOf, textVocabPath } from "./embedder-options.ts";
 import { SentencepieceTokenizer } from "./sentencepiece.ts";
 import { getSession, type SessionOptions } from "./session.ts";
 import { BackboneSpec, type Embedder, type EmbedInput } from "./spec.ts";
@@ -40,11 +40,6 @@ function sharedTokenizer(path: string, reservedCount: number): Promise<Sentencep
     t.catch(() => tokenizers.delete(key));
   }
   return t;
-}
-
-function modalityOf(input: EmbedInput): string {
-  const keys = Object.keys(input as object);
-  return keys.length === 1 ? keys[0] : keys.length === 0 ? "nothing" : keys.join("+");
 }
 
 /** Any id the vocabulary has: it fills an all-empty batch's last row, whose output is dropped. */
