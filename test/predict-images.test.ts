@@ -117,6 +117,18 @@ describe("predict on images", () => {
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
+  test("GET /v1/datasets/{d}?backbone= reports that backbone's cache", async () => {
+    const res = await app.request(`/v1/datasets/pets?backbone=${BACKBONE}`);
+    assert.equal(res.status, 200);
+    const info = await read(res);
+    assert.equal(info.embedding.backbone, BACKBONE);
+    assert.ok(info.embedding.cachedItems > 0);
+    assert.equal(info.embedding.failedItems, 0);
+    const other = await read(await app.request("/v1/datasets/pets"));
+    assert.equal(other.embedding.backbone, "tiny-text", "without the query: the default backbone");
+    assert.equal(other.embedding.cachedItems, 0);
+  });
+
   test("JSON base64 images get the right labels", async () => {
     const res = await app.request(
       "/v1/heads/pets/predict",

@@ -37,6 +37,12 @@ export const ErrorResponse = z
 
 export const AnyObject = z.record(z.string(), z.unknown());
 
+export const DatasetInfoQuery = z.object({
+  backbone: Name.optional().openapi({
+    description: "Whose cache to report on (default: the default backbone)",
+  }),
+});
+
 export const IngestQuery = z.object({
   embed: z
     .enum(["true", "false"])

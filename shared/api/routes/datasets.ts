@@ -6,6 +6,7 @@ import type { AppEnv } from "../env.ts";
 import {
   AnyObject,
   body,
+  DatasetInfoQuery,
   DatasetParams,
   ErrorResponse,
   ImportEmbeddingsBody,
@@ -62,8 +63,11 @@ const importEmbeddings = createRoute({
 const show = createRoute({
   method: "get",
   path: "/{dataset}",
-  summary: "Dataset status: ingest result and embedding progress",
-  request: { params: DatasetParams },
+  summary: "Dataset status: ingest result, embedding progress and items that could not be embedded",
+  request: {
+    params: DatasetParams,
+    query: DatasetInfoQuery,
+  },
   responses: { 200: json(AnyObject, "Dataset status"), ...errors },
 });
 
@@ -134,6 +138,11 @@ export function datasetRoutes(platform: Platform) {
     const { backbone, rows, embeddings } = c.req.valid("json");
     return c.json(body(await platform.importEmbeddings(dataset, { backbone, rows, embeddings })), 200);
   });
-  app.openapi(show, async (c) => c.json(body(await platform.datasetInfo(c.req.valid("param").dataset)), 200));
+  app.openapi(show, async (c) =>
+    c.json(
+      body(await platform.datasetInfo(c.req.valid("param").dataset, c.req.valid("query").backbone)),
+      200,
+    ),
+  );
   return app;
 }
