@@ -184,16 +184,17 @@ describe("composite backbones", () => {
     );
   });
 
-  test("predicting raw texts equals predicting their normalized concatenation", async () => {
-    const fromText = await ctx.platform.predict("combo", { inputs: TEXTS });
+  /** TEXTS through each part's own embedder, normalized and concatenated by the test's code. */
+  async function textsByHand(): Promise<number[][]> {
     const ea = await loadEmbedder(ctx.store, "tiny-text", ctx.config);
     const eb = await loadEmbedder(ctx.store, "tiny-b", ctx.config);
     const items = TEXTS.map((text) => ({ text }));
-    const embeddings = manualConcat(
-      [await ea.embed(items), await eb.embed(items)],
-      [TINY_DIM, TINY_DIM],
-      TEXTS.length,
-    );
+    return manualConcat([await ea.embed(items), await eb.embed(items)], [TINY_DIM, TINY_DIM], TEXTS.length);
+  }
+
+  test("predicting raw texts equals predicting their normalized concatenation", async () => {
+    const fromText = await ctx.platform.predict("combo", { inputs: TEXTS });
+    const embeddings = await textsByHand();
     // The unknown-words text embeds to zero in both parts, and stays zero.
     assert.ok(embeddings[3].every((x) => x === 0));
     const fromVectors = await ctx.platform.predict("combo", { embeddings });
@@ -228,14 +229,7 @@ describe("composite backbones", () => {
   test("ONNX: the head alone takes the concatenation; fusing a composite head is refused", async () => {
     const { head: doc } = await readHeadVersion(ctx.store, "combo");
     const session = await InferenceSession.create(headToOnnx(doc));
-    const ea = await loadEmbedder(ctx.store, "tiny-text", ctx.config);
-    const eb = await loadEmbedder(ctx.store, "tiny-b", ctx.config);
-    const items = TEXTS.map((text) => ({ text }));
-    const embeddings = manualConcat(
-      [await ea.embed(items), await eb.embed(items)],
-      [TINY_DIM, TINY_DIM],
-      TEXTS.length,
-    );
+    const embeddings = await textsByHand();
     const res = await session.run({
       embedding: new Tensor("float32", Float32Array.from(embeddings.flat()), [TEXTS.length, 16]),
     });
