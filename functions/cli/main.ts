@@ -20,6 +20,7 @@ import { TASKS, type TrainResult } from "../../shared/heads/train.ts";
 import { createLogger, type Logger, type LogLevel } from "../../shared/log.ts";
 import { Platform } from "../../shared/platform.ts";
 import { openStore } from "../../shared/store/index.ts";
+import { VERSION } from "../../shared/version.ts";
 import { embedProgress } from "./progress.ts";
 
 interface GlobalOptions {
@@ -31,6 +32,7 @@ interface GlobalOptions {
 
 const program = new Command("headstart")
   .description("Transfer learning the cheap way: embed once, train small heads in seconds, serve them.")
+  .version(VERSION, "-V, --version", "print the headstart version")
   .option(
     "--store <dir|s3://bucket>",
     "where datasets, cache and heads live (env HEADSTART_STORE; default ./.headstart)",
