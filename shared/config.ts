@@ -15,6 +15,8 @@ const EnvSchema = z.object({
   HEADSTART_MODELS_DIR: z.string().min(1).default(`${PACKAGE_ROOT}.models`),
   HEADSTART_SCRATCH_DIR: z.string().min(1).optional(),
   HEADSTART_DEFAULT_BACKBONE: z.string().min(1).default("glove-100d"),
+  /** `false` in the Lambdas: built-in backbones come published in the store, never built there. */
+  HEADSTART_BUILD_BACKBONES: z.enum(["true", "false"]).default("true"),
   HEADSTART_LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
   AWS_REGION: z.string().min(1).optional(),
   /** Where submitted embedding jobs run: this machine, or SageMaker Processing. */
@@ -56,6 +58,8 @@ export interface Config {
   /** Local scratch space for downloaded models; defaults to the OS temp dir. */
   scratchDir?: string;
   defaultBackbone: string;
+  /** Build a missing built-in backbone from packaged weights (local use), or only read the store. */
+  buildBackbones: boolean;
   logLevel: "debug" | "info" | "warn" | "error" | "silent";
   runner: "local" | "sagemaker";
   /** Present when `runner` is `sagemaker`; every required field named by its variable. */
@@ -108,6 +112,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     modelsDir: e.HEADSTART_MODELS_DIR,
     scratchDir: e.HEADSTART_SCRATCH_DIR,
     defaultBackbone: e.HEADSTART_DEFAULT_BACKBONE,
+    buildBackbones: e.HEADSTART_BUILD_BACKBONES === "true",
     logLevel: e.HEADSTART_LOG_LEVEL,
     runner: e.HEADSTART_RUNNER,
     apiKeysSecretArn: e.HEADSTART_API_KEYS_SECRET_ARN,

@@ -2,7 +2,14 @@
  * The platform's use cases over one store. CLI commands, HTTP routes and Lambda handlers are
  * thin adapters over these methods; nothing here knows how it was called.
  */
-import { listBackbones, loadEmbedder, publishBackbone, resolveBackbone } from "./backbone/registry.ts";
+import {
+  BUILT_IN_BACKBONES,
+  listBackbones,
+  loadEmbedder,
+  publishBackbone,
+  publishBuiltIn,
+  resolveBackbone,
+} from "./backbone/registry.ts";
 import type { BackboneSpec } from "./backbone/spec.ts";
 import { cachedFailures, listCommits } from "./cache/shards.ts";
 import { type Config, configToEnv } from "./config.ts";
@@ -15,18 +22,8 @@ import { type ImportInput, type ImportResult, importEmbeddings } from "./embed/i
 import { embedJobId, planEmbedJob } from "./embed/plan.ts";
 import type { EmbedProgress, RunShardsResult } from "./embed/run.ts";
 import { NotFoundError, ValidationError } from "./errors.ts";
-import { exportFilename, fusedToOnnx, headToOnnx } from "./heads/export-onnx.ts";
-import { MAX_NEIGHBORS, neighborIndex } from "./heads/neighbors.ts";
-import {
-  embeddingsToVectors,
-  embedInputs,
-  loadHead,
-  type PredictInput,
-  type Prediction,
-  predictVectors,
-  readPredictInputs,
-} from "./heads/predict.ts";
-import { type TrainOptions, type TrainResult, trainHead, validateTrainOptions } from "./heads/train.ts";
+import type { PredictInput, Prediction } from "./heads/predict.ts";
+import type { TrainOptions, TrainResult } from "./heads/train.ts";
 import type { TrainDispatcher, TrainRequest } from "./heads/train-dispatch.ts";
 import {
   listVersions,
@@ -41,6 +38,14 @@ import { type EmbedJob, readJob } from "./jobs/job.ts";
 import { type JobRunner, LocalJobRunner } from "./jobs/runner.ts";
 import { assertName } from "./layout.ts";
 import type { ObjectStore } from "./store/types.ts";
+
+/**
+ * Heads (training, predict, export) run onnxruntime and sharp: they are loaded on first use, so an
+ * entry point that never trains or predicts (the ingest and job-complete Lambdas) never loads
+ * them, and its bundle keeps them in chunks it does not read.
+ */
+const trainModule = () => import("./heads/train.ts");
+const predictModule = () => import("./heads/predict.ts");
 
 export interface PlatformOptions {
   /** Where `submit`ted embedding jobs run; the local worker by default. */
@@ -96,6 +101,16 @@ export class Platform {
 
   addBackbone(dir: string): Promise<BackboneSpec> {
     return publishBackbone(this.store, dir);
+  }
+
+  /**
+   * Builds built-in backbones on this machine and publishes them to the store (all by default):
+   * how a deployed customer's bucket gets them, since its Lambdas never build.
+   */
+  async publishBuiltIns(ids: readonly string[] = BUILT_IN_BACKBONES): Promise<BackboneSpec[]> {
+    const out: BackboneSpec[] = [];
+    for (const id of ids) out.push(await publishBuiltIn(this.store, id, this.config.modelsDir));
+    return out;
   }
 
   /** Uploads a local manifest (or directory) like a bucket upload would, then ingests it. */
@@ -182,7 +197,7 @@ export class Platform {
     if (!this.trainDispatcher) return { accepted: false, ...(await this.train(opts)) };
     assertName("head", opts.head, "head");
     // Fail here, not silently in the background, on anything checkable without the data.
-    validateTrainOptions(opts);
+    (await trainModule()).validateTrainOptions(opts);
     if (!(await readDatasetStatus(this.store, opts.dataset)))
       throw new NotFoundError(`dataset ${opts.dataset}`, { field: "dataset" });
     await this.trainDispatcher.dispatch(opts);
@@ -209,6 +224,7 @@ export class Platform {
   }
 
   async train(opts: TrainOptions): Promise<TrainResult> {
+    const { trainHead, validateTrainOptions } = await trainModule();
     validateTrainOptions(opts); // before the backbone, whose first use may convert weights
     const candidates = opts.backbones
       ? await Promise.all(opts.backbones.map((ref) => this.backboneParts(ref, "backbones")))
@@ -232,6 +248,8 @@ export class Platform {
       throw new ValidationError("name a version or an alias, not both", { field: "alias" });
     }
     const head = ref.head;
+    const { embeddingsToVectors, embedInputs, loadHead, predictVectors, readPredictInputs } =
+      await predictModule();
     const loaded = await loadHead(this.store, head, version, alias);
     const n = req.inputs ? req.inputs.length : req.embeddings!.length;
     const vectors = req.inputs
@@ -239,6 +257,7 @@ export class Platform {
       : embeddingsToVectors(loaded, req.embeddings!);
     const predictions: Prediction[] = await predictVectors(loaded, vectors, n);
     if (req.neighbors !== undefined) {
+      const { MAX_NEIGHBORS, neighborIndex } = await import("./heads/neighbors.ts");
       if (!Number.isInteger(req.neighbors) || req.neighbors < 1 || req.neighbors > MAX_NEIGHBORS) {
         throw new ValidationError(`neighbors must be an integer in 1..${MAX_NEIGHBORS}`, {
           field: "neighbors",
@@ -268,6 +287,7 @@ export class Platform {
     const version = await resolveHeadRef(this.store, ref);
     const { head: doc } = await readHeadVersion(this.store, ref.head, version);
     const fused = opts.fused ?? false;
+    const { exportFilename, fusedToOnnx, headToOnnx } = await import("./heads/export-onnx.ts");
     const bytes = fused ? await fusedToOnnx(this.store, doc, this.config) : headToOnnx(doc);
     return { head: doc.head, version: doc.version, fused, filename: exportFilename(doc, fused), bytes };
   }

@@ -521,6 +521,21 @@ backbone
     );
   });
 backbone
+  .command("publish")
+  .description(
+    "build built-in backbones here and publish them to the store (a deployed stack's Lambdas only read them from there)",
+  )
+  .argument("[ids...]", "built-in backbone ids (default: all)")
+  .action(async (ids: string[], _opts, cmd: Command) => {
+    const { platform, json } = context(cmd);
+    const specs = await platform.publishBuiltIns(ids.length ? ids : undefined);
+    output(
+      json,
+      specs,
+      specs.map((s) => `backbone ${s.id} (${s.dim}-d, sha256 ${s.sha256.slice(0, 12)}) published`).join("\n"),
+    );
+  });
+backbone
   .command("list")
   .description("backbones in the store")
   .action(async (_opts, cmd: Command) => {

@@ -11,22 +11,21 @@ import { HeadstartError, NotFoundError, UnsupportedError, ValidationError } from
 import { assertName, keys } from "../layout.ts";
 import { getJson, putJson } from "../store/json.ts";
 import type { ObjectStore } from "../store/types.ts";
-import { ensureGloveBackbone } from "./glove.ts";
-import { ImageEmbedder } from "./image-embedder.ts";
-import { ensureInceptionBackbone, ensureMobileNetBackbone } from "./mobilenet.ts";
 import { BackboneSpec, type Embedder } from "./spec.ts";
-import { TextEmbedder } from "./text-embedder.ts";
-import { SparseTextEmbedder } from "./use-embedder.ts";
-import { ensureUseLiteBackbone, ensureUseLiteInt8Backbone } from "./use-lite.ts";
 
-/** Built-in backbones: id → builder into a local directory holding backbone.json + files. */
+/**
+ * Built-in backbones: id → builder into a local directory holding backbone.json + files. The
+ * builders read packaged weights (dev dependencies) and are loaded only when one runs, so the
+ * Lambda bundles, which never build, carry neither the converters nor their inputs.
+ */
 const BUILT_IN: Record<string, (modelsDir: string) => Promise<{ dir: string }>> = {
-  "glove-100d": (modelsDir) => ensureGloveBackbone(modelsDir),
-  "use-lite-512": (modelsDir) => ensureUseLiteBackbone(modelsDir),
-  "use-lite-512-int8": (modelsDir) => ensureUseLiteInt8Backbone(modelsDir),
-  "glove-100d-meanmax": (modelsDir) => ensureGloveBackbone(modelsDir, { pooling: "mean-max" }),
-  "mobilenet-v2-1280": (modelsDir) => ensureMobileNetBackbone(modelsDir),
-  "inception-v3-2048": (modelsDir) => ensureInceptionBackbone(modelsDir),
+  "glove-100d": async (d) => (await import("./glove.ts")).ensureGloveBackbone(d),
+  "use-lite-512": async (d) => (await import("./use-lite.ts")).ensureUseLiteBackbone(d),
+  "use-lite-512-int8": async (d) => (await import("./use-lite.ts")).ensureUseLiteInt8Backbone(d),
+  "glove-100d-meanmax": async (d) =>
+    (await import("./glove.ts")).ensureGloveBackbone(d, { pooling: "mean-max" }),
+  "mobilenet-v2-1280": async (d) => (await import("./mobilenet.ts")).ensureMobileNetBackbone(d),
+  "inception-v3-2048": async (d) => (await import("./mobilenet.ts")).ensureInceptionBackbone(d),
 };
 
 export const BUILT_IN_BACKBONES = Object.keys(BUILT_IN);
@@ -98,11 +97,14 @@ export async function publishBackbone(store: ObjectStore, dir: string): Promise<
   return spec;
 }
 
-/** The spec of a backbone in the store, publishing a built-in one on first use. */
+/**
+ * The spec of a backbone in the store, publishing a built-in one on first use — unless
+ * `buildBackbones` is off (the Lambdas), where built-ins must have been published beforehand.
+ */
 export async function resolveBackbone(
   store: ObjectStore,
   id: string,
-  config: Pick<Config, "modelsDir">,
+  config: Pick<Config, "modelsDir"> & { buildBackbones?: boolean },
 ): Promise<BackboneSpec> {
   assertName("backbone", id, "backbone");
   const found = await getJson(store, keys.backboneSpec(id), BackboneSpec);
@@ -116,7 +118,25 @@ export async function resolveBackbone(
       },
     );
   }
-  const { dir } = await build(config.modelsDir);
+  if (config.buildBackbones === false) {
+    throw new NotFoundError(
+      `backbone ${id} is not published in ${store.url}; publish it once with ` +
+        `\`headstart backbone publish ${id} --store ${store.url}\``,
+      { field: "backbone" },
+    );
+  }
+  return publishBuiltIn(store, id, config.modelsDir);
+}
+
+/** Builds a built-in backbone into `modelsDir` (once) and publishes it to the store. */
+export async function publishBuiltIn(store: ObjectStore, id: string, modelsDir: string) {
+  const build = BUILT_IN[id];
+  if (!build) {
+    throw new NotFoundError(`built-in backbone ${id} (built-in: ${BUILT_IN_BACKBONES.join(", ")})`, {
+      field: "backbone",
+    });
+  }
+  const { dir } = await build(modelsDir);
   return publishBackbone(store, dir);
 }
 
@@ -130,26 +150,14 @@ export async function listBackbones(store: ObjectStore): Promise<BackboneSpec[]>
   return out;
 }
 
-/** The embedder that runs `spec`'s preprocessing, over local files. */
-export function createEmbedder(
+/** The embedder that runs `spec`'s preprocessing, over local files (loads onnxruntime). */
+export async function createEmbedder(
   spec: BackboneSpec,
   modelPath: string,
   assetPaths: Record<string, string>,
   opts: { microBatch?: number } = {},
 ): Promise<Embedder> {
-  switch (spec.preprocessing.type) {
-    case "text-vocab":
-      return TextEmbedder.create(spec, modelPath, assetPaths, opts);
-    case "sentencepiece-sparse":
-      return SparseTextEmbedder.create(spec, modelPath, assetPaths, opts);
-    case "image":
-      return ImageEmbedder.create(spec, modelPath, opts);
-    default:
-      throw new UnsupportedError(
-        `backbone ${spec.id}: this build cannot run preprocessing ${JSON.stringify(spec.preprocessing.type)}`,
-        { field: "backbone" },
-      );
-  }
+  return (await import("./embedders.ts")).createEmbedder(spec, modelPath, assetPaths, opts);
 }
 
 /**
@@ -179,7 +187,7 @@ const embedders = new Map<string, Promise<Embedder>>();
 export function loadEmbedder(
   store: ObjectStore,
   id: string,
-  config: Pick<Config, "modelsDir">,
+  config: Pick<Config, "modelsDir"> & { buildBackbones?: boolean },
 ): Promise<Embedder> {
   const cacheKey = `${store.url}\0${id}`;
   let promise = embedders.get(cacheKey);

@@ -1,0 +1,28 @@
+/** Preprocessing type → embedder. Imported on demand: every embedder runs onnxruntime. */
+import { UnsupportedError } from "../errors.ts";
+import { ImageEmbedder } from "./image-embedder.ts";
+import type { BackboneSpec, Embedder } from "./spec.ts";
+import { TextEmbedder } from "./text-embedder.ts";
+import { SparseTextEmbedder } from "./use-embedder.ts";
+
+/** The embedder that runs `spec`'s preprocessing, over local files. */
+export function createEmbedder(
+  spec: BackboneSpec,
+  modelPath: string,
+  assetPaths: Record<string, string>,
+  opts: { microBatch?: number } = {},
+): Promise<Embedder> {
+  switch (spec.preprocessing.type) {
+    case "text-vocab":
+      return TextEmbedder.create(spec, modelPath, assetPaths, opts);
+    case "sentencepiece-sparse":
+      return SparseTextEmbedder.create(spec, modelPath, assetPaths, opts);
+    case "image":
+      return ImageEmbedder.create(spec, modelPath, opts);
+    default:
+      throw new UnsupportedError(
+        `backbone ${spec.id}: this build cannot run preprocessing ${JSON.stringify(spec.preprocessing.type)}`,
+        { field: "backbone" },
+      );
+  }
+}
