@@ -1,9 +1,10 @@
-/** The one mapping from domain errors to HTTP. Routes only throw. */
+/** The one mapping from domain errors to HTTP, and the one error body. Routes only throw. */
+import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { type ErrorCode, HeadstartError, ValidationError } from "../errors.ts";
-import type { Logger } from "../log.ts";
+import { currentRequestIds, type Logger } from "../log.ts";
 
 const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   invalid_input: 400,
@@ -16,7 +17,34 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   internal: 500,
 };
 
-export function errorBody(code: string, message: string, field?: string, details?: unknown) {
+/** Every code the API answers with; `STATUS` has one entry per `ErrorCode`, so none is missed. */
+const CODES = Object.keys(STATUS) as [ErrorCode, ...ErrorCode[]];
+
+/** The body of every error the app sends (not API Gateway's own refusals: see responses.ts). */
+export const ErrorResponse = z
+  .object({
+    error: z.object({
+      code: z.enum(CODES).openapi({ description: "Stable machine-readable code; see docs/api.md#errors" }),
+      message: z.string().openapi({ description: "What went wrong, for a person; names the field" }),
+      field: z.string().optional().openapi({
+        description: "The offending input: a dotted path (`inputs[0].image`), a header, or `line <n>`",
+        example: "inputs[0]",
+      }),
+      details: z
+        .unknown()
+        .optional()
+        .openapi({ description: "Structured extras, e.g. `{reason}` for images" }),
+    }),
+  })
+  .openapi("ErrorResponse");
+export type ErrorResponse = z.infer<typeof ErrorResponse>;
+
+export function errorBody(
+  code: ErrorCode,
+  message: string,
+  field?: string,
+  details?: unknown,
+): ErrorResponse {
   return {
     error: { code, message, ...(field ? { field } : {}), ...(details === undefined ? {} : { details }) },
   };
@@ -47,6 +75,7 @@ export function handleError(err: Error, c: Context, log: Logger) {
     return c.json(errorBody(code, err.message || "request rejected"), status);
   }
   log.error("request failed", {
+    correlation_id: currentRequestIds()?.correlationId,
     path: c.req.path,
     method: c.req.method,
     error: err.message,

@@ -24,19 +24,6 @@ export const HeadVersionParams = HeadParams.extend({
 });
 export const JobParams = z.object({ job: Name.openapi({ param: { name: "job", in: "path" } }) });
 
-export const ErrorResponse = z
-  .object({
-    error: z.object({
-      code: z.string(),
-      message: z.string(),
-      field: z.string().optional(),
-      details: z.unknown().optional(),
-    }),
-  })
-  .openapi("Error");
-
-export const AnyObject = z.record(z.string(), z.unknown());
-
 export const DatasetInfoQuery = z.object({
   backbone: Name.optional().openapi({
     description: "Whose cache to report on (default: the default backbone)",
@@ -242,8 +229,3 @@ export const PromoteBody = z.strictObject({
     .optional()
     .openapi({ description: "Fail with 409 unless live currently points here" }),
 });
-
-/** Response bodies are domain objects typed by their own zod schemas; the route schema is `AnyObject`. */
-export function body(value: object): Record<string, never> {
-  return value as Record<string, never>;
-}

@@ -4,9 +4,17 @@ import { renderReportHtml } from "../../heads/report-html.ts";
 import type { Platform } from "../../platform.ts";
 import type { AppEnv } from "../env.ts";
 import {
-  AnyObject,
-  body,
-  ErrorResponse,
+  AliasMoved,
+  AliasRolledBack,
+  errorResponses,
+  HeadInfo,
+  HeadVersion,
+  jsonBody,
+  Report,
+  TrainAccepted,
+  TrainResponse,
+} from "../responses.ts";
+import {
   HeadAliasParams,
   HeadParams,
   HeadVersionParams,
@@ -19,88 +27,106 @@ import {
   TrainBody,
 } from "../schemas.ts";
 
-const err = (description: string) => ({
-  description,
-  content: { "application/json": { schema: ErrorResponse } },
-});
-const errors = { 400: err("Invalid input"), 404: err("Unknown head, version or dataset") };
+const tags = ["heads"];
+const unknownHead = "Unknown head or version";
 
 const train = createRoute({
   method: "post",
   path: "/{head}/train",
+  operationId: "trainHead",
+  tags,
   summary: "Train a new head version on a dataset's cached embeddings",
   request: {
     params: HeadParams,
     body: { required: true, content: { "application/json": { schema: TrainBody } } },
   },
   responses: {
-    200: {
-      description: "The new version and its metrics",
-      content: { "application/json": { schema: AnyObject } },
-    },
-    202: {
-      description:
-        "Accepted: training runs in the background (in AWS, the train Lambda); the version appears under GET /v1/heads/{head}",
-      content: { "application/json": { schema: AnyObject } },
-    },
-    ...errors,
-    409: err("The live alias moved while training"),
-    422: err("Unsupported head type or labels"),
+    200: jsonBody(TrainResponse, "Trained here: the new version and its metrics"),
+    202: jsonBody(
+      TrainAccepted,
+      "Accepted: training runs in the background (in AWS, the train Lambda); the version appears under GET /v1/heads/{head}",
+    ),
+    ...errorResponses({
+      400: "Invalid request (type, task, params, candidates, cv), or too few labelled rows",
+      404: "Unknown dataset or backbone",
+      409: "The live alias moved while training",
+      413: true,
+      415: "Not application/json",
+      422: "A head type that cannot take these labels",
+    }),
   },
 });
 
 const show = createRoute({
   method: "get",
   path: "/{head}",
+  operationId: "getHead",
+  tags,
   summary: "A head: live version, its metrics, all versions",
   request: { params: HeadParams },
   responses: {
-    200: { description: "Head", content: { "application/json": { schema: AnyObject } } },
-    ...errors,
+    200: jsonBody(HeadInfo, "The head"),
+    ...errorResponses({ 400: true, 404: "Unknown head" }),
   },
 });
 
 const version = createRoute({
   method: "get",
   path: "/{head}/versions/{version}",
+  operationId: "getHeadVersion",
+  tags,
   summary: "One immutable head version with its report",
   request: { params: HeadVersionParams },
   responses: {
-    200: { description: "Version", content: { "application/json": { schema: AnyObject } } },
-    ...errors,
+    200: jsonBody(HeadVersion, "The version's head.json (without weights) and its report"),
+    ...errorResponses({ 400: true, 404: unknownHead }),
   },
 });
 
 const promote = createRoute({
   method: "put",
   path: "/{head}/aliases/{alias}",
+  operationId: "setHeadAlias",
+  tags,
   summary: "Point an alias (live, canary…) at a version; compare-and-swap with expectedVersion",
   request: {
     params: HeadAliasParams,
     body: { required: true, content: { "application/json": { schema: PromoteBody } } },
   },
   responses: {
-    200: { description: "Alias moved", content: { "application/json": { schema: AnyObject } } },
-    ...errors,
-    409: err("expectedVersion did not match"),
+    200: jsonBody(AliasMoved, "The alias moved"),
+    ...errorResponses({
+      400: true,
+      404: unknownHead,
+      409: "expectedVersion did not match, or the alias moved concurrently",
+      413: true,
+      415: "Not application/json",
+    }),
   },
 });
 
 const rollback = createRoute({
   method: "post",
   path: "/{head}/aliases/{alias}/rollback",
+  operationId: "rollbackHeadAlias",
+  tags,
   summary: "Move an alias back to the version it pointed to before its last move",
   request: { params: HeadAliasParams },
   responses: {
-    200: { description: "Alias moved back", content: { "application/json": { schema: AnyObject } } },
-    ...errors,
-    409: err("No previous version, or the alias moved concurrently"),
+    200: jsonBody(AliasRolledBack, "The alias moved back"),
+    ...errorResponses({
+      400: true,
+      404: "Unknown head or alias",
+      409: "No previous version, or the alias moved concurrently",
+    }),
   },
 });
 
 const predict = createRoute({
   method: "post",
   path: "/{head}/predict",
+  operationId: "predictHead",
+  tags,
   summary: "Predict on raw inputs (texts, images) or ready embeddings",
   description:
     "JSON: `inputs` holds texts (strings or `{text}`) for a text head, or images for an image head: " +
@@ -122,13 +148,15 @@ const predict = createRoute({
     },
   },
   responses: {
-    200: {
-      description: "One prediction per input",
-      content: { "application/json": { schema: PredictResponse } },
-    },
-    ...errors,
-    413: err("More image data than one request may carry"),
-    415: err("Neither JSON nor multipart/form-data"),
+    200: jsonBody(PredictResponse, "One prediction per input"),
+    ...errorResponses({
+      400: "Invalid input (`field` names it: `inputs[i]`, `image[i]`, `embeddings[i]`…), with `details.reason` for images",
+      404: "Unknown head, version or alias, or no object at an `imageKey`",
+      409: "The head's backbone was replaced since it was trained",
+      413: "More image data than one request may carry, or a body over 8 MiB",
+      415: "Neither JSON nor multipart/form-data",
+      422: "The head's backbone cannot be loaded here",
+    }),
   },
 });
 
@@ -178,6 +206,8 @@ async function predictUpload(platform: Platform, head: string, form: z.infer<typ
 const exportModel = createRoute({
   method: "get",
   path: "/{head}/versions/{version}/model.onnx",
+  operationId: "exportHeadModel",
+  tags,
   summary: "A head version as an ONNX model, alone or fused with its backbone",
   description:
     "Alone: input `embedding` float32 [N, d] → `probabilities` [N, k] (or `value` [N, 1] for regression). " +
@@ -196,15 +226,20 @@ const exportModel = createRoute({
       description: "The ONNX model",
       content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } },
     },
-    ...errors,
-    409: err("The head's backbone has been replaced since it was trained"),
-    422: err("The backbone cannot be fused (not ONNX, or an unsupported opset)"),
+    ...errorResponses({
+      400: true,
+      404: unknownHead,
+      409: "The head's backbone has been replaced since it was trained",
+      422: "The backbone cannot be fused (not ONNX, or an unsupported opset)",
+    }),
   },
 });
 
 const report = createRoute({
   method: "get",
   path: "/{head}/versions/{version}/report",
+  operationId: "getHeadReport",
+  tags,
   summary: "A version's evaluation report as one self-contained HTML page, or as JSON",
   description:
     "HTML by default: metrics, per-class scores, confusion matrix, reliability diagram and model search, " +
@@ -220,10 +255,10 @@ const report = createRoute({
       description: "The report",
       content: {
         "text/html": { schema: z.string() },
-        "application/json": { schema: AnyObject },
+        "application/json": { schema: Report },
       },
     },
-    ...errors,
+    ...errorResponses({ 400: true, 404: "Unknown head or version, or a version without a report" }),
   },
 });
 
@@ -232,14 +267,14 @@ export function headRoutes(platform: Platform) {
   app.openapi(train, async (c) => {
     const { head } = c.req.valid("param");
     const result = await platform.requestTraining({ head, ...c.req.valid("json") });
-    if (result.accepted) return c.json(body(result), 202);
+    if (result.accepted) return c.json(result, 202);
     const { accepted: _accepted, ...trained } = result;
-    return c.json(body(trained), 200);
+    return c.json(trained, 200);
   });
-  app.openapi(show, async (c) => c.json(body(await platform.headInfo(c.req.valid("param").head)), 200));
+  app.openapi(show, async (c) => c.json(await platform.headInfo(c.req.valid("param").head), 200));
   app.openapi(version, async (c) => {
     const { head, version: v } = c.req.valid("param");
-    return c.json(body(await platform.headVersion(head, v)), 200);
+    return c.json(await platform.headVersion(head, v), 200);
   });
   app.openapi(promote, async (c) => {
     const { head, alias } = c.req.valid("param");
@@ -284,7 +319,7 @@ export function headRoutes(platform: Platform) {
   app.openapi(report, async (c) => {
     const { head, version: v } = c.req.valid("param");
     const found = await platform.headReport(head, v);
-    if (c.req.valid("query").format === "json") return c.json(body(found.report), 200);
+    if (c.req.valid("query").format === "json") return c.json(found.report, 200);
     return c.body(renderReportHtml(found.report, found.head), 200, {
       "content-type": "text/html; charset=utf-8",
     });

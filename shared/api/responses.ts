@@ -1,0 +1,177 @@
+/**
+ * What the API answers: the success bodies (built from the domain's own zod schemas, so the
+ * document follows the stored formats) and the error responses every route shares.
+ */
+import { z } from "@hono/zod-openapi";
+import { BackboneSpec } from "../backbone/spec.ts";
+import { DatasetStatus as DatasetStatusDoc } from "../datasets/status.ts";
+import {
+  HeadDocument,
+  HeadTask,
+  Metrics,
+  MultilabelMetrics,
+  RegressionMetrics,
+  Report as ReportDoc,
+  Search,
+} from "../heads/version.ts";
+import { EmbedJob as EmbedJobDoc } from "../jobs/job.ts";
+import { ErrorResponse } from "./errors.ts";
+
+export const HealthResponse = z
+  .object({
+    status: z.literal("ok"),
+    store: z.string().openapi({ description: "The object store's URL", example: "file:///data/store" }),
+    runner: z.string().openapi({ description: "Where embedding jobs run", example: "local" }),
+  })
+  .openapi("HealthResponse");
+
+export const DatasetStatus = DatasetStatusDoc.openapi({
+  description: "`datasets/<d>/_status.json`: the last ingest's result (see docs/formats.md)",
+}).openapi("DatasetStatus");
+export const EmbedJob = EmbedJobDoc.openapi({ description: "`jobs/<job>.json`: a batch job" }).openapi(
+  "EmbedJob",
+);
+export const Backbone = BackboneSpec.openapi({ description: "`backbone.json`" }).openapi("Backbone");
+
+export const IngestResponse = z
+  .object({
+    status: DatasetStatus,
+    job: EmbedJob.optional(),
+  })
+  .openapi("IngestResponse", { description: "`job` is the embedding job, absent with `embed=false`" });
+
+export const ImportEmbeddingsResponse = z
+  .object({
+    dataset: z.string(),
+    backbone: Backbone,
+    status: DatasetStatus,
+    rows: z.number().int(),
+    dim: z.number().int(),
+    dtype: z.string().openapi({ description: "The input's dtype (float64 is stored as float32)" }),
+    vectors: z.object({ written: z.number().int(), reused: z.number().int() }),
+    shards: z.array(z.number().int()),
+  })
+  .openapi("ImportEmbeddingsResponse");
+
+export const DatasetInfo = z
+  .object({
+    status: DatasetStatus,
+    embedding: z.object({
+      backbone: z.string(),
+      cachedItems: z.number().int(),
+      // The current version's embedding job, if one was planned.
+      job: EmbedJob.and(z.object({ shardsCommitted: z.number().int() })).optional(),
+      failedItems: z.number().int(),
+      failures: z
+        .array(z.object({ id: z.string(), reason: z.string(), message: z.string() }))
+        .openapi({ description: "The first 100 items the backbone could not embed" }),
+    }),
+  })
+  .openapi("DatasetInfo");
+
+export const Report = ReportDoc.openapi({
+  description: "A version's `report.json`: evaluation, calibration and `auto` search (docs/formats.md)",
+}).openapi("Report");
+
+export const TrainResponse = z
+  .object({
+    head: z.string(),
+    version: z.string(),
+    type: z.string(),
+    task: HeadTask,
+    params: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])),
+    metrics: Metrics.optional().openapi({ description: "Multiclass heads" }),
+    multilabel: MultilabelMetrics.optional(),
+    regression: RegressionMetrics.optional(),
+    calibration: z
+      .object({ temperature: z.number(), eceBefore: z.number(), eceAfter: z.number() })
+      .optional(),
+    search: Search.optional().openapi({ description: "With `type: auto`" }),
+    evaluation: z.enum(["test-split", "cv"]),
+    trainSeconds: z.number(),
+    counts: ReportDoc.shape.counts,
+    promoted: z.boolean(),
+  })
+  .openapi("TrainResponse");
+
+export const TrainAccepted = z
+  .object({ accepted: z.literal(true), head: z.string(), dataset: z.string() })
+  .openapi("TrainAccepted");
+
+/** `head.json` without the fitted weights. */
+export const HeadSummary = HeadDocument.omit({ model: true }).openapi("HeadSummary");
+
+export const HeadInfo = z
+  .object({
+    head: z.string(),
+    live: z.string().openapi({ description: "The version the live alias points to" }),
+    versions: z.array(z.string()),
+    current: HeadSummary,
+    report: Report.optional(),
+  })
+  .openapi("HeadInfo");
+
+export const HeadVersion = HeadDocument.omit({ model: true })
+  .extend({ report: Report.optional() })
+  .openapi("HeadVersion");
+
+export const AliasMoved = z
+  .object({ head: z.string(), alias: z.string(), version: z.string() })
+  .openapi("AliasMoved");
+
+export const AliasRolledBack = z
+  .object({
+    head: z.string(),
+    alias: z.string(),
+    from: z.string().openapi({ description: "The version the alias pointed to" }),
+    to: z.string().openapi({ description: "The version it points to now" }),
+  })
+  .openapi("AliasRolledBack");
+
+/**
+ * API Gateway's own body when the authorizer refuses a request: HTTP APIs cannot reshape it, so
+ * it is the one error that does not have the app's `ErrorResponse` shape.
+ */
+export const GatewayError = z
+  .object({ message: z.string().openapi({ example: "Forbidden" }) })
+  .openapi("GatewayError");
+
+export function jsonBody<T extends z.ZodType>(schema: T, description: string) {
+  return { description, content: { "application/json": { schema } } };
+}
+
+const DEFAULT_ERRORS = {
+  400: "Invalid input: a path, query or body value failed validation (`field` names it)",
+  404: "Not found",
+  409: "Conflict: a concurrent change won, or an expectation did not hold",
+  413: "Request body too large",
+  415: "Unsupported content type",
+  422: "Unsupported: the request is valid but this head, label or backbone cannot do it",
+} as const;
+type ErrorStatus = keyof typeof DEFAULT_ERRORS;
+
+const errorResponse = (description: string) => jsonBody(ErrorResponse, description);
+
+/**
+ * The error responses of a route: the listed statuses (with the default description unless one
+ * is given), 500 always, and, unless `public`, API Gateway's 403 for a missing or refused key.
+ */
+export function errorResponses(
+  statuses: Partial<Record<ErrorStatus, string | true>>,
+  opts: { public?: boolean } = {},
+) {
+  const out: Record<number, ReturnType<typeof errorResponse> | ReturnType<typeof jsonBody>> = {};
+  for (const [status, text] of Object.entries(statuses)) {
+    out[Number(status)] = errorResponse(
+      text === true ? DEFAULT_ERRORS[status as unknown as ErrorStatus] : text,
+    );
+  }
+  if (!opts.public) {
+    out[403] = jsonBody(
+      GatewayError,
+      "Refused by the deployment's authorizer: no API key, or an unknown or disabled one (API Gateway's own body)",
+    );
+  }
+  out[500] = errorResponse("Internal error; the server log has the details");
+  return out;
+}
