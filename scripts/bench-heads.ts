@@ -251,7 +251,7 @@ async function ensureImdbExport(dir: string): Promise<string> {
   console.log(
     `IMDB export missing at ${dir}: embedding IMDB with glove-100d into ${args.store} (minutes, once)…`,
   );
-  const [{ loadConfig }, { runDemo }, { createLogger }, { Platform }, { FsStore }] = await Promise.all([
+  const [{ loadConfig }, { runDemo }, { makeLogger }, { Platform }, { FsStore }] = await Promise.all([
     import("../shared/config.ts"),
     import("../shared/demo.ts"),
     import("../shared/log.ts"),
@@ -260,7 +260,7 @@ async function ensureImdbExport(dir: string): Promise<string> {
   ]);
   const config = loadConfig(process.env, { store: args.store, logLevel: "warn" });
   const platform = new Platform(new FsStore(config.store), config);
-  await runDemo(platform, { log: createLogger("warn") });
+  await runDemo(platform, { log: makeLogger("bench", "warn") });
   await platform.export("imdb", dir, "glove-100d");
   return dir;
 }

@@ -27,7 +27,7 @@ import { DEFAULT_BATCH_SIZE, runEmbedShards } from "../shared/embed/run.ts";
 import { fitLogReg, predictLogReg } from "../shared/heads/logreg.ts";
 import { classificationMetrics } from "../shared/heads/metrics.ts";
 import { keys } from "../shared/layout.ts";
-import { createLogger } from "../shared/log.ts";
+import { makeLogger } from "../shared/log.ts";
 import { Platform } from "../shared/platform.ts";
 import { loadImdb } from "../shared/samples/imdb.ts";
 import { FsStore } from "../shared/store/fs.ts";
@@ -128,7 +128,7 @@ async function embeddingBench(platform: Platform, config: ReturnType<typeof load
 }
 
 async function headBench(platform: Platform) {
-  const log = createLogger("warn");
+  const log = makeLogger("bench", "warn");
   await runDemo(platform, { log }); // full IMDB in the bench store: embedded once, reused later
   const backbone = await platform.backbone("glove-100d");
   const exported = await platform.export("imdb", join(platform.config.store, "export-imdb"), "glove-100d");

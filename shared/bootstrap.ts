@@ -1,8 +1,10 @@
 /** Builds the platform for an entry point from its environment, once, at module scope. */
+import type { Metrics } from "@aws-lambda-powertools/metrics";
 import { type Config, loadConfig } from "./config.ts";
 import { LambdaTrainDispatcher } from "./heads/train-dispatch.ts";
 import { SageMakerJobRunner } from "./jobs/sagemaker-runner.ts";
-import { createLogger, type Logger } from "./log.ts";
+import { type Logger, makeLogger } from "./log.ts";
+import { addMetric, makeMetrics } from "./metrics.ts";
 import { Platform, type PlatformOptions } from "./platform.ts";
 import { openStore } from "./store/index.ts";
 
@@ -10,9 +12,10 @@ export function bootstrap(
   service: string,
   env: NodeJS.ProcessEnv = process.env,
   opts: PlatformOptions = {},
-): { config: Config; log: Logger; platform: Platform } {
+): { config: Config; log: Logger; metrics: Metrics; platform: Platform } {
   const config = loadConfig(env);
-  const log = createLogger(config.logLevel, undefined, { service });
+  const log = makeLogger(service, config.logLevel);
+  const metrics = makeMetrics(service, config, log);
   const store = openStore(config);
   // HEADSTART_RUNNER=sagemaker: submitted embedding jobs become SageMaker Processing jobs.
   const runner =
@@ -26,9 +29,13 @@ export function bootstrap(
       : undefined);
   const platform = new Platform(store, config, {
     onJobError: (job, err) => log.error("embedding job failed", { job, error: (err as Error).message }),
+    // Jobs a local runner embeds in this process count towards this invocation's metrics.
+    onProgress: (e) => {
+      if (e.type === "shard" && e.committed) addMetric(metrics, "itemsEmbedded", e.items);
+    },
     ...opts,
     runner,
     trainDispatcher,
   });
-  return { config, log, platform };
+  return { config, log, metrics, platform };
 }

@@ -17,7 +17,17 @@ const EnvSchema = z.object({
   HEADSTART_DEFAULT_BACKBONE: z.string().min(1).default("glove-100d"),
   /** `false` in the Lambdas: built-in backbones come published in the store, never built there. */
   HEADSTART_BUILD_BACKBONES: z.enum(["true", "false"]).default("true"),
-  HEADSTART_LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+  HEADSTART_LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).optional(),
+  /** Lambda's advanced logging controls: wins over HEADSTART_LOG_LEVEL (Powertools reads it too). */
+  AWS_LAMBDA_LOG_LEVEL: z
+    .string()
+    .transform((v) => v.toUpperCase())
+    .pipe(z.enum(["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]))
+    .optional(),
+  /** Set by the Lambda runtime: this process is a Lambda function. */
+  AWS_LAMBDA_FUNCTION_NAME: z.string().min(1).optional(),
+  /** CloudWatch EMF metrics on stdout: on by default in Lambda only (stdout is the CLI's output). */
+  HEADSTART_METRICS: z.enum(["on", "off"]).optional(),
   AWS_REGION: z.string().min(1).optional(),
   /** Where submitted embedding jobs run: this machine, or SageMaker Processing. */
   HEADSTART_RUNNER: z.enum(["local", "sagemaker"]).default("local"),
@@ -60,7 +70,12 @@ export interface Config {
   defaultBackbone: string;
   /** Build a missing built-in backbone from packaged weights (local use), or only read the store. */
   buildBackbones: boolean;
+  /** AWS_LAMBDA_LOG_LEVEL, else HEADSTART_LOG_LEVEL, else `info`. */
   logLevel: "debug" | "info" | "warn" | "error" | "silent";
+  /** Whether EMF metrics are printed (HEADSTART_METRICS; on by default in Lambda only). */
+  metrics: boolean;
+  /** The Lambda function this process runs as (AWS_LAMBDA_FUNCTION_NAME), if any. */
+  lambdaFunction?: string;
   runner: "local" | "sagemaker";
   /** Present when `runner` is `sagemaker`; every required field named by its variable. */
   sagemaker?: SageMakerSettings;
@@ -97,6 +112,14 @@ export function configToEnv(config: Config): Record<string, string> {
   return env;
 }
 
+/** Lambda's levels in ours: TRACE is our finest (debug), FATAL our coarsest (error). */
+function lambdaLogLevel(level: string | undefined): Config["logLevel"] | undefined {
+  if (level === undefined) return undefined;
+  if (level === "TRACE") return "debug";
+  if (level === "FATAL") return "error";
+  return level.toLowerCase() as Config["logLevel"];
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
   const parsed = EnvSchema.safeParse(env);
   if (!parsed.success) {
@@ -113,7 +136,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     scratchDir: e.HEADSTART_SCRATCH_DIR,
     defaultBackbone: e.HEADSTART_DEFAULT_BACKBONE,
     buildBackbones: e.HEADSTART_BUILD_BACKBONES === "true",
-    logLevel: e.HEADSTART_LOG_LEVEL,
+    logLevel: lambdaLogLevel(e.AWS_LAMBDA_LOG_LEVEL) ?? e.HEADSTART_LOG_LEVEL ?? "info",
+    metrics: e.HEADSTART_METRICS ? e.HEADSTART_METRICS === "on" : e.AWS_LAMBDA_FUNCTION_NAME !== undefined,
+    lambdaFunction: e.AWS_LAMBDA_FUNCTION_NAME,
     runner: e.HEADSTART_RUNNER,
     apiKeysSecretArn: e.HEADSTART_API_KEYS_SECRET_ARN,
     trainFunctionName: e.HEADSTART_TRAIN_FUNCTION_NAME,

@@ -51,6 +51,12 @@ export const keys = {
     `datasets/${assertName("dataset", dataset)}/files/${assertRelativeFilePath(path)}`,
   datasetStatus: (dataset: string) => `datasets/${assertName("dataset", dataset)}/_status.json`,
   /**
+   * The newest upload event applied to one manifest key (its S3 `sequencer`), so a late or
+   * repeated notification of an older upload is recognized and skipped.
+   */
+  manifestEvents: (dataset: string, format: ManifestFormat) =>
+    `datasets/${assertName("dataset", dataset)}/_events/manifest.${format}.json`,
+  /**
    * The validated rows of one manifest version (named by their sha256); `_status.json` says
    * which version is current, so switching versions is one atomic write.
    */
@@ -97,12 +103,20 @@ export const keys = {
   job: (job: string) => `jobs/${assertName("job", job)}.json`,
   /** A SageMaker input manifest listing exactly the job's plan objects. */
   jobPlanManifest: (job: string) => `jobs/${assertName("job", job)}/plans.manifest.json`,
+
+  /** One idempotency record (`shared/idempotency.ts`): a scope and the sha256 of the request. */
+  idempotencyRecord: (scope: string, hash: string) => {
+    if (!/^[0-9a-f]{64}$/.test(hash))
+      throw new ValidationError(`invalid idempotency hash ${hash}`, { field: "idempotencyKey" });
+    return `idempotency/${assertName("job", scope)}/${hash}.json`;
+  },
 } as const;
 
 export type ParsedKey =
   | { kind: "manifest"; dataset: string; format: ManifestFormat }
   | { kind: "datasetFile"; dataset: string; path: string }
   | { kind: "datasetStatus"; dataset: string }
+  | { kind: "manifestEvents"; dataset: string; format: ManifestFormat }
   | { kind: "datasetRows"; dataset: string; version: string }
   | { kind: "datasetImport"; dataset: string }
   | { kind: "backboneSpec"; backbone: string }
@@ -121,7 +135,8 @@ export type ParsedKey =
     }
   | { kind: "headAlias"; head: string; alias: string }
   | { kind: "job"; job: string }
-  | { kind: "jobPlanManifest"; job: string };
+  | { kind: "jobPlanManifest"; job: string }
+  | { kind: "idempotencyRecord"; scope: string; hash: string };
 
 const N = "([a-z0-9][a-z0-9\\-_.]{0,62})";
 const SHARD = "(\\d{5})";
@@ -132,6 +147,10 @@ const PATTERNS: Array<[RegExp, (m: RegExpExecArray) => ParsedKey]> = [
   ],
   [new RegExp(`^datasets/${N}/files/(.+)$`), (m) => ({ kind: "datasetFile", dataset: m[1], path: m[2] })],
   [new RegExp(`^datasets/${N}/_status\\.json$`), (m) => ({ kind: "datasetStatus", dataset: m[1] })],
+  [
+    new RegExp(`^datasets/${N}/_events/manifest\\.(jsonl|csv)\\.json$`),
+    (m) => ({ kind: "manifestEvents", dataset: m[1], format: m[2] as ManifestFormat }),
+  ],
   [
     new RegExp(`^datasets/${N}/_rows/([0-9a-f]{64})\\.jsonl$`),
     (m) => ({ kind: "datasetRows", dataset: m[1], version: m[2] }),
@@ -165,6 +184,10 @@ const PATTERNS: Array<[RegExp, (m: RegExpExecArray) => ParsedKey]> = [
   [new RegExp(`^heads/${N}/aliases/${N}\\.json$`), (m) => ({ kind: "headAlias", head: m[1], alias: m[2] })],
   [new RegExp(`^jobs/${N}\\.json$`), (m) => ({ kind: "job", job: m[1] })],
   [new RegExp(`^jobs/${N}/plans\\.manifest\\.json$`), (m) => ({ kind: "jobPlanManifest", job: m[1] })],
+  [
+    new RegExp(`^idempotency/${N}/([0-9a-f]{64})\\.json$`),
+    (m) => ({ kind: "idempotencyRecord", scope: m[1], hash: m[2] }),
+  ],
 ];
 
 /** The inverse of `keys`: returns undefined for keys the platform does not own. */

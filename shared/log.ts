@@ -1,32 +1,62 @@
 /**
- * Structured log lines (one JSON object per line) on stderr, so stdout stays clean for
- * `--json` output and for pipes. Same shape as Powertools' logger: level, message, timestamp.
+ * The one place loggers are made: Powertools Logger (JSON lines with level, message, timestamp,
+ * service; in Lambda also cold_start, function_request_id and the correlation id), written to
+ * stderr everywhere, so stdout stays clean for the CLI's `--json` output, the batch worker's
+ * result line and EMF metrics. Lambda captures stderr like stdout.
+ *
+ * Level: the caller passes `config.logLevel` (AWS_LAMBDA_LOG_LEVEL > HEADSTART_LOG_LEVEL >
+ * info); Powertools also applies AWS_LAMBDA_LOG_LEVEL itself, which agrees, and ignores
+ * POWERTOOLS_LOG_LEVEL / LOG_LEVEL because a level is always given.
  */
-export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
-const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
+import { AsyncLocalStorage } from "node:async_hooks";
+import { type LogItem, Logger as PowertoolsLogger } from "@aws-lambda-powertools/logger";
+import type { ConstructorOptions } from "@aws-lambda-powertools/logger/types";
 
-export interface Logger {
-  debug(message: string, fields?: Record<string, unknown>): void;
-  info(message: string, fields?: Record<string, unknown>): void;
-  warn(message: string, fields?: Record<string, unknown>): void;
-  error(message: string, fields?: Record<string, unknown>): void;
+export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
+export type Logger = PowertoolsLogger;
+
+type Write = (line: string) => void;
+const toStderr: Write = (line) => process.stderr.write(line);
+
+/** Powertools' documented extension point (`printLog` is protected): same JSON, our stream. */
+class StreamLogger extends PowertoolsLogger {
+  // Set after construction; the Powertools constructor already prints what it buffered.
+  private write: Write | undefined;
+
+  static create(options: ConstructorOptions, write: Write): StreamLogger {
+    const logger = new StreamLogger(options);
+    logger.write = write;
+    return logger;
+  }
+
+  protected override printLog(_level: number, log: LogItem): void {
+    log.prepareForPrint();
+    (this.write ?? toStderr)(`${JSON.stringify(log.getAttributes(), this.getJsonReplacer())}\n`);
+  }
+
+  /** Children (`createChild`) write where their parent does. */
+  protected override createLogger(options?: ConstructorOptions): StreamLogger {
+    return StreamLogger.create(options ?? {}, this.write ?? toStderr);
+  }
 }
 
-export function createLogger(
-  level: LogLevel = "info",
-  write: (line: string) => void = (line) => process.stderr.write(line),
-  base: Record<string, unknown> = { service: "headstart" },
-): Logger {
-  const emit = (lvl: Exclude<LogLevel, "silent">, message: string, fields?: Record<string, unknown>) => {
-    if (ORDER[lvl] < ORDER[level]) return;
-    write(
-      `${JSON.stringify({ level: lvl.toUpperCase(), message, timestamp: new Date().toISOString(), ...base, ...fields })}\n`,
-    );
-  };
-  return {
-    debug: (m, f) => emit("debug", m, f),
-    info: (m, f) => emit("info", m, f),
-    warn: (m, f) => emit("warn", m, f),
-    error: (m, f) => emit("error", m, f),
-  };
+export function makeLogger(service: string, level: LogLevel, write: Write = toStderr): Logger {
+  return StreamLogger.create({ serviceName: service, logLevel: level.toUpperCase() as "INFO" }, write);
+}
+
+/** The request being served: its correlation id, and the client's Idempotency-Key if it sent one. */
+export interface RequestIds {
+  correlationId: string;
+  idempotencyKey?: string;
+}
+
+const requestScope = new AsyncLocalStorage<RequestIds>();
+
+/** Runs `fn` as part of a request, so code below the API (train dispatch) can see its ids. */
+export function withRequestIds<T>(ids: RequestIds, fn: () => T): T {
+  return requestScope.run(ids, fn);
+}
+
+export function currentRequestIds(): RequestIds | undefined {
+  return requestScope.getStore();
 }

@@ -3,7 +3,7 @@ import { after, before, describe, test } from "node:test";
 import { createApp } from "../shared/api/app.ts";
 import { type HeadDocument, type Report, writeHeadVersion } from "../shared/heads/version.ts";
 import { keys } from "../shared/layout.ts";
-import { createLogger } from "../shared/log.ts";
+import { makeLogger } from "../shared/log.ts";
 import { putJson } from "../shared/store/json.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
 import { tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
@@ -77,7 +77,7 @@ describe("GET /v1/heads/{head}/versions/{version}/report", () => {
   let app: ReturnType<typeof createApp>;
   before(async () => {
     ctx = await tinyPlatform();
-    app = createApp(ctx.platform, createLogger("silent"));
+    app = createApp(ctx.platform, makeLogger("test", "silent"));
     await writeHeadVersion(ctx.store, headDoc("films-genre", "v1"), report("films-genre", "v1"));
   });
   after(() => ctx.cleanup());

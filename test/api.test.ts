@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { createApp } from "../shared/api/app.ts";
 import { MAX_PREDICT_BATCH } from "../shared/api/schemas.ts";
-import { createLogger } from "../shared/log.ts";
+import { makeLogger } from "../shared/log.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
 import { tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
 
@@ -20,7 +20,7 @@ describe("HTTP API", () => {
   let app: ReturnType<typeof createApp>;
   before(async () => {
     ctx = await tinyPlatform();
-    app = createApp(ctx.platform, createLogger("silent"));
+    app = createApp(ctx.platform, makeLogger("test", "silent"));
   });
   after(() => ctx.cleanup());
 

@@ -20,7 +20,7 @@ import { loadEmbeddedDataset } from "../shared/embed/embedded-dataset.ts";
 import { HeadstartError, UnsupportedError, ValidationError } from "../shared/errors.ts";
 import { headToOnnx } from "../shared/heads/export-onnx.ts";
 import { HeadDocument, readHeadVersion } from "../shared/heads/version.ts";
-import { createLogger } from "../shared/log.ts";
+import { makeLogger } from "../shared/log.ts";
 import { cli } from "./helpers/cli.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
 import { TINY_DIM, tinySentimentRows, toJsonlText, writeTinyBackbone } from "./helpers/tiny-backbone.ts";
@@ -389,7 +389,7 @@ describe("composite backbones", () => {
   });
 
   test("API: train with backbone a+b; a repeated part is a 400", async () => {
-    const app = createApp(ctx.platform, createLogger("silent"));
+    const app = createApp(ctx.platform, makeLogger("test", "silent"));
     const post = (body: unknown) =>
       app.request("/v1/heads/api-combo/train", {
         method: "POST",

@@ -14,7 +14,7 @@ import {
   verifyApiKey,
 } from "../shared/auth/api-keys.ts";
 import { LambdaTrainDispatcher, TrainEvent } from "../shared/heads/train-dispatch.ts";
-import { createLogger } from "../shared/log.ts";
+import { makeLogger } from "../shared/log.ts";
 import { loadEvent } from "./helpers/events.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
 import { tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
@@ -146,7 +146,7 @@ describe("API → train Lambda hand-off", () => {
     });
     await ctx.platform.putManifest("reviews", "jsonl", toJsonlText(tinySentimentRows(20)));
     lambda.on(InvokeCommand).resolves({ StatusCode: 202 });
-    const app = createApp(ctx.platform, createLogger("silent"));
+    const app = createApp(ctx.platform, makeLogger("test", "silent"));
     const post = (head: string, body: unknown) =>
       app.request(`/v1/heads/${head}/train`, {
         method: "POST",

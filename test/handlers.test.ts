@@ -2,6 +2,9 @@
  * The Lambda entry points with sample events from events/. Handlers read their environment at
  * import, as in Lambda, so the store is set up before they are imported.
  */
+// First: shared/api/responses.ts extends schemas of shared/datasets/status.ts with `.openapi`,
+// which zod v4 only offers on schemas made after @hono/zod-openapi is loaded.
+import "@hono/zod-openapi";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";

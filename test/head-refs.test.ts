@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { createApp } from "../shared/api/app.ts";
 import { listVersions, parseHeadRef, readAlias } from "../shared/heads/version.ts";
-import { createLogger } from "../shared/log.ts";
+import { makeLogger } from "../shared/log.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
 import { tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
 
@@ -54,7 +54,7 @@ describe("head references, aliases and rollback", () => {
   });
 
   test("the API moves any alias and rolls back", async () => {
-    const app = createApp(ctx.platform, createLogger("silent"));
+    const app = createApp(ctx.platform, makeLogger("test", "silent"));
     const json = (method: string, body?: unknown) => ({
       method,
       headers: { "content-type": "application/json" },
@@ -140,7 +140,7 @@ describe("explanations by example", () => {
     await assert.rejects(ctx.platform.predict("tiny", { inputs: ["x"], neighbors: 0 }), {
       name: "ValidationError",
     });
-    const app = createApp(ctx.platform, createLogger("silent"));
+    const app = createApp(ctx.platform, makeLogger("test", "silent"));
     const res = await app.request("/v1/heads/tiny/predict", {
       method: "POST",
       headers: { "content-type": "application/json" },

@@ -34,7 +34,7 @@ import {
   writeHeadVersion,
 } from "../shared/heads/version.ts";
 import { keys } from "../shared/layout.ts";
-import { createLogger } from "../shared/log.ts";
+import { makeLogger } from "../shared/log.ts";
 import { putJson } from "../shared/store/json.ts";
 import { assertClose } from "./helpers/heads.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
@@ -540,7 +540,7 @@ describe("fused backbone + head models, API and CLI", () => {
   });
 
   test("GET /v1/heads/{head}/versions/{version}/model.onnx returns loadable models", async () => {
-    const app = createApp(ctx.platform, createLogger("silent"));
+    const app = createApp(ctx.platform, makeLogger("test", "silent"));
     for (const fused of [false, true]) {
       const res = await app.request(`/v1/heads/sentiment/versions/${version}/model.onnx?fused=${fused}`);
       assert.equal(res.status, 200);

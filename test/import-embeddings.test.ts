@@ -18,7 +18,7 @@ import { externalBackboneSpec, importEmbeddings } from "../shared/embed/import-e
 import { HeadstartError } from "../shared/errors.ts";
 import { mulberry32 } from "../shared/heads/split.ts";
 import { keys } from "../shared/layout.ts";
-import { createLogger } from "../shared/log.ts";
+import { makeLogger } from "../shared/log.ts";
 import type { ObjectStore } from "../shared/store/types.ts";
 import { cli as runCli } from "./helpers/cli.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
@@ -355,7 +355,7 @@ describe("import-embeddings", () => {
   });
 
   test("API: POST /v1/datasets/{dataset}/embeddings", async () => {
-    const app = createApp(ctx.platform, createLogger("silent"));
+    const app = createApp(ctx.platform, makeLogger("test", "silent"));
     const post = (dataset: string, body: unknown) =>
       app.request(`/v1/datasets/${dataset}/embeddings`, {
         method: "POST",

@@ -15,7 +15,7 @@ import { loadConfig } from "../shared/config.ts";
 import { PayloadTooLargeError } from "../shared/errors.ts";
 import { readPredictInputs } from "../shared/heads/predict.ts";
 import type { ImageDecodeError } from "../shared/images/decode.ts";
-import { createLogger } from "../shared/log.ts";
+import { makeLogger } from "../shared/log.ts";
 import { Platform } from "../shared/platform.ts";
 import { FsStore } from "../shared/store/fs.ts";
 import { cli } from "./helpers/cli.ts";
@@ -101,7 +101,7 @@ describe("predict on images", () => {
     // The shared models folder: mobilenet is converted once per checkout, not once per test run.
     const config = loadConfig({}, { store: store.root, defaultBackbone: "tiny-text" });
     platform = new Platform(store, config);
-    app = createApp(platform, createLogger("silent"));
+    app = createApp(platform, makeLogger("test", "silent"));
 
     const status = await platform.upload("pets", data);
     assert.equal(status.rows.accepted, rows.length);

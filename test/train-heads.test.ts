@@ -9,7 +9,7 @@ import { ValidationError } from "../shared/errors.ts";
 import { HEAD_KINDS } from "../shared/heads/kinds.ts";
 import { inferTask, validateTrainOptions } from "../shared/heads/train.ts";
 import { readHeadVersion } from "../shared/heads/version.ts";
-import { createLogger } from "../shared/log.ts";
+import { makeLogger } from "../shared/log.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
 import { tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
 
@@ -232,7 +232,7 @@ describe("training every task through the registry", () => {
   });
 
   test("the API takes type, params and task, and answers 400 naming a bad parameter", async () => {
-    const app = createApp(ctx.platform, createLogger("silent"));
+    const app = createApp(ctx.platform, makeLogger("test", "silent"));
     const post = (body: object) =>
       app.request("/v1/heads/api-head/train", {
         method: "POST",

@@ -1,8 +1,34 @@
-import { handle } from "hono/aws-lambda";
+import type { Context } from "aws-lambda";
+import { handle, type LambdaContext, type LambdaEvent } from "hono/aws-lambda";
 import { createApp } from "../../shared/api/app.ts";
 import { bootstrap } from "../../shared/bootstrap.ts";
+import { instrument } from "../../shared/lambda.ts";
+import { addMetric } from "../../shared/metrics.ts";
 
-const { platform, log } = bootstrap("headstart-api");
+const { platform, log, metrics } = bootstrap("headstart-api");
 
 export const app = createApp(platform, log);
-export const handler = handle(app);
+const serve = handle(app);
+
+export const handler = instrument({ log, metrics }, async (event: LambdaEvent, context?: Context) => {
+  const started = performance.now();
+  const result = await serve(event, context as LambdaContext | undefined);
+  recordPredict(event, result, performance.now() - started);
+  return result;
+});
+
+const PREDICT_PATH = /^\/v1\/heads\/[^/]+\/predict$/;
+
+/** Predictions answered and their latency: from the response, so the routes stay unaware of metrics. */
+function recordPredict(event: LambdaEvent, result: { statusCode?: number; body?: string }, ms: number) {
+  const path = "rawPath" in event ? event.rawPath : "path" in event ? event.path : undefined;
+  if (!path || !PREDICT_PATH.test(path) || result.statusCode !== 200 || !result.body) return;
+  let count = 0;
+  try {
+    count = (JSON.parse(result.body) as { predictions?: unknown[] }).predictions?.length ?? 0;
+  } catch {
+    return; // not JSON: nothing to count
+  }
+  addMetric(metrics, "predictions", count);
+  addMetric(metrics, "predictLatency", ms);
+}

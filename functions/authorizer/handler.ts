@@ -12,10 +12,13 @@ import {
 } from "../../shared/auth/api-keys.ts";
 import { loadConfig } from "../../shared/config.ts";
 import { ValidationError } from "../../shared/errors.ts";
-import { createLogger } from "../../shared/log.ts";
+import { instrument } from "../../shared/lambda.ts";
+import { makeLogger } from "../../shared/log.ts";
+import { makeMetrics } from "../../shared/metrics.ts";
 
 const config = loadConfig();
-const log = createLogger(config.logLevel, undefined, { service: "headstart-authorizer" });
+const log = makeLogger("headstart-authorizer", config.logLevel);
+const metrics = makeMetrics("headstart-authorizer", config, log);
 const client = new SecretsManagerClient({ region: config.region });
 const CACHE_MS = 5 * 60 * 1000;
 let cached: { at: number; secret: ApiKeySecret } | undefined;
@@ -39,16 +42,21 @@ export interface AuthorizerEvent {
   requestContext?: { requestId?: string; http?: { sourceIp?: string } };
 }
 
-export async function handler(
-  event: AuthorizerEvent,
-): Promise<{ isAuthorized: boolean; context?: Record<string, string> }> {
-  const keyId = verifyApiKey(presentedKey(event.headers), await keys());
-  if (!keyId) {
-    log.warn("request refused", { route: event.routeKey, sourceIp: event.requestContext?.http?.sourceIp });
-    return { isAuthorized: false };
-  }
-  return { isAuthorized: true, context: { apiKeyId: keyId } };
-}
+export const handler = instrument(
+  { log, metrics },
+  async (event: AuthorizerEvent): Promise<{ isAuthorized: boolean; context?: Record<string, string> }> => {
+    const keyId = verifyApiKey(presentedKey(event.headers), await keys());
+    if (!keyId) {
+      log.warn("request refused", {
+        correlation_id: event.requestContext?.requestId,
+        route: event.routeKey,
+        sourceIp: event.requestContext?.http?.sourceIp,
+      });
+      return { isAuthorized: false };
+    }
+    return { isAuthorized: true, context: { apiKeyId: keyId } };
+  },
+);
 
 /** For tests: forget the cached secret. */
 export function clearKeyCache(): void {

@@ -17,7 +17,7 @@ import { HEAD_KINDS } from "../../shared/heads/kinds.ts";
 import type { Prediction } from "../../shared/heads/predict.ts";
 import { renderReportHtml } from "../../shared/heads/report-html.ts";
 import { TASKS, type TrainResult } from "../../shared/heads/train.ts";
-import { createLogger, type Logger, type LogLevel } from "../../shared/log.ts";
+import { type Logger, type LogLevel, makeLogger } from "../../shared/log.ts";
 import { Platform } from "../../shared/platform.ts";
 import { openStore } from "../../shared/store/index.ts";
 import { VERSION } from "../../shared/version.ts";
@@ -56,7 +56,7 @@ function context(cmd: Command, worker: "inline" | "process" = "inline") {
     logLevel: g.logLevel,
   });
   activeLogLevel = config.logLevel;
-  const log = createLogger(config.logLevel);
+  const log = makeLogger("headstart-cli", config.logLevel);
   const progress = embedProgress(
     log,
     Boolean(process.stderr.isTTY) && !g.json && config.logLevel !== "silent",

@@ -5,14 +5,21 @@
 import { loadConfig } from "../../shared/config.ts";
 import { batchSettingsFromEnv, runBatch } from "../../shared/embed/batch.ts";
 import { isUserError } from "../../shared/errors.ts";
-import { createLogger } from "../../shared/log.ts";
+import { makeLogger } from "../../shared/log.ts";
+import { addMetric, makeMetrics } from "../../shared/metrics.ts";
 import { openStore } from "../../shared/store/index.ts";
 
 const config = loadConfig();
-const log = createLogger(config.logLevel, undefined, { service: "headstart-embed-batch" });
+const log = makeLogger("headstart-embed-batch", config.logLevel);
+// Off unless HEADSTART_METRICS=on (a container whose log agent extracts EMF); printed before
+// the result, which must stay the last line on stdout.
+const metrics = makeMetrics("headstart-embed-batch", config, log);
 try {
   const result = await runBatch(openStore(config), config, batchSettingsFromEnv(process.env), log);
-  // The result is the only thing on stdout: the local runner reads it whatever the log level.
+  addMetric(metrics, "itemsEmbedded", result.itemsEmbedded);
+  addMetric(metrics, "itemsFailed", result.itemsFailed);
+  metrics.publishStoredMetrics();
+  // The result is the last line on stdout: the local runner reads it whatever the log level.
   process.stdout.write(`${JSON.stringify(result)}\n`);
 } catch (err) {
   log.error("batch stage failed", { error: (err as Error).message });

@@ -2,60 +2,108 @@
  * S3 upload notification → ingest the manifest and start its embedding job. A manifest with
  * no usable row is the uploader's problem, reported in `_status.json`, and must not be
  * retried; anything else is thrown so Lambda retries and finally dead-letters the event.
+ *
+ * Notifications arrive at least once, late and out of order. Per manifest key the newest
+ * applied `sequencer` is recorded; an event at or below it (a duplicate, or an older upload
+ * arriving after a newer one) is skipped. Concurrent deliveries of one event are serialized by
+ * an idempotency record keyed by bucket, key and sequencer: one does the work, the other is
+ * refused while it runs (and retried by Lambda) or gets the stored result after.
  */
+import type { Context } from "aws-lambda";
 import { bootstrap } from "../../shared/bootstrap.ts";
-import { manifestUploads } from "../../shared/datasets/upload-event.ts";
+import { appliedSequencer, recordAppliedSequencer } from "../../shared/datasets/ingest.ts";
+import {
+  compareSequencers,
+  type ManifestUpload,
+  manifestUploads,
+} from "../../shared/datasets/upload-event.ts";
 import { isUserError } from "../../shared/errors.ts";
+import { idempotent } from "../../shared/idempotency.ts";
+import { attemptSeconds, instrument } from "../../shared/lambda.ts";
+import { addMetric } from "../../shared/metrics.ts";
 import { S3Store } from "../../shared/store/s3.ts";
 
-const { platform, log } = bootstrap("headstart-ingest");
+const { platform, log, metrics } = bootstrap("headstart-ingest");
 const storePrefix = platform.store instanceof S3Store ? platform.store.prefix : "";
 
 export interface IngestResult {
   dataset: string;
   key: string;
-  state: "ingested" | "rejected";
+  /** `stale`: an event at or below the newest one applied to this key, skipped. */
+  state: "ingested" | "rejected" | "stale";
   accepted: number;
   rejected: number;
   job?: string;
   error?: string;
+  sequencer?: string;
 }
 
-export async function handler(event: unknown): Promise<{ results: IngestResult[] }> {
+export const handler = instrument({ log, metrics }, async (event: unknown, context?: Context) => {
   const results: IngestResult[] = [];
   for (const upload of manifestUploads(event, storePrefix)) {
-    try {
-      const status = await platform.ingest(upload.dataset, upload.key);
-      const job = await platform.submitEmbed(upload.dataset);
-      log.info("dataset ingested", {
-        ...upload,
-        accepted: status.rows.accepted,
-        rejected: status.rows.rejected,
-        job: job.job,
-      });
-      results.push({
-        dataset: upload.dataset,
-        key: upload.key,
-        state: status.state,
-        accepted: status.rows.accepted,
-        rejected: status.rows.rejected,
-        job: job.job,
-      });
-    } catch (err) {
-      // A SageMaker refusal is a deployment problem, not the uploader's: retry, then dead-letter.
-      if (!isUserError(err) || err.field === "sagemaker") throw err;
-      log.warn("manifest rejected", { ...upload, error: (err as Error).message });
-      results.push({
-        dataset: upload.dataset,
-        key: upload.key,
-        state: "rejected",
-        accepted: 0,
-        rejected: 0,
-        error: (err as Error).message,
-      });
-    }
+    results.push(await applyUpload(upload, context));
   }
   // A local runner embeds in this process: finish before Lambda freezes it.
   await platform.local.idle();
   return { results };
+});
+
+async function applyUpload(upload: ManifestUpload, context?: Context): Promise<IngestResult> {
+  const { sequencer } = upload;
+  if (sequencer !== undefined) {
+    const applied = await appliedSequencer(platform.store, upload.key);
+    if (applied !== undefined && compareSequencers(sequencer, applied) <= 0) {
+      log.info("stale or repeated upload event skipped", { ...upload, applied });
+      return {
+        dataset: upload.dataset,
+        key: upload.key,
+        state: "stale",
+        accepted: 0,
+        rejected: 0,
+        sequencer,
+      };
+    }
+  }
+  const { result, replayed } = await idempotent(
+    platform.store,
+    "ingest",
+    { bucket: upload.bucket, key: upload.key, sequencer: sequencer ?? null, eTag: upload.eTag ?? null },
+    async () => {
+      const r = await ingestUpload(upload);
+      if (sequencer !== undefined)
+        await recordAppliedSequencer(platform.store, upload.key, sequencer, upload.eTag);
+      return r;
+    },
+    { inProgressSeconds: attemptSeconds(context) },
+  );
+  if (replayed) log.info("repeated upload event: returning the stored result", { ...upload });
+  return result;
+}
+
+async function ingestUpload(upload: ManifestUpload): Promise<IngestResult> {
+  const base = { dataset: upload.dataset, key: upload.key, sequencer: upload.sequencer };
+  try {
+    const status = await platform.ingest(upload.dataset, upload.key);
+    const job = await platform.submitEmbed(upload.dataset);
+    addMetric(metrics, "ingestRowsAccepted", status.rows.accepted);
+    addMetric(metrics, "ingestRowsRejected", status.rows.rejected);
+    log.info("dataset ingested", {
+      ...upload,
+      accepted: status.rows.accepted,
+      rejected: status.rows.rejected,
+      job: job.job,
+    });
+    return {
+      ...base,
+      state: status.state,
+      accepted: status.rows.accepted,
+      rejected: status.rows.rejected,
+      job: job.job,
+    };
+  } catch (err) {
+    // A SageMaker refusal is a deployment problem, not the uploader's: retry, then dead-letter.
+    if (!isUserError(err) || err.field === "sagemaker") throw err;
+    log.warn("manifest rejected", { ...upload, error: (err as Error).message });
+    return { ...base, state: "rejected", accepted: 0, rejected: 0, error: (err as Error).message };
+  }
 }

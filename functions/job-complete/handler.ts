@@ -9,11 +9,12 @@ import {
   applyProcessingJobStateChange,
   type JobStateChangeResult,
 } from "../../shared/jobs/sagemaker-runner.ts";
+import { instrument } from "../../shared/lambda.ts";
 
-const { platform, log } = bootstrap("headstart-job-complete");
+const { platform, log, metrics } = bootstrap("headstart-job-complete");
 
-export async function handler(event: unknown): Promise<JobStateChangeResult> {
+export const handler = instrument({ log, metrics }, async (event: unknown): Promise<JobStateChangeResult> => {
   const result = await applyProcessingJobStateChange(platform.store, event, log);
   if (result.outcome === "ignored") log.info("event ignored", { ...result });
   return result;
-}
+});

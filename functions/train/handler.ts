@@ -1,20 +1,40 @@
 /**
- * Train Lambda, invoked asynchronously with `{head, dataset, …}` (the body of
- * `POST /v1/heads/{head}/train` plus the head name). A request the caller got wrong is
- * answered, not retried; anything else is thrown so Lambda retries and dead-letters it.
+ * Train Lambda, invoked asynchronously with `{head, dataset, …, idempotencyKey}` (the body of
+ * `POST /v1/heads/{head}/train` plus the head name and the API's key). A request the caller
+ * got wrong is answered, not retried; anything else is thrown so Lambda retries and
+ * dead-letters it. Async events may arrive twice: the same event trains once, and a repeat
+ * gets the stored result (or, while the first still runs, is refused and retried by Lambda).
  */
+import type { Context } from "aws-lambda";
 import { zodIssueToError } from "../../shared/api/errors.ts";
 import { bootstrap } from "../../shared/bootstrap.ts";
 import { isUserError } from "../../shared/errors.ts";
 import { TrainEvent } from "../../shared/heads/train-dispatch.ts";
+import { idempotent } from "../../shared/idempotency.ts";
+import { attemptSeconds, instrument } from "../../shared/lambda.ts";
+import { addMetric } from "../../shared/metrics.ts";
 
-const { platform, log } = bootstrap("headstart-train");
+const { platform, log, metrics } = bootstrap("headstart-train");
 
-export async function handler(event: unknown) {
+export const handler = instrument({ log, metrics }, async (event: unknown, context?: Context) => {
+  const parsed = TrainEvent.safeParse(event);
+  if (!parsed.success) return rejected(zodIssueToError(parsed.error, "event"));
+  const { idempotencyKey, ...request } = parsed.data;
+  if (idempotencyKey) log.appendKeys({ idempotency_key: idempotencyKey });
+  // Keyed by the whole event: the same key with another body is another request.
+  const { result, replayed } = await idempotent(platform.store, "train", parsed.data, () => train(request), {
+    inProgressSeconds: attemptSeconds(context),
+  });
+  if (replayed) log.info("repeated training request: returning the stored result", { head: request.head });
+  return result;
+});
+
+async function train(request: Omit<TrainEvent, "idempotencyKey">) {
   try {
-    const parsed = TrainEvent.safeParse(event);
-    if (!parsed.success) throw zodIssueToError(parsed.error, "event");
-    const result = await platform.train(parsed.data);
+    const started = performance.now();
+    const result = await platform.train(request);
+    addMetric(metrics, "trainingTime", (performance.now() - started) / 1000);
+    addMetric(metrics, "headsTrained", 1);
     log.info("head trained", {
       head: result.head,
       version: result.version,
@@ -24,7 +44,11 @@ export async function handler(event: unknown) {
     return result;
   } catch (err) {
     if (!isUserError(err)) throw err;
-    log.warn("training request rejected", { error: (err as Error).message });
-    return { error: err.toJSON() };
+    return rejected(err);
   }
+}
+
+function rejected(err: Error & { toJSON(): unknown }) {
+  log.warn("training request rejected", { error: err.message });
+  return { error: err.toJSON() };
 }

@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import { promises as fs } from "node:fs";
 import { basename, join, relative, sep } from "node:path";
+import { z } from "zod";
 import {
   ConflictError,
   HeadstartError,
@@ -26,6 +27,7 @@ import {
   type Rejection,
 } from "./manifest.ts";
 import { DatasetStatus } from "./status.ts";
+import { compareSequencers } from "./upload-event.ts";
 
 async function findManifest(
   store: ObjectStore,
@@ -195,6 +197,50 @@ async function commitStatus(
   } catch (err) {
     if (err instanceof PreconditionFailedError) throw lost();
     throw err;
+  }
+}
+
+/** The newest upload notification applied to one manifest key (`keys.manifestEvents`). */
+const AppliedEvent = z.object({
+  key: z.string(),
+  sequencer: z.string(),
+  eTag: z.string().optional(),
+  appliedAt: z.string(),
+});
+
+function manifestEventsKey(manifestKey: string): string {
+  const parsed = parseKey(manifestKey);
+  if (parsed?.kind !== "manifest")
+    throw new ValidationError(`${manifestKey} is not a manifest key`, { field: "key" });
+  return keys.manifestEvents(parsed.dataset, parsed.format);
+}
+
+/** The `sequencer` of the newest upload event of `manifestKey` already applied, if any. */
+export async function appliedSequencer(store: ObjectStore, manifestKey: string): Promise<string | undefined> {
+  return (await getJson(store, manifestEventsKey(manifestKey), AppliedEvent))?.value.sequencer;
+}
+
+/**
+ * Records that the upload event `sequencer` of `manifestKey` has been applied, unless a newer
+ * one already is: by compare-and-swap, so two events finishing together leave the newer.
+ */
+export async function recordAppliedSequencer(
+  store: ObjectStore,
+  manifestKey: string,
+  sequencer: string,
+  eTag?: string,
+): Promise<void> {
+  const key = manifestEventsKey(manifestKey);
+  for (;;) {
+    const current = await getJson(store, key, AppliedEvent);
+    if (current && compareSequencers(current.value.sequencer, sequencer) >= 0) return;
+    const record = { key: manifestKey, sequencer, eTag, appliedAt: new Date().toISOString() };
+    try {
+      await putJson(store, key, record, current ? { ifMatch: current.etag } : { ifNoneMatch: "*" });
+      return;
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+    }
   }
 }
 

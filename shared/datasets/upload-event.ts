@@ -11,7 +11,16 @@ const S3EventRecord = z.object({
   eventName: z.string(),
   s3: z.object({
     bucket: z.object({ name: z.string() }),
-    object: z.object({ key: z.string(), size: z.number().optional(), eTag: z.string().optional() }),
+    object: z.object({
+      key: z.string(),
+      size: z.number().optional(),
+      eTag: z.string().optional(),
+      /** Orders the events of one key (hex, compared after left-padding); absent from some servers. */
+      sequencer: z
+        .string()
+        .regex(/^[0-9A-Fa-f]+$/, "a hexadecimal string")
+        .optional(),
+    }),
   }),
 });
 export const S3Event = z.object({ Records: z.array(S3EventRecord) });
@@ -21,6 +30,19 @@ export interface ManifestUpload {
   bucket: string;
   key: string;
   dataset: string;
+  sequencer?: string;
+  eTag?: string;
+}
+
+/**
+ * Orders two `sequencer` values of the same key: S3 documents them as hexadecimal strings of
+ * possibly different lengths, compared after left-padding the shorter with zeros.
+ */
+export function compareSequencers(a: string, b: string): number {
+  const width = Math.max(a.length, b.length);
+  const x = a.toUpperCase().padStart(width, "0");
+  const y = b.toUpperCase().padStart(width, "0");
+  return x < y ? -1 : x > y ? 1 : 0;
 }
 
 export function decodeEventKey(rawKey: string, eventSource: string): string {
@@ -36,9 +58,13 @@ export function decodeEventKey(rawKey: string, eventSource: string): string {
 export function manifestUploads(event: unknown, storePrefix = ""): ManifestUpload[] {
   const parsed = S3Event.safeParse(event);
   if (!parsed.success) {
-    throw new ValidationError(`not an S3 event notification: ${parsed.error.issues[0].message}`, {
-      field: "Records",
-    });
+    const issue = parsed.error.issues[0];
+    const field =
+      issue.path
+        .map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`))
+        .join("")
+        .replace(/^\./, "") || "Records";
+    throw new ValidationError(`not an S3 event notification: ${field}: ${issue.message}`, { field });
   }
   const out: ManifestUpload[] = [];
   for (const record of parsed.data.Records) {
@@ -49,8 +75,15 @@ export function manifestUploads(event: unknown, storePrefix = ""): ManifestUploa
       key = key.slice(storePrefix.length + 1);
     }
     const target = parseKey(key);
-    if (target?.kind === "manifest")
-      out.push({ bucket: record.s3.bucket.name, key, dataset: target.dataset });
+    if (target?.kind !== "manifest") continue;
+    const { sequencer, eTag } = record.s3.object;
+    out.push({
+      bucket: record.s3.bucket.name,
+      key,
+      dataset: target.dataset,
+      ...(sequencer ? { sequencer } : {}),
+      ...(eTag ? { eTag } : {}),
+    });
   }
   return out;
 }

@@ -3,16 +3,34 @@
  * request is cut off after ~30 s, so the API hands training to the train Lambda and answers
  * 202; the new version appears under `GET /v1/heads/{head}` when it is done.
  */
+import { randomUUID } from "node:crypto";
 import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
 import { z } from "zod";
 import { TrainBody } from "../api/schemas.ts";
 import { HeadstartError } from "../errors.ts";
+import { currentRequestIds } from "../log.ts";
 import type { TrainOptions } from "./train.ts";
 
 export type TrainRequest = TrainOptions & { backbone?: string };
 
-/** The train Lambda's event: the API's train body plus the head name. */
-export const TrainEvent = TrainBody.extend({ head: z.string() });
+/**
+ * The train Lambda's event: the API's train body, the head name, and the key that makes a
+ * repeated delivery of the same request train once (see `functions/train/handler.ts`).
+ */
+export const TrainEvent = TrainBody.extend({
+  head: z.string(),
+  idempotencyKey: z.string().min(1).max(128).optional(),
+});
+export type TrainEvent = z.infer<typeof TrainEvent>;
+
+/**
+ * The client's `Idempotency-Key` when it sent one (its retries of the call then train once),
+ * else the request's correlation id (API Gateway's request id), else a fresh id.
+ */
+export function dispatchIdempotencyKey(): string {
+  const ids = currentRequestIds();
+  return ids?.idempotencyKey ?? ids?.correlationId ?? randomUUID();
+}
 
 export interface TrainDispatcher {
   readonly name: string;
@@ -35,7 +53,9 @@ export class LambdaTrainDispatcher implements TrainDispatcher {
       new InvokeCommand({
         FunctionName: this.functionName,
         InvocationType: "Event",
-        Payload: new TextEncoder().encode(JSON.stringify(request)),
+        Payload: new TextEncoder().encode(
+          JSON.stringify({ ...request, idempotencyKey: dispatchIdempotencyKey() }),
+        ),
       }),
     );
     if (out.StatusCode !== 202) {
