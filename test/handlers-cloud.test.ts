@@ -14,6 +14,7 @@ import {
   verifyApiKey,
 } from "../shared/auth/api-keys.ts";
 import { LambdaTrainDispatcher, TrainEvent } from "../shared/heads/train-dispatch.ts";
+import { keys } from "../shared/layout.ts";
 import { makeLogger } from "../shared/log.ts";
 import { loadEvent } from "./helpers/events.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
@@ -116,6 +117,32 @@ describe("train handler", () => {
     assert.ok((result.metrics as { accuracy: number }).accuracy > 0.9);
   });
 
+  test("a repeated delivery trains once and gets the stored result; a concurrent one is refused", async () => {
+    const versions = async () => (await ctx.store.list(keys.headVersionPrefix("dup"))).length;
+    const event = {
+      ...loadEvent<Record<string, unknown>>("train-request"),
+      head: "dup",
+      idempotencyKey: "k-1",
+    };
+    const first = await handler(event);
+    const before = await versions();
+    const again = await handler(structuredClone(event));
+    assert.equal(again.version, first.version);
+    assert.equal(await versions(), before, "no second version");
+
+    const other = { ...event, idempotencyKey: "k-2" };
+    const settled = await Promise.allSettled([handler(other), handler(structuredClone(other))]);
+    assert.deepEqual(settled.map((s) => s.status).sort(), ["fulfilled", "rejected"]);
+    const refused = settled.find((s) => s.status === "rejected") as PromiseRejectedResult;
+    assert.match(String(refused.reason), /already in progress/);
+    const trained = settled.find((s) => s.status === "fulfilled") as PromiseFulfilledResult<{
+      version: string;
+    }>;
+    assert.notEqual(trained.value.version, first.version, "another key is another request");
+    // Lambda's retry of the refused one gets the stored result.
+    assert.equal((await handler(other)).version, trained.value.version);
+  });
+
   test("bad requests are answered with the field, not retried", async () => {
     const event = loadEvent<Record<string, unknown>>("train-request");
     event.cv = 1;
@@ -160,18 +187,34 @@ describe("API → train Lambda hand-off", () => {
     assert.equal(call.FunctionName, "headstart-acme-train");
     assert.equal(call.InvocationType, "Event");
     const payload = JSON.parse(new TextDecoder().decode(call.Payload as Uint8Array));
+    // The idempotency key: the request's correlation id when the client sent no Idempotency-Key.
+    assert.equal(payload.idempotencyKey, res.headers.get("x-correlation-id"));
     assert.deepEqual(payload, {
       head: "sentiment",
       dataset: "reviews",
       cv: 3,
       promote: true,
+      idempotencyKey: payload.idempotencyKey,
     });
     // The payload is exactly what the train Lambda accepts.
     assert.equal(TrainEvent.safeParse(payload).success, true);
 
+    // A client's Idempotency-Key becomes the event's, so its retries of the call train once.
+    const keyed = await app.request("/v1/heads/sentiment/train", {
+      method: "POST",
+      headers: { "content-type": "application/json", "idempotency-key": "client-key-7" },
+      body: JSON.stringify({ dataset: "reviews", cv: 3 }),
+    });
+    assert.equal(keyed.status, 202);
+    const keyedCall = lambda.commandCalls(InvokeCommand)[1].args[0].input;
+    assert.equal(
+      JSON.parse(new TextDecoder().decode(keyedCall.Payload as Uint8Array)).idempotencyKey,
+      "client-key-7",
+    );
+
     const missing = await post("sentiment", { dataset: "ghost" });
     assert.equal(missing.status, 404, "an unknown dataset is refused before dispatch");
-    assert.equal(lambda.commandCalls(InvokeCommand).length, 1);
+    assert.equal(lambda.commandCalls(InvokeCommand).length, 2);
 
     lambda.on(InvokeCommand).resolves({ StatusCode: 500 });
     const failed = await post("sentiment", { dataset: "reviews" });

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from "aws-lambda";
 import { readDatasetStatus } from "../shared/datasets/ingest.ts";
-import { decodeEventKey, manifestUploads } from "../shared/datasets/upload-event.ts";
+import { compareSequencers, decodeEventKey, manifestUploads } from "../shared/datasets/upload-event.ts";
 import { keys } from "../shared/layout.ts";
 import { loadEvent } from "./helpers/events.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
@@ -18,6 +18,14 @@ import { tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
 
 type ApiHandler = (e: APIGatewayProxyEventV2, c: Context) => Promise<APIGatewayProxyResultV2>;
 const context = { awsRequestId: "test", functionName: "headstart-api" } as Context;
+
+type S3Event = { Records: Array<{ s3: { object: { key: string; sequencer?: string } } }> };
+/** The sample AWS upload event of datasets/reviews/manifest.jsonl with the given sequencer. */
+function uploadEvent(sequencer: string): S3Event {
+  const event = loadEvent<S3Event>("s3-manifest-put");
+  event.Records[0].s3.object.sequencer = sequencer;
+  return event;
+}
 
 describe("Lambda handlers", () => {
   let ctx: Awaited<ReturnType<typeof tinyPlatform>>;
@@ -70,6 +78,83 @@ describe("Lambda handlers", () => {
     event.Records[0].s3.object.key = "datasets/reviews/files/cat.png";
     assert.deepEqual((await ingest(event)).results, []);
     await assert.rejects(ingest({ hello: "world" }), /not an S3 event/);
+  });
+
+  test("repeated S3 events: the same record twice in one event, the same event twice", async () => {
+    await ctx.store.delete(keys.manifest("reviews", "csv"));
+    await ctx.store.put(
+      keys.manifest("reviews", "jsonl"),
+      toJsonlText(tinySentimentRows(24, { withSplit: true })),
+    );
+    const event = uploadEvent("0055AED6DCD9028200");
+    event.Records.push(structuredClone(event.Records[0]));
+    const { results } = await ingest(event);
+    assert.deepEqual(
+      results.map((r) => [r.state, r.accepted]),
+      [
+        ["ingested", 24],
+        ["stale", 0],
+      ],
+    );
+    const status = await ctx.store.head(keys.datasetStatus("reviews"));
+    const again = await ingest(uploadEvent("0055AED6DCD9028200"));
+    assert.deepEqual(
+      again.results.map((r) => r.state),
+      ["stale"],
+    );
+    assert.equal((await ctx.store.head(keys.datasetStatus("reviews")))?.etag, status?.etag, "nothing redone");
+    await ctx.platform.local.idle();
+  });
+
+  test("two concurrent deliveries of one event: one ingests, the other does not", async () => {
+    await ctx.store.put(
+      keys.manifest("reviews", "jsonl"),
+      toJsonlText(tinySentimentRows(26, { withSplit: true })),
+    );
+    const event = uploadEvent("0055AED6DCD9028300");
+    const settled = await Promise.allSettled([ingest(event), ingest(structuredClone(event))]);
+    const ingested = settled.filter(
+      (s) => s.status === "fulfilled" && s.value.results[0].state === "ingested",
+    );
+    assert.equal(ingested.length, 1);
+    const other = settled.find((s) => !ingested.includes(s));
+    // Refused while the first runs (Lambda retries it later), or skipped once it is recorded.
+    if (other?.status === "rejected") assert.match(String(other.reason), /already in progress/);
+    else assert.equal(other?.status === "fulfilled" && other.value.results[0].state, "stale");
+    const retried = await ingest(event);
+    assert.equal(retried.results[0].state, "stale");
+    assert.equal((await readDatasetStatus(ctx.store, "reviews"))?.rows.accepted, 26);
+    await ctx.platform.local.idle();
+  });
+
+  test("an older upload's event arriving after a newer one's is skipped: the newer version stays", async () => {
+    await ctx.store.put(
+      keys.manifest("reviews", "jsonl"),
+      toJsonlText(tinySentimentRows(28, { withSplit: true })),
+    );
+    const newer = await ingest(uploadEvent("0055AED6DCD9029000"));
+    assert.equal(newer.results[0].state, "ingested");
+    const current = await readDatasetStatus(ctx.store, "reviews");
+    // Sequencers of different lengths compare after left-padding: 0x…8F00 < 0x0…9000.
+    const late = await ingest(uploadEvent("55AED6DCD9028F00"));
+    assert.deepEqual(
+      late.results.map((r) => r.state),
+      ["stale"],
+    );
+    const after = await readDatasetStatus(ctx.store, "reviews");
+    assert.equal(after?.version, current?.version);
+    assert.equal(after?.ingestedAt, current?.ingestedAt);
+    await ctx.platform.local.idle();
+  });
+
+  test("sequencers: hex, compared after left-padding; a malformed one is refused by name", () => {
+    assert.equal(compareSequencers("0A", "A"), 0);
+    assert.equal(compareSequencers("00FF", "100"), -1);
+    assert.equal(compareSequencers("0055AED6DCD90281E5", "55AED6DCD90281E4"), 1);
+    assert.throws(
+      () => manifestUploads(uploadEvent("not-hex")),
+      (err: Error & { field?: string }) => err.field === "Records[0].s3.object.sequencer",
+    );
   });
 
   test("event keys: AWS URL-encodes, Ceph does not", () => {
