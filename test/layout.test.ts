@@ -27,6 +27,19 @@ describe("layout", () => {
         assert.deepEqual(parseKey(keys.manifest(a, "csv")), { kind: "manifest", dataset: a, format: "csv" });
         assert.deepEqual(parseKey(keys.datasetFile(a, path)), { kind: "datasetFile", dataset: a, path });
         assert.deepEqual(parseKey(keys.datasetStatus(a)), { kind: "datasetStatus", dataset: a });
+        for (const format of ["jsonl", "csv"] as const)
+          assert.deepEqual(parseKey(keys.manifestEvents(a, format)), {
+            kind: "manifestEvents",
+            dataset: a,
+            format,
+          });
+        const hash = "ab".repeat(32);
+        assert.deepEqual(parseKey(keys.idempotencyRecord(a, hash)), {
+          kind: "idempotencyRecord",
+          scope: a,
+          hash,
+        });
+        const version = "ab".repeat(32);
         const version = "ab".repeat(32);
         assert.deepEqual(parseKey(keys.datasetRows(a, version)), {
           kind: "datasetRows",
