@@ -4,10 +4,11 @@
 #   python3-sklearn — `npm run bench` compares against scikit-learn (only with --bench)
 #   dataset-fashion-mnist — `npm run bench:images` (only with --bench)
 #   radosgw ceph-mon ceph-osd — the real S3 server for the store contract suite
+#   chromium — test/docs-browser.test.ts renders /docs in it (driven by playwright-core)
 # (scripts/radosgw.sh installs Ceph itself too; doing it here shares one `apt-get update`.)
 set -euo pipefail
 
-packages=(python3-numpy radosgw ceph-mon ceph-osd)
+packages=(python3-numpy radosgw ceph-mon ceph-osd chromium)
 [[ "${1:-}" == "--bench" ]] && packages+=(python3-sklearn dataset-fashion-mnist)
 
 missing=()

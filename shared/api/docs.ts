@@ -59,6 +59,7 @@ const initScript = (specUrl: string) => `window.ui = SwaggerUIBundle({
   url: ${JSON.stringify(specUrl)},
   dom_id: "#swagger-ui",
   deepLinking: true,
+  displayOperationId: true,
   validatorUrl: null,
   presets: [SwaggerUIBundle.presets.apis],
   layout: "BaseLayout",
