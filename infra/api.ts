@@ -24,7 +24,11 @@ export interface HttpApiProps {
   retainLogs: boolean;
   rateLimit: number;
   burstLimit: number;
+  /** Authorizer result cache per `x-api-key` value; 0 turns it off (and admits Bearer keys). */
+  authorizerCacheTtlSeconds: number;
 }
+
+export const API_KEY_IDENTITY_SOURCE = "$request.header.x-api-key";
 
 export class CustomerHttpApi extends Construct {
   readonly api: apigw.HttpApi;
@@ -42,10 +46,12 @@ export class CustomerHttpApi extends Construct {
       defaultAuthorizer = new authorizers.HttpLambdaAuthorizer("ApiKeys", props.authorizer, {
         authorizerName: `headstart-${props.customer}-api-keys`,
         responseTypes: [authorizers.HttpLambdaResponseType.SIMPLE],
-        // The key may arrive in `x-api-key` or `authorization: Bearer`: with no identity source
-        // API Gateway calls the authorizer for every request, which requires caching off.
-        identitySource: [],
-        resultsCacheTtl: Duration.seconds(0),
+        // Cached per key header value, so a warm client costs no authorizer call. API Gateway
+        // answers 401 itself when a cached identity source is missing, so with caching the key
+        // must come in `x-api-key`; with the cache off (TTL 0) there is no identity source and
+        // the authorizer also reads `Authorization: Bearer`.
+        identitySource: props.authorizerCacheTtlSeconds > 0 ? [API_KEY_IDENTITY_SOURCE] : [],
+        resultsCacheTtl: Duration.seconds(props.authorizerCacheTtlSeconds),
       });
     }
     this.api = new apigw.HttpApi(this, "Api", {

@@ -46,6 +46,11 @@ export const Customer = z
         /** Stage-wide throttling (requests per second, burst). */
         rateLimit: z.number().int().min(1).max(10_000).default(50),
         burstLimit: z.number().int().min(1).max(5_000).default(100),
+        /**
+         * `api-key` mode: seconds API Gateway caches the authorizer's answer per `x-api-key` value
+         * (0 = ask the authorizer on every request, which also accepts `Authorization: Bearer`).
+         */
+        authorizerCacheTtlSeconds: z.number().int().min(0).max(3600).default(300),
       })
       .strict(),
     settings: z

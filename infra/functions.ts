@@ -1,13 +1,14 @@
 /**
- * A headstart Lambda: a container-image function running one entry point from
- * functions/lambda.Dockerfile, with its own role (no managed policies), its own encrypted log
+ * A headstart Lambda: a zip-deployed Node.js 22 function running one bundle built by
+ * `npm run build` (dist/functions/<entry>/index.mjs, see infra/bundles.ts), with its own role (no managed policies), its own encrypted log
  * group with the customer's retention, an encrypted dead-letter queue when invoked
  * asynchronously, and an alarm on errors.
  */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { Duration, RemovalPolicy, Size, Stack, Validations } from "aws-cdk-lib";
 import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import * as cwActions from "aws-cdk-lib/aws-cloudwatch-actions";
-import type { DockerImageAsset } from "aws-cdk-lib/aws-ecr-assets";
 import * as iam from "aws-cdk-lib/aws-iam";
 import type * as kms from "aws-cdk-lib/aws-kms";
 import * as lambda from "aws-cdk-lib/aws-lambda";
@@ -15,12 +16,12 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import type * as sns from "aws-cdk-lib/aws-sns";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
+import { bundleDir, type FunctionName } from "./bundles.ts";
 
 export interface HeadstartFunctionProps {
   customer: string;
-  /** The entry point under functions/ (`api`, `ingest`, …); the image CMD is `lambda/<entry>.handler`. */
-  entry: string;
-  image: DockerImageAsset;
+  /** The function's bundle (`api`, `ingest`, …): dist/functions/<entry>/, handler `index.handler`. */
+  entry: Exclude<FunctionName, "embed-batch">;
   key: kms.IKey;
   alarmTopic: sns.ITopic;
   logRetentionDays: number;
@@ -29,7 +30,7 @@ export interface HeadstartFunctionProps {
   environment: Record<string, string>;
   memoryMiB: number;
   timeout: Duration;
-  /** /tmp size (models and the tsx cache live there). */
+  /** /tmp size (backbone models fetched from the store live there). */
   ephemeralMiB?: number;
   /** Invoked asynchronously (S3, EventBridge, Lambda Event): failed events go to a DLQ. */
   async?: boolean;
@@ -37,7 +38,7 @@ export interface HeadstartFunctionProps {
 }
 
 export class HeadstartFunction extends Construct {
-  readonly fn: lambda.DockerImageFunction;
+  readonly fn: lambda.Function;
   readonly role: iam.Role;
   readonly logGroup: logs.LogGroup;
   readonly dlq?: sqs.Queue;
@@ -75,13 +76,13 @@ export class HeadstartFunction extends Construct {
         reason: "This queue is itself the dead-letter queue of an asynchronously invoked Lambda.",
       });
     }
-    this.fn = new lambda.DockerImageFunction(this, "Function", {
+    this.fn = new lambda.Function(this, "Function", {
       functionName: name,
       description: props.description,
-      code: lambda.DockerImageCode.fromEcr(props.image.repository, {
-        tagOrDigest: props.image.imageTag,
-        cmd: [`lambda/${props.entry}.handler`],
-      }),
+      runtime: lambda.Runtime.NODEJS_22_X,
+      handler: "index.handler",
+      code: lambda.Code.fromAsset(builtBundle(props.entry)),
+      // The bundled natives (onnxruntime-node, sharp) are their linux-x64 glibc builds.
       architecture: lambda.Architecture.X86_64,
       role: this.role,
       memorySize: props.memoryMiB,
@@ -89,13 +90,23 @@ export class HeadstartFunction extends Construct {
       ephemeralStorageSize: Size.mebibytes(props.ephemeralMiB ?? 512),
       // No customer-key environment encryption: Lambda would decrypt it as the execution role,
       // which then needs an unscoped kms:Decrypt; the variables hold names and ARNs, no secrets.
-      environment: props.environment,
+      environment: {
+        ...props.environment,
+        // Stack traces through the bundle's source maps (shipped beside it).
+        NODE_OPTIONS: "--enable-source-maps",
+      },
       logGroup: this.logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
       deadLetterQueueEnabled: props.async ? true : undefined,
       deadLetterQueue: this.dlq,
       retryAttempts: props.async ? 2 : undefined,
       maxEventAge: props.async ? Duration.hours(6) : undefined,
+    });
+    Validations.of(this.fn).acknowledge({
+      id: "AwsSolutions-L1",
+      reason:
+        "Node.js 22 (LTS) is the runtime the bundles are built for (esbuild target node22) and the one their " +
+        "native packages are tested on; moving to a newer runtime is a deliberate upgrade, not a default.",
     });
     // deadLetterQueue grants sqs:SendMessage only; the queue's key is needed too.
     if (this.dlq) props.key.grant(this.role, "kms:GenerateDataKey", "kms:Decrypt");
@@ -125,4 +136,13 @@ export class HeadstartFunction extends Construct {
       dlqAlarm.addAlarmAction(actions);
     }
   }
+}
+
+/** The bundle directory, which `npm run build` must have made (`npm run synth` builds first). */
+export function builtBundle(entry: FunctionName): string {
+  const dir = bundleDir(entry);
+  if (!existsSync(join(dir, "index.mjs"))) {
+    throw new Error(`${dir}/index.mjs is missing: run \`npm run build\` before synthesizing`);
+  }
+  return dir;
 }

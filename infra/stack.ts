@@ -88,6 +88,8 @@ export class HeadstartStack extends Stack {
       HEADSTART_EMBED_VOLUME_GB: String(c.embed.volumeSizeGb),
       HEADSTART_KMS_KEY_ID: key.keyArn,
       HEADSTART_MODELS_DIR: "/tmp/models",
+      // Built-in backbones are published to the bucket once (`headstart backbone publish`).
+      HEADSTART_BUILD_BACKBONES: "false",
       HEADSTART_SCRATCH_DIR: "/tmp",
       HEADSTART_LOG_LEVEL: c.settings.logLevel,
       HEADSTART_CUSTOMER: c.id,
@@ -95,7 +97,6 @@ export class HeadstartStack extends Stack {
     };
     const common = {
       customer: c.id,
-      image: images.lambda,
       key,
       alarmTopic: monitoring.topic,
       logRetentionDays: c.settings.logRetentionDays,
@@ -184,6 +185,7 @@ export class HeadstartStack extends Stack {
       retainLogs: c.settings.retainData,
       rateLimit: c.api.rateLimit,
       burstLimit: c.api.burstLimit,
+      authorizerCacheTtlSeconds: c.api.authorizerCacheTtlSeconds,
     });
     if (authorizer && this.api.keysSecret) {
       this.api.keysSecret.grantRead(authorizer.role);

@@ -3,17 +3,25 @@
  * is synthesized once for the whole file: acme uses API keys, globex IAM auth and 4 instances.
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import { App, Validations } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
 import * as s3 from "aws-cdk-lib/aws-s3";
+import type * as s3assets from "aws-cdk-lib/aws-s3-assets";
 import { AwsSolutionsChecks } from "cdk-nag";
 import type { IConstruct } from "constructs";
+import { API_KEY_IDENTITY_SOURCE } from "../infra/api.ts";
 import { buildApp } from "../infra/app.ts";
+import { bundleDir, FUNCTION_BUNDLES, LAMBDA_NAMES } from "../infra/bundles.ts";
 import { loadCustomers } from "../infra/customers.ts";
 import { HeadstartStack } from "../infra/stack.ts";
 import { EMBED_CONTAINER_ENTRYPOINT } from "../shared/jobs/sagemaker-runner.ts";
+import { buildLambdaBundles } from "./helpers/bundles.ts";
+
+const bundles = await buildLambdaBundles();
 
 // Asset staging copies the Docker build context; assertions need only the template. cdk-nag
 // runs in its own test below rather than failing every template read.
@@ -218,7 +226,9 @@ describe("HTTP API", () => {
       AuthorizerType: "REQUEST",
       EnableSimpleResponses: true,
       AuthorizerPayloadFormatVersion: "2.0",
-      AuthorizerResultTtlInSeconds: 0,
+      // Cached per key for the default 300 s, so a warm client costs no authorizer call.
+      AuthorizerResultTtlInSeconds: 300,
+      IdentitySource: [API_KEY_IDENTITY_SOURCE],
       AuthorizerUri: Match.objectLike({
         "Fn::Join": Match.arrayWith([
           Match.arrayWith([
@@ -232,6 +242,25 @@ describe("HTTP API", () => {
     t.acme.hasResourceProperties("AWS::Lambda::Function", {
       FunctionName: "headstart-acme-authorizer",
       Environment: { Variables: Match.objectLike({ HEADSTART_API_KEYS_SECRET_ARN: secret }) },
+    });
+  });
+
+  test("authorizerCacheTtlSeconds: 0 turns the cache off and asks the authorizer for every request", () => {
+    const dir = mkdtempSync(join(tmpdir(), "headstart-ttl-"));
+    const file = join(dir, "customers.json");
+    const acme = JSON.parse(readFileSync("infra/customers.json", "utf8")).customers[0];
+    acme.api.authorizerCacheTtlSeconds = 0;
+    writeFileSync(file, JSON.stringify({ customers: [acme] }));
+    const other = buildApp(new App({ context: { customers: file, "aws:cdk:disable-asset-staging": true } }), {
+      nag: false,
+    });
+    const tmpl = Template.fromStack(other.node.findChild("headstart-acme") as HeadstartStack);
+    tmpl.hasResourceProperties("AWS::ApiGatewayV2::Authorizer", {
+      AuthorizerResultTtlInSeconds: 0,
+      IdentitySource: [],
+    });
+    tmpl.hasResourceProperties("AWS::ApiGatewayV2::Authorizer", {
+      Name: "headstart-acme-api-keys",
     });
   });
 
@@ -411,7 +440,8 @@ describe("embedding jobs", () => {
     // Every variable a platform function gets is one shared/config.ts reads (or the customer id).
     const config = readFileSync("shared/config.ts", "utf8");
     for (const name of Object.keys(vars)) {
-      if (name !== "HEADSTART_CUSTOMER")
+      // NODE_OPTIONS is Node's own (source-mapped stack traces).
+      if (name !== "HEADSTART_CUSTOMER" && name !== "NODE_OPTIONS")
         assert.ok(config.includes(name), `${name} is read by shared/config.ts`);
     }
   });
@@ -421,34 +451,71 @@ describe("functions", () => {
   const functions = (name: keyof typeof json) =>
     resources(name).filter(([, r]) => r.Type === "AWS::Lambda::Function");
 
-  test("headstart's functions are container images, one CMD per entry point the image provides", () => {
-    const dockerfile = readFileSync("functions/lambda.Dockerfile", "utf8");
-    const shims = /for fn in ([a-z -]+); do/.exec(dockerfile)?.[1].trim().split(/\s+/) ?? [];
-    const images = functions("acme").filter(([, r]) => r.Properties.PackageType === "Image");
-    const commands = images.map(([, r]) => (r.Properties.ImageConfig as { Command: string[] }).Command);
-    assert.deepEqual(
-      commands.map((c) => c[0]).sort(),
-      ["api", "authorizer", "ingest", "job-complete", "train"].map((e) => `lambda/${e}.handler`),
+  test("headstart's functions are zip packages of their bundles: Node.js 22, index.handler, no TypeScript", () => {
+    const deployed = functions("acme").filter(([, r]) =>
+      String(r.Properties.FunctionName ?? "").startsWith("headstart-acme-"),
     );
-    for (const [cmd] of commands) {
-      const entry = /^lambda\/(.+)\.handler$/.exec(cmd)![1];
-      assert.ok(shims.includes(entry), `the image has a shim for ${entry}`);
-      assert.ok(
-        readFileSync(`functions/${entry}/handler.ts`, "utf8").includes("handler"),
-        `functions/${entry}/handler.ts`,
-      );
+    const entries = deployed.map(([, r]) => String(r.Properties.FunctionName).replace("headstart-acme-", ""));
+    assert.deepEqual(entries.sort(), [...LAMBDA_NAMES].sort());
+    const s = stacks.acme.functions;
+    for (const [entry, f] of Object.entries({
+      api: s.api,
+      authorizer: s.authorizer!,
+      ingest: s.ingest,
+      "job-complete": s.jobComplete,
+      train: s.train,
+    })) {
+      const asset = f.fn.node.findChild("Code") as s3assets.Asset;
+      assert.equal(asset.assetPath, bundleDir(entry as (typeof LAMBDA_NAMES)[number]), entry);
+    }
+    for (const [id, r] of deployed) {
+      const entry = String(r.Properties.FunctionName).replace("headstart-acme-", "");
+      assert.equal(r.Properties.PackageType, undefined, `${id} is a zip function`);
+      assert.equal(r.Properties.Runtime, "nodejs22.x", id);
+      assert.equal(r.Properties.Handler, "index.handler", id);
+      assert.equal(r.Properties.Architectures?.toString(), "x86_64", id);
+      const vars = (r.Properties.Environment as { Variables: Record<string, string> }).Variables;
+      assert.equal(vars.NODE_OPTIONS, "--enable-source-maps", id);
+      if (entry !== "authorizer") assert.equal(vars.HEADSTART_BUILD_BACKBONES, "false", id);
     }
   });
 
-  test("zip functions (CDK's own) run Node.js 22 or newer, if Node at all", () => {
-    for (const name of ["acme", "globex"] as const) {
-      for (const [id, r] of functions(name)) {
-        const runtime = r.Properties.Runtime as string | undefined;
-        if (r.Properties.PackageType === "Image") continue;
-        assert.ok(runtime, `${id} has a runtime`);
-        const node = /^nodejs(\d+)\.x$/.exec(runtime);
-        if (node) assert.ok(Number(node[1]) >= 22, `${id}: ${runtime}`);
+  test("no deployed package holds TypeScript or tsx; natives only where the function embeds or trains", () => {
+    for (const b of bundles) {
+      const files = readdirSync(b.dir, { recursive: true }) as string[];
+      assert.ok(files.includes("index.mjs"), b.name);
+      assert.ok(!files.some((f) => /\.(c|m)?ts$/.test(f) && !f.endsWith(".d.ts")), `${b.name}: no .ts`);
+      assert.ok(!files.some((f) => f.split("/").includes("tsx")), `${b.name}: no tsx`);
+      const modules = files.filter(
+        (f) => /^node_modules\/[^/]+$/.test(f) || /^node_modules\/@[^/]+\/[^/]+$/.test(f),
+      );
+      const has = (pkg: string) => modules.includes(`node_modules/${pkg}`);
+      assert.equal(has("onnxruntime-node"), ["api", "train"].includes(b.name), `${b.name}: onnxruntime-node`);
+      assert.equal(has("sharp"), b.name === "api", `${b.name}: sharp`);
+      if (["authorizer", "ingest", "job-complete"].includes(b.name)) assert.deepEqual(modules, [], b.name);
+      // Only onnxruntime's linux-x64 CPU binary: no other platform, no CUDA provider.
+      const ortBins = files.filter(
+        (f) => f.includes("onnxruntime-node/bin/") && /\.(node|so[.\d]*|dll|dylib)$/.test(f),
+      );
+      if (has("onnxruntime-node")) {
+        assert.deepEqual(ortBins.map((f) => f.replace(/^.*bin\/napi-v6\//, "")).sort(), [
+          "linux/x64/libonnxruntime.so.1",
+          "linux/x64/onnxruntime_binding.node",
+        ]);
       }
+    }
+  });
+
+  test("every package stays within its size budget", () => {
+    // The budgets themselves: loosening one is a visible change to this test.
+    assert.deepEqual(
+      Object.fromEntries(LAMBDA_NAMES.map((n) => [n, FUNCTION_BUNDLES[n].budgetBytes / 1e6])),
+      { authorizer: 1, ingest: 3, "job-complete": 3, train: 50, api: 75 },
+    );
+    for (const b of bundles) {
+      assert.ok(b.bytes <= b.budgetBytes, `${b.name}: ${b.bytes} bytes > budget ${b.budgetBytes}`);
+      // Lambda's own limit, source maps included.
+      assert.ok(b.bytes + b.mapBytes < 250 * 1024 * 1024, b.name);
     }
   });
 
@@ -484,7 +551,7 @@ describe("images", () => {
     assert.deepEqual(JSON.parse(entrypoint ?? "null"), EMBED_CONTAINER_ENTRYPOINT);
     assert.match(
       dockerfile,
-      /ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci --omit=dev --onnxruntime-node-install=cuda12/,
+      /ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci --omit=dev --onnxruntime-node-install=cuda12 --allow-scripts=onnxruntime-node/,
     );
     assert.match(
       dockerfile,
@@ -495,23 +562,20 @@ describe("images", () => {
     assert.match(dockerfile, /ARG NODE_IMAGE=node:22/);
   });
 
-  test("the Lambda image is the Node.js 22 Lambda base; the build context excludes everything but sources", () => {
-    assert.match(
-      readFileSync("functions/lambda.Dockerfile", "utf8"),
-      /ARG LAMBDA_IMAGE=public\.ecr\.aws\/lambda\/nodejs:22/,
-    );
+  test("the embed image runs the bundle; the build context is the lockfile and that bundle only", () => {
+    const dockerfile = readFileSync("functions/embed-batch/Dockerfile", "utf8");
+    assert.match(dockerfile, /COPY dist\/functions\/embed-batch \.\/dist\/functions\/embed-batch/);
+    const instructions = dockerfile.replace(/^#.*$/gm, "");
+    assert.doesNotMatch(instructions, /tsx|COPY shared|COPY functions/);
     const ignore = readFileSync(".dockerignore", "utf8")
       .split("\n")
       .filter((l) => l && !l.startsWith("#"));
     assert.equal(ignore[0], "*");
     assert.deepEqual(ignore.filter((l) => l.startsWith("!")).sort(), [
       "!.npmrc",
-      "!bin/",
-      "!functions/",
+      "!dist/functions/embed-batch/",
       "!package-lock.json",
       "!package.json",
-      "!shared/",
-      "!tsconfig.json",
     ]);
   });
 });

@@ -29,10 +29,14 @@ import { type EmbedJob, type JobState, readJob, updateJob } from "./job.ts";
 import type { JobRunner } from "./runner.ts";
 
 /**
- * The container's command, relative to the image's working directory, which must be the package
- * root (the Dockerfile's `WORKDIR`). Same file as the local worker's (`BATCH_ENTRY`).
+ * The container's command, relative to the image's working directory (the Dockerfile's `WORKDIR`):
+ * the bundle `npm run build` makes of the local worker's entry point (`BATCH_ENTRY`).
  */
-export const EMBED_CONTAINER_ENTRYPOINT = ["node", "--import", "tsx", "functions/embed-batch/main.ts"];
+export const EMBED_CONTAINER_ENTRYPOINT = [
+  "node",
+  "--enable-source-maps",
+  "dist/functions/embed-batch/index.mjs",
+];
 
 /** Input channel name of the plans in the processing job. */
 export const PLANS_INPUT_NAME = "plans";

@@ -1,0 +1,13 @@
+/**
+ * The Lambda bundles as `npm run build` makes them, built once per test process (≈10 s): the
+ * infra tests synthesize from them and the bundle tests run them.
+ */
+import { LAMBDA_NAMES } from "../../infra/bundles.ts";
+import { type BuiltFunction, buildFunctions } from "../../scripts/build.ts";
+
+let built: Promise<BuiltFunction[]> | undefined;
+
+export function buildLambdaBundles(): Promise<BuiltFunction[]> {
+  built ??= buildFunctions(LAMBDA_NAMES);
+  return built;
+}
