@@ -14,6 +14,8 @@ import { after, before, describe, test } from "node:test";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { listCommits, loadCache } from "../shared/cache/shards.ts";
 import { loadConfig } from "../shared/config.ts";
+import { readDatasetStatus } from "../shared/datasets/ingest.ts";
+import { compareSequencers } from "../shared/datasets/upload-event.ts";
 import { ValidationError } from "../shared/errors.ts";
 import { readJob } from "../shared/jobs/job.ts";
 import { SageMakerJobRunner } from "../shared/jobs/sagemaker-runner.ts";
@@ -157,12 +159,16 @@ describe("cloud path: bucket upload → ingest → SageMaker (stand-in) → job-
       ["sagemaker", jobId, true],
     );
 
-    // S3 delivers events at least once: the same event again starts no second job.
+    // S3 delivers events at least once: the same event again is recognized by its sequencer
+    // and skipped before any work, so no second job is even asked for.
     const dup = await ingest(event);
-    assert.equal(dup.results[0].job, jobId);
+    assert.deepEqual(
+      dup.results.map((r) => r.state),
+      ["stale"],
+    );
     const creates = standin.requests.filter((r) => r.operation === "CreateProcessingJob");
-    assert.equal(creates.length, 2);
-    assert.equal(standin.jobs.size, 1, "one processing job only (the second create got ResourceInUse)");
+    assert.equal(creates.length, 1);
+    assert.equal(standin.jobs.size, 1, "one processing job only");
 
     // What the runner asked SageMaker for.
     const job = standin.jobs.get(jobId)!;
@@ -311,6 +317,49 @@ describe("cloud path: bucket upload → ingest → SageMaker (stand-in) → job-
     const done = (await readJob(store, job.job))!.value;
     assert.deepEqual([done.state, done.externalId, done.error], ["succeeded", `${job.job}-r2`, undefined]);
     assert.equal((await loadCache(store, BACKBONE, "flaky")).vectors.size, 30);
+  });
+
+  test("radosgw's own notifications, repeated, concurrent and late: the newer upload stays current", async () => {
+    const key = `${PREFIX}/${keys.manifest("late", "jsonl")}`;
+    const upload = async (rows: number, n: number) => {
+      await s3.client.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          Body: toJsonlText(tinySentimentRows(rows, { seed: n })),
+          ContentType: "application/x-ndjson",
+        }),
+      );
+      // The notification of this very upload: the n-th for this key (the listener keeps them all).
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const mine = notifications.received.filter((n) => n.Records.some((r) => r.s3.object.key === key));
+        if (mine.length >= n) return structuredClone(mine[n - 1]);
+        if (Date.now() > deadline) throw new Error(`no notification ${n} for ${key}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    const older = await upload(20, 1);
+    const newer = await upload(24, 2);
+    const seq = (e: typeof older) => String((e.Records[0].s3.object as { sequencer?: string }).sequencer);
+    assert.ok(compareSequencers(seq(newer), seq(older)) > 0, `${seq(newer)} after ${seq(older)}`);
+
+    // The newer event twice at once: one ingests, the other is refused (retried) or skipped.
+    const settled = await Promise.allSettled([ingest(newer), ingest(structuredClone(newer))]);
+    const ingested = settled.filter(
+      (s) => s.status === "fulfilled" && s.value.results[0].state === "ingested",
+    );
+    assert.equal(ingested.length, 1);
+    const current = await readDatasetStatus(store, "late");
+    assert.equal(current?.rows.accepted, 24);
+    // The older upload's event arrives last: skipped, the newer version stays current.
+    const late = await ingest(older);
+    assert.deepEqual(
+      late.results.map((r) => r.state),
+      ["stale"],
+    );
+    const after = await readDatasetStatus(store, "late");
+    assert.deepEqual([after?.version, after?.ingestedAt], [current?.version, current?.ingestedAt]);
   });
 
   test("stop: the runner stops the processing job; its Stopped event fails the job", async () => {
