@@ -40,7 +40,6 @@ describe("layout", () => {
           hash,
         });
         const version = "ab".repeat(32);
-        const version = "ab".repeat(32);
         assert.deepEqual(parseKey(keys.datasetRows(a, version)), {
           kind: "datasetRows",
           dataset: a,
