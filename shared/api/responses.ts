@@ -17,6 +17,10 @@ import {
 import { EmbedJob as EmbedJobDoc } from "../jobs/job.ts";
 import { ErrorResponse } from "./errors.ts";
 
+// Schemas made elsewhere get `.openapi()` only on a copy made here (`.describe()` clones): zod 4
+// copies methods onto a schema when it is built, so one built before @hono/zod-openapi extended
+// zod (import order differs between tsx and the bundles) has no `.openapi`.
+
 export const HealthResponse = z
   .object({
     status: z.literal("ok"),
@@ -25,13 +29,11 @@ export const HealthResponse = z
   })
   .openapi("HealthResponse");
 
-export const DatasetStatus = DatasetStatusDoc.openapi({
-  description: "`datasets/<d>/_status.json`: the last ingest's result (see docs/formats.md)",
-}).openapi("DatasetStatus");
-export const EmbedJob = EmbedJobDoc.openapi({ description: "`jobs/<job>.json`: a batch job" }).openapi(
-  "EmbedJob",
-);
-export const Backbone = BackboneSpec.openapi({ description: "`backbone.json`" }).openapi("Backbone");
+export const DatasetStatus = DatasetStatusDoc.describe(
+  "`datasets/<d>/_status.json`: the last ingest's result (see docs/formats.md)",
+).openapi("DatasetStatus");
+export const EmbedJob = EmbedJobDoc.describe("`jobs/<job>.json`: a batch job").openapi("EmbedJob");
+export const Backbone = BackboneSpec.describe("`backbone.json`").openapi("Backbone");
 
 export const IngestResponse = z
   .object({
@@ -69,9 +71,9 @@ export const DatasetInfo = z
   })
   .openapi("DatasetInfo");
 
-export const Report = ReportDoc.openapi({
-  description: "A version's `report.json`: evaluation, calibration and `auto` search (docs/formats.md)",
-}).openapi("Report");
+export const Report = ReportDoc.describe(
+  "A version's `report.json`: evaluation, calibration and `auto` search (docs/formats.md)",
+).openapi("Report");
 
 export const TrainResponse = z
   .object({
