@@ -22,6 +22,7 @@ import { SageMakerJobRunner } from "../shared/jobs/sagemaker-runner.ts";
 import { keys } from "../shared/layout.ts";
 import type { Platform } from "../shared/platform.ts";
 import type { S3Store } from "../shared/store/s3.ts";
+import { buildEmbedBatchBundle } from "./helpers/bundles.ts";
 import { tempDir } from "./helpers/platform.ts";
 import {
   type BucketNotifications,
@@ -70,6 +71,8 @@ describe("cloud path: bucket upload → ingest → SageMaker (stand-in) → job-
   before(
     async () => {
       dir = await tempDir("headstart-cloud-e2e-");
+      // The container runs the bundle `npm run build` makes (EMBED_CONTAINER_ENTRYPOINT).
+      await buildEmbedBatchBundle();
       s3 = await startS3Server();
       ({ store, platform } = await s3TestPlatform(s3, { dir, prefix: PREFIX, defaultBackbone: BACKBONE }));
       bucket = store.bucket;
