@@ -1,6 +1,7 @@
 /** Preprocessing type → embedder. Imported on demand: every embedder runs onnxruntime. */
 import { UnsupportedError } from "../errors.ts";
 import { ImageEmbedder } from "./image-embedder.ts";
+import type { SessionOptions } from "./session.ts";
 import type { BackboneSpec, Embedder } from "./spec.ts";
 import { TextEmbedder } from "./text-embedder.ts";
 import { SparseTextEmbedder } from "./use-embedder.ts";
@@ -10,7 +11,7 @@ export function createEmbedder(
   spec: BackboneSpec,
   modelPath: string,
   assetPaths: Record<string, string>,
-  opts: { microBatch?: number } = {},
+  opts: { microBatch?: number; session?: SessionOptions } = {},
 ): Promise<Embedder> {
   switch (spec.preprocessing.type) {
     case "text-vocab":

@@ -11,6 +11,7 @@ import { HeadstartError, NotFoundError, UnsupportedError, ValidationError } from
 import { assertName, keys } from "../layout.ts";
 import { getJson, putJson } from "../store/json.ts";
 import type { ObjectStore } from "../store/types.ts";
+import type { SessionOptions } from "./session.ts";
 import { BackboneSpec, type Embedder } from "./spec.ts";
 
 /**
@@ -155,7 +156,7 @@ export async function createEmbedder(
   spec: BackboneSpec,
   modelPath: string,
   assetPaths: Record<string, string>,
-  opts: { microBatch?: number } = {},
+  opts: { microBatch?: number; session?: SessionOptions } = {},
 ): Promise<Embedder> {
   return (await import("./embedders.ts")).createEmbedder(spec, modelPath, assetPaths, opts);
 }
@@ -167,7 +168,7 @@ export async function createEmbedder(
 export async function builtInEmbedder(
   id: string,
   modelsDir: string,
-  opts: { microBatch?: number } = {},
+  opts: { microBatch?: number; session?: SessionOptions } = {},
 ): Promise<Embedder> {
   const build = BUILT_IN[id];
   if (!build) {
