@@ -179,9 +179,8 @@ describe("cloud path: bucket upload → ingest → SageMaker (stand-in) → job-
     assert.equal(req.RoleArn, ROLE_ARN);
     assert.deepEqual(req.AppSpecification.ContainerEntrypoint, [
       "node",
-      "--import",
-      "tsx",
-      "functions/embed-batch/main.ts",
+      "--enable-source-maps",
+      "dist/functions/embed-batch/index.mjs",
     ]);
     assert.deepEqual(req.ProcessingResources.ClusterConfig, {
       InstanceType: "ml.g5.xlarge",

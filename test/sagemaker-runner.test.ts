@@ -129,7 +129,7 @@ describe("SageMakerJobRunner", () => {
     assert.equal(req.RoleArn, SETTINGS.roleArn);
     assert.deepEqual(req.AppSpecification, {
       ImageUri: SETTINGS.imageUri,
-      ContainerEntrypoint: ["node", "--import", "tsx", "functions/embed-batch/main.ts"],
+      ContainerEntrypoint: ["node", "--enable-source-maps", "dist/functions/embed-batch/index.mjs"],
     });
     assert.deepEqual(EMBED_CONTAINER_ENTRYPOINT, req.AppSpecification?.ContainerEntrypoint);
     assert.deepEqual(req.ProcessingResources, {

@@ -4,7 +4,7 @@
  * 202; the new version appears under `GET /v1/heads/{head}` when it is done.
  */
 import { randomUUID } from "node:crypto";
-import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
+import type { LambdaClient } from "@aws-sdk/client-lambda";
 import { z } from "zod";
 import { TrainBody } from "../api/schemas.ts";
 import { HeadstartError } from "../errors.ts";
@@ -39,16 +39,19 @@ export interface TrainDispatcher {
 
 export class LambdaTrainDispatcher implements TrainDispatcher {
   readonly name = "lambda";
-  private readonly client: LambdaClient;
+  private client?: LambdaClient;
 
   constructor(
     private readonly functionName: string,
-    opts: { region?: string; client?: LambdaClient } = {},
+    private readonly opts: { region?: string; client?: LambdaClient } = {},
   ) {
-    this.client = opts.client ?? new LambdaClient(opts.region ? { region: opts.region } : {});
+    this.client = opts.client;
   }
 
   async dispatch(request: TrainRequest): Promise<void> {
+    // The Lambda SDK loads on the first hand-off, not at the API's every cold start.
+    const { InvokeCommand, LambdaClient } = await import("@aws-sdk/client-lambda");
+    this.client ??= new LambdaClient(this.opts.region ? { region: this.opts.region } : {});
     const out = await this.client.send(
       new InvokeCommand({
         FunctionName: this.functionName,

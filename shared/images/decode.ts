@@ -21,7 +21,14 @@
  * pool size just queue. Memory per decode is bounded by `limits` and by libvips streaming the
  * source (sequential read), not by the source's full decoded size.
  */
-import sharp, { type Metadata, type OutputInfo } from "sharp";
+import type { Metadata, OutputInfo } from "sharp";
+
+/**
+ * sharp (libvips, ≈ 80 ms to load) is imported on the first decode, so a process that predicts
+ * from texts or embeddings (the API Lambda's usual cold start) never pays for it.
+ */
+let sharpModule: Promise<typeof import("sharp")> | undefined;
+const loadSharp = async () => (await (sharpModule ??= import("sharp"))).default;
 import { ValidationError } from "../errors.ts";
 
 export const IMAGE_FORMATS = ["jpeg", "png", "webp", "gif"] as const;
@@ -151,6 +158,7 @@ export async function decodeImage(bytes: Uint8Array, opts: DecodeImageOptions): 
     );
   }
 
+  const sharp = await loadSharp();
   let meta: Metadata;
   try {
     // Header only, no pixel buffer: safe without the pixel limit, and lets the limit's error

@@ -9,14 +9,11 @@
  * for a job that already exists, which answers `ResourceInUse`: that is "already started".
  * SageMaker never reuses a name, so a job that failed is retried under `<job>-r2`, `<job>-r3`…
  */
-import {
-  CreateProcessingJobCommand,
-  type CreateProcessingJobCommandInput,
-  DescribeProcessingJobCommand,
-  type DescribeProcessingJobCommandOutput,
-  type ProcessingJobStatus,
+import type {
+  CreateProcessingJobCommandInput,
+  DescribeProcessingJobCommandOutput,
+  ProcessingJobStatus,
   SageMakerClient,
-  StopProcessingJobCommand,
 } from "@aws-sdk/client-sagemaker";
 import { z } from "zod";
 import type { Config, SageMakerSettings } from "../config.ts";
@@ -251,9 +248,15 @@ export interface SageMakerJobRunnerOptions {
   log?: Logger;
 }
 
+/**
+ * The SageMaker SDK (≈ 420 KB of bundled code) is loaded on the first call, not at init: the API
+ * and ingest functions construct this runner on every cold start but submit jobs rarely.
+ */
+const sagemakerSdk = () => import("@aws-sdk/client-sagemaker");
+
 export class SageMakerJobRunner implements JobRunner {
   readonly name = "sagemaker";
-  readonly client: SageMakerClient;
+  private clientPromise?: Promise<SageMakerClient>;
 
   constructor(
     private readonly store: ObjectStore,
@@ -261,12 +264,19 @@ export class SageMakerJobRunner implements JobRunner {
     private readonly opts: SageMakerJobRunnerOptions = {},
   ) {
     s3Location(store.url); // fail at construction, not at the first upload
-    this.client =
-      opts.client ??
-      new SageMakerClient({
-        ...(opts.region ? { region: opts.region } : {}),
-        ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
-      });
+  }
+
+  private client(): Promise<SageMakerClient> {
+    this.clientPromise ??= this.opts.client
+      ? Promise.resolve(this.opts.client)
+      : sagemakerSdk().then(
+          ({ SageMakerClient }) =>
+            new SageMakerClient({
+              ...(this.opts.region ? { region: this.opts.region } : {}),
+              ...(this.settings.endpoint ? { endpoint: this.settings.endpoint } : {}),
+            }),
+        );
+    return this.clientPromise;
   }
 
   /** From the platform's configuration (`config.sagemaker` must be set: HEADSTART_RUNNER=sagemaker). */
@@ -304,7 +314,8 @@ export class SageMakerJobRunner implements JobRunner {
         logLevel: this.opts.logLevel,
       });
       try {
-        await this.client.send(new CreateProcessingJobCommand(request));
+        const { CreateProcessingJobCommand } = await sagemakerSdk();
+        await (await this.client()).send(new CreateProcessingJobCommand(request));
         this.opts.log?.info("processing job created", { job: job.job, processingJob: name });
         return await this.markRunning(job.job, name);
       } catch (err) {
@@ -343,7 +354,8 @@ export class SageMakerJobRunner implements JobRunner {
     const current = await this.current(job);
     const name = current.externalId ?? processingJobName(current.job);
     try {
-      await this.client.send(new StopProcessingJobCommand({ ProcessingJobName: name }));
+      const { StopProcessingJobCommand } = await sagemakerSdk();
+      await (await this.client()).send(new StopProcessingJobCommand({ ProcessingJobName: name }));
     } catch (err) {
       throw mapSageMakerError(err, `StopProcessingJob ${name}`);
     }
@@ -352,7 +364,11 @@ export class SageMakerJobRunner implements JobRunner {
 
   private async describeName(job: string, name: string): Promise<ProcessingJobInfo> {
     try {
-      return info(job, await this.client.send(new DescribeProcessingJobCommand({ ProcessingJobName: name })));
+      const { DescribeProcessingJobCommand } = await sagemakerSdk();
+      const out = await (await this.client()).send(
+        new DescribeProcessingJobCommand({ ProcessingJobName: name }),
+      );
+      return info(job, out);
     } catch (err) {
       throw mapSageMakerError(err, `processing job ${name}`);
     }
