@@ -4,6 +4,7 @@ import { mkdtemp, open, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import fc from "fast-check";
 import { defaultGloveSource } from "../shared/backbone/glove.ts";
 import {
   type EncodeOptions,
@@ -220,6 +221,30 @@ describe("encodeTexts", () => {
 
 describe("loadVocab", () => {
   let dir: string;
+  test("reads like a Map of first occurrences by line number, for any file (property)", async () => {
+    const token = fc.stringMatching(/^[a-zé'’.-]{0,6}$/);
+    await fc.assert(
+      fc.asyncProperty(fc.array(token, { maxLength: 60 }), fc.boolean(), async (lines, crlf) => {
+        const p = join(dir, "prop.txt");
+        await writeFile(p, lines.join(crlf ? "\r\n" : "\n"));
+        const expected = new Map<string, number>();
+        lines.forEach((t, i) => {
+          if (t !== "" && !expected.has(t)) expected.set(t, i);
+        });
+        const v = await loadVocab(p);
+        assert.deepEqual([...v], [...expected]);
+        assert.equal(v.size, expected.size);
+        for (const t of [...lines, "zz", "constructor"]) {
+          assert.equal(v.get(t), expected.get(t), t);
+          assert.equal(v.has(t), expected.has(t), t);
+        }
+        assert.deepEqual([...v.keys()], [...expected.keys()]);
+        assert.deepEqual([...v.values()], [...expected.values()]);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "hs-vocab-"));
   });

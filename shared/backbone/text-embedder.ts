@@ -17,10 +17,10 @@ export interface TextEmbedderOptions {
   session?: SessionOptions;
 }
 
-const vocabs = new Map<string, Promise<Map<string, number>>>();
+const vocabs = new Map<string, Promise<ReadonlyMap<string, number>>>();
 
-/** Vocabularies are shared per path: the GloVe one is 341k entries, ~30 MB of Map. */
-function sharedVocab(path: string): Promise<Map<string, number>> {
+/** Vocabularies are shared per path: the GloVe one is 341k entries. */
+function sharedVocab(path: string): Promise<ReadonlyMap<string, number>> {
   let v = vocabs.get(path);
   if (!v) {
     v = loadVocab(path);
