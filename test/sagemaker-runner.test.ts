@@ -58,6 +58,7 @@ function namedStore(inner: ObjectStore, url: string): ObjectStore {
     list: (p: string) => inner.list(p),
     delete: (k: string) => inner.delete(k),
     localPath: (k: string) => inner.localPath(k),
+    localFile: (k: string) => inner.localFile(k),
   };
 }
 

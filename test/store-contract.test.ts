@@ -4,7 +4,7 @@
  * local paths for ONNX Runtime) is asserted here once for both.
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -212,6 +212,24 @@ function storeContract(makeStore: () => Promise<ObjectStore>, opts: ContractOpti
     // A deleted key can be created again with create-only.
     await store.put("d/x", "again", { ifNoneMatch: "*" });
     assert.equal(text((await store.get("d/x"))!.body), "again");
+  });
+
+  test("localFile gives the file and the sha256 of its bytes, before and after a replacement", async () => {
+    const store = await makeStore();
+    assert.equal(await store.localFile("backbones/t/none.onnx"), undefined);
+    const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+    const big = randomBytes(2 * 1024 * 1024 + 5);
+    await store.put("backbones/t/m.onnx", big);
+    for (let i = 0; i < 2; i++) {
+      const f = await store.localFile("backbones/t/m.onnx");
+      assert.ok(f);
+      assert.equal(f.sha256, sha(big));
+      assert.ok((await fs.readFile(f.path)).equals(big));
+    }
+    const next = randomBytes(999);
+    await store.put("backbones/t/m.onnx", next);
+    const g = await store.localFile("backbones/t/m.onnx");
+    assert.equal(g?.sha256, sha(next));
   });
 
   test("localPath gives a file with the object's bytes, reused while unchanged and refreshed after", async () => {

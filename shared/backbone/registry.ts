@@ -3,13 +3,13 @@
  * worker and Lambda of a deployment sees the same ones. Built-in backbones are converted from
  * packaged weights on first use and published like any user's own ONNX model.
  */
-import { createHash } from "node:crypto";
-import { createReadStream, promises as fs } from "node:fs";
+import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../config.ts";
 import { HeadstartError, NotFoundError, UnsupportedError, ValidationError } from "../errors.ts";
 import { assertName, keys } from "../layout.ts";
 import { getJson, putJson } from "../store/json.ts";
+import { fileSha256 } from "../store/local-file.ts";
 import type { ObjectStore } from "../store/types.ts";
 import type { SessionOptions } from "./session.ts";
 import { BackboneSpec, type Embedder } from "./spec.ts";
@@ -30,12 +30,6 @@ const BUILT_IN: Record<string, (modelsDir: string) => Promise<{ dir: string }>> 
 };
 
 export const BUILT_IN_BACKBONES = Object.keys(BUILT_IN);
-
-async function fileSha256(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest("hex");
-}
 
 /**
  * Publishes a local backbone directory (backbone.json, the model, its assets) to the store.
@@ -211,9 +205,9 @@ export function loadEmbedder(
       // The files are checked against backbone.json before use: a GPU job and an API Lambda
       // reading the same bucket must run the very model the cache addresses were made with.
       const verified = async (file: string, expected: string | undefined) => {
-        const path = await store.localPath(keys.backboneAsset(id, file));
-        if (!path) throw new HeadstartError("internal", `backbone ${id} is missing its file ${file}`);
-        const actual = await fileSha256(path);
+        const local = await store.localFile(keys.backboneAsset(id, file));
+        if (!local) throw new HeadstartError("internal", `backbone ${id} is missing its file ${file}`);
+        const { path, sha256: actual } = local;
         if (expected !== undefined && actual !== expected) {
           throw new HeadstartError(
             "internal",

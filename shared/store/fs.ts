@@ -8,6 +8,7 @@ import { constants, promises as fs } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import { PreconditionFailedError, ValidationError } from "../errors.ts";
+import { fileSha256, type LocalFile } from "./local-file.ts";
 import type { ObjectInfo, ObjectStore, PutOptions, StoredObject } from "./types.ts";
 
 const TEMP_MARK = ".~tmp-";
@@ -175,6 +176,17 @@ export class FsStore implements ObjectStore {
 
   async localPath(key: string): Promise<string | undefined> {
     return (await this.head(key)) ? this.pathOf(key) : undefined;
+  }
+
+  async localFile(key: string): Promise<LocalFile | undefined> {
+    const path = await this.localPath(key);
+    if (!path) return undefined;
+    try {
+      return { path, sha256: await fileSha256(path) };
+    } catch (err) {
+      if (isMissing(err)) return undefined; // deleted meanwhile
+      throw err;
+    }
   }
 }
 

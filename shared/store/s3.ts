@@ -7,7 +7,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { createWriteStream, promises as fs } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Readable } from "node:stream";
+import { type Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import {
   DeleteObjectCommand,
@@ -19,6 +19,7 @@ import {
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
 import { PreconditionFailedError, ValidationError } from "../errors.ts";
+import { fileSha256, type LocalFile } from "./local-file.ts";
 import type { ObjectInfo, ObjectStore, PutOptions, StoredObject } from "./types.ts";
 
 export interface S3StoreOptions {
@@ -160,6 +161,13 @@ export class S3Store implements ObjectStore {
    * while the ETag is unchanged. The body streams straight to disk: models are hundreds of MB.
    */
   async localPath(key: string): Promise<string | undefined> {
+    return (await this.localFile(key, false))?.path;
+  }
+
+  /** Downloaded files' sha256, computed while they were written (a cached file is hashed once). */
+  private readonly hashes = new Map<string, string>();
+
+  async localFile(key: string, hash = true): Promise<LocalFile | undefined> {
     const fullKey = this.fullKey(key);
     const base = createHash("sha256").update(`${this.bucket}\0${fullKey}`).digest("hex").slice(0, 32);
     await fs.mkdir(this.cacheDir, { recursive: true });
@@ -169,7 +177,7 @@ export class S3Store implements ObjectStore {
       if (!info) return undefined;
       const path = join(this.cacheDir, `${base}-${sanitizeEtag(info.etag)}`);
       const st = await fs.stat(path).catch(() => undefined);
-      if (st?.isFile() && st.size === info.size) return path;
+      if (st?.isFile() && st.size === info.size) return this.withSha256(path, hash);
 
       const tmp = `${path}.~tmp-${randomBytes(6).toString("hex")}`;
       try {
@@ -177,7 +185,15 @@ export class S3Store implements ObjectStore {
           new GetObjectCommand({ Bucket: this.bucket, Key: fullKey, IfMatch: this.ifMatchHeader(info.etag) }),
         );
         if (!res.Body) throw new Error(`S3 returned no body for ${key}`);
-        await pipeline(res.Body as Readable, createWriteStream(tmp, { flags: "wx" }));
+        const sha = createHash("sha256");
+        const tee = new Transform({
+          transform(chunk, _enc, done) {
+            sha.update(chunk);
+            done(null, chunk);
+          },
+        });
+        await pipeline(res.Body as Readable, tee, createWriteStream(tmp, { flags: "wx" }));
+        this.hashes.set(path, sha.digest("hex"));
         const written = (await fs.stat(tmp)).size;
         if (written !== info.size)
           throw new Error(`short download of ${key}: ${written} of ${info.size} bytes`);
@@ -189,9 +205,18 @@ export class S3Store implements ObjectStore {
         throw err;
       }
       await this.evictOtherVersions(base, path);
-      return path;
+      return this.withSha256(path, hash);
     }
     throw new PreconditionFailedError(key);
+  }
+
+  private async withSha256(path: string, hash: boolean): Promise<LocalFile> {
+    let sha256 = this.hashes.get(path);
+    if (sha256 === undefined && hash) {
+      sha256 = await fileSha256(path);
+      this.hashes.set(path, sha256);
+    }
+    return { path, sha256: sha256 ?? "" };
   }
 
   private ifMatchHeader(etag: string | undefined): string | undefined {

@@ -2,6 +2,8 @@
  * The storage contract both adapters (filesystem, S3) satisfy. Keys are `/`-separated and come
  * from `layout.ts` only. Bodies are bytes; JSON helpers live in `store/json.ts`.
  */
+import type { LocalFile } from "./local-file.ts";
+
 export interface PutOptions {
   /** `"*"`: create only; fails with PreconditionFailedError if the key exists. */
   ifNoneMatch?: "*";
@@ -35,4 +37,9 @@ export interface ObjectStore {
    * FsStore returns the object itself; S3Store downloads into a cache keyed by ETag.
    */
   localPath(key: string): Promise<string | undefined>;
+  /**
+   * `localPath` with the sha256 of the file's bytes. S3Store hashes while it downloads, so a
+   * verified cold start reads a large model once, not twice.
+   */
+  localFile(key: string): Promise<LocalFile | undefined>;
 }
