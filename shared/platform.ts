@@ -73,6 +73,7 @@ export class Platform {
   readonly local: LocalJobRunner;
   readonly runner: JobRunner;
   readonly trainDispatcher?: TrainDispatcher;
+  private predictLoaded = false;
 
   constructor(
     readonly store: ObjectStore,
@@ -248,9 +249,17 @@ export class Platform {
       throw new ValidationError("name a version or an alias, not both", { field: "alias" });
     }
     const head = ref.head;
-    const { embeddingsToVectors, embedInputs, loadHead, predictVectors, readPredictInputs } =
-      await predictModule();
-    const loaded = await loadHead(this.store, head, version, alias);
+    // On a cold start the predict module (heads, numerics) loads while the head's alias and
+    // version document are read; warm, it is already there and the version document cached.
+    const coldStart = !this.predictLoaded;
+    const module = predictModule();
+    module.catch(() => {}); // awaited below unless the head does not exist
+    const v = version ?? (await resolveHeadRef(this.store, { head, alias }));
+    const prefetched = coldStart ? readHeadVersion(this.store, head, v) : undefined;
+    prefetched?.catch(() => {}); // surfaced by loadHead
+    const { embeddingsToVectors, embedInputs, loadHead, predictVectors, readPredictInputs } = await module;
+    this.predictLoaded = true;
+    const loaded = await loadHead(this.store, head, v, undefined, prefetched);
     const n = req.inputs ? req.inputs.length : req.embeddings!.length;
     const vectors = req.inputs
       ? await embedInputs(this.store, loaded, await readPredictInputs(this.store, req.inputs), this.config)

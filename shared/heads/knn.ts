@@ -34,7 +34,6 @@
  * ones stay in JavaScript (float64 dot products of the float32 unit vectors). The two paths agree up
  * to float32 rounding of the similarities, so they can order near-ties (|Δsim| ≲ 1e-7) differently.
  */
-import { Tensor } from "onnxruntime-node";
 import type { GraphBuilder } from "../backbone/onnx-writer.ts";
 import { GraphBuilder as Builder, dataType } from "../backbone/onnx-writer.ts";
 import { ValidationError } from "../errors.ts";
@@ -50,7 +49,7 @@ import {
   normalizeRow,
   onnxNormalizeRows,
 } from "./numeric.ts";
-import { graphSession } from "./ort-graph.ts";
+import { graphSession, tensor } from "./ort-graph.ts";
 import { enumParam, numberParam, rejectUnknownParams } from "./params.ts";
 
 /** Added to max(sim, 0) in similarity voting so that no neighbour's vote vanishes. */
@@ -335,14 +334,14 @@ export async function predictKnn(
     ),
   );
   const session = await graphSession(`knn-topk:${d}`, () => topkGraph(d));
-  const u = new Tensor("float32", model.vectors, [n, d]);
-  const kt = new Tensor("int64", BigInt64Array.from([BigInt(kk)]), [1]);
+  const u = tensor("float32", model.vectors, [n, d]);
+  const kt = tensor("int64", BigInt64Array.from([BigInt(kk)]), [1]);
   const Q = new Float32Array(block * d);
   const dist = model.weights === "distance" ? new Float64Array(block * kk) : undefined;
   for (let r0 = 0; r0 < m; r0 += block) {
     const rows = Math.min(block, m - r0);
     for (let r = 0; r < rows; r++) normalizeRow(X, (r0 + r) * d, d, Q, r * d);
-    const q = new Tensor("float32", Q.subarray(0, rows * d), [rows, d]);
+    const q = tensor("float32", Q.subarray(0, rows * d), [rows, d]);
     const res = await session.run({ q, u, kk: kt });
     const indices = res.indices.data as BigInt64Array;
     // Same float64 distances from the same float32 unit vectors as the JS path (k · d per query,

@@ -49,13 +49,15 @@ export async function loadHead(
   head: string,
   version?: string,
   alias?: string,
+  /** The version's documents, already being read by a caller that could not wait (cold start). */
+  prefetched?: ReturnType<typeof readHeadVersion>,
 ): Promise<LoadedHead> {
   const v = version ?? (await resolveHeadRef(store, { head, alias }));
   const key = `${store.url}\0${head}\0${v ?? ""}`;
   let promise = loaded.get(key);
   if (!promise) {
     promise = (async () => {
-      const { head: doc, report } = await readHeadVersion(store, head, v);
+      const { head: doc, report } = await (prefetched ?? readHeadVersion(store, head, v));
       const kind = headKind(doc.type) as HeadKind<unknown>;
       return { doc, report, task: doc.task ?? "multiclass", kind, model: kind.fromJson(doc.model) };
     })();

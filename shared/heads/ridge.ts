@@ -21,12 +21,11 @@
  * (standardized rows built in JS) took ~0.9 s and moved the solution by ~6e-5 relative (1.5e-5 of
  * std(y) in predictions), against ~5e-12 for float64: no faster and less exact, so float64 it is.
  */
-import { Tensor } from "onnxruntime-node";
 import { dataType, GraphBuilder } from "../backbone/onnx-writer.ts";
 import { ValidationError } from "../errors.ts";
 import type { HeadKind } from "./kind.ts";
 import { affineRows, checkFiniteMatrix, expectTask, finiteArray, finiteNumber } from "./numeric.ts";
-import { graphSession } from "./ort-graph.ts";
+import { graphSession, tensor } from "./ort-graph.ts";
 import { numberParam, rejectUnknownParams } from "./params.ts";
 import { standardizationStats } from "./standardize.ts";
 
@@ -163,13 +162,13 @@ async function gramOrt(
   const session = await graphSession(`ridge-gram:${d}`, () => gramGraph(d));
   const G = new Float64Array(d * d);
   const Zty = new Float64Array(d);
-  const meanT = new Tensor("float64", mean, [d]);
-  const invT = new Tensor("float64", invScale, [d]);
+  const meanT = tensor("float64", mean, [d]);
+  const invT = tensor("float64", invScale, [d]);
   for (let i0 = 0; i0 < n; i0 += ORT_CHUNK_ROWS) {
     const m = Math.min(ORT_CHUNK_ROWS, n - i0);
     const out = await session.run({
-      x: new Tensor("float32", X.subarray(i0 * d, (i0 + m) * d), [m, d]),
-      y: new Tensor("float64", yc.subarray(i0, i0 + m), [m, 1]),
+      x: tensor("float32", X.subarray(i0 * d, (i0 + m) * d), [m, d]),
+      y: tensor("float64", yc.subarray(i0, i0 + m), [m, 1]),
       mean: meanT,
       inv_scale: invT,
     });
