@@ -28,6 +28,9 @@ export interface HttpApiProps {
   authorizerCacheTtlSeconds: number;
 }
 
+/** Routes that need no credentials: the health check and the API's own documentation. */
+export const PUBLIC_GET_PATHS = ["/health", "/openapi.json", "/docs", "/docs/{proxy+}"] as const;
+
 export const API_KEY_IDENTITY_SOURCE = "$request.header.x-api-key";
 
 export class CustomerHttpApi extends Construct {
@@ -63,12 +66,16 @@ export class CustomerHttpApi extends Construct {
     const integration = new integrations.HttpLambdaIntegration("App", props.handler, {
       payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
     });
-    this.api.addRoutes({
-      path: "/health",
-      methods: [apigw.HttpMethod.GET],
-      integration,
-      authorizer: new apigw.HttpNoneAuthorizer(),
-    });
+    // Public: the health check, and the API's own description (the OpenAPI document and the
+    // Swagger UI page with its assets), which a browser cannot fetch with a key header.
+    for (const path of PUBLIC_GET_PATHS) {
+      this.api.addRoutes({
+        path,
+        methods: [apigw.HttpMethod.GET],
+        integration,
+        authorizer: new apigw.HttpNoneAuthorizer(),
+      });
+    }
     this.api.addRoutes({ path: "/{proxy+}", methods: [apigw.HttpMethod.ANY], integration });
 
     const accessLogs = new logs.LogGroup(this, "AccessLogs", {
@@ -105,7 +112,7 @@ export class CustomerHttpApi extends Construct {
     Validations.of(this.api).acknowledge({
       id: "AwsSolutions-APIG4",
       reason:
-        "GET /health is the one deliberately anonymous route (load balancer and uptime checks; it returns no data); every other route has the default authorizer.",
+        "Anonymous GET routes are deliberate and return no customer data: /health (load balancer and uptime checks) and the API's description (/openapi.json, /docs and its static assets); every other route has the default authorizer.",
     });
 
     if (props.auth === "api-key") {

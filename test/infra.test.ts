@@ -210,11 +210,19 @@ describe("HTTP API", () => {
         ([, r]) => r.Properties as { RouteKey: string; AuthorizationType: string; AuthorizerId?: unknown },
       );
 
-  test("api-key customers: every route but GET /health goes through the API-key authorizer", () => {
+  const PUBLIC = ["GET /health", "GET /openapi.json", "GET /docs", "GET /docs/{proxy+}"];
+
+  test("api-key customers: every route but the health check and the API docs goes through the authorizer", () => {
     const all = routes("acme");
-    assert.ok(all.length >= 2);
+    assert.deepEqual(
+      all
+        .filter((r) => r.AuthorizationType === "NONE")
+        .map((r) => r.RouteKey)
+        .sort(),
+      [...PUBLIC].sort(),
+    );
     for (const r of all) {
-      if (r.RouteKey === "GET /health") assert.equal(r.AuthorizationType, "NONE");
+      if (PUBLIC.includes(r.RouteKey)) assert.equal(r.AuthorizationType, "NONE");
       else {
         assert.equal(r.AuthorizationType, "CUSTOM", r.RouteKey);
         assert.ok(r.AuthorizerId, r.RouteKey);
@@ -267,7 +275,7 @@ describe("HTTP API", () => {
   test("IAM customers: every route but GET /health requires SigV4, and no key secret exists", () => {
     const all = routes("globex");
     for (const r of all)
-      assert.equal(r.AuthorizationType, r.RouteKey === "GET /health" ? "NONE" : "AWS_IAM", r.RouteKey);
+      assert.equal(r.AuthorizationType, PUBLIC.includes(r.RouteKey) ? "NONE" : "AWS_IAM", r.RouteKey);
     t.globex.resourceCountIs("AWS::SecretsManager::Secret", 0);
     t.globex.resourceCountIs("AWS::ApiGatewayV2::Authorizer", 0);
   });

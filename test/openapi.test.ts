@@ -170,14 +170,14 @@ describe("OpenAPI document", () => {
     }
   });
 
-  test("every error response is the one ErrorResponse, but API Gateway's own 403", () => {
+  test("every error response is the one ErrorResponse, but API Gateway's own 401 and 403", () => {
     for (const [name, op] of operations(doc)) {
       const statuses = Object.keys(op.responses);
       assert.ok(statuses.includes("500"), `${name} documents 500`);
       if (op.operationId !== "getHealth") {
         // Stands in for Redocly's operation-4xx-response, off in redocly.yaml for /health.
         assert.ok(
-          statuses.some((s) => /^4\d\d$/.test(s) && s !== "403"),
+          statuses.some((s) => /^4\d\d$/.test(s) && s !== "401" && s !== "403"),
           `${name} has a 4xx of its own`,
         );
       }
@@ -185,7 +185,7 @@ describe("OpenAPI document", () => {
         const content = op.responses[status].content ?? {};
         assert.deepEqual(Object.keys(content), ["application/json"], `${name} ${status}`);
         const ref = content["application/json"].schema?.$ref;
-        assert.equal(ref, status === "403" ? GATEWAY_REF : ERROR_REF, `${name} ${status}`);
+        assert.equal(ref, ["401", "403"].includes(status) ? GATEWAY_REF : ERROR_REF, `${name} ${status}`);
       }
     }
   });
@@ -207,6 +207,7 @@ describe("OpenAPI document", () => {
       const isPublic = name === "GET /health";
       assert.deepEqual(op.security, isPublic ? [] : undefined, `${name} security`);
       assert.equal("403" in op.responses, !isPublic, `${name} documents the authorizer's 403`);
+      assert.equal("401" in op.responses, !isPublic, `${name} documents the gateway's 401`);
     }
     assert.equal(doc.openapi, "3.1.0");
     assert.equal(doc.info.version, VERSION);

@@ -156,7 +156,8 @@ const errorResponse = (description: string) => jsonBody(ErrorResponse, descripti
 
 /**
  * The error responses of a route: the listed statuses (with the default description unless one
- * is given), 500 always, and, unless `public`, API Gateway's 403 for a missing or refused key.
+ * is given), 500 always, and, unless `public`, API Gateway's own 401 (no `x-api-key` while the
+ * authorizer's cache is on) and 403 (a refused key).
  */
 export function errorResponses(
   statuses: Partial<Record<ErrorStatus, string | true>>,
@@ -169,6 +170,10 @@ export function errorResponses(
     );
   }
   if (!opts.public) {
+    out[401] = jsonBody(
+      GatewayError,
+      "No `x-api-key` header: API Gateway answers itself when the authorizer's result cache is on (its own body)",
+    );
     out[403] = jsonBody(
       GatewayError,
       "Refused by the deployment's authorizer: no API key, or an unknown or disabled one (API Gateway's own body)",
