@@ -253,6 +253,20 @@ describe("HTTP API", () => {
     });
   });
 
+  test("the sample API events in events/ carry route keys the stack deploys", () => {
+    const deployed = new Set(routes("acme").map((r) => r.RouteKey));
+    const samples = readdirSync("events").filter((f) => f.startsWith("api-"));
+    assert.ok(samples.length >= 3, samples.join(", "));
+    for (const file of samples) {
+      const e = JSON.parse(readFileSync(join("events", file), "utf8"));
+      assert.ok(deployed.has(e.routeKey), `${file}: ${e.routeKey} is not one of ${[...deployed].join(", ")}`);
+      assert.equal(e.requestContext.routeKey, e.routeKey, file);
+      if (e.routeKey === "ANY /{proxy+}") assert.equal(e.pathParameters?.proxy, e.rawPath.slice(1), file);
+      // The authorizer's cached identity is the x-api-key header.
+      if (e.type === "REQUEST") assert.deepEqual(e.identitySource, [e.headers["x-api-key"]], file);
+    }
+  });
+
   test("authorizerCacheTtlSeconds: 0 turns the cache off and asks the authorizer for every request", () => {
     const dir = mkdtempSync(join(tmpdir(), "headstart-ttl-"));
     const file = join(dir, "customers.json");
