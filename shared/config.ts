@@ -18,6 +18,8 @@ const EnvSchema = z.object({
   /** `false` in the Lambdas: built-in backbones come published in the store, never built there. */
   HEADSTART_BUILD_BACKBONES: z.enum(["true", "false"]).default("true"),
   HEADSTART_LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).optional(),
+  /** How long an embedding runner's claim on a shard lasts unless renewed (see embed/lease.ts). */
+  HEADSTART_LEASE_TTL_S: z.coerce.number().min(0.2).max(3600).default(60),
   /** Lambda's advanced logging controls: wins over HEADSTART_LOG_LEVEL (Powertools reads it too). */
   AWS_LAMBDA_LOG_LEVEL: z
     .string()
@@ -76,6 +78,8 @@ export interface Config {
   metrics: boolean;
   /** The Lambda function this process runs as (AWS_LAMBDA_FUNCTION_NAME), if any. */
   lambdaFunction?: string;
+  /** Seconds a shard lease lasts unless renewed; a crashed runner's shards wait this long at most. */
+  leaseTtlSeconds: number;
   runner: "local" | "sagemaker";
   /** Present when `runner` is `sagemaker`; every required field named by its variable. */
   sagemaker?: SageMakerSettings;
@@ -105,6 +109,7 @@ export function configToEnv(config: Config): Record<string, string> {
     HEADSTART_MODELS_DIR: config.modelsDir,
     HEADSTART_DEFAULT_BACKBONE: config.defaultBackbone,
     HEADSTART_LOG_LEVEL: config.logLevel,
+    HEADSTART_LEASE_TTL_S: String(config.leaseTtlSeconds),
   };
   if (config.s3Endpoint) env.HEADSTART_S3_ENDPOINT = config.s3Endpoint;
   if (config.region) env.AWS_REGION = config.region;
@@ -137,6 +142,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     defaultBackbone: e.HEADSTART_DEFAULT_BACKBONE,
     buildBackbones: e.HEADSTART_BUILD_BACKBONES === "true",
     logLevel: lambdaLogLevel(e.AWS_LAMBDA_LOG_LEVEL) ?? e.HEADSTART_LOG_LEVEL ?? "info",
+    leaseTtlSeconds: e.HEADSTART_LEASE_TTL_S,
     metrics: e.HEADSTART_METRICS ? e.HEADSTART_METRICS === "on" : e.AWS_LAMBDA_FUNCTION_NAME !== undefined,
     lambdaFunction: e.AWS_LAMBDA_FUNCTION_NAME,
     runner: e.HEADSTART_RUNNER,

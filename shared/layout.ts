@@ -92,6 +92,9 @@ export const keys = {
   /** The items a job will embed into this shard; created create-only, so it also reserves the index. */
   shardPlan: (backbone: string, dataset: string, shard: number) =>
     `${keys.cachePrefix(backbone, dataset)}_plan-${shardName(shard)}.json`,
+  /** Who is embedding this shard now, until when (see `embed/lease.ts`). */
+  shardLease: (backbone: string, dataset: string, shard: number) =>
+    `${keys.cachePrefix(backbone, dataset)}_lease-${shardName(shard)}.json`,
 
   headPrefix: (head: string) => `heads/${assertName("head", head)}/`,
   headVersionPrefix: (head: string) => `heads/${assertName("head", head)}/versions/`,
@@ -122,7 +125,7 @@ export type ParsedKey =
   | { kind: "backboneSpec"; backbone: string }
   | { kind: "backboneAsset"; backbone: string; file: string }
   | {
-      kind: "shardVectors" | "shardRows" | "shardCommit" | "shardPlan";
+      kind: "shardVectors" | "shardRows" | "shardCommit" | "shardPlan" | "shardLease";
       backbone: string;
       dataset: string;
       shard: number;
@@ -176,6 +179,10 @@ const PATTERNS: Array<[RegExp, (m: RegExpExecArray) => ParsedKey]> = [
   [
     new RegExp(`^cache/${N}/${N}/_plan-${SHARD}\\.json$`),
     (m) => ({ kind: "shardPlan", backbone: m[1], dataset: m[2], shard: Number(m[3]) }),
+  ],
+  [
+    new RegExp(`^cache/${N}/${N}/_lease-${SHARD}\\.json$`),
+    (m) => ({ kind: "shardLease", backbone: m[1], dataset: m[2], shard: Number(m[3]) }),
   ],
   [
     new RegExp(`^heads/${N}/versions/${N}/(head\\.json|report\\.json)$`),

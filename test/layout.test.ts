@@ -52,7 +52,7 @@ describe("layout", () => {
           backbone: a,
           file: "model.onnx",
         });
-        for (const kind of ["shardVectors", "shardRows", "shardCommit", "shardPlan"] as const) {
+        for (const kind of ["shardVectors", "shardRows", "shardCommit", "shardPlan", "shardLease"] as const) {
           assert.deepEqual(parseKey(keys[kind](a, b, s)), { kind, backbone: a, dataset: b, shard: s });
         }
         for (const file of ["head.json", "report.json"] as const) {
