@@ -87,6 +87,7 @@ export class Platform {
       workerEnv: { ...process.env, ...configToEnv(config) },
       onProgress: opts.onProgress,
       onError: opts.onJobError,
+      leaseTtlMs: config.leaseTtlSeconds * 1000,
     });
     this.runner = opts.runner ?? this.local;
     this.trainDispatcher = opts.trainDispatcher;

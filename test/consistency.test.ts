@@ -1,7 +1,7 @@
 /**
  * What keeps the store consistent under races and crashes: dataset versions switched by
- * compare-and-swap, plans of a crashed planning cleaned up, and content addresses that change
- * whenever anything that decides a vector changes.
+ * compare-and-swap, racing or crashed planners leaving one job and no runnable orphan plan, and
+ * content addresses that change whenever anything that decides a vector changes.
  */
 import assert from "node:assert/strict";
 import { cp, writeFile } from "node:fs/promises";
@@ -11,8 +11,9 @@ import { clearEmbedders, loadEmbedder } from "../shared/backbone/registry.ts";
 import { normalizeText } from "../shared/cache/address.ts";
 import { listCommits } from "../shared/cache/shards.ts";
 import { ingestDataset, readDatasetRows, readDatasetStatus } from "../shared/datasets/ingest.ts";
-import { planEmbedJob } from "../shared/embed/plan.ts";
-import { ConflictError } from "../shared/errors.ts";
+import { collectOrphanPlans, planEmbedJob, readShardPlan } from "../shared/embed/plan.ts";
+import { ConflictError, PreconditionFailedError } from "../shared/errors.ts";
+import type { EmbedJob } from "../shared/jobs/job.ts";
 import { keys, parseKey } from "../shared/layout.ts";
 import type { ObjectStore } from "../shared/store/types.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
@@ -27,6 +28,16 @@ function withOverrides(store: ObjectStore, overrides: Partial<ObjectStore>): Obj
       return typeof value === "function" ? value.bind(target) : value;
     },
   });
+}
+
+/** Indices of the shard plans under a cache prefix. */
+async function planShards(store: ObjectStore, backbone: string, dataset: string): Promise<number[]> {
+  const out: number[] = [];
+  for (const o of await store.list(keys.cachePrefix(backbone, dataset))) {
+    const parsed = parseKey(o.key);
+    if (parsed?.kind === "shardPlan") out.push(parsed.shard);
+  }
+  return out;
 }
 
 describe("consistency under races and crashes", () => {
@@ -61,7 +72,7 @@ describe("consistency under races and crashes", () => {
     assert.equal((await readDatasetStatus(store, "race"))?.rows.accepted, 1);
   });
 
-  test("plans of a planning that crashed before its job file are cleaned up, not run", async () => {
+  test("plans of a planning that crashed before its job file are never run, and withdrawn once the job exists", async () => {
     const { store, platform } = ctx;
     await platform.putManifest("crash", "jsonl", toJsonlText(tinySentimentRows(30)));
     const spec = await platform.backbone();
@@ -72,19 +83,65 @@ describe("consistency under races and crashes", () => {
       },
     });
     await assert.rejects(planEmbedJob(crashing, "crash", spec, { shardSize: 10 }), /simulated crash/);
-    const orphans = (await store.list(keys.cachePrefix(spec.id, "crash"))).filter((o) =>
-      o.key.includes("_plan-"),
-    );
-    assert.equal(orphans.length, 3);
+    assert.deepEqual(await planShards(store, spec.id, "crash"), [0, 1, 2]);
+    // No job file yet: nothing proves those plans dead (their planner may still be at work).
+    assert.deepEqual(await collectOrphanPlans(store, spec.id, "crash"), []);
+
     const job = await planEmbedJob(store, "crash", spec, { shardSize: 10 });
-    assert.deepEqual(job.shards, [0, 1, 2], "indices are reused, not leaked");
-    const plans = (await store.list(keys.cachePrefix(spec.id, "crash"))).filter((o) =>
-      o.key.includes("_plan-"),
-    );
+    assert.deepEqual(job.shards, [3, 4, 5], "fresh indices: another planner's plans are not taken over");
+    for (const shard of [0, 1, 2]) {
+      const plan = await readShardPlan(store, spec.id, "crash", shard);
+      assert.ok(plan.orphaned, `plan ${shard} withdrawn`);
+      assert.deepEqual(plan.items, []);
+    }
+    for (const shard of job.shards) {
+      assert.equal((await readShardPlan(store, spec.id, "crash", shard)).items.length, 10);
+    }
+    const { result } = await platform.embed("crash", { shardSize: 10 });
+    assert.equal(result.itemsEmbedded, 30);
     assert.deepEqual(
-      plans.map((o) => parseKey(o.key)),
-      job.shards.map((shard) => ({ kind: "shardPlan", backbone: spec.id, dataset: "crash", shard })),
+      (await listCommits(store, spec.id, "crash")).map((c) => c.shard),
+      job.shards,
     );
+  });
+
+  test("a planner that loses the race for the job file deletes only its own plans and returns the winner's job", async () => {
+    const { store, platform } = ctx;
+    await platform.putManifest("plan-race", "jsonl", toJsonlText(tinySentimentRows(25)));
+    const spec = await platform.backbone();
+    let winner: EmbedJob | undefined;
+    // Planner B has written its plans; planner A plans completely before B creates the job file.
+    const late = withOverrides(store, {
+      put: async (key, body, opts) => {
+        if (parseKey(key)?.kind === "job" && !winner) {
+          winner = await planEmbedJob(store, "plan-race", spec, { shardSize: 10 });
+        }
+        return store.put(key, body, opts);
+      },
+    });
+    const lost = await planEmbedJob(late, "plan-race", spec, { shardSize: 10 });
+    assert.deepEqual(lost, winner);
+    assert.deepEqual(winner?.shards, [3, 4, 5], "A planned after B had taken 0-2");
+    assert.deepEqual(await planShards(store, spec.id, "plan-race"), [3, 4, 5], "B's plans are gone");
+    assert.equal((await readShardPlan(store, spec.id, "plan-race", 3)).items.length, 10);
+  });
+
+  test("a job file written but answered 412 (a retried request) keeps its plans", async () => {
+    const { store, platform } = ctx;
+    await platform.putManifest("retried", "jsonl", toJsonlText(tinySentimentRows(15)));
+    const spec = await platform.backbone();
+    const retrying = withOverrides(store, {
+      put: async (key, body, opts) => {
+        const info = await store.put(key, body, opts);
+        if (parseKey(key)?.kind === "job") throw new PreconditionFailedError(key);
+        return info;
+      },
+    });
+    const job = await planEmbedJob(retrying, "retried", spec, { shardSize: 10 });
+    assert.deepEqual(job.shards, [0, 1]);
+    assert.deepEqual(await planShards(store, spec.id, "retried"), [0, 1]);
+    const { result } = await platform.embed("retried", { shardSize: 10 });
+    assert.equal(result.itemsEmbedded, 15);
   });
 
   test("composed and decomposed Unicode share one address and one vector", async () => {

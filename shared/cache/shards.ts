@@ -47,14 +47,21 @@ export interface ShardWrite {
 }
 
 /**
- * Returns false when the shard was committed by another worker first. Data files are never
- * written under an existing commit marker; two workers racing on one uncommitted shard (a
- * retried job beside a live one) can still interleave, which the marker's hashes then expose.
+ * Returns false when the shard was committed by another worker first, or when `guard` (the
+ * embedding runner's "do I still hold this shard's lease?") answers false before the data
+ * files or before the commit marker. Data files are never written under an existing commit
+ * marker. Should two writers still overlap on an uncommitted shard (a holder paused past its
+ * lease), both write the same bytes, and readers check the marker's hashes regardless.
  */
-export async function writeShard(store: ObjectStore, w: ShardWrite): Promise<boolean> {
+export async function writeShard(
+  store: ObjectStore,
+  w: ShardWrite,
+  guard: () => Promise<boolean> = async () => true,
+): Promise<boolean> {
   if (await isCommitted(store, w.backbone, w.dataset, w.shard)) return false;
   const npy = encodeNpy(w.vectors, w.rows.length, w.dim);
   const rowsBody = toJsonl(w.rows);
+  if (!(await guard())) return false;
   await store.put(keys.shardVectors(w.backbone, w.dataset, w.shard), npy, {
     contentType: "application/octet-stream",
   });
@@ -73,6 +80,7 @@ export async function writeShard(store: ObjectStore, w: ShardWrite): Promise<boo
     rowsSha256: sha256Hex(rowsBody),
     committedAt: new Date().toISOString(),
   };
+  if (!(await guard())) return false;
   try {
     await putJson(store, keys.shardCommit(w.backbone, w.dataset, w.shard), commit, { ifNoneMatch: "*" });
     return true;
@@ -100,7 +108,11 @@ export async function isCommitted(store: ObjectStore, backbone: string, dataset:
   return (await store.head(keys.shardCommit(backbone, dataset, shard))) !== undefined;
 }
 
-/** The first shard index no file uses yet, committed or not, so a new job never reuses one. */
+/**
+ * One past the highest index any file uses (plan, lease, data, commit), so a new plan never
+ * lands on an index in use. Indices freed in between (a losing planner's deleted plans) stay
+ * gaps: nothing relies on a job's shards being contiguous.
+ */
 export async function nextShardIndex(store: ObjectStore, backbone: string, dataset: string): Promise<number> {
   let max = -1;
   for (const obj of await store.list(keys.cachePrefix(backbone, dataset))) {

@@ -87,6 +87,7 @@ export async function runBatch(
     shards,
     batchSize: settings.batchSize,
     onProgress: logEmbedProgress(log),
+    leaseTtlMs: config.leaseTtlSeconds * 1000,
   });
   log.info("batch stage finished", { ...result });
   return result;

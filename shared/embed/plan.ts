@@ -3,7 +3,7 @@
  * yet, grouped into shards. The plan is stored before any work starts, so every worker (local
  * or one of N SageMaker instances) and every resumed run embeds exactly the same shards.
  */
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { z } from "zod";
 import type { BackboneSpec } from "../backbone/spec.ts";
 import { embeddingKey, fileItemSha, sha256Hex, textItemSha, vectorItemSha } from "../cache/address.ts";
@@ -12,7 +12,7 @@ import { readDatasetRows } from "../datasets/ingest.ts";
 import { type DatasetRow, modalityOf } from "../datasets/manifest.ts";
 import { NotFoundError, PreconditionFailedError, ValidationError } from "../errors.ts";
 import { EmbedJob, readJob } from "../jobs/job.ts";
-import { keys, parseKey } from "../layout.ts";
+import { isValidName, keys, parseKey } from "../layout.ts";
 import { getJson, putJson } from "../store/json.ts";
 import type { ObjectStore } from "../store/types.ts";
 
@@ -34,7 +34,12 @@ export const ShardPlan = z.object({
   shard: z.number().int(),
   dataset: z.string(),
   backbone: z.string(),
+  /** The planning attempt that wrote it (random); several may plan one job at once. */
+  attempt: z.string().optional(),
+  plannedAt: z.string().optional(),
   items: z.array(PlannedItem),
+  /** Set (and `items` emptied) when no job can ever run this plan: see `collectOrphanPlans`. */
+  orphaned: z.string().optional(),
 });
 export type ShardPlan = z.infer<typeof ShardPlan>;
 
@@ -94,6 +99,8 @@ export interface PlanOptions {
 /**
  * Returns the job for the dataset's current version, creating its plan when none exists. A
  * job that exists already (finished or not) is returned as it is: running it again resumes.
+ * Any number of planners may run at once: each writes its own plans, the first to create the
+ * job file wins, and the others delete the plans they wrote (nobody else's) and return it.
  */
 export async function planEmbedJob(
   store: ObjectStore,
@@ -124,7 +131,10 @@ export async function planEmbedJob(
   if (!current) throw new NotFoundError(`dataset ${dataset} (ingest it first)`, { field: "dataset" });
   const jobId = embedJobId(store.url, dataset, backbone, current.version, opts.customer);
   const existing = await readJob(store, jobId);
-  if (existing) return existing.value;
+  if (existing) {
+    await collectOrphanPlansQuietly(store, backbone.id, dataset, existing.value);
+    return existing.value;
+  }
 
   const cached = await cachedShas(store, backbone.id, dataset);
   const seen = new Set<string>();
@@ -148,29 +158,13 @@ export async function planEmbedJob(
   }
 
   const shardSize = Math.max(1, Math.min(maxShardSize, Math.ceil(items.length / minShards)));
-  await removeOrphanPlans(store, backbone.id, dataset, jobId);
-  const shards: number[] = [];
-  let index = await nextShardIndex(store, backbone.id, dataset);
-  for (let start = 0; start < items.length; start += shardSize) {
-    const plan: ShardPlan = {
-      job: jobId,
-      shard: index,
-      dataset,
-      backbone: backbone.id,
-      items: items.slice(start, start + shardSize),
-    };
-    // Create-only: a concurrent planner holding this index makes us take the next one.
-    for (;;) {
-      try {
-        await putJson(store, keys.shardPlan(backbone.id, dataset, index), plan, { ifNoneMatch: "*" });
-        break;
-      } catch (err) {
-        if (!(err instanceof PreconditionFailedError)) throw err;
-        plan.shard = ++index;
-      }
-    }
-    shards.push(index++);
-  }
+  const attempt = randomBytes(8).toString("hex");
+  const shards = await writePlans(
+    store,
+    { job: jobId, dataset, backbone: backbone.id, attempt },
+    items,
+    shardSize,
+  );
 
   const now = new Date().toISOString();
   const job: EmbedJob = {
@@ -189,20 +183,75 @@ export async function planEmbedJob(
     ...(items.length === 0 ? { finishedAt: now } : {}),
   };
   try {
+    // The first planner to create the job file wins; its `shards` never change afterwards.
     await putJson(store, keys.job(jobId), job, { ifNoneMatch: "*" });
   } catch (err) {
     if (!(err instanceof PreconditionFailedError)) throw err;
-    return (await readJob(store, jobId))!.value; // a concurrent planner finished first
+    // Lost the race: we created our plans, so we may delete them, but only those the winner
+    // does not list (an S3 client retrying our own successful write also gets a 412).
+    const winner = (await readJob(store, jobId))!.value;
+    for (const shard of shards) {
+      if (!winner.shards.includes(shard)) await store.delete(keys.shardPlan(backbone.id, dataset, shard));
+    }
+    await collectOrphanPlansQuietly(store, backbone.id, dataset, winner);
+    return winner;
   }
+  await collectOrphanPlansQuietly(store, backbone.id, dataset, job);
   return EmbedJob.parse(job);
 }
 
 /**
- * Plans left by an earlier planning of this same job that crashed before `jobs/<job>.json`
- * existed. No worker can be using them (workers start from the job file), so they are removed;
- * only uncommitted plans are read, which keeps this cheap.
+ * Stores one plan per `shardSize` items, create-only at fresh indices: an index another
+ * planner took makes us move past everything in the prefix. Returns the indices written.
  */
-async function removeOrphanPlans(store: ObjectStore, backbone: string, dataset: string, jobId: string) {
+async function writePlans(
+  store: ObjectStore,
+  head: { job: string; dataset: string; backbone: string; attempt: string },
+  items: PlannedItem[],
+  shardSize: number,
+): Promise<number[]> {
+  const shards: number[] = [];
+  let index = await nextShardIndex(store, head.backbone, head.dataset);
+  for (let start = 0; start < items.length; start += shardSize) {
+    const plannedAt = new Date().toISOString();
+    for (;;) {
+      const plan: ShardPlan = {
+        ...head,
+        shard: index,
+        plannedAt,
+        items: items.slice(start, start + shardSize),
+      };
+      const key = keys.shardPlan(head.backbone, head.dataset, index);
+      try {
+        await putJson(store, key, plan, { ifNoneMatch: "*" });
+        break;
+      } catch (err) {
+        if (!(err instanceof PreconditionFailedError)) throw err;
+        // A retried request whose first try got through finds our own plan there.
+        if ((await getJson(store, key, ShardPlan))?.value.attempt === head.attempt) break;
+        // Re-listing beats probing index by index while several planners write at once.
+        index = Math.max(index + 1, await nextShardIndex(store, head.backbone, head.dataset));
+      }
+    }
+    shards.push(index++);
+  }
+  return shards;
+}
+
+/**
+ * Withdraws plans that provably no job will ever run: uncommitted, and their job file exists
+ * without listing their index (a job's shards are fixed when the file is created). Such plans
+ * were left by a planner that crashed after losing, or before finishing, the race for the job
+ * file. They are not deleted but rewritten empty with `If-Match` on the ETag just read: the
+ * index stays taken, so it can never be handed to a new plan that a stale read-then-delete
+ * would then remove. Plans of `known` (just read) are skipped without reading them.
+ */
+export async function collectOrphanPlans(
+  store: ObjectStore,
+  backbone: string,
+  dataset: string,
+  known?: EmbedJob,
+): Promise<number[]> {
   const objects = await store.list(keys.cachePrefix(backbone, dataset));
   const committed = new Set<number>();
   const plans: number[] = [];
@@ -211,10 +260,43 @@ async function removeOrphanPlans(store: ObjectStore, backbone: string, dataset: 
     if (parsed?.kind === "shardCommit") committed.add(parsed.shard);
     if (parsed?.kind === "shardPlan") plans.push(parsed.shard);
   }
-  for (const shard of plans.filter((s) => !committed.has(s))) {
-    const plan = await getJson(store, keys.shardPlan(backbone, dataset, shard), ShardPlan);
-    if (plan?.value.job === jobId) await store.delete(keys.shardPlan(backbone, dataset, shard));
+  // Reading one plan of a job reveals all of that job's shards: the rest are skipped unread, so
+  // a large abandoned job costs one plan read, not one per shard.
+  const jobs = new Map<string, EmbedJob | undefined>(known ? [[known.job, known]] : []);
+  const listed = new Set(known?.shards ?? []);
+  const withdrawn: number[] = [];
+  for (const shard of plans) {
+    if (committed.has(shard) || listed.has(shard)) continue;
+    const key = keys.shardPlan(backbone, dataset, shard);
+    const plan = await getJson(store, key, ShardPlan);
+    if (!plan || plan.value.orphaned) continue;
+    const jobId = plan.value.job;
+    if (!jobs.has(jobId)) {
+      const job = isValidName(jobId) ? (await readJob(store, jobId))?.value : undefined;
+      jobs.set(jobId, job);
+      for (const s of job?.shards ?? []) listed.add(s);
+    }
+    const job = jobs.get(jobId);
+    if (!job || job.shards.includes(shard)) continue; // no proof: its planner may still be at work
+    const tombstone: ShardPlan = { ...plan.value, items: [], orphaned: new Date().toISOString() };
+    try {
+      await putJson(store, key, tombstone, { ifMatch: plan.etag });
+      withdrawn.push(shard);
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+    }
   }
+  return withdrawn;
+}
+
+/** Collection only saves space: a failure must not fail the planning that triggered it. */
+async function collectOrphanPlansQuietly(
+  store: ObjectStore,
+  backbone: string,
+  dataset: string,
+  job: EmbedJob,
+) {
+  await collectOrphanPlans(store, backbone, dataset, job).catch(() => undefined);
 }
 
 export async function readShardPlan(store: ObjectStore, backbone: string, dataset: string, shard: number) {

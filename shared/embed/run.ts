@@ -2,15 +2,25 @@
  * Running an embedding job's shards. Committed shards are skipped, so a killed run resumes
  * where it stopped and never re-embeds a committed item. The same function runs inside the
  * SageMaker container (over the shards assigned to that instance) and in the local worker.
+ * Each shard is embedded under its lease (`lease.ts`), so any number of runs of one job can go
+ * at once: each takes the free shards, then waits for the ones others hold.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Embedder, EmbedInput, ItemFailure } from "../backbone/spec.ts";
 import { normalizeText } from "../cache/address.ts";
-import { isCommitted, writeShard } from "../cache/shards.ts";
+import { isCommitted, type ShardWrite, writeShard } from "../cache/shards.ts";
 import { HeadstartError, NotFoundError } from "../errors.ts";
 import { type EmbedJob, requireJob } from "../jobs/job.ts";
 import { keys } from "../layout.ts";
 import type { Logger } from "../log.ts";
 import type { ObjectStore } from "../store/types.ts";
+import {
+  acquireLease,
+  DEFAULT_LEASE_TTL_MS,
+  type HeldLease,
+  newLeaseOwner,
+  removeCommittedLeases,
+} from "./lease.ts";
 import { type PlannedItem, readShardPlan } from "./plan.ts";
 
 export const DEFAULT_BATCH_SIZE = 256;
@@ -19,7 +29,9 @@ export type EmbedProgress =
   | { type: "start"; job: string; shards: number; pendingShards: number; items: number; pendingItems: number }
   | { type: "shard"; job: string; shard: number; items: number; committed: boolean; seconds: number }
   | { type: "batch"; job: string; shard: number; done: number; items: number }
-  | { type: "skip"; job: string; shard: number };
+  | { type: "skip"; job: string; shard: number }
+  /** Another runner holds this shard's lease: this run comes back to it after its other shards. */
+  | { type: "wait"; job: string; shard: number; holder: string; until: string };
 
 /** Progress as structured log lines: one at the start, one per committed shard. */
 export function logEmbedProgress(log: Logger): (e: EmbedProgress) => void {
@@ -27,6 +39,13 @@ export function logEmbedProgress(log: Logger): (e: EmbedProgress) => void {
     if (e.type === "start") {
       const { type: _type, ...fields } = e;
       log.info("embedding started", fields);
+    } else if (e.type === "wait") {
+      log.info("shard leased by another runner; coming back to it", {
+        job: e.job,
+        shard: e.shard,
+        holder: e.holder,
+        until: e.until,
+      });
     } else if (e.type === "shard") {
       log.info("shard committed", {
         job: e.job,
@@ -45,6 +64,8 @@ export interface RunShardsOptions {
   onProgress?: (event: EmbedProgress) => void;
   /** Checked between batches; lets a server shut down cleanly mid-job. */
   signal?: AbortSignal;
+  /** How long this run's shard leases last unless renewed (`HEADSTART_LEASE_TTL_S`; 60 s). */
+  leaseTtlMs?: number;
 }
 
 export interface RunShardsResult {
@@ -122,86 +143,192 @@ export async function runEmbedShards(
     pendingItems,
   });
 
-  const dim = embedder.spec.dim;
+  const run: ShardRun = {
+    store,
+    job,
+    embedder,
+    batchSize,
+    opts,
+    owner: newLeaseOwner(),
+    ttlMs: opts.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS,
+    result,
+    waitedFor: new Set(),
+  };
+  let waiting: number[] = [];
   for (const shard of pending) {
+    if ((await runShard(run, shard)) === "busy") waiting.push(shard);
+  }
+  // Shards another runner holds: come back until they are committed (by it) or its lease
+  // lapses (then we take them over), so a run only returns once all its shards are committed.
+  const poll = Math.min(2_000, Math.max(100, run.ttlMs / 10));
+  while (waiting.length > 0) {
+    await sleep(poll, undefined, { signal: opts.signal });
+    const still: number[] = [];
+    for (const shard of waiting) if ((await runShard(run, shard)) === "busy") still.push(shard);
+    waiting = still;
+  }
+  // Every shard of ours is committed: leases a dead holder left on them can go.
+  await removeCommittedLeases(store, job.backbone, job.dataset);
+  return result;
+}
+
+interface ShardRun {
+  store: ObjectStore;
+  job: EmbedJob;
+  embedder: Embedder;
+  batchSize: number;
+  opts: RunShardsOptions;
+  /** This call's lease owner id. */
+  owner: string;
+  ttlMs: number;
+  result: RunShardsResult;
+  /** Shards a `wait` event was reported for. */
+  waitedFor: Set<number>;
+}
+
+/**
+ * One shard, if nobody else is on it: "done" once it is committed (by us or anyone), "busy"
+ * while another runner holds its lease (or took it from us).
+ */
+async function runShard(run: ShardRun, shard: number): Promise<"done" | "busy"> {
+  const { store, job } = run;
+  // Other runs may have committed it since this run started: one HEAD beats taking a lease.
+  if (await isCommitted(store, job.backbone, job.dataset, shard)) return skipped(run, shard);
+  const got = await acquireLease(
+    store,
+    { backbone: job.backbone, dataset: job.dataset, shard, job: job.job },
+    { owner: run.owner, ttlMs: run.ttlMs },
+  );
+  if (!got.held) {
+    if (!run.waitedFor.has(shard) && got.current) {
+      run.waitedFor.add(shard);
+      const { owner: holder, expiresAt: until } = got.current;
+      run.opts.onProgress?.({ type: "wait", job: job.job, shard, holder, until });
+    }
+    return "busy";
+  }
+  const lease = got.lease;
+  const stop = lease.keepAlive();
+  try {
     const started = performance.now();
-    const plan = await readShardPlan(store, job.backbone, job.dataset, shard);
-    const vectors = new Float32Array(plan.items.length * dim);
-    const errors: (ItemFailure | undefined)[] = new Array(plan.items.length).fill(undefined);
-    const read = (start: number) =>
-      Promise.all(
-        plan.items.slice(start, start + batchSize).map((item) => inputOf(store, job.dataset, item)),
-      );
-    let nextInputs = read(0);
-    for (let start = 0; start < plan.items.length; start += batchSize) {
-      opts.signal?.throwIfAborted();
-      const batch = plan.items.slice(start, start + batchSize);
-      const inputs = await nextInputs;
-      // Files for the next batch are read from the store while this one embeds.
-      if (start + batchSize < plan.items.length) {
-        nextInputs = read(start + batchSize);
-        nextInputs.catch(() => {}); // surfaced when awaited; not an unhandled rejection meanwhile
+    // Committed between our check and our lease (rare), writeShard finds out and we skip it.
+    const embedded = await embedShard(run, shard, lease);
+    const committed =
+      embedded !== undefined && (await writeShard(store, embedded.write, () => lease.renew()));
+    stop();
+    if (!committed) {
+      if (!(await isCommitted(store, job.backbone, job.dataset, shard))) {
+        return "busy"; // the lease was taken over: its new holder finishes the shard, or we retake it
       }
-      let out: Float32Array;
-      if (embedder.embedSettled) {
-        const settled = await embedder.embedSettled(inputs);
-        out = settled.vectors;
-        settled.failures.forEach((f, k) => {
-          errors[start + k] = f;
-        });
-      } else {
-        out = await embedder.embed(inputs);
-      }
-      if (out.length !== batch.length * dim) {
-        throw new HeadstartError(
-          "internal",
-          `backbone ${job.backbone} returned ${out.length} values for ${batch.length}×${dim}`,
-        );
-      }
-      vectors.set(out, start * dim);
-      opts.onProgress?.({
-        type: "batch",
-        job: job.job,
-        shard,
-        done: start + batch.length,
-        items: plan.items.length,
-      });
+      await lease.release().catch(() => undefined); // a no-op unless it is still ours
+      return skipped(run, shard);
     }
-    const committed = await writeShard(store, {
-      backbone: job.backbone,
-      backboneSha: job.backboneSha,
-      dataset: job.dataset,
-      shard,
-      job: job.job,
-      dim,
-      vectors,
-      rows: plan.items.map((it, i) => ({
-        id: it.id,
-        ...(it.label === undefined ? {} : { label: it.label }),
-        ...(it.split === undefined ? {} : { split: it.split }),
-        sha: it.sha,
-        ...(errors[i] === undefined ? {} : { error: errors[i] }),
-      })),
-    });
-    if (committed) {
-      result.shardsCommitted++;
-      result.itemsEmbedded += plan.items.length;
-      errors.forEach((e, i) => {
-        if (!e) return;
-        result.itemsFailed++;
-        if (result.failures.length < LISTED_FAILURES) result.failures.push({ id: plan.items[i]!.id, ...e });
-      });
-    } else {
-      result.shardsSkipped++;
-    }
-    opts.onProgress?.({
+    await lease.release().catch(() => undefined); // an expired leftover is harmless
+    record(run.result, embedded!);
+    run.opts.onProgress?.({
       type: "shard",
       job: job.job,
       shard,
-      items: plan.items.length,
-      committed,
+      items: embedded!.items.length,
+      committed: true,
       seconds: (performance.now() - started) / 1000,
     });
+    return "done";
+  } catch (err) {
+    await lease.abandon().catch(() => undefined); // so the next runner need not wait for expiry
+    throw err;
+  } finally {
+    stop();
   }
-  return result;
+}
+
+function skipped(run: ShardRun, shard: number): "done" {
+  run.result.shardsSkipped++;
+  run.opts.onProgress?.({ type: "skip", job: run.job.job, shard });
+  return "done";
+}
+
+interface EmbeddedShard {
+  items: PlannedItem[];
+  errors: (ItemFailure | undefined)[];
+  write: ShardWrite;
+}
+
+/** The shard's vectors, batch by batch; undefined as soon as the lease is lost. */
+async function embedShard(
+  run: ShardRun,
+  shard: number,
+  lease: HeldLease,
+): Promise<EmbeddedShard | undefined> {
+  const { store, job, embedder, batchSize, opts } = run;
+  const plan = await readShardPlan(store, job.backbone, job.dataset, shard);
+  const dim = embedder.spec.dim;
+  const vectors = new Float32Array(plan.items.length * dim);
+  const errors: (ItemFailure | undefined)[] = new Array(plan.items.length).fill(undefined);
+  const read = (start: number) =>
+    Promise.all(plan.items.slice(start, start + batchSize).map((item) => inputOf(store, job.dataset, item)));
+  let nextInputs = read(0);
+  nextInputs.catch(() => {}); // surfaced when awaited; not an unhandled rejection meanwhile
+  for (let start = 0; start < plan.items.length; start += batchSize) {
+    opts.signal?.throwIfAborted();
+    if (lease.lost) return undefined;
+    const batch = plan.items.slice(start, start + batchSize);
+    const inputs = await nextInputs;
+    // Files for the next batch are read from the store while this one embeds.
+    if (start + batchSize < plan.items.length) {
+      nextInputs = read(start + batchSize);
+      nextInputs.catch(() => {});
+    }
+    let out: Float32Array;
+    if (embedder.embedSettled) {
+      const settled = await embedder.embedSettled(inputs);
+      out = settled.vectors;
+      settled.failures.forEach((f, k) => {
+        errors[start + k] = f;
+      });
+    } else {
+      out = await embedder.embed(inputs);
+    }
+    if (out.length !== batch.length * dim) {
+      throw new HeadstartError(
+        "internal",
+        `backbone ${job.backbone} returned ${out.length} values for ${batch.length}×${dim}`,
+      );
+    }
+    vectors.set(out, start * dim);
+    opts.onProgress?.({
+      type: "batch",
+      job: job.job,
+      shard,
+      done: start + batch.length,
+      items: plan.items.length,
+    });
+  }
+  const write: ShardWrite = {
+    backbone: job.backbone,
+    backboneSha: job.backboneSha,
+    dataset: job.dataset,
+    shard,
+    job: job.job,
+    dim,
+    vectors,
+    rows: plan.items.map((it, i) => ({
+      id: it.id,
+      ...(it.label === undefined ? {} : { label: it.label }),
+      ...(it.split === undefined ? {} : { split: it.split }),
+      sha: it.sha,
+      ...(errors[i] === undefined ? {} : { error: errors[i] }),
+    })),
+  };
+  return { items: plan.items, errors, write };
+}
+
+function record(result: RunShardsResult, shard: EmbeddedShard): void {
+  result.shardsCommitted++;
+  result.itemsEmbedded += shard.items.length;
+  shard.errors.forEach((e, i) => {
+    if (!e) return;
+    result.itemsFailed++;
+    if (result.failures.length < LISTED_FAILURES) result.failures.push({ id: shard.items[i]!.id, ...e });
+  });
 }

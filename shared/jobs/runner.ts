@@ -6,7 +6,9 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import type { Embedder } from "../backbone/spec.ts";
+import { isCommitted } from "../cache/shards.ts";
 import { PACKAGE_ROOT } from "../config.ts";
+import { liveLeases } from "../embed/lease.ts";
 import { type EmbedProgress, type RunShardsResult, runEmbedShards } from "../embed/run.ts";
 import { HeadstartError } from "../errors.ts";
 import type { ObjectStore } from "../store/types.ts";
@@ -34,6 +36,8 @@ export interface LocalJobRunnerOptions {
   workerEnv?: NodeJS.ProcessEnv;
   onProgress?: (event: EmbedProgress) => void;
   onError?: (job: string, err: unknown) => void;
+  /** Shard lease TTL for inline runs (`Config.leaseTtlSeconds`); workers read it from their env. */
+  leaseTtlMs?: number;
 }
 
 export class LocalJobRunner implements JobRunner {
@@ -68,14 +72,19 @@ export class LocalJobRunner implements JobRunner {
     while (this.running.size > 0) await Promise.allSettled([...this.running.values()]);
   }
 
+  /**
+   * Other runs of the same job may be going on in other processes (a second `headstart embed`,
+   * a server's worker): a job that is `succeeded` stays so, it becomes `succeeded` only once
+   * every shard is committed, and a failing run calls it `failed` only when no live lease shows
+   * another run still at work (otherwise it stays `running` and that run finishes it).
+   */
   private async execute(job: EmbedJob, signal?: AbortSignal): Promise<RunShardsResult> {
     const now = new Date().toISOString();
-    await updateJob(this.store, job.job, (j) => ({
-      state: "running",
-      runner: this.name,
-      startedAt: j.startedAt ?? now,
-      error: undefined,
-    }));
+    await updateJob(this.store, job.job, (j) =>
+      j.state === "succeeded"
+        ? {}
+        : { state: "running", runner: this.name, startedAt: j.startedAt ?? now, error: undefined },
+    );
     try {
       const result =
         this.opts.mode === "process"
@@ -83,20 +92,31 @@ export class LocalJobRunner implements JobRunner {
           : await runEmbedShards(this.store, job, await this.opts.embedderFor(job.backbone), {
               onProgress: this.opts.onProgress,
               signal,
+              leaseTtlMs: this.opts.leaseTtlMs,
             });
-      await updateJob(this.store, job.job, () => ({
-        state: "succeeded",
-        finishedAt: new Date().toISOString(),
-      }));
+      if (await allCommitted(this.store, job)) {
+        await updateJob(this.store, job.job, (j) =>
+          j.state === "succeeded"
+            ? {}
+            : { state: "succeeded", error: undefined, finishedAt: new Date().toISOString() },
+        );
+      }
       return result;
     } catch (err) {
-      await updateJob(this.store, job.job, () => ({
-        state: "failed",
-        error: (err as Error).message,
-        finishedAt: new Date().toISOString(),
-      })).catch(() => undefined);
+      await this.recordFailure(job, err).catch(() => undefined);
       throw err;
     }
+  }
+
+  private async recordFailure(job: EmbedJob, err: unknown): Promise<void> {
+    if (await allCommitted(this.store, job)) return; // another run finished it meanwhile
+    const others = await liveLeases(this.store, job);
+    if (others.length > 0) return; // still `running`: those runs finish it or record their failure
+    await updateJob(this.store, job.job, (j) =>
+      j.state === "succeeded"
+        ? {}
+        : { state: "failed", error: (err as Error).message, finishedAt: new Date().toISOString() },
+    );
   }
 
   /**
@@ -136,4 +156,11 @@ export class LocalJobRunner implements JobRunner {
       });
     });
   }
+}
+
+async function allCommitted(store: ObjectStore, job: EmbedJob): Promise<boolean> {
+  for (const shard of job.shards) {
+    if (!(await isCommitted(store, job.backbone, job.dataset, shard))) return false;
+  }
+  return true;
 }
