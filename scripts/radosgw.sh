@@ -192,7 +192,7 @@ osd_max_object_name_len = 460
 osd_max_object_namespace_len = 64
 
 [client.rgw]
-rgw_frontends = beast endpoint=127.0.0.1:$port
+rgw_frontends = beast endpoint=127.0.0.1:$port tcp_nodelay=1
 rgw_data = $dir/rgw
 rgw_dns_name = 127.0.0.1
 EOF
