@@ -48,16 +48,16 @@ interface EmbedRun {
 /** Every child started, so a failed test leaves none behind (a stopped one would hang the file). */
 const children = new Set<ChildProcess>();
 
-/** `headstart embed` in a child process; `onCommit` hears each shard it commits. */
-function startEmbed(env: NodeJS.ProcessEnv, onCommit?: (run: EmbedRun) => void): EmbedRun {
-  const child = spawn(
-    process.execPath,
-    [CLI_BIN, "embed", DATASET, "--shard-size", String(SHARD_SIZE), "--json"],
-    {
-      env: { ...process.env, ...env, HEADSTART_LOG_LEVEL: "info", HEADSTART_LEASE_TTL_S: LEASE_TTL_S },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
+/** `headstart embed` (or other arguments) in a child process; `onCommit` hears each shard it commits. */
+function startEmbed(
+  env: NodeJS.ProcessEnv,
+  onCommit?: (run: EmbedRun) => void,
+  args = ["embed", DATASET],
+): EmbedRun {
+  const child = spawn(process.execPath, [CLI_BIN, ...args, "--shard-size", String(SHARD_SIZE), "--json"], {
+    env: { ...process.env, ...env, HEADSTART_LOG_LEVEL: "info", HEADSTART_LEASE_TTL_S: LEASE_TTL_S },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   children.add(child);
   child.on("exit", () => children.delete(child));
   let stdout = "";
@@ -99,6 +99,7 @@ describe("concurrent `headstart embed` runs of one dataset", () => {
   /** A fresh store with the tiny backbone and the dataset ingested (not embedded). */
   async function freshStore(
     kind: "fs" | "s3",
+    ingest = true,
   ): Promise<{ store: ObjectStore; env: NodeJS.ProcessEnv; platform: Platform }> {
     const n = stores++;
     const store: ObjectStore =
@@ -113,7 +114,7 @@ describe("concurrent `headstart embed` runs of one dataset", () => {
     );
     const platform = new Platform(store, config);
     await platform.addBackbone(join(dir, "backbone"));
-    await platform.upload(DATASET, join(dir, "films.jsonl"));
+    if (ingest) await platform.upload(DATASET, join(dir, "films.jsonl"));
     return { store, env: { ...env, HEADSTART_DEFAULT_BACKBONE: "tiny-text" }, platform };
   }
 
@@ -233,6 +234,19 @@ describe("concurrent `headstart embed` runs of one dataset", () => {
         await assertComplete(store, platform);
       });
     }
+
+    test(`4 runs of \`headstart ingest\` of the same file at once on ${kind}: one version, one job, one cache`, async () => {
+      const { store, env, platform } = await freshStore(kind, false);
+      const args = ["ingest", join(dir, "films.jsonl"), "--dataset", DATASET];
+      const runs = Array.from({ length: 4 }, () => startEmbed(env, undefined, args));
+      const outputs = (await Promise.all(runs.map((r) => r.exit))).map((e, i) =>
+        assertSucceeded(e, `ingest ${i}`),
+      ) as unknown as Array<{ status: { version: string }; embedding: { job: EmbedJob } }>;
+      const versions = new Set(outputs.map((o) => o.status.version));
+      assert.equal(versions.size, 1, "every run reports the same dataset version");
+      assert.equal(new Set(outputs.map((o) => o.embedding.job.job)).size, 1, "and the same job");
+      await assertComplete(store, platform);
+    });
 
     test(`on ${kind}, a run paused past its lease loses its shard to 3 others and, resumed, ends cleanly`, async () => {
       const { store, env, platform } = await freshStore(kind);

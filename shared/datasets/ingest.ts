@@ -90,6 +90,10 @@ export async function ingestDataset(
   const obj = await store.get(manifest.key);
   if (!obj) throw new ValidationError(`manifest ${manifest.key} does not exist`, { field: "manifest" });
 
+  const source: SourceVersion = {
+    etag: obj.etag,
+    sha256: createHash("sha256").update(obj.body).digest("hex"),
+  };
   const parsed = parseManifest(obj.body, manifest.format);
   const rows: DatasetRow[] = [];
   const rejected: Rejection[] = [...parsed.rejected];
@@ -125,14 +129,14 @@ export async function ingestDataset(
         : `none of the ${parsed.total} rows is valid; the previous rows of this dataset, if any, stay in use`;
     // The previous version stays current: training keeps working on the last good upload.
     if (previous?.value.version) status.version = previous.value.version;
-    await commitStatus(store, status, previous?.etag, obj.etag);
+    await commitStatus(store, status, previous?.etag, source);
     throw new ValidationError(`${manifest.key}: ${status.message}`, {
       field: rejected[0] ? `line ${rejected[0].line}` : "manifest",
       details: { rejected: status.rejected.slice(0, 20) },
     });
   }
 
-  return publishVersion(store, status, rows, previous?.etag, obj.etag);
+  return publishVersion(store, status, rows, previous?.etag, source);
 }
 
 /** Label, split and modality counts of accepted rows, as `_status.json` reports them. */
@@ -153,17 +157,23 @@ export function summarizeRows(
   return { labels, splits, modalities };
 }
 
+/** The source object as it was read: its ETag, and (for manifests) the sha256 of its bytes. */
+export interface SourceVersion {
+  etag: string;
+  sha256?: string;
+}
+
 /**
  * Makes `rows` the dataset's current version (an ingest's or an embeddings import's): the
  * status is moved by compare-and-swap from `previousEtag`, and only while the source object
- * (`status.manifest`) still has `sourceEtag`.
+ * (`status.manifest`) still is `source`. Returns the status now current.
  */
 export async function publishVersion(
   store: ObjectStore,
   status: DatasetStatus,
   rows: readonly DatasetRow[],
   previousEtag: string | undefined,
-  sourceEtag: string,
+  source: SourceVersion,
 ): Promise<DatasetStatus> {
   const body = toJsonl(rows);
   status.version = createHash("sha256").update(body).digest("hex");
@@ -171,22 +181,21 @@ export async function publishVersion(
   await store.put(keys.datasetRows(status.dataset, status.version), body, {
     contentType: "application/x-ndjson",
   });
-  await commitStatus(store, status, previousEtag, sourceEtag);
-  return status;
+  return commitStatus(store, status, previousEtag, source);
 }
 
 async function commitStatus(
   store: ObjectStore,
   status: DatasetStatus,
   previousEtag: string | undefined,
-  manifestEtag: string,
-) {
+  source: SourceVersion,
+): Promise<DatasetStatus> {
   const lost = () =>
     new ConflictError(
       `${status.manifest.key} changed while it was being ingested; the newer upload is ingested on its own`,
       { field: "manifest" },
     );
-  if ((await store.head(status.manifest.key))?.etag !== manifestEtag) throw lost();
+  if (!(await sourceUnchanged(store, status.manifest.key, source))) throw lost();
   try {
     await putJson(
       store,
@@ -194,10 +203,36 @@ async function commitStatus(
       status,
       previousEtag ? { ifMatch: previousEtag } : { ifNoneMatch: "*" },
     );
+    return status;
   } catch (err) {
-    if (err instanceof PreconditionFailedError) throw lost();
-    throw err;
+    if (!(err instanceof PreconditionFailedError)) throw err;
+    // Another ingest of the very same upload got there first (a repeated event, two runs of
+    // one command): its version is this one, so this ingest is done, not lost.
+    const current = await getJson(store, keys.datasetStatus(status.dataset), DatasetStatus);
+    if (
+      current !== undefined &&
+      source.sha256 !== undefined &&
+      current.value.version === status.version &&
+      current.value.manifest.key === status.manifest.key &&
+      (await sourceUnchanged(store, status.manifest.key, source))
+    ) {
+      return current.value;
+    }
+    throw lost();
   }
+}
+
+/**
+ * Whether the source object still holds what was read. A re-upload of identical bytes gets a
+ * new ETag on some stores: with the bytes' sha256 known, only different bytes count as a change.
+ */
+async function sourceUnchanged(store: ObjectStore, key: string, source: SourceVersion): Promise<boolean> {
+  const info = await store.head(key);
+  if (!info) return false;
+  if (info.etag === source.etag) return true;
+  if (source.sha256 === undefined) return false;
+  const now = await store.get(key);
+  return now !== undefined && createHash("sha256").update(now.body).digest("hex") === source.sha256;
 }
 
 /** The newest upload notification applied to one manifest key (`keys.manifestEvents`). */

@@ -625,7 +625,7 @@ export async function importEmbeddings(
       imported: { backbone: backbone.id, dim: backbone.dim },
       ingestedAt: new Date().toISOString(),
     };
-    await publishVersion(store, status, rows, previous?.etag, info.etag);
+    await publishVersion(store, status, rows, previous?.etag, { etag: info.etag });
     return {
       dataset,
       backbone,
