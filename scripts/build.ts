@@ -90,9 +90,9 @@ async function bundle(name: FunctionName, spec: FunctionBundle, outdir: string):
       platform: "node",
       target: "node22",
       outExtension: { ".js": ".mjs" },
-    // ESM builds first: a CommonJS build of one package requiring another (zod-to-openapi → zod)
-    // would bundle a second copy of it, and zod's OpenAPI extension would patch the wrong one.
-    mainFields: ["module", "main"],
+      // ESM builds first: a CommonJS build of one package requiring another (zod-to-openapi → zod)
+      // would bundle a second copy of it, and zod's OpenAPI extension would patch the wrong one.
+      mainFields: ["module", "main"],
       chunkNames: "chunks/[name]-[hash]",
       minify: true,
       sourcemap: "linked",

@@ -22,14 +22,17 @@
  * source (sequential read), not by the source's full decoded size.
  */
 import type { Metadata, OutputInfo } from "sharp";
+import { ValidationError } from "../errors.ts";
 
 /**
  * sharp (libvips, ≈ 80 ms to load) is imported on the first decode, so a process that predicts
  * from texts or embeddings (the API Lambda's usual cold start) never pays for it.
  */
 let sharpModule: Promise<typeof import("sharp")> | undefined;
-const loadSharp = async () => (await (sharpModule ??= import("sharp"))).default;
-import { ValidationError } from "../errors.ts";
+async function loadSharp() {
+  sharpModule ??= import("sharp");
+  return (await sharpModule).default;
+}
 
 export const IMAGE_FORMATS = ["jpeg", "png", "webp", "gif"] as const;
 export type ImageFormat = (typeof IMAGE_FORMATS)[number];
