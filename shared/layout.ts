@@ -20,6 +20,21 @@ export function assertName(kind: NameKind, value: string, field?: string): strin
   return value;
 }
 
+/**
+ * Why `key` cannot name an object in a store, or undefined when it can: no empty, `.` or `..`
+ * segment, no leading `/`, no control character (a NUL ends a path in the kernel), at most
+ * 1,024 UTF-8 bytes (S3's limit). Both stores and every caller-supplied key are held to it.
+ */
+export function storageKeyProblem(key: string): string | undefined {
+  if (typeof key !== "string" || key === "") return "is empty";
+  if (key.startsWith("/")) return "starts with /";
+  if (key.split("/").some((p) => p === "" || p === "." || p === "..")) return "has an empty, . or .. segment";
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  if (/[\u0000-\u001f\u007f]/.test(key)) return "holds a control character";
+  if (Buffer.byteLength(key) > 1024) return "is longer than 1024 bytes";
+  return undefined;
+}
+
 export type ManifestFormat = "jsonl" | "csv";
 
 /** Zero-padded so that lexicographic listing order is numeric order. */

@@ -175,7 +175,12 @@ describe("predict on images", () => {
     assert.equal(err.field, "inputs[1].imageKey");
     assert.match(err.message, /datasets\/pets\/files\/nope\.jpg/);
 
-    for (const key of ["datasets/pets/../pets/files/red/0.jpg", "/etc/passwd"]) {
+    for (const key of [
+      "datasets/pets/../pets/files/red/0.jpg",
+      "/etc/passwd",
+      "datasets/pets/files/red/0.jpg\u0000.png",
+      "datasets\\pets",
+    ]) {
       res = await app.request("/v1/heads/pets/predict", json({ inputs: [{ imageKey: key }] }));
       assert.equal(res.status, 400, key);
       err = (await read(res)).error;

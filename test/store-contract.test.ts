@@ -249,9 +249,23 @@ function storeContract(makeStore: () => Promise<ObjectStore>, opts: ContractOpti
 
   test("invalid keys are rejected with ValidationError", async () => {
     const store = await makeStore();
-    for (const bad of ["", "/abs", "../escape", "a/../../b", "a//b", "a/./b", "trailing/"]) {
+    const long = `datasets/d/files/${"x".repeat(1010)}`;
+    for (const bad of [
+      "",
+      "/abs",
+      "../escape",
+      "a/../../b",
+      "a//b",
+      "a/./b",
+      "trailing/",
+      "a\u0000b",
+      "a/\nb",
+      long,
+    ]) {
       await assert.rejects(store.put(bad, "x"), ValidationError, `put ${JSON.stringify(bad)}`);
       await assert.rejects(store.get(bad), ValidationError, `get ${JSON.stringify(bad)}`);
+      await assert.rejects(store.head(bad), ValidationError, `head ${JSON.stringify(bad)}`);
+      await assert.rejects(store.delete(bad), ValidationError, `delete ${JSON.stringify(bad)}`);
     }
   });
 }

@@ -11,6 +11,7 @@ import type { Config } from "../config.ts";
 import { normalizeConcat, partsOf } from "../embed/composite.ts";
 import { HeadstartError, NotFoundError, PayloadTooLargeError, ValidationError } from "../errors.ts";
 import { DEFAULT_IMAGE_LIMITS, ImageDecodeError } from "../images/decode.ts";
+import { storageKeyProblem } from "../layout.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { applyTemperature } from "./calibration.ts";
 import type { HeadKind, HeadTask } from "./kind.ts";
@@ -309,15 +310,16 @@ function decodeBase64Image(b64: string, field: string, maxBytes: number): Uint8A
 
 /** A bucket image's key checked and its size read, without reading its bytes. */
 async function statImageKey(store: ObjectStore, key: string, field: string, maxBytes: number) {
-  // Keys are resolved against the caller's own store; `..`, `.`, empty segments and absolute
-  // paths are refused so no key can mean anything but the object it names.
-  if (
-    !key ||
-    key.startsWith("/") ||
-    key.includes("\\") ||
-    key.split("/").some((s) => s === ".." || s === "." || s === "")
-  ) {
-    throw new ValidationError(`${field}: ${JSON.stringify(key)} is not a plain key in this store`, { field });
+  // Keys are resolved against the caller's own store; `..`, `.`, empty segments, absolute paths,
+  // backslashes and control characters are refused so no key can mean anything but its object.
+  const problem = key.includes("\\") ? "holds a backslash" : storageKeyProblem(key);
+  if (problem) {
+    throw new ValidationError(
+      `${field}: ${JSON.stringify(key)} is not a plain key in this store (it ${problem})`,
+      {
+        field,
+      },
+    );
   }
   const info = await store.head(key);
   if (!info) throw new NotFoundError(`${field}: no object ${key} in ${store.url}`, { field });

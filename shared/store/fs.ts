@@ -8,6 +8,7 @@ import { constants, promises as fs } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import { PreconditionFailedError, ValidationError } from "../errors.ts";
+import { storageKeyProblem } from "../layout.ts";
 import { fileSha256, type LocalFile } from "./local-file.ts";
 import type { ObjectInfo, ObjectStore, PutOptions, StoredObject } from "./types.ts";
 
@@ -24,9 +25,11 @@ export class FsStore implements ObjectStore {
   }
 
   private pathOf(key: string): string {
-    if (!key || key.startsWith("/") || key.split("/").some((p) => p === "" || p === "." || p === "..")) {
-      throw new ValidationError(`invalid storage key ${JSON.stringify(key)}`, { field: "key" });
-    }
+    const problem = storageKeyProblem(key);
+    if (problem)
+      throw new ValidationError(`invalid storage key ${JSON.stringify(key)}: it ${problem}`, {
+        field: "key",
+      });
     if (key.includes(TEMP_MARK) || key.endsWith(LOCK_SUFFIX)) {
       throw new ValidationError(`storage key uses a reserved suffix: ${key}`, { field: "key" });
     }

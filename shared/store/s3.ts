@@ -19,6 +19,7 @@ import {
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
 import { PreconditionFailedError, ValidationError } from "../errors.ts";
+import { storageKeyProblem } from "../layout.ts";
 import { fileSha256, type LocalFile } from "./local-file.ts";
 import type { ObjectInfo, ObjectStore, PutOptions, StoredObject } from "./types.ts";
 
@@ -65,9 +66,11 @@ export class S3Store implements ObjectStore {
   }
 
   private fullKey(key: string): string {
-    if (!key || key.startsWith("/") || key.split("/").some((p) => p === "" || p === "." || p === "..")) {
-      throw new ValidationError(`invalid storage key ${JSON.stringify(key)}`, { field: "key" });
-    }
+    const problem = storageKeyProblem(key);
+    if (problem)
+      throw new ValidationError(`invalid storage key ${JSON.stringify(key)}: it ${problem}`, {
+        field: "key",
+      });
     return this.prefix ? `${this.prefix}/${key}` : key;
   }
 
