@@ -163,6 +163,20 @@ describe("HTTP API", () => {
         "invalid_input",
         undefined,
       ],
+      [
+        "/v1/datasets/badheader/manifest",
+        { method: "PUT", headers: { "content-type": "text/csv" }, body: 'id,"text\n1,a\n' },
+        400,
+        "invalid_input",
+        "line 1",
+      ],
+      [
+        "/v1/datasets/binheader/manifest",
+        { method: "PUT", headers: { "content-type": "text/csv" }, body: new Uint8Array([0xff, 0xfe, 0x0a]) },
+        400,
+        "invalid_input",
+        "line 1",
+      ],
     ];
     for (const [path, init, status, code, field] of cases) {
       const res = await app.request(path, init);

@@ -115,23 +115,54 @@ describe("manifest parsing", () => {
     assert.match(m.rejected[2].reason, /expected 4 columns, found 2/);
   });
 
-  test("CSV with an unknown column or broken quoting fails as a whole, naming the line", () => {
-    assert.throws(
-      () => parseManifest(enc("id,txt\n1,a\n"), "csv"),
-      (err: unknown) => {
-        assert.ok(err instanceof ValidationError);
-        assert.match(err.message, /unknown column 'txt'/);
-        return true;
-      },
+  test("CSV with an unknown, repeated, malformed or binary header fails as a whole, naming its line", () => {
+    const fails = (csv: string | Uint8Array, message: RegExp, field = "line 1") =>
+      assert.throws(
+        () => parseManifest(typeof csv === "string" ? enc(csv) : csv, "csv"),
+        (err: unknown) => {
+          assert.ok(err instanceof ValidationError, String(err));
+          assert.match(err.message, message);
+          assert.equal(err.field, field);
+          return true;
+        },
+      );
+    fails("id,txt\n1,a\n", /unknown column 'txt'/);
+    fails("text,label,text\na,b,c\n", /repeats column 'text'/);
+    fails('\n\nid,"text\n1,a\n', /CSV header is malformed/, "line 3");
+    fails('text,"la"bel"\na,b\n', /CSV header is malformed/);
+    fails(new Uint8Array([0x74, 0x65, 0xff, 0xfe, 0x0a, 0x61, 0x0a]), /CSV header is not valid UTF-8/);
+  });
+
+  test("CSV: a record with broken quoting is rejected with its line; the rest proceeds", () => {
+    const csv =
+      'id,text,label\n1,good one,pos\n2,"bad "quote" here,neg\n3,fine,pos\n4,"unclosed,neg\n5,after,pos\n6,"two\nlines",neg\n';
+    const m = parseManifest(enc(csv), "csv");
+    assert.deepEqual(
+      m.rows.map((r) => [r.id, r.line, r.text]),
+      [
+        ["1", 2, "good one"],
+        ["3", 4, "fine"],
+        ["5", 6, "after"],
+        ["6", 7, "two\nlines"],
+      ],
     );
-    assert.throws(() => parseManifest(enc("text,label,text\na,b,c\n"), "csv"), /repeats column 'text'/);
-    assert.throws(
-      () => parseManifest(enc('text\n"unterminated\n'), "csv"),
-      (err: unknown) => {
-        assert.ok(err instanceof ValidationError);
-        assert.match(err.message, /CSV is malformed/);
-        return true;
-      },
+    assert.deepEqual(
+      m.rejected.map((r) => r.line),
+      [3, 5],
+    );
+    for (const r of m.rejected) assert.match(r.reason, /^malformed CSV: /);
+    assert.equal(m.total, 6);
+  });
+
+  test("CSV: an unterminated quote rejects its line only", () => {
+    const m = parseManifest(enc('text\n"unterminated\nnext\n'), "csv");
+    assert.deepEqual(
+      m.rejected.map((r) => [r.line, r.reason]),
+      [[2, "malformed CSV: a quote is never closed"]],
+    );
+    assert.deepEqual(
+      m.rows.map((r) => r.text),
+      ["next"],
     );
   });
 
@@ -141,6 +172,26 @@ describe("manifest parsing", () => {
         const m = parseManifest(bytes, "jsonl");
         assert.equal(m.rows.length + m.rejected.length, m.total);
         for (const r of m.rejected) assert.ok(r.line >= 1 && r.reason.length > 0);
+      }),
+      { numRuns: 300 },
+    );
+    // CSV: any body under a valid header; a broken header is a ValidationError, never a crash.
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 400 }), (bytes) => {
+        const m = parseManifest(new Uint8Array([...enc("id,text,label\n"), ...bytes]), "csv");
+        assert.equal(m.rows.length + m.rejected.length, m.total);
+        for (const r of m.rejected) assert.ok(r.line >= 2 && r.reason.length > 0);
+      }),
+      { numRuns: 300 },
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
+        try {
+          parseManifest(bytes, "csv");
+        } catch (err) {
+          assert.ok(err instanceof ValidationError, String(err));
+          assert.ok(err.field, "names the field");
+        }
       }),
       { numRuns: 300 },
     );

@@ -211,12 +211,99 @@ function parseJsonlManifest(bytes: Uint8Array): ParsedManifest {
   return out;
 }
 
+/** A quoted field may span lines, but not more than this: an unclosed quote costs one row, not the file. */
+const MAX_RECORD_LINES = 1000;
+
+interface CsvRecord {
+  record: string[];
+  /** First and last (1-based) physical line of the record. */
+  line: number;
+  end: number;
+}
+
+/**
+ * The data records after the header (0-based index `from` of `lines`), each with its lines. The
+ * whole text is parsed at once when it is well-formed; otherwise record by record, so a record
+ * with broken quoting is rejected with its line number (counted in `out`) and the rest proceeds.
+ */
+function csvRecords(lines: string[], from: number, out: ParsedManifest): CsvRecord[] {
+  try {
+    const parsed = parseCsv(lines.slice(from).join("\n"), {
+      relax_column_count: true,
+      skip_empty_lines: true,
+      info: true,
+      raw: true,
+    }) as unknown as Array<{ record: string[]; info: { lines: number; raw?: string } }>;
+    return parsed.map(({ record, info }) => {
+      // info.lines is where the record ends; quoted fields may span several physical lines.
+      const end = info.lines + from;
+      const span = (info.raw?.replace(/\n$/, "").match(/\n/g) ?? []).length;
+      return { record, line: end - span, end };
+    });
+  } catch {
+    return csvRecordsOneByOne(lines, from, out);
+  }
+}
+
+function csvRecordsOneByOne(lines: string[], from: number, out: ParsedManifest): CsvRecord[] {
+  const records: CsvRecord[] = [];
+  let i = from;
+  while (i < lines.length) {
+    if (lines[i].trim() === "") {
+      i++;
+      continue;
+    }
+    // A record ends at the first line end outside quotes; doubled quotes keep the count even.
+    let end = i;
+    let quotes = countQuotes(lines[i]);
+    while (quotes % 2 === 1 && end + 1 < lines.length && end - i + 1 < MAX_RECORD_LINES) {
+      quotes += countQuotes(lines[++end]);
+    }
+    if (quotes % 2 === 1) {
+      out.total++;
+      out.rejected.push({ line: i + 1, reason: "malformed CSV: a quote is never closed" });
+      i++;
+      continue;
+    }
+    try {
+      const [record] = parseCsv(lines.slice(i, end + 1).join("\n"), {
+        relax_column_count: true,
+      }) as string[][];
+      records.push({ record: record ?? [], line: i + 1, end: end + 1 });
+      i = end + 1;
+    } catch (err) {
+      // A stray quote can make good lines look like the rest of its field: reject this line
+      // alone and read on from the next one.
+      out.total++;
+      const reason = (err as Error).message.replace(/ at line \d+/, "");
+      out.rejected.push({ line: i + 1, reason: `malformed CSV: ${reason}` });
+      i++;
+    }
+  }
+  return records;
+}
+
+function countQuotes(line: string): number {
+  let n = 0;
+  for (let p = line.indexOf('"'); p !== -1; p = line.indexOf('"', p + 1)) n++;
+  return n;
+}
+
 function parseCsvManifest(bytes: Uint8Array): ParsedManifest {
   const { lines, badUtf8 } = decodeLines(bytes);
   const out: ParsedManifest = { rows: [], rejected: [], total: 0 };
   const firstContent = lines.findIndex((l) => l.trim() !== "");
   if (firstContent < 0) return out;
-  const header = (parseCsv(lines[firstContent], { trim: true }) as string[][])[0] ?? [];
+  const headerField = `line ${firstContent + 1}`;
+  if (badUtf8.has(firstContent + 1)) {
+    throw new ValidationError("CSV header is not valid UTF-8", { field: headerField });
+  }
+  let header: string[];
+  try {
+    header = (parseCsv(lines[firstContent], { trim: true }) as string[][])[0] ?? [];
+  } catch (err) {
+    throw new ValidationError(`CSV header is malformed: ${(err as Error).message}`, { field: headerField });
+  }
   const repeated = header.filter((h, i) => header.indexOf(h) !== i);
   if (repeated.length > 0) {
     throw new ValidationError(`CSV header repeats column ${repeated.map((c) => `'${c}'`).join(", ")}`, {
@@ -227,32 +314,15 @@ function parseCsvManifest(bytes: Uint8Array): ParsedManifest {
   if (unknown.length > 0) {
     throw new ValidationError(
       `CSV header has unknown column ${unknown.map((c) => `'${c}'`).join(", ")} (valid: ${KNOWN_FIELDS.join(", ")})`,
-      { field: "line 1" },
+      { field: headerField },
     );
   }
-  let records: Array<{ record: string[]; info: { lines: number; raw?: string } }>;
-  try {
-    records = parseCsv(lines.join("\n"), {
-      from_line: firstContent + 2,
-      relax_column_count: true,
-      skip_empty_lines: true,
-      info: true,
-      raw: true,
-    }) as unknown as typeof records;
-  } catch (err) {
-    const e = err as { lines?: number; message: string };
-    throw new ValidationError(`CSV is malformed: ${e.message}`, {
-      field: e.lines ? `line ${e.lines}` : "manifest",
-    });
-  }
+  const records = csvRecords(lines, firstContent + 1, out);
   const candidates: Array<{ line: number; value: unknown }> = [];
-  for (const { record, info } of records) {
-    // info.lines is where the record ends; quoted fields may span several physical lines.
-    const span = (info.raw?.replace(/\n$/, "").match(/\n/g) ?? []).length;
-    const line = info.lines - span;
+  for (const { record, line, end } of records) {
     out.total++;
     let bad = false;
-    for (let l = line; l <= info.lines; l++) if (badUtf8.has(l)) bad = true;
+    for (let l = line; l <= end; l++) if (badUtf8.has(l)) bad = true;
     if (bad) {
       out.rejected.push({ line, reason: "line is not valid UTF-8" });
       continue;
