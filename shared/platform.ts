@@ -149,20 +149,36 @@ export class Platform {
     return importEmbeddings(this.store, dataset, input);
   }
 
+  /**
+   * The backbone an embedding of `dataset` would use, checked before anything is stored: one
+   * backbone (not a `+` combination) that exists and that headstart can run.
+   */
+  async embeddingBackbone(dataset: string, ref?: string): Promise<BackboneSpec> {
+    if (ref !== undefined && isCompositeRef(ref)) {
+      // Each part has its own cache; a set of backbones is only combined at training.
+      const parts = parseBackboneRef(ref);
+      throw new ValidationError(
+        `embed with one backbone at a time (${parts.map((p) => `\`headstart embed ${dataset} --backbone ${p}\``).join(", then ")}), ` +
+          `then train with --backbone ${ref}`,
+        { field: "backbone" },
+      );
+    }
+    const spec = await this.backbone(ref);
+    if (spec.kind === "external") {
+      throw new ValidationError(
+        `backbone ${spec.id} holds imported embeddings; headstart cannot compute them: ` +
+          `run \`headstart import-embeddings ${dataset} --backbone ${spec.id}\` with your vectors`,
+        { field: "backbone" },
+      );
+    }
+    return spec;
+  }
+
   async planEmbed(
     dataset: string,
     opts: { backbone?: string; shardSize?: number; minShards?: number } = {},
   ): Promise<EmbedJob> {
-    if (opts.backbone !== undefined && isCompositeRef(opts.backbone)) {
-      // Each part has its own cache; a set of backbones is only combined at training.
-      const parts = parseBackboneRef(opts.backbone);
-      throw new ValidationError(
-        `embed with one backbone at a time (${parts.map((p) => `\`headstart embed ${dataset} --backbone ${p}\``).join(", then ")}), ` +
-          `then train with --backbone ${opts.backbone}`,
-        { field: "backbone" },
-      );
-    }
-    return planEmbedJob(this.store, dataset, await this.backbone(opts.backbone), {
+    return planEmbedJob(this.store, dataset, await this.embeddingBackbone(dataset, opts.backbone), {
       shardSize: opts.shardSize,
       minShards: opts.minShards,
       customer: this.config.customer,

@@ -30,6 +30,30 @@ describe("HTTP API", () => {
     assert.equal((await read(res)).status, "ok");
   });
 
+  test("a manifest upload or ingest with a backbone that cannot embed stores nothing", async () => {
+    const body = toJsonlText(tinySentimentRows(4));
+    const put = (query: string) =>
+      app.request(`/v1/datasets/refused/manifest?${query}`, {
+        method: "PUT",
+        headers: { "content-type": "application/x-ndjson" },
+        body,
+      });
+    for (const [query, status] of [
+      ["backbone=no-such-model", 404],
+      ["backbone=tiny-text%2Btiny-text", 400],
+    ] as const) {
+      const res = await put(query);
+      assert.equal(res.status, status, query);
+      assert.equal((await read(res)).error.field, "backbone", query);
+      assert.deepEqual(await ctx.store.list("datasets/refused/"), [], `${query}: nothing stored`);
+    }
+    // The same check before ingesting a manifest already in the bucket: its status stays unwritten.
+    await ctx.store.put("datasets/refused/manifest.jsonl", body);
+    const res = await app.request("/v1/datasets/refused/ingest?backbone=no-such-model", { method: "POST" });
+    assert.equal(res.status, 404);
+    assert.equal(await ctx.store.head("datasets/refused/_status.json"), undefined);
+  });
+
   test("upload → ingest → embed → train → predict", async () => {
     const rows = tinySentimentRows(100, { withSplit: true });
     const bad = `${toJsonlText(rows)}{"text": 5}\n{"id": "r1", "text": "dup"}\n`;

@@ -136,6 +136,11 @@ async function startEmbedding(platform: Platform, dataset: string, q: { embed?: 
   return platform.submitEmbed(dataset, { backbone: q.backbone });
 }
 
+/** A backbone the request cannot embed with is refused before the manifest is stored or ingested. */
+async function checkEmbedding(platform: Platform, dataset: string, q: { embed?: string; backbone?: string }) {
+  if (q.embed !== "false") await platform.embeddingBackbone(dataset, q.backbone);
+}
+
 export function datasetRoutes(platform: Platform) {
   const app = new OpenAPIHono<AppEnv>();
   app.use(
@@ -157,11 +162,13 @@ export function datasetRoutes(platform: Platform) {
     const query = c.req.valid("query");
     const format = formatOf(c.req.header("content-type"));
     const bytes = new Uint8Array(await c.req.arrayBuffer());
+    await checkEmbedding(platform, dataset, query);
     const status = await platform.putManifest(dataset, format, bytes);
     return c.json({ status, job: await startEmbedding(platform, dataset, query) }, 200);
   });
   app.openapi(ingest, async (c) => {
     const { dataset } = c.req.valid("param");
+    await checkEmbedding(platform, dataset, c.req.valid("query"));
     const status = await platform.ingest(dataset);
     return c.json({ status, job: await startEmbedding(platform, dataset, c.req.valid("query")) }, 200);
   });
