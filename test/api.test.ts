@@ -188,6 +188,27 @@ describe("HTTP API", () => {
         undefined,
       ],
       [
+        "/v1/heads/films-sentiment/predict",
+        { method: "POST", headers: { "content-type": "application/json" }, body: "{not json" },
+        400,
+        "invalid_input",
+        "body",
+      ],
+      [
+        "/v1/heads/films-sentiment/predict",
+        { method: "POST", headers: { "content-type": "text/plain" }, body: "hello" },
+        415,
+        "invalid_input",
+        "content-type",
+      ],
+      [
+        "/v1/heads/films-sentiment/predict",
+        { method: "POST", headers: { "content-type": "multipart/form-data; boundary=x" }, body: "garbage" },
+        400,
+        "invalid_input",
+        "body",
+      ],
+      [
         "/v1/datasets/badheader/manifest",
         { method: "PUT", headers: { "content-type": "text/csv" }, body: 'id,"text\n1,a\n' },
         400,

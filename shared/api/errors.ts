@@ -72,7 +72,8 @@ export function handleError(err: Error, c: Context, log: Logger) {
   if (err instanceof HTTPException) {
     const status = err.status as ContentfulStatusCode;
     const code = status === 413 ? "payload_too_large" : status === 404 ? "not_found" : "invalid_input";
-    return c.json(errorBody(code, err.message || "request rejected"), status);
+    const { message, field } = describeHttpException(status, err.message, c.req.header("content-type"));
+    return c.json(errorBody(code, message, field), status);
   }
   log.error("request failed", {
     correlation_id: currentRequestIds()?.correlationId,
@@ -82,4 +83,24 @@ export function handleError(err: Error, c: Context, log: Logger) {
     stack: err.stack,
   });
   return c.json(errorBody("internal", "internal error; see the server log"), 500);
+}
+
+/**
+ * Hono's own refusals (body parsing, content negotiation) in our terms: what was wrong, and the
+ * field — `content-type` for a type the route does not take, `body` for one that did not parse.
+ */
+function describeHttpException(
+  status: number,
+  message: string,
+  contentType: string | undefined,
+): { message: string; field?: string } {
+  if (status === 415) {
+    const sent = contentType ? JSON.stringify(contentType.split(";")[0]!.trim()) : "none";
+    return {
+      message: `unsupported content-type ${sent}: send application/json (or multipart/form-data with image parts where the route takes images)`,
+      field: "content-type",
+    };
+  }
+  if (status === 400 || status === 413) return { message: message || "request body rejected", field: "body" };
+  return { message: message || "request rejected" };
 }
