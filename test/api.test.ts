@@ -24,10 +24,12 @@ describe("HTTP API", () => {
   });
   after(() => ctx.cleanup());
 
-  test("GET /health", async () => {
+  test("GET /health answers ok and gives away no internal URL or path", async () => {
     const res = await app.request("/health");
     assert.equal(res.status, 200);
-    assert.equal((await read(res)).status, "ok");
+    const text = await res.text();
+    assert.equal(JSON.parse(text).status, "ok");
+    assert.ok(!text.includes(ctx.store.root) && !text.includes(ctx.store.url), text);
   });
 
   test("a manifest upload or ingest with a backbone that cannot embed stores nothing", async () => {

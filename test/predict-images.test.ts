@@ -174,6 +174,7 @@ describe("predict on images", () => {
     let err = (await read(res)).error;
     assert.equal(err.field, "inputs[1].imageKey");
     assert.match(err.message, /datasets\/pets\/files\/nope\.jpg/);
+    assert.ok(!err.message.includes(platform.store.url), "no internal URL in a response");
 
     for (const key of [
       "datasets/pets/../pets/files/red/0.jpg",

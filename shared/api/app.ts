@@ -55,7 +55,7 @@ export function createApp(platform: Platform, log: Logger, opts: AppOptions = {}
     }),
   );
   app.openapi(health, (c) =>
-    c.json({ status: "ok" as const, store: platform.store.url, runner: platform.runner.name }, 200),
+    c.json({ status: "ok" as const, runner: platform.runner.name }, 200),
   );
   app.route("/v1/datasets", datasetRoutes(platform));
   app.route("/v1/heads", headRoutes(platform));

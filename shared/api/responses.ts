@@ -24,7 +24,6 @@ import { ErrorResponse } from "./errors.ts";
 export const HealthResponse = z
   .object({
     status: z.literal("ok"),
-    store: z.string().openapi({ description: "The object store's URL", example: "file:///data/store" }),
     runner: z.string().openapi({ description: "Where embedding jobs run", example: "local" }),
   })
   .openapi("HealthResponse");

@@ -115,8 +115,9 @@ export async function resolveBackbone(
   }
   if (config.buildBackbones === false) {
     throw new NotFoundError(
-      `backbone ${id} is not published in ${store.url}; publish it once with ` +
-        `\`headstart backbone publish ${id} --store ${store.url}\``,
+      // No store URL here: the message may reach an API caller.
+      `backbone ${id} is not published in this deployment's store; publish it once with ` +
+        `\`headstart backbone publish ${id} --store <the store>\``,
       { field: "backbone" },
     );
   }

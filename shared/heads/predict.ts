@@ -273,7 +273,7 @@ export async function readPredictInputs(
       if (key) {
         const obj = await store.get(key.key);
         if (!obj)
-          throw new NotFoundError(`${key.field}: no object ${key.key} in ${store.url}`, { field: key.field });
+          throw new NotFoundError(`${key.field}: no object ${key.key} in this store`, { field: key.field });
         return { image: obj.body };
       }
       if (input && typeof input === "object") {
@@ -322,7 +322,7 @@ async function statImageKey(store: ObjectStore, key: string, field: string, maxB
     );
   }
   const info = await store.head(key);
-  if (!info) throw new NotFoundError(`${field}: no object ${key} in ${store.url}`, { field });
+  if (!info) throw new NotFoundError(`${field}: no object ${key} in this store`, { field });
   if (info.size > maxBytes) {
     throw new ImageDecodeError(
       "too-large",
