@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { CUSTOMER_ID, CUSTOMER_ID_RULE } from "../shared/config.ts";
 
 /** CloudWatch Logs accepts only these retention periods. */
 const LOG_RETENTION_DAYS = [
@@ -16,7 +17,9 @@ export const Customer = z
     /** Stack `headstart-<id>`, resource names and tags; lower case so it fits every AWS name rule. */
     id: z
       .string()
-      .regex(/^[a-z0-9][a-z0-9-]{0,31}$/, "use [a-z0-9-], start with a letter or digit, at most 32"),
+      .max(32)
+      // The rule HEADSTART_CUSTOMER follows: no customer's job-name prefix is another's.
+      .regex(CUSTOMER_ID, CUSTOMER_ID_RULE),
     /** Target account; omitted = the account of the deploying credentials. */
     account: z
       .string()

@@ -14,12 +14,13 @@ import type { CustomerData } from "./customer-data.ts";
 export const EMBED_JOB_NAME_PREFIX = "embed-";
 
 /**
- * `embed-<customer>-`: every processing job of a customer is named so (HEADSTART_CUSTOMER, see
- * `embedJobId`), which scopes SageMaker actions and job log streams to that customer even when
- * several customers share an account.
+ * `embed-<customer>--`: every processing job of a customer is named so (HEADSTART_CUSTOMER, see
+ * `embedJobId`), which scopes SageMaker actions, job log streams and job events to that customer
+ * even when several customers share an account. Customer ids never hold `--` nor end in `-`, so
+ * no customer's prefix is a prefix of another's (`embed-acme--` vs `embed-acme-eu--`).
  */
 export function jobNamePrefix(customer: string): string {
-  return `${EMBED_JOB_NAME_PREFIX}${customer}-`;
+  return `${EMBED_JOB_NAME_PREFIX}${customer}--`;
 }
 /** Set on every processing job by `SageMakerJobRunner` (HEADSTART_CUSTOMER). */
 export const CUSTOMER_TAG = "headstart:customer";
@@ -98,7 +99,7 @@ export class EmbedJob extends Construct {
 
   /** Start, describe and stop embedding jobs that run as this customer's job role. */
   grantSubmit(grantee: iam.IGrantable, key: kms.IKey): void {
-    // Job names carry the customer (`embed-<customer>-*`): that scopes every action. New jobs
+    // Job names carry the customer (`embed-<customer>--*`): that scopes every action. New jobs
     // must also carry the customer tag.
     grantee.grantPrincipal.addToPrincipalPolicy(
       new iam.PolicyStatement({

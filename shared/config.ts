@@ -9,6 +9,14 @@ import { ValidationError } from "./errors.ts";
 /** The package root, so paths work no matter which directory `headstart` is run from. */
 export const PACKAGE_ROOT = fileURLToPath(new URL("..", import.meta.url));
 
+/**
+ * A customer id: lower-case words joined by single hyphens. No `--` and no hyphen at either end,
+ * so `embed-<id>--` (the job-name prefix IAM scopes by) of one customer can never be a prefix of
+ * another's, whatever the ids (`acme` and `acme-eu`). infra/customers.ts holds ids to the same rule.
+ */
+export const CUSTOMER_ID = /^[a-z0-9]+(-[a-z0-9]+)*$/;
+export const CUSTOMER_ID_RULE = "use lower-case letters and digits in words joined by single hyphens";
+
 const EnvSchema = z.object({
   HEADSTART_STORE: z.string().min(1).default(".headstart"),
   HEADSTART_S3_ENDPOINT: z.url().optional(),
@@ -49,10 +57,7 @@ const EnvSchema = z.object({
   /** SageMaker API endpoint override (a local stand-in in tests). */
   HEADSTART_SAGEMAKER_ENDPOINT: z.url().optional(),
   /** The customer this deployment belongs to (tags its SageMaker jobs, scopes their IAM). */
-  HEADSTART_CUSTOMER: z
-    .string()
-    .regex(/^[a-z0-9][a-z0-9-]{0,31}$/, "use [a-z0-9-], at most 32 characters")
-    .optional(),
+  HEADSTART_CUSTOMER: z.string().max(32).regex(CUSTOMER_ID, CUSTOMER_ID_RULE).optional(),
   /** Train Lambda the API hands training requests to (asynchronously); unset: train in process. */
   HEADSTART_TRAIN_FUNCTION_NAME: z.string().min(1).optional(),
   /** Secrets Manager secret (ARN) holding the API keys the authorizer accepts. */
@@ -85,7 +90,7 @@ export interface Config {
   sagemaker?: SageMakerSettings;
   apiKeysSecretArn?: string;
   trainFunctionName?: string;
-  /** This deployment's customer: prefixes job names (`embed-<customer>-…`). */
+  /** This deployment's customer: prefixes job names (`embed-<customer>--…`). */
   customer?: string;
 }
 

@@ -3,9 +3,12 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { App } from "aws-cdk-lib";
+import { App, type Stack } from "aws-cdk-lib";
+import { Template } from "aws-cdk-lib/assertions";
 import { buildApp } from "../infra/app.ts";
 import { CustomerConfigError, loadCustomers, parseCustomers } from "../infra/customers.ts";
+import { embedJobId } from "../shared/embed/plan.ts";
+import { buildLambdaBundles } from "./helpers/bundles.ts";
 
 const sample = JSON.parse(readFileSync("infra/customers.json", "utf8")) as {
   customers: Record<string, unknown>[];
@@ -42,7 +45,15 @@ describe("customers file", () => {
         /^customers\.json: customers\[1\] \("globex"\): embed\.instanceCount: /.test(err.message),
     );
     const cases: [string, unknown, RegExp][] = [
-      ["id", "Bad_Id", /customers\[0\] \("Bad_Id"\): id: use \[a-z0-9-\]/],
+      ["id", "Bad_Id", /customers\[0\] \("Bad_Id"\): id: use lower-case letters and digits/],
+      // `--` or an end hyphen would let one customer's job-name prefix cover another's jobs.
+      [
+        "id",
+        "acme--eu",
+        /\("acme--eu"\): id: use lower-case letters and digits in words joined by single hyphens/,
+      ],
+      ["id", "acme-", /\("acme-"\): id: /],
+      ["id", "-acme", /\("-acme"\): id: /],
       ["region", undefined, /customers\[0\] \("acme"\): region: /],
       ["account", "12345", /account: a 12-digit AWS account id/],
       ["api", { auth: "none" }, /api\.auth: /],
@@ -87,5 +98,48 @@ describe("customers file", () => {
       () => buildApp(new App({ context: { customers: join(dir, "missing.json") } })),
       /cannot read/,
     );
+  });
+});
+
+describe("customers whose ids share a prefix (acme, acme-eu)", () => {
+  test("no SageMaker grant, log-stream grant or job-event rule of one matches the other's jobs", async () => {
+    await buildLambdaBundles(); // the stacks deploy the bundles
+    const dir = mkdtempSync(join(tmpdir(), "headstart-prefix-"));
+    const file = join(dir, "customers.json");
+    const sample = JSON.parse(readFileSync("infra/customers.json", "utf8"));
+    const acme = sample.customers[0];
+    writeFileSync(file, JSON.stringify({ customers: [acme, { ...acme, id: "acme-eu" }] }));
+    const app = buildApp(new App({ context: { customers: file, "aws:cdk:disable-asset-staging": true } }), {
+      nag: false,
+    });
+    const spec = {
+      id: "glove-100d",
+      sha256: "0".repeat(64),
+      preprocessing: { type: "text-vocab" },
+      assetSha256: {},
+    } as unknown as Parameters<typeof embedJobId>[2];
+    const jobOf = (customer: string) => embedJobId(`s3://${customer}`, "reviews", spec, "v1", customer);
+    const toRegex = (glob: string) =>
+      new RegExp(`^${glob.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`);
+    for (const [self, other] of [
+      ["acme", "acme-eu"],
+      ["acme-eu", "acme"],
+    ] as const) {
+      const json = JSON.stringify(
+        Template.fromStack(app.node.findChild(`headstart-${self}`) as Stack).toJSON(),
+      );
+      // Every job-name pattern the stack grants or routes by: `…processing-job/<glob>`,
+      // `…:log-stream:<glob>` and EventBridge `prefix` filters on ProcessingJobName.
+      const globs = [
+        ...[...json.matchAll(/processing-job\/([a-z0-9*-]+)/g)].map((m) => m[1]!),
+        ...[...json.matchAll(/log-stream:([a-z0-9*-]+)/g)].map((m) => m[1]!),
+        ...[...json.matchAll(/"prefix":"(embed-[a-z0-9-]+)"/g)].map((m) => `${m[1]}*`),
+      ];
+      assert.ok(globs.length >= 3, `${self}: ${globs.join(", ")}`);
+      for (const glob of globs) {
+        assert.ok(toRegex(glob).test(jobOf(self)), `${self}'s ${glob} covers its own job ${jobOf(self)}`);
+        assert.ok(!toRegex(glob).test(jobOf(other)), `${self}'s ${glob} must not cover ${jobOf(other)}`);
+      }
+    }
   });
 });

@@ -373,7 +373,7 @@ describe("embedding jobs", () => {
     assert.match(JSON.stringify(can("ecr:BatchGetImage")[0].Resource), /container-assets/);
     assert.match(
       JSON.stringify(can("logs:PutLogEvents")[0].Resource),
-      /ProcessingJobs:log-stream:embed-acme-\*/,
+      /ProcessingJobs:log-stream:embed-acme--\*/,
     );
     assert.ok(
       !can("sagemaker:CreateProcessingJob").length && !can("iam:PassRole").length,
@@ -382,7 +382,7 @@ describe("embedding jobs", () => {
   });
 
   test("ingest and the API start, watch and stop only this customer's jobs; train and job-complete cannot touch jobs", () => {
-    const jobs = /processing-job\/embed-acme-\*"/;
+    const jobs = /processing-job\/embed-acme--\*"/;
     const byRole = (fnRole: IConstruct) => {
       const role = JSON.stringify({ Ref: logicalId(stacks.acme, fnRole) });
       return identityStatements("acme")
@@ -418,7 +418,7 @@ describe("embedding jobs", () => {
       "detail-type": ["SageMaker Processing Job State Change"],
       detail: {
         RoleArn: [{ "Fn::GetAtt": [logicalId(stack, stack.embedJob.role), "Arn"] }],
-        ProcessingJobName: [{ prefix: "embed-acme-" }],
+        ProcessingJobName: [{ prefix: "embed-acme--" }],
         ProcessingJobStatus: statuses,
       },
     });

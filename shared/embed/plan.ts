@@ -46,7 +46,8 @@ export type ShardPlan = z.infer<typeof ShardPlan>;
 /**
  * Readable and valid as a SageMaker job name (≤ 63 of [a-z0-9-], room left for a `-rNN` retry
  * suffix); unique per store × dataset version × embedding. With a customer, names start
- * `embed-<customer>-`, which is what the stack's IAM policies scope SageMaker actions by.
+ * `embed-<customer>--`, which is what the stack's IAM policies scope SageMaker actions by (the
+ * double hyphen, which no customer id holds, keeps `acme`'s prefix off `acme-eu`'s jobs).
  */
 export function embedJobId(
   storeUrl: string,
@@ -61,7 +62,7 @@ export function embedJobId(
     .update(`${storeUrl}\0${dataset}\0${backbone.id}\0${embeddingKey(backbone)}\0${datasetVersion}`)
     .digest("hex")
     .slice(0, 16);
-  const head = customer ? `embed-${customer}-` : "embed-";
+  const head = customer ? `embed-${customer}--` : "embed-";
   const room = 63 - "-r99".length - head.length - hash.length - 1;
   const slug = dataset
     .replace(/[^a-z0-9]+/g, "-")
