@@ -147,6 +147,21 @@ describe("Lambda handlers", () => {
     await ctx.platform.local.idle();
   });
 
+  test("a new upload whose event carries a lower sequencer is still ingested, never skipped", async () => {
+    // A store whose sequencers do not order as AWS's (radosgw's, at times) must not cost an upload.
+    await ctx.store.put(
+      keys.manifest("reviews", "jsonl"),
+      toJsonlText(tinySentimentRows(30, { withSplit: true })),
+    );
+    const late = await ingest(uploadEvent("0055AED6DCD9020000"));
+    assert.deepEqual(
+      late.results.map((r) => r.state),
+      ["ingested"],
+    );
+    assert.equal((await readDatasetStatus(ctx.store, "reviews"))?.rows.accepted, 30);
+    await ctx.platform.local.idle();
+  });
+
   test("sequencers: hex, compared after left-padding; a malformed one is refused by name", () => {
     assert.equal(compareSequencers("0A", "A"), 0);
     assert.equal(compareSequencers("00FF", "100"), -1);

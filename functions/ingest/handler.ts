@@ -5,13 +5,14 @@
  *
  * Notifications arrive at least once, late and out of order. Per manifest key the newest
  * applied `sequencer` is recorded; an event at or below it (a duplicate, or an older upload
- * arriving after a newer one) is skipped. Concurrent deliveries of one event are serialized by
+ * arriving after a newer one) is skipped — provided the bucket's manifest is the one already
+ * ingested, so a mis-ordered sequencer can cost a repeated ingest, never a lost one. Concurrent deliveries of one event are serialized by
  * an idempotency record keyed by bucket, key and sequencer: one does the work, the other is
  * refused while it runs (and retried by Lambda) or gets the stored result after.
  */
 import type { Context } from "aws-lambda";
 import { bootstrap } from "../../shared/bootstrap.ts";
-import { appliedSequencer, recordAppliedSequencer } from "../../shared/datasets/ingest.ts";
+import { appliedSequencer, readDatasetStatus, recordAppliedSequencer } from "../../shared/datasets/ingest.ts";
 import {
   compareSequencers,
   type ManifestUpload,
@@ -52,7 +53,11 @@ async function applyUpload(upload: ManifestUpload, context?: Context): Promise<I
   const { sequencer } = upload;
   if (sequencer !== undefined) {
     const applied = await appliedSequencer(platform.store, upload.key);
-    if (applied !== undefined && compareSequencers(sequencer, applied) <= 0) {
+    if (
+      applied !== undefined &&
+      compareSequencers(sequencer, applied) <= 0 &&
+      (await bucketObjectIngested(upload))
+    ) {
       log.info("stale or repeated upload event skipped", { ...upload, applied });
       return {
         dataset: upload.dataset,
@@ -78,6 +83,18 @@ async function applyUpload(upload: ManifestUpload, context?: Context): Promise<I
   );
   if (replayed) log.info("repeated upload event: returning the stored result", { ...upload });
   return result;
+}
+
+/**
+ * Whether the manifest now in the bucket is the one the dataset's status already ingested. A
+ * stale event is skipped only then: sequencers that do not order as AWS's do (radosgw's, seen in
+ * tests) must never leave a newer upload un-ingested. Ingest reads the bucket's current object,
+ * so processing an out-of-order event can only re-ingest the newest upload, never an older one.
+ */
+async function bucketObjectIngested(upload: ManifestUpload): Promise<boolean> {
+  const status = await readDatasetStatus(platform.store, upload.dataset);
+  if (status?.manifest.key !== upload.key) return false;
+  return (await platform.store.head(upload.key))?.etag === status.manifest.etag;
 }
 
 async function ingestUpload(upload: ManifestUpload): Promise<IngestResult> {
