@@ -54,9 +54,7 @@ export function createApp(platform: Platform, log: Logger, opts: AppOptions = {}
       },
     }),
   );
-  app.openapi(health, (c) =>
-    c.json({ status: "ok" as const, runner: platform.runner.name }, 200),
-  );
+  app.openapi(health, (c) => c.json({ status: "ok" as const, runner: platform.runner.name }, 200));
   app.route("/v1/datasets", datasetRoutes(platform));
   app.route("/v1/heads", headRoutes(platform));
   app.route("/v1/jobs", jobRoutes(platform));
