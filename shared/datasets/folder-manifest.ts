@@ -13,8 +13,8 @@
  * Files the convention cannot place are returned in `skipped` with a reason, never silently
  * dropped: files directly under `dir` (or directly under `test/`), folders nested deeper than
  * `<label>/<file>`, hidden entries (`.DS_Store`, `._*`, `.git/`), files without an image
- * extension (IMAGE_EXTENSIONS, any case), names the store cannot hold, broken links, empty
- * label folders. Label folder names are the labels as-is; one that cannot be a label (control
+ * extension (IMAGE_EXTENSIONS, any case), names the store cannot hold, symbolic links (never
+ * followed), empty label folders. Label folder names are the labels as-is; one that cannot be a label (control
  * characters, too long, not UTF-8) fails the whole call with a ValidationError naming every
  * such folder, since silently dropping a class would skew everything trained on the rest.
  *
@@ -53,23 +53,25 @@ export interface FolderManifestOptions {
   splitFolders?: boolean;
 }
 
-type Kind = "file" | "dir" | "other" | "broken";
+type Kind = "file" | "dir" | "link" | "other";
 
-async function kindOf(dir: string, entry: Dirent): Promise<Kind> {
+/**
+ * Symbolic links are never followed: one can point anywhere on the machine (`/etc/passwd`
+ * renamed `x.jpg`, a folder outside the dataset), and an upload must hold only what is inside
+ * the folder the user named.
+ */
+function kindOf(entry: Dirent): Kind {
+  if (entry.isSymbolicLink()) return "link";
   if (entry.isFile()) return "file";
   if (entry.isDirectory()) return "dir";
-  if (!entry.isSymbolicLink()) return "other";
-  try {
-    const st = await fs.stat(join(dir, entry.name));
-    return st.isFile() ? "file" : st.isDirectory() ? "dir" : "other";
-  } catch {
-    return "broken";
-  }
+  return "other";
 }
+
+const LINK_REASON = "symbolic link: not followed (it may point outside the folder)";
 
 async function list(dir: string): Promise<Array<{ name: string; kind: Kind }>> {
   const entries = await fs.readdir(dir, { withFileTypes: true });
-  const out = await Promise.all(entries.map(async (e) => ({ name: e.name, kind: await kindOf(dir, e) })));
+  const out = entries.map((e) => ({ name: e.name, kind: kindOf(e) }));
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
@@ -153,8 +155,8 @@ export async function manifestFromFolder(
               ? " (a top-level train/ folder is not read as a split: move its <label>/ folders up)"
               : ""),
         );
-      } else if (entry.kind === "broken") {
-        skip(path, "broken symbolic link");
+      } else if (entry.kind === "link") {
+        skip(path, LINK_REASON);
       } else if (entry.kind === "other") {
         skip(path, "not a regular file");
       } else if (!(IMAGE_EXTENSIONS as readonly string[]).includes(extensionOf(entry.name))) {
@@ -175,14 +177,15 @@ export async function manifestFromFolder(
   for (const entry of top) {
     if (isHidden(entry.name)) {
       skip(entry.kind === "dir" ? `${entry.name}/` : entry.name, "hidden");
-    } else if (entry.kind === "broken") {
-      skip(entry.name, "broken symbolic link");
+    } else if (entry.kind === "link") {
+      skip(entry.name, LINK_REASON);
     } else if (entry.kind !== "dir") {
       skip(entry.name, "directly under the folder: files go in a <label>/ folder");
     } else if (splitFolders && (TEST_SPLIT_FOLDERS as readonly string[]).includes(entry.name)) {
       const prefix = `${entry.name}/`;
       for (const sub of await list(join(dir, entry.name))) {
         if (isHidden(sub.name)) skip(`${prefix}${sub.name}${sub.kind === "dir" ? "/" : ""}`, "hidden");
+        else if (sub.kind === "link") skip(`${prefix}${sub.name}`, LINK_REASON);
         else if (sub.kind === "dir") await readLabel(prefix, sub.name, "test");
         else
           skip(
