@@ -280,6 +280,22 @@ describe("FsStore contract", () => {
 
   storeContract(async () => new FsStore(join(root, `s${n++}`)), { manyKeys: 1100 });
 
+  test("put answers the ETag of its own write, whatever happens to the object right after", async () => {
+    // Another process may replace or delete the object between the write and any later look
+    // (a lease released by its next holder): the answer must not depend on a second read.
+    class Racing extends FsStore {
+      override async head(): Promise<undefined> {
+        return undefined;
+      }
+    }
+    const dir = join(root, "racing");
+    const info = await new Racing(dir).put("leases/l.json", "{}", { ifNoneMatch: "*" });
+    assert.equal(info.etag, (await new FsStore(dir).head("leases/l.json"))?.etag);
+    const next = await new Racing(dir).put("leases/l.json", "{ }");
+    assert.notEqual(next.etag, info.etag);
+    assert.equal(next.etag, (await new FsStore(dir).head("leases/l.json"))?.etag);
+  });
+
   test("url is a file:// URL of the root", () => {
     const store = new FsStore(join(root, "url"));
     assert.equal(store.url, `file://${join(root, "url")}`);

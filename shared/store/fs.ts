@@ -78,6 +78,11 @@ export class FsStore implements ObjectStore {
     await fs.mkdir(dirname(path), { recursive: true });
     const tmp = `${path}${TEMP_MARK}${randomBytes(6).toString("hex")}`;
     await fs.writeFile(tmp, body, { flag: "wx" });
+    // The ETag of *this* write: link and rename keep the inode and mtime, so the temp file's
+    // stat is the object's. A head() afterwards could see another writer's replacement, or
+    // nothing at all when someone deleted it meanwhile (a lease released by its next holder).
+    const st = await fs.stat(tmp, { bigint: true });
+    const written: ObjectInfo = { key, size: Number(st.size), etag: FsStore.etagOf(st) };
     try {
       if (opts.ifNoneMatch === "*") {
         try {
@@ -98,9 +103,7 @@ export class FsStore implements ObjectStore {
     } finally {
       await fs.rm(tmp, { force: true });
     }
-    const info = await this.head(key);
-    if (!info) throw new Error(`object vanished right after write: ${key}`);
-    return info;
+    return written;
   }
 
   /** Compare-and-swap needs mutual exclusion between processes: an O_EXCL lock file. */
