@@ -309,10 +309,18 @@ function decodeBase64Image(b64: string, field: string, maxBytes: number): Uint8A
 }
 
 /** A bucket image's key checked and its size read, without reading its bytes. */
+/** Where `imageKey`s may point: the datasets users upload (e.g. `datasets/pets/files/cat/1.jpg`). */
+export const IMAGE_KEY_PREFIX = "datasets/";
+
 async function statImageKey(store: ObjectStore, key: string, field: string, maxBytes: number) {
   // Keys are resolved against the caller's own store; `..`, `.`, empty segments, absolute paths,
   // backslashes and control characters are refused so no key can mean anything but its object.
-  const problem = key.includes("\\") ? "holds a backslash" : storageKeyProblem(key);
+  // Only users' own uploads: heads, backbones, the cache and jobs are not the caller's to
+  // probe (an answer would tell whether such an object exists, and its size).
+  const problem = key.includes("\\")
+    ? "holds a backslash"
+    : (storageKeyProblem(key) ??
+      (key.startsWith(IMAGE_KEY_PREFIX) ? undefined : `is not under ${IMAGE_KEY_PREFIX}`));
   if (problem) {
     throw new ValidationError(
       `${field}: ${JSON.stringify(key)} is not a plain key in this store (it ${problem})`,
