@@ -124,7 +124,8 @@ const PredictInput = z
       z
         .strictObject({
           imageKey: z.string().min(1).max(1024).openapi({
-            description: "Key of an image object in this deployment's bucket; no `..` or leading `/`",
+            description:
+              "Key of an image object under `datasets/` in this deployment's bucket; no `..`, leading `/`, backslash or control character",
             example: "datasets/pets/files/cat/1.jpg",
           }),
         })

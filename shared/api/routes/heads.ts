@@ -130,7 +130,7 @@ const predict = createRoute({
   summary: "Predict on raw inputs (texts, images) or ready embeddings",
   description:
     "JSON: `inputs` holds texts (strings or `{text}`) for a text head, or images for an image head: " +
-    "`{image}` (base64) or `{imageKey}` (an object in this deployment's bucket); or `embeddings` holds " +
+    "`{image}` (base64) or `{imageKey}` (an object under `datasets/` in this deployment's bucket); or `embeddings` holds " +
     `ready vectors. At most ${MAX_IMAGE_BASE64_CHARS} base64 characters per request (the Lambda payload limit). ` +
     "multipart/form-data: one `image` file part per image, plus optional `version`, `alias` and " +
     `\`neighbors\` fields, at most ${MAX_UPLOAD_IMAGE_BYTES} image bytes in all. A bad image is a 400 naming ` +
