@@ -106,22 +106,7 @@ async function main() {
   const s3 = await startS3Server();
   const work = await mkdtemp(join(tmpdir(), "headstart-cold-"));
   try {
-    const store = await createS3TestStore(s3, { prefix: "cold", scratchDir: join(work, "scratch") });
-    const config = loadConfig(
-      {},
-      { store: store.url, s3Endpoint: s3.endpoint, region: s3.region, logLevel: "silent" },
-    );
-    const platform = new Platform(store, config);
-    const reviews = await loadImdb(300);
-    const manifest = reviews.map((r) => JSON.stringify({ text: r.text, label: r.label })).join("\n");
-    await platform.putManifest("cold", "jsonl", manifest);
-    for (const [head, backbone] of [
-      ["cold-glove", "glove-100d"],
-      ["cold-use", "use-lite-512"],
-    ] as const) {
-      await platform.embed("cold", { backbone });
-      await platform.train({ dataset: "cold", head, backbone });
-    }
+    const { store, platform } = await prepareStore(s3, work);
     const vector = Array.from({ length: 100 }, (_, i) => Math.sin(i));
 
     const env = {
@@ -186,6 +171,27 @@ async function main() {
     await s3.stop();
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** A store on radosgw with 300 IMDB reviews embedded by both text backbones, and a head on each. */
+async function prepareStore(s3: Awaited<ReturnType<typeof startS3Server>>, work: string) {
+  const store = await createS3TestStore(s3, { prefix: "cold", scratchDir: join(work, "scratch") });
+  const config = loadConfig(
+    {},
+    { store: store.url, s3Endpoint: s3.endpoint, region: s3.region, logLevel: "silent" },
+  );
+  const platform = new Platform(store, config);
+  const reviews = await loadImdb(300);
+  const manifest = reviews.map((r) => JSON.stringify({ text: r.text, label: r.label })).join("\n");
+  await platform.putManifest("cold", "jsonl", manifest);
+  for (const [head, backbone] of [
+    ["cold-glove", "glove-100d"],
+    ["cold-use", "use-lite-512"],
+  ] as const) {
+    await platform.embed("cold", { backbone });
+    await platform.train({ dataset: "cold", head, backbone });
+  }
+  return { store, platform };
 }
 
 /** Bytes a cold start downloads for a backbone: its model and assets. */
