@@ -66,7 +66,10 @@ export const Customer = z
           })
           .default(90),
         logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
+        /** Text datasets' backbone when a request names none. */
         defaultBackbone: z.string().min(1).optional(),
+        /** Image datasets' backbone when a request names none. */
+        defaultImageBackbone: z.string().min(1).optional(),
         /** Keep the bucket and key when the stack is deleted (default true: the data is the customer's). */
         retainData: z.boolean().default(true),
         /** Days before old object versions (overwritten manifests, replaced aliases) are deleted. */

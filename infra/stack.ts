@@ -94,6 +94,9 @@ export class HeadstartStack extends Stack {
       HEADSTART_LOG_LEVEL: c.settings.logLevel,
       HEADSTART_CUSTOMER: c.id,
       ...(c.settings.defaultBackbone ? { HEADSTART_DEFAULT_BACKBONE: c.settings.defaultBackbone } : {}),
+      ...(c.settings.defaultImageBackbone
+        ? { HEADSTART_DEFAULT_IMAGE_BACKBONE: c.settings.defaultImageBackbone }
+        : {}),
     };
     const common = {
       customer: c.id,

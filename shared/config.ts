@@ -22,7 +22,10 @@ const EnvSchema = z.object({
   HEADSTART_S3_ENDPOINT: z.url().optional(),
   HEADSTART_MODELS_DIR: z.string().min(1).default(`${PACKAGE_ROOT}.models`),
   HEADSTART_SCRATCH_DIR: z.string().min(1).optional(),
+  /** The backbone of text datasets when none is named. */
   HEADSTART_DEFAULT_BACKBONE: z.string().min(1).default("glove-100d"),
+  /** The backbone of image datasets when none is named. */
+  HEADSTART_DEFAULT_IMAGE_BACKBONE: z.string().min(1).default("mobilenet-v2-1280"),
   /** `false` in the Lambdas: built-in backbones come published in the store, never built there. */
   HEADSTART_BUILD_BACKBONES: z.enum(["true", "false"]).default("true"),
   HEADSTART_LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).optional(),
@@ -74,7 +77,10 @@ export interface Config {
   modelsDir: string;
   /** Local scratch space for downloaded models; defaults to the OS temp dir. */
   scratchDir?: string;
+  /** Text datasets' backbone when none is named (see backbone/defaults.ts). */
   defaultBackbone: string;
+  /** Image datasets' backbone when none is named. */
+  defaultImageBackbone: string;
   /** Build a missing built-in backbone from packaged weights (local use), or only read the store. */
   buildBackbones: boolean;
   /** AWS_LAMBDA_LOG_LEVEL, else HEADSTART_LOG_LEVEL, else `info`. */
@@ -113,6 +119,7 @@ export function configToEnv(config: Config): Record<string, string> {
     HEADSTART_STORE: config.store,
     HEADSTART_MODELS_DIR: config.modelsDir,
     HEADSTART_DEFAULT_BACKBONE: config.defaultBackbone,
+    HEADSTART_DEFAULT_IMAGE_BACKBONE: config.defaultImageBackbone,
     HEADSTART_LOG_LEVEL: config.logLevel,
     HEADSTART_LEASE_TTL_S: String(config.leaseTtlSeconds),
   };
@@ -145,6 +152,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     modelsDir: e.HEADSTART_MODELS_DIR,
     scratchDir: e.HEADSTART_SCRATCH_DIR,
     defaultBackbone: e.HEADSTART_DEFAULT_BACKBONE,
+    defaultImageBackbone: e.HEADSTART_DEFAULT_IMAGE_BACKBONE,
     buildBackbones: e.HEADSTART_BUILD_BACKBONES === "true",
     logLevel: lambdaLogLevel(e.AWS_LAMBDA_LOG_LEVEL) ?? e.HEADSTART_LOG_LEVEL ?? "info",
     leaseTtlSeconds: e.HEADSTART_LEASE_TTL_S,

@@ -2,6 +2,8 @@
  * The platform's use cases over one store. CLI commands, HTTP routes and Lambda handlers are
  * thin adapters over these methods; nothing here knows how it was called.
  */
+
+import { assertBackboneFits, defaultBackboneFor } from "./backbone/defaults.ts";
 import {
   BUILT_IN_BACKBONES,
   listBackbones,
@@ -154,6 +156,7 @@ export class Platform {
    * backbone (not a `+` combination) that exists and that headstart can run.
    */
   async embeddingBackbone(dataset: string, ref?: string): Promise<BackboneSpec> {
+    const status = await readDatasetStatus(this.store, dataset);
     if (ref !== undefined && isCompositeRef(ref)) {
       // Each part has its own cache; a set of backbones is only combined at training.
       const parts = parseBackboneRef(ref);
@@ -163,7 +166,7 @@ export class Platform {
         { field: "backbone" },
       );
     }
-    const spec = await this.backbone(ref);
+    const spec = await this.backbone(ref ?? defaultBackboneFor(status, this.config));
     if (spec.kind === "external") {
       throw new ValidationError(
         `backbone ${spec.id} holds imported embeddings; headstart cannot compute them: ` +
@@ -171,7 +174,23 @@ export class Platform {
         { field: "backbone" },
       );
     }
+    assertBackboneFits(status, spec, this.config);
     return spec;
+  }
+
+  /** The dataset's default backbone where none is named; refuses one that cannot embed its rows. */
+  private async trainingBackbones(opts: TrainOptions): Promise<TrainOptions> {
+    const status = await readDatasetStatus(this.store, opts.dataset);
+    const named = opts.backbone !== undefined || opts.backbones !== undefined;
+    const backbone = named ? opts.backbone : defaultBackboneFor(status, this.config);
+    const refs = opts.backbones ?? (backbone === undefined ? [] : [backbone]);
+    for (const ref of refs) {
+      for (const id of parseBackboneRef(ref, opts.backbones ? "backbones" : "backbone")) {
+        const spec = await this.backbone(id).catch(() => undefined); // unknown ids: refused later, by name
+        if (spec) assertBackboneFits(status, spec, this.config);
+      }
+    }
+    return backbone === undefined ? opts : { ...opts, backbone };
   }
 
   async planEmbed(
@@ -218,6 +237,7 @@ export class Platform {
     (await trainModule()).validateTrainOptions(opts);
     if (!(await readDatasetStatus(this.store, opts.dataset)))
       throw new NotFoundError(`dataset ${opts.dataset}`, { field: "dataset" });
+    await this.trainingBackbones(opts);
     await this.trainDispatcher.dispatch(opts);
     return { accepted: true, head: opts.head, dataset: opts.dataset };
   }
@@ -241,9 +261,10 @@ export class Platform {
     return specs;
   }
 
-  async train(opts: TrainOptions): Promise<TrainResult> {
+  async train(request: TrainOptions): Promise<TrainResult> {
     const { trainHead, validateTrainOptions } = await trainModule();
-    validateTrainOptions(opts); // before the backbone, whose first use may convert weights
+    validateTrainOptions(request); // before the backbone, whose first use may convert weights
+    const opts = await this.trainingBackbones(request);
     const candidates = opts.backbones
       ? await Promise.all(opts.backbones.map((ref) => this.backboneParts(ref, "backbones")))
       : undefined;
@@ -319,13 +340,17 @@ export class Platform {
   }
 
   async export(dataset: string, outDir: string, backbone?: string) {
-    return exportDataset(this.store, dataset, await this.backbone(backbone), outDir);
+    const status = await readDatasetStatus(this.store, dataset);
+    const spec = await this.backbone(backbone ?? defaultBackboneFor(status, this.config));
+    return exportDataset(this.store, dataset, spec, outDir);
   }
 
-  async datasetInfo(dataset: string, backbone = this.config.defaultBackbone) {
+  async datasetInfo(dataset: string, named?: string) {
     assertName("dataset", dataset, "dataset");
     const status = await readDatasetStatus(this.store, dataset);
     if (!status) throw new NotFoundError(`dataset ${dataset}`, { field: "dataset" });
+    // A dataset of text and images has no single default: report the text one's cache then.
+    const backbone = named ?? defaultBackboneFor(status, this.config, { mixed: "text" });
     const commits = await listCommits(this.store, backbone, dataset);
     const spec = await this.backbone(backbone).catch(() => undefined);
     const job =

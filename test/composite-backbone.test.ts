@@ -145,19 +145,24 @@ describe("composite backbones", () => {
     const alone = await loadBackboneSetDataset(ctx.store, "vecs", [ext]);
     assert.equal(alone.rows.length, n);
     // Imported rows are vectors, not text: the text part embeds none of them, so no row survives.
-    for (const attempt of [
+    await assert.rejects(
       loadBackboneSetDataset(ctx.store, "vecs", [ext, tiny]),
+      (e: unknown) =>
+        e instanceof ValidationError &&
+        e.message.includes(
+          `no row of dataset vecs can be embedded by every part of ext-v+tiny-text (ext-v embeds ${n}, tiny-text embeds 0 of ${n};`,
+        ),
+    );
+    // Training refuses the text part up front, before loading anything.
+    await assert.rejects(
       ctx.platform.train({ dataset: "vecs", head: "vecs-combo", backbone: "ext-v+tiny-text" }),
-    ]) {
-      await assert.rejects(
-        attempt,
-        (e: unknown) =>
-          e instanceof ValidationError &&
-          e.message.includes(
-            `no row of dataset vecs can be embedded by every part of ext-v+tiny-text (ext-v embeds ${n}, tiny-text embeds 0 of ${n};`,
-          ),
-      );
-    }
+      (e: unknown) =>
+        e instanceof ValidationError &&
+        e.field === "backbone" &&
+        e.message.includes(
+          `tiny-text embeds text, but dataset vecs holds ${n} embedding rows: use --backbone ext-v`,
+        ),
+    );
   });
 
   test("trains on a+b and records the parts in the head version", async () => {

@@ -89,13 +89,17 @@ describe("images end to end (CLI)", () => {
     );
     assert.deepEqual(failures, { "sky/empty.png": "empty", "tomato/broken.jpg": "corrupt" });
 
-    const text = await cli(["embed", "pictures", "--backbone", "mobilenet-v2-1280"], env);
-    assert.equal(text.code, 0, text.stderr);
-    assert.match(text.stdout, /0 items embedded/, "a second run re-embeds nothing, failed files included");
+    // No --backbone from here on: a folder of pictures gets the image default, not the text one.
+    const again = await cli(["embed", "pictures", "--json"], env);
+    assert.equal(again.code, 0, again.stderr);
+    const rerun = JSON.parse(again.stdout);
+    assert.equal(rerun.job.backbone, "mobilenet-v2-1280");
+    assert.equal(rerun.result.itemsEmbedded, 0, "a second run re-embeds nothing, failed files included");
 
-    const status = await cli(["status", "pictures", "--backbone", "mobilenet-v2-1280"], env);
+    const status = await cli(["status", "pictures"], env);
     assert.equal(status.code, 0, status.stderr);
     const info = JSON.parse(status.stdout);
+    assert.equal(info.embedding.backbone, "mobilenet-v2-1280");
     assert.equal(info.embedding.failedItems, 2);
     assert.deepEqual(info.embedding.failures.map((f: { id: string }) => f.id).sort(), [
       "sky/empty.png",
@@ -104,10 +108,7 @@ describe("images end to end (CLI)", () => {
   });
 
   test("train on the images that embedded; the bad ones are counted, not fatal", async () => {
-    const r = await cli(
-      ["train", "pictures", "--head", "pictures", "--backbone", "mobilenet-v2-1280", "--json"],
-      env,
-    );
+    const r = await cli(["train", "pictures", "--head", "pictures", "--json"], env);
     assert.equal(r.code, 0, r.stderr);
     const t = JSON.parse(r.stdout);
     assert.equal(t.evaluation, "test-split");
@@ -115,5 +116,14 @@ describe("images end to end (CLI)", () => {
     assert.equal(t.counts.train, 20);
     assert.equal(t.counts.test, 8);
     assert.ok(t.metrics.accuracy >= 0.99, `two colours apart: ${JSON.stringify(t.metrics)}`);
+  });
+
+  test("a text backbone is refused for the pictures, naming both and the fix", async () => {
+    const r = await cli(["train", "pictures", "--head", "wrong", "--backbone", "glove-100d"], env);
+    assert.equal(r.code, 2);
+    assert.match(
+      r.stderr,
+      /glove-100d embeds text, but dataset pictures holds 30 image rows: use --backbone mobilenet-v2-1280 \[backbone\]/,
+    );
   });
 });

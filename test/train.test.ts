@@ -105,7 +105,10 @@ describe("training heads on the cache", () => {
 
   test("refuses to train on rows that are not embedded yet", async () => {
     await ctx.platform.putManifest("fresh", "jsonl", toJsonlText(tinySentimentRows(10)));
-    await assert.rejects(ctx.platform.train({ dataset: "fresh", head: "x" }), /not embedded .* yet/);
+    await assert.rejects(
+      ctx.platform.train({ dataset: "fresh", head: "x" }),
+      /dataset fresh has no embeddings from tiny-text yet; run `headstart embed fresh --backbone tiny-text`/,
+    );
   });
 
   test("the live alias moves only by compare-and-swap", async () => {

@@ -108,7 +108,10 @@ program
     "manifest.jsonl / manifest.csv, a directory holding one and files/, or a folder of images as <label>/<file> (test/<label>/<file> for the test split)",
   )
   .requiredOption("--dataset <name>", "dataset name")
-  .option("--backbone <id>", "backbone to embed with (default glove-100d)")
+  .option(
+    "--backbone <id>",
+    "backbone to embed with (default: the dataset's modality's, glove-100d for text, mobilenet-v2-1280 for images)",
+  )
   .option("--no-embed", "only validate and store; embed later with `headstart embed`")
   .option("--shard-size <n>", "items per cache shard", intOption("shard-size"))
   .action(async (path: string, opts, cmd: Command) => {
@@ -145,7 +148,10 @@ program
   .command("embed")
   .description("run (or resume) the batch embedding stage for a dataset's current version")
   .argument("<dataset>")
-  .option("--backbone <id>", "backbone to embed with (default glove-100d)")
+  .option(
+    "--backbone <id>",
+    "backbone to embed with (default: the dataset's modality's, glove-100d for text, mobilenet-v2-1280 for images)",
+  )
   .option("--shard-size <n>", "items per cache shard", intOption("shard-size"))
   .action(async (dataset: string, opts, cmd: Command) => {
     const { platform, progress, json } = context(cmd);
@@ -198,7 +204,7 @@ program
   .option("--no-calibrate", "skip temperature scaling of multiclass probabilities")
   .option(
     "--backbone <id>",
-    "backbone whose cache to use (default glove-100d), or a+b to train on several side by side (each embedded first)",
+    "backbone whose cache to use (default: the dataset's modality's, glove-100d for text, mobilenet-v2-1280 for images; an imported dataset's own), or a+b to train on several side by side (each embedded first)",
   )
   .option("--backbones <refs>", "comma-separated backbones (or a+b sets) --type auto may choose from")
   .option("--no-promote", "do not move the live alias to the new version")
@@ -486,7 +492,10 @@ program
   .description("write a dataset's embeddings as embeddings.npy + rows.jsonl")
   .argument("<dataset>")
   .requiredOption("--out <dir>", "output directory")
-  .option("--backbone <id>", "backbone whose cache to export (default glove-100d)")
+  .option(
+    "--backbone <id>",
+    "backbone whose cache to export (default: the dataset's modality's, glove-100d for text, mobilenet-v2-1280 for images)",
+  )
   .action(async (dataset: string, opts, cmd: Command) => {
     const { platform, json } = context(cmd);
     const r = await platform.export(dataset, opts.out, opts.backbone);
@@ -497,7 +506,10 @@ program
   .command("status")
   .description("a dataset's ingest result and embedding progress")
   .argument("<dataset>")
-  .option("--backbone <id>", "backbone (default glove-100d)")
+  .option(
+    "--backbone <id>",
+    "backbone (default: the dataset's modality's, glove-100d for text, mobilenet-v2-1280 for images)",
+  )
   .action(async (dataset: string, opts, cmd: Command) => {
     const { platform } = context(cmd);
     const info = await platform.datasetInfo(dataset, opts.backbone);

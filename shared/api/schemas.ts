@@ -26,7 +26,7 @@ export const JobParams = z.object({ job: Name.openapi({ param: { name: "job", in
 
 export const DatasetInfoQuery = z.object({
   backbone: Name.optional().openapi({
-    description: "Whose cache to report on (default: the default backbone)",
+    description: "Whose cache to report on (default: the default backbone of the dataset's modality)",
   }),
 });
 

@@ -66,9 +66,12 @@ export async function loadEmbeddedDataset(
       backbone.kind === "external"
         ? `import them with \`headstart import-embeddings ${dataset} --backbone ${backbone.id}\``
         : `run \`headstart embed ${dataset} --backbone ${backbone.id}\``;
+    const none = rows.length === 0 && failed.length === 0;
     throw new ValidationError(
-      `${missing.length} of ${current.rows.length} rows of dataset ${dataset} are not embedded with ${backbone.id} yet ` +
-        `(first: ${missing.slice(0, 3).join(", ")}); ${fix}`,
+      none
+        ? `dataset ${dataset} has no embeddings from ${backbone.id} yet; ${fix}`
+        : `${missing.length} of ${current.rows.length} rows of dataset ${dataset} are not embedded with ${backbone.id} yet ` +
+            `(first: ${missing.slice(0, 3).join(", ")}); ${fix}`,
       { field: "dataset" },
     );
   }

@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { maskedMeanModel } from "../../shared/backbone/glove.ts";
+import { encodeModel, GraphBuilder } from "../../shared/backbone/onnx-writer.ts";
 import type { BackboneSpecInput } from "../../shared/backbone/spec.ts";
 
 export const TINY_DIM = 8;
@@ -95,4 +96,32 @@ export function tinySentimentRows(n: number, opts: { withSplit?: boolean; seed?:
 
 export function toJsonlText(rows: readonly object[]): string {
   return `${rows.map((r) => JSON.stringify(r)).join("\n")}\n`;
+}
+
+/**
+ * A real (tiny) ONNX image backbone for tests: an 8×8 picture's mean red, green and blue, so
+ * images of different colours separate. Runs through the same decode and session path as
+ * mobilenet-v2-1280 without converting any weights.
+ */
+export async function writeTinyImageBackbone(dir: string, id = "tiny-image"): Promise<BackboneSpecInput> {
+  await mkdir(dir, { recursive: true });
+  const g = new GraphBuilder("tiny-image");
+  g.input("pixels", "float32", ["batch", 8, 8, 3]);
+  g.node("ReduceMean", ["pixels", g.constant("int64", [1n, 2n])], ["embeddings"], { keepdims: 0 });
+  g.output("embeddings", "float32", ["batch", 3]);
+  const model = encodeModel(g, { opset: 18 });
+  await writeFile(join(dir, "model.onnx"), model);
+  const spec: BackboneSpecInput = {
+    id,
+    modality: "image",
+    dim: 3,
+    model: "model.onnx",
+    sha256: createHash("sha256").update(model).digest("hex"),
+    io: { ids: "pixels", output: "embeddings" },
+    preprocessing: { type: "image", input: "pixels", width: 8, height: 8 },
+    pooling: "none",
+    description: "test image backbone: mean colour",
+  };
+  await writeFile(join(dir, "backbone.json"), JSON.stringify(spec, null, 2));
+  return spec;
 }
