@@ -2,6 +2,7 @@
  * The one place environment variables are read. Entry points call `loadConfig()` once at module
  * scope (or with CLI overrides); nothing else touches `process.env`.
  */
+import { totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { ValidationError } from "./errors.ts";
@@ -65,6 +66,22 @@ const EnvSchema = z.object({
   HEADSTART_TRAIN_FUNCTION_NAME: z.string().min(1).optional(),
   /** Secrets Manager secret (ARN) holding the API keys the authorizer accepts. */
   HEADSTART_API_KEYS_SECRET_ARN: z.string().min(1).optional(),
+  /** A training's wall-clock budget; default 600 in Lambda (its 15 min cap is never hit), 3600 elsewhere. */
+  HEADSTART_TRAIN_MAX_SECONDS: z.coerce
+    .number()
+    .min(1)
+    .max(24 * 3600)
+    .optional(),
+  /** A training's memory budget; default 75% of the Lambda's memory, else half of this machine's. */
+  HEADSTART_TRAIN_MAX_MEMORY_MB: z.coerce.number().int().min(16).optional(),
+  /** Set by the Lambda runtime: the function's memory in MB. */
+  AWS_LAMBDA_FUNCTION_MEMORY_SIZE: z.coerce.number().int().min(1).optional(),
+  /** Exports larger than this are stored and answered with a download URL (Lambda answers ≤ 6 MB). */
+  HEADSTART_EXPORT_INLINE_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(5 * 1024 * 1024),
 });
 
 export interface Config {
@@ -98,6 +115,11 @@ export interface Config {
   trainFunctionName?: string;
   /** This deployment's customer: prefixes job names (`embed-<customer>--…`). */
   customer?: string;
+  /** Wall-clock and memory budget of one training (see heads/budget.ts). */
+  trainMaxSeconds: number;
+  trainMaxMemoryMb: number;
+  /** Exports over this many bytes go to the store and are answered with a download URL. */
+  exportInlineMaxBytes: number;
 }
 
 export interface SageMakerSettings {
@@ -162,6 +184,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     apiKeysSecretArn: e.HEADSTART_API_KEYS_SECRET_ARN,
     trainFunctionName: e.HEADSTART_TRAIN_FUNCTION_NAME,
     customer: e.HEADSTART_CUSTOMER,
+    trainMaxSeconds: e.HEADSTART_TRAIN_MAX_SECONDS ?? (e.AWS_LAMBDA_FUNCTION_NAME ? 600 : 3600),
+    trainMaxMemoryMb:
+      e.HEADSTART_TRAIN_MAX_MEMORY_MB ??
+      Math.floor(
+        e.AWS_LAMBDA_FUNCTION_MEMORY_SIZE ? e.AWS_LAMBDA_FUNCTION_MEMORY_SIZE * 0.75 : totalmem() / 2 ** 21,
+      ),
+    exportInlineMaxBytes: e.HEADSTART_EXPORT_INLINE_MAX_BYTES,
   };
   if (e.HEADSTART_RUNNER === "sagemaker") {
     for (const name of ["HEADSTART_SAGEMAKER_ROLE_ARN", "HEADSTART_EMBED_IMAGE_URI"] as const) {

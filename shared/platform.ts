@@ -60,6 +60,12 @@ export interface PlatformOptions {
   worker?: "inline" | "process";
 }
 
+/** How one training runs: cancelled by `signal` (a client that went away), within `maxSeconds`. */
+export interface TrainRun {
+  signal?: AbortSignal;
+  maxSeconds?: number;
+}
+
 export interface PredictRequest {
   /** Texts (a string or `{ text }`), images (`{ image }` base64 or bytes) or `{ imageKey }` in this store. */
   inputs?: PredictInput[];
@@ -230,8 +236,9 @@ export class Platform {
    */
   async requestTraining(
     opts: TrainRequest,
+    run: TrainRun = {},
   ): Promise<{ accepted: true; head: string; dataset: string } | ({ accepted: false } & TrainResult)> {
-    if (!this.trainDispatcher) return { accepted: false, ...(await this.train(opts)) };
+    if (!this.trainDispatcher) return { accepted: false, ...(await this.train(opts, run)) };
     assertName("head", opts.head, "head");
     // Fail here, not silently in the background, on anything checkable without the data.
     (await trainModule()).validateTrainOptions(opts);
@@ -261,7 +268,8 @@ export class Platform {
     return specs;
   }
 
-  async train(request: TrainOptions): Promise<TrainResult> {
+  /** Trains within the configured budget (or `run.maxSeconds`, if less), stopping when `run.signal` aborts. */
+  async train(request: TrainOptions, run: TrainRun = {}): Promise<TrainResult> {
     const { trainHead, validateTrainOptions } = await trainModule();
     validateTrainOptions(request); // before the backbone, whose first use may convert weights
     const opts = await this.trainingBackbones(request);
@@ -269,7 +277,11 @@ export class Platform {
       ? await Promise.all(opts.backbones.map((ref) => this.backboneParts(ref, "backbones")))
       : undefined;
     const specs = candidates ? candidates[0] : await this.backboneParts(opts.backbone);
-    return trainHead(this.store, specs, opts, candidates);
+    return trainHead(this.store, specs, opts, candidates, {
+      maxSeconds: Math.min(this.config.trainMaxSeconds, run.maxSeconds ?? Number.POSITIVE_INFINITY),
+      maxMemoryBytes: this.config.trainMaxMemoryMb * 2 ** 20,
+      signal: run.signal,
+    });
   }
 
   /** `headRef` is `head`, `head@version` or `head:alias`; `req.version`/`req.alias` say the same. */

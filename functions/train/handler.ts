@@ -22,17 +22,24 @@ export const handler = instrument({ log, metrics }, async (event: unknown, conte
   const { idempotencyKey, ...request } = parsed.data;
   if (idempotencyKey) log.appendKeys({ idempotency_key: idempotencyKey });
   // Keyed by the whole event: the same key with another body is another request.
-  const { result, replayed } = await idempotent(platform.store, "train", parsed.data, () => train(request), {
-    inProgressSeconds: attemptSeconds(context),
-  });
+  const { result, replayed } = await idempotent(
+    platform.store,
+    "train",
+    parsed.data,
+    () => train(request, context),
+    { inProgressSeconds: attemptSeconds(context) },
+  );
   if (replayed) log.info("repeated training request: returning the stored result", { head: request.head });
   return result;
 });
 
-async function train(request: Omit<TrainEvent, "idempotencyKey">) {
+async function train(request: Omit<TrainEvent, "idempotencyKey">, context?: Context) {
   try {
     const started = performance.now();
-    const result = await platform.train(request);
+    // Stop (storing nothing) 30 s before Lambda would kill the invocation, whatever the budget says.
+    const remainingMs = context?.getRemainingTimeInMillis?.();
+    const maxSeconds = remainingMs ? Math.max(1, remainingMs / 1000 - 30) : undefined;
+    const result = await platform.train(request, { maxSeconds });
     addMetric(metrics, "trainingTime", (performance.now() - started) / 1000);
     addMetric(metrics, "headsTrained", 1);
     log.info("head trained", {

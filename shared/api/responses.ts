@@ -92,6 +92,10 @@ export const TrainResponse = z
     trainSeconds: z.number(),
     counts: ReportDoc.shape.counts,
     promoted: z.boolean(),
+    notPromoted: z.object({ reason: z.string(), live: z.string().nullable() }).optional().openapi({
+      description:
+        "Present when the live alias moved while this version trained: the version is stored but not live",
+    }),
   })
   .openapi("TrainResponse");
 

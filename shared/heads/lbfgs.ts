@@ -8,7 +8,9 @@
  *
  * Everything is deterministic: no randomness, fixed evaluation order, buffers allocated once up front.
  */
+
 import { ValidationError } from "../errors.ts";
+import { checkTrainingBudget } from "./budget.ts";
 
 /** Writes the gradient at `x` into `grad` and returns the objective value. Must not keep `x`. */
 export type ObjectiveFn = (x: Float64Array, grad: Float64Array) => number;
@@ -263,6 +265,7 @@ function* lbfgsSteps(
   let reason: LbfgsResult["reason"] = "maxIter";
 
   while (iterations < maxIter) {
+    checkTrainingBudget(); // a training's wall-clock budget and cancellation (no-op outside one)
     let dg0 = dot(g, d);
     if (!(dg0 < 0)) {
       // Not a descent direction (curvature pairs went stale): restart from steepest descent.

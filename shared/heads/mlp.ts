@@ -25,7 +25,8 @@
  */
 import type { InferenceSession, Tensor } from "onnxruntime-node";
 import { GraphBuilder } from "../backbone/onnx-writer.ts";
-import { ValidationError } from "../errors.ts";
+import { UnsupportedError, ValidationError } from "../errors.ts";
+import { checkTrainingBudget, MAX_MLP_WEIGHTS, mlpWeights } from "./budget.ts";
 import { CLASS_WEIGHT_MODES, type ClassWeightMode, classSampleWeights } from "./class-weight.ts";
 import type { HeadKind } from "./kind.ts";
 import {
@@ -618,6 +619,7 @@ export async function fitMlp(
     let epochLoss = 0;
     let epochWeight = 0;
     for (let start = 0; start < nTrain; start += bs) {
+      checkTrainingBudget(); // a wide net's minibatch can take seconds
       const B = Math.min(bs, nTrain - start);
       let wSum = 0;
       for (let r = 0; r < B; r++) wSum += sw ? sw[order[start + r]] : 1;
@@ -817,8 +819,18 @@ export const mlpKind: HeadKind<MlpModel, MlpParams> = {
   task: "multiclass",
   description:
     "multi-layer perceptron (1-2 ReLU layers, Adam, weight decay, dropout, early stopping on a validation split)",
-  resolveParams(input) {
-    return resolveMlpParams(input);
+  resolveParams(input, _n, d) {
+    const params = resolveMlpParams(input);
+    // Outputs are not known before the labels; d·units + units² carries nearly all the weights.
+    const weights = mlpWeights(d, params.units, params.layers, 0);
+    if (weights > MAX_MLP_WEIGHTS) {
+      throw new UnsupportedError(
+        `an mlp of ${params.layers} × ${params.units} units on ${d} dims has ${weights.toLocaleString("en")} weights, ` +
+          `over the limit of ${MAX_MLP_WEIGHTS.toLocaleString("en")}; use fewer units or one layer`,
+        { field: input.units === undefined && input.layers !== undefined ? "params.layers" : "params.units" },
+      );
+    }
+    return params;
   },
   grid(n) {
     const base = resolveMlpParams({});

@@ -14,9 +14,16 @@ import {
   parseBackboneRef,
 } from "../embed/composite.ts";
 import type { EmbeddedDataset } from "../embed/embedded-dataset.ts";
-import { UnsupportedError, ValidationError } from "../errors.ts";
+import { ConflictError, UnsupportedError, ValidationError } from "../errors.ts";
 import { assertName } from "../layout.ts";
 import type { ObjectStore } from "../store/types.ts";
+import {
+  checkTrainingBudget,
+  checkTrainMemory,
+  estimateTrainBytes,
+  type TrainLimits,
+  withTrainingBudget,
+} from "./budget.ts";
 import {
   applyTemperature,
   expectedCalibrationError,
@@ -24,7 +31,7 @@ import {
   reliabilityBins,
 } from "./calibration.ts";
 import type { HeadKind, HeadParams, HeadTask, Target } from "./kind.ts";
-import { HEAD_KINDS, headKind } from "./kinds.ts";
+import { findHeadKind, HEAD_KINDS, headKind } from "./kinds.ts";
 import { argmaxRows, classificationMetrics, logLoss } from "./metrics.ts";
 import { kFold, stratifiedKFold } from "./split.ts";
 import { multilabelMetrics, regressionMetrics } from "./task-metrics.ts";
@@ -86,6 +93,11 @@ export interface TrainResult {
   trainSeconds: number;
   counts: Report["counts"];
   promoted: boolean;
+  /**
+   * Why a version asked to be promoted was not: the `live` alias moved while it trained (another
+   * training or a promotion won). The version is stored; promote it explicitly if it should win.
+   */
+  notPromoted?: { reason: string; live: string | null };
 }
 
 const DEFAULT_TYPE: Record<HeadTask, string> = {
@@ -252,6 +264,7 @@ async function crossValidate(
   const decided = problem.task === "multilabel" ? new Uint8Array(pos.length * w) : undefined;
   const foldScores: number[] = [];
   for (let f = 0; f < folds; f++) {
+    checkTrainingBudget();
     const inFold: number[] = [];
     const outFold: number[] = [];
     for (let j = 0; j < pos.length; j++) (foldOf[j] === f ? outFold : inFold).push(j);
@@ -363,7 +376,7 @@ export function validateTrainOptions(opts: TrainOptions): void {
     }
   }
   for (const t of opts.candidates ?? []) {
-    const kind = HEAD_KINDS[t];
+    const kind = findHeadKind(t);
     if (!kind) {
       throw new ValidationError(
         `unknown candidate ${JSON.stringify(t)}; available: ${Object.keys(HEAD_KINDS).join(", ")}`,
@@ -432,12 +445,27 @@ export async function trainHead(
   backbone: BackboneSpec | readonly BackboneSpec[],
   opts: TrainOptions,
   backboneCandidates?: ReadonlyArray<readonly BackboneSpec[]>,
+  limits?: TrainLimits,
 ): Promise<TrainResult> {
   validateTrainOptions(opts);
+  const run = () => train(store, backbone, opts, backboneCandidates, limits);
+  return limits ? withTrainingBudget(limits, run) : run();
+}
+
+async function train(
+  store: ObjectStore,
+  backbone: BackboneSpec | readonly BackboneSpec[],
+  opts: TrainOptions,
+  backboneCandidates: ReadonlyArray<readonly BackboneSpec[]> | undefined,
+  limits: TrainLimits | undefined,
+): Promise<TrainResult> {
   const folds = opts.cv ?? 5;
   const auto = opts.type === "auto";
   const seed = opts.seed ?? 0;
   const started = performance.now();
+  // Promotion is conditional on the alias the training started from: a version promoted (or rolled
+  // back to) meanwhile is someone's decision that this training must not silently overwrite.
+  const previous = (await readAlias(store, opts.head))?.value.version ?? null;
   const searchBackbones = opts.backbones !== undefined;
   if (searchBackbones && backboneCandidates?.length !== opts.backbones!.length) {
     throw new ValidationError("backbones were not resolved for training", { field: "backbones" });
@@ -447,6 +475,7 @@ export async function trainHead(
     opts.dataset,
     searchBackbones ? backboneCandidates! : [Array.isArray(backbone) ? backbone : [backbone as BackboneSpec]],
   );
+  const datasetBytes = inputs.reduce((t, i) => t + i.data.vectors.byteLength, 0);
   let input = inputs[0];
   let data = input.data;
   let d = data.dim;
@@ -526,7 +555,7 @@ export async function trainHead(
   if (auto) {
     const types = opts.candidates ?? Object.keys(HEAD_KINDS).filter((t) => HEAD_KINDS[t].task === task);
     const kinds = types.map((t) => {
-      if (!HEAD_KINDS[t]) {
+      if (!findHeadKind(t)) {
         throw new ValidationError(
           `unknown candidate ${JSON.stringify(t)}; available: ${Object.keys(HEAD_KINDS).join(", ")}`,
           { field: "candidates" },
@@ -543,6 +572,15 @@ export async function trainHead(
     }
     if (kinds.length === 0)
       throw new ValidationError(`no head type learns ${task} targets`, { field: "type" });
+    let largest = 0;
+    for (const inp of inputs)
+      for (const k of kinds)
+        for (const p of k.grid(trainPos.length, inp.data.dim))
+          largest = Math.max(
+            largest,
+            estimateTrainBytes(k.type, trainPos.length, inp.data.dim, problem.width, p),
+          );
+    checkTrainMemory(limits, `auto over ${types.join(", ")}`, datasetBytes, largest);
     const candidates: Search["candidates"] = [];
     let best:
       | {
@@ -562,6 +600,7 @@ export async function trainHead(
       const backboneId = inp.specs.map((s) => s.id).join(PART_SEPARATOR);
       for (const k of kinds) {
         for (const p of k.grid(trainPos.length, di)) {
+          checkTrainingBudget();
           const t0 = performance.now();
           const cv = await crossValidate(prob, k, p, trainPos, foldOf, trainFolds, seed);
           const s = mean(cv.foldScores);
@@ -604,6 +643,12 @@ export async function trainHead(
   } else {
     kind = headKind(requested) as AnyKind;
     params = kind.resolveParams(opts.params ?? {}, trainPos.length, d);
+    checkTrainMemory(
+      limits,
+      `a ${kind.type} head on ${trainPos.length} rows × ${d} dims`,
+      datasetBytes,
+      estimateTrainBytes(kind.type, trainPos.length, d, problem.width, params),
+    );
   }
 
   // ---- Evaluation: the test split, or out-of-fold predictions ----
@@ -720,10 +765,11 @@ export async function trainHead(
     ...info,
     createdAt,
   };
-  const previous = (await readAlias(store, opts.head))?.value.version ?? null;
+  // Last point to stop: past it the version is stored, so a cancelled caller leaves nothing behind.
+  checkTrainingBudget();
   await writeHeadVersion(store, head, report);
-  const promote = opts.promote ?? true;
-  if (promote) await setAlias(store, opts.head, version, { expectedVersion: previous });
+  const notPromoted =
+    (opts.promote ?? true) ? await promoteNew(store, opts.head, version, previous) : undefined;
   return {
     head: opts.head,
     version,
@@ -746,6 +792,31 @@ export async function trainHead(
     evaluation,
     trainSeconds,
     counts,
-    promoted: promote,
+    promoted: (opts.promote ?? true) && !notPromoted,
+    ...(notPromoted ? { notPromoted } : {}),
   };
+}
+
+/**
+ * Moves `live` to the new version if it still points where it did when training started. If it
+ * moved, the stored version stays (training is the expensive part, and it may still be promoted
+ * by hand) and the answer says why it is not live, rather than failing a request whose version exists.
+ */
+async function promoteNew(
+  store: ObjectStore,
+  head: string,
+  version: string,
+  previous: string | null,
+): Promise<TrainResult["notPromoted"]> {
+  try {
+    await setAlias(store, head, version, { expectedVersion: previous });
+    return undefined;
+  } catch (err) {
+    if (!(err instanceof ConflictError)) throw err;
+    const live = (await readAlias(store, head))?.value.version ?? null;
+    return {
+      reason: `the live alias moved from ${previous ?? "nothing"} to ${live ?? "nothing"} while this version trained; it is stored but not live`,
+      live,
+    };
+  }
 }

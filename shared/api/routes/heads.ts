@@ -49,10 +49,11 @@ const train = createRoute({
     ...errorResponses({
       400: "Invalid request (type, task, params, candidates, cv), or too few labelled rows",
       404: "Unknown dataset or backbone",
-      409: "The live alias moved while training",
       413: true,
       415: "Not application/json",
-      422: "A head type that cannot take these labels",
+      422:
+        "A head type that cannot take these labels, params over a cap (`field` names it, e.g. `params.units`), " +
+        "or a training over its memory or wall-clock budget (`field`: HEADSTART_TRAIN_MAX_MEMORY_MB, HEADSTART_TRAIN_MAX_SECONDS)",
     }),
   },
 });
@@ -266,7 +267,11 @@ export function headRoutes(platform: Platform) {
   const app = new OpenAPIHono<AppEnv>();
   app.openapi(train, async (c) => {
     const { head } = c.req.valid("param");
-    const result = await platform.requestTraining({ head, ...c.req.valid("json") });
+    // The request's signal aborts when the client goes away: the training then stops unstored.
+    const result = await platform.requestTraining(
+      { head, ...c.req.valid("json") },
+      { signal: c.req.raw.signal },
+    );
     if (result.accepted) return c.json(result, 202);
     const { accepted: _accepted, ...trained } = result;
     return c.json(trained, 200);
