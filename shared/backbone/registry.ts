@@ -31,6 +31,11 @@ const BUILT_IN: Record<string, (modelsDir: string) => Promise<{ dir: string }>> 
 
 export const BUILT_IN_BACKBONES = Object.keys(BUILT_IN);
 
+/** A built-in's builder; own keys only, so an id like "constructor" is no built-in. */
+function builderOf(id: string) {
+  return Object.hasOwn(BUILT_IN, id) ? BUILT_IN[id] : undefined;
+}
+
 /**
  * Publishes a local backbone directory (backbone.json, the model, its assets) to the store.
  * The model's sha256 is checked against the spec; backbone.json goes last, as the commit marker.
@@ -104,7 +109,7 @@ export async function resolveBackbone(
   assertName("backbone", id, "backbone");
   const found = await getJson(store, keys.backboneSpec(id), BackboneSpec);
   if (found) return found.value;
-  const build = BUILT_IN[id];
+  const build = builderOf(id);
   if (!build) {
     throw new NotFoundError(
       `backbone ${id} (built-in: ${BUILT_IN_BACKBONES.join(", ")}; or add your own ONNX model)`,
@@ -126,7 +131,7 @@ export async function resolveBackbone(
 
 /** Builds a built-in backbone into `modelsDir` (once) and publishes it to the store. */
 export async function publishBuiltIn(store: ObjectStore, id: string, modelsDir: string) {
-  const build = BUILT_IN[id];
+  const build = builderOf(id);
   if (!build) {
     throw new NotFoundError(`built-in backbone ${id} (built-in: ${BUILT_IN_BACKBONES.join(", ")})`, {
       field: "backbone",
@@ -165,7 +170,7 @@ export async function builtInEmbedder(
   modelsDir: string,
   opts: { microBatch?: number; session?: SessionOptions } = {},
 ): Promise<Embedder> {
-  const build = BUILT_IN[id];
+  const build = builderOf(id);
   if (!build) {
     throw new NotFoundError(`built-in backbone ${id} (built-in: ${BUILT_IN_BACKBONES.join(", ")})`, {
       field: "backbone",

@@ -143,7 +143,8 @@ export async function ingestDataset(
 export function summarizeRows(
   rows: readonly DatasetRow[],
 ): Pick<DatasetStatus, "labels" | "splits" | "modalities"> {
-  const labels: Record<string, number> = {};
+  // No prototype: a label may be called "constructor" or "__proto__".
+  const labels: Record<string, number> = Object.create(null);
   const splits = { train: 0, test: 0, unspecified: 0 };
   const modalities: Record<string, number> = {};
   for (const r of rows) {

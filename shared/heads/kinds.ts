@@ -20,8 +20,13 @@ export const HEAD_KINDS: Readonly<Record<string, AnyKind>> = {
   ridge: ridgeKind,
 };
 
+/** The kind of a type name, or undefined; own keys only, so "constructor" is no head type. */
+export function findHeadKind(type: string): AnyKind | undefined {
+  return Object.hasOwn(HEAD_KINDS, type) ? HEAD_KINDS[type] : undefined;
+}
+
 export function headKind(type: string): AnyKind {
-  const kind = HEAD_KINDS[type];
+  const kind = findHeadKind(type);
   if (!kind) {
     throw new ValidationError(
       `unknown head type ${JSON.stringify(type)}; available: ${Object.keys(HEAD_KINDS).join(", ")}, auto`,

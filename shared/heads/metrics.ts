@@ -55,7 +55,7 @@ export function classificationMetrics(
     if (t === p) correct++;
   }
 
-  const perClass: Record<string, ClassMetrics> = {};
+  const perClass: Record<string, ClassMetrics> = Object.create(null);
   let f1Sum = 0;
   let present = 0;
   for (let c = 0; c < k; c++) {

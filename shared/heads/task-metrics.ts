@@ -67,7 +67,7 @@ export function multilabelMetrics(
     if (rowWrong === 0) exact++;
     wrong += rowWrong;
   }
-  const perLabel: MultilabelMetrics["perLabel"] = {};
+  const perLabel: MultilabelMetrics["perLabel"] = Object.create(null);
   let f1Sum = 0;
   let tpAll = 0;
   let fpAll = 0;
