@@ -2,13 +2,14 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import { App, type Stack } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
 import { buildApp } from "../infra/app.ts";
 import { CustomerConfigError, loadCustomers, parseCustomers } from "../infra/customers.ts";
 import { embedJobId } from "../shared/embed/plan.ts";
 import { buildLambdaBundles } from "./helpers/bundles.ts";
+import { covers, reachViolations, resourceArns, statements } from "./helpers/iam-reach.ts";
 
 const sample = JSON.parse(readFileSync("infra/customers.json", "utf8")) as {
   customers: Record<string, unknown>[];
@@ -102,32 +103,36 @@ describe("customers file", () => {
 });
 
 describe("customers whose ids share a prefix (acme, acme-eu)", () => {
-  test("no SageMaker grant, log-stream grant or job-event rule of one matches the other's jobs", async () => {
+  const templates = new Map<string, Template>();
+  before(async () => {
     await buildLambdaBundles(); // the stacks deploy the bundles
     const dir = mkdtempSync(join(tmpdir(), "headstart-prefix-"));
     const file = join(dir, "customers.json");
-    const sample = JSON.parse(readFileSync("infra/customers.json", "utf8"));
     const acme = sample.customers[0];
     writeFileSync(file, JSON.stringify({ customers: [acme, { ...acme, id: "acme-eu" }] }));
     const app = buildApp(new App({ context: { customers: file, "aws:cdk:disable-asset-staging": true } }), {
       nag: false,
     });
-    const spec = {
-      id: "glove-100d",
-      sha256: "0".repeat(64),
-      preprocessing: { type: "text-vocab" },
-      assetSha256: {},
-    } as unknown as Parameters<typeof embedJobId>[2];
-    const jobOf = (customer: string) => embedJobId(`s3://${customer}`, "reviews", spec, "v1", customer);
-    const toRegex = (glob: string) =>
-      new RegExp(`^${glob.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`);
-    for (const [self, other] of [
-      ["acme", "acme-eu"],
-      ["acme-eu", "acme"],
-    ] as const) {
-      const json = JSON.stringify(
-        Template.fromStack(app.node.findChild(`headstart-${self}`) as Stack).toJSON(),
-      );
+    for (const id of ["acme", "acme-eu"]) {
+      templates.set(id, Template.fromStack(app.node.findChild(`headstart-${id}`) as Stack));
+    }
+  });
+  const region = String(sample.customers[0].region);
+  const spec = {
+    id: "glove-100d",
+    sha256: "0".repeat(64),
+    preprocessing: { type: "text-vocab" },
+    assetSha256: {},
+  } as unknown as Parameters<typeof embedJobId>[2];
+  const jobOf = (customer: string) => embedJobId(`s3://${customer}`, "reviews", spec, "v1", customer);
+  const pairs = [
+    ["acme", "acme-eu"],
+    ["acme-eu", "acme"],
+  ] as const;
+
+  test("no SageMaker grant, log-stream grant or job-event rule of one matches the other's jobs", () => {
+    for (const [self, other] of pairs) {
+      const json = JSON.stringify(templates.get(self)!.toJSON());
       // Every job-name pattern the stack grants or routes by: `…processing-job/<glob>`,
       // `…:log-stream:<glob>` and EventBridge `prefix` filters on ProcessingJobName.
       const globs = [
@@ -137,9 +142,70 @@ describe("customers whose ids share a prefix (acme, acme-eu)", () => {
       ];
       assert.ok(globs.length >= 3, `${self}: ${globs.join(", ")}`);
       for (const glob of globs) {
-        assert.ok(toRegex(glob).test(jobOf(self)), `${self}'s ${glob} covers its own job ${jobOf(self)}`);
-        assert.ok(!toRegex(glob).test(jobOf(other)), `${self}'s ${glob} must not cover ${jobOf(other)}`);
+        assert.ok(covers(glob, jobOf(self)), `${self}'s ${glob} covers its own job ${jobOf(self)}`);
+        assert.ok(!covers(glob, jobOf(other)), `${self}'s ${glob} must not cover ${jobOf(other)}`);
       }
+    }
+  });
+
+  test("no statement of one stack reaches the other's bucket, key, jobs, functions, queues or log groups", () => {
+    for (const [self, other] of pairs) {
+      const own = statements(templates.get(self)!.toJSON() as never, `headstart-${self}`, region);
+      const theirs = resourceArns(templates.get(other)!.toJSON() as never, `headstart-${other}`, region, [
+        jobOf(other),
+      ]);
+      assert.ok(own.length >= 20 && theirs.length >= 20, `${own.length} statements, ${theirs.length} ARNs`);
+      assert.deepEqual(reachViolations(own, theirs), [], `${self} → ${other}`);
+      // The check sees real grants: the stack's own job and log stream are covered by its own statements.
+      const mine = resourceArns({ Resources: {} }, `headstart-${self}`, region, [jobOf(self)]);
+      assert.ok(reachViolations(own, mine).length >= 2, `${self}'s grants cover its own jobs`);
+    }
+  });
+
+  test("the reach check catches a grant by customer-id prefix", () => {
+    const leaky = {
+      Resources: {
+        Role: {
+          Type: "AWS::IAM::Policy",
+          Properties: {
+            PolicyDocument: {
+              Statement: [
+                {
+                  Effect: "Allow",
+                  Action: "sagemaker:StopProcessingJob",
+                  Resource: {
+                    "Fn::Join": [
+                      "",
+                      [
+                        "arn:aws:sagemaker:",
+                        region,
+                        ":",
+                        { Ref: "AWS::AccountId" },
+                        ":processing-job/embed-acme*",
+                      ],
+                    ],
+                  },
+                },
+              ],
+            },
+          },
+        },
+      },
+    };
+    const theirs = resourceArns({ Resources: {} }, "headstart-acme-eu", region, [jobOf("acme-eu")]);
+    assert.equal(reachViolations(statements(leaky, "headstart-acme", region), theirs).length, 1);
+  });
+
+  test("tag conditions pin the customer exactly, and no stack imports another's values", () => {
+    for (const [self] of pairs) {
+      const own = statements(templates.get(self)!.toJSON() as never, `headstart-${self}`, region);
+      const tagged = own.flatMap((s) => s.conditions).filter((c) => c.key.endsWith("headstart:customer"));
+      assert.ok(tagged.length >= 1, `${self} scopes job creation by tag`);
+      for (const c of tagged) {
+        assert.equal(c.operator, "StringEquals", `${self}: ${c.key} must not be a pattern`);
+        assert.deepEqual(c.values, [self]);
+      }
+      assert.ok(!JSON.stringify(templates.get(self)!.toJSON()).includes("Fn::ImportValue"));
     }
   });
 });
