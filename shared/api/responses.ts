@@ -6,6 +6,7 @@ import { z } from "@hono/zod-openapi";
 import { BackboneSpec } from "../backbone/spec.ts";
 import { DatasetStatus as DatasetStatusDoc } from "../datasets/status.ts";
 import {
+  Alias as AliasDoc,
   HeadDocument,
   HeadTask,
   Metrics,
@@ -119,6 +120,10 @@ export const HeadInfo = z
 export const HeadVersion = HeadDocument.omit({ model: true })
   .extend({ report: Report.optional() })
   .openapi("HeadVersion");
+
+export const AliasInfo = AliasDoc.describe(
+  "`heads/<h>/aliases/<alias>.json`: where the alias points and its last moves (docs/formats.md)",
+).openapi("Alias");
 
 export const AliasMoved = z
   .object({ head: z.string(), alias: z.string(), version: z.string() })

@@ -161,6 +161,20 @@ export const Report = z.object({
 });
 export type Report = z.infer<typeof Report>;
 
+/** One move of an alias, kept in the alias document itself (so it is written by the same CAS). */
+export const AliasMove = z.object({
+  version: z.string(),
+  /** Where it pointed before this move (absent for the first). */
+  from: z.string().optional(),
+  at: z.string(),
+  /** `promote` (or a training's promotion) or `rollback`. */
+  by: z.enum(["promote", "rollback"]),
+});
+export type AliasMove = z.infer<typeof AliasMove>;
+
+/** Moves an alias document keeps: the most recent, oldest first. */
+export const MAX_ALIAS_HISTORY = 100;
+
 export const Alias = z.object({
   head: z.string(),
   alias: z.string(),
@@ -168,6 +182,8 @@ export const Alias = z.object({
   /** Where the alias pointed before its last move: what `rollback` returns to. */
   previous: z.string().optional(),
   updatedAt: z.string(),
+  /** Its last MAX_ALIAS_HISTORY moves, oldest first (absent on aliases written before history). */
+  history: z.array(AliasMove).optional(),
 });
 
 /** `head`, `head@version` or `head:alias`: which version of a head a caller means. */
@@ -223,18 +239,48 @@ export async function readAlias(store: ObjectStore, head: string, alias = "live"
   return getJson(store, keys.headAlias(head, alias), Alias);
 }
 
-/** Points `alias` at `version`; `expectedVersion` guards against overwriting someone else's move. */
+/** Compare-and-swap attempts of a move that expects nothing in particular (see setAlias). */
+const UNCONDITIONAL_ATTEMPTS = 50;
+
+/**
+ * Points `alias` at `version`; `expectedVersion` guards against overwriting someone else's move
+ * (a lost race is then a 409). Without it the caller wants the alias here whatever it pointed
+ * to, so a lost compare-and-swap is retried on the new state rather than refused: concurrent
+ * promotions all land, one after another, each recorded in the alias's history.
+ */
 export async function setAlias(
   store: ObjectStore,
   head: string,
   version: string,
-  opts: { alias?: string; expectedVersion?: string | null } = {},
+  opts: { alias?: string; expectedVersion?: string | null; by?: AliasMove["by"] } = {},
 ): Promise<void> {
-  const alias = opts.alias ?? "live";
   assertName("version", version, "version");
   if (!(await store.head(keys.headFile(head, version, "head.json")))) {
     throw new NotFoundError(`head ${head} version ${version}`, { field: "version" });
   }
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await moveAlias(store, head, version, opts);
+    } catch (err) {
+      const retry = opts.expectedVersion === undefined && attempt < UNCONDITIONAL_ATTEMPTS;
+      if (!(err instanceof AliasRaceLost && retry)) throw err;
+      // Jittered, growing pause so racing movers spread out instead of colliding again.
+      await new Promise((r) => setTimeout(r, Math.random() * Math.min(100, 2 * attempt)));
+    }
+  }
+}
+
+/** The alias changed between our read and our write: a 409 unless the move is retried. */
+class AliasRaceLost extends ConflictError {}
+
+/** One compare-and-swap of the alias document. */
+async function moveAlias(
+  store: ObjectStore,
+  head: string,
+  version: string,
+  opts: { alias?: string; expectedVersion?: string | null; by?: AliasMove["by"] },
+): Promise<void> {
+  const alias = opts.alias ?? "live";
   const current = await readAlias(store, head, alias);
   if (opts.expectedVersion !== undefined && (current?.value.version ?? null) !== opts.expectedVersion) {
     throw new ConflictError(
@@ -244,12 +290,20 @@ export async function setAlias(
       },
     );
   }
+  const at = new Date().toISOString();
+  const move: AliasMove = {
+    version,
+    ...(current ? { from: current.value.version } : {}),
+    at,
+    by: opts.by ?? "promote",
+  };
   const body = {
     head,
     alias,
     version,
     ...(current && current.value.version !== version ? { previous: current.value.version } : {}),
-    updatedAt: new Date().toISOString(),
+    updatedAt: at,
+    history: [...(current?.value.history ?? []), move].slice(-MAX_ALIAS_HISTORY),
   };
   try {
     await putJson(
@@ -260,7 +314,7 @@ export async function setAlias(
     );
   } catch (err) {
     if (err instanceof PreconditionFailedError) {
-      throw new ConflictError(`alias ${alias} of head ${head} was moved concurrently; retry`, {
+      throw new AliasRaceLost(`alias ${alias} of head ${head} was moved concurrently; retry`, {
         field: "alias",
       });
     }
@@ -281,7 +335,7 @@ export async function rollbackAlias(
     throw new ConflictError(`alias ${alias} of head ${head} has no previous version to roll back to`, {
       field: "alias",
     });
-  await setAlias(store, head, to, { alias, expectedVersion: current.value.version });
+  await setAlias(store, head, to, { alias, expectedVersion: current.value.version, by: "rollback" });
   return { from: current.value.version, to };
 }
 

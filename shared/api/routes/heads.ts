@@ -1,9 +1,11 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { PayloadTooLargeError, ValidationError } from "../../errors.ts";
+import { NotFoundError, PayloadTooLargeError, ValidationError } from "../../errors.ts";
 import { renderReportHtml } from "../../heads/report-html.ts";
+import { readAlias } from "../../heads/version.ts";
 import type { Platform } from "../../platform.ts";
 import type { AppEnv } from "../env.ts";
 import {
+  AliasInfo,
   AliasMoved,
   AliasRolledBack,
   errorResponses,
@@ -103,6 +105,19 @@ const promote = createRoute({
       413: true,
       415: "Not application/json",
     }),
+  },
+});
+
+const alias = createRoute({
+  method: "get",
+  path: "/{head}/aliases/{alias}",
+  operationId: "getHeadAlias",
+  tags,
+  summary: "Where an alias points, where it pointed before, and its history of moves",
+  request: { params: HeadAliasParams },
+  responses: {
+    200: jsonBody(AliasInfo, "The alias document"),
+    ...errorResponses({ 400: true, 404: "Unknown head or alias" }),
   },
 });
 
@@ -286,6 +301,12 @@ export function headRoutes(platform: Platform) {
     const body = c.req.valid("json");
     await platform.promote(head, body.version, body.expectedVersion, alias);
     return c.json({ head, alias, version: body.version }, 200);
+  });
+  app.openapi(alias, async (c) => {
+    const { head, alias: name } = c.req.valid("param");
+    const found = await readAlias(platform.store, head, name);
+    if (!found) throw new NotFoundError(`alias ${name} of head ${head}`, { field: "alias" });
+    return c.json(found.value, 200);
   });
   app.openapi(rollback, async (c) => {
     const { head, alias } = c.req.valid("param");
