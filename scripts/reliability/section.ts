@@ -1,0 +1,26 @@
+/**
+ * One part of `npm run bench:reliability`: its key in the JSON output, how to run it, and its
+ * lines of the human table. A new part is one module exporting a `Section` plus one line in
+ * bench-reliability.ts's `SECTIONS`.
+ */
+export interface BenchOptions {
+  /** Generated fuzz requests (≥ 10,000 for the published figure). */
+  fuzzRequests: number;
+  seed: number;
+  /** Seconds per load case. */
+  durationS: number;
+  /** Trainings (and promotions) at once. */
+  concurrency: number;
+  say: (message: string) => void;
+}
+
+export interface Section<R = unknown> {
+  /** The key in the JSON output. */
+  key: string;
+  title: string;
+  run(opts: BenchOptions): Promise<R>;
+  /** Lines of the human table. */
+  table(result: R): string[];
+  /** Whether the result meets the issue's bar (lost/duplicated/corrupt/5xx/errors all 0…). */
+  ok(result: R): boolean;
+}
