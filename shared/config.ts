@@ -21,6 +21,10 @@ export const CUSTOMER_ID_RULE = "use lower-case letters and digits in words join
 const EnvSchema = z.object({
   HEADSTART_STORE: z.string().min(1).default(".headstart"),
   HEADSTART_S3_ENDPOINT: z.url().optional(),
+  /** S3 requests: tries per request, idle-connection and connect timeouts (store/s3.ts `S3_DEFAULTS`). */
+  HEADSTART_S3_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).optional(),
+  HEADSTART_S3_SOCKET_TIMEOUT_MS: z.coerce.number().int().min(50).max(600_000).optional(),
+  HEADSTART_S3_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(50).max(600_000).optional(),
   HEADSTART_MODELS_DIR: z.string().min(1).default(`${PACKAGE_ROOT}.models`),
   HEADSTART_SCRATCH_DIR: z.string().min(1).optional(),
   /** The backbone of text datasets when none is named. */
@@ -87,6 +91,8 @@ const EnvSchema = z.object({
 export interface Config {
   /** A directory path, `file://…`, or `s3://bucket[/prefix]`. */
   store: string;
+  /** Bounded retries and timeouts of S3 requests; unset fields take `S3_DEFAULTS`. */
+  s3Client?: { maxAttempts?: number; socketTimeoutMs?: number; connectTimeoutMs?: number };
   /** S3-compatible endpoint for non-AWS servers (radosgw, MinIO…). */
   s3Endpoint?: string;
   region?: string;
@@ -143,6 +149,10 @@ export function configToEnv(config: Config): Record<string, string> {
     HEADSTART_DEFAULT_BACKBONE: config.defaultBackbone,
     HEADSTART_DEFAULT_IMAGE_BACKBONE: config.defaultImageBackbone,
     HEADSTART_LOG_LEVEL: config.logLevel,
+  const s3 = config.s3Client ?? {};
+  if (s3.maxAttempts !== undefined) env.HEADSTART_S3_MAX_ATTEMPTS = String(s3.maxAttempts);
+  if (s3.socketTimeoutMs !== undefined) env.HEADSTART_S3_SOCKET_TIMEOUT_MS = String(s3.socketTimeoutMs);
+  if (s3.connectTimeoutMs !== undefined) env.HEADSTART_S3_CONNECT_TIMEOUT_MS = String(s3.connectTimeoutMs);
     HEADSTART_LEASE_TTL_S: String(config.leaseTtlSeconds),
   };
   if (config.s3Endpoint) env.HEADSTART_S3_ENDPOINT = config.s3Endpoint;
@@ -167,6 +177,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     throw new ValidationError(`environment variable ${name} is invalid: ${issue.message}`, { field: name });
   }
   const e = parsed.data;
+    s3Client: {
+      maxAttempts: e.HEADSTART_S3_MAX_ATTEMPTS,
+      socketTimeoutMs: e.HEADSTART_S3_SOCKET_TIMEOUT_MS,
+      connectTimeoutMs: e.HEADSTART_S3_CONNECT_TIMEOUT_MS,
+    },
   const config: Config = {
     store: e.HEADSTART_STORE,
     s3Endpoint: e.HEADSTART_S3_ENDPOINT,

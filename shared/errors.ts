@@ -10,6 +10,7 @@ export type ErrorCode =
   | "precondition_failed"
   | "payload_too_large"
   | "unsupported"
+  | "unavailable"
   | "internal";
 
 export class HeadstartError extends Error {
@@ -90,7 +91,17 @@ export class UnsupportedError extends HeadstartError {
   }
 }
 
+/**
+ * The object store kept failing (5xx, throttling, resets, timeouts) after its bounded retries.
+ * HTTP 503, CLI exit 1; Lambdas rethrow it so their own retries try again later.
+ */
+export class StoreUnavailableError extends HeadstartError {
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super("unavailable", message, opts);
+  }
+}
+
 /** True for errors caused by the caller's input rather than by the platform. */
 export function isUserError(err: unknown): err is HeadstartError {
-  return err instanceof HeadstartError && err.code !== "internal";
+  return err instanceof HeadstartError && err.code !== "internal" && err.code !== "unavailable";
 }

@@ -14,6 +14,7 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   precondition_failed: 409,
   payload_too_large: 413,
   unsupported: 422,
+  unavailable: 503,
   internal: 500,
 };
 

@@ -11,7 +11,7 @@ export type { ObjectInfo, ObjectStore, PutOptions, StoredObject } from "./types.
 
 /** `s3://bucket[/prefix]` → S3Store; `file://…` or a plain path → FsStore. */
 export function openStore(
-  config: Pick<Config, "store" | "s3Endpoint" | "region" | "scratchDir">,
+  config: Pick<Config, "store" | "s3Endpoint" | "region" | "scratchDir" | "s3Client">,
 ): ObjectStore {
   const url = config.store;
   if (url.startsWith("s3://")) {
@@ -24,6 +24,7 @@ export function openStore(
       endpoint: config.s3Endpoint,
       region: config.region,
       scratchDir: config.scratchDir,
+      ...config.s3Client,
     });
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url) && !url.startsWith("file://")) {
