@@ -11,6 +11,7 @@ import { newApiKey } from "../../shared/auth/api-keys.ts";
 import { decodeNpy } from "../../shared/cache/npy.ts";
 import { type Config, loadConfig } from "../../shared/config.ts";
 import { DEMO_DATASET, DEMO_HEAD, runDemo } from "../../shared/demo.ts";
+import type { DoctorReport } from "../../shared/doctor/report.ts";
 import type { RunShardsResult } from "../../shared/embed/run.ts";
 import { HeadstartError, isUserError, ValidationError } from "../../shared/errors.ts";
 import { HEAD_KINDS } from "../../shared/heads/kinds.ts";
@@ -502,6 +503,37 @@ program
     output(json, r, `exported ${r.rows} × ${r.dim} to ${r.files.embeddings} and ${r.files.rows}`);
   });
 
+/** A doctor report for a person: one line per problem, then the totals. */
+function doctorLines(report: DoctorReport): string {
+  const problems = Object.entries(report.checks).flatMap(([check, r]) =>
+    r.problems.map((p) => `  ${check}: ${p.kind} ${p.key}: ${p.problem}${p.repaired ? " (repaired)" : ""}`),
+  );
+  const checked = Object.values(report.checks).reduce((n, r) => n + r.checked, 0);
+  const s = report.summary;
+  return [
+    ...problems,
+    report.ok && problems.length === 0
+      ? `no problems (${checked} objects checked)`
+      : `${s.corrupt} corrupt, ${s.missing} missing, ${s.duplicated} duplicated items, ${s.strayTemporaries} stray temporaries, ` +
+        `${s.staleLeases} stale leases, ${s.incomplete} incomplete; ${s.repaired} repaired` +
+        (report.ok ? "" : report.repair ? "" : " (--repair fixes temporaries and stale leases)"),
+  ].join("\n");
+}
+
+program
+  .command("doctor")
+  .description(
+    "verify the store (committed shards, head versions, aliases, datasets' rows, leftovers of killed writes); exit 1 while problems remain",
+  )
+  .option("--repair", "remove stray temporaries older than --grace and leases on committed shards (never data)")
+  .option("--grace <seconds>", "leave temporaries younger than this alone (a live writer's)", intOption("grace"), 900)
+  .action(async (opts, cmd: Command) => {
+    const { platform, json } = context(cmd);
+    const report = await platform.doctor({ repair: Boolean(opts.repair), graceMs: opts.grace * 1000 });
+    output(json, report, doctorLines(report));
+    if (!report.ok) process.exitCode = 1;
+  });
+
 program
   .command("status")
   .description("a dataset's ingest result and embedding progress")
@@ -682,4 +714,5 @@ async function main(argv: string[]): Promise<number> {
 const code = await main(process.argv);
 // `serve` and `start` keep the event loop alive; everything else exits with its code.
 if (code !== 0) process.exit(code);
-process.exitCode = code;
+// A command may have set its own (doctor: 1 while problems remain).
+process.exitCode ??= code;

@@ -10,7 +10,7 @@ import { pathToFileURL } from "node:url";
 import { PreconditionFailedError, ValidationError } from "../errors.ts";
 import { storageKeyProblem } from "../layout.ts";
 import { fileSha256, type LocalFile } from "./local-file.ts";
-import type { ObjectInfo, ObjectStore, PutOptions, StoredObject } from "./types.ts";
+import type { ObjectInfo, ObjectStore, PutOptions, StoredObject, Temporary } from "./types.ts";
 
 const TEMP_MARK = ".~tmp-";
 const LOCK_SUFFIX = ".~lock";
@@ -106,6 +106,21 @@ export class FsStore implements ObjectStore {
     return written;
   }
 
+  /** `put` of a local file by copy and rename, so the bytes never pass through memory. */
+  async putFile(key: string, file: string): Promise<ObjectInfo> {
+    const path = this.pathOf(key);
+    await fs.mkdir(dirname(path), { recursive: true });
+    const tmp = `${path}${TEMP_MARK}${randomBytes(6).toString("hex")}`;
+    try {
+      await fs.copyFile(file, tmp, constants.COPYFILE_EXCL);
+      const st = await fs.stat(tmp, { bigint: true });
+      await fs.rename(tmp, path);
+      return { key, size: Number(st.size), etag: FsStore.etagOf(st) };
+    } finally {
+      await fs.rm(tmp, { force: true });
+    }
+  }
+
   /** Compare-and-swap needs mutual exclusion between processes: an O_EXCL lock file. */
   private async withLock<T>(key: string, path: string, fn: () => Promise<T>): Promise<T> {
     const lock = `${path}${LOCK_SUFFIX}`;
@@ -180,6 +195,64 @@ export class FsStore implements ObjectStore {
     await fs.rm(this.pathOf(key), { force: true });
   }
 
+  /**
+   * Files a killed writer left: `put`'s temporary (written, not yet renamed), a compare-and-swap
+   * lock, or a stale lock moved aside. Found only by this walk (`list` never shows them);
+   * `headstart doctor --repair` removes the ones older than its grace period.
+   */
+  async temporaries(): Promise<Temporary[]> {
+    const out: Temporary[] = [];
+    const now = Date.now();
+    const walk = async (dir: string): Promise<void> => {
+      const entries = await fs.readdir(dir, { withFileTypes: true }).catch((err) => {
+        if (isMissing(err)) return [];
+        throw err;
+      });
+      for (const e of entries) {
+        const full = join(dir, e.name);
+        if (e.isDirectory()) await walk(full);
+        else if (isTemporaryName(e.name)) {
+          const st = await fs.stat(full).catch(() => undefined);
+          if (!st) continue; // finished meanwhile
+          out.push({
+            key: relative(this.root, full).split(sep).join("/"),
+            ageMs: now - st.mtimeMs,
+            size: st.size,
+          });
+        }
+      }
+    };
+    await walk(this.root);
+    return out.sort((a, b) => (a.key < b.key ? -1 : 1));
+  }
+
+  async removeTemporary(key: string, minAgeMs: number): Promise<boolean> {
+    const name = key.slice(key.lastIndexOf("/") + 1);
+    if (storageKeyProblem(key) || !isTemporaryName(name))
+      throw new ValidationError(`not a temporary file: ${JSON.stringify(key)}`, { field: "key" });
+    const path = join(this.root, ...key.split("/"));
+    // A lock's name is reused by the next writer of its key: move it aside first (atomic), then
+    // make sure what was moved is the old one, and put a young one back.
+    const aside = name.endsWith(LOCK_SUFFIX) ? `${path}.stale-${randomBytes(4).toString("hex")}` : path;
+    if (
+      aside !== path &&
+      !(await fs.rename(path, aside).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return false;
+    const st = await fs.stat(aside).catch(() => undefined);
+    if (!st) return false;
+    if (Date.now() - st.mtimeMs < minAgeMs) {
+      if (aside !== path) await fs.link(aside, path).catch(() => undefined);
+      if (aside !== path) await fs.rm(aside, { force: true });
+      return false;
+    }
+    await fs.rm(aside, { force: true });
+    return true;
+  }
+
   async localPath(key: string): Promise<string | undefined> {
     return (await this.head(key)) ? this.pathOf(key) : undefined;
   }
@@ -194,6 +267,11 @@ export class FsStore implements ObjectStore {
       throw err;
     }
   }
+}
+
+/** A write's temporary, a lock, or a lock moved aside to be broken (`.~lock.stale-…`). */
+function isTemporaryName(name: string): boolean {
+  return name.includes(TEMP_MARK) || name.endsWith(LOCK_SUFFIX) || name.includes(`${LOCK_SUFFIX}.stale-`);
 }
 
 function isMissing(err: unknown): boolean {

@@ -22,6 +22,14 @@ export interface StoredObject extends ObjectInfo {
   body: Uint8Array;
 }
 
+/** A leftover of an interrupted write: not an object, never listed (FsStore's `.~tmp-…`, `.~lock`). */
+export interface Temporary {
+  /** Its name in key form (`cache/b/d/shard-00001.npy.~tmp-3f2a…`). */
+  key: string;
+  ageMs: number;
+  size: number;
+}
+
 export interface ObjectStore {
   /** Human-readable location, e.g. `file:///abs/dir` or `s3://bucket`. */
   readonly url: string;
@@ -42,4 +50,13 @@ export interface ObjectStore {
    * verified cold start reads a large model once, not twice.
    */
   localFile(key: string): Promise<LocalFile | undefined>;
+  /**
+   * `put` (unconditional) of a local file's bytes, streamed rather than read into memory: for
+   * documents that grow with a dataset (an import's rows). Callers fall back to `put` without it.
+   */
+  putFile?(key: string, file: string, opts?: Pick<PutOptions, "contentType">): Promise<ObjectInfo>;
+  /** Leftovers of interrupted writes; absent on stores whose writes leave none (S3: one PUT each). */
+  temporaries?(): Promise<Temporary[]>;
+  /** Removes one if it is still at least `minAgeMs` old; false when it was younger or gone. */
+  removeTemporary?(key: string, minAgeMs: number): Promise<boolean>;
 }
