@@ -11,9 +11,11 @@ import { readdir, rm, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
+import { createApp } from "../shared/api/app.ts";
 import { PACKAGE_ROOT } from "../shared/config.ts";
-import { runDoctor } from "../shared/doctor/index.ts";
+import { type DoctorReport, runDoctor } from "../shared/doctor/index.ts";
 import { keys } from "../shared/layout.ts";
+import { makeLogger } from "../shared/log.ts";
 import type { Platform } from "../shared/platform.ts";
 import type { FsStore } from "../shared/store/fs.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
@@ -63,6 +65,29 @@ describe("doctor", { timeout: 120_000 }, () => {
       incomplete: 0,
       repaired: 0,
     });
+  });
+
+  test("POST /v1/doctor answers the report; repair is opt-in; a bad body is a 400 naming its field", async () => {
+    const app = createApp(platform, makeLogger("test", "silent"));
+    const plain = await app.request("/v1/doctor", { method: "POST" });
+    assert.equal(plain.status, 200);
+    const report = (await plain.json()) as DoctorReport;
+    assert.equal(report.ok, true);
+    assert.equal(report.repair, false);
+    assert.ok(report.checks.shards.checked > 0);
+    const post = (body: unknown) =>
+      app.request("/v1/doctor", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const repaired = await post({ repair: true, graceSeconds: 60 });
+    assert.equal(repaired.status, 200);
+    const body = (await repaired.json()) as DoctorReport;
+    assert.deepEqual([body.repair, body.graceSeconds], [true, 60]);
+    const bad = await post({ repair: "yes" });
+    assert.equal(bad.status, 400);
+    assert.equal(((await bad.json()) as { error: { field?: string } }).error.field, "repair");
   });
 
   test("damage is found by key and kind; repair fixes only what is safe", async () => {

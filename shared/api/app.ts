@@ -16,6 +16,7 @@ import { requestLog } from "./request-log.ts";
 import { errorResponses, HealthResponse, jsonBody } from "./responses.ts";
 import { datasetRoutes } from "./routes/datasets.ts";
 import { headRoutes } from "./routes/heads.ts";
+import { doctorRoutes } from "./routes/doctor.ts";
 import { jobRoutes } from "./routes/jobs.ts";
 
 export const MAX_JSON_BYTES = 8 * 1024 * 1024;
@@ -58,6 +59,7 @@ export function createApp(platform: Platform, log: Logger, opts: AppOptions = {}
   app.route("/v1/datasets", datasetRoutes(platform));
   app.route("/v1/heads", headRoutes(platform));
   app.route("/v1/jobs", jobRoutes(platform));
+  app.route("/v1/doctor", doctorRoutes(platform));
   for (const [name, scheme] of Object.entries(SECURITY_SCHEMES)) {
     app.openAPIRegistry.registerComponent("securitySchemes", name, scheme);
   }
