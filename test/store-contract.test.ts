@@ -196,6 +196,23 @@ function storeContract(makeStore: () => Promise<ObjectStore>, opts: ContractOpti
     assert.ok(listed.every((o) => o.size === 1 && o.etag.length > 0));
   });
 
+  test("putFile stores a local file's bytes (streamed), replacing the object, with head's etag", async () => {
+    const store = await makeStore();
+    assert.ok(store.putFile, "both stores stream files");
+    const dir = await fs.mkdtemp(join(tmpdir(), "headstart-putfile-"));
+    try {
+      const bytes = randomBytes(3 * 1024 * 1024 + 7);
+      await fs.writeFile(join(dir, "f"), bytes);
+      await store.put("pf/x", "old");
+      const info = await store.putFile!("pf/x", join(dir, "f"), { contentType: "application/x-ndjson" });
+      assert.equal(info.size, bytes.length);
+      assert.equal(info.etag, (await store.head("pf/x"))!.etag);
+      assert.deepEqual(Buffer.from((await store.get("pf/x"))!.body), bytes);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test("delete removes the object and is idempotent", async () => {
     const store = await makeStore();
     await store.put("d/x", "x");

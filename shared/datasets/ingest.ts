@@ -177,11 +177,26 @@ export async function publishVersion(
   source: SourceVersion,
 ): Promise<DatasetStatus> {
   const body = toJsonl(rows);
-  status.version = createHash("sha256").update(body).digest("hex");
+  const version = createHash("sha256").update(body).digest("hex");
   // Rows first (content-addressed, so rewriting them is harmless), status last.
-  await store.put(keys.datasetRows(status.dataset, status.version), body, {
+  await store.put(keys.datasetRows(status.dataset, version), body, {
     contentType: "application/x-ndjson",
   });
+  return publishStatus(store, status, version, previousEtag, source);
+}
+
+/**
+ * The last step of `publishVersion`, for a caller that stored `_rows/<version>.jsonl` itself (an
+ * embeddings import streams it): makes `version` current by compare-and-swap.
+ */
+export function publishStatus(
+  store: ObjectStore,
+  status: DatasetStatus,
+  version: string,
+  previousEtag: string | undefined,
+  source: SourceVersion,
+): Promise<DatasetStatus> {
+  status.version = version;
   return commitStatus(store, status, previousEtag, source);
 }
 

@@ -5,19 +5,21 @@
  * write, and the dataset switches versions through ingest's compare-and-swap.
  */
 import { createHash } from "node:crypto";
-import { open, readFile } from "node:fs/promises";
+import { type FileHandle, mkdtemp, open, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { z } from "zod";
 import { BUILT_IN_BACKBONES } from "../backbone/registry.ts";
 import { BackboneSpec } from "../backbone/spec.ts";
 import { embeddingKey, vectorItemSha } from "../cache/address.ts";
 import { cachedShas, nextShardIndex, writeShard } from "../cache/shards.ts";
-import { publishVersion, summarizeRows } from "../datasets/ingest.ts";
+import { publishStatus, summarizeRows } from "../datasets/ingest.ts";
 import { type DatasetRow, Label, MAX_ID_CHARS, MAX_TEXT_CHARS } from "../datasets/manifest.ts";
 import { DatasetStatus } from "../datasets/status.ts";
 import { HeadstartError, PreconditionFailedError, ValidationError } from "../errors.ts";
 import { assertName, keys } from "../layout.ts";
 import { getJson, putJson, toJsonl } from "../store/json.ts";
-import type { ObjectStore } from "../store/types.ts";
+import type { ObjectInfo, ObjectStore } from "../store/types.ts";
 import { DEFAULT_SHARD_SIZE, type ShardPlan } from "./plan.ts";
 
 const EXTERNAL_SCHEME = "headstart-external-v1";
@@ -357,35 +359,76 @@ interface RowProblem {
 
 const fatalUtf8 = new TextDecoder("utf-8", { fatal: true });
 
-/** Non-blank lines of a JSONL file, each decoded on its own so a bad byte names its line. */
-function jsonlEntries(bytes: Uint8Array, what: string): RowEntry[] {
-  const out: RowEntry[] = [];
-  let start = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
-  let line = 0;
-  for (let i = start; i <= bytes.length; i++) {
-    if (i < bytes.length && bytes[i] !== 0x0a) continue;
-    line++;
-    let end = i;
-    if (end > start && bytes[end - 1] === 0x0d) end--;
-    const chunk = bytes.subarray(start, end);
-    start = i + 1;
-    const entry: RowEntry = { line, where: `${what} line ${line}`, field: `line ${line}` };
-    let text: string;
-    try {
-      text = fatalUtf8.decode(chunk);
-    } catch {
-      out.push({ ...entry, error: "line is not valid UTF-8" });
-      continue;
-    }
-    if (text.trim() === "") continue;
-    try {
-      entry.value = JSON.parse(text);
-    } catch (err) {
-      entry.error = `not valid JSON: ${(err as Error).message}`;
-    }
-    out.push(entry);
+/** One line of a JSONL file (without its newline), decoded on its own so a bad byte names its line. */
+function jsonlEntry(chunk: Uint8Array, line: number, what: string): RowEntry | undefined {
+  let end = chunk.length;
+  if (end > 0 && chunk[end - 1] === 0x0d) end--;
+  const entry: RowEntry = { line, where: `${what} line ${line}`, field: `line ${line}` };
+  let text: string;
+  try {
+    text = fatalUtf8.decode(chunk.subarray(0, end));
+  } catch {
+    return { ...entry, error: "line is not valid UTF-8" };
   }
+  if (text.trim() === "") return undefined;
+  try {
+    entry.value = JSON.parse(text);
+  } catch (err) {
+    entry.error = `not valid JSON: ${(err as Error).message}`;
+  }
+  return entry;
+}
+
+/** Lines of JSONL bytes arriving in pieces: one line at a time is held, never the file. */
+async function* jsonlEntries(pieces: AsyncIterable<Uint8Array>, what: string): AsyncGenerator<RowEntry> {
+  let carry: Uint8Array = new Uint8Array(0);
+  let line = 0;
+  let first = true;
+  const emit = (bytes: Uint8Array) => jsonlEntry(bytes, ++line, what);
+  for await (let piece of pieces) {
+    if (first && piece.length > 0) {
+      first = false;
+      if (piece[0] === 0xef && piece[1] === 0xbb && piece[2] === 0xbf) piece = piece.subarray(3);
+    }
+    let from = 0;
+    for (let i = piece.indexOf(0x0a); i !== -1; i = piece.indexOf(0x0a, from)) {
+      const part = piece.subarray(from, i);
+      const e = emit(carry.length ? concatBytes(carry, part) : part);
+      carry = new Uint8Array(0);
+      if (e) yield e;
+      from = i + 1;
+    }
+    carry = concatBytes(carry, piece.subarray(from));
+  }
+  const e = emit(carry);
+  if (e) yield e;
+}
+
+function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (a.length === 0) return b.slice();
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
   return out;
+}
+
+async function* filePieces(path: string): AsyncGenerator<Uint8Array> {
+  let fh: Awaited<ReturnType<typeof open>>;
+  try {
+    fh = await open(path, "r");
+  } catch (err) {
+    throw new ValidationError(`cannot read ${path}: ${(err as Error).message}`, { field: "rows" });
+  }
+  try {
+    const buf = new Uint8Array(CHUNK_BYTES);
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) return;
+      yield buf.subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
 }
 
 function describeIssue(error: z.ZodError): { field?: string; reason: string } {
@@ -400,52 +443,117 @@ function describeIssue(error: z.ZodError): { field?: string; reason: string } {
   return { field, reason: field ? `${field}: ${issue.message}` : issue.message };
 }
 
-/** Validates every row, collecting problems so one error message can list several. */
-function validateRows(entries: RowEntry[]): {
-  rows: Array<ImportRow & { id: string; line: number }>;
-  problems: RowProblem[];
-} {
-  const rows: Array<ImportRow & { id: string; line: number }> = [];
-  const problems: RowProblem[] = [];
-  const seen = new Map<string, string>();
-  for (const e of entries) {
-    const fail = (reason: string, sub?: string, id?: string) =>
-      problems.push({
-        line: e.line,
-        id,
-        field: sub ? `${e.field}.${sub}` : e.field,
-        reason: `${e.where}: ${reason}`,
-      });
-    if (e.error !== undefined) {
-      fail(e.error);
-      continue;
-    }
-    const v = e.value;
-    if (typeof v !== "object" || v === null || Array.isArray(v)) {
-      fail("each row must be a JSON object");
-      continue;
-    }
-    if ((v as { id?: unknown }).id === undefined) {
-      fail("id is required (rows are matched to vectors by position and named by id)", "id");
-      continue;
-    }
-    const parsed = ImportRow.safeParse(v);
-    if (!parsed.success) {
-      const { field, reason } = describeIssue(parsed.error);
-      const rawId = (v as { id?: unknown }).id;
-      fail(reason, field, typeof rawId === "string" || typeof rawId === "number" ? String(rawId) : undefined);
-      continue;
-    }
-    const id = String(parsed.data.id);
-    const first = seen.get(id);
-    if (first !== undefined) {
-      fail(`duplicate id ${JSON.stringify(id)} (first seen at ${first})`, "id", id);
-      continue;
-    }
-    seen.set(id, e.where);
-    rows.push({ ...parsed.data, id, line: e.line });
+type ValidRow = ImportRow & { id: string; line: number };
+
+/** One row checked on its own: the row, or the problem that rejects it. */
+function validateRow(e: RowEntry): { row: ValidRow } | { problem: RowProblem } {
+  const fail = (reason: string, sub?: string, id?: string) => ({
+    problem: {
+      line: e.line,
+      id,
+      field: sub ? `${e.field}.${sub}` : e.field,
+      reason: `${e.where}: ${reason}`,
+    },
+  });
+  if (e.error !== undefined) return fail(e.error);
+  const v = e.value;
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return fail("each row must be a JSON object");
+  if ((v as { id?: unknown }).id === undefined) {
+    return fail("id is required (rows are matched to vectors by position and named by id)", "id");
   }
-  return { rows, problems };
+  const parsed = ImportRow.safeParse(v);
+  if (!parsed.success) {
+    const { field, reason } = describeIssue(parsed.error);
+    const rawId = (v as { id?: unknown }).id;
+    return fail(
+      reason,
+      field,
+      typeof rawId === "string" || typeof rawId === "number" ? String(rawId) : undefined,
+    );
+  }
+  return { row: { ...parsed.data, id: String(parsed.data.id), line: e.line } };
+}
+
+/**
+ * Repeated ids among many rows in 8 bytes a row, not a Map of every id: each id's 52-bit hash goes
+ * in a growing array; after the pass, a sort finds equal hashes and only those ids are compared.
+ */
+class IdHashes {
+  private hashes = new Float64Array(1024);
+  private n = 0;
+
+  static of(id: string): number {
+    const h = createHash("sha256").update(id).digest();
+    return h.readUIntBE(0, 6) * 16 + (h[6] >> 4);
+  }
+
+  add(id: string): void {
+    if (this.n === this.hashes.length) {
+      const grown = new Float64Array(this.hashes.length * 2);
+      grown.set(this.hashes);
+      this.hashes = grown;
+    }
+    this.hashes[this.n++] = IdHashes.of(id);
+  }
+
+  /** Hashes seen more than once (usually none). */
+  repeated(): Set<number> {
+    const sorted = this.hashes.subarray(0, this.n).sort();
+    const out = new Set<number>();
+    for (let i = 1; i < sorted.length; i++) if (sorted[i] === sorted[i - 1]) out.add(sorted[i]);
+    return out;
+  }
+}
+
+/**
+ * A set of sha256 hex digests in 16 bytes each (their first 104 bits, in an open-addressing table),
+ * rather than a Set of 64-character strings: a million cached items cost 32 MB, not 150.
+ */
+class ShaSet {
+  private table = new Float64Array(2 * 1024);
+  private size = 0;
+
+  constructor(initial: Iterable<string> = []) {
+    for (const sha of initial) this.add(sha);
+  }
+
+  private static keys(sha: string): [number, number] {
+    // 52 bits each, and never 0 (the empty slot).
+    return [Number.parseInt(sha.slice(0, 13), 16) + 1, Number.parseInt(sha.slice(13, 26), 16) + 1];
+  }
+
+  /** Adds `sha`; false when it was already there. */
+  add(sha: string): boolean {
+    if (2 * (this.size + 1) > this.table.length / 2) this.grow();
+    const [a, b] = ShaSet.keys(sha);
+    if (!this.insert(this.table, a, b)) return false;
+    this.size++;
+    return true;
+  }
+
+  private insert(table: Float64Array, a: number, b: number): boolean {
+    const slots = table.length / 2;
+    for (let i = a % slots; ; i = (i + 1) % slots) {
+      if (table[2 * i] === 0) {
+        table[2 * i] = a;
+        table[2 * i + 1] = b;
+        return true;
+      }
+      if (table[2 * i] === a && table[2 * i + 1] === b) return false;
+    }
+  }
+
+  private grow(): void {
+    const old = this.table;
+    this.table = new Float64Array(old.length * 2);
+    for (let i = 0; i < old.length; i += 2) if (old[i] !== 0) this.insert(this.table, old[i], old[i + 1]);
+  }
+}
+
+/** The rows of an import, readable more than once (a validating pass, then a writing pass). */
+interface RowSource {
+  name: string;
+  entries(): AsyncIterable<RowEntry>;
 }
 
 // --- the import ---------------------------------------------------------------------------
@@ -454,56 +562,57 @@ function rowsBytes(rows: Uint8Array | string): Uint8Array {
   return typeof rows === "string" ? new TextEncoder().encode(rows) : rows;
 }
 
-async function readLocalFile(path: string, field: string): Promise<Uint8Array> {
-  try {
-    return await readFile(path);
-  } catch (err) {
-    throw new ValidationError(`cannot read ${path}: ${(err as Error).message}`, { field });
-  }
-}
-
-/** The inputs as a matrix and row entries, with the names messages use for them. */
+/** The inputs as a matrix and rows, with the names messages use for them. */
 async function openInput(input: ImportInput): Promise<{
   matrix: Matrix;
-  entries: RowEntry[];
+  rows: RowSource;
   vectorsName: string;
   /** Where errors about single values point: `npy[i][j]` or `embeddings[i][j]`. */
   vectorsField: "npy" | "embeddings";
-  rowsName: string;
 }> {
   if ("npyPath" in input) {
-    const entries = jsonlEntries(await readLocalFile(input.rowsPath, "rows"), input.rowsPath);
+    const { rowsPath } = input;
+    const matrix = await openNpyFile(input.npyPath);
     return {
-      matrix: await openNpyFile(input.npyPath),
-      entries,
+      matrix,
+      rows: { name: rowsPath, entries: () => jsonlEntries(filePieces(rowsPath), rowsPath) },
       vectorsName: input.npyPath,
       vectorsField: "npy",
-      rowsName: input.rowsPath,
     };
   }
   if ("npy" in input) {
+    const bytes = rowsBytes(input.rows);
     return {
       matrix: npyBytesMatrix(input.npy, "embeddings.npy"),
-      entries: jsonlEntries(rowsBytes(input.rows), "rows.jsonl"),
+      rows: {
+        name: "rows.jsonl",
+        entries: () =>
+          jsonlEntries(
+            (async function* () {
+              yield bytes;
+            })(),
+            "rows.jsonl",
+          ),
+      },
       vectorsName: "embeddings.npy",
       vectorsField: "npy",
-      rowsName: "rows.jsonl",
     };
   }
   if (!Array.isArray(input.rows))
     throw new ValidationError("rows must be an array of objects", { field: "rows" });
-  const entries = input.rows.map((value, i) => ({
-    line: i + 1,
-    where: `rows[${i}]`,
-    field: `rows[${i}]`,
-    value,
-  }));
+  const list = input.rows;
   return {
     matrix: jsonMatrix(input.embeddings),
-    entries,
+    rows: {
+      name: "rows",
+      async *entries() {
+        for (let i = 0; i < list.length; i++) {
+          yield { line: i + 1, where: `rows[${i}]`, field: `rows[${i}]`, value: list[i] };
+        }
+      },
+    },
     vectorsName: "embeddings",
     vectorsField: "embeddings",
-    rowsName: "rows",
   };
 }
 
@@ -514,6 +623,145 @@ async function* chunks(matrix: Matrix): AsyncGenerator<{ start: number; data: Fl
     const count = Math.min(step, matrix.rows - start);
     yield { start, data: await matrix.read(start, count) };
   }
+}
+
+/** A valid row with its vector (a view into the current chunk) and that vector's sha256. */
+interface Paired {
+  index: number;
+  row: ValidRow;
+  vector: Float32Array;
+  sha: string;
+}
+
+/**
+ * Walks rows and vectors side by side, one chunk of vectors at a time. Invalid rows go to
+ * `onProblem` (and get no vector); a non-finite value throws at once, naming it.
+ */
+async function* pairRows(
+  matrix: Matrix,
+  source: RowSource,
+  vectorsName: string,
+  vectorsField: string,
+  onProblem: (p: RowProblem) => void,
+): AsyncGenerator<Paired, number> {
+  const cols = matrix.cols;
+  const vectors = chunks(matrix);
+  let chunk: { start: number; data: Float32Array } | undefined;
+  let index = 0;
+  for await (const entry of source.entries()) {
+    const i = index++;
+    const checked = validateRow(entry);
+    if ("problem" in checked) {
+      onProblem(checked.problem);
+      continue;
+    }
+    if (i >= matrix.rows) continue; // counted: the mismatch is reported after the pass
+    while (!chunk || i >= chunk.start + chunk.data.length / cols) chunk = (await vectors.next()).value!;
+    const r = i - chunk.start;
+    const vector = chunk.data.subarray(r * cols, (r + 1) * cols);
+    for (let j = 0; j < cols; j++) {
+      const v = vector[j];
+      if (!Number.isFinite(v)) {
+        const overflow = matrix.dtype === "float64" && !Number.isNaN(v) ? " (beyond float32's ±3.4e38)" : "";
+        throw new ValidationError(
+          `${vectorsName} row ${i} (id ${JSON.stringify(checked.row.id)}), column ${j} is ${v}${overflow}: every value must be finite`,
+          { field: `${vectorsField}[${i}][${j}]` },
+        );
+      }
+    }
+    yield { index: i, row: checked.row, vector, sha: vectorSha(chunk.data, r, cols) };
+  }
+  return index;
+}
+
+function datasetRow(row: ValidRow, sha: string): DatasetRow {
+  return {
+    id: row.id,
+    line: row.line,
+    ...(row.text === undefined ? {} : { text: row.text }),
+    vector: sha,
+    ...(row.label === undefined ? {} : { label: row.label }),
+    ...(row.split === undefined ? {} : { split: row.split }),
+  };
+}
+
+/** Adds one batch's label, split and modality counts to `into`. */
+function addSummary(into: ReturnType<typeof summarizeRows>, rows: readonly DatasetRow[]): void {
+  const s = summarizeRows(rows);
+  for (const [l, n] of Object.entries(s.labels)) into.labels[l] = (into.labels[l] ?? 0) + n;
+  for (const k of ["train", "test", "unspecified"] as const) into.splits[k] += s.splits[k];
+  for (const [m, n] of Object.entries(s.modalities)) into.modalities[m] = (into.modalities[m] ?? 0) + n;
+}
+
+/**
+ * Pass 1, before any write: every row and value checked, ids unique, and the digest of the
+ * version's rows. Holds one chunk of vectors and 8 bytes per row, whatever the import's size.
+ */
+async function validateImport(
+  matrix: Matrix,
+  source: RowSource,
+  vectorsName: string,
+  vectorsField: string,
+  dataset: string,
+  backbone: string,
+): Promise<{ count: number; rowsDigest: string; job: string }> {
+  const problems: RowProblem[] = [];
+  let problemCount = 0;
+  const ids = new IdHashes();
+  const digest = createHash("sha256");
+  const jobHash = createHash("sha256").update(`${dataset}\0${backbone}`);
+  const pairs = pairRows(matrix, source, vectorsName, vectorsField, (p) => {
+    if (problemCount++ < MAX_ERRORS_LISTED) problems.push(p);
+  });
+  let valid = 0;
+  let next = await pairs.next();
+  for (; !next.done; next = await pairs.next()) {
+    valid++;
+    ids.add(next.value.row.id);
+    jobHash.update(`\0${next.value.row.id}\0${next.value.sha}`);
+    digest.update(`${JSON.stringify(datasetRow(next.value.row, next.value.sha))}\n`);
+  }
+  const count = next.value;
+  const repeated = ids.repeated();
+  if (repeated.size > 0) {
+    // Rare: find the repeated ids' lines (and drop hash collisions of distinct ids).
+    const firstSeen = new Map<string, string>();
+    for await (const e of source.entries()) {
+      const checked = validateRow(e);
+      if ("problem" in checked || !repeated.has(IdHashes.of(checked.row.id))) continue;
+      const { id } = checked.row;
+      const first = firstSeen.get(id);
+      if (first === undefined) firstSeen.set(id, e.where);
+      else {
+        problemCount++;
+        if (problems.length < MAX_ERRORS_LISTED) {
+          problems.push({
+            line: e.line,
+            id,
+            field: `${e.field}.id`,
+            reason: `${e.where}: duplicate id ${JSON.stringify(id)} (first seen at ${first})`,
+          });
+        }
+      }
+    }
+    problems.sort((a, b) => a.line - b.line);
+  }
+  if (problemCount > 0) {
+    const more = problemCount > 1 ? ` (and ${problemCount - 1} more invalid rows)` : "";
+    throw new ValidationError(`${problems[0].reason}${more}`, {
+      field: problems[0].field,
+      details: { rejected: problems },
+    });
+  }
+  if (matrix.rows !== count) {
+    throw new ValidationError(
+      `${vectorsName} has ${matrix.rows} rows but ${source.name} has ${count}: row i of the vectors must describe line i of the rows`,
+      { field: "rows" },
+    );
+  }
+  if (valid === 0)
+    throw new ValidationError(`${vectorsName} has no rows: nothing to import`, { field: "rows" });
+  return { count, rowsDigest: digest.digest("hex"), job: `import-${jobHash.digest("hex").slice(0, 16)}` };
 }
 
 export async function importEmbeddings(
@@ -540,33 +788,27 @@ export async function importEmbeddings(
     );
   }
   const shardSize = opts.shardSize ?? DEFAULT_SHARD_SIZE;
-  const opened = await openInput(input);
-  const { matrix, vectorsName, vectorsField, rowsName } = opened;
+  const { matrix, rows: source, vectorsName, vectorsField } = await openInput(input);
+  const spoolDir = await mkdtemp(join(tmpdir(), "headstart-import-"));
+  const spool = {
+    versionRows: await openSpool(join(spoolDir, "rows.jsonl")),
+    record: await openSpool(join(spoolDir, "import.jsonl")),
+  };
   try {
-    // Everything is validated before anything is written.
-    const { rows: parsedRows, problems } = validateRows(opened.entries);
-    // The raw parsed lines are not needed again; on a big import they are worth freeing.
-    opened.entries.length = 0;
-    if (problems.length > 0) {
-      const more = problems.length > 1 ? ` (and ${problems.length - 1} more invalid rows)` : "";
-      throw new ValidationError(`${problems[0].reason}${more}`, {
-        field: problems[0].field,
-        details: { rejected: problems.slice(0, MAX_ERRORS_LISTED) },
-      });
-    }
-    if (matrix.rows !== parsedRows.length) {
-      throw new ValidationError(
-        `${vectorsName} has ${matrix.rows} rows but ${rowsName} has ${parsedRows.length}: row i of the vectors must describe line i of the rows`,
-        { field: "rows" },
-      );
-    }
-    if (matrix.rows === 0)
-      throw new ValidationError(`${vectorsName} has no rows: nothing to import`, { field: "rows" });
-    if (matrix.cols < 1 || matrix.cols > MAX_DIM) {
+    if (matrix.rows > 0 && (matrix.cols < 1 || matrix.cols > MAX_DIM)) {
       throw new ValidationError(`${vectorsName} has dim ${matrix.cols}: need 1..${MAX_DIM}`, {
         field: "npy",
       });
     }
+    // Everything is validated before anything is written.
+    const { count, rowsDigest, job } = await validateImport(
+      matrix,
+      source,
+      vectorsName,
+      vectorsField,
+      dataset,
+      name,
+    );
     if (existing && existing.dim !== matrix.cols) {
       throw new ValidationError(
         `backbone ${name} holds ${existing.dim}-d imported embeddings; ${vectorsName} has ${matrix.cols} columns: ` +
@@ -575,70 +817,80 @@ export async function importEmbeddings(
       );
     }
     const spec = existing ?? externalBackboneSpec(name, matrix.cols);
-    const cols = matrix.cols;
-    const shas: string[] = new Array(matrix.rows);
-    for await (const { start, data } of chunks(matrix)) {
-      const count = data.length / cols;
-      for (let r = 0; r < count; r++) {
-        for (let j = 0; j < cols; j++) {
-          const v = data[r * cols + j];
-          if (!Number.isFinite(v)) {
-            const i = start + r;
-            const overflow =
-              matrix.dtype === "float64" && !Number.isNaN(v) ? " (beyond float32's ±3.4e38)" : "";
-            throw new ValidationError(
-              `${vectorsName} row ${i} (id ${JSON.stringify(parsedRows[i].id)}), column ${j} is ${v}${overflow}: every value must be finite`,
-              { field: `${vectorsField}[${i}][${j}]` },
-            );
-          }
-        }
-        shas[start + r] = vectorSha(data, r, cols);
-      }
-    }
-    const rows: DatasetRow[] = parsedRows.map((r, i) => ({
-      id: r.id,
-      line: r.line,
-      ...(r.text === undefined ? {} : { text: r.text }),
-      vector: shas[i],
-      ...(r.label === undefined ? {} : { label: r.label }),
-      ...(r.split === undefined ? {} : { split: r.split }),
-    }));
     const previous = await getJson(store, keys.datasetStatus(dataset), DatasetStatus);
 
     // Writes: backbone, cache, the import record, then the version switch.
     const backbone = existing ?? (await registerExternal(store, spec));
-    const jobHash = createHash("sha256").update(`${dataset}\0${backbone.id}`);
-    for (const r of rows) jobHash.update(`\0${r.id}\0${r.vector}`);
-    const job = `import-${jobHash.digest("hex").slice(0, 16)}`;
-    const { written, shards } = await writeVectors(store, dataset, backbone, matrix, rows, job, shardSize);
-    const record = toJsonl(parsedRows.map(({ line: _line, ...r }) => r));
-    const info = await store.put(keys.datasetImport(dataset), record, {
-      contentType: "application/x-ndjson",
-    });
+    const out = await writeVectors(
+      store,
+      dataset,
+      backbone,
+      matrix,
+      source,
+      vectorsName,
+      job,
+      shardSize,
+      spool,
+    );
+    if (out.rowsDigest !== rowsDigest) {
+      throw new ValidationError(`${vectorsName} or ${source.name} changed while they were being imported`, {
+        field: "npy",
+      });
+    }
+    const ndjson = { contentType: "application/x-ndjson" };
+    const info = await putSpooled(store, keys.datasetImport(dataset), spool.record, ndjson);
     const status: DatasetStatus = {
       dataset,
       state: "ingested",
       manifest: { key: info.key, format: "jsonl", etag: info.etag, bytes: info.size },
-      rows: { total: rows.length, accepted: rows.length, rejected: 0 },
+      rows: { total: count, accepted: count, rejected: 0 },
       rejected: [],
-      ...summarizeRows(rows),
+      ...out.summary,
       imported: { backbone: backbone.id, dim: backbone.dim },
       ingestedAt: new Date().toISOString(),
     };
-    await publishVersion(store, status, rows, previous?.etag, { etag: info.etag });
+    // Rows first (content-addressed, so rewriting them is harmless), status last.
+    await putSpooled(store, keys.datasetRows(dataset, rowsDigest), spool.versionRows, ndjson);
+    await publishStatus(store, status, rowsDigest, previous?.etag, { etag: info.etag });
     return {
       dataset,
       backbone,
       status,
-      rows: rows.length,
-      dim: cols,
+      rows: count,
+      dim: matrix.cols,
       dtype: matrix.dtype,
-      vectors: { written, reused: rows.length - written },
-      shards,
+      vectors: { written: out.written, reused: count - out.written },
+      shards: out.shards,
     };
   } finally {
     await matrix.close();
+    await spool.versionRows.close();
+    await spool.record.close();
+    await rm(spoolDir, { recursive: true, force: true });
   }
+}
+
+const spoolPaths = new WeakMap<FileHandle, string>();
+
+async function openSpool(path: string): Promise<FileHandle> {
+  const fh = await open(path, "w+");
+  spoolPaths.set(fh, path);
+  return fh;
+}
+
+/** Stores a spooled local file, streamed where the store can (see ObjectStore.putFile). */
+async function putSpooled(
+  store: ObjectStore,
+  key: string,
+  file: FileHandle,
+  opts: { contentType: string },
+): Promise<ObjectInfo> {
+  const path = spoolPaths.get(file);
+  if (store.putFile && path) return store.putFile(key, path, opts);
+  const { size } = await file.stat();
+  const bytes = new Uint8Array(size);
+  await file.read(bytes, 0, size, 0);
+  return store.put(key, bytes, opts);
 }
 
 /** Creates the external backbone's spec, create-only; a concurrent import with another dim loses. */
@@ -660,27 +912,46 @@ async function registerExternal(store: ObjectStore, spec: BackboneSpec): Promise
 }
 
 /**
- * Writes the vectors the cache lacks, in shards like an embedding job's: each index is
- * reserved with a create-only plan first, so concurrent imports never share a shard file.
+ * Pass 2: writes the vectors the cache lacks, in shards like an embedding job's (each index is
+ * reserved with a create-only plan first, so concurrent imports never share a shard file), and
+ * builds the two row documents. Holds one chunk and one shard of vectors at a time.
  */
 async function writeVectors(
   store: ObjectStore,
   dataset: string,
   backbone: BackboneSpec,
   matrix: Matrix,
-  rows: DatasetRow[],
+  source: RowSource,
+  vectorsName: string,
   job: string,
   shardSize: number,
-): Promise<{ written: number; shards: number[] }> {
+  spool: { versionRows: FileHandle; record: FileHandle },
+) {
   const embedding = embeddingKey(backbone);
-  const cached = await cachedShas(store, backbone.id, dataset);
+  const cached = new ShaSet(await cachedShas(store, backbone.id, dataset));
   const cols = matrix.cols;
   const shards: number[] = [];
   let written = 0;
   let index = await nextShardIndex(store, backbone.id, dataset);
-  const buffer = new Float32Array(Math.min(shardSize, rows.length) * cols);
+  const buffer = new Float32Array(Math.min(shardSize, matrix.rows) * cols);
   let items: Array<{ sha: string; id: string; label?: DatasetRow["label"]; split?: DatasetRow["split"] }> =
     [];
+  const digest = createHash("sha256");
+  const summary: ReturnType<typeof summarizeRows> = {
+    labels: Object.create(null),
+    splits: { train: 0, test: 0, unspecified: 0 },
+    modalities: {},
+  };
+  // The two row documents grow with the import: spooled to local files a batch at a time.
+  let batch: DatasetRow[] = [];
+  let records = "";
+  const endBatch = async () => {
+    addSummary(summary, batch);
+    await spool.versionRows.write(toJsonl(batch));
+    await spool.record.write(records);
+    batch = [];
+    records = "";
+  };
 
   const flush = async () => {
     if (items.length === 0) return;
@@ -715,29 +986,36 @@ async function writeVectors(
     items = [];
   };
 
-  for await (const { start, data } of chunks(matrix)) {
-    const count = data.length / cols;
-    for (let r = 0; r < count; r++) {
-      const row = rows[start + r];
-      // The bytes are hashed again: a file rewritten since validation must not slip through.
-      if (vectorSha(data, r, cols) !== row.vector) {
-        throw new ValidationError(`${row.id}: the vectors changed while they were being imported`, {
-          field: "npy",
-        });
-      }
-      const sha = vectorItemSha(embedding, row.vector!);
-      if (cached.has(sha)) continue;
-      cached.add(sha);
-      buffer.set(data.subarray(r * cols, (r + 1) * cols), items.length * cols);
-      items.push({
-        sha,
-        id: row.id,
-        ...(row.label === undefined ? {} : { label: row.label }),
-        ...(row.split === undefined ? {} : { split: row.split }),
-      });
-      if (items.length === shardSize) await flush();
-    }
+  const changed = (p: RowProblem) => {
+    throw new ValidationError(`${p.reason}: the rows changed while they were being imported`, {
+      field: p.field,
+    });
+  };
+  for await (const { row, vector, sha: vectorHash } of pairRows(
+    matrix,
+    source,
+    vectorsName,
+    "npy",
+    changed,
+  )) {
+    const r = datasetRow(row, vectorHash);
+    digest.update(`${JSON.stringify(r)}\n`);
+    const { line: _line, ...record } = row;
+    records += `${JSON.stringify(record)}\n`;
+    batch.push(r);
+    if (batch.length === shardSize) await endBatch();
+    const sha = vectorItemSha(embedding, vectorHash);
+    if (!cached.add(sha)) continue; // cached already, or an earlier row's vector
+    buffer.set(vector, items.length * cols);
+    items.push({
+      sha,
+      id: row.id,
+      ...(row.label === undefined ? {} : { label: row.label }),
+      ...(row.split === undefined ? {} : { split: row.split }),
+    });
+    if (items.length === shardSize) await flush();
   }
   await flush();
-  return { written, shards };
+  await endBatch();
+  return { written, shards, summary, rowsDigest: digest.digest("hex") };
 }

@@ -11,7 +11,7 @@
  * a `StoreUnavailableError` (503). `stats()` counts requests and retries.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { createWriteStream, promises as fs } from "node:fs";
+import { createReadStream, createWriteStream, promises as fs } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Readable, Transform } from "node:stream";
@@ -236,6 +236,26 @@ export class S3Store implements ObjectStore {
     const current = await this.get(key);
     if (!current || Buffer.compare(Buffer.from(current.body), Buffer.from(bytes)) !== 0) return undefined;
     return { key, size: current.size, etag: current.etag };
+  }
+
+  /** `put` of a local file as a stream of known length, never whole in memory. */
+  async putFile(key: string, file: string, opts: Pick<PutOptions, "contentType"> = {}): Promise<ObjectInfo> {
+    const { size } = await fs.stat(file);
+    const res = await this.send("PUT", () =>
+      this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.fullKey(key),
+          Body: createReadStream(file),
+          ContentLength: size,
+          ContentType: opts.contentType,
+        }),
+      ),
+    );
+    if (res.ETag) return { key, size, etag: res.ETag };
+    const info = await this.head(key);
+    if (!info) throw new Error(`object vanished right after write: ${key}`);
+    return info;
   }
 
   async list(prefix: string): Promise<ObjectInfo[]> {
