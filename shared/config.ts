@@ -149,13 +149,13 @@ export function configToEnv(config: Config): Record<string, string> {
     HEADSTART_DEFAULT_BACKBONE: config.defaultBackbone,
     HEADSTART_DEFAULT_IMAGE_BACKBONE: config.defaultImageBackbone,
     HEADSTART_LOG_LEVEL: config.logLevel,
+    HEADSTART_LEASE_TTL_S: String(config.leaseTtlSeconds),
+  };
+  if (config.s3Endpoint) env.HEADSTART_S3_ENDPOINT = config.s3Endpoint;
   const s3 = config.s3Client ?? {};
   if (s3.maxAttempts !== undefined) env.HEADSTART_S3_MAX_ATTEMPTS = String(s3.maxAttempts);
   if (s3.socketTimeoutMs !== undefined) env.HEADSTART_S3_SOCKET_TIMEOUT_MS = String(s3.socketTimeoutMs);
   if (s3.connectTimeoutMs !== undefined) env.HEADSTART_S3_CONNECT_TIMEOUT_MS = String(s3.connectTimeoutMs);
-    HEADSTART_LEASE_TTL_S: String(config.leaseTtlSeconds),
-  };
-  if (config.s3Endpoint) env.HEADSTART_S3_ENDPOINT = config.s3Endpoint;
   if (config.region) env.AWS_REGION = config.region;
   if (config.scratchDir) env.HEADSTART_SCRATCH_DIR = config.scratchDir;
   return env;
@@ -177,14 +177,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     throw new ValidationError(`environment variable ${name} is invalid: ${issue.message}`, { field: name });
   }
   const e = parsed.data;
+  const config: Config = {
+    store: e.HEADSTART_STORE,
+    s3Endpoint: e.HEADSTART_S3_ENDPOINT,
     s3Client: {
       maxAttempts: e.HEADSTART_S3_MAX_ATTEMPTS,
       socketTimeoutMs: e.HEADSTART_S3_SOCKET_TIMEOUT_MS,
       connectTimeoutMs: e.HEADSTART_S3_CONNECT_TIMEOUT_MS,
     },
-  const config: Config = {
-    store: e.HEADSTART_STORE,
-    s3Endpoint: e.HEADSTART_S3_ENDPOINT,
     region: e.AWS_REGION,
     modelsDir: e.HEADSTART_MODELS_DIR,
     scratchDir: e.HEADSTART_SCRATCH_DIR,

@@ -427,11 +427,11 @@ export class Platform {
 
   rollback(head: string, alias = "live") {
     return rollbackAlias(this.store, head, alias);
+  }
 
   /** Verifies the store and, with `repair`, fixes what is safe to fix (see doctor/index.ts). */
   async doctor(opts: { repair?: boolean; graceMs?: number } = {}) {
     const { runDoctor } = await import("./doctor/index.ts");
     return runDoctor(this.store, opts);
-  }
   }
 }
