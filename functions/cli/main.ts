@@ -525,8 +525,16 @@ program
   .description(
     "verify the store (committed shards, head versions, aliases, datasets' rows, leftovers of killed writes); exit 1 while problems remain",
   )
-  .option("--repair", "remove stray temporaries older than --grace and leases on committed shards (never data)")
-  .option("--grace <seconds>", "leave temporaries younger than this alone (a live writer's)", intOption("grace"), 900)
+  .option(
+    "--repair",
+    "remove stray temporaries older than --grace and leases on committed shards (never data)",
+  )
+  .option(
+    "--grace <seconds>",
+    "leave temporaries younger than this alone (a live writer's)",
+    intOption("grace"),
+    900,
+  )
   .action(async (opts, cmd: Command) => {
     const { platform, json } = context(cmd);
     const report = await platform.doctor({ repair: Boolean(opts.repair), graceMs: opts.grace * 1000 });

@@ -15,8 +15,8 @@ import { errorBody, handleError, zodIssueToError } from "./errors.ts";
 import { requestLog } from "./request-log.ts";
 import { errorResponses, HealthResponse, jsonBody } from "./responses.ts";
 import { datasetRoutes } from "./routes/datasets.ts";
-import { headRoutes } from "./routes/heads.ts";
 import { doctorRoutes } from "./routes/doctor.ts";
+import { headRoutes } from "./routes/heads.ts";
 import { jobRoutes } from "./routes/jobs.ts";
 
 export const MAX_JSON_BYTES = 8 * 1024 * 1024;

@@ -188,6 +188,8 @@ export function errorResponses(
     );
   }
   out[500] = errorResponse("Internal error; the server log has the details");
-  out[503] = errorResponse("The object store kept failing after bounded retries (`unavailable`); retry later");
+  out[503] = errorResponse(
+    "The object store kept failing after bounded retries (`unavailable`); retry later",
+  );
   return out;
 }
