@@ -4,9 +4,11 @@
  *  - fuzz: ≥ 10,000 generated requests across every route: 5xx 0, every 4xx names its field;
  *  - load: 60 s at 8 and 64 connections on predict (embedding input and text input);
  *  - concurrency: 16 trainings and 16 promotions at once on one head;
- *  - sigkill, s3Faults: not in this bench yet (printed as missing; their sections plug into
- *    `SECTIONS` like the others).
- * `--quick`: 2,000 fuzz requests, 5 s per load case. Exits 1 when a section misses its bar.
+ *  - sigkill: `--kill-trials` (50) SIGKILLs at random points of ingest/embed/train/promote;
+ *  - s3Faults: not in this bench yet (printed as missing; its section plugs into `SECTIONS`
+ *    like the others).
+ * `--quick`: 2,000 fuzz requests, 5 s per load case, 8 kill trials. Exits 1 when a section
+ * misses its bar.
  */
 import { parseArgs } from "node:util";
 import { machine } from "./bench-common.ts";
@@ -14,9 +16,15 @@ import { concurrencySection } from "./reliability/concurrency.ts";
 import { fuzzSection } from "./reliability/fuzz.ts";
 import { loadSection } from "./reliability/load.ts";
 import type { BenchOptions, Section } from "./reliability/section.ts";
+import { sigkillSection } from "./reliability/sigkill.ts";
 
 /** The sections this bench runs, in order. Adding one is an import and a line here. */
-const SECTIONS: Section<never>[] = [fuzzSection, loadSection, concurrencySection] as Section<never>[];
+const SECTIONS: Section<never>[] = [
+  sigkillSection,
+  fuzzSection,
+  loadSection,
+  concurrencySection,
+] as Section<never>[];
 
 /** Keys the issue asks for whose sections are not written yet. */
 const EXPECTED = ["sigkill", "s3Faults", "fuzz", "load", "concurrency"];
@@ -30,7 +38,9 @@ async function main() {
       seed: { type: "string" },
       "fuzz-requests": { type: "string" },
       concurrency: { type: "string", default: "16" },
+      "kill-trials": { type: "string" },
       only: { type: "string" },
+      "server-node-options": { type: "string", default: "" },
     },
   });
   const int = (name: string, v: string | undefined, fallback: number, min: number) => {
@@ -43,6 +53,8 @@ async function main() {
     seed: int("seed", values.seed, Math.floor(Math.random() * 2 ** 31), 0),
     durationS: int("duration", values.duration, values.quick ? 5 : 60, 1),
     concurrency: int("concurrency", values.concurrency, 16, 1),
+    serverNodeOptions: values["server-node-options"] ?? "",
+    killTrials: int("kill-trials", values["kill-trials"], values.quick ? 8 : 50, 1),
     say: (m) => process.stderr.write(`bench:reliability: ${m}\n`),
   };
   const only = values.only?.split(",");

@@ -9,8 +9,15 @@ export interface BenchOptions {
   seed: number;
   /** Seconds per load case. */
   durationS: number;
+  /**
+   * NODE_OPTIONS of the load test's server, e.g. `--max-old-space-size=64`: V8 grows its heap
+   * lazily under load, so without a cap RSS climbs with garbage not yet collected.
+   */
+  serverNodeOptions: string;
   /** Trainings (and promotions) at once. */
   concurrency: number;
+  /** SIGKILL trials over ingest, embed, train and promote (≥ 50 for the published figure). */
+  killTrials: number;
   say: (message: string) => void;
 }
 
