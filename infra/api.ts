@@ -1,9 +1,10 @@
 /**
  * The customer's HTTP API: the Hono app (one Lambda) behind API Gateway HTTP API. Every route
- * but `GET /health` requires authentication — this customer's API keys (checked by the
- * authorizer Lambda against hashes in a Secrets Manager secret) or IAM (SigV4).
+ * but `GET /health` and the docs requires authentication — this customer's API keys (checked by
+ * the authorizer Lambda against the hashes in the bucket's key file, `_system/api-keys.json`;
+ * their scopes are checked per route by the app) or IAM (SigV4).
  */
-import { Duration, RemovalPolicy, SecretValue, Validations } from "aws-cdk-lib";
+import { Duration, RemovalPolicy, Validations } from "aws-cdk-lib";
 import { AccessLogFormat } from "aws-cdk-lib/aws-apigateway";
 import * as apigw from "aws-cdk-lib/aws-apigatewayv2";
 import * as authorizers from "aws-cdk-lib/aws-apigatewayv2-authorizers";
@@ -11,7 +12,6 @@ import * as integrations from "aws-cdk-lib/aws-apigatewayv2-integrations";
 import type * as kms from "aws-cdk-lib/aws-kms";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
 import * as logs from "aws-cdk-lib/aws-logs";
-import * as secrets from "aws-cdk-lib/aws-secretsmanager";
 import { Construct } from "constructs";
 
 export interface HttpApiProps {
@@ -36,8 +36,6 @@ export const API_KEY_IDENTITY_SOURCE = "$request.header.x-api-key";
 export class CustomerHttpApi extends Construct {
   readonly api: apigw.HttpApi;
   readonly stage: apigw.HttpStage;
-  /** The API keys secret (`api-key` mode): `{"keys": [{id, sha256, …}]}`, hashes only. */
-  readonly keysSecret?: secrets.Secret;
 
   constructor(scope: Construct, id: string, props: HttpApiProps & { authorizer?: lambda.IFunction }) {
     super(scope, id);
@@ -49,7 +47,9 @@ export class CustomerHttpApi extends Construct {
       defaultAuthorizer = new authorizers.HttpLambdaAuthorizer("ApiKeys", props.authorizer, {
         authorizerName: `headstart-${props.customer}-api-keys`,
         responseTypes: [authorizers.HttpLambdaResponseType.SIMPLE],
-        // Cached per key header value, so a warm client costs no authorizer call. API Gateway
+        // Cached per key header value, so a warm client costs no authorizer call. The answer is
+        // the same for every route (the key's scopes travel in its context and the app checks
+        // them per route), so a cached answer is never reused for a route it does not fit. API Gateway
         // answers 401 itself when a cached identity source is missing, so with caching the key
         // must come in `x-api-key`; with the cache off (TTL 0) there is no identity source and
         // the authorizer also reads `Authorization: Bearer`.
@@ -114,21 +114,6 @@ export class CustomerHttpApi extends Construct {
       reason:
         "Anonymous GET routes are deliberate and return no customer data: /health (load balancer and uptime checks) and the API's description (/openapi.json, /docs and its static assets); every other route has the default authorizer.",
     });
-
-    if (props.auth === "api-key") {
-      this.keysSecret = new secrets.Secret(this, "ApiKeys", {
-        description: `headstart ${props.customer}: sha256 hashes of the API keys the authorizer accepts`,
-        encryptionKey: props.key,
-        // No key exists until an operator adds one (docs/deploy.md: rotating API keys), and the
-        // secret only ever holds hashes, so this initial value is not sensitive.
-        secretStringValue: SecretValue.unsafePlainText(JSON.stringify({ keys: [] })),
-      });
-      Validations.of(this.keysSecret).acknowledge({
-        id: "AwsSolutions-SMG4",
-        reason:
-          "The secret holds sha256 hashes of keys handed to the customer; rotation means issuing a new key and disabling the old one (docs/deploy.md), which a rotation Lambda cannot do on the customer's behalf.",
-      });
-    }
   }
 
   get url(): string {

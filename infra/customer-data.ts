@@ -66,6 +66,24 @@ export class CustomerData extends Construct {
     });
   }
 
+  /** Read one object (and only it) of this bucket: the authorizer reads the key file, nothing else. */
+  grantReadObject(grantee: iam.IGrantable, objectKey: string): void {
+    const principal = grantee.grantPrincipal;
+    principal.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ["s3:GetObject"],
+        resources: [this.bucket.arnForObjects(objectKey)],
+      }),
+    );
+    principal.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ["kms:Decrypt"],
+        resources: [this.key.keyArn],
+        conditions: { StringEquals: { "kms:ViaService": `s3.${Stack.of(this).region}.amazonaws.com` } },
+      }),
+    );
+  }
+
   /**
    * What the object store (shared/store/s3.ts) does, on this bucket and key only: list, read,
    * (conditionally) write and delete objects. Narrower than `grantReadWrite` (no `s3:*Object*`

@@ -8,6 +8,7 @@ import * as iam from "aws-cdk-lib/aws-iam";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import * as s3n from "aws-cdk-lib/aws-s3-notifications";
 import type { Construct } from "constructs";
+import { keys } from "../shared/layout.ts";
 import { CustomerHttpApi } from "./api.ts";
 import { CustomerData } from "./customer-data.ts";
 import type { Customer } from "./customers.ts";
@@ -147,7 +148,12 @@ export class HeadstartStack extends Stack {
       authorizer = fn("Authorizer", {
         entry: "authorizer",
         description: "HTTP API authorizer: x-api-key / Bearer against this customer's hashed keys",
-        environment: { HEADSTART_LOG_LEVEL: c.settings.logLevel },
+        // Reads only the key file of this customer's bucket (granted below).
+        environment: {
+          HEADSTART_LOG_LEVEL: c.settings.logLevel,
+          HEADSTART_STORE: platformEnv.HEADSTART_STORE,
+          HEADSTART_CUSTOMER: c.id,
+        },
         memoryMiB: 512,
         timeout: Duration.seconds(10),
       });
@@ -190,16 +196,11 @@ export class HeadstartStack extends Stack {
       burstLimit: c.api.burstLimit,
       authorizerCacheTtlSeconds: c.api.authorizerCacheTtlSeconds,
     });
-    if (authorizer && this.api.keysSecret) {
-      this.api.keysSecret.grantRead(authorizer.role);
-      authorizer.fn.addEnvironment("HEADSTART_API_KEYS_SECRET_ARN", this.api.keysSecret.secretArn);
-    }
+    if (authorizer) this.data.grantReadObject(authorizer.role, keys.apiKeys());
 
     this.acknowledge(c.id);
     new CfnOutput(this, "ApiUrl", { value: this.api.url });
     new CfnOutput(this, "BucketName", { value: bucket.bucketName });
-    if (this.api.keysSecret)
-      new CfnOutput(this, "ApiKeysSecretArn", { value: this.api.keysSecret.secretArn });
     if (c.api.auth === "iam") {
       // What a caller's IAM policy must allow (execute-api:Invoke) to call this customer's API.
       new CfnOutput(this, "ApiInvokeArn", { value: this.api.api.arnForExecuteApi() });

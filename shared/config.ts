@@ -68,8 +68,6 @@ const EnvSchema = z.object({
   HEADSTART_CUSTOMER: z.string().max(32).regex(CUSTOMER_ID, CUSTOMER_ID_RULE).optional(),
   /** Train Lambda the API hands training requests to (asynchronously); unset: train in process. */
   HEADSTART_TRAIN_FUNCTION_NAME: z.string().min(1).optional(),
-  /** Secrets Manager secret (ARN) holding the API keys the authorizer accepts. */
-  HEADSTART_API_KEYS_SECRET_ARN: z.string().min(1).optional(),
   /** A training's wall-clock budget; default 600 in Lambda (its 15 min cap is never hit), 3600 elsewhere. */
   HEADSTART_TRAIN_MAX_SECONDS: z.coerce
     .number()
@@ -117,7 +115,6 @@ export interface Config {
   runner: "local" | "sagemaker";
   /** Present when `runner` is `sagemaker`; every required field named by its variable. */
   sagemaker?: SageMakerSettings;
-  apiKeysSecretArn?: string;
   trainFunctionName?: string;
   /** This deployment's customer: prefixes job names (`embed-<customer>--…`). */
   customer?: string;
@@ -196,7 +193,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     metrics: e.HEADSTART_METRICS ? e.HEADSTART_METRICS === "on" : e.AWS_LAMBDA_FUNCTION_NAME !== undefined,
     lambdaFunction: e.AWS_LAMBDA_FUNCTION_NAME,
     runner: e.HEADSTART_RUNNER,
-    apiKeysSecretArn: e.HEADSTART_API_KEYS_SECRET_ARN,
     trainFunctionName: e.HEADSTART_TRAIN_FUNCTION_NAME,
     customer: e.HEADSTART_CUSTOMER,
     trainMaxSeconds: e.HEADSTART_TRAIN_MAX_SECONDS ?? (e.AWS_LAMBDA_FUNCTION_NAME ? 600 : 3600),

@@ -10,6 +10,8 @@ export type ErrorCode =
   | "precondition_failed"
   | "payload_too_large"
   | "unsupported"
+  | "unauthorized"
+  | "forbidden"
   | "unavailable"
   | "internal";
 
@@ -98,6 +100,23 @@ export class UnsupportedError extends HeadstartError {
 export class StoreUnavailableError extends HeadstartError {
   constructor(message: string, opts: { cause?: unknown } = {}) {
     super("unavailable", message, opts);
+  }
+}
+
+/** No API key, or one that is unknown, revoked or another customer's. HTTP 401, CLI exit 2. */
+export class UnauthorizedError extends HeadstartError {
+  constructor(message: string, opts: { field?: string } = {}) {
+    super("unauthorized", message, opts);
+  }
+}
+
+/**
+ * Refused whoever asks: a key without the route's scope, a foreign Host header, a cross-site
+ * state-changing request. HTTP 403, CLI exit 2.
+ */
+export class ForbiddenError extends HeadstartError {
+  constructor(message: string, opts: { field?: string; details?: unknown } = {}) {
+    super("forbidden", message, opts);
   }
 }
 

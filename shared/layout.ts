@@ -128,6 +128,12 @@ export const keys = {
       throw new ValidationError(`invalid idempotency hash ${hash}`, { field: "idempotencyKey" });
     return `idempotency/${assertName("job", scope)}/${hash}.json`;
   },
+
+  /**
+   * The customer's API keys (hashes, scopes, customer; never a usable key), changed only by
+   * conditional writes (`auth/key-store.ts`). Under `_system/`, which no name can reach.
+   */
+  apiKeys: () => "_system/api-keys.json",
 } as const;
 
 export type ParsedKey =
@@ -154,7 +160,8 @@ export type ParsedKey =
   | { kind: "headAlias"; head: string; alias: string }
   | { kind: "job"; job: string }
   | { kind: "jobPlanManifest"; job: string }
-  | { kind: "idempotencyRecord"; scope: string; hash: string };
+  | { kind: "idempotencyRecord"; scope: string; hash: string }
+  | { kind: "apiKeys" };
 
 const N = "([a-z0-9][a-z0-9\\-_.]{0,62})";
 const SHARD = "(\\d{5})";
@@ -210,6 +217,7 @@ const PATTERNS: Array<[RegExp, (m: RegExpExecArray) => ParsedKey]> = [
     new RegExp(`^idempotency/${N}/([0-9a-f]{64})\\.json$`),
     (m) => ({ kind: "idempotencyRecord", scope: m[1], hash: m[2] }),
   ],
+  [/^_system\/api-keys\.json$/, () => ({ kind: "apiKeys" })],
 ];
 
 /** The inverse of `keys`: returns undefined for keys the platform does not own. */

@@ -1,43 +1,54 @@
 /** The cloud-only Lambda entry points: the API-key authorizer and the train Lambda. */
 import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
-import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { mockClient } from "aws-sdk-client-mock";
 import { createApp } from "../shared/api/app.ts";
 import {
   hashKey,
   newApiKey,
-  parseApiKeySecret,
+  parseApiKeyFile,
+  parseScopes,
   presentedKey,
   verifyApiKey,
 } from "../shared/auth/api-keys.ts";
+import { KeyStore } from "../shared/auth/key-store.ts";
 import { LambdaTrainDispatcher, TrainEvent } from "../shared/heads/train-dispatch.ts";
 import { keys } from "../shared/layout.ts";
 import { makeLogger } from "../shared/log.ts";
+import { FsStore } from "../shared/store/index.ts";
 import { loadEvent } from "./helpers/events.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
 import { tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
 
 describe("API keys", () => {
-  test("only an active key with its own id passes", () => {
-    const a = newApiKey("ci");
-    const b = newApiKey("ops");
-    const secret = { keys: [a.entry, { ...b.entry, disabled: true }] };
-    assert.equal(verifyApiKey(a.key, secret), "ci");
-    assert.equal(verifyApiKey(b.key, secret), undefined, "disabled");
-    assert.equal(verifyApiKey(`${a.key}x`, secret), undefined);
+  test("only an active key with its own id, of this customer, passes, with its scopes", () => {
+    const a = newApiKey("ci", ["predict", "train"], "acme");
+    const b = newApiKey("ops", ["admin"], "acme");
+    const c = newApiKey("other", ["admin"], "acme-eu");
+    const file = {
+      version: 1 as const,
+      keys: [a.entry, { ...b.entry, revokedAt: new Date().toISOString() }, c.entry],
+    };
+    assert.deepEqual(verifyApiKey(a.key, file, "acme"), { keyId: "ci", scopes: ["predict", "train"] });
+    assert.equal(verifyApiKey(b.key, file, "acme"), undefined, "revoked");
+    assert.equal(verifyApiKey(c.key, file, "acme"), undefined, "another customer's key");
+    assert.deepEqual(verifyApiKey(c.key, file, "acme-eu"), { keyId: "other", scopes: ["admin"] });
+    assert.equal(verifyApiKey(a.key, file, "acme-eu"), undefined, "bound to acme only");
+    assert.equal(verifyApiKey(`${a.key}x`, file, "acme"), undefined);
     assert.equal(
-      verifyApiKey(a.key.replace("hs_ci_", "hs_ops_"), secret),
+      verifyApiKey(a.key.replace("hs_ci_", "hs_ops_"), file, "acme"),
       undefined,
       "id must match the hash",
     );
-    assert.equal(verifyApiKey(undefined, secret), undefined);
-    assert.equal(verifyApiKey("", secret), undefined);
+    assert.equal(verifyApiKey(undefined, file, "acme"), undefined);
+    assert.equal(verifyApiKey("", file, "acme"), undefined);
     assert.match(a.key, /^hs_ci_[A-Za-z0-9_-]{43}$/);
     assert.equal(a.entry.sha256, hashKey(a.key));
-    assert.ok(!JSON.stringify(secret).includes(a.key), "the secret never holds a usable key");
+    assert.ok(!JSON.stringify(file).includes(a.key), "the key file never holds a usable key");
   });
 
   test("keys come from x-api-key or a bearer token", () => {
@@ -47,51 +58,71 @@ describe("API keys", () => {
     assert.equal(presentedKey(undefined), undefined);
   });
 
-  test("a malformed secret is an error naming it", () => {
-    assert.throws(() => parseApiKeySecret("{"), /not JSON/);
-    assert.throws(() => parseApiKeySecret('{"keys": [{"id": "A", "sha256": "x"}]}'), /keys\.0\.id/);
-    assert.throws(() => newApiKey("Bad Id"), { name: "ValidationError" });
+  test("scopes are checked, and a malformed key file is an error naming it", () => {
+    assert.deepEqual(parseScopes(["train,predict", "predict"]), ["predict", "train"]);
+    assert.throws(() => parseScopes(["read"]), { name: "ValidationError", message: /unknown scope "read"/ });
+    assert.throws(() => parseScopes([]), { name: "ValidationError" });
+    assert.throws(() => parseApiKeyFile("{"), /not JSON/);
+    assert.throws(
+      () => parseApiKeyFile('{"version": 1, "keys": [{"id": "A", "sha256": "x"}]}'),
+      /keys\.0\.id/,
+    );
+    assert.throws(() => newApiKey("Bad Id", ["predict"], "acme"), { name: "ValidationError" });
   });
 });
 
 describe("authorizer handler", () => {
-  const sm = mockClient(SecretsManagerClient);
-  const good = newApiKey("ci");
+  const dir = mkdtempSync(join(tmpdir(), "headstart-authorizer-"));
+  const keyStore = new KeyStore(new FsStore(dir), "acme");
   let handler: typeof import("../functions/authorizer/handler.ts").handler;
   let clearKeyCache: () => void;
 
   before(async () => {
-    process.env.HEADSTART_API_KEYS_SECRET_ARN =
-      "arn:aws:secretsmanager:eu-west-1:123456789012:secret:headstart-acme-api-keys";
+    process.env.HEADSTART_STORE = dir;
+    process.env.HEADSTART_CUSTOMER = "acme";
     process.env.HEADSTART_LOG_LEVEL = "silent";
     process.env.AWS_REGION = "eu-west-1";
     ({ handler, clearKeyCache } = await import("../functions/authorizer/handler.ts"));
+    delete process.env.HEADSTART_CUSTOMER;
   });
-  after(() => sm.restore());
 
-  test("allows the customer's key, refuses others, and caches the secret", async () => {
-    sm.reset();
+  test("allows this customer's active keys with their scopes, for any route alike, and refuses others", async () => {
+    const ci = await keyStore.create("ci", ["predict"]);
+    const ops = await keyStore.create("ops", ["train", "ingest"]);
+    const foreign = await new KeyStore(new FsStore(dir), "acme-eu").create("eu", ["admin"]);
     clearKeyCache();
-    sm.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ keys: [good.entry] }) });
-    const event = loadEvent<{ headers: Record<string, string> }>("api-authorizer");
-    event.headers["x-api-key"] = good.key;
-    assert.deepEqual(await handler(event), { isAuthorized: true, context: { apiKeyId: "ci" } });
-    event.headers["x-api-key"] = newApiKey("ci").key;
-    assert.deepEqual(await handler(event), { isAuthorized: false });
+    const event = loadEvent<{ headers: Record<string, string>; rawPath: string }>("api-authorizer");
+    event.headers["x-api-key"] = ci.key;
+    const allowed = { isAuthorized: true, context: { apiKeyId: "ci", scopes: "predict" } };
+    assert.deepEqual(await handler(event), allowed);
+    // The answer is cached per key by API Gateway and reused for every route, so it must not
+    // depend on the route: the app checks the scopes per route (test/api-keys-scopes.test.ts).
+    assert.deepEqual(await handler({ ...event, rawPath: "/v1/heads/sentiment/train" }), allowed);
+    event.headers["x-api-key"] = ops.key;
+    assert.deepEqual(await handler(event), {
+      isAuthorized: true,
+      context: { apiKeyId: "ops", scopes: "train,ingest" },
+    });
+    event.headers["x-api-key"] = foreign.key;
+    assert.deepEqual(await handler(event), { isAuthorized: false }, "another customer's key");
+    event.headers["x-api-key"] = newApiKey("ci", ["predict"], "acme").key;
+    assert.deepEqual(await handler(event), { isAuthorized: false }, "unknown secret");
     delete event.headers["x-api-key"];
     assert.deepEqual(await handler(event), { isAuthorized: false });
-    const calls = sm.commandCalls(GetSecretValueCommand);
-    assert.equal(calls.length, 1, "one secret read for three requests");
-    assert.equal(calls[0].args[0].input.SecretId, process.env.HEADSTART_API_KEYS_SECRET_ARN);
+
+    await keyStore.revoke("ci");
+    event.headers["x-api-key"] = ci.key;
+    assert.deepEqual(await handler(event), allowed, "the key file is cached for a minute");
+    clearKeyCache();
+    assert.deepEqual(await handler(event), { isAuthorized: false }, "revoked");
   });
 
-  test("a secret that cannot be read fails closed (throws, so API Gateway answers 500, not allow)", async () => {
-    sm.reset();
+  test("a key file that cannot be read fails closed (throws, so API Gateway answers 500, not allow)", async () => {
+    await new FsStore(dir).put(keys.apiKeys(), "{not json");
     clearKeyCache();
-    sm.on(GetSecretValueCommand).rejects(new Error("AccessDeniedException"));
     const event = loadEvent<{ headers: Record<string, string> }>("api-authorizer");
-    event.headers["x-api-key"] = good.key;
-    await assert.rejects(handler(event), /AccessDenied/);
+    event.headers["x-api-key"] = newApiKey("ci", ["predict"], "acme").key;
+    await assert.rejects(handler(event), /not valid JSON/);
   });
 });
 

@@ -159,12 +159,13 @@ describe("data plane", () => {
     }
   });
 
-  test("queues, topic, secret and log groups use the customer's key; environments hold no secrets", () => {
+  test("queues, topic and log groups use the customer's key; environments hold no secrets", () => {
     const key = { "Fn::GetAtt": [logicalId(stacks.acme, stacks.acme.data.key), "Arn"] };
     const { acme } = t;
     acme.allResourcesProperties("AWS::SQS::Queue", { KmsMasterKeyId: key });
     acme.allResourcesProperties("AWS::SNS::Topic", { KmsMasterKeyId: key });
-    acme.allResourcesProperties("AWS::SecretsManager::Secret", { KmsKeyId: key });
+    // API keys are hashes in the customer's bucket (_system/api-keys.json), not a secret.
+    acme.resourceCountIs("AWS::SecretsManager::Secret", 0);
     acme.allResourcesProperties("AWS::Logs::LogGroup", { KmsKeyId: key });
     // Lambda decrypts a customer-key environment as the execution role, which would need an
     // unscoped kms:Decrypt: the environments are left to Lambda's own key and hold no secrets.
@@ -245,12 +246,34 @@ describe("HTTP API", () => {
         ]),
       }),
     });
-    // The authorizer reads this customer's key secret, and only it has the secret's ARN.
-    const secret = { Ref: logicalId(stacks.acme, stacks.acme.api.keysSecret!) };
+    // The authorizer reads this customer's key file in its bucket, and nothing else of it.
+    const bucket = logicalId(stacks.acme, stacks.acme.data.bucket);
     t.acme.hasResourceProperties("AWS::Lambda::Function", {
       FunctionName: "headstart-acme-authorizer",
-      Environment: { Variables: Match.objectLike({ HEADSTART_API_KEYS_SECRET_ARN: secret }) },
+      Environment: {
+        Variables: Match.objectLike({
+          HEADSTART_STORE: { "Fn::Join": ["", ["s3://", { Ref: bucket }]] },
+          HEADSTART_CUSTOMER: "acme",
+        }),
+      },
     });
+    const role = JSON.stringify({ Ref: logicalId(stacks.acme, stacks.acme.functions.authorizer!.role) });
+    const granted = identityStatements("acme")
+      .filter(({ policy }) =>
+        JSON.stringify(json.acme.Resources[policy].Properties.Roles ?? []).includes(role),
+      )
+      .map(({ statement }) => statement)
+      .filter((st) => actionsOf(st).some((a) => a.startsWith("s3:") || a.startsWith("kms:")));
+    assert.deepEqual(
+      granted.map((st) => [actionsOf(st), resourcesOf(st)]),
+      [
+        [
+          ["s3:GetObject"],
+          [{ "Fn::Join": ["", [{ "Fn::GetAtt": [bucket, "Arn"] }, "/_system/api-keys.json"]] }],
+        ],
+        [["kms:Decrypt"], [{ "Fn::GetAtt": [logicalId(stacks.acme, stacks.acme.data.key), "Arn"] }]],
+      ],
+    );
   });
 
   test("the sample API events in events/ carry route keys the stack deploys", () => {
@@ -316,6 +339,8 @@ describe("isolation: each customer's grants reach only its own resources", () =>
       const allowedS3 = [
         JSON.stringify({ "Fn::GetAtt": [bucket, "Arn"] }),
         JSON.stringify({ "Fn::Join": ["", [{ "Fn::GetAtt": [bucket, "Arn"] }, "/*"]] }),
+        // The authorizer's one object: the key file.
+        JSON.stringify({ "Fn::Join": ["", [{ "Fn::GetAtt": [bucket, "Arn"] }, "/_system/api-keys.json"]] }),
       ];
       const allowedKms = [JSON.stringify({ "Fn::GetAtt": [key, "Arn"] })];
       let s3Statements = 0;

@@ -3,11 +3,10 @@
  * prints exactly one JSON document on stdout. Exit codes: 0 ok, 2 bad input, 1 failure.
  */
 import { readFile, writeFile } from "node:fs/promises";
-import { serve as serveNode } from "@hono/node-server";
 import { Command, CommanderError, Option } from "commander";
-import { createApp } from "../../shared/api/app.ts";
 import { MAX_EMBEDDINGS_BATCH, MAX_PREDICT_BATCH } from "../../shared/api/schemas.ts";
-import { newApiKey } from "../../shared/auth/api-keys.ts";
+import { LOCAL_CUSTOMER, parseScopes, SCOPES } from "../../shared/auth/api-keys.ts";
+import { type KeyInfo, KeyStore } from "../../shared/auth/key-store.ts";
 import { decodeNpy } from "../../shared/cache/npy.ts";
 import { type Config, loadConfig } from "../../shared/config.ts";
 import { DEMO_DATASET, DEMO_HEAD, runDemo } from "../../shared/demo.ts";
@@ -18,11 +17,12 @@ import { HEAD_KINDS } from "../../shared/heads/kinds.ts";
 import type { Prediction } from "../../shared/heads/predict.ts";
 import { renderReportHtml } from "../../shared/heads/report-html.ts";
 import { TASKS, type TrainResult } from "../../shared/heads/train.ts";
-import { type Logger, type LogLevel, makeLogger } from "../../shared/log.ts";
+import { type LogLevel, makeLogger } from "../../shared/log.ts";
 import { Platform } from "../../shared/platform.ts";
 import { openStore } from "../../shared/store/index.ts";
 import { VERSION } from "../../shared/version.ts";
 import { embedProgress } from "./progress.ts";
+import { serveApi } from "./serve.ts";
 
 interface GlobalOptions {
   store?: string;
@@ -600,48 +600,69 @@ backbone
     );
   });
 
-const apiKey = program.command("api-key").description("API keys for a deployed customer's HTTP API");
-apiKey
-  .command("new")
-  .description(
-    "make a new random key; prints the key (give it to the client) and the entry for the keys secret",
-  )
-  .requiredOption("--id <id>", "key id, e.g. the client's name ([a-z0-9-])")
-  .action((opts, cmd: Command) => {
-    const { json } = cmd.optsWithGlobals() as GlobalOptions;
-    const { key, entry } = newApiKey(opts.id);
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+/** The customer's key file in the store (`--store s3://bucket` manages a deployment's keys). */
+function keyStore(cmd: Command, customer?: string) {
+  const { platform, json } = context(cmd);
+  return { keys: new KeyStore(platform.store, customer ?? platform.config.customer ?? LOCAL_CUSTOMER), json };
+}
+
+const keyLine = (k: KeyInfo) =>
+  `${k.id}\t${k.scopes.join(",")}\t${k.customer}\t${k.createdAt}\t${k.revoked ? `revoked ${k.revokedAt}` : "active"}`;
+
+const ALLOWED_HOST_HELP = "a host name clients may use besides this server's addresses (repeatable)";
+const serveOptions = (opts: { port: number; host: string; allowedHost: string[] }) => ({
+  port: opts.port,
+  host: opts.host,
+  allowedHosts: opts.allowedHost,
+});
+
+const keysCommand = program
+  .command("keys")
+  .description("scoped API keys of this store's customer (hashes only are stored; see docs/api.md)");
+keysCommand
+  .command("create")
+  .description("make a key; prints it once (give it to the client): only its hash is stored")
+  .requiredOption("--id <id>", "key id, e.g. the client's name ([a-z0-9-], at most 32)")
+  .requiredOption("--scope <scope>", `what the key may do, repeatable: ${SCOPES.join(", ")}`, collect, [])
+  .option("--customer <id>", "the customer the key is bound to (default: HEADSTART_CUSTOMER, else local)")
+  .action(async (opts, cmd: Command) => {
+    const { keys, json } = keyStore(cmd, opts.customer);
+    const made = await keys.create(opts.id, parseScopes(opts.scope, "scope"));
     output(
-      Boolean(json),
-      { key, entry },
-      `key (shown once; only its hash is stored):\n  ${key}\nadd this entry to the "keys" array of the customer's API-key secret:\n  ${JSON.stringify(entry)}`,
+      json,
+      made,
+      `key ${made.info.id} (${made.info.scopes.join(", ")}; customer ${made.info.customer}), shown once, only its hash is stored:\n  ${made.key}`,
     );
   });
-
-async function serveApi(platform: Platform, log: Logger, port: number, host: string) {
-  const app = createApp(platform, log);
-  const server = serveNode({ fetch: app.fetch, port, hostname: host });
-  await new Promise<void>((resolve, reject) => {
-    server.once("listening", resolve);
-    server.once("error", reject);
+keysCommand
+  .command("list")
+  .description("every key: id, scopes, customer, created, revoked (never the key or its hash)")
+  .action(async (_opts, cmd: Command) => {
+    const { keys, json } = keyStore(cmd);
+    const all = await keys.list();
+    output(json, all, all.map(keyLine).join("\n") || "(no keys)");
   });
-  const shutdown = () => {
-    log.info("shutting down");
-    server.close(() => process.exit(0));
-    setTimeout(() => process.exit(0), 2_000).unref();
-  };
-  process.once("SIGINT", shutdown);
-  process.once("SIGTERM", shutdown);
-  return `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
-}
+keysCommand
+  .command("revoke")
+  .description("refuse a key from now on (servers notice within their key cache time); its id stays reserved")
+  .argument("<id>", "key id")
+  .action(async (id: string, _opts, cmd: Command) => {
+    const { keys, json } = keyStore(cmd);
+    const info = await keys.revoke(id);
+    output(json, info, `key ${info.id} revoked at ${info.revokedAt}`);
+  });
 
 program
   .command("serve")
   .description("serve the HTTP API; embedding jobs run in worker processes")
   .option("--port <n>", "port", intOption("port"), 8787)
-  .option("--host <host>", "interface to bind", "127.0.0.1")
+  .option("--host <host>", "interface to bind (not loopback: API keys required)", "127.0.0.1")
+  .option("--allowed-host <name>", ALLOWED_HOST_HELP, collect, [])
   .action(async (opts, cmd: Command) => {
     const { platform, log } = context(cmd, "process");
-    const url = await serveApi(platform, log, opts.port, opts.host);
+    const url = await serveApi(platform, log, serveOptions(opts));
     log.info("listening", {
       url,
       store: platform.store.url,
@@ -679,10 +700,11 @@ program
     "the local platform: API + worker on the embedded store, seeded with the IMDB sample on first run",
   )
   .option("--port <n>", "port", intOption("port"), 8787)
-  .option("--host <host>", "interface to bind", "127.0.0.1")
+  .option("--host <host>", "interface to bind (not loopback: API keys required)", "127.0.0.1")
+  .option("--allowed-host <name>", ALLOWED_HOST_HELP, collect, [])
   .action(async (opts, cmd: Command) => {
     const { platform, log, progress } = context(cmd, "process");
-    const url = await serveApi(platform, log, opts.port, opts.host);
+    const url = await serveApi(platform, log, serveOptions(opts));
     log.info("listening", { url, store: platform.store.url });
     let r: Awaited<ReturnType<typeof runDemo>>;
     try {

@@ -118,7 +118,8 @@ export const SECURITY_SCHEMES = {
     type: "apiKey",
     in: "header",
     name: "x-api-key",
-    description: "A customer API key, `hs_<id>_<secret>` (`headstart api-key new`; docs/deploy.md)",
+    description:
+      "A customer API key, `hs_<id>_<secret>`, with scopes (`headstart keys create`, `POST /v1/keys`; docs/api.md#authentication)",
   },
   bearer: {
     type: "http",
@@ -140,7 +141,9 @@ export function documentConfig(version: string): Parameters<OpenAPIHono["getOpen
         "Transfer learning the cheap way: embed once, train small heads, serve them. " +
         "Deployed in AWS, every route but `GET /health` (this document and `/docs` included) needs an API key " +
         "(`x-api-key` or `Authorization: Bearer`), or SigV4 where the deployment uses IAM auth; API Gateway refuses " +
-        "others with 403 before they reach the app. `headstart serve` checks no key. Errors: docs/api.md#errors.",
+        "others with 403 before they reach the app. A key has scopes (predict, train, ingest, admin; admin implies " +
+        "all): each operation's `x-required-scopes` lists those that admit it. `headstart serve` demands keys once " +
+        "the store has any, and always when bound to a non-loopback address. Errors: docs/api.md#errors.",
     },
     servers: [{ url: "/", description: "This server" }],
     security: [{ apiKey: [] }, { bearer: [] }],
@@ -148,6 +151,7 @@ export function documentConfig(version: string): Parameters<OpenAPIHono["getOpen
       { name: "datasets", description: "Upload, ingest and import datasets; their embedding status" },
       { name: "heads", description: "Train, inspect, promote, export and predict with heads" },
       { name: "jobs", description: "Batch embedding jobs" },
+      { name: "keys", description: "Scoped API keys of this customer (scope admin)" },
       { name: "system", description: "Health" },
     ],
   };

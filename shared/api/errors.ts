@@ -14,6 +14,8 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   precondition_failed: 409,
   payload_too_large: 413,
   unsupported: 422,
+  unauthorized: 401,
+  forbidden: 403,
   unavailable: 503,
   internal: 500,
 };

@@ -178,13 +178,14 @@ export function errorResponses(
     );
   }
   if (!opts.public) {
+    const refusal = z.union([ErrorResponse, GatewayError]);
     out[401] = jsonBody(
-      GatewayError,
-      "No `x-api-key` header: API Gateway answers itself when the authorizer's result cache is on (its own body)",
+      refusal,
+      "No usable API key. The app (a local server with keys) names `x-api-key`; in AWS, API Gateway answers a missing `x-api-key` itself (its own body) while the authorizer's result cache is on",
     );
     out[403] = jsonBody(
-      GatewayError,
-      "Refused by the deployment's authorizer: no API key, or an unknown or disabled one (API Gateway's own body)",
+      refusal,
+      "Refused: the key lacks the operation's scope (`x-required-scopes`; `field: x-api-key`), a local server's Host or cross-site check (`field: host` / `origin`), or, with API Gateway's own body, the deployment's authorizer (an unknown, revoked or other customer's key)",
     );
   }
   out[500] = errorResponse("Internal error; the server log has the details");

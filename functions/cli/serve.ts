@@ -1,0 +1,70 @@
+/**
+ * `headstart serve` / `start`: the HTTP API on this machine. Loopback (127.0.0.1) by default;
+ * Host and cross-site checks always (shared/api/local-guard.ts). Bound to any other address it
+ * refuses to start without an API key in the store, then demands keys on every request and says
+ * so in its log.
+ */
+import type { AddressInfo } from "node:net";
+import { serve as serveNode } from "@hono/node-server";
+import { createApp } from "../../shared/api/app.ts";
+import { isLoopback } from "../../shared/api/local-guard.ts";
+import { activeKeys, LOCAL_CUSTOMER } from "../../shared/auth/api-keys.ts";
+import { KeyStore } from "../../shared/auth/key-store.ts";
+import { ValidationError } from "../../shared/errors.ts";
+import type { Logger } from "../../shared/log.ts";
+import type { Platform } from "../../shared/platform.ts";
+
+export interface ServeOptions {
+  port: number;
+  host: string;
+  /** Host names besides this server's own addresses that the Host header may carry. */
+  allowedHosts?: readonly string[];
+}
+
+/** Starts the server; answers its URL once it listens. */
+export async function serveApi(platform: Platform, log: Logger, opts: ServeOptions): Promise<string> {
+  const keyStore = new KeyStore(platform.store, platform.config.customer ?? LOCAL_CUSTOMER);
+  const keyCount = activeKeys((await keyStore.read()).file, keyStore.customer).length;
+  const loopback = isLoopback(opts.host);
+  if (!loopback && keyCount === 0) {
+    throw new ValidationError(
+      `--host ${opts.host} is not a loopback address, so anyone who can reach it could use this server: it needs API keys, and customer ${keyStore.customer} has none. Create one with \`headstart keys create --id <name> --scope admin\` (then send it as x-api-key), or bind 127.0.0.1`,
+      { field: "host" },
+    );
+  }
+  let port = opts.port;
+  const app = createApp(platform, log, {
+    local: { host: opts.host, port: () => port, allowedHosts: opts.allowedHosts },
+    requireKeys: !loopback,
+  });
+  const server = serveNode({ fetch: app.fetch, port: opts.port, hostname: opts.host });
+  await new Promise<void>((resolve, reject) => {
+    server.once("listening", resolve);
+    server.once("error", reject);
+  });
+  port = (server.address() as AddressInfo).port;
+  if (!loopback) {
+    log.warn("listening on a non-loopback address: every request but /health and the docs needs an API key", {
+      host: opts.host,
+      port,
+      activeKeys: keyCount,
+    });
+  } else if (keyCount > 0) {
+    log.info("API keys in the store: every request but /health and the docs needs one", {
+      activeKeys: keyCount,
+    });
+  }
+  const shutdown = () => {
+    log.info("shutting down");
+    server.close(() => process.exit(0));
+    setTimeout(() => process.exit(0), 2_000).unref();
+  };
+  process.once("SIGINT", shutdown);
+  process.once("SIGTERM", shutdown);
+  return `http://${urlHost(opts.host)}:${port}`;
+}
+
+function urlHost(host: string): string {
+  if (host === "0.0.0.0" || host === "::" || host === "[::]") return "127.0.0.1";
+  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+}

@@ -1,0 +1,74 @@
+/**
+ * The one table of which scope each route needs. A route not listed here needs `admin`, so a
+ * route added later (or a typo in this table) is closed by default, never open. `admin` implies
+ * every scope. Patterns use the OpenAPI form (`{name}` matches one path segment).
+ */
+import type { Scope } from "./api-keys.ts";
+
+/** Needs no key anywhere (API Gateway routes them past the authorizer too: infra/api.ts). */
+export const PUBLIC = "public" as const;
+export type RouteAccess = typeof PUBLIC | readonly Scope[];
+
+/**
+ * `METHOD path` → the scopes any one of which admits the request. Reads of heads serve the
+ * applications that predict with them and the people who train them; reads of datasets and jobs
+ * serve those who upload and those who train. Exporting a model hands over its weights, so it is
+ * a `train` right, not a `predict` one.
+ */
+export const ROUTE_SCOPES: Readonly<Record<string, RouteAccess>> = {
+  "GET /health": PUBLIC,
+  "GET /openapi.json": PUBLIC,
+  "GET /docs": PUBLIC,
+  "GET /docs/{file}": PUBLIC,
+  "GET /docs/assets/{file}": PUBLIC,
+
+  "POST /v1/heads/{head}/predict": ["predict"],
+  "GET /v1/heads/{head}": ["predict", "train"],
+  "GET /v1/heads/{head}/versions/{version}": ["predict", "train"],
+  "GET /v1/heads/{head}/versions/{version}/report": ["predict", "train"],
+
+  "POST /v1/heads/{head}/train": ["train"],
+  "PUT /v1/heads/{head}/aliases/{alias}": ["train"],
+  "POST /v1/heads/{head}/aliases/{alias}/rollback": ["train"],
+  "GET /v1/heads/{head}/versions/{version}/model.onnx": ["train"],
+
+  "PUT /v1/datasets/{dataset}/manifest": ["ingest"],
+  "POST /v1/datasets/{dataset}/ingest": ["ingest"],
+  "POST /v1/datasets/{dataset}/embeddings": ["ingest"],
+  "GET /v1/datasets/{dataset}": ["ingest", "train"],
+  "GET /v1/jobs/{job}": ["ingest", "train"],
+
+  "GET /v1/keys": ["admin"],
+  "POST /v1/keys": ["admin"],
+  "DELETE /v1/keys/{id}": ["admin"],
+};
+
+const ADMIN_ONLY: readonly Scope[] = ["admin"];
+
+interface Compiled {
+  method: string;
+  re: RegExp;
+  access: RouteAccess;
+}
+
+const COMPILED: Compiled[] = Object.entries(ROUTE_SCOPES).map(([route, access]) => {
+  const [method, path] = route.split(" ");
+  const source = path
+    .split("/")
+    .map((seg) => (/^\{[^}]+\}$/.test(seg) ? "[^/]+" : seg.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
+    .join("/");
+  return { method, re: new RegExp(`^${source}$`), access };
+});
+
+/** What a request needs: `public`, or the scopes any one of which admits it (unknown: admin). */
+export function routeAccess(method: string, path: string): RouteAccess {
+  const m = method.toUpperCase() === "HEAD" ? "GET" : method.toUpperCase();
+  const trimmed = path.length > 1 ? path.replace(/\/+$/, "") : path;
+  for (const r of COMPILED) if (r.method === m && r.re.test(trimmed)) return r.access;
+  return ADMIN_ONLY;
+}
+
+/** Whether a key holding `held` may make a request needing one of `needed`. */
+export function scopesAllow(held: readonly Scope[], needed: readonly Scope[]): boolean {
+  return held.includes("admin") || needed.some((s) => held.includes(s));
+}
