@@ -7,8 +7,9 @@
  *  - sigkill: `--kill-trials` (50) SIGKILLs at random points of ingest/embed/train/promote;
  *  - s3Faults: not in this bench yet (printed as missing; its section plugs into `SECTIONS`
  *    like the others).
- * `--quick`: 2,000 fuzz requests, 5 s per load case, 8 kill trials. Exits 1 when a section
- * misses its bar.
+ * `--quick`: 2,000 fuzz requests, 5 s per load case, 8 kill trials. `--server-node-options`
+ * passes NODE_OPTIONS to the load test's server (e.g. `--max-old-space-size=64`). Exits 1 when a
+ * section misses its bar.
  */
 import { parseArgs } from "node:util";
 import { machine } from "./bench-common.ts";
@@ -77,6 +78,7 @@ async function main() {
       seed: opts.seed,
       durationS: opts.durationS,
       concurrency: opts.concurrency,
+      serverNodeOptions: opts.serverNodeOptions,
     },
     machine: await machine(),
   };

@@ -46,7 +46,7 @@ export const loadSection: Section<LoadResult> = {
       const store = join(work, "store");
       const { sentence, dim } = await prepareStore(store);
       const port = await freePort();
-      server = await startServer(store, port);
+      server = await startServer(store, port, opts.serverNodeOptions);
       const url = `http://127.0.0.1:${port}/v1/heads/${HEAD}/predict`;
       const vector = Array.from({ length: dim }, (_, i) => Math.sin(i));
       const bodies = {
@@ -94,7 +94,7 @@ const growth = (c: LoadCase) =>
   `${c.rssEndMb >= c.rssStartMb ? "+" : ""}${(((c.rssEndMb - c.rssStartMb) / c.rssStartMb) * 100).toFixed(1)}%`;
 
 /** A store with IMDB reviews embedded by glove-100d and a head on them; one review sentence. */
-async function prepareStore(dir: string) {
+export async function prepareStore(dir: string) {
   const config = loadConfig({}, { store: dir, logLevel: "silent" });
   const platform = new Platform(new FsStore(dir), config);
   const reviews = await loadImdb(50);
@@ -109,7 +109,7 @@ async function prepareStore(dir: string) {
   return { sentence, dim: (await platform.backbone(BACKBONE)).dim };
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once("error", reject);
@@ -121,12 +121,12 @@ function freePort(): Promise<number> {
 }
 
 /** `headstart serve` on `store`, once /health answers. */
-async function startServer(store: string, port: number): Promise<ChildProcess> {
+export async function startServer(store: string, port: number, nodeOptions = ""): Promise<ChildProcess> {
   const child = spawn(
     process.execPath,
     [join(PACKAGE_ROOT, "bin/headstart.js"), "serve", "--port", String(port)],
     {
-      env: { ...process.env, HEADSTART_STORE: store, HEADSTART_LOG_LEVEL: "warn" },
+      env: { ...process.env, HEADSTART_STORE: store, HEADSTART_LOG_LEVEL: "warn", NODE_OPTIONS: nodeOptions },
       stdio: ["ignore", "ignore", "pipe"],
     },
   );
@@ -147,13 +147,13 @@ async function startServer(store: string, port: number): Promise<ChildProcess> {
   throw new Error(`headstart serve did not answer /health in 30 s: ${stderr}`);
 }
 
-async function rssMb(pid: number): Promise<number> {
+export async function rssMb(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, "utf8");
   const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]);
   return Math.round(kb / 102.4) / 10;
 }
 
-function cannon(url: string, body: string, connections: number, duration: number) {
+export function cannon(url: string, body: string, connections: number, duration: number) {
   return autocannon({
     url,
     method: "POST",
