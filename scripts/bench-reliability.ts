@@ -5,9 +5,9 @@
  *  - load: 60 s at 8 and 64 connections on predict (embedding input and text input);
  *  - concurrency: 16 trainings and 16 promotions at once on one head;
  *  - sigkill: `--kill-trials` (50) SIGKILLs at random points of ingest/embed/train/promote;
- *  - s3Faults: not in this bench yet (printed as missing; its section plugs into `SECTIONS`
- *    like the others).
- * `--quick`: 2,000 fuzz requests, 5 s per load case, 8 kill trials. `--server-node-options`
+ *  - s3Faults: `--fault-runs` (3) runs of the whole loop on radosgw behind the fault proxy at 5%
+ *    and 20% of requests;
+ * `--quick`: 2,000 fuzz requests, 5 s per load case, 8 kill trials, 1 fault run per rate. `--server-node-options`
  * passes NODE_OPTIONS to the load test's server (e.g. `--max-old-space-size=64`). Exits 1 when a
  * section misses its bar.
  */
@@ -16,12 +16,14 @@ import { machine } from "./bench-common.ts";
 import { concurrencySection } from "./reliability/concurrency.ts";
 import { fuzzSection } from "./reliability/fuzz.ts";
 import { loadSection } from "./reliability/load.ts";
+import { s3FaultsSection } from "./reliability/s3-faults.ts";
 import type { BenchOptions, Section } from "./reliability/section.ts";
 import { sigkillSection } from "./reliability/sigkill.ts";
 
 /** The sections this bench runs, in order. Adding one is an import and a line here. */
 const SECTIONS: Section<never>[] = [
   sigkillSection,
+  s3FaultsSection,
   fuzzSection,
   loadSection,
   concurrencySection,
@@ -40,6 +42,7 @@ async function main() {
       "fuzz-requests": { type: "string" },
       concurrency: { type: "string", default: "16" },
       "kill-trials": { type: "string" },
+      "fault-runs": { type: "string" },
       only: { type: "string" },
       "server-node-options": { type: "string", default: "" },
     },
@@ -56,6 +59,7 @@ async function main() {
     concurrency: int("concurrency", values.concurrency, 16, 1),
     serverNodeOptions: values["server-node-options"] ?? "",
     killTrials: int("kill-trials", values["kill-trials"], values.quick ? 8 : 50, 1),
+    faultRuns: int("fault-runs", values["fault-runs"], values.quick ? 1 : 3, 1),
     say: (m) => process.stderr.write(`bench:reliability: ${m}\n`),
   };
   const only = values.only?.split(",");

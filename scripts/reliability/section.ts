@@ -18,6 +18,8 @@ export interface BenchOptions {
   concurrency: number;
   /** SIGKILL trials over ingest, embed, train and promote (≥ 50 for the published figure). */
   killTrials: number;
+  /** Runs of the whole loop per S3 fault rate (5% and 20%). */
+  faultRuns: number;
   say: (message: string) => void;
 }
 
