@@ -26,6 +26,7 @@ export const ROUTE_SCOPES: Readonly<Record<string, RouteAccess>> = {
   "GET /v1/heads/{head}": ["predict", "train"],
   "GET /v1/heads/{head}/versions/{version}": ["predict", "train"],
   "GET /v1/heads/{head}/versions/{version}/report": ["predict", "train"],
+  "GET /v1/heads/{head}/aliases/{alias}": ["predict", "train"],
 
   "POST /v1/heads/{head}/train": ["train"],
   "PUT /v1/heads/{head}/aliases/{alias}": ["train"],
