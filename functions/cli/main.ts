@@ -712,9 +712,16 @@ program
     } finally {
       progress.stop();
     }
-    const curl = `curl -s -X POST ${url}/v1/heads/${DEMO_HEAD}/predict -H 'content-type: application/json' -d '{"inputs": ["An absolute masterpiece, I loved it.", "Dull, predictable and far too long."]}'`;
+    // Once the store has keys the server demands one: show where it goes instead of a 401.
+    const customer = platform.config.customer ?? LOCAL_CUSTOMER;
+    const keyed = (await new KeyStore(platform.store, customer).list()).some((k) => !k.revoked);
+    const keyHeader = keyed ? ` -H "x-api-key: $HEADSTART_API_KEY"` : "";
+    const curl = `curl -s -X POST ${url}/v1/heads/${DEMO_HEAD}/predict -H 'content-type: application/json'${keyHeader} -d '{"inputs": ["An absolute masterpiece, I loved it.", "Dull, predictable and far too long."]}'`;
+    const keyNote = keyed
+      ? "\n(this store has API keys: set HEADSTART_API_KEY to one with the predict scope)"
+      : "";
     process.stdout.write(
-      `\n${demoSummary(r)}\n\nheadstart is running at ${url} (dataset ${DEMO_DATASET}, head ${DEMO_HEAD}); API docs at ${url}/docs\ntry:\n  ${curl}\n\nCtrl-C to stop.\n`,
+      `\n${demoSummary(r)}\n\nheadstart is running at ${url} (dataset ${DEMO_DATASET}, head ${DEMO_HEAD}); API docs at ${url}/docs\ntry:\n  ${curl}${keyNote}\n\nCtrl-C to stop.\n`,
     );
   });
 
