@@ -1,8 +1,11 @@
 /**
  * `load`: the real local server (`headstart serve`, a child process so its RSS can be read from
  * /proc) under autocannon, on predict with a glove-100d head: ready embeddings, and texts the
- * server embeds itself. Each case warms up for a few seconds, then runs `durationS` at 8 and at
- * 64 connections; RSS is read right after the warm-up and at the end of the case.
+ * server embeds itself. Each case warms up (`warmupS`), then runs `durationS` at 8 and at 64
+ * connections while the server's RSS is sampled every 250 ms. V8 grows its heap lazily and
+ * shrinks it at major collections, so one reading is a point on a sawtooth: `rssStartMb` and
+ * `rssEndMb` are the medians of the first and last 10% of the samples (at least 5 s each),
+ * which a leak moves and the sawtooth does not; `rssMaxMb` is the highest sample.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -24,6 +27,7 @@ export interface LoadCase {
   p99Ms: number;
   rssStartMb: number;
   rssEndMb: number;
+  rssMaxMb: number;
   connections: number;
   durationS: number;
   requestsPerS: number;
@@ -32,7 +36,6 @@ export type LoadResult = Record<string, LoadCase>;
 
 const HEAD = "load-text";
 const BACKBONE = "glove-100d";
-const WARMUP_S = 3;
 const CONNECTIONS = [8, 64];
 
 export const loadSection: Section<LoadResult> = {
@@ -57,17 +60,17 @@ export const loadSection: Section<LoadResult> = {
       for (const [input, body] of Object.entries(bodies)) {
         for (const connections of CONNECTIONS) {
           const name = `${input}-c${connections}`;
-          opts.say(`load: ${name}, ${WARMUP_S} s warm-up then ${opts.durationS} s`);
-          await cannon(url, body, connections, WARMUP_S);
-          const rssStart = await rssMb(server.pid!);
+          opts.say(`load: ${name}, ${opts.warmupS} s warm-up then ${opts.durationS} s`);
+          await cannon(url, body, connections, opts.warmupS);
+          const rss = sampleRss(server.pid!);
           const r = await cannon(url, body, connections, opts.durationS);
+          const rssFigures = rss.stop();
           out[name] = {
             requests: r.requests.total,
             errors: r.non2xx + r.errors + r.timeouts,
             p50Ms: r.latency.p50,
             p99Ms: r.latency.p99,
-            rssStartMb: rssStart,
-            rssEndMb: await rssMb(server.pid!),
+            ...rssFigures,
             connections,
             durationS: opts.durationS,
             requestsPerS: Math.round(r.requests.average),
@@ -81,10 +84,10 @@ export const loadSection: Section<LoadResult> = {
     }
   },
   table: (r) => [
-    "case           conns  requests   req/s  errors  p50 ms  p99 ms  RSS start→end MB",
+    "case           conns  requests   req/s  errors  p50 ms  p99 ms  RSS start→end (max) MB",
     ...Object.entries(r).map(
       ([name, c]) =>
-        `${name.padEnd(14)} ${String(c.connections).padStart(5)}  ${String(c.requests).padStart(8)}  ${String(c.requestsPerS).padStart(6)}  ${String(c.errors).padStart(6)}  ${String(c.p50Ms).padStart(6)}  ${String(c.p99Ms).padStart(6)}  ${c.rssStartMb} → ${c.rssEndMb} (${growth(c)})`,
+        `${name.padEnd(14)} ${String(c.connections).padStart(5)}  ${String(c.requests).padStart(8)}  ${String(c.requestsPerS).padStart(6)}  ${String(c.errors).padStart(6)}  ${String(c.p50Ms).padStart(6)}  ${String(c.p99Ms).padStart(6)}  ${c.rssStartMb} → ${c.rssEndMb} (${growth(c)}, max ${c.rssMaxMb})`,
     ),
   ],
   ok: (r) => Object.values(r).every((c) => c.errors === 0 && c.rssEndMb <= c.rssStartMb * 1.1),
@@ -151,6 +154,32 @@ export async function rssMb(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, "utf8");
   const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]);
   return Math.round(kb / 102.4) / 10;
+}
+
+/** Samples a process's RSS every 250 ms until `stop()`, which answers the start/end medians and max. */
+function sampleRss(pid: number) {
+  const samples: number[] = [];
+  let pending = Promise.resolve();
+  const timer = setInterval(() => {
+    pending = pending.then(async () => {
+      samples.push(await rssMb(pid).catch(() => Number.NaN));
+    });
+  }, 250);
+  const median = (xs: number[]) => {
+    const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+    return s.length ? s[Math.floor(s.length / 2)] : Number.NaN;
+  };
+  return {
+    stop() {
+      clearInterval(timer);
+      const edge = Math.max(20, Math.ceil(samples.length / 10));
+      return {
+        rssStartMb: median(samples.slice(0, edge)),
+        rssEndMb: median(samples.slice(-edge)),
+        rssMaxMb: Math.max(...samples.filter(Number.isFinite)),
+      };
+    },
+  };
 }
 
 export function cannon(url: string, body: string, connections: number, duration: number) {

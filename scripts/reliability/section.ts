@@ -9,6 +9,8 @@ export interface BenchOptions {
   seed: number;
   /** Seconds per load case. */
   durationS: number;
+  /** Seconds of the same load before a case's start RSS is read (V8 grows its heap lazily). */
+  warmupS: number;
   /**
    * NODE_OPTIONS of the load test's server, e.g. `--max-old-space-size=64`: V8 grows its heap
    * lazily under load, so without a cap RSS climbs with garbage not yet collected.
