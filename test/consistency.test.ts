@@ -52,15 +52,15 @@ describe("consistency under races and crashes", () => {
     await platform.putManifest("race", "jsonl", '{"id": "v0", "text": "good"}\n');
     await store.put(keys.manifest("race", "jsonl"), '{"id": "v1", "text": "bad"}\n');
     const manifestKey = keys.manifest("race", "jsonl");
-    // Ingest A reads v1; before it commits, v2 is uploaded and ingested completely.
+    // Ingest A reads v1; before it commits (while it stores v1's rows), v2 is uploaded and
+    // ingested completely.
     const slow = withOverrides(store, {
-      get: async (key) => {
-        const obj = await store.get(key);
-        if (key === manifestKey) {
-          await store.put(key, '{"id": "v2", "text": "great"}\n');
+      putFile: async (key, file) => {
+        if (parseKey(key)?.kind === "datasetRows") {
+          await store.put(manifestKey, '{"id": "v2", "text": "great"}\n');
           await ingestDataset(store, "race");
         }
-        return obj;
+        return store.putFile(key, file);
       },
     });
     await assert.rejects(ingestDataset(slow, "race"), ConflictError);

@@ -119,7 +119,7 @@ describe("manifestFromFolder", () => {
     const dir = await fresh("roundtrip", ["a/1.jpg", "b/2.png", "test/a/3.jpg", "test/b/4.webp"]);
     const { rows } = await manifestFromFolder(dir);
     const jsonl = new TextEncoder().encode(rows.map((r) => JSON.stringify(r)).join("\n"));
-    const parsed = parseManifest(jsonl, "jsonl");
+    const parsed = await parseManifest(jsonl, "jsonl");
     assert.deepEqual(parsed.rejected, []);
     assert.deepEqual(
       parsed.rows.map((r) => [r.image, r.label, r.split]),

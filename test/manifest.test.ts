@@ -8,10 +8,11 @@ import { keys } from "../shared/layout.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
-const reasons = (m: ReturnType<typeof parseManifest>) => m.rejected.map((r) => [r.line, r.field ?? null]);
+const reasons = (m: Awaited<ReturnType<typeof parseManifest>>) =>
+  m.rejected.map((r) => [r.line, r.field ?? null]);
 
 describe("manifest parsing", () => {
-  test("JSONL: each bad row is reported by line and field, good rows proceed", () => {
+  test("JSONL: each bad row is reported by line and field, good rows proceed", async () => {
     const text = [
       '{"id": "a", "text": "fine", "label": "x", "split": "train"}',
       "",
@@ -29,7 +30,7 @@ describe("manifest parsing", () => {
       '{"text": "multi", "label": ["a", "b"]}',
       '{"id": 7, "text": "numeric id", "label": 3}',
     ].join("\n");
-    const m = parseManifest(enc(text), "jsonl");
+    const m = await parseManifest(enc(text), "jsonl");
     assert.equal(m.total, 14);
     assert.deepEqual(
       m.rows.map((r) => [r.id, r.line]),
@@ -60,13 +61,13 @@ describe("manifest parsing", () => {
     assert.match(m.rejected[7].reason, /longer than 100000 characters/);
   });
 
-  test("label lists may be empty; a label named __proto__ is refused", () => {
+  test("label lists may be empty; a label named __proto__ is refused", async () => {
     const text = [
       '{"text": "a", "label": []}',
       '{"text": "b", "label": "__proto__"}',
       '{"text": "c", "label": ["x", "__proto__"]}',
     ].join("\n");
-    const m = parseManifest(enc(text), "jsonl");
+    const m = await parseManifest(enc(text), "jsonl");
     assert.deepEqual(
       m.rows.map((r) => r.label),
       [[]],
@@ -78,7 +79,7 @@ describe("manifest parsing", () => {
     assert.ok(m.rejected.every((r) => /__proto__/.test(r.reason)));
   });
 
-  test("invalid UTF-8 rejects only its own line; BOM and CRLF are handled", () => {
+  test("invalid UTF-8 rejects only its own line; BOM and CRLF are handled", async () => {
     const bytes = new Uint8Array([
       0xef,
       0xbb,
@@ -88,7 +89,7 @@ describe("manifest parsing", () => {
       0x28,
       ...enc('"}\r\n{"text": "caf\u00e9"}\r\n'),
     ]);
-    const m = parseManifest(bytes, "jsonl");
+    const m = await parseManifest(bytes, "jsonl");
     assert.deepEqual(
       m.rows.map((r) => r.text),
       ["ok", "café"],
@@ -96,10 +97,10 @@ describe("manifest parsing", () => {
     assert.deepEqual(m.rejected, [{ line: 2, reason: "line is not valid UTF-8" }]);
   });
 
-  test("CSV: header columns, quoted multi-line fields, empty cells, column counts", () => {
+  test("CSV: header columns, quoted multi-line fields, empty cells, column counts", async () => {
     const csv =
       'id,text,label,split\n1,"line one\nline two",pos,train\n2,,neg,test\n3,"a, b",neg,dev\n4,short\n5,"x ""quoted""",pos,test\n';
-    const m = parseManifest(enc(csv), "csv");
+    const m = await parseManifest(enc(csv), "csv");
     assert.deepEqual(
       m.rows.map((r) => [r.id, r.line, r.text]),
       [
@@ -115,9 +116,9 @@ describe("manifest parsing", () => {
     assert.match(m.rejected[2].reason, /expected 4 columns, found 2/);
   });
 
-  test("CSV with an unknown, repeated, malformed or binary header fails as a whole, naming its line", () => {
+  test("CSV with an unknown, repeated, malformed or binary header fails as a whole, naming its line", async () => {
     const fails = (csv: string | Uint8Array, message: RegExp, field = "line 1") =>
-      assert.throws(
+      assert.rejects(
         () => parseManifest(typeof csv === "string" ? enc(csv) : csv, "csv"),
         (err: unknown) => {
           assert.ok(err instanceof ValidationError, String(err));
@@ -126,17 +127,17 @@ describe("manifest parsing", () => {
           return true;
         },
       );
-    fails("id,txt\n1,a\n", /unknown column 'txt'/);
-    fails("text,label,text\na,b,c\n", /repeats column 'text'/);
-    fails('\n\nid,"text\n1,a\n', /CSV header is malformed/, "line 3");
-    fails('text,"la"bel"\na,b\n', /CSV header is malformed/);
-    fails(new Uint8Array([0x74, 0x65, 0xff, 0xfe, 0x0a, 0x61, 0x0a]), /CSV header is not valid UTF-8/);
+    await fails("id,txt\n1,a\n", /unknown column 'txt'/);
+    await fails("text,label,text\na,b,c\n", /repeats column 'text'/);
+    await fails('\n\nid,"text\n1,a\n', /CSV header is malformed/, "line 3");
+    await fails('text,"la"bel"\na,b\n', /CSV header is malformed/);
+    await fails(new Uint8Array([0x74, 0x65, 0xff, 0xfe, 0x0a, 0x61, 0x0a]), /CSV header is not valid UTF-8/);
   });
 
-  test("CSV: a record with broken quoting is rejected with its line; the rest proceeds", () => {
+  test("CSV: a record with broken quoting is rejected with its line; the rest proceeds", async () => {
     const csv =
       'id,text,label\n1,good one,pos\n2,"bad "quote" here,neg\n3,fine,pos\n4,"unclosed,neg\n5,after,pos\n6,"two\nlines",neg\n';
-    const m = parseManifest(enc(csv), "csv");
+    const m = await parseManifest(enc(csv), "csv");
     assert.deepEqual(
       m.rows.map((r) => [r.id, r.line, r.text]),
       [
@@ -154,8 +155,8 @@ describe("manifest parsing", () => {
     assert.equal(m.total, 6);
   });
 
-  test("CSV: an unterminated quote rejects its line only", () => {
-    const m = parseManifest(enc('text\n"unterminated\nnext\n'), "csv");
+  test("CSV: an unterminated quote rejects its line only", async () => {
+    const m = await parseManifest(enc('text\n"unterminated\nnext\n'), "csv");
     assert.deepEqual(
       m.rejected.map((r) => [r.line, r.reason]),
       [[2, "malformed CSV: a quote is never closed"]],
@@ -166,28 +167,28 @@ describe("manifest parsing", () => {
     );
   });
 
-  test("fuzz: any bytes give accepted + rejected = total, never a crash", () => {
-    fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 400 }), (bytes) => {
-        const m = parseManifest(bytes, "jsonl");
+  test("fuzz: any bytes give accepted + rejected = total, never a crash", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 400 }), async (bytes) => {
+        const m = await parseManifest(bytes, "jsonl");
         assert.equal(m.rows.length + m.rejected.length, m.total);
         for (const r of m.rejected) assert.ok(r.line >= 1 && r.reason.length > 0);
       }),
       { numRuns: 300 },
     );
     // CSV: any body under a valid header; a broken header is a ValidationError, never a crash.
-    fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 400 }), (bytes) => {
-        const m = parseManifest(new Uint8Array([...enc("id,text,label\n"), ...bytes]), "csv");
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 400 }), async (bytes) => {
+        const m = await parseManifest(new Uint8Array([...enc("id,text,label\n"), ...bytes]), "csv");
         assert.equal(m.rows.length + m.rejected.length, m.total);
         for (const r of m.rejected) assert.ok(r.line >= 2 && r.reason.length > 0);
       }),
       { numRuns: 300 },
     );
-    fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 200 }), async (bytes) => {
         try {
-          parseManifest(bytes, "csv");
+          await parseManifest(bytes, "csv");
         } catch (err) {
           assert.ok(err instanceof ValidationError, String(err));
           assert.ok(err.field, "names the field");
@@ -195,8 +196,8 @@ describe("manifest parsing", () => {
       }),
       { numRuns: 300 },
     );
-    fc.assert(
-      fc.property(
+    await fc.assert(
+      fc.asyncProperty(
         fc.array(
           fc.record({
             text: fc.option(fc.string(), { nil: undefined }),
@@ -204,8 +205,8 @@ describe("manifest parsing", () => {
           }),
           { maxLength: 30 },
         ),
-        (rows) => {
-          const m = parseManifest(enc(rows.map((r) => JSON.stringify(r)).join("\n")), "jsonl");
+        async (rows) => {
+          const m = await parseManifest(enc(rows.map((r) => JSON.stringify(r)).join("\n")), "jsonl");
           assert.equal(m.total, rows.length);
           assert.equal(m.rows.length + m.rejected.length, rows.length);
         },

@@ -1,10 +1,13 @@
 /**
- * Ingest: read the uploaded manifest, validate every row, check referenced files exist, and
- * publish `_rows.jsonl` then `_status.json`. An upload with no usable row leaves the previous
+ * Ingest: read the uploaded manifest a line at a time, validate every row, check referenced files
+ * exist, and publish `_rows/<version>.jsonl` then `_status.json`. An upload with no usable row leaves the previous
  * rows untouched and says so in the status.
  */
 import { createHash } from "node:crypto";
-import { promises as fs } from "node:fs";
+import { once } from "node:events";
+import { createWriteStream, promises as fs, type WriteStream } from "node:fs";
+import type { FileHandle } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { basename, join, relative, sep } from "node:path";
 import { z } from "zod";
 import {
@@ -15,16 +18,17 @@ import {
   ValidationError,
 } from "../errors.ts";
 import { keys, type ManifestFormat, parseKey } from "../layout.ts";
-import { decodeUtf8, getJson, parseJsonl, putJson, toJsonl } from "../store/json.ts";
+import { decodeUtf8, getJson, parseJsonl, putJson } from "../store/json.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { manifestFromFolder, type SkippedEntry } from "./folder-manifest.ts";
+import { fileChunks, physicalLines } from "./lines.ts";
 import {
   DatasetRow,
   MAX_REJECTIONS_LISTED,
   manifestFormatOf,
   modalityOf,
-  parseManifest,
   type Rejection,
+  readManifest,
 } from "./manifest.ts";
 import { DatasetStatus } from "./status.ts";
 import { compareSequencers } from "./upload-event.ts";
@@ -51,7 +55,7 @@ async function findManifest(
   return found[0];
 }
 
-/** Manifests are read whole; bigger datasets are split into several. */
+/** A manifest is streamed, but kept whole on local disk while it is read; bigger datasets are split into several. */
 export const MAX_MANIFEST_BYTES = 512 * 1024 * 1024;
 
 export interface IngestOptions {
@@ -59,6 +63,11 @@ export interface IngestOptions {
   manifestKey?: string;
 }
 
+/**
+ * Validates a manifest a line at a time and publishes its rows as the dataset's new version. The
+ * rows are spooled to a local file (hashed on the way: the version is their sha256) and stored
+ * from there, so memory stays one line plus 8 bytes a row whatever the manifest's size.
+ */
 export async function ingestDataset(
   store: ObjectStore,
   dataset: string,
@@ -79,83 +88,186 @@ export async function ingestDataset(
   // The status is the dataset's one switch between versions; moving it by compare-and-swap
   // means a slow ingest of an older upload can never overwrite a newer one.
   const previous = await getJson(store, keys.datasetStatus(dataset), DatasetStatus);
-  const info = await store.head(manifest.key);
-  if (!info) throw new ValidationError(`manifest ${manifest.key} does not exist`, { field: "manifest" });
-  if (info.size > MAX_MANIFEST_BYTES) {
-    throw new PayloadTooLargeError(
-      `manifest ${manifest.key} is ${info.size} bytes; the limit is ${MAX_MANIFEST_BYTES}: split the dataset`,
-      { field: "manifest" },
-    );
-  }
-  const obj = await store.get(manifest.key);
-  if (!obj) throw new ValidationError(`manifest ${manifest.key} does not exist`, { field: "manifest" });
-
-  const source: SourceVersion = {
-    etag: obj.etag,
-    sha256: createHash("sha256").update(obj.body).digest("hex"),
-  };
-  const parsed = parseManifest(obj.body, manifest.format);
-  const rows: DatasetRow[] = [];
-  const rejected: Rejection[] = [...parsed.rejected];
-  for (const row of parsed.rows) {
-    const file = row.image ?? row.audio;
-    if (file !== undefined && !(await store.head(keys.datasetFile(dataset, file)))) {
-      rejected.push({
-        line: row.line,
-        id: row.id,
-        field: row.image !== undefined ? "image" : "audio",
-        reason: `file not found: ${keys.datasetFile(dataset, file)}`,
-      });
-      continue;
-    }
-    rows.push(row);
-  }
-  rejected.sort((a, b) => a.line - b.line);
-
-  const status: DatasetStatus = {
-    dataset,
-    state: rows.length > 0 ? "ingested" : "rejected",
-    manifest: { key: manifest.key, format: manifest.format, etag: obj.etag, bytes: obj.size },
-    rows: { total: parsed.total, accepted: rows.length, rejected: rejected.length },
-    rejected: rejected.slice(0, MAX_REJECTIONS_LISTED),
-    ...summarizeRows(rows),
-    ingestedAt: new Date().toISOString(),
-  };
-
-  if (rows.length === 0) {
-    status.message =
-      parsed.total === 0
-        ? "the manifest is empty: no rows to ingest"
-        : `none of the ${parsed.total} rows is valid; the previous rows of this dataset, if any, stay in use`;
-    // The previous version stays current: training keeps working on the last good upload.
-    if (previous?.value.version) status.version = previous.value.version;
-    await commitStatus(store, status, previous?.etag, source);
-    throw new ValidationError(`${manifest.key}: ${status.message}`, {
-      field: rejected[0] ? `line ${rejected[0].line}` : "manifest",
-      details: { rejected: status.rejected.slice(0, 20) },
+  const snapshot = await openManifest(store, manifest.key);
+  const spool = await RowSpool.create();
+  try {
+    const source: SourceVersion = { etag: snapshot.etag, sha256: snapshot.sha256 };
+    const summary = new RowSummary();
+    const rejected: Rejection[] = [];
+    let rejectedCount = 0;
+    const reject = (r: Rejection) => {
+      rejectedCount++;
+      if (rejected.length < MAX_REJECTIONS_LISTED) rejected.push(r);
+    };
+    const { total } = await readManifest(() => physicalLines(fileChunks(snapshot.handle)), manifest.format, {
+      reject,
+      row: async (row) => {
+        const file = row.image ?? row.audio;
+        if (file !== undefined && !(await store.head(keys.datasetFile(dataset, file)))) {
+          const field = row.image !== undefined ? "image" : "audio";
+          reject({
+            line: row.line,
+            id: row.id,
+            field,
+            reason: `file not found: ${keys.datasetFile(dataset, file)}`,
+          });
+          return;
+        }
+        await spool.write(row);
+        summary.add(row);
+      },
     });
+    await snapshot.handle.close();
+
+    const status: DatasetStatus = {
+      dataset,
+      state: spool.count > 0 ? "ingested" : "rejected",
+      manifest: { key: manifest.key, format: manifest.format, etag: snapshot.etag, bytes: snapshot.size },
+      rows: { total, accepted: spool.count, rejected: rejectedCount },
+      rejected,
+      ...summary.result(),
+      ingestedAt: new Date().toISOString(),
+    };
+
+    if (spool.count === 0) {
+      status.message =
+        total === 0
+          ? "the manifest is empty: no rows to ingest"
+          : `none of the ${total} rows is valid; the previous rows of this dataset, if any, stay in use`;
+      // The previous version stays current: training keeps working on the last good upload.
+      if (previous?.value.version) status.version = previous.value.version;
+      await commitStatus(store, status, previous?.etag, source);
+      throw new ValidationError(`${manifest.key}: ${status.message}`, {
+        field: rejected[0] ? `line ${rejected[0].line}` : "manifest",
+        details: { rejected: status.rejected.slice(0, 20) },
+      });
+    }
+
+    const version = await spool.finish();
+    // Rows first (content-addressed, so rewriting them is harmless), status last.
+    await putLocalFile(store, keys.datasetRows(dataset, version), spool.path, "application/x-ndjson");
+    return await publishStatus(store, status, version, previous?.etag, source);
+  } finally {
+    await snapshot.handle.close().catch(() => undefined);
+    await spool.remove();
+  }
+}
+
+/**
+ * The manifest's bytes as one version: an open handle on a local copy (FsStore: the object
+ * itself, which a later upload renames over but cannot change), with that version's ETag and
+ * sha256. The ETag is read before and after opening, so the handle holds exactly its bytes.
+ */
+async function openManifest(
+  store: ObjectStore,
+  key: string,
+): Promise<{ handle: FileHandle; etag: string; size: number; sha256: string }> {
+  const missing = () => new ValidationError(`manifest ${key} does not exist`, { field: "manifest" });
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const before = await store.head(key);
+    if (!before) throw missing();
+    if (before.size > MAX_MANIFEST_BYTES) {
+      throw new PayloadTooLargeError(
+        `manifest ${key} is ${before.size} bytes; the limit is ${MAX_MANIFEST_BYTES}: split the dataset`,
+        { field: "manifest" },
+      );
+    }
+    const local = await store.localFile(key);
+    if (!local) throw missing();
+    const handle = await fs.open(local.path, "r").catch((err) => {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined; // replaced meanwhile
+      throw err;
+    });
+    if (!handle) continue;
+    const after = await store.head(key);
+    if (after?.etag === before.etag) {
+      return { handle, etag: before.etag, size: before.size, sha256: local.sha256 };
+    }
+    await handle.close();
+  }
+  throw new ConflictError(`${key} kept changing while it was being read; ingest it again`, {
+    field: "manifest",
+  });
+}
+
+/** The version's rows as `_rows/<version>.jsonl` lines in a local file, hashed as they are written. */
+class RowSpool {
+  count = 0;
+  private readonly hash = createHash("sha256");
+  private constructor(
+    private readonly dir: string,
+    private readonly out: WriteStream,
+  ) {}
+
+  get path(): string {
+    return join(this.dir, "rows.jsonl");
   }
 
-  return publishVersion(store, status, rows, previous?.etag, source);
+  static async create(): Promise<RowSpool> {
+    const dir = await fs.mkdtemp(join(tmpdir(), "headstart-ingest-"));
+    return new RowSpool(dir, createWriteStream(join(dir, "rows.jsonl")));
+  }
+
+  async write(row: DatasetRow): Promise<void> {
+    const line = `${JSON.stringify(row)}\n`;
+    this.count++;
+    this.hash.update(line);
+    if (!this.out.write(line)) await once(this.out, "drain");
+  }
+
+  /** Flushes the file; returns the version (the rows' sha256). */
+  async finish(): Promise<string> {
+    await new Promise<void>((resolve, reject) =>
+      this.out.end((err?: Error | null) => (err ? reject(err) : resolve())),
+    );
+    return this.hash.digest("hex");
+  }
+
+  async remove(): Promise<void> {
+    this.out.destroy();
+    await fs.rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** `putFile` where the store has it (streamed), else `put` of the file's bytes. */
+async function putLocalFile(
+  store: ObjectStore,
+  key: string,
+  path: string,
+  contentType: string,
+): Promise<void> {
+  if (store.putFile) await store.putFile(key, path, { contentType });
+  else await store.put(key, await fs.readFile(path), { contentType });
+}
+
+/** Label, split and modality counts of accepted rows, added up a row at a time. */
+class RowSummary {
+  // No prototype: a label may be called "constructor" or "__proto__".
+  private readonly labels: Record<string, number> = Object.create(null);
+  private readonly splits = { train: 0, test: 0, unspecified: 0 };
+  private readonly modalities: Record<string, number> = {};
+
+  add(r: DatasetRow): void {
+    for (const l of r.label === undefined ? [] : Array.isArray(r.label) ? r.label : [String(r.label)]) {
+      this.labels[l] = (this.labels[l] ?? 0) + 1;
+    }
+    this.splits[r.split ?? "unspecified"]++;
+    const modality = modalityOf(r);
+    this.modalities[modality] = (this.modalities[modality] ?? 0) + 1;
+  }
+
+  result(): Pick<DatasetStatus, "labels" | "splits" | "modalities"> {
+    return { labels: this.labels, splits: this.splits, modalities: this.modalities };
+  }
 }
 
 /** Label, split and modality counts of accepted rows, as `_status.json` reports them. */
 export function summarizeRows(
   rows: readonly DatasetRow[],
 ): Pick<DatasetStatus, "labels" | "splits" | "modalities"> {
-  // No prototype: a label may be called "constructor" or "__proto__".
-  const labels: Record<string, number> = Object.create(null);
-  const splits = { train: 0, test: 0, unspecified: 0 };
-  const modalities: Record<string, number> = {};
-  for (const r of rows) {
-    for (const l of r.label === undefined ? [] : Array.isArray(r.label) ? r.label : [String(r.label)]) {
-      labels[l] = (labels[l] ?? 0) + 1;
-    }
-    splits[r.split ?? "unspecified"]++;
-    const modality = modalityOf(r);
-    modalities[modality] = (modalities[modality] ?? 0) + 1;
-  }
-  return { labels, splits, modalities };
+  const summary = new RowSummary();
+  for (const r of rows) summary.add(r);
+  return summary.result();
 }
 
 /** The source object as it was read: its ETag, and (for manifests) the sha256 of its bytes. */
@@ -165,29 +277,9 @@ export interface SourceVersion {
 }
 
 /**
- * Makes `rows` the dataset's current version (an ingest's or an embeddings import's): the
+ * Makes `version` (whose `_rows/<version>.jsonl` the caller stored) the dataset's current one: the
  * status is moved by compare-and-swap from `previousEtag`, and only while the source object
  * (`status.manifest`) still is `source`. Returns the status now current.
- */
-export async function publishVersion(
-  store: ObjectStore,
-  status: DatasetStatus,
-  rows: readonly DatasetRow[],
-  previousEtag: string | undefined,
-  source: SourceVersion,
-): Promise<DatasetStatus> {
-  const body = toJsonl(rows);
-  const version = createHash("sha256").update(body).digest("hex");
-  // Rows first (content-addressed, so rewriting them is harmless), status last.
-  await store.put(keys.datasetRows(status.dataset, version), body, {
-    contentType: "application/x-ndjson",
-  });
-  return publishStatus(store, status, version, previousEtag, source);
-}
-
-/**
- * The last step of `publishVersion`, for a caller that stored `_rows/<version>.jsonl` itself (an
- * embeddings import streams it): makes `version` current by compare-and-swap.
  */
 export function publishStatus(
   store: ObjectStore,
@@ -247,8 +339,8 @@ async function sourceUnchanged(store: ObjectStore, key: string, source: SourceVe
   if (!info) return false;
   if (info.etag === source.etag) return true;
   if (source.sha256 === undefined) return false;
-  const now = await store.get(key);
-  return now !== undefined && createHash("sha256").update(now.body).digest("hex") === source.sha256;
+  // Hashed from a local copy (S3: downloaded, streamed), never read into memory.
+  return (await store.localFile(key))?.sha256 === source.sha256;
 }
 
 /** The newest upload notification applied to one manifest key (`keys.manifestEvents`). */
@@ -385,12 +477,9 @@ export async function uploadDataset(
     }));
     await putFiles(store, dataset, files);
   }
-  const manifestKey = await putManifest(
-    store,
-    dataset,
-    manifestFormatOf(basename(manifestPath)),
-    await fs.readFile(manifestPath),
-  );
+  const manifestKey = await putManifest(store, dataset, manifestFormatOf(basename(manifestPath)), {
+    file: manifestPath,
+  });
   return { manifestKey };
 }
 
@@ -420,17 +509,20 @@ async function uploadLabelledFolder(store: ObjectStore, dataset: string, dir: st
 }
 
 /**
- * Stores a dataset's manifest in one format. The new manifest is written before the other
- * format's is removed, so a failed write never leaves the dataset without one.
+ * Stores a dataset's manifest in one format: bytes, or a local file (streamed where the store can).
+ * The new manifest is written before the other format's is removed, so a failed write never
+ * leaves the dataset without one.
  */
 export async function putManifest(
   store: ObjectStore,
   dataset: string,
   format: ManifestFormat,
-  body: Uint8Array | string,
+  body: Uint8Array | string | { file: string },
 ): Promise<string> {
   const key = keys.manifest(dataset, format);
-  await store.put(key, body, { contentType: format === "csv" ? "text/csv" : "application/x-ndjson" });
+  const contentType = format === "csv" ? "text/csv" : "application/x-ndjson";
+  if (typeof body === "object" && "file" in body) await putLocalFile(store, key, body.file, contentType);
+  else await store.put(key, body, { contentType });
   await store.delete(keys.manifest(dataset, format === "csv" ? "jsonl" : "csv"));
   return key;
 }

@@ -1,11 +1,16 @@
 /**
  * Manifest parsing and row validation. A manifest is JSONL or CSV; every row is checked on its
  * own so one bad row never hides the good ones. Rows are reported by 1-based physical line.
+ * Manifests are read a line at a time (`readManifest`), never whole.
  */
+import { Readable } from "node:stream";
+import { parse as parseCsvStream } from "csv-parse";
 import { parse as parseCsv } from "csv-parse/sync";
 import { z } from "zod";
 import { ValidationError } from "../errors.ts";
 import { assertRelativeFilePath, type ManifestFormat } from "../layout.ts";
+import { IdHashes } from "./id-hashes.ts";
+import { type PhysicalLine, physicalLines } from "./lines.ts";
 
 export const MAX_TEXT_CHARS = 100_000;
 export const MAX_ID_CHARS = 256;
@@ -107,31 +112,17 @@ export interface ParsedManifest {
   total: number;
 }
 
-const fatalUtf8 = new TextDecoder("utf-8", { fatal: true });
-const lenientUtf8 = new TextDecoder("utf-8");
+/** Where a manifest's lines come from; read more than once (ids first, then rows). */
+export type LineSource = () => AsyncIterable<PhysicalLine>;
 
-/** Splits raw bytes into physical lines, decoding each strictly so one bad byte costs one row. */
-function decodeLines(bytes: Uint8Array): { lines: string[]; badUtf8: Set<number> } {
-  const lines: string[] = [];
-  const badUtf8 = new Set<number>();
-  let start = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
-  for (let i = start; i <= bytes.length; i++) {
-    if (i === bytes.length || bytes[i] === 0x0a) {
-      let end = i;
-      if (end > start && bytes[end - 1] === 0x0d) end--;
-      const chunk = bytes.subarray(start, end);
-      try {
-        lines.push(fatalUtf8.decode(chunk));
-      } catch {
-        badUtf8.add(lines.length + 1);
-        lines.push(lenientUtf8.decode(chunk));
-      }
-      start = i + 1;
-    }
-  }
-  if (lines.length > 0 && lines[lines.length - 1] === "") lines.pop();
-  return { lines, badUtf8 };
+/** What `readManifest` hands on, in line order: rows and rejections interleaved. */
+export interface ManifestSink {
+  row(row: DatasetRow): void | Promise<void>;
+  reject(rejection: Rejection): void | Promise<void>;
 }
+
+/** One record before validation: a candidate value, or already a rejection. */
+type Entry = { line: number; value: unknown } | { rejection: Rejection };
 
 function describeIssues(error: z.ZodError): { field?: string; reason: string } {
   const issue = error.issues[0];
@@ -145,74 +136,229 @@ function describeIssues(error: z.ZodError): { field?: string; reason: string } {
   return { field, reason: field ? `${field}: ${issue.message}` : issue.message };
 }
 
-/**
- * Validates rows one by one. Duplicate ids are rejected after the first occurrence; rows
- * without an id get `line-<n>`, which is stable for an unchanged manifest.
- */
-function validateRows(candidates: Array<{ line: number; value: unknown }>, out: ParsedManifest): void {
-  const seen = new Map<string, number>();
-  for (const { line, value } of candidates) {
-    const parsed = ManifestRow.safeParse(value);
+/** A row on its own; rows without an id get `line-<n>`, which is stable for an unchanged manifest. */
+function checkRow(line: number, value: unknown): { row: DatasetRow } | { rejection: Rejection } {
+  const parsed = ManifestRow.safeParse(value);
+  if (!parsed.success) {
     const rawId = (value as { id?: unknown } | null)?.id;
     const idHint = typeof rawId === "string" || typeof rawId === "number" ? String(rawId) : undefined;
-    if (!parsed.success) {
-      out.rejected.push({ line, id: idHint, ...describeIssues(parsed.error) });
+    return { rejection: { line, id: idHint, ...describeIssues(parsed.error) } };
+  }
+  const r = parsed.data;
+  const row: DatasetRow = { id: r.id === undefined ? `line-${line}` : String(r.id), line };
+  if (r.text !== undefined) row.text = r.text;
+  if (r.image !== undefined) row.image = r.image;
+  if (r.audio !== undefined) row.audio = r.audio;
+  if (r.label !== undefined) row.label = r.label;
+  if (r.split !== undefined) row.split = r.split;
+  return { row };
+}
+
+/**
+ * Reads a manifest a line at a time, in two passes, and hands every row or rejection to `sink` in
+ * line order. Pass one only notes each record's id hash (8 bytes a row); pass two validates and
+ * rejects a repeated id after its first valid occurrence, comparing only the ids whose hash
+ * repeats. Memory: one line (a CSV record up to `MAX_RECORD_LINES`) plus 8 bytes a row.
+ */
+export async function readManifest(
+  open: LineSource,
+  format: ManifestFormat,
+  sink: ManifestSink,
+): Promise<{ total: number }> {
+  const entries = format === "csv" ? await csvEntries(open) : () => jsonlEntries(open);
+  const repeated = await repeatedIdHashes(entries);
+  const firstSeen = new Map<string, number>();
+  let total = 0;
+  for await (const e of entries()) {
+    total++;
+    const checked = "rejection" in e ? e : checkRow(e.line, e.value);
+    if ("rejection" in checked) {
+      await sink.reject(checked.rejection);
       continue;
     }
-    const r = parsed.data;
-    const id = r.id === undefined ? `line-${line}` : String(r.id);
-    const first = seen.get(id);
-    if (first !== undefined) {
-      out.rejected.push({
-        line,
-        id,
-        field: "id",
-        reason: `duplicate id ${JSON.stringify(id)} (first seen on line ${first})`,
-      });
-      continue;
+    const { row } = checked;
+    if (repeated.has(IdHashes.of(row.id))) {
+      const first = firstSeen.get(row.id);
+      if (first !== undefined) {
+        const reason = `duplicate id ${JSON.stringify(row.id)} (first seen on line ${first})`;
+        await sink.reject({ line: row.line, id: row.id, field: "id", reason });
+        continue;
+      }
+      firstSeen.set(row.id, row.line);
     }
-    seen.set(id, line);
-    const row: DatasetRow = { id, line };
-    if (r.text !== undefined) row.text = r.text;
-    if (r.image !== undefined) row.image = r.image;
-    if (r.audio !== undefined) row.audio = r.audio;
-    if (r.label !== undefined) row.label = r.label;
-    if (r.split !== undefined) row.split = r.split;
-    out.rows.push(row);
+    await sink.row(row);
+  }
+  return { total };
+}
+
+/**
+ * The hashes of ids that more than one record carries (or would get: `line-<n>`). Every record
+ * counts, valid or not, so this is a superset of the valid rows' repeats, found without
+ * validating. A CSV whose body turns out not to parse whole is read again, record by record.
+ */
+async function repeatedIdHashes(entries: () => AsyncIterable<Entry>): Promise<Set<number>> {
+  for (;;) {
+    const ids = new IdHashes();
+    try {
+      for await (const e of entries()) {
+        if ("rejection" in e) continue;
+        const id = (e.value as { id?: unknown }).id;
+        if (id === undefined) ids.add(`line-${e.line}`);
+        else if (typeof id === "string" || typeof id === "number") ids.add(String(id));
+      }
+      return ids.repeated();
+    } catch (err) {
+      if (!(err instanceof NotWholeCsv)) throw err;
+    }
   }
 }
 
-function parseJsonlManifest(bytes: Uint8Array): ParsedManifest {
-  const { lines, badUtf8 } = decodeLines(bytes);
-  const out: ParsedManifest = { rows: [], rejected: [], total: 0 };
-  const candidates: Array<{ line: number; value: unknown }> = [];
-  lines.forEach((text, i) => {
-    const line = i + 1;
-    if (text.trim() === "") return;
-    out.total++;
-    if (badUtf8.has(line)) {
-      out.rejected.push({ line, reason: "line is not valid UTF-8" });
-      return;
+async function* jsonlEntries(open: LineSource): AsyncGenerator<Entry> {
+  for await (const { no: line, text, badUtf8 } of open()) {
+    if (text.trim() === "") continue;
+    if (badUtf8) {
+      yield { rejection: { line, reason: "line is not valid UTF-8" } };
+      continue;
     }
     let value: unknown;
     try {
       value = JSON.parse(text);
     } catch (err) {
-      out.rejected.push({ line, reason: `not valid JSON: ${(err as Error).message}` });
-      return;
+      yield { rejection: { line, reason: `not valid JSON: ${(err as Error).message}` } };
+      continue;
     }
     if (typeof value !== "object" || value === null || Array.isArray(value)) {
-      out.rejected.push({ line, reason: "each line must be a JSON object" });
-      return;
+      yield { rejection: { line, reason: "each line must be a JSON object" } };
+      continue;
     }
-    candidates.push({ line, value });
-  });
-  validateRows(candidates, out);
-  return out;
+    yield { line, value };
+  }
 }
 
-/** A quoted field may span lines, but not more than this: an unclosed quote costs one row, not the file. */
-const MAX_RECORD_LINES = 1000;
+/**
+ * The CSV's entries, once its header is checked (a bad header fails the whole manifest, naming its
+ * line). Records are cut by csv-parse over the whole body when that parses; otherwise record by
+ * record (`csvRecordsOneByOne`), so a record with broken quoting costs its line only.
+ */
+async function csvEntries(open: LineSource): Promise<() => AsyncIterable<Entry>> {
+  const header = await csvHeader(open);
+  if (!header) return async function* () {};
+  const from = header.line; // records start on the line after the header
+  // Unknown until the first read has been through the whole body (see `repeatedIdHashes`).
+  let wellFormed: boolean | undefined;
+  return async function* () {
+    const bad = new Set<number>();
+    const lines = afterLine(open, from, bad);
+    const records = wellFormed === false ? csvRecordsOneByOne(lines) : csvRecordsWhole(lines, from);
+    try {
+      yield* csvRecordEntries(records, header.columns, bad);
+    } catch (err) {
+      if (!(err instanceof NotWholeCsv)) throw err;
+      if (wellFormed) throw err.cause; // parsed whole before: the file failed, not the CSV
+      wellFormed = false;
+      throw err;
+    }
+    wellFormed ??= true; // read whole to the end without a parse error
+  };
+}
+
+/** Validated-to-be entries of CSV records: UTF-8 and column counts checked, empty cells left out. */
+async function* csvRecordEntries(
+  records: AsyncIterable<CsvRecord | { rejection: Rejection }>,
+  columns: string[],
+  bad: Set<number>,
+): AsyncGenerator<Entry> {
+  for await (const r of records) {
+    if ("rejection" in r) {
+      yield r;
+      continue;
+    }
+    const { record, line, end } = r;
+    let badUtf8 = false;
+    for (const l of bad) {
+      if (l >= line && l <= end) badUtf8 = true;
+      if (l <= end) bad.delete(l); // records come in order: lines up to here are done
+    }
+    if (badUtf8) {
+      yield { rejection: { line, reason: "line is not valid UTF-8" } };
+      continue;
+    }
+    if (record.length !== columns.length) {
+      const reason = `expected ${columns.length} columns, found ${record.length}`;
+      yield { rejection: { line, reason } };
+      continue;
+    }
+    // CSV has no types and no absent values: empty cells mean "not set".
+    const value: Record<string, string> = {};
+    columns.forEach((h, i) => {
+      if (record[i] !== "") value[h] = record[i];
+    });
+    yield { line, value };
+  }
+}
+
+/** The first non-blank line, checked: known columns, none repeated, well-formed UTF-8 and CSV. */
+async function csvHeader(open: LineSource): Promise<{ line: number; columns: string[] } | undefined> {
+  let first: PhysicalLine | undefined;
+  for await (const l of open()) {
+    if (l.text.trim() !== "") {
+      first = l;
+      break;
+    }
+  }
+  if (!first) return undefined;
+  const field = `line ${first.no}`;
+  if (first.badUtf8) throw new ValidationError("CSV header is not valid UTF-8", { field });
+  let columns: string[];
+  try {
+    columns = (parseCsv(first.text, { trim: true }) as string[][])[0] ?? [];
+  } catch (err) {
+    throw new ValidationError(`CSV header is malformed: ${(err as Error).message}`, { field });
+  }
+  const repeated = columns.filter((h, i) => columns.indexOf(h) !== i);
+  if (repeated.length > 0) {
+    throw new ValidationError(`CSV header repeats column ${repeated.map((c) => `'${c}'`).join(", ")}`, {
+      field,
+    });
+  }
+  const unknown = columns.filter((h) => !KNOWN_FIELDS.includes(h));
+  if (unknown.length > 0) {
+    throw new ValidationError(
+      `CSV header has unknown column ${unknown.map((c) => `'${c}'`).join(", ")} (valid: ${KNOWN_FIELDS.join(", ")})`,
+      { field },
+    );
+  }
+  return { line: first.no, columns };
+}
+
+/** The lines after line `from`, noting the numbers of those that are not valid UTF-8 in `bad`. */
+async function* afterLine(open: LineSource, from: number, bad: Set<number>): AsyncGenerator<PhysicalLine> {
+  for await (const l of open()) {
+    if (l.no <= from) continue;
+    if (l.badUtf8) bad.add(l.no);
+    yield l;
+  }
+}
+
+/** The text csv-parse sees: the lines joined by LF, in chunks of about 64 KiB. */
+async function* joined(lines: AsyncIterable<PhysicalLine>): AsyncGenerator<string> {
+  let chunk = "";
+  let first = true;
+  for await (const l of lines) {
+    chunk += first ? l.text : `\n${l.text}`;
+    first = false;
+    if (chunk.length >= 1 << 16) {
+      yield chunk;
+      chunk = "";
+    }
+  }
+  if (chunk) yield chunk;
+}
+
+const WHOLE_OPTIONS = { relax_column_count: true, skip_empty_lines: true, info: true, raw: true } as const;
+
+/** Thrown by `csvRecordsWhole` when the body does not parse whole (its `cause`: csv-parse's error). */
+class NotWholeCsv extends Error {}
 
 interface CsvRecord {
   record: string[];
@@ -221,66 +367,89 @@ interface CsvRecord {
   end: number;
 }
 
-/**
- * The data records after the header (0-based index `from` of `lines`), each with its lines. The
- * whole text is parsed at once when it is well-formed; otherwise record by record, so a record
- * with broken quoting is rejected with its line number (counted in `out`) and the rest proceeds.
- */
-function csvRecords(lines: string[], from: number, out: ParsedManifest): CsvRecord[] {
+async function* csvRecordsWhole(lines: AsyncIterable<PhysicalLine>, from: number): AsyncGenerator<CsvRecord> {
+  type Parsed = { record: string[]; info: { lines: number; raw?: string } };
+  const source = Readable.from(joined(lines));
+  const parser = parseCsvStream(WHOLE_OPTIONS);
+  // A read error ends the parse too; `pipe` alone would leave it an unhandled 'error' event.
+  source.on("error", (err) => parser.destroy(err));
+  source.pipe(parser);
+  const it = (parser as AsyncIterable<Parsed>)[Symbol.asyncIterator]();
   try {
-    const parsed = parseCsv(lines.slice(from).join("\n"), {
-      relax_column_count: true,
-      skip_empty_lines: true,
-      info: true,
-      raw: true,
-    }) as unknown as Array<{ record: string[]; info: { lines: number; raw?: string } }>;
-    return parsed.map(({ record, info }) => {
+    for (;;) {
+      let next: IteratorResult<Parsed>;
+      try {
+        next = await it.next();
+      } catch (cause) {
+        throw new NotWholeCsv("the CSV body does not parse whole", { cause });
+      }
+      if (next.done) return;
+      const { record, info } = next.value;
       // info.lines is where the record ends; quoted fields may span several physical lines.
       const end = info.lines + from;
       const span = (info.raw?.replace(/\n$/, "").match(/\n/g) ?? []).length;
-      return { record, line: end - span, end };
-    });
-  } catch {
-    return csvRecordsOneByOne(lines, from, out);
+      yield { record, line: end - span, end };
+    }
+  } finally {
+    // Left early (a consumer stopped, or the parse failed): stop reading the file.
+    source.destroy();
+    parser.destroy();
   }
 }
 
-function csvRecordsOneByOne(lines: string[], from: number, out: ParsedManifest): CsvRecord[] {
-  const records: CsvRecord[] = [];
-  let i = from;
-  while (i < lines.length) {
-    if (lines[i].trim() === "") {
-      i++;
+/** A quoted field may span lines, but not more than this: an unclosed quote costs one row, not the file. */
+const MAX_RECORD_LINES = 1000;
+
+/**
+ * Records one at a time from a look-ahead of at most `MAX_RECORD_LINES` lines: a record ends at the
+ * first line end outside quotes (doubled quotes keep the count even).
+ */
+async function* csvRecordsOneByOne(
+  lines: AsyncIterable<PhysicalLine>,
+): AsyncGenerator<CsvRecord | { rejection: Rejection }> {
+  const it = lines[Symbol.asyncIterator]();
+  const ahead: PhysicalLine[] = [];
+  let done = false;
+  const has = async (i: number): Promise<boolean> => {
+    while (ahead.length <= i && !done) {
+      const next = await it.next();
+      if (next.done) done = true;
+      else ahead.push(next.value);
+    }
+    return ahead.length > i;
+  };
+  while (await has(0)) {
+    const first = ahead[0] as PhysicalLine;
+    if (first.text.trim() === "") {
+      ahead.shift();
       continue;
     }
-    // A record ends at the first line end outside quotes; doubled quotes keep the count even.
-    let end = i;
-    let quotes = countQuotes(lines[i]);
-    while (quotes % 2 === 1 && end + 1 < lines.length && end - i + 1 < MAX_RECORD_LINES) {
-      quotes += countQuotes(lines[++end]);
+    let end = 0;
+    let quotes = countQuotes(first.text);
+    while (quotes % 2 === 1 && end + 1 < MAX_RECORD_LINES && (await has(end + 1))) {
+      quotes += countQuotes((ahead[++end] as PhysicalLine).text);
     }
     if (quotes % 2 === 1) {
-      out.total++;
-      out.rejected.push({ line: i + 1, reason: "malformed CSV: a quote is never closed" });
-      i++;
+      yield { rejection: { line: first.no, reason: "malformed CSV: a quote is never closed" } };
+      ahead.shift();
       continue;
     }
     try {
-      const [record] = parseCsv(lines.slice(i, end + 1).join("\n"), {
-        relax_column_count: true,
-      }) as string[][];
-      records.push({ record: record ?? [], line: i + 1, end: end + 1 });
-      i = end + 1;
+      const text = ahead
+        .slice(0, end + 1)
+        .map((l) => l.text)
+        .join("\n");
+      const [record] = parseCsv(text, { relax_column_count: true }) as string[][];
+      yield { record: record ?? [], line: first.no, end: (ahead[end] as PhysicalLine).no };
+      ahead.splice(0, end + 1);
     } catch (err) {
       // A stray quote can make good lines look like the rest of its field: reject this line
       // alone and read on from the next one.
-      out.total++;
       const reason = (err as Error).message.replace(/ at line \d+/, "");
-      out.rejected.push({ line: i + 1, reason: `malformed CSV: ${reason}` });
-      i++;
+      yield { rejection: { line: first.no, reason: `malformed CSV: ${reason}` } };
+      ahead.shift();
     }
   }
-  return records;
 }
 
 function countQuotes(line: string): number {
@@ -289,63 +458,15 @@ function countQuotes(line: string): number {
   return n;
 }
 
-function parseCsvManifest(bytes: Uint8Array): ParsedManifest {
-  const { lines, badUtf8 } = decodeLines(bytes);
+/** A whole manifest in memory, parsed (small manifests and tests; ingest streams from a file). */
+export async function parseManifest(bytes: Uint8Array, format: ManifestFormat): Promise<ParsedManifest> {
   const out: ParsedManifest = { rows: [], rejected: [], total: 0 };
-  const firstContent = lines.findIndex((l) => l.trim() !== "");
-  if (firstContent < 0) return out;
-  const headerField = `line ${firstContent + 1}`;
-  if (badUtf8.has(firstContent + 1)) {
-    throw new ValidationError("CSV header is not valid UTF-8", { field: headerField });
-  }
-  let header: string[];
-  try {
-    header = (parseCsv(lines[firstContent], { trim: true }) as string[][])[0] ?? [];
-  } catch (err) {
-    throw new ValidationError(`CSV header is malformed: ${(err as Error).message}`, { field: headerField });
-  }
-  const repeated = header.filter((h, i) => header.indexOf(h) !== i);
-  if (repeated.length > 0) {
-    throw new ValidationError(`CSV header repeats column ${repeated.map((c) => `'${c}'`).join(", ")}`, {
-      field: `line ${firstContent + 1}`,
-    });
-  }
-  const unknown = header.filter((h) => !KNOWN_FIELDS.includes(h));
-  if (unknown.length > 0) {
-    throw new ValidationError(
-      `CSV header has unknown column ${unknown.map((c) => `'${c}'`).join(", ")} (valid: ${KNOWN_FIELDS.join(", ")})`,
-      { field: headerField },
-    );
-  }
-  const records = csvRecords(lines, firstContent + 1, out);
-  const candidates: Array<{ line: number; value: unknown }> = [];
-  for (const { record, line, end } of records) {
-    out.total++;
-    let bad = false;
-    for (let l = line; l <= end; l++) if (badUtf8.has(l)) bad = true;
-    if (bad) {
-      out.rejected.push({ line, reason: "line is not valid UTF-8" });
-      continue;
-    }
-    if (record.length !== header.length) {
-      out.rejected.push({ line, reason: `expected ${header.length} columns, found ${record.length}` });
-      continue;
-    }
-    // CSV has no types and no absent values: empty cells mean "not set".
-    const value: Record<string, string> = {};
-    header.forEach((h, i) => {
-      if (record[i] !== "") value[h] = record[i];
-    });
-    candidates.push({ line, value });
-  }
-  validateRows(candidates, out);
+  const { total } = await readManifest(() => physicalLines([bytes]), format, {
+    row: (r) => void out.rows.push(r),
+    reject: (r) => void out.rejected.push(r),
+  });
+  out.total = total;
   return out;
-}
-
-export function parseManifest(bytes: Uint8Array, format: ManifestFormat): ParsedManifest {
-  const parsed = format === "csv" ? parseCsvManifest(bytes) : parseJsonlManifest(bytes);
-  parsed.rejected.sort((a, b) => a.line - b.line);
-  return parsed;
 }
 
 export function manifestFormatOf(name: string): ManifestFormat {
