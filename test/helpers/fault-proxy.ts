@@ -25,6 +25,7 @@
  */
 import { createServer, type IncomingMessage, request, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import { mulberry32 } from "../../shared/heads/split.ts";
 
 export const FAULT_KINDS = ["500", "503", "reset", "truncate", "stall"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
@@ -57,18 +58,6 @@ export interface FaultProxy {
   close(): Promise<void>;
 }
 
-/** mulberry32: small, fast, and the same sequence for the same seed on every platform. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface Upstream {
   status: number;
   headers: IncomingMessage["headers"];
@@ -85,7 +74,7 @@ export async function startFaultProxy(target: string, opts: FaultProxyOptions): 
   const upstream = new URL(target);
   const kinds = opts.kinds?.length ? opts.kinds : FAULT_KINDS;
   const stallMs = opts.stallMs ?? 2_000;
-  const random = prng(opts.seed ?? 1);
+  const random = mulberry32(opts.seed ?? 1);
   let rate = opts.rate;
   const counters: FaultProxyStats = {
     requests: 0,

@@ -17,6 +17,7 @@ import { performance } from "node:perf_hooks";
 import { loadConfig } from "../../shared/config.ts";
 import { runDoctor } from "../../shared/doctor/index.ts";
 import { loadEmbeddedDataset } from "../../shared/embed/embedded-dataset.ts";
+import { mulberry32 } from "../../shared/heads/split.ts";
 import { readAlias } from "../../shared/heads/version.ts";
 import { Platform } from "../../shared/platform.ts";
 import { FsStore } from "../../shared/store/fs.ts";
@@ -43,17 +44,6 @@ export interface KillTrialsResult {
   strayTemporariesRepaired: number;
   byOp: Record<KillOp, number>;
   failures: string[];
-}
-
-/** Deterministic in `seed` (xorshift32). */
-function random(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 2 ** 32;
-  };
 }
 
 /** `n` sentiment rows whose texts differ per `round`, so each upload has new items to embed. */
@@ -157,7 +147,7 @@ export async function runKillTrials(opts: {
   seed: number;
   say?: (m: string) => void;
 }): Promise<KillTrialsResult> {
-  const rand = random(opts.seed);
+  const rand = mulberry32(opts.seed);
   const fx = await fixture();
   const result: KillTrialsResult = {
     trials: 0,
