@@ -172,6 +172,17 @@ describe("local server safety", () => {
     const bad = await cli("keys", "create", "--id", "x", "--scope", "everything").catch((e) => e);
     assert.equal(bad.code, 2);
     assert.match(bad.stdout, /"field": "scope"/);
+    // A bucket is a deployment's: a key of customer `local` there would be refused by its authorizer.
+    const { HEADSTART_CUSTOMER: _, ...noCustomer } = process.env;
+    const bucket = await run(
+      process.execPath,
+      [BIN, "--store", "s3://some-bucket", "--json", "keys", "list"],
+      {
+        env: noCustomer,
+      },
+    ).catch((e) => e);
+    assert.equal(bucket.code, 2);
+    assert.match(bucket.stdout, /"field": "customer"/);
 
     const s = await serve(store, ["--host", "0.0.0.0"]);
     children.push(s.child);

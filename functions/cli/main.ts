@@ -605,7 +605,15 @@ const collect = (value: string, previous: string[]) => [...previous, value];
 /** The customer's key file in the store (`--store s3://bucket` manages a deployment's keys). */
 function keyStore(cmd: Command, customer?: string) {
   const { platform, json } = context(cmd);
-  return { keys: new KeyStore(platform.store, customer ?? platform.config.customer ?? LOCAL_CUSTOMER), json };
+  const chosen = customer ?? platform.config.customer;
+  if (!chosen && platform.store.url.startsWith("s3://")) {
+    // A bucket is usually a deployment's, whose authorizer refuses keys of customer `local`.
+    throw new ValidationError(
+      "name the customer whose keys these are: --customer <id> or HEADSTART_CUSTOMER (a deployment refuses keys of another customer; --customer local for a local server on this bucket)",
+      { field: "customer" },
+    );
+  }
+  return { keys: new KeyStore(platform.store, chosen ?? LOCAL_CUSTOMER), json };
 }
 
 const keyLine = (k: KeyInfo) =>
