@@ -117,6 +117,14 @@ export const keys = {
     `heads/${assertName("head", head)}/versions/${assertName("version", version)}/${file}`,
   headAlias: (head: string, alias: string) =>
     `heads/${assertName("head", head)}/aliases/${assertName("alias", alias)}.json`,
+  /** Stored exports of one version (too large to answer inline); a version is immutable, so they never change. */
+  headExportPrefix: (head: string, version: string, fused: boolean) =>
+    `exports/${assertName("head", head)}/${assertName("version", version)}/${fused ? "fused" : "alone"}-`,
+  /** Content-addressed: `exports/<head>/<version>/<fused|alone>-<sha256>.onnx`. */
+  headExport: (head: string, version: string, fused: boolean, sha256: string) => {
+    if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error(`not a sha256: ${sha256}`);
+    return `${keys.headExportPrefix(head, version, fused)}${sha256}.onnx`;
+  },
 
   job: (job: string) => `jobs/${assertName("job", job)}.json`,
   /** A SageMaker input manifest listing exactly the job's plan objects. */
@@ -158,6 +166,7 @@ export type ParsedKey =
       file: "head.json" | "report.json";
     }
   | { kind: "headAlias"; head: string; alias: string }
+  | { kind: "headExport"; head: string; version: string; fused: boolean; sha256: string }
   | { kind: "job"; job: string }
   | { kind: "jobPlanManifest"; job: string }
   | { kind: "idempotencyRecord"; scope: string; hash: string }
@@ -211,6 +220,10 @@ const PATTERNS: Array<[RegExp, (m: RegExpExecArray) => ParsedKey]> = [
     (m) => ({ kind: "headFile", head: m[1], version: m[2], file: m[3] as "head.json" }),
   ],
   [new RegExp(`^heads/${N}/aliases/${N}\\.json$`), (m) => ({ kind: "headAlias", head: m[1], alias: m[2] })],
+  [
+    new RegExp(`^exports/${N}/${N}/(fused|alone)-([0-9a-f]{64})\\.onnx$`),
+    (m) => ({ kind: "headExport", head: m[1], version: m[2], fused: m[3] === "fused", sha256: m[4] }),
+  ],
   [new RegExp(`^jobs/${N}\\.json$`), (m) => ({ kind: "job", job: m[1] })],
   [new RegExp(`^jobs/${N}/plans\\.manifest\\.json$`), (m) => ({ kind: "jobPlanManifest", job: m[1] })],
   [

@@ -24,6 +24,7 @@ import { type ImportInput, type ImportResult, importEmbeddings } from "./embed/i
 import { embedJobId, planEmbedJob } from "./embed/plan.ts";
 import type { EmbedProgress, RunShardsResult } from "./embed/run.ts";
 import { NotFoundError, ValidationError } from "./errors.ts";
+import type { StoredExport } from "./heads/export-store.ts";
 import type { PredictInput, Prediction } from "./heads/predict.ts";
 import type { TrainOptions, TrainResult } from "./heads/train.ts";
 import type { TrainDispatcher, TrainRequest } from "./heads/train-dispatch.ts";
@@ -349,6 +350,32 @@ export class Platform {
     const { exportFilename, fusedToOnnx, headToOnnx } = await import("./heads/export-onnx.ts");
     const bytes = fused ? await fusedToOnnx(this.store, doc, this.config) : headToOnnx(doc);
     return { head: doc.head, version: doc.version, fused, filename: exportFilename(doc, fused), bytes };
+  }
+
+  /**
+   * `exportHead` for an HTTP response: a model of at most `exportInlineMaxBytes` comes back as
+   * bytes; a larger one is stored (heads/export-store.ts) and comes back as that object, which a
+   * repeat export finds without rebuilding the model.
+   */
+  async exportHeadForResponse(
+    headRef: string,
+    opts: { fused?: boolean } = {},
+  ): Promise<
+    | { head: string; version: string; fused: boolean; filename: string; bytes: Uint8Array }
+    | { head: string; version: string; fused: boolean; filename: string; stored: StoredExport }
+  > {
+    const ref = parseHeadRef(headRef);
+    const version = await resolveHeadRef(this.store, ref);
+    const fused = opts.fused ?? false;
+    const limit = this.config.exportInlineMaxBytes;
+    const { findStoredExport, storeExport } = await import("./heads/export-store.ts");
+    const found = await findStoredExport(this.store, ref.head, version, fused);
+    const filename = `${ref.head}-${version}${fused ? "-fused" : ""}.onnx`;
+    if (found && found.bytes > limit) return { head: ref.head, version, fused, filename, stored: found };
+    const out = await this.exportHead(`${ref.head}@${version}`, { fused });
+    if (out.bytes.byteLength <= limit) return out;
+    const stored = await storeExport(this.store, out.head, out.version, fused, out.bytes);
+    return { head: out.head, version: out.version, fused, filename: out.filename, stored };
   }
 
   async export(dataset: string, outDir: string, backbone?: string) {

@@ -129,6 +129,21 @@ export const AliasMoved = z
   .object({ head: z.string(), alias: z.string(), version: z.string() })
   .openapi("AliasMoved");
 
+export const ExportDownload = z
+  .object({
+    url: z
+      .string()
+      .openapi({ description: "GET it for the model's bytes (no API key needed for a presigned S3 URL)" }),
+    bytes: z.number().int().openapi({ description: "The model's size" }),
+    sha256: z.string().openapi({ description: "sha256 of the model's bytes, hex" }),
+    filename: z.string(),
+    expiresAt: z
+      .string()
+      .optional()
+      .openapi({ description: "When the URL stops working (absent: it does not expire)" }),
+  })
+  .openapi("ExportDownload");
+
 export const AliasRolledBack = z
   .object({
     head: z.string(),

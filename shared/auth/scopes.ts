@@ -32,6 +32,7 @@ export const ROUTE_SCOPES: Readonly<Record<string, RouteAccess>> = {
   "PUT /v1/heads/{head}/aliases/{alias}": ["train"],
   "POST /v1/heads/{head}/aliases/{alias}/rollback": ["train"],
   "GET /v1/heads/{head}/versions/{version}/model.onnx": ["train"],
+  "GET /v1/heads/{head}/versions/{version}/model.onnx/download": ["train"],
 
   "PUT /v1/datasets/{dataset}/manifest": ["ingest"],
   "POST /v1/datasets/{dataset}/ingest": ["ingest"],

@@ -25,6 +25,7 @@ import {
   S3Client,
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { PreconditionFailedError, StoreUnavailableError, ValidationError } from "../errors.ts";
 import { storageKeyProblem } from "../layout.ts";
 import { fileSha256, type LocalFile } from "./local-file.ts";
@@ -256,6 +257,16 @@ export class S3Store implements ObjectStore {
     const info = await this.head(key);
     if (!info) throw new Error(`object vanished right after write: ${key}`);
     return info;
+  }
+
+  /** A presigned GET (signed locally, no request): the response saves as `filename`. */
+  async downloadUrl(key: string, opts: { expiresInSeconds: number; filename: string }): Promise<string> {
+    const command = new GetObjectCommand({
+      Bucket: this.bucket,
+      Key: this.fullKey(key),
+      ResponseContentDisposition: `attachment; filename="${opts.filename.replace(/["\\\r\n]/g, "_")}"`,
+    });
+    return getSignedUrl(this.client, command, { expiresIn: opts.expiresInSeconds });
   }
 
   async list(prefix: string): Promise<ObjectInfo[]> {

@@ -55,6 +55,12 @@ export interface ObjectStore {
    * documents that grow with a dataset (an import's rows). Callers fall back to `put` without it.
    */
   putFile?(key: string, file: string, opts?: Pick<PutOptions, "contentType">): Promise<ObjectInfo>;
+  /**
+   * A URL anyone holding it may GET the object from until it expires, saved as `filename` by a
+   * browser (S3Store: a presigned GET). Absent where the store has no URLs of its own (FsStore:
+   * the local server streams the object instead).
+   */
+  downloadUrl?(key: string, opts: { expiresInSeconds: number; filename: string }): Promise<string>;
   /** Leftovers of interrupted writes; absent on stores whose writes leave none (S3: one PUT each). */
   temporaries?(): Promise<Temporary[]>;
   /** Removes one if it is still at least `minAgeMs` old; false when it was younger or gone. */

@@ -1,5 +1,8 @@
+import { createReadStream } from "node:fs";
+import { Readable } from "node:stream";
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { NotFoundError, PayloadTooLargeError, ValidationError } from "../../errors.ts";
+import { EXPORT_URL_TTL_SECONDS, findStoredExport } from "../../heads/export-store.ts";
 import { renderReportHtml } from "../../heads/report-html.ts";
 import { readAlias } from "../../heads/version.ts";
 import type { Platform } from "../../platform.ts";
@@ -8,6 +11,7 @@ import {
   AliasInfo,
   AliasMoved,
   AliasRolledBack,
+  ExportDownload,
   errorResponses,
   HeadInfo,
   HeadVersion,
@@ -30,6 +34,15 @@ import {
 } from "../schemas.ts";
 
 const tags = ["heads"];
+
+/** The `download` route next to the `model.onnx` a request asked for, on the same server. */
+function localDownloadUrl(requestUrl: string): string {
+  const url = new URL(requestUrl);
+  const fused = url.searchParams.get("fused") === "true";
+  url.pathname = `${url.pathname.replace(/\/+$/, "")}/download`;
+  url.search = fused ? "?fused=true" : "";
+  return url.toString();
+}
 const unknownHead = "Unknown head or version";
 
 const train = createRoute({
@@ -239,14 +252,51 @@ const exportModel = createRoute({
   },
   responses: {
     200: {
-      description: "The ONNX model",
-      content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } },
+      description:
+        "The ONNX model's bytes when it is at most `HEADSTART_EXPORT_INLINE_MAX_BYTES` (5 MB by default); " +
+        "a larger model is stored once and answered as JSON with a URL to GET it from (in AWS a presigned S3 URL, " +
+        "valid for an hour; locally the `model.onnx/download` route of this server). JSON rather than a redirect, " +
+        "so scripts get its size and sha256 to check the download against.",
+      content: {
+        "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) },
+        "application/json": { schema: ExportDownload },
+      },
     },
     ...errorResponses({
       400: true,
       404: unknownHead,
       409: "The head's backbone has been replaced since it was trained",
       422: "The backbone cannot be fused (not ONNX, or an unsupported opset)",
+    }),
+  },
+});
+
+const exportDownload = createRoute({
+  method: "get",
+  path: "/{head}/versions/{version}/model.onnx/download",
+  operationId: "downloadHeadModel",
+  tags,
+  summary: "A stored (large) ONNX export's bytes, where the store has no download URLs of its own",
+  description:
+    "The URL that `model.onnx` answers with locally (a filesystem store). Serves only exports already stored " +
+    "by `model.onnx`; in AWS that answer holds a presigned S3 URL instead.",
+  request: {
+    params: HeadVersionParams,
+    query: z.object({
+      fused: z
+        .enum(["true", "false"])
+        .optional()
+        .openapi({ description: "The fused export (default false)" }),
+    }),
+  },
+  responses: {
+    200: {
+      description: "The ONNX model",
+      content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } },
+    },
+    ...errorResponses({
+      400: true,
+      404: "Unknown head or version, or no stored export of it (GET model.onnx first)",
     }),
   },
 });
@@ -336,10 +386,44 @@ export function headRoutes(platform: Platform) {
   app.openapi(exportModel, async (c) => {
     const { head, version: v } = c.req.valid("param");
     const fused = c.req.valid("query").fused === "true";
-    const out = await platform.exportHead(`${head}@${v}`, { fused });
-    return c.body(out.bytes as Uint8Array<ArrayBuffer>, 200, {
+    const out = await platform.exportHeadForResponse(`${head}@${v}`, { fused });
+    if ("bytes" in out) {
+      return c.body(out.bytes as Uint8Array<ArrayBuffer>, 200, {
+        "content-type": "application/octet-stream",
+        "content-disposition": `attachment; filename="${out.filename}"`,
+      });
+    }
+    const { key, bytes, sha256 } = out.stored;
+    const ttl = EXPORT_URL_TTL_SECONDS;
+    const signed = await platform.store.downloadUrl?.(key, { expiresInSeconds: ttl, filename: out.filename });
+    const body: z.infer<typeof ExportDownload> = {
+      url: signed ?? localDownloadUrl(c.req.url),
+      bytes,
+      sha256,
+      filename: out.filename,
+    };
+    if (signed) body.expiresAt = new Date(Date.now() + ttl * 1000).toISOString();
+    return c.json(body, 200);
+  });
+  app.openapi(exportDownload, async (c) => {
+    const { head, version: v } = c.req.valid("param");
+    const fused = c.req.valid("query").fused === "true";
+    // Only an export object of this head version: the key is built here, never taken from the request.
+    const stored = await findStoredExport(platform.store, head, v, fused);
+    const path = stored && (await platform.store.localPath(stored.key));
+    if (!stored || !path) {
+      throw new NotFoundError(
+        `stored export of ${head}@${v}${fused ? " (fused)" : ""}: GET model.onnx first`,
+        {
+          field: "version",
+        },
+      );
+    }
+    const filename = `${head}-${v}${fused ? "-fused" : ""}.onnx`;
+    return c.body(Readable.toWeb(createReadStream(path)) as ReadableStream<Uint8Array>, 200, {
       "content-type": "application/octet-stream",
-      "content-disposition": `attachment; filename="${out.filename}"`,
+      "content-length": String(stored.bytes),
+      "content-disposition": `attachment; filename="${filename}"`,
     });
   });
   app.openapi(report, async (c) => {
