@@ -89,10 +89,10 @@ const EnvSchema = z.object({
 export interface Config {
   /** A directory path, `file://…`, or `s3://bucket[/prefix]`. */
   store: string;
-  /** Bounded retries and timeouts of S3 requests; unset fields take `S3_DEFAULTS`. */
-  s3Client?: { maxAttempts?: number; socketTimeoutMs?: number; connectTimeoutMs?: number };
   /** S3-compatible endpoint for non-AWS servers (radosgw, MinIO…). */
   s3Endpoint?: string;
+  /** Bounded retries and timeouts of S3 requests; unset fields take `S3_DEFAULTS`. */
+  s3Client?: { maxAttempts?: number; socketTimeoutMs?: number; connectTimeoutMs?: number };
   region?: string;
   /** Where converted pretrained weights are built and cached (git-ignored). */
   modelsDir: string;

@@ -2,7 +2,6 @@
  * The platform's use cases over one store. CLI commands, HTTP routes and Lambda handlers are
  * thin adapters over these methods; nothing here knows how it was called.
  */
-
 import { assertBackboneFits, defaultBackboneFor } from "./backbone/defaults.ts";
 import {
   BUILT_IN_BACKBONES,

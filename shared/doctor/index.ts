@@ -15,7 +15,7 @@ import { checkDatasets } from "./datasets.ts";
 import { checkHeads } from "./heads.ts";
 import { CHECKS, CheckLog, type CheckName, type DoctorReport, summarize } from "./report.ts";
 
-export { DoctorReport } from "./report.ts";
+export type { DoctorReport } from "./report.ts";
 
 /**
  * Far longer than any one write takes (a put renames its temporary within the call; a lock
