@@ -32,7 +32,7 @@ before(async () => {
   const out = createWriteStream(join(dir, "r.jsonl"));
   for (let i = 0; i < ROWS; i++) {
     const line = `${JSON.stringify({ id: `row-${i}`, label: i % 3 ? "a" : "b", text: `some text for row ${i}` })}\n`;
-    if (!out.write(line)) await new Promise((r) => out.once("drain", r));
+    if (!out.write(line)) await new Promise<void>((r) => out.once("drain", () => r()));
   }
   await new Promise<void>((r, j) => out.end((err?: Error | null) => (err ? j(err) : r())));
 });

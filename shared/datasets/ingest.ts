@@ -257,7 +257,12 @@ class RowSummary {
   }
 
   result(): Pick<DatasetStatus, "labels" | "splits" | "modalities"> {
-    return { labels: this.labels, splits: this.splits, modalities: this.modalities };
+    // A plain object again for callers (fromEntries defines keys, so "__proto__" stays a key).
+    return {
+      labels: Object.fromEntries(Object.entries(this.labels)),
+      splits: this.splits,
+      modalities: this.modalities,
+    };
   }
 }
 
