@@ -124,8 +124,11 @@ describe("predict on images", () => {
     assert.equal(info.embedding.backbone, BACKBONE);
     assert.ok(info.embedding.cachedItems > 0);
     assert.equal(info.embedding.failedItems, 0);
-    const other = await read(await app.request("/v1/datasets/pets"));
-    assert.equal(other.embedding.backbone, "tiny-text", "without the query: the default backbone");
+    const fallback = await read(await app.request("/v1/datasets/pets"));
+    assert.equal(fallback.embedding.backbone, BACKBONE, "without the query: the image default, for images");
+    assert.equal(fallback.embedding.cachedItems, info.embedding.cachedItems);
+    const other = await read(await app.request("/v1/datasets/pets?backbone=tiny-text"));
+    assert.equal(other.embedding.backbone, "tiny-text");
     assert.equal(other.embedding.cachedItems, 0);
   });
 
