@@ -135,11 +135,31 @@ async function commandFor(op: KillOp, fx: Fixture, round: number, rand: () => nu
   }
 }
 
-async function timed(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+/**
+ * Runs the command uninterrupted, watching the store: when it first changed it and when the
+ * command ended (ms from spawn). Kills drawn between the two land on real work, not on start-up.
+ */
+async function writeWindow(args: string[], fx: Fixture): Promise<{ firstWrite: number; end: number }> {
+  const before = await snapshot(fx.store);
   const t0 = performance.now();
-  const r = await cli(args, env);
-  if (r.code !== 0) throw new Error(`headstart ${args.join(" ")}: ${r.stderr}`);
-  return performance.now() - t0;
+  const child = spawn(process.execPath, [CLI_BIN, ...args], {
+    env: { ...process.env, ...fx.env },
+    stdio: "ignore",
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+  let firstWrite: number | undefined;
+  let done = false;
+  void exited.then(() => {
+    done = true;
+  });
+  while (!done && firstWrite === undefined) {
+    if ((await snapshot(fx.store)) !== before) firstWrite = performance.now() - t0;
+    else await new Promise((r) => setTimeout(r, 10));
+  }
+  const code = await exited;
+  const end = performance.now() - t0;
+  if (code !== 0) throw new Error(`headstart ${args.join(" ")} exited ${code}`);
+  return { firstWrite: firstWrite ?? end, end };
 }
 
 export async function runKillTrials(opts: {
@@ -161,16 +181,15 @@ export async function runKillTrials(opts: {
     failures: [],
   };
   try {
-    // One uninterrupted round sets up the dataset and a head, and times each step, so kills
-    // land between start-up and the end of the work rather than mostly during start-up.
-    const durations = {} as Record<KillOp, number>;
-    for (const op of KILL_OPS) durations[op] = await timed(await commandFor(op, fx, 0, rand), fx.env);
-    const startup = await timed(["--version"], fx.env);
+    // One uninterrupted round sets up the dataset and a head, and finds when each step writes.
+    const windows = {} as Record<KillOp, { firstWrite: number; end: number }>;
+    for (const op of KILL_OPS) windows[op] = await writeWindow(await commandFor(op, fx, 0, rand), fx);
     for (let t = 0; t < opts.trials; t++) {
       const op = KILL_OPS[t % KILL_OPS.length];
       const args = await commandFor(op, fx, t + 1, rand);
-      const from = startup * 0.8;
-      const delay = from + rand() * Math.max(durations[op] - from, 50);
+      // From a little before the first write to the end: a kill before any write proves little.
+      const from = windows[op].firstWrite * 0.9;
+      const delay = from + rand() * Math.max(windows[op].end - from, 20);
       const before = await snapshot(fx.store);
       await killedRun(args, fx.env, delay);
       if ((await snapshot(fx.store)) !== before) result.killedMidWrite++;
