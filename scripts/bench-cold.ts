@@ -113,7 +113,6 @@ async function main() {
       ...s3Env(s3, store.bucket, "cold"),
       HEADSTART_LOG_LEVEL: "warn",
       HEADSTART_BUILD_BACKBONES: "false",
-      HEADSTART_API_KEYS_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:123456789012:secret:bench",
     };
     const platformEnv = {
       ...env,
