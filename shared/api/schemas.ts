@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { BACKBONE_REF_PATTERN, BACKBONE_REF_RULE } from "../embed/composite.ts";
+import { TrainRequestBody } from "../heads/train-request.ts";
 import { NAME_PATTERN, NAME_RULE } from "../layout.ts";
 
 export const MAX_PREDICT_BATCH = 256;
@@ -7,8 +7,6 @@ export const MAX_EMBEDDINGS_BATCH = 1_024;
 export const MAX_INPUT_CHARS = 100_000;
 
 const Name = z.string().regex(NAME_PATTERN, NAME_RULE);
-/** A backbone id, or several joined by `+` (parts and repeats are checked by the platform). */
-const BackboneRef = z.string().max(255).regex(BACKBONE_REF_PATTERN, BACKBONE_REF_RULE);
 
 export const DatasetParams = z.object({
   dataset: Name.openapi({ param: { name: "dataset", in: "path" }, example: "imdb" }),
@@ -62,36 +60,27 @@ export const ImportEmbeddingsBody = z
   })
   .openapi("ImportEmbeddingsRequest");
 
-export const TrainBody = z
-  .strictObject({
-    dataset: Name,
-    type: z.string().max(64).optional().openapi({
-      description: "A head type (logreg, mlp, knn, centroid, multilabel, ridge) or auto; default by task",
-    }),
-    params: z
-      .record(z.string(), z.union([z.number(), z.string(), z.boolean()]))
-      .optional()
-      .openapi({
-        description: 'Hyper-parameters of the head type, e.g. {"C": 0.5, "classWeight": "balanced"}',
-      }),
-    task: z.enum(["multiclass", "multilabel", "regression"]).optional(),
-    candidates: z.array(z.string().max(64)).min(1).max(20).optional().openapi({
-      description: "Head types `auto` may choose from (default: every type of the task)",
-    }),
-    backbone: BackboneRef.optional().openapi({
-      description:
-        "The backbone whose cache to train on, or several joined by + (each part L2-normalized, concatenated in order)",
-      example: "glove-100d+use-lite-512",
-    }),
-    backbones: z.array(BackboneRef).min(1).max(8).optional().openapi({
-      description: "Backbones (or + sets) `auto` may choose from, evaluated on the rows all of them embed",
-    }),
-    cv: z.number().int().min(2).max(50).optional(),
-    seed: z.number().int().min(0).optional(),
-    calibrate: z.boolean().optional(),
-    promote: z.boolean().default(true),
-  })
-  .openapi("TrainRequest");
+/** The train request (`heads/train-request.ts`) with its OpenAPI descriptions. */
+const trainFields = TrainRequestBody.shape;
+export const TrainBody = TrainRequestBody.extend({
+  type: trainFields.type.openapi({
+    description: "A head type (logreg, mlp, knn, centroid, multilabel, ridge) or auto; default by task",
+  }),
+  params: trainFields.params.openapi({
+    description: 'Hyper-parameters of the head type, e.g. {"C": 0.5, "classWeight": "balanced"}',
+  }),
+  candidates: trainFields.candidates.openapi({
+    description: "Head types `auto` may choose from (default: every type of the task)",
+  }),
+  backbone: trainFields.backbone.openapi({
+    description:
+      "The backbone whose cache to train on, or several joined by + (each part L2-normalized, concatenated in order)",
+    example: "glove-100d+use-lite-512",
+  }),
+  backbones: trainFields.backbones.openapi({
+    description: "Backbones (or + sets) `auto` may choose from, evaluated on the rows all of them embed",
+  }),
+}).openapi("TrainRequest");
 
 /**
  * Base64 image characters per JSON predict request. A synchronous Lambda takes at most 6 MiB of

@@ -6,18 +6,19 @@
 import { randomUUID } from "node:crypto";
 import type { LambdaClient } from "@aws-sdk/client-lambda";
 import { z } from "zod";
-import { TrainBody } from "../api/schemas.ts";
 import { HeadstartError } from "../errors.ts";
 import { currentRequestIds } from "../log.ts";
 import type { TrainOptions } from "./train.ts";
+import { TrainRequestBody } from "./train-request.ts";
 
 export type TrainRequest = TrainOptions & { backbone?: string };
 
 /**
- * The train Lambda's event: the API's train body, the head name, and the key that makes a
- * repeated delivery of the same request train once (see `functions/train/handler.ts`).
+ * The train Lambda's event: the train request (`train-request.ts`, the API's train body), the
+ * head name, and the key that makes a repeated delivery of the same request train once (see
+ * `functions/train/handler.ts`).
  */
-export const TrainEvent = TrainBody.extend({
+export const TrainEvent = TrainRequestBody.extend({
   head: z.string(),
   idempotencyKey: z.string().min(1).max(128).optional(),
 });
