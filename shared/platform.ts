@@ -20,6 +20,7 @@ import type { DatasetStatus } from "./datasets/status.ts";
 import { isCompositeRef, parseBackboneRef, partsOf } from "./embed/composite.ts";
 import { exportDataset } from "./embed/export.ts";
 import { type ImportInput, type ImportResult, importEmbeddings } from "./embed/import-embeddings.ts";
+import { type EmbedJob, readJob } from "./embed/job.ts";
 import { embedJobId, planEmbedJob } from "./embed/plan.ts";
 import type { EmbedProgress, RunShardsResult } from "./embed/run.ts";
 import { NotFoundError, ValidationError } from "./errors.ts";
@@ -36,7 +37,6 @@ import {
   rollbackAlias,
   setAlias,
 } from "./heads/version.ts";
-import { type EmbedJob, readJob } from "./jobs/job.ts";
 import { type JobRunner, LocalJobRunner } from "./jobs/runner.ts";
 import { assertName } from "./layout.ts";
 import type { ObjectStore } from "./store/types.ts";

@@ -17,7 +17,7 @@ import { embeddingKey, textItemSha } from "../shared/cache/address.ts";
 import { decodeNpy } from "../shared/cache/npy.ts";
 import { listCommits, loadCache } from "../shared/cache/shards.ts";
 import { loadConfig, PACKAGE_ROOT } from "../shared/config.ts";
-import { readJob } from "../shared/jobs/job.ts";
+import { readJob } from "../shared/embed/job.ts";
 import { keys } from "../shared/layout.ts";
 import { Platform } from "../shared/platform.ts";
 import { openStore } from "../shared/store/index.ts";

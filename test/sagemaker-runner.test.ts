@@ -20,9 +20,9 @@ import { mockClient } from "aws-sdk-client-mock";
 import { loadEmbedder } from "../shared/backbone/registry.ts";
 import { bootstrap } from "../shared/bootstrap.ts";
 import type { SageMakerSettings } from "../shared/config.ts";
+import { type EmbedJob, readJob, updateJob } from "../shared/embed/job.ts";
 import { runEmbedShards } from "../shared/embed/run.ts";
 import { HeadstartError, isUserError, NotFoundError, ValidationError } from "../shared/errors.ts";
-import { type EmbedJob, readJob, updateJob } from "../shared/jobs/job.ts";
 import {
   applyProcessingJobStateChange,
   EMBED_CONTAINER_ENTRYPOINT,

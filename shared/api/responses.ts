@@ -5,6 +5,7 @@
 import { z } from "@hono/zod-openapi";
 import { BackboneSpec } from "../backbone/spec.ts";
 import { DatasetStatus as DatasetStatusDoc } from "../datasets/status.ts";
+import { EmbedJob as EmbedJobDoc } from "../embed/job.ts";
 import {
   Alias as AliasDoc,
   HeadDocument,
@@ -15,7 +16,6 @@ import {
   Report as ReportDoc,
   Search,
 } from "../heads/version.ts";
-import { EmbedJob as EmbedJobDoc } from "../jobs/job.ts";
 import { ErrorResponse } from "./errors.ts";
 
 // Schemas made elsewhere get `.openapi()` only on a copy made here (`.describe()` clones): zod 4

@@ -8,7 +8,7 @@
 import { sha256Hex } from "../cache/address.ts";
 import { decodeNpy } from "../cache/npy.ts";
 import { ShardCommit, ShardRow } from "../cache/shards.ts";
-import { EmbedJob } from "../jobs/job.ts";
+import { EmbedJob } from "../embed/job.ts";
 import { keys, parseKey } from "../layout.ts";
 import { decodeUtf8, getJson, parseJsonl } from "../store/json.ts";
 import type { ObjectInfo, ObjectStore } from "../store/types.ts";

@@ -9,9 +9,9 @@ import { z } from "zod";
 import { loadEmbedder } from "../backbone/registry.ts";
 import type { Config } from "../config.ts";
 import { ValidationError } from "../errors.ts";
-import { type EmbedJob, requireJob } from "../jobs/job.ts";
 import type { Logger } from "../log.ts";
 import type { ObjectStore } from "../store/types.ts";
+import { type EmbedJob, requireJob } from "./job.ts";
 import { ShardPlan } from "./plan.ts";
 import { logEmbedProgress, type RunShardsResult, runEmbedShards } from "./run.ts";
 

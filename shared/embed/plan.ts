@@ -11,10 +11,10 @@ import { cachedShas, nextShardIndex } from "../cache/shards.ts";
 import { readDatasetRows } from "../datasets/ingest.ts";
 import { type DatasetRow, modalityOf } from "../datasets/manifest.ts";
 import { NotFoundError, PreconditionFailedError, ValidationError } from "../errors.ts";
-import { EmbedJob, readJob } from "../jobs/job.ts";
 import { isValidName, keys, parseKey } from "../layout.ts";
 import { getJson, putJson } from "../store/json.ts";
 import type { ObjectStore } from "../store/types.ts";
+import { EmbedJob, readJob } from "./job.ts";
 
 export const DEFAULT_SHARD_SIZE = 4096;
 

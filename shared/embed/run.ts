@@ -10,10 +10,10 @@ import type { Embedder, EmbedInput, ItemFailure } from "../backbone/spec.ts";
 import { normalizeText } from "../cache/address.ts";
 import { isCommitted, type ShardWrite, writeShard } from "../cache/shards.ts";
 import { HeadstartError, NotFoundError } from "../errors.ts";
-import { type EmbedJob, requireJob } from "../jobs/job.ts";
 import { keys } from "../layout.ts";
 import type { Logger } from "../log.ts";
 import type { ObjectStore } from "../store/types.ts";
+import { type EmbedJob, requireJob } from "./job.ts";
 import {
   acquireLease,
   DEFAULT_LEASE_TTL_MS,

@@ -8,11 +8,11 @@ import { join } from "node:path";
 import type { Embedder } from "../backbone/spec.ts";
 import { isCommitted } from "../cache/shards.ts";
 import { PACKAGE_ROOT } from "../config.ts";
+import { type EmbedJob, updateJob } from "../embed/job.ts";
 import { liveLeases } from "../embed/lease.ts";
 import { type EmbedProgress, type RunShardsResult, runEmbedShards } from "../embed/run.ts";
 import { HeadstartError } from "../errors.ts";
 import type { ObjectStore } from "../store/types.ts";
-import { type EmbedJob, updateJob } from "./job.ts";
 
 export interface JobRunner {
   readonly name: string;

@@ -1,5 +1,5 @@
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
-import { requireJob } from "../../jobs/job.ts";
+import { requireJob } from "../../embed/job.ts";
 import type { Platform } from "../../platform.ts";
 import type { AppEnv } from "../env.ts";
 import { EmbedJob, errorResponses, jsonBody } from "../responses.ts";

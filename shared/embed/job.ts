@@ -1,6 +1,7 @@
 /**
  * `jobs/<job>.json`: the state of one batch job. The planner creates it (create-only); only the
- * runner that owns the job updates it, with compare-and-swap so no update is lost.
+ * runner that owns the job updates it, with compare-and-swap so no update is lost. It lives in
+ * `embed/`, which plans and runs the job, below `jobs/` (the runners), which imports it.
  */
 import { z } from "zod";
 import { NotFoundError, PreconditionFailedError } from "../errors.ts";
