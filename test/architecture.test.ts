@@ -1,0 +1,231 @@
+/**
+ * The layout's rules (the map at the top of docs/architecture.md), read from the import graph of
+ * `shared/`, `functions/`, `infra/` and `scripts/`: no import cycle between the folders of
+ * `shared/` (its top-level files count as one node each), no arrow the wrong way (the library
+ * never imports its entry points, the infrastructure or the dev tools; the infrastructure never
+ * imports the functions it deploys), and the AWS SDK only in the adapters listed below.
+ *
+ * Imports are read with TypeScript's `preProcessFile`: static `import … from`, `export … from`,
+ * `import type`, `require` and `import("…")` with a string literal. An import whose specifier is
+ * computed at run time is not seen (none is relative today).
+ */
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, join, relative, resolve, sep } from "node:path";
+import { describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import ts from "typescript";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const SCANNED = ["shared", "functions", "infra", "scripts"];
+const SOURCE = /\.(ts|mts|cts|js|mjs|cjs)$/;
+
+/**
+ * The only files that may import `@aws-sdk/*`: the adapters behind `ObjectStore`, `JobRunner`
+ * and `TrainDispatcher`. Domain code reaches AWS through those interfaces; a new file that needs
+ * the SDK is added here on purpose.
+ */
+const AWS_SDK_ALLOWED = new Set([
+  "shared/store/s3.ts",
+  "shared/jobs/sagemaker-runner.ts",
+  "shared/heads/train-dispatch.ts",
+]);
+
+/** `from` may not import `to` (paths relative to the repository root, `/`-separated). */
+const FORBIDDEN: Array<{ from: string; to: string; why: string }> = [
+  { from: "shared/", to: "functions/", why: "the library never imports its entry points" },
+  { from: "shared/", to: "infra/", why: "the library never imports the infrastructure" },
+  { from: "shared/", to: "scripts/", why: "the library never imports dev tools" },
+  { from: "shared/", to: "test/", why: "the library never imports tests" },
+  { from: "infra/", to: "functions/", why: "infra deploys the bundles; it never loads their code" },
+  { from: "functions/", to: "infra/", why: "deployed code never bundles the CDK app" },
+  { from: "functions/", to: "scripts/", why: "deployed code never bundles dev tools" },
+  { from: "functions/", to: "test/", why: "deployed code never bundles tests" },
+];
+
+interface ImportEdge {
+  /** The importing file, relative to the root. */
+  from: string;
+  /** A relative specifier resolved against the root, or the bare package specifier. */
+  to: string;
+  relative: boolean;
+}
+
+/** The specifiers one source text imports (static, re-export, type-only, `require`, dynamic). */
+export function importsOf(source: string): string[] {
+  return ts.preProcessFile(source, true, true).importedFiles.map((f) => f.fileName);
+}
+
+function sourceFiles(dir: string, out: string[] = []): string[] {
+  for (const name of readdirSync(dir)) {
+    if (name === "node_modules" || name.startsWith(".")) continue;
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) sourceFiles(path, out);
+    else if (SOURCE.test(name) && !name.endsWith(".d.ts")) out.push(path);
+  }
+  return out;
+}
+
+const posix = (p: string) => p.split(sep).join("/");
+
+function readImportGraph(): ImportEdge[] {
+  const edges: ImportEdge[] = [];
+  for (const file of SCANNED.flatMap((d) => sourceFiles(join(ROOT, d)))) {
+    const from = posix(relative(ROOT, file));
+    for (const spec of importsOf(readFileSync(file, "utf8"))) {
+      if (spec.startsWith(".")) {
+        edges.push({ from, to: posix(relative(ROOT, resolve(dirname(file), spec))), relative: true });
+      } else {
+        edges.push({ from, to: spec, relative: false });
+      }
+    }
+  }
+  return edges;
+}
+
+/** The node a file of `shared/` belongs to: its folder (`shared/api`), or itself at the top. */
+export function sharedNode(path: string): string | undefined {
+  const parts = path.split("/");
+  if (parts[0] !== "shared") return undefined;
+  return parts.length > 2 ? `shared/${parts[1]}` : path;
+}
+
+/** One cycle per strongly connected part of `graph`, as a path that ends where it starts. */
+export function findCycles(graph: ReadonlyMap<string, Iterable<string>>): string[][] {
+  const cycles: string[][] = [];
+  const done = new Set<string>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const visit = (node: string) => {
+    stack.push(node);
+    onStack.add(node);
+    for (const next of graph.get(node) ?? []) {
+      if (onStack.has(next)) cycles.push([...stack.slice(stack.indexOf(next)), next]);
+      else if (!done.has(next)) visit(next);
+    }
+    stack.pop();
+    onStack.delete(node);
+    done.add(node);
+  };
+  for (const node of [...graph.keys()].sort()) if (!done.has(node)) visit(node);
+  return cycles;
+}
+
+/** The folder graph of `shared/` (edges inside one node left out). */
+export function sharedFolderGraph(edges: readonly ImportEdge[]): Map<string, Set<string>> {
+  const graph = new Map<string, Set<string>>();
+  for (const e of edges) {
+    if (!e.relative) continue;
+    const a = sharedNode(e.from);
+    const b = sharedNode(e.to);
+    if (!a || !b || a === b) continue;
+    if (!graph.has(a)) graph.set(a, new Set());
+    graph.get(a)?.add(b);
+  }
+  return graph;
+}
+
+/** The edges that break a rule of `FORBIDDEN`, as readable lines. */
+export function wrongArrows(edges: readonly ImportEdge[]): string[] {
+  const wrong: string[] = [];
+  for (const e of edges) {
+    if (!e.relative) continue;
+    for (const rule of FORBIDDEN) {
+      if (e.from.startsWith(rule.from) && e.to.startsWith(rule.to)) {
+        wrong.push(`${e.from} → ${e.to} (${rule.why})`);
+      }
+    }
+  }
+  return wrong;
+}
+
+describe("architecture: the import graph follows the map in docs/architecture.md", () => {
+  const edges = readImportGraph();
+
+  test("the graph was read (guards against a test that passes on nothing)", () => {
+    const files = new Set(edges.map((e) => e.from));
+    assert.ok(files.size > 100, `only ${files.size} files with imports found`);
+    assert.ok(
+      edges.some((e) => e.from === "shared/api/app.ts" && e.to.startsWith("shared/platform.ts")),
+      "shared/api/app.ts → shared/platform.ts not found",
+    );
+    assert.ok(edges.some((e) => e.from.startsWith("functions/") && e.to.startsWith("shared/")));
+  });
+
+  test("no import cycle between the folders of shared/", () => {
+    const cycles = findCycles(sharedFolderGraph(edges));
+    assert.deepEqual(
+      cycles.map((c) => c.join(" → ")),
+      [],
+      "folder-level import cycles; move what both sides need to the lower one",
+    );
+  });
+
+  test("no arrow runs the wrong way", () => {
+    assert.deepEqual(wrongArrows(edges), []);
+  });
+
+  test("only the AWS adapters import @aws-sdk/*", () => {
+    const importers = [
+      ...new Set(edges.filter((e) => !e.relative && e.to.startsWith("@aws-sdk/")).map((e) => e.from)),
+    ].sort();
+    assert.deepEqual(
+      importers.filter((f) => !AWS_SDK_ALLOWED.has(f)),
+      [],
+      "a new AWS SDK import outside the adapters: go through ObjectStore/JobRunner/TrainDispatcher, or add the file to AWS_SDK_ALLOWED on purpose",
+    );
+    for (const allowed of AWS_SDK_ALLOWED) {
+      assert.ok(statSync(join(ROOT, allowed), { throwIfNoEntry: false }), `${allowed} is gone`);
+    }
+  });
+});
+
+describe("architecture: the checker itself can fail", () => {
+  test("importsOf reads static, re-export, type-only and dynamic imports", () => {
+    const source = [
+      'import { a } from "./a.ts";',
+      'import type { B } from "../b/b.ts";',
+      'export { c } from "./c.ts";',
+      'export * from "./d.ts";',
+      'const e = await import("./e.ts");',
+      'import { S3Client } from "@aws-sdk/client-s3";',
+    ].join("\n");
+    assert.deepEqual(importsOf(source).sort(), [
+      "../b/b.ts",
+      "./a.ts",
+      "./c.ts",
+      "./d.ts",
+      "./e.ts",
+      "@aws-sdk/client-s3",
+    ]);
+  });
+
+  test("findCycles reports a cycle path in a synthetic graph, and none in a tree", () => {
+    const cyclic = new Map([
+      ["shared/api", ["shared/platform.ts"]],
+      ["shared/platform.ts", ["shared/heads"]],
+      ["shared/heads", ["shared/api", "shared/store"]],
+      ["shared/store", []],
+    ]);
+    assert.deepEqual(findCycles(cyclic), [
+      ["shared/api", "shared/platform.ts", "shared/heads", "shared/api"],
+    ]);
+    const acyclic = new Map([
+      ["shared/api", ["shared/platform.ts", "shared/store"]],
+      ["shared/platform.ts", ["shared/heads", "shared/store"]],
+      ["shared/heads", ["shared/store"]],
+    ]);
+    assert.deepEqual(findCycles(acyclic), []);
+  });
+
+  test("the folder graph and the rules catch synthetic wrong edges", () => {
+    const edges: ImportEdge[] = [
+      { from: "shared/embed/batch.ts", to: "shared/jobs/job.ts", relative: true },
+      { from: "shared/jobs/runner.ts", to: "shared/embed/run.ts", relative: true },
+      { from: "shared/heads/x.ts", to: "functions/cli/main.ts", relative: true },
+      { from: "infra/stack.ts", to: "functions/api/handler.ts", relative: true },
+    ];
+    assert.deepEqual(findCycles(sharedFolderGraph(edges)), [["shared/embed", "shared/jobs", "shared/embed"]]);
+    assert.equal(wrongArrows(edges).length, 2);
+  });
+});
