@@ -35,6 +35,10 @@ import {
 
 const tags = ["heads"];
 
+/** `?fused=true|false` of the export routes. */
+const fusedQuery = (description: string) =>
+  z.object({ fused: z.enum(["true", "false"]).optional().openapi({ description }) });
+
 /** The `download` route next to the `model.onnx` a request asked for, on the same server. */
 function localDownloadUrl(requestUrl: string): string {
   const url = new URL(requestUrl);
@@ -243,12 +247,7 @@ const exportModel = createRoute({
     "With `fused=true`: the backbone's own inputs (token ids and mask) → the same output. See docs/formats.md.",
   request: {
     params: HeadVersionParams,
-    query: z.object({
-      fused: z
-        .enum(["true", "false"])
-        .optional()
-        .openapi({ description: "Put the head's backbone in front of it (default false)" }),
-    }),
+    query: fusedQuery("Put the head's backbone in front of it (default false)"),
   },
   responses: {
     200: {
@@ -282,12 +281,7 @@ const exportDownload = createRoute({
     "by `model.onnx`; in AWS that answer holds a presigned S3 URL instead.",
   request: {
     params: HeadVersionParams,
-    query: z.object({
-      fused: z
-        .enum(["true", "false"])
-        .optional()
-        .openapi({ description: "The fused export (default false)" }),
-    }),
+    query: fusedQuery("The fused export (default false)"),
   },
   responses: {
     200: {
