@@ -158,12 +158,29 @@ export class Platform {
   }
 
   /**
-   * The backbone an embedding of `dataset` would use, checked before anything is stored: one
-   * backbone (not a `+` combination) that exists and that headstart can run.
+   * The backbone an embedding of `dataset`'s current rows would use: the named one or the
+   * default of the rows' modality, runnable here and fitting those rows (checked before a job is
+   * planned).
    */
   async embeddingBackbone(dataset: string, ref?: string): Promise<BackboneSpec> {
     const status = await readDatasetStatus(this.store, dataset);
-    if (ref !== undefined && isCompositeRef(ref)) {
+    const spec = await this.embeddable(dataset, ref ?? defaultBackboneFor(status, this.config));
+    assertBackboneFits(status, spec, this.config);
+    return spec;
+  }
+
+  /**
+   * What can be checked of a named backbone before new rows are ingested (an upload): that it
+   * exists and headstart can run it. Whether it fits the rows' modality, and the default when
+   * none is named, follow from the rows, so `embeddingBackbone` decides those after ingest.
+   */
+  async checkEmbeddable(dataset: string, ref: string | undefined): Promise<void> {
+    if (ref !== undefined) await this.embeddable(dataset, ref);
+  }
+
+  /** One backbone (not a `+` combination) that exists and that headstart can run. */
+  private async embeddable(dataset: string, ref: string): Promise<BackboneSpec> {
+    if (isCompositeRef(ref)) {
       // Each part has its own cache; a set of backbones is only combined at training.
       const parts = parseBackboneRef(ref);
       throw new ValidationError(
@@ -172,7 +189,7 @@ export class Platform {
         { field: "backbone" },
       );
     }
-    const spec = await this.backbone(ref ?? defaultBackboneFor(status, this.config));
+    const spec = await this.backbone(ref);
     if (spec.kind === "external") {
       throw new ValidationError(
         `backbone ${spec.id} holds imported embeddings; headstart cannot compute them: ` +
@@ -180,7 +197,6 @@ export class Platform {
         { field: "backbone" },
       );
     }
-    assertBackboneFits(status, spec, this.config);
     return spec;
   }
 

@@ -8,8 +8,10 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import sharp from "sharp";
+import { createApp } from "../shared/api/app.ts";
 import { loadConfig } from "../shared/config.ts";
 import { ValidationError } from "../shared/errors.ts";
+import { makeLogger } from "../shared/log.ts";
 import { Platform } from "../shared/platform.ts";
 import type { FsStore } from "../shared/store/fs.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
@@ -101,6 +103,24 @@ describe("the dataset's modality picks the default backbone", () => {
         "dataset",
       ),
     );
+  });
+
+  test("re-uploading a text dataset as images through the API with the image backbone is not judged by the old rows", async () => {
+    await writeFile(join(ctx.dir, "swap.jsonl"), toJsonlText(tinySentimentRows(6)));
+    await platform.upload("swap", join(ctx.dir, "swap.jsonl"));
+    for (let i = 0; i < 4; i++)
+      await store.put(`datasets/swap/files/${i}.png`, await square(i % 2 ? [200, 0, 0] : [0, 0, 200], i));
+    const rows = [0, 1, 2, 3].map((i) => ({ id: `p${i}`, image: `${i}.png`, label: i % 2 ? "red" : "blue" }));
+    const app = createApp(platform, makeLogger("test", "silent"));
+    const res = await app.request("/v1/datasets/swap/manifest?backbone=tiny-image", {
+      method: "PUT",
+      headers: { "content-type": "application/x-ndjson" },
+      body: toJsonlText(rows),
+    });
+    const body = (await res.json()) as { job: { backbone: string }; status: { modalities: object } };
+    assert.equal(res.status, 200, JSON.stringify(body));
+    assert.equal(body.job.backbone, "tiny-image");
+    assert.deepEqual(body.status.modalities, { image: 4 });
   });
 
   test("a dataset of text and images has no single default: the error names both defaults", async () => {

@@ -136,9 +136,9 @@ async function startEmbedding(platform: Platform, dataset: string, q: { embed?: 
   return platform.submitEmbed(dataset, { backbone: q.backbone });
 }
 
-/** A backbone the request cannot embed with is refused before the manifest is stored or ingested. */
+/** A named backbone that does not exist or cannot run is refused before the manifest is stored. */
 async function checkEmbedding(platform: Platform, dataset: string, q: { embed?: string; backbone?: string }) {
-  if (q.embed !== "false") await platform.embeddingBackbone(dataset, q.backbone);
+  if (q.embed !== "false") await platform.checkEmbeddable(dataset, q.backbone);
 }
 
 export function datasetRoutes(platform: Platform) {
