@@ -8,8 +8,9 @@
  * - regression: n predicted values.
  */
 import type { GraphBuilder } from "../backbone/onnx-writer.ts";
+import type { HeadTask } from "./task.ts";
 
-export type HeadTask = "multiclass" | "multilabel" | "regression";
+export type { HeadTask } from "./task.ts";
 
 export type Target =
   | {

@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { BACKBONE_REF_PATTERN, BACKBONE_REF_RULE } from "../embed/composite.ts";
 import { NAME_PATTERN, NAME_RULE } from "../layout.ts";
+import { HeadTask } from "./task.ts";
 import type { TrainOptions } from "./train.ts";
 
 /** A backbone id, or several joined by `+` (parts and repeats are checked by the platform). */
@@ -15,7 +16,7 @@ export const TrainRequestBody = z.strictObject({
   dataset: z.string().regex(NAME_PATTERN, NAME_RULE),
   type: z.string().max(64).optional(),
   params: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])).optional(),
-  task: z.enum(["multiclass", "multilabel", "regression"]).optional(),
+  task: HeadTask.optional(),
   candidates: z.array(z.string().max(64)).min(1).max(20).optional(),
   backbone: BackboneRef.optional(),
   backbones: z.array(BackboneRef).min(1).max(8).optional(),

@@ -34,6 +34,7 @@ import type { HeadKind, HeadParams, HeadTask, Target } from "./kind.ts";
 import { findHeadKind, HEAD_KINDS, headKind } from "./kinds.ts";
 import { argmaxRows, classificationMetrics, logLoss } from "./metrics.ts";
 import { kFold, stratifiedKFold } from "./split.ts";
+import { TASKS } from "./task.ts";
 import { multilabelMetrics, regressionMetrics } from "./task-metrics.ts";
 import {
   type CalibrationReport,
@@ -46,7 +47,7 @@ import {
   writeHeadVersion,
 } from "./version.ts";
 
-export const TASKS: readonly HeadTask[] = ["multiclass", "multilabel", "regression"];
+export { TASKS };
 
 export interface TrainOptions {
   head: string;

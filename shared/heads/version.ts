@@ -8,6 +8,7 @@ import { ConflictError, NotFoundError, PreconditionFailedError, ValidationError 
 import { assertName, keys } from "../layout.ts";
 import { getJson, putJson } from "../store/json.ts";
 import type { ObjectStore } from "../store/types.ts";
+import { HeadTask } from "./task.ts";
 
 export const ClassMetrics = z.object({
   precision: z.number(),
@@ -49,7 +50,7 @@ export type RegressionMetrics = z.infer<typeof RegressionMetrics>;
 /** A head type name; the registry (heads/kinds.ts) decides which exist. */
 export const HeadType = z.string().regex(/^[a-z][a-z0-9-]*$/);
 export type HeadType = z.infer<typeof HeadType>;
-export const HeadTask = z.enum(["multiclass", "multilabel", "regression"]);
+export { HeadTask } from "./task.ts";
 
 export const Calibration = z.object({
   method: z.literal("temperature"),
