@@ -50,6 +50,57 @@ export class ValidationError extends HeadstartError {
   }
 }
 
+/**
+ * The parts of a zod error that `fromZodError` reads. Structural, so this module stays free of
+ * zod at runtime (the authorizer's bundle imports it).
+ */
+export interface ZodErrorLike {
+  issues: ReadonlyArray<{ code?: string; path: readonly PropertyKey[]; message: string; keys?: string[] }>;
+}
+
+/**
+ * The path of a zod error's first issue: `inputs[0].image` (`js`, the default) or `keys.0.id`
+ * (`dots`). An unrecognized key is named at the end of the path; "" at the root.
+ */
+export function zodIssuePath(error: ZodErrorLike, style: "js" | "dots" = "js"): string {
+  const issue = error.issues[0];
+  const segments =
+    issue.code === "unrecognized_keys" && issue.keys?.length ? [...issue.path, issue.keys[0]] : issue.path;
+  if (style === "dots") return segments.map(String).join(".");
+  return segments
+    .map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`))
+    .join("")
+    .replace(/^\./, "");
+}
+
+/**
+ * The one conversion of a failed zod parse into a `ValidationError`, from its first issue:
+ * message `<prefix>: <path>: <issue message>` (an absent prefix or path is left out) and field
+ * the path.
+ * - `fallback`: the path to use when the issue is at the root (the request part, `Records`);
+ *   `""` keeps an empty path segment in the message.
+ * - `field`: a fixed field, or one made from the path (default: the path itself).
+ */
+export function fromZodError(
+  error: ZodErrorLike,
+  opts: {
+    prefix?: string;
+    fallback?: string;
+    field?: string | ((path: string) => string);
+    pathStyle?: "js" | "dots";
+  } = {},
+): ValidationError {
+  const path = zodIssuePath(error, opts.pathStyle) || opts.fallback;
+  const message = [
+    ...(opts.prefix === undefined ? [] : [opts.prefix]),
+    ...(path === undefined ? [] : [path]),
+    error.issues[0].message,
+  ].join(": ");
+  const field =
+    typeof opts.field === "function" ? opts.field(path ?? "") : (opts.field ?? (path || undefined));
+  return new ValidationError(message, { field });
+}
+
 export class InvalidNameError extends HeadstartError {
   constructor(kind: string, value: string, field?: string) {
     super(

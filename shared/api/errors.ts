@@ -3,7 +3,7 @@ import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { type ErrorCode, HeadstartError, ValidationError } from "../errors.ts";
+import { type ErrorCode, fromZodError, HeadstartError, type ZodErrorLike } from "../errors.ts";
 import { currentRequestIds, type Logger } from "../log.ts";
 
 const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
@@ -53,19 +53,9 @@ export function errorBody(
   };
 }
 
-export function zodIssueToError(
-  error: { issues: Array<{ code?: string; path: PropertyKey[]; message: string; keys?: string[] }> },
-  target: string,
-) {
-  const issue = error.issues[0];
-  const segments =
-    issue.code === "unrecognized_keys" && issue.keys?.length ? [...issue.path, issue.keys[0]] : issue.path;
-  const path = segments
-    .map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`))
-    .join("")
-    .replace(/^\./, "");
-  const field = path || target;
-  return new ValidationError(`${field}: ${issue.message}`, { field });
+/** A request part (`body`, `query`, …) or event that failed its schema: the field is the issue's path. */
+export function zodIssueToError(error: ZodErrorLike, target: string) {
+  return fromZodError(error, { fallback: target });
 }
 
 export function handleError(err: Error, c: Context, log: Logger) {

@@ -7,7 +7,7 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { CUSTOMER_ID } from "../config.ts";
-import { ValidationError } from "../errors.ts";
+import { fromZodError, ValidationError } from "../errors.ts";
 
 /** What a key may do; `admin` implies every other scope (see scopes.ts for the route table). */
 export const SCOPES = ["predict", "train", "ingest", "admin"] as const;
@@ -72,9 +72,7 @@ export function newApiKey(
 ): { key: string; entry: ApiKeyEntry } {
   const parsed = KeyId.safeParse(id);
   if (!parsed.success)
-    throw new ValidationError(`key id ${JSON.stringify(id)}: ${parsed.error.issues[0].message}`, {
-      field: "id",
-    });
+    throw fromZodError(parsed.error, { prefix: `key id ${JSON.stringify(id)}`, field: "id" });
   const key = `hs_${id}_${randomBytes(32).toString("base64url")}`;
   const entry = ApiKeyEntry.parse({
     id,
@@ -94,10 +92,13 @@ export function parseApiKeyFile(text: string): ApiKeyFile {
     throw new ValidationError("API key file is not JSON", { field: "keys" });
   }
   const parsed = ApiKeyFile.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new ValidationError(`API key file: ${issue.path.join(".")}: ${issue.message}`, { field: "keys" });
-  }
+  if (!parsed.success)
+    throw fromZodError(parsed.error, {
+      prefix: "API key file",
+      fallback: "",
+      field: "keys",
+      pathStyle: "dots",
+    });
   return parsed.data;
 }
 

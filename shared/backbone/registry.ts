@@ -6,7 +6,7 @@
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../config.ts";
-import { HeadstartError, NotFoundError, UnsupportedError, ValidationError } from "../errors.ts";
+import { fromZodError, HeadstartError, NotFoundError, UnsupportedError, ValidationError } from "../errors.ts";
 import { assertName, keys } from "../layout.ts";
 import { getJson, putJson } from "../store/json.ts";
 import { fileSha256 } from "../store/local-file.ts";
@@ -51,9 +51,11 @@ export async function publishBackbone(store: ObjectStore, dir: string): Promise<
   }
   const parsed = BackboneSpec.safeParse(raw);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new ValidationError(`backbone.json: ${issue.path.join(".")}: ${issue.message}`, {
-      field: `backbone.json.${issue.path.join(".")}`,
+    throw fromZodError(parsed.error, {
+      prefix: "backbone.json",
+      fallback: "",
+      field: (path) => `backbone.json.${path}`,
+      pathStyle: "dots",
     });
   }
   const spec = parsed.data;

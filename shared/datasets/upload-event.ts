@@ -3,7 +3,7 @@
  * `+`); Ceph radosgw sends them raw. Keys are decoded here, in one place, for both.
  */
 import { z } from "zod";
-import { ValidationError } from "../errors.ts";
+import { fromZodError, ValidationError } from "../errors.ts";
 import { parseKey } from "../layout.ts";
 
 const S3EventRecord = z.object({
@@ -57,15 +57,8 @@ export function decodeEventKey(rawKey: string, eventSource: string): string {
 /** The manifest uploads among an event's records; everything else (files, our own writes) is ignored. */
 export function manifestUploads(event: unknown, storePrefix = ""): ManifestUpload[] {
   const parsed = S3Event.safeParse(event);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field =
-      issue.path
-        .map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`))
-        .join("")
-        .replace(/^\./, "") || "Records";
-    throw new ValidationError(`not an S3 event notification: ${field}: ${issue.message}`, { field });
-  }
+  if (!parsed.success)
+    throw fromZodError(parsed.error, { prefix: "not an S3 event notification", fallback: "Records" });
   const out: ManifestUpload[] = [];
   for (const record of parsed.data.Records) {
     if (!record.eventName.startsWith("ObjectCreated")) continue;
