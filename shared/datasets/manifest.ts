@@ -7,7 +7,7 @@ import { Readable } from "node:stream";
 import { parse as parseCsvStream } from "csv-parse";
 import { parse as parseCsv } from "csv-parse/sync";
 import { z } from "zod";
-import { ValidationError } from "../errors.ts";
+import { ValidationError, zodIssuePath } from "../errors.ts";
 import { assertRelativeFilePath, type ManifestFormat } from "../layout.ts";
 import { IdHashes } from "./id-hashes.ts";
 import { type PhysicalLine, physicalLines } from "./lines.ts";
@@ -132,7 +132,7 @@ function describeIssues(error: z.ZodError): { field?: string; reason: string } {
       reason: `unknown field ${issue.keys.map((k) => `'${k}'`).join(", ")} (valid: ${KNOWN_FIELDS.join(", ")})`,
     };
   }
-  const field = issue.path.length ? issue.path.join(".") : undefined;
+  const field = zodIssuePath(error, "dots") || undefined;
   return { field, reason: field ? `${field}: ${issue.message}` : issue.message };
 }
 
