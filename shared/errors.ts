@@ -77,8 +77,7 @@ export function zodIssuePath(error: ZodErrorLike, style: "js" | "dots" = "js"): 
  * The one conversion of a failed zod parse into a `ValidationError`, from its first issue:
  * message `<prefix>: <path>: <issue message>` (an absent prefix or path is left out) and field
  * the path.
- * - `fallback`: the path to use when the issue is at the root (the request part, `Records`);
- *   `""` keeps an empty path segment in the message.
+ * - `fallback`: the path to use when the issue is at the root (the request part, `Records`).
  * - `field`: a fixed field, or one made from the path (default: the path itself).
  */
 export function fromZodError(

@@ -95,7 +95,6 @@ export function parseApiKeyFile(text: string): ApiKeyFile {
   if (!parsed.success)
     throw fromZodError(parsed.error, {
       prefix: "API key file",
-      fallback: "",
       field: "keys",
       pathStyle: "dots",
     });

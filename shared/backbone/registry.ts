@@ -53,8 +53,7 @@ export async function publishBackbone(store: ObjectStore, dir: string): Promise<
   if (!parsed.success) {
     throw fromZodError(parsed.error, {
       prefix: "backbone.json",
-      fallback: "",
-      field: (path) => `backbone.json.${path}`,
+      field: (path) => (path ? `backbone.json.${path}` : "backbone.json"),
       pathStyle: "dots",
     });
   }
