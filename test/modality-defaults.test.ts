@@ -10,6 +10,7 @@ import { after, before, describe, test } from "node:test";
 import sharp from "sharp";
 import { createApp } from "../shared/api/app.ts";
 import { loadConfig } from "../shared/config.ts";
+import { readJob } from "../shared/embed/job.ts";
 import { ValidationError } from "../shared/errors.ts";
 import { makeLogger } from "../shared/log.ts";
 import { Platform } from "../shared/platform.ts";
@@ -117,10 +118,20 @@ describe("the dataset's modality picks the default backbone", () => {
       headers: { "content-type": "application/x-ndjson" },
       body: toJsonlText(rows),
     });
-    const body = (await res.json()) as { job: { backbone: string }; status: { modalities: object } };
+    const body = (await res.json()) as {
+      job: { job: string; backbone: string };
+      status: { modalities: object };
+    };
     assert.equal(res.status, 200, JSON.stringify(body));
     assert.equal(body.job.backbone, "tiny-image");
     assert.deepEqual(body.status.modalities, { image: 4 });
+    // The upload started the job in the background: let it finish before the store is removed.
+    for (let i = 0; i < 200; i++) {
+      const state = (await readJob(store, body.job.job))?.value.state;
+      if (state === "succeeded" || state === "failed") break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal((await readJob(store, body.job.job))?.value.state, "succeeded");
   });
 
   test("a dataset of text and images has no single default: the error names both defaults", async () => {
