@@ -241,7 +241,7 @@ async function putLocalFile(
 }
 
 /** Label, split and modality counts of accepted rows, added up a row at a time. */
-class RowSummary {
+export class RowSummary {
   // No prototype: a label may be called "constructor" or "__proto__".
   private readonly labels: Record<string, number> = Object.create(null);
   private readonly splits = { train: 0, test: 0, unspecified: 0 };
@@ -264,15 +264,6 @@ class RowSummary {
       modalities: this.modalities,
     };
   }
-}
-
-/** Label, split and modality counts of accepted rows, as `_status.json` reports them. */
-export function summarizeRows(
-  rows: readonly DatasetRow[],
-): Pick<DatasetStatus, "labels" | "splits" | "modalities"> {
-  const summary = new RowSummary();
-  for (const r of rows) summary.add(r);
-  return summary.result();
 }
 
 /** The source object as it was read: its ETag, and (for manifests) the sha256 of its bytes. */

@@ -14,7 +14,7 @@ import { BackboneSpec } from "../backbone/spec.ts";
 import { embeddingKey, vectorItemSha } from "../cache/address.ts";
 import { cachedShas, nextShardIndex, writeShard } from "../cache/shards.ts";
 import { IdHashes } from "../datasets/id-hashes.ts";
-import { publishStatus, summarizeRows } from "../datasets/ingest.ts";
+import { publishStatus, RowSummary } from "../datasets/ingest.ts";
 import { type DatasetRow, Label, MAX_ID_CHARS, MAX_TEXT_CHARS } from "../datasets/manifest.ts";
 import { DatasetStatus } from "../datasets/status.ts";
 import { HeadstartError, PreconditionFailedError, ValidationError } from "../errors.ts";
@@ -656,13 +656,6 @@ function datasetRow(row: ValidRow, sha: string): DatasetRow {
 }
 
 /** Adds one batch's label, split and modality counts to `into`. */
-function addSummary(into: ReturnType<typeof summarizeRows>, rows: readonly DatasetRow[]): void {
-  const s = summarizeRows(rows);
-  for (const [l, n] of Object.entries(s.labels)) into.labels[l] = (into.labels[l] ?? 0) + n;
-  for (const k of ["train", "test", "unspecified"] as const) into.splits[k] += s.splits[k];
-  for (const [m, n] of Object.entries(s.modalities)) into.modalities[m] = (into.modalities[m] ?? 0) + n;
-}
-
 /**
  * Pass 1, before any write: every row and value checked, ids unique, and the digest of the
  * version's rows. Holds one chunk of vectors and 8 bytes per row, whatever the import's size.
@@ -734,14 +727,8 @@ async function validateImport(
   return { count, rowsDigest: digest.digest("hex"), job: `import-${jobHash.digest("hex").slice(0, 16)}` };
 }
 
-export async function importEmbeddings(
-  store: ObjectStore,
-  dataset: string,
-  input: ImportInput,
-  opts: { shardSize?: number } = {},
-): Promise<ImportResult> {
-  assertName("dataset", dataset, "dataset");
-  const name = assertName("backbone", input.backbone, "backbone");
+/** The external backbone `name` already holds, if any; a name of a model headstart runs is refused. */
+async function existingExternal(store: ObjectStore, name: string): Promise<BackboneSpec | undefined> {
   if (BUILT_IN_BACKBONES.includes(name)) {
     throw new ValidationError(
       `backbone ${name} is a built-in model; import your vectors under another name`,
@@ -757,6 +744,18 @@ export async function importEmbeddings(
       { field: "backbone" },
     );
   }
+  return existing;
+}
+
+export async function importEmbeddings(
+  store: ObjectStore,
+  dataset: string,
+  input: ImportInput,
+  opts: { shardSize?: number } = {},
+): Promise<ImportResult> {
+  assertName("dataset", dataset, "dataset");
+  const name = assertName("backbone", input.backbone, "backbone");
+  const existing = await existingExternal(store, name);
   const shardSize = opts.shardSize ?? DEFAULT_SHARD_SIZE;
   const { matrix, rows: source, vectorsName, vectorsField } = await openInput(input);
   const spoolDir = await mkdtemp(join(tmpdir(), "headstart-import-"));
@@ -907,16 +906,11 @@ async function writeVectors(
   let items: Array<{ sha: string; id: string; label?: DatasetRow["label"]; split?: DatasetRow["split"] }> =
     [];
   const digest = createHash("sha256");
-  const summary: ReturnType<typeof summarizeRows> = {
-    labels: Object.create(null),
-    splits: { train: 0, test: 0, unspecified: 0 },
-    modalities: {},
-  };
+  const summary = new RowSummary();
   // The two row documents grow with the import: spooled to local files a batch at a time.
   let batch: DatasetRow[] = [];
   let records = "";
   const endBatch = async () => {
-    addSummary(summary, batch);
     await spool.versionRows.write(toJsonl(batch));
     await spool.record.write(records);
     batch = [];
@@ -973,6 +967,7 @@ async function writeVectors(
     const { line: _line, ...record } = row;
     records += `${JSON.stringify(record)}\n`;
     batch.push(r);
+    summary.add(r);
     if (batch.length === shardSize) await endBatch();
     const sha = vectorItemSha(embedding, vectorHash);
     if (!cached.add(sha)) continue; // cached already, or an earlier row's vector
@@ -987,5 +982,5 @@ async function writeVectors(
   }
   await flush();
   await endBatch();
-  return { written, shards, summary, rowsDigest: digest.digest("hex") };
+  return { written, shards, summary: summary.result(), rowsDigest: digest.digest("hex") };
 }
