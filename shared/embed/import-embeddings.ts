@@ -21,7 +21,7 @@ import { HeadstartError, PreconditionFailedError, ValidationError } from "../err
 import { assertName, keys } from "../layout.ts";
 import { getJson, putJson, toJsonl } from "../store/json.ts";
 import type { ObjectInfo, ObjectStore } from "../store/types.ts";
-import { DEFAULT_SHARD_SIZE, type ShardPlan } from "./plan.ts";
+import { DEFAULT_SHARD_SIZE, reserveShardPlan } from "./plan.ts";
 
 const EXTERNAL_SCHEME = "headstart-external-v1";
 const MAX_DIM = 65_536;
@@ -919,16 +919,7 @@ async function writeVectors(
 
   const flush = async () => {
     if (items.length === 0) return;
-    const plan: ShardPlan = { job, shard: index, dataset, backbone: backbone.id, items };
-    for (;;) {
-      try {
-        await putJson(store, keys.shardPlan(backbone.id, dataset, index), plan, { ifNoneMatch: "*" });
-        break;
-      } catch (err) {
-        if (!(err instanceof PreconditionFailedError)) throw err;
-        plan.shard = ++index;
-      }
-    }
+    index = await reserveShardPlan(store, { job, dataset, backbone: backbone.id, items }, index);
     const ok = await writeShard(store, {
       backbone: backbone.id,
       backboneSha: backbone.sha256,

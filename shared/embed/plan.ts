@@ -214,29 +214,45 @@ async function writePlans(
   const shards: number[] = [];
   let index = await nextShardIndex(store, head.backbone, head.dataset);
   for (let start = 0; start < items.length; start += shardSize) {
-    const plannedAt = new Date().toISOString();
-    for (;;) {
-      const plan: ShardPlan = {
-        ...head,
-        shard: index,
-        plannedAt,
-        items: items.slice(start, start + shardSize),
-      };
-      const key = keys.shardPlan(head.backbone, head.dataset, index);
-      try {
-        await putJson(store, key, plan, { ifNoneMatch: "*" });
-        break;
-      } catch (err) {
-        if (!(err instanceof PreconditionFailedError)) throw err;
-        // A retried request whose first try got through finds our own plan there.
-        if ((await getJson(store, key, ShardPlan))?.value.attempt === head.attempt) break;
-        // Re-listing beats probing index by index while several planners write at once.
-        index = Math.max(index + 1, await nextShardIndex(store, head.backbone, head.dataset));
-      }
-    }
+    const plan = {
+      ...head,
+      plannedAt: new Date().toISOString(),
+      items: items.slice(start, start + shardSize),
+    };
+    index = await reserveShardPlan(store, plan, index);
     shards.push(index++);
   }
   return shards;
+}
+
+/**
+ * Writes `plan` create-only at the first free shard index from `from` and returns the index it
+ * holds: an index another writer took moves past everything in the prefix. Embedding planners
+ * and imports reserve indices this one way, so they never share a shard file.
+ */
+export async function reserveShardPlan(
+  store: ObjectStore,
+  plan: Omit<ShardPlan, "shard">,
+  from: number,
+): Promise<number> {
+  let index = from;
+  for (;;) {
+    const key = keys.shardPlan(plan.backbone, plan.dataset, index);
+    try {
+      await putJson(store, key, { ...plan, shard: index }, { ifNoneMatch: "*" });
+      return index;
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+      // A retried request whose first try got through finds its own attempt's plan there.
+      if (
+        plan.attempt !== undefined &&
+        (await getJson(store, key, ShardPlan))?.value.attempt === plan.attempt
+      )
+        return index;
+      // Re-listing beats probing index by index while several writers reserve at once.
+      index = Math.max(index + 1, await nextShardIndex(store, plan.backbone, plan.dataset));
+    }
+  }
 }
 
 /**
