@@ -85,7 +85,7 @@ export class CustomerData extends Construct {
   }
 
   /**
-   * What the object store (shared/store/s3.ts) does, on this bucket and key only: list, read,
+   * What the object store (shared/aws/s3-store.ts) does, on this bucket and key only: list, read,
    * (conditionally) write and delete objects. Narrower than `grantReadWrite` (no `s3:*Object*`
    * or `kms:ReEncrypt*` families).
    */

@@ -26,10 +26,10 @@ import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
 import { decodeNpy } from "../shared/cache/npy.ts";
 import { PACKAGE_ROOT } from "../shared/config.ts";
-import type { HeadKind, HeadParams } from "../shared/heads/kind.ts";
-import { HEAD_KINDS } from "../shared/heads/kinds.ts";
-import { argmaxRows, classificationMetrics } from "../shared/heads/metrics.ts";
-import { gaussian, mulberry32, shuffleInPlace } from "../shared/heads/split.ts";
+import type { HeadKind, HeadParams } from "../shared/learn/estimator.ts";
+import { argmaxRows, classificationMetrics } from "../shared/learn/metrics.ts";
+import { HEAD_KINDS } from "../shared/learn/registry.ts";
+import { gaussian, mulberry32, shuffleInPlace } from "../shared/learn/split.ts";
 
 const { values: args } = parseArgs({
   options: {

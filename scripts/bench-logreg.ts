@@ -17,8 +17,8 @@ import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { decodeNpy } from "../shared/cache/npy.ts";
 import { PACKAGE_ROOT } from "../shared/config.ts";
-import { fitLogReg, type LogRegModel, predictLogReg } from "../shared/heads/logreg.ts";
-import { gaussian, mulberry32 } from "../shared/heads/split.ts";
+import { fitLogReg, type LogRegModel, predictLogReg } from "../shared/learn/logreg.ts";
+import { gaussian, mulberry32 } from "../shared/learn/split.ts";
 
 const { values: args } = parseArgs({
   options: {

@@ -17,8 +17,8 @@ import { builtInEmbedder, createEmbedder } from "../shared/backbone/registry.ts"
 import { normalizeText } from "../shared/cache/address.ts";
 import { loadConfig, PACKAGE_ROOT } from "../shared/config.ts";
 import { normalizeConcat } from "../shared/embed/composite.ts";
-import { headKind } from "../shared/heads/kinds.ts";
-import { foldIndices, stratifiedKFold } from "../shared/heads/split.ts";
+import { headKind } from "../shared/learn/registry.ts";
+import { foldIndices, stratifiedKFold } from "../shared/learn/split.ts";
 import { afinnTask, imdbTask, spamSubjectsTask, type TextTask } from "./text-tasks.ts";
 
 const { values: args } = parseArgs({

@@ -24,7 +24,7 @@ import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { SentencepieceTokenizer } from "../shared/backbone/sentencepiece.ts";
 import { PACKAGE_ROOT } from "../shared/config.ts";
-import { mulberry32 } from "../shared/heads/split.ts";
+import { mulberry32 } from "../shared/learn/split.ts";
 
 const { values: args } = parseArgs({
   options: {

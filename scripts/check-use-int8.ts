@@ -11,9 +11,9 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { decodeModel } from "../shared/backbone/onnx-writer.ts";
 import { SparseTextEmbedder } from "../shared/backbone/use-embedder.ts";
 import { buildUseLiteBackbone, USE_LITE_INT8_ID } from "../shared/backbone/use-lite.ts";
+import { decodeModel } from "../shared/onnx/writer.ts";
 import { imdbSentences } from "./bench-common.ts";
 
 const { values: args } = parseArgs({

@@ -1,12 +1,12 @@
 /** Builds the platform for an entry point from its environment, once, at module scope. */
 import type { Metrics } from "@aws-lambda-powertools/metrics";
+import { LambdaTrainDispatcher } from "./aws/lambda-train-dispatcher.ts";
+import { SageMakerJobRunner } from "./aws/sagemaker-runner.ts";
 import { type Config, loadConfig } from "./config.ts";
-import { LambdaTrainDispatcher } from "./heads/train-dispatch.ts";
-import { SageMakerJobRunner } from "./jobs/sagemaker-runner.ts";
 import { type Logger, makeLogger } from "./log.ts";
 import { addMetric, makeMetrics } from "./metrics.ts";
+import { openStore } from "./open-store.ts";
 import { Platform, type PlatformOptions } from "./platform.ts";
-import { openStore } from "./store/index.ts";
 
 export function bootstrap(
   service: string,

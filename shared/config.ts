@@ -21,7 +21,7 @@ export const CUSTOMER_ID_RULE = "use lower-case letters and digits in words join
 const EnvSchema = z.object({
   HEADSTART_STORE: z.string().min(1).default(".headstart"),
   HEADSTART_S3_ENDPOINT: z.url().optional(),
-  /** S3 requests: tries per request, idle-connection and connect timeouts (store/s3.ts `S3_DEFAULTS`). */
+  /** S3 requests: tries per request, idle-connection and connect timeouts (aws/s3-store.ts `S3_DEFAULTS`). */
   HEADSTART_S3_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).optional(),
   HEADSTART_S3_SOCKET_TIMEOUT_MS: z.coerce.number().int().min(50).max(600_000).optional(),
   HEADSTART_S3_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(50).max(600_000).optional(),
@@ -118,7 +118,7 @@ export interface Config {
   trainFunctionName?: string;
   /** This deployment's customer: prefixes job names (`embed-<customer>--…`). */
   customer?: string;
-  /** Wall-clock and memory budget of one training (see heads/budget.ts). */
+  /** Wall-clock and memory budget of one training (see learn/budget.ts). */
   trainMaxSeconds: number;
   trainMaxMemoryMb: number;
   /** Exports over this many bytes go to the store and are answered with a download URL. */

@@ -3,7 +3,9 @@
  * `shared/`, `functions/`, `infra/` and `scripts/`: no import cycle between the folders of
  * `shared/` (its top-level files count as one node each), no arrow the wrong way (the library
  * never imports its entry points, the infrastructure or the dev tools; the infrastructure never
- * imports the functions it deploys), and the AWS SDK only in the adapters listed below.
+ * imports the functions it deploys; the estimators in `shared/learn/` and the ONNX adapter in
+ * `shared/onnx/` import only what they are allowed; domain code never names an AWS adapter), and
+ * the AWS SDK and onnxruntime only in their adapters.
  *
  * Imports are read with TypeScript's `preProcessFile`: static `import … from`, `export … from`,
  * `import type`, `require` and `import("…")` with a string literal. An import whose specifier is
@@ -21,15 +23,49 @@ const SCANNED = ["shared", "functions", "infra", "scripts"];
 const SOURCE = /\.(ts|mts|cts|js|mjs|cjs)$/;
 
 /**
- * The only files that may import `@aws-sdk/*`: the adapters behind `ObjectStore`, `JobRunner`
- * and `TrainDispatcher`. Domain code reaches AWS through those interfaces; a new file that needs
- * the SDK is added here on purpose.
+ * Packages with one home: only files under the given folder may import them. The AWS SDK lives in
+ * the AWS adapters (behind `ObjectStore`, `JobRunner`, `TrainDispatcher`); onnxruntime and the
+ * ONNX protobuf in the ONNX adapter (sessions, graph writing and running, conversion, fusion).
+ * Dev tools (`scripts/`) are exempt.
  */
-const AWS_SDK_ALLOWED = new Set([
-  "shared/store/s3.ts",
-  "shared/jobs/sagemaker-runner.ts",
-  "shared/heads/train-dispatch.ts",
-]);
+const PACKAGE_HOMES: Array<{ pkg: string; home: string }> = [
+  { pkg: "@aws-sdk/", home: "shared/aws/" },
+  { pkg: "onnxruntime-node", home: "shared/onnx/" },
+  { pkg: "onnx-proto", home: "shared/onnx/" },
+];
+
+/**
+ * Folders that may import only what is listed (relative imports; `packages` for bare ones). The
+ * estimators are pure numerics: no store, no API, no zod, no file or network I/O.
+ */
+const CONFINED: Array<{ folder: string; may: string[]; packages: string[]; why: string }> = [
+  {
+    folder: "shared/learn/",
+    may: ["shared/learn/", "shared/onnx/", "shared/errors.ts"],
+    packages: ["node:os", "node:async_hooks"],
+    why: "estimators are pure numerics; the lifecycle (store, versions, API) is heads/",
+  },
+  {
+    folder: "shared/onnx/",
+    may: ["shared/onnx/", "shared/errors.ts"],
+    packages: [
+      "onnxruntime-node",
+      "onnx-proto",
+      "node:fs",
+      "node:fs/promises",
+      "node:path",
+      "node:module",
+      "node:os",
+    ],
+    why: "the ONNX adapter knows graphs and sessions, nothing of heads, backbones or stores",
+  },
+];
+
+/**
+ * Inside `shared/`, the AWS adapters are wired in only by the composition roots; domain code
+ * holds the interfaces. Entry points (`functions/`) and `infra/` may name them directly.
+ */
+const AWS_WIRING = new Set(["shared/bootstrap.ts", "shared/open-store.ts"]);
 
 /** `from` may not import `to` (paths relative to the repository root, `/`-separated). */
 const FORBIDDEN: Array<{ from: string; to: string; why: string }> = [
@@ -125,15 +161,43 @@ export function sharedFolderGraph(edges: readonly ImportEdge[]): Map<string, Set
   return graph;
 }
 
-/** The edges that break a rule of `FORBIDDEN`, as readable lines. */
+/** The edges that break a rule of `FORBIDDEN`, `CONFINED` or `AWS_WIRING`, as readable lines. */
 export function wrongArrows(edges: readonly ImportEdge[]): string[] {
   const wrong: string[] = [];
   for (const e of edges) {
-    if (!e.relative) continue;
-    for (const rule of FORBIDDEN) {
-      if (e.from.startsWith(rule.from) && e.to.startsWith(rule.to)) {
-        wrong.push(`${e.from} → ${e.to} (${rule.why})`);
+    if (e.relative) {
+      for (const rule of FORBIDDEN) {
+        if (e.from.startsWith(rule.from) && e.to.startsWith(rule.to)) {
+          wrong.push(`${e.from} → ${e.to} (${rule.why})`);
+        }
       }
+      if (
+        e.to.startsWith("shared/aws/") &&
+        e.from.startsWith("shared/") &&
+        !e.from.startsWith("shared/aws/") &&
+        !AWS_WIRING.has(e.from)
+      ) {
+        wrong.push(`${e.from} → ${e.to} (domain code reaches AWS through its interfaces)`);
+      }
+    }
+    for (const rule of CONFINED) {
+      if (!e.from.startsWith(rule.folder)) continue;
+      const ok = e.relative
+        ? rule.may.some((m) => e.to.startsWith(m))
+        : rule.packages.includes(e.to) || e.to.startsWith(".");
+      if (!ok) wrong.push(`${e.from} → ${e.to} (${rule.why})`);
+    }
+  }
+  return wrong;
+}
+
+/** Imports of a package outside its one home (`PACKAGE_HOMES`), in `shared/` and `functions/`. */
+export function homelessPackageImports(edges: readonly ImportEdge[]): string[] {
+  const wrong: string[] = [];
+  for (const e of edges) {
+    if (e.relative || e.from.startsWith("scripts/") || e.from.startsWith("infra/")) continue;
+    for (const { pkg, home } of PACKAGE_HOMES) {
+      if (e.to.startsWith(pkg) && !e.from.startsWith(home)) wrong.push(`${e.from} → ${e.to} (only ${home})`);
     }
   }
   return wrong;
@@ -165,17 +229,17 @@ describe("architecture: the import graph follows the map in docs/architecture.md
     assert.deepEqual(wrongArrows(edges), []);
   });
 
-  test("only the AWS adapters import @aws-sdk/*", () => {
-    const importers = [
-      ...new Set(edges.filter((e) => !e.relative && e.to.startsWith("@aws-sdk/")).map((e) => e.from)),
-    ].sort();
+  test("the AWS SDK and onnxruntime are imported only in their adapters", () => {
     assert.deepEqual(
-      importers.filter((f) => !AWS_SDK_ALLOWED.has(f)),
+      homelessPackageImports(edges),
       [],
-      "a new AWS SDK import outside the adapters: go through ObjectStore/JobRunner/TrainDispatcher, or add the file to AWS_SDK_ALLOWED on purpose",
+      "go through ObjectStore/JobRunner/TrainDispatcher (shared/aws/) or the ONNX adapter (shared/onnx/)",
     );
-    for (const allowed of AWS_SDK_ALLOWED) {
-      assert.ok(statSync(join(ROOT, allowed), { throwIfNoEntry: false }), `${allowed} is gone`);
+    for (const { home } of PACKAGE_HOMES) {
+      assert.ok(
+        edges.some((e) => e.from.startsWith(home) && !e.relative),
+        `${home} imports no package: the rule would pass on nothing`,
+      );
     }
   });
 });
@@ -224,8 +288,35 @@ describe("architecture: the checker itself can fail", () => {
       { from: "shared/jobs/runner.ts", to: "shared/embed/run.ts", relative: true },
       { from: "shared/heads/x.ts", to: "functions/cli/main.ts", relative: true },
       { from: "infra/stack.ts", to: "functions/api/handler.ts", relative: true },
+      { from: "shared/learn/mlp.ts", to: "shared/heads/version.ts", relative: true },
+      { from: "shared/learn/task.ts", to: "zod", relative: false },
+      { from: "shared/onnx/fuse.ts", to: "shared/learn/estimator.ts", relative: true },
+      { from: "shared/platform.ts", to: "shared/aws/s3-store.ts", relative: true },
+      { from: "shared/bootstrap.ts", to: "shared/aws/s3-store.ts", relative: true },
     ];
     assert.deepEqual(findCycles(sharedFolderGraph(edges)), [["shared/embed", "shared/jobs", "shared/embed"]]);
-    assert.equal(wrongArrows(edges).length, 2);
+    assert.deepEqual(
+      wrongArrows(edges).map((w) => w.split(" (")[0]),
+      [
+        "shared/heads/x.ts → functions/cli/main.ts",
+        "infra/stack.ts → functions/api/handler.ts",
+        "shared/learn/mlp.ts → shared/heads/version.ts",
+        "shared/learn/task.ts → zod",
+        "shared/onnx/fuse.ts → shared/learn/estimator.ts",
+        "shared/platform.ts → shared/aws/s3-store.ts",
+      ],
+    );
+    assert.deepEqual(
+      homelessPackageImports([
+        { from: "shared/heads/train.ts", to: "@aws-sdk/client-lambda", relative: false },
+        { from: "shared/aws/s3-store.ts", to: "@aws-sdk/client-s3", relative: false },
+        { from: "functions/api/x.ts", to: "onnxruntime-node", relative: false },
+        { from: "scripts/bench.ts", to: "onnxruntime-node", relative: false },
+      ]),
+      [
+        "shared/heads/train.ts → @aws-sdk/client-lambda (only shared/aws/)",
+        "functions/api/x.ts → onnxruntime-node (only shared/onnx/)",
+      ],
+    );
   });
 });

@@ -15,9 +15,9 @@ import {
   NSFWJS_MODELS,
   readNsfwjsModel,
 } from "../shared/backbone/mobilenet.ts";
-import { getSession, releaseSessions } from "../shared/backbone/session.ts";
 import { BackboneSpec } from "../shared/backbone/spec.ts";
-import { mulberry32 } from "../shared/heads/split.ts";
+import { mulberry32 } from "../shared/learn/split.ts";
+import { getSession, releaseSessions } from "../shared/onnx/session.ts";
 import { tempDir } from "./helpers/platform.ts";
 
 const S = 224;

@@ -12,18 +12,18 @@ import {
   ensureGloveBackbone,
   readGloveJson,
 } from "../shared/backbone/glove.ts";
+import { BackboneSpec, type EmbedInput } from "../shared/backbone/spec.ts";
+import { TextEmbedder } from "../shared/backbone/text-embedder.ts";
+import { loadConfig } from "../shared/config.ts";
+import { ValidationError } from "../shared/errors.ts";
+import { getSession, releaseSessions } from "../shared/onnx/session.ts";
 import {
   DEFAULT_IR_VERSION,
   DEFAULT_OPSET,
   decodeModel,
   encodeModel,
   GraphBuilder,
-} from "../shared/backbone/onnx-writer.ts";
-import { getSession, releaseSessions } from "../shared/backbone/session.ts";
-import { BackboneSpec, type EmbedInput } from "../shared/backbone/spec.ts";
-import { TextEmbedder } from "../shared/backbone/text-embedder.ts";
-import { loadConfig } from "../shared/config.ts";
-import { ValidationError } from "../shared/errors.ts";
+} from "../shared/onnx/writer.ts";
 import { assertClose } from "./helpers/heads.ts";
 
 const TOL = 1e-6;
@@ -56,7 +56,7 @@ after(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-describe("onnx-writer", () => {
+describe("onnx writer", () => {
   test("encodes opset, IR version, symbolic dims, raw little-endian initializers and attributes", () => {
     const g = new GraphBuilder("g");
     g.input("x", "float32", ["batch", 3]);

@@ -4,11 +4,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { InferenceSession, Tensor } from "onnxruntime-node";
-import { decodeModel, encodeModel, GraphBuilder } from "../shared/backbone/onnx-writer.ts";
-import { quantizeMatMuls } from "../shared/backbone/quantize.ts";
 import { SparseTextEmbedder } from "../shared/backbone/use-embedder.ts";
 import { buildUseLiteBackbone, USE_LITE_INT8_ID } from "../shared/backbone/use-lite.ts";
 import { ValidationError } from "../shared/errors.ts";
+import { quantizeMatMuls } from "../shared/onnx/quantize.ts";
+import { decodeModel, encodeModel, GraphBuilder } from "../shared/onnx/writer.ts";
 
 const B = 5;
 const K = 64;

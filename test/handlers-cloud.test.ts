@@ -16,10 +16,11 @@ import {
   verifyApiKey,
 } from "../shared/auth/api-keys.ts";
 import { KeyStore } from "../shared/auth/key-store.ts";
-import { LambdaTrainDispatcher, TrainEvent } from "../shared/heads/train-dispatch.ts";
+import { LambdaTrainDispatcher } from "../shared/aws/lambda-train-dispatcher.ts";
+import { TrainEvent } from "../shared/heads/train-dispatch.ts";
 import { keys } from "../shared/layout.ts";
 import { makeLogger } from "../shared/log.ts";
-import { FsStore } from "../shared/store/index.ts";
+import { FsStore } from "../shared/open-store.ts";
 import { loadEvent } from "./helpers/events.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
 import { tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";

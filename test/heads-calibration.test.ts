@@ -10,9 +10,9 @@ import {
   MIN_TEMPERATURE,
   reliabilityBins,
   temperatureLoss,
-} from "../shared/heads/calibration.ts";
-import { argmaxRows } from "../shared/heads/metrics.ts";
-import { gaussian, mulberry32 } from "../shared/heads/split.ts";
+} from "../shared/learn/calibration.ts";
+import { argmaxRows } from "../shared/learn/metrics.ts";
+import { gaussian, mulberry32 } from "../shared/learn/split.ts";
 
 function softmaxRows(logits: Float64Array, n: number, k: number, scale = 1): Float64Array {
   const out = new Float64Array(n * k);

@@ -7,9 +7,9 @@ import {
   centroidToJson,
   fitCentroid,
   predictCentroid,
-} from "../shared/heads/centroid.ts";
-import { argmaxRows } from "../shared/heads/metrics.ts";
-import { gaussian, mulberry32 } from "../shared/heads/split.ts";
+} from "../shared/learn/centroid.ts";
+import { argmaxRows } from "../shared/learn/metrics.ts";
+import { gaussian, mulberry32 } from "../shared/learn/split.ts";
 import { assertClose, blobSampler, onnxHeadOutput } from "./helpers/heads.ts";
 
 function fit(X: number[][], y: number[], scale = 10, k = Math.max(...y) + 1, sampleWeight?: number[]) {

@@ -8,7 +8,6 @@ import { promisify } from "node:util";
 import { InferenceSession, Tensor } from "onnxruntime-node";
 import { createApp } from "../shared/api/app.ts";
 import { maskedMeanModel } from "../shared/backbone/glove.ts";
-import { decodeModel, type GraphBuilder } from "../shared/backbone/onnx-writer.ts";
 import { loadEmbedder } from "../shared/backbone/registry.ts";
 import type { TextEmbedder } from "../shared/backbone/text-embedder.ts";
 import { packIds } from "../shared/backbone/tokenizer.ts";
@@ -23,9 +22,6 @@ import {
   PROBABILITIES_OUTPUT,
   VALUE_OUTPUT,
 } from "../shared/heads/export-onnx.ts";
-import type { HeadKind, Target } from "../shared/heads/kind.ts";
-import { HEAD_KINDS } from "../shared/heads/kinds.ts";
-import { gaussian, mulberry32 } from "../shared/heads/split.ts";
 import {
   type HeadDocument,
   type Report,
@@ -34,7 +30,11 @@ import {
   writeHeadVersion,
 } from "../shared/heads/version.ts";
 import { keys } from "../shared/layout.ts";
+import type { HeadKind, Target } from "../shared/learn/estimator.ts";
+import { HEAD_KINDS } from "../shared/learn/registry.ts";
+import { gaussian, mulberry32 } from "../shared/learn/split.ts";
 import { makeLogger } from "../shared/log.ts";
+import { decodeModel, type GraphBuilder } from "../shared/onnx/writer.ts";
 import { putJson } from "../shared/store/json.ts";
 import { assertClose } from "./helpers/heads.ts";
 import { tinyPlatform } from "./helpers/platform.ts";

@@ -13,9 +13,9 @@ import {
   PROBA_SMOOTHING,
   predictKnn,
   VOTE_EPS,
-} from "../shared/heads/knn.ts";
-import { argmaxRows } from "../shared/heads/metrics.ts";
-import { gaussian, mulberry32 } from "../shared/heads/split.ts";
+} from "../shared/learn/knn.ts";
+import { argmaxRows } from "../shared/learn/metrics.ts";
+import { gaussian, mulberry32 } from "../shared/learn/split.ts";
 import { assertClose, blobSampler, onnxHeadOutput } from "./helpers/heads.ts";
 
 function params(p: Partial<KnnParams> = {}): KnnParams {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ValidationError } from "../shared/errors.ts";
-import { minimizeLbfgs, minimizeLbfgsAsync } from "../shared/heads/lbfgs.ts";
+import { minimizeLbfgs, minimizeLbfgsAsync } from "../shared/learn/lbfgs.ts";
 
 function rosenbrock(x: Float64Array, g: Float64Array): number {
   const a = 1 - x[0];

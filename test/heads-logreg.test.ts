@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ValidationError } from "../shared/errors.ts";
-import { minimizeLbfgs } from "../shared/heads/lbfgs.ts";
+import { minimizeLbfgs } from "../shared/learn/lbfgs.ts";
 import {
   fitLogReg,
   fitLogRegAsync,
@@ -13,9 +13,9 @@ import {
   predictLogReg,
   predictProbaLogReg,
   standardizationStats,
-} from "../shared/heads/logreg.ts";
-import { gaussian, mulberry32 } from "../shared/heads/split.ts";
-import { standardizeOnnx } from "../shared/heads/standardize.ts";
+} from "../shared/learn/logreg.ts";
+import { gaussian, mulberry32 } from "../shared/learn/split.ts";
+import { standardizeOnnx } from "../shared/learn/standardize.ts";
 import { blobs } from "./helpers/heads.ts";
 
 function accuracy(model: LogRegModel, X: Float32Array, y: Int32Array): number {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ValidationError } from "../shared/errors.ts";
-import { classificationMetrics, LOG_LOSS_EPS, logLoss } from "../shared/heads/metrics.ts";
+import { classificationMetrics, LOG_LOSS_EPS, logLoss } from "../shared/learn/metrics.ts";
 
 const close = (a: number, b: number, tol = 1e-12) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
 

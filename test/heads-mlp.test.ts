@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ValidationError } from "../shared/errors.ts";
-import { logRegKind } from "../shared/heads/logreg-kind.ts";
-import { argmaxRows } from "../shared/heads/metrics.ts";
+import { logRegKind } from "../shared/learn/logreg-kind.ts";
+import { argmaxRows } from "../shared/learn/metrics.ts";
 import {
   fitMlp,
   type MlpHyperParams,
@@ -14,8 +14,8 @@ import {
   mlpValidationSplit,
   predictProbaMlp,
   predictProbaMlpJs,
-} from "../shared/heads/mlp.ts";
-import { gaussian, mulberry32 } from "../shared/heads/split.ts";
+} from "../shared/learn/mlp.ts";
+import { gaussian, mulberry32 } from "../shared/learn/split.ts";
 import { assertClose, blobs, onnxHeadOutput } from "./helpers/heads.ts";
 
 /** XOR: four tight clusters at (±2, ±2) plus `noise` irrelevant dims; class = quadrant parity. */

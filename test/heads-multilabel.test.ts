@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ValidationError } from "../shared/errors.ts";
+import { MultilabelMetrics } from "../shared/heads/version.ts";
 import {
   bestF1Threshold,
   CONSTANT_LABEL_EPS,
@@ -11,10 +12,9 @@ import {
   multilabelToJson,
   predictMultilabel,
   sigmoid,
-} from "../shared/heads/multilabel.ts";
-import { gaussian, mulberry32 } from "../shared/heads/split.ts";
-import { multilabelMetrics } from "../shared/heads/task-metrics.ts";
-import { MultilabelMetrics } from "../shared/heads/version.ts";
+} from "../shared/learn/multilabel.ts";
+import { gaussian, mulberry32 } from "../shared/learn/split.ts";
+import { multilabelMetrics } from "../shared/learn/task-metrics.ts";
 import { assertClose, onnxHeadOutput } from "./helpers/heads.ts";
 
 /**

@@ -5,9 +5,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ValidationError } from "../shared/errors.ts";
-import type { HeadKind, Target } from "../shared/heads/kind.ts";
-import { HEAD_KINDS } from "../shared/heads/kinds.ts";
-import { gaussian, mulberry32 } from "../shared/heads/split.ts";
+import type { HeadKind, Target } from "../shared/learn/estimator.ts";
+import { HEAD_KINDS } from "../shared/learn/registry.ts";
+import { gaussian, mulberry32 } from "../shared/learn/split.ts";
 
 /** Two or three separable blobs; the target in the form the kind's task takes. */
 function problem(task: HeadKind["task"], n: number, d: number, seed: number, scale = 1, offset = 0) {

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { reliabilityBins } from "../shared/heads/calibration.ts";
 import { escapeHtml, renderReportHtml } from "../shared/heads/report-html.ts";
-import { mulberry32 } from "../shared/heads/split.ts";
 import { Report } from "../shared/heads/version.ts";
+import { reliabilityBins } from "../shared/learn/calibration.ts";
+import { mulberry32 } from "../shared/learn/split.ts";
 
 const EVIL = "<script>alert(1)</script>";
 const QUOTES = `&"'`;

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ValidationError } from "../shared/errors.ts";
+import { RegressionMetrics } from "../shared/heads/version.ts";
 import {
   choleskySolve,
   fitRidge,
@@ -10,10 +11,9 @@ import {
   ridgeGram,
   ridgeKind,
   ridgeToJson,
-} from "../shared/heads/ridge.ts";
-import { gaussian, mulberry32 } from "../shared/heads/split.ts";
-import { regressionMetrics } from "../shared/heads/task-metrics.ts";
-import { RegressionMetrics } from "../shared/heads/version.ts";
+} from "../shared/learn/ridge.ts";
+import { gaussian, mulberry32 } from "../shared/learn/split.ts";
+import { regressionMetrics } from "../shared/learn/task-metrics.ts";
 import { assertClose, onnxHeadOutput } from "./helpers/heads.ts";
 
 /** Features with different means and scales; y linear in them plus noise. */

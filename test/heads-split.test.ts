@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ValidationError } from "../shared/errors.ts";
-import { foldIndices, mulberry32, shuffleInPlace, stratifiedKFold } from "../shared/heads/split.ts";
+import { foldIndices, mulberry32, shuffleInPlace, stratifiedKFold } from "../shared/learn/split.ts";
 
 describe("mulberry32", () => {
   it("is deterministic per seed and differs across seeds", () => {

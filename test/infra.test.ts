@@ -18,7 +18,7 @@ import { buildApp } from "../infra/app.ts";
 import { bundleDir, FUNCTION_BUNDLES, LAMBDA_NAMES } from "../infra/bundles.ts";
 import { loadCustomers } from "../infra/customers.ts";
 import { HeadstartStack } from "../infra/stack.ts";
-import { EMBED_CONTAINER_ENTRYPOINT } from "../shared/jobs/sagemaker-runner.ts";
+import { EMBED_CONTAINER_ENTRYPOINT } from "../shared/aws/sagemaker-runner.ts";
 import { buildLambdaBundles } from "./helpers/bundles.ts";
 
 const bundles = await buildLambdaBundles();

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
-import { FsStore } from "../shared/store/index.ts";
+import { FsStore } from "../shared/open-store.ts";
 
 const BIN = join(import.meta.dirname, "..", "bin", "headstart.js");
 const run = promisify(execFile);

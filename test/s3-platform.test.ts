@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
+import type { S3Store } from "../shared/aws/s3-store.ts";
 import { resolveBackbone } from "../shared/backbone/registry.ts";
 import { embeddingKey, textItemSha } from "../shared/cache/address.ts";
 import { decodeNpy } from "../shared/cache/npy.ts";
@@ -19,9 +20,8 @@ import { listCommits, loadCache } from "../shared/cache/shards.ts";
 import { loadConfig, PACKAGE_ROOT } from "../shared/config.ts";
 import { readJob } from "../shared/embed/job.ts";
 import { keys } from "../shared/layout.ts";
+import { openStore } from "../shared/open-store.ts";
 import { Platform } from "../shared/platform.ts";
-import { openStore } from "../shared/store/index.ts";
-import type { S3Store } from "../shared/store/s3.ts";
 import { tempDir, tinyPlatform } from "./helpers/platform.ts";
 import {
   listenForBucketNotifications,

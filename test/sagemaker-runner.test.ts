@@ -17,12 +17,6 @@ import {
   StopProcessingJobCommand,
 } from "@aws-sdk/client-sagemaker";
 import { mockClient } from "aws-sdk-client-mock";
-import { loadEmbedder } from "../shared/backbone/registry.ts";
-import { bootstrap } from "../shared/bootstrap.ts";
-import type { SageMakerSettings } from "../shared/config.ts";
-import { type EmbedJob, readJob, updateJob } from "../shared/embed/job.ts";
-import { runEmbedShards } from "../shared/embed/run.ts";
-import { HeadstartError, isUserError, NotFoundError, ValidationError } from "../shared/errors.ts";
 import {
   applyProcessingJobStateChange,
   EMBED_CONTAINER_ENTRYPOINT,
@@ -30,7 +24,13 @@ import {
   parseProcessingJobName,
   processingJobName,
   SageMakerJobRunner,
-} from "../shared/jobs/sagemaker-runner.ts";
+} from "../shared/aws/sagemaker-runner.ts";
+import { loadEmbedder } from "../shared/backbone/registry.ts";
+import { bootstrap } from "../shared/bootstrap.ts";
+import type { SageMakerSettings } from "../shared/config.ts";
+import { type EmbedJob, readJob, updateJob } from "../shared/embed/job.ts";
+import { runEmbedShards } from "../shared/embed/run.ts";
+import { HeadstartError, isUserError, NotFoundError, ValidationError } from "../shared/errors.ts";
 import { keys } from "../shared/layout.ts";
 import type { ObjectStore, PutOptions } from "../shared/store/types.ts";
 import { loadEvent } from "./helpers/events.ts";

@@ -9,9 +9,9 @@ import { promises as fs } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { S3Store } from "../shared/aws/s3-store.ts";
 import { PreconditionFailedError, ValidationError } from "../shared/errors.ts";
 import { FsStore } from "../shared/store/fs.ts";
-import { S3Store } from "../shared/store/s3.ts";
 import type { ObjectStore } from "../shared/store/types.ts";
 import { createS3TestStore, type S3Server, startS3Server } from "./helpers/s3-server.ts";
 

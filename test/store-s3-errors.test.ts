@@ -13,8 +13,8 @@ import {
   S3ServiceException,
 } from "@aws-sdk/client-s3";
 import { mockClient } from "aws-sdk-client-mock";
+import { S3Store } from "../shared/aws/s3-store.ts";
 import { PreconditionFailedError } from "../shared/errors.ts";
-import { S3Store } from "../shared/store/s3.ts";
 
 const client = new S3Client({ region: "us-east-1", credentials: { accessKeyId: "a", secretAccessKey: "b" } });
 const s3 = mockClient(client);

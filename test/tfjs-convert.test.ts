@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { InferenceSession, Tensor } from "onnxruntime-node";
-import { decodeModel } from "../shared/backbone/onnx-writer.ts";
-import { convertGraphModel } from "../shared/backbone/tfjs/convert.ts";
+import { ValidationError } from "../shared/errors.ts";
+import { convertGraphModel } from "../shared/onnx/tfjs/convert.ts";
 import {
   decodeWeights,
   type GraphModelJson,
@@ -14,8 +14,8 @@ import {
   type TfAttr,
   type TfNode,
   type WeightSpec,
-} from "../shared/backbone/tfjs/model-json.ts";
-import { ValidationError } from "../shared/errors.ts";
+} from "../shared/onnx/tfjs/model-json.ts";
+import { decodeModel } from "../shared/onnx/writer.ts";
 import { assertClose } from "./helpers/heads.ts";
 
 const TOL = 1e-5;

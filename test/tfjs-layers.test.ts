@@ -2,17 +2,17 @@ import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
 import * as tf from "@tensorflow/tfjs";
 import { InferenceSession, Tensor } from "onnxruntime-node";
-import { decodeModel } from "../shared/backbone/onnx-writer.ts";
+import { ValidationError } from "../shared/errors.ts";
+import { mulberry32 } from "../shared/learn/split.ts";
 import {
   convertLayersModel,
   type KerasLayer,
   type LayersModelJson,
   parseLayersModelJson,
   samePads,
-} from "../shared/backbone/tfjs/layers.ts";
-import { decodeWeights, type WeightSpec } from "../shared/backbone/tfjs/model-json.ts";
-import { ValidationError } from "../shared/errors.ts";
-import { mulberry32 } from "../shared/heads/split.ts";
+} from "../shared/onnx/tfjs/layers.ts";
+import { decodeWeights, type WeightSpec } from "../shared/onnx/tfjs/model-json.ts";
+import { decodeModel } from "../shared/onnx/writer.ts";
 import { assertClose } from "./helpers/heads.ts";
 
 /** float32 results of the same arithmetic in a different order (tfjs vs onnxruntime, BN folding). */

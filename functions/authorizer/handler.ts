@@ -14,7 +14,7 @@ import { ValidationError } from "../../shared/errors.ts";
 import { instrument } from "../../shared/lambda.ts";
 import { makeLogger } from "../../shared/log.ts";
 import { makeMetrics } from "../../shared/metrics.ts";
-import { openStore } from "../../shared/store/index.ts";
+import { openStore } from "../../shared/open-store.ts";
 
 const config = loadConfig();
 const log = makeLogger("headstart-authorizer", config.logLevel);

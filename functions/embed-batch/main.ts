@@ -7,7 +7,7 @@ import { batchSettingsFromEnv, runBatch } from "../../shared/embed/batch.ts";
 import { isUserError } from "../../shared/errors.ts";
 import { makeLogger } from "../../shared/log.ts";
 import { addMetric, makeMetrics } from "../../shared/metrics.ts";
-import { openStore } from "../../shared/store/index.ts";
+import { openStore } from "../../shared/open-store.ts";
 
 const config = loadConfig();
 const log = makeLogger("headstart-embed-batch", config.logLevel);

@@ -11,18 +11,15 @@
  * refused while it runs (and retried by Lambda) or gets the stored result after.
  */
 import type { Context } from "aws-lambda";
+import { type ManifestUpload, manifestUploads } from "../../shared/aws/s3-events.ts";
+import { S3Store } from "../../shared/aws/s3-store.ts";
 import { bootstrap } from "../../shared/bootstrap.ts";
 import { appliedSequencer, readDatasetStatus, recordAppliedSequencer } from "../../shared/datasets/ingest.ts";
-import {
-  compareSequencers,
-  type ManifestUpload,
-  manifestUploads,
-} from "../../shared/datasets/upload-event.ts";
+import { compareSequencers } from "../../shared/datasets/sequencer.ts";
 import { isUserError } from "../../shared/errors.ts";
 import { idempotent } from "../../shared/idempotency.ts";
 import { attemptSeconds, instrument } from "../../shared/lambda.ts";
 import { addMetric } from "../../shared/metrics.ts";
-import { S3Store } from "../../shared/store/s3.ts";
 
 const { platform, log, metrics } = bootstrap("headstart-ingest");
 const storePrefix = platform.store instanceof S3Store ? platform.store.prefix : "";

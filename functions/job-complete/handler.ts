@@ -4,11 +4,12 @@
  * Store errors are thrown so the event is redriven and finally dead-lettered; events that are
  * not this store's headstart jobs are logged and ignored.
  */
-import { bootstrap } from "../../shared/bootstrap.ts";
+
 import {
   applyProcessingJobStateChange,
   type JobStateChangeResult,
-} from "../../shared/jobs/sagemaker-runner.ts";
+} from "../../shared/aws/sagemaker-runner.ts";
+import { bootstrap } from "../../shared/bootstrap.ts";
 import { instrument } from "../../shared/lambda.ts";
 
 const { platform, log, metrics } = bootstrap("headstart-job-complete");

@@ -1,7 +1,7 @@
 /** Preprocessing type → embedder. Imported on demand: every embedder runs onnxruntime. */
 import { UnsupportedError } from "../errors.ts";
+import type { SessionOptions } from "../onnx/session.ts";
 import { ImageEmbedder } from "./image-embedder.ts";
-import type { SessionOptions } from "./session.ts";
 import type { BackboneSpec, Embedder } from "./spec.ts";
 import { TextEmbedder } from "./text-embedder.ts";
 import { SparseTextEmbedder } from "./use-embedder.ts";

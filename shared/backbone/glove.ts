@@ -9,8 +9,8 @@ import { createReadStream } from "node:fs";
 import { createRequire } from "node:module";
 import { basename, join } from "node:path";
 import { ValidationError } from "../errors.ts";
+import { dataType, encodeModel, GraphBuilder } from "../onnx/writer.ts";
 import { ensureBuiltBackbone, writeBuiltBackbone } from "./built-backbone.ts";
-import { dataType, encodeModel, GraphBuilder } from "./onnx-writer.ts";
 import { BackboneSpec } from "./spec.ts";
 
 export const GLOVE_ID = "glove-100d";

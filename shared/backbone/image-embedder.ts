@@ -3,8 +3,7 @@
  * float32 NHWC batch → ONNX graph → `n × dim` rows. The next micro-batch is decoded while the
  * current one runs, so onnxruntime is not left waiting on the decoder.
  */
-import type { InferenceSession } from "onnxruntime-node";
-import { Tensor } from "onnxruntime-node";
+
 import { HeadstartError, UnsupportedError, ValidationError } from "../errors.ts";
 import {
   type DecodedImage,
@@ -13,8 +12,8 @@ import {
   type ImageLimits,
   pixelsToTensor,
 } from "../images/decode.ts";
+import { getSession, type InferenceSession, type SessionOptions, Tensor } from "../onnx/session.ts";
 import { microBatchOption, modalityOf } from "./embedder-options.ts";
-import { getSession, type SessionOptions } from "./session.ts";
 import type { BackboneSpec, Embedder, EmbedInput, ItemFailure, SettledEmbedding } from "./spec.ts";
 
 type ImagePre = Extract<BackboneSpec["preprocessing"], { type: "image" }>;

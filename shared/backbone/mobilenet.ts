@@ -13,10 +13,10 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import vm from "node:vm";
 import { ValidationError } from "../errors.ts";
+import { convertLayersModel, type LayersModelJson, parseLayersModelJson } from "../onnx/tfjs/layers.ts";
+import { decodeWeights, type WeightTensor } from "../onnx/tfjs/model-json.ts";
 import { ensureBuiltBackbone, writeBuiltBackbone } from "./built-backbone.ts";
 import { BackboneSpec } from "./spec.ts";
-import { convertLayersModel, type LayersModelJson, parseLayersModelJson } from "./tfjs/layers.ts";
-import { decodeWeights, type WeightTensor } from "./tfjs/model-json.ts";
 
 export const NSFWJS_PACKAGE = "nsfwjs";
 export const MOBILENET_ID = "mobilenet-v2-1280";

@@ -8,10 +8,10 @@ import { join } from "node:path";
 import type { Config } from "../config.ts";
 import { fromZodError, HeadstartError, NotFoundError, UnsupportedError, ValidationError } from "../errors.ts";
 import { assertName, keys } from "../layout.ts";
+import type { SessionOptions } from "../onnx/session.ts";
 import { getJson, putJson } from "../store/json.ts";
 import { fileSha256 } from "../store/local-file.ts";
 import type { ObjectStore } from "../store/types.ts";
-import type { SessionOptions } from "./session.ts";
 import { BackboneSpec, type Embedder } from "./spec.ts";
 
 /**

@@ -4,10 +4,9 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { Tensor } from "onnxruntime-node";
 import { UnsupportedError, ValidationError } from "../errors.ts";
+import { getSession, type SessionOptions, Tensor } from "../onnx/session.ts";
 import { microBatchOption, modalityOf, textVocabPath } from "./embedder-options.ts";
-import { getSession, type SessionOptions } from "./session.ts";
 import { BackboneSpec, type Embedder, type EmbedInput } from "./spec.ts";
 import { type EncodeOptions, loadVocab, packIds, textToIds } from "./tokenizer.ts";
 

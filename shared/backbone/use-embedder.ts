@@ -5,11 +5,10 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type InferenceSession, Tensor } from "onnxruntime-node";
 import { UnsupportedError, ValidationError } from "../errors.ts";
+import { getSession, type InferenceSession, type SessionOptions, Tensor } from "../onnx/session.ts";
 import { microBatchOption, modalityOf, textVocabPath } from "./embedder-options.ts";
 import { SentencepieceTokenizer } from "./sentencepiece.ts";
-import { getSession, type SessionOptions } from "./session.ts";
 import { BackboneSpec, type Embedder, type EmbedInput } from "./spec.ts";
 
 export interface SparseTextEmbedderOptions {

@@ -8,12 +8,12 @@ import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { ValidationError } from "../errors.ts";
+import { quantizeMatMuls } from "../onnx/quantize.ts";
+import { convertGraphModel } from "../onnx/tfjs/convert.ts";
+import { readGraphModel } from "../onnx/tfjs/model-json.ts";
 import { ensureBuiltBackbone, writeBuiltBackbone } from "./built-backbone.ts";
-import { quantizeMatMuls } from "./quantize.ts";
 import { SentencepieceTokenizer } from "./sentencepiece.ts";
 import { BackboneSpec } from "./spec.ts";
-import { convertGraphModel } from "./tfjs/convert.ts";
-import { readGraphModel } from "./tfjs/model-json.ts";
 
 export const USE_LITE_ID = "use-lite-512";
 /** The same encoder with int8 matrix products: about twice the sentences/s on a CPU. */

@@ -30,8 +30,8 @@ import {
   type Rejection,
   readManifest,
 } from "./manifest.ts";
+import { compareSequencers } from "./sequencer.ts";
 import { DatasetStatus } from "./status.ts";
-import { compareSequencers } from "./upload-event.ts";
 
 async function findManifest(
   store: ObjectStore,

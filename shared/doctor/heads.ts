@@ -10,7 +10,7 @@ import { readChecked } from "./cache.ts";
 import type { CheckLog } from "./report.ts";
 
 // Loaded on first use: the head kinds pull in the numeric code that predict uses.
-const kindsModule = () => import("../heads/kinds.ts");
+const kindsModule = () => import("../learn/registry.ts");
 
 async function checkVersion(store: ObjectStore, head: string, version: string, log: CheckLog): Promise<void> {
   log.checked++;

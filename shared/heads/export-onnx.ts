@@ -19,14 +19,6 @@
  * vectors, each L2-normalized, concatenated in `headstart.backbone_parts` order.
  */
 import { createHash } from "node:crypto";
-import type onnxProto from "onnx-proto";
-import {
-  DEFAULT_OPSET,
-  decodeModel,
-  encodeModel,
-  GraphBuilder,
-  type ModelProto,
-} from "../backbone/onnx-writer.ts";
 import { resolveBackbone } from "../backbone/registry.ts";
 import type { BackboneSpec } from "../backbone/spec.ts";
 import type { Config } from "../config.ts";
@@ -38,27 +30,25 @@ import {
   ValidationError,
 } from "../errors.ts";
 import { keys } from "../layout.ts";
+import { PROBA_FLOOR } from "../learn/calibration.ts";
+import type { HeadTask } from "../learn/estimator.ts";
+import { headKind } from "../learn/registry.ts";
+import {
+  defaultOpset,
+  fuseGraphs,
+  MIN_FUSABLE_OPSET,
+  namesIn,
+  producerOf,
+  pruneGraph,
+  renameValues,
+} from "../onnx/fuse.ts";
+import { DEFAULT_OPSET, decodeModel, encodeModel, GraphBuilder, type ModelProto } from "../onnx/writer.ts";
 import type { ObjectStore } from "../store/types.ts";
-import { PROBA_FLOOR } from "./calibration.ts";
-import type { HeadTask } from "./kind.ts";
-import { headKind } from "./kinds.ts";
 import type { HeadDocument } from "./version.ts";
-
-type GraphProto = onnxProto.onnx.IGraphProto;
-type NodeProto = onnxProto.onnx.INodeProto;
 
 export const EMBEDDING_INPUT = "embedding";
 export const PROBABILITIES_OUTPUT = "probabilities";
 export const VALUE_OUTPUT = "value";
-/** Names in the fused graph that came from the head start with this (plus a number if it collides). */
-export const FUSED_PREFIX = "head/";
-/**
- * Backbone opsets whose graphs stay valid when the model is declared at the heads' opset (17):
- * the operators text encoders use did not change meaning between 13 and 17, while 13 moved the
- * axes of Squeeze/Unsqueeze/ReduceSum to inputs and 18 did the same for the other reductions.
- */
-const MIN_FUSABLE_OPSET = 13;
-
 function taskOf(doc: HeadDocument): HeadTask {
   const kind = headKind(doc.type);
   const task = doc.task ?? "multiclass";
@@ -117,13 +107,8 @@ export function headMetadata(doc: HeadDocument): Record<string, string> {
   return meta;
 }
 
-/** The node that writes `value`, looked up in what the builder holds so far. */
-function producerOf(g: GraphBuilder, value: string): NodeProto | undefined {
-  return g.toModel().graph?.node?.find((n) => n.output?.includes(value));
-}
-
 /**
- * softmax(log(max(p, 1e-15)) / T), the formula serving applies (heads/calibration.ts
+ * softmax(log(max(p, 1e-15)) / T), the formula serving applies (learn/calibration.ts
  * `applyTemperature`). Reaching past a head's final softmax for its logits would be exact where
  * the floor is not, but it would disagree with `predict` exactly where the floor bites (confident
  * rows under T > 1), and the exported model must reproduce what the platform serves.
@@ -134,35 +119,6 @@ function temperatureScale(g: GraphBuilder, proba: string, temperature: number): 
   const [scaled] = g.node("Div", [logp, g.constant("float32", [temperature], [])]);
   const [calibrated] = g.node("Softmax", [scaled], 1, { axis: 1 });
   return calibrated;
-}
-
-/** Renames values in place wherever they appear as node inputs/outputs, initializers or graph I/O. */
-function renameValues(graph: GraphProto, rename: ReadonlyMap<string, string>): void {
-  const r = (name: string) => rename.get(name) ?? name;
-  for (const node of graph.node ?? []) {
-    node.input = (node.input ?? []).map(r);
-    node.output = (node.output ?? []).map(r);
-  }
-  for (const t of graph.initializer ?? []) if (t.name) t.name = r(t.name);
-  for (const v of [...(graph.input ?? []), ...(graph.output ?? []), ...(graph.valueInfo ?? [])]) {
-    if (v.name) v.name = r(v.name);
-  }
-}
-
-/**
- * Drops nodes and initializers no graph output depends on (nodes are in topological order): a
- * kind may build helper values it ends up not using.
- */
-function pruneGraph(graph: GraphProto): void {
-  const needed = new Set((graph.output ?? []).map((o) => o.name ?? ""));
-  const kept: NodeProto[] = [];
-  for (const node of [...(graph.node ?? [])].reverse()) {
-    if (!(node.output ?? []).some((o) => needed.has(o))) continue;
-    kept.push(node);
-    for (const i of node.input ?? []) if (i) needed.add(i);
-  }
-  graph.node = kept.reverse();
-  graph.initializer = (graph.initializer ?? []).filter((t) => needed.has(t.name ?? ""));
 }
 
 interface HeadGraph {
@@ -212,25 +168,6 @@ export function headToOnnx(doc: HeadDocument): Uint8Array {
 /** `<head>-<version>.onnx`, or `<head>-<version>-fused.onnx`. */
 export function exportFilename(doc: HeadDocument, fused: boolean): string {
   return `${doc.head}-${doc.version}${fused ? "-fused" : ""}.onnx`;
-}
-
-function defaultOpset(model: ModelProto): number | undefined {
-  const entry = model.opsetImport?.find((o) => !o.domain || o.domain === "ai.onnx");
-  return entry?.version == null ? undefined : Number(entry.version);
-}
-
-function namesIn(graph: GraphProto): Set<string> {
-  const names = new Set<string>();
-  const add = (n: string | null | undefined) => {
-    if (n) names.add(n);
-  };
-  for (const node of graph.node ?? []) {
-    add(node.name);
-    for (const v of [...(node.input ?? []), ...(node.output ?? [])]) add(v);
-  }
-  for (const t of graph.initializer ?? []) add(t.name);
-  for (const v of [...(graph.input ?? []), ...(graph.output ?? []), ...(graph.valueInfo ?? [])]) add(v.name);
-  return names;
 }
 
 /**
@@ -336,35 +273,7 @@ export async function fusedToOnnx(
     );
   }
 
-  const hg = head.model.graph!;
-  const headNames = namesIn(hg);
-  let prefix = FUSED_PREFIX;
-  for (let i = 2; [...headNames].some((n) => taken.has(prefix + n)); i++) prefix = `head${i}/`;
-  const rename = new Map<string, string>();
-  for (const n of headNames) rename.set(n, prefix + n);
-  rename.set(EMBEDDING_INPUT, spec.io.output);
-  rename.set(head.output, head.output);
-  renameValues(hg, rename);
-  for (const node of hg.node ?? []) node.name = prefix + (node.name ?? node.opType ?? "node");
-
-  const embeddings = graph.output!.find((o) => o.name === spec.io.output)!;
-  const batchDim = embeddings.type?.tensorType?.shape?.dim?.[0];
-  const headOut = hg.output![0];
-  const outDims = headOut.type?.tensorType?.shape?.dim;
-  if (batchDim && outDims?.length) outDims[0] = batchDim;
-
-  graph.node = [...(graph.node ?? []), ...(hg.node ?? [])];
-  graph.initializer = [...(graph.initializer ?? []), ...(hg.initializer ?? [])];
-  graph.output = [headOut, ...(graph.output ?? []).filter((o) => o !== headOut)];
-  graph.name = `${graph.name || "backbone"}+${hg.name}`;
-
-  if (opset !== DEFAULT_OPSET) {
-    model.opsetImport = (model.opsetImport ?? []).map((o) =>
-      !o.domain || o.domain === "ai.onnx" ? { domain: o.domain, version: DEFAULT_OPSET } : o,
-    );
-  }
-  if (Number(model.irVersion ?? 0) < Number(head.model.irVersion ?? 0))
-    model.irVersion = head.model.irVersion;
+  fuseGraphs(model, head.model, { input: EMBEDDING_INPUT, output: head.output, feed: spec.io.output });
 
   const metadata: Record<string, string> = {};
   for (const p of model.metadataProps ?? []) if (p.key) metadata[p.key] = p.value ?? "";

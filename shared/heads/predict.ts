@@ -12,10 +12,10 @@ import { normalizeConcat, partsOf } from "../embed/composite.ts";
 import { HeadstartError, NotFoundError, PayloadTooLargeError, ValidationError } from "../errors.ts";
 import { DEFAULT_IMAGE_LIMITS, ImageDecodeError } from "../images/decode.ts";
 import { storageKeyProblem } from "../layout.ts";
+import { applyTemperature } from "../learn/calibration.ts";
+import type { HeadKind, HeadTask } from "../learn/estimator.ts";
+import { headKind } from "../learn/registry.ts";
 import type { ObjectStore } from "../store/types.ts";
-import { applyTemperature } from "./calibration.ts";
-import type { HeadKind, HeadTask } from "./kind.ts";
-import { headKind } from "./kinds.ts";
 import type { Neighbor } from "./neighbors.ts";
 import { type HeadDocument, type Report, readHeadVersion, resolveHeadRef } from "./version.ts";
 

@@ -6,8 +6,8 @@
 import { z } from "zod";
 import { BACKBONE_REF_PATTERN, BACKBONE_REF_RULE } from "../embed/composite.ts";
 import { NAME_PATTERN, NAME_RULE } from "../layout.ts";
-import { HeadTask } from "./task.ts";
 import type { TrainOptions } from "./train.ts";
+import { HeadTask } from "./version.ts";
 
 /** A backbone id, or several joined by `+` (parts and repeats are checked by the platform). */
 const BackboneRef = z.string().max(255).regex(BACKBONE_REF_PATTERN, BACKBONE_REF_RULE);

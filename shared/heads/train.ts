@@ -16,26 +16,26 @@ import {
 import type { EmbeddedDataset } from "../embed/embedded-dataset.ts";
 import { ConflictError, UnsupportedError, ValidationError } from "../errors.ts";
 import { assertName } from "../layout.ts";
-import type { ObjectStore } from "../store/types.ts";
 import {
   checkTrainingBudget,
   checkTrainMemory,
   estimateTrainBytes,
   type TrainLimits,
   withTrainingBudget,
-} from "./budget.ts";
+} from "../learn/budget.ts";
 import {
   applyTemperature,
   expectedCalibrationError,
   fitTemperature,
   reliabilityBins,
-} from "./calibration.ts";
-import type { HeadKind, HeadParams, HeadTask, Target } from "./kind.ts";
-import { findHeadKind, HEAD_KINDS, headKind } from "./kinds.ts";
-import { argmaxRows, classificationMetrics, logLoss } from "./metrics.ts";
-import { kFold, stratifiedKFold } from "./split.ts";
-import { TASKS } from "./task.ts";
-import { multilabelMetrics, regressionMetrics } from "./task-metrics.ts";
+} from "../learn/calibration.ts";
+import type { HeadKind, HeadParams, HeadTask, Target } from "../learn/estimator.ts";
+import { argmaxRows, classificationMetrics, logLoss } from "../learn/metrics.ts";
+import { findHeadKind, HEAD_KINDS, headKind } from "../learn/registry.ts";
+import { kFold, stratifiedKFold } from "../learn/split.ts";
+import { TASKS } from "../learn/task.ts";
+import { multilabelMetrics, regressionMetrics } from "../learn/task-metrics.ts";
+import type { ObjectStore } from "../store/types.ts";
 import {
   type CalibrationReport,
   type HeadDocument,

@@ -6,9 +6,14 @@ import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { ConflictError, NotFoundError, PreconditionFailedError, ValidationError } from "../errors.ts";
 import { assertName, keys } from "../layout.ts";
+import type { ReliabilityBin as ReliabilityBinOf } from "../learn/calibration.ts";
+import { TASKS } from "../learn/task.ts";
+import type {
+  MultilabelMetrics as MultilabelMetricsOf,
+  RegressionMetrics as RegressionMetricsOf,
+} from "../learn/task-metrics.ts";
 import { getJson, putJson } from "../store/json.ts";
 import type { ObjectStore } from "../store/types.ts";
-import { HeadTask } from "./task.ts";
 
 export const ClassMetrics = z.object({
   precision: z.number(),
@@ -36,7 +41,7 @@ export const MultilabelMetrics = z.object({
   hammingLoss: z.number(),
   perLabel: z.record(z.string(), ClassMetrics.extend({ threshold: z.number() })),
   n: z.number(),
-});
+}) satisfies z.ZodType<MultilabelMetricsOf>;
 export type MultilabelMetrics = z.infer<typeof MultilabelMetrics>;
 
 export const RegressionMetrics = z.object({
@@ -44,13 +49,15 @@ export const RegressionMetrics = z.object({
   mae: z.number(),
   r2: z.number(),
   n: z.number(),
-});
+}) satisfies z.ZodType<RegressionMetricsOf>;
 export type RegressionMetrics = z.infer<typeof RegressionMetrics>;
 
-/** A head type name; the registry (heads/kinds.ts) decides which exist. */
+/** A head type name; the registry (learn/registry.ts) decides which exist. */
 export const HeadType = z.string().regex(/^[a-z][a-z0-9-]*$/);
 export type HeadType = z.infer<typeof HeadType>;
-export { HeadTask } from "./task.ts";
+/** The task enum's schema, from its one definition (`learn/task.ts`). */
+export const HeadTask = z.enum(TASKS);
+export type HeadTask = z.infer<typeof HeadTask>;
 
 export const Calibration = z.object({
   method: z.literal("temperature"),
@@ -98,7 +105,7 @@ export const ReliabilityBin = z.object({
   confidence: z.number(),
   /** Fraction of those rows predicted correctly (0 when empty). */
   accuracy: z.number(),
-});
+}) satisfies z.ZodType<ReliabilityBinOf>;
 export type ReliabilityBin = z.infer<typeof ReliabilityBin>;
 
 export const CalibrationReport = Calibration.extend({

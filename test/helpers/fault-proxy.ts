@@ -25,7 +25,7 @@
  */
 import { createServer, type IncomingMessage, request, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { mulberry32 } from "../../shared/heads/split.ts";
+import { mulberry32 } from "../../shared/learn/split.ts";
 
 export const FAULT_KINDS = ["500", "503", "reset", "truncate", "stall"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];

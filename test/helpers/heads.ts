@@ -4,9 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { InferenceSession, Tensor } from "onnxruntime-node";
-import { encodeModel, GraphBuilder } from "../../shared/backbone/onnx-writer.ts";
-import type { HeadKind } from "../../shared/heads/kind.ts";
-import { gaussian, mulberry32 } from "../../shared/heads/split.ts";
+import type { HeadKind } from "../../shared/learn/estimator.ts";
+import { gaussian, mulberry32 } from "../../shared/learn/split.ts";
+import { encodeModel, GraphBuilder } from "../../shared/onnx/writer.ts";
 
 export interface Blobs {
   X: Float32Array;

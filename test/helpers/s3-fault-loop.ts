@@ -12,12 +12,12 @@
  */
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { S3Store } from "../../shared/aws/s3-store.ts";
 import { loadConfig } from "../../shared/config.ts";
 import { runDoctor } from "../../shared/doctor/index.ts";
 import { loadEmbeddedDataset } from "../../shared/embed/embedded-dataset.ts";
 import { HeadstartError } from "../../shared/errors.ts";
 import { Platform } from "../../shared/platform.ts";
-import { S3Store } from "../../shared/store/s3.ts";
 import { type FaultProxyStats, startFaultProxy } from "./fault-proxy.ts";
 import type { S3Server } from "./s3-server.ts";
 import { tinySentimentRows, toJsonlText, writeTinyBackbone } from "./tiny-backbone.ts";

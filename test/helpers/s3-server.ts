@@ -28,9 +28,9 @@ import {
   S3Client,
 } from "@aws-sdk/client-s3";
 import { CreateTopicCommand, DeleteTopicCommand, SNSClient } from "@aws-sdk/client-sns";
+import { S3Store, type S3StoreOptions } from "../../shared/aws/s3-store.ts";
 import { type Config, loadConfig } from "../../shared/config.ts";
 import { Platform } from "../../shared/platform.ts";
-import { S3Store, type S3StoreOptions } from "../../shared/store/s3.ts";
 
 const run = promisify(execFile);
 const SCRIPT = fileURLToPath(new URL("../../scripts/radosgw.sh", import.meta.url));

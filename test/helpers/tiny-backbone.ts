@@ -6,8 +6,8 @@ import { createHash } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { maskedMeanModel } from "../../shared/backbone/glove.ts";
-import { encodeModel, GraphBuilder } from "../../shared/backbone/onnx-writer.ts";
 import type { BackboneSpecInput } from "../../shared/backbone/spec.ts";
+import { encodeModel, GraphBuilder } from "../../shared/onnx/writer.ts";
 
 export const TINY_DIM = 8;
 export const POSITIVE = ["good", "great", "wonderful", "love", "brilliant", "fun"];

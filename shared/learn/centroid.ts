@@ -9,9 +9,10 @@
  * uniform. A class with no training rows (or whose unit rows cancel out) has a zero centroid, i.e.
  * logit 0 for every input: it stays possible but below any class the input resembles.
  */
-import type { GraphBuilder } from "../backbone/onnx-writer.ts";
+
 import { ValidationError } from "../errors.ts";
-import type { HeadKind, Target } from "./kind.ts";
+import type { GraphBuilder } from "../onnx/writer.ts";
+import type { HeadKind, Target } from "./estimator.ts";
 import {
   checkFiniteMatrix,
   checkMulticlassTarget,

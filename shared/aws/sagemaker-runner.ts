@@ -20,10 +20,10 @@ import type { Config, SageMakerSettings } from "../config.ts";
 import { SAGEMAKER_PLANS_DIR } from "../embed/batch.ts";
 import { type EmbedJob, type JobState, readJob, updateJob } from "../embed/job.ts";
 import { ConflictError, HeadstartError, NotFoundError, ValidationError } from "../errors.ts";
+import type { JobRunner } from "../jobs/runner.ts";
 import { isValidName, keys, parseKey } from "../layout.ts";
 import type { Logger } from "../log.ts";
 import type { ObjectStore } from "../store/types.ts";
-import type { JobRunner } from "./runner.ts";
 
 /**
  * The container's command, relative to the image's working directory (the Dockerfile's `WORKDIR`):

@@ -28,8 +28,8 @@ import {
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { PreconditionFailedError, StoreUnavailableError, ValidationError } from "../errors.ts";
 import { storageKeyProblem } from "../layout.ts";
-import { fileSha256, type LocalFile } from "./local-file.ts";
-import type { ObjectInfo, ObjectStore, PutOptions, StoredObject } from "./types.ts";
+import { fileSha256, type LocalFile } from "../store/local-file.ts";
+import type { ObjectInfo, ObjectStore, PutOptions, StoredObject } from "../store/types.ts";
 
 export interface S3StoreOptions {
   bucket: string;

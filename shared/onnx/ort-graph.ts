@@ -4,8 +4,11 @@
  * ONNX writer; a session per distinct graph is created once per process and the promise cached.
  */
 import type { InferenceSession, Tensor } from "onnxruntime-node";
-import { encodeModel, type GraphBuilder } from "../backbone/onnx-writer.ts";
 import { HeadstartError } from "../errors.ts";
+
+export type { InferenceSession, Tensor } from "onnxruntime-node";
+
+import { encodeModel, type GraphBuilder } from "./writer.ts";
 
 type Ort = typeof import("onnxruntime-node");
 

@@ -1,7 +1,7 @@
 /** Multinomial logistic regression as a head type (see logreg.ts for the maths). */
-import type { GraphBuilder } from "../backbone/onnx-writer.ts";
+import type { GraphBuilder } from "../onnx/writer.ts";
 import { CLASS_WEIGHT_MODES, type ClassWeightMode, classSampleWeights } from "./class-weight.ts";
-import type { HeadKind } from "./kind.ts";
+import type { HeadKind } from "./estimator.ts";
 import {
   fitLogRegAsync,
   type LogRegModel,

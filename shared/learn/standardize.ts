@@ -3,11 +3,12 @@
  * transform back into their weights, so mean and scale only precondition the problem; what matters
  * is that training uses exactly the values the fold-back uses.
  */
-import type { InferenceSession } from "onnxruntime-node";
-import { GraphBuilder } from "../backbone/onnx-writer.ts";
+
 import { ValidationError } from "../errors.ts";
+import type { InferenceSession } from "../onnx/ort-graph.ts";
+import { f32, graphSession } from "../onnx/ort-graph.ts";
+import { GraphBuilder } from "../onnx/writer.ts";
 import { checkMatrixShape } from "./numeric.ts";
-import { f32, graphSession } from "./ort-graph.ts";
 
 /**
  * Scale from a feature's mean and sum of squared deviations. Constant features get scale 1

@@ -4,7 +4,7 @@
  * nodes become initializers, and only when some converted op reads them as a tensor.
  */
 import { ValidationError } from "../../errors.ts";
-import { type AttrValue, type Dim, type DType, encodeModel, GraphBuilder } from "../onnx-writer.ts";
+import { type AttrValue, type Dim, type DType, encodeModel, GraphBuilder } from "../writer.ts";
 import type { GraphModelJson, TfNode, TfTensorJson, WeightTensor } from "./model-json.ts";
 import { OPS, type OpContext, type TfDType, type TfValue, tfDType } from "./ops.ts";
 

@@ -17,7 +17,7 @@
  * better). This costs `folds` extra fits per label.
  */
 import { ValidationError } from "../errors.ts";
-import type { HeadKind } from "./kind.ts";
+import type { HeadKind } from "./estimator.ts";
 import { fitLogReg } from "./logreg.ts";
 import { affineRows, checkFiniteMatrix, expectTask, finiteArray, integerAtLeast } from "./numeric.ts";
 import { numberParam, rejectUnknownParams } from "./params.ts";

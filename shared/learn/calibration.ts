@@ -8,9 +8,17 @@
  * constant keeps every row's ordering, so calibration never changes a prediction.
  */
 import { ValidationError } from "../errors.ts";
-import type { ReliabilityBin } from "./version.ts";
 
-export type { ReliabilityBin } from "./version.ts";
+/** One bin of a reliability diagram (top-label confidence). */
+export interface ReliabilityBin {
+  lower: number;
+  upper: number;
+  count: number;
+  /** Mean top-label probability of the rows in the bin (0 when empty). */
+  confidence: number;
+  /** Fraction of those rows predicted correctly (0 when empty). */
+  accuracy: number;
+}
 
 /** Probabilities below this are clamped before the log, so a hard 0 costs a finite (large) loss. */
 export const PROBA_FLOOR = 1e-15;

@@ -21,11 +21,12 @@
  * (standardized rows built in JS) took ~0.9 s and moved the solution by ~6e-5 relative (1.5e-5 of
  * std(y) in predictions), against ~5e-12 for float64: no faster and less exact, so float64 it is.
  */
-import { dataType, GraphBuilder } from "../backbone/onnx-writer.ts";
+
 import { ValidationError } from "../errors.ts";
-import type { HeadKind } from "./kind.ts";
+import { graphSession, tensor } from "../onnx/ort-graph.ts";
+import { dataType, GraphBuilder } from "../onnx/writer.ts";
+import type { HeadKind } from "./estimator.ts";
 import { affineRows, checkFiniteMatrix, expectTask, finiteArray, finiteNumber } from "./numeric.ts";
-import { graphSession, tensor } from "./ort-graph.ts";
 import { numberParam, rejectUnknownParams } from "./params.ts";
 import { standardizationStats } from "./standardize.ts";
 

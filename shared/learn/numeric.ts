@@ -4,9 +4,9 @@
  * reject bad input with the same messages and fields.
  */
 import { endianness } from "node:os";
-import type { GraphBuilder } from "../backbone/onnx-writer.ts";
 import { ValidationError } from "../errors.ts";
-import type { HeadTask, Target } from "./kind.ts";
+import type { GraphBuilder } from "../onnx/writer.ts";
+import type { HeadTask, Target } from "./estimator.ts";
 
 // ---- input matrices ---------------------------------------------------------------------------------
 

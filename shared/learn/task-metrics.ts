@@ -10,7 +10,25 @@
  *   it is 1 when the predictions are exact and 0 otherwise, never NaN or -Inf.
  */
 import { ValidationError } from "../errors.ts";
-import type { MultilabelMetrics, RegressionMetrics } from "./version.ts";
+import type { ClassMetrics } from "./metrics.ts";
+
+export interface MultilabelMetrics {
+  /** Rows whose whole label set was predicted exactly. */
+  subsetAccuracy: number;
+  microF1: number;
+  macroF1: number;
+  /** Fraction of (row, label) decisions that were wrong. */
+  hammingLoss: number;
+  perLabel: Record<string, ClassMetrics & { threshold: number }>;
+  n: number;
+}
+
+export interface RegressionMetrics {
+  rmse: number;
+  mae: number;
+  r2: number;
+  n: number;
+}
 
 function ratio(num: number, den: number): number {
   return den > 0 ? num / den : 0;

@@ -12,7 +12,7 @@
  */
 import onnxProto from "onnx-proto";
 import { ValidationError } from "../errors.ts";
-import { decodeModel, encodeModel, tensorProto } from "./onnx-writer.ts";
+import { decodeModel, encodeModel, tensorProto } from "./writer.ts";
 
 type Graph = onnxProto.onnx.IGraphProto;
 type Node = onnxProto.onnx.INodeProto;

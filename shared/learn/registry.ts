@@ -1,7 +1,7 @@
 /** Every head type, by name: the one list train, auto-selection, predict and export consult. */
 import { ValidationError } from "../errors.ts";
 import { centroidKind } from "./centroid.ts";
-import type { HeadKind } from "./kind.ts";
+import type { HeadKind } from "./estimator.ts";
 import { knnKind } from "./knn.ts";
 import { logRegKind } from "./logreg-kind.ts";
 import { mlpKind } from "./mlp.ts";

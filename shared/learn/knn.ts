@@ -34,11 +34,13 @@
  * ones stay in JavaScript (float64 dot products of the float32 unit vectors). The two paths agree up
  * to float32 rounding of the similarities, so they can order near-ties (|Δsim| ≲ 1e-7) differently.
  */
-import type { GraphBuilder } from "../backbone/onnx-writer.ts";
-import { GraphBuilder as Builder, dataType } from "../backbone/onnx-writer.ts";
+
 import { ValidationError } from "../errors.ts";
+import { graphSession, tensor } from "../onnx/ort-graph.ts";
+import type { GraphBuilder } from "../onnx/writer.ts";
+import { GraphBuilder as Builder, dataType } from "../onnx/writer.ts";
 import { CLASS_WEIGHT_MODES, type ClassWeightMode, classSampleWeights } from "./class-weight.ts";
-import type { HeadKind, Target } from "./kind.ts";
+import type { HeadKind, Target } from "./estimator.ts";
 import {
   checkFiniteMatrix,
   checkMulticlassTarget,
@@ -49,7 +51,6 @@ import {
   normalizeRow,
   onnxNormalizeRows,
 } from "./numeric.ts";
-import { graphSession, tensor } from "./ort-graph.ts";
 import { enumParam, numberParam, rejectUnknownParams } from "./params.ts";
 
 /** Added to max(sim, 0) in similarity voting so that no neighbour's vote vanishes. */

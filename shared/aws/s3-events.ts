@@ -34,17 +34,6 @@ export interface ManifestUpload {
   eTag?: string;
 }
 
-/**
- * Orders two `sequencer` values of the same key: S3 documents them as hexadecimal strings of
- * possibly different lengths, compared after left-padding the shorter with zeros.
- */
-export function compareSequencers(a: string, b: string): number {
-  const width = Math.max(a.length, b.length);
-  const x = a.toUpperCase().padStart(width, "0");
-  const y = b.toUpperCase().padStart(width, "0");
-  return x < y ? -1 : x > y ? 1 : 0;
-}
-
 export function decodeEventKey(rawKey: string, eventSource: string): string {
   if (eventSource !== "aws:s3") return rawKey;
   try {

@@ -6,7 +6,7 @@
  */
 
 import { ValidationError } from "../../errors.ts";
-import { attr, type DType, dataType, type GraphBuilder } from "../onnx-writer.ts";
+import { attr, type DType, dataType, type GraphBuilder } from "../writer.ts";
 import type { TfAttr, TfNode } from "./model-json.ts";
 
 export type TfDType = DType | "string";

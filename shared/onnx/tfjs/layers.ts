@@ -9,7 +9,7 @@
  * `same` padding depends on them.
  */
 import { ValidationError } from "../../errors.ts";
-import { type Dim, encodeModel, GraphBuilder } from "../onnx-writer.ts";
+import { type Dim, encodeModel, GraphBuilder } from "../writer.ts";
 import type { WeightGroup, WeightTensor } from "./model-json.ts";
 
 export interface KerasLayer {

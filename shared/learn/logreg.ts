@@ -17,8 +17,9 @@
  * and `scale` are kept for provenance and diagnostics only.
  */
 
-import { GraphBuilder } from "../backbone/onnx-writer.ts";
 import { ValidationError } from "../errors.ts";
+import { f32, graphSession, runGraph } from "../onnx/ort-graph.ts";
+import { GraphBuilder } from "../onnx/writer.ts";
 import { type AsyncObjectiveFn, type LbfgsResult, minimizeLbfgs, minimizeLbfgsAsync } from "./lbfgs.ts";
 import { argmaxRows } from "./metrics.ts";
 import {
@@ -30,7 +31,6 @@ import {
   finiteNumber,
   softmaxRowsInPlace,
 } from "./numeric.ts";
-import { f32, graphSession, runGraph } from "./ort-graph.ts";
 import { standardizationStats, standardizeOnnx } from "./standardize.ts";
 
 export { standardizationStats };

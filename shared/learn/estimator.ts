@@ -1,13 +1,13 @@
 /**
  * The contract every head type implements. `train.ts` and `--type auto` only talk to heads through
- * this, so a new head type is one module plus one registry line (`heads/kinds.ts`).
+ * this, so a new head type is one module plus one registry line (`learn/registry.ts`).
  *
  * Inputs are always row-major float32 matrices of cached embeddings (n × d). Outputs:
  * - multiclass: n × k class probabilities (rows sum to 1);
  * - multilabel: n × k independent per-label probabilities (sigmoids);
  * - regression: n predicted values.
  */
-import type { GraphBuilder } from "../backbone/onnx-writer.ts";
+import type { GraphBuilder } from "../onnx/writer.ts";
 import type { HeadTask } from "./task.ts";
 
 export type { HeadTask } from "./task.ts";

@@ -23,12 +23,14 @@
  * float32 operations, so they agree bit for bit on z). Folding would put b − W·mean into the first
  * bias, which in float32 cancels catastrophically for features with a large common offset.
  */
-import type { InferenceSession, Tensor } from "onnxruntime-node";
-import { GraphBuilder } from "../backbone/onnx-writer.ts";
+
 import { UnsupportedError, ValidationError } from "../errors.ts";
+import type { InferenceSession, Tensor } from "../onnx/ort-graph.ts";
+import { f32, graphSession, runGraph } from "../onnx/ort-graph.ts";
+import { GraphBuilder } from "../onnx/writer.ts";
 import { checkTrainingBudget, MAX_MLP_WEIGHTS, mlpWeights } from "./budget.ts";
 import { CLASS_WEIGHT_MODES, type ClassWeightMode, classSampleWeights } from "./class-weight.ts";
-import type { HeadKind } from "./kind.ts";
+import type { HeadKind } from "./estimator.ts";
 import {
   checkClassLabels,
   checkFiniteMatrix,
@@ -41,7 +43,6 @@ import {
   float32ToBase64,
   softmaxRowsInPlace,
 } from "./numeric.ts";
-import { f32, graphSession, runGraph } from "./ort-graph.ts";
 import { enumParam, numberParam, rejectUnknownParams } from "./params.ts";
 import { mulberry32, shuffleInPlace } from "./split.ts";
 import { standardizationStats } from "./standardize.ts";

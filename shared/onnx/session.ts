@@ -9,6 +9,9 @@ import { dirname, join } from "node:path";
 import { InferenceSession, listSupportedBackends } from "onnxruntime-node";
 import { ValidationError } from "../errors.ts";
 
+/** Embedders build their feeds with these; only `shared/onnx/` imports onnxruntime itself. */
+export { type InferenceSession, Tensor } from "onnxruntime-node";
+
 export type ExecutionProvider = "cuda" | "cpu";
 
 export interface SessionOptions {

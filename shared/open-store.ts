@@ -1,13 +1,13 @@
 import { fileURLToPath } from "node:url";
-import type { Config } from "../config.ts";
-import { ValidationError } from "../errors.ts";
-import { FsStore } from "./fs.ts";
-import { S3Store } from "./s3.ts";
-import type { ObjectStore } from "./types.ts";
+import { S3Store } from "./aws/s3-store.ts";
+import type { Config } from "./config.ts";
+import { ValidationError } from "./errors.ts";
+import { FsStore } from "./store/fs.ts";
+import type { ObjectStore } from "./store/types.ts";
 
-export { FsStore } from "./fs.ts";
-export { S3Store } from "./s3.ts";
-export type { ObjectInfo, ObjectStore, PutOptions, StoredObject } from "./types.ts";
+export { S3Store } from "./aws/s3-store.ts";
+export { FsStore } from "./store/fs.ts";
+export type { ObjectInfo, ObjectStore, PutOptions, StoredObject } from "./store/types.ts";
 
 /** `s3://bucket[/prefix]` → S3Store; `file://…` or a plain path → FsStore. */
 export function openStore(
