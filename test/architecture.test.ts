@@ -203,6 +203,56 @@ export function homelessPackageImports(edges: readonly ImportEdge[]): string[] {
   return wrong;
 }
 
+const NODE_TOKEN = /^[a-z][a-z0-9-]*(\/|\.ts)$/;
+
+/**
+ * The rows of the map's picture in docs/architecture.md, top first: each row the `shared/` nodes
+ * it names (its leading words that look like `folder/` or `file.ts`).
+ */
+export function mapRows(markdown: string): string[][] {
+  const section = markdown.split("## Map: folders and the direction of imports")[1] ?? "";
+  const picture = section.split("```")[1] ?? "";
+  const rows: string[][] = [];
+  for (const line of picture.split("\n")) {
+    if (!/^ {3}[a-z]/.test(line)) continue;
+    const nodes: string[] = [];
+    for (const word of line.trim().split(/\s+/)) {
+      if (!NODE_TOKEN.test(word)) break;
+      nodes.push(`shared/${word.replace(/\/$/, "")}`);
+    }
+    rows.push(nodes);
+  }
+  return rows;
+}
+
+/** Where the picture disagrees with the folder graph: a node missing or twice, an arrow upward. */
+export function mapMismatches(
+  rows: readonly string[][],
+  graph: ReadonlyMap<string, Iterable<string>>,
+): string[] {
+  const rowOf = new Map<string, number>();
+  const problems: string[] = [];
+  rows.forEach((row, r) => {
+    for (const n of row) {
+      if (rowOf.has(n)) problems.push(`${n} stands in two rows`);
+      rowOf.set(n, r);
+    }
+  });
+  const nodes = new Set([...graph.keys(), ...[...graph.values()].flatMap((t) => [...t])]);
+  for (const n of [...nodes].sort()) if (!rowOf.has(n)) problems.push(`${n} is not in the picture`);
+  for (const n of [...rowOf.keys()].sort())
+    if (!nodes.has(n)) problems.push(`${n} is in the picture but not in shared/`);
+  for (const [from, tos] of graph) {
+    for (const to of tos) {
+      const a = rowOf.get(from);
+      const b = rowOf.get(to);
+      if (a !== undefined && b !== undefined && b <= a)
+        problems.push(`${from} → ${to} does not point down the picture`);
+    }
+  }
+  return problems;
+}
+
 describe("architecture: the import graph follows the map in docs/architecture.md", () => {
   const edges = readImportGraph();
 
@@ -223,6 +273,18 @@ describe("architecture: the import graph follows the map in docs/architecture.md
       [],
       "folder-level import cycles; move what both sides need to the lower one",
     );
+  });
+
+  test("the picture in docs/architecture.md is today's graph", () => {
+    const rows = mapRows(readFileSync(join(ROOT, "docs/architecture.md"), "utf8"));
+    assert.ok(rows.length >= 8, `only ${rows.length} rows read from the picture`);
+    const graph = sharedFolderGraph(edges);
+    // Every node of shared/ counts, also one that imports nothing of shared/.
+    for (const file of edges.map((e) => e.from)) {
+      const node = sharedNode(file);
+      if (node && !graph.has(node)) graph.set(node, new Set());
+    }
+    assert.deepEqual(mapMismatches(rows, graph), [], "redraw the map in docs/architecture.md");
   });
 
   test("no arrow runs the wrong way", () => {
@@ -280,6 +342,36 @@ describe("architecture: the checker itself can fail", () => {
       ["shared/heads", ["shared/store"]],
     ]);
     assert.deepEqual(findCycles(acyclic), []);
+  });
+
+  test("the picture check catches a missing node, a repeat and an arrow upward", () => {
+    const md = [
+      "## Map: folders and the direction of imports",
+      "```",
+      "   ▼  shared/:",
+      "   api/  platform.ts   the app · the facade",
+      "   heads/              heads",
+      "   store/  heads/",
+      "```",
+    ].join("\n");
+    const rows = mapRows(md);
+    assert.deepEqual(rows, [
+      ["shared/api", "shared/platform.ts"],
+      ["shared/heads"],
+      ["shared/store", "shared/heads"],
+    ]);
+    const graph = new Map([
+      ["shared/api", new Set(["shared/platform.ts"])],
+      ["shared/store", new Set(["shared/api"])],
+      ["shared/errors.ts", new Set<string>()],
+    ]);
+    assert.deepEqual(mapMismatches(rows, graph), [
+      "shared/heads stands in two rows",
+      "shared/errors.ts is not in the picture",
+      "shared/heads is in the picture but not in shared/",
+      "shared/api → shared/platform.ts does not point down the picture",
+      "shared/store → shared/api does not point down the picture",
+    ]);
   });
 
   test("the folder graph and the rules catch synthetic wrong edges", () => {
