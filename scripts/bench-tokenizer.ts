@@ -1,6 +1,7 @@
 /**
  * Tokenizer micro-benchmark and equivalence check: the current `shared/backbone/tokenizer.ts`
- * against a frozen copy of the original (regex) implementation, on IMDB reviews.
+ * against a frozen copy of the original (regex) implementation (`test/fixtures/tokenizer-v1.ts`),
+ * on IMDB reviews.
  *
  *   node --import tsx scripts/bench-tokenizer.ts [--items 5000] [--reps 7]
  *   node --import tsx scripts/bench-tokenizer.ts --verify [--fuzz 300000]
@@ -17,112 +18,7 @@ import { parseArgs } from "node:util";
 import { ensureGloveBackbone } from "../shared/backbone/glove.ts";
 import { type EncodeOptions, gloveTokenize, loadVocab, textToIds } from "../shared/backbone/tokenizer.ts";
 import { PACKAGE_ROOT } from "../shared/config.ts";
-
-// ---- Baseline: the tokenizer as of TOKENIZER_REVISION 1 before the fast scanner, verbatim. ----
-namespace baseline {
-  const TAG = /<\/?[a-z][a-z0-9]*(?:\s[^<>]{0,256})?\/?>/gi;
-  const ENTITY = /&(amp|quot|apos|lt|gt|nbsp|#39);/g;
-  const ENTITIES: Record<string, string> = {
-    amp: "&",
-    quot: '"',
-    apos: "'",
-    lt: "<",
-    gt: ">",
-    nbsp: " ",
-    "#39": "'",
-  };
-  const TOKEN =
-    /(?:\p{L}\.){2,}|\p{N}+(?:[.,:/]\p{N}+)+|[\p{L}\p{N}\p{M}]+(?:['’-][\p{L}\p{N}\p{M}]+)*|\.{2,}|-{2,}|\S/gu;
-  const CLITIC = /^(.+)'(s|m|re|ve|ll|d)$/i;
-
-  function splitClitics(word: string, out: string[]): void {
-    const lower = word.toLowerCase();
-    if (lower.endsWith("n't") && word.length > 3) {
-      splitClitics(word.slice(0, -3), out);
-      out.push(word.slice(-3));
-      return;
-    }
-    const m = CLITIC.exec(word);
-    if (m) {
-      splitClitics(m[1], out);
-      out.push(`'${m[2]}`);
-      return;
-    }
-    out.push(word);
-  }
-
-  export function cleanText(text: string): string {
-    return text.replace(TAG, " ").replace(ENTITY, (_, e: string) => ENTITIES[e] ?? " ");
-  }
-
-  export function gloveTokenize(text: string, opts: { lowercase?: boolean } = {}): string[] {
-    let t = cleanText(text);
-    if (opts.lowercase ?? true) t = t.toLowerCase();
-    const out: string[] = [];
-    for (const m of t.matchAll(TOKEN)) {
-      const tok = m[0];
-      if (tok.includes("'") || tok.includes("’")) splitClitics(tok.replaceAll("’", "'"), out);
-      else out.push(tok);
-    }
-    return out;
-  }
-
-  const FALLBACK: Record<string, string> = {
-    "n't": "not",
-    "'m": "am",
-    "'re": "are",
-    "'ve": "have",
-    "'ll": "will",
-    "'d": "would",
-    "...": "…",
-    "--": "-",
-  };
-  const DIACRITICS = /\p{M}+/gu;
-  const NON_ASCII = /[^\p{ASCII}]/u;
-
-  function lookup(tok: string, vocab: ReadonlyMap<string, number>, out: number[], depth = 0): void {
-    const id = vocab.get(tok);
-    if (id !== undefined) {
-      out.push(id);
-      return;
-    }
-    if (depth > 2 || tok.length < 2) return;
-    const alt = FALLBACK[tok] ?? (tok.startsWith("..") ? "…" : tok.startsWith("--") ? "-" : undefined);
-    if (alt !== undefined) {
-      lookup(alt, vocab, out, depth + 1);
-      return;
-    }
-    if (tok.includes("-")) {
-      for (const part of tok.split("-")) if (part) lookup(part, vocab, out, depth + 1);
-      return;
-    }
-    if (tok.includes("'")) {
-      for (const part of tok.split("'")) if (part) lookup(part, vocab, out, depth + 1);
-      return;
-    }
-    if (tok.includes(".") && /\p{L}/u.test(tok)) {
-      lookup(tok.replaceAll(".", ""), vocab, out, depth + 1);
-      return;
-    }
-    if (NON_ASCII.test(tok)) {
-      const plain = tok.normalize("NFD").replace(DIACRITICS, "");
-      if (plain !== tok) lookup(plain, vocab, out, depth + 1);
-    }
-  }
-
-  export function textToIds(
-    text: string,
-    vocab: ReadonlyMap<string, number>,
-    opts: EncodeOptions,
-  ): Int32Array {
-    const out: number[] = [];
-    for (const tok of gloveTokenize(text, opts)) {
-      lookup(tok, vocab, out);
-      if (out.length >= opts.maxTokens) break;
-    }
-    return Int32Array.from(out.length > opts.maxTokens ? out.slice(0, opts.maxTokens) : out);
-  }
-}
+import * as baseline from "../test/fixtures/tokenizer-v1.ts";
 
 // ---- Harness ----
 
