@@ -7,10 +7,10 @@
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { currentRequestIds } from "../log.ts";
-import type { TrainOptions } from "./train.ts";
-import { TrainRequestBody } from "./train-request.ts";
+import { type TrainOptions, TrainRequestBody } from "./train-request.ts";
 
-export type TrainRequest = TrainOptions & { backbone?: string };
+/** What a dispatcher hands over: a training request as the platform takes it. */
+export type TrainRequest = TrainOptions;
 
 /**
  * The train Lambda's event: the train request (`train-request.ts`, the API's train body), the

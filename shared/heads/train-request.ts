@@ -6,29 +6,49 @@
 import { z } from "zod";
 import { BACKBONE_REF_PATTERN, BACKBONE_REF_RULE } from "../embed/composite.ts";
 import { NAME_PATTERN, NAME_RULE } from "../layout.ts";
-import type { TrainOptions } from "./train.ts";
 import { HeadTask } from "./version.ts";
 
 /** A backbone id, or several joined by `+` (parts and repeats are checked by the platform). */
 const BackboneRef = z.string().max(255).regex(BACKBONE_REF_PATTERN, BACKBONE_REF_RULE);
 
+/** Most backbone candidates one `auto` search evaluates. */
+export const MAX_BACKBONE_CANDIDATES = 8;
+
 export const TrainRequestBody = z.strictObject({
   dataset: z.string().regex(NAME_PATTERN, NAME_RULE),
+  /** A head type from the registry, or `auto`; default: the task's default type (logreg, multilabel, ridge). */
   type: z.string().max(64).optional(),
+  /** Hyper-parameters of `type` (each type documents its own; unknown names are rejected). */
   params: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])).optional(),
+  /** What is learned; inferred from the labels when absent (see `inferTask`). */
   task: HeadTask.optional(),
+  /** Candidate types for `auto` (default: every type of the task). */
   candidates: z.array(z.string().max(64)).min(1).max(20).optional(),
+  /** A backbone id, or `a+b[+c…]` to train on the parts' normalized vectors side by side. */
   backbone: BackboneRef.optional(),
-  backbones: z.array(BackboneRef).min(1).max(8).optional(),
+  /**
+   * Backbones `auto` may choose from (ids or `a+b` sets); each is evaluated with the same folds on
+   * the rows every candidate can embed, and the chosen head is trained on those rows.
+   */
+  backbones: z.array(BackboneRef).min(1).max(MAX_BACKBONE_CANDIDATES).optional(),
+  /** Folds for cross-validation (evaluation without a test split, model selection, calibration). */
   cv: z.number().int().min(2).max(50).optional(),
   seed: z.number().int().min(0).optional(),
+  /** Fit a temperature on out-of-fold probabilities (multiclass heads; default true). */
   calibrate: z.boolean().optional(),
+  /** Move the `live` alias to the new version (default true). */
   promote: z.boolean().default(true),
 });
 export type TrainRequestBody = z.infer<typeof TrainRequestBody>;
 
-// A parsed request is a valid `TrainOptions` once the head is added (checked by the compiler).
-// `TrainOptions` stays a separate interface for now: its `params` take any value (the CLI's
-// parsed flags), narrower here because JSON bodies are checked.
-type Assignable<T extends U, U> = T;
-export type _TrainRequestFitsOptions = Assignable<TrainRequestBody & { head: string }, TrainOptions>;
+/**
+ * A training request as the platform takes it (the CLI, the API, the train Lambda): the schema's
+ * fields as a caller may leave them out, plus the head. `params` take any value here because the
+ * CLI's parsed flags arrive unchecked; each type's `resolveParams` checks them (at validation, and
+ * again when training resolves them against the data), so a JSON body and a flag fail alike.
+ */
+export type TrainOptions = Omit<z.input<typeof TrainRequestBody>, "params"> & {
+  head: string;
+  /** Hyper-parameters of `type` (each type documents its own; unknown names are rejected). */
+  params?: Record<string, unknown>;
+};
