@@ -1,11 +1,73 @@
 /**
  * NumPy `.npy` v1.0, float32 little-endian, C order, 2-D: the cache's vector format, chosen so
- * `numpy.load` reads it with no headstart code at all.
+ * `numpy.load` reads it with no headstart code at all. The header parser also serves imports,
+ * which read any 1.0–3.0 file a prefix at a time (see embed/import-matrix.ts).
  */
 import { ValidationError } from "../errors.ts";
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 const littleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** The fields of an .npy header, as written; what a caller accepts is its own decision. */
+export interface NpyHeader {
+  /** The header's text (a Python dict literal), for messages. */
+  text: string;
+  /** `'<f4'` and the like; undefined for structured dtypes (a list, not a string). */
+  descr?: string;
+  fortranOrder?: boolean;
+  /** The shape tuple's text, e.g. `60, 6`. */
+  shapeText?: string;
+  /** The shape, when every entry is a non-negative integer. */
+  shape?: number[];
+  /** Where the array's bytes start. */
+  dataOffset: number;
+}
+
+/** What a caller says when the bytes are no .npy it can read; each caller keeps its own wording. */
+export interface NpyHeaderMessages {
+  badMagic: string;
+  badVersion: (major: number) => string;
+  /** The prefix ends before the header's length. */
+  truncated: string;
+  /** The prefix ends inside the header. */
+  truncatedHeader: string;
+}
+
+const CACHE_MESSAGES: NpyHeaderMessages = {
+  badMagic: "not an .npy file (bad magic)",
+  badVersion: (major) => `unsupported .npy format version ${major}`,
+  truncated: ".npy file is truncated",
+  truncatedHeader: ".npy file is truncated",
+};
+
+/** Parses the header (format 1.0–3.0) at the start of `prefix`, a prefix of the file or all of it. */
+export function parseNpyHeader(prefix: Uint8Array, messages: NpyHeaderMessages): NpyHeader {
+  const fail = (message: string) => new ValidationError(message, { field: "npy" });
+  if (prefix.length < 10 || MAGIC.some((b, i) => prefix[i] !== b)) throw fail(messages.badMagic);
+  const major = prefix[6];
+  if (major < 1 || major > 3) throw fail(messages.badVersion(major));
+  const view = new DataView(prefix.buffer, prefix.byteOffset, prefix.byteLength);
+  const start = major === 1 ? 10 : 12;
+  if (prefix.length < start) throw fail(messages.truncated);
+  const headerLen = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
+  if (prefix.length < start + headerLen) throw fail(messages.truncatedHeader);
+  const text = new TextDecoder().decode(prefix.subarray(start, start + headerLen));
+  const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(text)?.[1];
+  const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(text)?.[1];
+  const shape = shapeText
+    ?.split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "")
+    .map(Number);
+  return {
+    text,
+    descr: /'descr'\s*:\s*'([^']*)'/.exec(text)?.[1],
+    fortranOrder: fortran === undefined ? undefined : fortran === "True",
+    shapeText,
+    shape: shape?.every((n) => Number.isSafeInteger(n) && n >= 0) ? shape : undefined,
+    dataOffset: start + headerLen,
+  };
+}
 
 export function encodeNpy(data: Float32Array, rows: number, cols: number): Uint8Array {
   if (data.length !== rows * cols) {
@@ -35,26 +97,24 @@ export function encodeNpy(data: Float32Array, rows: number, cols: number): Uint8
   return out;
 }
 
+/** Reads what encodeNpy writes: float32 little-endian, C order, 2-D (or 1-D, read as one column). */
 export function decodeNpy(bytes: Uint8Array): { data: Float32Array; rows: number; cols: number } {
-  for (let i = 0; i < MAGIC.length; i++) {
-    if (bytes[i] !== MAGIC[i]) throw new ValidationError("not an .npy file (bad magic)", { field: "npy" });
-  }
-  const major = bytes[6];
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLen = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
-  const start = major === 1 ? 10 : 12;
-  const header = new TextDecoder().decode(bytes.subarray(start, start + headerLen));
-  const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
-  const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
-  const shape = /'shape':\s*\((\d+),\s*(\d+)?\s*,?\s*\)/.exec(header);
-  if (descr !== "<f4" || fortran !== "False" || !shape) {
-    throw new ValidationError(`unsupported .npy header ${header.trim()}: need '<f4', C order, 2-D`, {
+  const header = parseNpyHeader(bytes, CACHE_MESSAGES);
+  const { shape } = header;
+  if (
+    header.descr !== "<f4" ||
+    header.fortranOrder !== false ||
+    !shape ||
+    shape.length < 1 ||
+    shape.length > 2
+  ) {
+    throw new ValidationError(`unsupported .npy header ${header.text.trim()}: need '<f4', C order, 2-D`, {
       field: "npy",
     });
   }
-  const rows = Number(shape[1]);
-  const cols = shape[2] === undefined ? 1 : Number(shape[2]);
-  const offset = start + headerLen;
+  const rows = shape[0];
+  const cols = shape.length === 1 ? 1 : shape[1];
+  const offset = header.dataOffset;
   const byteLength = rows * cols * 4;
   if (bytes.byteLength - offset < byteLength)
     throw new ValidationError(".npy file is truncated", { field: "npy" });
@@ -63,6 +123,7 @@ export function decodeNpy(bytes: Uint8Array): { data: Float32Array; rows: number
     // Copy: the payload offset inside the buffer need not be 4-byte aligned.
     new Uint8Array(data.buffer).set(bytes.subarray(offset, offset + byteLength));
   } else {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     for (let i = 0; i < data.length; i++) data[i] = view.getFloat32(offset + i * 4, true);
   }
   return { data, rows, cols };

@@ -8,27 +8,42 @@ import { createHash } from "node:crypto";
 import { type FileHandle, mkdtemp, open, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { z } from "zod";
 import { BUILT_IN_BACKBONES } from "../backbone/registry.ts";
 import { BackboneSpec } from "../backbone/spec.ts";
 import { embeddingKey, vectorItemSha } from "../cache/address.ts";
 import { cachedShas, nextShardIndex, writeShard } from "../cache/shards.ts";
 import { IdHashes } from "../datasets/id-hashes.ts";
 import { publishStatus, RowSummary } from "../datasets/ingest.ts";
-import { type DatasetRow, Label, MAX_ID_CHARS, MAX_TEXT_CHARS } from "../datasets/manifest.ts";
+import type { DatasetRow } from "../datasets/manifest.ts";
 import { DatasetStatus } from "../datasets/status.ts";
 import { HeadstartError, PreconditionFailedError, ValidationError } from "../errors.ts";
 import { assertName, keys } from "../layout.ts";
 import { getJson, putJson, toJsonl } from "../store/json.ts";
 import type { ObjectInfo, ObjectStore } from "../store/types.ts";
+import {
+  chunks,
+  jsonMatrix,
+  MAX_DIM,
+  type Matrix,
+  npyBytesMatrix,
+  openNpyFile,
+  vectorSha,
+} from "./import-matrix.ts";
+import {
+  arrayRows,
+  datasetRow,
+  fileRows,
+  jsonlRows,
+  type RowProblem,
+  type RowSource,
+  type ValidRow,
+  validateRow,
+} from "./import-rows.ts";
 import { DEFAULT_SHARD_SIZE, reserveShardPlan } from "./plan.ts";
+import { ShaSet } from "./sha-set.ts";
 
 const EXTERNAL_SCHEME = "headstart-external-v1";
-const MAX_DIM = 65_536;
-/** Rows are read and written in chunks of about this many bytes, whatever the file's size. */
-const CHUNK_BYTES = 4 * 1024 * 1024;
 const MAX_ERRORS_LISTED = 20;
-const littleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 export type ImportInput =
   /** Local files (the CLI): read in chunks, never whole. */
@@ -73,526 +88,32 @@ export function externalBackboneSpec(id: string, dim: number): BackboneSpec {
   });
 }
 
-// --- the matrix ---------------------------------------------------------------------------
-
-interface Matrix {
-  rows: number;
-  cols: number;
-  dtype: string;
-  /** Rows [start, start + count) as float32, row-major. */
-  read(start: number, count: number): Promise<Float32Array>;
-  close(): Promise<void>;
-}
-
-const DTYPE_NAMES: Record<string, string> = {
-  b: "bool",
-  i: "int",
-  u: "uint",
-  f: "float",
-  c: "complex",
-  O: "object",
-  U: "unicode string",
-  S: "bytes",
-  V: "void/structured",
-  M: "datetime64",
-  m: "timedelta64",
-};
-
-/** `'<i8'` → `'<i8' (int64)`: users know numpy's names better than its type strings. */
-function describeDtype(descr: string): string {
-  const m = /^([<>|=]?)([a-zA-Z])(\d*)/.exec(descr);
-  if (!m) return `'${descr}'`;
-  const base = DTYPE_NAMES[m[2]];
-  if (!base) return `'${descr}'`;
-  const bits = m[3] && ["i", "u", "f", "c"].includes(m[2]) ? String(Number(m[3]) * 8) : "";
-  return `'${descr}' (${base}${bits})`;
-}
-
-interface NpyLayout {
-  dtype: "float32" | "float64";
-  itemBytes: 4 | 8;
-  little: boolean;
-  fortran: boolean;
-  rows: number;
-  cols: number;
-  dataOffset: number;
-}
-
-/** Parses an .npy header (format 1.0–3.0), accepting 2-d float32/float64 in either byte or array order. */
-function parseNpyHeader(prefix: Uint8Array, fileSize: number, what: string): NpyLayout {
-  const magic = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59];
-  if (prefix.length < 10 || magic.some((b, i) => prefix[i] !== b)) {
-    throw new ValidationError(`${what} is not an .npy file (no \\x93NUMPY magic)`, { field: "npy" });
-  }
-  const major = prefix[6];
-  if (major < 1 || major > 3) {
-    throw new ValidationError(`${what} has .npy format version ${major}; headstart reads 1.0 to 3.0`, {
-      field: "npy",
-    });
-  }
-  const view = new DataView(prefix.buffer, prefix.byteOffset, prefix.byteLength);
-  const start = major === 1 ? 10 : 12;
-  if (prefix.length < start) throw new ValidationError(`${what} is truncated`, { field: "npy" });
-  const headerLen = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
-  if (prefix.length < start + headerLen)
-    throw new ValidationError(`${what} is truncated inside its header`, { field: "npy" });
-  const header = new TextDecoder().decode(prefix.subarray(start, start + headerLen));
-  const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
-  if (descr === undefined) {
-    throw new ValidationError(
-      `${what} has a structured dtype (${/'descr'\s*:\s*([^\n]*?),\s*'/.exec(header)?.[1] ?? "unknown"}): need a plain float32 [n, dim] array`,
-      { field: "npy" },
-    );
-  }
-  const dt = /^([<>|=]?)f([48])$/.exec(descr);
-  if (!dt) {
-    throw new ValidationError(
-      `${what} has dtype ${describeDtype(descr)}: need float32 (or float64, converted)`,
-      {
-        field: "npy",
-      },
-    );
-  }
-  const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
-  const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (fortran === undefined || shapeText === undefined) {
-    throw new ValidationError(`${what} has an unreadable .npy header: ${header.trim()}`, { field: "npy" });
-  }
-  const shape = shapeText
-    .split(",")
-    .map((s) => s.trim())
-    .filter((s) => s !== "")
-    .map(Number);
-  if (shape.length !== 2 || shape.some((n) => !Number.isSafeInteger(n) || n < 0)) {
-    throw new ValidationError(
-      `${what} has shape (${shapeText.trim()}): need a 2-d array [rows, dim], one row per line of rows.jsonl`,
-      { field: "npy" },
-    );
-  }
-  const itemBytes = dt[2] === "4" ? 4 : 8;
-  const dataOffset = start + headerLen;
-  const expected = dataOffset + shape[0] * shape[1] * itemBytes;
-  if (fileSize !== expected) {
-    throw new ValidationError(
-      `${what} is ${fileSize} bytes; its header (${shape[0]} × ${shape[1]} ${itemBytes === 4 ? "float32" : "float64"}) needs ${expected}` +
-        (fileSize < expected ? " (truncated?)" : ""),
-      { field: "npy" },
-    );
-  }
-  return {
-    dtype: itemBytes === 4 ? "float32" : "float64",
-    itemBytes,
-    // `|` and `=` only occur where byte order is moot or native; numpy writes `<` on x86 and ARM.
-    little: dt[1] === ">" ? false : dt[1] === "<" || littleEndian,
-    fortran: fortran === "True",
-    rows: shape[0],
-    cols: shape[1],
-    dataOffset,
-  };
-}
-
-/**
- * A matrix over any byte reader. Fortran-order files are read column by column, so the logical
- * matrix (row i ↔ line i) is the same whichever order numpy stored it in.
- */
-function npyMatrix(
-  layout: NpyLayout,
-  /** Fills `into` with the bytes at `offset`. */
-  readInto: (offset: number, into: Uint8Array) => Promise<void>,
-  close: () => Promise<void>,
-): Matrix {
-  const { rows, cols, itemBytes, little, fortran, dataOffset } = layout;
-  const decode = (bytes: Uint8Array, out: Float32Array, at: number, stride: number, n: number) => {
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    for (let i = 0; i < n; i++) {
-      out[at + i * stride] =
-        itemBytes === 4 ? view.getFloat32(i * 4, little) : view.getFloat64(i * 8, little);
-    }
-  };
-  return {
-    rows,
-    cols,
-    dtype: layout.dtype,
-    async read(start, count) {
-      const out = new Float32Array(count * cols);
-      if (!fortran) {
-        const offset = dataOffset + start * cols * itemBytes;
-        if (itemBytes === 4 && little && littleEndian) {
-          // Straight into the result: no second copy of the chunk.
-          await readInto(offset, new Uint8Array(out.buffer));
-        } else {
-          const bytes = new Uint8Array(count * cols * itemBytes);
-          await readInto(offset, bytes);
-          decode(bytes, out, 0, 1, count * cols);
-        }
-      } else {
-        const bytes = new Uint8Array(count * itemBytes);
-        for (let c = 0; c < cols; c++) {
-          await readInto(dataOffset + (c * rows + start) * itemBytes, bytes);
-          decode(bytes, out, c, cols, count);
-        }
-      }
-      return out;
-    },
-    close,
-  };
-}
-
-async function openNpyFile(path: string): Promise<Matrix> {
-  let fh: Awaited<ReturnType<typeof open>>;
-  try {
-    fh = await open(path, "r");
-  } catch (err) {
-    throw new ValidationError(`cannot read ${path}: ${(err as Error).message}`, { field: "npy" });
-  }
-  try {
-    const { size } = await fh.stat();
-    const prefix = new Uint8Array(Math.min(size, 65_536 + 12));
-    await fh.read(prefix, 0, prefix.length, 0);
-    const layout = parseNpyHeader(prefix, size, path);
-    return npyMatrix(
-      layout,
-      async (offset, into) => {
-        let done = 0;
-        while (done < into.length) {
-          const { bytesRead } = await fh.read(into, done, into.length - done, offset + done);
-          if (bytesRead === 0)
-            throw new ValidationError(`${path} changed while it was being read`, { field: "npy" });
-          done += bytesRead;
-        }
-      },
-      () => fh.close(),
-    );
-  } catch (err) {
-    await fh.close();
-    throw err;
-  }
-}
-
-function npyBytesMatrix(bytes: Uint8Array, what: string): Matrix {
-  const layout = parseNpyHeader(bytes, bytes.byteLength, what);
-  return npyMatrix(
-    layout,
-    async (offset, into) => into.set(bytes.subarray(offset, offset + into.length)),
-    async () => {},
-  );
-}
-
-/** JSON arrays → float32, rejecting ragged rows and non-numbers by position. */
-function jsonMatrix(embeddings: readonly (readonly unknown[])[]): Matrix {
-  if (!Array.isArray(embeddings))
-    throw new ValidationError("embeddings must be an array of number arrays", { field: "embeddings" });
-  const rows = embeddings.length;
-  const cols = Array.isArray(embeddings[0]) ? embeddings[0].length : 0;
-  if (rows > 0 && (cols === 0 || cols > MAX_DIM)) {
-    throw new ValidationError(`embeddings[0] has ${cols} values: need 1..${MAX_DIM}`, {
-      field: "embeddings[0]",
-    });
-  }
-  const data = new Float32Array(rows * cols);
-  embeddings.forEach((row, i) => {
-    if (!Array.isArray(row) || row.length !== cols) {
-      throw new ValidationError(
-        `embeddings[${i}] has ${Array.isArray(row) ? row.length : "no"} values; embeddings[0] has ${cols}: every vector needs the same dim`,
-        { field: `embeddings[${i}]` },
-      );
-    }
-    for (let j = 0; j < cols; j++) {
-      const v = row[j];
-      if (typeof v !== "number") {
-        throw new ValidationError(`embeddings[${i}][${j}] is not a number`, {
-          field: `embeddings[${i}][${j}]`,
-        });
-      }
-      data[i * cols + j] = v;
-    }
-  });
-  return {
-    rows,
-    cols,
-    dtype: "float64",
-    read: async (start, count) => data.subarray(start * cols, (start + count) * cols),
-    close: async () => {},
-  };
-}
-
-function vectorSha(data: Float32Array, row: number, cols: number): string {
-  let bytes = new Uint8Array(data.buffer, data.byteOffset + row * cols * 4, cols * 4);
-  if (!littleEndian) {
-    // Addresses are defined over little-endian bytes, as the .npy cache stores them.
-    const le = new Uint8Array(cols * 4);
-    const view = new DataView(le.buffer);
-    for (let j = 0; j < cols; j++) view.setFloat32(j * 4, data[row * cols + j], true);
-    bytes = le;
-  }
-  return createHash("sha256").update(bytes).digest("hex");
-}
-
-// --- the rows -----------------------------------------------------------------------------
-
-const ROW_FIELDS = ["id", "label", "split", "text"];
-
-export const ImportRow = z.strictObject({
-  id: z.union([z.string().min(1).max(MAX_ID_CHARS), z.number().int()]),
-  label: Label.optional(),
-  split: z.enum(["train", "test"]).optional(),
-  /** Kept in the dataset's rows for people reading them; never embedded. */
-  text: z.string().max(MAX_TEXT_CHARS, `text is longer than ${MAX_TEXT_CHARS} characters`).optional(),
-});
-export type ImportRow = z.infer<typeof ImportRow>;
-
-interface RowEntry {
-  /** 1-based line (JSONL) or index + 1 (JSON array): the DatasetRow's `line`. */
-  line: number;
-  /** `rows.jsonl line 7` or `rows[6]`, for messages. */
-  where: string;
-  field: string;
-  value?: unknown;
-  error?: string;
-}
-
-interface RowProblem {
-  line: number;
-  id?: string;
-  field: string;
-  reason: string;
-}
-
-const fatalUtf8 = new TextDecoder("utf-8", { fatal: true });
-
-/** One line of a JSONL file (without its newline), decoded on its own so a bad byte names its line. */
-function jsonlEntry(chunk: Uint8Array, line: number, what: string): RowEntry | undefined {
-  let end = chunk.length;
-  if (end > 0 && chunk[end - 1] === 0x0d) end--;
-  const entry: RowEntry = { line, where: `${what} line ${line}`, field: `line ${line}` };
-  let text: string;
-  try {
-    text = fatalUtf8.decode(chunk.subarray(0, end));
-  } catch {
-    return { ...entry, error: "line is not valid UTF-8" };
-  }
-  if (text.trim() === "") return undefined;
-  try {
-    entry.value = JSON.parse(text);
-  } catch (err) {
-    entry.error = `not valid JSON: ${(err as Error).message}`;
-  }
-  return entry;
-}
-
-/** Lines of JSONL bytes arriving in pieces: one line at a time is held, never the file. */
-async function* jsonlEntries(pieces: AsyncIterable<Uint8Array>, what: string): AsyncGenerator<RowEntry> {
-  let carry: Uint8Array = new Uint8Array(0);
-  let line = 0;
-  let first = true;
-  const emit = (bytes: Uint8Array) => jsonlEntry(bytes, ++line, what);
-  for await (let piece of pieces) {
-    if (first && piece.length > 0) {
-      first = false;
-      if (piece[0] === 0xef && piece[1] === 0xbb && piece[2] === 0xbf) piece = piece.subarray(3);
-    }
-    let from = 0;
-    for (let i = piece.indexOf(0x0a); i !== -1; i = piece.indexOf(0x0a, from)) {
-      const part = piece.subarray(from, i);
-      const e = emit(carry.length ? concatBytes(carry, part) : part);
-      carry = new Uint8Array(0);
-      if (e) yield e;
-      from = i + 1;
-    }
-    carry = concatBytes(carry, piece.subarray(from));
-  }
-  const e = emit(carry);
-  if (e) yield e;
-}
-
-function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (a.length === 0) return b.slice();
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
-
-async function* filePieces(path: string): AsyncGenerator<Uint8Array> {
-  let fh: Awaited<ReturnType<typeof open>>;
-  try {
-    fh = await open(path, "r");
-  } catch (err) {
-    throw new ValidationError(`cannot read ${path}: ${(err as Error).message}`, { field: "rows" });
-  }
-  try {
-    const buf = new Uint8Array(CHUNK_BYTES);
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) return;
-      yield buf.subarray(0, bytesRead);
-    }
-  } finally {
-    await fh.close();
-  }
-}
-
-function describeIssue(error: z.ZodError): { field?: string; reason: string } {
-  const issue = error.issues[0];
-  if (issue.code === "unrecognized_keys") {
-    return {
-      field: issue.keys[0],
-      reason: `unknown field ${issue.keys.map((k) => `'${k}'`).join(", ")} (valid: ${ROW_FIELDS.join(", ")})`,
-    };
-  }
-  const field = issue.path.length ? issue.path.join(".") : undefined;
-  return { field, reason: field ? `${field}: ${issue.message}` : issue.message };
-}
-
-type ValidRow = ImportRow & { id: string; line: number };
-
-/** One row checked on its own: the row, or the problem that rejects it. */
-function validateRow(e: RowEntry): { row: ValidRow } | { problem: RowProblem } {
-  const fail = (reason: string, sub?: string, id?: string) => ({
-    problem: {
-      line: e.line,
-      id,
-      field: sub ? `${e.field}.${sub}` : e.field,
-      reason: `${e.where}: ${reason}`,
-    },
-  });
-  if (e.error !== undefined) return fail(e.error);
-  const v = e.value;
-  if (typeof v !== "object" || v === null || Array.isArray(v)) return fail("each row must be a JSON object");
-  if ((v as { id?: unknown }).id === undefined) {
-    return fail("id is required (rows are matched to vectors by position and named by id)", "id");
-  }
-  const parsed = ImportRow.safeParse(v);
-  if (!parsed.success) {
-    const { field, reason } = describeIssue(parsed.error);
-    const rawId = (v as { id?: unknown }).id;
-    return fail(
-      reason,
-      field,
-      typeof rawId === "string" || typeof rawId === "number" ? String(rawId) : undefined,
-    );
-  }
-  return { row: { ...parsed.data, id: String(parsed.data.id), line: e.line } };
-}
-
-/**
- * A set of sha256 hex digests in 16 bytes each (their first 104 bits, in an open-addressing table),
- * rather than a Set of 64-character strings: a million cached items cost 32 MB, not 150.
- */
-class ShaSet {
-  private table = new Float64Array(2 * 1024);
-  private size = 0;
-
-  constructor(initial: Iterable<string> = []) {
-    for (const sha of initial) this.add(sha);
-  }
-
-  private static keys(sha: string): [number, number] {
-    // 52 bits each, and never 0 (the empty slot).
-    return [Number.parseInt(sha.slice(0, 13), 16) + 1, Number.parseInt(sha.slice(13, 26), 16) + 1];
-  }
-
-  /** Adds `sha`; false when it was already there. */
-  add(sha: string): boolean {
-    if (2 * (this.size + 1) > this.table.length / 2) this.grow();
-    const [a, b] = ShaSet.keys(sha);
-    if (!this.insert(this.table, a, b)) return false;
-    this.size++;
-    return true;
-  }
-
-  private insert(table: Float64Array, a: number, b: number): boolean {
-    const slots = table.length / 2;
-    for (let i = a % slots; ; i = (i + 1) % slots) {
-      if (table[2 * i] === 0) {
-        table[2 * i] = a;
-        table[2 * i + 1] = b;
-        return true;
-      }
-      if (table[2 * i] === a && table[2 * i + 1] === b) return false;
-    }
-  }
-
-  private grow(): void {
-    const old = this.table;
-    this.table = new Float64Array(old.length * 2);
-    for (let i = 0; i < old.length; i += 2) if (old[i] !== 0) this.insert(this.table, old[i], old[i + 1]);
-  }
-}
-
-/** The rows of an import, readable more than once (a validating pass, then a writing pass). */
-interface RowSource {
-  name: string;
-  entries(): AsyncIterable<RowEntry>;
-}
-
-// --- the import ---------------------------------------------------------------------------
-
-function rowsBytes(rows: Uint8Array | string): Uint8Array {
-  return typeof rows === "string" ? new TextEncoder().encode(rows) : rows;
-}
-
-/** The inputs as a matrix and rows, with the names messages use for them. */
-async function openInput(input: ImportInput): Promise<{
+/** An import's inputs as a matrix and rows, with the names messages use for them. */
+interface OpenedInput {
   matrix: Matrix;
   rows: RowSource;
   vectorsName: string;
   /** Where errors about single values point: `npy[i][j]` or `embeddings[i][j]`. */
   vectorsField: "npy" | "embeddings";
-}> {
+}
+
+async function openInput(input: ImportInput): Promise<OpenedInput> {
   if ("npyPath" in input) {
-    const { rowsPath } = input;
     const matrix = await openNpyFile(input.npyPath);
-    return {
-      matrix,
-      rows: { name: rowsPath, entries: () => jsonlEntries(filePieces(rowsPath), rowsPath) },
-      vectorsName: input.npyPath,
-      vectorsField: "npy",
-    };
+    return { matrix, rows: fileRows(input.rowsPath), vectorsName: input.npyPath, vectorsField: "npy" };
   }
   if ("npy" in input) {
-    const bytes = rowsBytes(input.rows);
-    return {
-      matrix: npyBytesMatrix(input.npy, "embeddings.npy"),
-      rows: {
-        name: "rows.jsonl",
-        entries: () =>
-          jsonlEntries(
-            (async function* () {
-              yield bytes;
-            })(),
-            "rows.jsonl",
-          ),
-      },
-      vectorsName: "embeddings.npy",
-      vectorsField: "npy",
-    };
+    const rows = jsonlRows(input.rows);
+    const matrix = npyBytesMatrix(input.npy, "embeddings.npy");
+    return { matrix, rows, vectorsName: "embeddings.npy", vectorsField: "npy" };
   }
-  if (!Array.isArray(input.rows))
-    throw new ValidationError("rows must be an array of objects", { field: "rows" });
-  const list = input.rows;
+  const rows = arrayRows(input.rows);
   return {
     matrix: jsonMatrix(input.embeddings),
-    rows: {
-      name: "rows",
-      async *entries() {
-        for (let i = 0; i < list.length; i++) {
-          yield { line: i + 1, where: `rows[${i}]`, field: `rows[${i}]`, value: list[i] };
-        }
-      },
-    },
+    rows,
     vectorsName: "embeddings",
     vectorsField: "embeddings",
   };
-}
-
-/** Chunks of whole rows of about CHUNK_BYTES each. */
-async function* chunks(matrix: Matrix): AsyncGenerator<{ start: number; data: Float32Array }> {
-  const step = Math.max(1, Math.floor(CHUNK_BYTES / Math.max(1, matrix.cols * 8)));
-  for (let start = 0; start < matrix.rows; start += step) {
-    const count = Math.min(step, matrix.rows - start);
-    yield { start, data: await matrix.read(start, count) };
-  }
 }
 
 /** A valid row with its vector (a view into the current chunk) and that vector's sha256. */
@@ -644,38 +165,39 @@ async function* pairRows(
   return index;
 }
 
-function datasetRow(row: ValidRow, sha: string): DatasetRow {
-  return {
-    id: row.id,
-    line: row.line,
-    ...(row.text === undefined ? {} : { text: row.text }),
-    vector: sha,
-    ...(row.label === undefined ? {} : { label: row.label }),
-    ...(row.split === undefined ? {} : { split: row.split }),
-  };
+/** Invalid rows: every one counted, the first MAX_ERRORS_LISTED kept for the error's details. */
+class Problems {
+  readonly listed: RowProblem[] = [];
+  count = 0;
+
+  add(p: RowProblem): void {
+    if (this.count++ < MAX_ERRORS_LISTED) this.listed.push(p);
+  }
+
+  throwIfAny(): void {
+    if (this.count === 0) return;
+    const more = this.count > 1 ? ` (and ${this.count - 1} more invalid rows)` : "";
+    throw new ValidationError(`${this.listed[0].reason}${more}`, {
+      field: this.listed[0].field,
+      details: { rejected: this.listed },
+    });
+  }
 }
 
-/** Adds one batch's label, split and modality counts to `into`. */
 /**
  * Pass 1, before any write: every row and value checked, ids unique, and the digest of the
  * version's rows. Holds one chunk of vectors and 8 bytes per row, whatever the import's size.
  */
 async function validateImport(
-  matrix: Matrix,
-  source: RowSource,
-  vectorsName: string,
-  vectorsField: string,
+  { matrix, rows: source, vectorsName, vectorsField }: OpenedInput,
   dataset: string,
   backbone: string,
 ): Promise<{ count: number; rowsDigest: string; job: string }> {
-  const problems: RowProblem[] = [];
-  let problemCount = 0;
+  const problems = new Problems();
   const ids = new IdHashes();
   const digest = createHash("sha256");
   const jobHash = createHash("sha256").update(`${dataset}\0${backbone}`);
-  const pairs = pairRows(matrix, source, vectorsName, vectorsField, (p) => {
-    if (problemCount++ < MAX_ERRORS_LISTED) problems.push(p);
-  });
+  const pairs = pairRows(matrix, source, vectorsName, vectorsField, (p) => problems.add(p));
   let valid = 0;
   let next = await pairs.next();
   for (; !next.done; next = await pairs.next()) {
@@ -687,35 +209,10 @@ async function validateImport(
   const count = next.value;
   const repeated = ids.repeated();
   if (repeated.size > 0) {
-    // Rare: find the repeated ids' lines (and drop hash collisions of distinct ids).
-    const firstSeen = new Map<string, string>();
-    for await (const e of source.entries()) {
-      const checked = validateRow(e);
-      if ("problem" in checked || !repeated.has(IdHashes.of(checked.row.id))) continue;
-      const { id } = checked.row;
-      const first = firstSeen.get(id);
-      if (first === undefined) firstSeen.set(id, e.where);
-      else {
-        problemCount++;
-        if (problems.length < MAX_ERRORS_LISTED) {
-          problems.push({
-            line: e.line,
-            id,
-            field: `${e.field}.id`,
-            reason: `${e.where}: duplicate id ${JSON.stringify(id)} (first seen at ${first})`,
-          });
-        }
-      }
-    }
-    problems.sort((a, b) => a.line - b.line);
+    await listDuplicateIds(source, repeated, problems);
+    problems.listed.sort((a, b) => a.line - b.line);
   }
-  if (problemCount > 0) {
-    const more = problemCount > 1 ? ` (and ${problemCount - 1} more invalid rows)` : "";
-    throw new ValidationError(`${problems[0].reason}${more}`, {
-      field: problems[0].field,
-      details: { rejected: problems },
-    });
-  }
+  problems.throwIfAny();
   if (matrix.rows !== count) {
     throw new ValidationError(
       `${vectorsName} has ${matrix.rows} rows but ${source.name} has ${count}: row i of the vectors must describe line i of the rows`,
@@ -725,6 +222,29 @@ async function validateImport(
   if (valid === 0)
     throw new ValidationError(`${vectorsName} has no rows: nothing to import`, { field: "rows" });
   return { count, rowsDigest: digest.digest("hex"), job: `import-${jobHash.digest("hex").slice(0, 16)}` };
+}
+
+/**
+ * Rare: a second pass to find the lines of the ids whose hashes repeated (and drop hash
+ * collisions of distinct ids), each repeat a problem naming where the id was first seen.
+ */
+async function listDuplicateIds(source: RowSource, repeated: Set<number>, problems: Problems): Promise<void> {
+  const firstSeen = new Map<string, string>();
+  for await (const e of source.entries()) {
+    const checked = validateRow(e);
+    if ("problem" in checked || !repeated.has(IdHashes.of(checked.row.id))) continue;
+    const { id } = checked.row;
+    const first = firstSeen.get(id);
+    if (first === undefined) firstSeen.set(id, e.where);
+    else {
+      problems.add({
+        line: e.line,
+        id,
+        field: `${e.field}.id`,
+        reason: `${e.where}: duplicate id ${JSON.stringify(id)} (first seen at ${first})`,
+      });
+    }
+  }
 }
 
 /** The external backbone `name` already holds, if any; a name of a model headstart runs is refused. */
@@ -757,70 +277,32 @@ export async function importEmbeddings(
   const name = assertName("backbone", input.backbone, "backbone");
   const existing = await existingExternal(store, name);
   const shardSize = opts.shardSize ?? DEFAULT_SHARD_SIZE;
-  const { matrix, rows: source, vectorsName, vectorsField } = await openInput(input);
-  const spoolDir = await mkdtemp(join(tmpdir(), "headstart-import-"));
-  const spool = {
-    versionRows: await openSpool(join(spoolDir, "rows.jsonl")),
-    record: await openSpool(join(spoolDir, "import.jsonl")),
-  };
+  const opened = await openInput(input);
+  const { matrix } = opened;
+  const spool = await openSpool();
   try {
-    if (matrix.rows > 0 && (matrix.cols < 1 || matrix.cols > MAX_DIM)) {
-      throw new ValidationError(`${vectorsName} has dim ${matrix.cols}: need 1..${MAX_DIM}`, {
-        field: "npy",
-      });
-    }
     // Everything is validated before anything is written.
-    const { count, rowsDigest, job } = await validateImport(
-      matrix,
-      source,
-      vectorsName,
-      vectorsField,
-      dataset,
-      name,
-    );
-    if (existing && existing.dim !== matrix.cols) {
-      throw new ValidationError(
-        `backbone ${name} holds ${existing.dim}-d imported embeddings; ${vectorsName} has ${matrix.cols} columns: ` +
-          "import vectors of another model under another name",
-        { field: "backbone" },
-      );
-    }
+    const { count, rowsDigest, job } = await checkImport(opened, dataset, name, existing);
     const spec = existing ?? externalBackboneSpec(name, matrix.cols);
     const previous = await getJson(store, keys.datasetStatus(dataset), DatasetStatus);
 
     // Writes: backbone, cache, the import record, then the version switch.
     const backbone = existing ?? (await registerExternal(store, spec));
-    const out = await writeVectors(
-      store,
+    const out = await writeVectors(store, { dataset, backbone, job, shardSize }, opened, spool);
+    if (out.rowsDigest !== rowsDigest) {
+      throw new ValidationError(
+        `${opened.vectorsName} or ${opened.rows.name} changed while they were being imported`,
+        { field: "npy" },
+      );
+    }
+    const status = await publishImport(store, spool, {
       dataset,
       backbone,
-      matrix,
-      source,
-      vectorsName,
-      job,
-      shardSize,
-      spool,
-    );
-    if (out.rowsDigest !== rowsDigest) {
-      throw new ValidationError(`${vectorsName} or ${source.name} changed while they were being imported`, {
-        field: "npy",
-      });
-    }
-    const ndjson = { contentType: "application/x-ndjson" };
-    const info = await putSpooled(store, keys.datasetImport(dataset), spool.record, ndjson);
-    const status: DatasetStatus = {
-      dataset,
-      state: "ingested",
-      manifest: { key: info.key, format: "jsonl", etag: info.etag, bytes: info.size },
-      rows: { total: count, accepted: count, rejected: 0 },
-      rejected: [],
-      ...out.summary,
-      imported: { backbone: backbone.id, dim: backbone.dim },
-      ingestedAt: new Date().toISOString(),
-    };
-    // Rows first (content-addressed, so rewriting them is harmless), status last.
-    await putSpooled(store, keys.datasetRows(dataset, rowsDigest), spool.versionRows, ndjson);
-    await publishStatus(store, status, rowsDigest, previous?.etag, { etag: info.etag });
+      count,
+      rowsDigest,
+      summary: out.summary,
+      previousEtag: previous?.etag,
+    });
     return {
       dataset,
       backbone,
@@ -833,18 +315,97 @@ export async function importEmbeddings(
     };
   } finally {
     await matrix.close();
-    await spool.versionRows.close();
-    await spool.record.close();
-    await rm(spoolDir, { recursive: true, force: true });
+    await closeSpool(spool);
   }
+}
+
+/** The checks before the first write: the dim, every row and value (pass 1), the backbone's dim. */
+async function checkImport(
+  opened: OpenedInput,
+  dataset: string,
+  name: string,
+  existing: BackboneSpec | undefined,
+): Promise<{ count: number; rowsDigest: string; job: string }> {
+  const { matrix, vectorsName } = opened;
+  if (matrix.rows > 0 && (matrix.cols < 1 || matrix.cols > MAX_DIM)) {
+    throw new ValidationError(`${vectorsName} has dim ${matrix.cols}: need 1..${MAX_DIM}`, {
+      field: "npy",
+    });
+  }
+  const checked = await validateImport(opened, dataset, name);
+  if (existing && existing.dim !== matrix.cols) {
+    throw new ValidationError(
+      `backbone ${name} holds ${existing.dim}-d imported embeddings; ${vectorsName} has ${matrix.cols} columns: ` +
+        "import vectors of another model under another name",
+      { field: "backbone" },
+    );
+  }
+  return checked;
+}
+
+/**
+ * Stores the import record and the version's rows, then switches the dataset to the new version
+ * through ingest's compare-and-swap on its status.
+ */
+async function publishImport(
+  store: ObjectStore,
+  spool: Spool,
+  done: {
+    dataset: string;
+    backbone: BackboneSpec;
+    count: number;
+    rowsDigest: string;
+    summary: ReturnType<RowSummary["result"]>;
+    previousEtag: string | undefined;
+  },
+): Promise<DatasetStatus> {
+  const { dataset, backbone, count, rowsDigest } = done;
+  const ndjson = { contentType: "application/x-ndjson" };
+  const info = await putSpooled(store, keys.datasetImport(dataset), spool.record, ndjson);
+  const status: DatasetStatus = {
+    dataset,
+    state: "ingested",
+    manifest: { key: info.key, format: "jsonl", etag: info.etag, bytes: info.size },
+    rows: { total: count, accepted: count, rejected: 0 },
+    rejected: [],
+    ...done.summary,
+    imported: { backbone: backbone.id, dim: backbone.dim },
+    ingestedAt: new Date().toISOString(),
+  };
+  // Rows first (content-addressed, so rewriting them is harmless), status last.
+  await putSpooled(store, keys.datasetRows(dataset, rowsDigest), spool.versionRows, ndjson);
+  await publishStatus(store, status, rowsDigest, done.previousEtag, { etag: info.etag });
+  return status;
+}
+
+/** Local files for the two row documents, which grow with the import. */
+interface Spool {
+  dir: string;
+  versionRows: FileHandle;
+  record: FileHandle;
 }
 
 const spoolPaths = new WeakMap<FileHandle, string>();
 
-async function openSpool(path: string): Promise<FileHandle> {
+async function openSpoolFile(path: string): Promise<FileHandle> {
   const fh = await open(path, "w+");
   spoolPaths.set(fh, path);
   return fh;
+}
+
+async function openSpool(): Promise<Spool> {
+  const dir = await mkdtemp(join(tmpdir(), "headstart-import-"));
+  return {
+    dir,
+    versionRows: await openSpoolFile(join(dir, "rows.jsonl")),
+    record: await openSpoolFile(join(dir, "import.jsonl")),
+  };
+}
+
+async function closeSpool(spool: Spool): Promise<void> {
+  await spool.versionRows.close();
+  await spool.record.close();
+  await rm(spool.dir, { recursive: true, force: true });
 }
 
 /** Stores a spooled local file, streamed where the store can (see ObjectStore.putFile). */
@@ -880,67 +441,28 @@ async function registerExternal(store: ObjectStore, spec: BackboneSpec): Promise
   return current;
 }
 
+/** Where the write pass puts the vectors: the import's cache shards and their plans. */
+interface ShardTarget {
+  dataset: string;
+  backbone: BackboneSpec;
+  job: string;
+  shardSize: number;
+}
+
 /**
- * Pass 2: writes the vectors the cache lacks, in shards like an embedding job's (each index is
- * reserved with a create-only plan first, so concurrent imports never share a shard file), and
- * builds the two row documents. Holds one chunk and one shard of vectors at a time.
+ * Pass 2: writes the vectors the cache lacks, in shards like an embedding job's, and builds the
+ * two row documents. Holds one chunk and one shard of vectors at a time.
  */
 async function writeVectors(
   store: ObjectStore,
-  dataset: string,
-  backbone: BackboneSpec,
-  matrix: Matrix,
-  source: RowSource,
-  vectorsName: string,
-  job: string,
-  shardSize: number,
-  spool: { versionRows: FileHandle; record: FileHandle },
+  target: ShardTarget,
+  { matrix, rows: source, vectorsName }: OpenedInput,
+  spool: Spool,
 ) {
-  const embedding = embeddingKey(backbone);
-  const cached = new ShaSet(await cachedShas(store, backbone.id, dataset));
-  const cols = matrix.cols;
-  const shards: number[] = [];
-  let written = 0;
-  let index = await nextShardIndex(store, backbone.id, dataset);
-  const buffer = new Float32Array(Math.min(shardSize, matrix.rows) * cols);
-  let items: Array<{ sha: string; id: string; label?: DatasetRow["label"]; split?: DatasetRow["split"] }> =
-    [];
-  const digest = createHash("sha256");
-  const summary = new RowSummary();
-  // The two row documents grow with the import: spooled to local files a batch at a time.
-  let batch: DatasetRow[] = [];
-  let records = "";
-  const endBatch = async () => {
-    await spool.versionRows.write(toJsonl(batch));
-    await spool.record.write(records);
-    batch = [];
-    records = "";
-  };
-
-  const flush = async () => {
-    if (items.length === 0) return;
-    index = await reserveShardPlan(store, { job, dataset, backbone: backbone.id, items }, index);
-    const ok = await writeShard(store, {
-      backbone: backbone.id,
-      backboneSha: backbone.sha256,
-      dataset,
-      shard: index,
-      job,
-      dim: cols,
-      vectors: buffer.subarray(0, items.length * cols),
-      rows: items,
-    });
-    if (!ok)
-      throw new HeadstartError(
-        "internal",
-        `cache shard ${index} of ${backbone.id}/${dataset} was committed by another writer`,
-      );
-    shards.push(index++);
-    written += items.length;
-    // writeShard has copied the vectors into the .npy it wrote: the buffer is free again.
-    items = [];
-  };
-
+  const embedding = embeddingKey(target.backbone);
+  const cached = new ShaSet(await cachedShas(store, target.backbone.id, target.dataset));
+  const shards = await ShardWriter.open(store, target, matrix);
+  const docs = new RowDocuments(spool, target.shardSize);
   const changed = (p: RowProblem) => {
     throw new ValidationError(`${p.reason}: the rows changed while they were being imported`, {
       field: p.field,
@@ -953,25 +475,114 @@ async function writeVectors(
     "npy",
     changed,
   )) {
-    const r = datasetRow(row, vectorHash);
-    digest.update(`${JSON.stringify(r)}\n`);
-    const { line: _line, ...record } = row;
-    records += `${JSON.stringify(record)}\n`;
-    batch.push(r);
-    summary.add(r);
-    if (batch.length === shardSize) await endBatch();
+    await docs.add(row, vectorHash);
     const sha = vectorItemSha(embedding, vectorHash);
     if (!cached.add(sha)) continue; // cached already, or an earlier row's vector
-    buffer.set(vector, items.length * cols);
-    items.push({
+    await shards.add(sha, row, vector);
+  }
+  await shards.flush();
+  await docs.end();
+  return {
+    written: shards.written,
+    shards: shards.indices,
+    summary: docs.summary.result(),
+    rowsDigest: docs.digest.digest("hex"),
+  };
+}
+
+/** The version's rows and the import record, spooled to local files a batch at a time. */
+class RowDocuments {
+  readonly digest = createHash("sha256");
+  readonly summary = new RowSummary();
+  private batch: DatasetRow[] = [];
+  private records = "";
+
+  constructor(
+    private readonly spool: Spool,
+    private readonly batchSize: number,
+  ) {}
+
+  async add(row: ValidRow, vectorHash: string): Promise<void> {
+    const r = datasetRow(row, vectorHash);
+    this.digest.update(`${JSON.stringify(r)}\n`);
+    const { line: _line, ...record } = row;
+    this.records += `${JSON.stringify(record)}\n`;
+    this.batch.push(r);
+    this.summary.add(r);
+    if (this.batch.length === this.batchSize) await this.end();
+  }
+
+  /** Writes the batch so far. */
+  async end(): Promise<void> {
+    await this.spool.versionRows.write(toJsonl(this.batch));
+    await this.spool.record.write(this.records);
+    this.batch = [];
+    this.records = "";
+  }
+}
+
+type ShardItem = { sha: string; id: string; label?: DatasetRow["label"]; split?: DatasetRow["split"] };
+
+/**
+ * The vectors the cache lacks, a shard at a time. Each index is reserved with a create-only plan
+ * first, so concurrent imports never share a shard file.
+ */
+class ShardWriter {
+  readonly indices: number[] = [];
+  written = 0;
+  private items: ShardItem[] = [];
+  private readonly buffer: Float32Array;
+
+  private constructor(
+    private readonly store: ObjectStore,
+    private readonly target: ShardTarget,
+    private readonly cols: number,
+    rows: number,
+    private index: number,
+  ) {
+    this.buffer = new Float32Array(Math.min(target.shardSize, rows) * cols);
+  }
+
+  static async open(store: ObjectStore, target: ShardTarget, matrix: Matrix): Promise<ShardWriter> {
+    const index = await nextShardIndex(store, target.backbone.id, target.dataset);
+    return new ShardWriter(store, target, matrix.cols, matrix.rows, index);
+  }
+
+  async add(sha: string, row: ValidRow, vector: Float32Array): Promise<void> {
+    this.buffer.set(vector, this.items.length * this.cols);
+    this.items.push({
       sha,
       id: row.id,
       ...(row.label === undefined ? {} : { label: row.label }),
       ...(row.split === undefined ? {} : { split: row.split }),
     });
-    if (items.length === shardSize) await flush();
+    if (this.items.length === this.target.shardSize) await this.flush();
   }
-  await flush();
-  await endBatch();
-  return { written, shards, summary: summary.result(), rowsDigest: digest.digest("hex") };
+
+  /** Writes the shard so far, if any. */
+  async flush(): Promise<void> {
+    const { store, target, items } = this;
+    if (items.length === 0) return;
+    const { dataset, backbone, job } = target;
+    this.index = await reserveShardPlan(store, { job, dataset, backbone: backbone.id, items }, this.index);
+    const ok = await writeShard(store, {
+      backbone: backbone.id,
+      backboneSha: backbone.sha256,
+      dataset,
+      shard: this.index,
+      job,
+      dim: this.cols,
+      vectors: this.buffer.subarray(0, items.length * this.cols),
+      rows: items,
+    });
+    if (!ok)
+      throw new HeadstartError(
+        "internal",
+        `cache shard ${this.index} of ${backbone.id}/${dataset} was committed by another writer`,
+      );
+    this.indices.push(this.index++);
+    this.written += items.length;
+    // writeShard has copied the vectors into the .npy it wrote: the buffer is free again.
+    this.items = [];
+  }
 }
