@@ -34,20 +34,24 @@ import {
 } from "../schemas.ts";
 
 const tags = ["heads"];
-
-/** `?fused=true|false` of the export routes. */
-const fusedQuery = (description: string) =>
-  z.object({ fused: z.enum(["true", "false"]).optional().openapi({ description }) });
-
-/** The `download` route next to the `model.onnx` a request asked for, on the same server. */
-function localDownloadUrl(requestUrl: string): string {
-  const url = new URL(requestUrl);
-  const fused = url.searchParams.get("fused") === "true";
-  url.pathname = `${url.pathname.replace(/\/+$/, "")}/download`;
-  url.search = fused ? "?fused=true" : "";
-  return url.toString();
-}
 const unknownHead = "Unknown head or version";
+
+/**
+ * The heads resource, one sub-app per sub-resource. Every route keeps its full path (so each is
+ * mounted at `/`), and the order below is the order of the OpenAPI document's paths.
+ */
+export function headRoutes(platform: Platform) {
+  const app = new OpenAPIHono<AppEnv>();
+  app.route("/", trainRoutes(platform));
+  app.route("/", versionRoutes(platform));
+  app.route("/", aliasRoutes(platform));
+  app.route("/", predictRoutes(platform));
+  app.route("/", exportRoutes(platform));
+  app.route("/", reportRoutes(platform));
+  return app;
+}
+
+// ---- Training: POST /{head}/train ----
 
 const train = createRoute({
   method: "post",
@@ -77,6 +81,24 @@ const train = createRoute({
   },
 });
 
+function trainRoutes(platform: Platform) {
+  const app = new OpenAPIHono<AppEnv>();
+  app.openapi(train, async (c) => {
+    const { head } = c.req.valid("param");
+    // The request's signal aborts when the client goes away: the training then stops unstored.
+    const result = await platform.requestTraining(
+      { head, ...c.req.valid("json") },
+      { signal: c.req.raw.signal },
+    );
+    if (result.accepted) return c.json(result, 202);
+    const { accepted: _accepted, ...trained } = result;
+    return c.json(trained, 200);
+  });
+  return app;
+}
+
+// ---- The head and its versions ----
+
 const show = createRoute({
   method: "get",
   path: "/{head}",
@@ -102,6 +124,18 @@ const version = createRoute({
     ...errorResponses({ 400: true, 404: unknownHead }),
   },
 });
+
+function versionRoutes(platform: Platform) {
+  const app = new OpenAPIHono<AppEnv>();
+  app.openapi(show, async (c) => c.json(await platform.headInfo(c.req.valid("param").head), 200));
+  app.openapi(version, async (c) => {
+    const { head, version: v } = c.req.valid("param");
+    return c.json(await platform.headVersion(head, v), 200);
+  });
+  return app;
+}
+
+// ---- Aliases (live, canary…): read, move, roll back ----
 
 const promote = createRoute({
   method: "put",
@@ -154,6 +188,29 @@ const rollback = createRoute({
     }),
   },
 });
+
+function aliasRoutes(platform: Platform) {
+  const app = new OpenAPIHono<AppEnv>();
+  app.openapi(promote, async (c) => {
+    const { head, alias } = c.req.valid("param");
+    const body = c.req.valid("json");
+    await platform.promote(head, body.version, body.expectedVersion, alias);
+    return c.json({ head, alias, version: body.version }, 200);
+  });
+  app.openapi(alias, async (c) => {
+    const { head, alias: name } = c.req.valid("param");
+    const found = await readAlias(platform.store, head, name);
+    if (!found) throw new NotFoundError(`alias ${name} of head ${head}`, { field: "alias" });
+    return c.json(found.value, 200);
+  });
+  app.openapi(rollback, async (c) => {
+    const { head, alias } = c.req.valid("param");
+    return c.json({ head, alias, ...(await platform.rollback(head, alias)) }, 200);
+  });
+  return app;
+}
+
+// ---- Predictions ----
 
 const predict = createRoute({
   method: "post",
@@ -236,6 +293,46 @@ async function predictUpload(platform: Platform, head: string, form: z.infer<typ
   }
 }
 
+function predictRoutes(platform: Platform) {
+  const app = new OpenAPIHono<AppEnv>();
+  app.openapi(predict, async (c) => {
+    const { head } = c.req.valid("param");
+    if (
+      /^(multipart\/form-data|application\/x-www-form-urlencoded)/i.test(c.req.header("content-type") ?? "")
+    ) {
+      return c.json(
+        await predictUpload(platform, head, c.req.valid("form") as z.infer<typeof PredictForm>),
+        200,
+      );
+    }
+    const req = c.req.valid("json") as z.infer<typeof PredictBody>;
+    const chars = base64Chars(req.inputs);
+    if (chars > MAX_IMAGE_BASE64_CHARS) {
+      throw new PayloadTooLargeError(
+        `inputs: images hold ${chars} base64 characters, more than the limit of ${MAX_IMAGE_BASE64_CHARS} per request; ` +
+          "send fewer per request, or upload them to the bucket and send {imageKey}",
+        { field: "inputs" },
+      );
+    }
+    return c.json(await platform.predict(head, req), 200);
+  });
+  return app;
+}
+
+// ---- ONNX export ----
+
+/** `?fused=true|false` of the export routes. */
+const fusedQuery = (description: string) =>
+  z.object({ fused: z.enum(["true", "false"]).optional().openapi({ description }) });
+
+/** The `download` route next to the `model.onnx` a request asked for, on the same server. */
+function localDownloadUrl(requestUrl: string): string {
+  const url = new URL(requestUrl);
+  const fused = url.searchParams.get("fused") === "true";
+  url.pathname = `${url.pathname.replace(/\/+$/, "")}/download`;
+  url.search = fused ? "?fused=true" : "";
+  return url.toString();
+}
 const exportModel = createRoute({
   method: "get",
   path: "/{head}/versions/{version}/model.onnx",
@@ -295,88 +392,8 @@ const exportDownload = createRoute({
   },
 });
 
-const report = createRoute({
-  method: "get",
-  path: "/{head}/versions/{version}/report",
-  operationId: "getHeadReport",
-  tags,
-  summary: "A version's evaluation report as one self-contained HTML page, or as JSON",
-  description:
-    "HTML by default: metrics, per-class scores, confusion matrix, reliability diagram and model search, " +
-    "with inline CSS and SVG only (no scripts or remote resources). `format=json` returns the stored report.",
-  request: {
-    params: HeadVersionParams,
-    query: z.object({
-      format: z.enum(["html", "json"]).optional().openapi({ description: "html (default) or json" }),
-    }),
-  },
-  responses: {
-    200: {
-      description: "The report",
-      content: {
-        "text/html": { schema: z.string() },
-        "application/json": { schema: Report },
-      },
-    },
-    ...errorResponses({ 400: true, 404: "Unknown head or version, or a version without a report" }),
-  },
-});
-
-export function headRoutes(platform: Platform) {
+function exportRoutes(platform: Platform) {
   const app = new OpenAPIHono<AppEnv>();
-  app.openapi(train, async (c) => {
-    const { head } = c.req.valid("param");
-    // The request's signal aborts when the client goes away: the training then stops unstored.
-    const result = await platform.requestTraining(
-      { head, ...c.req.valid("json") },
-      { signal: c.req.raw.signal },
-    );
-    if (result.accepted) return c.json(result, 202);
-    const { accepted: _accepted, ...trained } = result;
-    return c.json(trained, 200);
-  });
-  app.openapi(show, async (c) => c.json(await platform.headInfo(c.req.valid("param").head), 200));
-  app.openapi(version, async (c) => {
-    const { head, version: v } = c.req.valid("param");
-    return c.json(await platform.headVersion(head, v), 200);
-  });
-  app.openapi(promote, async (c) => {
-    const { head, alias } = c.req.valid("param");
-    const body = c.req.valid("json");
-    await platform.promote(head, body.version, body.expectedVersion, alias);
-    return c.json({ head, alias, version: body.version }, 200);
-  });
-  app.openapi(alias, async (c) => {
-    const { head, alias: name } = c.req.valid("param");
-    const found = await readAlias(platform.store, head, name);
-    if (!found) throw new NotFoundError(`alias ${name} of head ${head}`, { field: "alias" });
-    return c.json(found.value, 200);
-  });
-  app.openapi(rollback, async (c) => {
-    const { head, alias } = c.req.valid("param");
-    return c.json({ head, alias, ...(await platform.rollback(head, alias)) }, 200);
-  });
-  app.openapi(predict, async (c) => {
-    const { head } = c.req.valid("param");
-    if (
-      /^(multipart\/form-data|application\/x-www-form-urlencoded)/i.test(c.req.header("content-type") ?? "")
-    ) {
-      return c.json(
-        await predictUpload(platform, head, c.req.valid("form") as z.infer<typeof PredictForm>),
-        200,
-      );
-    }
-    const req = c.req.valid("json") as z.infer<typeof PredictBody>;
-    const chars = base64Chars(req.inputs);
-    if (chars > MAX_IMAGE_BASE64_CHARS) {
-      throw new PayloadTooLargeError(
-        `inputs: images hold ${chars} base64 characters, more than the limit of ${MAX_IMAGE_BASE64_CHARS} per request; ` +
-          "send fewer per request, or upload them to the bucket and send {imageKey}",
-        { field: "inputs" },
-      );
-    }
-    return c.json(await platform.predict(head, req), 200);
-  });
   app.openapi(exportModel, async (c) => {
     const { head, version: v } = c.req.valid("param");
     const fused = c.req.valid("query").fused === "true";
@@ -420,6 +437,40 @@ export function headRoutes(platform: Platform) {
       "content-disposition": `attachment; filename="${filename}"`,
     });
   });
+  return app;
+}
+
+// ---- Reports ----
+
+const report = createRoute({
+  method: "get",
+  path: "/{head}/versions/{version}/report",
+  operationId: "getHeadReport",
+  tags,
+  summary: "A version's evaluation report as one self-contained HTML page, or as JSON",
+  description:
+    "HTML by default: metrics, per-class scores, confusion matrix, reliability diagram and model search, " +
+    "with inline CSS and SVG only (no scripts or remote resources). `format=json` returns the stored report.",
+  request: {
+    params: HeadVersionParams,
+    query: z.object({
+      format: z.enum(["html", "json"]).optional().openapi({ description: "html (default) or json" }),
+    }),
+  },
+  responses: {
+    200: {
+      description: "The report",
+      content: {
+        "text/html": { schema: z.string() },
+        "application/json": { schema: Report },
+      },
+    },
+    ...errorResponses({ 400: true, 404: "Unknown head or version, or a version without a report" }),
+  },
+});
+
+function reportRoutes(platform: Platform) {
+  const app = new OpenAPIHono<AppEnv>();
   app.openapi(report, async (c) => {
     const { head, version: v } = c.req.valid("param");
     const found = await platform.headReport(head, v);
