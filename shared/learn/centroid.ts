@@ -10,16 +10,14 @@
  * logit 0 for every input: it stays possible but below any class the input resembles.
  */
 
-import { ValidationError } from "../errors.ts";
 import type { GraphBuilder } from "../onnx/writer.ts";
 import type { HeadKind, Target } from "./estimator.ts";
+import { isFiniteNumber, readModelJson } from "./model-json.ts";
 import {
   checkFiniteMatrix,
   checkMulticlassTarget,
   checkUnitRows,
-  float32FromJson,
   float32ToBase64,
-  integerAtLeast,
   normalizeRow,
   onnxNormalizeRows,
 } from "./numeric.ts";
@@ -137,29 +135,25 @@ export function centroidToJson(model: CentroidModel): CentroidJson {
 }
 
 export function centroidFromJson(input: unknown): CentroidModel {
-  const obj = typeof input === "string" ? (JSON.parse(input) as unknown) : input;
-  if (typeof obj !== "object" || obj === null)
-    throw new ValidationError("centroid head must be a JSON object");
-  const o = obj as Record<string, unknown>;
-  if (o.type !== "centroid") throw new ValidationError('type must be "centroid"', { field: "type" });
-  if (o.version !== 1) {
-    throw new ValidationError(`unsupported centroid version ${String(o.version)}`, { field: "version" });
-  }
-  const d = integerAtLeast(o, "d", 1);
-  const k = integerAtLeast(o, "k", 1);
-  if (typeof o.scale !== "number" || !Number.isFinite(o.scale) || o.scale <= 0) {
-    throw new ValidationError("scale must be a finite number > 0", { field: "scale" });
-  }
-  const centroids = float32FromJson(o.centroids, k * d, "centroids");
+  const json = readModelJson(input, { type: "centroid", allowArray: true });
+  const d = json.integerAtLeast("d", 1);
+  const k = json.integerAtLeast("k", 1);
+  const scale = json.check(
+    "scale",
+    (v): v is number => isFiniteNumber(v) && v > 0,
+    "scale must be a finite number > 0",
+  );
+  const centroids = json.float32("centroids", k * d);
   checkUnitRows(centroids, k, d, "centroids");
-  if (
-    !Array.isArray(o.counts) ||
-    o.counts.length !== k ||
-    !o.counts.every((v) => typeof v === "number" && Number.isInteger(v) && v >= 0)
-  ) {
-    throw new ValidationError(`counts must be an array of ${k} non-negative integers`, { field: "counts" });
-  }
-  return { d, k, scale: o.scale, centroids, counts: [...(o.counts as number[])] };
+  const counts = json.check(
+    "counts",
+    (v): v is number[] =>
+      Array.isArray(v) &&
+      v.length === k &&
+      v.every((c) => typeof c === "number" && Number.isInteger(c) && c >= 0),
+    `counts must be an array of ${k} non-negative integers`,
+  );
+  return { d, k, scale, centroids, counts: [...counts] };
 }
 
 const PARAMS = ["scale"] as const;

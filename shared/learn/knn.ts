@@ -41,13 +41,12 @@ import type { GraphBuilder } from "../onnx/writer.ts";
 import { GraphBuilder as Builder, dataType } from "../onnx/writer.ts";
 import { CLASS_WEIGHT_MODES, type ClassWeightMode, classSampleWeights } from "./class-weight.ts";
 import type { HeadKind, Target } from "./estimator.ts";
+import { checkPositive, readModelJson } from "./model-json.ts";
 import {
   checkFiniteMatrix,
   checkMulticlassTarget,
   checkUnitRows,
-  float32FromJson,
   float32ToBase64,
-  integerAtLeast,
   normalizeRow,
   onnxNormalizeRows,
 } from "./numeric.ts";
@@ -101,21 +100,12 @@ export interface KnnModel {
   rowWeight: Float32Array;
 }
 
-export interface KnnJson {
-  type: "knn";
-  version: 1;
-  d: number;
-  k: number;
-  n: number;
-  neighbors: number;
-  weights: KnnWeights;
-  classWeight: ClassWeightMode;
-  /** Base64 of n×d little-endian float32. */
-  vectors: string;
-  labels: number[];
-  /** Base64 of n little-endian float32. */
-  rowWeight: string;
-}
+/** head.json form: the model's fields; vectors and rowWeight as base64 float32, labels as numbers. */
+export type KnnJson = { type: "knn"; version: 1 } & Omit<KnnModel, "vectors" | "labels" | "rowWeight"> & {
+    vectors: string;
+    labels: number[];
+    rowWeight: string;
+  };
 
 // ---- fit / predict ---------------------------------------------------------------------------------
 
@@ -432,53 +422,36 @@ export function knnToJson(model: KnnModel): KnnJson {
 }
 
 export function knnFromJson(input: unknown): KnnModel {
-  const obj = typeof input === "string" ? (JSON.parse(input) as unknown) : input;
-  if (typeof obj !== "object" || obj === null) throw new ValidationError("knn head must be a JSON object");
-  const o = obj as Record<string, unknown>;
-  if (o.type !== "knn") throw new ValidationError('type must be "knn"', { field: "type" });
-  if (o.version !== 1)
-    throw new ValidationError(`unsupported knn version ${String(o.version)}`, { field: "version" });
-  const d = integerAtLeast(o, "d", 1);
-  const k = integerAtLeast(o, "k", 1);
-  const n = integerAtLeast(o, "n", 1);
-  const neighbors = integerAtLeast(o, "neighbors", 1);
+  const json = readModelJson(input, { type: "knn", allowArray: true });
+  const d = json.integerAtLeast("d", 1);
+  const k = json.integerAtLeast("k", 1);
+  const n = json.integerAtLeast("n", 1);
+  const neighbors = json.integerAtLeast("neighbors", 1);
   if (neighbors > n) throw new ValidationError(`neighbors must be <= n = ${n}`, { field: "neighbors" });
-  if (!(KNN_WEIGHTS as readonly unknown[]).includes(o.weights)) {
-    throw new ValidationError(`weights must be one of ${KNN_WEIGHTS.join(", ")}`, { field: "weights" });
-  }
-  if (!(CLASS_WEIGHT_MODES as readonly unknown[]).includes(o.classWeight)) {
-    throw new ValidationError(`classWeight must be one of ${CLASS_WEIGHT_MODES.join(", ")}`, {
-      field: "classWeight",
-    });
-  }
-  const vectors = float32FromJson(o.vectors, n * d, "vectors");
+  const weights = json.oneOf("weights", KNN_WEIGHTS);
+  const classWeight = json.oneOf("classWeight", CLASS_WEIGHT_MODES);
+  const vectors = json.float32("vectors", n * d);
   checkUnitRows(vectors, n, d, "vectors");
-  if (!Array.isArray(o.labels) || o.labels.length !== n) {
+  const labels = classIndices(json.get("labels"), n, k);
+  const rowWeight = json.float32("rowWeight", n);
+  checkPositive(rowWeight, "rowWeight");
+  return { d, k, n, neighbors, weights, classWeight, vectors, labels, rowWeight };
+}
+
+/** head.json `labels`: n class indices in 0..k-1. */
+function classIndices(v: unknown, n: number, k: number): Int32Array {
+  if (!Array.isArray(v) || v.length !== n) {
     throw new ValidationError(`labels must be an array of ${n} class indices`, { field: "labels" });
   }
   const labels = new Int32Array(n);
   for (let i = 0; i < n; i++) {
-    const c = o.labels[i];
+    const c = v[i];
     if (typeof c !== "number" || !Number.isInteger(c) || c < 0 || c >= k) {
       throw new ValidationError(`labels[${i}] must be a class index in 0..${k - 1}`, { field: "labels" });
     }
     labels[i] = c;
   }
-  const rowWeight = float32FromJson(o.rowWeight, n, "rowWeight");
-  for (let i = 0; i < n; i++) {
-    if (!(rowWeight[i] > 0)) throw new ValidationError(`rowWeight[${i}] must be > 0`, { field: "rowWeight" });
-  }
-  return {
-    d,
-    k,
-    n,
-    neighbors,
-    weights: o.weights as KnnWeights,
-    classWeight: o.classWeight as ClassWeightMode,
-    vectors,
-    labels,
-    rowWeight,
-  };
+  return labels;
 }
 
 // ---- the head kind --------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ import { GraphBuilder } from "../onnx/writer.ts";
 import { checkTrainingBudget, MAX_MLP_WEIGHTS, mlpWeights } from "./budget.ts";
 import { CLASS_WEIGHT_MODES, type ClassWeightMode, classSampleWeights } from "./class-weight.ts";
 import type { HeadKind } from "./estimator.ts";
+import { checkPositive, isFiniteNumber, type ModelJson, readModelJson } from "./model-json.ts";
 import {
   checkClassLabels,
   checkFiniteMatrix,
@@ -38,7 +39,6 @@ import {
   checkSampleWeights,
   expectTask,
   finiteArray,
-  finiteNumber,
   float32FromJson,
   float32ToBase64,
   softmaxRowsInPlace,
@@ -752,45 +752,21 @@ export function mlpToJson(model: MlpModel): Record<string, unknown> {
 
 /** Parses and validates a head.json mlp payload (an object or its JSON text). */
 export function mlpFromJson(input: unknown): MlpModel {
-  const obj = typeof input === "string" ? (JSON.parse(input) as unknown) : input;
-  if (typeof obj !== "object" || obj === null || Array.isArray(obj))
-    throw new ValidationError("mlp head must be a JSON object");
-  const o = obj as Record<string, unknown>;
-  if (o.type !== "mlp") throw new ValidationError('type must be "mlp"', { field: "type" });
-  if (o.version !== 1)
-    throw new ValidationError(`unsupported mlp version ${String(o.version)}`, { field: "version" });
-  const int = (name: string, min: number, max = Number.MAX_SAFE_INTEGER): number => {
-    const v = o[name];
-    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max)
-      throw new ValidationError(`${name} must be an integer in ${min}..${max}`, { field: name });
-    return v;
-  };
-  const bool = (name: string): boolean => {
-    if (typeof o[name] !== "boolean") throw new ValidationError(`${name} must be a boolean`, { field: name });
-    return o[name] as boolean;
-  };
-  const d = int("d", 1);
-  const k = int("k", 2);
-  const units = int("units", 1);
-  const layers = int("layers", 1, 2);
-  const mean = finiteArray(o.mean, d, "mean");
-  const scale = finiteArray(o.scale, d, "scale");
-  for (let j = 0; j < d; j++) {
-    if (!(scale[j] > 0)) throw new ValidationError(`scale[${j}] must be > 0`, { field: "scale" });
-  }
-  const dims = layerDims(d, units, layers, k);
-  for (const name of ["weights", "biases"]) {
-    if (!Array.isArray(o[name]) || (o[name] as unknown[]).length !== dims.length)
-      throw new ValidationError(`${name} must list ${dims.length} layers`, { field: name });
-  }
-  const ws = o.weights as unknown[];
-  const bs = o.biases as unknown[];
-  const weights = dims.map(([fin, fout], l) => float32FromJson(ws[l], fin * fout, `weights[${l}]`));
-  const biases = dims.map(([, fout], l) => float32FromJson(bs[l], fout, `biases[${l}]`));
-  const vl = o.validationLoss;
-  if (vl !== null && (typeof vl !== "number" || !Number.isFinite(vl)))
-    throw new ValidationError("validationLoss must be a finite number or null", { field: "validationLoss" });
-  const history = o.validationHistory ?? [];
+  const json = readModelJson(input, { type: "mlp" });
+  const d = json.integerIn("d", 1);
+  const k = json.integerIn("k", 2);
+  const units = json.integerIn("units", 1);
+  const layers = json.integerIn("layers", 1, 2);
+  const mean = json.floats("mean", d);
+  const scale = json.floats("scale", d);
+  checkPositive(scale, "scale");
+  const { weights, biases } = layersFromJson(json, layerDims(d, units, layers, k));
+  const validationLoss = json.check(
+    "validationLoss",
+    (v): v is number | null => v === null || isFiniteNumber(v),
+    "validationLoss must be a finite number or null",
+  );
+  const history = json.get("validationHistory") ?? [];
   if (!Array.isArray(history))
     throw new ValidationError("validationHistory must be an array", { field: "validationHistory" });
   return {
@@ -802,14 +778,33 @@ export function mlpFromJson(input: unknown): MlpModel {
     scale,
     weights,
     biases,
-    epochs: int("epochs", 0),
-    steps: int("steps", 0),
-    bestEpoch: int("bestEpoch", 0),
-    converged: bool("converged"),
-    earlyStopping: bool("earlyStopping"),
-    validationLoss: vl,
+    epochs: json.integerIn("epochs", 0),
+    steps: json.integerIn("steps", 0),
+    bestEpoch: json.integerIn("bestEpoch", 0),
+    converged: json.boolean("converged"),
+    earlyStopping: json.boolean("earlyStopping"),
+    validationLoss,
     validationHistory: Array.from(finiteArray(history, history.length, "validationHistory")),
-    trainLoss: o.trainLoss === null ? null : finiteNumber(o, "trainLoss"),
+    trainLoss: json.finiteOrNull("trainLoss"),
+  };
+}
+
+/** `weights` and `biases`: one float32 entry per dense layer, each checked against its shape. */
+function layersFromJson(
+  json: ModelJson,
+  dims: [number, number][],
+): { weights: Float32Array[]; biases: Float32Array[] } {
+  const lists: unknown[][] = [];
+  for (const name of ["weights", "biases"]) {
+    const list = json.get(name);
+    if (!Array.isArray(list) || list.length !== dims.length)
+      throw new ValidationError(`${name} must list ${dims.length} layers`, { field: name });
+    lists.push(list);
+  }
+  const [ws, bs] = lists;
+  return {
+    weights: dims.map(([fin, fout], l) => float32FromJson(ws[l], fin * fout, `weights[${l}]`)),
+    biases: dims.map(([, fout], l) => float32FromJson(bs[l], fout, `biases[${l}]`)),
   };
 }
 

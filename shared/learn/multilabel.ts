@@ -19,7 +19,8 @@
 import { ValidationError } from "../errors.ts";
 import type { HeadKind } from "./estimator.ts";
 import { fitLogReg } from "./logreg.ts";
-import { affineRows, checkFiniteMatrix, expectTask, finiteArray, integerAtLeast } from "./numeric.ts";
+import { isFiniteNumber, readModelJson } from "./model-json.ts";
+import { affineRows, checkFiniteMatrix, expectTask } from "./numeric.ts";
 import { numberParam, rejectUnknownParams } from "./params.ts";
 import { foldIndices, mulberry32, stratifiedKFold } from "./split.ts";
 
@@ -55,23 +56,11 @@ export interface MultilabelModel {
   converged: boolean;
 }
 
-export interface MultilabelJson {
-  type: "multilabel";
-  version: 1;
-  space: "input";
-  d: number;
-  k: number;
-  weights: number[];
-  bias: number[];
-  thresholds: number[];
-  thresholdSource: ThresholdSource[];
-  constantLabels: number[];
-  notes: string[];
-  C: number;
-  folds: number;
-  iterations: number;
-  converged: boolean;
-}
+/** head.json form: the model's fields, its typed arrays as arrays of numbers. */
+export type MultilabelJson = { type: "multilabel"; version: 1; space: "input" } & Omit<
+  MultilabelModel,
+  "weights" | "bias" | "thresholds"
+> & { weights: number[]; bias: number[]; thresholds: number[] };
 
 /**
  * Probability given to a label never (always) seen in training: the empirical rate 0 (1) clipped, so
@@ -310,58 +299,46 @@ export function multilabelToJson(model: MultilabelModel): MultilabelJson {
 
 /** Parses and validates a head.json multilabel payload (an object or its JSON text). */
 export function multilabelFromJson(input: unknown): MultilabelModel {
-  const obj = typeof input === "string" ? (JSON.parse(input) as unknown) : input;
-  if (typeof obj !== "object" || obj === null || Array.isArray(obj)) {
-    throw new ValidationError("multilabel head must be a JSON object");
-  }
-  const o = obj as Record<string, unknown>;
-  if (o.type !== "multilabel") throw new ValidationError('type must be "multilabel"', { field: "type" });
-  if (o.version !== 1)
-    throw new ValidationError(`unsupported multilabel version ${String(o.version)}`, { field: "version" });
-  if (o.space !== "input") throw new ValidationError('space must be "input"', { field: "space" });
-  const d = integerAtLeast(o, "d", 1);
-  const k = integerAtLeast(o, "k", 1);
-  const thresholds = finiteArray(o.thresholds, k, "thresholds");
+  const json = readModelJson(input, { type: "multilabel", space: "input" });
+  const d = json.integerAtLeast("d", 1);
+  const k = json.integerAtLeast("k", 1);
+  const thresholds = json.floats("thresholds", k);
   for (let c = 0; c < k; c++) {
     if (!(thresholds[c] > 0 && thresholds[c] < 1)) {
       throw new ValidationError(`thresholds[${c}] must be in (0, 1)`, { field: "thresholds" });
     }
   }
-  const src = o.thresholdSource;
-  if (!Array.isArray(src) || src.length !== k || !src.every((s) => s === "oof" || s === "default")) {
-    throw new ValidationError(`thresholdSource must be ${k} of "oof" | "default"`, {
-      field: "thresholdSource",
-    });
-  }
-  const constant = o.constantLabels;
-  if (
-    !Array.isArray(constant) ||
-    !constant.every((c) => typeof c === "number" && Number.isInteger(c) && c >= 0 && c < k)
-  ) {
-    throw new ValidationError(`constantLabels must be label indices in 0..${k - 1}`, {
-      field: "constantLabels",
-    });
-  }
-  const notes = o.notes;
-  if (!Array.isArray(notes) || !notes.every((s) => typeof s === "string")) {
-    throw new ValidationError("notes must be an array of strings", { field: "notes" });
-  }
-  const C = o.C;
-  if (typeof C !== "number" || !Number.isFinite(C) || C <= 0)
-    throw new ValidationError("C must be a positive number", { field: "C" });
+  const thresholdSource = json.check(
+    "thresholdSource",
+    (v): v is ThresholdSource[] =>
+      Array.isArray(v) && v.length === k && v.every((s) => s === "oof" || s === "default"),
+    `thresholdSource must be ${k} of "oof" | "default"`,
+  );
+  const constantLabels = json.check(
+    "constantLabels",
+    (v): v is number[] =>
+      Array.isArray(v) && v.every((c) => typeof c === "number" && Number.isInteger(c) && c >= 0 && c < k),
+    `constantLabels must be label indices in 0..${k - 1}`,
+  );
+  const notes = json.check(
+    "notes",
+    (v): v is string[] => Array.isArray(v) && v.every((s) => typeof s === "string"),
+    "notes must be an array of strings",
+  );
+  const C = json.check("C", (v): v is number => isFiniteNumber(v) && v > 0, "C must be a positive number");
   return {
     d,
     k,
-    weights: finiteArray(o.weights, k * d, "weights"),
-    bias: finiteArray(o.bias, k, "bias"),
+    weights: json.floats("weights", k * d),
+    bias: json.floats("bias", k),
     thresholds,
-    thresholdSource: src as ThresholdSource[],
-    constantLabels: constant as number[],
-    notes: notes as string[],
+    thresholdSource,
+    constantLabels,
+    notes,
     C,
-    folds: integerAtLeast(o, "folds", 2),
-    iterations: integerAtLeast(o, "iterations", 0),
-    converged: o.converged === true,
+    folds: json.integerAtLeast("folds", 2),
+    iterations: json.integerAtLeast("iterations", 0),
+    converged: json.flag("converged"),
   };
 }
 

@@ -26,7 +26,8 @@ import { ValidationError } from "../errors.ts";
 import { graphSession, tensor } from "../onnx/ort-graph.ts";
 import { dataType, GraphBuilder } from "../onnx/writer.ts";
 import type { HeadKind } from "./estimator.ts";
-import { affineRows, checkFiniteMatrix, expectTask, finiteArray, finiteNumber } from "./numeric.ts";
+import { readModelJson } from "./model-json.ts";
+import { affineRows, checkFiniteMatrix, expectTask } from "./numeric.ts";
 import { numberParam, rejectUnknownParams } from "./params.ts";
 import { standardizationStats } from "./standardize.ts";
 
@@ -327,29 +328,18 @@ export function ridgeToJson(model: RidgeModel): RidgeJson {
 
 /** Parses and validates a head.json ridge payload (an object or its JSON text). */
 export function ridgeFromJson(input: unknown): RidgeModel {
-  const obj = typeof input === "string" ? (JSON.parse(input) as unknown) : input;
-  if (typeof obj !== "object" || obj === null || Array.isArray(obj)) {
-    throw new ValidationError("ridge head must be a JSON object");
-  }
-  const o = obj as Record<string, unknown>;
-  if (o.type !== "ridge") throw new ValidationError('type must be "ridge"', { field: "type" });
-  if (o.version !== 1)
-    throw new ValidationError(`unsupported ridge version ${String(o.version)}`, { field: "version" });
-  if (o.space !== "input") throw new ValidationError('space must be "input"', { field: "space" });
-  const d = o.d;
-  if (typeof d !== "number" || !Number.isInteger(d) || d < 1) {
-    throw new ValidationError("d must be a positive integer", { field: "d" });
-  }
-  const alpha = finiteNumber(o, "alpha");
+  const json = readModelJson(input, { type: "ridge", space: "input" });
+  const d = json.positiveInt("d");
+  const alpha = json.finite("alpha");
   if (alpha < 0) throw new ValidationError("alpha must be >= 0", { field: "alpha" });
   return {
     d,
-    weights: finiteArray(o.weights, d, "weights"),
-    bias: finiteNumber(o, "bias"),
+    weights: json.floats("weights", d),
+    bias: json.finite("bias"),
     alpha,
-    mean: finiteArray(o.mean, d, "mean"),
-    scale: finiteArray(o.scale, d, "scale"),
-    yMean: finiteNumber(o, "yMean"),
+    mean: json.floats("mean", d),
+    scale: json.floats("scale", d),
+    yMean: json.finite("yMean"),
   };
 }
 
