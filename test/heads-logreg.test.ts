@@ -2,14 +2,13 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ValidationError } from "../shared/errors.ts";
 import { minimizeLbfgs } from "../shared/learn/lbfgs.ts";
+import { makeFastLogRegObjective, makeLogRegObjective } from "../shared/learn/logistic-loss.ts";
 import {
   fitLogReg,
   fitLogRegAsync,
   type LogRegModel,
   logRegFromJson,
   logRegToJson,
-  makeFastLogRegObjective,
-  makeLogRegObjective,
   predictLogReg,
   predictProbaLogReg,
   standardizationStats,
