@@ -4,7 +4,7 @@
  * nodes become initializers, and only when some converted op reads them as a tensor.
  */
 import { ValidationError } from "../../errors.ts";
-import { type AttrValue, type Dim, type DType, encodeModel, GraphBuilder } from "../writer.ts";
+import { type AttrValue, type Dim, encodeModel, GraphBuilder } from "../writer.ts";
 import type { GraphModelJson, TfNode, TfTensorJson, WeightTensor } from "./model-json.ts";
 import { OPS, type OpContext, type TfDType, type TfValue, tfDType } from "./ops.ts";
 
@@ -77,8 +77,39 @@ export function convertGraphModel(
   for (const n of model.modelTopology.node) byName.set(n.name, n);
   if (opts.outputs.length === 0)
     throw new ValidationError("convert: no outputs requested", { field: "outputs" });
+  const order = neededNodes(byName, opts.outputs);
+  assertSupported(order);
 
-  // Post-order DFS from the outputs: topological order over just the needed nodes.
+  const g = new GraphBuilder(opts.graphName ?? "tfjs");
+  const inputs = declareInputs(g, byName, order, opts);
+  const s: Conversion = {
+    g,
+    counter: 0,
+    values: inputs.values,
+    consts: readConsts(order, weights),
+    emittedConst: new Map(),
+  };
+  for (const n of order) if (!STRUCTURAL.has(n.op)) convertNode(s, n);
+  declareOutputs(s, opts.outputs);
+  return finishModel(g, inputs.unranked);
+}
+
+/** The ONNX graph being built and what each TF tensor became in it. */
+interface Conversion {
+  g: GraphBuilder;
+  /** Numbers internal value names (`#n`) and node names (`<node>#n`) in emission order. */
+  counter: number;
+  /** TF ref "node:k" → emitted ONNX value. */
+  values: Map<string, TfValue>;
+  consts: Map<string, ConstTensor>;
+  /** Consts some op read as a tensor, emitted as initializers on first read. */
+  emittedConst: Map<string, TfValue>;
+}
+
+const tmpName = (s: Conversion) => `#${s.counter++}`;
+
+/** Post-order DFS from the outputs: topological order over just the needed nodes. */
+function neededNodes(byName: ReadonlyMap<string, TfNode>, outputs: readonly string[]): TfNode[] {
   const order: TfNode[] = [];
   const state = new Map<string, 1 | 2>();
   const visit = (root: string, from: string) => {
@@ -110,8 +141,11 @@ export function convertGraphModel(
       }
     }
   };
-  for (const o of opts.outputs) visit(splitRef(o).node, "outputs");
+  for (const o of outputs) visit(splitRef(o).node, "outputs");
+  return order;
+}
 
+function assertSupported(order: readonly TfNode[]): void {
   const unsupported = new Map<string, string>();
   for (const n of order)
     if (!STRUCTURAL.has(n.op) && !OPS[n.op] && !unsupported.has(n.op)) unsupported.set(n.op, n.name);
@@ -119,18 +153,19 @@ export function convertGraphModel(
     const list = [...unsupported].map(([op, node]) => `${op} (e.g. node ${node})`).join(", ");
     throw new ValidationError(`convert: unsupported TF ops: ${list}`, { field: "modelTopology.node" });
   }
+}
 
-  const g = new GraphBuilder(opts.graphName ?? "tfjs");
-  let counter = 0;
-  const tmp = () => `#${counter++}`;
-  const values = new Map<string, TfValue>(); // TF ref "node:k" → emitted ONNX value
-  const consts = new Map<string, ConstTensor>();
-  const emittedConst = new Map<string, TfValue>();
-
-  const lit = (type: DType, data: readonly number[], dims: readonly number[] = [data.length]) =>
-    g.initializer(tmp(), type, dims, data);
-
-  // Placeholders first, so the ONNX inputs keep the requested order.
+/**
+ * Declares the graph inputs, in the requested order (Placeholders come first so the ONNX inputs
+ * keep it). Returns their values and the inputs that accept any rank.
+ */
+function declareInputs(
+  g: GraphBuilder,
+  byName: ReadonlyMap<string, TfNode>,
+  order: readonly TfNode[],
+  opts: ConvertOptions,
+): { values: Map<string, TfValue>; unranked: Set<string> } {
+  const values = new Map<string, TfValue>();
   const placeholders = order.filter((n) => n.op === "Placeholder").map((n) => n.name);
   const inputNames = opts.inputs ?? placeholders;
   const unranked = new Set<string>();
@@ -157,7 +192,15 @@ export function convertGraphModel(
     g.input(name, dtype, dims);
     values.set(`${name}:0`, { name, dtype });
   }
+  return { values, unranked };
+}
 
+/** Every needed Const's tensor, from its weight or its inline value, by TF ref. */
+function readConsts(
+  order: readonly TfNode[],
+  weights: ReadonlyMap<string, WeightTensor>,
+): Map<string, ConstTensor> {
+  const consts = new Map<string, ConstTensor>();
   for (const n of order) {
     if (n.op !== "Const") continue;
     const w = weights.get(n.name);
@@ -178,72 +221,84 @@ export function convertGraphModel(
       });
     consts.set(`${n.name}:0`, c);
   }
+  return consts;
+}
 
-  const lookup = (ref: string, user: string): TfValue => {
-    const { node, k } = splitRef(ref);
-    const key = `${node}:${k}`;
-    const v = values.get(key) ?? emittedConst.get(key);
-    if (v) return v;
-    const c = consts.get(key);
-    if (c) {
-      if (c.dtype === "string") throw new ValidationError(`convert: ${user} reads string constant ${node}`);
-      const data = c.values ?? c.raw;
-      const name = g.initializer(node, c.dtype, c.shape, data as Float32Array);
-      const tv = { name, dtype: c.dtype };
-      emittedConst.set(key, tv);
-      return tv;
-    }
-    throw new ValidationError(`convert: ${user} reads ${ref}, which no converted node produces`);
-  };
-
-  for (const n of order) {
-    if (STRUCTURAL.has(n.op)) continue;
-    const refs = dataInputs(n);
-    const fail = (message: string): never => {
-      throw new ValidationError(`convert: node ${n.name} (${n.op}): ${message}`, { field: n.name });
-    };
-    const ctx: OpContext = {
-      g,
-      node: n,
-      arity: refs.length,
-      input: (i) => lookup(refs[i] ?? fail(`missing input ${i}`), `node ${n.name}`).name,
-      dtype: (i) => {
-        const ref = refs[i] ?? fail(`missing input ${i}`);
-        const { node, k } = splitRef(ref);
-        return (consts.get(`${node}:${k}`)?.dtype ?? lookup(ref, `node ${n.name}`).dtype) as TfDType;
-      },
-      constant: (i) => {
-        const { node, k } = splitRef(refs[i] ?? fail(`missing input ${i}`));
-        const c = consts.get(`${node}:${k}`);
-        return c ? constNumbers(c) : undefined;
-      },
-      constShape: (i) => {
-        const { node, k } = splitRef(refs[i] ?? fail(`missing input ${i}`));
-        return consts.get(`${node}:${k}`)?.shape;
-      },
-      needConst: (i, what) =>
-        ctx.constant(i) ?? fail(`${what} must be a Const (input ${refs[i]} is computed)`),
-      tmp,
-      lit,
-      emit: (op, inputs, attrs = {}, nOut = 1) =>
-        g.node(op, inputs, Array.from({ length: nOut }, tmp), attrs as Record<string, AttrValue>, {
-          name: `${n.name}#${counter++}`,
-        }),
-      fail,
-    };
-    const handler = OPS[n.op] as (c: OpContext) => TfValue[];
-    const outs = handler(ctx);
-    for (const [k, v] of outs.entries()) values.set(`${n.name}:${k}`, v);
+/** The ONNX value for TF ref `ref` that `user` reads, emitting a Const's initializer on first read. */
+function lookup(s: Conversion, ref: string, user: string): TfValue {
+  const { node, k } = splitRef(ref);
+  const key = `${node}:${k}`;
+  const v = s.values.get(key) ?? s.emittedConst.get(key);
+  if (v) return v;
+  const c = s.consts.get(key);
+  if (c) {
+    if (c.dtype === "string") throw new ValidationError(`convert: ${user} reads string constant ${node}`);
+    const data = c.values ?? c.raw;
+    const name = s.g.initializer(node, c.dtype, c.shape, data as Float32Array);
+    const tv = { name, dtype: c.dtype };
+    s.emittedConst.set(key, tv);
+    return tv;
   }
+  throw new ValidationError(`convert: ${user} reads ${ref}, which no converted node produces`);
+}
 
-  for (const o of opts.outputs) {
-    const v = lookup(o, "outputs");
+function convertNode(s: Conversion, n: TfNode): void {
+  const handler = OPS[n.op] as (c: OpContext) => TfValue[];
+  const outs = handler(opContext(s, n));
+  for (const [k, v] of outs.entries()) s.values.set(`${n.name}:${k}`, v);
+}
+
+/** What an op handler (ops.ts) sees of the conversion while it converts node `n`. */
+function opContext(s: Conversion, n: TfNode): OpContext {
+  const { g } = s;
+  const refs = dataInputs(n);
+  const fail = (message: string): never => {
+    throw new ValidationError(`convert: node ${n.name} (${n.op}): ${message}`, { field: n.name });
+  };
+  const tmp = () => tmpName(s);
+  const ctx: OpContext = {
+    g,
+    node: n,
+    arity: refs.length,
+    input: (i) => lookup(s, refs[i] ?? fail(`missing input ${i}`), `node ${n.name}`).name,
+    dtype: (i) => {
+      const ref = refs[i] ?? fail(`missing input ${i}`);
+      const { node, k } = splitRef(ref);
+      return (s.consts.get(`${node}:${k}`)?.dtype ?? lookup(s, ref, `node ${n.name}`).dtype) as TfDType;
+    },
+    constant: (i) => {
+      const { node, k } = splitRef(refs[i] ?? fail(`missing input ${i}`));
+      const c = s.consts.get(`${node}:${k}`);
+      return c ? constNumbers(c) : undefined;
+    },
+    constShape: (i) => {
+      const { node, k } = splitRef(refs[i] ?? fail(`missing input ${i}`));
+      return s.consts.get(`${node}:${k}`)?.shape;
+    },
+    needConst: (i, what) => ctx.constant(i) ?? fail(`${what} must be a Const (input ${refs[i]} is computed)`),
+    tmp,
+    lit: (type, data, dims = [data.length]) => g.initializer(tmp(), type, dims, data),
+    emit: (op, inputs, attrs = {}, nOut = 1) =>
+      g.node(op, inputs, Array.from({ length: nOut }, tmp), attrs as Record<string, AttrValue>, {
+        name: `${n.name}#${s.counter++}`,
+      }),
+    fail,
+  };
+  return ctx;
+}
+
+function declareOutputs(s: Conversion, outputs: readonly string[]): void {
+  for (const o of outputs) {
+    const v = lookup(s, o, "outputs");
     if (v.dtype === "string") throw new ValidationError(`convert: string output ${o} is not supported`);
     // Graph outputs carry the TF names callers asked for; internal names are `#n`.
     const name = o;
-    if (v.name !== name) g.node("Identity", [v.name], [name]);
-    g.output(name, v.dtype, []);
+    if (v.name !== name) s.g.node("Identity", [v.name], [name]);
+    s.g.output(name, v.dtype, []);
   }
+}
+
+function finishModel(g: GraphBuilder, unranked: ReadonlySet<string>): Uint8Array {
   const proto = g.toModel({ producerName: "headstart-tfjs" });
   // Output shapes are left to onnxruntime's inference; a declared [] would claim scalars.
   for (const o of proto.graph?.output ?? []) {
