@@ -71,6 +71,28 @@ export function quantizeMatMuls(bytes: Uint8Array, opts: QuantizeOptions = {}): 
   }
   const graph = model.graph;
   if (!graph) throw new ValidationError("the ONNX model has no graph", { field: "model.graph" });
+  const view = graphView(graph);
+  const rewrite = rewriteProducts(view, minElements);
+  if (rewrite.quantized.length === 0) return { model: bytes, quantized: rewrite.quantized };
+  dropUnread(graph, view, rewrite);
+  const imports = model.opsetImport ?? [];
+  if (!imports.some((o) => o.domain === CONTRIB_DOMAIN)) {
+    model.opsetImport = [...imports, onnx.OperatorSetIdProto.create({ domain: CONTRIB_DOMAIN, version: 1 })];
+  }
+  return { model: encodeModel(model), quantized: rewrite.quantized };
+}
+
+/** The graph as the rewrite reads it. */
+interface GraphView {
+  nodes: Node[];
+  /** The initializer holding a constant value; undefined for anything else. */
+  constant: (name: string) => Tensor | undefined;
+  producer: Map<string, Node>;
+  /** A name nothing in the graph uses yet, `base` if free (then taken). */
+  fresh: (base: string) => string;
+}
+
+function graphView(graph: Graph): GraphView {
   const nodes = graph.node ?? [];
   const inits = new Map((graph.initializer ?? []).map((t) => [t.name ?? "", t]));
   // An initializer that is also a graph input is a default the caller may override: not constant.
@@ -87,61 +109,94 @@ export function quantizeMatMuls(bytes: Uint8Array, opts: QuantizeOptions = {}): 
     taken.add(name);
     return name;
   };
+  return { nodes, constant, producer, fresh };
+}
 
-  const weightOf = (name: string): Weight | undefined => {
-    const direct = constant(name);
-    if (direct) {
-      if (direct.dataType !== FLOAT || direct.dims?.length !== 2) return undefined;
-      const [k, n] = direct.dims.map(Number) as [number, number];
-      const values = floatValues(direct);
-      return values && { k, n, values, source: name };
-    }
-    const reshape = producer.get(name);
-    if (reshape?.opType !== "Reshape" || (reshape.domain ?? "") !== "") return undefined;
-    const data = constant(reshape.input?.[0] ?? "");
-    const shape = constant(reshape.input?.[1] ?? "");
-    if (!data || !shape || data.dataType !== FLOAT) return undefined;
-    const allowZero = reshape.attribute?.find((a) => a.name === "allowzero")?.i;
-    const dims = reshapeDims((data.dims ?? []).map(Number), int64Values(shape), Number(allowZero ?? 0));
-    if (dims?.length !== 2) return undefined;
-    // Reshape keeps row-major order, so the data are the matrix as they are.
-    const values = floatValues(data);
-    return values && { k: dims[0] as number, n: dims[1] as number, values, source: data.name ?? "", reshape };
-  };
+/** What rewriting the products changed, for the clean-up that follows. */
+interface Rewrite {
+  /** The int8 weights, scales and zero points. */
+  added: Tensor[];
+  /** Reshapes of constants that fed a rewritten product's weight. */
+  folded: Set<Node>;
+  /** Float32 initializers the int8 copies replace: dropped unless something still reads them. */
+  replaced: Set<string>;
+  /** Names of the rewritten nodes, in graph order. */
+  quantized: string[];
+}
 
+/** Rewrites every large constant `MatMul(x, W)` in place; products sharing a weight share its int8 copy. */
+function rewriteProducts(view: GraphView, minElements: number): Rewrite {
+  const rewrite: Rewrite = { added: [], folded: new Set(), replaced: new Set(), quantized: [] };
   const rewritten = new Map<string, string[]>(); // weight value name → [q, scale, zero point]
-  const added: Tensor[] = [];
-  const folded = new Set<Node>();
-  const replaced = new Set<string>();
-  const quantized: string[] = [];
-  for (const [index, node] of nodes.entries()) {
+  for (const [index, node] of view.nodes.entries()) {
     if (node.opType !== "MatMul" || (node.domain ?? "") !== "" || node.input?.length !== 2) continue;
     const [a, b] = node.input as [string, string];
     let names = rewritten.get(b);
     if (!names) {
-      const w = weightOf(b);
-      if (!w || w.k * w.n < minElements || w.k * w.n === 0) continue;
-      const { q, scale } = quantizeColumns(w.values, w.k, w.n);
-      names = [fresh(`${b}_int8`), fresh(`${b}_scale`), fresh(`${b}_zero_point`)];
-      const [qName, sName, zName] = names as [string, string, string];
-      added.push(
-        tensorProto(qName, { type: "int8", dims: [w.k, w.n], data: q }),
-        tensorProto(sName, { type: "float32", dims: [w.n], data: scale }),
-        tensorProto(zName, { type: "int8", dims: [w.n], data: new Int8Array(w.n) }),
-      );
+      names = quantizeWeight(view, b, minElements, rewrite);
+      if (!names) continue;
       rewritten.set(b, names);
-      replaced.add(w.source);
-      if (w.reshape) folded.add(w.reshape);
-      else replaced.add(b);
     }
     node.opType = "DynamicQuantizeMatMul";
     node.domain = CONTRIB_DOMAIN;
     node.input = [a, ...names];
-    if (!node.name) node.name = fresh(`DynamicQuantizeMatMul_${index}`);
-    quantized.push(node.name);
+    if (!node.name) node.name = view.fresh(`DynamicQuantizeMatMul_${index}`);
+    rewrite.quantized.push(node.name);
   }
-  if (quantized.length === 0) return { model: bytes, quantized };
+  return rewrite;
+}
 
+/**
+ * Adds the int8 form of weight `b` (quantized values, scales, zero points) and returns their
+ * names; undefined when `b` is no constant matrix or too small to be worth it.
+ */
+function quantizeWeight(
+  view: GraphView,
+  b: string,
+  minElements: number,
+  rewrite: Rewrite,
+): string[] | undefined {
+  const w = weightOf(view, b);
+  if (!w || w.k * w.n < minElements || w.k * w.n === 0) return undefined;
+  const { q, scale } = quantizeColumns(w.values, w.k, w.n);
+  const names = [view.fresh(`${b}_int8`), view.fresh(`${b}_scale`), view.fresh(`${b}_zero_point`)];
+  const [qName, sName, zName] = names as [string, string, string];
+  rewrite.added.push(
+    tensorProto(qName, { type: "int8", dims: [w.k, w.n], data: q }),
+    tensorProto(sName, { type: "float32", dims: [w.n], data: scale }),
+    tensorProto(zName, { type: "int8", dims: [w.n], data: new Int8Array(w.n) }),
+  );
+  rewrite.replaced.add(w.source);
+  if (w.reshape) rewrite.folded.add(w.reshape);
+  else rewrite.replaced.add(b);
+  return names;
+}
+
+/** Value `name` as a constant float32 matrix: an initializer, or a Reshape of one to 2-D. */
+function weightOf(view: GraphView, name: string): Weight | undefined {
+  const direct = view.constant(name);
+  if (direct) {
+    if (direct.dataType !== FLOAT || direct.dims?.length !== 2) return undefined;
+    const [k, n] = direct.dims.map(Number) as [number, number];
+    const values = floatValues(direct);
+    return values && { k, n, values, source: name };
+  }
+  const reshape = view.producer.get(name);
+  if (reshape?.opType !== "Reshape" || (reshape.domain ?? "") !== "") return undefined;
+  const data = view.constant(reshape.input?.[0] ?? "");
+  const shape = view.constant(reshape.input?.[1] ?? "");
+  if (!data || !shape || data.dataType !== FLOAT) return undefined;
+  const allowZero = reshape.attribute?.find((a) => a.name === "allowzero")?.i;
+  const dims = reshapeDims((data.dims ?? []).map(Number), int64Values(shape), Number(allowZero ?? 0));
+  if (dims?.length !== 2) return undefined;
+  // Reshape keeps row-major order, so the data are the matrix as they are.
+  const values = floatValues(data);
+  return values && { k: dims[0] as number, n: dims[1] as number, values, source: data.name ?? "", reshape };
+}
+
+/** Drops the folded Reshapes and replaced float32 weights nothing reads any more; adds the int8 ones. */
+function dropUnread(graph: Graph, view: GraphView, rewrite: Rewrite): void {
+  const { replaced } = rewrite;
   // A folded Reshape (and then its inputs) may still feed something else; only what nothing
   // reads any more goes.
   const readsAfter = (g: Graph) => {
@@ -150,25 +205,19 @@ export function quantizeMatMuls(bytes: Uint8Array, opts: QuantizeOptions = {}): 
     return read;
   };
   let read = readsAfter(graph);
-  const dead = [...folded].filter((r) => !(r.output ?? []).some((o) => read.has(o)));
+  const dead = [...rewrite.folded].filter((r) => !(r.output ?? []).some((o) => read.has(o)));
   if (dead.length > 0) {
     const gone = new Set(dead);
-    graph.node = nodes.filter((n) => !gone.has(n));
+    graph.node = view.nodes.filter((n) => !gone.has(n));
     const outs = new Set(dead.flatMap((r) => r.output ?? []));
     graph.valueInfo = (graph.valueInfo ?? []).filter((v) => !outs.has(v.name ?? ""));
-    for (const r of dead) for (const i of r.input ?? []) if (constant(i)) replaced.add(i);
+    for (const r of dead) for (const i of r.input ?? []) if (view.constant(i)) replaced.add(i);
     read = readsAfter(graph);
   }
   graph.initializer = [
     ...(graph.initializer ?? []).filter((t) => !replaced.has(t.name ?? "") || read.has(t.name ?? "")),
-    ...added,
+    ...rewrite.added,
   ];
-
-  const imports = model.opsetImport ?? [];
-  if (!imports.some((o) => o.domain === CONTRIB_DOMAIN)) {
-    model.opsetImport = [...imports, onnx.OperatorSetIdProto.create({ domain: CONTRIB_DOMAIN, version: 1 })];
-  }
-  return { model: encodeModel(model), quantized };
 }
 
 /**
