@@ -540,6 +540,251 @@ function meanCrossEntropy(
   return sw ? meanCrossEntropy(logits, y, rows, k) : 0;
 }
 
+/** Throws unless X, y, k and the sample weights describe a fit mlp can make. */
+function checkMlpFit(
+  X: Float32Array,
+  n: number,
+  d: number,
+  y: Int32Array,
+  k: number,
+  sw?: Float64Array,
+): void {
+  checkMatrixShape(X, n, d);
+  if (n < 1) throw new ValidationError("cannot fit on zero rows", { field: "n" });
+  checkClassLabels(y, n, k, 2);
+  if (sw) checkSampleWeights(sw, n, true);
+  checkFiniteMatrix(X, n, d);
+}
+
+/** The training rows standardized once, with the statistics the model keeps. */
+function standardizeTrainingRows(
+  X: Float32Array,
+  n: number,
+  d: number,
+): { mean: Float64Array; scale: Float64Array; Z: Float32Array } {
+  const { mean, scale } = standardizationStats(X, n, d);
+  const mean32 = Float32Array.from(mean);
+  const inv32 = Float32Array.from(scale, (s) => 1 / s);
+  const Z = new Float32Array(n * d);
+  standardizeInto(X, n, d, mean32, inv32, Z);
+  return { mean, scale, Z };
+}
+
+/** A fit's minibatch loop: what it reads, the buffers it reuses, and what it updates. */
+interface Trainer {
+  /** Its weights and biases are updated in place by Adam. */
+  net: Net;
+  /** Standardized rows (n×d), labels and optional sample weights of the whole fit. */
+  Z: Float32Array;
+  y: Int32Array;
+  sw: Float64Array | undefined;
+  /** The training rows, reshuffled every epoch. */
+  order: Int32Array;
+  /** Rows per minibatch (the last one of an epoch may be shorter). */
+  bs: number;
+  opts: MlpOptions;
+  session: InferenceSession;
+  /** The weight and bias tensors, views of the arrays Adam updates, so valid for every step. */
+  fixedFeeds: Record<string, Tensor>;
+  xBuf: Float32Array;
+  tBuf: Float32Array;
+  /** One dropout mask buffer per hidden layer; empty without dropout. */
+  maskBufs: Float32Array[];
+  keepScale: number;
+  shuffleRand: () => number;
+  dropRand: () => number;
+  adam: { params: Float32Array[]; m1: Float64Array[]; m2: Float64Array[] };
+  steps: number;
+  epoch: number;
+  /** Weighted mean training cross-entropy of the last epoch with any weight. */
+  trainLoss: number | null;
+}
+
+async function createTrainer(
+  Z: Float32Array,
+  d: number,
+  y: Int32Array,
+  k: number,
+  trainRows: Int32Array,
+  opts: MlpOptions,
+): Promise<Trainer> {
+  const { units, layers, dropout } = opts;
+  const seeds = streamSeeds(opts.seed);
+  const bs = Math.min(opts.batchSize, trainRows.length);
+  const { weights, biases } = initMlpWeights(d, units, layers, k, seeds.init);
+  const params = [...weights, ...biases];
+  const useDropout = dropout > 0;
+  // Loads onnxruntime, which the tensors below need.
+  const session = await trainSession(d, units, layers, k, useDropout);
+  const fixedFeeds: Record<string, Tensor> = {};
+  for (const [l, [fin, fout]] of layerDims(d, units, layers, k).entries()) {
+    // Adam updates these arrays in place, so the tensors stay valid for every step.
+    fixedFeeds[`w${l}`] = f32(weights[l], [fin, fout]);
+    fixedFeeds[`b${l}`] = f32(biases[l], [fout]);
+  }
+  return {
+    net: { d, k, units, layers, weights, biases },
+    Z,
+    y,
+    sw: opts.sampleWeight,
+    order: trainRows.slice(),
+    bs,
+    opts,
+    session,
+    fixedFeeds,
+    xBuf: new Float32Array(bs * d),
+    tBuf: new Float32Array(bs * k),
+    maskBufs: useDropout ? Array.from({ length: layers }, () => new Float32Array(bs * units)) : [],
+    keepScale: Math.fround(1 / (1 - dropout)),
+    shuffleRand: mulberry32(seeds.shuffle),
+    dropRand: mulberry32(seeds.dropout),
+    adam: {
+      params,
+      m1: params.map((p) => new Float64Array(p.length)),
+      m2: params.map((p) => new Float64Array(p.length)),
+    },
+    steps: 0,
+    epoch: 0,
+    trainLoss: null,
+  };
+}
+
+/** One pass over the shuffled training rows, an Adam step per minibatch of positive weight. */
+async function trainEpoch(t: Trainer): Promise<void> {
+  t.epoch++;
+  const { order, sw } = t;
+  shuffleInPlace(order, t.shuffleRand);
+  const nTrain = order.length;
+  let epochLoss = 0;
+  let epochWeight = 0;
+  for (let start = 0; start < nTrain; start += t.bs) {
+    checkTrainingBudget(); // a wide net's minibatch can take seconds
+    const B = Math.min(t.bs, nTrain - start);
+    let wSum = 0;
+    for (let r = 0; r < B; r++) wSum += sw ? sw[order[start + r]] : 1;
+    if (!(wSum > 0)) continue;
+    const { batchLoss, gradWeights, gradBiases } = await batchGradients(t, start, B, wSum);
+    epochLoss += batchLoss * wSum;
+    epochWeight += wSum;
+    adamStep(t, [...gradWeights, ...gradBiases]);
+  }
+  if (epochWeight > 0) t.trainLoss = epochLoss / epochWeight;
+}
+
+/**
+ * Fills the minibatch of rows order[start..start+B) (inputs, targets t[i, y_i] = w_i / wSum, fresh
+ * dropout masks) and runs the training graph: the penalized gradients and the batch's unpenalized loss.
+ */
+async function batchGradients(
+  t: Trainer,
+  start: number,
+  B: number,
+  wSum: number,
+): Promise<MlpGradients & { batchLoss: number }> {
+  const { Z, y, sw, order, xBuf, tBuf } = t;
+  const { d, k, units } = t.net;
+  tBuf.fill(0, 0, B * k);
+  for (let r = 0; r < B; r++) {
+    const i = order[start + r];
+    xBuf.set(Z.subarray(i * d, i * d + d), r * d);
+    tBuf[r * k + y[i]] = (sw ? sw[i] : 1) / wSum;
+  }
+  const feeds: Record<string, Tensor> = {
+    ...t.fixedFeeds,
+    x: f32(xBuf.subarray(0, B * d), [B, d]),
+    t: f32(tBuf.subarray(0, B * k), [B, k]),
+  };
+  const { dropRand, keepScale } = t;
+  const { dropout } = t.opts;
+  for (let l = 0; l < t.maskBufs.length; l++) {
+    const mb = t.maskBufs[l];
+    for (let q = 0; q < B * units; q++) mb[q] = dropRand() < dropout ? 0 : keepScale;
+    feeds[`m${l}`] = f32(mb.subarray(0, B * units), [B, units]);
+  }
+  const out = await runGraph(t.session, feeds);
+  const batchLoss = out.loss[0];
+  const gradients = withWeightDecay(out, t.net, t.opts.weightDecay);
+  if (!Number.isFinite(gradients.loss)) {
+    throw new ValidationError(
+      `mlp training diverged (non-finite loss) in epoch ${t.epoch}; lower params.lr`,
+      {
+        field: "params.lr",
+      },
+    );
+  }
+  return { ...gradients, batchLoss };
+}
+
+/** One bias-corrected Adam update of every weight and bias, in place. */
+function adamStep(t: Trainer, grads: Float32Array[]): void {
+  const { params, m1, m2 } = t.adam;
+  t.steps++;
+  const stepSize = (t.opts.lr * Math.sqrt(1 - BETA2 ** t.steps)) / (1 - BETA1 ** t.steps);
+  for (let q = 0; q < params.length; q++) {
+    const p = params[q];
+    const g = grads[q];
+    const a = m1[q];
+    const v = m2[q];
+    for (let e = 0; e < p.length; e++) {
+      const ge = g[e];
+      a[e] = BETA1 * a[e] + (1 - BETA1) * ge;
+      v[e] = BETA2 * v[e] + (1 - BETA2) * ge * ge;
+      p[e] -= (stepSize * a[e]) / (Math.sqrt(v[e]) + ADAM_EPS);
+    }
+  }
+}
+
+/** Early stopping on the held-out rows: their losses so far and the best weights seen. */
+interface EarlyStopping {
+  rows: Int32Array;
+  /** The held-out rows, already standardized. */
+  Zval: Float32Array;
+  /** Zval is already standardized: (z − 0) · 1 is exact in float32. */
+  identity: { mean32: Float32Array; inv32: Float32Array };
+  history: number[];
+  bestLoss: number;
+  bestEpoch: number;
+  /** Epochs since the loss last improved by IMPROVEMENT_TOL. */
+  stale: number;
+  best: { weights: Float32Array[]; biases: Float32Array[] };
+}
+
+function createEarlyStopping(t: Trainer, rows: Int32Array): EarlyStopping {
+  const { Z, net } = t;
+  const { d } = net;
+  const Zval = new Float32Array(rows.length * d);
+  for (let r = 0; r < rows.length; r++) Zval.set(Z.subarray(rows[r] * d, rows[r] * d + d), r * d);
+  return {
+    rows,
+    Zval,
+    identity: { mean32: new Float32Array(d), inv32: new Float32Array(d).fill(1) },
+    history: [],
+    bestLoss: Number.POSITIVE_INFINITY,
+    bestEpoch: 0,
+    stale: 0,
+    best: copyLayers(net),
+  };
+}
+
+function copyLayers(net: Net): { weights: Float32Array[]; biases: Float32Array[] } {
+  return { weights: net.weights.map((w) => w.slice()), biases: net.biases.map((b) => b.slice()) };
+}
+
+/** Scores the epoch's weights on the held-out rows, keeps them if best; true when patience ran out. */
+async function validateEpoch(es: EarlyStopping, t: Trainer): Promise<boolean> {
+  const { net } = t;
+  const logits = await logitsOrt(net, es.Zval, es.rows.length, es.identity);
+  const vl = meanCrossEntropy(logits, t.y, es.rows, net.k, t.sw);
+  es.history.push(vl);
+  es.stale = vl < es.bestLoss - IMPROVEMENT_TOL ? 0 : es.stale + 1;
+  if (vl < es.bestLoss) {
+    es.bestLoss = vl;
+    es.bestEpoch = t.epoch;
+    es.best = copyLayers(net);
+  }
+  return es.stale >= t.opts.patience;
+}
+
 export async function fitMlp(
   X: Float32Array,
   n: number,
@@ -548,151 +793,26 @@ export async function fitMlp(
   k: number,
   opts: MlpOptions,
 ): Promise<MlpModel> {
-  checkMatrixShape(X, n, d);
-  if (n < 1) throw new ValidationError("cannot fit on zero rows", { field: "n" });
-  checkClassLabels(y, n, k, 2);
-  if (opts.sampleWeight) checkSampleWeights(opts.sampleWeight, n, true);
-  checkFiniteMatrix(X, n, d);
-  const { units, layers, lr, batchSize, weightDecay, dropout, patience, maxEpochs } = opts;
-  const sw = opts.sampleWeight;
-  const seeds = streamSeeds(opts.seed);
-
-  const { mean, scale } = standardizationStats(X, n, d);
-  const mean32 = Float32Array.from(mean);
-  const inv32 = Float32Array.from(scale, (s) => 1 / s);
-  const Z = new Float32Array(n * d);
-  standardizeInto(X, n, d, mean32, inv32, Z);
-
+  checkMlpFit(X, n, d, y, k, opts.sampleWeight);
+  const { mean, scale, Z } = standardizeTrainingRows(X, n, d);
   const split = mlpValidationSplit(y, k, opts.validationFraction, opts.seed);
   const trainRows = split ? split.train : Int32Array.from({ length: n }, (_, i) => i);
-  const nTrain = trainRows.length;
-  const bs = Math.min(batchSize, nTrain);
-  const stepsPerEpoch = Math.ceil(nTrain / bs);
-  const epochLimit = split
-    ? maxEpochs
-    : Math.min(maxEpochs, Math.max(10, Math.ceil(NO_VALIDATION_STEPS / stepsPerEpoch)));
-
-  const { weights, biases } = initMlpWeights(d, units, layers, k, seeds.init);
-  const params = [...weights, ...biases];
-  const m1 = params.map((p) => new Float64Array(p.length));
-  const m2 = params.map((p) => new Float64Array(p.length));
-  let best: { weights: Float32Array[]; biases: Float32Array[] } = {
-    weights: weights.map((w) => w.slice()),
-    biases: biases.map((b) => b.slice()),
-  };
-
-  const useDropout = dropout > 0;
-  const session = await trainSession(d, units, layers, k, useDropout);
-  const dims = layerDims(d, units, layers, k);
-  const fixedFeeds: Record<string, Tensor> = {};
-  for (const [l, [fin, fout]] of dims.entries()) {
-    // Adam updates these arrays in place, so the tensors stay valid for every step.
-    fixedFeeds[`w${l}`] = f32(weights[l], [fin, fout]);
-    fixedFeeds[`b${l}`] = f32(biases[l], [fout]);
-  }
-  const xBuf = new Float32Array(bs * d);
-  const tBuf = new Float32Array(bs * k);
-  const maskBufs = useDropout ? Array.from({ length: layers }, () => new Float32Array(bs * units)) : [];
-  const keepScale = Math.fround(1 / (1 - dropout));
-  const shuffleRand = mulberry32(seeds.shuffle);
-  const dropRand = mulberry32(seeds.dropout);
-
-  const valRows = split?.validation;
-  const Zval = valRows ? new Float32Array(valRows.length * d) : undefined;
-  if (valRows && Zval)
-    for (let r = 0; r < valRows.length; r++) Zval.set(Z.subarray(valRows[r] * d, valRows[r] * d + d), r * d);
-  const net: Net = { d, k, units, layers, weights, biases };
-  // Zval is already standardized: (z − 0) · 1 is exact in float32.
-  const identity = { mean32: new Float32Array(d), inv32: new Float32Array(d).fill(1) };
-  const validationHistory: number[] = [];
-  let bestLoss = Number.POSITIVE_INFINITY;
-  let bestEpoch = 0;
-  let stale = 0;
+  const t = await createTrainer(Z, d, y, k, trainRows, opts);
+  const es = split ? createEarlyStopping(t, split.validation) : null;
+  const stepsPerEpoch = Math.ceil(trainRows.length / t.bs);
+  const epochLimit = es
+    ? opts.maxEpochs
+    : Math.min(opts.maxEpochs, Math.max(10, Math.ceil(NO_VALIDATION_STEPS / stepsPerEpoch)));
   let converged = false;
-  let steps = 0;
-  let epoch = 0;
-  let trainLoss: number | null = null;
-  const order = trainRows.slice();
-
-  while (epoch < epochLimit) {
-    epoch++;
-    shuffleInPlace(order, shuffleRand);
-    let epochLoss = 0;
-    let epochWeight = 0;
-    for (let start = 0; start < nTrain; start += bs) {
-      checkTrainingBudget(); // a wide net's minibatch can take seconds
-      const B = Math.min(bs, nTrain - start);
-      let wSum = 0;
-      for (let r = 0; r < B; r++) wSum += sw ? sw[order[start + r]] : 1;
-      if (!(wSum > 0)) continue;
-      tBuf.fill(0, 0, B * k);
-      for (let r = 0; r < B; r++) {
-        const i = order[start + r];
-        xBuf.set(Z.subarray(i * d, i * d + d), r * d);
-        tBuf[r * k + y[i]] = (sw ? sw[i] : 1) / wSum;
-      }
-      const feeds: Record<string, Tensor> = {
-        ...fixedFeeds,
-        x: f32(xBuf.subarray(0, B * d), [B, d]),
-        t: f32(tBuf.subarray(0, B * k), [B, k]),
-      };
-      for (let l = 0; l < maskBufs.length; l++) {
-        const mb = maskBufs[l];
-        for (let q = 0; q < B * units; q++) mb[q] = dropRand() < dropout ? 0 : keepScale;
-        feeds[`m${l}`] = f32(mb.subarray(0, B * units), [B, units]);
-      }
-      const out = await runGraph(session, feeds);
-      const batchLoss = out.loss[0];
-      const { loss, gradWeights, gradBiases } = withWeightDecay(out, net, weightDecay);
-      if (!Number.isFinite(loss)) {
-        throw new ValidationError(
-          `mlp training diverged (non-finite loss) in epoch ${epoch}; lower params.lr`,
-          {
-            field: "params.lr",
-          },
-        );
-      }
-      epochLoss += batchLoss * wSum;
-      epochWeight += wSum;
-
-      steps++;
-      const stepSize = (lr * Math.sqrt(1 - BETA2 ** steps)) / (1 - BETA1 ** steps);
-      const grads = [...gradWeights, ...gradBiases];
-      for (let q = 0; q < params.length; q++) {
-        const p = params[q];
-        const g = grads[q];
-        const a = m1[q];
-        const v = m2[q];
-        for (let e = 0; e < p.length; e++) {
-          const ge = g[e];
-          a[e] = BETA1 * a[e] + (1 - BETA1) * ge;
-          v[e] = BETA2 * v[e] + (1 - BETA2) * ge * ge;
-          p[e] -= (stepSize * a[e]) / (Math.sqrt(v[e]) + ADAM_EPS);
-        }
-      }
-    }
-    if (epochWeight > 0) trainLoss = epochLoss / epochWeight;
-
-    if (valRows && Zval) {
-      const logits = await logitsOrt(net, Zval, valRows.length, identity);
-      const vl = meanCrossEntropy(logits, y, valRows, k, sw);
-      validationHistory.push(vl);
-      stale = vl < bestLoss - IMPROVEMENT_TOL ? 0 : stale + 1;
-      if (vl < bestLoss) {
-        bestLoss = vl;
-        bestEpoch = epoch;
-        best = { weights: weights.map((w) => w.slice()), biases: biases.map((b) => b.slice()) };
-      }
-      if (stale >= patience) {
-        converged = true;
-        break;
-      }
+  while (t.epoch < epochLimit) {
+    await trainEpoch(t);
+    if (es && (await validateEpoch(es, t))) {
+      converged = true;
+      break;
     }
   }
-  if (!split) {
-    best = { weights, biases };
-    bestEpoch = epoch;
-  }
+  const { units, layers } = opts;
+  const kept = es ? es.best : { weights: t.net.weights, biases: t.net.biases };
   return {
     d,
     k,
@@ -700,16 +820,16 @@ export async function fitMlp(
     layers,
     mean,
     scale,
-    weights: best.weights,
-    biases: best.biases,
-    epochs: epoch,
-    steps,
-    bestEpoch,
+    weights: kept.weights,
+    biases: kept.biases,
+    epochs: t.epoch,
+    steps: t.steps,
+    bestEpoch: es ? es.bestEpoch : t.epoch,
     converged,
-    earlyStopping: split !== null,
-    validationLoss: split ? bestLoss : null,
-    validationHistory,
-    trainLoss,
+    earlyStopping: es !== null,
+    validationLoss: es ? es.bestLoss : null,
+    validationHistory: es ? es.history : [],
+    trainLoss: t.trainLoss,
   };
 }
 

@@ -158,6 +158,85 @@ function validateLabelMatrix(Y: Uint8Array, n: number, k: number): void {
   }
 }
 
+/** One label's final fit and decision threshold, and what the model records about it. */
+interface LabelOutcome {
+  fit: LabelFit;
+  threshold: number;
+  source: ThresholdSource;
+  /** All 0 or all 1 in the training rows. */
+  constant: boolean;
+  note?: string;
+}
+
+/**
+ * Fits label c (0/1 in `y`, `pos` of them 1) on all rows and picks its threshold out of fold; a
+ * constant label, or one with fewer minority rows than folds, keeps 0.5 with a note saying why.
+ */
+function fitLabelAndThreshold(
+  X: Float32Array,
+  n: number,
+  d: number,
+  y: Int32Array,
+  pos: number,
+  c: number,
+  params: MultilabelParams,
+  seed: number,
+): LabelOutcome {
+  const { C, folds } = params;
+  const fit = fitLabel(X, n, d, y, C);
+  const fallback = { fit, threshold: 0.5, source: "default" as const };
+  if (pos === 0 || pos === n) {
+    const note =
+      `label ${c}: ${pos === 0 ? "never" : "always"} present in the ${n} training rows; ` +
+      `constant probability ${sigmoid(fit.bias)}, threshold 0.5`;
+    return { ...fallback, constant: true, note };
+  }
+  const minority = Math.min(pos, n - pos);
+  if (minority < folds) {
+    const note = `label ${c}: ${minority} ${pos < n - pos ? "positive" : "negative"} row(s), fewer than ${folds} folds; threshold 0.5`;
+    return { ...fallback, constant: false, note };
+  }
+  const threshold = outOfFoldThreshold(X, n, d, y, C, folds, seed);
+  return { fit, threshold, source: "oof", constant: false };
+}
+
+/** The F1-best threshold on probabilities each predicted by a model fitted on the other folds. */
+function outOfFoldThreshold(
+  X: Float32Array,
+  n: number,
+  d: number,
+  y: Int32Array,
+  C: number,
+  folds: number,
+  seed: number,
+): number {
+  const foldOf = stratifiedKFold(y, 2, folds, seed);
+  const oof = new Float64Array(n);
+  for (let f = 0; f < folds; f++) {
+    const { train, test } = foldIndices(foldOf, f);
+    const yTrain = new Int32Array(train.length);
+    for (let r = 0; r < train.length; r++) yTrain[r] = y[train[r]];
+    const m = fitLabel(gatherRows(X, d, train), train.length, d, yTrain, C);
+    for (const i of test) {
+      let s = m.bias;
+      const off = i * d;
+      for (let j = 0; j < d; j++) s += m.weights[j] * X[off + j];
+      oof[i] = sigmoid(s);
+    }
+  }
+  return bestF1Threshold(oof, y).threshold;
+}
+
+/** Column c of the n×k label matrix into `y`; returns how many rows have the label. */
+function labelColumn(Y: Uint8Array, n: number, k: number, c: number, y: Int32Array): number {
+  let pos = 0;
+  for (let i = 0; i < n; i++) {
+    y[i] = Y[i * k + c];
+    pos += y[i];
+  }
+  return pos;
+}
+
 export function fitMultilabel(
   X: Float32Array,
   n: number,
@@ -170,77 +249,46 @@ export function fitMultilabel(
   checkFiniteMatrix(X, n, d);
   if (n < 1) throw new ValidationError("cannot fit on zero rows", { field: "n" });
   validateLabelMatrix(Y, n, k);
-  const { C, folds } = params;
-  const weights = new Float64Array(k * d);
-  const bias = new Float64Array(k);
-  const thresholds = new Float64Array(k).fill(0.5);
-  const thresholdSource: ThresholdSource[] = new Array(k).fill("default");
-  const constantLabels: number[] = [];
-  const notes: string[] = [];
-  let iterations = 0;
-  let converged = true;
+  const model: MultilabelModel = {
+    d,
+    k,
+    weights: new Float64Array(k * d),
+    bias: new Float64Array(k),
+    thresholds: new Float64Array(k).fill(0.5),
+    thresholdSource: new Array(k).fill("default"),
+    constantLabels: [],
+    notes: [],
+    C: params.C,
+    folds: params.folds,
+    iterations: 0,
+    converged: true,
+  };
   // One seed per label drawn up front, so a label's folds do not depend on how the others went.
   const rand = mulberry32(seed);
   const labelSeeds = Array.from({ length: k }, () => Math.floor(rand() * 2 ** 32));
   const y = new Int32Array(n);
-
   for (let c = 0; c < k; c++) {
-    let pos = 0;
-    for (let i = 0; i < n; i++) {
-      y[i] = Y[i * k + c];
-      pos += y[i];
-    }
-    const fit = fitLabel(X, n, d, y, C);
-    weights.set(fit.weights, c * d);
-    bias[c] = fit.bias;
-    iterations = Math.max(iterations, fit.iterations);
-    converged &&= fit.converged;
-    if (pos === 0 || pos === n) {
-      constantLabels.push(c);
-      notes.push(
-        `label ${c}: ${pos === 0 ? "never" : "always"} present in the ${n} training rows; ` +
-          `constant probability ${sigmoid(fit.bias)}, threshold 0.5`,
-      );
-      continue;
-    }
-    const minority = Math.min(pos, n - pos);
-    if (minority < folds) {
-      notes.push(
-        `label ${c}: ${minority} ${pos < n - pos ? "positive" : "negative"} row(s), fewer than ${folds} folds; threshold 0.5`,
-      );
-      continue;
-    }
-    const foldOf = stratifiedKFold(y, 2, folds, labelSeeds[c]);
-    const oof = new Float64Array(n);
-    for (let f = 0; f < folds; f++) {
-      const { train, test } = foldIndices(foldOf, f);
-      const yTrain = new Int32Array(train.length);
-      for (let r = 0; r < train.length; r++) yTrain[r] = y[train[r]];
-      const m = fitLabel(gatherRows(X, d, train), train.length, d, yTrain, C);
-      for (const i of test) {
-        let s = m.bias;
-        const off = i * d;
-        for (let j = 0; j < d; j++) s += m.weights[j] * X[off + j];
-        oof[i] = sigmoid(s);
-      }
-    }
-    thresholds[c] = bestF1Threshold(oof, y).threshold;
-    thresholdSource[c] = "oof";
+    const pos = labelColumn(Y, n, k, c, y);
+    const { fit, threshold, source, constant, note } = fitLabelAndThreshold(
+      X,
+      n,
+      d,
+      y,
+      pos,
+      c,
+      params,
+      labelSeeds[c],
+    );
+    model.weights.set(fit.weights, c * d);
+    model.bias[c] = fit.bias;
+    model.iterations = Math.max(model.iterations, fit.iterations);
+    model.converged &&= fit.converged;
+    model.thresholds[c] = threshold;
+    model.thresholdSource[c] = source;
+    if (constant) model.constantLabels.push(c);
+    if (note) model.notes.push(note);
   }
-  return {
-    d,
-    k,
-    weights,
-    bias,
-    thresholds,
-    thresholdSource,
-    constantLabels,
-    notes,
-    C,
-    folds,
-    iterations,
-    converged,
-  };
+  return model;
 }
 
 /** Per-label probabilities, n×k row-major. */
