@@ -127,6 +127,31 @@ function checkPositiveInt(value: number, field: string, max: number): void {
 }
 
 export async function decodeImage(bytes: Uint8Array, opts: DecodeImageOptions): Promise<DecodedImage> {
+  const { maxBytes, maxPixels } = checkOptions(opts);
+  const fail = failureFor(opts.name);
+  const format = checkBytes(bytes, maxBytes, fail);
+  const sharp = await loadSharp();
+  const source = await readHeader(sharp, bytes, { format, maxPixels, fail });
+  const out = await decodePixels(sharp, bytes, opts, { format, maxPixels, fail });
+  const { info } = out;
+  if (info.width !== opts.width || info.height !== opts.height || info.channels !== 3) {
+    throw new Error(
+      `sharp returned ${info.width}×${info.height}×${info.channels}, expected ${opts.width}×${opts.height}×3`,
+    );
+  }
+  return {
+    data: new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.byteLength),
+    width: info.width,
+    height: info.height,
+    channels: 3,
+    format,
+    originalWidth: source.width,
+    originalHeight: source.height,
+  };
+}
+
+/** The target size, resize mode and limits, checked: bad options are the caller's bug. */
+function checkOptions(opts: DecodeImageOptions): Required<ImageLimits> {
   checkPositiveInt(opts.width, "width", MAX_TARGET_SIDE);
   checkPositiveInt(opts.height, "height", MAX_TARGET_SIDE);
   if (opts.resize !== "stretch" && opts.resize !== "center-crop") {
@@ -141,12 +166,27 @@ export async function decodeImage(bytes: Uint8Array, opts: DecodeImageOptions): 
   const maxPixels = opts.limits?.maxPixels ?? DEFAULT_IMAGE_LIMITS.maxPixels;
   checkPositiveInt(maxBytes, "limits.maxBytes", Number.MAX_SAFE_INTEGER);
   checkPositiveInt(maxPixels, "limits.maxPixels", Number.MAX_SAFE_INTEGER);
+  return { maxBytes, maxPixels };
+}
 
-  const field = opts.name ?? "image";
-  const what = opts.name === undefined ? "image" : `image ${opts.name}`;
-  const fail = (reason: ImageDecodeReason, message: string, cause?: unknown) =>
-    new ImageDecodeError(reason, `${what}: ${message}`, { field, cause });
+type Fail = (reason: ImageDecodeReason, message: string, cause?: unknown) => ImageDecodeError;
 
+/** Errors about the bytes name the input (`image photos/1.jpg: …`) and point at it. */
+function failureFor(name: string | undefined): Fail {
+  const field = name ?? "image";
+  const what = name === undefined ? "image" : `image ${name}`;
+  return (reason, message, cause) => new ImageDecodeError(reason, `${what}: ${message}`, { field, cause });
+}
+
+/** What the decode steps after the sniff share. */
+interface DecodeState {
+  format: ImageFormat;
+  maxPixels: number;
+  fail: Fail;
+}
+
+/** The checks that need no decoder: not empty, not too large, one of the accepted formats. */
+function checkBytes(bytes: Uint8Array, maxBytes: number, fail: Fail): ImageFormat {
   if (bytes.length === 0) throw fail("empty", "file is empty");
   if (bytes.length > maxBytes) {
     throw fail("too-large", `${bytes.length} bytes is more than the limit of ${maxBytes}`);
@@ -160,8 +200,17 @@ export async function decodeImage(bytes: Uint8Array, opts: DecodeImageOptions): 
         : `not a recognised image (use ${ACCEPTED})`,
     );
   }
+  return format;
+}
 
-  const sharp = await loadSharp();
+type Sharp = Awaited<ReturnType<typeof loadSharp>>;
+
+/** The upright source size from the header, refused when it claims more pixels than the limit. */
+async function readHeader(
+  sharp: Sharp,
+  bytes: Uint8Array,
+  { format, maxPixels, fail }: DecodeState,
+): Promise<{ width: number; height: number }> {
   let meta: Metadata;
   try {
     // Header only, no pixel buffer: safe without the pixel limit, and lets the limit's error
@@ -183,7 +232,16 @@ export async function decodeImage(bytes: Uint8Array, opts: DecodeImageOptions): 
       `${srcW}×${srcH} is ${srcW * srcH} pixels, more than the limit of ${maxPixels}`,
     );
   }
+  return { width: srcW, height: srcH };
+}
 
+/** Decodes, flattens on white and resizes to the target as 8-bit sRGB. */
+async function decodePixels(
+  sharp: Sharp,
+  bytes: Uint8Array,
+  opts: DecodeImageOptions,
+  { format, maxPixels, fail }: DecodeState,
+): Promise<{ data: Buffer; info: OutputInfo }> {
   const image = sharp(bytes, {
     // 'error' also implies 'truncated': a cut-off JPEG/PNG/GIF fails instead of coming back
     // padded with grey or black. 'warning' (sharp's default) would also refuse the many real
@@ -200,9 +258,8 @@ export async function decodeImage(bytes: Uint8Array, opts: DecodeImageOptions): 
     sequentialRead: true,
   });
 
-  let out: { data: Buffer; info: OutputInfo };
   try {
-    out = await image
+    return await image
       // Transparent pixels often carry arbitrary colour (commonly black); flattening on white
       // shows what the image looked like where it was made to be seen (web pages, product shots,
       // logos, icons), instead of exposing that hidden colour or turning every cut-out dark.
@@ -229,21 +286,6 @@ export async function decodeImage(bytes: Uint8Array, opts: DecodeImageOptions): 
     if (/pixel limit/i.test(msg)) throw fail("too-many-pixels", msg, cause);
     throw fail("corrupt", `cannot decode the ${FORMAT_LABEL[format]} data: ${msg}`, cause);
   }
-  const { info } = out;
-  if (info.width !== opts.width || info.height !== opts.height || info.channels !== 3) {
-    throw new Error(
-      `sharp returned ${info.width}×${info.height}×${info.channels}, expected ${opts.width}×${opts.height}×3`,
-    );
-  }
-  return {
-    data: new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.byteLength),
-    width: info.width,
-    height: info.height,
-    channels: 3,
-    format,
-    originalWidth: srcW,
-    originalHeight: srcH,
-  };
 }
 
 function messageOf(err: unknown): string {
