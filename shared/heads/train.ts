@@ -38,7 +38,7 @@ import {
 } from "./version.ts";
 
 export { inferTask } from "./problem.ts";
-export { MAX_BACKBONE_CANDIDATES, type TrainOptions } from "./train-request.ts";
+export type { TrainOptions } from "./train-request.ts";
 export { TASKS, validateTrainOptions };
 
 export interface TrainResult {
