@@ -32,13 +32,12 @@ import {
   makeOnnxMultinomialObjective,
 } from "./logistic-loss.ts";
 import { argmaxRows } from "./metrics.ts";
+import { readModelJson } from "./model-json.ts";
 import {
   affineRows,
   checkClassLabels,
   checkMatrixShape,
   checkSampleWeights,
-  finiteArray,
-  finiteNumber,
   softmaxRowsInPlace,
 } from "./numeric.ts";
 import { standardizationStats, standardizeOnnx } from "./standardize.ts";
@@ -295,31 +294,19 @@ export function logRegToJson(model: LogRegModel): LogRegJson {
 
 /** Parses and validates a head.json logreg payload (an object or its JSON text). */
 export function logRegFromJson(input: unknown): LogRegModel {
-  const obj = typeof input === "string" ? (JSON.parse(input) as unknown) : input;
-  if (typeof obj !== "object" || obj === null) throw new ValidationError("logreg head must be a JSON object");
-  const o = obj as Record<string, unknown>;
-  if (o.type !== "logreg") throw new ValidationError('type must be "logreg"', { field: "type" });
-  if (o.version !== 1)
-    throw new ValidationError(`unsupported logreg version ${String(o.version)}`, { field: "version" });
-  if (o.space !== "input") throw new ValidationError('space must be "input"', { field: "space" });
-  const d = o.d;
-  const k = o.k;
-  if (typeof d !== "number" || !Number.isInteger(d) || d < 1) {
-    throw new ValidationError("d must be a positive integer", { field: "d" });
-  }
-  if (typeof k !== "number" || !Number.isInteger(k) || k < 2) {
-    throw new ValidationError("k must be an integer >= 2", { field: "k" });
-  }
+  const json = readModelJson(input, { type: "logreg", space: "input", allowArray: true });
+  const d = json.positiveInt("d");
+  const k = json.integerAtLeast("k", 2);
   return {
     d,
     k,
-    mean: finiteArray(o.mean, d, "mean"),
-    scale: finiteArray(o.scale, d, "scale"),
-    weights: finiteArray(o.weights, k * d, "weights"),
-    bias: finiteArray(o.bias, k, "bias"),
-    l2: finiteNumber(o, "l2"),
-    iterations: finiteNumber(o, "iterations"),
-    converged: o.converged === true,
-    loss: finiteNumber(o, "loss"),
+    mean: json.floats("mean", d),
+    scale: json.floats("scale", d),
+    weights: json.floats("weights", k * d),
+    bias: json.floats("bias", k),
+    l2: json.finite("l2"),
+    iterations: json.finite("iterations"),
+    converged: json.flag("converged"),
+    loss: json.finite("loss"),
   };
 }
