@@ -7,6 +7,7 @@ import { ArnFormat, CfnOutput, Duration, Stack, type StackProps, Tags, Validatio
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import * as s3n from "aws-cdk-lib/aws-s3-notifications";
+import type * as sns from "aws-cdk-lib/aws-sns";
 import type { Construct } from "constructs";
 import { keys } from "../shared/layout.ts";
 import { CustomerHttpApi } from "./api.ts";
@@ -26,6 +27,38 @@ export interface HeadstartStackProps extends StackProps {
 /** Manifests the ingest Lambda reacts to: `datasets/<dataset>/manifest.jsonl|csv`. */
 export const MANIFEST_PREFIX = "datasets/";
 export const MANIFEST_SUFFIXES = ["manifest.jsonl", "manifest.csv"] as const;
+
+/** What every platform entry point reads (shared/config.ts). */
+function platformEnvironment(
+  c: Customer,
+  data: CustomerData,
+  embedJob: EmbedJob,
+  images: Images,
+): Record<string, string> {
+  return {
+    HEADSTART_STORE: `s3://${data.bucket.bucketName}`,
+    HEADSTART_RUNNER: "sagemaker",
+    HEADSTART_SAGEMAKER_ROLE_ARN: embedJob.role.roleArn,
+    HEADSTART_EMBED_IMAGE_URI: images.embed.imageUri,
+    HEADSTART_EMBED_INSTANCE_TYPE: c.embed.instanceType,
+    HEADSTART_EMBED_INSTANCE_COUNT: String(c.embed.instanceCount),
+    HEADSTART_EMBED_MAX_RUNTIME_S: String(c.embed.maxRuntimeSeconds),
+    HEADSTART_EMBED_VOLUME_GB: String(c.embed.volumeSizeGb),
+    HEADSTART_KMS_KEY_ID: data.key.keyArn,
+    HEADSTART_MODELS_DIR: "/tmp/models",
+    // Built-in backbones are published to the bucket once (`headstart backbone publish`).
+    HEADSTART_BUILD_BACKBONES: "false",
+    HEADSTART_SCRATCH_DIR: "/tmp",
+    HEADSTART_LOG_LEVEL: c.settings.logLevel,
+    HEADSTART_CUSTOMER: c.id,
+    ...(c.settings.defaultBackbone ? { HEADSTART_DEFAULT_BACKBONE: c.settings.defaultBackbone } : {}),
+    ...(c.settings.defaultImageBackbone
+      ? { HEADSTART_DEFAULT_IMAGE_BACKBONE: c.settings.defaultImageBackbone }
+      : {}),
+  };
+}
+
+type Functions = HeadstartStack["functions"];
 
 export class HeadstartStack extends Stack {
   readonly data: CustomerData;
@@ -49,9 +82,38 @@ export class HeadstartStack extends Stack {
       retain: c.settings.retainData,
       noncurrentVersionDays: c.settings.noncurrentVersionDays,
     });
-    const { bucket, key } = this.data;
-    // CloudWatch Logs encrypts this customer's log groups (all under /headstart/<id>/) with its key.
-    key.addToResourcePolicy(
+    this.allowLogsToUseKey(c.id);
+    const monitoring = new Monitoring(this, "Monitoring", {
+      customer: c.id,
+      key: this.data.key,
+      alarmEmail: c.settings.alarmEmail,
+    });
+    const images = new Images(this, "Images");
+    this.embedJob = new EmbedJob(this, "EmbedJob", { customer: c.id, data: this.data, image: images.embed });
+    const platformEnv = platformEnvironment(c, this.data, this.embedJob, images);
+    this.functions = this.createFunctions(c, platformEnv, monitoring.topic);
+    this.grantFunctions(this.functions);
+    this.ingestUploadedManifests(this.functions.ingest);
+    new JobEvents(this, "JobEvents", {
+      customer: c.id,
+      jobRole: this.embedJob.role,
+      handler: this.functions.jobComplete.fn,
+      alarmTopic: monitoring.topic,
+    });
+    this.api = this.createApi(c, this.functions);
+
+    this.acknowledge(c.id);
+    new CfnOutput(this, "ApiUrl", { value: this.api.url });
+    new CfnOutput(this, "BucketName", { value: this.data.bucket.bucketName });
+    if (c.api.auth === "iam") {
+      // What a caller's IAM policy must allow (execute-api:Invoke) to call this customer's API.
+      new CfnOutput(this, "ApiInvokeArn", { value: this.api.api.arnForExecuteApi() });
+    }
+  }
+
+  /** CloudWatch Logs encrypts this customer's log groups (all under /headstart/<id>/) with its key. */
+  private allowLogsToUseKey(customer: string): void {
+    this.data.key.addToResourcePolicy(
       new iam.PolicyStatement({
         sid: "CloudWatchLogsEncryptCustomerLogGroups",
         principals: [new iam.ServicePrincipal(`logs.${this.region}.amazonaws.com`)],
@@ -62,47 +124,25 @@ export class HeadstartStack extends Stack {
             "kms:EncryptionContext:aws:logs:arn": this.formatArn({
               service: "logs",
               resource: "log-group",
-              resourceName: `/headstart/${c.id}/*`,
+              resourceName: `/headstart/${customer}/*`,
               arnFormat: ArnFormat.COLON_RESOURCE_NAME,
             }),
           },
         },
       }),
     );
-    const monitoring = new Monitoring(this, "Monitoring", {
-      customer: c.id,
-      key,
-      alarmEmail: c.settings.alarmEmail,
-    });
-    const images = new Images(this, "Images");
-    this.embedJob = new EmbedJob(this, "EmbedJob", { customer: c.id, data: this.data, image: images.embed });
+  }
 
-    // What every platform entry point reads (shared/config.ts).
-    const platformEnv: Record<string, string> = {
-      HEADSTART_STORE: `s3://${bucket.bucketName}`,
-      HEADSTART_RUNNER: "sagemaker",
-      HEADSTART_SAGEMAKER_ROLE_ARN: this.embedJob.role.roleArn,
-      HEADSTART_EMBED_IMAGE_URI: images.embed.imageUri,
-      HEADSTART_EMBED_INSTANCE_TYPE: c.embed.instanceType,
-      HEADSTART_EMBED_INSTANCE_COUNT: String(c.embed.instanceCount),
-      HEADSTART_EMBED_MAX_RUNTIME_S: String(c.embed.maxRuntimeSeconds),
-      HEADSTART_EMBED_VOLUME_GB: String(c.embed.volumeSizeGb),
-      HEADSTART_KMS_KEY_ID: key.keyArn,
-      HEADSTART_MODELS_DIR: "/tmp/models",
-      // Built-in backbones are published to the bucket once (`headstart backbone publish`).
-      HEADSTART_BUILD_BACKBONES: "false",
-      HEADSTART_SCRATCH_DIR: "/tmp",
-      HEADSTART_LOG_LEVEL: c.settings.logLevel,
-      HEADSTART_CUSTOMER: c.id,
-      ...(c.settings.defaultBackbone ? { HEADSTART_DEFAULT_BACKBONE: c.settings.defaultBackbone } : {}),
-      ...(c.settings.defaultImageBackbone
-        ? { HEADSTART_DEFAULT_IMAGE_BACKBONE: c.settings.defaultImageBackbone }
-        : {}),
-    };
+  /** The customer's Lambdas (the authorizer only with API keys), each with its own settings. */
+  private createFunctions(
+    c: Customer,
+    platformEnv: Record<string, string>,
+    alarmTopic: sns.ITopic,
+  ): Functions {
     const common = {
       customer: c.id,
-      key,
-      alarmTopic: monitoring.topic,
+      key: this.data.key,
+      alarmTopic,
       logRetentionDays: c.settings.logRetentionDays,
       retainLogs: c.settings.retainData,
     };
@@ -148,7 +188,7 @@ export class HeadstartStack extends Stack {
       authorizer = fn("Authorizer", {
         entry: "authorizer",
         description: "HTTP API authorizer: x-api-key / Bearer against this customer's hashed keys",
-        // Reads only the key file of this customer's bucket (granted below).
+        // Reads only the key file of this customer's bucket (granted in createApi).
         environment: {
           HEADSTART_LOG_LEVEL: c.settings.logLevel,
           HEADSTART_STORE: platformEnv.HEADSTART_STORE,
@@ -158,38 +198,42 @@ export class HeadstartStack extends Stack {
         timeout: Duration.seconds(10),
       });
     }
-    this.functions = { ingest, jobComplete, train, api, authorizer };
+    return { ingest, jobComplete, train, api, authorizer };
+  }
 
-    // Grants: each function gets this customer's bucket and key, nothing else of S3 or KMS.
+  /** Each function gets this customer's bucket and key, nothing else of S3 or KMS. */
+  private grantFunctions({ ingest, jobComplete, train, api }: Functions): void {
     for (const f of [ingest, jobComplete, train, api]) this.data.grantObjects(f.role);
-    for (const f of [ingest, api]) this.embedJob.grantSubmit(f.role, key);
+    for (const f of [ingest, api]) this.embedJob.grantSubmit(f.role, this.data.key);
     // job-complete reads the state change from the event itself and needs no SageMaker access.
     // POST /v1/heads/{head}/train hands the work to the train Lambda (asynchronously).
     api.role.addToPolicy(
       new iam.PolicyStatement({ actions: ["lambda:InvokeFunction"], resources: [train.fn.functionArn] }),
     );
+  }
 
-    // Upload door: a manifest landing under datasets/ starts ingestion, no API call needed.
+  /** Upload door: a manifest landing under datasets/ starts ingestion, no API call needed. */
+  private ingestUploadedManifests(ingest: HeadstartFunction): void {
     for (const suffix of MANIFEST_SUFFIXES) {
-      bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.LambdaDestination(ingest.fn), {
-        prefix: MANIFEST_PREFIX,
-        suffix,
-      });
+      this.data.bucket.addEventNotification(
+        s3.EventType.OBJECT_CREATED,
+        new s3n.LambdaDestination(ingest.fn),
+        {
+          prefix: MANIFEST_PREFIX,
+          suffix,
+        },
+      );
     }
+  }
 
-    new JobEvents(this, "JobEvents", {
-      customer: c.id,
-      jobRole: this.embedJob.role,
-      handler: jobComplete.fn,
-      alarmTopic: monitoring.topic,
-    });
-
-    this.api = new CustomerHttpApi(this, "Http", {
+  /** The HTTP API in front of the api function, and its authorizer's read of the key file. */
+  private createApi(c: Customer, { api, authorizer }: Functions): CustomerHttpApi {
+    const http = new CustomerHttpApi(this, "Http", {
       customer: c.id,
       handler: api.fn,
       authorizer: authorizer?.fn,
       auth: c.api.auth,
-      key,
+      key: this.data.key,
       logRetentionDays: c.settings.logRetentionDays,
       retainLogs: c.settings.retainData,
       rateLimit: c.api.rateLimit,
@@ -197,14 +241,7 @@ export class HeadstartStack extends Stack {
       authorizerCacheTtlSeconds: c.api.authorizerCacheTtlSeconds,
     });
     if (authorizer) this.data.grantReadObject(authorizer.role, keys.apiKeys());
-
-    this.acknowledge(c.id);
-    new CfnOutput(this, "ApiUrl", { value: this.api.url });
-    new CfnOutput(this, "BucketName", { value: bucket.bucketName });
-    if (c.api.auth === "iam") {
-      // What a caller's IAM policy must allow (execute-api:Invoke) to call this customer's API.
-      new CfnOutput(this, "ApiInvokeArn", { value: this.api.api.arnForExecuteApi() });
-    }
+    return http;
   }
 
   /** cdk-nag findings that are by design, each with its reason. */
