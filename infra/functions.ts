@@ -53,30 +53,46 @@ export class HeadstartFunction extends Construct {
       encryptionKey: props.key,
       removalPolicy: props.retainLogs === false ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
     });
-    this.role = new iam.Role(this, "Role", {
+    this.role = this.createRole(name);
+    if (props.async) this.dlq = this.createDeadLetterQueue(props.key);
+    this.fn = this.createFunction(name, props);
+    // deadLetterQueue grants sqs:SendMessage only; the queue's key is needed too.
+    if (this.dlq) props.key.grant(this.role, "kms:GenerateDataKey", "kms:Decrypt");
+    this.errorsAlarm = this.createAlarms(name, props.alarmTopic);
+  }
+
+  /** The execution role: no managed policies, and of CloudWatch Logs only its own log group. */
+  private createRole(name: string): iam.Role {
+    const role = new iam.Role(this, "Role", {
       assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
       description: `${name} Lambda`,
     });
     // Only its own log group (streams are `<group>:log-stream:*`).
-    this.role.addToPolicy(
+    role.addToPolicy(
       new iam.PolicyStatement({
         actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
         resources: [this.logGroup.logGroupArn],
       }),
     );
-    if (props.async) {
-      this.dlq = new sqs.Queue(this, "Dlq", {
-        encryption: sqs.QueueEncryption.KMS,
-        encryptionMasterKey: props.key,
-        enforceSSL: true,
-        retentionPeriod: Duration.days(14),
-      });
-      Validations.of(this.dlq).acknowledge({
-        id: "AwsSolutions-SQS3",
-        reason: "This queue is itself the dead-letter queue of an asynchronously invoked Lambda.",
-      });
-    }
-    this.fn = new lambda.Function(this, "Function", {
+    return role;
+  }
+
+  private createDeadLetterQueue(key: kms.IKey): sqs.Queue {
+    const dlq = new sqs.Queue(this, "Dlq", {
+      encryption: sqs.QueueEncryption.KMS,
+      encryptionMasterKey: key,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    Validations.of(dlq).acknowledge({
+      id: "AwsSolutions-SQS3",
+      reason: "This queue is itself the dead-letter queue of an asynchronously invoked Lambda.",
+    });
+    return dlq;
+  }
+
+  private createFunction(name: string, props: HeadstartFunctionProps): lambda.Function {
+    const fn = new lambda.Function(this, "Function", {
       functionName: name,
       description: props.description,
       runtime: lambda.Runtime.NODEJS_22_X,
@@ -102,39 +118,52 @@ export class HeadstartFunction extends Construct {
       retryAttempts: props.async ? 2 : undefined,
       maxEventAge: props.async ? Duration.hours(6) : undefined,
     });
-    Validations.of(this.fn).acknowledge({
+    Validations.of(fn).acknowledge({
       id: "AwsSolutions-L1",
       reason:
         "Node.js 22 (LTS) is the runtime the bundles are built for (esbuild target node22) and the one their " +
         "native packages are tested on; moving to a newer runtime is a deliberate upgrade, not a default.",
     });
-    // deadLetterQueue grants sqs:SendMessage only; the queue's key is needed too.
-    if (this.dlq) props.key.grant(this.role, "kms:GenerateDataKey", "kms:Decrypt");
+    return fn;
+  }
 
-    const actions = new cwActions.SnsAction(props.alarmTopic);
-    this.errorsAlarm = new cloudwatch.Alarm(this, "Errors", {
-      alarmDescription: `${name}: invocations failed`,
-      metric: this.fn.metricErrors({ period: Duration.minutes(5), statistic: "Sum" }),
+  /** Alarms on failed invocations and, when asynchronous, on dead-lettered events; returns the first. */
+  private createAlarms(name: string, alarmTopic: sns.ITopic): cloudwatch.Alarm {
+    const actions = new cwActions.SnsAction(alarmTopic);
+    const errorsAlarm = this.alarmAtLeastOne(
+      "Errors",
+      `${name}: invocations failed`,
+      this.fn.metricErrors({ period: Duration.minutes(5), statistic: "Sum" }),
+    );
+    errorsAlarm.addAlarmAction(actions);
+    if (this.dlq) {
+      const dlqAlarm = this.alarmAtLeastOne(
+        "DeadLetters",
+        `${name}: events dead-lettered after retries (inspect ${Stack.of(this).stackName} DLQ)`,
+        this.dlq.metricApproximateNumberOfMessagesVisible({
+          period: Duration.minutes(5),
+          statistic: "Maximum",
+        }),
+      );
+      dlqAlarm.addAlarmAction(actions);
+    }
+    return errorsAlarm;
+  }
+
+  /** An alarm when `metric` reaches 1 in one period (no data: all is well). */
+  private alarmAtLeastOne(
+    id: string,
+    alarmDescription: string,
+    metric: cloudwatch.IMetric,
+  ): cloudwatch.Alarm {
+    return new cloudwatch.Alarm(this, id, {
+      alarmDescription,
+      metric,
       threshold: 1,
       evaluationPeriods: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
-    this.errorsAlarm.addAlarmAction(actions);
-    if (this.dlq) {
-      const dlqAlarm = new cloudwatch.Alarm(this, "DeadLetters", {
-        alarmDescription: `${name}: events dead-lettered after retries (inspect ${Stack.of(this).stackName} DLQ)`,
-        metric: this.dlq.metricApproximateNumberOfMessagesVisible({
-          period: Duration.minutes(5),
-          statistic: "Maximum",
-        }),
-        threshold: 1,
-        evaluationPeriods: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      });
-      dlqAlarm.addAlarmAction(actions);
-    }
   }
 }
 
