@@ -115,9 +115,44 @@ export async function manifestFromFolder(
   opts: FolderManifestOptions = {},
 ): Promise<FolderManifest> {
   const splitFolders = opts.splitFolders ?? true;
-  let top: Awaited<ReturnType<typeof list>>;
+  const top = await listFolder(dir);
+  const walk: Walk = { dir, rows: [], skipped: [], badLabels: [] };
+  for (const entry of top) {
+    if (isHidden(entry.name)) {
+      skip(walk, entry.kind === "dir" ? `${entry.name}/` : entry.name, "hidden");
+    } else if (entry.kind === "link") {
+      skip(walk, entry.name, LINK_REASON);
+    } else if (entry.kind !== "dir") {
+      skip(walk, entry.name, "directly under the folder: files go in a <label>/ folder");
+    } else if (splitFolders && (TEST_SPLIT_FOLDERS as readonly string[]).includes(entry.name)) {
+      await readTestFolder(walk, entry.name);
+    } else {
+      await readLabel(walk, "", entry.name, undefined);
+    }
+  }
+  throwOnBadLabels(walk.badLabels);
+  const byPath = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  walk.rows.sort((a, b) => byPath(a.image, b.image));
+  walk.skipped.sort((a, b) => byPath(a.path, b.path));
+  return { rows: walk.rows, skipped: walk.skipped };
+}
+
+/** What the walk has found so far. */
+interface Walk {
+  dir: string;
+  rows: FolderRow[];
+  skipped: SkippedEntry[];
+  badLabels: Array<{ folder: string; problem: string }>;
+}
+
+function skip(walk: Walk, path: string, reason: string): void {
+  walk.skipped.push({ path, reason });
+}
+
+/** The folder's entries; a folder that cannot be read is the caller's `dir`. */
+async function listFolder(dir: string): Promise<Awaited<ReturnType<typeof list>>> {
   try {
-    top = await list(dir);
+    return await list(dir);
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
     throw new ValidationError(
@@ -129,86 +164,86 @@ export async function manifestFromFolder(
       { field: "dir", cause },
     );
   }
-  const rows: FolderRow[] = [];
-  const skipped: SkippedEntry[] = [];
-  const badLabels: Array<{ folder: string; problem: string }> = [];
-  const skip = (path: string, reason: string) => skipped.push({ path, reason });
+}
 
-  /** `<prefix><label>/` holding image files. */
-  async function readLabel(prefix: string, label: string, split: "test" | undefined): Promise<void> {
-    const folder = `${prefix}${label}/`;
-    const problem = labelProblem(label);
-    if (problem !== undefined) {
-      badLabels.push({ folder, problem });
-      return;
-    }
-    let found = 0;
-    for (const entry of await list(join(dir, prefix, label))) {
-      const path = `${folder}${entry.name}`;
-      if (isHidden(entry.name)) {
-        skip(entry.kind === "dir" ? `${path}/` : path, "hidden");
-      } else if (entry.kind === "dir") {
-        skip(
-          `${path}/`,
-          `folder nested deeper than ${prefix}<label>/<file>` +
-            (prefix === "" && label === "train"
-              ? " (a top-level train/ folder is not read as a split: move its <label>/ folders up)"
-              : ""),
-        );
-      } else if (entry.kind === "link") {
-        skip(path, LINK_REASON);
-      } else if (entry.kind === "other") {
-        skip(path, "not a regular file");
-      } else if (!(IMAGE_EXTENSIONS as readonly string[]).includes(extensionOf(entry.name))) {
-        skip(path, `not an image file name (accepted: ${IMAGE_EXTENSIONS.join(", ")})`);
-      } else {
-        const bad = keyProblem(path, entry.name);
-        if (bad !== undefined) {
-          skip(path, bad);
-          continue;
-        }
-        rows.push(split === undefined ? { image: path, label } : { image: path, label, split });
-        found++;
-      }
-    }
-    if (found === 0) skip(folder, "no image files in this label folder");
+/** `test/` (or `val/`, `validation/`): label folders of test rows. */
+async function readTestFolder(walk: Walk, name: string): Promise<void> {
+  const prefix = `${name}/`;
+  for (const sub of await list(join(walk.dir, name))) {
+    if (isHidden(sub.name)) skip(walk, `${prefix}${sub.name}${sub.kind === "dir" ? "/" : ""}`, "hidden");
+    else if (sub.kind === "link") skip(walk, `${prefix}${sub.name}`, LINK_REASON);
+    else if (sub.kind === "dir") await readLabel(walk, prefix, sub.name, "test");
+    else
+      skip(
+        walk,
+        `${prefix}${sub.name}`,
+        `directly under ${prefix}: test files go in a ${prefix}<label>/ folder`,
+      );
   }
+}
 
-  for (const entry of top) {
-    if (isHidden(entry.name)) {
-      skip(entry.kind === "dir" ? `${entry.name}/` : entry.name, "hidden");
-    } else if (entry.kind === "link") {
-      skip(entry.name, LINK_REASON);
-    } else if (entry.kind !== "dir") {
-      skip(entry.name, "directly under the folder: files go in a <label>/ folder");
-    } else if (splitFolders && (TEST_SPLIT_FOLDERS as readonly string[]).includes(entry.name)) {
-      const prefix = `${entry.name}/`;
-      for (const sub of await list(join(dir, entry.name))) {
-        if (isHidden(sub.name)) skip(`${prefix}${sub.name}${sub.kind === "dir" ? "/" : ""}`, "hidden");
-        else if (sub.kind === "link") skip(`${prefix}${sub.name}`, LINK_REASON);
-        else if (sub.kind === "dir") await readLabel(prefix, sub.name, "test");
-        else
-          skip(
-            `${prefix}${sub.name}`,
-            `directly under ${prefix}: test files go in a ${prefix}<label>/ folder`,
-          );
-      }
-    } else {
-      await readLabel("", entry.name, undefined);
+/** `<prefix><label>/` holding image files. */
+async function readLabel(
+  walk: Walk,
+  prefix: string,
+  label: string,
+  split: "test" | undefined,
+): Promise<void> {
+  const folder = `${prefix}${label}/`;
+  const problem = labelProblem(label);
+  if (problem !== undefined) {
+    walk.badLabels.push({ folder, problem });
+    return;
+  }
+  let found = 0;
+  for (const entry of await list(join(walk.dir, prefix, label))) {
+    const path = `${folder}${entry.name}`;
+    const skipped = entryProblem(entry, path, prefix, label);
+    if (skipped !== undefined) {
+      skip(walk, skipped.path, skipped.reason);
+      continue;
     }
+    walk.rows.push(split === undefined ? { image: path, label } : { image: path, label, split });
+    found++;
   }
+  if (found === 0) skip(walk, folder, "no image files in this label folder");
+}
 
-  if (badLabels.length > 0) {
-    throw new ValidationError(
-      `${badLabels.length} label folder${badLabels.length > 1 ? "s have names" : " has a name"} that cannot be a label: ${badLabels
-        .slice(0, 10)
-        .map((b) => `${JSON.stringify(b.folder)} (${b.problem})`)
-        .join(", ")}${badLabels.length > 10 ? ", …" : ""}`,
-      { field: badLabels[0].folder, details: { folders: badLabels } },
-    );
+/** Why an entry of a label folder is no image row (and the path to report), or undefined. */
+function entryProblem(
+  entry: { name: string; kind: Kind },
+  path: string,
+  prefix: string,
+  label: string,
+): SkippedEntry | undefined {
+  if (isHidden(entry.name)) return { path: entry.kind === "dir" ? `${path}/` : path, reason: "hidden" };
+  if (entry.kind === "dir") {
+    return {
+      path: `${path}/`,
+      reason:
+        `folder nested deeper than ${prefix}<label>/<file>` +
+        (prefix === "" && label === "train"
+          ? " (a top-level train/ folder is not read as a split: move its <label>/ folders up)"
+          : ""),
+    };
   }
-  const byPath = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-  rows.sort((a, b) => byPath(a.image, b.image));
-  skipped.sort((a, b) => byPath(a.path, b.path));
-  return { rows, skipped };
+  if (entry.kind === "link") return { path, reason: LINK_REASON };
+  if (entry.kind === "other") return { path, reason: "not a regular file" };
+  if (!(IMAGE_EXTENSIONS as readonly string[]).includes(extensionOf(entry.name))) {
+    return { path, reason: `not an image file name (accepted: ${IMAGE_EXTENSIONS.join(", ")})` };
+  }
+  const bad = keyProblem(path, entry.name);
+  return bad === undefined ? undefined : { path, reason: bad };
+}
+
+/** Label folders whose names cannot be labels fail the whole call, naming every one. */
+function throwOnBadLabels(badLabels: Walk["badLabels"]): void {
+  if (badLabels.length === 0) return;
+  throw new ValidationError(
+    `${badLabels.length} label folder${badLabels.length > 1 ? "s have names" : " has a name"} that cannot be a label: ${badLabels
+      .slice(0, 10)
+      .map((b) => `${JSON.stringify(b.folder)} (${b.problem})`)
+      .join(", ")}${badLabels.length > 10 ? ", …" : ""}`,
+    { field: badLabels[0].folder, details: { folders: badLabels } },
+  );
 }
