@@ -40,7 +40,7 @@ import {
   checkSampleWeights,
   softmaxRowsInPlace,
 } from "./numeric.ts";
-import { standardizationStats, standardizeOnnx } from "./standardize.ts";
+import { standardizationStats, standardizeInto, standardizeOnnx } from "./standardize.ts";
 
 export { standardizationStats };
 
@@ -136,23 +136,6 @@ function prepareFit(
   return { n, d, k, y, l2, sw, total, mean, scale, invScale, lbfgsOpts };
 }
 
-/**
- * Standardized float32 copy of X into `Z` (row stride `stride`): half the memory of float64, and the
- * rounding (~1e-7 relative) is far below what the fitted head can resolve. Math runs in float64.
- */
-function standardizeInto(X: Matrix, p: PreparedFit, Z: Float32Array, stride: number): void {
-  const { n, d, mean, invScale } = p;
-  for (let i = 0; i < n; i++) {
-    const off = i * d;
-    const zo = i * stride;
-    for (let j = 0; j < d; j++) {
-      const v = (X[off + j] - mean[j]) * invScale[j];
-      if (!Number.isFinite(v)) throw new ValidationError(`X[${i}, ${j}] is not finite`, { field: "X" });
-      Z[zo + j] = v;
-    }
-  }
-}
-
 /** Folds the standardization into the weights: W_orig = W_std / scale, b_orig = b_std - W_orig · mean. */
 function finishFit(p: PreparedFit, thetaStd: Float64Array, res: LbfgsResult): LogRegModel {
   const { d, k, mean, scale, invScale } = p;
@@ -199,7 +182,7 @@ export function fitLogReg(
   const ws = KernelWorkspace.create(n, d, binomial ? 1 : k);
   const stride = ws ? ws.dp : d;
   const Z = ws ? ws.z : new Float32Array(n * d);
-  standardizeInto(X, p, Z, stride);
+  standardizeInto(X, n, d, p.mean, p.invScale, Z, { stride, precision: "float64" });
 
   // θ in standardized space, multinomial layout [W (k×d), b (k)].
   if (ws && binomial) {

@@ -31,7 +31,7 @@ import { GraphBuilder } from "../onnx/writer.ts";
 import { checkTrainingBudget, MAX_MLP_WEIGHTS, mlpWeights } from "./budget.ts";
 import { CLASS_WEIGHT_MODES, type ClassWeightMode, classSampleWeights } from "./class-weight.ts";
 import type { HeadKind } from "./estimator.ts";
-import { checkPositive, isFiniteNumber, type ModelJson, readModelJson } from "./model-json.ts";
+import { checkPositive, isFiniteNumber, type ModelJson, modelEnvelope, readModelJson } from "./model-json.ts";
 import {
   checkClassLabels,
   checkFiniteMatrix,
@@ -45,7 +45,7 @@ import {
 } from "./numeric.ts";
 import { enumParam, numberParam, rejectUnknownParams } from "./params.ts";
 import { mulberry32, shuffleInPlace } from "./split.ts";
-import { standardizationStats } from "./standardize.ts";
+import { standardizationStats, standardizeInto } from "./standardize.ts";
 
 /** The numeric hyper-parameters `fitMlp` takes. */
 export interface MlpHyperParams {
@@ -193,24 +193,6 @@ function inputTransform(model: MlpModel): { mean32: Float32Array; inv32: Float32
     transforms.set(model, t);
   }
   return t;
-}
-
-/**
- * z = fround(fround(x − mean) · inv): exactly onnxruntime's float32 Sub then Mul (a float64 result
- * of one operation on two float32 values rounds to the correctly rounded float32 result).
- */
-function standardizeInto(
-  X: Float32Array,
-  n: number,
-  d: number,
-  mean32: Float32Array,
-  inv32: Float32Array,
-  out: Float32Array | Float64Array,
-): void {
-  for (let i = 0; i < n; i++) {
-    const off = i * d;
-    for (let j = 0; j < d; j++) out[off + j] = Math.fround(Math.fround(X[off + j] - mean32[j]) * inv32[j]);
-  }
 }
 
 // ---- graphs ----------------------------------------------------------------------------------------
@@ -849,8 +831,7 @@ export async function fitMlp(
  */
 export function mlpToJson(model: MlpModel): Record<string, unknown> {
   return {
-    type: "mlp",
-    version: 1,
+    ...modelEnvelope("mlp"),
     d: model.d,
     k: model.k,
     units: model.units,

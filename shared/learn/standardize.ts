@@ -59,6 +59,76 @@ export function standardizationStats(
   return { mean, scale };
 }
 
+type Vector = Float32Array | Float64Array;
+
+export interface StandardizeOptions {
+  /** Row stride of `out` (default d): the SIMD kernels pad rows to a multiple of 4. */
+  stride?: number;
+  /**
+   * "float32" (default): z = fround(fround(x − mean) · inv), exactly onnxruntime's float32 Sub then
+   * Mul (a float64 result of one operation on two float32 values rounds to the correctly rounded
+   * float32 result), so a JS copy equals what the graphs compute; mean and inv are float32 values.
+   * "float64": z computed in float64 and rounded once when stored, and a non-finite z is rejected
+   * (ValidationError naming X[i, j]).
+   */
+  precision?: "float32" | "float64";
+}
+
+/**
+ * z = (x − mean) · inv for the n×d rows of X into `out`. Into a float32 `out` this is half the memory
+ * of float64, and the rounding (~1e-7 relative) is far below what a fitted head can resolve; math on
+ * z runs in float64.
+ */
+export function standardizeInto(
+  X: Vector,
+  n: number,
+  d: number,
+  mean: Vector,
+  inv: Vector,
+  out: Vector,
+  opts: StandardizeOptions = {},
+): void {
+  const stride = opts.stride ?? d;
+  if (opts.precision === "float64") standardizeFloat64(X, n, d, mean, inv, out, stride);
+  else standardizeFloat32(X, n, d, mean, inv, out, stride);
+}
+
+function standardizeFloat32(
+  X: Vector,
+  n: number,
+  d: number,
+  mean: Vector,
+  inv: Vector,
+  out: Vector,
+  stride: number,
+) {
+  for (let i = 0; i < n; i++) {
+    const off = i * d;
+    const zo = i * stride;
+    for (let j = 0; j < d; j++) out[zo + j] = Math.fround(Math.fround(X[off + j] - mean[j]) * inv[j]);
+  }
+}
+
+function standardizeFloat64(
+  X: Vector,
+  n: number,
+  d: number,
+  mean: Vector,
+  inv: Vector,
+  out: Vector,
+  stride: number,
+) {
+  for (let i = 0; i < n; i++) {
+    const off = i * d;
+    const zo = i * stride;
+    for (let j = 0; j < d; j++) {
+      const v = (X[off + j] - mean[j]) * inv[j];
+      if (!Number.isFinite(v)) throw new ValidationError(`X[${i}, ${j}] is not finite`, { field: "X" });
+      out[zo + j] = v;
+    }
+  }
+}
+
 /** Rows per onnxruntime call: bounds the float64 intermediates to a few MB. */
 const BLOCK_ROWS = 2048;
 
