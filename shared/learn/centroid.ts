@@ -12,7 +12,7 @@
 
 import type { GraphBuilder } from "../onnx/writer.ts";
 import type { HeadKind, Target } from "./estimator.ts";
-import { isFiniteNumber, readModelJson } from "./model-json.ts";
+import { isFiniteNumber, modelEnvelope, readModelJson } from "./model-json.ts";
 import {
   checkFiniteMatrix,
   checkMulticlassTarget,
@@ -124,8 +124,7 @@ export function centroidToOnnx(model: CentroidModel, g: GraphBuilder, input: str
 
 export function centroidToJson(model: CentroidModel): CentroidJson {
   return {
-    type: "centroid",
-    version: 1,
+    ...modelEnvelope("centroid"),
     d: model.d,
     k: model.k,
     scale: model.scale,

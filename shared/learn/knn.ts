@@ -41,7 +41,7 @@ import type { GraphBuilder } from "../onnx/writer.ts";
 import { GraphBuilder as Builder, dataType } from "../onnx/writer.ts";
 import { CLASS_WEIGHT_MODES, type ClassWeightMode, classSampleWeights } from "./class-weight.ts";
 import type { HeadKind, Target } from "./estimator.ts";
-import { checkPositive, readModelJson } from "./model-json.ts";
+import { checkPositive, modelEnvelope, readModelJson } from "./model-json.ts";
 import {
   checkFiniteMatrix,
   checkMulticlassTarget,
@@ -407,8 +407,7 @@ export function knnToOnnx(model: KnnModel, g: GraphBuilder, input: string): stri
 
 export function knnToJson(model: KnnModel): KnnJson {
   return {
-    type: "knn",
-    version: 1,
+    ...modelEnvelope("knn"),
     d: model.d,
     k: model.k,
     n: model.n,

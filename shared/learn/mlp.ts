@@ -31,7 +31,7 @@ import { GraphBuilder } from "../onnx/writer.ts";
 import { checkTrainingBudget, MAX_MLP_WEIGHTS, mlpWeights } from "./budget.ts";
 import { CLASS_WEIGHT_MODES, type ClassWeightMode, classSampleWeights } from "./class-weight.ts";
 import type { HeadKind } from "./estimator.ts";
-import { checkPositive, isFiniteNumber, type ModelJson, readModelJson } from "./model-json.ts";
+import { checkPositive, isFiniteNumber, type ModelJson, modelEnvelope, readModelJson } from "./model-json.ts";
 import {
   checkClassLabels,
   checkFiniteMatrix,
@@ -831,8 +831,7 @@ export async function fitMlp(
  */
 export function mlpToJson(model: MlpModel): Record<string, unknown> {
   return {
-    type: "mlp",
-    version: 1,
+    ...modelEnvelope("mlp"),
     d: model.d,
     k: model.k,
     units: model.units,

@@ -120,6 +120,16 @@ export function readModelJson(input: unknown, envelope: ModelEnvelope): ModelJso
   return new ModelJson(o);
 }
 
+/** The envelope `readModelJson` checks, for a head's `toJson` to begin its document with. */
+export function modelEnvelope<T extends string>(type: T): { type: T; version: 1 };
+export function modelEnvelope<T extends string, S extends "input">(
+  type: T,
+  space: S,
+): { type: T; version: 1; space: S };
+export function modelEnvelope(type: string, space?: "input"): Record<string, unknown> {
+  return space === undefined ? { type, version: 1 } : { type, version: 1, space };
+}
+
 /** Throws at the first value that is not > 0, naming it: "rowWeight[3] must be > 0". */
 export function checkPositive(values: ArrayLike<number>, field: string): void {
   for (let i = 0; i < values.length; i++) {

@@ -19,8 +19,8 @@
 import { ValidationError } from "../errors.ts";
 import type { HeadKind } from "./estimator.ts";
 import { fitLogReg } from "./logreg.ts";
-import { isFiniteNumber, readModelJson } from "./model-json.ts";
-import { affineRows, checkFiniteMatrix, expectTask } from "./numeric.ts";
+import { isFiniteNumber, modelEnvelope, readModelJson } from "./model-json.ts";
+import { affineRows, checkFiniteMatrix, checkRowCount, expectTask } from "./numeric.ts";
 import { numberParam, rejectUnknownParams } from "./params.ts";
 import { foldIndices, mulberry32, stratifiedKFold } from "./split.ts";
 
@@ -298,9 +298,7 @@ export function predictMultilabel(
   n: number,
 ): Float64Array {
   const { d, k, weights, bias } = model;
-  if (!Number.isInteger(n) || n < 0 || X.length !== n * d) {
-    throw new ValidationError(`X has ${X.length} values, expected n*d = ${n * d}`, { field: "X" });
-  }
+  checkRowCount(X, n, d);
   const out = affineRows(weights, bias, X, n, d, k);
   for (let t = 0; t < out.length; t++) out[t] = sigmoid(out[t]);
   return out;
@@ -327,9 +325,7 @@ export function decideLabels(
 
 export function multilabelToJson(model: MultilabelModel): MultilabelJson {
   return {
-    type: "multilabel",
-    version: 1,
-    space: "input",
+    ...modelEnvelope("multilabel", "input"),
     d: model.d,
     k: model.k,
     weights: Array.from(model.weights),

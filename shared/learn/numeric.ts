@@ -21,6 +21,13 @@ export function checkMatrixShape(X: ArrayLike<number>, n: number, d: number, nam
   }
 }
 
+/** Throws unless n is a non-negative integer and X holds n×d values; one message for either. */
+export function checkRowCount(X: ArrayLike<number>, n: number, d: number): void {
+  if (!Number.isInteger(n) || n < 0 || X.length !== n * d) {
+    throw new ValidationError(`X has ${X.length} values, expected n*d = ${n * d}`, { field: "X" });
+  }
+}
+
 /**
  * `checkMatrixShape`, then throws at the first non-finite cell, naming it in the message. The error's
  * field is the matrix (`X`), or with `rowField` its row (`X[3]`).

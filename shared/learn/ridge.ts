@@ -26,8 +26,8 @@ import { ValidationError } from "../errors.ts";
 import { graphSession, tensor } from "../onnx/ort-graph.ts";
 import { dataType, GraphBuilder } from "../onnx/writer.ts";
 import type { HeadKind } from "./estimator.ts";
-import { readModelJson } from "./model-json.ts";
-import { affineRows, checkFiniteMatrix, expectTask } from "./numeric.ts";
+import { modelEnvelope, readModelJson } from "./model-json.ts";
+import { affineRows, checkFiniteMatrix, checkRowCount, expectTask } from "./numeric.ts";
 import { numberParam, rejectUnknownParams } from "./params.ts";
 import { standardizationStats } from "./standardize.ts";
 
@@ -105,15 +105,24 @@ function gramAccumulate(Z: Float64Array, m: number, d: number, G: Float64Array):
   }
 }
 
+/** The rows X (n×d), their standardization z = (x - mean) · invScale and the centered target yc. */
+interface GramRows {
+  X: Float32Array;
+  n: number;
+  d: number;
+  mean: Float64Array;
+  invScale: Float64Array;
+  yc: Float64Array;
+}
+
+/** ZᵀZ (d×d, symmetric, row-major) and Zᵀyc, in float64. */
+interface Gram {
+  G: Float64Array;
+  Zty: Float64Array;
+}
+
 /** ZᵀZ and Zᵀyc in float64 by the JS loop, standardizing a block of rows at a time. */
-function gramJs(
-  X: Float32Array,
-  n: number,
-  d: number,
-  mean: Float64Array,
-  invScale: Float64Array,
-  yc: Float64Array,
-): { G: Float64Array; Zty: Float64Array } {
+function gramJs({ X, n, d, mean, invScale, yc }: GramRows): Gram {
   const G = new Float64Array(d * d);
   const Zty = new Float64Array(d);
   const block = Math.max(4, Math.min(256, Math.floor(65536 / d)));
@@ -153,14 +162,7 @@ function gramGraph(d: number): GraphBuilder {
   return g;
 }
 
-async function gramOrt(
-  X: Float32Array,
-  n: number,
-  d: number,
-  mean: Float64Array,
-  invScale: Float64Array,
-  yc: Float64Array,
-): Promise<{ G: Float64Array; Zty: Float64Array }> {
+async function gramOrt({ X, n, d, mean, invScale, yc }: GramRows): Promise<Gram> {
   const session = await graphSession(`ridge-gram:${d}`, () => gramGraph(d));
   const G = new Float64Array(d * d);
   const Zty = new Float64Array(d);
@@ -202,9 +204,10 @@ export async function ridgeGram(
   invScale: Float64Array,
   yc: Float64Array,
   engine: GramEngine = "auto",
-): Promise<{ G: Float64Array; Zty: Float64Array }> {
+): Promise<Gram> {
+  const rows: GramRows = { X, n, d, mean, invScale, yc };
   const useOrt = engine === "ort" || (engine === "auto" && n * d * d >= ORT_MIN_WORK);
-  return useOrt ? gramOrt(X, n, d, mean, invScale, yc) : gramJs(X, n, d, mean, invScale, yc);
+  return useOrt ? gramOrt(rows) : gramJs(rows);
 }
 
 /**
@@ -304,18 +307,14 @@ export async function fitRidge(
 
 export function predictRidge(model: Pick<RidgeModel, "d" | "weights" | "bias">, X: Float32Array, n: number) {
   const { d, weights, bias } = model;
-  if (!Number.isInteger(n) || n < 0 || X.length !== n * d) {
-    throw new ValidationError(`X has ${X.length} values, expected n*d = ${n * d}`, { field: "X" });
-  }
+  checkRowCount(X, n, d);
   const out = affineRows(weights, [bias], X, n, d, 1);
   return out;
 }
 
 export function ridgeToJson(model: RidgeModel): RidgeJson {
   return {
-    type: "ridge",
-    version: 1,
-    space: "input",
+    ...modelEnvelope("ridge", "input"),
     d: model.d,
     weights: Array.from(model.weights),
     bias: model.bias,
