@@ -73,18 +73,7 @@ export async function ingestDataset(
   dataset: string,
   opts: IngestOptions = {},
 ): Promise<DatasetStatus> {
-  let manifest: { key: string; format: ManifestFormat };
-  if (opts.manifestKey) {
-    const parsed = parseKey(opts.manifestKey);
-    if (parsed?.kind !== "manifest" || parsed.dataset !== dataset) {
-      throw new ValidationError(`${opts.manifestKey} is not a manifest of dataset ${dataset}`, {
-        field: "key",
-      });
-    }
-    manifest = { key: opts.manifestKey, format: parsed.format };
-  } else {
-    manifest = await findManifest(store, dataset);
-  }
+  const manifest = await locateManifest(store, dataset, opts.manifestKey);
   // The status is the dataset's one switch between versions; moving it by compare-and-swap
   // means a slow ingest of an older upload can never overwrite a newer one.
   const previous = await getJson(store, keys.datasetStatus(dataset), DatasetStatus);
@@ -92,53 +81,23 @@ export async function ingestDataset(
   const spool = await RowSpool.create();
   try {
     const source: SourceVersion = { etag: snapshot.etag, sha256: snapshot.sha256 };
-    const summary = new RowSummary();
-    const rejected: Rejection[] = [];
-    let rejectedCount = 0;
-    const reject = (r: Rejection) => {
-      rejectedCount++;
-      if (rejected.length < MAX_REJECTIONS_LISTED) rejected.push(r);
-    };
-    const { total } = await readManifest(() => physicalLines(fileChunks(snapshot.handle)), manifest.format, {
-      reject,
-      row: async (row) => {
-        const file = row.image ?? row.audio;
-        if (file !== undefined && !(await store.head(keys.datasetFile(dataset, file)))) {
-          const field = row.image !== undefined ? "image" : "audio";
-          reject({
-            line: row.line,
-            id: row.id,
-            field,
-            reason: `file not found: ${keys.datasetFile(dataset, file)}`,
-          });
-          return;
-        }
-        await spool.write(row);
-        summary.add(row);
-      },
-    });
+    const read = await readRows(store, dataset, snapshot.handle, manifest.format, spool);
     await snapshot.handle.close();
 
     const status: DatasetStatus = {
       dataset,
       state: spool.count > 0 ? "ingested" : "rejected",
       manifest: { key: manifest.key, format: manifest.format, etag: snapshot.etag, bytes: snapshot.size },
-      rows: { total, accepted: spool.count, rejected: rejectedCount },
-      rejected,
-      ...summary.result(),
+      rows: { total: read.total, accepted: spool.count, rejected: read.rejectedCount },
+      rejected: read.rejected,
+      ...read.summary.result(),
       ingestedAt: new Date().toISOString(),
     };
 
     if (spool.count === 0) {
-      status.message =
-        total === 0
-          ? "the manifest is empty: no rows to ingest"
-          : `none of the ${total} rows is valid; the previous rows of this dataset, if any, stay in use`;
-      // The previous version stays current: training keeps working on the last good upload.
-      if (previous?.value.version) status.version = previous.value.version;
-      await commitStatus(store, status, previous?.etag, source);
+      await commitRejected(store, status, read.total, previous, source);
       throw new ValidationError(`${manifest.key}: ${status.message}`, {
-        field: rejected[0] ? `line ${rejected[0].line}` : "manifest",
+        field: read.rejected[0] ? `line ${read.rejected[0].line}` : "manifest",
         details: { rejected: status.rejected.slice(0, 20) },
       });
     }
@@ -151,6 +110,78 @@ export async function ingestDataset(
     await snapshot.handle.close().catch(() => undefined);
     await spool.remove();
   }
+}
+
+/** The manifest that triggered ingest (checked to be this dataset's), else the one there is. */
+async function locateManifest(
+  store: ObjectStore,
+  dataset: string,
+  manifestKey: string | undefined,
+): Promise<{ key: string; format: ManifestFormat }> {
+  if (!manifestKey) return findManifest(store, dataset);
+  const parsed = parseKey(manifestKey);
+  if (parsed?.kind !== "manifest" || parsed.dataset !== dataset) {
+    throw new ValidationError(`${manifestKey} is not a manifest of dataset ${dataset}`, {
+      field: "key",
+    });
+  }
+  return { key: manifestKey, format: parsed.format };
+}
+
+/**
+ * Validates every line and spools the rows whose files exist; rejections are all counted, the
+ * first MAX_REJECTIONS_LISTED kept.
+ */
+async function readRows(
+  store: ObjectStore,
+  dataset: string,
+  handle: FileHandle,
+  format: ManifestFormat,
+  spool: RowSpool,
+): Promise<{ total: number; summary: RowSummary; rejected: Rejection[]; rejectedCount: number }> {
+  const summary = new RowSummary();
+  const rejected: Rejection[] = [];
+  let rejectedCount = 0;
+  const reject = (r: Rejection) => {
+    rejectedCount++;
+    if (rejected.length < MAX_REJECTIONS_LISTED) rejected.push(r);
+  };
+  const { total } = await readManifest(() => physicalLines(fileChunks(handle)), format, {
+    reject,
+    row: async (row) => {
+      const file = row.image ?? row.audio;
+      if (file !== undefined && !(await store.head(keys.datasetFile(dataset, file)))) {
+        const field = row.image !== undefined ? "image" : "audio";
+        reject({
+          line: row.line,
+          id: row.id,
+          field,
+          reason: `file not found: ${keys.datasetFile(dataset, file)}`,
+        });
+        return;
+      }
+      await spool.write(row);
+      summary.add(row);
+    },
+  });
+  return { total, summary, rejected, rejectedCount };
+}
+
+/** Records an upload with no usable row; the previous version stays current. */
+async function commitRejected(
+  store: ObjectStore,
+  status: DatasetStatus,
+  total: number,
+  previous: { value: DatasetStatus; etag: string } | undefined,
+  source: SourceVersion,
+): Promise<void> {
+  status.message =
+    total === 0
+      ? "the manifest is empty: no rows to ingest"
+      : `none of the ${total} rows is valid; the previous rows of this dataset, if any, stay in use`;
+  // The previous version stays current: training keeps working on the last good upload.
+  if (previous?.value.version) status.version = previous.value.version;
+  await commitStatus(store, status, previous?.etag, source);
 }
 
 /**
