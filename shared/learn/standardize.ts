@@ -88,20 +88,24 @@ export function standardizeInto(
   out: Vector,
   opts: StandardizeOptions = {},
 ): void {
-  const stride = opts.stride ?? d;
-  if (opts.precision === "float64") standardizeFloat64(X, n, d, mean, inv, out, stride);
-  else standardizeFloat32(X, n, d, mean, inv, out, stride);
+  const job: StandardizeJob = { X, n, d, mean, inv, out, stride: opts.stride ?? d };
+  // Two loops rather than one with a branch per value: the branch costs ~20% on this pass.
+  if (opts.precision === "float64") standardizeChecked(job);
+  else standardizeLikeOnnx(job);
 }
 
-function standardizeFloat32(
-  X: Vector,
-  n: number,
-  d: number,
-  mean: Vector,
-  inv: Vector,
-  out: Vector,
-  stride: number,
-) {
+interface StandardizeJob {
+  X: Vector;
+  n: number;
+  d: number;
+  mean: Vector;
+  inv: Vector;
+  out: Vector;
+  stride: number;
+}
+
+function standardizeLikeOnnx(job: StandardizeJob): void {
+  const { X, n, d, mean, inv, out, stride } = job;
   for (let i = 0; i < n; i++) {
     const off = i * d;
     const zo = i * stride;
@@ -109,15 +113,8 @@ function standardizeFloat32(
   }
 }
 
-function standardizeFloat64(
-  X: Vector,
-  n: number,
-  d: number,
-  mean: Vector,
-  inv: Vector,
-  out: Vector,
-  stride: number,
-) {
+function standardizeChecked(job: StandardizeJob): void {
+  const { X, n, d, mean, inv, out, stride } = job;
   for (let i = 0; i < n; i++) {
     const off = i * d;
     const zo = i * stride;
