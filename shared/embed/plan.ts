@@ -109,25 +109,7 @@ export async function planEmbedJob(
   backbone: BackboneSpec,
   opts: PlanOptions = {},
 ): Promise<EmbedJob> {
-  const maxShardSize = opts.shardSize ?? DEFAULT_SHARD_SIZE;
-  if (!Number.isInteger(maxShardSize) || maxShardSize < 1 || maxShardSize > 1_000_000) {
-    throw new ValidationError(`shardSize must be an integer in 1..1000000, got ${maxShardSize}`, {
-      field: "shardSize",
-    });
-  }
-  const minShards = opts.minShards ?? 1;
-  if (!Number.isInteger(minShards) || minShards < 1 || minShards > 10_000) {
-    throw new ValidationError(`minShards must be an integer in 1..10000, got ${minShards}`, {
-      field: "minShards",
-    });
-  }
-  if (backbone.kind === "external") {
-    throw new ValidationError(
-      `backbone ${backbone.id} holds imported embeddings; headstart cannot compute them: ` +
-        `run \`headstart import-embeddings ${dataset} --backbone ${backbone.id}\` with your vectors`,
-      { field: "backbone" },
-    );
-  }
+  const { maxShardSize, minShards } = checkPlanOptions(dataset, backbone, opts);
   const current = await readDatasetRows(store, dataset);
   if (!current) throw new NotFoundError(`dataset ${dataset} (ingest it first)`, { field: "dataset" });
   const jobId = embedJobId(store.url, dataset, backbone, current.version, opts.customer);
@@ -137,27 +119,7 @@ export async function planEmbedJob(
     return existing.value;
   }
 
-  const cached = await cachedShas(store, backbone.id, dataset);
-  const seen = new Set<string>();
-  const embedding = embeddingKey(backbone);
-  const items: PlannedItem[] = [];
-  let alreadyCached = 0;
-  let unsupported = 0;
-  for (const row of current.rows) {
-    if (modalityOf(row) !== backbone.modality) {
-      unsupported++;
-      continue;
-    }
-    const sha = await rowItemSha(store, dataset, embedding, row);
-    if (cached.has(sha) || seen.has(sha)) {
-      alreadyCached++;
-      continue;
-    }
-    seen.add(sha);
-    const { line: _line, ...rest } = row;
-    items.push({ sha, ...rest });
-  }
-
+  const { items, alreadyCached, unsupported } = await itemsToEmbed(store, dataset, backbone, current.rows);
   const shardSize = Math.max(1, Math.min(maxShardSize, Math.ceil(items.length / minShards)));
   const attempt = randomBytes(8).toString("hex");
   const shards = await writePlans(
@@ -183,21 +145,84 @@ export async function planEmbedJob(
     updatedAt: now,
     ...(items.length === 0 ? { finishedAt: now } : {}),
   };
+  return createJob(store, job);
+}
+
+function checkPlanOptions(
+  dataset: string,
+  backbone: BackboneSpec,
+  opts: PlanOptions,
+): { maxShardSize: number; minShards: number } {
+  const maxShardSize = opts.shardSize ?? DEFAULT_SHARD_SIZE;
+  if (!Number.isInteger(maxShardSize) || maxShardSize < 1 || maxShardSize > 1_000_000) {
+    throw new ValidationError(`shardSize must be an integer in 1..1000000, got ${maxShardSize}`, {
+      field: "shardSize",
+    });
+  }
+  const minShards = opts.minShards ?? 1;
+  if (!Number.isInteger(minShards) || minShards < 1 || minShards > 10_000) {
+    throw new ValidationError(`minShards must be an integer in 1..10000, got ${minShards}`, {
+      field: "minShards",
+    });
+  }
+  if (backbone.kind === "external") {
+    throw new ValidationError(
+      `backbone ${backbone.id} holds imported embeddings; headstart cannot compute them: ` +
+        `run \`headstart import-embeddings ${dataset} --backbone ${backbone.id}\` with your vectors`,
+      { field: "backbone" },
+    );
+  }
+  return { maxShardSize, minShards };
+}
+
+/** The rows of the backbone's modality whose items are not cached yet, each item once. */
+async function itemsToEmbed(
+  store: ObjectStore,
+  dataset: string,
+  backbone: BackboneSpec,
+  rows: readonly DatasetRow[],
+): Promise<{ items: PlannedItem[]; alreadyCached: number; unsupported: number }> {
+  const cached = await cachedShas(store, backbone.id, dataset);
+  const seen = new Set<string>();
+  const embedding = embeddingKey(backbone);
+  const items: PlannedItem[] = [];
+  let alreadyCached = 0;
+  let unsupported = 0;
+  for (const row of rows) {
+    if (modalityOf(row) !== backbone.modality) {
+      unsupported++;
+      continue;
+    }
+    const sha = await rowItemSha(store, dataset, embedding, row);
+    if (cached.has(sha) || seen.has(sha)) {
+      alreadyCached++;
+      continue;
+    }
+    seen.add(sha);
+    const { line: _line, ...rest } = row;
+    items.push({ sha, ...rest });
+  }
+  return { items, alreadyCached, unsupported };
+}
+
+/** Creates the job file, create-only; a planner that loses the race returns the winner's job. */
+async function createJob(store: ObjectStore, job: EmbedJob): Promise<EmbedJob> {
+  const { dataset, backbone } = job;
   try {
     // The first planner to create the job file wins; its `shards` never change afterwards.
-    await putJson(store, keys.job(jobId), job, { ifNoneMatch: "*" });
+    await putJson(store, keys.job(job.job), job, { ifNoneMatch: "*" });
   } catch (err) {
     if (!(err instanceof PreconditionFailedError)) throw err;
     // Lost the race: we created our plans, so we may delete them, but only those the winner
     // does not list (an S3 client retrying our own successful write also gets a 412).
-    const winner = (await readJob(store, jobId))!.value;
-    for (const shard of shards) {
-      if (!winner.shards.includes(shard)) await store.delete(keys.shardPlan(backbone.id, dataset, shard));
+    const winner = (await readJob(store, job.job))!.value;
+    for (const shard of job.shards) {
+      if (!winner.shards.includes(shard)) await store.delete(keys.shardPlan(backbone, dataset, shard));
     }
-    await collectOrphanPlansQuietly(store, backbone.id, dataset, winner);
+    await collectOrphanPlansQuietly(store, backbone, dataset, winner);
     return winner;
   }
-  await collectOrphanPlansQuietly(store, backbone.id, dataset, job);
+  await collectOrphanPlansQuietly(store, backbone, dataset, job);
   return EmbedJob.parse(job);
 }
 
