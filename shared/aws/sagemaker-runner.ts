@@ -463,56 +463,11 @@ export async function applyProcessingJobStateChange(
   const d = parsed.data.detail;
   const name = d.ProcessingJobName;
   const base = { processingJob: name, status: d.ProcessingJobStatus };
-  const env = d.Environment ?? {};
-  if (env.HEADSTART_STORE !== undefined && env.HEADSTART_STORE !== store.url) {
-    return { ...base, outcome: "ignored", reason: `job of another store (${env.HEADSTART_STORE})` };
-  }
-  const fromName = parseProcessingJobName(name);
-  const jobId = env.HEADSTART_JOB ?? fromName?.job;
-  if (!jobId || !isValidName(jobId)) {
-    return { ...base, outcome: "ignored", reason: "not a headstart job" };
-  }
-  const found = await readJob(store, jobId);
-  if (!found) return { ...base, job: jobId, outcome: "ignored", reason: `job ${jobId} not found` };
-  const recorded = found.value.externalId ? parseProcessingJobName(found.value.externalId) : undefined;
-  const attempt = fromName?.job === jobId ? fromName.attempt : 1;
-  if (recorded && recorded.job === jobId && recorded.attempt > attempt) {
-    return { ...base, job: jobId, outcome: "ignored", reason: `superseded by ${found.value.externalId}` };
-  }
-
-  let target: { state: JobState; error?: string; missingShards?: number[] } | undefined;
-  switch (d.ProcessingJobStatus) {
-    case "InProgress":
-      if (found.value.state === "planned") target = { state: "running" };
-      break;
-    case "Completed": {
-      const missing = await uncommittedShards(store, found.value);
-      target = missing.length
-        ? {
-            state: "failed",
-            error: `SageMaker processing job ${name} completed, but shards ${missing.join(", ")} are not committed`,
-            missingShards: missing,
-          }
-        : { state: "succeeded" };
-      break;
-    }
-    case "Failed":
-      target = {
-        state: "failed",
-        error: `SageMaker processing job ${name} failed: ${d.FailureReason ?? d.ExitMessage ?? "no reason given"}`,
-      };
-      break;
-    case "Stopped":
-      target = {
-        state: "failed",
-        error: `SageMaker processing job ${name} was stopped${d.FailureReason ? `: ${d.FailureReason}` : ""}`,
-      };
-      break;
-    case "Stopping":
-      break;
-  }
-  if (!target) return { ...base, job: jobId, outcome: "unchanged", state: found.value.state };
-  const cur = found.value;
+  const matched = await jobOfEvent(store, d, base);
+  if ("outcome" in matched) return matched;
+  const { jobId, job: cur } = matched;
+  const target = await targetState(store, d, cur);
+  if (!target) return { ...base, job: jobId, outcome: "unchanged", state: cur.state };
   if (cur.state === target.state && cur.externalId === name && cur.error === target.error) {
     return { ...base, job: jobId, outcome: "unchanged", ...target };
   }
@@ -532,4 +487,69 @@ export async function applyProcessingJobStateChange(
     ...target,
   });
   return { ...base, job: jobId, outcome: "updated", ...target };
+}
+
+type JobStateChangeDetail = ProcessingJobStateChange["detail"];
+
+/**
+ * The headstart job the event is about, or the result that ignores it: another store's job, no
+ * headstart job, an unknown job, or a retry attempt older than the one the job records.
+ */
+async function jobOfEvent(
+  store: ObjectStore,
+  d: JobStateChangeDetail,
+  base: { processingJob: string; status: JobStateChangeDetail["ProcessingJobStatus"] },
+): Promise<JobStateChangeResult | { jobId: string; job: EmbedJob }> {
+  const env = d.Environment ?? {};
+  if (env.HEADSTART_STORE !== undefined && env.HEADSTART_STORE !== store.url) {
+    return { ...base, outcome: "ignored", reason: `job of another store (${env.HEADSTART_STORE})` };
+  }
+  const fromName = parseProcessingJobName(d.ProcessingJobName);
+  const jobId = env.HEADSTART_JOB ?? fromName?.job;
+  if (!jobId || !isValidName(jobId)) {
+    return { ...base, outcome: "ignored", reason: "not a headstart job" };
+  }
+  const found = await readJob(store, jobId);
+  if (!found) return { ...base, job: jobId, outcome: "ignored", reason: `job ${jobId} not found` };
+  const recorded = found.value.externalId ? parseProcessingJobName(found.value.externalId) : undefined;
+  const attempt = fromName?.job === jobId ? fromName.attempt : 1;
+  if (recorded && recorded.job === jobId && recorded.attempt > attempt) {
+    return { ...base, job: jobId, outcome: "ignored", reason: `superseded by ${found.value.externalId}` };
+  }
+  return { jobId, job: found.value };
+}
+
+/** The state the event moves the job to, or undefined when it moves nothing. */
+async function targetState(
+  store: ObjectStore,
+  d: JobStateChangeDetail,
+  job: EmbedJob,
+): Promise<{ state: JobState; error?: string; missingShards?: number[] } | undefined> {
+  const name = d.ProcessingJobName;
+  switch (d.ProcessingJobStatus) {
+    case "InProgress":
+      return job.state === "planned" ? { state: "running" } : undefined;
+    case "Completed": {
+      const missing = await uncommittedShards(store, job);
+      return missing.length
+        ? {
+            state: "failed",
+            error: `SageMaker processing job ${name} completed, but shards ${missing.join(", ")} are not committed`,
+            missingShards: missing,
+          }
+        : { state: "succeeded" };
+    }
+    case "Failed":
+      return {
+        state: "failed",
+        error: `SageMaker processing job ${name} failed: ${d.FailureReason ?? d.ExitMessage ?? "no reason given"}`,
+      };
+    case "Stopped":
+      return {
+        state: "failed",
+        error: `SageMaker processing job ${name} was stopped${d.FailureReason ? `: ${d.FailureReason}` : ""}`,
+      };
+    case "Stopping":
+      return undefined;
+  }
 }
