@@ -31,8 +31,8 @@ function inverseWeightTotal(sampleWeight: Float64Array | undefined, n: number): 
 }
 
 /**
- * Softmax cross-entropy of one row whose logits (bias included) are in L[base..base+k): returns
- * w_i · CE and overwrites the logits with the row's gradient with respect to them,
+ * Softmax cross-entropy of one row: the logits are L[base..base+k) plus the bias θ[kd..kd+k). Returns
+ * w_i · CE and overwrites L[base..base+k) with the row's gradient with respect to its logits,
  * (softmax − onehot(y_i)) · w_i / Σw.
  *
  * CE = log Σ exp(z - zmax) + zmax - z_y is taken from the logit, not log(p_y), so a confidently
@@ -42,12 +42,18 @@ export function softmaxCrossEntropyRow(
   L: Float64Array,
   base: number,
   k: number,
+  theta: Float64Array,
+  kd: number,
   yi: number,
   wi: number,
   invW: number,
 ): number {
-  let zmax = L[base];
-  for (let c = 1; c < k; c++) if (L[base + c] > zmax) zmax = L[base + c];
+  let zmax = Number.NEGATIVE_INFINITY;
+  for (let c = 0; c < k; c++) {
+    const z = L[base + c] + theta[kd + c];
+    L[base + c] = z;
+    if (z > zmax) zmax = z;
+  }
   const zy = L[base + yi];
   let sumExp = 0;
   for (let c = 0; c < k; c++) {
@@ -71,7 +77,7 @@ interface JsLossData {
   y: Int32Array;
   sampleWeight?: Float64Array;
   invW: number;
-  /** Logits, then residuals (p - onehot) scaled by w_i / Σw, for a block of up to 4 rows. */
+  /** Logits (bias not yet added), then residuals (p - onehot) · w_i / Σw, for a block of up to 4 rows. */
   L: Float64Array;
 }
 
@@ -107,16 +113,15 @@ function addFourRows(
       s2 += w * Z[o2 + j];
       s3 += w * Z[o3 + j];
     }
-    const b = theta[kd + c];
-    L[c] = s0 + b;
-    L[k + c] = s1 + b;
-    L[2 * k + c] = s2 + b;
-    L[3 * k + c] = s3 + b;
+    L[c] = s0;
+    L[k + c] = s1;
+    L[2 * k + c] = s2;
+    L[3 * k + c] = s3;
   }
-  loss += softmaxCrossEntropyRow(L, 0, k, y[i], sw ? sw[i] : 1, invW);
-  loss += softmaxCrossEntropyRow(L, k, k, y[i + 1], sw ? sw[i + 1] : 1, invW);
-  loss += softmaxCrossEntropyRow(L, 2 * k, k, y[i + 2], sw ? sw[i + 2] : 1, invW);
-  loss += softmaxCrossEntropyRow(L, 3 * k, k, y[i + 3], sw ? sw[i + 3] : 1, invW);
+  loss += softmaxCrossEntropyRow(L, 0, k, theta, kd, y[i], sw ? sw[i] : 1, invW);
+  loss += softmaxCrossEntropyRow(L, k, k, theta, kd, y[i + 1], sw ? sw[i + 1] : 1, invW);
+  loss += softmaxCrossEntropyRow(L, 2 * k, k, theta, kd, y[i + 2], sw ? sw[i + 2] : 1, invW);
+  loss += softmaxCrossEntropyRow(L, 3 * k, k, theta, kd, y[i + 3], sw ? sw[i + 3] : 1, invW);
   for (let c = 0; c < k; c++) {
     const r0 = L[c];
     const r1 = L[k + c];
@@ -140,9 +145,9 @@ function lossOneRow(s: JsLossData, theta: Float64Array, grad: Float64Array, i: n
     const wo = c * d;
     let sum = 0;
     for (let j = 0; j < d; j++) sum += theta[wo + j] * Z[off + j];
-    L[c] = sum + theta[kd + c];
+    L[c] = sum;
   }
-  const loss = softmaxCrossEntropyRow(L, 0, k, y[i], sw ? sw[i] : 1, invW);
+  const loss = softmaxCrossEntropyRow(L, 0, k, theta, kd, y[i], sw ? sw[i] : 1, invW);
   for (let c = 0; c < k; c++) {
     const r = L[c];
     const go = c * d;
@@ -214,8 +219,7 @@ export function makeKernelMultinomialObjective(
     for (let c = 0; c < k; c++) grad[kd + c] = 0;
     for (let i = 0; i < n; i++) {
       const base = i * k;
-      for (let c = 0; c < k; c++) R[base + c] += theta[kd + c];
-      loss += softmaxCrossEntropyRow(R, base, k, y[i], sampleWeight ? sampleWeight[i] : 1, invW);
+      loss += softmaxCrossEntropyRow(R, base, k, theta, kd, y[i], sampleWeight ? sampleWeight[i] : 1, invW);
       for (let c = 0; c < k; c++) grad[kd + c] += R[base + c];
     }
     ws.backward();
