@@ -1,0 +1,42 @@
+import type { Command } from "commander";
+import { collect, context, intOption } from "../context.ts";
+import { type ServeOptions, serveApi } from "../serve.ts";
+
+export function registerServe(program: Command): void {
+  addServerOptions(
+    program.command("serve").description("serve the HTTP API; embedding jobs run in worker processes"),
+  ).action(async (opts, cmd: Command) => {
+    const { platform, log } = context(cmd, "process");
+    const url = await serveApi(platform, log, toServeOptions(opts));
+    log.info("listening", {
+      url,
+      store: platform.store.url,
+      openapi: `${url}/openapi.json`,
+      docs: `${url}/docs`,
+    });
+  });
+}
+
+/** `--port`, `--host` and `--allowed-host`, as `serve` and `start` both take them. */
+export function addServerOptions(command: Command): Command {
+  return command
+    .option("--port <n>", "port", intOption("port"), 8787)
+    .option("--host <host>", "interface to bind (not loopback: API keys required)", "127.0.0.1")
+    .option(
+      "--allowed-host <name>",
+      "a host name clients may use besides this server's addresses (repeatable)",
+      collect,
+      [],
+    );
+}
+
+/** The flags as `serveApi` takes them. */
+export const toServeOptions = (opts: {
+  port: number;
+  host: string;
+  allowedHost: string[];
+}): ServeOptions => ({
+  port: opts.port,
+  host: opts.host,
+  allowedHosts: opts.allowedHost,
+});

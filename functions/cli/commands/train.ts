@@ -1,0 +1,120 @@
+import { type Command, Option } from "commander";
+import { ValidationError } from "../../../shared/errors.ts";
+import { TASKS, type TrainOptions, type TrainResult } from "../../../shared/heads/train.ts";
+import type { HeadTask } from "../../../shared/learn/estimator.ts";
+import { HEAD_KINDS } from "../../../shared/learn/registry.ts";
+import { context, intOption, output, pct } from "../context.ts";
+
+export function registerTrain(program: Command): void {
+  program
+    .command("train")
+    .description("train a head on a dataset's cached embeddings")
+    .argument("<dataset>")
+    .requiredOption("--head <name>", "head name")
+    .option("--type <type>", `head type: ${Object.keys(HEAD_KINDS).join(", ")} or auto (default by task)`)
+    .option(
+      "--param <name=value>",
+      "a hyper-parameter of the head type (repeatable), e.g. --param C=0.5",
+      param,
+    )
+    .option("--class-weight <mode>", "shorthand for --param classWeight=<none|balanced>")
+    .addOption(
+      new Option("--task <task>", "what to learn (default: inferred from the labels)").choices([...TASKS]),
+    )
+    .option("--candidates <types>", "comma-separated head types --type auto may choose from")
+    .option(
+      "--cv <k>",
+      "folds for cross-validation (evaluation without a test split, auto, calibration)",
+      intOption("cv"),
+    )
+    .option("--seed <n>", "seed for folds and initialization", intOption("seed"))
+    .option("--no-calibrate", "skip temperature scaling of multiclass probabilities")
+    .option(
+      "--backbone <id>",
+      "backbone whose cache to use (default: the dataset's modality's, glove-100d for text, mobilenet-v2-1280 for images; an imported dataset's own), or a+b to train on several side by side (each embedded first)",
+    )
+    .option("--backbones <refs>", "comma-separated backbones (or a+b sets) --type auto may choose from")
+    .option("--no-promote", "do not move the live alias to the new version")
+    .action(async (dataset: string, opts, cmd: Command) => {
+      const { platform, json } = context(cmd);
+      const r = await platform.train(trainRequest(dataset, opts));
+      output(json, r, trainLines(r).join("\n"));
+    });
+}
+
+/** `--param name=value`, repeatable: the values gathered by name. */
+function param(v: string, prev: Record<string, string> = {}): Record<string, string> {
+  const eq = v.indexOf("=");
+  if (eq < 1)
+    throw new ValidationError(`--param takes name=value, got ${JSON.stringify(v)}`, { field: "param" });
+  return { ...prev, [v.slice(0, eq)]: v.slice(eq + 1) };
+}
+
+/** The flags as commander parses them. */
+interface TrainFlags {
+  head: string;
+  type?: string;
+  param?: Record<string, string>;
+  classWeight?: string;
+  task?: HeadTask;
+  candidates?: string;
+  cv?: number;
+  seed?: number;
+  calibrate: boolean;
+  backbone?: string;
+  backbones?: string;
+  promote: boolean;
+}
+
+function trainRequest(dataset: string, opts: TrainFlags): TrainOptions {
+  const params: Record<string, unknown> = { ...(opts.param ?? {}) };
+  if (opts.classWeight !== undefined) params.classWeight = opts.classWeight;
+  return {
+    dataset,
+    head: opts.head,
+    type: opts.type,
+    task: opts.task,
+    params,
+    candidates: opts.candidates?.split(",").map((t) => t.trim()),
+    cv: opts.cv,
+    seed: opts.seed,
+    calibrate: opts.calibrate,
+    backbone: opts.backbone,
+    backbones: opts.backbones?.split(",").map((b) => b.trim()),
+    promote: opts.promote,
+  };
+}
+
+/** The new version and its scores, then calibration and the model selection table if any. */
+function trainLines(r: TrainResult): string[] {
+  const on = r.evaluation === "cv" ? "cross-validation" : `${r.counts.test} test rows`;
+  const lines = [
+    `head ${r.head} version ${r.version} (${r.type}${r.promoted ? ", live" : ""}): ${summarizeScores(r)} on ${on}, ` +
+      `${r.counts.train} training rows, ${r.trainSeconds.toFixed(2)} s`,
+  ];
+  if (r.calibration) {
+    lines.push(
+      `calibration: temperature ${r.calibration.temperature.toFixed(3)}, ECE ${pct(r.calibration.eceBefore)} → ${pct(r.calibration.eceAfter)}`,
+    );
+  }
+  if (r.search) {
+    lines.push(`model selection (${r.search.folds}-fold CV, ${r.search.metric}):`);
+    const bbWidth = Math.max(0, ...r.search.candidates.map((c) => (c.backbone ?? "").length));
+    for (const c of r.search.candidates) {
+      const bb = c.backbone === undefined ? "" : `${c.backbone.padEnd(bbWidth)} `;
+      lines.push(
+        `  ${c.chosen ? "*" : " "} ${bb}${c.type.padEnd(10)} ${JSON.stringify(c.params).padEnd(44)} ` +
+          `${c.score.toFixed(4)} ± ${c.std.toFixed(4)}  ${c.seconds.toFixed(2)} s`,
+      );
+    }
+  }
+  return lines;
+}
+
+/** The headline metrics of a training, by task. */
+function summarizeScores(r: TrainResult): string {
+  if (r.metrics) return `accuracy ${pct(r.metrics.accuracy)}, macro-F1 ${pct(r.metrics.macroF1)}`;
+  if (r.multilabel) return `micro-F1 ${pct(r.multilabel.microF1)}, macro-F1 ${pct(r.multilabel.macroF1)}`;
+  if (r.regression) return `RMSE ${r.regression.rmse.toPrecision(4)}, R² ${r.regression.r2.toFixed(3)}`;
+  return "no metrics";
+}

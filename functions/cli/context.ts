@@ -1,0 +1,104 @@
+/**
+ * What every `headstart` command shares: the platform opened from the global options, output
+ * (`--json` prints exactly one JSON document on stdout; logs go to stderr), option parsers, and
+ * the exit codes: 0 ok, 2 bad input, 1 failure.
+ */
+import { type Command, CommanderError } from "commander";
+import { type Config, loadConfig } from "../../shared/config.ts";
+import type { RunShardsResult } from "../../shared/embed/run.ts";
+import { HeadstartError, isUserError, ValidationError } from "../../shared/errors.ts";
+import { type LogLevel, makeLogger } from "../../shared/log.ts";
+import { openStore } from "../../shared/open-store.ts";
+import { Platform } from "../../shared/platform.ts";
+import { embedProgress } from "./progress.ts";
+
+interface GlobalOptions {
+  store?: string;
+  endpoint?: string;
+  json?: boolean;
+  logLevel?: LogLevel;
+}
+
+/** Set once the command's configuration is loaded; failures print stacks at `debug`. */
+let activeLogLevel: LogLevel = "info";
+
+/** The platform on the store the global options (or the environment) name, with its logger. */
+export function context(cmd: Command, worker: "inline" | "process" = "inline") {
+  const g = cmd.optsWithGlobals() as GlobalOptions;
+  const config: Config = loadConfig(process.env, {
+    store: g.store,
+    s3Endpoint: g.endpoint,
+    logLevel: g.logLevel,
+  });
+  activeLogLevel = config.logLevel;
+  const log = makeLogger("headstart-cli", config.logLevel);
+  const progress = embedProgress(
+    log,
+    Boolean(process.stderr.isTTY) && !g.json && config.logLevel !== "silent",
+  );
+  const platform = new Platform(openStore(config), config, {
+    onProgress: progress.onProgress,
+    onJobError: (job, err) => log.error("embedding job failed", { job, error: (err as Error).message }),
+    worker,
+  });
+  return { config, log, platform, progress, json: Boolean(g.json) };
+}
+
+export function output(json: boolean, value: unknown, human: string): void {
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human}\n`);
+}
+
+export function intOption(name: string) {
+  return (value: string) => {
+    const n = Number(value);
+    if (!Number.isInteger(n))
+      throw new ValidationError(`--${name} must be an integer, got ${JSON.stringify(value)}`, {
+        field: name,
+      });
+    return n;
+  };
+}
+
+/** For a repeatable option: every value given, in order. */
+export const collect = (value: string, previous: string[]) => [...previous, value];
+
+export const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+
+/** Items the stage could not embed, one line each: they are left out of training. */
+export function failureLines(result: RunShardsResult): string[] {
+  if (result.itemsFailed === 0) return [];
+  return [
+    `${result.itemsFailed} items could not be embedded (left out of training):`,
+    ...result.failures.slice(0, 20).map((f) => `  ${f.id}: ${f.reason}: ${f.message}`),
+    ...(result.itemsFailed > 20
+      ? [`  … and ${result.itemsFailed - 20} more (\`headstart status\` lists them)`]
+      : []),
+  ];
+}
+
+/** Runs the program; answers the exit code after reporting a failure (as JSON too under `--json`). */
+export async function runCli(program: Command, argv: string[]): Promise<number> {
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version exit 0; usage errors are bad input.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    return reportFailure(err, argv.includes("--json"));
+  }
+}
+
+function reportFailure(err: unknown, json: boolean): number {
+  const user = isUserError(err);
+  if (json) {
+    const body =
+      err instanceof HeadstartError ? err.toJSON() : { code: "internal", message: (err as Error).message };
+    process.stdout.write(`${JSON.stringify({ error: body }, null, 2)}\n`);
+  }
+  const field = err instanceof HeadstartError && err.field ? ` [${err.field}]` : "";
+  process.stderr.write(`headstart: ${(err as Error).message}${field}\n`);
+  if (!user && activeLogLevel === "debug") process.stderr.write(`${(err as Error).stack}\n`);
+  return user ? 2 : 1;
+}
