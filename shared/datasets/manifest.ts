@@ -124,12 +124,20 @@ export interface ManifestSink {
 /** One record before validation: a candidate value, or already a rejection. */
 type Entry = { line: number; value: unknown } | { rejection: Rejection };
 
-function describeIssues(error: z.ZodError): { field?: string; reason: string } {
+/**
+ * Why a row failed its schema, from the first issue: the field and a reason that names it. An
+ * unknown field lists the valid ones (`knownFields`), so a typo is fixed in one go. Manifests and
+ * imported rows word their rejections this one way.
+ */
+export function describeRowIssue(
+  error: z.ZodError,
+  knownFields: readonly string[],
+): { field?: string; reason: string } {
   const issue = error.issues[0];
   if (issue.code === "unrecognized_keys") {
     return {
       field: issue.keys[0],
-      reason: `unknown field ${issue.keys.map((k) => `'${k}'`).join(", ")} (valid: ${KNOWN_FIELDS.join(", ")})`,
+      reason: `unknown field ${issue.keys.map((k) => `'${k}'`).join(", ")} (valid: ${knownFields.join(", ")})`,
     };
   }
   const field = zodIssuePath(error, "dots") || undefined;
@@ -142,7 +150,7 @@ function checkRow(line: number, value: unknown): { row: DatasetRow } | { rejecti
   if (!parsed.success) {
     const rawId = (value as { id?: unknown } | null)?.id;
     const idHint = typeof rawId === "string" || typeof rawId === "number" ? String(rawId) : undefined;
-    return { rejection: { line, id: idHint, ...describeIssues(parsed.error) } };
+    return { rejection: { line, id: idHint, ...describeRowIssue(parsed.error, KNOWN_FIELDS) } };
   }
   const r = parsed.data;
   const row: DatasetRow = { id: r.id === undefined ? `line-${line}` : String(r.id), line };

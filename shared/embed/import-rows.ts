@@ -3,7 +3,13 @@
  * array, each row checked on its own so every problem names its line.
  */
 import { z } from "zod";
-import { type DatasetRow, Label, MAX_ID_CHARS, MAX_TEXT_CHARS } from "../datasets/manifest.ts";
+import {
+  type DatasetRow,
+  describeRowIssue,
+  Label,
+  MAX_ID_CHARS,
+  MAX_TEXT_CHARS,
+} from "../datasets/manifest.ts";
 import { ValidationError } from "../errors.ts";
 import { CHUNK_BYTES, openInputFile } from "./import-matrix.ts";
 
@@ -104,18 +110,6 @@ async function* filePieces(path: string): AsyncGenerator<Uint8Array> {
   }
 }
 
-function describeIssue(error: z.ZodError): { field?: string; reason: string } {
-  const issue = error.issues[0];
-  if (issue.code === "unrecognized_keys") {
-    return {
-      field: issue.keys[0],
-      reason: `unknown field ${issue.keys.map((k) => `'${k}'`).join(", ")} (valid: ${ROW_FIELDS.join(", ")})`,
-    };
-  }
-  const field = issue.path.length ? issue.path.join(".") : undefined;
-  return { field, reason: field ? `${field}: ${issue.message}` : issue.message };
-}
-
 export type ValidRow = ImportRow & { id: string; line: number };
 
 /** One row checked on its own: the row, or the problem that rejects it. */
@@ -136,7 +130,7 @@ export function validateRow(e: RowEntry): { row: ValidRow } | { problem: RowProb
   }
   const parsed = ImportRow.safeParse(v);
   if (!parsed.success) {
-    const { field, reason } = describeIssue(parsed.error);
+    const { field, reason } = describeRowIssue(parsed.error, ROW_FIELDS);
     const rawId = (v as { id?: unknown }).id;
     return fail(
       reason,

@@ -32,7 +32,7 @@ import {
   makeOnnxMultinomialObjective,
 } from "./logistic-loss.ts";
 import { argmaxRows } from "./metrics.ts";
-import { readModelJson } from "./model-json.ts";
+import { modelEnvelope, readModelJson } from "./model-json.ts";
 import {
   affineRows,
   checkClassLabels,
@@ -259,9 +259,7 @@ export function predictLogReg(
 
 export function logRegToJson(model: LogRegModel): LogRegJson {
   return {
-    type: "logreg",
-    version: 1,
-    space: "input",
+    ...modelEnvelope("logreg", "input"),
     d: model.d,
     k: model.k,
     mean: Array.from(model.mean),
