@@ -253,6 +253,33 @@ export function mapMismatches(
   return problems;
 }
 
+/** Functions may be at most this many lines (signature to closing brace) in shared/, functions/, infra/. */
+const MAX_FUNCTION_LINES = 80;
+/**
+ * Functions allowed past the limit, each with its reason. None today: the WebAssembly kernel's
+ * emitter (learn/logistic-kernel-wasm.ts), the one candidate, was split into per-block emitters.
+ */
+const LONG_FUNCTION_EXCEPTIONS: ReadonlyMap<string, string> = new Map();
+
+/** `file:line name (N lines)` for every function-like node longer than `max` lines in `source`. */
+export function longFunctions(file: string, source: string, max = MAX_FUNCTION_LINES): string[] {
+  const sf = ts.createSourceFile(file, source, ts.ScriptTarget.Latest, true);
+  const long: string[] = [];
+  const visit = (node: ts.Node) => {
+    if (ts.isFunctionLike(node) && "body" in node && node.body) {
+      const first = sf.getLineAndCharacterOfPosition(node.getStart(sf)).line;
+      const last = sf.getLineAndCharacterOfPosition(node.end).line;
+      const lines = last - first + 1;
+      const name =
+        node.name?.getText(sf) ?? (ts.isConstructorDeclaration(node) ? "constructor" : "(anonymous)");
+      if (lines > max) long.push(`${file}:${first + 1} ${name} (${lines} lines)`);
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(sf);
+  return long;
+}
+
 describe("architecture: the import graph follows the map in docs/architecture.md", () => {
   const edges = readImportGraph();
 
@@ -303,6 +330,36 @@ describe("architecture: the import graph follows the map in docs/architecture.md
         `${home} imports no package: the rule would pass on nothing`,
       );
     }
+  });
+});
+
+describe("architecture: functions fit on a screen", () => {
+  test(`no function in shared/, functions/ or infra/ is longer than ${MAX_FUNCTION_LINES} lines`, () => {
+    const files = ["shared", "functions", "infra"].flatMap((d) => sourceFiles(join(ROOT, d)));
+    assert.ok(files.length > 100, `only ${files.length} files read`);
+    const long = files
+      .flatMap((f) => longFunctions(posix(relative(ROOT, f)), readFileSync(f, "utf8")))
+      .filter((entry) => !LONG_FUNCTION_EXCEPTIONS.has(entry.split(" (")[0]));
+    assert.deepEqual(
+      long,
+      [],
+      "split these into named steps (or list one in LONG_FUNCTION_EXCEPTIONS with its reason)",
+    );
+  });
+
+  test("longFunctions counts declarations, methods, arrows and constructors", () => {
+    const body = (n: number) => Array.from({ length: n }, (_, i) => `  x += ${i};`).join("\n");
+    const source = [
+      `function short() {\n${body(3)}\n}`,
+      `function long() {\n${body(5)}\n}`,
+      `const arrow = () => {\n${body(5)}\n};`,
+      `class C {\n  constructor() {\n${body(5)}\n  }\n}`,
+    ].join("\n");
+    assert.deepEqual(longFunctions("x.ts", source, 6), [
+      "x.ts:6 long (7 lines)",
+      "x.ts:13 (anonymous) (7 lines)",
+      "x.ts:21 constructor (7 lines)",
+    ]);
   });
 });
 
