@@ -3,10 +3,6 @@
  * `Platform`; `--json` prints exactly one JSON document on stdout. Exit codes: 0 ok, 2 bad input,
  * 1 failure.
  */
-// First, as when this file imported shared/api/schemas.ts before anything else: the API's routes
-// add `.openapi` to schemas of shared/ (auth/api-keys.ts's KeyId, datasets/status.ts), which
-// zod v4 only offers on schemas made after @hono/zod-openapi is loaded.
-import "@hono/zod-openapi";
 import { Command, Option } from "commander";
 import { VERSION } from "../../shared/version.ts";
 import { registerBackbone } from "./commands/backbone.ts";

@@ -60,24 +60,29 @@ export const ImportEmbeddingsBody = z
   })
   .openapi("ImportEmbeddingsRequest");
 
-/** The train request (`heads/train-request.ts`) with its OpenAPI descriptions. */
+/**
+ * The train request (`heads/train-request.ts`) with its OpenAPI descriptions. Its fields are
+ * cloned before `.openapi()`: zod 4 gives a schema that method only when it is built after
+ * @hono/zod-openapi loaded, and whether the request's module was built first depends on the
+ * entry point's import order (see responses.ts).
+ */
 const trainFields = TrainRequestBody.shape;
 export const TrainBody = TrainRequestBody.extend({
-  type: trainFields.type.openapi({
+  type: trainFields.type.clone().openapi({
     description: "A head type (logreg, mlp, knn, centroid, multilabel, ridge) or auto; default by task",
   }),
-  params: trainFields.params.openapi({
+  params: trainFields.params.clone().openapi({
     description: 'Hyper-parameters of the head type, e.g. {"C": 0.5, "classWeight": "balanced"}',
   }),
-  candidates: trainFields.candidates.openapi({
+  candidates: trainFields.candidates.clone().openapi({
     description: "Head types `auto` may choose from (default: every type of the task)",
   }),
-  backbone: trainFields.backbone.openapi({
+  backbone: trainFields.backbone.clone().openapi({
     description:
       "The backbone whose cache to train on, or several joined by + (each part L2-normalized, concatenated in order)",
     example: "glove-100d+use-lite-512",
   }),
-  backbones: trainFields.backbones.openapi({
+  backbones: trainFields.backbones.clone().openapi({
     description: "Backbones (or + sets) `auto` may choose from, evaluated on the rows all of them embed",
   }),
 }).openapi("TrainRequest");

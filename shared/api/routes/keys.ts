@@ -27,7 +27,8 @@ const KeyInfo = z
 
 const CreateKeyBody = z
   .object({
-    id: KeyId.openapi({
+    // Cloned: KeyId (auth/) may be built before @hono/zod-openapi extended zod (see schemas.ts).
+    id: KeyId.clone().openapi({
       description: "A name for the key, e.g. the client's ([a-z0-9-], ≤ 32)",
       example: "webshop",
     }),
@@ -52,7 +53,7 @@ const CreatedKey = z
   .openapi("CreatedApiKey");
 
 const KeyParams = z.object({
-  id: KeyId.openapi({ param: { name: "id", in: "path" }, example: "webshop" }),
+  id: KeyId.clone().openapi({ param: { name: "id", in: "path" }, example: "webshop" }),
 });
 
 const list = createRoute({
