@@ -26,8 +26,9 @@ import type { EmbedProgress, RunShardsResult } from "./embed/run.ts";
 import { NotFoundError, ValidationError } from "./errors.ts";
 import type { StoredExport } from "./heads/export-store.ts";
 import type { PredictInput, Prediction } from "./heads/predict.ts";
-import type { TrainOptions, TrainResult } from "./heads/train.ts";
+import type { TrainResult } from "./heads/train.ts";
 import type { TrainDispatcher, TrainRequest } from "./heads/train-dispatch.ts";
+import type { TrainOptions } from "./heads/train-request.ts";
 import {
   listVersions,
   parseHeadRef,
@@ -47,6 +48,7 @@ import type { ObjectStore } from "./store/types.ts";
  * them, and its bundle keeps them in chunks it does not read.
  */
 const trainModule = () => import("./heads/train.ts");
+const trainValidateModule = () => import("./heads/train-validate.ts");
 const predictModule = () => import("./heads/predict.ts");
 
 export interface PlatformOptions {
@@ -257,7 +259,7 @@ export class Platform {
     if (!this.trainDispatcher) return { accepted: false, ...(await this.train(opts, run)) };
     assertName("head", opts.head, "head");
     // Fail here, not silently in the background, on anything checkable without the data.
-    (await trainModule()).validateTrainOptions(opts);
+    (await trainValidateModule()).validateTrainOptions(opts);
     if (!(await readDatasetStatus(this.store, opts.dataset)))
       throw new NotFoundError(`dataset ${opts.dataset}`, { field: "dataset" });
     await this.trainingBackbones(opts);
@@ -286,7 +288,10 @@ export class Platform {
 
   /** Trains within the configured budget (or `run.maxSeconds`, if less), stopping when `run.signal` aborts. */
   async train(request: TrainOptions, run: TrainRun = {}): Promise<TrainResult> {
-    const { trainHead, validateTrainOptions } = await trainModule();
+    const [{ trainHead }, { validateTrainOptions }] = await Promise.all([
+      trainModule(),
+      trainValidateModule(),
+    ]);
     validateTrainOptions(request); // before the backbone, whose first use may convert weights
     const opts = await this.trainingBackbones(request);
     const candidates = opts.backbones

@@ -17,7 +17,6 @@ import {
 } from "../learn/budget.ts";
 import type { HeadParams, HeadTask } from "../learn/estimator.ts";
 import { headKind } from "../learn/registry.ts";
-import { TASKS } from "../learn/task.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { autoSelect, type Choice } from "./auto-select.ts";
 import type { AnyKind } from "./cross-validate.ts";
@@ -36,10 +35,6 @@ import {
   setAlias,
   writeHeadVersion,
 } from "./version.ts";
-
-export { inferTask } from "./problem.ts";
-export type { TrainOptions } from "./train-request.ts";
-export { TASKS, validateTrainOptions };
 
 export interface TrainResult {
   head: string;

@@ -1,8 +1,10 @@
 import { type Command, Option } from "commander";
 import { ValidationError } from "../../../shared/errors.ts";
-import { TASKS, type TrainOptions, type TrainResult } from "../../../shared/heads/train.ts";
+import type { TrainResult } from "../../../shared/heads/train.ts";
+import type { TrainOptions } from "../../../shared/heads/train-request.ts";
 import type { HeadTask } from "../../../shared/learn/estimator.ts";
 import { HEAD_KINDS } from "../../../shared/learn/registry.ts";
+import { TASKS } from "../../../shared/learn/task.ts";
 import { context, intOption, output, pct } from "../context.ts";
 
 export function registerTrain(program: Command): void {
