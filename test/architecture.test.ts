@@ -62,6 +62,18 @@ const CONFINED: Array<{ folder: string; may: string[]; packages: string[]; why: 
 ];
 
 /**
+ * What the rest of `shared/` and `functions/` may take from `learn/`: the estimator interface and
+ * registry, and the task-independent tools around fitting (task enum, limits, calibration,
+ * metrics, splits). A single estimator's module is reached only through the registry, so a new
+ * head type is one module plus one registry line.
+ */
+const LEARN_PUBLIC = new Set(
+  ["estimator", "registry", "task", "budget", "calibration", "metrics", "task-metrics", "split"].map(
+    (m) => `shared/learn/${m}.ts`,
+  ),
+);
+
+/**
  * Inside `shared/`, the AWS adapters are wired in only by the composition roots; domain code
  * holds the interfaces. Entry points (`functions/`) and `infra/` may name them directly.
  */
@@ -170,6 +182,16 @@ export function wrongArrows(edges: readonly ImportEdge[]): string[] {
         if (e.from.startsWith(rule.from) && e.to.startsWith(rule.to)) {
           wrong.push(`${e.from} → ${e.to} (${rule.why})`);
         }
+      }
+      if (
+        e.to.startsWith("shared/learn/") &&
+        (e.from.startsWith("shared/") || e.from.startsWith("functions/")) &&
+        !e.from.startsWith("shared/learn/") &&
+        !LEARN_PUBLIC.has(e.to)
+      ) {
+        wrong.push(
+          `${e.from} → ${e.to} (estimators are reached through learn/estimator.ts and learn/registry.ts)`,
+        );
       }
       if (
         e.to.startsWith("shared/aws/") &&
@@ -442,6 +464,8 @@ describe("architecture: the checker itself can fail", () => {
       { from: "shared/onnx/fuse.ts", to: "shared/learn/estimator.ts", relative: true },
       { from: "shared/platform.ts", to: "shared/aws/s3-store.ts", relative: true },
       { from: "shared/bootstrap.ts", to: "shared/aws/s3-store.ts", relative: true },
+      { from: "shared/doctor/heads.ts", to: "shared/learn/logreg.ts", relative: true },
+      { from: "shared/doctor/heads.ts", to: "shared/learn/registry.ts", relative: true },
     ];
     assert.deepEqual(findCycles(sharedFolderGraph(edges)), [["shared/embed", "shared/jobs", "shared/embed"]]);
     assert.deepEqual(
@@ -453,6 +477,7 @@ describe("architecture: the checker itself can fail", () => {
         "shared/learn/task.ts → zod",
         "shared/onnx/fuse.ts → shared/learn/estimator.ts",
         "shared/platform.ts → shared/aws/s3-store.ts",
+        "shared/doctor/heads.ts → shared/learn/logreg.ts",
       ],
     );
     assert.deepEqual(
