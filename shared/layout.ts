@@ -130,6 +130,17 @@ export const keys = {
   /** A SageMaker input manifest listing exactly the job's plan objects. */
   jobPlanManifest: (job: string) => `jobs/${assertName("job", job)}/plans.manifest.json`,
 
+  /** One batch-prediction job's folder: its record, its output parts, its summary. */
+  predictionsPrefix: (job: string) => `predictions/${assertName("job", job)}/`,
+  /** The job's record (`predictions/job.ts`), changed only by compare-and-swap. */
+  batchJob: (job: string) => `${keys.predictionsPrefix(job)}_job.json`,
+  predictionsPart: (job: string, part: number) =>
+    `${keys.predictionsPrefix(job)}part-${shardName(part)}.jsonl`,
+  predictionsErrors: (job: string, part: number) =>
+    `${keys.predictionsPrefix(job)}errors-${shardName(part)}.jsonl`,
+  /** Written after every part: the commit marker of the job's output. */
+  predictionsSummary: (job: string) => `${keys.predictionsPrefix(job)}_summary.json`,
+
   /** One idempotency record (`shared/idempotency.ts`): a scope and the sha256 of the request. */
   idempotencyRecord: (scope: string, hash: string) => {
     if (!/^[0-9a-f]{64}$/.test(hash))
@@ -169,6 +180,8 @@ export type ParsedKey =
   | { kind: "headExport"; head: string; version: string; fused: boolean; sha256: string }
   | { kind: "job"; job: string }
   | { kind: "jobPlanManifest"; job: string }
+  | { kind: "batchJob" | "predictionsSummary"; job: string }
+  | { kind: "predictionsPart" | "predictionsErrors"; job: string; part: number }
   | { kind: "idempotencyRecord"; scope: string; hash: string }
   | { kind: "apiKeys" };
 
@@ -226,6 +239,16 @@ const PATTERNS: Array<[RegExp, (m: RegExpExecArray) => ParsedKey]> = [
   ],
   [new RegExp(`^jobs/${N}\\.json$`), (m) => ({ kind: "job", job: m[1] })],
   [new RegExp(`^jobs/${N}/plans\\.manifest\\.json$`), (m) => ({ kind: "jobPlanManifest", job: m[1] })],
+  [new RegExp(`^predictions/${N}/_job\\.json$`), (m) => ({ kind: "batchJob", job: m[1] })],
+  [new RegExp(`^predictions/${N}/_summary\\.json$`), (m) => ({ kind: "predictionsSummary", job: m[1] })],
+  [
+    new RegExp(`^predictions/${N}/(part|errors)-${SHARD}\\.jsonl$`),
+    (m) => ({
+      kind: m[2] === "part" ? "predictionsPart" : "predictionsErrors",
+      job: m[1],
+      part: Number(m[3]),
+    }),
+  ],
   [
     new RegExp(`^idempotency/${N}/([0-9a-f]{64})\\.json$`),
     (m) => ({ kind: "idempotencyRecord", scope: m[1], hash: m[2] }),

@@ -40,6 +40,8 @@ import {
 } from "./heads/version.ts";
 import { type JobRunner, LocalJobRunner } from "./jobs/runner.ts";
 import { assertName } from "./layout.ts";
+import type { BatchJob } from "./predictions/job.ts";
+import type { BatchStart } from "./predictions/start.ts";
 import type { ObjectStore } from "./store/types.ts";
 
 /**
@@ -50,6 +52,12 @@ import type { ObjectStore } from "./store/types.ts";
 const trainModule = () => import("./heads/train.ts");
 const trainValidateModule = () => import("./heads/train-validate.ts");
 const predictModule = () => import("./heads/predict.ts");
+/** Batch predictions score with the heads' modules: loaded on first use for the same reason. */
+const predictionsModule = async () => ({
+  ...(await import("./predictions/job.ts")),
+  ...(await import("./predictions/start.ts")),
+  ...(await import("./predictions/run.ts")),
+});
 
 export interface PlatformOptions {
   /** Where `submit`ted embedding jobs run; the local worker by default. */
@@ -84,6 +92,8 @@ export class Platform {
   readonly runner: JobRunner;
   readonly trainDispatcher?: TrainDispatcher;
   private predictLoaded = false;
+  private readonly onJobError?: (job: string, err: unknown) => void;
+  private readonly batchRuns = new Set<Promise<unknown>>();
 
   constructor(
     readonly store: ObjectStore,
@@ -101,6 +111,7 @@ export class Platform {
     });
     this.runner = opts.runner ?? this.local;
     this.trainDispatcher = opts.trainDispatcher;
+    this.onJobError = opts.onJobError;
   }
 
   backbone(id = this.config.defaultBackbone): Promise<BackboneSpec> {
@@ -474,6 +485,85 @@ export class Platform {
 
   rollback(head: string, alias = "live") {
     return rollbackAlias(this.store, head, alias);
+  }
+
+  /**
+   * Starts (or finds: the id follows from the head version and the rows' content) the batch
+   * job scoring a dataset's current rows with a head; see predictions/start.ts.
+   */
+  async startBatchPrediction(req: BatchStart): Promise<{ job: BatchJob; created: boolean }> {
+    const { startBatchJob } = await predictionsModule();
+    return startBatchJob(this.store, req);
+  }
+
+  /** Runs a queued batch job here to its end; a job running elsewhere or finished is answered as it is. */
+  async runBatchPrediction(job: string): Promise<BatchJob> {
+    const { runBatchJob } = await predictionsModule();
+    return runBatchJob(
+      {
+        store: this.store,
+        backbone: (id) => this.backbone(id),
+        embed: async (dataset, spec) => {
+          await this.embed(dataset, { backbone: spec.id });
+        },
+      },
+      job,
+    );
+  }
+
+  /**
+   * The API's start: the job's record now, and a queued job run in this process in the background
+   * (the local server's worker; `onJobError` hears of a run that throws).
+   */
+  async submitBatchPrediction(req: BatchStart): Promise<BatchJob> {
+    const { job } = await this.startBatchPrediction(req);
+    if (job.status === "queued") {
+      const run = this.runBatchPrediction(job.job).catch((err) => this.onJobError?.(job.job, err));
+      this.batchRuns.add(run);
+      run.finally(() => this.batchRuns.delete(run));
+    }
+    return job;
+  }
+
+  /** Resolves when every batch job this process started in the background has stopped. */
+  async batchIdle(): Promise<void> {
+    while (this.batchRuns.size > 0) await Promise.allSettled([...this.batchRuns]);
+  }
+
+  async batchPrediction(job: string): Promise<BatchJob> {
+    const { requireBatchJob } = await predictionsModule();
+    return requireBatchJob(this.store, assertName("job", job, "job"));
+  }
+
+  async cancelBatchPrediction(job: string): Promise<BatchJob> {
+    const { cancelBatchJob } = await predictionsModule();
+    await this.batchPrediction(job);
+    return cancelBatchJob(this.store, job);
+  }
+
+  /** A finished batch job's parts as `predictions.jsonl` and `errors.jsonl` in `outDir`. */
+  async exportPredictions(job: string, outDir: string) {
+    const { exportPredictions } = await import("./predictions/export.ts");
+    return exportPredictions(this.store, assertName("job", job, "job"), outDir);
+  }
+
+  /**
+   * A local manifest or folder as a batch job's input: uploaded and ingested once as the dataset
+   * named after its content (`bp-input-<hash>`, see predictions/input.ts); answers that name.
+   */
+  async uploadBatchInput(localPath: string): Promise<string> {
+    const { batchInputName } = await import("./predictions/input.ts");
+    const dataset = await batchInputName(localPath);
+    if ((await readDatasetStatus(this.store, dataset))?.version) return dataset;
+    const status = await this.upload(dataset, localPath);
+    if (!status.version) {
+      const first = status.rejected[0];
+      throw new ValidationError(
+        `${localPath}: no row could be read${first ? ` (line ${first.line}: ${first.reason})` : ""}`,
+        { field: "input" },
+      );
+    }
+    return dataset;
   }
 
   /** Verifies the store and, with `repair`, fixes what is safe to fix (see doctor/index.ts). */

@@ -6,11 +6,13 @@
 import { Command, Option } from "commander";
 import { VERSION } from "../../shared/version.ts";
 import { registerBackbone } from "./commands/backbone.ts";
+import { registerBatchPredict } from "./commands/batch-predict.ts";
 import { registerDemo } from "./commands/demo.ts";
 import { registerDoctor } from "./commands/doctor.ts";
 import { registerEmbed } from "./commands/embed.ts";
 import { registerExport } from "./commands/export.ts";
 import { registerExportHead } from "./commands/export-head.ts";
+import { registerExportPredictions } from "./commands/export-predictions.ts";
 import { registerImportEmbeddings } from "./commands/import-embeddings.ts";
 import { registerIngest } from "./commands/ingest.ts";
 import { registerKeys } from "./commands/keys.ts";
@@ -30,6 +32,8 @@ const COMMANDS = [
   registerEmbed,
   registerTrain,
   registerPredict,
+  registerBatchPredict,
+  registerExportPredictions,
   registerPromote,
   registerRollback,
   registerExportHead,

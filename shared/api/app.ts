@@ -19,6 +19,7 @@ import { errorBody, handleError, zodIssueToError } from "./errors.ts";
 import { type LocalGuardOptions, localGuard } from "./local-guard.ts";
 import { requestLog } from "./request-log.ts";
 import { errorResponses, HealthResponse, jsonBody } from "./responses.ts";
+import { batchPredictionRoutes } from "./routes/batch-predictions.ts";
 import { datasetRoutes } from "./routes/datasets.ts";
 import { doctorRoutes } from "./routes/doctor.ts";
 import { headRoutes } from "./routes/heads.ts";
@@ -77,6 +78,7 @@ export function createApp(platform: Platform, log: Logger, opts: AppOptions = {}
   app.openapi(health, (c) => c.json({ status: "ok" as const, runner: platform.runner.name }, 200));
   app.route("/v1/datasets", datasetRoutes(platform));
   app.route("/v1/heads", headRoutes(platform));
+  app.route("/v1/heads", batchPredictionRoutes(platform));
   app.route("/v1/jobs", jobRoutes(platform));
   app.route("/v1/doctor", doctorRoutes(platform));
   app.route(

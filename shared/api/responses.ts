@@ -16,6 +16,7 @@ import {
   Report as ReportDoc,
   Search,
 } from "../heads/version.ts";
+import { BatchJob as BatchJobDoc } from "../predictions/job.ts";
 import { ErrorResponse } from "./errors.ts";
 
 // Schemas made elsewhere get `.openapi()` only on a copy made here (`.describe()` clones): zod 4
@@ -34,6 +35,10 @@ export const DatasetStatus = DatasetStatusDoc.describe(
 ).openapi("DatasetStatus");
 export const EmbedJob = EmbedJobDoc.describe("`jobs/<job>.json`: a batch job").openapi("EmbedJob");
 export const Backbone = BackboneSpec.describe("`backbone.json`").openapi("Backbone");
+
+export const BatchPredictionJob = BatchJobDoc.describe(
+  "`predictions/<job>/_job.json`: a batch-prediction job (status, progress; counts and output keys once finished)",
+).openapi("BatchPredictionJob");
 
 export const IngestResponse = z
   .object({

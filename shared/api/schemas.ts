@@ -22,6 +22,21 @@ export const HeadVersionParams = HeadParams.extend({
 });
 export const JobParams = z.object({ job: Name.openapi({ param: { name: "job", in: "path" } }) });
 
+export const HeadJobParams = HeadParams.extend({
+  job: Name.openapi({
+    param: { name: "job", in: "path" },
+    example: "bp-imdb-sentiment-3f2a9c0d1e4b5a6c7d8e",
+  }),
+});
+
+export const BatchPredictionBody = z
+  .object({
+    dataset: Name.openapi({ description: "Score this dataset's current rows", example: "imdb-test" }),
+    version: Name.optional().openapi({ description: "A head version instead of the live one" }),
+    alias: Name.optional().openapi({ description: "The version an alias points to instead of the live one" }),
+  })
+  .openapi("BatchPredictionRequest");
+
 export const DatasetInfoQuery = z.object({
   backbone: Name.optional().openapi({
     description: "Whose cache to report on (default: the default backbone of the dataset's modality)",

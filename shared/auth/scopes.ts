@@ -13,7 +13,9 @@ export type RouteAccess = typeof PUBLIC | readonly Scope[];
  * `METHOD path` → the scopes any one of which admits the request. Reads of heads serve the
  * applications that predict with them and the people who train them; reads of datasets and jobs
  * serve those who upload and those who train. Exporting a model hands over its weights, so it is
- * a `train` right, not a `predict` one.
+ * a `train` right, not a `predict` one. A batch prediction is predict over many rows: it reads the
+ * head as predict does and hands out only predictions (its embedding stage changes no head), so
+ * starting, following and cancelling one are `predict` rights.
  */
 export const ROUTE_SCOPES: Readonly<Record<string, RouteAccess>> = {
   "GET /health": PUBLIC,
@@ -23,6 +25,9 @@ export const ROUTE_SCOPES: Readonly<Record<string, RouteAccess>> = {
   "GET /docs/assets/{file}": PUBLIC,
 
   "POST /v1/heads/{head}/predict": ["predict"],
+  "POST /v1/heads/{head}/batch-predictions": ["predict"],
+  "GET /v1/heads/{head}/batch-predictions/{job}": ["predict"],
+  "POST /v1/heads/{head}/batch-predictions/{job}/cancel": ["predict"],
   "GET /v1/heads/{head}": ["predict", "train"],
   "GET /v1/heads/{head}/versions/{version}": ["predict", "train"],
   "GET /v1/heads/{head}/versions/{version}/report": ["predict", "train"],
