@@ -86,6 +86,12 @@ export interface PredictRequest {
   neighbors?: number;
 }
 
+/** A batch job as the API starts it: the rows of a dataset, or of a manifest already in the store. */
+export type BatchRequest = Omit<BatchStart, "dataset" | "source"> & {
+  dataset?: string;
+  manifestKey?: string;
+};
+
 export class Platform {
   /** Runs jobs on this machine: `embed()` always, and submitted jobs unless a `runner` is given. */
   readonly local: LocalJobRunner;
@@ -515,14 +521,33 @@ export class Platform {
    * The API's start: the job's record now, and a queued job run in this process in the background
    * (the local server's worker; `onJobError` hears of a run that throws).
    */
-  async submitBatchPrediction(req: BatchStart): Promise<BatchJob> {
-    const { job } = await this.startBatchPrediction(req);
+  async submitBatchPrediction(req: BatchRequest): Promise<BatchJob> {
+    const { job } = await this.startBatchPrediction(await this.batchStart(req));
     if (job.status === "queued") {
       const run = this.runBatchPrediction(job.job).catch((err) => this.onJobError?.(job.job, err));
       this.batchRuns.add(run);
       run.finally(() => this.batchRuns.delete(run));
     }
     return job;
+  }
+
+  /**
+   * A request naming a dataset or a manifest in the store (`manifestKey`, ingested as a dataset of
+   * its own: predictions/input.ts). The head is resolved first, so a request that names no usable
+   * head ingests nothing.
+   */
+  private async batchStart(req: BatchRequest): Promise<BatchStart> {
+    const { manifestKey, ...rest } = req;
+    if ((req.dataset === undefined) === (manifestKey === undefined)) {
+      throw new ValidationError("send exactly one of dataset, manifestKey", { field: "dataset" });
+    }
+    if (manifestKey === undefined) return { ...rest, dataset: req.dataset!, source: "dataset" };
+    if (req.version !== undefined && req.alias !== undefined) {
+      throw new ValidationError("name a version or an alias, not both", { field: "alias" });
+    }
+    await readHeadVersion(this.store, req.head, await resolveHeadRef(this.store, req));
+    const { ingestManifestKey } = await import("./predictions/input.ts");
+    return { ...rest, dataset: await ingestManifestKey(this.store, manifestKey), source: "manifest" };
   }
 
   /** Resolves when every batch job this process started in the background has stopped. */

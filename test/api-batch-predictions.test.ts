@@ -58,6 +58,55 @@ describe("batch predictions over HTTP", () => {
     assert.equal((await read(cancel)).status, "succeeded");
   });
 
+  test("a manifest already in the store (manifestKey): ingested once, refused lines are error rows", async () => {
+    const { store } = ctx;
+    const manifest = '{"id":"a","text":"great fun"}\n{"id":"b","text":" "}\n{"id":"c","text":"awful dull"}\n';
+    await store.put("batch/films/tonight.jsonl", manifest);
+    const res = await app.request(
+      "/v1/heads/films/batch-predictions",
+      post({ manifestKey: "batch/films/tonight.jsonl" }),
+    );
+    assert.equal(res.status, 202);
+    const started = await read(res);
+    assert.equal(started.input.source, "manifest");
+    assert.match(started.input.dataset, /^bp-input-[0-9a-f]{20}$/);
+    await ctx.platform.batchIdle();
+    const job = await read(await app.request(`/v1/heads/films/batch-predictions/${started.job}`));
+    assert.equal(job.status, "succeeded-with-errors", job.error);
+    assert.deepEqual(job.counts, { total: 3, succeeded: 2, failed: 1 });
+    const errors = await store.get(job.errors[0]);
+    assert.deepEqual(JSON.parse(new TextDecoder().decode(errors!.body)), {
+      id: "b",
+      line: 2,
+      reason: "text: text must not be blank",
+    });
+    // The same bytes under another key are the same input, so the same job.
+    await store.put("batch/films/copy.jsonl", manifest);
+    const again = await read(
+      await app.request("/v1/heads/films/batch-predictions", post({ manifestKey: "batch/films/copy.jsonl" })),
+    );
+    assert.equal(again.job, started.job);
+
+    for (const [body, status, field] of [
+      [{ manifestKey: "heads/films/aliases/live.json" }, 400, "manifestKey"],
+      [{ manifestKey: "batch/films/none.jsonl" }, 404, "manifestKey"],
+      [{ manifestKey: "batch/films/tonight.jsonl", dataset: "fresh" }, 400, "dataset"],
+    ] as const) {
+      const r = await app.request("/v1/heads/films/batch-predictions", post(body));
+      assert.equal(r.status, status, JSON.stringify(body));
+      assert.equal((await read(r)).error.field, field);
+    }
+    const before = (await store.list("datasets/")).length;
+    const noHead = await app.request(
+      "/v1/heads/nohead/batch-predictions",
+      post({ manifestKey: "batch/films/tonight.jsonl" }),
+    );
+    assert.equal(noHead.status, 404);
+    await store.put("batch/films/other.jsonl", '{"text":"fun"}\n');
+    await app.request("/v1/heads/nohead/batch-predictions", post({ manifestKey: "batch/films/other.jsonl" }));
+    assert.equal((await store.list("datasets/")).length, before, "a refused request ingests nothing");
+  });
+
   test("a job is found only under its own head; bad bodies are 400s naming the field", async () => {
     const res = await app.request("/v1/heads/films/batch-predictions", post({ dataset: "films" }));
     const { job } = await read(res);

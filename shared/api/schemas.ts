@@ -31,7 +31,20 @@ export const HeadJobParams = HeadParams.extend({
 
 export const BatchPredictionBody = z
   .object({
-    dataset: Name.openapi({ description: "Score this dataset's current rows", example: "imdb-test" }),
+    dataset: Name.optional().openapi({
+      description: "Score this dataset's current rows (send this or `manifestKey`)",
+      example: "imdb-test",
+    }),
+    manifestKey: z
+      .string()
+      .max(1024)
+      .optional()
+      .openapi({
+        description:
+          "Score the rows of a manifest (`.jsonl` or `.csv`) already in the store, under `batch/` or `datasets/` " +
+          "(send this or `dataset`); it is ingested as a dataset named after its content, `bp-input-<hash>`",
+        example: "batch/imdb-sentiment/tonight.jsonl",
+      }),
     version: Name.optional().openapi({ description: "A head version instead of the live one" }),
     alias: Name.optional().openapi({ description: "The version an alias points to instead of the live one" }),
   })

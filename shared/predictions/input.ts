@@ -7,7 +7,10 @@
 import { createHash } from "node:crypto";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join, relative } from "node:path";
-import { NotFoundError } from "../errors.ts";
+import { ingestDataset, putManifest, readDatasetStatus } from "../datasets/ingest.ts";
+import { NotFoundError, ValidationError } from "../errors.ts";
+import { storageKeyProblem } from "../layout.ts";
+import type { ObjectStore } from "../store/types.ts";
 
 /** Datasets made from batch inputs are named `bp-input-<20 hex>`; users should not take such names. */
 export const BATCH_INPUT_PREFIX = "bp-input-";
@@ -37,4 +40,41 @@ async function filesUnder(dir: string): Promise<string[]> {
     else if (entry.isFile()) out.push(full);
   }
   return out.sort();
+}
+
+/** Where a `manifestKey` may point: the caller's own uploads, never heads, the cache or `_system/`. */
+export const MANIFEST_KEY_PREFIXES = ["batch/", "datasets/"] as const;
+
+/**
+ * A manifest already in the store (`manifestKey`, e.g. `batch/films/tonight.jsonl`) as a batch job's
+ * input: copied into the dataset named after its bytes (the name a local file with the same bytes
+ * gets) and ingested there; answers that name. File rows name files below that dataset's `files/`,
+ * which a copied manifest does not bring along, so they come back as refused lines (error rows).
+ */
+export async function ingestManifestKey(store: ObjectStore, key: string): Promise<string> {
+  const problem =
+    storageKeyProblem(key) ??
+    (MANIFEST_KEY_PREFIXES.some((p) => key.startsWith(p))
+      ? undefined
+      : `is not under ${MANIFEST_KEY_PREFIXES.join(" or ")}`) ??
+    (/\.(jsonl|csv)$/.test(key) ? undefined : "does not end in .jsonl or .csv");
+  if (problem) {
+    throw new ValidationError(`manifestKey ${JSON.stringify(key)} ${problem}`, { field: "manifestKey" });
+  }
+  const obj = await store.get(key);
+  if (!obj) throw new NotFoundError(`manifest ${key}`, { field: "manifestKey" });
+  const dataset = `${BATCH_INPUT_PREFIX}${createHash("sha256").update(obj.body).digest("hex").slice(0, 20)}`;
+  if ((await readDatasetStatus(store, dataset))?.version) return dataset;
+  const format = key.endsWith(".csv") ? "csv" : "jsonl";
+  const status = await ingestDataset(store, dataset, {
+    manifestKey: await putManifest(store, dataset, format, obj.body),
+  });
+  if (!status.version) {
+    const first = status.rejected[0];
+    throw new ValidationError(
+      `manifestKey ${key}: no row could be read${first ? ` (line ${first.line}: ${first.reason})` : ""}`,
+      { field: "manifestKey" },
+    );
+  }
+  return dataset;
 }

@@ -192,7 +192,7 @@ async function rejectedRows(
   return status.rejected.map((r) => ({
     id: r.id !== undefined && !ids.has(r.id) ? r.id : `line-${r.line}`,
     line: r.line,
-    reason: r.field ? `${r.field}: ${r.reason}` : r.reason,
+    reason: r.reason,
   }));
 }
 
