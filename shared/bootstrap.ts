@@ -36,6 +36,8 @@ export function bootstrap(
     ...opts,
     runner,
     trainDispatcher,
+    // A Lambda may be frozen once it returns: events are delivered before, within a bounded time.
+    notifications: { mode: "await", log, ...opts.notifications },
   });
   return { config, log, metrics, platform };
 }

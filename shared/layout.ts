@@ -153,6 +153,17 @@ export const keys = {
    * conditional writes (`auth/key-store.ts`). Under `_system/`, which no name can reach.
    */
   apiKeys: () => "_system/api-keys.json",
+  /** The customer's webhook endpoints and their signing secrets (`events/registrations.ts`). */
+  webhooks: () => "_system/webhooks.json",
+  webhookDeliveriesPrefix: () => "_system/webhook-deliveries/",
+  /** One event's delivery to one endpoint: its attempts and outcome (`events/delivery.ts`). */
+  webhookDelivery: (eventId: string, webhookId: string) => {
+    if (!/^evt_[0-9a-f]{32}$/.test(eventId))
+      throw new ValidationError(`invalid event id ${eventId}`, { field: "event" });
+    if (!/^wh_[0-9a-f]{16}$/.test(webhookId))
+      throw new ValidationError(`invalid webhook id ${webhookId}`, { field: "webhook" });
+    return `_system/webhook-deliveries/${eventId}/${webhookId}.json`;
+  },
 } as const;
 
 export type ParsedKey =
@@ -183,7 +194,9 @@ export type ParsedKey =
   | { kind: "batchJob" | "predictionsSummary"; job: string }
   | { kind: "predictionsPart" | "predictionsErrors"; job: string; part: number }
   | { kind: "idempotencyRecord"; scope: string; hash: string }
-  | { kind: "apiKeys" };
+  | { kind: "apiKeys" }
+  | { kind: "webhooks" }
+  | { kind: "webhookDelivery"; event: string; webhook: string };
 
 const N = "([a-z0-9][a-z0-9\\-_.]{0,62})";
 const SHARD = "(\\d{5})";
@@ -254,6 +267,11 @@ const PATTERNS: Array<[RegExp, (m: RegExpExecArray) => ParsedKey]> = [
     (m) => ({ kind: "idempotencyRecord", scope: m[1], hash: m[2] }),
   ],
   [/^_system\/api-keys\.json$/, () => ({ kind: "apiKeys" })],
+  [/^_system\/webhooks\.json$/, () => ({ kind: "webhooks" })],
+  [
+    /^_system\/webhook-deliveries\/(evt_[0-9a-f]{32})\/(wh_[0-9a-f]{16})\.json$/,
+    (m) => ({ kind: "webhookDelivery", event: m[1], webhook: m[2] }),
+  ],
 ];
 
 /** The inverse of `keys`: returns undefined for keys the platform does not own. */

@@ -40,6 +40,8 @@ export function context(cmd: Command, worker: "inline" | "process" = "inline") {
     onProgress: progress.onProgress,
     onJobError: (job, err) => log.error("embedding job failed", { job, error: (err as Error).message }),
     worker,
+    // The server (`process` workers) delivers events after answering; a command, before it exits.
+    notifications: { mode: worker === "process" ? "background" : "await", log },
   });
   return { config, log, platform, progress, json: Boolean(g.json) };
 }

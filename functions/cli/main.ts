@@ -24,6 +24,7 @@ import { registerServe } from "./commands/serve.ts";
 import { registerStart } from "./commands/start.ts";
 import { registerStatus } from "./commands/status.ts";
 import { registerTrain } from "./commands/train.ts";
+import { registerWebhooks } from "./commands/webhooks.ts";
 import { runCli } from "./context.ts";
 
 /** In the order `--help` lists them. */
@@ -44,6 +45,7 @@ const COMMANDS = [
   registerStatus,
   registerBackbone,
   registerKeys,
+  registerWebhooks,
   registerServe,
   registerDemo,
   registerStart,

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { Embedder } from "../backbone/spec.ts";
 import { isCommitted } from "../cache/shards.ts";
 import { PACKAGE_ROOT } from "../config.ts";
-import { type EmbedJob, updateJob } from "../embed/job.ts";
+import { type EmbedJob, readJob, updateJob } from "../embed/job.ts";
 import { liveLeases } from "../embed/lease.ts";
 import { type EmbedProgress, type RunShardsResult, runEmbedShards } from "../embed/run.ts";
 import { HeadstartError } from "../errors.ts";
@@ -38,6 +38,11 @@ export interface LocalJobRunnerOptions {
   onError?: (job: string, err: unknown) => void;
   /** Shard lease TTL for inline runs (`Config.leaseTtlSeconds`); workers read it from their env. */
   leaseTtlMs?: number;
+  /**
+   * Called with the job's record when a run ends and the job is `succeeded` or `failed` (the
+   * platform's events); awaited before the run resolves, and never fails it.
+   */
+  onFinished?: (job: EmbedJob) => Promise<void> | void;
 }
 
 export class LocalJobRunner implements JobRunner {
@@ -101,10 +106,23 @@ export class LocalJobRunner implements JobRunner {
             : { state: "succeeded", error: undefined, finishedAt: new Date().toISOString() },
         );
       }
+      await this.finished(job.job);
       return result;
     } catch (err) {
       await this.recordFailure(job, err).catch(() => undefined);
+      await this.finished(job.job);
       throw err;
+    }
+  }
+
+  /** Hands the job's final record to `onFinished`; a job another run is still finishing is not final. */
+  private async finished(jobId: string): Promise<void> {
+    if (!this.opts.onFinished) return;
+    try {
+      const current = (await readJob(this.store, jobId))?.value;
+      if (current?.state === "succeeded" || current?.state === "failed") await this.opts.onFinished(current);
+    } catch {
+      // Telling others is never a reason for the run to fail.
     }
   }
 

@@ -1,0 +1,65 @@
+/**
+ * The platform's events made from the records that say something happened: an embedding job's
+ * final state, a stored version, an alias move. Each names its occurrence by what is unique about
+ * it (see `makeEvent`), so emitting one twice is one event. Structural inputs: this folder imports
+ * none of the owners of those records.
+ */
+import { makeEvent, type WebhookEvent } from "./types.ts";
+
+/** The fields of `embed/job.ts`'s `EmbedJob` an event carries. */
+export interface EndedJob {
+  job: string;
+  dataset: string;
+  datasetVersion: string;
+  backbone: string;
+  items: { toEmbed: number; cached: number; unsupported: number };
+  state: string;
+  error?: string;
+  finishedAt?: string;
+}
+
+/** `dataset.embedded` or `dataset.failed` for a job in a final state; undefined otherwise. */
+export function embedJobEvent(job: EndedJob): WebhookEvent | undefined {
+  const data = {
+    dataset: job.dataset,
+    datasetVersion: job.datasetVersion,
+    backbone: job.backbone,
+    job: job.job,
+    items: { toEmbed: job.items.toEmbed, cached: job.items.cached, unsupported: job.items.unsupported },
+    ...(job.finishedAt ? { finishedAt: job.finishedAt } : {}),
+  };
+  // A job succeeds once (never undone); it may fail once per attempt, each its own event.
+  if (job.state === "succeeded") return makeEvent("dataset.embedded", [job.job], data);
+  if (job.state === "failed") {
+    const error = job.error ?? "no reason recorded";
+    return makeEvent("dataset.failed", [job.job, job.finishedAt ?? error], { ...data, error });
+  }
+  return undefined;
+}
+
+export function headTrainedEvent(v: {
+  head: string;
+  version: string;
+  dataset: string;
+  type: string;
+  task: string;
+  promoted: boolean;
+}): WebhookEvent {
+  return makeEvent("head.trained", [v.head, v.version], { ...v });
+}
+
+/** One move of an alias, as its history records it (`heads/version.ts`'s `AliasMove`). */
+export function headPromotedEvent(
+  head: string,
+  alias: string,
+  move: { version: string; from?: string; at: string; by: "promote" | "rollback" },
+): WebhookEvent {
+  return makeEvent("head.promoted", [head, alias, move.version, move.at], {
+    head,
+    alias,
+    version: move.version,
+    previous: move.from ?? null,
+    by: move.by,
+    at: move.at,
+  });
+}
