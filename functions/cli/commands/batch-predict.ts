@@ -24,7 +24,9 @@ const POLL_MS = 500;
 export function registerBatchPredict(program: Command): void {
   program
     .command("batch-predict")
-    .description("score every row of a dataset with a head, into predictions/<job>/ in the store")
+    .description(
+      "score every row of a dataset, manifest or folder with a head, into predictions/<job>/ in the store",
+    )
     .argument("<head>", "head, head@version or head:alias")
     .argument("[input]", "a manifest (JSONL/CSV) or folder to score, instead of --dataset")
     .option("--dataset <dataset>", "score this dataset's current rows")
