@@ -14,6 +14,7 @@ import { CustomerHttpApi } from "./api.ts";
 import { CustomerData } from "./customer-data.ts";
 import type { Customer } from "./customers.ts";
 import { EmbedJob, jobNamePrefix } from "./embed-job.ts";
+import { CustomerEventBus, eventBusName } from "./event-bus.ts";
 import { HeadstartFunction, type HeadstartFunctionProps } from "./functions.ts";
 import { Images } from "./images.ts";
 import { JobEvents } from "./job-events.ts";
@@ -51,6 +52,7 @@ function platformEnvironment(
     HEADSTART_SCRATCH_DIR: "/tmp",
     HEADSTART_LOG_LEVEL: c.settings.logLevel,
     HEADSTART_CUSTOMER: c.id,
+    HEADSTART_EVENT_BUS_NAME: eventBusName(c.id),
     ...(c.settings.defaultBackbone ? { HEADSTART_DEFAULT_BACKBONE: c.settings.defaultBackbone } : {}),
     ...(c.settings.defaultImageBackbone
       ? { HEADSTART_DEFAULT_IMAGE_BACKBONE: c.settings.defaultImageBackbone }
@@ -63,6 +65,7 @@ type Functions = HeadstartStack["functions"];
 export class HeadstartStack extends Stack {
   readonly data: CustomerData;
   readonly embedJob: EmbedJob;
+  readonly eventBus: CustomerEventBus;
   readonly functions: Record<"ingest" | "jobComplete" | "train" | "api", HeadstartFunction> & {
     authorizer?: HeadstartFunction;
   };
@@ -90,6 +93,7 @@ export class HeadstartStack extends Stack {
     });
     const images = new Images(this, "Images");
     this.embedJob = new EmbedJob(this, "EmbedJob", { customer: c.id, data: this.data, image: images.embed });
+    this.eventBus = new CustomerEventBus(this, "Events", { customer: c.id });
     const platformEnv = platformEnvironment(c, this.data, this.embedJob, images);
     this.functions = this.createFunctions(c, platformEnv, monitoring.topic);
     this.grantFunctions(this.functions);
@@ -105,6 +109,7 @@ export class HeadstartStack extends Stack {
     this.acknowledge(c.id);
     new CfnOutput(this, "ApiUrl", { value: this.api.url });
     new CfnOutput(this, "BucketName", { value: this.data.bucket.bucketName });
+    new CfnOutput(this, "EventBusName", { value: this.eventBus.bus.eventBusName });
     if (c.api.auth === "iam") {
       // What a caller's IAM policy must allow (execute-api:Invoke) to call this customer's API.
       new CfnOutput(this, "ApiInvokeArn", { value: this.api.api.arnForExecuteApi() });
@@ -204,6 +209,8 @@ export class HeadstartStack extends Stack {
   /** Each function gets this customer's bucket and key, nothing else of S3 or KMS. */
   private grantFunctions({ ingest, jobComplete, train, api }: Functions): void {
     for (const f of [ingest, jobComplete, train, api]) this.data.grantObjects(f.role);
+    // Each may cause an event (an embedding job ending, a version trained, an alias moved).
+    for (const f of [ingest, jobComplete, train, api]) this.eventBus.grantPut(f.role);
     for (const f of [ingest, api]) this.embedJob.grantSubmit(f.role, this.data.key);
     // job-complete reads the state change from the event itself and needs no SageMaker access.
     // POST /v1/heads/{head}/train hands the work to the train Lambda (asynchronously).

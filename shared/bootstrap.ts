@@ -1,5 +1,6 @@
 /** Builds the platform for an entry point from its environment, once, at module scope. */
 import type { Metrics } from "@aws-lambda-powertools/metrics";
+import { EventBridgePublisher } from "./aws/eventbridge-publisher.ts";
 import { LambdaTrainDispatcher } from "./aws/lambda-train-dispatcher.ts";
 import { SageMakerJobRunner } from "./aws/sagemaker-runner.ts";
 import { type Config, loadConfig } from "./config.ts";
@@ -27,6 +28,10 @@ export function bootstrap(
     (config.trainFunctionName
       ? new LambdaTrainDispatcher(config.trainFunctionName, { region: config.region })
       : undefined);
+  // HEADSTART_EVENT_BUS_NAME: events also go to the customer's EventBridge bus.
+  const publisher = config.eventBusName
+    ? new EventBridgePublisher(config.eventBusName, { region: config.region })
+    : undefined;
   const platform = new Platform(store, config, {
     onJobError: (job, err) => log.error("embedding job failed", { job, error: (err as Error).message }),
     // Jobs a local runner embeds in this process count towards this invocation's metrics.
@@ -37,7 +42,7 @@ export function bootstrap(
     runner,
     trainDispatcher,
     // A Lambda may be frozen once it returns: events are delivered before, within a bounded time.
-    notifications: { mode: "await", log, ...opts.notifications },
+    notifications: { mode: "await", log, publisher, ...opts.notifications },
   });
   return { config, log, metrics, platform };
 }

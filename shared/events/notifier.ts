@@ -1,6 +1,7 @@
 /**
  * Where the platform's use cases hand their events: each is delivered to every endpoint
- * subscribed to its type (`delivery.ts`), and a failed delivery never fails the use case.
+ * subscribed to its type (`delivery.ts`) and, where one is configured, put on the customer's
+ * event bus (`EventPublisher`); a failed delivery never fails the use case.
  *
  * Two ways to run, chosen by the entry point:
  * - `background` (the long-running local server): `emit` returns at once and the delivery runs in
@@ -22,8 +23,15 @@ import {
 import { WebhookRegistry } from "./registrations.ts";
 import type { WebhookEvent } from "./types.ts";
 
+/** A second channel every event also goes to, whatever the webhooks: the customer's EventBridge bus in AWS. */
+export interface EventPublisher {
+  readonly name: string;
+  publish(event: WebhookEvent): Promise<void>;
+}
+
 export interface NotifierOptions {
   mode?: "await" | "background";
+  publisher?: EventPublisher;
   /** `await` mode: how long one `emit` may take in all (default 5 s). */
   budgetMs?: number;
   policy?: Partial<DeliveryPolicy>;
@@ -108,13 +116,30 @@ export class Notifier {
   }
 
   private async fanOut(event: WebhookEvent, deadline: number | undefined): Promise<void> {
+    const published = this.publishSafely(event);
     try {
       const endpoints = await this.registry.subscribers(event.type);
-      await Promise.all(endpoints.map((e) => this.deliverSafely(e, event, deadline)));
+      await Promise.all([published, ...endpoints.map((e) => this.deliverSafely(e, event, deadline))]);
     } catch (err) {
+      await published;
       this.opts.log?.warn("event not delivered: the webhook registrations could not be read", {
         event: event.id,
         type: event.type,
+        error: (err as Error).message,
+      });
+    }
+  }
+
+  private async publishSafely(event: WebhookEvent): Promise<void> {
+    const publisher = this.opts.publisher;
+    if (!publisher) return;
+    try {
+      await publisher.publish(event);
+    } catch (err) {
+      this.opts.log?.warn("event not published", {
+        event: event.id,
+        type: event.type,
+        publisher: publisher.name,
         error: (err as Error).message,
       });
     }
