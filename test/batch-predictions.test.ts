@@ -11,6 +11,7 @@ import sharp from "sharp";
 import { readJob } from "../shared/embed/job.ts";
 import { embedJobId } from "../shared/embed/plan.ts";
 import { keys, parseKey } from "../shared/layout.ts";
+import { STALE_MS, updateBatchJob } from "../shared/predictions/job.ts";
 import { readSummary } from "../shared/predictions/output.ts";
 import { decodeUtf8 } from "../shared/store/json.ts";
 import type { ObjectStore } from "../shared/store/types.ts";
@@ -117,6 +118,26 @@ describe("batch predictions", () => {
     assert.equal((await platform.runBatchPrediction(job.job)).status, "cancelled");
     assert.equal(await store.head(keys.predictionsSummary(job.job)), undefined);
     await assert.rejects(platform.batchPrediction("bp-nothing"), /not found|batch job/);
+  });
+
+  test("a running job whose process stopped beating is taken over; a beating one is not", async () => {
+    const { platform, store } = ctx;
+    await platform.putManifest("crashed", "jsonl", toJsonlText(fresh.slice(0, 7)));
+    const { job } = await platform.startBatchPrediction({ head: "films", dataset: "crashed" });
+    const beatAt = (ms: number) => new Date(Date.now() - ms).toISOString();
+    // As a killed run leaves it: running, its last heartbeat long ago.
+    const fake = {
+      status: "running" as const,
+      startedAt: beatAt(3_600_000),
+      heartbeatAt: beatAt(STALE_MS + 1_000),
+    };
+    await updateBatchJob(store, job.job, () => ({ ...fake, heartbeatAt: beatAt(1_000) }));
+    assert.equal((await platform.runBatchPrediction(job.job)).status, "running", "a live run is left alone");
+    await updateBatchJob(store, job.job, () => fake);
+    const done = await platform.runBatchPrediction(job.job);
+    assert.equal(done.status, "succeeded", done.error);
+    assert.deepEqual(done.counts, { total: 7, succeeded: 7, failed: 0 });
+    assert.notEqual(done.startedAt, fake.startedAt);
   });
 
   test("a head over two backbones embeds what each part misses", async () => {

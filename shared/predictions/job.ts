@@ -22,6 +22,15 @@ export const BATCH_STATUSES = [
 export const BatchStatus = z.enum(BATCH_STATUSES);
 export type BatchStatus = z.infer<typeof BatchStatus>;
 
+export const HEARTBEAT_MS = 30_000;
+export const STALE_MS = 5 * 60_000;
+
+/** Whether a `running` job's process has stopped beating (see `heartbeatAt`). */
+export function isStale(job: BatchJob, now = Date.now()): boolean {
+  const beat = Date.parse(job.heartbeatAt ?? job.startedAt ?? job.updatedAt);
+  return job.status === "running" && now - beat > STALE_MS;
+}
+
 /** Statuses a job never leaves (a `failed` one may be started again: see `startBatchJob`). */
 export const FINAL_STATUSES: readonly BatchStatus[] = [
   "succeeded",
@@ -73,6 +82,11 @@ export const BatchJob = z.object({
   createdAt: z.string(),
   updatedAt: z.string(),
   startedAt: z.string().optional(),
+  /**
+   * Moved forward by the running process every `HEARTBEAT_MS`: a `running` job whose heartbeat is
+   * older than `STALE_MS` lost its process (killed, crashed) and the next start takes it over.
+   */
+  heartbeatAt: z.string().optional(),
   finishedAt: z.string().optional(),
 });
 export type BatchJob = z.infer<typeof BatchJob>;

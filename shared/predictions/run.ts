@@ -14,7 +14,14 @@ import type { EmbeddedDataset } from "../embed/embedded-dataset.ts";
 import { ConflictError, HeadstartError } from "../errors.ts";
 import { type LoadedHead, loadHead, predictVectors } from "../heads/predict.ts";
 import type { ObjectStore } from "../store/types.ts";
-import { type BatchCounts, type BatchJob, readBatchJob, updateBatchJob } from "./job.ts";
+import {
+  type BatchCounts,
+  type BatchJob,
+  HEARTBEAT_MS,
+  isStale,
+  readBatchJob,
+  updateBatchJob,
+} from "./job.ts";
 import { type ErrorLine, type PredictionLine, predictionLine, writePart, writeSummary } from "./output.ts";
 
 /** What a run needs from the platform: backbones by id, and the embedding stage. */
@@ -26,27 +33,46 @@ export interface BatchEnv {
 }
 
 /**
- * Runs the job if it is `queued` (the caller that moves it to `running` owns it) and answers its
- * record when done; a job that is running elsewhere or finished is answered as it is.
+ * Runs the job if it is `queued`, or `running` in a process that stopped beating (the caller that
+ * moves it to `running` by compare-and-swap owns it), and answers its record when done; a job
+ * running elsewhere or finished is answered as it is. A run taken over starts again from the
+ * embedding stage, which resumes from the committed shards; parts are rewritten whole.
  */
 export async function runBatchJob(env: BatchEnv, jobId: string): Promise<BatchJob> {
   const now = new Date().toISOString();
   const claim = await updateBatchJob(env.store, jobId, (j) =>
-    j.status === "queued"
-      ? { status: "running", startedAt: now, progress: { ...j.progress, phase: "embedding" } }
+    j.status === "queued" || isStale(j)
+      ? {
+          status: "running",
+          startedAt: now,
+          heartbeatAt: now,
+          progress: { ...j.progress, phase: "embedding", rowsDone: 0 },
+        }
       : undefined,
   );
   if (!claim.changed) return claim.job;
+  const beat = setInterval(() => heartbeat(env.store, jobId, claim.job.startedAt!), HEARTBEAT_MS);
   try {
     return await execute(env, claim.job);
   } catch (err) {
     const { job } = await updateBatchJob(env.store, jobId, (j) =>
-      j.status === "running"
+      j.status === "running" && j.startedAt === now
         ? { status: "failed", error: (err as Error).message, finishedAt: new Date().toISOString() }
         : undefined,
     );
     return job;
+  } finally {
+    clearInterval(beat);
   }
+}
+
+/** Only this run's beat: a run taken over (another `startedAt`) stops moving the heartbeat. */
+function heartbeat(store: ObjectStore, job: string, startedAt: string): void {
+  updateBatchJob(store, job, (j) =>
+    j.status === "running" && j.startedAt === startedAt
+      ? { heartbeatAt: new Date().toISOString() }
+      : undefined,
+  ).catch(() => undefined); // a missed beat is retried by the next one
 }
 
 async function execute(env: BatchEnv, job: BatchJob): Promise<BatchJob> {
@@ -83,7 +109,7 @@ async function execute(env: BatchEnv, job: BatchJob): Promise<BatchJob> {
   });
   const status = scored.counts.failed > 0 ? "succeeded-with-errors" : "succeeded";
   const done = await updateBatchJob(env.store, job.job, (j) =>
-    j.status === "running"
+    j.status === "running" && j.startedAt === job.startedAt
       ? { status, ...scored, finishedAt, progress: { ...j.progress, phase: "done" } }
       : undefined,
   );

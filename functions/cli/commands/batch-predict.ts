@@ -79,7 +79,8 @@ async function waitFor(platform: Platform, job: BatchJob): Promise<BatchJob> {
   let current = await platform.runBatchPrediction(job.job);
   while (!FINAL_STATUSES.includes(current.status)) {
     await new Promise((r) => setTimeout(r, POLL_MS));
-    current = await platform.batchPrediction(current.job);
+    // Runs it here if the process running it has stopped (see `heartbeatAt`).
+    current = await platform.runBatchPrediction(current.job);
   }
   return current;
 }
