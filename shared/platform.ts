@@ -24,6 +24,8 @@ import { type EmbedJob, readJob } from "./embed/job.ts";
 import { embedJobId, planEmbedJob } from "./embed/plan.ts";
 import type { EmbedProgress, RunShardsResult } from "./embed/run.ts";
 import { NotFoundError, ValidationError } from "./errors.ts";
+import { embedJobEvent, headPromotedEvent, headTrainedEvent } from "./events/builders.ts";
+import { Notifier, type NotifierOptions } from "./events/notifier.ts";
 import type { StoredExport } from "./heads/export-store.ts";
 import type { PredictInput, Prediction } from "./heads/predict.ts";
 import type { TrainResult } from "./heads/train.ts";
@@ -68,6 +70,8 @@ export interface PlatformOptions {
   trainDispatcher?: TrainDispatcher;
   /** How submitted jobs run when no runner is given: in this process, or in a worker process. */
   worker?: "inline" | "process";
+  /** How events reach the registered webhooks (events/notifier.ts): by default awaited, within 5 s. */
+  notifications?: NotifierOptions;
 }
 
 /** How one training runs: cancelled by `signal` (a client that went away), within `maxSeconds`. */
@@ -97,6 +101,8 @@ export class Platform {
   readonly local: LocalJobRunner;
   readonly runner: JobRunner;
   readonly trainDispatcher?: TrainDispatcher;
+  /** Delivers the platform's events to the webhooks registered in this store. */
+  readonly notifier: Notifier;
   private predictLoaded = false;
   private readonly onJobError?: (job: string, err: unknown) => void;
   private readonly batchRuns = new Set<Promise<unknown>>();
@@ -106,8 +112,10 @@ export class Platform {
     readonly config: Config,
     opts: PlatformOptions = {},
   ) {
+    this.notifier = new Notifier(store, opts.notifications);
     // One local runner, so every job of this process shares one queue and one in-flight map.
     this.local = new LocalJobRunner(store, {
+      onFinished: (job) => this.notifyJobEnded(job),
       embedderFor: (id) => loadEmbedder(store, id, config),
       mode: opts.worker ?? "inline",
       workerEnv: { ...process.env, ...configToEnv(config) },
@@ -315,11 +323,19 @@ export class Platform {
       ? await Promise.all(opts.backbones.map((ref) => this.backboneParts(ref, "backbones")))
       : undefined;
     const specs = candidates ? candidates[0] : await this.backboneParts(opts.backbone);
-    return trainHead(this.store, specs, opts, candidates, {
+    const result = await trainHead(this.store, specs, opts, candidates, {
       maxSeconds: Math.min(this.config.trainMaxSeconds, run.maxSeconds ?? Number.POSITIVE_INFINITY),
       maxMemoryBytes: this.config.trainMaxMemoryMb * 2 ** 20,
       signal: run.signal,
     });
+    const { head, version, type, task, promoted } = result;
+    await Promise.all([
+      this.notifier.emitFrom(() =>
+        headTrainedEvent({ head, version, dataset: opts.dataset, type, task, promoted }),
+      ),
+      promoted ? this.notifyAliasMoved(head, "live", version) : undefined,
+    ]);
+    return result;
   }
 
   /** `headRef` is `head`, `head@version` or `head:alias`; `req.version`/`req.alias` say the same. */
@@ -485,12 +501,35 @@ export class Platform {
     return { head: doc, report };
   }
 
-  promote(head: string, version: string, expectedVersion?: string | null, alias = "live") {
-    return setAlias(this.store, head, version, { expectedVersion, alias });
+  async promote(head: string, version: string, expectedVersion?: string | null, alias = "live") {
+    await setAlias(this.store, head, version, { expectedVersion, alias });
+    await this.notifyAliasMoved(head, alias, version);
   }
 
-  rollback(head: string, alias = "live") {
-    return rollbackAlias(this.store, head, alias);
+  async rollback(head: string, alias = "live") {
+    const moved = await rollbackAlias(this.store, head, alias);
+    await this.notifyAliasMoved(head, alias, moved.to);
+    return moved;
+  }
+
+  /** `head.promoted` for the alias's last move to `version`, as its history records it. */
+  private notifyAliasMoved(head: string, alias: string, version: string): Promise<void> {
+    return this.notifier.emitFrom(async () => {
+      const history = (await readAlias(this.store, head, alias))?.value.history ?? [];
+      const move = history.findLast((m) => m.version === version);
+      return move && headPromotedEvent(head, alias, move);
+    });
+  }
+
+  /**
+   * `dataset.embedded` / `dataset.failed` for an embedding job that ended (a job id, or its
+   * record): the local runner calls it, and the job-complete Lambda for SageMaker jobs.
+   */
+  notifyJobEnded(job: string | EmbedJob): Promise<void> {
+    return this.notifier.emitFrom(async () => {
+      const record = typeof job === "string" ? (await readJob(this.store, job))?.value : job;
+      return record && embedJobEvent(record);
+    });
   }
 
   /**
