@@ -10,6 +10,9 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { Webhook } from "standardwebhooks";
+import { createApp } from "../shared/api/app.ts";
+import { LOCAL_CUSTOMER } from "../shared/auth/api-keys.ts";
+import { KeyStore } from "../shared/auth/key-store.ts";
 import { embedJobEvent } from "../shared/events/builders.ts";
 import { type DeliveryPolicy, deliver, listDeliveries, readDelivery } from "../shared/events/delivery.ts";
 import { Notifier } from "../shared/events/notifier.ts";
@@ -18,6 +21,7 @@ import { newWebhookSecret, signDelivery } from "../shared/events/signing.ts";
 import { EVENT_TYPES, makeEvent, parseEventTypes, type WebhookEvent } from "../shared/events/types.ts";
 import { LocalJobRunner } from "../shared/jobs/runner.ts";
 import { keys, parseKey } from "../shared/layout.ts";
+import { makeLogger } from "../shared/log.ts";
 import { FsStore } from "../shared/store/fs.ts";
 import { cli } from "./helpers/cli.ts";
 import { tempDir, tinyPlatform } from "./helpers/platform.ts";
@@ -475,5 +479,68 @@ describe("headstart webhooks", () => {
     assert.equal((await run("webhooks", "remove", made.id)).code, 2);
     const log = await run("webhooks", "deliveries", "--json");
     assert.deepEqual(JSON.parse(log.stdout), []);
+  });
+});
+
+describe("/v1/webhooks", () => {
+  let ctx: Awaited<ReturnType<typeof tinyPlatform>>;
+  let app: ReturnType<typeof createApp>;
+  let receiver: Receiver;
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  const call = (method: string, path: string, body?: unknown, as = headers) =>
+    app.request(path, { method, headers: as, body: body === undefined ? undefined : JSON.stringify(body) });
+  // biome-ignore lint/suspicious/noExplicitAny: response bodies are checked field by field
+  const json = async (res: Response | Promise<Response>): Promise<any> => (await res).json();
+  before(async () => {
+    ctx = await tinyPlatform({ notifications: { mode: "await", policy: FAST } });
+    app = createApp(ctx.platform, makeLogger("test", "silent"), { keyCacheMs: 0 });
+    const keyStore = new KeyStore(ctx.store, LOCAL_CUSTOMER);
+    headers["x-api-key"] = (await keyStore.create("root", ["admin"])).key;
+    receiver = await new Receiver().start();
+  });
+  after(async () => {
+    await receiver.stop();
+    await ctx.cleanup();
+  });
+
+  test("admin registers, lists, reads the delivery log and removes; the secret is answered once", async () => {
+    const res = await call("POST", "/v1/webhooks", { url: receiver.url, events: ["head.trained"] });
+    assert.equal(res.status, 201);
+    const made = await json(res);
+    assert.deepEqual(Object.keys(made).sort(), ["id", "secret"]);
+    receiver.secret = made.secret;
+    const listed = await json(call("GET", "/v1/webhooks"));
+    assert.deepEqual(
+      listed.webhooks.map((w: { id: string; url: string }) => [w.id, w.url]),
+      [[made.id, receiver.url]],
+    );
+    assert.equal(JSON.stringify(listed).includes(made.secret), false);
+    await ctx.platform.notifier.emit(sample(20));
+    const log = await json(call("GET", "/v1/webhooks/deliveries"));
+    assert.deepEqual(
+      log.deliveries.map((d: { event: { id: string }; outcome: string }) => [d.event.id, d.outcome]),
+      [[sample(20).id, "delivered"]],
+    );
+    assert.equal((await call("DELETE", `/v1/webhooks/${made.id}`)).status, 200);
+    const again = await call("DELETE", `/v1/webhooks/${made.id}`);
+    assert.equal(again.status, 404);
+  });
+
+  test("bad input is a 400 naming the field; other scopes are refused", async () => {
+    const badEvent = await call("POST", "/v1/webhooks", { url: receiver.url, events: ["head.deployed"] });
+    assert.equal(badEvent.status, 400);
+    const { error } = await json(badEvent);
+    assert.equal(error.field, "events[0]");
+    assert.match(error.message, /head\.promoted/);
+    const badUrl = await call("POST", "/v1/webhooks", {
+      url: "http://example.com/x",
+      events: ["head.trained"],
+    });
+    assert.equal(badUrl.status, 400);
+    assert.equal((await json(badUrl)).error.field, "url");
+    const predictKey = (await new KeyStore(ctx.store, LOCAL_CUSTOMER).create("app", ["predict"])).key;
+    const refused = await call("GET", "/v1/webhooks", undefined, { "x-api-key": predictKey });
+    assert.equal(refused.status, 403);
+    assert.deepEqual(await new WebhookRegistry(ctx.store).list(), []);
   });
 });

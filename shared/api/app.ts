@@ -25,6 +25,7 @@ import { doctorRoutes } from "./routes/doctor.ts";
 import { headRoutes } from "./routes/heads.ts";
 import { jobRoutes } from "./routes/jobs.ts";
 import { keyRoutes } from "./routes/keys.ts";
+import { webhookRoutes } from "./routes/webhooks.ts";
 
 export const MAX_JSON_BYTES = 8 * 1024 * 1024;
 
@@ -85,6 +86,7 @@ export function createApp(platform: Platform, log: Logger, opts: AppOptions = {}
     "/v1/keys",
     keyRoutes(keyStore, () => ring.invalidate()),
   );
+  app.route("/v1/webhooks", webhookRoutes(platform));
   for (const [name, scheme] of Object.entries(SECURITY_SCHEMES)) {
     app.openAPIRegistry.registerComponent("securitySchemes", name, scheme);
   }

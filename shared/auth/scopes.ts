@@ -48,6 +48,11 @@ export const ROUTE_SCOPES: Readonly<Record<string, RouteAccess>> = {
   "GET /v1/keys": ["admin"],
   "POST /v1/keys": ["admin"],
   "DELETE /v1/keys/{id}": ["admin"],
+
+  "GET /v1/webhooks": ["admin"],
+  "POST /v1/webhooks": ["admin"],
+  "DELETE /v1/webhooks/{id}": ["admin"],
+  "GET /v1/webhooks/deliveries": ["admin"],
 };
 
 const ADMIN_ONLY: readonly Scope[] = ["admin"];
