@@ -118,7 +118,7 @@ export class NotFoundError extends HeadstartError {
 
 /** A conditional write lost a race or an immutable object already exists. HTTP 409. */
 export class ConflictError extends HeadstartError {
-  constructor(message: string, opts: { field?: string } = {}) {
+  constructor(message: string, opts: { field?: string; details?: unknown } = {}) {
     super("conflict", message, opts);
   }
 }

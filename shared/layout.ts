@@ -58,6 +58,15 @@ export function assertRelativeFilePath(path: string, field = "file"): string {
   return path;
 }
 
+/** The top-level prefixes `headstart ls` walks (`lifecycle/`); each holds one resource's keys. */
+export const listPrefixes = {
+  datasets: "datasets/",
+  heads: "heads/",
+  backbones: "backbones/",
+  jobs: "jobs/",
+  cache: "cache/",
+} as const;
+
 export const keys = {
   datasetPrefix: (dataset: string) => `datasets/${assertName("dataset", dataset)}/`,
   manifest: (dataset: string, format: ManifestFormat) =>
@@ -113,10 +122,17 @@ export const keys = {
 
   headPrefix: (head: string) => `heads/${assertName("head", head)}/`,
   headVersionPrefix: (head: string) => `heads/${assertName("head", head)}/versions/`,
+  /** One version's files (`head.json`, `report.json`). */
+  headVersionFiles: (head: string, version: string) =>
+    `heads/${assertName("head", head)}/versions/${assertName("version", version)}/`,
+  headAliasPrefix: (head: string) => `heads/${assertName("head", head)}/aliases/`,
   headFile: (head: string, version: string, file: "head.json" | "report.json") =>
     `heads/${assertName("head", head)}/versions/${assertName("version", version)}/${file}`,
   headAlias: (head: string, alias: string) =>
     `heads/${assertName("head", head)}/aliases/${assertName("alias", alias)}.json`,
+  /** Every stored export of a head, or of one of its versions. */
+  headExportsOf: (head: string, version?: string) =>
+    `exports/${assertName("head", head)}/${version === undefined ? "" : `${assertName("version", version)}/`}`,
   /** Stored exports of one version (too large to answer inline); a version is immutable, so they never change. */
   headExportPrefix: (head: string, version: string, fused: boolean) =>
     `exports/${assertName("head", head)}/${assertName("version", version)}/${fused ? "fused" : "alone"}-`,
@@ -129,6 +145,8 @@ export const keys = {
   job: (job: string) => `jobs/${assertName("job", job)}.json`,
   /** A SageMaker input manifest listing exactly the job's plan objects. */
   jobPlanManifest: (job: string) => `jobs/${assertName("job", job)}/plans.manifest.json`,
+  /** What a job keeps beside its record (its plans manifest). */
+  jobPrefix: (job: string) => `jobs/${assertName("job", job)}/`,
 
   /** One batch-prediction job's folder: its record, its output parts, its summary. */
   predictionsPrefix: (job: string) => `predictions/${assertName("job", job)}/`,

@@ -163,7 +163,7 @@ describe("OpenAPI document", () => {
       assert.ok(op.summary, `${name} summary`);
       assert.equal(op.tags?.length, 1, `${name} tags`);
       assert.ok(
-        ["datasets", "heads", "jobs", "keys", "webhooks", "system"].includes(op.tags![0]),
+        ["datasets", "heads", "jobs", "backbones", "keys", "webhooks", "system"].includes(op.tags![0]),
         `${name} tag ${op.tags}`,
       );
     }

@@ -16,9 +16,11 @@ import { registerExportPredictions } from "./commands/export-predictions.ts";
 import { registerImportEmbeddings } from "./commands/import-embeddings.ts";
 import { registerIngest } from "./commands/ingest.ts";
 import { registerKeys } from "./commands/keys.ts";
+import { registerLs } from "./commands/ls.ts";
 import { registerPredict } from "./commands/predict.ts";
 import { registerPromote } from "./commands/promote.ts";
 import { registerReport } from "./commands/report.ts";
+import { registerRm } from "./commands/rm.ts";
 import { registerRollback } from "./commands/rollback.ts";
 import { registerServe } from "./commands/serve.ts";
 import { registerStart } from "./commands/start.ts";
@@ -41,6 +43,8 @@ const COMMANDS = [
   registerReport,
   registerImportEmbeddings,
   registerExport,
+  registerLs,
+  registerRm,
   registerDoctor,
   registerStatus,
   registerBackbone,

@@ -151,6 +151,7 @@ export function documentConfig(version: string): Parameters<OpenAPIHono["getOpen
       { name: "datasets", description: "Upload, ingest and import datasets; their embedding status" },
       { name: "heads", description: "Train, inspect, promote, export and predict with heads" },
       { name: "jobs", description: "Batch embedding jobs" },
+      { name: "backbones", description: "The published backbones" },
       { name: "keys", description: "Scoped API keys of this customer (scope admin)" },
       { name: "webhooks", description: "Signed event deliveries: endpoints, delivery log (scope admin)" },
       { name: "system", description: "Health" },

@@ -45,6 +45,18 @@ export const ROUTE_SCOPES: Readonly<Record<string, RouteAccess>> = {
   "GET /v1/datasets/{dataset}": ["ingest", "train"],
   "GET /v1/jobs/{job}": ["ingest", "train"],
 
+  // Lists read what the matching single-item reads do. Deletes are admin's: they cannot be undone
+  // and reach across what other scopes own (ingest's datasets, train's heads), and `force` goes
+  // past what still refers to them, so a pipeline's ingest or train key cannot destroy data.
+  "GET /v1/datasets": ["ingest", "train"],
+  "GET /v1/heads": ["predict", "train"],
+  "GET /v1/heads/{head}/versions": ["predict", "train"],
+  "GET /v1/jobs": ["ingest", "train"],
+  "GET /v1/backbones": ["ingest", "train"],
+  "DELETE /v1/datasets/{dataset}": ["admin"],
+  "DELETE /v1/heads/{head}": ["admin"],
+  "DELETE /v1/heads/{head}/versions/{version}": ["admin"],
+
   "GET /v1/keys": ["admin"],
   "POST /v1/keys": ["admin"],
   "DELETE /v1/keys/{id}": ["admin"],

@@ -372,3 +372,43 @@ export async function readHeadVersion(store: ObjectStore, head: string, version?
   const report = await getJson(store, keys.headFile(head, v, "report.json"), Report);
   return { head: doc.value, report: report?.value };
 }
+
+/** Every alias of a head with its document (`headstart ls`, and what a delete must respect). */
+export async function listAliases(store: ObjectStore, head: string): Promise<Array<z.infer<typeof Alias>>> {
+  const out: Array<z.infer<typeof Alias>> = [];
+  for (const obj of await store.list(keys.headAliasPrefix(head))) {
+    const m = /\/aliases\/([^/]+)\.json$/.exec(obj.key);
+    const found = m ? await readAlias(store, head, m[1]) : undefined;
+    if (found) out.push(found.value);
+  }
+  return out;
+}
+
+/**
+ * Forgets `alias`'s rollback target when it is `version` (about to be deleted), by
+ * compare-and-swap: `rollback` then refuses instead of naming a version that is gone.
+ */
+export async function dropRollbackTarget(
+  store: ObjectStore,
+  head: string,
+  alias: string,
+  version: string,
+): Promise<void> {
+  for (let attempt = 0; attempt < UNCONDITIONAL_ATTEMPTS; attempt++) {
+    const current = await readAlias(store, head, alias);
+    if (!current || current.value.previous !== version) return;
+    const { previous: _dropped, ...rest } = current.value;
+    try {
+      await putJson(store, keys.headAlias(head, alias), rest, { ifMatch: current.etag });
+      return;
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+    }
+  }
+  throw new AliasRaceLost(`alias ${alias} of head ${head} kept moving; retry`, { field: "alias" });
+}
+
+/** A version's report, or undefined when it has none (a training that stopped midway). */
+export async function readReport(store: ObjectStore, head: string, version: string) {
+  return (await getJson(store, keys.headFile(head, version, "report.json"), Report))?.value;
+}

@@ -1,0 +1,129 @@
+import { Argument, type Command } from "commander";
+import { ValidationError } from "../../../shared/errors.ts";
+import {
+  listBackbones,
+  listDatasets,
+  listHeads,
+  listHeadVersions,
+  listJobs,
+} from "../../../shared/lifecycle/list.ts";
+import { context, output } from "../context.ts";
+
+const KINDS = ["datasets", "heads", "versions", "jobs", "backbones"] as const;
+type Kind = (typeof KINDS)[number];
+
+export function registerLs(program: Command): void {
+  program
+    .command("ls")
+    .description(
+      "list datasets, heads, a head's versions, embedding jobs or backbones (--json: an array of records)",
+    )
+    .addArgument(new Argument("<what>", "what to list").choices(KINDS))
+    .argument("[head]", "the head whose versions to list (ls versions <head>)")
+    .action(async (what: Kind, head: string | undefined, _opts, cmd: Command) => {
+      const { platform, json } = context(cmd);
+      if ((what === "versions") !== (head !== undefined)) {
+        throw new ValidationError(
+          what === "versions" ? "ls versions needs a head: ls versions <head>" : `ls ${what} takes no head`,
+          { field: "head" },
+        );
+      }
+      const { records, rows } = await listing(platform.store, what, head);
+      output(json, records, table(rows) || `(no ${what})`);
+    });
+}
+
+type Store = ReturnType<typeof context>["platform"]["store"];
+
+/** The records, and the table a person reads: a header row, then one row per record. */
+async function listing(
+  store: Store,
+  what: Kind,
+  head?: string,
+): Promise<{ records: unknown[]; rows: string[][] }> {
+  switch (what) {
+    case "datasets": {
+      const records = await listDatasets(store);
+      const rows = records.map((d) => [
+        d.dataset,
+        d.state,
+        String(d.rows.accepted),
+        Object.keys(d.modalities).join(","),
+        d.ingestedAt,
+      ]);
+      return { records, rows: withHeader(["DATASET", "STATE", "ROWS", "MODALITIES", "INGESTED"], rows) };
+    }
+    case "heads": {
+      const records = await listHeads(store);
+      const rows = records.map((h) => [
+        h.head,
+        h.live ?? "-",
+        String(h.versions),
+        h.current?.type ?? "-",
+        h.current?.dataset?.name ?? "-",
+        metric(h.current?.metric),
+      ]);
+      return { records, rows: withHeader(["HEAD", "LIVE", "VERSIONS", "TYPE", "DATASET", "METRIC"], rows) };
+    }
+    case "versions": {
+      const records = await listHeadVersions(store, head as string);
+      const rows = records.map((v) => [
+        v.version,
+        v.aliases.join(",") || "-",
+        v.type ?? "-",
+        v.dataset?.name ?? "-",
+        metric(v.metric),
+        v.createdAt ?? "-",
+      ]);
+      return {
+        records,
+        rows: withHeader(["VERSION", "ALIASES", "TYPE", "DATASET", "METRIC", "CREATED"], rows),
+      };
+    }
+    case "jobs": {
+      const records = await listJobs(store);
+      const rows = records.map((j) => [
+        j.job,
+        j.state,
+        j.dataset,
+        j.backbone,
+        String(j.items.toEmbed),
+        j.updatedAt,
+      ]);
+      return {
+        records,
+        rows: withHeader(["JOB", "STATE", "DATASET", "BACKBONE", "TO EMBED", "UPDATED"], rows),
+      };
+    }
+    case "backbones": {
+      const records = await listBackbones(store);
+      const rows = records.map((b) => [
+        b.id,
+        b.kind ?? "model",
+        b.modality,
+        String(b.dim),
+        b.description ?? "",
+      ]);
+      return { records, rows: withHeader(["BACKBONE", "KIND", "MODALITY", "DIM", "DESCRIPTION"], rows) };
+    }
+  }
+}
+
+const metric = (m?: { name: string; value: number }) => (m ? `${m.name} ${m.value.toFixed(4)}` : "-");
+
+function withHeader(header: string[], rows: string[][]): string[][] {
+  return rows.length === 0 ? [] : [header, ...rows];
+}
+
+/** Columns padded to their widest cell. */
+function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => r[c].length))) ?? [];
+  return rows
+    .map((r) =>
+      r
+        .map((cell, c) => cell.padEnd(widths[c]))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}

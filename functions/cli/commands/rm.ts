@@ -1,0 +1,50 @@
+import { Argument, type Command } from "commander";
+import { ValidationError } from "../../../shared/errors.ts";
+import { parseHeadRef } from "../../../shared/heads/version.ts";
+import { deleteDataset, deleteHead, deleteJob, deleteVersion } from "../../../shared/lifecycle/delete.ts";
+import type { DeleteResult } from "../../../shared/lifecycle/records.ts";
+import type { ObjectStore } from "../../../shared/store/types.ts";
+import { context, output } from "../context.ts";
+
+const KINDS = ["dataset", "head", "version", "job"] as const;
+type Kind = (typeof KINDS)[number];
+
+export function registerRm(program: Command): void {
+  program
+    .command("rm")
+    .description(
+      "delete a dataset, a head, a head version (<head>@<version>) or an embedding job; refuses (exit 2) what is still referenced, naming it, unless --force",
+    )
+    .addArgument(new Argument("<what>", "what to delete").choices(KINDS))
+    .argument("<name>", "its name; for a version <head>@<version>")
+    .option("--force", "delete even what is still referenced (aliases pointing to a version go with it)")
+    .action(async (what: Kind, name: string, opts: { force?: boolean }, cmd: Command) => {
+      const { platform, json } = context(cmd);
+      const result = await remove(platform.store, what, name, Boolean(opts.force));
+      output(json, result, summary(result));
+    });
+}
+
+function remove(store: ObjectStore, what: Kind, name: string, force: boolean): Promise<DeleteResult> {
+  switch (what) {
+    case "dataset":
+      return deleteDataset(store, name, { force });
+    case "head":
+      return deleteHead(store, name, { force });
+    case "job":
+      return deleteJob(store, name, { force });
+    case "version": {
+      const ref = parseHeadRef(name, "name");
+      if (ref.version === undefined)
+        throw new ValidationError(`name a version as <head>@<version>, got ${JSON.stringify(name)}`, {
+          field: "name",
+        });
+      return deleteVersion(store, ref.head, ref.version, { force });
+    }
+  }
+}
+
+function summary(r: DeleteResult): string {
+  const overridden = r.overridden.map((ref) => `  (forced past: ${ref.description})`);
+  return [`deleted ${r.kind} ${r.name}: ${r.removed.length} objects removed`, ...overridden].join("\n");
+}

@@ -1,0 +1,99 @@
+/**
+ * What still needs a thing a delete was asked to remove. The rules (docs/formats.md, "Deleting"):
+ * - a dataset is needed by every head version an alias points to that was trained on it (any head
+ *   type: `neighbors` reads the training rows of the exact dataset version, and retraining or
+ *   comparing reads the dataset), and by its embedding jobs still `running`;
+ * - a version is needed by an alias that points to it, or that would roll back to it;
+ * - a job is needed while it is `running`.
+ */
+import type { EmbedJob } from "../embed/job.ts";
+import { type Alias, HeadDocument, listAliases, readReport } from "../heads/version.ts";
+import { keys, listPrefixes, parseKey } from "../layout.ts";
+import { getJson } from "../store/json.ts";
+import type { ObjectStore } from "../store/types.ts";
+import { listJobs } from "./list.ts";
+import type { Reference } from "./records.ts";
+
+type AliasDoc = import("zod").infer<typeof Alias>;
+
+/** Every head's aliases (each read once). */
+async function allAliases(store: ObjectStore): Promise<AliasDoc[]> {
+  const heads = new Set<string>();
+  for (const obj of await store.list(listPrefixes.heads)) {
+    const p = parseKey(obj.key);
+    if (p?.kind === "headAlias") heads.add(p.head);
+  }
+  const out: AliasDoc[] = [];
+  for (const head of heads) out.push(...(await listAliases(store, head)));
+  return out;
+}
+
+/** The dataset a version was trained on: from its report, else from its `head.json`. */
+async function trainedOn(store: ObjectStore, head: string, version: string): Promise<string | undefined> {
+  const report = await readReport(store, head, version);
+  if (report?.dataset) return report.dataset.name;
+  return (await getJson(store, keys.headFile(head, version, "head.json"), HeadDocument))?.value.dataset.name;
+}
+
+export async function datasetReferences(store: ObjectStore, dataset: string): Promise<Reference[]> {
+  const refs: Reference[] = [];
+  for (const a of await allAliases(store)) {
+    if ((await trainedOn(store, a.head, a.version)) !== dataset) continue;
+    refs.push({
+      by: "alias",
+      head: a.head,
+      alias: a.alias,
+      version: a.version,
+      description: `head ${a.head}'s alias ${a.alias} points to version ${a.version}, trained on dataset ${dataset}`,
+    });
+  }
+  for (const job of await jobsOfDataset(store, dataset)) {
+    if (job.state === "running") refs.push(runningJob(job));
+  }
+  return refs;
+}
+
+export async function versionReferences(
+  store: ObjectStore,
+  head: string,
+  version: string,
+): Promise<Reference[]> {
+  const refs: Reference[] = [];
+  for (const a of await listAliases(store, head)) {
+    if (a.version === version) {
+      refs.push({
+        by: "alias",
+        head,
+        alias: a.alias,
+        version,
+        description: `alias ${a.alias} of head ${head} points to version ${version}`,
+      });
+    } else if (a.previous === version) {
+      refs.push({
+        by: "alias",
+        head,
+        alias: a.alias,
+        version,
+        description: `alias ${a.alias} of head ${head} rolls back to version ${version}`,
+      });
+    }
+  }
+  return refs;
+}
+
+export function jobReferences(job: EmbedJob): Reference[] {
+  return job.state === "running" ? [runningJob(job)] : [];
+}
+
+function runningJob(job: EmbedJob): Reference {
+  return {
+    by: "job",
+    job: job.job,
+    description: `embedding job ${job.job} of dataset ${job.dataset} is running`,
+  };
+}
+
+/** The embedding jobs whose dataset is `dataset`. */
+export async function jobsOfDataset(store: ObjectStore, dataset: string): Promise<EmbedJob[]> {
+  return (await listJobs(store)).filter((job) => job.dataset === dataset);
+}
