@@ -24,7 +24,7 @@ import { type EmbedJob, readJob } from "./embed/job.ts";
 import { embedJobId, planEmbedJob } from "./embed/plan.ts";
 import type { EmbedProgress, RunShardsResult } from "./embed/run.ts";
 import { NotFoundError, ValidationError } from "./errors.ts";
-import { embedJobEvent, headPromotedEvent, headTrainedEvent } from "./events/builders.ts";
+import { batchJobEvent, embedJobEvent, headPromotedEvent, headTrainedEvent } from "./events/builders.ts";
 import { Notifier, type NotifierOptions } from "./events/notifier.ts";
 import type { StoredExport } from "./heads/export-store.ts";
 import type { PredictInput, Prediction } from "./heads/predict.ts";
@@ -544,7 +544,7 @@ export class Platform {
   /** Runs a queued batch job here to its end; a job running elsewhere or finished is answered as it is. */
   async runBatchPrediction(job: string): Promise<BatchJob> {
     const { runBatchJob } = await predictionsModule();
-    return runBatchJob(
+    const ran = runBatchJob(
       {
         store: this.store,
         backbone: (id) => this.backbone(id),
@@ -554,6 +554,12 @@ export class Platform {
       },
       job,
     );
+    // batch.succeeded / batch.failed once it ended (also when it throws: its record says how).
+    await ran.then(
+      (done) => this.notifier.emitFrom(() => batchJobEvent(done)),
+      () => this.notifier.emitFrom(async () => batchJobEvent(await this.batchPrediction(job))),
+    );
+    return ran;
   }
 
   /**

@@ -400,6 +400,19 @@ describe("the platform's events", () => {
     assert.ok(log.every((d) => d.outcome === "delivered" && d.attempts.length === 1));
   });
 
+  test("a batch prediction that ends sends batch.succeeded once", async () => {
+    const { job } = await ctx.platform.startBatchPrediction({ head: "mood", dataset: "reviews" });
+    const done = await ctx.platform.runBatchPrediction(job.job);
+    assert.equal(done.status, "succeeded");
+    const [ended] = received("batch.succeeded");
+    assert.equal(ended.event.data.job, job.job);
+    assert.deepEqual(ended.event.data.counts, { total: 60, succeeded: 60, failed: 0 });
+    assert.deepEqual(ended.event.data.outputs, done.outputs);
+    const before = receiver.requests.length;
+    await ctx.platform.runBatchPrediction(job.job); // finished: answered as it is, the same event
+    assert.equal(receiver.requests.length, before);
+  });
+
   test("a training that fails stores nothing and tells nobody", async () => {
     const before = receiver.requests.length;
     await assert.rejects(ctx.platform.train({ dataset: "reviews", head: "bad", type: "no-such-type" }));

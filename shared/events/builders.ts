@@ -63,3 +63,37 @@ export function headPromotedEvent(
     at: move.at,
   });
 }
+
+/** The fields of `predictions/job.ts`'s `BatchJob` an event carries. */
+export interface EndedBatch {
+  job: string;
+  head: string;
+  version: string;
+  status: string;
+  counts?: { total: number; succeeded: number; failed: number };
+  outputs: string[];
+  errors: string[];
+  error?: string;
+  finishedAt?: string;
+}
+
+/**
+ * `batch.succeeded` (also `succeeded-with-errors`: rows that failed are in its error parts) or
+ * `batch.failed` for a batch job that ended; undefined while it runs or once cancelled.
+ */
+export function batchJobEvent(job: EndedBatch): WebhookEvent | undefined {
+  const base = { job: job.job, head: job.head, version: job.version, status: job.status };
+  const identity = [job.job, job.status, job.finishedAt ?? ""];
+  if (job.status === "succeeded" || job.status === "succeeded-with-errors") {
+    return makeEvent("batch.succeeded", identity, {
+      ...base,
+      ...(job.counts ? { counts: job.counts } : {}),
+      outputs: job.outputs,
+      errors: job.errors,
+      ...(job.finishedAt ? { finishedAt: job.finishedAt } : {}),
+    });
+  }
+  if (job.status === "failed")
+    return makeEvent("batch.failed", identity, { ...base, error: job.error ?? "no reason recorded" });
+  return undefined;
+}
