@@ -31,11 +31,13 @@ import type { SageMakerSettings } from "../shared/config.ts";
 import { type EmbedJob, readJob, updateJob } from "../shared/embed/job.ts";
 import { runEmbedShards } from "../shared/embed/run.ts";
 import { HeadstartError, isUserError, NotFoundError, ValidationError } from "../shared/errors.ts";
+import { WebhookRegistry } from "../shared/events/registrations.ts";
 import { keys } from "../shared/layout.ts";
 import type { ObjectStore, PutOptions } from "../shared/store/types.ts";
 import { loadEvent } from "./helpers/events.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
 import { tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
+import { Receiver } from "./helpers/webhook-receiver.ts";
 
 const STORE_URL = "s3://acme-data/customer-a";
 const SETTINGS: SageMakerSettings = {
@@ -510,6 +512,12 @@ describe("SageMakerJobRunner", () => {
       for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
       Object.assign(process.env, saved);
 
+      // A webhook receiver hears each ended job once, replays included.
+      const receiver = await new Receiver().start();
+      receiver.secret = (
+        await new WebhookRegistry(ctx.store).add(receiver.url, ["dataset.embedded", "dataset.failed"])
+      ).secret;
+
       const job = await plannedJob(15);
       const event = eventFor(job.job, job, "sagemaker-job-state-change-failed");
       event.detail.Environment.HEADSTART_STORE = ctx.store.url;
@@ -521,7 +529,17 @@ describe("SageMakerJobRunner", () => {
       const ok = eventFor(job.job, job);
       ok.detail.Environment.HEADSTART_STORE = ctx.store.url;
       assert.equal((await handler(ok)).state, "succeeded");
+      assert.equal((await handler(ok)).outcome, "unchanged"); // a replay: the same event, not re-sent
       assert.equal((await handler(loadEvent("sagemaker-job-state-change"))).outcome, "ignored");
+      assert.deepEqual(
+        [...receiver.events.values()].map((e) => [e.event.type, e.event.data.job]),
+        [
+          ["dataset.failed", job.job],
+          ["dataset.embedded", job.job],
+        ],
+      );
+      assert.equal(receiver.requests.length, 2);
+      await receiver.stop();
     });
   });
 });

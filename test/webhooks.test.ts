@@ -6,8 +6,6 @@
  */
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { Webhook } from "standardwebhooks";
 import { createApp } from "../shared/api/app.ts";
@@ -18,7 +16,7 @@ import { type DeliveryPolicy, deliver, listDeliveries, readDelivery } from "../s
 import { Notifier } from "../shared/events/notifier.ts";
 import { checkWebhookUrl, WebhookRegistry } from "../shared/events/registrations.ts";
 import { newWebhookSecret, signDelivery } from "../shared/events/signing.ts";
-import { EVENT_TYPES, makeEvent, parseEventTypes, type WebhookEvent } from "../shared/events/types.ts";
+import { EVENT_TYPES, makeEvent, parseEventTypes } from "../shared/events/types.ts";
 import { LocalJobRunner } from "../shared/jobs/runner.ts";
 import { keys, parseKey } from "../shared/layout.ts";
 import { makeLogger } from "../shared/log.ts";
@@ -26,66 +24,10 @@ import { FsStore } from "../shared/store/fs.ts";
 import { cli } from "./helpers/cli.ts";
 import { tempDir, tinyPlatform } from "./helpers/platform.ts";
 import { tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
+import { Receiver } from "./helpers/webhook-receiver.ts";
 
 /** Short pauses, so retries take milliseconds here and seconds in production. */
 const FAST: DeliveryPolicy = { maxAttempts: 4, baseDelayMs: 20, maxDelayMs: 200, timeoutMs: 1_000 };
-
-interface Received {
-  id: string;
-  event: WebhookEvent;
-  at: number;
-}
-
-/**
- * A receiver as a customer would write one: verifies each request with the Standard Webhooks
- * library (401 on a bad signature), answers `failFirst` requests with 500, and keeps each
- * `webhook-id` once (a repeat is acknowledged, not processed again).
- */
-class Receiver {
-  readonly requests: Array<{ id: string; status: number; at: number }> = [];
-  readonly events = new Map<string, Received>();
-  failFirst = 0;
-  hang = false;
-  private server?: Server;
-  url = "";
-
-  /** `secret`: the one the endpoint was registered with (set after `add` answers it). */
-  constructor(public secret = "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=") {}
-
-  async start(): Promise<this> {
-    this.server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on("data", (c: Buffer) => chunks.push(c));
-      req.on("end", () => this.handle(Buffer.concat(chunks).toString("utf8"), req.headers, res));
-    });
-    await new Promise<void>((r) => this.server!.listen(0, "127.0.0.1", r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/hooks`;
-    return this;
-  }
-
-  private handle(body: string, headers: Record<string, unknown>, res: import("node:http").ServerResponse) {
-    const id = String(headers["webhook-id"]);
-    const answer = (status: number) => {
-      this.requests.push({ id, status, at: performance.now() });
-      res.writeHead(status).end();
-    };
-    if (this.hang) return; // never answers: the sender's timeout must end the attempt
-    if (this.requests.length < this.failFirst) return answer(500);
-    let event: WebhookEvent;
-    try {
-      event = new Webhook(this.secret).verify(body, headers as Record<string, string>) as WebhookEvent;
-    } catch {
-      return answer(401);
-    }
-    if (!this.events.has(id)) this.events.set(id, { id, event, at: performance.now() });
-    answer(204);
-  }
-
-  async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise((r) => this.server?.close(r));
-  }
-}
 
 async function freshStore() {
   const dir = await tempDir();
@@ -555,5 +497,47 @@ describe("/v1/webhooks", () => {
     const refused = await call("GET", "/v1/webhooks", undefined, { "x-api-key": predictKey });
     assert.equal(refused.status, 403);
     assert.deepEqual(await new WebhookRegistry(ctx.store).list(), []);
+  });
+});
+
+describe("the CLI delivers before it exits", () => {
+  test("promote tells the endpoint; webhooks retry finishes a pending delivery", async () => {
+    const ctx = await tinyPlatform();
+    const receiver = await new Receiver().start();
+    try {
+      await ctx.platform.putManifest("reviews", "jsonl", toJsonlText(tinySentimentRows(40)));
+      await ctx.platform.embed("reviews");
+      const first = await ctx.platform.train({ dataset: "reviews", head: "mood" });
+      await ctx.platform.train({ dataset: "reviews", head: "mood" });
+      const registry = new WebhookRegistry(ctx.store);
+      receiver.secret = (await registry.add(receiver.url, ["head.promoted", "head.trained"])).secret;
+      const run = (...args: string[]) => cli(["--store", ctx.store.root, ...args]);
+
+      const promoted = await run("promote", "mood", first.version);
+      assert.equal(promoted.code, 0, promoted.stderr);
+      const [event] = [...receiver.events.values()].map((e) => e.event);
+      assert.deepEqual(
+        [event.type, event.data.version, event.data.by],
+        ["head.promoted", first.version, "promote"],
+      );
+
+      // A delivery left pending (the endpoint was down within the budget) is finished by `retry`.
+      receiver.failFirst = receiver.requests.length + 1;
+      const notifier = new Notifier(ctx.store, { budgetMs: 200, policy: { ...FAST, baseDelayMs: 10_000 } });
+      await notifier.emit(sample(30));
+      const [pending] = (await listDeliveries(ctx.store)).filter((d) => d.outcome === "pending");
+      assert.equal(pending.event.id, sample(30).id);
+      await ctx.store.put(
+        keys.webhookDelivery(pending.event.id, pending.webhook),
+        JSON.stringify({ ...pending, nextAttemptAt: new Date().toISOString() }),
+      );
+      const retried = await run("webhooks", "retry", "--json");
+      assert.equal(retried.code, 0, retried.stderr);
+      assert.deepEqual(JSON.parse(retried.stdout), { retried: 1, delivered: 1, failed: 0, pending: 0 });
+      assert.ok(receiver.events.has(sample(30).id));
+    } finally {
+      await receiver.stop();
+      await ctx.cleanup();
+    }
   });
 });
