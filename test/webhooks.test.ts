@@ -541,3 +541,34 @@ describe("the CLI delivers before it exits", () => {
     }
   });
 });
+
+describe("the local server delivers after answering", () => {
+  test("PUT …/aliases/live answers, then head.promoted reaches the endpoint in the background", async () => {
+    const ctx = await tinyPlatform({ notifications: { mode: "background", policy: FAST } });
+    const receiver = await new Receiver().start();
+    try {
+      await ctx.platform.putManifest("reviews", "jsonl", toJsonlText(tinySentimentRows(40)));
+      await ctx.platform.embed("reviews");
+      const first = await ctx.platform.train({ dataset: "reviews", head: "mood" });
+      await ctx.platform.train({ dataset: "reviews", head: "mood" });
+      await ctx.platform.notifier.idle();
+      receiver.secret = (await ctx.platform.notifier.registry.add(receiver.url, ["head.promoted"])).secret;
+      receiver.failFirst = 1; // the first attempt fails: the retry happens after the response
+      const app = createApp(ctx.platform, makeLogger("test", "silent"));
+      const res = await app.request("/v1/heads/mood/aliases/live", {
+        method: "PUT",
+        headers: { "content-type": "application/json", host: "127.0.0.1" },
+        body: JSON.stringify({ version: first.version }),
+      });
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.equal(receiver.events.size, 0, "the response did not wait for the retry");
+      await ctx.platform.notifier.idle();
+      const [event] = [...receiver.events.values()].map((e) => e.event);
+      assert.deepEqual([event.type, event.data.version], ["head.promoted", first.version]);
+      assert.equal(receiver.requests.length, 2);
+    } finally {
+      await receiver.stop();
+      await ctx.cleanup();
+    }
+  });
+});
