@@ -79,6 +79,24 @@ export function failureLines(result: RunShardsResult): string[] {
 }
 
 /** Runs the program; answers the exit code after reporting a failure (as JSON too under `--json`). */
+/** Program options that take a value (`--store <dir>`): their value is not a command name. */
+const GLOBAL_VALUE_OPTIONS = new Set(["--store", "--endpoint", "--log-level"]);
+
+/**
+ * Whether the arguments (after `node main.ts`) name a command (`predict …`) rather than ask the
+ * program itself (`--version`, `help`). Commander lets a program option win anywhere on the line,
+ * so the program's `-V, --version` would swallow a command's own `--version <v>` (a head version,
+ * for predict and batch-predict); main.ts gives the program that flag only when this is false.
+ */
+export function namesCommand(args: readonly string[]): boolean {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (GLOBAL_VALUE_OPTIONS.has(arg)) i++;
+    else if (!arg.startsWith("-")) return arg !== "help";
+  }
+  return false;
+}
+
 export async function runCli(program: Command, argv: string[]): Promise<number> {
   try {
     await program.parseAsync(argv);

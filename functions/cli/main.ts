@@ -27,7 +27,7 @@ import { registerStart } from "./commands/start.ts";
 import { registerStatus } from "./commands/status.ts";
 import { registerTrain } from "./commands/train.ts";
 import { registerWebhooks } from "./commands/webhooks.ts";
-import { runCli } from "./context.ts";
+import { namesCommand, runCli } from "./context.ts";
 
 /** In the order `--help` lists them. */
 const COMMANDS = [
@@ -55,9 +55,13 @@ const COMMANDS = [
   registerStart,
 ];
 
-const program = new Command("headstart")
-  .description("Transfer learning the cheap way: embed once, train small heads in seconds, serve them.")
-  .version(VERSION, "-V, --version", "print the headstart version")
+const program = new Command("headstart").description(
+  "Transfer learning the cheap way: embed once, train small heads in seconds, serve them.",
+);
+// A command's own `--version <v>` (a head version) must reach the command (see namesCommand).
+if (!namesCommand(process.argv.slice(2)))
+  program.version(VERSION, "-V, --version", "print the headstart version");
+program
   .option(
     "--store <dir|s3://bucket>",
     "where datasets, cache and heads live (env HEADSTART_STORE; default ./.headstart)",
