@@ -3,7 +3,9 @@
  *   0. sentences/s of every text backbone vs raw `session.run` on the same batches (and, for
  *      use-lite-512, vs the package's own runtime);
  *   1. embedding throughput of the batch stage vs raw `session.run` on the very same batches;
- *   2. head training time and test accuracy vs scikit-learn on the same exported embeddings.
+ *   2. head training time and test accuracy vs scikit-learn on the same exported embeddings;
+ *   3. batch scoring over cached embeddings (what a batch-prediction job does per row) vs the same
+ *      affine map and softmax in plain JS loops.
  * Prints the machine and medians of interleaved repetitions. Not a test: nothing is asserted.
  *
  *   npm run bench -- [--items 5000] [--sentences 1000] [--reps 3] [--sections text,embedding,heads]
@@ -19,12 +21,13 @@ import { packIds } from "../shared/backbone/tokenizer.ts";
 import { SparseTextEmbedder } from "../shared/backbone/use-embedder.ts";
 import { normalizeText } from "../shared/cache/address.ts";
 import { loadConfig, PACKAGE_ROOT } from "../shared/config.ts";
-import { runDemo } from "../shared/demo.ts";
+import { DEMO_HEAD, runDemo } from "../shared/demo.ts";
 import { loadEmbeddedDataset } from "../shared/embed/embedded-dataset.ts";
 import { readShardPlan } from "../shared/embed/plan.ts";
 import { DEFAULT_BATCH_SIZE, runEmbedShards } from "../shared/embed/run.ts";
+import { loadHead, predictVectors } from "../shared/heads/predict.ts";
 import { keys } from "../shared/layout.ts";
-import { fitLogReg, predictLogReg } from "../shared/learn/logreg.ts";
+import { fitLogReg, type LogRegModel, predictLogReg } from "../shared/learn/logreg.ts";
 import { classificationMetrics } from "../shared/learn/metrics.ts";
 import { makeLogger } from "../shared/log.ts";
 import { getSession } from "../shared/onnx/session.ts";
@@ -39,8 +42,8 @@ const { values: args } = parseArgs({
     items: { type: "string", default: "5000" },
     reps: { type: "string", default: "3" },
     sentences: { type: "string", default: "1000" },
-    /** Comma-separated subset of: text, embedding, heads. */
-    sections: { type: "string", default: "text,embedding,heads" },
+    /** Comma-separated subset of: text, embedding, heads, scoring. */
+    sections: { type: "string", default: "text,embedding,heads,scoring" },
     store: { type: "string", default: join(PACKAGE_ROOT, ".headstart-bench") },
   },
 });
@@ -175,6 +178,74 @@ async function headBench(platform: Platform) {
       ? { accuracy: sk.accuracy, version: sk.sklearn, trainSeconds: median(theirs) }
       : { unavailable: sklearnError },
   };
+}
+
+/**
+ * Batch scoring: the demo's logistic head (GloVe-100d, 2 classes) scores all 50,000 IMDB rows as a
+ * batch-prediction job does (`predictVectors`: the type's predict, calibration, the decision and
+ * one prediction record a row), next to the same map — x·Wᵀ + b, softmax, arg-max — in plain JS.
+ * Both run on the calling thread: rows/s is per core.
+ */
+async function scoringBench(platform: Platform) {
+  await runDemo(platform, { log: makeLogger("bench", "warn") });
+  const head = await loadHead(platform.store, DEMO_HEAD);
+  const model = head.model as LogRegModel;
+  const data = await loadEmbeddedDataset(
+    platform.store,
+    "imdb",
+    await platform.backbone(head.doc.backbone.id),
+  );
+  const n = data.rows.length;
+  const ours: number[] = [];
+  const raw: number[] = [];
+  let agree = 0;
+  for (let r = 0; r < REPS; r++) {
+    let t0 = performance.now();
+    const predictions = await predictVectors(head, data.vectors, n);
+    ours.push((performance.now() - t0) / 1000);
+    t0 = performance.now();
+    const best = rawLogisticArgmax(model, data.vectors, n);
+    raw.push((performance.now() - t0) / 1000);
+    agree = predictions.filter((p, i) => p.label === head.doc.labels[best[i]]).length;
+  }
+  return {
+    rows: n,
+    dim: data.dim,
+    classes: model.k,
+    oursRowsPerSec: n / median(ours),
+    rawRowsPerSec: n / median(raw),
+    agreement: agree / n,
+    oursSeconds: ours,
+    rawSeconds: raw,
+  };
+}
+
+/** x·Wᵀ + b, a softmax and the arg-max per row, as plain loops (the baseline of `scoringBench`). */
+function rawLogisticArgmax(model: LogRegModel, X: Float32Array, n: number): Int32Array {
+  const { d, k, weights, bias } = model;
+  const best = new Int32Array(n);
+  const z = new Float64Array(k);
+  for (let i = 0; i < n; i++) {
+    let max = Number.NEGATIVE_INFINITY;
+    for (let c = 0; c < k; c++) {
+      let s = bias[c];
+      for (let j = 0; j < d; j++) s += weights[c * d + j] * X[i * d + j];
+      z[c] = s;
+      if (s > max) max = s;
+    }
+    let sum = 0;
+    for (let c = 0; c < k; c++) {
+      z[c] = Math.exp(z[c] - max);
+      sum += z[c];
+    }
+    let arg = 0;
+    for (let c = 0; c < k; c++) {
+      z[c] /= sum;
+      if (z[c] > z[arg]) arg = c;
+    }
+    best[i] = arg;
+  }
+  return best;
 }
 
 /** Each text backbone's default micro-batch: the encoder pays for padding quadratically. */
@@ -314,4 +385,15 @@ if (h) {
     console.log(`  sklearn: not available (${h.sklearn.unavailable})`);
   }
 }
-console.log(`\n${JSON.stringify({ machine: m, textBackbones: tb, embedding: e, heads: h })}`);
+const sc = SECTIONS.has("scoring") ? await scoringBench(platform) : undefined;
+if (sc) {
+  console.log(
+    `\nbatch scoring over cached embeddings (${sc.rows} rows × ${sc.dim}, logistic head, ${sc.classes} classes, one thread):`,
+  );
+  console.log(`  headstart (predictVectors)  ${fmt(sc.oursRowsPerSec, 0)} rows/s`);
+  console.log(`  raw JS affine + softmax     ${fmt(sc.rawRowsPerSec, 0)} rows/s`);
+  console.log(
+    `  ratio ${fmt(sc.oursRowsPerSec / sc.rawRowsPerSec, 2)}, same labels on ${fmt(100 * sc.agreement)}% of rows`,
+  );
+}
+console.log(`\n${JSON.stringify({ machine: m, textBackbones: tb, embedding: e, heads: h, scoring: sc })}`);
