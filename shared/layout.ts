@@ -148,6 +148,16 @@ export const keys = {
   /** What a job keeps beside its record (its plans manifest). */
   jobPrefix: (job: string) => `jobs/${assertName("job", job)}/`,
 
+  /**
+   * The bucket door for batch predictions: a manifest uploaded here starts a job scoring it with
+   * the head's live version (`functions/ingest/handler.ts`). The uploader's own key.
+   */
+  batchUpload: (head: string, name: string, format: ManifestFormat) =>
+    `batch/${assertName("head", head)}/${assertName("dataset", name, "name")}.${format}`,
+  /** What became of one `batchUpload`: the job it started, or why it was refused. */
+  batchUploadStatus: (head: string, name: string, format: ManifestFormat) =>
+    `batch/${assertName("head", head)}/_status/${assertName("dataset", name, "name")}.${format}.json`,
+
   /** One batch-prediction job's folder: its record, its output parts, its summary. */
   predictionsPrefix: (job: string) => `predictions/${assertName("job", job)}/`,
   /** The job's record (`predictions/job.ts`), changed only by compare-and-swap. */
@@ -209,6 +219,7 @@ export type ParsedKey =
   | { kind: "headExport"; head: string; version: string; fused: boolean; sha256: string }
   | { kind: "job"; job: string }
   | { kind: "jobPlanManifest"; job: string }
+  | { kind: "batchUpload" | "batchUploadStatus"; head: string; name: string; format: ManifestFormat }
   | { kind: "batchJob" | "predictionsSummary"; job: string }
   | { kind: "predictionsPart" | "predictionsErrors"; job: string; part: number }
   | { kind: "idempotencyRecord"; scope: string; hash: string }
@@ -270,6 +281,14 @@ const PATTERNS: Array<[RegExp, (m: RegExpExecArray) => ParsedKey]> = [
   ],
   [new RegExp(`^jobs/${N}\\.json$`), (m) => ({ kind: "job", job: m[1] })],
   [new RegExp(`^jobs/${N}/plans\\.manifest\\.json$`), (m) => ({ kind: "jobPlanManifest", job: m[1] })],
+  [
+    new RegExp(`^batch/${N}/${N}\\.(jsonl|csv)$`),
+    (m) => ({ kind: "batchUpload", head: m[1], name: m[2], format: m[3] as ManifestFormat }),
+  ],
+  [
+    new RegExp(`^batch/${N}/_status/${N}\\.(jsonl|csv)\\.json$`),
+    (m) => ({ kind: "batchUploadStatus", head: m[1], name: m[2], format: m[3] as ManifestFormat }),
+  ],
   [new RegExp(`^predictions/${N}/_job\\.json$`), (m) => ({ kind: "batchJob", job: m[1] })],
   [new RegExp(`^predictions/${N}/_summary\\.json$`), (m) => ({ kind: "predictionsSummary", job: m[1] })],
   [

@@ -9,10 +9,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from "aws-lambda";
-import { decodeEventKey, manifestUploads } from "../shared/aws/s3-events.ts";
+import type { BatchUploadResult } from "../functions/ingest/batch-upload.ts";
+import { bucketUploads, decodeEventKey, manifestUploads } from "../shared/aws/s3-events.ts";
 import { readDatasetStatus } from "../shared/datasets/ingest.ts";
 import { compareSequencers } from "../shared/datasets/sequencer.ts";
 import { keys } from "../shared/layout.ts";
+import { readBatchUploadStatus } from "../shared/predictions/upload-status.ts";
 import { loadEvent } from "./helpers/events.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
 import { tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
@@ -31,9 +33,10 @@ function uploadEvent(sequencer: string): S3Event {
 describe("Lambda handlers", () => {
   let ctx: Awaited<ReturnType<typeof tinyPlatform>>;
   let api: ApiHandler;
-  let ingest: (
-    e: unknown,
-  ) => Promise<{ results: Array<{ dataset: string; state: string; accepted: number; error?: string }> }>;
+  let ingest: (e: unknown) => Promise<{
+    results: Array<{ dataset: string; state: string; accepted: number; error?: string }>;
+    batches: BatchUploadResult[];
+  }>;
 
   before(async () => {
     ctx = await tinyPlatform();
@@ -182,6 +185,101 @@ describe("Lambda handlers", () => {
       manifestUploads(aws, "customer/a").map((u) => u.key),
       ["datasets/reviews/manifest.jsonl"],
     );
+  });
+
+  test("bucket uploads: batch inputs beside manifests, keys decoded once; our own status files ignored", () => {
+    const aws = loadEvent<S3Event>("s3-manifest-put");
+    const record = aws.Records[0];
+    const uploaded = [
+      "datasets/reviews/manifest.jsonl",
+      "batch/films/to+night.jsonl", // AWS's encoding of a space: no name
+      "batch/films/late.show%5F2.csv",
+      "batch/films/_status/tonight.jsonl.json",
+      "batch/Films/x.jsonl",
+      "batch/films/notes.txt",
+    ];
+    aws.Records = uploaded.map((key) => ({
+      ...structuredClone(record),
+      s3: { ...record.s3, object: { ...record.s3.object, key: `c%2Fa/${key}` } },
+    }));
+    const found = bucketUploads(aws, "c/a");
+    assert.deepEqual(
+      found.map((u) => [u.kind, u.key]),
+      [
+        ["manifest", "datasets/reviews/manifest.jsonl"],
+        ["unusable-batch", "batch/films/to night.jsonl"],
+        ["batch", "batch/films/late.show_2.csv"],
+        ["unusable-batch", "batch/Films/x.jsonl"],
+      ],
+    );
+    const batch = found[2];
+    assert.ok(batch.kind === "batch");
+    assert.deepEqual([batch.head, batch.name, batch.format], ["films", "late.show_2", "csv"]);
+    const ceph = loadEvent<S3Event>("s3-manifest-put-ceph");
+    ceph.Records[0].s3.object.key = "batch/films/to+night.jsonl";
+    assert.deepEqual(
+      bucketUploads(ceph).map((u) => u.kind),
+      ["unusable-batch"],
+    );
+    ceph.Records[0].s3.object.key = "batch/films/tonight.v2.jsonl";
+    assert.deepEqual(
+      bucketUploads(ceph).map((u) => (u.kind === "batch" ? [u.head, u.name, u.format, u.sequencer] : u.kind)),
+      [["films", "tonight.v2", "jsonl", "7B5F8A65A8E6F321"]],
+    );
+  });
+
+  test("bucket door: batch/<head>/<name>.jsonl is scored by the head; a repeated event is the same job", async () => {
+    await ctx.platform.putManifest("films-train", "jsonl", toJsonlText(tinySentimentRows(40, { seed: 3 })));
+    await ctx.platform.embed("films-train");
+    await ctx.platform.train({ dataset: "films-train", head: "films" });
+    const rows = tinySentimentRows(6, { seed: 9 }).map(({ id, text }) => ({ id, text }));
+    await ctx.store.put(
+      keys.batchUpload("films", "tonight", "jsonl"),
+      toJsonlText([...rows, { id: "blank", text: "" }]),
+    );
+    const event = (sequencer: string) => {
+      const e = loadEvent<S3Event>("s3-manifest-put-ceph");
+      e.Records[0].s3.object.key = "batch/films/tonight.jsonl";
+      e.Records[0].s3.object.sequencer = sequencer;
+      return e;
+    };
+    const [first] = (await ingest(event("00A1"))).batches;
+    assert.equal(first.state, "started", first.error);
+    assert.equal(first.status, "succeeded-with-errors");
+    assert.deepEqual(first.counts, { total: 7, succeeded: 6, failed: 1 });
+    const upload = { head: "films", name: "tonight", format: "jsonl" } as const;
+    assert.equal((await readBatchUploadStatus(ctx.store, upload))?.job, first.job);
+    const record = await ctx.store.head(keys.batchJob(first.job!));
+
+    // The same event again (replayed), and another delivery of the same bytes: one job, unchanged.
+    for (const again of [event("00A1"), event("00A2")]) {
+      const [r] = (await ingest(again)).batches;
+      assert.deepEqual([r.state, r.job, r.status], ["started", first.job, "succeeded-with-errors"]);
+    }
+    assert.equal((await ctx.store.head(keys.batchJob(first.job!)))?.etag, record?.etag, "nothing redone");
+    const jobs = (await ctx.store.list("predictions/")).filter((o) => o.key.endsWith("/_job.json"));
+    assert.equal(jobs.length, 1);
+  });
+
+  test("bucket door: an unknown head or an unreadable manifest is refused and reported, not thrown", async () => {
+    const event = (key: string) => {
+      const e = loadEvent<S3Event>("s3-manifest-put");
+      e.Records[0].s3.object.key = key;
+      return e;
+    };
+    await ctx.store.put(keys.batchUpload("nohead", "x", "jsonl"), toJsonlText([{ id: "a", text: "fine" }]));
+    const [unknown] = (await ingest(event("batch/nohead/x.jsonl"))).batches;
+    assert.equal(unknown.state, "refused");
+    assert.match(String(unknown.error), /nohead/);
+    const status = await readBatchUploadStatus(ctx.store, { head: "nohead", name: "x", format: "jsonl" });
+    assert.deepEqual([status?.state, status?.error], ["refused", unknown.error]);
+
+    await ctx.store.put(keys.batchUpload("films", "empty", "csv"), "id,text\na,\n");
+    const [empty] = (await ingest(event("batch/films/empty.csv"))).batches;
+    assert.equal(empty.state, "refused");
+    assert.match(String(empty.error), /none of the 1 rows is valid/);
+    const [bad] = (await ingest(event("batch/films/a/b.jsonl"))).batches;
+    assert.deepEqual([bad.state, bad.job], ["refused", undefined]);
   });
 
   test("API handler: API Gateway HTTP API v2 events through the real Hono app", async () => {

@@ -66,6 +66,9 @@ describe("layout", () => {
         assert.deepEqual(parseKey(keys.headAlias(a, c)), { kind: "headAlias", head: a, alias: c });
         assert.deepEqual(parseKey(keys.job(a)), { kind: "job", job: a });
         assert.deepEqual(parseKey(keys.jobPlanManifest(a)), { kind: "jobPlanManifest", job: a });
+        for (const format of ["jsonl", "csv"] as const)
+          for (const kind of ["batchUpload", "batchUploadStatus"] as const)
+            assert.deepEqual(parseKey(keys[kind](a, c, format)), { kind, head: a, name: c, format });
       }),
       { numRuns: 300 },
     );

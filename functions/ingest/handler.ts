@@ -1,5 +1,6 @@
 /**
- * S3 upload notification → ingest the manifest and start its embedding job. A manifest with
+ * S3 upload notification → ingest the manifest and start its embedding job; a batch input
+ * uploaded under `batch/<head>/` is scored instead (./batch-upload.ts). A manifest with
  * no usable row is the uploader's problem, reported in `_status.json`, and must not be
  * retried; anything else is thrown so Lambda retries and finally dead-letters the event.
  *
@@ -11,7 +12,7 @@
  * refused while it runs (and retried by Lambda) or gets the stored result after.
  */
 import type { Context } from "aws-lambda";
-import { type ManifestUpload, manifestUploads } from "../../shared/aws/s3-events.ts";
+import { bucketUploads, type ManifestUpload } from "../../shared/aws/s3-events.ts";
 import { S3Store } from "../../shared/aws/s3-store.ts";
 import { bootstrap } from "../../shared/bootstrap.ts";
 import { appliedSequencer, readDatasetStatus, recordAppliedSequencer } from "../../shared/datasets/ingest.ts";
@@ -20,6 +21,7 @@ import { isUserError } from "../../shared/errors.ts";
 import { idempotent } from "../../shared/idempotency.ts";
 import { attemptSeconds, instrument } from "../../shared/lambda.ts";
 import { addMetric } from "../../shared/metrics.ts";
+import { applyBatchUpload, type BatchUploadResult } from "./batch-upload.ts";
 
 const { platform, log, metrics } = bootstrap("headstart-ingest");
 const storePrefix = platform.store instanceof S3Store ? platform.store.prefix : "";
@@ -38,12 +40,14 @@ export interface IngestResult {
 
 export const handler = instrument({ log, metrics }, async (event: unknown, context?: Context) => {
   const results: IngestResult[] = [];
-  for (const upload of manifestUploads(event, storePrefix)) {
-    results.push(await applyUpload(upload, context));
+  const batches: BatchUploadResult[] = [];
+  for (const upload of bucketUploads(event, storePrefix)) {
+    if (upload.kind === "manifest") results.push(await applyUpload(upload, context));
+    else batches.push(await applyBatchUpload({ platform, log }, upload, context));
   }
   // A local runner embeds in this process: finish before Lambda freezes it.
   await platform.local.idle();
-  return { results };
+  return { results, batches };
 });
 
 async function applyUpload(upload: ManifestUpload, context?: Context): Promise<IngestResult> {

@@ -1,10 +1,11 @@
 /**
- * Bucket notifications → manifest uploads. AWS URL-encodes object keys in S3 events (spaces as
- * `+`); Ceph radosgw sends them raw. Keys are decoded here, in one place, for both.
+ * Bucket notifications → the uploads the ingest Lambda acts on (dataset manifests, batch inputs).
+ * AWS URL-encodes object keys in S3 events (spaces as `+`); Ceph radosgw sends them raw. Keys are
+ * decoded here, in one place, for both.
  */
 import { z } from "zod";
 import { fromZodError, ValidationError } from "../errors.ts";
-import { parseKey } from "../layout.ts";
+import { type ManifestFormat, parseKey } from "../layout.ts";
 
 const S3EventRecord = z.object({
   eventSource: z.string(),
@@ -26,13 +27,34 @@ const S3EventRecord = z.object({
 export const S3Event = z.object({ Records: z.array(S3EventRecord) });
 export type S3Event = z.infer<typeof S3Event>;
 
-export interface ManifestUpload {
+interface UploadedObject {
   bucket: string;
+  /** The decoded key, relative to the store's prefix. */
   key: string;
-  dataset: string;
   sequencer?: string;
   eTag?: string;
 }
+
+/** `datasets/<dataset>/manifest.(jsonl|csv)`: ingest the dataset and embed it. */
+export interface ManifestUpload extends UploadedObject {
+  kind: "manifest";
+  dataset: string;
+}
+
+/** `batch/<head>/<name>.(jsonl|csv)`: score the manifest with the head (a batch prediction). */
+export interface BatchUpload extends UploadedObject {
+  kind: "batch";
+  head: string;
+  name: string;
+  format: ManifestFormat;
+}
+
+/** A key under `batch/` that is not `batch/<head>/<name>.(jsonl|csv)`: reported, never guessed at. */
+export interface UnusableBatchUpload extends UploadedObject {
+  kind: "unusable-batch";
+}
+
+export type BucketUpload = ManifestUpload | BatchUpload | UnusableBatchUpload;
 
 export function decodeEventKey(rawKey: string, eventSource: string): string {
   if (eventSource !== "aws:s3") return rawKey;
@@ -43,12 +65,15 @@ export function decodeEventKey(rawKey: string, eventSource: string): string {
   }
 }
 
-/** The manifest uploads among an event's records; everything else (files, our own writes) is ignored. */
-export function manifestUploads(event: unknown, storePrefix = ""): ManifestUpload[] {
+/**
+ * The uploads among an event's records the ingest Lambda acts on: dataset manifests and batch
+ * inputs. Everything else (dataset files, our own writes such as `batch/<head>/_status/…`) is ignored.
+ */
+export function bucketUploads(event: unknown, storePrefix = ""): BucketUpload[] {
   const parsed = S3Event.safeParse(event);
   if (!parsed.success)
     throw fromZodError(parsed.error, { prefix: "not an S3 event notification", fallback: "Records" });
-  const out: ManifestUpload[] = [];
+  const out: BucketUpload[] = [];
   for (const record of parsed.data.Records) {
     if (!record.eventName.startsWith("ObjectCreated")) continue;
     let key = decodeEventKey(record.s3.object.key, record.eventSource);
@@ -56,16 +81,25 @@ export function manifestUploads(event: unknown, storePrefix = ""): ManifestUploa
       if (!key.startsWith(`${storePrefix}/`)) continue;
       key = key.slice(storePrefix.length + 1);
     }
-    const target = parseKey(key);
-    if (target?.kind !== "manifest") continue;
     const { sequencer, eTag } = record.s3.object;
-    out.push({
+    const object = {
       bucket: record.s3.bucket.name,
       key,
-      dataset: target.dataset,
       ...(sequencer ? { sequencer } : {}),
       ...(eTag ? { eTag } : {}),
-    });
+    };
+    const target = parseKey(key);
+    if (target?.kind === "manifest") out.push({ kind: "manifest", ...object, dataset: target.dataset });
+    else if (target?.kind === "batchUpload") {
+      out.push({ kind: "batch", ...object, head: target.head, name: target.name, format: target.format });
+    } else if (!target && key.startsWith("batch/") && /\.(jsonl|csv)$/.test(key)) {
+      out.push({ kind: "unusable-batch", ...object });
+    }
   }
   return out;
+}
+
+/** The dataset manifest uploads among an event's records. */
+export function manifestUploads(event: unknown, storePrefix = ""): ManifestUpload[] {
+  return bucketUploads(event, storePrefix).filter((u): u is ManifestUpload => u.kind === "manifest");
 }
