@@ -28,6 +28,9 @@ export interface HeadstartStackProps extends StackProps {
 /** Manifests the ingest Lambda reacts to: `datasets/<dataset>/manifest.jsonl|csv`. */
 export const MANIFEST_PREFIX = "datasets/";
 export const MANIFEST_SUFFIXES = ["manifest.jsonl", "manifest.csv"] as const;
+/** Batch inputs the ingest Lambda scores: `batch/<head>/<name>.jsonl|csv` (functions/ingest/batch-upload.ts). */
+export const BATCH_UPLOAD_PREFIX = "batch/";
+export const BATCH_UPLOAD_SUFFIXES = [".jsonl", ".csv"] as const;
 
 /** What every platform entry point reads (shared/config.ts). */
 function platformEnvironment(
@@ -156,7 +159,7 @@ export class HeadstartStack extends Stack {
 
     const ingest = fn("Ingest", {
       entry: "ingest",
-      description: "S3 manifest upload → validate rows, plan shards, start the embedding job",
+      description: "S3 upload → ingest a manifest and start its embedding, or score a batch/ input",
       environment: platformEnv,
       memoryMiB: 2048,
       timeout: Duration.minutes(15),
@@ -219,16 +222,20 @@ export class HeadstartStack extends Stack {
     );
   }
 
-  /** Upload door: a manifest landing under datasets/ starts ingestion, no API call needed. */
+  /**
+   * Upload doors: a manifest landing under datasets/ starts ingestion, one under batch/<head>/ a
+   * batch prediction, no API call needed. Our own `batch/<head>/_status/*.json` match no rule.
+   */
   private ingestUploadedManifests(ingest: HeadstartFunction): void {
-    for (const suffix of MANIFEST_SUFFIXES) {
+    const rules = [
+      ...MANIFEST_SUFFIXES.map((suffix) => ({ prefix: MANIFEST_PREFIX, suffix })),
+      ...BATCH_UPLOAD_SUFFIXES.map((suffix) => ({ prefix: BATCH_UPLOAD_PREFIX, suffix })),
+    ];
+    for (const filter of rules) {
       this.data.bucket.addEventNotification(
         s3.EventType.OBJECT_CREATED,
         new s3n.LambdaDestination(ingest.fn),
-        {
-          prefix: MANIFEST_PREFIX,
-          suffix,
-        },
+        filter,
       );
     }
   }

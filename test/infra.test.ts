@@ -178,7 +178,7 @@ describe("data plane", () => {
 });
 
 describe("upload door", () => {
-  test("manifest uploads under datasets/ (jsonl and csv) notify the ingest Lambda, nothing else does", () => {
+  test("manifest uploads under datasets/ and batch inputs under batch/ (jsonl and csv) notify the ingest Lambda, nothing else does", () => {
     const ingest = { "Fn::GetAtt": [logicalId(stacks.acme, stacks.acme.functions.ingest.fn), "Arn"] };
     const notif = resources("acme").filter(([, r]) => r.Type === "Custom::S3BucketNotifications");
     assert.equal(notif.length, 1);
@@ -191,8 +191,10 @@ describe("upload door", () => {
       return Object.fromEntries(f.map((r) => [r.Name, r.Value]));
     });
     assert.deepEqual(
-      rules.sort((a, b) => a.suffix.localeCompare(b.suffix)),
+      rules.sort((a, b) => `${a.prefix}${a.suffix}`.localeCompare(`${b.prefix}${b.suffix}`)),
       [
+        { prefix: "batch/", suffix: ".csv" },
+        { prefix: "batch/", suffix: ".jsonl" },
         { prefix: "datasets/", suffix: "manifest.csv" },
         { prefix: "datasets/", suffix: "manifest.jsonl" },
       ],
