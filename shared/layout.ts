@@ -130,6 +130,14 @@ export const keys = {
     `heads/${assertName("head", head)}/versions/${assertName("version", version)}/${file}`,
   headAlias: (head: string, alias: string) =>
     `heads/${assertName("head", head)}/aliases/${assertName("alias", alias)}.json`,
+  /** A head's corrections (`feedback/records.ts`): one create-only record each. */
+  headFeedbackPrefix: (head: string) => `heads/${assertName("head", head)}/feedback/`,
+  headFeedback: (head: string, id: string) =>
+    `heads/${assertName("head", head)}/feedback/${assertFeedbackId(id)}.json`,
+  /** Inputs of online predictions a head keeps (`capture`), by prediction id (`feedback/capture.ts`). */
+  headCapturePrefix: (head: string) => `heads/${assertName("head", head)}/captures/`,
+  headCapture: (head: string, predictionId: string) =>
+    `heads/${assertName("head", head)}/captures/${assertOnlinePredictionId(predictionId)}.json`,
   /** Every stored export of a head, or of one of its versions. */
   headExportsOf: (head: string, version?: string) =>
     `exports/${assertName("head", head)}/${version === undefined ? "" : `${assertName("version", version)}/`}`,
@@ -224,8 +232,29 @@ export type ParsedKey =
   | { kind: "predictionsPart" | "predictionsErrors"; job: string; part: number }
   | { kind: "idempotencyRecord"; scope: string; hash: string }
   | { kind: "apiKeys" }
+  | { kind: "headFeedback"; head: string; id: string }
+  | { kind: "headCapture"; head: string; predictionId: string }
   | { kind: "webhooks" }
   | { kind: "webhookDelivery"; event: string; webhook: string };
+
+/** A feedback record's id: `fb-<UTC yyyymmddHHMMSSmmm>-<8 hex>`, so names sort by creation time. */
+const FEEDBACK_ID = "fb-[0-9]{17}-[0-9a-f]{8}";
+/** An online prediction's id: `p-<24 hex>` (a batch prediction's is `<job>:<row index>`). */
+const ONLINE_PREDICTION_ID = "p-[0-9a-f]{24}";
+
+export function assertFeedbackId(id: string): string {
+  if (!new RegExp(`^${FEEDBACK_ID}$`).test(id)) {
+    throw new ValidationError(`invalid feedback id ${JSON.stringify(id)}`, { field: "id" });
+  }
+  return id;
+}
+
+export function assertOnlinePredictionId(id: string): string {
+  if (!new RegExp(`^${ONLINE_PREDICTION_ID}$`).test(id)) {
+    throw new ValidationError(`invalid prediction id ${JSON.stringify(id)}`, { field: "predictionId" });
+  }
+  return id;
+}
 
 const N = "([a-z0-9][a-z0-9\\-_.]{0,62})";
 const SHARD = "(\\d{5})";
@@ -304,6 +333,14 @@ const PATTERNS: Array<[RegExp, (m: RegExpExecArray) => ParsedKey]> = [
     (m) => ({ kind: "idempotencyRecord", scope: m[1], hash: m[2] }),
   ],
   [/^_system\/api-keys\.json$/, () => ({ kind: "apiKeys" })],
+  [
+    new RegExp(`^heads/${N}/feedback/(${FEEDBACK_ID})\\.json$`),
+    (m) => ({ kind: "headFeedback", head: m[1], id: m[2] }),
+  ],
+  [
+    new RegExp(`^heads/${N}/captures/(${ONLINE_PREDICTION_ID})\\.json$`),
+    (m) => ({ kind: "headCapture", head: m[1], predictionId: m[2] }),
+  ],
   [/^_system\/webhooks\.json$/, () => ({ kind: "webhooks" })],
   [
     /^_system\/webhook-deliveries\/(evt_[0-9a-f]{32})\/(wh_[0-9a-f]{16})\.json$/,

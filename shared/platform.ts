@@ -2,6 +2,7 @@
  * The platform's use cases over one store. CLI commands, HTTP routes and Lambda handlers are
  * thin adapters over these methods; nothing here knows how it was called.
  */
+import { randomBytes } from "node:crypto";
 import { assertBackboneFits, defaultBackboneFor } from "./backbone/defaults.ts";
 import {
   BUILT_IN_BACKBONES,
@@ -32,6 +33,7 @@ import type { TrainResult } from "./heads/train.ts";
 import type { TrainDispatcher, TrainRequest } from "./heads/train-dispatch.ts";
 import type { TrainOptions } from "./heads/train-request.ts";
 import {
+  type HeadDocument,
   listVersions,
   parseHeadRef,
   readAlias,
@@ -90,6 +92,13 @@ export interface PredictRequest {
   neighbors?: number;
 }
 
+/** A correction (`POST /v1/heads/{head}/feedback`): the prediction or its input, and the right label. */
+export interface FeedbackRequest {
+  predictionId?: string;
+  input?: string | { text: string };
+  label: unknown;
+}
+
 /** A batch job as the API starts it: the rows of a dataset, or of a manifest already in the store. */
 export type BatchRequest = Omit<BatchStart, "dataset" | "source"> & {
   dataset?: string;
@@ -106,6 +115,9 @@ export class Platform {
   private predictLoaded = false;
   private readonly onJobError?: (job: string, err: unknown) => void;
   private readonly batchRuns = new Set<Promise<unknown>>();
+  private readonly captureWrites = new Set<Promise<unknown>>();
+  /** Where a failed capture is told: the notifications' logger (bootstrap gives one; the CLI none). */
+  private readonly captureLog?: NotifierOptions["log"];
 
   constructor(
     readonly store: ObjectStore,
@@ -113,6 +125,7 @@ export class Platform {
     opts: PlatformOptions = {},
   ) {
     this.notifier = new Notifier(store, opts.notifications);
+    this.captureLog = opts.notifications?.log;
     // One local runner, so every job of this process shares one queue and one in-flight map.
     this.local = new LocalJobRunner(store, {
       onFinished: (job) => this.notifyJobEnded(job),
@@ -323,6 +336,7 @@ export class Platform {
       ? await Promise.all(opts.backbones.map((ref) => this.backboneParts(ref, "backbones")))
       : undefined;
     const specs = candidates ? candidates[0] : await this.backboneParts(opts.backbone);
+    if (opts.withFeedback) await this.prepareFeedback(opts.head, specs);
     const result = await trainHead(this.store, specs, opts, candidates, {
       maxSeconds: Math.min(this.config.trainMaxSeconds, run.maxSeconds ?? Number.POSITIVE_INFINITY),
       maxMemoryBytes: this.config.trainMaxMemoryMb * 2 ** 20,
@@ -369,6 +383,8 @@ export class Platform {
       ? await embedInputs(this.store, loaded, await readPredictInputs(this.store, req.inputs), this.config)
       : embeddingsToVectors(loaded, req.embeddings!);
     const predictions: Prediction[] = await predictVectors(loaded, vectors, n);
+    for (const p of predictions) p.predictionId = `p-${randomBytes(12).toString("hex")}`;
+    if (req.inputs && loaded.doc.capture) this.capture(loaded.doc, req.inputs, predictions);
     if (req.neighbors !== undefined) {
       const { MAX_NEIGHBORS, neighborIndex } = await import("./heads/neighbors.ts");
       if (!Number.isInteger(req.neighbors) || req.neighbors < 1 || req.neighbors > MAX_NEIGHBORS) {
@@ -386,6 +402,77 @@ export class Platform {
       });
     }
     return { head, version: loaded.doc.version, predictions };
+  }
+
+  /**
+   * Keeps the inputs of online predictions the version asks for (`capture`), after the answer:
+   * a failed write is logged, never the prediction's failure, and never waited for.
+   */
+  private capture(doc: HeadDocument, inputs: readonly PredictInput[], predictions: readonly Prediction[]) {
+    const texts = inputs.map((i) => (typeof i === "string" ? i : "text" in i ? i.text : undefined));
+    const write = import("./feedback/capture.ts").then(({ capturesOf, writeCaptures }) =>
+      writeCaptures(this.store, capturesOf(doc, texts, predictions)),
+    );
+    const log = this.captureLog;
+    write.catch((err) => log?.warn("input not captured", { head: doc.head, error: (err as Error).message }));
+    this.captureWrites.add(write);
+    write.finally(() => this.captureWrites.delete(write)).catch(() => {});
+  }
+
+  /** Resolves when the captures of the predictions answered so far are written (or failed). */
+  async captureIdle(): Promise<void> {
+    while (this.captureWrites.size > 0) await Promise.allSettled([...this.captureWrites]);
+  }
+
+  /**
+   * A correction of one of the head's predictions: `predictionId` (resolved to its input) or
+   * `input` (text), and the label it should have had, checked against the live version's task and
+   * classes. Stored as a create-only record; `train --with-feedback` trains on it.
+   */
+  async addFeedback(head: string, req: FeedbackRequest) {
+    const { checkLabel, createFeedback, newFeedbackId } = await import("./feedback/records.ts");
+    assertName("head", head, "head");
+    const { head: doc } = await readHeadVersion(this.store, head, await resolveHeadRef(this.store, { head }));
+    const label = checkLabel(doc, req.label);
+    const text = await this.feedbackInput(head, req);
+    const { predictionId } = req;
+    const record = { id: newFeedbackId(), head, ...(predictionId ? { predictionId } : {}), text, label };
+    return createFeedback(this.store, { ...record, createdAt: new Date().toISOString() });
+  }
+
+  private async feedbackInput(head: string, req: FeedbackRequest): Promise<string> {
+    const { input, predictionId } = req;
+    if (input === undefined && predictionId === undefined) {
+      throw new ValidationError("send predictionId or input with the label", { field: "input" });
+    }
+    if (input === undefined) {
+      const { resolvePrediction } = await import("./feedback/resolve.ts");
+      return resolvePrediction(this.store, head, predictionId!);
+    }
+    const text = typeof input === "string" ? input : input.text;
+    if (typeof text !== "string" || text.trim() === "") {
+      throw new ValidationError("input must be a non-blank text (feedback on images is not supported yet)", {
+        field: "input",
+      });
+    }
+    return text;
+  }
+
+  async listFeedback(head: string) {
+    const { listFeedback } = await import("./feedback/records.ts");
+    return listFeedback(this.store, assertName("head", head, "head"));
+  }
+
+  async deleteFeedback(head: string, id: string) {
+    const { deleteFeedback } = await import("./feedback/records.ts");
+    return deleteFeedback(this.store, assertName("head", head, "head"), id);
+  }
+
+  /** `withFeedback`: the head's feedback written as its dataset and embedded with each part. */
+  private async prepareFeedback(head: string, specs: readonly BackboneSpec[]): Promise<void> {
+    const { materializeFeedback } = await import("./feedback/materialize.ts");
+    const { dataset } = await materializeFeedback(this.store, head);
+    for (const spec of specs) await this.embed(dataset, { backbone: spec.id });
   }
 
   /**

@@ -28,6 +28,11 @@ export interface LoadedHead {
 }
 
 export interface Prediction {
+  /**
+   * Names this prediction in a correction (`POST /v1/heads/{head}/feedback`): online `p-<24 hex>`,
+   * batch `<job>:<row id>`. Set by the caller that answers (Platform.predict, batch output lines).
+   */
+  predictionId?: string;
   /** Multiclass: the most probable class. */
   label?: string;
   /** Multilabel: every label whose probability reaches its threshold. */

@@ -36,6 +36,14 @@ export const TrainRequestBody = z.strictObject({
   seed: z.number().int().min(0).optional(),
   /** Fit a temperature on out-of-fold probabilities (multiclass heads; default true). */
   calibrate: z.boolean().optional(),
+  /**
+   * Also train on the head's feedback (corrections sent to `/feedback`): its rows are embedded with
+   * the head's backbone, a dataset row with the same text takes the feedback's label, the others
+   * join the training rows; the report scores the previous and the new version on them.
+   */
+  withFeedback: z.boolean().optional(),
+  /** Which online predictions' inputs the new version keeps (default none: privacy first). */
+  capture: z.enum(["none", "uncertain", "all"]).optional(),
   /** Move the `live` alias to the new version (default true). */
   promote: z.boolean().default(true),
 });

@@ -22,6 +22,7 @@ import { autoSelect, type Choice } from "./auto-select.ts";
 import type { AnyKind } from "./cross-validate.ts";
 import { type Evaluation, evaluateHead } from "./evaluate.ts";
 import { buildTrainingSet, requestedType, type TrainingSet } from "./problem.ts";
+import { joinFeedback, loadFeedback, scoreFeedback, type WithFeedback } from "./train-feedback.ts";
 import { type BackboneInput, loadTrainingInputs } from "./train-inputs.ts";
 import type { TrainOptions } from "./train-request.ts";
 import { validateTrainOptions } from "./train-validate.ts";
@@ -87,6 +88,7 @@ async function train(
   // back to) meanwhile is someone's decision that this training must not silently overwrite.
   const previous = (await readAlias(store, opts.head))?.value.version ?? null;
   const inputs = await loadTrainingInputs(store, opts, backbone, backboneCandidates);
+  const joined = opts.withFeedback ? await addFeedback(store, opts, inputs) : undefined;
   const set = buildTrainingSet(opts, inputs[0].data);
   const choice = await chooseEstimator(opts, set, inputs, limits);
   const model = await fit(choice, set);
@@ -99,12 +101,25 @@ async function train(
     trainSeconds: (performance.now() - started) / 1000,
   };
   const { head, report } = versionDocuments(opts, trained);
+  if (joined)
+    report.feedback = await scoreFeedback(store, joined, { doc: head, kind: choice.kind, model }, previous);
   // Last point to stop: past it the version is stored, so a cancelled caller leaves nothing behind.
   checkTrainingBudget();
   await writeHeadVersion(store, head, report);
   const notPromoted =
     (opts.promote ?? true) ? await promoteNew(store, opts.head, report.version, previous) : undefined;
   return trainResult(opts, trained, report, notPromoted);
+}
+
+/** `withFeedback`: the head's feedback rows joined to the (one) input's rows, in place. */
+async function addFeedback(
+  store: ObjectStore,
+  opts: TrainOptions,
+  inputs: BackboneInput[],
+): Promise<WithFeedback> {
+  const joined = joinFeedback(inputs[0].data, await loadFeedback(store, opts, inputs[0].specs));
+  inputs[0] = { ...inputs[0], data: joined.data };
+  return joined;
 }
 
 /** What a training produced, before it is stored. */
@@ -178,6 +193,7 @@ function versionDocuments(opts: TrainOptions, trained: Trained): { head: HeadDoc
     ...(ev.calibration
       ? { calibration: { method: "temperature" as const, temperature: ev.calibration.temperature } }
       : {}),
+    ...(opts.capture && opts.capture !== "none" ? { capture: opts.capture } : {}),
     createdAt,
   };
   const report: Report = {

@@ -92,6 +92,11 @@ export const HeadDocument = z.object({
   /** The fitted model in its type's JSON form (each type's module documents it). */
   model: z.record(z.string(), z.unknown()),
   calibration: Calibration.optional(),
+  /**
+   * Which inputs of online predictions this version keeps for feedback and data-quality work
+   * (`heads/<h>/captures/`): `none` (absent: the default, privacy first), `uncertain`, `all`.
+   */
+  capture: z.enum(["none", "uncertain", "all"]).optional(),
   createdAt: z.string(),
 });
 export type HeadDocument = z.infer<typeof HeadDocument>;
@@ -137,6 +142,23 @@ export const Search = z.object({
 });
 export type Search = z.infer<typeof Search>;
 
+/**
+ * A version trained `withFeedback`: its feedback rows, and how the version live before it
+ * (`before`) and this one (`after`) score on them — accuracy (multiclass: the label; multilabel:
+ * the exact label set) or, for regression, RMSE.
+ */
+export const FeedbackReport = z.object({
+  dataset: z.string(),
+  datasetVersion: z.string(),
+  rows: z.number().int(),
+  metric: z.enum(["accuracy", "rmse"]),
+  before: z.object({ version: z.string(), value: z.number() }).optional(),
+  /** Why there is no `before` (no earlier version, another backbone or other classes). */
+  beforeSkipped: z.string().optional(),
+  after: z.object({ version: z.string(), value: z.number() }),
+});
+export type FeedbackReport = z.infer<typeof FeedbackReport>;
+
 export const Report = z.object({
   head: z.string(),
   version: z.string(),
@@ -165,6 +187,7 @@ export const Report = z.object({
   iterations: z.number().optional(),
   epochs: z.number().optional(),
   converged: z.boolean().optional(),
+  feedback: FeedbackReport.optional(),
   createdAt: z.string(),
 });
 export type Report = z.infer<typeof Report>;

@@ -17,6 +17,8 @@ export const DEFAULT_PART_ROWS = 100_000;
 /** One line of `part-NNNNN.jsonl`: by task, the label and scores, the labels and scores, or the value. */
 export interface PredictionLine {
   id: string;
+  /** `<job>:<row id>`: names this prediction in a correction (`headstart feedback --prediction`). */
+  predictionId: string;
   label?: string;
   score?: number;
   labels?: string[];
@@ -32,10 +34,16 @@ export interface ErrorLine {
   reason: string;
 }
 
-export function predictionLine(row: DatasetRow, p: Prediction, version: string): PredictionLine {
-  if (p.value !== undefined) return { id: row.id, value: p.value, version };
-  if (p.labels !== undefined) return { id: row.id, labels: p.labels, scores: p.scores, version };
-  return { id: row.id, label: p.label, score: p.score, scores: p.scores, version };
+export function predictionLine(job: string, row: DatasetRow, p: Prediction, version: string): PredictionLine {
+  const ids = { id: row.id, predictionId: batchPredictionId(job, row.id) };
+  if (p.value !== undefined) return { ...ids, value: p.value, version };
+  if (p.labels !== undefined) return { ...ids, labels: p.labels, scores: p.scores, version };
+  return { ...ids, label: p.label, score: p.score, scores: p.scores, version };
+}
+
+/** A batch prediction's id: its job and row (job names never hold `:`), so it always resolves. */
+export function batchPredictionId(job: string, rowId: string): string {
+  return `${job}:${rowId}`;
 }
 
 export const BatchSummary = z.object({

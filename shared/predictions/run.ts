@@ -160,7 +160,7 @@ async function scoreParts(
   for (let part = 0, start = 0; part === 0 || start < rows.length; part++, start += job.partRows) {
     const chunk = rows.slice(start, start + job.partRows);
     const ok = chunk.filter((r) => index.has(r.id));
-    const lines = await predictRows(head, ok, index, data, job.version);
+    const lines = await predictRows(head, ok, index, data, job);
     const errors: ErrorLine[] = [
       ...(part === 0 ? rejected : []),
       ...chunk
@@ -183,7 +183,7 @@ async function predictRows(
   rows: readonly DatasetRow[],
   index: Map<string, number>,
   data: EmbeddedDataset,
-  version: string,
+  job: BatchJob,
 ): Promise<PredictionLine[]> {
   if (rows.length === 0) return [];
   const dim = data.dim;
@@ -199,7 +199,7 @@ async function predictRows(
     vectors.set(data.vectors.subarray(at, at + dim), i * dim);
   });
   const predictions = await predictVectors(head, vectors, rows.length);
-  return rows.map((r, i) => predictionLine(r, predictions[i], version));
+  return rows.map((r, i) => predictionLine(job.job, r, predictions[i], job.version));
 }
 
 /**

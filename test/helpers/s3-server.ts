@@ -203,12 +203,14 @@ export interface BucketNotifications {
 
 /**
  * Real bucket notifications: an SNS-style topic on radosgw pushing `ObjectCreated` events under
- * `prefix` to an HTTP listener on loopback, as AWS would invoke the ingest Lambda.
+ * `<prefix>/<under>` (by default `datasets/`) to an HTTP listener on loopback, as AWS would invoke
+ * the ingest Lambda.
  */
 export async function listenForBucketNotifications(
   s3: S3Server,
   bucket: string,
   prefix: string,
+  under = "datasets/",
 ): Promise<BucketNotifications> {
   const received: S3Notification[] = [];
   const server: Server = createHttpServer((req, res) => {
@@ -248,7 +250,7 @@ export async function listenForBucketNotifications(
             Id: "headstart-manifest-upload",
             TopicArn: topic.TopicArn,
             Events: ["s3:ObjectCreated:*"],
-            Filter: { Key: { FilterRules: [{ Name: "prefix", Value: `${prefix}/datasets/` }] } },
+            Filter: { Key: { FilterRules: [{ Name: "prefix", Value: `${prefix}/${under}` }] } },
           },
         ],
       },
