@@ -1,6 +1,7 @@
 /** Builds the platform for an entry point from its environment, once, at module scope. */
 import type { Metrics } from "@aws-lambda-powertools/metrics";
 import { EventBridgePublisher } from "./aws/eventbridge-publisher.ts";
+import { LambdaBatchDispatcher } from "./aws/lambda-batch-dispatcher.ts";
 import { LambdaTrainDispatcher } from "./aws/lambda-train-dispatcher.ts";
 import { SageMakerJobRunner } from "./aws/sagemaker-runner.ts";
 import { type Config, loadConfig } from "./config.ts";
@@ -28,6 +29,12 @@ export function bootstrap(
     (config.trainFunctionName
       ? new LambdaTrainDispatcher(config.trainFunctionName, { region: config.region })
       : undefined);
+  // HEADSTART_BATCH_FUNCTION_NAME: the API hands started batch jobs to that Lambda (job-complete).
+  const batchDispatcher =
+    opts.batchDispatcher ??
+    (config.batchFunctionName
+      ? new LambdaBatchDispatcher(config.batchFunctionName, { region: config.region })
+      : undefined);
   // HEADSTART_EVENT_BUS_NAME: events also go to the customer's EventBridge bus.
   const publisher = config.eventBusName
     ? new EventBridgePublisher(config.eventBusName, { region: config.region })
@@ -41,6 +48,7 @@ export function bootstrap(
     ...opts,
     runner,
     trainDispatcher,
+    batchDispatcher,
     // A Lambda may be frozen once it returns: events are delivered before, within a bounded time.
     notifications: { mode: "await", log, publisher, ...opts.notifications },
   });

@@ -68,6 +68,8 @@ const EnvSchema = z.object({
   HEADSTART_CUSTOMER: z.string().max(32).regex(CUSTOMER_ID, CUSTOMER_ID_RULE).optional(),
   /** Train Lambda the API hands training requests to (asynchronously); unset: train in process. */
   HEADSTART_TRAIN_FUNCTION_NAME: z.string().min(1).optional(),
+  /** Lambda the API hands started batch-prediction jobs to (asynchronously); unset: run in process. */
+  HEADSTART_BATCH_FUNCTION_NAME: z.string().min(1).optional(),
   /** The customer's EventBridge bus the platform's events also go to (the Lambdas); unset: webhooks only. */
   HEADSTART_EVENT_BUS_NAME: z.string().min(1).optional(),
   /** A training's wall-clock budget; default 600 in Lambda (its 15 min cap is never hit), 3600 elsewhere. */
@@ -118,6 +120,7 @@ export interface Config {
   /** Present when `runner` is `sagemaker`; every required field named by its variable. */
   sagemaker?: SageMakerSettings;
   trainFunctionName?: string;
+  batchFunctionName?: string;
   /** The EventBridge bus events are put on (`aws/eventbridge-publisher.ts`), if any. */
   eventBusName?: string;
   /** This deployment's customer: prefixes job names (`embed-<customer>--…`). */
@@ -198,6 +201,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     lambdaFunction: e.AWS_LAMBDA_FUNCTION_NAME,
     runner: e.HEADSTART_RUNNER,
     trainFunctionName: e.HEADSTART_TRAIN_FUNCTION_NAME,
+    batchFunctionName: e.HEADSTART_BATCH_FUNCTION_NAME,
     eventBusName: e.HEADSTART_EVENT_BUS_NAME,
     customer: e.HEADSTART_CUSTOMER,
     trainMaxSeconds: e.HEADSTART_TRAIN_MAX_SECONDS ?? (e.AWS_LAMBDA_FUNCTION_NAME ? 600 : 3600),

@@ -155,6 +155,10 @@ export const keys = {
   jobPlanManifest: (job: string) => `jobs/${assertName("job", job)}/plans.manifest.json`,
   /** What a job keeps beside its record (its plans manifest). */
   jobPrefix: (job: string) => `jobs/${assertName("job", job)}/`,
+  /** Batch-prediction jobs parked until this embedding job ends (`predictions/waits.ts`), one marker each. */
+  jobWaitersPrefix: (job: string) => `jobs/${assertName("job", job)}/waiters/`,
+  jobWaiter: (job: string, batchJob: string) =>
+    `jobs/${assertName("job", job)}/waiters/${assertName("job", batchJob)}.json`,
 
   /**
    * The bucket door for batch predictions: a manifest uploaded here starts a job scoring it with
@@ -227,6 +231,7 @@ export type ParsedKey =
   | { kind: "headExport"; head: string; version: string; fused: boolean; sha256: string }
   | { kind: "job"; job: string }
   | { kind: "jobPlanManifest"; job: string }
+  | { kind: "jobWaiter"; job: string; batchJob: string }
   | { kind: "batchUpload" | "batchUploadStatus"; head: string; name: string; format: ManifestFormat }
   | { kind: "batchJob" | "predictionsSummary"; job: string }
   | { kind: "predictionsPart" | "predictionsErrors"; job: string; part: number }
@@ -310,6 +315,7 @@ const PATTERNS: Array<[RegExp, (m: RegExpExecArray) => ParsedKey]> = [
   ],
   [new RegExp(`^jobs/${N}\\.json$`), (m) => ({ kind: "job", job: m[1] })],
   [new RegExp(`^jobs/${N}/plans\\.manifest\\.json$`), (m) => ({ kind: "jobPlanManifest", job: m[1] })],
+  [new RegExp(`^jobs/${N}/waiters/${N}\\.json$`), (m) => ({ kind: "jobWaiter", job: m[1], batchJob: m[2] })],
   [
     new RegExp(`^batch/${N}/${N}\\.(jsonl|csv)$`),
     (m) => ({ kind: "batchUpload", head: m[1], name: m[2], format: m[3] as ManifestFormat }),

@@ -44,6 +44,7 @@ import {
 } from "./heads/version.ts";
 import { type JobRunner, LocalJobRunner } from "./jobs/runner.ts";
 import { assertName } from "./layout.ts";
+import type { BatchDispatcher } from "./predictions/dispatch.ts";
 import type { BatchJob } from "./predictions/job.ts";
 import type { BatchStart } from "./predictions/start.ts";
 import type { ObjectStore } from "./store/types.ts";
@@ -70,6 +71,8 @@ export interface PlatformOptions {
   onJobError?: (job: string, err: unknown) => void;
   /** Hands training requests elsewhere (the train Lambda) instead of training in this process. */
   trainDispatcher?: TrainDispatcher;
+  /** Hands started batch-prediction jobs to another process (a Lambda) instead of this one's background. */
+  batchDispatcher?: BatchDispatcher;
   /** How submitted jobs run when no runner is given: in this process, or in a worker process. */
   worker?: "inline" | "process";
   /** How events reach the registered webhooks (events/notifier.ts): by default awaited, within 5 s. */
@@ -110,6 +113,7 @@ export class Platform {
   readonly local: LocalJobRunner;
   readonly runner: JobRunner;
   readonly trainDispatcher?: TrainDispatcher;
+  readonly batchDispatcher?: BatchDispatcher;
   /** Delivers the platform's events to the webhooks registered in this store. */
   readonly notifier: Notifier;
   private predictLoaded = false;
@@ -138,6 +142,7 @@ export class Platform {
     });
     this.runner = opts.runner ?? this.local;
     this.trainDispatcher = opts.trainDispatcher;
+    this.batchDispatcher = opts.batchDispatcher;
     this.onJobError = opts.onJobError;
   }
 
@@ -271,9 +276,12 @@ export class Platform {
     dataset: string,
     opts: { backbone?: string; shardSize?: number } = {},
   ): Promise<EmbedJob> {
-    // Every instance of a multi-instance SageMaker job should get at least one shard.
-    const minShards = this.config.runner === "sagemaker" ? this.config.sagemaker?.instanceCount : undefined;
-    return this.runner.submit(await this.planEmbed(dataset, { ...opts, minShards }));
+    return this.runner.submit(await this.planEmbed(dataset, { ...opts, minShards: this.minShards() }));
+  }
+
+  /** Every instance of a multi-instance SageMaker job should get at least one shard. */
+  private minShards(): number | undefined {
+    return this.config.runner === "sagemaker" ? this.config.sagemaker?.instanceCount : undefined;
   }
 
   /** Plans (or resumes) and runs the embedding job in this process, returning when it is done. */
@@ -638,6 +646,15 @@ export class Platform {
         embed: async (dataset, spec) => {
           await this.embed(dataset, { backbone: spec.id });
         },
+        // A runner other than this process's (SageMaker): submit and park, continued on the job's end.
+        remote:
+          this.runner === this.local
+            ? undefined
+            : {
+                plan: (dataset, spec) =>
+                  this.planEmbed(dataset, { backbone: spec.id, minShards: this.minShards() }),
+                submit: (embedJob) => this.runner.submit(embedJob),
+              },
       },
       job,
     );
@@ -650,12 +667,37 @@ export class Platform {
   }
 
   /**
-   * The API's start: the job's record now, and a queued job run in this process in the background
-   * (the local server's worker; `onJobError` hears of a run that throws).
+   * After embedding job `embedJob` ended (the job-complete Lambda): continues every batch job
+   * parked on it (see predictions/run.ts), one after the other, and drops the markers of those
+   * that no longer wait for it; a repeated call finds nothing left to do.
+   */
+  async continueBatchPredictions(embedJob: string): Promise<BatchJob[]> {
+    const { isWaiting } = await predictionsModule();
+    const { waitersOf, removeWaiter } = await import("./predictions/waits.ts");
+    const out: BatchJob[] = [];
+    for (const id of await waitersOf(this.store, embedJob)) {
+      const job = await this.runBatchPrediction(id).catch((err) => {
+        if (err instanceof NotFoundError) return undefined; // deleted since: nothing to continue
+        throw err;
+      });
+      if (!job || !isWaiting(job) || !job.waitingFor?.includes(embedJob)) {
+        await removeWaiter(this.store, embedJob, id);
+      }
+      if (job) out.push(job);
+    }
+    return out;
+  }
+
+  /**
+   * The API's start: the job's record now, and a queued job handed to the batch dispatcher (the
+   * job-complete Lambda, in AWS) or run in this process in the background (the local server's
+   * worker; `onJobError` hears of a run that throws).
    */
   async submitBatchPrediction(req: BatchRequest): Promise<BatchJob> {
     const { job } = await this.startBatchPrediction(await this.batchStart(req));
-    if (job.status === "queued") {
+    if (job.status === "queued" && this.batchDispatcher) {
+      await this.batchDispatcher.dispatch(job.job);
+    } else if (job.status === "queued") {
       const run = this.runBatchPrediction(job.job).catch((err) => this.onJobError?.(job.job, err));
       this.batchRuns.add(run);
       run.finally(() => this.batchRuns.delete(run));

@@ -25,10 +25,18 @@ export type BatchStatus = z.infer<typeof BatchStatus>;
 export const HEARTBEAT_MS = 30_000;
 export const STALE_MS = 5 * 60_000;
 
-/** Whether a `running` job's process has stopped beating (see `heartbeatAt`). */
+/**
+ * Whether a `running` job's process has stopped beating (see `heartbeatAt`). A job parked until
+ * its embedding jobs end has no process: the end of those jobs continues it (`waitingFor`).
+ */
 export function isStale(job: BatchJob, now = Date.now()): boolean {
   const beat = Date.parse(job.heartbeatAt ?? job.startedAt ?? job.updatedAt);
-  return job.status === "running" && now - beat > STALE_MS;
+  return job.status === "running" && !isWaiting(job) && now - beat > STALE_MS;
+}
+
+/** A `running` job parked until the embedding jobs in `waitingFor` (run elsewhere: SageMaker) end. */
+export function isWaiting(job: BatchJob): boolean {
+  return job.status === "running" && job.progress.phase === "waiting-for-embedding";
 }
 
 /** Statuses a job never leaves (a `failed` one may be started again: see `startBatchJob`). */
@@ -68,10 +76,15 @@ export const BatchJob = z.object({
   input: BatchInput,
   status: BatchStatus,
   progress: z.object({
-    phase: z.enum(["queued", "embedding", "scoring", "done"]),
+    phase: z.enum(["queued", "embedding", "waiting-for-embedding", "scoring", "done"]),
     rowsDone: z.number().int(),
     rowsTotal: z.number().int(),
   }),
+  /**
+   * While the phase is `waiting-for-embedding`: the embedding jobs (`jobs/<job>.json`) the run
+   * handed to the platform's runner; the last of them to end continues the job (`predictions/run.ts`).
+   */
+  waitingFor: z.array(z.string()).optional(),
   /** Rows per output part. */
   partRows: z.number().int(),
   counts: BatchCounts.optional(),

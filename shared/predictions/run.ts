@@ -5,13 +5,21 @@
  * calibration, the task's decision), part by part. A row that cannot be scored (a file the
  * backbone could not embed, another modality) goes to the errors with its reason; it never fails
  * the job. `_summary.json` is written after every part, and only then is the job finished.
+ *
+ * Where the embedding stage runs elsewhere (`BatchEnv.remote`: SageMaker in AWS) the run does not
+ * wait for it: it submits the embedding jobs, records them in `waitingFor` (phase
+ * `waiting-for-embedding`, status still `running`) with a marker per job (`waits.ts`), and
+ * returns. When the last of them ends, `runBatchJob` called again (the job-complete Lambda)
+ * continues the job from the embedding stage, which then finds every row cached; one that failed
+ * fails the job. A continuation claims the job by compare-and-swap, so a duplicate runs nothing.
  */
 import type { BackboneSpec } from "../backbone/spec.ts";
 import { readDatasetRows, readDatasetStatus } from "../datasets/ingest.ts";
 import { type DatasetRow, modalityOf } from "../datasets/manifest.ts";
 import { loadBackboneSetDataset, partsOf } from "../embed/composite.ts";
 import type { EmbeddedDataset } from "../embed/embedded-dataset.ts";
-import { ConflictError, HeadstartError } from "../errors.ts";
+import { type EmbedJob, readJob } from "../embed/job.ts";
+import { ConflictError, HeadstartError, NotFoundError } from "../errors.ts";
 import { type LoadedHead, loadHead, predictVectors } from "../heads/predict.ts";
 import type { ObjectStore } from "../store/types.ts";
 import {
@@ -19,10 +27,12 @@ import {
   type BatchJob,
   HEARTBEAT_MS,
   isStale,
+  isWaiting,
   readBatchJob,
   updateBatchJob,
 } from "./job.ts";
 import { type ErrorLine, type PredictionLine, predictionLine, writePart, writeSummary } from "./output.ts";
+import { addWaiter } from "./waits.ts";
 
 /** What a run needs from the platform: backbones by id, and the embedding stage. */
 export interface BatchEnv {
@@ -30,22 +40,39 @@ export interface BatchEnv {
   backbone: (id: string) => Promise<BackboneSpec>;
   /** Puts the dataset's current rows into the backbone's cache (plans the missing items, runs the job). */
   embed: (dataset: string, backbone: BackboneSpec) => Promise<void>;
+  /**
+   * Set where embedding jobs run elsewhere (SageMaker): plans the job of the items not cached yet,
+   * and submits it without waiting; the run then parks until it ends (see above).
+   */
+  remote?: {
+    plan: (dataset: string, backbone: BackboneSpec) => Promise<EmbedJob>;
+    submit: (job: EmbedJob) => Promise<EmbedJob>;
+  };
 }
 
 /**
- * Runs the job if it is `queued`, or `running` in a process that stopped beating (the caller that
- * moves it to `running` by compare-and-swap owns it), and answers its record when done; a job
- * running elsewhere or finished is answered as it is. A run taken over starts again from the
- * embedding stage, which resumes from the committed shards; parts are rewritten whole.
+ * Runs the job if it is `queued`, `running` in a process that stopped beating, or parked on
+ * embedding jobs that have all succeeded (the caller that moves it to `running` by
+ * compare-and-swap owns it), and answers its record when done or parked; a parked job whose
+ * embedding job failed is failed; a job running elsewhere or finished is answered as it is. A run
+ * taken over starts again from the embedding stage, which resumes from the committed shards;
+ * parts are rewritten whole.
  */
 export async function runBatchJob(env: BatchEnv, jobId: string): Promise<BatchJob> {
+  const found = await readBatchJob(env.store, jobId);
+  if (!found) throw new NotFoundError(`batch job ${jobId}`, { field: "job" });
+  const parked = isWaiting(found.value) ? found.value : undefined;
+  const wait = parked ? await embeddingOutcome(env.store, parked) : undefined;
+  if (wait?.failed !== undefined) return failParked(env.store, parked!, wait.failed);
+  if (wait && !wait.ended) return found.value;
   const now = new Date().toISOString();
   const claim = await updateBatchJob(env.store, jobId, (j) =>
-    j.status === "queued" || isStale(j)
+    j.status === "queued" || isStale(j) || (parked && isWaiting(j) && j.startedAt === parked.startedAt)
       ? {
           status: "running",
           startedAt: now,
           heartbeatAt: now,
+          waitingFor: undefined,
           progress: { ...j.progress, phase: "embedding", rowsDone: 0 },
         }
       : undefined,
@@ -66,6 +93,34 @@ export async function runBatchJob(env: BatchEnv, jobId: string): Promise<BatchJo
   }
 }
 
+/** How the embedding jobs a parked job waits for stand: all succeeded, one failed (why), or not yet. */
+async function embeddingOutcome(
+  store: ObjectStore,
+  job: BatchJob,
+): Promise<{ ended: boolean; failed?: string }> {
+  const ids = job.waitingFor ?? [];
+  const records = await Promise.all(ids.map((id) => readJob(store, id)));
+  for (const [i, r] of records.entries()) {
+    if (!r) return { ended: true, failed: `embedding job ${ids[i]} is gone` };
+    if (r.value.state === "failed") {
+      return {
+        ended: true,
+        failed: `embedding job ${ids[i]} failed: ${r.value.error ?? "no reason recorded"}`,
+      };
+    }
+  }
+  return { ended: records.every((r) => r!.value.state === "succeeded") };
+}
+
+async function failParked(store: ObjectStore, parked: BatchJob, error: string): Promise<BatchJob> {
+  const { job } = await updateBatchJob(store, parked.job, (j) =>
+    isWaiting(j) && j.startedAt === parked.startedAt
+      ? { status: "failed", error, finishedAt: new Date().toISOString() }
+      : undefined,
+  );
+  return job;
+}
+
 /** Only this run's beat: a run taken over (another `startedAt`) stops moving the heartbeat. */
 function heartbeat(store: ObjectStore, job: string, startedAt: string): void {
   updateBatchJob(store, job, (j) =>
@@ -79,10 +134,8 @@ async function execute(env: BatchEnv, job: BatchJob): Promise<BatchJob> {
   const started = Date.now();
   const head = await loadHead(env.store, job.head, job.version);
   const specs = await headBackbones(env, head);
-  for (const spec of specs) {
-    // Imported (external) embeddings cannot be computed here: their rows are in the cache or not.
-    if (spec.kind !== "external") await env.embed(job.input.dataset, spec);
-  }
+  const waits = await embedStage(env, job, specs);
+  if (waits.length > 0) return park(env, job, waits);
   const embedded = Date.now();
   if (await cancelled(env.store, job.job)) return (await readBatchJob(env.store, job.job))!.value;
   const { dataset, datasetVersion } = job.input;
@@ -114,6 +167,43 @@ async function execute(env: BatchEnv, job: BatchJob): Promise<BatchJob> {
       : undefined,
   );
   return done.job;
+}
+
+/**
+ * Puts the rows into each backbone's cache: here (`env.embed`), or by submitting the jobs of what
+ * is missing to the remote runner; answers the ids of submitted jobs that have not ended. The
+ * waiter marker goes first, so the job's end always finds this batch job.
+ */
+async function embedStage(env: BatchEnv, job: BatchJob, specs: BackboneSpec[]): Promise<string[]> {
+  const waits: string[] = [];
+  for (const spec of specs) {
+    // Imported (external) embeddings cannot be computed here: their rows are in the cache or not.
+    if (spec.kind === "external") continue;
+    if (!env.remote) {
+      await env.embed(job.input.dataset, spec);
+      continue;
+    }
+    const planned = await env.remote.plan(job.input.dataset, spec);
+    if (planned.state === "succeeded") continue;
+    await addWaiter(env.store, planned.job, job.job);
+    const submitted = await env.remote.submit(planned);
+    if (submitted.state !== "succeeded") waits.push(submitted.job);
+  }
+  return waits;
+}
+
+/**
+ * Records that the run waits for `waits` and returns, unless an embedding job ended before the
+ * park (its continuation then found the job still embedding): looking again closes that race.
+ */
+async function park(env: BatchEnv, job: BatchJob, waits: string[]): Promise<BatchJob> {
+  const parked = await updateBatchJob(env.store, job.job, (j) =>
+    j.status === "running" && j.startedAt === job.startedAt
+      ? { waitingFor: waits, progress: { ...j.progress, phase: "waiting-for-embedding" } }
+      : undefined,
+  );
+  if (!parked.changed) return parked.job; // cancelled, or taken over
+  return runBatchJob(env, job.job);
 }
 
 /** The specs of the head's backbone parts, refusing any replaced since the head was trained. */
