@@ -95,6 +95,9 @@ export interface PredictRequest {
   neighbors?: number;
 }
 
+/** An online prediction: every one has an id, which a correction may name. */
+export type IdentifiedPrediction = Prediction & { predictionId: string };
+
 /** A correction (`POST /v1/heads/{head}/feedback`): the prediction or its input, and the right label. */
 export interface FeedbackRequest {
   predictionId?: string;
@@ -364,7 +367,7 @@ export class Platform {
   async predict(
     headRef: string,
     req: PredictRequest,
-  ): Promise<{ head: string; version: string; predictions: Prediction[] }> {
+  ): Promise<{ head: string; version: string; predictions: IdentifiedPrediction[] }> {
     if ((req.inputs === undefined) === (req.embeddings === undefined)) {
       throw new ValidationError("send exactly one of inputs, embeddings", { field: "inputs" });
     }
@@ -390,8 +393,9 @@ export class Platform {
     const vectors = req.inputs
       ? await embedInputs(this.store, loaded, await readPredictInputs(this.store, req.inputs), this.config)
       : embeddingsToVectors(loaded, req.embeddings!);
-    const predictions: Prediction[] = await predictVectors(loaded, vectors, n);
-    for (const p of predictions) p.predictionId = `p-${randomBytes(12).toString("hex")}`;
+    const predictions: IdentifiedPrediction[] = (await predictVectors(loaded, vectors, n)).map((p) =>
+      Object.assign(p, { predictionId: `p-${randomBytes(12).toString("hex")}` }),
+    );
     if (req.inputs && loaded.doc.capture) this.capture(loaded.doc, req.inputs, predictions);
     if (req.neighbors !== undefined) {
       const { MAX_NEIGHBORS, neighborIndex } = await import("./heads/neighbors.ts");

@@ -22,6 +22,7 @@ import { errorResponses, HealthResponse, jsonBody } from "./responses.ts";
 import { batchPredictionRoutes } from "./routes/batch-predictions.ts";
 import { datasetRoutes } from "./routes/datasets.ts";
 import { doctorRoutes } from "./routes/doctor.ts";
+import { feedbackRoutes } from "./routes/feedback.ts";
 import { headRoutes } from "./routes/heads.ts";
 import { jobRoutes } from "./routes/jobs.ts";
 import { keyRoutes } from "./routes/keys.ts";
@@ -81,6 +82,7 @@ export function createApp(platform: Platform, log: Logger, opts: AppOptions = {}
   app.route("/v1/datasets", datasetRoutes(platform));
   app.route("/v1/heads", headRoutes(platform));
   app.route("/v1/heads", batchPredictionRoutes(platform));
+  app.route("/v1/heads", feedbackRoutes(platform));
   app.route("/v1/jobs", jobRoutes(platform));
   app.route("/v1/doctor", doctorRoutes(platform));
   app.route("/v1", lifecycleRoutes(platform));

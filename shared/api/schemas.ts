@@ -110,6 +110,14 @@ export const TrainBody = TrainRequestBody.extend({
       "The backbone whose cache to train on, or several joined by + (each part L2-normalized, concatenated in order)",
     example: "glove-100d+use-lite-512",
   }),
+  withFeedback: trainFields.withFeedback.clone().openapi({
+    description:
+      "Also train on the head's feedback: a dataset row with the same text takes the feedback's label, the others join the training rows; the report gains a `feedback` section (before/after on those rows)",
+  }),
+  capture: trainFields.capture.clone().openapi({
+    description:
+      "Which online predictions' inputs the new version keeps under heads/<head>/captures/ (text only): none (default), uncertain (top-two margin < 0.2), all",
+  }),
   backbones: trainFields.backbones.clone().openapi({
     description: "Backbones (or + sets) `auto` may choose from, evaluated on the rows all of them embed",
   }),
@@ -224,6 +232,11 @@ export const PredictResponse = z
     version: z.string(),
     predictions: z.array(
       z.object({
+        predictionId: z.string().openapi({
+          description:
+            "Names this prediction in a correction (`POST /v1/heads/{head}/feedback`); resolves to its input only if the head keeps inputs (capture)",
+          example: "p-5b0e9c3a7d21f4e8a6c0b912",
+        }),
         label: z.string().optional().openapi({ description: "Multiclass heads: the most probable class" }),
         labels: z
           .array(z.string())

@@ -28,6 +28,11 @@ export const ROUTE_SCOPES: Readonly<Record<string, RouteAccess>> = {
   "POST /v1/heads/{head}/batch-predictions": ["predict"],
   "GET /v1/heads/{head}/batch-predictions/{job}": ["predict"],
   "POST /v1/heads/{head}/batch-predictions/{job}/cancel": ["predict"],
+  // Corrections come from whoever sees predictions (a predict key in an app); deleting one changes
+  // what the next training learns, so it is train's.
+  "POST /v1/heads/{head}/feedback": ["predict", "train"],
+  "GET /v1/heads/{head}/feedback": ["predict", "train"],
+  "DELETE /v1/heads/{head}/feedback/{id}": ["train"],
   "GET /v1/heads/{head}": ["predict", "train"],
   "GET /v1/heads/{head}/versions/{version}": ["predict", "train"],
   "GET /v1/heads/{head}/versions/{version}/report": ["predict", "train"],

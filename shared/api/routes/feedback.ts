@@ -1,0 +1,120 @@
+/**
+ * `/v1/heads/{head}/feedback`: corrections of a head's predictions (`feedback/`), the same code
+ * paths as `headstart feedback`. Sending and reading them needs `predict` or `train`; deleting one
+ * needs `train` (auth/scopes.ts).
+ */
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Platform } from "../../platform.ts";
+import type { AppEnv } from "../env.ts";
+import { errorResponses, jsonBody } from "../responses.ts";
+import { HeadParams } from "../schemas.ts";
+
+const tags = ["heads"];
+
+const FeedbackLabel = z.union([z.string(), z.number(), z.array(z.string())]).openapi({
+  description:
+    "The right answer: one of the head's classes (multiclass), a list of its labels (multilabel) or a number (regression)",
+  example: "neg",
+});
+
+const FeedbackBody = z
+  .object({
+    predictionId: z.string().max(400).optional().openapi({
+      description:
+        "The prediction corrected: `p-<24 hex>` from predict (resolves only if the head keeps its inputs: capture) or `<job>:<row id>` from a batch job's output (always resolves)",
+      example: "bp-films-3f9a0c51d2e847b6a1c2:r17",
+    }),
+    input: z
+      .union([z.string(), z.object({ text: z.string() })])
+      .optional()
+      .openapi({
+        description:
+          "The input (text) the label belongs to; needed for online predictions of a head that keeps no inputs",
+        example: "a dull film with a brilliant ending",
+      }),
+    label: FeedbackLabel,
+  })
+  .strict()
+  .openapi("FeedbackRequest");
+
+const Feedback = z
+  .object({
+    id: z.string().openapi({ example: "fb-20261207034512345-9c1d2e3f" }),
+    head: z.string(),
+    predictionId: z.string().optional(),
+    text: z.string(),
+    label: FeedbackLabel,
+    createdAt: z.string(),
+  })
+  .openapi("Feedback");
+
+const FeedbackParams = HeadParams.extend({
+  id: z.string().openapi({ param: { name: "id", in: "path" }, example: "fb-20261207034512345-9c1d2e3f" }),
+});
+
+const add = createRoute({
+  method: "post",
+  path: "/{head}/feedback",
+  operationId: "addFeedback",
+  tags,
+  summary: "Correct a prediction: the prediction (or its input) and the label it should have had",
+  description:
+    "Stored as a labelled row of the head's feedback (`heads/<head>/feedback/<id>.json`); `POST …/train` with " +
+    "`withFeedback: true` trains on it (for the same input the newest label wins) and the version's report " +
+    "scores the previous and the new version on the feedback rows.",
+  request: {
+    params: HeadParams,
+    body: { required: true, content: { "application/json": { schema: FeedbackBody } } },
+  },
+  responses: {
+    201: jsonBody(Feedback, "The stored correction"),
+    ...errorResponses({
+      400: "A label that is not one of the head's classes, neither predictionId nor input, an online prediction whose input the head did not keep",
+      404: "Unknown head, batch job or row",
+      413: true,
+      415: true,
+    }),
+  },
+});
+
+const list = createRoute({
+  method: "get",
+  path: "/{head}/feedback",
+  operationId: "listFeedback",
+  tags,
+  summary: "The head's corrections, oldest first",
+  request: { params: HeadParams },
+  responses: {
+    200: jsonBody(z.object({ feedback: z.array(Feedback) }).openapi("FeedbackList"), "Every correction"),
+    ...errorResponses({ 400: true }),
+  },
+});
+
+const remove = createRoute({
+  method: "delete",
+  path: "/{head}/feedback/{id}",
+  operationId: "deleteFeedback",
+  tags,
+  summary: "Delete one correction (the next training with feedback leaves it out)",
+  request: { params: FeedbackParams },
+  responses: {
+    200: jsonBody(Feedback, "The correction deleted"),
+    ...errorResponses({ 400: true, 404: "Unknown feedback id" }),
+  },
+});
+
+export function feedbackRoutes(platform: Platform) {
+  const app = new OpenAPIHono<AppEnv>();
+  app.openapi(add, async (c) => {
+    const { head } = c.req.valid("param");
+    return c.json(await platform.addFeedback(head, c.req.valid("json")), 201);
+  });
+  app.openapi(list, async (c) =>
+    c.json({ feedback: await platform.listFeedback(c.req.valid("param").head) }, 200),
+  );
+  app.openapi(remove, async (c) => {
+    const { head, id } = c.req.valid("param");
+    return c.json(await platform.deleteFeedback(head, id), 200);
+  });
+  return app;
+}
