@@ -13,6 +13,7 @@ import { registerEmbed } from "./commands/embed.ts";
 import { registerExport } from "./commands/export.ts";
 import { registerExportHead } from "./commands/export-head.ts";
 import { registerExportPredictions } from "./commands/export-predictions.ts";
+import { registerFeedback } from "./commands/feedback.ts";
 import { registerImportEmbeddings } from "./commands/import-embeddings.ts";
 import { registerIngest } from "./commands/ingest.ts";
 import { registerKeys } from "./commands/keys.ts";
@@ -37,6 +38,7 @@ const COMMANDS = [
   registerPredict,
   registerBatchPredict,
   registerExportPredictions,
+  registerFeedback,
   registerPromote,
   registerRollback,
   registerExportHead,

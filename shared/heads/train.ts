@@ -51,6 +51,8 @@ export interface TrainResult {
   evaluation: Report["evaluation"];
   trainSeconds: number;
   counts: Report["counts"];
+  /** `withFeedback`: the feedback rows scored by the previous version and by this one. */
+  feedback?: Report["feedback"];
   promoted: boolean;
   /**
    * Why a version asked to be promoted was not: the `live` alias moved while it trained (another
@@ -248,6 +250,7 @@ function trainResult(
     evaluation: ev.evaluation,
     trainSeconds,
     counts: report.counts,
+    ...(report.feedback ? { feedback: report.feedback } : {}),
     promoted: (opts.promote ?? true) && !notPromoted,
     ...(notPromoted ? { notPromoted } : {}),
   };

@@ -37,6 +37,16 @@ export function registerTrain(program: Command): void {
     )
     .option("--backbones <refs>", "comma-separated backbones (or a+b sets) --type auto may choose from")
     .option("--no-promote", "do not move the live alias to the new version")
+    .option(
+      "--with-feedback",
+      "also train on the head's feedback (headstart feedback); the report scores it before/after",
+    )
+    .addOption(
+      new Option(
+        "--capture <mode>",
+        "which online predictions' inputs the new version keeps (default none)",
+      ).choices(["none", "uncertain", "all"]),
+    )
     .action(async (dataset: string, opts, cmd: Command) => {
       const { platform, json } = context(cmd);
       const r = await platform.train(trainRequest(dataset, opts));
@@ -66,6 +76,8 @@ interface TrainFlags {
   backbone?: string;
   backbones?: string;
   promote: boolean;
+  withFeedback?: boolean;
+  capture?: "none" | "uncertain" | "all";
 }
 
 function trainRequest(dataset: string, opts: TrainFlags): TrainOptions {
@@ -84,6 +96,8 @@ function trainRequest(dataset: string, opts: TrainFlags): TrainOptions {
     backbone: opts.backbone,
     backbones: opts.backbones?.split(",").map((b) => b.trim()),
     promote: opts.promote,
+    withFeedback: opts.withFeedback,
+    capture: opts.capture,
   };
 }
 
@@ -99,6 +113,7 @@ function trainLines(r: TrainResult): string[] {
       `calibration: temperature ${r.calibration.temperature.toFixed(3)}, ECE ${pct(r.calibration.eceBefore)} → ${pct(r.calibration.eceAfter)}`,
     );
   }
+  if (r.feedback) lines.push(feedbackLine(r.feedback));
   if (r.search) {
     lines.push(`model selection (${r.search.folds}-fold CV, ${r.search.metric}):`);
     const bbWidth = Math.max(0, ...r.search.candidates.map((c) => (c.backbone ?? "").length));
@@ -119,4 +134,11 @@ function summarizeScores(r: TrainResult): string {
   if (r.multilabel) return `micro-F1 ${pct(r.multilabel.microF1)}, macro-F1 ${pct(r.multilabel.macroF1)}`;
   if (r.regression) return `RMSE ${r.regression.rmse.toPrecision(4)}, R² ${r.regression.r2.toFixed(3)}`;
   return "no metrics";
+}
+
+/** `--with-feedback`: the feedback rows scored by the version before and by this one. */
+function feedbackLine(f: NonNullable<TrainResult["feedback"]>): string {
+  const value = (v: number) => (f.metric === "rmse" ? v.toPrecision(4) : pct(v));
+  const before = f.before ? `${value(f.before.value)} (${f.before.version})` : `— (${f.beforeSkipped})`;
+  return `feedback: ${f.metric} on ${f.rows} feedback rows ${before} → ${value(f.after.value)}`;
 }

@@ -1,0 +1,52 @@
+import type { Command } from "commander";
+import { ValidationError } from "../../../shared/errors.ts";
+import { context, output } from "../context.ts";
+
+export function registerFeedback(program: Command): void {
+  program
+    .command("feedback")
+    .description("correct a prediction: store the label it should have had (train --with-feedback learns it)")
+    .argument("<head>")
+    .option("--prediction <id>", "the prediction's id (predict's p-…, or <job>:<row id> from a batch output)")
+    .option(
+      "--text <text>",
+      "the input itself (needed for online predictions of a head that keeps no inputs)",
+    )
+    .requiredOption(
+      "--label <label>",
+      "the right label: a class, a number (regression) or a JSON list (multi-label)",
+    )
+    .action(
+      async (head: string, opts: { prediction?: string; text?: string; label: string }, cmd: Command) => {
+        const { platform, json } = context(cmd);
+        if (opts.prediction === undefined && opts.text === undefined) {
+          throw new ValidationError("name the prediction (--prediction <id>) or its input (--text <t>)", {
+            field: "prediction",
+          });
+        }
+        const record = await platform.addFeedback(head, {
+          predictionId: opts.prediction,
+          input: opts.text,
+          label: labelValue(opts.label),
+        });
+        output(
+          json,
+          record,
+          `feedback ${record.id}: ${JSON.stringify(record.text.slice(0, 60))} → ${JSON.stringify(record.label)}`,
+        );
+      },
+    );
+}
+
+/** A number or a JSON list when it reads as one; otherwise the text (the head then checks it). */
+function labelValue(label: string): unknown {
+  const t = label.trim();
+  if (t.startsWith("[")) {
+    try {
+      return JSON.parse(t);
+    } catch {
+      throw new ValidationError(`--label ${label} is not a JSON list`, { field: "label" });
+    }
+  }
+  return t !== "" && Number.isFinite(Number(t)) ? Number(t) : label;
+}

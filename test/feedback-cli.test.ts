@@ -1,0 +1,76 @@
+/**
+ * `headstart feedback` and `train --with-feedback` through the real CLI: a batch output's
+ * prediction id and a plain text corrected, the retrained head's answers on them changed, the
+ * report's before/after printed; a correction naming neither is refused with exit code 2.
+ */
+import assert from "node:assert/strict";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { cli } from "./helpers/cli.ts";
+import { tempDir } from "./helpers/platform.ts";
+import { tinySentimentRows, toJsonlText, writeTinyBackbone } from "./helpers/tiny-backbone.ts";
+
+const lines = (text: string) =>
+  text
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
+
+describe("feedback through the CLI", () => {
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+  const unseen = tinySentimentRows(10, { seed: 21 }).map((r) => ({ ...r, id: `u${r.id}` }));
+  before(async () => {
+    dir = await tempDir();
+    await writeTinyBackbone(join(dir, "backbone"));
+    await writeFile(join(dir, "films.jsonl"), toJsonlText(tinySentimentRows(60, { seed: 4 })));
+    await writeFile(join(dir, "unseen.jsonl"), toJsonlText(unseen));
+    env = { HEADSTART_STORE: join(dir, "store"), HEADSTART_DEFAULT_BACKBONE: "tiny-text" };
+    for (const args of [
+      ["backbone", "add", join(dir, "backbone")],
+      ["ingest", join(dir, "films.jsonl"), "--dataset", "films"],
+      ["train", "films", "--head", "films", "--type", "knn", "--param", "k=1"],
+    ]) {
+      const r = await cli(args, env);
+      assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+    }
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  test("score a batch, correct it, retrain with feedback: the corrected answers change", async () => {
+    const batch = await cli(["batch-predict", "films", join(dir, "unseen.jsonl"), "--wait", "--json"], env);
+    assert.equal(batch.code, 0, batch.stderr);
+    const out = JSON.parse(batch.stdout);
+    const exported = join(dir, "out");
+    assert.equal((await cli(["export-predictions", out.job, "--out", exported], env)).code, 0);
+    const scored = lines(await readFile(join(exported, "predictions.jsonl"), "utf8"));
+    const wrong = scored[0];
+    const flip = wrong.label === "pos" ? "neg" : "pos";
+    const byId = await cli(
+      ["feedback", "films", "--prediction", wrong.predictionId, "--label", flip, "--json"],
+      env,
+    );
+    assert.equal(byId.code, 0, byId.stderr);
+    assert.equal(JSON.parse(byId.stdout).text, unseen[0].text);
+    const text = "wonderful love great fun brilliant";
+    const byText = await cli(["feedback", "films", "--text", text, "--label", "neg"], env);
+    assert.equal(byText.code, 0, byText.stderr);
+    assert.match(byText.stdout, /^feedback fb-\d{17}-[0-9a-f]{8}: /);
+    const neither = await cli(["feedback", "films", "--label", "neg"], env);
+    assert.equal(neither.code, 2);
+    assert.match(neither.stderr, /--prediction/);
+
+    const trained = await cli(
+      ["train", "films", "--head", "films", "--type", "knn", "--param", "k=1", "--with-feedback"],
+      env,
+    );
+    assert.equal(trained.code, 0, trained.stderr);
+    assert.match(trained.stdout, /feedback: accuracy on 2 feedback rows 0\.00% \(.+\) → 100\.00%/);
+    await writeFile(join(dir, "again.jsonl"), toJsonlText([{ text: unseen[0].text }, { text }]));
+    const again = await cli(["predict", "films", "--input", join(dir, "again.jsonl"), "--json"], env);
+    assert.equal(again.code, 0, again.stderr);
+    const labels = JSON.parse(again.stdout).predictions.map((p: { label: string }) => p.label);
+    assert.deepEqual(labels, [flip, "neg"]);
+  });
+});
