@@ -204,6 +204,15 @@ export const keys = {
       throw new ValidationError(`invalid webhook id ${webhookId}`, { field: "webhook" });
     return `_system/webhook-deliveries/${eventId}/${webhookId}.json`;
   },
+  /**
+   * Deliveries not settled yet, one marker each (`{createdAt}`, `events/delivery.ts`), so a scheduled retry
+   * lists these rather than the whole delivery log.
+   */
+  webhookPendingPrefix: () => "_system/webhook-pending/",
+  webhookPending: (eventId: string, webhookId: string) =>
+    keys
+      .webhookDelivery(eventId, webhookId)
+      .replace("_system/webhook-deliveries/", "_system/webhook-pending/"),
 } as const;
 
 export type ParsedKey =
@@ -240,7 +249,7 @@ export type ParsedKey =
   | { kind: "headFeedback"; head: string; id: string }
   | { kind: "headCapture"; head: string; predictionId: string }
   | { kind: "webhooks" }
-  | { kind: "webhookDelivery"; event: string; webhook: string };
+  | { kind: "webhookDelivery" | "webhookPending"; event: string; webhook: string };
 
 /** A feedback record's id: `fb-<UTC yyyymmddHHMMSSmmm>-<8 hex>`, so names sort by creation time. */
 const FEEDBACK_ID = "fb-[0-9]{17}-[0-9a-f]{8}";
@@ -351,6 +360,10 @@ const PATTERNS: Array<[RegExp, (m: RegExpExecArray) => ParsedKey]> = [
   [
     /^_system\/webhook-deliveries\/(evt_[0-9a-f]{32})\/(wh_[0-9a-f]{16})\.json$/,
     (m) => ({ kind: "webhookDelivery", event: m[1], webhook: m[2] }),
+  ],
+  [
+    /^_system\/webhook-pending\/(evt_[0-9a-f]{32})\/(wh_[0-9a-f]{16})\.json$/,
+    (m) => ({ kind: "webhookPending", event: m[1], webhook: m[2] }),
   ],
 ];
 

@@ -12,11 +12,14 @@
  *   receiver dedupes by `webhook-id`.
  *
  * A delivery given a deadline stops scheduling attempts past it and leaves the record `pending`
- * with `nextAttemptAt`; `Notifier.retryPending` (`headstart webhooks retry`) continues it later.
+ * with `nextAttemptAt`; `Notifier.retryPending` (`headstart webhooks retry`, the webhook-retry
+ * Lambda every minute in AWS) continues it later. Each unsettled delivery has a marker under
+ * `keys.webhookPendingPrefix()`, made before the record and deleted once it is delivered or
+ * failed, so the retry lists only what may be pending, never the whole log.
  */
 import { z } from "zod";
 import { PreconditionFailedError } from "../errors.ts";
-import { keys } from "../layout.ts";
+import { keys, parseKey } from "../layout.ts";
 import { getJson, putJson } from "../store/json.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { VERSION } from "../version.ts";
@@ -89,7 +92,10 @@ export async function deliver(
   opts: DeliverOptions,
 ): Promise<DeliveryRecord> {
   const started = await openRecord(store, endpoint, event);
-  if (!started) return (await readDelivery(store, event.id, endpoint.id))!.value;
+  if (!started) {
+    await clearPending(store, event.id, endpoint.id); // settled: the emit's marker has nothing to mark
+    return (await readDelivery(store, event.id, endpoint.id))!.value;
+  }
   let { record, etag } = started;
   const body = JSON.stringify(record.event);
   while (record.outcome === "pending") {
@@ -108,6 +114,7 @@ export async function deliver(
       return (await readDelivery(store, event.id, endpoint.id))!.value;
     }
   }
+  await clearPending(store, event.id, endpoint.id); // settled: nothing left to retry
   return record;
 }
 
@@ -126,6 +133,7 @@ async function openRecord(
     outcome: "pending",
     updatedAt: new Date().toISOString(),
   };
+  await markPending(store, event.id, endpoint.id);
   try {
     return { record, etag: (await putJson(store, key, record, { ifNoneMatch: "*" })).etag };
   } catch (err) {
@@ -189,6 +197,39 @@ async function attemptOnce(
         : (e.cause?.code ?? e.cause?.message ?? e.message);
     return { at: at.toISOString(), error, ms: took() };
   }
+}
+
+const PendingMarker = z.object({ createdAt: z.string() });
+
+/** The pending marker, create-only (a repeated emit keeps the first). */
+async function markPending(store: ObjectStore, eventId: string, webhookId: string): Promise<void> {
+  try {
+    const marker = { createdAt: new Date().toISOString() };
+    await putJson(store, keys.webhookPending(eventId, webhookId), marker, { ifNoneMatch: "*" });
+  } catch (err) {
+    if (!(err instanceof PreconditionFailedError)) throw err;
+  }
+}
+
+/** Deliveries that may still be pending (their markers), by event and webhook id. */
+export async function pendingDeliveries(store: ObjectStore): Promise<{ event: string; webhook: string }[]> {
+  const out: { event: string; webhook: string }[] = [];
+  for (const o of await store.list(keys.webhookPendingPrefix())) {
+    const parsed = parseKey(o.key);
+    if (parsed?.kind === "webhookPending") out.push({ event: parsed.event, webhook: parsed.webhook });
+  }
+  return out;
+}
+
+/** How long ago the marker was made; undefined when it is gone. */
+export async function pendingAgeMs(store: ObjectStore, eventId: string, webhookId: string) {
+  const marker = await getJson(store, keys.webhookPending(eventId, webhookId), PendingMarker);
+  return marker && Date.now() - Date.parse(marker.value.createdAt);
+}
+
+/** Drops the marker of a delivery that is settled (or whose record never came to be). */
+export function clearPending(store: ObjectStore, eventId: string, webhookId: string): Promise<void> {
+  return store.delete(keys.webhookPending(eventId, webhookId));
 }
 
 export function readDelivery(store: ObjectStore, eventId: string, webhookId: string) {

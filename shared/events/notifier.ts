@@ -14,11 +14,14 @@
 import type { Logger } from "../log.ts";
 import type { ObjectStore } from "../store/types.ts";
 import {
+  clearPending,
   DELIVERY_DEFAULTS,
   type DeliveryPolicy,
   type DeliveryRecord,
   deliver,
-  listDeliveries,
+  pendingAgeMs,
+  pendingDeliveries,
+  readDelivery,
 } from "./delivery.ts";
 import { WebhookRegistry } from "./registrations.ts";
 import type { WebhookEvent } from "./types.ts";
@@ -39,6 +42,8 @@ export interface NotifierOptions {
 }
 
 export const AWAIT_BUDGET_MS = 5_000;
+/** A pending marker with no record this long after it was made: its emitter stopped before writing one. */
+const ORPHAN_MARKER_MS = 3_600_000;
 
 export interface RetrySummary {
   retried: number;
@@ -94,15 +99,21 @@ export class Notifier {
   }
 
   /**
-   * Continues every `pending` delivery whose endpoint is still registered (to the same URL), due
-   * attempts first; within this notifier's budget in `await` mode.
+   * Continues `pending` deliveries whose endpoint is still registered (to the same URL), due
+   * attempts first, at most `limit` of them (default all); within this notifier's budget in
+   * `await` mode. They are found by their pending markers (`delivery.ts`), not by reading the log.
    */
-  async retryPending(): Promise<RetrySummary> {
+  async retryPending(opts: { limit?: number } = {}): Promise<RetrySummary> {
     const deadline = this.mode === "await" ? Date.now() + (this.opts.budgetMs ?? AWAIT_BUDGET_MS) : undefined;
     const endpoints = new Map((await this.registry.read()).file.webhooks.map((w) => [w.id, w]));
-    const pending = (await listDeliveries(this.store))
-      .filter((r) => r.outcome === "pending" && endpoints.get(r.webhook)?.url === r.url)
-      .sort((a, b) => (a.nextAttemptAt ?? "").localeCompare(b.nextAttemptAt ?? ""));
+    const records = await this.pendingRecords();
+    // An endpoint removed (or moved to another URL) is never delivered to again: drop its markers.
+    for (const r of records.filter((r) => endpoints.get(r.webhook)?.url !== r.url))
+      await clearPending(this.store, r.event.id, r.webhook);
+    const pending = records
+      .filter((r) => endpoints.get(r.webhook)?.url === r.url)
+      .sort((a, b) => (a.nextAttemptAt ?? "").localeCompare(b.nextAttemptAt ?? ""))
+      .slice(0, opts.limit ?? Infinity);
     const done = await Promise.all(
       pending.map((r) => this.deliverSafely(endpoints.get(r.webhook)!, r.event, deadline)),
     );
@@ -113,6 +124,25 @@ export class Notifier {
       failed: count("failed"),
       pending: count("pending"),
     };
+  }
+
+  /**
+   * The records behind the pending markers that are still `pending`; the marker of a settled
+   * record, or of one never written (its emitter stopped first) after an hour, is dropped.
+   */
+  private async pendingRecords(): Promise<DeliveryRecord[]> {
+    const out: DeliveryRecord[] = [];
+    for (const { event, webhook } of await pendingDeliveries(this.store)) {
+      const found = await readDelivery(this.store, event, webhook);
+      if (found?.value.outcome === "pending") out.push(found.value);
+      else if (found || (await this.orphanMarker(event, webhook)))
+        await clearPending(this.store, event, webhook);
+    }
+    return out;
+  }
+
+  private async orphanMarker(event: string, webhook: string): Promise<boolean> {
+    return ((await pendingAgeMs(this.store, event, webhook)) ?? 0) > ORPHAN_MARKER_MS;
   }
 
   private async fanOut(event: WebhookEvent, deadline: number | undefined): Promise<void> {
