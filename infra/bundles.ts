@@ -43,7 +43,13 @@ export const SWAGGER_UI_FILES = [
 export const FUNCTION_BUNDLES = {
   authorizer: { entry: "functions/authorizer/handler.ts", native: [], budgetBytes: 1 * MB },
   ingest: { entry: "functions/ingest/handler.ts", native: [], budgetBytes: 3 * MB },
-  "job-complete": { entry: "functions/job-complete/handler.ts", native: [], budgetBytes: 3 * MB },
+  // Continues batch-prediction jobs after their embedding job (scoring: onnxruntime for some head types).
+  "job-complete": {
+    entry: "functions/job-complete/handler.ts",
+    native: ["onnxruntime-node"],
+    budgetBytes: 50 * MB,
+  },
+  "webhook-retry": { entry: "functions/webhook-retry/handler.ts", native: [], budgetBytes: 3 * MB },
   // Heads fit with onnxruntime's GEMMs (docs/heads.md): the train function carries its CPU
   // binary, and so has the API's budget, not 3 MB (docs/deploy.md, "Package sizes").
   train: { entry: "functions/train/handler.ts", native: ["onnxruntime-node"], budgetBytes: 50 * MB },

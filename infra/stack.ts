@@ -20,6 +20,7 @@ import { Images } from "./images.ts";
 import { JobEvents } from "./job-events.ts";
 import { Monitoring } from "./monitoring.ts";
 import { acknowledgeWildcard, attArnFinding, formattedArnFinding } from "./nag.ts";
+import { WebhookRetrySchedule } from "./webhook-retry.ts";
 
 export interface HeadstartStackProps extends StackProps {
   customer: Customer;
@@ -65,11 +66,30 @@ function platformEnvironment(
 
 type Functions = HeadstartStack["functions"];
 
+/** Every minute (infra/webhook-retry.ts): retries pending webhook deliveries; reads the store only. */
+function webhookRetryProps(c: Customer, store: string) {
+  return {
+    entry: "webhook-retry" as const,
+    description: "Every minute: retry the webhook deliveries that are pending and due",
+    // The store only: retries deliver to webhooks, never to the bus (the first try did).
+    environment: {
+      HEADSTART_LOG_LEVEL: c.settings.logLevel,
+      HEADSTART_STORE: store,
+      HEADSTART_CUSTOMER: c.id,
+    },
+    memoryMiB: 512,
+    timeout: Duration.seconds(90),
+  };
+}
+
 export class HeadstartStack extends Stack {
   readonly data: CustomerData;
   readonly embedJob: EmbedJob;
   readonly eventBus: CustomerEventBus;
-  readonly functions: Record<"ingest" | "jobComplete" | "train" | "api", HeadstartFunction> & {
+  readonly functions: Record<
+    "ingest" | "jobComplete" | "train" | "api" | "webhookRetry",
+    HeadstartFunction
+  > & {
     authorizer?: HeadstartFunction;
   };
   readonly api: CustomerHttpApi;
@@ -106,6 +126,10 @@ export class HeadstartStack extends Stack {
       jobRole: this.embedJob.role,
       handler: this.functions.jobComplete.fn,
       alarmTopic: monitoring.topic,
+    });
+    new WebhookRetrySchedule(this, "WebhookRetrySchedule", {
+      customer: c.id,
+      handler: this.functions.webhookRetry.fn,
     });
     this.api = this.createApi(c, this.functions);
 
@@ -168,10 +192,12 @@ export class HeadstartStack extends Stack {
     });
     const jobComplete = fn("JobComplete", {
       entry: "job-complete",
-      description: "SageMaker Processing job state change → job and dataset status",
+      description: "SageMaker job state change → job status, parked batch jobs continued; batch job runs",
       environment: platformEnv,
-      memoryMiB: 1024,
-      timeout: Duration.minutes(5),
+      // Scores batch-prediction jobs (docs/deploy.md, "Batch predictions in AWS").
+      memoryMiB: 3008,
+      timeout: Duration.minutes(15),
+      ephemeralMiB: 2048,
       async: true,
     });
     const train = fn("Train", {
@@ -186,7 +212,11 @@ export class HeadstartStack extends Stack {
     const api = fn("Api", {
       entry: "api",
       description: "The Hono HTTP API (predict, datasets, heads, jobs)",
-      environment: { ...platformEnv, HEADSTART_TRAIN_FUNCTION_NAME: `headstart-${c.id}-train` },
+      environment: {
+        ...platformEnv,
+        HEADSTART_TRAIN_FUNCTION_NAME: `headstart-${c.id}-train`,
+        HEADSTART_BATCH_FUNCTION_NAME: `headstart-${c.id}-job-complete`,
+      },
       memoryMiB: 2048,
       timeout: Duration.seconds(29),
       ephemeralMiB: 2048,
@@ -206,19 +236,23 @@ export class HeadstartStack extends Stack {
         timeout: Duration.seconds(10),
       });
     }
-    return { ingest, jobComplete, train, api, authorizer };
+    const webhookRetry = fn("WebhookRetry", webhookRetryProps(c, platformEnv.HEADSTART_STORE));
+    return { ingest, jobComplete, train, api, webhookRetry, authorizer };
   }
 
   /** Each function gets this customer's bucket and key, nothing else of S3 or KMS. */
-  private grantFunctions({ ingest, jobComplete, train, api }: Functions): void {
-    for (const f of [ingest, jobComplete, train, api]) this.data.grantObjects(f.role);
+  private grantFunctions({ ingest, jobComplete, train, api, webhookRetry }: Functions): void {
+    for (const f of [ingest, jobComplete, train, api, webhookRetry]) this.data.grantObjects(f.role);
     // Each may cause an event (an embedding job ending, a version trained, an alias moved).
     for (const f of [ingest, jobComplete, train, api]) this.eventBus.grantPut(f.role);
-    for (const f of [ingest, api]) this.embedJob.grantSubmit(f.role, this.data.key);
-    // job-complete reads the state change from the event itself and needs no SageMaker access.
-    // POST /v1/heads/{head}/train hands the work to the train Lambda (asynchronously).
+    // job-complete submits the embedding jobs of the batch-prediction jobs it runs.
+    for (const f of [ingest, api, jobComplete]) this.embedJob.grantSubmit(f.role, this.data.key);
+    // POST …/train and POST …/batch-predictions hand the work to a Lambda (asynchronously).
     api.role.addToPolicy(
-      new iam.PolicyStatement({ actions: ["lambda:InvokeFunction"], resources: [train.fn.functionArn] }),
+      new iam.PolicyStatement({
+        actions: ["lambda:InvokeFunction"],
+        resources: [train.fn.functionArn, jobComplete.fn.functionArn],
+      }),
     );
   }
 
@@ -268,7 +302,7 @@ export class HeadstartStack extends Stack {
       if (!f) continue;
       acknowledgeWildcard(f.role, objects, objectsReason);
     }
-    for (const f of [this.functions.ingest, this.functions.api]) {
+    for (const f of [this.functions.ingest, this.functions.api, this.functions.jobComplete]) {
       acknowledgeWildcard(
         f.role,
         jobs,

@@ -9,13 +9,19 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
+import { mockClient } from "aws-sdk-client-mock";
+import { createApp } from "../shared/api/app.ts";
+import { LambdaBatchDispatcher } from "../shared/aws/lambda-batch-dispatcher.ts";
 import { processingJobName } from "../shared/aws/sagemaker-runner.ts";
 import { loadEmbedder } from "../shared/backbone/registry.ts";
 import { type EmbedJob, readJob, updateJob } from "../shared/embed/job.ts";
 import { runEmbedShards } from "../shared/embed/run.ts";
 import type { JobRunner } from "../shared/jobs/runner.ts";
 import { keys } from "../shared/layout.ts";
+import { makeLogger } from "../shared/log.ts";
 import { Platform } from "../shared/platform.ts";
+import { BatchRunEvent } from "../shared/predictions/dispatch.ts";
 import { readBatchJob } from "../shared/predictions/job.ts";
 import { readSummary } from "../shared/predictions/output.ts";
 import { waitersOf } from "../shared/predictions/waits.ts";
@@ -171,5 +177,40 @@ describe("batch predictions with the embedding stage on SageMaker", () => {
     const result = await handler({ batchJob: job.job });
     assert.deepEqual(result.batchJobs, [job.job]);
     assert.equal((await readBatchJob(ctx.store, job.job))?.value.status, "succeeded");
+  });
+
+  test("in the API Lambda, POST …/batch-predictions hands the job to job-complete and runs nothing", async () => {
+    const lambda = mockClient(LambdaClient);
+    try {
+      lambda.on(InvokeCommand).resolves({ StatusCode: 202 });
+      const api = new Platform(ctx.store, ctx.config, {
+        runner,
+        batchDispatcher: new LambdaBatchDispatcher("headstart-acme-job-complete", { region: "eu-west-1" }),
+      });
+      const rows = tinySentimentRows(5, { seed: 34 }).map((r) => ({ ...r, id: `h${r.id}` }));
+      await ctx.platform.putManifest("handed", "jsonl", toJsonlText(rows));
+      const app = createApp(api, makeLogger("test", "silent"));
+      const res = await app.request("/v1/heads/films/batch-predictions", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ dataset: "handed" }),
+      });
+      assert.equal(res.status, 202, await res.clone().text());
+      const { job } = (await res.json()) as { job: string };
+      const call = lambda.commandCalls(InvokeCommand)[0].args[0].input;
+      assert.equal(call.FunctionName, "headstart-acme-job-complete");
+      assert.equal(call.InvocationType, "Event");
+      const payload = JSON.parse(new TextDecoder().decode(call.Payload as Uint8Array));
+      assert.deepEqual(payload, { batchJob: job });
+      assert.equal(BatchRunEvent.safeParse(payload).success, true, "what job-complete parses");
+      await api.batchIdle();
+      assert.equal((await readBatchJob(ctx.store, job))?.value.status, "queued", "nothing ran in the API");
+
+      // job-complete's run of it (its platform has the SageMaker runner): parked on its embedding job.
+      const parked = await api.runBatchPrediction(job);
+      assert.equal(parked.progress.phase, "waiting-for-embedding");
+    } finally {
+      lambda.restore();
+    }
   });
 });

@@ -60,6 +60,13 @@ function identityStatements(name: keyof typeof json): { policy: string; statemen
   }
   return out;
 }
+/** The identity statements attached to one of acme's roles. */
+function byRole(fnRole: IConstruct): Statement[] {
+  const role = JSON.stringify({ Ref: logicalId(stacks.acme, fnRole) });
+  return identityStatements("acme")
+    .filter(({ policy }) => JSON.stringify(json.acme.Resources[policy].Properties.Roles ?? []).includes(role))
+    .map(({ statement }) => statement);
+}
 const actionsOf = (s: Statement) => (Array.isArray(s.Action) ? s.Action : [s.Action]);
 const resourcesOf = (s: Statement) => (Array.isArray(s.Resource) ? s.Resource : [s.Resource]);
 
@@ -408,17 +415,10 @@ describe("embedding jobs", () => {
     );
   });
 
-  test("ingest and the API start, watch and stop only this customer's jobs; train and job-complete cannot touch jobs", () => {
+  test("ingest, the API and job-complete (batch jobs) start, watch and stop only this customer's jobs; train cannot touch jobs", () => {
     const jobs = /processing-job\/embed-acme--\*"/;
-    const byRole = (fnRole: IConstruct) => {
-      const role = JSON.stringify({ Ref: logicalId(stacks.acme, fnRole) });
-      return identityStatements("acme")
-        .filter(({ policy }) =>
-          JSON.stringify(json.acme.Resources[policy].Properties.Roles ?? []).includes(role),
-        )
-        .map(({ statement }) => statement);
-    };
-    for (const f of [stacks.acme.functions.ingest, stacks.acme.functions.api]) {
+    const { ingest, api, jobComplete, train, webhookRetry } = stacks.acme.functions;
+    for (const f of [ingest, api, jobComplete]) {
       const create = byRole(f.role).filter((s) => actionsOf(s).includes("sagemaker:CreateProcessingJob"));
       assert.equal(create.length, 1);
       assert.match(JSON.stringify(create[0].Resource), jobs);
@@ -431,7 +431,7 @@ describe("embedding jobs", () => {
       assert.match(JSON.stringify(watch[0].Resource), jobs);
       assert.ok(!JSON.stringify(watch[0]).includes("globex"));
     }
-    for (const f of [stacks.acme.functions.train, stacks.acme.functions.jobComplete]) {
+    for (const f of [train, webhookRetry]) {
       const actions = byRole(f.role).flatMap(actionsOf);
       assert.ok(!actions.some((a) => a.startsWith("sagemaker:") || a === "iam:PassRole"), f.node.id);
     }
@@ -461,6 +461,54 @@ describe("embedding jobs", () => {
       Threshold: 1,
       AlarmActions: [Match.anyValue()],
     });
+  });
+
+  test("the API hands batch jobs to job-complete (async invoke of that function and train only)", () => {
+    const { api, jobComplete, train } = stacks.acme.functions;
+    const invoke = byRole(api.role).filter((s) => actionsOf(s).includes("lambda:InvokeFunction"));
+    assert.equal(invoke.length, 1);
+    assert.deepEqual(
+      resourcesOf(invoke[0])
+        .map((r) => JSON.stringify(r))
+        .sort(),
+      [jobComplete.fn, train.fn]
+        .map((f) => JSON.stringify({ "Fn::GetAtt": [logicalId(stacks.acme, f), "Arn"] }))
+        .sort(),
+    );
+    const vars = json.acme.Resources[logicalId(stacks.acme, api.fn)].Properties.Environment.Variables;
+    assert.equal(vars.HEADSTART_BATCH_FUNCTION_NAME, "headstart-acme-job-complete");
+    const jc = json.acme.Resources[logicalId(stacks.acme, jobComplete.fn)].Properties;
+    assert.equal(jc.FunctionName, "headstart-acme-job-complete");
+    assert.equal(jc.Timeout, 900, "a continuation scores in it: Lambda's longest");
+  });
+
+  test("pending webhook deliveries: a schedule every minute runs webhook-retry, which reaches this customer's bucket only", () => {
+    const fn = stacks.acme.functions.webhookRetry;
+    t.acme.hasResourceProperties("AWS::Events::Rule", {
+      ScheduleExpression: "rate(1 minute)",
+      State: "ENABLED",
+      Targets: [Match.objectLike({ Arn: { "Fn::GetAtt": [logicalId(stacks.acme, fn.fn), "Arn"] } })],
+    });
+    t.acme.hasResourceProperties("AWS::Lambda::Permission", {
+      Action: "lambda:InvokeFunction",
+      FunctionName: { "Fn::GetAtt": [logicalId(stacks.acme, fn.fn), "Arn"] },
+      Principal: "events.amazonaws.com",
+    });
+    const statements = byRole(fn.role);
+    const actions = statements.flatMap(actionsOf);
+    assert.ok(
+      actions.includes("s3:GetObject") &&
+        actions.includes("s3:PutObject") &&
+        actions.includes("s3:DeleteObject"),
+    );
+    assert.ok(!actions.some((a) => /^(sagemaker|lambda|events|iam):/.test(a)), actions.join(", "));
+    const bucket = logicalId(stacks.acme, stacks.acme.data.bucket);
+    for (const st of statements.filter((x) => actionsOf(x).some((a) => a.startsWith("s3:")))) {
+      for (const r of resourcesOf(st)) assert.ok(JSON.stringify(r).includes(bucket), JSON.stringify(r));
+    }
+    const vars = json.acme.Resources[logicalId(stacks.acme, fn.fn)].Properties.Environment.Variables;
+    assert.equal(vars.HEADSTART_CUSTOMER, "acme");
+    assert.equal(vars.HEADSTART_RUNNER, undefined, "no platform settings it does not use");
   });
 
   test("functions see the customer's settings through shared/config.ts's variables", () => {
@@ -513,6 +561,7 @@ describe("functions", () => {
       ingest: s.ingest,
       "job-complete": s.jobComplete,
       train: s.train,
+      "webhook-retry": s.webhookRetry,
     })) {
       const asset = f.fn.node.findChild("Code") as s3assets.Asset;
       assert.equal(asset.assetPath, bundleDir(entry as (typeof LAMBDA_NAMES)[number]), entry);
@@ -525,7 +574,9 @@ describe("functions", () => {
       assert.equal(r.Properties.Architectures?.toString(), "x86_64", id);
       const vars = (r.Properties.Environment as { Variables: Record<string, string> }).Variables;
       assert.equal(vars.NODE_OPTIONS, "--enable-source-maps", id);
-      if (entry !== "authorizer") assert.equal(vars.HEADSTART_BUILD_BACKBONES, "false", id);
+      // The authorizer and webhook-retry read the store only: no platform settings.
+      if (entry !== "authorizer" && entry !== "webhook-retry")
+        assert.equal(vars.HEADSTART_BUILD_BACKBONES, "false", id);
     }
   });
 
@@ -539,9 +590,14 @@ describe("functions", () => {
         (f) => /^node_modules\/[^/]+$/.test(f) || /^node_modules\/@[^/]+\/[^/]+$/.test(f),
       );
       const has = (pkg: string) => modules.includes(`node_modules/${pkg}`);
-      assert.equal(has("onnxruntime-node"), ["api", "train"].includes(b.name), `${b.name}: onnxruntime-node`);
+      // job-complete scores batch-prediction jobs after their embedding job (some head types run onnxruntime).
+      assert.equal(
+        has("onnxruntime-node"),
+        ["api", "train", "job-complete"].includes(b.name),
+        `${b.name}: onnxruntime-node`,
+      );
       assert.equal(has("sharp"), b.name === "api", `${b.name}: sharp`);
-      if (["authorizer", "ingest", "job-complete"].includes(b.name)) assert.deepEqual(modules, [], b.name);
+      if (["authorizer", "ingest", "webhook-retry"].includes(b.name)) assert.deepEqual(modules, [], b.name);
       // Only onnxruntime's linux-x64 CPU binary: no other platform, no CUDA provider.
       const ortBins = files.filter(
         (f) => f.includes("onnxruntime-node/bin/") && /\.(node|so[.\d]*|dll|dylib)$/.test(f),
@@ -559,7 +615,7 @@ describe("functions", () => {
     // The budgets themselves: loosening one is a visible change to this test.
     assert.deepEqual(
       Object.fromEntries(LAMBDA_NAMES.map((n) => [n, FUNCTION_BUNDLES[n].budgetBytes / 1e6])),
-      { authorizer: 1, ingest: 3, "job-complete": 3, train: 50, api: 75 },
+      { authorizer: 1, ingest: 3, "job-complete": 50, train: 50, api: 75, "webhook-retry": 3 },
     );
     for (const b of bundles) {
       assert.ok(b.bytes <= b.budgetBytes, `${b.name}: ${b.bytes} bytes > budget ${b.budgetBytes}`);
@@ -583,7 +639,7 @@ describe("functions", () => {
     const alarms = resources("acme").filter(([, r]) => r.Type === "AWS::CloudWatch::Alarm");
     const errors = alarms.filter(([, r]) => r.Properties.MetricName === "Errors");
     const dlq = alarms.filter(([, r]) => r.Properties.MetricName === "ApproximateNumberOfMessagesVisible");
-    assert.equal(errors.length, 5);
+    assert.equal(errors.length, 6);
     assert.equal(dlq.length, 3);
     const topic = { Ref: resources("acme").find(([, r]) => r.Type === "AWS::SNS::Topic")![0] };
     for (const [id, a] of alarms) assert.deepEqual(a.Properties.AlarmActions, [topic], id);
