@@ -95,6 +95,15 @@ export interface PredictRequest {
   neighbors?: number;
 }
 
+/** What the retrain policy did: the new version, and whether it went live (else why not). */
+export interface RetrainOutcome {
+  version: string;
+  promoted: boolean;
+  reason?: string;
+  heldOut?: import("./feedback/policy.ts").HeldOutComparison;
+  feedback?: TrainResult["feedback"];
+}
+
 /** An online prediction: every one has an id, which a correction may name. */
 export type IdentifiedPrediction = Prediction & { predictionId: string };
 
@@ -478,6 +487,29 @@ export class Platform {
   async deleteFeedback(head: string, id: string) {
     const { deleteFeedback } = await import("./feedback/records.ts");
     return deleteFeedback(this.store, assertName("head", head, "head"), id);
+  }
+
+  /**
+   * The retrain policy: trains on the live version's settings plus the feedback without promoting,
+   * then promotes the new version only if it scores at least as well as the live one on held-out
+   * rows (feedback/policy.ts); otherwise the alias stays, and the answer says why.
+   */
+  async retrainWithFeedback(head: string): Promise<RetrainOutcome> {
+    const { compareOnHeldOut, retrainRequest } = await import("./feedback/policy.ts");
+    const live = (await readHeadVersion(this.store, head, await resolveHeadRef(this.store, { head }))).head;
+    const trained = await this.train(retrainRequest(live));
+    const { version, feedback } = trained;
+    const specs = await this.backboneParts(live.backbone.id);
+    const heldOut = await compareOnHeldOut(this.store, live, version, specs);
+    const at = (v: number) => (heldOut?.metric === "rmse" ? v.toPrecision(4) : v.toFixed(4));
+    const reason = !heldOut
+      ? `dataset ${live.dataset.name} has no test rows to compare on; promote ${version} by hand if it should win`
+      : !heldOut.atLeastAsGood
+        ? `${heldOut.metric} on ${heldOut.rows} held-out rows: ${at(heldOut.candidate.value)} against the live version's ${at(heldOut.live.value)}`
+        : undefined;
+    if (reason) return { version, promoted: false, reason, heldOut, feedback };
+    await this.promote(head, version, live.version);
+    return { version, promoted: true, heldOut, feedback };
   }
 
   /** `withFeedback`: the head's feedback written as its dataset and embedded with each part. */

@@ -72,5 +72,15 @@ describe("feedback through the CLI", () => {
     assert.equal(again.code, 0, again.stderr);
     const labels = JSON.parse(again.stdout).predictions.map((p: { label: string }) => p.label);
     assert.deepEqual(labels, [flip, "neg"]);
+
+    // The policy needs held-out rows: this dataset has no test split, so the new version stays unpromoted.
+    const retrain = await cli(
+      ["feedback", "films", "--text", "dull boring worst", "--label", "pos", "--retrain", "--json"],
+      env,
+    );
+    assert.equal(retrain.code, 0, retrain.stderr);
+    const outcome = JSON.parse(retrain.stdout).retrain;
+    assert.equal(outcome.promoted, false);
+    assert.match(outcome.reason, /no test rows to compare on/);
   });
 });

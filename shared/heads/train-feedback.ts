@@ -10,7 +10,7 @@ import type { DatasetRow } from "../datasets/manifest.ts";
 import { loadBackboneSetDataset } from "../embed/composite.ts";
 import type { EmbeddedDataset } from "../embed/embedded-dataset.ts";
 import { ValidationError } from "../errors.ts";
-import type { HeadKind } from "../learn/estimator.ts";
+import type { HeadKind, HeadTask } from "../learn/estimator.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { loadHead, type Prediction, predictVectors } from "./predict.ts";
 import type { TrainOptions } from "./train-request.ts";
@@ -97,7 +97,7 @@ export async function scoreFeedback(
   });
   const truth = positions.map((p) => data.rows[p].label);
   const task = fresh.doc.task ?? "multiclass";
-  const score = (ps: Prediction[]) => (task === "regression" ? rmse(ps, truth) : accuracy(ps, truth));
+  const score = (ps: Prediction[]) => scorePredictions(task, ps, truth);
   const after = await predictVectors({ ...fresh, task }, vectors, positions.length);
   const report: FeedbackReport = {
     dataset: feedback.dataset,
@@ -123,6 +123,11 @@ function incomparable(old: HeadDocument, fresh: HeadDocument): string | undefine
     return `version ${old.version} is a ${old.task ?? "multiclass"} head`;
   }
   return undefined;
+}
+
+/** Accuracy (multiclass: the label; multilabel: the exact label set) or, for regression, RMSE. */
+export function scorePredictions(task: HeadTask, ps: Prediction[], truth: DatasetRow["label"][]): number {
+  return task === "regression" ? rmse(ps, truth) : accuracy(ps, truth);
 }
 
 function accuracy(ps: Prediction[], truth: DatasetRow["label"][]): number {

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { ValidationError } from "../../../shared/errors.ts";
+import type { RetrainOutcome } from "../../../shared/platform.ts";
 import { context, output } from "../context.ts";
 
 export function registerFeedback(program: Command): void {
@@ -16,8 +17,16 @@ export function registerFeedback(program: Command): void {
       "--label <label>",
       "the right label: a class, a number (regression) or a JSON list (multi-label)",
     )
+    .option(
+      "--retrain",
+      "then retrain with all the feedback and promote the new version only if it scores at least as well on held-out rows",
+    )
     .action(
-      async (head: string, opts: { prediction?: string; text?: string; label: string }, cmd: Command) => {
+      async (
+        head: string,
+        opts: { prediction?: string; text?: string; label: string; retrain?: boolean },
+        cmd: Command,
+      ) => {
         const { platform, json } = context(cmd);
         if (opts.prediction === undefined && opts.text === undefined) {
           throw new ValidationError("name the prediction (--prediction <id>) or its input (--text <t>)", {
@@ -29,11 +38,13 @@ export function registerFeedback(program: Command): void {
           input: opts.text,
           label: labelValue(opts.label),
         });
-        output(
-          json,
-          record,
-          `feedback ${record.id}: ${JSON.stringify(record.text.slice(0, 60))} → ${JSON.stringify(record.label)}`,
-        );
+        const stored = `feedback ${record.id}: ${JSON.stringify(record.text.slice(0, 60))} → ${JSON.stringify(record.label)}`;
+        if (!opts.retrain) return output(json, record, stored);
+        const retrain = await platform.retrainWithFeedback(head);
+        const outcome = retrain.promoted
+          ? `version ${retrain.version} is live: ${heldOutLine(retrain.heldOut)}`
+          : `version ${retrain.version} is stored, not live: ${retrain.reason}`;
+        output(json, { ...record, retrain }, `${stored}\n${outcome}`);
       },
     );
 }
@@ -49,4 +60,9 @@ function labelValue(label: string): unknown {
     }
   }
   return t !== "" && Number.isFinite(Number(t)) ? Number(t) : label;
+}
+
+function heldOutLine(h: RetrainOutcome["heldOut"]): string {
+  if (!h) return "";
+  return `${h.metric} on ${h.rows} held-out rows ${h.candidate.value.toFixed(4)} (live was ${h.live.value.toFixed(4)})`;
 }
