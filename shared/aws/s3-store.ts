@@ -287,7 +287,12 @@ export class S3Store implements ObjectStore {
       );
       for (const o of res.Contents ?? []) {
         if (!o.Key) continue;
-        out.push({ key: o.Key.slice(strip), size: o.Size ?? 0, etag: o.ETag ?? "" });
+        out.push({
+          key: o.Key.slice(strip),
+          size: o.Size ?? 0,
+          etag: o.ETag ?? "",
+          ...(o.LastModified ? { modifiedMs: o.LastModified.getTime() } : {}),
+        });
       }
       token = res.IsTruncated ? res.NextContinuationToken : undefined;
     } while (token);

@@ -42,11 +42,19 @@ export class FsStore implements ObjectStore {
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {
+    const info = await this.stat(key);
+    if (!info) return undefined;
+    const { modifiedMs: _modified, ...rest } = info;
+    return rest;
+  }
+
+  /** `head` with the time of the last write, as `list` answers it. */
+  private async stat(key: string): Promise<ObjectInfo | undefined> {
     const path = this.pathOf(key);
     try {
       const st = await fs.stat(path, { bigint: true });
       if (!st.isFile()) return undefined;
-      return { key, size: Number(st.size), etag: FsStore.etagOf(st) };
+      return { key, size: Number(st.size), etag: FsStore.etagOf(st), modifiedMs: Number(st.mtimeMs) };
     } catch (err) {
       if (isMissing(err)) return undefined;
       throw err;
@@ -182,7 +190,7 @@ export class FsStore implements ObjectStore {
           !e.name.includes(TEMP_MARK) &&
           !e.name.endsWith(LOCK_SUFFIX)
         ) {
-          const info = await this.head(key);
+          const info = await this.stat(key);
           if (info) out.push(info);
         }
       }

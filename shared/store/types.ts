@@ -16,6 +16,11 @@ export interface ObjectInfo {
   key: string;
   size: number;
   etag: string;
+  /**
+   * When the object was last written (ms since the epoch): set by `list` on both stores (what
+   * `gc`'s grace period reads), absent from `head` and `put`.
+   */
+  modifiedMs?: number;
 }
 
 export interface StoredObject extends ObjectInfo {
