@@ -21,6 +21,23 @@ export function assertName(kind: NameKind, value: string, field?: string): strin
 }
 
 /**
+ * Datasets named `bp-input-<hash>` are made from batch-prediction inputs (predictions/input.ts);
+ * `gc` removes them once no batch job refers to them, so no user may take such a name.
+ */
+export const BATCH_INPUT_PREFIX = "bp-input-";
+
+/** A dataset name a user chose (upload, ingest, import): a valid name outside the reserved prefix. */
+export function assertUserDatasetName(value: string, field = "dataset"): string {
+  assertName("dataset", value, field);
+  if (value.startsWith(BATCH_INPUT_PREFIX))
+    throw new ValidationError(
+      `${field} ${JSON.stringify(value)}: names starting ${BATCH_INPUT_PREFIX} are reserved for batch-prediction inputs`,
+      { field },
+    );
+  return value;
+}
+
+/**
  * Why `key` cannot name an object in a store, or undefined when it can: no empty, `.` or `..`
  * segment, no leading `/`, no control character (a NUL ends a path in the kernel), at most
  * 1,024 UTF-8 bytes (S3's limit). Both stores and every caller-supplied key are held to it.
@@ -65,6 +82,10 @@ export const listPrefixes = {
   backbones: "backbones/",
   jobs: "jobs/",
   cache: "cache/",
+  /** Also walked by `gc` (lifecycle/gc.ts). */
+  exports: "exports/",
+  predictions: "predictions/",
+  idempotency: "idempotency/",
 } as const;
 
 export const keys = {
@@ -105,6 +126,8 @@ export const keys = {
     return `backbones/${assertName("backbone", backbone)}/${file}`;
   },
 
+  /** Every dataset's cache under one backbone. */
+  cacheBackbonePrefix: (backbone: string) => `cache/${assertName("backbone", backbone)}/`,
   cachePrefix: (backbone: string, dataset: string) =>
     `cache/${assertName("backbone", backbone)}/${assertName("dataset", dataset)}/`,
   shardVectors: (backbone: string, dataset: string, shard: number) =>

@@ -43,7 +43,7 @@ import {
   setAlias,
 } from "./heads/version.ts";
 import { type JobRunner, LocalJobRunner } from "./jobs/runner.ts";
-import { assertName } from "./layout.ts";
+import { assertName, assertUserDatasetName } from "./layout.ts";
 import type { BatchDispatcher } from "./predictions/dispatch.ts";
 import type { BatchJob } from "./predictions/job.ts";
 import type { BatchStart } from "./predictions/start.ts";
@@ -186,6 +186,12 @@ export class Platform {
    * (`<label>/<file>`), then ingests it. `skipped` lists folder entries that were not uploaded.
    */
   async upload(dataset: string, localPath: string): Promise<DatasetStatus & { skipped?: SkippedEntry[] }> {
+    assertUserDatasetName(dataset);
+    return this.uploadAs(dataset, localPath);
+  }
+
+  /** `upload` under any valid name: also the platform's own (`bp-input-…`, see `uploadBatchInput`). */
+  private async uploadAs(dataset: string, localPath: string) {
     assertName("dataset", dataset, "dataset");
     const { manifestKey, skipped } = await uploadDataset(this.store, dataset, localPath);
     const status = await ingestDataset(this.store, dataset, { manifestKey });
@@ -198,6 +204,7 @@ export class Platform {
     format: "jsonl" | "csv",
     body: Uint8Array | string,
   ): Promise<DatasetStatus> {
+    assertUserDatasetName(dataset);
     const manifestKey = await putManifest(this.store, dataset, format, body);
     return ingestDataset(this.store, dataset, { manifestKey });
   }
@@ -210,7 +217,8 @@ export class Platform {
    * Vectors computed elsewhere become the dataset's rows and its cache under the external
    * backbone `input.backbone`; train on them with `backbone: input.backbone`.
    */
-  importEmbeddings(dataset: string, input: ImportInput): Promise<ImportResult> {
+  async importEmbeddings(dataset: string, input: ImportInput): Promise<ImportResult> {
+    assertUserDatasetName(dataset);
     return importEmbeddings(this.store, dataset, input);
   }
 
@@ -790,7 +798,7 @@ export class Platform {
     const { batchInputName } = await import("./predictions/input.ts");
     const dataset = await batchInputName(localPath);
     if ((await readDatasetStatus(this.store, dataset))?.version) return dataset;
-    const status = await this.upload(dataset, localPath);
+    const status = await this.uploadAs(dataset, localPath);
     if (!status.version) {
       const first = status.rejected[0];
       throw new ValidationError(

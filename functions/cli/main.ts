@@ -14,6 +14,7 @@ import { registerExport } from "./commands/export.ts";
 import { registerExportHead } from "./commands/export-head.ts";
 import { registerExportPredictions } from "./commands/export-predictions.ts";
 import { registerFeedback } from "./commands/feedback.ts";
+import { registerGc } from "./commands/gc.ts";
 import { registerImportEmbeddings } from "./commands/import-embeddings.ts";
 import { registerIngest } from "./commands/ingest.ts";
 import { registerKeys } from "./commands/keys.ts";
@@ -47,6 +48,7 @@ const COMMANDS = [
   registerExport,
   registerLs,
   registerRm,
+  registerGc,
   registerDoctor,
   registerStatus,
   registerBackbone,

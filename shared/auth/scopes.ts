@@ -61,6 +61,9 @@ export const ROUTE_SCOPES: Readonly<Record<string, RouteAccess>> = {
   "DELETE /v1/datasets/{dataset}": ["admin"],
   "DELETE /v1/heads/{head}": ["admin"],
   "DELETE /v1/heads/{head}/versions/{version}": ["admin"],
+  "DELETE /v1/jobs/{job}": ["admin"],
+  "DELETE /v1/backbones/{backbone}": ["admin"],
+  "POST /v1/gc": ["admin"],
 
   "GET /v1/keys": ["admin"],
   "POST /v1/keys": ["admin"],

@@ -10,9 +10,19 @@ import { readJob } from "../embed/job.ts";
 import { ConflictError, NotFoundError } from "../errors.ts";
 import { dropRollbackTarget, listAliases } from "../heads/version.ts";
 import { assertName, keys, parseKey } from "../layout.ts";
+import { cancelBatchJob, readBatchJob } from "../predictions/job.ts";
 import type { ObjectStore } from "../store/types.ts";
+import { listJobs } from "./list.ts";
 import type { DeleteResult, Reference } from "./records.ts";
-import { datasetReferences, jobReferences, jobsOfDataset, versionReferences } from "./references.ts";
+import {
+  backboneReferences,
+  batchJobReference,
+  batchJobsOfHead,
+  datasetReferences,
+  jobReferences,
+  jobsOfDataset,
+  versionReferences,
+} from "./references.ts";
 
 export interface DeleteOptions {
   /** Delete even what is still referenced (the references are listed in the result). */
@@ -80,12 +90,19 @@ async function datasetCaches(store: ObjectStore, dataset: string): Promise<strin
   return out;
 }
 
-/** A head: its aliases first (what serves it), then every version, then its stored exports. */
+/**
+ * A head: its aliases first (what serves it), then every version, then its stored exports. Refused
+ * while one of its batch jobs is queued or running; with `force` those jobs are cancelled first.
+ */
 export async function deleteHead(store: ObjectStore, head: string, opts: DeleteOptions = {}) {
   assertName("head", head, "head");
   const own = await listKeys(store, keys.headPrefix(head));
   const exports = await listKeys(store, keys.headExportsOf(head));
   if (own.length === 0 && exports.length === 0) throw new NotFoundError(`head ${head}`, { field: "head" });
+  const live = await batchJobsOfHead(store, head);
+  const refs = live.map(batchJobReference);
+  refuseUnlessForced(`head ${head}`, refs, opts);
+  for (const job of live) await cancelBatchJob(store, job.job);
   const removed: string[] = [];
   const isAlias = (k: string) => parseKey(k)?.kind === "headAlias";
   const isMarker = (k: string) => k.endsWith("/head.json");
@@ -94,7 +111,7 @@ export async function deleteHead(store: ObjectStore, head: string, opts: DeleteO
     [own.filter(isAlias), own.filter(isMarker), own.filter((k) => !isAlias(k) && !isMarker(k)), exports],
     removed,
   );
-  return result("head", head, removed, [], opts);
+  return result("head", head, removed, refs, opts);
 }
 
 /**
@@ -130,17 +147,67 @@ export async function deleteVersion(
 }
 
 /**
- * An embedding job's record and its plans manifest. The shards it committed stay: they are the
- * dataset's cache, which other jobs reuse (removing unreferenced cache is `gc`'s).
+ * A job. An embedding job: its record and its plans manifest; the shards it committed stay (they
+ * are the dataset's cache, which other jobs reuse; removing unreferenced cache is `gc`'s). A
+ * batch-prediction job: its whole `predictions/<job>/` folder, the record first; a queued or
+ * running one is refused, and with `force` cancelled first.
  */
 export async function deleteJob(store: ObjectStore, job: string, opts: DeleteOptions = {}) {
   assertName("job", job, "job");
+  const batch = await listKeys(store, keys.predictionsPrefix(job));
+  if (batch.length > 0) return deleteBatchJob(store, job, batch, opts);
   const found = await readJob(store, job);
   if (!found && (await listKeys(store, keys.jobPrefix(job))).length === 0)
     throw new NotFoundError(`job ${job}`, { field: "job" });
   const refs = found ? jobReferences(found.value) : [];
   refuseUnlessForced(`job ${job}`, refs, opts);
   return result("job", job, await removeJob(store, job), refs, opts);
+}
+
+async function deleteBatchJob(store: ObjectStore, job: string, own: string[], opts: DeleteOptions) {
+  const found = (await readBatchJob(store, job))?.value;
+  const refs =
+    found && (found.status === "queued" || found.status === "running") ? [batchJobReference(found)] : [];
+  refuseUnlessForced(`batch job ${job}`, refs, opts);
+  if (refs.length > 0) await cancelBatchJob(store, job);
+  const record = keys.batchJob(job);
+  // Listed again: a job cancelled just now may have written one more part.
+  const all = [...new Set([...own, ...(await listKeys(store, keys.predictionsPrefix(job)))])];
+  const removed: string[] = [];
+  await deleteInOrder(store, [all.filter((k) => k === record), all.filter((k) => k !== record)], removed);
+  return result("job", job, removed, refs, opts);
+}
+
+/**
+ * A backbone: `backbone.json` first (what makes it exist), its other files, then its caches under
+ * every dataset (commit markers first) and its embedding jobs' records (which would otherwise
+ * answer a later identical job with shards that are gone). Refused while a head version was
+ * trained with it or one of its embedding jobs is running.
+ */
+export async function deleteBackbone(store: ObjectStore, backbone: string, opts: DeleteOptions = {}) {
+  assertName("backbone", backbone, "backbone");
+  const own = await listKeys(store, keys.backbonePrefix(backbone));
+  const cache = await listKeys(store, keys.cacheBackbonePrefix(backbone));
+  const jobs = (await listJobs(store)).filter((j) => j.backbone === backbone);
+  if (own.length === 0 && cache.length === 0 && jobs.length === 0)
+    throw new NotFoundError(`backbone ${backbone}`, { field: "backbone" });
+  const refs = await backboneReferences(store, backbone, jobs);
+  refuseUnlessForced(`backbone ${backbone}`, refs, opts);
+  const spec = keys.backboneSpec(backbone);
+  const isCommit = (k: string) => parseKey(k)?.kind === "shardCommit";
+  const removed: string[] = [];
+  await deleteInOrder(
+    store,
+    [
+      own.filter((k) => k === spec),
+      own.filter((k) => k !== spec),
+      cache.filter(isCommit),
+      cache.filter((k) => !isCommit(k)),
+    ],
+    removed,
+  );
+  for (const job of jobs) removed.push(...(await removeJob(store, job.job)));
+  return result("backbone", backbone, removed, refs, opts);
 }
 
 /** The record first (what makes the job exist), then what it keeps beside it. */

@@ -1,7 +1,8 @@
 /**
  * Listing what a store holds, each kind from its owner's documents: datasets (`_status.json`),
  * heads and their versions (`head.json` makes a version exist; `report.json` summarizes it; the
- * aliases), embedding jobs (`jobs/<job>.json`) and backbones (`backbone.json`).
+ * aliases), embedding jobs (`jobs/<job>.json`), batch-prediction jobs (`predictions/<job>/_job.json`)
+ * and backbones (`backbone.json`).
  */
 import { listBackbones as registryBackbones } from "../backbone/registry.ts";
 import type { BackboneSpec } from "../backbone/spec.ts";
@@ -10,6 +11,7 @@ import { EmbedJob } from "../embed/job.ts";
 import { NotFoundError } from "../errors.ts";
 import { listAliases, type Report, readReport } from "../heads/version.ts";
 import { assertName, keys, listPrefixes, parseKey } from "../layout.ts";
+import { BatchJob } from "../predictions/job.ts";
 import { getJson } from "../store/json.ts";
 import type { ObjectStore } from "../store/types.ts";
 import type { DatasetRecord, HeadRecord, VersionRecord } from "./records.ts";
@@ -57,7 +59,10 @@ export async function listHeads(store: ObjectStore): Promise<HeadRecord[]> {
   return out;
 }
 
-/** A head's versions, oldest first (version ids sort by creation time). */
+/**
+ * A head's versions, oldest first: by their reports' `createdAt`, then by id (ids sort by the
+ * second they were made in; two made in one second by a random suffix).
+ */
 export async function listHeadVersions(store: ObjectStore, head: string): Promise<VersionRecord[]> {
   assertName("head", head, "head");
   const versions = (await versionsByHead(store, keys.headPrefix(head))).get(head);
@@ -69,7 +74,8 @@ export async function listHeadVersions(store: ObjectStore, head: string): Promis
     const pointing = aliases.filter((a) => a.version === version).map((a) => a.alias);
     out.push({ head, version, aliases: pointing, ...(report ? summary(report) : {}) });
   }
-  return out;
+  const key = (r: VersionRecord) => `${r.createdAt ?? ""}\0${r.version}`;
+  return out.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
 }
 
 function summary(report: Report): Omit<VersionRecord, "head" | "version" | "aliases"> {
@@ -91,7 +97,23 @@ function metricOf(report: Report): Pick<VersionRecord, "metric"> {
   return {};
 }
 
-/** The embedding jobs' records (batch-prediction jobs live under `predictions/`, not here). */
+/** The batch-prediction jobs' records (`predictions/<job>/_job.json`), in id order. */
+export async function listBatchJobs(store: ObjectStore): Promise<BatchJob[]> {
+  const out: BatchJob[] = [];
+  for (const obj of await store.list(listPrefixes.predictions)) {
+    if (parseKey(obj.key)?.kind !== "batchJob") continue;
+    const job = (await getJson(store, obj.key, BatchJob))?.value;
+    if (job) out.push(job);
+  }
+  return out;
+}
+
+/** Every job: embedding jobs, then batch-prediction jobs (`kind` tells them apart). */
+export async function listAllJobs(store: ObjectStore): Promise<Array<EmbedJob | BatchJob>> {
+  return [...(await listJobs(store)), ...(await listBatchJobs(store))];
+}
+
+/** The embedding jobs' records (`jobs/<job>.json`). */
 export async function listJobs(store: ObjectStore): Promise<EmbedJob[]> {
   const out: EmbedJob[] = [];
   for (const obj of await store.list(listPrefixes.jobs)) {

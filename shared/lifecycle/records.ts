@@ -51,8 +51,11 @@ export type HeadRecord = z.infer<typeof HeadRecord>;
 
 /** Something that still needs a thing a delete was asked to remove. */
 export const Reference = z.object({
-  /** `alias`: an alias points at (or rolls back to) it; `job`: a job is still working on it. */
-  by: z.enum(["alias", "job"]),
+  /**
+   * `alias`: an alias points at (or rolls back to) it; `job`: a job is still working on it;
+   * `version`: a head version was trained with it.
+   */
+  by: z.enum(["alias", "job", "version"]),
   head: z.string().optional(),
   alias: z.string().optional(),
   version: z.string().optional(),
@@ -64,7 +67,7 @@ export type Reference = z.infer<typeof Reference>;
 
 /** What a delete did: every key it removed, in order, and the references `force` overrode. */
 export const DeleteResult = z.object({
-  kind: z.enum(["dataset", "head", "version", "job"]),
+  kind: z.enum(["dataset", "head", "version", "job", "backbone"]),
   name: z.string(),
   removed: z.array(z.string()),
   forced: z.boolean(),

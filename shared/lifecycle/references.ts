@@ -4,11 +4,15 @@
  *   type: `neighbors` reads the training rows of the exact dataset version, and retraining or
  *   comparing reads the dataset), and by its embedding jobs still `running`;
  * - a version is needed by an alias that points to it, or that would roll back to it;
- * - a job is needed while it is `running`.
+ * - a job is needed while it is `running` (a batch-prediction job: `queued` or `running`);
+ * - a head is needed by its batch jobs `queued` or `running`;
+ * - a backbone is needed by every head version trained with it (alone or as a part of `a+b`), and
+ *   by its embedding jobs still `running`.
  */
 import type { EmbedJob } from "../embed/job.ts";
 import { type Alias, HeadDocument, listAliases, readReport } from "../heads/version.ts";
 import { keys, listPrefixes, parseKey } from "../layout.ts";
+import { type BatchJob, readBatchJob } from "../predictions/job.ts";
 import { getJson } from "../store/json.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { listJobs } from "./list.ts";
@@ -96,4 +100,50 @@ function runningJob(job: EmbedJob): Reference {
 /** The embedding jobs whose dataset is `dataset`. */
 export async function jobsOfDataset(store: ObjectStore, dataset: string): Promise<EmbedJob[]> {
   return (await listJobs(store)).filter((job) => job.dataset === dataset);
+}
+
+export function batchJobReference(job: BatchJob): Reference {
+  return {
+    by: "job",
+    job: job.job,
+    head: job.head,
+    version: job.version,
+    description: `batch-prediction job ${job.job} of head ${job.head} is ${job.status}`,
+  };
+}
+
+/** The head's batch jobs still `queued` or `running`. */
+export async function batchJobsOfHead(store: ObjectStore, head: string): Promise<BatchJob[]> {
+  const out: BatchJob[] = [];
+  for (const obj of await store.list(listPrefixes.predictions)) {
+    const p = parseKey(obj.key);
+    if (p?.kind !== "batchJob") continue;
+    const job = (await readBatchJob(store, p.job))?.value;
+    if (job?.head === head && (job.status === "queued" || job.status === "running")) out.push(job);
+  }
+  return out;
+}
+
+/** Head versions trained with `backbone` (alone or as a part), and its running embedding jobs. */
+export async function backboneReferences(
+  store: ObjectStore,
+  backbone: string,
+  jobs: EmbedJob[],
+): Promise<Reference[]> {
+  const refs: Reference[] = [];
+  for (const obj of await store.list(listPrefixes.heads)) {
+    const p = parseKey(obj.key);
+    if (p?.kind !== "headFile" || p.file !== "head.json") continue;
+    const doc = (await getJson(store, obj.key, HeadDocument))?.value;
+    const parts = doc ? (doc.backbone.parts?.map((x) => x.id) ?? [doc.backbone.id]) : [];
+    if (!parts.includes(backbone)) continue;
+    refs.push({
+      by: "version",
+      head: p.head,
+      version: p.version,
+      description: `head ${p.head}@${p.version} was trained with backbone ${backbone}`,
+    });
+  }
+  for (const job of jobs) if (job.state === "running") refs.push(runningJob(job));
+  return refs;
 }

@@ -9,11 +9,11 @@ import { readdir, readFile, stat } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { ingestDataset, putManifest, readDatasetStatus } from "../datasets/ingest.ts";
 import { NotFoundError, ValidationError } from "../errors.ts";
-import { storageKeyProblem } from "../layout.ts";
+import { BATCH_INPUT_PREFIX, storageKeyProblem } from "../layout.ts";
 import type { ObjectStore } from "../store/types.ts";
 
-/** Datasets made from batch inputs are named `bp-input-<20 hex>`; users should not take such names. */
-export const BATCH_INPUT_PREFIX = "bp-input-";
+/** Datasets made from batch inputs are named `bp-input-<20 hex>` (reserved: see layout.ts). */
+export { BATCH_INPUT_PREFIX };
 
 /** The dataset name of a local manifest file or folder: a hash of every file's path and bytes. */
 export async function batchInputName(path: string): Promise<string> {

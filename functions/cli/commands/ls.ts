@@ -1,11 +1,11 @@
 import { Argument, type Command } from "commander";
 import { ValidationError } from "../../../shared/errors.ts";
 import {
+  listAllJobs,
   listBackbones,
   listDatasets,
   listHeads,
   listHeadVersions,
-  listJobs,
 } from "../../../shared/lifecycle/list.ts";
 import { context, output } from "../context.ts";
 
@@ -16,7 +16,7 @@ export function registerLs(program: Command): void {
   program
     .command("ls")
     .description(
-      "list datasets, heads, a head's versions, embedding jobs or backbones (--json: an array of records)",
+      "list datasets, heads, a head's versions, jobs (embedding and batch-prediction) or backbones (--json: an array of records)",
     )
     .addArgument(new Argument("<what>", "what to list").choices(KINDS))
     .argument("[head]", "the head whose versions to list (ls versions <head>)")
@@ -80,21 +80,8 @@ async function listing(
         rows: withHeader(["VERSION", "ALIASES", "TYPE", "DATASET", "METRIC", "CREATED"], rows),
       };
     }
-    case "jobs": {
-      const records = await listJobs(store);
-      const rows = records.map((j) => [
-        j.job,
-        j.state,
-        j.dataset,
-        j.backbone,
-        String(j.items.toEmbed),
-        j.updatedAt,
-      ]);
-      return {
-        records,
-        rows: withHeader(["JOB", "STATE", "DATASET", "BACKBONE", "TO EMBED", "UPDATED"], rows),
-      };
-    }
+    case "jobs":
+      return jobListing(store);
     case "backbones": {
       const records = await listBackbones(store);
       const rows = records.map((b) => [
@@ -108,6 +95,27 @@ async function listing(
     }
   }
 }
+
+/** Embedding and batch-prediction jobs in one table: what each works on and how far it is. */
+async function jobListing(store: Store): Promise<{ records: unknown[]; rows: string[][] }> {
+  const records = await listAllJobs(store);
+  const rows = records.map((j) =>
+    j.kind === "embed"
+      ? [
+          j.job,
+          j.kind,
+          j.state,
+          `${j.dataset} with ${j.backbone}`,
+          `${j.items.toEmbed} to embed`,
+          j.updatedAt,
+        ]
+      : [j.job, j.kind, j.status, `${j.input.dataset} by ${j.head}@${j.version}`, progress(j), j.updatedAt],
+  );
+  return { records, rows: withHeader(["JOB", "KIND", "STATE", "WHAT", "PROGRESS", "UPDATED"], rows) };
+}
+
+const progress = (j: { progress: { rowsDone: number; rowsTotal: number } }) =>
+  `${j.progress.rowsDone}/${j.progress.rowsTotal} rows`;
 
 const metric = (m?: { name: string; value: number }) => (m ? `${m.name} ${m.value.toFixed(4)}` : "-");
 

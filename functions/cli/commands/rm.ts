@@ -1,23 +1,32 @@
 import { Argument, type Command } from "commander";
 import { ValidationError } from "../../../shared/errors.ts";
 import { parseHeadRef } from "../../../shared/heads/version.ts";
-import { deleteDataset, deleteHead, deleteJob, deleteVersion } from "../../../shared/lifecycle/delete.ts";
+import {
+  deleteBackbone,
+  deleteDataset,
+  deleteHead,
+  deleteJob,
+  deleteVersion,
+} from "../../../shared/lifecycle/delete.ts";
 import type { DeleteResult } from "../../../shared/lifecycle/records.ts";
 import type { ObjectStore } from "../../../shared/store/types.ts";
 import { context, output } from "../context.ts";
 
-const KINDS = ["dataset", "head", "version", "job"] as const;
+const KINDS = ["dataset", "head", "version", "job", "backbone"] as const;
 type Kind = (typeof KINDS)[number];
 
 export function registerRm(program: Command): void {
   program
     .command("rm")
     .description(
-      "delete a dataset, a head, a head version (<head>@<version>) or an embedding job; refuses (exit 2) what is still referenced, naming it, unless --force",
+      "delete a dataset, a head, a head version (<head>@<version>), a job (embedding or batch-prediction, with its outputs) or a backbone (with its cache); refuses (exit 2) what is still referenced, naming it, unless --force",
     )
     .addArgument(new Argument("<what>", "what to delete").choices(KINDS))
     .argument("<name>", "its name; for a version <head>@<version>")
-    .option("--force", "delete even what is still referenced (aliases pointing to a version go with it)")
+    .option(
+      "--force",
+      "delete even what is still referenced (aliases pointing to a version go with it; running batch jobs are cancelled first)",
+    )
     .action(async (what: Kind, name: string, opts: { force?: boolean }, cmd: Command) => {
       const { platform, json } = context(cmd);
       const result = await remove(platform.store, what, name, Boolean(opts.force));
@@ -33,6 +42,8 @@ function remove(store: ObjectStore, what: Kind, name: string, force: boolean): P
       return deleteHead(store, name, { force });
     case "job":
       return deleteJob(store, name, { force });
+    case "backbone":
+      return deleteBackbone(store, name, { force });
     case "version": {
       const ref = parseHeadRef(name, "name");
       if (ref.version === undefined)
