@@ -17,6 +17,7 @@ import { processingJobName } from "../shared/aws/sagemaker-runner.ts";
 import { loadEmbedder } from "../shared/backbone/registry.ts";
 import { type EmbedJob, readJob, updateJob } from "../shared/embed/job.ts";
 import { runEmbedShards } from "../shared/embed/run.ts";
+import { WebhookRegistry } from "../shared/events/registrations.ts";
 import type { JobRunner } from "../shared/jobs/runner.ts";
 import { keys } from "../shared/layout.ts";
 import { makeLogger } from "../shared/log.ts";
@@ -29,6 +30,7 @@ import type { ObjectStore } from "../shared/store/types.ts";
 import { loadEvent } from "./helpers/events.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
 import { tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
+import { Receiver } from "./helpers/webhook-receiver.ts";
 
 /** SageMaker's control plane as the platform sees it: a submit starts a processing job, nothing more. */
 class StandinRunner implements JobRunner {
@@ -148,7 +150,9 @@ describe("batch predictions with the embedding stage on SageMaker", () => {
     assert.equal(done.outputs.length, 1);
   });
 
-  test("a failed embedding job fails the batch job with its reason", async () => {
+  test("a failed embedding job fails the batch job with its reason, and batch.failed says it", async () => {
+    const receiver = await new Receiver().start();
+    receiver.secret = (await new WebhookRegistry(ctx.store).add(receiver.url, ["batch.failed"])).secret;
     const rows = tinySentimentRows(6, { seed: 13 }).map((r) => ({ ...r, id: `f${r.id}` }));
     await ctx.platform.putManifest("doomed", "jsonl", toJsonlText(rows));
     const { job } = await aws.startBatchPrediction({ head: "films", dataset: "doomed" });
@@ -160,6 +164,13 @@ describe("batch predictions with the embedding stage on SageMaker", () => {
     assert.equal(failed.status, "failed");
     assert.match(failed.error ?? "", /embedding job .* failed: .*CapacityError: no ml\.g5/);
     assert.deepEqual(await waitersOf(ctx.store, embedJob), []);
+    const told = [...receiver.events.values()].map((r) => r.event);
+    await receiver.stop();
+    assert.deepEqual(
+      told.map((e) => [e.type, (e.data as { job: string }).job]),
+      [["batch.failed", job.job]],
+    );
+    assert.match((told[0].data as { error: string }).error, /CapacityError/);
   });
 
   test("rows already cached: the run scores at once and submits nothing", async () => {

@@ -22,6 +22,7 @@ import { readJob } from "../shared/embed/job.ts";
 import { ValidationError } from "../shared/errors.ts";
 import { keys } from "../shared/layout.ts";
 import type { Platform } from "../shared/platform.ts";
+import { readBatchJob } from "../shared/predictions/job.ts";
 import { buildEmbedBatchBundle } from "./helpers/bundles.ts";
 import { tempDir } from "./helpers/platform.ts";
 import {
@@ -260,6 +261,34 @@ describe("cloud path: bucket upload → ingest → SageMaker (stand-in) → job-
       predicted.predictions.map((p) => p.label),
       ["pos", "neg"],
     );
+  });
+
+  test("a batch job handed to job-complete parks on the SageMaker job it submitted; that job's end scores it, once", async () => {
+    const rows = tinySentimentRows(12, { seed: 23 }).map((r) => ({ ...r, id: `t${r.id}` }));
+    await platform.putManifest("tonight", "jsonl", toJsonlText(rows));
+    const { job } = await platform.startBatchPrediction({ head: "reviews-sentiment", dataset: "tonight" });
+    // What the API's dispatcher sends (an asynchronous invocation).
+    assert.deepEqual((await jobComplete({ batchJob: job.job })).batchJobs, [job.job]);
+    const parked = (await readBatchJob(store, job.job))!.value;
+    assert.deepEqual([parked.status, parked.progress.phase], ["running", "waiting-for-embedding"]);
+    const embedJob = parked.waitingFor![0];
+    assert.equal((await readJob(store, embedJob))!.value.items.toEmbed, 12, "the missing items only");
+    const processing = standin.jobs.get(embedJob)!;
+    await processing.done;
+    assert.equal(processing.status, "Completed", processing.failureReason);
+
+    const events = eventsOf(embedJob);
+    const results = [];
+    for (const e of events) results.push(await jobComplete(structuredClone(e)));
+    assert.deepEqual(results.at(-1)!.batchJobs, [job.job]);
+    const done = (await readBatchJob(store, job.job))!.value;
+    assert.equal(done.status, "succeeded", done.error);
+    assert.deepEqual(done.counts, { total: 12, succeeded: 12, failed: 0 });
+    // A redelivered completion: nothing is scored or written again.
+    const before = await store.head(keys.batchJob(job.job));
+    assert.equal((await jobComplete(structuredClone(events.at(-1)!))).batchJobs, undefined);
+    assert.equal((await store.head(keys.batchJob(job.job)))!.etag, before!.etag);
+    assert.equal(standin.jobs.has(`${embedJob}-r2`), false);
   });
 
   test("a failed job is recorded with SageMaker's reason and retried under the next name", async () => {
