@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { ValidationError } from "../shared/errors.ts";
+import { ConflictError, ValidationError } from "../shared/errors.ts";
 import { feedbackDatasetName } from "../shared/heads/train-feedback.ts";
 import { keys } from "../shared/layout.ts";
 import { decodeUtf8 } from "../shared/store/json.ts";
@@ -144,5 +144,18 @@ describe("feedback", () => {
       platform.train({ dataset: "films", head: "nofb", withFeedback: true }),
       /no feedback yet/,
     );
+  });
+
+  test("a user's dataset under the feedback dataset's name is never overwritten", async () => {
+    const { platform } = ctx;
+    await platform.putManifest("feedback-theirs", "jsonl", toJsonlText(rows.slice(0, 5)));
+    await platform.train({ dataset: "films", head: "theirs" });
+    await platform.addFeedback("theirs", { input: extra, label: "neg" });
+    await assert.rejects(
+      platform.train({ dataset: "films", head: "theirs", withFeedback: true }),
+      (err: unknown) =>
+        err instanceof ConflictError && /feedback-theirs holds rows that are not feedback/.test(err.message),
+    );
+    assert.equal((await platform.datasetInfo("feedback-theirs")).status.rows.total, 5, "untouched");
   });
 });

@@ -1,14 +1,17 @@
 /**
- * A head's feedback as a dataset (`fb-<head>`, heads/train-feedback.ts names it): one row per
+ * A head's feedback as a dataset (`feedback-<head>`, heads/train-feedback.ts names it): one row per
  * input, the newest correction's label, written as a manifest and ingested like any upload, so it
  * is embedded and cached like any row. Unchanged feedback ingests to the same rows version.
  */
-import { ingestDataset, putManifest } from "../datasets/ingest.ts";
-import { ValidationError } from "../errors.ts";
+import { ingestDataset, putManifest, readDatasetRows } from "../datasets/ingest.ts";
+import { ConflictError, ValidationError } from "../errors.ts";
 import { feedbackDatasetName } from "../heads/train-feedback.ts";
 import { toJsonl } from "../store/json.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { listFeedback } from "./records.ts";
+
+/** Rows of a feedback dataset are named after their correction (`feedback/records.ts`). */
+const FEEDBACK_ROW_ID = /^fb-\d{17}-[0-9a-f]{8}$/;
 
 export async function materializeFeedback(
   store: ObjectStore,
@@ -27,6 +30,7 @@ export async function materializeFeedback(
   for (const r of records) newest.set(r.text, r); // oldest first: a later one replaces an earlier
   const rows = [...newest.values()].map((r) => ({ id: r.id, text: r.text, label: r.label }));
   const dataset = feedbackDatasetName(head);
+  await assertFeedbackOnly(store, dataset);
   const manifestKey = await putManifest(store, dataset, "jsonl", toJsonl(rows));
   const status = await ingestDataset(store, dataset, { manifestKey });
   if (!status.version) {
@@ -38,4 +42,16 @@ export async function materializeFeedback(
     );
   }
   return { dataset, version: status.version, rows: rows.length };
+}
+
+/** A dataset of that name made by someone else (a row that is no correction) is never overwritten. */
+async function assertFeedbackOnly(store: ObjectStore, dataset: string): Promise<void> {
+  const current = await readDatasetRows(store, dataset);
+  const foreign = current?.rows.find((r) => !FEEDBACK_ROW_ID.test(r.id));
+  if (foreign) {
+    throw new ConflictError(
+      `dataset ${dataset} holds rows that are not feedback (row ${foreign.id}); it is where this head's feedback goes — rename that dataset`,
+      { field: "withFeedback" },
+    );
+  }
 }

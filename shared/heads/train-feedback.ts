@@ -16,15 +16,18 @@ import { loadHead, type Prediction, predictVectors } from "./predict.ts";
 import type { TrainOptions } from "./train-request.ts";
 import type { FeedbackReport, HeadDocument } from "./version.ts";
 
-/** Datasets made from a head's feedback are named `fb-<head>`; users should not take such names. */
-export const FEEDBACK_DATASET_PREFIX = "fb-";
+/**
+ * Datasets made from a head's feedback are named `feedback-<head>`; feedback/materialize.ts never
+ * overwrites a dataset of that name that holds anything but feedback rows.
+ */
+export const FEEDBACK_DATASET_PREFIX = "feedback-";
 
-/** `fb-<head>`, or for a long head name `fb-<its first 46 characters>-<12 hex of its hash>` (≤ 63). */
+/** `feedback-<head>`, or for a long head name `feedback-<its first 41 characters>-<12 hex of its hash>` (≤ 63). */
 export function feedbackDatasetName(head: string): string {
   const name = `${FEEDBACK_DATASET_PREFIX}${head}`;
   if (name.length <= 63) return name;
   const hash = createHash("sha256").update(head).digest("hex").slice(0, 12);
-  return `${FEEDBACK_DATASET_PREFIX}${head.slice(0, 46)}-${hash}`;
+  return `${FEEDBACK_DATASET_PREFIX}${head.slice(0, 41)}-${hash}`;
 }
 
 /** The base rows joined with the feedback rows, and where the feedback rows are in the result. */
