@@ -6,11 +6,42 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { ConflictError, ValidationError } from "../shared/errors.ts";
+import { capturesOf, isUncertain } from "../shared/feedback/capture.ts";
 import { feedbackDatasetName } from "../shared/heads/train-feedback.ts";
+import type { HeadDocument } from "../shared/heads/version.ts";
 import { keys } from "../shared/layout.ts";
 import { decodeUtf8 } from "../shared/store/json.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
 import { tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
+
+describe("capture", () => {
+  const doc = (capture?: "none" | "uncertain" | "all") =>
+    ({ head: "h", version: "v1", labels: ["neg", "pos"], ...(capture ? { capture } : {}) }) as HeadDocument;
+  const sure = { predictionId: "p-000000000000000000000001", label: "pos", scores: { neg: 0.05, pos: 0.95 } };
+  const unsure = {
+    predictionId: "p-000000000000000000000002",
+    label: "pos",
+    scores: { neg: 0.45, pos: 0.55 },
+  };
+
+  test("none keeps nothing, all keeps every text, uncertain the close calls; regression is never uncertain", () => {
+    const texts = ["a", "b"];
+    assert.deepEqual(capturesOf(doc(), texts, [sure, unsure]), []);
+    assert.deepEqual(capturesOf(doc("none"), texts, [sure, unsure]), []);
+    assert.deepEqual(
+      capturesOf(doc("all"), texts, [sure, unsure]).map((c) => c.text),
+      ["a", "b"],
+    );
+    const kept = capturesOf(doc("uncertain"), texts, [sure, unsure]);
+    assert.deepEqual(
+      kept.map((c) => [c.predictionId, c.text, c.label]),
+      [[unsure.predictionId, "b", "pos"]],
+    );
+    assert.equal(isUncertain({ value: 3 }), false);
+    assert.equal(isUncertain({ labels: ["x"], scores: { x: 0.52, y: 0.1 } }), true);
+    assert.deepEqual(capturesOf(doc("all"), [undefined], [sure]), [], "an image input is not kept");
+  });
+});
 
 describe("feedback", () => {
   let ctx: Awaited<ReturnType<typeof tinyPlatform>>;
