@@ -12,6 +12,7 @@ import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createApp } from "../shared/api/app.ts";
+import { updateJob } from "../shared/embed/job.ts";
 import { keys } from "../shared/layout.ts";
 import { collectGarbage } from "../shared/lifecycle/gc.ts";
 import { listHeadVersions } from "../shared/lifecycle/list.ts";
@@ -218,6 +219,39 @@ describe("gc on S3Store (radosgw)", () => {
     await ctx.platform.addBackbone(join(dir, "backbone"));
     const env = s3Env(s3, ctx.store.bucket, "gc");
     return { ...ctx, dir, env, cleanup: () => rm(dir, { recursive: true, force: true }) };
+  });
+});
+
+describe("gc leaves work in flight alone (FsStore)", () => {
+  let ctx: Awaited<ReturnType<typeof tinyPlatform>>;
+  after(() => ctx?.cleanup());
+
+  test("a queued batch job keeps its version; a running embedding job keeps its cache folder, lease and all", async () => {
+    ctx = await tinyPlatform();
+    const { platform, store } = ctx;
+    await platform.putManifest("films", "jsonl", toJsonlText(ROWS_A));
+    const { job: embedJob } = await platform.embed("films", { shardSize: 30 });
+    const train = async () =>
+      (await platform.train({ dataset: "films", head: "films", promote: true })).version;
+    const [v1] = [await train(), await train(), await train()];
+    await platform.putManifest("fresh", "jsonl", toJsonlText(tinySentimentRows(6, { seed: 4 })));
+    const { job } = await platform.startBatchPrediction({ head: "films", dataset: "fresh", version: v1 });
+    const lease = keys.shardLease("tiny-text", "films", 0);
+    await store.put(lease, "{}");
+    await updateJob(store, embedJob.job, () => ({ state: "running" }));
+    const planned = async () =>
+      keysOf(await collectGarbage(store, { keepVersions: 0, minAgeMs: 0, dryRun: true }));
+    const inFlight = await planned();
+    assert.ok(!inFlight.includes(keys.headFile("films", v1, "head.json")), "the queued job's version stays");
+    assert.ok(
+      !inFlight.some((k) => k.startsWith(keys.cachePrefix("tiny-text", "films"))),
+      "the running job's folder stays",
+    );
+    await platform.cancelBatchPrediction(job.job);
+    await updateJob(store, embedJob.job, () => ({ state: "succeeded" }));
+    const settled = await planned();
+    assert.ok(settled.includes(keys.headFile("films", v1, "head.json")));
+    assert.ok(settled.includes(lease));
   });
 });
 

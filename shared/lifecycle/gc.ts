@@ -3,8 +3,8 @@
  * - head versions beyond the last `keepVersions` that no alias points or rolls back to and no
  *   queued or running batch job scores with (with their stored exports), and exports of versions
  *   that no longer exist;
- * - datasets' rows versions that are not current and that no kept head version, batch job or
- *   running embedding job reads; datasets made from batch inputs (`bp-input-…`) that no batch job
+ * - datasets' rows versions that are not current and that no kept head version (its dataset, its
+ *   feedback rows), batch job or running embedding job reads; datasets made from batch inputs (`bp-input-…`) that no batch job
  *   refers to; embedding job records that ended on rows versions nothing keeps;
  * - cache shards nothing kept needs (gc-cache.ts), and the plans and leases of committed shards;
  * - expired idempotency records and, on a filesystem store, temporaries of interrupted writes.
@@ -14,7 +14,7 @@
  * twice, the second time right before deleting; only what both plans name goes.
  */
 import { z } from "zod";
-import { HeadDocument } from "../heads/version.ts";
+import { HeadDocument, readReport } from "../heads/version.ts";
 import { IdempotencyRecord } from "../idempotency.ts";
 import { BATCH_INPUT_PREFIX, keys, parseKey } from "../layout.ts";
 import { getJson } from "../store/json.ts";
@@ -153,6 +153,8 @@ interface KeptHead {
   head: string;
   version: string;
   dataset: { name: string; version: string };
+  /** The feedback rows it was trained with (its report's `feedback`), if any. */
+  feedback?: { name: string; version: string };
   backbones: Array<{ id: string; sha256: string }>;
 }
 
@@ -166,7 +168,9 @@ async function keptHeads(store: ObjectStore, snap: Snapshot, gone: Set<string>):
       const doc = (await getJson(store, marker, HeadDocument))?.value;
       if (!doc) continue;
       const backbones = doc.backbone.parts ?? [{ id: doc.backbone.id, sha256: doc.backbone.sha256 }];
-      out.push({ head, version, dataset: doc.dataset, backbones });
+      const fb = (await readReport(store, head, version).catch(() => undefined))?.feedback;
+      const feedback = fb && { name: fb.dataset, version: fb.datasetVersion };
+      out.push({ head, version, dataset: doc.dataset, backbones, ...(feedback ? { feedback } : {}) });
     }
   }
   return out;
@@ -178,7 +182,7 @@ function batchInputGarbage(snap: Snapshot, heads: KeptHead[]): string[][] {
   for (const dataset of snap.datasets.keys()) {
     if (!dataset.startsWith(BATCH_INPUT_PREFIX)) continue;
     if (snap.batchJobs.some((j) => j.input.dataset === dataset)) continue;
-    if (heads.some((h) => h.dataset.name === dataset)) continue;
+    if (heads.some((h) => h.dataset.name === dataset || h.feedback?.name === dataset)) continue;
     if (snap.embedJobs.some((j) => j.dataset === dataset && liveEmbedJob(j))) continue;
     const status = keys.datasetStatus(dataset);
     const files = under(snap, keys.datasetPrefix(dataset));
@@ -196,7 +200,10 @@ function keptRefs(snap: Snapshot, heads: KeptHead[], collected: Set<string>): Ke
     rows.get(dataset)!.add(version);
   };
   for (const [dataset, status] of snap.datasets) add(dataset, status.version);
-  for (const h of heads) add(h.dataset.name, h.dataset.version);
+  for (const h of heads) {
+    add(h.dataset.name, h.dataset.version);
+    if (h.feedback) add(h.feedback.name, h.feedback.version);
+  }
   for (const j of snap.batchJobs) add(j.input.dataset, j.input.datasetVersion);
   for (const j of snap.embedJobs) if (liveEmbedJob(j)) add(j.dataset, j.datasetVersion);
   const headBackbones = heads.flatMap((h) =>
