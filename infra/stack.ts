@@ -184,7 +184,8 @@ export class HeadstartStack extends Stack {
     const ingest = fn("Ingest", {
       entry: "ingest",
       description: "S3 upload → ingest a manifest and start its embedding, or score a batch/ input",
-      environment: platformEnv,
+      // A batch/ upload's job is handed to job-complete, which has the memory and onnxruntime to score.
+      environment: { ...platformEnv, HEADSTART_BATCH_FUNCTION_NAME: `headstart-${c.id}-job-complete` },
       memoryMiB: 2048,
       timeout: Duration.minutes(15),
       ephemeralMiB: 4096,
@@ -253,6 +254,10 @@ export class HeadstartStack extends Stack {
         actions: ["lambda:InvokeFunction"],
         resources: [train.fn.functionArn, jobComplete.fn.functionArn],
       }),
+    );
+    // A batch/ upload's job too (the bucket door).
+    ingest.role.addToPolicy(
+      new iam.PolicyStatement({ actions: ["lambda:InvokeFunction"], resources: [jobComplete.fn.functionArn] }),
     );
   }
 

@@ -482,6 +482,17 @@ describe("embedding jobs", () => {
     assert.equal(jc.Timeout, 900, "a continuation scores in it: Lambda's longest");
   });
 
+  test("the bucket door hands its batch jobs to job-complete too (ingest may invoke that function only)", () => {
+    const { ingest, jobComplete } = stacks.acme.functions;
+    const invoke = byRole(ingest.role).filter((s) => actionsOf(s).includes("lambda:InvokeFunction"));
+    assert.deepEqual(
+      invoke.flatMap(resourcesOf).map((r) => JSON.stringify(r)),
+      [JSON.stringify({ "Fn::GetAtt": [logicalId(stacks.acme, jobComplete.fn), "Arn"] })],
+    );
+    const vars = json.acme.Resources[logicalId(stacks.acme, ingest.fn)].Properties.Environment.Variables;
+    assert.equal(vars.HEADSTART_BATCH_FUNCTION_NAME, "headstart-acme-job-complete");
+  });
+
   test("pending webhook deliveries: a schedule every minute runs webhook-retry, which reaches this customer's bucket only", () => {
     const fn = stacks.acme.functions.webhookRetry;
     t.acme.hasResourceProperties("AWS::Events::Rule", {
