@@ -103,7 +103,7 @@ interface Opened {
   platform: Platform;
   store: ObjectStore;
   dir: string;
-  env?: Record<string, string>;
+  env: Record<string, string>;
   cleanup?: () => Promise<void>;
 }
 
@@ -128,6 +128,12 @@ function gcSuite(name: string, open: () => Promise<Opened>) {
       const temporary = ctx.dir && "root" in store ? await writeTemporary(store as never) : undefined;
       const dry = await collectGarbage(store, { ...NOW_GC, dryRun: true });
       const planned = keysOf(dry);
+      const viaCli = await cli(
+        ["gc", "--dry-run", "--json", "--min-age", "0", "--keep-versions", "1"],
+        ctx.env,
+      );
+      assert.equal(viaCli.code, 0, viaCli.stderr);
+      assert.deepEqual(JSON.parse(viaCli.stdout), dry, "the CLI plans the same");
       const [v1, v2, v3, v4] = p.versions;
       const must = [
         keys.headFile("films", v1, "head.json"),
@@ -201,7 +207,10 @@ async function writeTemporary(store: { root: string }): Promise<string> {
   return key;
 }
 
-gcSuite("FsStore", async () => tinyPlatform());
+gcSuite("FsStore", async () => {
+  const ctx = await tinyPlatform();
+  return { ...ctx, env: { HEADSTART_STORE: ctx.store.root } };
+});
 
 describe("gc on S3Store (radosgw)", () => {
   let s3: S3Server;
