@@ -82,5 +82,19 @@ describe("feedback through the CLI", () => {
     const outcome = JSON.parse(retrain.stdout).retrain;
     assert.equal(outcome.promoted, false);
     assert.match(outcome.reason, /no test rows to compare on/);
+
+    const listed = await cli(["ls", "feedback", "films", "--json"], env);
+    assert.equal(listed.code, 0, listed.stderr);
+    const records = JSON.parse(listed.stdout);
+    assert.deepEqual(
+      records.map((f: { label: string }) => f.label),
+      [flip, "neg", "pos"],
+    );
+    const removed = await cli(["rm", "feedback", `films/${records[2].id}`, "--json"], env);
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.deepEqual(JSON.parse(removed.stdout).removed, [`heads/films/feedback/${records[2].id}.json`]);
+    assert.equal(JSON.parse((await cli(["ls", "feedback", "films", "--json"], env)).stdout).length, 2);
+    assert.equal((await cli(["rm", "feedback", `films/${records[2].id}`], env)).code, 2, "gone: not found");
+    assert.equal((await cli(["ls", "feedback"], env)).code, 2, "names no head");
   });
 });

@@ -1,5 +1,7 @@
 import { Argument, type Command } from "commander";
 import { ValidationError } from "../../../shared/errors.ts";
+import { listFeedback } from "../../../shared/feedback/records.ts";
+import { assertName } from "../../../shared/layout.ts";
 import {
   listAllJobs,
   listBackbones,
@@ -9,7 +11,7 @@ import {
 } from "../../../shared/lifecycle/list.ts";
 import { context, output } from "../context.ts";
 
-const KINDS = ["datasets", "heads", "versions", "jobs", "backbones"] as const;
+const KINDS = ["datasets", "heads", "versions", "jobs", "backbones", "feedback"] as const;
 type Kind = (typeof KINDS)[number];
 
 export function registerLs(program: Command): void {
@@ -19,12 +21,16 @@ export function registerLs(program: Command): void {
       "list datasets, heads, a head's versions, jobs (embedding and batch-prediction) or backbones (--json: an array of records)",
     )
     .addArgument(new Argument("<what>", "what to list").choices(KINDS))
-    .argument("[head]", "the head whose versions to list (ls versions <head>)")
+    .argument(
+      "[head]",
+      "the head whose versions or feedback to list (ls versions <head>, ls feedback <head>)",
+    )
     .action(async (what: Kind, head: string | undefined, _opts, cmd: Command) => {
       const { platform, json } = context(cmd);
-      if ((what === "versions") !== (head !== undefined)) {
+      const perHead = what === "versions" || what === "feedback";
+      if (perHead !== (head !== undefined)) {
         throw new ValidationError(
-          what === "versions" ? "ls versions needs a head: ls versions <head>" : `ls ${what} takes no head`,
+          perHead ? `ls ${what} needs a head: ls ${what} <head>` : `ls ${what} takes no head`,
           { field: "head" },
         );
       }
@@ -82,6 +88,8 @@ async function listing(
     }
     case "jobs":
       return jobListing(store);
+    case "feedback":
+      return feedbackListing(store, head as string);
     case "backbones": {
       const records = await listBackbones(store);
       const rows = records.map((b) => [
@@ -112,6 +120,21 @@ async function jobListing(store: Store): Promise<{ records: unknown[]; rows: str
       : [j.job, j.kind, j.status, `${j.input.dataset} by ${j.head}@${j.version}`, progress(j), j.updatedAt],
   );
   return { records, rows: withHeader(["JOB", "KIND", "STATE", "WHAT", "PROGRESS", "UPDATED"], rows) };
+}
+
+/** A head's corrections, oldest first (`headstart feedback`). */
+async function feedbackListing(
+  store: Store,
+  head: string,
+): Promise<{ records: unknown[]; rows: string[][] }> {
+  const records = await listFeedback(store, assertName("head", head, "head"));
+  const rows = records.map((f) => [
+    f.id,
+    JSON.stringify(f.label),
+    f.text.slice(0, 60),
+    f.predictionId ?? "-",
+  ]);
+  return { records, rows: withHeader(["FEEDBACK", "LABEL", "TEXT", "PREDICTION"], rows) };
 }
 
 const progress = (j: { progress: { rowsDone: number; rowsTotal: number } }) =>
