@@ -276,7 +276,7 @@ export type ParsedKey =
 
 /** A feedback record's id: `fb-<UTC yyyymmddHHMMSSmmm>-<8 hex>`, so names sort by creation time. */
 const FEEDBACK_ID = "fb-[0-9]{17}-[0-9a-f]{8}";
-/** An online prediction's id: `p-<24 hex>` (a batch prediction's is `<job>:<row index>`). */
+/** An online prediction's id: `p-<24 hex>` (a batch prediction's is `<job>:<row id>`). */
 const ONLINE_PREDICTION_ID = "p-[0-9a-f]{24}";
 
 export function assertFeedbackId(id: string): string {
