@@ -300,6 +300,12 @@ describe("Lambda handlers", () => {
       ["pos", "neg"],
     );
 
+    // A version that keeps its inputs: they are stored before the handler returns (Lambda freezes after).
+    await ctx.platform.train({ dataset: "reviews", head: "sentiment", capture: "all" });
+    const kept = (await api(loadEvent<APIGatewayProxyEventV2>("api-predict"), context)) as { body: string };
+    const ids = JSON.parse(kept.body).predictions.map((p: { predictionId: string }) => p.predictionId);
+    for (const id of ids) assert.ok(await ctx.store.head(keys.headCapture("sentiment", id)), `capture ${id}`);
+
     const bad = loadEvent<APIGatewayProxyEventV2>("api-predict");
     bad.body = JSON.stringify({ inputs: [] });
     const err = (await api(bad, context)) as { statusCode: number; body: string };

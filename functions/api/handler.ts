@@ -14,6 +14,9 @@ export const handler = instrument({ log, metrics }, async (event: LambdaEvent, c
   const started = performance.now();
   const result = await serve(event, context as LambdaContext | undefined);
   recordPredict(event, result, performance.now() - started);
+  // Lambda may freeze this process once the handler returns: the inputs a version keeps
+  // (`capture`) are written first, so none is lost; a head without capture waits for nothing.
+  await platform.captureIdle();
   return result;
 });
 
