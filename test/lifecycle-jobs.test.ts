@@ -2,9 +2,10 @@
  * The lifecycle of batch-prediction jobs and backbones, on both stores (FsStore and S3Store on a
  * real radosgw): `ls jobs` lists both kinds of job; `rm job` deletes a batch job's whole
  * `predictions/<job>/`, refuses a queued one unless forced (which cancels it first); `rm head`
- * refuses while a batch job of the head is queued, naming it; `rm backbone` refuses while a head
- * version was trained with it, naming head@version, and deletes it with its cache and embedding
- * jobs. The CLI's and the API's doors for these, and dataset names reserved for batch inputs.
+ * and `rm dataset` refuse while a batch job of that head or dataset is queued, naming it; `rm
+ * backbone` refuses while a head version was trained with it, naming head@version, and deletes it
+ * with its cache and embedding jobs. The CLI's and the API's doors for these, and dataset names
+ * reserved for batch inputs.
  */
 import assert from "node:assert/strict";
 import { rm, writeFile } from "node:fs/promises";
@@ -13,7 +14,7 @@ import { after, before, describe, test } from "node:test";
 import { createApp } from "../shared/api/app.ts";
 import { ConflictError, ValidationError } from "../shared/errors.ts";
 import { keys } from "../shared/layout.ts";
-import { deleteBackbone, deleteHead, deleteJob } from "../shared/lifecycle/delete.ts";
+import { deleteBackbone, deleteDataset, deleteHead, deleteJob } from "../shared/lifecycle/delete.ts";
 import { listAllJobs, listBackbones, listJobs } from "../shared/lifecycle/list.ts";
 import { makeLogger } from "../shared/log.ts";
 import type { Platform } from "../shared/platform.ts";
@@ -94,6 +95,10 @@ function jobsSuite(name: string, open: () => Promise<Opened>) {
         new RegExp(`batch-prediction job ${queued}`),
       );
       assert.match(await refusal(deleteJob(ctx.store, queued)), /is queued/);
+      assert.match(
+        await refusal(deleteDataset(ctx.store, "later")),
+        new RegExp(`${queued} .*scoring dataset later`),
+      );
       const r = await cli(["rm", "head", "films", "--json"], ctx.env);
       assert.equal(r.code, 2);
       assert.match(JSON.parse(r.stdout).error.message, new RegExp(queued));

@@ -14,6 +14,7 @@
  * twice, the second time right before deleting; only what both plans name goes.
  */
 import { z } from "zod";
+import { ValidationError } from "../errors.ts";
 import { HeadDocument, readReport } from "../heads/version.ts";
 import { IdempotencyRecord } from "../idempotency.ts";
 import { BATCH_INPUT_PREFIX, keys, parseKey } from "../layout.ts";
@@ -82,6 +83,10 @@ function summarize(entries: Entry[]): GcResult {
 export async function planGarbage(store: ObjectStore, opts: GcOptions = {}): Promise<Group[]> {
   const keep = opts.keepVersions ?? DEFAULT_KEEP_VERSIONS;
   const minAgeMs = opts.minAgeMs ?? DEFAULT_MIN_AGE_MS;
+  if (!Number.isInteger(keep) || keep < 0)
+    throw new ValidationError(`keepVersions must be an integer ≥ 0, got ${keep}`, { field: "keepVersions" });
+  if (!Number.isFinite(minAgeMs) || minAgeMs < 0)
+    throw new ValidationError(`minAge must be ≥ 0, got ${minAgeMs} ms`, { field: "minAge" });
   const snap = await takeSnapshot(store);
   const now = Date.now();
   const old = (key: string) => {

@@ -2,7 +2,8 @@
  * What still needs a thing a delete was asked to remove. The rules (docs/formats.md, "Deleting"):
  * - a dataset is needed by every head version an alias points to that was trained on it (any head
  *   type: `neighbors` reads the training rows of the exact dataset version, and retraining or
- *   comparing reads the dataset), and by its embedding jobs still `running`;
+ *   comparing reads the dataset), by its embedding jobs still `running`, and by the batch jobs
+ *   scoring it that are `queued` or `running`;
  * - a version is needed by an alias that points to it, or that would roll back to it;
  * - a job is needed while it is `running` (a batch-prediction job: `queued` or `running`);
  * - a head is needed by its batch jobs `queued` or `running`;
@@ -54,6 +55,11 @@ export async function datasetReferences(store: ObjectStore, dataset: string): Pr
   for (const job of await jobsOfDataset(store, dataset)) {
     if (job.state === "running") refs.push(runningJob(job));
   }
+  for (const job of await liveBatchJobs(store, (j) => j.input.dataset === dataset))
+    refs.push({
+      ...batchJobReference(job),
+      description: `${batchJobReference(job).description}, scoring dataset ${dataset}`,
+    });
   return refs;
 }
 
@@ -112,16 +118,21 @@ export function batchJobReference(job: BatchJob): Reference {
   };
 }
 
-/** The head's batch jobs still `queued` or `running`. */
-export async function batchJobsOfHead(store: ObjectStore, head: string): Promise<BatchJob[]> {
+/** The batch jobs still `queued` or `running` that `match`. */
+async function liveBatchJobs(store: ObjectStore, match: (job: BatchJob) => boolean): Promise<BatchJob[]> {
   const out: BatchJob[] = [];
   for (const obj of await store.list(listPrefixes.predictions)) {
     const p = parseKey(obj.key);
     if (p?.kind !== "batchJob") continue;
     const job = (await readBatchJob(store, p.job))?.value;
-    if (job?.head === head && (job.status === "queued" || job.status === "running")) out.push(job);
+    if (job && (job.status === "queued" || job.status === "running") && match(job)) out.push(job);
   }
   return out;
+}
+
+/** The head's batch jobs still `queued` or `running`. */
+export function batchJobsOfHead(store: ObjectStore, head: string): Promise<BatchJob[]> {
+  return liveBatchJobs(store, (job) => job.head === head);
 }
 
 /** Head versions trained with `backbone` (alone or as a part), and its running embedding jobs. */

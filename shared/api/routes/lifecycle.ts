@@ -123,7 +123,8 @@ const deleteDatasetRoute = createRoute({
   tags: ["datasets"],
   summary: "Delete a dataset, its cached embeddings and its embedding jobs",
   description:
-    "Refused (409) while an alias of any head points to a version trained on it, or one of its embedding jobs is running. " +
+    "Refused (409) while an alias of any head points to a version trained on it, one of its embedding jobs is running, " +
+    "or a batch job scoring it is queued or running. " +
     "`_status.json` goes first, so the dataset disappears at once; see docs/formats.md#deleting.",
   request: { params: DatasetParams, query: ForceQuery },
   responses: {
@@ -138,11 +139,13 @@ const deleteHeadRoute = createRoute({
   operationId: "deleteHead",
   tags: ["heads"],
   summary: "Delete a head: its aliases, every version and its stored exports",
-  description: "Aliases go first, so the head stops serving at once; see docs/formats.md#deleting.",
+  description:
+    "Refused (409) while a batch job of the head is queued or running; with `force=true` those jobs are cancelled first. " +
+    "Aliases go first, so the head stops serving at once; see docs/formats.md#deleting.",
   request: { params: HeadParams, query: ForceQuery },
   responses: {
     200: jsonBody(DeleteResult, "Deleted"),
-    ...errorResponses({ 400: true, 404: "Unknown head" }),
+    ...errorResponses({ 400: true, 404: "Unknown head", 409: referenced }),
   },
 });
 
