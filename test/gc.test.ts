@@ -8,7 +8,7 @@
  * admin route `POST /v1/gc`.
  */
 import assert from "node:assert/strict";
-import { rm, writeFile } from "node:fs/promises";
+import { rm, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createApp } from "../shared/api/app.ts";
@@ -261,6 +261,26 @@ describe("gc leaves work in flight alone (FsStore)", () => {
     const settled = await planned();
     assert.ok(settled.includes(keys.headFile("films", v1, "head.json")));
     assert.ok(settled.includes(lease));
+  });
+});
+
+describe("gc's grace period (FsStore)", () => {
+  test("with the default --min-age only what was last written over an hour ago goes, a group only when all of it is that old", async () => {
+    const ctx = await tinyPlatform();
+    try {
+      const { store } = ctx;
+      const stale = [keys.shardCommit("tiny-text", "ghost", 0), keys.shardVectors("tiny-text", "ghost", 0)];
+      const half = [keys.shardCommit("tiny-text", "ghost", 1), keys.shardVectors("tiny-text", "ghost", 1)];
+      for (const key of [...stale, ...half]) await store.put(key, "x");
+      const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000);
+      for (const key of [...stale, half[0]]) await utimes(join(store.root, key), twoHoursAgo, twoHoursAgo);
+      const planned = await collectGarbage(store, { dryRun: true });
+      assert.deepEqual(keysOf(planned), [...stale].sort());
+      assert.deepEqual(await collectGarbage(store), planned);
+      assert.ok(await store.head(half[0]), "its shard file is young, so the whole shard stays");
+    } finally {
+      await ctx.cleanup();
+    }
   });
 });
 
