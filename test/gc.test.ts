@@ -8,7 +8,7 @@
  * admin route `POST /v1/gc`.
  */
 import assert from "node:assert/strict";
-import { rm, utimes, writeFile } from "node:fs/promises";
+import { utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createApp } from "../shared/api/app.ts";
@@ -20,9 +20,9 @@ import { makeLogger } from "../shared/log.ts";
 import type { Platform } from "../shared/platform.ts";
 import type { ObjectStore } from "../shared/store/types.ts";
 import { cli } from "./helpers/cli.ts";
-import { tempDir, tinyPlatform } from "./helpers/platform.ts";
-import { type S3Server, s3Env, s3TestPlatform, startS3Server } from "./helpers/s3-server.ts";
-import { tinySentimentRows, toJsonlText, writeTinyBackbone } from "./helpers/tiny-backbone.ts";
+import { tinyPlatform } from "./helpers/platform.ts";
+import { type S3Server, s3TinyPlatform, startS3Server } from "./helpers/s3-server.ts";
+import { tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
 
 const SHA = "a".repeat(64);
 const NOW_GC = { keepVersions: 1, minAgeMs: 0 };
@@ -221,14 +221,7 @@ describe("gc on S3Store (radosgw)", () => {
     { timeout: 240_000 },
   );
   after(() => s3?.stop());
-  gcSuite("S3Store", async () => {
-    const dir = await tempDir();
-    const ctx = await s3TestPlatform(s3, { dir, prefix: "gc", defaultBackbone: "tiny-text" });
-    await writeTinyBackbone(join(dir, "backbone"));
-    await ctx.platform.addBackbone(join(dir, "backbone"));
-    const env = s3Env(s3, ctx.store.bucket, "gc");
-    return { ...ctx, dir, env, cleanup: () => rm(dir, { recursive: true, force: true }) };
-  });
+  gcSuite("S3Store", () => s3TinyPlatform(s3, "gc"));
 });
 
 describe("gc leaves work in flight alone (FsStore)", () => {

@@ -8,7 +8,7 @@
  * reserved for batch inputs.
  */
 import assert from "node:assert/strict";
-import { rm, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createApp } from "../shared/api/app.ts";
@@ -21,8 +21,8 @@ import type { Platform } from "../shared/platform.ts";
 import { readBatchJob } from "../shared/predictions/job.ts";
 import type { ObjectStore } from "../shared/store/types.ts";
 import { cli } from "./helpers/cli.ts";
-import { tempDir, tinyPlatform } from "./helpers/platform.ts";
-import { type S3Server, s3Env, s3TestPlatform, startS3Server } from "./helpers/s3-server.ts";
+import { tinyPlatform } from "./helpers/platform.ts";
+import { type S3Server, s3TinyPlatform, startS3Server } from "./helpers/s3-server.ts";
 import { tinySentimentRows, toJsonlText, writeTinyBackbone } from "./helpers/tiny-backbone.ts";
 
 interface Opened {
@@ -163,14 +163,7 @@ describe("on S3Store (radosgw)", () => {
     { timeout: 240_000 },
   );
   after(() => s3?.stop());
-  jobsSuite("S3Store", async () => {
-    const dir = await tempDir();
-    const ctx = await s3TestPlatform(s3, { dir, prefix: "jobs", defaultBackbone: "tiny-text" });
-    await writeTinyBackbone(join(dir, "backbone"));
-    await ctx.platform.addBackbone(join(dir, "backbone"));
-    const env = s3Env(s3, ctx.store.bucket, "jobs");
-    return { ...ctx, dir, env, cleanup: () => rm(dir, { recursive: true, force: true }) };
-  });
+  jobsSuite("S3Store", () => s3TinyPlatform(s3, "jobs"));
 });
 
 describe("dataset names starting bp-input- are the platform's own", () => {

@@ -31,6 +31,7 @@ import { CreateTopicCommand, DeleteTopicCommand, SNSClient } from "@aws-sdk/clie
 import { S3Store, type S3StoreOptions } from "../../shared/aws/s3-store.ts";
 import { type Config, loadConfig } from "../../shared/config.ts";
 import { Platform } from "../../shared/platform.ts";
+import { writeTinyBackbone } from "./tiny-backbone.ts";
 
 const run = promisify(execFile);
 const SCRIPT = fileURLToPath(new URL("../../scripts/radosgw.sh", import.meta.url));
@@ -300,4 +301,17 @@ export async function s3TestPlatform(
     },
   );
   return { store, config, platform: new Platform(store, config) };
+}
+
+/**
+ * `s3TestPlatform` in a fresh temporary folder with the tiny backbone published (the S3 twin of
+ * `tinyPlatform`), and the environment a `headstart` child process needs to reach the same store.
+ */
+export async function s3TinyPlatform(s3: S3Server, prefix: string) {
+  const dir = await mkdtemp(join(tmpdir(), "headstart-s3-"));
+  const ctx = await s3TestPlatform(s3, { dir, prefix, defaultBackbone: "tiny-text" });
+  await writeTinyBackbone(join(dir, "backbone"));
+  await ctx.platform.addBackbone(join(dir, "backbone"));
+  const env = s3Env(s3, ctx.store.bucket, prefix);
+  return { ...ctx, dir, env, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
