@@ -1,6 +1,11 @@
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { ValidationError } from "../../../shared/errors.ts";
-import { collectGarbage, DEFAULT_KEEP_VERSIONS, type GcResult } from "../../../shared/lifecycle/gc.ts";
+import {
+  collectGarbage,
+  DEFAULT_KEEP_VERSIONS,
+  DEFAULT_MIN_AGE_MS,
+  type GcResult,
+} from "../../../shared/lifecycle/gc.ts";
 import { context, intOption, output } from "../context.ts";
 
 export function registerGc(program: Command): void {
@@ -16,11 +21,13 @@ export function registerGc(program: Command): void {
       intOption("keep-versions"),
       DEFAULT_KEEP_VERSIONS,
     )
-    .option(
-      "--min-age <duration>",
-      "leave objects younger than this alone (work in progress): 0, 90s, 30m, 1h, 2d",
-      durationMs,
-      60 * 60_000,
+    .addOption(
+      new Option(
+        "--min-age <duration>",
+        "leave objects younger than this alone (work in progress): 0, 90s, 30m, 1h, 2d",
+      )
+        .argParser(durationMs)
+        .default(DEFAULT_MIN_AGE_MS, "1h"),
     )
     .action(async (opts: { dryRun?: boolean; keepVersions: number; minAge: number }, cmd: Command) => {
       const { platform, json } = context(cmd);
