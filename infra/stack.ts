@@ -257,7 +257,10 @@ export class HeadstartStack extends Stack {
     );
     // A batch/ upload's job too (the bucket door).
     ingest.role.addToPolicy(
-      new iam.PolicyStatement({ actions: ["lambda:InvokeFunction"], resources: [jobComplete.fn.functionArn] }),
+      new iam.PolicyStatement({
+        actions: ["lambda:InvokeFunction"],
+        resources: [jobComplete.fn.functionArn],
+      }),
     );
   }
 
