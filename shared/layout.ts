@@ -279,8 +279,12 @@ const FEEDBACK_ID = "fb-[0-9]{17}-[0-9a-f]{8}";
 /** An online prediction's id: `p-<24 hex>` (a batch prediction's is `<job>:<row id>`). */
 const ONLINE_PREDICTION_ID = "p-[0-9a-f]{24}";
 
+export function isFeedbackId(id: string): boolean {
+  return new RegExp(`^${FEEDBACK_ID}$`).test(id);
+}
+
 export function assertFeedbackId(id: string): string {
-  if (!new RegExp(`^${FEEDBACK_ID}$`).test(id)) {
+  if (!isFeedbackId(id)) {
     throw new ValidationError(`invalid feedback id ${JSON.stringify(id)}`, { field: "id" });
   }
   return id;

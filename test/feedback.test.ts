@@ -10,6 +10,7 @@ import { capturesOf, isUncertain } from "../shared/feedback/capture.ts";
 import { feedbackDatasetName } from "../shared/heads/train-feedback.ts";
 import type { HeadDocument } from "../shared/heads/version.ts";
 import { keys } from "../shared/layout.ts";
+import { deleteHead } from "../shared/lifecycle/delete.ts";
 import { decodeUtf8 } from "../shared/store/json.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
 import { tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
@@ -188,5 +189,17 @@ describe("feedback", () => {
         err instanceof ConflictError && /feedback-theirs holds rows that are not feedback/.test(err.message),
     );
     assert.equal((await platform.datasetInfo("feedback-theirs")).status.rows.total, 5, "untouched");
+  });
+
+  test("deleting a head takes its feedback dataset along; a user's dataset of that name stays", async () => {
+    const { store } = ctx;
+    const fb = feedbackDatasetName("films");
+    assert.ok(await store.head(keys.datasetStatus(fb)), "made by the retraining above");
+    const gone = await deleteHead(store, "films");
+    assert.ok(gone.removed.includes(keys.datasetStatus(fb)));
+    assert.deepEqual(await store.list(keys.datasetPrefix(fb)), []);
+    assert.deepEqual(await store.list(keys.headPrefix("films")), [], "feedback records and captures too");
+    await deleteHead(store, "theirs");
+    assert.ok(await store.head(keys.datasetStatus("feedback-theirs")), "not made by feedback: kept");
   });
 });

@@ -6,13 +6,12 @@
 import { ingestDataset, putManifest, readDatasetRows } from "../datasets/ingest.ts";
 import { ConflictError, ValidationError } from "../errors.ts";
 import { feedbackDatasetName } from "../heads/train-feedback.ts";
+import { isFeedbackId } from "../layout.ts";
 import { toJsonl } from "../store/json.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { listFeedback } from "./records.ts";
 
 /** Rows of a feedback dataset are named after their correction (`feedback/records.ts`). */
-const FEEDBACK_ROW_ID = /^fb-\d{17}-[0-9a-f]{8}$/;
-
 export async function materializeFeedback(
   store: ObjectStore,
   head: string,
@@ -47,7 +46,7 @@ export async function materializeFeedback(
 /** A dataset of that name made by someone else (a row that is no correction) is never overwritten. */
 async function assertFeedbackOnly(store: ObjectStore, dataset: string): Promise<void> {
   const current = await readDatasetRows(store, dataset);
-  const foreign = current?.rows.find((r) => !FEEDBACK_ROW_ID.test(r.id));
+  const foreign = current?.rows.find((r) => !isFeedbackId(r.id));
   if (foreign) {
     throw new ConflictError(
       `dataset ${dataset} holds rows that are not feedback (row ${foreign.id}); it is where this head's feedback goes — rename that dataset`,

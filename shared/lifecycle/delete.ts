@@ -6,10 +6,12 @@
  * repeated delete removes (docs/formats.md, "Deleting").
  */
 import { listBackbones } from "../backbone/registry.ts";
+import { readDatasetRows } from "../datasets/ingest.ts";
 import { readJob } from "../embed/job.ts";
 import { ConflictError, NotFoundError } from "../errors.ts";
+import { feedbackDatasetName } from "../heads/train-feedback.ts";
 import { dropRollbackTarget, listAliases } from "../heads/version.ts";
-import { assertName, keys, parseKey } from "../layout.ts";
+import { assertName, isFeedbackId, keys, parseKey } from "../layout.ts";
 import { cancelBatchJob, readBatchJob } from "../predictions/job.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { listJobs } from "./list.ts";
@@ -91,7 +93,8 @@ async function datasetCaches(store: ObjectStore, dataset: string): Promise<strin
 }
 
 /**
- * A head: its aliases first (what serves it), then every version, then its stored exports. Refused
+ * A head: its aliases first (what serves it), then every version (with its feedback and captured
+ * inputs), then its stored exports and its feedback dataset. Refused
  * while one of its batch jobs is queued or running; with `force` those jobs are cancelled first.
  */
 export async function deleteHead(store: ObjectStore, head: string, opts: DeleteOptions = {}) {
@@ -111,7 +114,20 @@ export async function deleteHead(store: ObjectStore, head: string, opts: DeleteO
     [own.filter(isAlias), own.filter(isMarker), own.filter((k) => !isAlias(k) && !isMarker(k)), exports],
     removed,
   );
+  removed.push(...(await deleteFeedbackDataset(store, head)));
   return result("head", head, removed, refs, opts);
+}
+
+/**
+ * The head's corrections as a dataset (`feedback-<head>`, made by `train --with-feedback`): only
+ * this head trains on it, so it goes with the head — unless it holds a row that is no correction
+ * (someone's own dataset under that name, which feedback never overwrote either).
+ */
+async function deleteFeedbackDataset(store: ObjectStore, head: string): Promise<string[]> {
+  const dataset = feedbackDatasetName(head);
+  const current = await readDatasetRows(store, dataset);
+  if (!current?.rows.every((r) => isFeedbackId(r.id))) return [];
+  return (await deleteDataset(store, dataset, { force: true })).removed;
 }
 
 /**
