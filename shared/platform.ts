@@ -791,6 +791,21 @@ export class Platform {
   }
 
   /**
+   * A finished batch job's parts, each with a URL to GET it from: presigned where the store
+   * issues URLs (S3), else `localUrl(name)`, the server's own route for the part (predictions/files.ts).
+   */
+  async batchPredictionFiles(head: string, job: string, localUrl: (name: string) => string) {
+    const { listBatchFiles } = await import("./predictions/files.ts");
+    return listBatchFiles(this.store, head, assertName("job", job, "job"), localUrl);
+  }
+
+  /** One part of a finished batch job of `head`, by name (`part-00000.jsonl`), streamed. */
+  async openBatchPredictionFile(head: string, job: string, name: string) {
+    const { openBatchFile } = await import("./predictions/files.ts");
+    return openBatchFile(this.store, head, assertName("job", job, "job"), name);
+  }
+
+  /**
    * A local manifest or folder as a batch job's input: uploaded and ingested once as the dataset
    * named after its content (`bp-input-<hash>`, see predictions/input.ts); answers that name.
    */

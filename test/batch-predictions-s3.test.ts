@@ -1,13 +1,16 @@
 /**
  * Batch predictions on a real S3 store (Ceph radosgw): the job record's create-only and If-Match
- * writes, the parts and the summary, an idempotent rerun, and `export-predictions` through the CLI.
+ * writes, the parts and the summary, an idempotent rerun, `export-predictions` through the CLI, and
+ * the files route's presigned URLs.
  */
 import assert from "node:assert/strict";
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { createApp } from "../shared/api/app.ts";
 import type { S3Store } from "../shared/aws/s3-store.ts";
 import { keys } from "../shared/layout.ts";
+import { makeLogger } from "../shared/log.ts";
 import type { Platform } from "../shared/platform.ts";
 import { cli } from "./helpers/cli.ts";
 import { tempDir } from "./helpers/platform.ts";
@@ -69,5 +72,32 @@ describe("batch predictions on S3 (radosgw)", () => {
       ids,
       tinySentimentRows(12, { seed: 8 }).map((r) => r.id),
     );
+  });
+
+  test("GET …/files answers presigned URLs: plain fetch gets each part's bytes", async () => {
+    const { job } = await platform.startBatchPrediction({ head: "films", dataset: "fresh", partRows: 5 });
+    const done = await platform.runBatchPrediction(job.job);
+    const app = createApp(platform, makeLogger("test", "silent"));
+    const res = await app.request(`/v1/heads/films/batch-predictions/${job.job}/files`);
+    assert.equal(res.status, 200, await res.clone().text());
+    const listing = (await res.json()) as {
+      files: Array<{ kind: string; key: string; bytes: number; url: string; expiresAt?: string }>;
+    };
+    assert.deepEqual(
+      listing.files.map((f) => f.key),
+      [...done.outputs, ...done.errors],
+    );
+    for (const file of listing.files) {
+      assert.match(file.url, /X-Amz-Signature=/);
+      assert.ok(Date.parse(file.expiresAt ?? "") > Date.now(), file.expiresAt);
+      const got = await fetch(file.url);
+      assert.equal(got.status, 200, file.url);
+      const name = file.key.split("/").pop();
+      assert.equal(got.headers.get("content-disposition"), `attachment; filename="${job.job}-${name}"`);
+      const bytes = new Uint8Array(await got.arrayBuffer());
+      assert.deepEqual(bytes, (await store.get(file.key))?.body, file.key);
+      assert.equal(file.bytes, bytes.byteLength);
+    }
+    assert.ok(listing.files.some((f) => f.kind === "predictions" && f.bytes > 0));
   });
 });

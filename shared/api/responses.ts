@@ -16,7 +16,7 @@ import {
   Report as ReportDoc,
   Search,
 } from "../heads/version.ts";
-import { BatchJob as BatchJobDoc } from "../predictions/job.ts";
+import { BATCH_STATUSES, BatchCounts, BatchJob as BatchJobDoc } from "../predictions/job.ts";
 import { ErrorResponse } from "./errors.ts";
 
 // Schemas made elsewhere get `.openapi()` only on a copy made here (`.describe()` clones): zod 4
@@ -39,6 +39,45 @@ export const Backbone = BackboneSpec.describe("`backbone.json`").openapi("Backbo
 export const BatchPredictionJob = BatchJobDoc.describe(
   "`predictions/<job>/_job.json`: a batch-prediction job (status, progress; counts and output keys once finished)",
 ).openapi("BatchPredictionJob");
+
+export const BatchPredictionFile = z
+  .object({
+    kind: z.enum(["predictions", "errors"]).openapi({
+      description:
+        "`predictions`: a `part-NNNNN.jsonl` of scored rows; `errors`: an `errors-NNNNN.jsonl` of rows not scored",
+      example: "predictions",
+    }),
+    part: z.number().int().openapi({ description: "The part's number (`NNNNN`)", example: 0 }),
+    key: z.string().openapi({
+      description: "Its store key",
+      example: "predictions/bp-imdb-sentiment-3f2a9c0d1e4b5a6c7d8e/part-00000.jsonl",
+    }),
+    bytes: z.number().int().openapi({ description: "Its size", example: 3301852 }),
+    url: z.string().openapi({
+      description:
+        "GET it for the part's JSON lines: in AWS a presigned S3 URL (no API key needed), locally this server's `files/{name}` route (with the API key the listing took)",
+      example:
+        "https://headstart-acme.s3.eu-west-1.amazonaws.com/predictions/bp-imdb-sentiment-3f2a9c0d1e4b5a6c7d8e/part-00000.jsonl?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=…",
+    }),
+    expiresAt: z.string().optional().openapi({
+      description: "When a presigned URL stops working (absent: the local route, which does not expire)",
+      example: "2026-12-07T05:12:09.000Z",
+    }),
+  })
+  .openapi("BatchPredictionFile");
+
+export const BatchPredictionFiles = z
+  .object({
+    job: z.string().openapi({ example: "bp-imdb-sentiment-3f2a9c0d1e4b5a6c7d8e" }),
+    status: z.enum(BATCH_STATUSES).openapi({ example: "succeeded-with-errors" }),
+    counts: BatchCounts.describe("Rows scored and rows not scored (`_summary.json`'s counts)").openapi({
+      example: { total: 25000, succeeded: 24998, failed: 2 },
+    }),
+    files: z.array(BatchPredictionFile).openapi({
+      description: "Every prediction part, then every error part, in part order",
+    }),
+  })
+  .openapi("BatchPredictionFiles");
 
 export const IngestResponse = z
   .object({

@@ -28,6 +28,9 @@ export const HeadJobParams = HeadParams.extend({
     example: "bp-imdb-sentiment-3f2a9c0d1e4b5a6c7d8e",
   }),
 });
+export const HeadJobFileParams = HeadJobParams.extend({
+  name: Name.openapi({ param: { name: "name", in: "path" }, example: "part-00000.jsonl" }),
+});
 
 export const BatchPredictionBody = z
   .object({

@@ -15,7 +15,7 @@ export type RouteAccess = typeof PUBLIC | readonly Scope[];
  * serve those who upload and those who train. Exporting a model hands over its weights, so it is
  * a `train` right, not a `predict` one. A batch prediction is predict over many rows: it reads the
  * head as predict does and hands out only predictions (its embedding stage changes no head), so
- * starting, following and cancelling one are `predict` rights.
+ * starting, following, cancelling one and fetching its parts are `predict` rights.
  */
 export const ROUTE_SCOPES: Readonly<Record<string, RouteAccess>> = {
   "GET /health": PUBLIC,
@@ -28,6 +28,8 @@ export const ROUTE_SCOPES: Readonly<Record<string, RouteAccess>> = {
   "POST /v1/heads/{head}/batch-predictions": ["predict"],
   "GET /v1/heads/{head}/batch-predictions/{job}": ["predict"],
   "POST /v1/heads/{head}/batch-predictions/{job}/cancel": ["predict"],
+  "GET /v1/heads/{head}/batch-predictions/{job}/files": ["predict"],
+  "GET /v1/heads/{head}/batch-predictions/{job}/files/{name}": ["predict"],
   // Corrections come from whoever sees predictions (a predict key in an app); deleting one changes
   // what the next training learns, so it is train's.
   "POST /v1/heads/{head}/feedback": ["predict", "train"],

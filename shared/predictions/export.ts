@@ -7,10 +7,10 @@ import { createWriteStream } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { finished } from "node:stream/promises";
-import { ConflictError, HeadstartError } from "../errors.ts";
+import { HeadstartError } from "../errors.ts";
 import type { ObjectStore } from "../store/types.ts";
-import { requireBatchJob } from "./job.ts";
-import { type BatchSummary, readSummary } from "./output.ts";
+import { finishedBatchJob } from "./files.ts";
+import type { BatchSummary } from "./output.ts";
 
 export interface ExportedPredictions {
   job: string;
@@ -24,13 +24,7 @@ export async function exportPredictions(
   job: string,
   outDir: string,
 ): Promise<ExportedPredictions> {
-  const record = await requireBatchJob(store, job);
-  const summary = await readSummary(store, job);
-  if (!summary) {
-    throw new ConflictError(`batch job ${job} is ${record.status}; only a finished job can be exported`, {
-      field: "job",
-    });
-  }
+  const { summary } = await finishedBatchJob(store, job);
   await mkdir(outDir, { recursive: true });
   const predictions = join(outDir, "predictions.jsonl");
   const errors = join(outDir, "errors.jsonl");

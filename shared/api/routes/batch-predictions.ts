@@ -1,9 +1,9 @@
-import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { NotFoundError } from "../../errors.ts";
 import type { Platform } from "../../platform.ts";
 import type { AppEnv } from "../env.ts";
-import { BatchPredictionJob, errorResponses, jsonBody } from "../responses.ts";
-import { BatchPredictionBody, HeadJobParams, HeadParams } from "../schemas.ts";
+import { BatchPredictionFiles, BatchPredictionJob, errorResponses, jsonBody } from "../responses.ts";
+import { BatchPredictionBody, HeadJobFileParams, HeadJobParams, HeadParams } from "../schemas.ts";
 
 const start = createRoute({
   method: "post",
@@ -55,6 +55,57 @@ const cancel = createRoute({
   },
 });
 
+const files = createRoute({
+  method: "get",
+  path: "/{head}/batch-predictions/{job}/files",
+  operationId: "listBatchPredictionFiles",
+  tags: ["heads"],
+  summary: "A finished batch job's output parts, each with a URL to download it",
+  description:
+    "Every `part-NNNNN.jsonl` (predictions), then every `errors-NNNNN.jsonl` (rows not scored), in part order, " +
+    "with its size and a URL to GET it from: in AWS a presigned S3 URL valid for an hour (`expiresAt`), so the " +
+    "parts come straight from the bucket; locally this server's `files/{name}` route. Only a finished job (its " +
+    "`_summary.json` written) has files, as `headstart export-predictions` exports only such a job.",
+  request: { params: HeadJobParams },
+  responses: {
+    200: jsonBody(BatchPredictionFiles, "The job's counts and its parts"),
+    ...errorResponses({
+      400: true,
+      404: "Unknown job (or a job of another head)",
+      409: "The job has not finished (queued or running), or it failed or was cancelled: it has no files",
+    }),
+  },
+});
+
+const file = createRoute({
+  method: "get",
+  path: "/{head}/batch-predictions/{job}/files/{name}",
+  operationId: "downloadBatchPredictionFile",
+  tags: ["heads"],
+  summary: "One part of a finished batch job, where the store has no download URLs of its own",
+  description:
+    "The URL that `files` answers with locally (a filesystem store): the part's JSON lines as stored. " +
+    "In AWS that answer holds presigned S3 URLs instead.",
+  request: { params: HeadJobFileParams },
+  responses: {
+    200: {
+      description: "The part's JSON lines, one prediction (or one refused row) a line",
+      content: {
+        "application/x-ndjson": {
+          schema: z.string(),
+          example:
+            '{"id":"r0","predictionId":"bp-imdb-sentiment-3f2a9c0d1e4b5a6c7d8e:r0","label":"pos","score":0.93,"scores":{"neg":0.07,"pos":0.93},"version":"v-20261207-0412"}\n',
+        },
+      },
+    },
+    ...errorResponses({
+      400: "Not a part's name (`part-NNNNN.jsonl` or `errors-NNNNN.jsonl`; `field: name`)",
+      404: "Unknown job (or a job of another head), or a part the job does not have",
+      409: "The job has not finished, or it failed or was cancelled: it has no files",
+    }),
+  },
+});
+
 export function batchPredictionRoutes(platform: Platform) {
   const app = new OpenAPIHono<AppEnv>();
   app.openapi(start, async (c) => {
@@ -71,6 +122,22 @@ export function batchPredictionRoutes(platform: Platform) {
     await headJob(platform, head, job);
     return c.json(await platform.cancelBatchPrediction(job), 200);
   });
+  app.openapi(files, async (c) => {
+    const { head, job } = c.req.valid("param");
+    const listing = await platform.batchPredictionFiles(head, job, partUrl(c.req.url));
+    return c.json(listing, 200);
+  });
+  app.openapi(file, async (c) => {
+    const { head, job, name } = c.req.valid("param");
+    const part = await platform.openBatchPredictionFile(head, job, name);
+    const res = c.body(part.body, 200, {
+      "content-type": "application/x-ndjson",
+      "content-length": String(part.bytes),
+      "content-disposition": `attachment; filename="${part.filename}"`,
+    });
+    // @hono/zod-openapi reads `application/x-ndjson` as a JSON type it cannot name (never).
+    return res as never;
+  });
   return app;
 }
 
@@ -79,4 +146,12 @@ async function headJob(platform: Platform, head: string, job: string) {
   const record = await platform.batchPrediction(job);
   if (record.head !== head) throw new NotFoundError(`batch job ${job} of head ${head}`, { field: "job" });
   return record;
+}
+
+/** This server's route for the part named `name`: the listing's own URL, one segment further. */
+function partUrl(listingUrl: string): (name: string) => string {
+  const url = new URL(listingUrl);
+  url.search = "";
+  const base = url.toString().replace(/\/+$/, "");
+  return (name) => `${base}/${name}`;
 }
