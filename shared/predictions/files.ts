@@ -66,14 +66,18 @@ export async function listBatchFiles(
   ttlSeconds = EXPORT_URL_TTL_SECONDS,
 ): Promise<BatchFiles> {
   const { record, summary } = await finishedBatchJob(store, job, head);
+  // One listing for every part's size, not a HEAD each: a large job has many parts.
+  const sizes = new Map((await store.list(keys.predictionsPrefix(job))).map((o) => [o.key, o.size]));
   const files = await Promise.all(
     [...summary.outputs, ...summary.errors].map(async (key): Promise<BatchFile> => {
       const { kind, part, name } = partOf(job, key);
-      const info = await store.head(key);
-      if (!info) throw new HeadstartError("internal", `part ${key} of a committed batch job is missing`);
+      const bytes = sizes.get(key);
+      if (bytes === undefined) {
+        throw new HeadstartError("internal", `part ${key} of a committed batch job is missing`);
+      }
       const filename = `${job}-${name}`;
       const signed = await store.downloadUrl?.(key, { expiresInSeconds: ttlSeconds, filename });
-      const file: BatchFile = { kind, part, key, bytes: info.size, url: signed ?? localUrl(name) };
+      const file: BatchFile = { kind, part, key, bytes, url: signed ?? localUrl(name) };
       if (signed) file.expiresAt = new Date(Date.now() + ttlSeconds * 1000).toISOString();
       return file;
     }),

@@ -94,7 +94,7 @@ const file = createRoute({
         "application/x-ndjson": {
           schema: z.string(),
           example:
-            '{"id":"r0","predictionId":"bp-imdb-sentiment-3f2a9c0d1e4b5a6c7d8e:r0","label":"pos","score":0.93,"scores":{"neg":0.07,"pos":0.93},"version":"v-20261207-0412"}\n',
+            '{"id":"r0","predictionId":"bp-imdb-sentiment-3f2a9c0d1e4b5a6c7d8e:r0","label":"pos","score":0.93,"scores":{"neg":0.07,"pos":0.93},"version":"v20261207-041200-3f2a9c"}\n',
         },
       },
     },
