@@ -154,6 +154,15 @@ describe("OpenAPI document", () => {
     assert.ok(report.totals.errors > 0);
   });
 
+  test("docs/api.md's operation table lists exactly the document's operations", async () => {
+    const text = await readFile(join(ROOT, "docs", "api.md"), "utf8");
+    const listed = [...text.matchAll(/^\| `(\w+)` +\| `([A-Z]+ [^`]+)` +\|$/gm)].map(
+      (m) => `${m[1]} ${m[2]}`,
+    );
+    const served = operations(doc).map(([route, op]) => `${op.operationId} ${route}`);
+    assert.deepEqual(listed.sort(), served.sort());
+  });
+
   test("every operation has a unique camelCase operationId, a summary and a known tag", () => {
     const ops = operations(doc);
     assert.ok(ops.length >= 14, `${ops.length} operations`);
