@@ -20,8 +20,8 @@ import { makeLogger } from "../shared/log.ts";
 import type { Platform } from "../shared/platform.ts";
 import type { ObjectStore } from "../shared/store/types.ts";
 import { cli } from "./helpers/cli.ts";
-import { tinyPlatform } from "./helpers/platform.ts";
-import { type S3Server, s3TinyPlatform, startS3Server } from "./helpers/s3-server.ts";
+import { tinyCliPlatform, tinyPlatform } from "./helpers/platform.ts";
+import { describeOnRadosgw, s3TinyPlatform } from "./helpers/s3-server.ts";
 import { tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
 
 const SHA = "a".repeat(64);
@@ -207,21 +207,9 @@ async function writeTemporary(store: { root: string }): Promise<string> {
   return key;
 }
 
-gcSuite("FsStore", async () => {
-  const ctx = await tinyPlatform();
-  return { ...ctx, env: { HEADSTART_STORE: ctx.store.root } };
-});
-
-describe("gc on S3Store (radosgw)", () => {
-  let s3: S3Server;
-  before(
-    async () => {
-      s3 = await startS3Server();
-    },
-    { timeout: 240_000 },
-  );
-  after(() => s3?.stop());
-  gcSuite("S3Store", () => s3TinyPlatform(s3, "gc"));
+gcSuite("FsStore", tinyCliPlatform);
+describeOnRadosgw("gc on S3Store (radosgw)", (server) => {
+  gcSuite("S3Store", () => s3TinyPlatform(server(), "gc"));
 });
 
 describe("gc leaves work in flight alone (FsStore)", () => {

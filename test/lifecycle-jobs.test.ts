@@ -21,8 +21,8 @@ import type { Platform } from "../shared/platform.ts";
 import { readBatchJob } from "../shared/predictions/job.ts";
 import type { ObjectStore } from "../shared/store/types.ts";
 import { cli } from "./helpers/cli.ts";
-import { tinyPlatform } from "./helpers/platform.ts";
-import { type S3Server, s3TinyPlatform, startS3Server } from "./helpers/s3-server.ts";
+import { tinyCliPlatform, tinyPlatform } from "./helpers/platform.ts";
+import { describeOnRadosgw, s3TinyPlatform } from "./helpers/s3-server.ts";
 import { tinySentimentRows, toJsonlText, writeTinyBackbone } from "./helpers/tiny-backbone.ts";
 
 interface Opened {
@@ -149,21 +149,9 @@ function jobsSuite(name: string, open: () => Promise<Opened>) {
   });
 }
 
-jobsSuite("FsStore", async () => {
-  const ctx = await tinyPlatform();
-  return { ...ctx, env: { HEADSTART_STORE: ctx.store.root } };
-});
-
-describe("on S3Store (radosgw)", () => {
-  let s3: S3Server;
-  before(
-    async () => {
-      s3 = await startS3Server();
-    },
-    { timeout: 240_000 },
-  );
-  after(() => s3?.stop());
-  jobsSuite("S3Store", () => s3TinyPlatform(s3, "jobs"));
+jobsSuite("FsStore", tinyCliPlatform);
+describeOnRadosgw("on S3Store (radosgw)", (server) => {
+  jobsSuite("S3Store", () => s3TinyPlatform(server(), "jobs"));
 });
 
 describe("dataset names starting bp-input- are the platform's own", () => {

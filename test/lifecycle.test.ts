@@ -5,8 +5,6 @@
  * (`ls … --json`, `rm …`, exit 2 when refused) and the HTTP routes (GET lists, DELETE, 409, force).
  */
 import assert from "node:assert/strict";
-import { rm } from "node:fs/promises";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createApp } from "../shared/api/app.ts";
 import { updateJob } from "../shared/embed/job.ts";
@@ -25,9 +23,9 @@ import { makeLogger } from "../shared/log.ts";
 import type { Platform } from "../shared/platform.ts";
 import type { ObjectStore } from "../shared/store/types.ts";
 import { cli } from "./helpers/cli.ts";
-import { tempDir, tinyPlatform } from "./helpers/platform.ts";
-import { type S3Server, s3Env, s3TestPlatform, startS3Server } from "./helpers/s3-server.ts";
-import { tinySentimentRows, toJsonlText, writeTinyBackbone } from "./helpers/tiny-backbone.ts";
+import { tinyCliPlatform, tinyPlatform } from "./helpers/platform.ts";
+import { describeOnRadosgw, s3TinyPlatform } from "./helpers/s3-server.ts";
+import { tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
 
 const SHA = "a".repeat(64);
 const read = (res: Response): Promise<ReturnType<typeof JSON.parse>> => res.json();
@@ -312,28 +310,9 @@ function contractSuite(name: string, open: () => Promise<Opened & { env: Record<
 }
 
 lifecycleSuite("FsStore", () => tinyPlatform());
-contractSuite("FsStore", async () => {
-  const ctx = await tinyPlatform();
-  return { ...ctx, env: { HEADSTART_STORE: ctx.store.root } };
-});
-
-describe("lifecycle on S3Store (radosgw)", () => {
-  let s3: S3Server;
-  before(
-    async () => {
-      s3 = await startS3Server();
-    },
-    { timeout: 240_000 },
-  );
-  after(() => s3?.stop());
-  const openS3 = async () => {
-    const dir = await tempDir();
-    const ctx = await s3TestPlatform(s3, { dir, prefix: "customer-a", defaultBackbone: "tiny-text" });
-    await writeTinyBackbone(join(dir, "backbone"));
-    await ctx.platform.addBackbone(join(dir, "backbone"));
-    const env = s3Env(s3, ctx.store.url.replace(/^s3:\/\//, "").split("/")[0], "customer-a");
-    return { ...ctx, env, cleanup: () => rm(dir, { recursive: true, force: true }) };
-  };
+contractSuite("FsStore", tinyCliPlatform);
+describeOnRadosgw("lifecycle on S3Store (radosgw)", (server) => {
+  const openS3 = () => s3TinyPlatform(server(), "customer-a");
   lifecycleSuite("S3Store", openS3);
   contractSuite("S3Store", openS3);
 });

@@ -23,3 +23,9 @@ export async function tinyPlatform(opts: PlatformOptions = {}) {
   await platform.addBackbone(join(dir, "backbone"));
   return { dir, store, config, platform, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
+
+/** `tinyPlatform` with the environment a `headstart` child process needs to reach the same store. */
+export async function tinyCliPlatform(opts: PlatformOptions = {}) {
+  const ctx = await tinyPlatform(opts);
+  return { ...ctx, env: { HEADSTART_STORE: ctx.store.root } };
+}

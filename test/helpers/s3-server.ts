@@ -19,6 +19,7 @@ import type { AddressInfo } from "node:net";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after, before, describe } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import {
@@ -314,4 +315,25 @@ export async function s3TinyPlatform(s3: S3Server, prefix: string) {
   await ctx.platform.addBackbone(join(dir, "backbone"));
   const env = s3Env(s3, ctx.store.bucket, prefix);
   return { ...ctx, dir, env, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * A `describe` block sharing one radosgw (started once, ~15 s) among the suites `body` declares;
+ * `server()` is that server once the block's tests run.
+ */
+export function describeOnRadosgw(title: string, body: (server: () => S3Server) => void): void {
+  describe(title, () => {
+    let s3: S3Server | undefined;
+    before(
+      async () => {
+        s3 = await startS3Server();
+      },
+      { timeout: 240_000 },
+    );
+    after(() => s3?.stop());
+    body(() => {
+      if (!s3) throw new Error("radosgw is not started yet");
+      return s3;
+    });
+  });
 }
