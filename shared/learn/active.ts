@@ -1,0 +1,204 @@
+/**
+ * Active learning's numerics: which unlabelled rows a person should label next. Uncertainty from a
+ * head's calibrated probabilities (margin, entropy), diversity by k-center greedy over unit rows
+ * (the coreset of Sener & Savarese, 2018), and the hybrid that keeps the most uncertain rows and
+ * picks a spread-out batch among them. Pure and allocation-free per row: the callers hand in
+ * row-major Float32Array/Float64Array matrices.
+ */
+import { ValidationError } from "../errors.ts";
+
+/** Probabilities per row: rows of a softmax (`exclusive`) or independent per-label ones. */
+export interface Probabilities {
+  probs: ArrayLike<number>;
+  n: number;
+  k: number;
+  /** true: each row sums to 1 (multiclass); false: each column is its own yes/no (multilabel). */
+  exclusive: boolean;
+}
+
+/**
+ * 1 − (p₁ − p₂) per row: 1 on the decision boundary, 0 when one class holds all the mass. For
+ * independent labels, the least decided label counts: 1 − min_c |2p_c − 1|.
+ */
+export function marginUncertainty({ probs, n, k, exclusive }: Probabilities): Float64Array {
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const base = i * k;
+    if (!exclusive || k === 1) {
+      let least = 1;
+      for (let c = 0; c < k; c++) least = Math.min(least, Math.abs(2 * probs[base + c] - 1));
+      out[i] = 1 - least;
+      continue;
+    }
+    let first = Number.NEGATIVE_INFINITY;
+    let second = Number.NEGATIVE_INFINITY;
+    for (let c = 0; c < k; c++) {
+      const p = probs[base + c];
+      if (p > first) {
+        second = first;
+        first = p;
+      } else if (p > second) second = p;
+    }
+    out[i] = 1 - (first - second);
+  }
+  return out;
+}
+
+/**
+ * Entropy per row divided by its largest possible value, so 1 is "no idea" whatever the number of
+ * classes: −Σ p log p / log k for a softmax; for independent labels, the mean binary entropy (in
+ * bits, already in [0, 1]).
+ */
+export function entropyUncertainty({ probs, n, k, exclusive }: Probabilities): Float64Array {
+  const out = new Float64Array(n);
+  const binary = !exclusive || k === 1;
+  const scale = binary ? 1 / (k * Math.LN2) : 1 / Math.log(k);
+  for (let i = 0; i < n; i++) {
+    const base = i * k;
+    let h = 0;
+    for (let c = 0; c < k; c++) {
+      const p = probs[base + c];
+      if (p > 0) h -= p * Math.log(p);
+      if (binary && p < 1) h -= (1 - p) * Math.log(1 - p);
+    }
+    out[i] = h * scale;
+  }
+  return out;
+}
+
+/** `n` rows of `dim` scaled to unit length (a zero row stays zero), into a new matrix. */
+export function unitRows(vectors: Float32Array, n: number, dim: number): Float32Array {
+  const out = new Float32Array(n * dim);
+  for (let i = 0; i < n; i++) {
+    const base = i * dim;
+    let sq = 0;
+    for (let j = 0; j < dim; j++) sq += vectors[base + j] * vectors[base + j];
+    const inv = sq > 0 ? 1 / Math.sqrt(sq) : 0;
+    for (let j = 0; j < dim; j++) out[base + j] = vectors[base + j] * inv;
+  }
+  return out;
+}
+
+export interface KCenterInput {
+  /** Candidate rows, row-major, `dim` wide (unit length for distances in [0, 2]). */
+  candidates: Float32Array;
+  /** Rows already covered (the labelled ones), row-major, `dim` wide; may be empty. */
+  covered: Float32Array;
+  dim: number;
+  /** How many to pick (at most the number of candidates). */
+  k: number;
+  /** Only these candidate indices may be picked (all when absent). */
+  among?: ArrayLike<number>;
+  /** With nothing covered, the first pick: this candidate (default: the one nearest the mean). */
+  first?: number;
+}
+
+export interface KCenterPick {
+  /** Candidate index. */
+  index: number;
+  /** L2 distance to the nearest covered or earlier-picked row when picked; 2 for a first seed. */
+  distance: number;
+}
+
+/** The largest L2 distance between two unit vectors: a seed's distance to nothing. */
+export const SEED_DISTANCE = 2;
+
+/**
+ * k-center greedy: each pick is the candidate farthest from everything covered so far (the
+ * labelled rows and the earlier picks), so a batch spreads over the space and never holds two
+ * near-duplicates while anything far is left. O((covered + k) · candidates · dim).
+ */
+export function kCenterGreedy(input: KCenterInput): KCenterPick[] {
+  const { candidates, covered, dim } = input;
+  const pool = input.among ? Int32Array.from(input.among) : poolOfAll(candidates.length / dim);
+  const k = Math.min(input.k, pool.length);
+  const nearest = new Float64Array(pool.length).fill(Number.POSITIVE_INFINITY);
+  const taken = new Uint8Array(pool.length);
+  for (let r = 0; r < covered.length / dim; r++) lowerTo(nearest, pool, candidates, covered, r * dim, dim);
+  const picks: KCenterPick[] = [];
+  for (let p = 0; p < k; p++) {
+    let at = -1;
+    if (p === 0 && covered.length === 0) {
+      at = input.first !== undefined ? pool.indexOf(input.first) : nearestToMean(pool, candidates, dim);
+      if (at < 0) throw new ValidationError(`first pick ${input.first} is not a candidate`);
+    } else {
+      for (let i = 0; i < pool.length; i++) {
+        if (!taken[i] && (at < 0 || nearest[i] > nearest[at])) at = i;
+      }
+    }
+    taken[at] = 1;
+    const distance = Number.isFinite(nearest[at]) ? Math.sqrt(nearest[at]) : SEED_DISTANCE;
+    picks.push({ index: pool[at], distance });
+    lowerTo(nearest, pool, candidates, candidates, pool[at] * dim, dim);
+  }
+  return picks;
+}
+
+function poolOfAll(n: number): Int32Array {
+  const pool = new Int32Array(n);
+  for (let i = 0; i < n; i++) pool[i] = i;
+  return pool;
+}
+
+/** nearest[i] = min(nearest[i], ‖candidate_pool[i] − from[offset…]‖²). */
+function lowerTo(
+  nearest: Float64Array,
+  pool: Int32Array,
+  candidates: Float32Array,
+  from: Float32Array,
+  offset: number,
+  dim: number,
+): void {
+  for (let i = 0; i < pool.length; i++) {
+    const base = pool[i] * dim;
+    let d = 0;
+    for (let j = 0; j < dim; j++) {
+      const diff = candidates[base + j] - from[offset + j];
+      d += diff * diff;
+    }
+    if (d < nearest[i]) nearest[i] = d;
+  }
+}
+
+/** The pool position of the candidate nearest the pool's mean: a typical row to seed with. */
+function nearestToMean(pool: Int32Array, candidates: Float32Array, dim: number): number {
+  const mean = new Float64Array(dim);
+  for (let i = 0; i < pool.length; i++) {
+    for (let j = 0; j < dim; j++) mean[j] += candidates[pool[i] * dim + j] / pool.length;
+  }
+  let best = 0;
+  let bestD = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < pool.length; i++) {
+    let d = 0;
+    for (let j = 0; j < dim; j++) d += (candidates[pool[i] * dim + j] - mean[j]) ** 2;
+    if (d < bestD) {
+      bestD = d;
+      best = i;
+    }
+  }
+  return best;
+}
+
+/** Indices of the `m` largest scores, largest first (ties: lower index first). */
+export function topIndices(scores: ArrayLike<number>, m: number): number[] {
+  const order = Array.from({ length: scores.length }, (_, i) => i);
+  order.sort((a, b) => scores[b] - scores[a] || a - b);
+  return order.slice(0, Math.max(0, Math.min(m, order.length)));
+}
+
+/** How many of the most uncertain rows the hybrid keeps before spreading: HYBRID_POOL × k. */
+export const HYBRID_POOL = 4;
+
+/**
+ * The hybrid batch: the HYBRID_POOL·k most uncertain candidates, then k-center greedy among them
+ * (distances to the covered rows and the earlier picks). With nothing covered, the most uncertain
+ * row seeds it. Each pick comes with its uncertainty and its distance.
+ */
+export function hybridPicks(
+  uncertainty: Float64Array,
+  input: Omit<KCenterInput, "among" | "first">,
+): Array<KCenterPick & { uncertainty: number }> {
+  const among = topIndices(uncertainty, HYBRID_POOL * input.k);
+  const picks = kCenterGreedy({ ...input, among, first: among[0] });
+  return picks.map((p) => ({ ...p, uncertainty: uncertainty[p.index] }));
+}

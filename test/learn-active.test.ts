@@ -1,0 +1,129 @@
+/** The active-learning scorers of shared/learn/active.ts on small hand-made matrices. */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import {
+  entropyUncertainty,
+  HYBRID_POOL,
+  hybridPicks,
+  kCenterGreedy,
+  marginUncertainty,
+  SEED_DISTANCE,
+  topIndices,
+  unitRows,
+} from "../shared/learn/active.ts";
+import { mulberry32 } from "../shared/learn/split.ts";
+
+const close = (a: number, b: number, eps = 1e-9) => assert.ok(Math.abs(a - b) < eps, `${a} ≉ ${b}`);
+
+/** Three tight clusters of `per` unit-ish points in 3-D around the axes, row-major. */
+function clusters(per: number, seed = 7): Float32Array {
+  const rand = mulberry32(seed);
+  const out = new Float32Array(3 * per * 3);
+  for (let c = 0; c < 3; c++) {
+    for (let i = 0; i < per; i++) {
+      const row = (c * per + i) * 3;
+      for (let j = 0; j < 3; j++) out[row + j] = (j === c ? 1 : 0) + (rand() - 0.5) * 0.02;
+    }
+  }
+  return unitRows(out, 3 * per, 3);
+}
+
+describe("uncertainty", () => {
+  test("margin: the row nearest the decision boundary scores highest", () => {
+    const probs = Float64Array.from([0.99, 0.01, 0.51, 0.49, 0.7, 0.3, 0.5, 0.5]);
+    const u = marginUncertainty({ probs, n: 4, k: 2, exclusive: true });
+    close(u[0], 0.02);
+    close(u[1], 0.98);
+    close(u[3], 1);
+    assert.deepEqual(topIndices(u, 4), [3, 1, 2, 0]);
+  });
+
+  test("margin over three classes looks at the top two only", () => {
+    // Row 0: top two tied (0.45, 0.45); row 1: one clear winner (0.8).
+    const probs = Float64Array.from([0.45, 0.1, 0.45, 0.1, 0.8, 0.1]);
+    const u = marginUncertainty({ probs, n: 2, k: 3, exclusive: true });
+    close(u[0], 1);
+    close(u[1], 0.3);
+  });
+
+  test("margin for independent labels: the least decided label counts", () => {
+    const probs = Float64Array.from([0.99, 0.02, 0.99, 0.55]);
+    const u = marginUncertainty({ probs, n: 2, k: 2, exclusive: false });
+    close(u[0], 1 - 0.96);
+    close(u[1], 1 - 0.1);
+  });
+
+  test("entropy is 1 for a uniform row and 0 for a certain one, whatever k", () => {
+    const probs = Float64Array.from([1 / 3, 1 / 3, 1 / 3, 1, 0, 0, 0.6, 0.2, 0.2]);
+    const u = entropyUncertainty({ probs, n: 3, k: 3, exclusive: true });
+    close(u[0], 1);
+    close(u[1], 0);
+    assert.ok(u[2] > 0 && u[2] < 1);
+    const labels = entropyUncertainty({ probs: [0.5, 0.5, 1, 0], n: 2, k: 2, exclusive: false });
+    close(labels[0], 1);
+    close(labels[1], 0);
+  });
+});
+
+describe("k-center greedy", () => {
+  test("cold start spreads one pick to each cluster, never two near-duplicates", () => {
+    const per = 10;
+    const candidates = clusters(per);
+    const picks = kCenterGreedy({ candidates, covered: new Float32Array(0), dim: 3, k: 3 });
+    assert.equal(picks[0].distance, SEED_DISTANCE);
+    const clustersHit = new Set(picks.map((p) => Math.floor(p.index / per)));
+    assert.equal(clustersHit.size, 3, `picks ${picks.map((p) => p.index)} cover every cluster`);
+    for (const p of picks.slice(1)) assert.ok(p.distance > 1, `pick ${p.index} is far (${p.distance})`);
+    // A 4th pick can only go back into a cluster: it is near something already picked.
+    const four = kCenterGreedy({ candidates, covered: new Float32Array(0), dim: 3, k: 4 });
+    assert.ok(four[3].distance < 0.1);
+  });
+
+  test("covered rows repel: with clusters 0 and 1 labelled, the first pick is in cluster 2", () => {
+    const per = 5;
+    const candidates = clusters(per);
+    const covered = Float32Array.from([1, 0, 0, 0, 1, 0]);
+    const picks = kCenterGreedy({ candidates, covered, dim: 3, k: 1 });
+    assert.equal(Math.floor(picks[0].index / per), 2);
+    close(picks[0].distance, Math.SQRT2, 0.05);
+  });
+
+  test("`among` restricts the picks; k beyond the pool picks the whole pool once", () => {
+    const candidates = clusters(4);
+    const picks = kCenterGreedy({
+      candidates,
+      covered: new Float32Array(0),
+      dim: 3,
+      k: 10,
+      among: [1, 5, 9],
+    });
+    assert.deepEqual(
+      picks.map((p) => p.index).sort((a, b) => a - b),
+      [1, 5, 9],
+    );
+  });
+});
+
+describe("hybrid", () => {
+  test("keeps the most uncertain rows and spreads among them: no near-duplicates in the batch", () => {
+    const per = 10;
+    const candidates = clusters(per);
+    // Cluster 0 is all uncertain (it would fill a pure margin batch); clusters 1 and 2 hold one
+    // uncertain row each; the rest is certain.
+    const uncertainty = new Float64Array(3 * per).fill(0.05);
+    for (let i = 0; i < per; i++) uncertainty[i] = 0.95 - i * 0.001;
+    uncertainty[per + 3] = 0.8;
+    uncertainty[2 * per + 6] = 0.7;
+    const k = 3;
+    assert.ok(HYBRID_POOL * k >= per + 2, "the pool reaches the other clusters' uncertain rows");
+    const picks = hybridPicks(uncertainty, { candidates, covered: new Float32Array(0), dim: 3, k });
+    assert.equal(picks[0].index, 0, "the most uncertain row seeds the batch");
+    assert.deepEqual(
+      picks.map((p) => p.index).sort((a, b) => a - b),
+      [0, per + 3, 2 * per + 6],
+    );
+    close(picks[1].uncertainty, uncertainty[picks[1].index]);
+    // Pure margin would have taken three near-duplicates of cluster 0.
+    assert.deepEqual(topIndices(uncertainty, k), [0, 1, 2]);
+  });
+});
