@@ -25,7 +25,13 @@ import { type EmbedJob, readJob } from "./embed/job.ts";
 import { embedJobId, planEmbedJob } from "./embed/plan.ts";
 import type { EmbedProgress, RunShardsResult } from "./embed/run.ts";
 import { NotFoundError, ValidationError } from "./errors.ts";
-import { batchJobEvent, embedJobEvent, headPromotedEvent, headTrainedEvent } from "./events/builders.ts";
+import {
+  batchJobEvent,
+  driftDetectedEvent,
+  embedJobEvent,
+  headPromotedEvent,
+  headTrainedEvent,
+} from "./events/builders.ts";
 import { Notifier, type NotifierOptions } from "./events/notifier.ts";
 import type { StoredExport } from "./heads/export-store.ts";
 import type { PredictInput, Prediction } from "./heads/predict.ts";
@@ -649,6 +655,20 @@ export class Platform {
     const moved = await rollbackAlias(this.store, head, alias);
     await this.notifyAliasMoved(head, alias, moved.to);
     return moved;
+  }
+
+  /**
+   * A drift check (quality/drift.ts): `reference` a dataset or a head, `current` a dataset or
+   * `capture:<head>`. One about a head that finds drift emits `drift.detected`.
+   */
+  async checkDrift(req: import("./quality/drift.ts").DriftRequest) {
+    const { checkDrift } = await import("./quality/drift.ts");
+    const result = await checkDrift(this.store, this.config, req, (ref, field) =>
+      this.backboneParts(ref, field),
+    );
+    const checkedAt = new Date().toISOString();
+    await this.notifier.emitFrom(() => driftDetectedEvent(result, checkedAt));
+    return { ...result, checkedAt };
   }
 
   /** `head.promoted` for the alias's last move to `version`, as its history records it. */

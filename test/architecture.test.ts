@@ -68,9 +68,17 @@ const CONFINED: Array<{ folder: string; may: string[]; packages: string[]; why: 
  * head type is one module plus one registry line.
  */
 const LEARN_PUBLIC = new Set(
-  ["estimator", "registry", "task", "budget", "calibration", "metrics", "task-metrics", "split"].map(
-    (m) => `shared/learn/${m}.ts`,
-  ),
+  [
+    "estimator",
+    "registry",
+    "task",
+    "budget",
+    "calibration",
+    "metrics",
+    "task-metrics",
+    "split",
+    "mmd",
+  ].map((m) => `shared/learn/${m}.ts`),
 );
 
 /**

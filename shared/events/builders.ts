@@ -97,3 +97,40 @@ export function batchJobEvent(job: EndedBatch): WebhookEvent | undefined {
     return makeEvent("batch.failed", identity, { ...base, error: job.error ?? "no reason recorded" });
   return undefined;
 }
+
+/** The fields of `quality/drift.ts`'s `DriftResult` an event carries. */
+export interface DriftFinding {
+  drift: boolean;
+  score: number;
+  pValue: number;
+  method: string;
+  alpha: number;
+  n: { reference: number; current: number };
+  reference: { kind: string; name: string };
+  current: { kind: string; name: string };
+  labelShift?: { distance: number };
+  head?: { head: string; version: string };
+}
+
+/**
+ * `drift.detected` for a check about a head (its reference, or its captures) that found drift;
+ * undefined otherwise. Each check is its own occurrence: `checkedAt` is part of its identity.
+ */
+export function driftDetectedEvent(r: DriftFinding, checkedAt: string): WebhookEvent | undefined {
+  const head = r.head ?? (r.current.kind === "capture" ? { head: r.current.name } : undefined);
+  if (!r.drift || !head) return undefined;
+  const side = (s: { kind: string; name: string }) => `${s.kind}:${s.name}`;
+  return makeEvent("drift.detected", [head.head, side(r.reference), side(r.current), checkedAt], {
+    head: head.head,
+    ...("version" in head ? { version: head.version } : {}),
+    reference: side(r.reference),
+    current: side(r.current),
+    method: r.method,
+    score: r.score,
+    pValue: r.pValue,
+    alpha: r.alpha,
+    n: r.n,
+    ...(r.labelShift ? { labelShiftDistance: r.labelShift.distance } : {}),
+    checkedAt,
+  });
+}

@@ -17,6 +17,7 @@ export const EVENT_TYPES = [
   "head.promoted",
   "batch.succeeded",
   "batch.failed",
+  "drift.detected",
 ] as const;
 export const EventType = z.enum(EVENT_TYPES);
 export type EventType = z.infer<typeof EventType>;
@@ -55,6 +56,22 @@ export const EventData = {
   /** Batch predictions (issue 15, part 1) emit these; the job record's id, head and counts. */
   "batch.succeeded": z.looseObject({ job: z.string(), head: z.string() }),
   "batch.failed": z.looseObject({ job: z.string(), head: z.string(), error: z.string() }),
+  /** A drift check (`quality/drift.ts`) about a head found its current data unlike the reference. */
+  "drift.detected": z.object({
+    head: z.string(),
+    /** The head version that was the reference; absent when the reference was a dataset. */
+    version: z.string().optional(),
+    reference: z.string(),
+    current: z.string(),
+    method: z.string(),
+    score: z.number(),
+    pValue: z.number(),
+    alpha: z.number(),
+    n: z.object({ reference: z.number().int(), current: z.number().int() }),
+    /** Total variation distance of the head's predicted-label shares (multiclass heads). */
+    labelShiftDistance: z.number().optional(),
+    checkedAt: z.string(),
+  }),
 } as const satisfies Record<EventType, z.ZodType>;
 
 export type EventDataOf<T extends EventType> = z.infer<(typeof EventData)[T]>;

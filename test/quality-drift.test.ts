@@ -1,0 +1,134 @@
+/**
+ * Drift checks over the cache (shared/quality/drift.ts) on a real FsStore with the tiny ONNX
+ * backbone: datasets against datasets, a head against its captured inputs, the label shift, the
+ * `drift.detected` event at a real webhook receiver, and the refusals.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { WebhookRegistry } from "../shared/events/registrations.ts";
+import { tinyPlatform } from "./helpers/platform.ts";
+import { NEUTRAL, tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
+import { Receiver } from "./helpers/webhook-receiver.ts";
+
+/** `n` texts of neutral words only: items of "another task" for the sentiment head. */
+function neutralRows(n: number, prefix: string) {
+  return Array.from({ length: n }, (_, i) => ({
+    id: `${prefix}${i}`,
+    text: `${NEUTRAL[i % NEUTRAL.length]} ${NEUTRAL[(i * 3 + 1) % NEUTRAL.length]} ${NEUTRAL[(i * 7 + 2) % NEUTRAL.length]} #${i}`,
+  }));
+}
+
+describe("drift", () => {
+  let ctx: Awaited<ReturnType<typeof tinyPlatform>>;
+  let receiver: Receiver;
+  // The same generator with other seeds: the same distribution; then 30% of another kind of text.
+  const same = tinySentimentRows(120, { seed: 11 }).map((r) => ({ ...r, id: `s${r.id}` }));
+  const mixed = [...tinySentimentRows(84, { seed: 12 }), ...neutralRows(36, "n")];
+
+  before(async () => {
+    ctx = await tinyPlatform();
+    const { platform } = ctx;
+    receiver = await new Receiver().start();
+    receiver.secret = (await new WebhookRegistry(ctx.store).add(receiver.url, ["drift.detected"])).secret;
+    await platform.putManifest("films", "jsonl", toJsonlText(tinySentimentRows(200, { seed: 1 })));
+    await platform.putManifest("same", "jsonl", toJsonlText(same));
+    await platform.putManifest("mixed", "jsonl", toJsonlText(mixed));
+    for (const d of ["films", "same", "mixed"]) await platform.embed(d);
+    await platform.train({ dataset: "films", head: "mood", type: "logreg", capture: "all" });
+  });
+  after(async () => {
+    await receiver.stop();
+    await ctx.cleanup();
+  });
+
+  test("a sample of the same distribution is no drift; p-values lie in (0, 1]", async () => {
+    const r = await ctx.platform.checkDrift({ reference: "films", current: "same", permutations: 100 });
+    assert.equal(r.drift, false, `p = ${r.pValue}`);
+    assert.ok(r.pValue > 0.05 && r.pValue <= 1);
+    assert.equal(r.method, "mmd-rbf-permutation");
+    assert.deepEqual(r.n, { reference: 200, current: 120 });
+    assert.equal(r.backbone, "tiny-text");
+    assert.equal(r.labelShift, undefined, "no head, no label shift");
+    assert.deepEqual(r.reference, { kind: "dataset", name: "films", version: r.reference.version });
+  });
+
+  test("a 30% mix-in of other texts is drift, deterministic for a seed", async () => {
+    const a = await ctx.platform.checkDrift({
+      reference: "films",
+      current: "mixed",
+      permutations: 100,
+      seed: 4,
+    });
+    const b = await ctx.platform.checkDrift({
+      reference: "films",
+      current: "mixed",
+      permutations: 100,
+      seed: 4,
+    });
+    assert.equal(a.drift, true, `p = ${a.pValue}`);
+    assert.ok(a.pValue < 0.05 && a.pValue > 0);
+    assert.ok(a.score > 0);
+    const { checkedAt: _a, ...ra } = a;
+    const { checkedAt: _b, ...rb } = b;
+    assert.deepEqual(ra, rb);
+    const subsampled = await ctx.platform.checkDrift({ reference: "films", current: "mixed", maxItems: 50 });
+    assert.deepEqual(subsampled.used, { reference: 50, current: 50 });
+    assert.deepEqual(subsampled.n, { reference: 200, current: 120 });
+  });
+
+  test("a head against its captured inputs: drift, the predicted-label shift, and a drift.detected event", async () => {
+    const { platform } = ctx;
+    // Production sends mostly positive reviews: the predicted mix moves from 50/50 towards pos.
+    const texts = tinySentimentRows(120, { seed: 21 })
+      .filter((r) => r.label === "pos")
+      .map((r) => r.text);
+    await platform.predict("mood", { inputs: texts });
+    await platform.captureIdle();
+    const r = await platform.checkDrift({ reference: "mood", current: "capture:mood", permutations: 100 });
+    assert.equal(r.drift, true, `p = ${r.pValue}`);
+    assert.deepEqual(r.n, { reference: 200, current: 60 });
+    assert.equal(r.reference.kind, "head");
+    assert.equal(r.current.kind, "capture");
+    const shift = r.labelShift!;
+    assert.ok(Math.abs(shift.reference.pos - 0.5) < 0.1, `reference pos share ${shift.reference.pos}`);
+    assert.ok(shift.current.pos > 0.9, `current pos share ${shift.current.pos}`);
+    assert.ok(shift.distance > 0.35 && shift.distance <= 1);
+    await platform.notifier.idle();
+    const events = [...receiver.events.values()].map((e) => e.event);
+    const drift = events.find((e) => e.type === "drift.detected");
+    assert.ok(drift, `events: ${events.map((e) => e.type)}`);
+    assert.equal(drift.data.head, "mood");
+    assert.equal(drift.data.version, r.head!.version);
+    assert.equal(drift.data.current, "capture:mood");
+    assert.equal(drift.data.pValue, r.pValue);
+    assert.equal(drift.data.labelShiftDistance, shift.distance);
+  });
+
+  test("no event for a check without drift or without a head", async () => {
+    const before = receiver.events.size;
+    await ctx.platform.checkDrift({ reference: "films", current: "mixed", permutations: 20 });
+    await ctx.platform.checkDrift({ reference: "mood", current: "same", permutations: 50 });
+    await ctx.platform.notifier.idle();
+    assert.equal(receiver.events.size, before);
+  });
+
+  test("refuses what cannot be compared, naming the field", async () => {
+    const { platform } = ctx;
+    await assert.rejects(platform.checkDrift({ reference: "capture:mood", current: "same" }), {
+      field: "reference",
+    });
+    await assert.rejects(platform.checkDrift({ reference: "films", current: "head:mood" }), {
+      field: "current",
+    });
+    await assert.rejects(platform.checkDrift({ reference: "films", current: "capture:films" }), {
+      field: "current",
+    });
+    await assert.rejects(platform.checkDrift({ reference: "nope", current: "same" }), /nope/);
+    await assert.rejects(platform.checkDrift({ reference: "mood", current: "same", backbone: "other" }), {
+      field: "backbone",
+    });
+    await assert.rejects(platform.checkDrift({ reference: "films", current: "same", alpha: 2 }), {
+      field: "alpha",
+    });
+  });
+});
