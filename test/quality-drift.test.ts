@@ -5,7 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { createApp } from "../shared/api/app.ts";
 import { WebhookRegistry } from "../shared/events/registrations.ts";
+import { makeLogger } from "../shared/log.ts";
+import { cli } from "./helpers/cli.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
 import { NEUTRAL, tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
 import { Receiver } from "./helpers/webhook-receiver.ts";
@@ -110,6 +113,54 @@ describe("drift", () => {
     await ctx.platform.checkDrift({ reference: "mood", current: "same", permutations: 50 });
     await ctx.platform.notifier.idle();
     assert.equal(receiver.events.size, before);
+  });
+
+  test("headstart drift --json prints the check; a bad --alpha exits 2 naming it", async () => {
+    const env = { HEADSTART_STORE: ctx.store.root };
+    const args = ["drift", "--reference", "mood", "--current", "mixed", "--permutations", "50", "--json"];
+    const out = await cli(args, env);
+    assert.equal(out.code, 0, out.stderr);
+    const r = JSON.parse(out.stdout);
+    assert.equal(r.drift, true);
+    assert.equal(r.method, "mmd-rbf-permutation");
+    assert.deepEqual(r.n, { reference: 200, current: 120 });
+    assert.ok(r.pValue > 0 && r.pValue < 0.05);
+    assert.equal(typeof r.score, "number");
+    assert.ok(r.labelShift.distance >= 0, "a head as the reference: the predicted-label shift");
+    const human = await cli(
+      ["drift", "--reference", "dataset:films", "--current", "same", "--backbone", "tiny-text"],
+      env,
+    );
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, /^no drift: p = /);
+    const bad = await cli(["drift", "--reference", "films", "--current", "same", "--alpha", "5"], env);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--alpha must be in \(0, 1\)/);
+  });
+
+  test("POST /v1/drift answers the check; bad bodies are 400 naming the field, an unknown head 404", async () => {
+    const app = createApp(ctx.platform, makeLogger("test", "silent"));
+    const send = (body: unknown) => ({
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    const res = await app.request(
+      "/v1/drift",
+      send({ reference: "films", current: "mixed", permutations: 50 }),
+    );
+    assert.equal(res.status, 200);
+    const r = (await res.json()) as { drift: boolean; n: unknown; reference: { kind: string } };
+    assert.equal(r.drift, true);
+    assert.deepEqual(r.n, { reference: 200, current: 120 });
+    assert.equal(r.reference.kind, "dataset");
+    const extra = await app.request("/v1/drift", send({ reference: "films", current: "same", window: 3 }));
+    assert.equal(extra.status, 400);
+    const alpha = await app.request("/v1/drift", send({ reference: "films", current: "same", alpha: 1 }));
+    assert.equal(alpha.status, 400);
+    assert.equal(((await alpha.json()) as { error: { field: string } }).error.field, "alpha");
+    const gone = await app.request("/v1/drift", send({ reference: "head:nobody", current: "same" }));
+    assert.equal(gone.status, 404);
   });
 
   test("refuses what cannot be compared, naming the field", async () => {

@@ -9,6 +9,7 @@ import { registerBackbone } from "./commands/backbone.ts";
 import { registerBatchPredict } from "./commands/batch-predict.ts";
 import { registerDemo } from "./commands/demo.ts";
 import { registerDoctor } from "./commands/doctor.ts";
+import { registerDrift } from "./commands/drift.ts";
 import { registerEmbed } from "./commands/embed.ts";
 import { registerExport } from "./commands/export.ts";
 import { registerExportHead } from "./commands/export-head.ts";
@@ -44,6 +45,7 @@ const COMMANDS = [
   registerRollback,
   registerExportHead,
   registerReport,
+  registerDrift,
   registerImportEmbeddings,
   registerExport,
   registerLs,

@@ -27,6 +27,7 @@ import { headRoutes } from "./routes/heads.ts";
 import { jobRoutes } from "./routes/jobs.ts";
 import { keyRoutes } from "./routes/keys.ts";
 import { lifecycleRoutes } from "./routes/lifecycle.ts";
+import { qualityRoutes } from "./routes/quality.ts";
 import { webhookRoutes } from "./routes/webhooks.ts";
 
 export const MAX_JSON_BYTES = 8 * 1024 * 1024;
@@ -86,6 +87,7 @@ export function createApp(platform: Platform, log: Logger, opts: AppOptions = {}
   app.route("/v1/jobs", jobRoutes(platform));
   app.route("/v1/doctor", doctorRoutes(platform));
   app.route("/v1", lifecycleRoutes(platform));
+  app.route("/v1", qualityRoutes(platform));
   app.route(
     "/v1/keys",
     keyRoutes(keyStore, () => ring.invalidate()),

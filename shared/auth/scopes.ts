@@ -51,6 +51,9 @@ export const ROUTE_SCOPES: Readonly<Record<string, RouteAccess>> = {
   "POST /v1/datasets/{dataset}/embeddings": ["ingest"],
   "GET /v1/datasets/{dataset}": ["ingest", "train"],
   "GET /v1/jobs/{job}": ["ingest", "train"],
+  // A drift check reads a head's training data and captured inputs (not only its predictions), and
+  // changes nothing but a possible drift.detected event: train's, like judging labels.
+  "POST /v1/drift": ["train"],
 
   // Lists read what the matching single-item reads do. Deletes are admin's: they cannot be undone
   // and reach across what other scopes own (ingest's datasets, train's heads), and `force` goes

@@ -1,0 +1,123 @@
+/**
+ * Data-quality tools over the cached embeddings of datasets and heads (`shared/quality/`).
+ */
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Platform } from "../../platform.ts";
+import type { AppEnv } from "../env.ts";
+import { errorResponses, jsonBody } from "../responses.ts";
+
+/**
+ * `POST /v1/drift`: does current data still look like the reference (`headstart drift`)? A dataset
+ * or a head against a dataset or a head's captured inputs; `train` scope (auth/scopes.ts). One
+ * about a head that finds drift emits `drift.detected`.
+ */
+const DriftSide = z.object({
+  kind: z.enum(["dataset", "head", "capture"]),
+  name: z.string().openapi({ example: "mood" }),
+  version: z.string().optional().openapi({ description: "The dataset version read" }),
+});
+
+const DriftBody = z
+  .object({
+    reference: z
+      .string()
+      .min(1)
+      .max(200)
+      .openapi({
+        description:
+          "`dataset:<d>` (its current rows), `head:<h>` (the rows of the dataset version it was trained on, in its " +
+          "backbones; `h@version` or `h:alias` too), or a bare name: a head if one has it, else a dataset",
+        example: "head:mood",
+      }),
+    current: z.string().min(1).max(200).openapi({
+      description:
+        "A dataset (`dataset:<d>` or its name) or `capture:<head>`: the head's captured online inputs",
+      example: "capture:mood",
+    }),
+    backbone: z.string().min(1).optional().openapi({
+      description:
+        "For a dataset reference: backbone id or `a+b` (default: the dataset's); a head uses its own",
+      example: "glove-100d",
+    }),
+    alpha: z.number().gt(0).lt(1).optional().openapi({ description: "Drift when p < alpha (default 0.05)" }),
+    permutations: z.number().int().min(1).max(10_000).optional().openapi({ description: "Default 200" }),
+    maxItems: z
+      .number()
+      .int()
+      .min(2)
+      .max(5000)
+      .optional()
+      .openapi({ description: "Rows drawn (seeded) from each side at most (default 1000)" }),
+    seed: z
+      .number()
+      .int()
+      .optional()
+      .openapi({ description: "Seeds the subsample and the permutations (default 0)" }),
+  })
+  .strict()
+  .openapi("DriftRequest");
+
+const DriftResponse = z
+  .object({
+    drift: z.boolean().openapi({ description: "Whether pValue < alpha" }),
+    score: z
+      .number()
+      .openapi({ description: "Unbiased MMD² of the two samples (≈ 0 without drift)", example: 0.021 }),
+    pValue: z.number().openapi({ description: "Permutation p-value, in (0, 1]", example: 0.005 }),
+    method: z.literal("mmd-rbf-permutation"),
+    alpha: z.number().openapi({ example: 0.05 }),
+    n: z
+      .object({ reference: z.number().int(), current: z.number().int() })
+      .openapi({ description: "Rows of each side" }),
+    used: z
+      .object({ reference: z.number().int(), current: z.number().int() })
+      .openapi({ description: "Rows the test used after subsampling" }),
+    backbone: z.string(),
+    reference: DriftSide,
+    current: DriftSide,
+    bandwidth: z.number().openapi({ description: "σ of the RBF kernel: the median pairwise distance" }),
+    permutations: z.number().int(),
+    seed: z.number().int(),
+    labelShift: z
+      .object({
+        reference: z.record(z.string(), z.number()),
+        current: z.record(z.string(), z.number()),
+        distance: z.number().openapi({ description: "Total variation distance ½·Σ|p − q|, in [0, 1]" }),
+      })
+      .optional()
+      .openapi({
+        description: "A multiclass head as the reference: the shares of its predicted labels on each side",
+      }),
+    head: z.object({ head: z.string(), version: z.string() }).optional(),
+    checkedAt: z.string(),
+  })
+  .openapi("Drift");
+
+const drift = createRoute({
+  method: "post",
+  path: "/drift",
+  operationId: "checkDrift",
+  tags: ["heads"],
+  summary: "Test whether current data drifted from the reference (MMD on the embeddings)",
+  description:
+    "Maximum mean discrepancy with an RBF kernel (median-heuristic bandwidth) on L2-normalized embeddings, " +
+    "each side subsampled to `maxItems`, and a permutation p-value; drift when p < alpha. With a head as the " +
+    "reference, also the shift of its predicted-label mix. A check about a head (its reference or its " +
+    "captures) that finds drift emits `drift.detected`.",
+  request: { body: { required: true, content: { "application/json": { schema: DriftBody } } } },
+  responses: {
+    200: jsonBody(DriftResponse, "The test's outcome"),
+    ...errorResponses({
+      400: "Invalid body, a reference that is captures, a current that is a head, a head with no captured inputs, rows not embedded yet",
+      404: "Unknown dataset, head or backbone",
+      409: "The head's backbone was replaced since it was trained",
+      415: "Not application/json",
+    }),
+  },
+});
+
+export function qualityRoutes(platform: Platform) {
+  const app = new OpenAPIHono<AppEnv>();
+  app.openapi(drift, async (c) => c.json(await platform.checkDrift(c.req.valid("json")), 200));
+  return app;
+}
