@@ -844,6 +844,27 @@ export class Platform {
     return dataset;
   }
 
+  /**
+   * Which of `dataset`'s unlabelled rows to label next (quality/suggest.ts): by a head's
+   * uncertainty, by diversity, or both; without a head, a diverse seed set.
+   */
+  async suggest(dataset: string, req: import("./quality/suggest.ts").SuggestRequest = {}) {
+    const { suggest } = await import("./quality/suggest.ts");
+    assertName("dataset", dataset, "dataset");
+    return suggest(
+      {
+        store: this.store,
+        backbone: (id) => this.backbone(id),
+        datasetBackbones: async (name, ref) =>
+          this.backboneParts(
+            ref ?? defaultBackboneFor(await readDatasetStatus(this.store, name), this.config),
+          ),
+      },
+      dataset,
+      req,
+    );
+  }
+
   /** Verifies the store and, with `repair`, fixes what is safe to fix (see doctor/index.ts). */
   async doctor(opts: { repair?: boolean; graceMs?: number } = {}) {
     const { runDoctor } = await import("./doctor/index.ts");

@@ -77,6 +77,7 @@ const LEARN_PUBLIC = new Set(
     "metrics",
     "task-metrics",
     "split",
+    "active",
     "mmd",
   ].map((m) => `shared/learn/${m}.ts`),
 );

@@ -1,0 +1,207 @@
+/**
+ * `suggest`: which unlabelled rows to label next, over imported embeddings we place by hand — a
+ * labelled pos/neg pair of clusters along axis 0 (spread wide on the other axes) (the head's decision boundary is near x = 0) and
+ * unlabelled rows on the boundary (six near-duplicates along axis 1), near it (one along axis 2, one
+ * along axis 3) or far on either side of it.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { createApp } from "../shared/api/app.ts";
+import { HeadstartError } from "../shared/errors.ts";
+import { mulberry32 } from "../shared/learn/split.ts";
+import { makeLogger } from "../shared/log.ts";
+import { cli } from "./helpers/cli.ts";
+import { tinyPlatform } from "./helpers/platform.ts";
+
+const DUPES = ["dup0", "dup1", "dup2", "dup3", "dup4", "dup5"];
+const BOUNDARY = [...DUPES, "edge-z", "edge-w"];
+
+function dataset() {
+  const rand = mulberry32(3);
+  const noise = () => (rand() - 0.5) * 0.2;
+  // Wide on the other axes, so the boundary rows' values there are nothing new to the head.
+  const wide = () => (rand() - 0.5) * 3;
+  const rows: Array<{ id: string; label?: string }> = [];
+  const embeddings: number[][] = [];
+  const add = (id: string, v: number[], label?: string) => {
+    rows.push(label === undefined ? { id } : { id, label });
+    embeddings.push(v);
+  };
+  for (let i = 0; i < 12; i++) {
+    add(`pos${i}`, [2 + noise(), wide(), wide(), wide()], "pos");
+    add(`neg${i}`, [-2 + noise(), wide(), wide(), wide()], "neg");
+  }
+  DUPES.forEach((id, i) => {
+    add(id, [0.01 * i, 1, 0.001 * i, 0]);
+  });
+  add("edge-z", [0.5, 0, 1, 0]);
+  add("edge-w", [-0.5, 0, 0, 1]);
+  for (let i = 0; i < 6; i++) add(`sure${i}`, [i % 2 === 0 ? 3 : -3, noise(), noise(), noise()]);
+  return { rows, embeddings };
+}
+
+/** Three tight clusters of five, no labels at all. */
+function coldDataset() {
+  const rows: Array<{ id: string }> = [];
+  const embeddings: number[][] = [];
+  for (let c = 0; c < 3; c++) {
+    for (let i = 0; i < 5; i++) {
+      rows.push({ id: `c${c}-${i}` });
+      embeddings.push(
+        [0, 1, 2].map((j) => (j === c ? 1 : 0) + 0.01 * i * (j === (c + 1) % 3 ? 1 : 0)).concat([0]),
+      );
+    }
+  }
+  return { rows, embeddings };
+}
+
+const ids = (items: Array<{ id: string }>) => items.map((i) => i.id);
+/** Response bodies are checked field by field, so they are read untyped. */
+const read = (res: Response): Promise<ReturnType<typeof JSON.parse>> => res.json();
+
+describe("suggest", () => {
+  let ctx: Awaited<ReturnType<typeof tinyPlatform>>;
+
+  before(async () => {
+    ctx = await tinyPlatform();
+    await ctx.platform.importEmbeddings("pool", { backbone: "ext-al", ...dataset() });
+    await ctx.platform.importEmbeddings("cold", { backbone: "ext-cold", ...coldDataset() });
+    await ctx.platform.train({ dataset: "pool", head: "al", backbone: "ext-al", type: "logreg" });
+  });
+  after(() => ctx.cleanup());
+
+  test("margin puts the rows on the decision boundary first, the sure ones last", async () => {
+    const r = await ctx.platform.suggest("pool", { head: "al", strategy: "margin", k: 14 });
+    assert.equal(r.strategy, "margin");
+    assert.equal(r.coldStart, false);
+    assert.equal(r.labelled, 24);
+    assert.equal(r.unlabelled, 14);
+    assert.equal(r.head, "al");
+    assert.deepEqual(ids(r.items.slice(0, 8)).sort(), [...BOUNDARY].sort());
+    assert.ok(ids(r.items.slice(8)).every((id) => id.startsWith("sure")));
+    for (let i = 1; i < r.items.length; i++) assert.ok(r.items[i - 1].score >= r.items[i].score);
+    assert.ok(r.items[0].score > 0.8 && r.items[13].score < 0.2, JSON.stringify(r.items));
+    assert.match(r.items[0].reason, /^margin: (pos|neg) 0\.\d+ vs (pos|neg) 0\.\d+$/);
+    // Nothing labelled is ever suggested.
+    assert.ok(ids(r.items).every((id) => !/^(pos|neg)\d/.test(id)));
+  });
+
+  test("entropy ranks the same boundary rows first", async () => {
+    const r = await ctx.platform.suggest("pool", { head: "al", strategy: "entropy", k: 8 });
+    assert.deepEqual(ids(r.items).sort(), [...BOUNDARY].sort());
+    assert.match(r.items[0].reason, /^entropy: /);
+  });
+
+  test("coreset picks spread-out rows, not near-duplicates", async () => {
+    const r = await ctx.platform.suggest("pool", { head: "al", strategy: "coreset", k: 3 });
+    assert.equal(r.strategy, "coreset");
+    const picked = ids(r.items);
+    assert.equal(picked.filter((id) => DUPES.includes(id)).length, 1, picked.join(","));
+    assert.ok(picked.includes("edge-z") && picked.includes("edge-w"), picked.join(","));
+    assert.ok(
+      r.items.every((i) => i.score > 0.5),
+      JSON.stringify(r.items),
+    );
+  });
+
+  test("hybrid (the default): uncertain rows, no near-duplicates in the batch", async () => {
+    const margin = await ctx.platform.suggest("pool", { head: "al", strategy: "margin", k: 3 });
+    // Pure margin takes near-duplicates here; the hybrid must not.
+    assert.ok(ids(margin.items).filter((id) => DUPES.includes(id)).length >= 2, JSON.stringify(margin.items));
+    const r = await ctx.platform.suggest("pool", { head: "al", k: 3 });
+    assert.equal(r.strategy, "hybrid");
+    const picked = ids(r.items);
+    assert.ok(
+      picked.every((id) => BOUNDARY.includes(id)),
+      JSON.stringify(r.items),
+    );
+    assert.equal(picked.filter((id) => DUPES.includes(id)).length, 1, picked.join(","));
+    assert.match(r.items[1].reason, /^margin: .*; \d\.\d{3} from the nearest labelled or chosen row/);
+  });
+
+  test("cold start without a head: a diverse seed set, one row per cluster", async () => {
+    const r = await ctx.platform.suggest("cold", { k: 3 });
+    assert.equal(r.coldStart, true);
+    assert.equal(r.strategy, "coreset");
+    assert.equal(r.backbone, "ext-cold");
+    assert.equal(r.labelled, 0);
+    assert.deepEqual(new Set(ids(r.items).map((id) => id.slice(0, 2))), new Set(["c0", "c1", "c2"]));
+    assert.match(r.items[0].reason, /^seed/);
+    // Without a head, labelled rows still repel: the default picks the three off-axis rows.
+    const seeded = await ctx.platform.suggest("pool", { k: 3 });
+    assert.equal(seeded.coldStart, true);
+    assert.equal(ids(seeded.items).filter((id) => DUPES.includes(id)).length, 1);
+  });
+
+  test("k larger than the pool answers every unlabelled row once", async () => {
+    const r = await ctx.platform.suggest("pool", { head: "al", k: 1000 });
+    assert.equal(r.items.length, 14);
+    assert.equal(new Set(ids(r.items)).size, 14);
+  });
+
+  test("bad requests are refused naming the field", async () => {
+    const refused = async (req: object, field: string, message: RegExp, dataset = "pool") => {
+      await assert.rejects(ctx.platform.suggest(dataset, req), (err: unknown) => {
+        assert.ok(err instanceof HeadstartError);
+        assert.equal(err.field, field);
+        assert.match(err.message, message);
+        return true;
+      });
+    };
+    await refused({ head: "al", strategy: "random" }, "strategy", /margin, entropy, coreset, hybrid/);
+    await refused({ strategy: "margin" }, "head", /needs a head/);
+    await refused({ head: "al", k: 0 }, "k", /1\.\.1000/);
+    await refused({ head: "al", k: 2.5 }, "k", /integer/);
+    await refused({ head: "al", backbone: "ext-al" }, "backbone", /not both/);
+    await refused({ head: "nope" }, "head", /nope/);
+    await refused({}, "dataset", /missing/, "missing");
+  });
+
+  test("the CLI: `headstart suggest … --json` prints the items; an unknown strategy exits 2", async () => {
+    const env = { HEADSTART_STORE: ctx.store.root };
+    const ok = await cli(["--json", "suggest", "pool", "--head", "al", "--k", "3"], env);
+    assert.equal(ok.code, 0, ok.stderr);
+    const r = JSON.parse(ok.stdout);
+    assert.equal(r.strategy, "hybrid");
+    assert.equal(r.items.length, 3);
+    for (const item of r.items) assert.deepEqual(Object.keys(item), ["id", "score", "reason"]);
+    const human = await cli(["suggest", "cold", "--k", "2"], env);
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, /^2 of 15 unlabelled rows of cold by coreset \(no head/);
+    const bad = await cli(["suggest", "pool", "--head", "al", "--strategy", "random"], env);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /margin, entropy, coreset, hybrid/);
+  });
+
+  test("POST /v1/datasets/{dataset}/suggest answers the same ranking; bad bodies are 400 naming the field", async () => {
+    const app = createApp(ctx.platform, makeLogger("test", "silent"));
+    const post = (dataset: string, body?: object) =>
+      app.request(`/v1/datasets/${dataset}/suggest`, {
+        method: "POST",
+        ...(body ? { headers: { "content-type": "application/json" }, body: JSON.stringify(body) } : {}),
+      });
+    const res = await post("pool", { head: "al", strategy: "margin", k: 8 });
+    assert.equal(res.status, 200);
+    const r = await read(res);
+    assert.deepEqual(ids(r.items).sort(), [...BOUNDARY].sort());
+    const direct = await ctx.platform.suggest("pool", { head: "al", strategy: "margin", k: 8 });
+    assert.deepEqual(r.items, direct.items);
+    const cold = await post("cold");
+    assert.equal(cold.status, 200);
+    const seed = await read(cold);
+    assert.equal(seed.coldStart, true);
+    assert.equal(seed.items.length, 15);
+    for (const [body, field] of [
+      [{ head: "al", strategy: "random" }, "strategy"],
+      [{ head: "al", k: 0 }, "k"],
+      [{ head: "al", extra: 1 }, "extra"],
+    ] as const) {
+      const bad = await post("pool", body);
+      assert.equal(bad.status, 400, JSON.stringify(body));
+      const err = await read(bad);
+      assert.equal(err.error.field, field, JSON.stringify(err));
+    }
+    assert.equal((await post("missing", {})).status, 404);
+    assert.equal((await post("pool", { head: "nope" })).status, 404);
+  });
+});
