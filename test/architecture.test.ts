@@ -78,6 +78,7 @@ const LEARN_PUBLIC = new Set(
     "task-metrics",
     "split",
     "active",
+    "ood",
     "mmd",
   ].map((m) => `shared/learn/${m}.ts`),
 );

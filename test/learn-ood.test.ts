@@ -1,0 +1,127 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  auroc,
+  choleskyInPlace,
+  fitOodScorer,
+  fprAtTpr,
+  type OodMethod,
+  oodFromJson,
+  oodScores,
+  oodToJson,
+  sampleRows,
+  unknownThreshold,
+} from "../shared/learn/ood.ts";
+import { gaussian, mulberry32 } from "../shared/learn/split.ts";
+
+const DIM = 12;
+
+/** n rows around a centre 4 units along axis `axis`, unit Gaussian noise. */
+function cloud(n: number, axis: number, seed: number): Float32Array {
+  const rand = mulberry32(seed);
+  const x = new Float32Array(n * DIM);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < DIM; j++) x[i * DIM + j] = gaussian(rand) + (j === axis ? 4 : 0);
+  }
+  return x;
+}
+
+function concat(a: Float32Array, b: Float32Array): Float32Array {
+  const out = new Float32Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** Classes A (axis 0) and B (axis 1) to train on; C (axis 2) never seen. */
+const train = concat(cloud(200, 0, 1), cloud(200, 1, 2));
+const y = Int32Array.from({ length: 400 }, (_, i) => (i < 200 ? 0 : 1));
+const heldIn = concat(cloud(100, 0, 3), cloud(100, 1, 4));
+const unseen = cloud(100, 2, 5);
+const noProba = new Float64Array(0);
+
+describe("learn/ood: distance scorers", () => {
+  for (const method of ["mahalanobis", "knn"] as OodMethod[]) {
+    it(`${method}: an unseen cluster scores above held-out rows of the trained classes`, () => {
+      const s = fitOodScorer(method, train, 400, DIM, y, 2, { seed: 1 });
+      const known = oodScores(s, heldIn, 200, noProba, 2);
+      const unknown = oodScores(s, unseen, 100, noProba, 2);
+      assert.ok(auroc(known, unknown) > 0.95, `AUROC ${auroc(known, unknown)}`);
+      assert.ok(fprAtTpr(known, unknown) < 0.1, `FPR ${fprAtTpr(known, unknown)}`);
+      const t = unknownThreshold(known, 0.95);
+      const kept = known.filter((v) => v <= t).length / known.length;
+      assert.ok(kept >= 0.95 && kept < 0.97, `kept ${kept}`);
+    });
+
+    it(`${method}: survives its JSON form with the same scores`, () => {
+      const s = fitOodScorer(method, train, 400, DIM, y, 2, { seed: 1, maxRefs: 50 });
+      const back = oodFromJson(JSON.parse(JSON.stringify(oodToJson(s))));
+      const a = oodScores(s, unseen, 100, noProba, 2);
+      const b = oodScores(back, unseen, 100, noProba, 2);
+      for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-9);
+    });
+  }
+
+  it("knn keeps a seeded sample of at most maxRefs rows, and k at most that", () => {
+    const s = fitOodScorer("knn", train, 400, DIM, y, 2, { seed: 7, maxRefs: 5, k: 10 });
+    assert.equal(s.method, "knn");
+    if (s.method !== "knn") return;
+    assert.equal(s.m, 5);
+    assert.equal(s.k, 5);
+    assert.deepEqual(sampleRows(400, 5, 7), sampleRows(400, 5, 7));
+    assert.notDeepEqual(sampleRows(400, 5, 7), sampleRows(400, 5, 8));
+  });
+
+  it("mahalanobis works with fewer rows than dimensions (shrinkage)", () => {
+    const s = fitOodScorer("mahalanobis", train.subarray(0, 4 * DIM), 4, DIM, y.subarray(0, 4), 2);
+    const scores = oodScores(s, unseen, 100, noProba, 2);
+    assert.ok(scores.every(Number.isFinite));
+  });
+
+  it("cholesky: L·Lᵀ gives back the matrix", () => {
+    const A = Float64Array.from([4, 0, 0, 2, 5, 0, 2, 1, 6]);
+    const L = choleskyInPlace(Float64Array.from(A), 3);
+    for (let i = 0; i < 3; i++)
+      for (let j = 0; j <= i; j++) {
+        let s = 0;
+        for (let t = 0; t <= j; t++) s += L[i * 3 + t] * L[j * 3 + t];
+        assert.ok(Math.abs(s - A[i * 3 + j]) < 1e-12);
+      }
+    assert.throws(() => choleskyInPlace(Float64Array.from([1, 0, 2, 1]), 2), /positive definite/);
+  });
+});
+
+describe("learn/ood: msp, thresholds and metrics", () => {
+  it("msp is 1 − the top probability", () => {
+    const s = fitOodScorer("msp", new Float32Array(0), 0, DIM, new Int32Array(0), 2);
+    const scores = oodScores(s, new Float32Array(0), 2, Float64Array.from([0.9, 0.1, 0.5, 0.5]), 2);
+    assert.deepEqual(
+      Array.from(scores, (v) => Math.round(v * 100) / 100),
+      [0.1, 0.5],
+    );
+    assert.deepEqual(oodFromJson(oodToJson(s)), { method: "msp" });
+  });
+
+  it("the threshold keeps the asked share of held-out scores", () => {
+    const held = Array.from({ length: 100 }, (_, i) => i);
+    assert.equal(unknownThreshold(held, 0.95), 94);
+    assert.equal(unknownThreshold(held, 0.5), 49);
+    assert.throws(() => unknownThreshold(held, 1), /kept rate/);
+    assert.throws(() => unknownThreshold([], 0.95), /no held-out/);
+  });
+
+  it("auroc: 1 when separated, 0.5 when tied, 0 when reversed; FPR at 95% TPR", () => {
+    assert.equal(auroc([1, 2, 3], [4, 5]), 1);
+    assert.equal(auroc([1, 1], [1, 1]), 0.5);
+    assert.equal(auroc([4, 5], [1, 2]), 0);
+    assert.equal(fprAtTpr([1, 2, 3, 4], [0, 5, 6, 7], 0.75), 0.25);
+  });
+
+  it("a stored scorer with a bad field fails naming it", () => {
+    assert.throws(() => oodFromJson({ type: "ood", version: 1, method: "cosine" }), /method must be one of/);
+    assert.throws(
+      () => oodFromJson({ type: "ood", version: 1, method: "knn", d: 2, k: 1, m: 1, refs: "AAAAAA==" }),
+      /refs holds 1 float32 values, expected 2/,
+    );
+  });
+});
