@@ -99,6 +99,8 @@ export interface PredictRequest {
   alias?: string;
   /** Also return the k most similar training items per input. */
   neighbors?: number;
+  /** Answer the label `unknown` for inputs above the version's unknown-input threshold. */
+  rejectUnknown?: boolean;
 }
 
 /** What the retrain policy did: the new version, and whether it went live (else why not). */
@@ -416,9 +418,9 @@ export class Platform {
     const vectors = req.inputs
       ? await embedInputs(this.store, loaded, await readPredictInputs(this.store, req.inputs), this.config)
       : embeddingsToVectors(loaded, req.embeddings!);
-    const predictions: IdentifiedPrediction[] = (await predictVectors(loaded, vectors, n)).map((p) =>
-      Object.assign(p, { predictionId: `p-${randomBytes(12).toString("hex")}` }),
-    );
+    const predictions: IdentifiedPrediction[] = (
+      await predictVectors(loaded, vectors, n, { rejectUnknown: req.rejectUnknown })
+    ).map((p) => Object.assign(p, { predictionId: `p-${randomBytes(12).toString("hex")}` }));
     if (req.inputs && loaded.doc.capture) this.capture(loaded.doc, req.inputs, predictions);
     if (req.neighbors !== undefined) {
       const { MAX_NEIGHBORS, neighborIndex } = await import("./heads/neighbors.ts");

@@ -225,6 +225,24 @@ describe("renderReportHtml", () => {
     assert.match(plain, /id="confusion"/);
   });
 
+  it("shows the unknown-input scorer and threshold", () => {
+    const unknown = {
+      method: "knn" as const,
+      threshold: 0.4321,
+      rate: 0.05,
+      fittedOn: "the test split's 200 rows",
+      heldOut: 200,
+      bytes: 2048,
+    };
+    const html = renderReportHtml(multiclassReport(["a", "b"], { unknown }));
+    assertSane(html);
+    assert.match(
+      html,
+      /<section id="unknown">.*knn.*0\.4321.*5\.0%.*2\.0 KB.*the test split&#39;s 200 rows/s,
+    );
+    assert.doesNotMatch(renderReportHtml(multiclassReport(["a", "b"])), /id="unknown"/);
+  });
+
   it("escapes every user-supplied text", () => {
     const labels = [EVIL, QUOTES, "plain"];
     const report = multiclassReport(labels, {

@@ -136,6 +136,9 @@ export const TrainResponse = z
     evaluation: z.enum(["test-split", "cv"]),
     trainSeconds: z.number(),
     counts: ReportDoc.shape.counts,
+    unknown: ReportDoc.shape.unknown.describe(
+      "Multiclass heads: the unknown-input scorer and the threshold chosen on held-out in-distribution rows",
+    ),
     promoted: z.boolean(),
     notPromoted: z.object({ reason: z.string(), live: z.string().nullable() }).optional().openapi({
       description:

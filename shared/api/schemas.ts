@@ -124,6 +124,15 @@ export const TrainBody = TrainRequestBody.extend({
   backbones: trainFields.backbones.clone().openapi({
     description: "Backbones (or + sets) `auto` may choose from, evaluated on the rows all of them embed",
   }),
+  unknownRate: trainFields.unknownRate.clone().openapi({
+    description:
+      "Multiclass heads: the share of held-out in-distribution rows the unknown-input threshold flags (default 0.05: it keeps 95%)",
+    example: 0.05,
+  }),
+  unknownScorer: trainFields.unknownScorer.clone().openapi({
+    description:
+      "Multiclass heads: the unknown-input scorer: msp (default; 1 − the top calibrated probability), mahalanobis (shared covariance) or knn (cosine distance to the 10th nearest of ≤ 2,000 training vectors)",
+  }),
 }).openapi("TrainRequest");
 
 /**
@@ -192,6 +201,10 @@ export const PredictBody = z
     neighbors: z.number().int().min(1).max(50).optional().openapi({
       description: "Also return the k most similar training items (id, label, cosine similarity)",
     }),
+    rejectUnknown: z.boolean().optional().openapi({
+      description:
+        "Answer the label `unknown` for inputs above the version's unknown-input threshold (multiclass heads with a detector)",
+    }),
   })
   .refine((b) => (b.inputs === undefined) !== (b.embeddings === undefined), {
     message: "send exactly one of inputs, embeddings",
@@ -248,6 +261,14 @@ export const PredictResponse = z
         value: z.number().optional().openapi({ description: "Regression heads: the predicted value" }),
         score: z.number().optional(),
         scores: z.record(z.string(), z.number()).optional(),
+        unknownScore: z.number().optional().openapi({
+          description:
+            "Multiclass heads with a detector: how unlike the training data the input is (higher: less like it; the scale is the scorer's)",
+        }),
+        unknown: z.boolean().optional().openapi({
+          description:
+            "unknownScore is above the threshold chosen at training (with rejectUnknown the label is `unknown`)",
+        }),
         neighbors: z
           .array(
             z.object({

@@ -23,6 +23,11 @@ export interface Evaluation {
   multilabel?: Report["multilabel"];
   regression?: Report["regression"];
   calibration?: CalibrationReport;
+  /**
+   * Multiclass: the evaluated rows (test split, else every training row out of fold) and their
+   * probabilities, calibrated as predict serves them: where the unknown-input threshold is chosen.
+   */
+  heldOut?: { pos: number[]; proba: Float64Array };
 }
 
 /** The evaluated rows and the head's outputs for them (each from a model that never saw the row). */
@@ -57,6 +62,7 @@ export async function evaluateHead(
     evaluation: hasTest ? "test-split" : "cv",
     ...scores(kind, model, problem, target, held),
     ...(calibration ? { calibration } : {}),
+    ...(set.task === "multiclass" ? { heldOut: { pos: held.pos, proba: held.out } } : {}),
   };
 }
 

@@ -14,10 +14,17 @@ import { DEFAULT_IMAGE_LIMITS, ImageDecodeError } from "../images/decode.ts";
 import { storageKeyProblem } from "../layout.ts";
 import { applyTemperature } from "../learn/calibration.ts";
 import type { HeadKind, HeadTask } from "../learn/estimator.ts";
+import { type OodScorer, oodFromJson, oodScores } from "../learn/ood.ts";
 import { headKind } from "../learn/registry.ts";
 import type { ObjectStore } from "../store/types.ts";
 import type { Neighbor } from "./neighbors.ts";
-import { type HeadDocument, type Report, readHeadVersion, resolveHeadRef } from "./version.ts";
+import {
+  type HeadDocument,
+  type Report,
+  readHeadVersion,
+  resolveHeadRef,
+  type UnknownDetector,
+} from "./version.ts";
 
 export interface LoadedHead {
   doc: HeadDocument;
@@ -43,8 +50,23 @@ export interface Prediction {
   score?: number;
   /** Probability per class (multiclass) or per label (multilabel). */
   scores?: Record<string, number>;
+  /**
+   * Multiclass heads with an unknown-input detector (absent on versions trained before it): how
+   * unlike the training data the input is, on the scorer's scale (higher: less like it).
+   */
+  unknownScore?: number;
+  /** `unknownScore` is above the version's threshold. */
+  unknown?: boolean;
   /** With `neighbors: k`: the most similar training items. */
   neighbors?: Neighbor[];
+}
+
+/** The label a prediction answers, with `rejectUnknown`, for an input its head finds unknown. */
+export const UNKNOWN_LABEL = "unknown";
+
+export interface PredictOptions {
+  /** Answer UNKNOWN_LABEL instead of the class for inputs above the unknown threshold. */
+  rejectUnknown?: boolean;
 }
 
 const MAX_CACHED = 64;
@@ -78,6 +100,7 @@ export async function predictVectors(
   head: LoadedHead,
   vectors: Float32Array,
   n: number,
+  opts: PredictOptions = {},
 ): Promise<Prediction[]> {
   const labels = head.doc.labels;
   const k = labels.length;
@@ -100,7 +123,35 @@ export async function predictVectors(
       predictions.push({ label: labels[best], score: out[i * k + best], scores: { ...scores } });
     }
   }
+  if (head.task === "multiclass" && head.doc.unknown) {
+    markUnknown(head.doc.unknown, predictions, vectors, out, { n, k, reject: opts.rejectUnknown === true });
+  }
   return predictions;
+}
+
+/** Parsed scorers by their detector document (a loaded version's is parsed once). */
+const scorers = new WeakMap<UnknownDetector, OodScorer>();
+
+/** `unknownScore` and `unknown` on each prediction; with `reject`, the label `unknown` where it is. */
+function markUnknown(
+  detector: UnknownDetector,
+  predictions: Prediction[],
+  vectors: Float32Array,
+  proba: Float64Array,
+  { n, k, reject }: { n: number; k: number; reject: boolean },
+): void {
+  let scorer = scorers.get(detector);
+  if (!scorer) {
+    scorer = oodFromJson(detector.scorer);
+    scorers.set(detector, scorer);
+  }
+  const scores = oodScores(scorer, vectors, n, proba, k);
+  for (let i = 0; i < n; i++) {
+    const p = predictions[i];
+    p.unknownScore = scores[i];
+    p.unknown = scores[i] > detector.threshold;
+    if (reject && p.unknown) p.label = UNKNOWN_LABEL;
+  }
 }
 
 /** Multi-label decisions by the head's own per-label thresholds (p ≥ 0.5 for kinds without them). */

@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { BACKBONE_REF_PATTERN, BACKBONE_REF_RULE } from "../embed/composite.ts";
 import { NAME_PATTERN, NAME_RULE } from "../layout.ts";
+import { OOD_METHODS } from "../learn/ood.ts";
 import { HeadTask } from "./version.ts";
 
 /** A backbone id, or several joined by `+` (parts and repeats are checked by the platform). */
@@ -44,6 +45,13 @@ export const TrainRequestBody = z.strictObject({
   withFeedback: z.boolean().optional(),
   /** Which online predictions' inputs the new version keeps (default none: privacy first). */
   capture: z.enum(["none", "uncertain", "all"]).optional(),
+  /**
+   * Multiclass heads: the share of held-out in-distribution rows the unknown-input threshold flags
+   * as unknown (default 0.05, i.e. it keeps 95%).
+   */
+  unknownRate: z.number().gt(0).max(0.5).optional(),
+  /** Multiclass heads: the unknown-input scorer (default msp: see docs/formats.md). */
+  unknownScorer: z.enum(OOD_METHODS).optional(),
   /** Move the `live` alias to the new version (default true). */
   promote: z.boolean().default(true),
 });

@@ -5,6 +5,7 @@
 import { PART_SEPARATOR, parseBackboneRef } from "../embed/composite.ts";
 import { ValidationError } from "../errors.ts";
 import { assertName } from "../layout.ts";
+import { OOD_METHODS } from "../learn/ood.ts";
 import { findHeadKind, HEAD_KINDS, headKind } from "../learn/registry.ts";
 import { TASKS } from "../learn/task.ts";
 import { DEFAULT_TYPE } from "./problem.ts";
@@ -35,6 +36,26 @@ export function validateTrainOptions(opts: TrainOptions): void {
   if (opts.backbones !== undefined) validateBackbones(opts, auto);
   validateCandidates(opts);
   if (!auto) validateTypeAndParams(opts);
+  validateUnknown(opts);
+}
+
+/** The unknown-input options as the CLI passes them unchecked (the API's schema checks the same). */
+function validateUnknown(opts: TrainOptions): void {
+  const rate = opts.unknownRate;
+  if (rate !== undefined && !(typeof rate === "number" && rate > 0 && rate <= 0.5)) {
+    throw new ValidationError(`unknownRate must be a number in (0, 0.5], got ${rate}`, {
+      field: "unknownRate",
+    });
+  }
+  const scorer = opts.unknownScorer;
+  if (scorer !== undefined && !OOD_METHODS.includes(scorer)) {
+    throw new ValidationError(
+      `unknownScorer must be one of ${OOD_METHODS.join(", ")}, got ${JSON.stringify(scorer)}`,
+      {
+        field: "unknownScorer",
+      },
+    );
+  }
 }
 
 function validateBackbones(opts: TrainOptions, auto: boolean): void {

@@ -25,6 +25,7 @@ import { buildTrainingSet, requestedType, type TrainingSet } from "./problem.ts"
 import { joinFeedback, loadFeedback, scoreFeedback, type WithFeedback } from "./train-feedback.ts";
 import { type BackboneInput, loadTrainingInputs } from "./train-inputs.ts";
 import type { TrainOptions } from "./train-request.ts";
+import { fitUnknown, type UnknownFit } from "./train-unknown.ts";
 import { validateTrainOptions } from "./train-validate.ts";
 import {
   type CalibrationReport,
@@ -53,6 +54,8 @@ export interface TrainResult {
   counts: Report["counts"];
   /** `withFeedback`: the feedback rows scored by the previous version and by this one. */
   feedback?: Report["feedback"];
+  /** Multiclass: the unknown-input scorer and its threshold. */
+  unknown?: Report["unknown"];
   promoted: boolean;
   /**
    * Why a version asked to be promoted was not: the `live` alias moved while it trained (another
@@ -100,6 +103,7 @@ async function train(
     choice,
     model,
     evaluation,
+    unknown: fitUnknown(opts, set, evaluation),
     trainSeconds: (performance.now() - started) / 1000,
   };
   const { head, report } = versionDocuments(opts, trained);
@@ -130,6 +134,8 @@ interface Trained {
   choice: Choice;
   model: unknown;
   evaluation: Evaluation;
+  /** Multiclass: the unknown-input detector and how its threshold was chosen. */
+  unknown?: UnknownFit;
   trainSeconds: number;
 }
 
@@ -167,7 +173,7 @@ function fit({ kind, params, problem }: Choice, { trainPos, seed }: TrainingSet)
 
 /** The new version's `head.json` (what predict loads) and its report (how it was made and scored). */
 function versionDocuments(opts: TrainOptions, trained: Trained): { head: HeadDocument; report: Report } {
-  const { set, choice, model, evaluation: ev, trainSeconds } = trained;
+  const { set, choice, model, evaluation: ev, trainSeconds, unknown } = trained;
   const { kind, params, problem, search } = choice;
   const data = choice.input.data;
   const record = backboneRecord(choice.input.specs);
@@ -195,6 +201,7 @@ function versionDocuments(opts: TrainOptions, trained: Trained): { head: HeadDoc
     ...(ev.calibration
       ? { calibration: { method: "temperature" as const, temperature: ev.calibration.temperature } }
       : {}),
+    ...(unknown ? { unknown: unknown.detector } : {}),
     ...(opts.capture && opts.capture !== "none" ? { capture: opts.capture } : {}),
     createdAt,
   };
@@ -215,6 +222,7 @@ function versionDocuments(opts: TrainOptions, trained: Trained): { head: HeadDoc
     ...(search ? { search } : {}),
     counts,
     trainSeconds,
+    ...(unknown ? { unknown: unknown.report } : {}),
     ...info,
     createdAt,
   };
@@ -251,6 +259,7 @@ function trainResult(
     trainSeconds,
     counts: report.counts,
     ...(report.feedback ? { feedback: report.feedback } : {}),
+    ...(report.unknown ? { unknown: report.unknown } : {}),
     promoted: (opts.promote ?? true) && !notPromoted,
     ...(notPromoted ? { notPromoted } : {}),
   };

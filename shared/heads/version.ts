@@ -7,6 +7,7 @@ import { z } from "zod";
 import { ConflictError, NotFoundError, PreconditionFailedError, ValidationError } from "../errors.ts";
 import { assertName, keys } from "../layout.ts";
 import type { ReliabilityBin as ReliabilityBinOf } from "../learn/calibration.ts";
+import { OOD_METHODS } from "../learn/ood.ts";
 import { TASKS } from "../learn/task.ts";
 import type {
   MultilabelMetrics as MultilabelMetricsOf,
@@ -66,6 +67,31 @@ export const Calibration = z.object({
 });
 export type Calibration = z.infer<typeof Calibration>;
 
+/**
+ * A multiclass version's unknown-input detector (absent on other tasks and on versions trained
+ * before it existed: those answer no `unknownScore`). An input whose score is above `threshold` is
+ * unknown; the threshold flagged `rate` of held-out in-distribution rows at training.
+ */
+export const UnknownDetector = z.object({
+  method: z.enum(OOD_METHODS),
+  threshold: z.number(),
+  /** Share of held-out in-distribution rows the threshold flags (the request's `unknownRate`, default 0.05). */
+  rate: z.number(),
+  /** The scorer in `learn/ood.ts`'s JSON form (`{type: "ood", version: 1, method, …}`). */
+  scorer: z.record(z.string(), z.unknown()),
+});
+export type UnknownDetector = z.infer<typeof UnknownDetector>;
+
+/** How the unknown-input threshold was chosen (the report's `unknown`). */
+export const UnknownReport = UnknownDetector.omit({ scorer: true }).extend({
+  /** The held-out in-distribution rows the threshold was chosen on. */
+  fittedOn: z.string(),
+  heldOut: z.number().int(),
+  /** Bytes of the stored scorer in head.json (its JSON text). */
+  bytes: z.number().int(),
+});
+export type UnknownReport = z.infer<typeof UnknownReport>;
+
 export const BackbonePart = z.object({ id: z.string(), sha256: z.string(), dim: z.number().int() });
 
 export const HeadDocument = z.object({
@@ -92,6 +118,7 @@ export const HeadDocument = z.object({
   /** The fitted model in its type's JSON form (each type's module documents it). */
   model: z.record(z.string(), z.unknown()),
   calibration: Calibration.optional(),
+  unknown: UnknownDetector.optional(),
   /**
    * Which inputs of online predictions this version keeps for feedback and data-quality work
    * (`heads/<h>/captures/`): `none` (absent: the default, privacy first), `uncertain`, `all`.
@@ -188,6 +215,7 @@ export const Report = z.object({
   epochs: z.number().optional(),
   converged: z.boolean().optional(),
   feedback: FeedbackReport.optional(),
+  unknown: UnknownReport.optional(),
   createdAt: z.string(),
 });
 export type Report = z.infer<typeof Report>;

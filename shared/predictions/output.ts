@@ -24,6 +24,9 @@ export interface PredictionLine {
   labels?: string[];
   value?: number;
   scores?: Record<string, number>;
+  /** Multiclass heads with an unknown-input detector: as online predict answers them. */
+  unknownScore?: number;
+  unknown?: boolean;
   version: string;
 }
 
@@ -38,7 +41,8 @@ export function predictionLine(job: string, row: DatasetRow, p: Prediction, vers
   const ids = { id: row.id, predictionId: batchPredictionId(job, row.id) };
   if (p.value !== undefined) return { ...ids, value: p.value, version };
   if (p.labels !== undefined) return { ...ids, labels: p.labels, scores: p.scores, version };
-  return { ...ids, label: p.label, score: p.score, scores: p.scores, version };
+  const unknown = p.unknownScore !== undefined ? { unknownScore: p.unknownScore, unknown: p.unknown } : {};
+  return { ...ids, label: p.label, score: p.score, scores: p.scores, ...unknown, version };
 }
 
 /** A batch prediction's id: its job and row (job names never hold `:`), so it always resolves. */

@@ -15,6 +15,7 @@ interface PredictFlags {
   embeddings?: string;
   version?: string;
   neighbors?: number;
+  rejectUnknown?: boolean;
 }
 
 /** What to predict: `texts` label the output lines (file names for images, `#i` for vectors). */
@@ -40,6 +41,10 @@ export function registerPredict(program: Command): void {
     )
     .option("--version <version>", "a specific head version instead of the live one")
     .option("--neighbors <k>", "also show the k most similar training items", intOption("neighbors"))
+    .option(
+      "--reject-unknown",
+      "answer the label unknown for inputs above the head's unknown-input threshold",
+    )
     .action(async (head: string, opts: PredictFlags, cmd: Command) => {
       const { platform, json } = context(cmd);
       const inputs = await readInputs(opts);
@@ -149,6 +154,7 @@ async function predictInBatches(platform: Platform, head: string, inputs: Predic
           : { inputs: texts.slice(i, i + batchSize) }),
       version: opts.version,
       neighbors: opts.neighbors,
+      rejectUnknown: opts.rejectUnknown,
     });
     version = r.version;
     headName = r.head;
@@ -175,5 +181,6 @@ function predictionLines(predictions: Prediction[], texts: string[]): string {
 function describePrediction(p: Prediction): string {
   if (p.value !== undefined) return String(p.value);
   if (p.labels !== undefined) return p.labels.join(",") || "(none)";
-  return `${p.label}\t${(p.score ?? 0).toFixed(4)}`;
+  const unknown = p.unknown ? "\t(unknown input)" : "";
+  return `${p.label}\t${(p.score ?? 0).toFixed(4)}${unknown}`;
 }

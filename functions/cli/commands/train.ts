@@ -3,6 +3,7 @@ import { ValidationError } from "../../../shared/errors.ts";
 import type { TrainResult } from "../../../shared/heads/train.ts";
 import type { TrainOptions } from "../../../shared/heads/train-request.ts";
 import type { HeadTask } from "../../../shared/learn/estimator.ts";
+import { OOD_METHODS, type OodMethod } from "../../../shared/learn/ood.ts";
 import { HEAD_KINDS } from "../../../shared/learn/registry.ts";
 import { TASKS } from "../../../shared/learn/task.ts";
 import { context, intOption, output, pct } from "../context.ts";
@@ -47,6 +48,16 @@ export function registerTrain(program: Command): void {
         "which online predictions' inputs the new version keeps (default none)",
       ).choices(["none", "uncertain", "all"]),
     )
+    .option(
+      "--unknown-rate <r>",
+      "multiclass: share of held-out in-distribution rows the unknown-input threshold flags (default 0.05)",
+      rateOption,
+    )
+    .addOption(
+      new Option("--unknown-scorer <method>", "multiclass: the unknown-input scorer (default msp)").choices([
+        ...OOD_METHODS,
+      ]),
+    )
     .action(async (dataset: string, opts, cmd: Command) => {
       const { platform, json } = context(cmd);
       const r = await platform.train(trainRequest(dataset, opts));
@@ -60,6 +71,16 @@ function param(v: string, prev: Record<string, string> = {}): Record<string, str
   if (eq < 1)
     throw new ValidationError(`--param takes name=value, got ${JSON.stringify(v)}`, { field: "param" });
   return { ...prev, [v.slice(0, eq)]: v.slice(eq + 1) };
+}
+
+/** `--unknown-rate`: a number, checked against its range by the platform. */
+function rateOption(v: string): number {
+  const r = Number(v);
+  if (v.trim() === "" || !Number.isFinite(r))
+    throw new ValidationError(`--unknown-rate takes a number, got ${JSON.stringify(v)}`, {
+      field: "unknownRate",
+    });
+  return r;
 }
 
 /** The flags as commander parses them. */
@@ -78,6 +99,8 @@ interface TrainFlags {
   promote: boolean;
   withFeedback?: boolean;
   capture?: "none" | "uncertain" | "all";
+  unknownRate?: number;
+  unknownScorer?: OodMethod;
 }
 
 function trainRequest(dataset: string, opts: TrainFlags): TrainOptions {
@@ -98,6 +121,8 @@ function trainRequest(dataset: string, opts: TrainFlags): TrainOptions {
     promote: opts.promote,
     withFeedback: opts.withFeedback,
     capture: opts.capture,
+    unknownRate: opts.unknownRate,
+    unknownScorer: opts.unknownScorer,
   };
 }
 
@@ -111,6 +136,12 @@ function trainLines(r: TrainResult): string[] {
   if (r.calibration) {
     lines.push(
       `calibration: temperature ${r.calibration.temperature.toFixed(3)}, ECE ${pct(r.calibration.eceBefore)} → ${pct(r.calibration.eceAfter)}`,
+    );
+  }
+  if (r.unknown) {
+    lines.push(
+      `unknown inputs: ${r.unknown.method} score > ${r.unknown.threshold.toPrecision(4)} ` +
+        `(flags ${pct(r.unknown.rate)} of ${r.unknown.heldOut} held-out rows)`,
     );
   }
   if (r.feedback) lines.push(feedbackLine(r.feedback));
