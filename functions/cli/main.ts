@@ -28,6 +28,7 @@ import { registerRollback } from "./commands/rollback.ts";
 import { registerServe } from "./commands/serve.ts";
 import { registerStart } from "./commands/start.ts";
 import { registerStatus } from "./commands/status.ts";
+import { registerSuggest } from "./commands/suggest.ts";
 import { registerTrain } from "./commands/train.ts";
 import { registerWebhooks } from "./commands/webhooks.ts";
 import { namesCommand, runCli } from "./context.ts";
@@ -45,6 +46,7 @@ const COMMANDS = [
   registerRollback,
   registerExportHead,
   registerReport,
+  registerSuggest,
   registerDrift,
   registerImportEmbeddings,
   registerExport,

@@ -51,6 +51,8 @@ export const ROUTE_SCOPES: Readonly<Record<string, RouteAccess>> = {
   "POST /v1/datasets/{dataset}/embeddings": ["ingest"],
   "GET /v1/datasets/{dataset}": ["ingest", "train"],
   "GET /v1/jobs/{job}": ["ingest", "train"],
+  // Choosing what to label next is part of training a head; it reads a head and a dataset, writes nothing.
+  "POST /v1/datasets/{dataset}/suggest": ["train"],
   // A drift check reads a head's training data and captured inputs (not only its predictions), and
   // changes nothing but a possible drift.detected event: train's, like judging labels.
   "POST /v1/drift": ["train"],

@@ -3,8 +3,10 @@
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Platform } from "../../platform.ts";
+import { DEFAULT_STRATEGY, DEFAULT_SUGGEST_K, MAX_SUGGEST_K, STRATEGIES } from "../../quality/suggest.ts";
 import type { AppEnv } from "../env.ts";
 import { errorResponses, jsonBody } from "../responses.ts";
+import { DatasetParams } from "../schemas.ts";
 
 /**
  * `POST /v1/drift`: does current data still look like the reference (`headstart drift`)? A dataset
@@ -116,8 +118,111 @@ const drift = createRoute({
   },
 });
 
+/** `POST /v1/datasets/{dataset}/suggest`: which unlabelled rows to label next (`headstart suggest`). */
+const SuggestBody = z
+  .object({
+    head: z
+      .string()
+      .min(1)
+      .optional()
+      .openapi({
+        description:
+          "`head`, `head@version` or `head:alias` whose calibrated probabilities say how unsure it is of each row; " +
+          "without one, a cold start: a diverse seed set (k-center greedy)",
+        example: "imdb-sentiment",
+      }),
+    k: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_SUGGEST_K)
+      .optional()
+      .openapi({ description: `How many rows to suggest (default ${DEFAULT_SUGGEST_K})`, example: 20 }),
+    strategy: z
+      .string()
+      .optional()
+      .openapi({
+        description:
+          `One of ${STRATEGIES.join(", ")} (default ${DEFAULT_STRATEGY}). margin: 1 − (p₁ − p₂); entropy: normalized ` +
+          "entropy; coreset: k-center greedy over the L2-normalized vectors, away from the labelled rows and the " +
+          "earlier picks; hybrid: the 4·k most uncertain rows (margin), then k-center greedy among them",
+        example: "hybrid",
+      }),
+    backbone: z.string().min(1).optional().openapi({
+      description: "Without a head only: the backbone whose cached vectors are read (default: the dataset's)",
+      example: "glove-100d",
+    }),
+  })
+  .strict()
+  .openapi("SuggestRequest");
+
+const SuggestItem = z
+  .object({
+    id: z.string().openapi({ example: "u3141" }),
+    score: z.number().openapi({
+      description:
+        "margin, entropy, hybrid: the head's uncertainty in [0, 1] (1: a coin toss); coreset: the L2 distance in " +
+        "[0, 2] to the nearest labelled or earlier-picked row (2 for a cold start's first pick)",
+      example: 0.96,
+    }),
+    reason: z.string().openapi({
+      example:
+        "margin: pos 0.520 vs neg 0.480; 0.912 from the nearest labelled or chosen row (among the 4·k most uncertain)",
+    }),
+  })
+  .openapi("SuggestItem");
+
+const SuggestResponse = z
+  .object({
+    dataset: z.string(),
+    datasetVersion: z.string().openapi({ description: "The dataset version whose rows were ranked" }),
+    head: z.string().optional(),
+    version: z.string().optional().openapi({ description: "The head version whose probabilities were used" }),
+    backbone: z
+      .string()
+      .openapi({ description: "The backbone (or `a+b` set) whose cached vectors were read" }),
+    strategy: z
+      .enum(STRATEGIES)
+      .openapi({ description: "The strategy that ran: `coreset` for a cold start" }),
+    coldStart: z.boolean().openapi({ description: "No head: the items are a diverse seed set" }),
+    labelled: z.number().int(),
+    unlabelled: z.number().int().openapi({ description: "Rows without a label, the candidates" }),
+    items: z.array(SuggestItem).openapi({ description: "The rows to label next, in the order picked" }),
+  })
+  .openapi("Suggestions");
+
+const suggest = createRoute({
+  method: "post",
+  path: "/datasets/{dataset}/suggest",
+  operationId: "suggestRows",
+  tags: ["datasets"],
+  summary: "Which unlabelled rows to label next (active learning)",
+  description:
+    "Ranks the dataset's rows without a label by a head's uncertainty, by diversity, or both (the default), over " +
+    "the cached vectors of the head's backbone; without a head, a diverse seed set. The dataset must be embedded " +
+    "with that backbone. Reads only: nothing is written.",
+  request: {
+    params: DatasetParams,
+    body: { required: false, content: { "application/json": { schema: SuggestBody } } },
+  },
+  responses: {
+    200: jsonBody(SuggestResponse, "The rows to label next"),
+    ...errorResponses({
+      400: "Invalid body (`k`, an unknown `strategy`, head and backbone both), margin or entropy without a head, a regression head with an uncertainty strategy, or the dataset not embedded with the backbone",
+      404: "Unknown dataset, head or backbone",
+      409: "The head's backbone was replaced since it was trained",
+      415: "Not application/json",
+    }),
+  },
+});
+
 export function qualityRoutes(platform: Platform) {
   const app = new OpenAPIHono<AppEnv>();
   app.openapi(drift, async (c) => c.json(await platform.checkDrift(c.req.valid("json")), 200));
+  app.openapi(suggest, async (c) => {
+    const { dataset } = c.req.valid("param");
+    const body = c.req.header("content-type") ? c.req.valid("json") : {};
+    return c.json(await platform.suggest(dataset, body), 200);
+  });
   return app;
 }
