@@ -1,0 +1,46 @@
+/**
+ * `npm run bench:quality`: the data-quality tools measured on data they never saw. Each section is
+ * its own module and function (`--only <section>` runs one): `drift` (scripts/bench-drift.ts).
+ * Figures and the settings that produced them: docs/benchmarks.md.
+ */
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { PACKAGE_ROOT } from "../shared/config.ts";
+import { machine } from "./bench-common.ts";
+import { driftSection } from "./bench-drift.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    only: { type: "string" },
+    seed: { type: "string", default: "1" },
+    "models-dir": { type: "string", default: join(PACKAGE_ROOT, ".models") },
+    out: { type: "string", default: join(PACKAGE_ROOT, ".headstart-bench", "quality") },
+    "drift-per-block": { type: "string", default: "1000" },
+    "drift-per-side": { type: "string", default: "500" },
+    "drift-trials": { type: "string", default: "20" },
+    "drift-mix-in": { type: "string", default: "0.3,0.1" },
+    "drift-permutations": { type: "string", default: "200" },
+  },
+});
+
+const SECTIONS: Record<string, () => Promise<unknown>> = {
+  drift: () =>
+    driftSection({
+      perBlock: Number(args["drift-per-block"]),
+      perSide: Number(args["drift-per-side"]),
+      trials: Number(args["drift-trials"]),
+      mixIn: args["drift-mix-in"]!.split(",").map(Number),
+      permutations: Number(args["drift-permutations"]),
+      seed: Number(args.seed),
+      modelsDir: args["models-dir"]!,
+      outDir: args.out!,
+    }),
+};
+
+const m = await machine();
+console.log(
+  `machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, node ${m.node}, onnxruntime ${m.onnxruntime}`,
+);
+for (const [name, run] of Object.entries(SECTIONS)) {
+  if (args.only === undefined || args.only === name) await run();
+}
