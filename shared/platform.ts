@@ -63,6 +63,8 @@ import type { ObjectStore } from "./store/types.ts";
 const trainModule = () => import("./heads/train.ts");
 const trainValidateModule = () => import("./heads/train-validate.ts");
 const predictModule = () => import("./heads/predict.ts");
+/** Label issues cross-validate heads: loaded on first use like training. */
+const labelIssuesModule = () => import("./quality/label-issues.ts");
 /** Batch predictions score with the heads' modules: loaded on first use for the same reason. */
 const predictionsModule = async () => ({
   ...(await import("./predictions/job.ts")),
@@ -386,6 +388,27 @@ export class Platform {
       promoted ? this.notifyAliasMoved(head, "live", version) : undefined,
     ]);
     return result;
+  }
+
+  /**
+   * The labelled rows of `dataset` that are probably labelled wrong, most suspect first: confident
+   * learning over out-of-fold probabilities of the default head type, read from the cache of
+   * `opts.backbone` (default: the dataset's, as training picks it), within the training budget.
+   */
+  async labelIssues(
+    dataset: string,
+    opts: import("./quality/label-issues.ts").LabelIssuesOptions & { backbone?: string } = {},
+    run: TrainRun = {},
+  ) {
+    const status = await readDatasetStatus(this.store, dataset);
+    if (!status) throw new NotFoundError(`dataset ${dataset}`, { field: "dataset" });
+    const specs = await this.backboneParts(opts.backbone ?? defaultBackboneFor(status, this.config));
+    const { findLabelIssues } = await labelIssuesModule();
+    return findLabelIssues(this.store, dataset, specs, opts, {
+      maxSeconds: Math.min(this.config.trainMaxSeconds, run.maxSeconds ?? Number.POSITIVE_INFINITY),
+      maxMemoryBytes: this.config.trainMaxMemoryMb * 2 ** 20,
+      signal: run.signal,
+    });
   }
 
   /** `headRef` is `head`, `head@version` or `head:alias`; `req.version`/`req.alias` say the same. */

@@ -77,6 +77,7 @@ const LEARN_PUBLIC = new Set(
     "metrics",
     "task-metrics",
     "split",
+    "confident-learning",
     "active",
     "ood",
     "mmd",

@@ -19,6 +19,7 @@ import { registerGc } from "./commands/gc.ts";
 import { registerImportEmbeddings } from "./commands/import-embeddings.ts";
 import { registerIngest } from "./commands/ingest.ts";
 import { registerKeys } from "./commands/keys.ts";
+import { registerLabelIssues } from "./commands/label-issues.ts";
 import { registerLs } from "./commands/ls.ts";
 import { registerPredict } from "./commands/predict.ts";
 import { registerPromote } from "./commands/promote.ts";
@@ -46,6 +47,7 @@ const COMMANDS = [
   registerRollback,
   registerExportHead,
   registerReport,
+  registerLabelIssues,
   registerSuggest,
   registerDrift,
   registerImportEmbeddings,

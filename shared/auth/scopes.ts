@@ -50,6 +50,8 @@ export const ROUTE_SCOPES: Readonly<Record<string, RouteAccess>> = {
   "POST /v1/datasets/{dataset}/ingest": ["ingest"],
   "POST /v1/datasets/{dataset}/embeddings": ["ingest"],
   "GET /v1/datasets/{dataset}": ["ingest", "train"],
+  // Judging labels fits heads on the dataset (as training does) and changes nothing: train's.
+  "POST /v1/datasets/{dataset}/label-issues": ["train"],
   "GET /v1/jobs/{job}": ["ingest", "train"],
   // Choosing what to label next is part of training a head; it reads a head and a dataset, writes nothing.
   "POST /v1/datasets/{dataset}/suggest": ["train"],

@@ -3,10 +3,110 @@
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Platform } from "../../platform.ts";
+import { DEFAULT_LABEL_ISSUE_FOLDS, MAX_LABEL_ISSUE_FOLDS, RANK_BY } from "../../quality/label-issues.ts";
 import { DEFAULT_STRATEGY, DEFAULT_SUGGEST_K, MAX_SUGGEST_K, STRATEGIES } from "../../quality/suggest.ts";
 import type { AppEnv } from "../env.ts";
 import { errorResponses, jsonBody } from "../responses.ts";
 import { DatasetParams } from "../schemas.ts";
+
+/**
+ * `POST /v1/datasets/{dataset}/label-issues`: the labelled rows that are probably labelled wrong
+ * (`headstart label-issues`); `train` scope. It fits the default head type once per grid point and
+ * fold in the request, so in AWS (API Gateway answers after 29 s) it stops after 25 s with a 422
+ * naming HEADSTART_TRAIN_MAX_SECONDS; judge a large dataset from a machine with the CLI.
+ */
+/** Under API Gateway's 29 s, with room to answer. */
+export const LABEL_ISSUES_LAMBDA_SECONDS = 25;
+
+const LabelIssuesBody = z
+  .object({
+    backbone: z.string().min(1).optional().openapi({
+      description:
+        "Backbone id or `a+b` set whose cached vectors are read (default: the dataset's, as training picks it)",
+      example: "glove-100d",
+    }),
+    folds: z
+      .number()
+      .int()
+      .min(2)
+      .max(MAX_LABEL_ISSUE_FOLDS)
+      .optional()
+      .openapi({
+        description: `Cross-validation folds (default ${DEFAULT_LABEL_ISSUE_FOLDS}, at most one per labelled row)`,
+        example: DEFAULT_LABEL_ISSUE_FOLDS,
+      }),
+    rankBy: z.enum(RANK_BY).optional().openapi({
+      description: "Order of the issues: the given label's probability (default) or its normalized margin",
+    }),
+    seed: z.number().int().optional().openapi({ description: "Seeds the folds and fits (default 0)" }),
+  })
+  .strict()
+  .openapi("LabelIssuesRequest");
+
+const LabelIssue = z
+  .object({
+    id: z.string().openapi({ example: "r1042" }),
+    givenLabel: z.string().openapi({ example: "pos" }),
+    suggestedLabel: z
+      .string()
+      .openapi({ description: "The out-of-fold model's most probable class", example: "neg" }),
+    score: z.number().openapi({
+      description: "1 − the label's quality under `rankBy`, in [0, 1]: higher is more suspect",
+      example: 0.97,
+    }),
+  })
+  .openapi("LabelIssue");
+
+const LabelIssuesResponse = z
+  .object({
+    dataset: z.string(),
+    backbone: z.string(),
+    type: z
+      .string()
+      .openapi({ description: "The head type whose out-of-fold probabilities judged the labels" }),
+    params: z
+      .record(z.string(), z.union([z.number(), z.string(), z.boolean()]))
+      .openapi({ description: "Its parameters: the `auto` grid's with the lowest out-of-fold log-loss" }),
+    folds: z.number().int(),
+    rankBy: z.enum(RANK_BY),
+    rows: z.number().int().openapi({ description: "Labelled rows examined" }),
+    classes: z.array(z.string()),
+    issues: z.array(LabelIssue).openapi({ description: "Flagged rows, most suspect first" }),
+    estimatedNoiseRate: z.number().openapi({
+      description:
+        "Confident learning's estimate of the share of wrong labels (off-diagonal mass of its joint)",
+      example: 0.08,
+    }),
+  })
+  .openapi("LabelIssues");
+
+const labelIssues = createRoute({
+  method: "post",
+  path: "/datasets/{dataset}/label-issues",
+  operationId: "findLabelIssues",
+  tags: ["datasets"],
+  summary: "Labelled rows that are probably labelled wrong (confident learning)",
+  description:
+    "Out-of-fold probabilities of the default head type (logreg) over every labelled row, then confident " +
+    "learning (per-class thresholds, the confident joint, pruned by noise rate). Single-class labels only. " +
+    `Runs in the request: in AWS it stops after ${LABEL_ISSUES_LAMBDA_SECONDS} s (API Gateway answers at 29 s); ` +
+    "judge larger datasets with `headstart label-issues`.",
+  request: {
+    params: DatasetParams,
+    body: { required: false, content: { "application/json": { schema: LabelIssuesBody } } },
+  },
+  responses: {
+    200: jsonBody(LabelIssuesResponse, "The flagged rows and the estimated noise rate"),
+    ...errorResponses({
+      400: "Invalid body (`folds`, `rankBy`), a bad backbone reference, or fewer than 2 classes",
+      404: "Unknown dataset or backbone",
+      415: "Not application/json",
+      422:
+        "Labels that are not single classes (`field: label`: regression or multi-label), or over the time budget " +
+        "(`field: HEADSTART_TRAIN_MAX_SECONDS`)",
+    }),
+  },
+});
 
 /**
  * `POST /v1/drift`: does current data still look like the reference (`headstart drift`)? A dataset
@@ -218,6 +318,15 @@ const suggest = createRoute({
 
 export function qualityRoutes(platform: Platform) {
   const app = new OpenAPIHono<AppEnv>();
+  app.openapi(labelIssues, async (c) => {
+    const { dataset } = c.req.valid("param");
+    const body = c.req.header("content-type") ? c.req.valid("json") : {};
+    const result = await platform.labelIssues(dataset, body, {
+      signal: c.req.raw.signal,
+      maxSeconds: platform.config.lambdaFunction ? LABEL_ISSUES_LAMBDA_SECONDS : undefined,
+    });
+    return c.json(result, 200);
+  });
   app.openapi(drift, async (c) => c.json(await platform.checkDrift(c.req.valid("json")), 200));
   app.openapi(suggest, async (c) => {
     const { dataset } = c.req.valid("param");

@@ -1,0 +1,143 @@
+/**
+ * Label issues on generated data with known wrong labels: three separable classes in 16 dims, 10
+ * of 150 labels flipped. The flipped rows must lead the ranking and clean rows must mostly not be
+ * flagged; regression and multi-label datasets are refused naming the field; the CLI answers the
+ * same document with --json.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { createApp } from "../shared/api/app.ts";
+import { HeadstartError } from "../shared/errors.ts";
+import { gaussian, mulberry32 } from "../shared/learn/split.ts";
+import { makeLogger } from "../shared/log.ts";
+import { cli } from "./helpers/cli.ts";
+import { tinyCliPlatform } from "./helpers/platform.ts";
+
+const DIM = 16;
+const CLASSES = ["ant", "bee", "cat"];
+const FLIPPED = new Set([3, 17, 29, 44, 58, 71, 86, 99, 112, 140].map((i) => `r${i}`));
+
+/** 150 rows around three class centres (3σ apart per axis); FLIPPED rows carry the next class's label. */
+function noisyDataset() {
+  const rand = mulberry32(11);
+  const rows = Array.from({ length: 150 }, (_, i) => {
+    const c = i % 3;
+    const id = `r${i}`;
+    return { id, trueClass: c, label: CLASSES[FLIPPED.has(id) ? (c + 1) % 3 : c] };
+  });
+  const embeddings = rows.map((r) =>
+    Array.from({ length: DIM }, (_, j) => (j % 3 === r.trueClass ? 1.5 : 0) + 0.5 * gaussian(rand)),
+  );
+  return { rows: rows.map(({ id, label }) => ({ id, label })), embeddings };
+}
+
+describe("label issues", () => {
+  let ctx: Awaited<ReturnType<typeof tinyCliPlatform>>;
+  before(async () => {
+    ctx = await tinyCliPlatform();
+    await ctx.platform.importEmbeddings("noisy", { backbone: "ext", ...noisyDataset() });
+  });
+  after(() => ctx.cleanup());
+
+  test("flipped labels lead the ranking, with the class they came from; clean rows mostly pass", async () => {
+    const r = await ctx.platform.labelIssues("noisy", { backbone: "ext" });
+    assert.equal(r.rows, 150);
+    assert.equal(r.folds, 5);
+    assert.deepEqual(r.classes, CLASSES);
+    const top = r.issues.slice(0, FLIPPED.size);
+    const caught = top.filter((i) => FLIPPED.has(i.id));
+    assert.ok(caught.length >= 9, `only ${caught.length} of the top 10 are flipped rows`);
+    for (const i of caught) {
+      const trueClass = Number(i.id.slice(1)) % 3;
+      assert.equal(i.suggestedLabel, CLASSES[trueClass], `${i.id}'s suggestion`);
+      assert.equal(i.givenLabel, CLASSES[(trueClass + 1) % 3]);
+    }
+    const clean = r.issues.filter((i) => !FLIPPED.has(i.id));
+    assert.ok(clean.length <= 2, `${clean.length} clean rows flagged`);
+    for (let t = 1; t < r.issues.length; t++) assert.ok(r.issues[t - 1].score >= r.issues[t].score);
+    assert.ok(r.estimatedNoiseRate > 0.03 && r.estimatedNoiseRate < 0.15, `noise ${r.estimatedNoiseRate}`);
+  });
+
+  test("the same seed gives the same answer; ranking by normalized margin flags the same rows", async () => {
+    const a = await ctx.platform.labelIssues("noisy", { backbone: "ext", seed: 3, folds: 3 });
+    const b = await ctx.platform.labelIssues("noisy", { backbone: "ext", seed: 3, folds: 3 });
+    assert.deepEqual(a, b);
+    const m = await ctx.platform.labelIssues("noisy", {
+      backbone: "ext",
+      seed: 3,
+      folds: 3,
+      rankBy: "normalized-margin",
+    });
+    assert.deepEqual(new Set(m.issues.map((i) => i.id)), new Set(a.issues.map((i) => i.id)));
+  });
+
+  test("regression and multi-label datasets are refused naming the label field", async () => {
+    const embeddings = Array.from({ length: 6 }, (_, i) => [i, 1, 0]);
+    await ctx.platform.importEmbeddings("prices", {
+      backbone: "ext3",
+      rows: embeddings.map((_, i) => ({ id: `p${i}`, label: i + 0.5 })),
+      embeddings,
+    });
+    await ctx.platform.importEmbeddings("tags", {
+      backbone: "ext3",
+      rows: embeddings.map((_, i) => ({ id: `t${i}`, label: i % 2 ? ["a", "b"] : ["a"] })),
+      embeddings,
+    });
+    for (const [dataset, what] of [
+      ["prices", /regression/],
+      ["tags", /multi-label/],
+    ] as const) {
+      await assert.rejects(
+        ctx.platform.labelIssues(dataset, { backbone: "ext3" }),
+        (e: unknown) => e instanceof HeadstartError && e.field === "label" && what.test(e.message),
+      );
+    }
+  });
+
+  test("folds outside 2..20 are refused naming folds", async () => {
+    for (const folds of [1, 21, 2.5]) {
+      await assert.rejects(
+        ctx.platform.labelIssues("noisy", { backbone: "ext", folds }),
+        (e: unknown) => e instanceof HeadstartError && e.field === "folds",
+      );
+    }
+  });
+
+  test("the CLI prints the same document with --json, and a summary without", async () => {
+    const json = await cli(["label-issues", "noisy", "--backbone", "ext", "--json"], ctx.env);
+    assert.equal(json.code, 0, json.stderr);
+    const doc = JSON.parse(json.stdout);
+    assert.deepEqual(doc, await ctx.platform.labelIssues("noisy", { backbone: "ext" }));
+    assert.deepEqual(Object.keys(doc.issues[0]).sort(), ["givenLabel", "id", "score", "suggestedLabel"]);
+    const human = await cli(["label-issues", "noisy", "--backbone", "ext", "--folds", "3"], ctx.env);
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, /look mislabelled \(estimated noise rate/);
+    const bad = await cli(["label-issues", "noisy", "--backbone", "ext", "--folds", "1"], ctx.env);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /folds/);
+  });
+
+  test("POST /v1/datasets/{dataset}/label-issues answers the same document; bad bodies are 400s naming the field", async () => {
+    const app = createApp(ctx.platform, makeLogger("test", "silent"));
+    const post = (dataset: string, body?: unknown) =>
+      app.request(`/v1/datasets/${dataset}/label-issues`, {
+        method: "POST",
+        ...(body === undefined
+          ? {}
+          : { headers: { "content-type": "application/json" }, body: JSON.stringify(body) }),
+      });
+    const res = await post("noisy", { backbone: "ext", folds: 3 });
+    assert.equal(res.status, 200);
+    assert.deepEqual(
+      await res.json(),
+      await ctx.platform.labelIssues("noisy", { backbone: "ext", folds: 3 }),
+    );
+    const bad = await post("noisy", { backbone: "ext", rankBy: "loudest" });
+    assert.equal(bad.status, 400);
+    assert.equal(((await bad.json()) as { error: { field: string } }).error.field, "rankBy");
+    const tags = await post("tags", { backbone: "ext3" });
+    assert.equal(tags.status, 422);
+    assert.equal(((await tags.json()) as { error: { field: string } }).error.field, "label");
+    assert.equal((await post("nowhere", { backbone: "ext" })).status, 404);
+  });
+});
