@@ -10,10 +10,12 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createApp } from "../shared/api/app.ts";
 import { encodeNpy } from "../shared/cache/npy.ts";
+import type { DatasetRow } from "../shared/datasets/manifest.ts";
 import { readHeadVersion } from "../shared/heads/version.ts";
 import { keys } from "../shared/layout.ts";
 import { gaussian, mulberry32 } from "../shared/learn/split.ts";
 import { makeLogger } from "../shared/log.ts";
+import { predictionLine } from "../shared/predictions/output.ts";
 import { putJson } from "../shared/store/json.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
 
@@ -103,6 +105,9 @@ describe("unknown inputs", () => {
     const plain = (await ctx.platform.predict("ab-msp", { embeddings: between })).predictions;
     assert.ok(share(plain) >= 0.9, `flagged ${share(plain)}`);
     assert.ok(plain.every((p) => p.label === "A" || p.label === "B"));
+    // A batch job's output line carries the same two fields.
+    const line = predictionLine("bp-j", { id: "x", line: 1 } as DatasetRow, plain[0], "v1");
+    assert.deepEqual([line.unknownScore, line.unknown], [plain[0].unknownScore, plain[0].unknown]);
     const rejected = await ctx.platform.predict("ab-msp", { embeddings: between, rejectUnknown: true });
     rejected.predictions.forEach((p, i) => {
       assert.equal(p.label, plain[i].unknown ? "unknown" : plain[i].label);

@@ -108,6 +108,9 @@ export async function predictVectors(
   if (head.task === "regression") return Array.from(out, (value) => ({ value }));
   if (head.doc.calibration) out = applyTemperature(out, n, k, head.doc.calibration.temperature);
   const on = head.task === "multilabel" ? decideLabels(head, out, n) : undefined;
+  const detector = head.task === "multiclass" ? head.doc.unknown : undefined;
+  const unknownScores = detector ? scoreUnknown(detector, vectors, out, n, k) : undefined;
+  const reject = opts.rejectUnknown === true;
   const predictions: Prediction[] = [];
   for (let i = 0; i < n; i++) {
     // No prototype: a label named like an Object.prototype member still gets its own entry.
@@ -119,12 +122,15 @@ export async function predictVectors(
     }
     if (on) {
       predictions.push({ labels: labels.filter((_, c) => on[i * k + c] === 1), scores: { ...scores } });
+    } else if (unknownScores) {
+      // Built whole, so every record has one shape (adding fields later slows batch scoring).
+      const unknown = unknownScores[i] > detector!.threshold;
+      const label = reject && unknown ? UNKNOWN_LABEL : labels[best];
+      const score = out[i * k + best];
+      predictions.push({ label, score, scores: { ...scores }, unknownScore: unknownScores[i], unknown });
     } else {
       predictions.push({ label: labels[best], score: out[i * k + best], scores: { ...scores } });
     }
-  }
-  if (head.task === "multiclass" && head.doc.unknown) {
-    markUnknown(head.doc.unknown, predictions, vectors, out, { n, k, reject: opts.rejectUnknown === true });
   }
   return predictions;
 }
@@ -132,26 +138,20 @@ export async function predictVectors(
 /** Parsed scorers by their detector document (a loaded version's is parsed once). */
 const scorers = new WeakMap<UnknownDetector, OodScorer>();
 
-/** `unknownScore` and `unknown` on each prediction; with `reject`, the label `unknown` where it is. */
-function markUnknown(
+/** The detector's score of each row (its scorer parsed once per loaded version). */
+function scoreUnknown(
   detector: UnknownDetector,
-  predictions: Prediction[],
   vectors: Float32Array,
   proba: Float64Array,
-  { n, k, reject }: { n: number; k: number; reject: boolean },
-): void {
+  n: number,
+  k: number,
+): Float64Array {
   let scorer = scorers.get(detector);
   if (!scorer) {
     scorer = oodFromJson(detector.scorer);
     scorers.set(detector, scorer);
   }
-  const scores = oodScores(scorer, vectors, n, proba, k);
-  for (let i = 0; i < n; i++) {
-    const p = predictions[i];
-    p.unknownScore = scores[i];
-    p.unknown = scores[i] > detector.threshold;
-    if (reject && p.unknown) p.label = UNKNOWN_LABEL;
-  }
+  return oodScores(scorer, vectors, n, proba, k);
 }
 
 /** Multi-label decisions by the head's own per-label thresholds (p ≥ 0.5 for kinds without them). */
