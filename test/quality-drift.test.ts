@@ -4,13 +4,16 @@
  * `drift.detected` event at a real webhook receiver, and the refusals.
  */
 import assert from "node:assert/strict";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import sharp from "sharp";
 import { createApp } from "../shared/api/app.ts";
 import { WebhookRegistry } from "../shared/events/registrations.ts";
 import { makeLogger } from "../shared/log.ts";
 import { cli } from "./helpers/cli.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
-import { NEUTRAL, tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
+import { NEUTRAL, tinySentimentRows, toJsonlText, writeTinyImageBackbone } from "./helpers/tiny-backbone.ts";
 import { Receiver } from "./helpers/webhook-receiver.ts";
 
 /** `n` texts of neutral words only: items of "another task" for the sentiment head. */
@@ -180,6 +183,73 @@ describe("drift", () => {
     });
     await assert.rejects(platform.checkDrift({ reference: "films", current: "same", alpha: 2 }), {
       field: "alpha",
+    });
+  });
+});
+
+describe("drift on images", () => {
+  let ctx: Awaited<ReturnType<typeof tinyPlatform>>;
+
+  /** An 8×8 square of `rgb` with a pattern of noise that repeats every 30 values of `i`. */
+  async function square(rgb: [number, number, number], i: number): Promise<Buffer> {
+    const px = Buffer.alloc(8 * 8 * 3);
+    for (let p = 0; p < 64; p++)
+      for (let k = 0; k < 3; k++) px[p * 3 + k] = (rgb[k] + ((p * 7 + i * 13) % 30)) % 256;
+    return sharp(px, { raw: { width: 8, height: 8, channels: 3 } })
+      .png()
+      .toBuffer();
+  }
+
+  const COLOURS: Record<string, [number, number, number]> = {
+    red: [210, 20, 20],
+    blue: [20, 30, 210],
+    green: [20, 200, 40],
+  };
+
+  /** A labelled folder: `count[label]` squares of each colour, `i` from `from`. */
+  async function folder(name: string, count: Record<string, number>, from: number): Promise<string> {
+    const dir = join(ctx.dir, name);
+    for (const [label, n] of Object.entries(count)) {
+      await mkdir(join(dir, label), { recursive: true });
+      for (let i = from; i < from + n; i++)
+        await writeFile(join(dir, label, `${i}.png`), await square(COLOURS[label], i));
+    }
+    return dir;
+  }
+
+  before(async () => {
+    ctx = await tinyPlatform();
+    await writeTinyImageBackbone(join(ctx.dir, "image-backbone"));
+    await ctx.platform.addBackbone(join(ctx.dir, "image-backbone"));
+    const sets = {
+      photos: await folder("photos", { red: 30, blue: 30 }, 0),
+      later: await folder("later", { red: 30, blue: 30 }, 30),
+      greener: await folder("greener", { red: 21, blue: 21, green: 18 }, 60),
+    };
+    for (const [name, dir] of Object.entries(sets)) {
+      await ctx.platform.upload(name, dir);
+      await ctx.platform.embed(name, { backbone: "tiny-image" });
+    }
+    await ctx.platform.train({ dataset: "photos", head: "colours", backbone: "tiny-image", cv: 2 });
+  });
+  after(() => ctx.cleanup());
+
+  test("the same pictures later are no drift; 30% of another colour is, and the head's label mix moves", async () => {
+    const { platform } = ctx;
+    const same = await platform.checkDrift({ reference: "photos", current: "later", backbone: "tiny-image" });
+    assert.equal(same.drift, false, `p = ${same.pValue}`);
+    const greener = await platform.checkDrift({
+      reference: "colours",
+      current: "greener",
+      permutations: 100,
+    });
+    assert.equal(greener.drift, true, `p = ${greener.pValue}`);
+    assert.equal(greener.backbone, "tiny-image");
+    assert.deepEqual(greener.n, { reference: 60, current: 60 });
+    // Green squares are none of the head's classes: they land in one of them, so the mix moves.
+    assert.ok(greener.labelShift!.distance > 0.1, JSON.stringify(greener.labelShift));
+    await assert.rejects(platform.checkDrift({ reference: "colours", current: "capture:colours" }), {
+      field: "current",
     });
   });
 });
