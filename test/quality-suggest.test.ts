@@ -155,6 +155,8 @@ describe("suggest", () => {
     await refused({ head: "al", backbone: "ext-al" }, "backbone", /not both/);
     await refused({ head: "nope" }, "head", /nope/);
     await refused({}, "dataset", /missing/, "missing");
+    // The head reads its own backbone's cache: a dataset embedded with another one is told how to fix it.
+    await refused({ head: "al" }, "dataset", /no embeddings from ext-al yet; import them/, "cold");
   });
 
   test("the CLI: `headstart suggest … --json` prints the items; an unknown strategy exits 2", async () => {
