@@ -206,4 +206,32 @@ describe("suggest", () => {
     assert.equal((await post("missing", {})).status, 404);
     assert.equal((await post("pool", { head: "nope" })).status, 404);
   });
+
+  test("multi-label heads rank by their least decided label; regression heads allow coreset only", async () => {
+    const rand = mulberry32(5);
+    const rows: Array<{ id: string; label?: string[] | number }> = [];
+    const embeddings: number[][] = [];
+    for (let i = 0; i < 40; i++) {
+      const a = i % 2 === 0;
+      const b = i % 3 === 0;
+      rows.push({ id: `t${i}`, label: [...(a ? ["a"] : []), ...(b ? ["b"] : [])] });
+      embeddings.push([a ? 2 : -2, b ? 2 : -2, rand() - 0.5, rand() - 0.5]);
+    }
+    rows.push({ id: "open-sure" }, { id: "open-b-unsure" });
+    embeddings.push([3, 3, 0, 0], [3, 0, 0, 0]);
+    await ctx.platform.importEmbeddings("tags", { backbone: "ext-tags", rows, embeddings });
+    await ctx.platform.train({ dataset: "tags", head: "tags", backbone: "ext-tags" });
+    const r = await ctx.platform.suggest("tags", { head: "tags", strategy: "margin", k: 2 });
+    assert.deepEqual(ids(r.items), ["open-b-unsure", "open-sure"]);
+    assert.match(r.items[0].reason, /^margin: label b at 0\.\d{3}$/);
+
+    const numbers = rows.map((row, i) =>
+      row.label === undefined ? { id: row.id } : { id: row.id, label: i + 0.5 },
+    );
+    await ctx.platform.importEmbeddings("scores", { backbone: "ext-tags", rows: numbers, embeddings });
+    await ctx.platform.train({ dataset: "scores", head: "scores", backbone: "ext-tags" });
+    await assert.rejects(ctx.platform.suggest("scores", { head: "scores" }), /regression head.*coreset/);
+    const spread = await ctx.platform.suggest("scores", { head: "scores", strategy: "coreset" });
+    assert.equal(spread.items.length, 2);
+  });
 });
