@@ -1,6 +1,7 @@
 /**
  * `npm run bench:quality`: the data-quality tools measured on data they never saw. Each section is
- * its own module and function (`--only <section>` runs one): `drift` (scripts/bench-drift.ts).
+ * its own module and function (`--only <section>` runs one): `drift` (scripts/bench-drift.ts),
+ * `label-issues` (scripts/bench-label-issues.ts).
  * Figures and the settings that produced them: docs/benchmarks.md.
  */
 import { join } from "node:path";
@@ -8,6 +9,7 @@ import { parseArgs } from "node:util";
 import { PACKAGE_ROOT } from "../shared/config.ts";
 import { machine } from "./bench-common.ts";
 import { driftSection } from "./bench-drift.ts";
+import { labelIssuesSection } from "./bench-label-issues.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -20,6 +22,9 @@ const { values: args } = parseArgs({
     "drift-trials": { type: "string", default: "20" },
     "drift-mix-in": { type: "string", default: "0.3,0.1" },
     "drift-permutations": { type: "string", default: "200" },
+    "labels-per-class": { type: "string", default: "12500" },
+    "labels-noise": { type: "string", default: "0.1" },
+    "labels-folds": { type: "string", default: "5" },
   },
 });
 
@@ -31,6 +36,15 @@ const SECTIONS: Record<string, () => Promise<unknown>> = {
       trials: Number(args["drift-trials"]),
       mixIn: args["drift-mix-in"]!.split(",").map(Number),
       permutations: Number(args["drift-permutations"]),
+      seed: Number(args.seed),
+      modelsDir: args["models-dir"]!,
+      outDir: args.out!,
+    }),
+  "label-issues": () =>
+    labelIssuesSection({
+      perClass: Number(args["labels-per-class"]),
+      noise: Number(args["labels-noise"]),
+      folds: Number(args["labels-folds"]),
       seed: Number(args.seed),
       modelsDir: args["models-dir"]!,
       outDir: args.out!,

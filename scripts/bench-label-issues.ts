@@ -1,0 +1,127 @@
+/**
+ * The label-issue section of `npm run bench:quality`: flip a share of IMDB training labels at random
+ * (seeded), run what `headstart label-issues` runs (out-of-fold logreg probabilities on glove-100d,
+ * then confident learning), and score the flagged set against the flipped ids. Baselines: the plain
+ * ranking by the lowest out-of-fold probability of the given label, cut at the same number flagged
+ * and at the true number of flips (which a user does not know). Vectors are cached under `outDir`.
+ */
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { builtInEmbedder } from "../shared/backbone/registry.ts";
+import { normalizeText } from "../shared/cache/address.ts";
+import type { EmbeddedDataset } from "../shared/embed/embedded-dataset.ts";
+import { confidentLearning, labelQuality } from "../shared/learn/confident-learning.ts";
+import { mulberry32, shuffleInPlace } from "../shared/learn/split.ts";
+import { classificationProblem, outOfFold } from "../shared/quality/label-issues.ts";
+import { loadImdb } from "../shared/samples/imdb.ts";
+
+export interface LabelIssueBench {
+  /** IMDB training reviews per class (≤ 12,500). */
+  perClass: number;
+  /** Share of training labels flipped. */
+  noise: number;
+  seed: number;
+  folds: number;
+  modelsDir: string;
+  outDir: string;
+}
+
+const BACKBONE = "glove-100d";
+
+async function imdbTrainVectors(b: LabelIssueBench) {
+  const rows = (await loadImdb(b.perClass)).filter((r) => r.split === "train");
+  const embedder = await builtInEmbedder(BACKBONE, b.modelsDir);
+  const dim = embedder.spec.dim;
+  const file = join(b.outDir, `imdb-train-${rows.length}-${embedder.spec.sha256.slice(0, 16)}.f32`);
+  try {
+    const buf = await readFile(file);
+    return { rows, dim, X: new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4) };
+  } catch {}
+  const X = new Float32Array(rows.length * dim);
+  for (let s = 0; s < rows.length; s += 1024) {
+    const inputs = rows
+      .slice(s, s + 1024)
+      .map((r) => ({ text: normalizeText(r.text.replace(/<br\s*\/?>/g, " ")) }));
+    X.set(await embedder.embed(inputs), s * dim);
+  }
+  await mkdir(b.outDir, { recursive: true });
+  await writeFile(`${file}.tmp`, new Uint8Array(X.buffer));
+  await rename(`${file}.tmp`, file);
+  return { rows, dim, X };
+}
+
+/** Precision, recall and F1 of `flagged` against the `truth` set. */
+function prf(flagged: readonly number[], truth: ReadonlySet<number>) {
+  const hits = flagged.filter((i) => truth.has(i)).length;
+  const precision = flagged.length ? hits / flagged.length : 0;
+  const recall = truth.size ? hits / truth.size : 0;
+  const f1 = precision + recall > 0 ? (2 * precision * recall) / (precision + recall) : 0;
+  return { flagged: flagged.length, precision, recall, f1 };
+}
+
+/** Detection AUROC of a most-suspect-first ranking: the share of (flipped, clean) pairs it orders right. */
+function auroc(ranked: readonly number[], truth: ReadonlySet<number>): number {
+  let flippedSoFar = 0;
+  let right = 0;
+  for (const i of ranked) {
+    if (truth.has(i)) flippedSoFar++;
+    else right += flippedSoFar;
+  }
+  return right / (truth.size * (ranked.length - truth.size));
+}
+
+/** Prints the section's table; returns its rows for callers that want them. */
+export async function labelIssuesSection(b: LabelIssueBench) {
+  const { rows, dim, X } = await imdbTrainVectors(b);
+  const n = rows.length;
+  const order = Int32Array.from({ length: n }, (_, i) => i);
+  shuffleInPlace(order, mulberry32(b.seed));
+  const flipped = new Set(Array.from(order.subarray(0, Math.round(b.noise * n))));
+  const other = (l: string) => (l === "pos" ? "neg" : "pos");
+  const data: EmbeddedDataset = {
+    dataset: "imdb-noisy",
+    version: "bench",
+    dim,
+    vectors: X,
+    unsupported: 0,
+    failed: [],
+    rows: rows.map((r, i) => ({ id: r.id, line: i + 1, label: flipped.has(i) ? other(r.label) : r.label })),
+  };
+  const t0 = performance.now();
+  const problem = classificationProblem(data.dataset, data);
+  const oof = await outOfFold(problem, { folds: b.folds, seed: b.seed });
+  const y = Int32Array.from(data.rows, (r) => problem.labels.indexOf(r.label as string));
+  const cl = confidentLearning(oof.probs, y, problem.labels.length, "self-confidence");
+  const seconds = (performance.now() - t0) / 1000;
+  const quality = labelQuality(oof.probs, y, problem.labels.length, "self-confidence");
+  const ranked = Array.from(order).sort((a, c) => quality[a] - quality[c] || a - c);
+  const table = [
+    {
+      method: "confident learning (prune by noise rate)",
+      ...prf(
+        cl.issues.map((i) => i.row),
+        flipped,
+      ),
+    },
+    { method: "lowest p(given), same number flagged", ...prf(ranked.slice(0, cl.issues.length), flipped) },
+    { method: "lowest p(given), true number flagged", ...prf(ranked.slice(0, flipped.size), flipped) },
+  ];
+  console.log(
+    `\nLabel issues — IMDB train (${n} reviews, ${BACKBONE}), ${flipped.size} labels flipped (${(100 * b.noise).toFixed(0)}%, seed ${b.seed}), ` +
+      `logreg ${JSON.stringify(oof.params)}, ${oof.folds} folds, ${seconds.toFixed(1)} s; ` +
+      `estimated noise rate ${(100 * cl.noiseRate).toFixed(1)}%; detection AUROC of the ranking ${auroc(ranked, flipped).toFixed(3)}`,
+  );
+  console.log("| method | flagged | precision | recall | F1 |\n|---|---:|---:|---:|---:|");
+  for (const r of table) {
+    const pct = (x: number) => (100 * x).toFixed(1);
+    console.log(`| ${r.method} | ${r.flagged} | ${pct(r.precision)} | ${pct(r.recall)} | ${pct(r.f1)} |`);
+  }
+  return {
+    n,
+    flipped: flipped.size,
+    estimatedNoiseRate: cl.noiseRate,
+    auroc: auroc(ranked, flipped),
+    seconds,
+    table,
+  };
+}
