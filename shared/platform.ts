@@ -696,6 +696,15 @@ export class Platform {
     return { ...result, checkedAt };
   }
 
+  /**
+   * One round of the scheduled drift check (quality/drift-schedule.ts): every head capturing all
+   * its inputs, with enough of them, against its training data.
+   */
+  async checkCapturingHeads(opts: { minCaptures?: number } = {}) {
+    const { checkCapturingHeads } = await import("./quality/drift-schedule.ts");
+    return checkCapturingHeads(this.store, (req) => this.checkDrift(req), opts);
+  }
+
   /** `head.promoted` for the alias's last move to `version`, as its history records it. */
   private notifyAliasMoved(head: string, alias: string, version: string): Promise<void> {
     return this.notifier.emitFrom(async () => {

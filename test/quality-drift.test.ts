@@ -11,6 +11,7 @@ import sharp from "sharp";
 import { createApp } from "../shared/api/app.ts";
 import { WebhookRegistry } from "../shared/events/registrations.ts";
 import { makeLogger } from "../shared/log.ts";
+import { every } from "../shared/quality/drift-schedule.ts";
 import { cli } from "./helpers/cli.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
 import { NEUTRAL, tinySentimentRows, toJsonlText, writeTinyImageBackbone } from "./helpers/tiny-backbone.ts";
@@ -108,6 +109,39 @@ describe("drift", () => {
     assert.equal(drift.data.current, "capture:mood");
     assert.equal(drift.data.pValue, r.pValue);
     assert.equal(drift.data.labelShiftDistance, shift.distance);
+  });
+
+  test("the scheduled round checks heads capturing all inputs once they have enough, and emits for drift", async () => {
+    const { platform } = ctx;
+    const eventsBefore = receiver.events.size;
+    const round = await platform.checkCapturingHeads({ minCaptures: 10 });
+    assert.deepEqual(
+      round.map((c) => c.head),
+      ["mood"],
+    );
+    assert.equal(round[0].result?.drift, true);
+    assert.equal(round[0].result?.current.kind, "capture");
+    await platform.notifier.idle();
+    assert.equal(receiver.events.size, eventsBefore + 1, "one drift.detected per check that finds drift");
+    const tooFew = await platform.checkCapturingHeads({ minCaptures: 1000 });
+    assert.match(tooFew[0].skipped ?? "", /60 captured inputs, fewer than 1000/);
+  });
+
+  test("every() runs rounds one after another until stopped", async () => {
+    let rounds = 0;
+    let running = 0;
+    const stop = every(5, async () => {
+      assert.equal(running++, 0, "rounds never overlap");
+      rounds++;
+      await new Promise((r) => setTimeout(r, 10));
+      running--;
+    });
+    await new Promise((r) => setTimeout(r, 120));
+    stop();
+    const seen = rounds;
+    assert.ok(seen >= 2, `${seen} rounds`);
+    await new Promise((r) => setTimeout(r, 60));
+    assert.ok(rounds <= seen + 1, "no round starts after stop");
   });
 
   test("no event for a check without drift or without a head", async () => {

@@ -13,12 +13,15 @@ import { KeyStore } from "../../shared/auth/key-store.ts";
 import { ValidationError } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/log.ts";
 import type { Platform } from "../../shared/platform.ts";
+import { every } from "../../shared/quality/drift-schedule.ts";
 
 export interface ServeOptions {
   port: number;
   host: string;
   /** Host names besides this server's own addresses that the Host header may carry. */
   allowedHosts?: readonly string[];
+  /** Every this many minutes, check heads that capture all inputs for drift (0 or absent: never). */
+  driftCheckMinutes?: number;
 }
 
 /** Starts the server; answers its URL once it listens. */
@@ -32,6 +35,8 @@ export async function serveApi(platform: Platform, log: Logger, opts: ServeOptio
       { field: "host" },
     );
   }
+  if (opts.driftCheckMinutes !== undefined && opts.driftCheckMinutes < 0)
+    throw new ValidationError("--drift-check-minutes must be 0 or more", { field: "drift-check-minutes" });
   let port = opts.port;
   const app = createApp(platform, log, {
     local: { host: opts.host, port: () => port, allowedHosts: opts.allowedHosts },
@@ -54,14 +59,35 @@ export async function serveApi(platform: Platform, log: Logger, opts: ServeOptio
       activeKeys: keyCount,
     });
   }
+  const stopDriftChecks = opts.driftCheckMinutes
+    ? scheduleDriftChecks(platform, log, opts.driftCheckMinutes)
+    : undefined;
   const shutdown = () => {
     log.info("shutting down");
+    stopDriftChecks?.();
     server.close(() => process.exit(0));
     setTimeout(() => process.exit(0), 2_000).unref();
   };
   process.once("SIGINT", shutdown);
   process.once("SIGTERM", shutdown);
   return `http://${urlHost(opts.host)}:${port}`;
+}
+
+/** The scheduled drift check of the local server: each head's outcome in the log. */
+export function scheduleDriftChecks(platform: Platform, log: Logger, minutes: number): () => void {
+  log.info("drift checks scheduled", { everyMinutes: minutes });
+  return every(minutes * 60_000, async () => {
+    for (const c of await platform.checkCapturingHeads()) {
+      if (c.error) log.warn("drift check failed", { head: c.head, error: c.error });
+      else if (c.result)
+        log.info("drift check", {
+          head: c.head,
+          drift: c.result.drift,
+          pValue: c.result.pValue,
+          n: c.result.n,
+        });
+    }
+  });
 }
 
 function urlHost(host: string): string {

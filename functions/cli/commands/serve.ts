@@ -23,6 +23,12 @@ export function addServerOptions(command: Command): Command {
     .option("--port <n>", "port", intOption("port"), 8787)
     .option("--host <host>", "interface to bind (not loopback: API keys required)", "127.0.0.1")
     .option(
+      "--drift-check-minutes <n>",
+      "every n minutes, check each head that captures all inputs (with 50 or more) for drift against its training data (0: never)",
+      intOption("drift-check-minutes"),
+      0,
+    )
+    .option(
       "--allowed-host <name>",
       "a host name clients may use besides this server's addresses (repeatable)",
       collect,
@@ -35,8 +41,10 @@ export const toServeOptions = (opts: {
   port: number;
   host: string;
   allowedHost: string[];
+  driftCheckMinutes?: number;
 }): ServeOptions => ({
   port: opts.port,
   host: opts.host,
   allowedHosts: opts.allowedHost,
+  driftCheckMinutes: opts.driftCheckMinutes,
 });
