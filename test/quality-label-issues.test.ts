@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { createApp } from "../shared/api/app.ts";
 import { HeadstartError } from "../shared/errors.ts";
+import { renderReportHtml } from "../shared/heads/report-html.ts";
 import { gaussian, mulberry32 } from "../shared/learn/split.ts";
 import { makeLogger } from "../shared/log.ts";
 import { cli } from "./helpers/cli.ts";
@@ -139,5 +140,17 @@ describe("label issues", () => {
     assert.equal(tags.status, 422);
     assert.equal(((await tags.json()) as { error: { field: string } }).error.field, "label");
     assert.equal((await post("nowhere", { backbone: "ext" })).status, 404);
+  });
+
+  test("a trained head's report counts the label issues of its training rows, and its HTML says so", async () => {
+    const trained = await ctx.platform.train({ dataset: "noisy", head: "noisy-head", backbone: "ext" });
+    const { report } = await ctx.platform.headReport("noisy-head", trained.version);
+    const l = report.labelIssues!;
+    assert.equal(l.rows, 150);
+    assert.ok(l.count >= 5 && l.count <= 20, `${l.count} label issues`);
+    assert.ok(l.estimatedNoiseRate > 0 && l.estimatedNoiseRate < 0.2);
+    const html = renderReportHtml(report);
+    assert.match(html, new RegExp(`${l.count} of 150 training rows look mislabelled`));
+    assert.match(html, /headstart label-issues noisy/);
   });
 });

@@ -9,6 +9,7 @@ import {
   fitTemperature,
   reliabilityBins,
 } from "../learn/calibration.ts";
+import { confidentLearning } from "../learn/confident-learning.ts";
 import type { Target } from "../learn/estimator.ts";
 import { argmaxRows, classificationMetrics, logLoss } from "../learn/metrics.ts";
 import { multilabelMetrics, regressionMetrics } from "../learn/task-metrics.ts";
@@ -28,6 +29,7 @@ export interface Evaluation {
    * probabilities, calibrated as predict serves them: where the unknown-input threshold is chosen.
    */
   heldOut?: { pos: number[]; proba: Float64Array };
+  labelIssues?: Report["labelIssues"];
 }
 
 /** The evaluated rows and the head's outputs for them (each from a model that never saw the row). */
@@ -63,7 +65,15 @@ export async function evaluateHead(
     ...scores(kind, model, problem, target, held),
     ...(calibration ? { calibration } : {}),
     ...(set.task === "multiclass" ? { heldOut: { pos: held.pos, proba: held.out } } : {}),
+    ...(set.task === "multiclass" && oof ? { labelIssues: labelIssues(problem, set, oof.out) } : {}),
   };
+}
+
+/** Confident learning over the training rows' out-of-fold probabilities: how many look mislabelled. */
+function labelIssues(problem: Problem, set: TrainingSet, out: Float64Array): Report["labelIssues"] {
+  const { y, k } = problem.target(set.trainPos) as MulticlassTarget;
+  const found = confidentLearning(out, y, k);
+  return { count: found.issues.length, rows: y.length, estimatedNoiseRate: found.noiseRate };
 }
 
 async function onTestSplit(

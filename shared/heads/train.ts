@@ -223,6 +223,7 @@ function versionDocuments(opts: TrainOptions, trained: Trained): { head: HeadDoc
     counts,
     trainSeconds,
     ...(unknown ? { unknown: unknown.report } : {}),
+    ...(ev.labelIssues ? { labelIssues: ev.labelIssues } : {}),
     ...info,
     createdAt,
   };

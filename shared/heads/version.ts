@@ -186,6 +186,16 @@ export const FeedbackReport = z.object({
 });
 export type FeedbackReport = z.infer<typeof FeedbackReport>;
 
+/**
+ * Multiclass: how many training rows confident learning flags as probably mislabelled, judged by this
+ * head's own out-of-fold probabilities (present when they were computed: calibration or CV).
+ */
+export const LabelIssuesReport = z.object({
+  count: z.number().int(),
+  rows: z.number().int(),
+  estimatedNoiseRate: z.number(),
+});
+
 export const Report = z.object({
   head: z.string(),
   version: z.string(),
@@ -216,6 +226,7 @@ export const Report = z.object({
   converged: z.boolean().optional(),
   feedback: FeedbackReport.optional(),
   unknown: UnknownReport.optional(),
+  labelIssues: LabelIssuesReport.optional(),
   createdAt: z.string(),
 });
 export type Report = z.infer<typeof Report>;
