@@ -109,6 +109,16 @@ describe("drift", () => {
     assert.equal(drift.data.current, "capture:mood");
     assert.equal(drift.data.pValue, r.pValue);
     assert.equal(drift.data.labelShiftDistance, shift.distance);
+    // The label mix is read from at most maxItems rows a side too.
+    const small = await platform.checkDrift({
+      reference: "mood",
+      current: "capture:mood",
+      maxItems: 20,
+      permutations: 20,
+    });
+    for (const share of Object.values(small.labelShift!.reference))
+      assert.ok(Math.abs(share * 20 - Math.round(share * 20)) < 1e-9, `share ${share} of 20 rows`);
+    await platform.notifier.idle();
   });
 
   test("the scheduled round checks heads capturing all inputs once they have enough, and emits for drift", async () => {

@@ -12,7 +12,8 @@ import { partsOf } from "../embed/composite.ts";
 import { HeadstartError, ValidationError } from "../errors.ts";
 import { type LoadedHead, loadHead, predictVectors } from "../heads/predict.ts";
 import { parseHeadRef, resolveHeadRef } from "../heads/version.ts";
-import { labelShares, MMD_DEFAULTS, mmdTest, totalVariation } from "../learn/mmd.ts";
+import { labelShares, MMD_DEFAULTS, mmdTest, sampleIndices, totalVariation } from "../learn/mmd.ts";
+import { mulberry32 } from "../learn/split.ts";
 import type { ObjectStore } from "../store/types.ts";
 import {
   captureSample,
@@ -96,7 +97,7 @@ export async function checkDrift(
     permutations: req.permutations,
     seed,
   });
-  const shift = head ? await labelShift(head, reference, current) : undefined;
+  const shift = head ? await labelShift(head, reference, current, { max, seed }) : undefined;
   return {
     drift: test.pValue < alpha,
     score: test.mmd2,
@@ -161,10 +162,20 @@ async function labelShift(
   head: LoadedHead,
   ref: DriftSample,
   cur: DriftSample,
+  opts: { max: number; seed: number },
 ): Promise<LabelShift | undefined> {
   if (head.task !== "multiclass") return undefined;
-  const predicted = async (s: DriftSample) =>
-    labelShares((await predictVectors(head, s.vectors, s.n)).map((p) => p.label ?? ""));
+  // Shares from a seeded sample of at most `max` rows a side: a large reference (a kNN head's
+  // 25,000 training rows) is not scored in full.
+  const rand = mulberry32(opts.seed ^ 0x1abe1);
+  const predicted = async (s: DriftSample) => {
+    const pick = sampleIndices(s.n, opts.max, rand);
+    const rows = new Float32Array(pick.length * s.dim);
+    pick.forEach((r, i) => {
+      rows.set(s.vectors.subarray(r * s.dim, (r + 1) * s.dim), i * s.dim);
+    });
+    return labelShares((await predictVectors(head, rows, pick.length)).map((p) => p.label ?? ""));
+  };
   const [reference, current] = await Promise.all([predicted(ref), predicted(cur)]);
   return { reference, current, distance: totalVariation(reference, current) };
 }
