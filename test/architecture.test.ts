@@ -63,9 +63,10 @@ const CONFINED: Array<{ folder: string; may: string[]; packages: string[]; why: 
 
 /**
  * What the rest of `shared/` and `functions/` may take from `learn/`: the estimator interface and
- * registry, and the task-independent tools around fitting (task enum, limits, calibration,
- * metrics, splits). A single estimator's module is reached only through the registry, so a new
- * head type is one module plus one registry line.
+ * registry, the task-independent tools around fitting (task enum, limits, calibration, metrics,
+ * splits) and the data-quality scorers (active learning, confident learning, MMD, unknown
+ * inputs). A single estimator's module is reached only through the registry, so a new head type
+ * is one module plus one registry line.
  */
 const LEARN_PUBLIC = new Set(
   [
