@@ -1,7 +1,7 @@
 /**
  * `npm run bench:quality`: the data-quality tools measured on data they never saw. Each section is
  * its own module and function (`--only <section>` runs one): `drift` (scripts/bench-drift.ts),
- * `label-issues` (scripts/bench-label-issues.ts).
+ * `label-issues` (scripts/bench-label-issues.ts), `unknown` (scripts/bench-unknown.ts).
  * Figures and the settings that produced them: docs/benchmarks.md.
  */
 import { join } from "node:path";
@@ -10,6 +10,7 @@ import { PACKAGE_ROOT } from "../shared/config.ts";
 import { machine } from "./bench-common.ts";
 import { driftSection } from "./bench-drift.ts";
 import { labelIssuesSection } from "./bench-label-issues.ts";
+import { unknownSection } from "./bench-unknown.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -25,6 +26,9 @@ const { values: args } = parseArgs({
     "labels-per-class": { type: "string", default: "12500" },
     "labels-noise": { type: "string", default: "0.1" },
     "labels-folds": { type: "string", default: "5" },
+    "unknown-images": { type: "string", default: "2000" },
+    "unknown-imdb-per-block": { type: "string", default: "500" },
+    "fashion-source": { type: "string", default: "/usr/share/datasets/fashion-mnist" },
   },
 });
 
@@ -48,6 +52,15 @@ const SECTIONS: Record<string, () => Promise<unknown>> = {
       seed: Number(args.seed),
       modelsDir: args["models-dir"]!,
       outDir: args.out!,
+    }),
+  unknown: () =>
+    unknownSection({
+      images: Number(args["unknown-images"]),
+      imdbPerBlock: Number(args["unknown-imdb-per-block"]),
+      seed: Number(args.seed),
+      modelsDir: args["models-dir"]!,
+      outDir: args.out!,
+      source: args["fashion-source"]!,
     }),
 };
 
