@@ -243,6 +243,20 @@ describe("predict on images", () => {
     const single = await app.request("/v1/heads/pets/predict", { method: "POST", body: one });
     assert.equal(single.status, 200);
     assert.equal((await read(single)).predictions[0].label, heldOut[1].label);
+
+    // rejectUnknown as a form field: the label is `unknown` exactly where the detector flags it.
+    const plain = (await read(await app.request("/v1/heads/pets/predict", { method: "POST", body: form })))
+      .predictions as Array<{ label: string; unknown: boolean }>;
+    form.append("rejectUnknown", "true");
+    const rejected = await read(await app.request("/v1/heads/pets/predict", { method: "POST", body: form }));
+    assert.deepEqual(
+      rejected.predictions.map((p: { label: string }) => p.label),
+      plain.map((p) => (p.unknown ? "unknown" : p.label)),
+    );
+    assert.ok(plain.every((p) => typeof p.unknown === "boolean"));
+    one.append("rejectUnknown", "yes");
+    const bad = await app.request("/v1/heads/pets/predict", { method: "POST", body: one });
+    assert.equal(bad.status, 400);
   });
 
   test("a corrupt image is a 400 naming its input and the reason", async () => {

@@ -235,6 +235,10 @@ export const PredictForm = z
     neighbors: z.coerce.number().int().min(1).max(50).optional().openapi({
       description: "Also return the k most similar training items",
     }),
+    rejectUnknown: z.enum(["true", "false"]).optional().openapi({
+      description:
+        "`true`: answer the label `unknown` for inputs above the version's unknown-input threshold",
+    }),
   })
   .refine((b) => b.version === undefined || b.alias === undefined, {
     message: "send at most one of version, alias",

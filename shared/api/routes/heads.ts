@@ -274,8 +274,9 @@ async function predictUpload(platform: Platform, head: string, form: z.infer<typ
     files.map(async (f) => ({ image: new Uint8Array(await f.arrayBuffer()) })),
   );
   const { version, alias, neighbors } = form;
+  const rejectUnknown = form.rejectUnknown === "true";
   try {
-    return await platform.predict(head, { inputs, version, alias, neighbors });
+    return await platform.predict(head, { inputs, version, alias, neighbors, rejectUnknown });
   } catch (err) {
     const i = err instanceof ValidationError ? /^inputs\[(\d+)\]/.exec(err.field ?? "")?.[1] : undefined;
     if (!(err instanceof ValidationError) || i === undefined) throw err;
