@@ -111,28 +111,46 @@ export async function predictVectors(
   const detector = head.task === "multiclass" ? head.doc.unknown : undefined;
   const unknownScores = detector ? scoreUnknown(detector, vectors, out, n, k) : undefined;
   const reject = opts.rejectUnknown === true;
+  const newScores = scoresMaker(labels);
   const predictions: Prediction[] = [];
   for (let i = 0; i < n; i++) {
-    // No prototype: a label named like an Object.prototype member still gets its own entry.
-    const scores: Record<string, number> = Object.create(null);
+    const scores = newScores(out, i * k);
     let best = 0;
-    for (let c = 0; c < k; c++) {
-      scores[labels[c]] = out[i * k + c];
-      if (out[i * k + c] > out[i * k + best]) best = c;
-    }
+    for (let c = 1; c < k; c++) if (out[i * k + c] > out[i * k + best]) best = c;
     if (on) {
-      predictions.push({ labels: labels.filter((_, c) => on[i * k + c] === 1), scores: { ...scores } });
+      predictions.push({ labels: labels.filter((_, c) => on[i * k + c] === 1), scores });
     } else if (unknownScores) {
       // Built whole, so every record has one shape (adding fields later slows batch scoring).
       const unknown = unknownScores[i] > detector!.threshold;
       const label = reject && unknown ? UNKNOWN_LABEL : labels[best];
       const score = out[i * k + best];
-      predictions.push({ label, score, scores: { ...scores }, unknownScore: unknownScores[i], unknown });
+      predictions.push({ label, score, scores, unknownScore: unknownScores[i], unknown });
     } else {
-      predictions.push({ label: labels[best], score: out[i * k + best], scores: { ...scores } });
+      predictions.push({ label: labels[best], score: out[i * k + best], scores });
     }
   }
   return predictions;
+}
+
+/**
+ * Builds one row's `{label: probability}` object. Assigning the labels in the same order to a
+ * fresh `{}` gives every row's object one hidden class (one allocation, fast properties); a
+ * label that `{}` would treat specially (`__proto__`) needs an object without a prototype.
+ */
+function scoresMaker(labels: readonly string[]): (out: Float64Array, at: number) => Record<string, number> {
+  const k = labels.length;
+  if (labels.includes("__proto__")) {
+    return (out, at) => {
+      const scores: Record<string, number> = Object.create(null);
+      for (let c = 0; c < k; c++) scores[labels[c]] = out[at + c];
+      return scores;
+    };
+  }
+  return (out, at) => {
+    const scores: Record<string, number> = {};
+    for (let c = 0; c < k; c++) scores[labels[c]] = out[at + c];
+    return scores;
+  };
 }
 
 /** Parsed scorers by their detector document (a loaded version's is parsed once). */
