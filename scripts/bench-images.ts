@@ -38,7 +38,7 @@ import { foldIndices, mulberry32, shuffleInPlace, stratifiedKFold } from "../sha
 import { Platform } from "../shared/platform.ts";
 import { FsStore } from "../shared/store/fs.ts";
 import { machine } from "./bench-common.ts";
-import { readIdx } from "./idx.ts";
+import { FASHION_CLASSES, readIdx } from "./idx.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -73,19 +73,7 @@ if (CV_FOLDS === 1)
   throw new ValidationError("--cv-folds must be 0 (no CV) or at least 2", { field: "cv-folds" });
 
 const BACKBONE = "mobilenet-v2-1280";
-/** Fashion-MNIST's label order (Xiao et al. 2017). */
-const CLASSES = [
-  "T-shirt/top",
-  "Trouser",
-  "Pullover",
-  "Dress",
-  "Coat",
-  "Sandal",
-  "Shirt",
-  "Sneaker",
-  "Bag",
-  "Ankle boot",
-];
+const CLASSES: readonly string[] = FASHION_CLASSES;
 const SPLITS = [
   { split: "train", prefix: "train" },
   { split: "test", prefix: "t10k" },

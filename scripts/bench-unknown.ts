@@ -35,7 +35,7 @@ import {
 import { headKind } from "../shared/learn/registry.ts";
 import { mulberry32, shuffleInPlace } from "../shared/learn/split.ts";
 import { machine } from "./bench-common.ts";
-import { readIdx } from "./idx.ts";
+import { FASHION_CLASSES, readIdx } from "./idx.ts";
 import { afinnTask, imdbTask, spamSubjectsTask } from "./text-tasks.ts";
 
 export interface UnknownBench {
@@ -78,18 +78,7 @@ async function textTask(b: UnknownBench): Promise<Task> {
   return { name: "text", backbone: "glove-100d", classes, heldOut, items, y: Int32Array.from(y), isTest };
 }
 
-const FASHION = [
-  "T-shirt/top",
-  "Trouser",
-  "Pullover",
-  "Dress",
-  "Coat",
-  "Sandal",
-  "Shirt",
-  "Sneaker",
-  "Bag",
-  "Ankle boot",
-];
+const FASHION: string[] = [...FASHION_CLASSES];
 
 async function imageTask(b: UnknownBench): Promise<Task> {
   const items: EmbedInput[] = [];

@@ -35,3 +35,17 @@ export async function readIdx(path: string): Promise<IdxArray> {
   if (bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = gunzipSync(bytes);
   return parseIdx(bytes, path);
 }
+
+/** Fashion-MNIST's label order (Xiao et al. 2017): label `i` of its idx files is `FASHION_CLASSES[i]`. */
+export const FASHION_CLASSES = [
+  "T-shirt/top",
+  "Trouser",
+  "Pullover",
+  "Dress",
+  "Coat",
+  "Sandal",
+  "Shirt",
+  "Sneaker",
+  "Bag",
+  "Ankle boot",
+] as const;

@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import sharp from "sharp";
 import { createApp } from "../shared/api/app.ts";
 import { loadConfig } from "../shared/config.ts";
 import { readJob } from "../shared/embed/job.ts";
@@ -16,23 +15,19 @@ import { makeLogger } from "../shared/log.ts";
 import { Platform } from "../shared/platform.ts";
 import type { FsStore } from "../shared/store/fs.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
-import { tinySentimentRows, toJsonlText, writeTinyImageBackbone } from "./helpers/tiny-backbone.ts";
-
-async function square(rgb: [number, number, number], i: number): Promise<Buffer> {
-  const px = Buffer.alloc(8 * 8 * 3);
-  for (let p = 0; p < 64; p++)
-    for (let k = 0; k < 3; k++) px[p * 3 + k] = (rgb[k] + ((p * 7 + i * 13) % 30)) % 256;
-  return sharp(px, { raw: { width: 8, height: 8, channels: 3 } })
-    .png()
-    .toBuffer();
-}
+import {
+  tinySentimentRows,
+  tinySquare,
+  toJsonlText,
+  writeTinyImageBackbone,
+} from "./helpers/tiny-backbone.ts";
 
 async function imageFolder(dir: string): Promise<string> {
   const folder = join(dir, "photos");
   const colours: Record<string, [number, number, number]> = { red: [210, 20, 20], blue: [20, 30, 210] };
   for (const [label, rgb] of Object.entries(colours)) {
     await mkdir(join(folder, label), { recursive: true });
-    for (let i = 0; i < 8; i++) await writeFile(join(folder, label, `${i}.png`), await square(rgb, i));
+    for (let i = 0; i < 8; i++) await writeFile(join(folder, label, `${i}.png`), await tinySquare(rgb, i));
   }
   return folder;
 }
@@ -110,7 +105,7 @@ describe("the dataset's modality picks the default backbone", () => {
     await writeFile(join(ctx.dir, "swap.jsonl"), toJsonlText(tinySentimentRows(6)));
     await platform.upload("swap", join(ctx.dir, "swap.jsonl"));
     for (let i = 0; i < 4; i++)
-      await store.put(`datasets/swap/files/${i}.png`, await square(i % 2 ? [200, 0, 0] : [0, 0, 200], i));
+      await store.put(`datasets/swap/files/${i}.png`, await tinySquare(i % 2 ? [200, 0, 0] : [0, 0, 200], i));
     const rows = [0, 1, 2, 3].map((i) => ({ id: `p${i}`, image: `${i}.png`, label: i % 2 ? "red" : "blue" }));
     const app = createApp(platform, makeLogger("test", "silent"));
     const res = await app.request("/v1/datasets/swap/manifest?backbone=tiny-image", {
@@ -138,7 +133,7 @@ describe("the dataset's modality picks the default backbone", () => {
     const rows = [...tinySentimentRows(4), { id: "img", image: "a.png", label: "pos" }];
     const dir = join(ctx.dir, "mixed");
     await mkdir(join(dir, "files"), { recursive: true });
-    await writeFile(join(dir, "files", "a.png"), await square([1, 2, 3], 0));
+    await writeFile(join(dir, "files", "a.png"), await tinySquare([1, 2, 3], 0));
     await writeFile(join(dir, "manifest.jsonl"), toJsonlText(rows));
     const status = await platform.upload("mixed", dir);
     assert.deepEqual(status.modalities, { text: 4, image: 1 });

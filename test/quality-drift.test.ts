@@ -7,14 +7,19 @@ import assert from "node:assert/strict";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import sharp from "sharp";
 import { createApp } from "../shared/api/app.ts";
 import { WebhookRegistry } from "../shared/events/registrations.ts";
 import { makeLogger } from "../shared/log.ts";
 import { every } from "../shared/quality/drift-schedule.ts";
 import { cli } from "./helpers/cli.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
-import { NEUTRAL, tinySentimentRows, toJsonlText, writeTinyImageBackbone } from "./helpers/tiny-backbone.ts";
+import {
+  NEUTRAL,
+  tinySentimentRows,
+  tinySquare,
+  toJsonlText,
+  writeTinyImageBackbone,
+} from "./helpers/tiny-backbone.ts";
 import { Receiver } from "./helpers/webhook-receiver.ts";
 
 /** `n` texts of neutral words only: items of "another task" for the sentiment head. */
@@ -234,16 +239,6 @@ describe("drift", () => {
 describe("drift on images", () => {
   let ctx: Awaited<ReturnType<typeof tinyPlatform>>;
 
-  /** An 8×8 square of `rgb` with a pattern of noise that repeats every 30 values of `i`. */
-  async function square(rgb: [number, number, number], i: number): Promise<Buffer> {
-    const px = Buffer.alloc(8 * 8 * 3);
-    for (let p = 0; p < 64; p++)
-      for (let k = 0; k < 3; k++) px[p * 3 + k] = (rgb[k] + ((p * 7 + i * 13) % 30)) % 256;
-    return sharp(px, { raw: { width: 8, height: 8, channels: 3 } })
-      .png()
-      .toBuffer();
-  }
-
   const COLOURS: Record<string, [number, number, number]> = {
     red: [210, 20, 20],
     blue: [20, 30, 210],
@@ -256,7 +251,7 @@ describe("drift on images", () => {
     for (const [label, n] of Object.entries(count)) {
       await mkdir(join(dir, label), { recursive: true });
       for (let i = from; i < from + n; i++)
-        await writeFile(join(dir, label, `${i}.png`), await square(COLOURS[label], i));
+        await writeFile(join(dir, label, `${i}.png`), await tinySquare(COLOURS[label], i));
     }
     return dir;
   }

@@ -8,7 +8,6 @@ import assert from "node:assert/strict";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import sharp from "sharp";
 import { createApp } from "../shared/api/app.ts";
 import { HeadstartError } from "../shared/errors.ts";
 import { renderReportHtml } from "../shared/heads/report-html.ts";
@@ -16,7 +15,7 @@ import { gaussian, mulberry32 } from "../shared/learn/split.ts";
 import { makeLogger } from "../shared/log.ts";
 import { cli } from "./helpers/cli.ts";
 import { tinyCliPlatform } from "./helpers/platform.ts";
-import { writeTinyImageBackbone } from "./helpers/tiny-backbone.ts";
+import { tinySquare, writeTinyImageBackbone } from "./helpers/tiny-backbone.ts";
 
 const DIM = 16;
 const CLASSES = ["ant", "bee", "cat"];
@@ -162,16 +161,6 @@ describe("label issues", () => {
 describe("label issues on images", () => {
   let ctx: Awaited<ReturnType<typeof tinyCliPlatform>>;
 
-  /** An 8×8 square of `rgb` with a little noise that varies with `i`. */
-  async function square(rgb: [number, number, number], i: number): Promise<Buffer> {
-    const px = Buffer.alloc(8 * 8 * 3);
-    for (let p = 0; p < 64; p++)
-      for (let k = 0; k < 3; k++) px[p * 3 + k] = (rgb[k] + ((p * 7 + i * 13) % 30)) % 256;
-    return sharp(px, { raw: { width: 8, height: 8, channels: 3 } })
-      .png()
-      .toBuffer();
-  }
-
   before(async () => {
     ctx = await tinyCliPlatform();
     await writeTinyImageBackbone(join(ctx.dir, "image-backbone"));
@@ -180,11 +169,11 @@ describe("label issues on images", () => {
     const dir = join(ctx.dir, "squares");
     for (const label of ["red", "blue"]) await mkdir(join(dir, label), { recursive: true });
     for (let i = 0; i < 24; i++) {
-      await writeFile(join(dir, "red", `r${i}.png`), await square([210, 20, 20], i));
-      await writeFile(join(dir, "blue", `b${i}.png`), await square([20, 30, 210], i));
+      await writeFile(join(dir, "red", `r${i}.png`), await tinySquare([210, 20, 20], i));
+      await writeFile(join(dir, "blue", `b${i}.png`), await tinySquare([20, 30, 210], i));
     }
     for (const i of [24, 25, 26])
-      await writeFile(join(dir, "blue", `r${i}.png`), await square([210, 20, 20], i));
+      await writeFile(join(dir, "blue", `r${i}.png`), await tinySquare([210, 20, 20], i));
     await ctx.platform.upload("squares", dir);
     await ctx.platform.embed("squares", { backbone: "tiny-image" });
   });

@@ -125,3 +125,14 @@ export async function writeTinyImageBackbone(dir: string, id = "tiny-image"): Pr
   await writeFile(join(dir, "backbone.json"), JSON.stringify(spec, null, 2));
   return spec;
 }
+
+/** An 8×8 PNG square of `rgb` with a little noise that varies with `i` (for the tiny image backbone). */
+export async function tinySquare(rgb: [number, number, number], i: number): Promise<Buffer> {
+  const { default: sharp } = await import("sharp");
+  const px = Buffer.alloc(8 * 8 * 3);
+  for (let p = 0; p < 64; p++)
+    for (let k = 0; k < 3; k++) px[p * 3 + k] = (rgb[k] + ((p * 7 + i * 13) % 30)) % 256;
+  return sharp(px, { raw: { width: 8, height: 8, channels: 3 } })
+    .png()
+    .toBuffer();
+}
