@@ -1,7 +1,8 @@
 /**
  * `npm run bench:quality`: the data-quality tools measured on data they never saw. Each section is
  * its own module and function (`--only <section>` runs one): `drift` (scripts/bench-drift.ts),
- * `label-issues` (scripts/bench-label-issues.ts), `unknown` (scripts/bench-unknown.ts).
+ * `label-issues` (scripts/bench-label-issues.ts), `unknown` (scripts/bench-unknown.ts), `zero-shot`
+ * (scripts/bench-zero-shot.ts).
  * Figures and the settings that produced them: docs/benchmarks.md.
  */
 import { join } from "node:path";
@@ -11,6 +12,7 @@ import { machine } from "./bench-common.ts";
 import { driftSection } from "./bench-drift.ts";
 import { labelIssuesSection } from "./bench-label-issues.ts";
 import { unknownSection } from "./bench-unknown.ts";
+import { zeroShotSection } from "./bench-zero-shot.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -29,6 +31,10 @@ const { values: args } = parseArgs({
     "unknown-images": { type: "string", default: "2000" },
     "unknown-imdb-per-block": { type: "string", default: "500" },
     "fashion-source": { type: "string", default: "/usr/share/datasets/fashion-mnist" },
+    "zero-shot-imdb-per-block": { type: "string", default: "500" },
+    "zero-shot-backbones": { type: "string", default: "glove-100d,use-lite-512-int8" },
+    "zero-shot-shots": { type: "string", default: "10" },
+    "zero-shot-seeds": { type: "string", default: "5" },
   },
 });
 
@@ -61,6 +67,16 @@ const SECTIONS: Record<string, () => Promise<unknown>> = {
       modelsDir: args["models-dir"]!,
       outDir: args.out!,
       source: args["fashion-source"]!,
+    }),
+  "zero-shot": () =>
+    zeroShotSection({
+      imdbPerBlock: Number(args["zero-shot-imdb-per-block"]),
+      backbones: args["zero-shot-backbones"]!.split(","),
+      shots: Number(args["zero-shot-shots"]),
+      seeds: Number(args["zero-shot-seeds"]),
+      seed: Number(args.seed),
+      modelsDir: args["models-dir"]!,
+      outDir: args.out!,
     }),
 };
 
