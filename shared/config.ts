@@ -88,6 +88,8 @@ const EnvSchema = z.object({
     .int()
     .min(0)
     .default(5 * 1024 * 1024),
+  /** The scheduled drift check reads the inputs captured within this many days (default 7). */
+  HEADSTART_DRIFT_WINDOW_DAYS: z.coerce.number().min(0.01).max(365).optional(),
 });
 
 export interface Config {
@@ -130,6 +132,8 @@ export interface Config {
   trainMaxMemoryMb: number;
   /** Exports over this many bytes go to the store and are answered with a download URL. */
   exportInlineMaxBytes: number;
+  /** The scheduled drift check's window of captured inputs, in days (quality/drift-schedule.ts). */
+  driftWindowDays?: number;
 }
 
 export interface SageMakerSettings {
@@ -211,6 +215,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
         e.AWS_LAMBDA_FUNCTION_MEMORY_SIZE ? e.AWS_LAMBDA_FUNCTION_MEMORY_SIZE * 0.75 : totalmem() / 2 ** 21,
       ),
     exportInlineMaxBytes: e.HEADSTART_EXPORT_INLINE_MAX_BYTES,
+    driftWindowDays: e.HEADSTART_DRIFT_WINDOW_DAYS,
   };
   if (e.HEADSTART_RUNNER === "sagemaker") {
     for (const name of ["HEADSTART_SAGEMAKER_ROLE_ARN", "HEADSTART_EMBED_IMAGE_URI"] as const) {

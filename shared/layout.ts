@@ -161,6 +161,8 @@ export const keys = {
   headCapturePrefix: (head: string) => `heads/${assertName("head", head)}/captures/`,
   headCapture: (head: string, predictionId: string) =>
     `heads/${assertName("head", head)}/captures/${assertOnlinePredictionId(predictionId)}.json`,
+  /** The scheduled drift check's last outcome for a head (`quality/drift-state.ts`), changed only by CAS. */
+  headDriftState: (head: string) => `heads/${assertName("head", head)}/drift-state.json`,
   /** Every stored export of a head, or of one of its versions. */
   headExportsOf: (head: string, version?: string) =>
     `exports/${assertName("head", head)}/${version === undefined ? "" : `${assertName("version", version)}/`}`,
@@ -271,6 +273,7 @@ export type ParsedKey =
   | { kind: "apiKeys" }
   | { kind: "headFeedback"; head: string; id: string }
   | { kind: "headCapture"; head: string; predictionId: string }
+  | { kind: "headDriftState"; head: string }
   | { kind: "webhooks" }
   | { kind: "webhookDelivery" | "webhookPending"; event: string; webhook: string };
 
@@ -383,6 +386,7 @@ const PATTERNS: Array<[RegExp, (m: RegExpExecArray) => ParsedKey]> = [
     new RegExp(`^heads/${N}/captures/(${ONLINE_PREDICTION_ID})\\.json$`),
     (m) => ({ kind: "headCapture", head: m[1], predictionId: m[2] }),
   ],
+  [new RegExp(`^heads/${N}/drift-state\\.json$`), (m) => ({ kind: "headDriftState", head: m[1] })],
   [/^_system\/webhooks\.json$/, () => ({ kind: "webhooks" })],
   [
     /^_system\/webhook-deliveries\/(evt_[0-9a-f]{32})\/(wh_[0-9a-f]{16})\.json$/,

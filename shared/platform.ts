@@ -687,22 +687,30 @@ export class Platform {
    * `capture:<head>`. One about a head that finds drift emits `drift.detected`.
    */
   async checkDrift(req: import("./quality/drift.ts").DriftRequest) {
-    const { checkDrift } = await import("./quality/drift.ts");
-    const result = await checkDrift(this.store, this.config, req, (ref, field) =>
-      this.backboneParts(ref, field),
-    );
+    const result = await this.measureDrift(req);
     const checkedAt = new Date().toISOString();
     await this.notifier.emitFrom(() => driftDetectedEvent(result, checkedAt));
     return { ...result, checkedAt };
   }
 
+  private async measureDrift(req: import("./quality/drift.ts").DriftRequest) {
+    const { checkDrift } = await import("./quality/drift.ts");
+    return checkDrift(this.store, this.config, req, (ref, field) => this.backboneParts(ref, field));
+  }
+
   /**
-   * One round of the scheduled drift check (quality/drift-schedule.ts): every head capturing all
-   * its inputs, with enough of them, against its training data.
+   * One round of the scheduled drift check (quality/drift-schedule.ts), as the local server's
+   * timer and the drift-check Lambda run it: every head capturing all its inputs, with enough of
+   * them in the window, against its training data; `drift.detected` only for drift that is news.
    */
-  async checkCapturingHeads(opts: { minCaptures?: number } = {}) {
+  async checkCapturingHeads(opts: import("./quality/drift-schedule.ts").ScheduleOptions = {}) {
     const { checkCapturingHeads } = await import("./quality/drift-schedule.ts");
-    return checkCapturingHeads(this.store, (req) => this.checkDrift(req), opts);
+    const deps = {
+      check: (req: import("./quality/drift.ts").DriftRequest) => this.measureDrift(req),
+      emit: (result: import("./quality/drift.ts").DriftResult, checkedAt: string) =>
+        this.notifier.emitFrom(() => driftDetectedEvent(result, checkedAt)),
+    };
+    return checkCapturingHeads(this.store, deps, { windowDays: this.config.driftWindowDays, ...opts });
   }
 
   /** `head.promoted` for the alias's last move to `version`, as its history records it. */

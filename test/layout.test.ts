@@ -64,6 +64,7 @@ describe("layout", () => {
           });
         }
         assert.deepEqual(parseKey(keys.headAlias(a, c)), { kind: "headAlias", head: a, alias: c });
+        assert.deepEqual(parseKey(keys.headDriftState(a)), { kind: "headDriftState", head: a });
         assert.deepEqual(parseKey(keys.job(a)), { kind: "job", job: a });
         assert.deepEqual(parseKey(keys.jobPlanManifest(a)), { kind: "jobPlanManifest", job: a });
         for (const format of ["jsonl", "csv"] as const)

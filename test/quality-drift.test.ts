@@ -4,13 +4,15 @@
  * `drift.detected` event at a real webhook receiver, and the refusals.
  */
 import assert from "node:assert/strict";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createApp } from "../shared/api/app.ts";
 import { WebhookRegistry } from "../shared/events/registrations.ts";
+import { keys } from "../shared/layout.ts";
 import { makeLogger } from "../shared/log.ts";
 import { every } from "../shared/quality/drift-schedule.ts";
+import { readDriftState, recordDriftCheck } from "../shared/quality/drift-state.ts";
 import { cli } from "./helpers/cli.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
 import {
@@ -136,10 +138,87 @@ describe("drift", () => {
     );
     assert.equal(round[0].result?.drift, true);
     assert.equal(round[0].result?.current.kind, "capture");
+    assert.equal(round[0].emitted, true);
     await platform.notifier.idle();
-    assert.equal(receiver.events.size, eventsBefore + 1, "one drift.detected per check that finds drift");
+    assert.equal(receiver.events.size, eventsBefore + 1, "drift after none is news: one drift.detected");
+    const state = (await readDriftState(ctx.store, "mood"))!;
+    assert.equal(state.drift, true);
+    assert.equal(state.version, round[0].result?.head?.version);
+    assert.equal(state.emittedAt, state.checkedAt);
+    assert.equal(state.driftSince, state.checkedAt);
     const tooFew = await platform.checkCapturingHeads({ minCaptures: 1000 });
-    assert.match(tooFew[0].skipped ?? "", /60 captured inputs, fewer than 1000/);
+    assert.match(tooFew[0].skipped ?? "", /60 inputs captured in the last 7 days, fewer than 1000/);
+  });
+
+  test("a drift that persists is not news on every tick: again only a day after the last event", async () => {
+    const { platform } = ctx;
+    const eventsBefore = receiver.events.size;
+    const first = (await readDriftState(ctx.store, "mood"))!;
+    const again = await platform.checkCapturingHeads({ minCaptures: 10 });
+    assert.equal(again[0].result?.drift, true);
+    assert.equal(again[0].emitted, false);
+    const kept = (await readDriftState(ctx.store, "mood"))!;
+    assert.equal(kept.driftSince, first.driftSince, "the same drift, still going");
+    assert.equal(kept.emittedAt, first.emittedAt);
+    assert.ok(kept.checkedAt > first.checkedAt);
+    const dayLater = new Date(Date.parse(first.emittedAt!) + 25 * 3_600_000);
+    const reminder = await platform.checkCapturingHeads({ minCaptures: 10, now: () => dayLater });
+    assert.equal(reminder[0].emitted, true, "still drifting a day later: a reminder");
+    await platform.notifier.idle();
+    assert.equal(receiver.events.size, eventsBefore + 1);
+  });
+
+  test("two rounds at once (a duplicate invocation) emit one event: the record's compare-and-swap decides", async () => {
+    const { platform } = ctx;
+    await ctx.store.delete(keys.headDriftState("mood"));
+    const eventsBefore = receiver.events.size;
+    const rounds = await Promise.all([1, 2, 3].map(() => platform.checkCapturingHeads({ minCaptures: 10 })));
+    assert.deepEqual(
+      rounds.map((r) => r[0].result?.drift),
+      [true, true, true],
+    );
+    assert.equal(rounds.filter((r) => r[0].emitted).length, 1, "one round won the record");
+    await platform.notifier.idle();
+    assert.equal(receiver.events.size, eventsBefore + 1);
+  });
+
+  test("the record: both writers read it absent, one create wins and emits; no drift ends the episode", async () => {
+    const head = "nobody";
+    const finding = (drift: boolean) => ({
+      drift,
+      pValue: drift ? 0.01 : 0.4,
+      score: 0.1,
+      n: { reference: 10, current: 10 },
+      head: { head, version: "v1" },
+    });
+    const at = new Date("2026-01-01T00:00:00Z");
+    const both = await Promise.all([1, 2].map(() => recordDriftCheck(ctx.store, head, finding(true), at)));
+    assert.deepEqual(both.map((b) => b.emit).sort(), [false, true], "the loser of the create emits nothing");
+    const later = (h: number) => new Date(at.getTime() + h * 3_600_000);
+    assert.equal((await recordDriftCheck(ctx.store, head, finding(false), later(1))).emit, false);
+    assert.equal((await readDriftState(ctx.store, head))!.driftSince, undefined);
+    const back = await recordDriftCheck(ctx.store, head, finding(true), later(2));
+    assert.equal(back.emit, true, "drift after none is news again, within the day");
+    assert.equal(back.state.driftSince, later(2).toISOString());
+    const otherVersion = { ...finding(true), head: { head, version: "v2" } };
+    assert.equal(
+      (await recordDriftCheck(ctx.store, head, otherVersion, later(3))).emit,
+      true,
+      "a new live version",
+    );
+    await ctx.store.delete(keys.headDriftState(head));
+  });
+
+  test("only inputs captured within the window count (their stored time)", async () => {
+    const { platform } = ctx;
+    const captures = await ctx.store.list(keys.headCapturePrefix("mood"));
+    const tenDaysAgo = new Date(Date.now() - 10 * 86_400_000);
+    for (const c of captures) await utimes(join(ctx.store.root, c.key), tenDaysAgo, tenDaysAgo);
+    const week = await platform.checkCapturingHeads({ minCaptures: 10 });
+    assert.match(week[0].skipped ?? "", /^0 inputs captured in the last 7 days/);
+    const month = await platform.checkCapturingHeads({ minCaptures: 10, windowDays: 30 });
+    assert.equal(month[0].result?.n.current, 60);
+    for (const c of captures) await utimes(join(ctx.store.root, c.key), new Date(), new Date());
   });
 
   test("every() runs rounds one after another until stopped", async () => {

@@ -13,7 +13,7 @@ import { KeyStore } from "../../shared/auth/key-store.ts";
 import { ValidationError } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/log.ts";
 import type { Platform } from "../../shared/platform.ts";
-import { every } from "../../shared/quality/drift-schedule.ts";
+import { every, logDriftRound } from "../../shared/quality/drift-schedule.ts";
 
 export interface ServeOptions {
   port: number;
@@ -22,6 +22,8 @@ export interface ServeOptions {
   allowedHosts?: readonly string[];
   /** Every this many minutes, check heads that capture all inputs for drift (0 or absent: never). */
   driftCheckMinutes?: number;
+  /** The scheduled check's window of captured inputs (default: the config's, else 7 days). */
+  driftWindowDays?: number;
 }
 
 /** Starts the server; answers its URL once it listens. */
@@ -37,6 +39,8 @@ export async function serveApi(platform: Platform, log: Logger, opts: ServeOptio
   }
   if (opts.driftCheckMinutes !== undefined && opts.driftCheckMinutes < 0)
     throw new ValidationError("--drift-check-minutes must be 0 or more", { field: "drift-check-minutes" });
+  if (opts.driftWindowDays !== undefined && opts.driftWindowDays < 1)
+    throw new ValidationError("--drift-window-days must be 1 or more", { field: "drift-window-days" });
   let port = opts.port;
   const app = createApp(platform, log, {
     local: { host: opts.host, port: () => port, allowedHosts: opts.allowedHosts },
@@ -60,7 +64,7 @@ export async function serveApi(platform: Platform, log: Logger, opts: ServeOptio
     });
   }
   const stopDriftChecks = opts.driftCheckMinutes
-    ? scheduleDriftChecks(platform, log, opts.driftCheckMinutes)
+    ? scheduleDriftChecks(platform, log, opts.driftCheckMinutes, opts.driftWindowDays)
     : undefined;
   const shutdown = () => {
     log.info("shutting down");
@@ -74,20 +78,16 @@ export async function serveApi(platform: Platform, log: Logger, opts: ServeOptio
 }
 
 /** The scheduled drift check of the local server: each head's outcome in the log. */
-export function scheduleDriftChecks(platform: Platform, log: Logger, minutes: number): () => void {
-  log.info("drift checks scheduled", { everyMinutes: minutes });
-  return every(minutes * 60_000, async () => {
-    for (const c of await platform.checkCapturingHeads()) {
-      if (c.error) log.warn("drift check failed", { head: c.head, error: c.error });
-      else if (c.result)
-        log.info("drift check", {
-          head: c.head,
-          drift: c.result.drift,
-          pValue: c.result.pValue,
-          n: c.result.n,
-        });
-    }
-  });
+export function scheduleDriftChecks(
+  platform: Platform,
+  log: Logger,
+  minutes: number,
+  windowDays?: number,
+): () => void {
+  log.info("drift checks scheduled", { everyMinutes: minutes, windowDays });
+  return every(minutes * 60_000, async () =>
+    logDriftRound(log, await platform.checkCapturingHeads({ windowDays })),
+  );
 }
 
 function urlHost(host: string): string {

@@ -17,7 +17,7 @@ import { assertName, keys } from "../layout.ts";
 import { sampleIndices } from "../learn/mmd.ts";
 import { mulberry32 } from "../learn/split.ts";
 import { getJson } from "../store/json.ts";
-import type { ObjectStore } from "../store/types.ts";
+import type { ObjectInfo, ObjectStore } from "../store/types.ts";
 
 export type DriftSource =
   | { kind: "dataset"; dataset: string }
@@ -94,21 +94,27 @@ export async function datasetSample(
 }
 
 /**
- * Up to `max` of a head's captured inputs (drawn by `seed` from all of them, so a check reads a
- * bounded number of objects), embedded with `specs` as serving embeds texts.
+ * Up to `max` of a head's captured inputs (drawn by `seed` from all of them, or from those stored
+ * at or after `sinceMs`, so a check reads a bounded number of objects), embedded with `specs` as
+ * serving embeds texts. A capture is written once (create-only), so its stored time is its capture time.
  */
 export async function captureSample(
   store: ObjectStore,
   head: string,
   specs: readonly BackboneSpec[],
   config: Pick<Config, "modelsDir">,
-  opts: { max: number; seed: number },
+  opts: { max: number; seed: number; sinceMs?: number },
 ): Promise<DriftSample & { texts: string[] }> {
-  const listed = (await store.list(keys.headCapturePrefix(head))).map((o) => o.key).sort();
+  const all = await store.list(keys.headCapturePrefix(head));
+  const listed = all
+    .filter((o) => isCapturedSince(o, opts.sinceMs))
+    .map((o) => o.key)
+    .sort();
   if (listed.length === 0) {
     if (!(await readAlias(store, head))) throw new NotFoundError(`head ${head}`, { field: "current" });
+    const when = all.length > 0 ? ` since ${new Date(opts.sinceMs ?? 0).toISOString()}` : "";
     throw new ValidationError(
-      `head ${head} has no captured inputs: train it with --capture all (or uncertain) and predict first`,
+      `head ${head} has no captured inputs${when}: train it with --capture all (or uncertain) and predict first`,
       { field: "current" },
     );
   }
@@ -118,6 +124,11 @@ export async function captureSample(
   const vectors = await embedTexts(store, texts, specs, config);
   const dim = specs.reduce((s, p) => s + p.dim, 0);
   return { source: { kind: "capture", head }, vectors, n: texts.length, dim, texts };
+}
+
+/** Whether a listed capture was stored at or after `sinceMs` (always, without a bound). */
+export function isCapturedSince(o: ObjectInfo, sinceMs: number | undefined): boolean {
+  return sinceMs === undefined || (o.modifiedMs ?? Number.POSITIVE_INFINITY) >= sinceMs;
 }
 
 async function embedTexts(

@@ -36,6 +36,8 @@ export interface DriftRequest {
   /** Rows drawn from each side at most (seeded). */
   maxItems?: number;
   seed?: number;
+  /** For captured inputs: only those stored at or after this time (ms since the epoch). */
+  capturedSinceMs?: number;
 }
 
 export interface LabelShift {
@@ -90,7 +92,7 @@ export async function checkDrift(
     : await datasetSample(store, refSource, (refSource as { dataset: string }).dataset, specs);
   const current =
     curSource.kind === "capture"
-      ? await captureSample(store, curSource.head, specs, config, { max, seed })
+      ? await captureSample(store, curSource.head, specs, config, { max, seed, sinceMs: req.capturedSinceMs })
       : await datasetSample(store, curSource, curSource.kind === "dataset" ? curSource.dataset : "", specs);
   const test = mmdTest(reference.vectors, reference.n, current.vectors, current.n, reference.dim, {
     maxPerSide: max,

@@ -29,6 +29,11 @@ export function addServerOptions(command: Command): Command {
       0,
     )
     .option(
+      "--drift-window-days <n>",
+      "the scheduled check reads the inputs captured in the last n days (default 7, or HEADSTART_DRIFT_WINDOW_DAYS)",
+      intOption("drift-window-days"),
+    )
+    .option(
       "--allowed-host <name>",
       "a host name clients may use besides this server's addresses (repeatable)",
       collect,
@@ -42,9 +47,11 @@ export const toServeOptions = (opts: {
   host: string;
   allowedHost: string[];
   driftCheckMinutes?: number;
+  driftWindowDays?: number;
 }): ServeOptions => ({
   port: opts.port,
   host: opts.host,
   allowedHosts: opts.allowedHost,
   driftCheckMinutes: opts.driftCheckMinutes,
+  driftWindowDays: opts.driftWindowDays,
 });
