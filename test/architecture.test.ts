@@ -81,6 +81,7 @@ const LEARN_PUBLIC = new Set(
     "confident-learning",
     "active",
     "ood",
+    "ood-select",
     "mmd",
   ].map((m) => `shared/learn/${m}.ts`),
 );

@@ -11,6 +11,7 @@ import { after, before, describe, test } from "node:test";
 import { createApp } from "../shared/api/app.ts";
 import { encodeNpy } from "../shared/cache/npy.ts";
 import type { DatasetRow } from "../shared/datasets/manifest.ts";
+import { renderReportHtml } from "../shared/heads/report-html.ts";
 import { readHeadVersion } from "../shared/heads/version.ts";
 import { keys } from "../shared/layout.ts";
 import { gaussian, mulberry32 } from "../shared/learn/split.ts";
@@ -78,7 +79,7 @@ describe("unknown inputs", () => {
         dataset: "ab",
         head,
         backbone: "ext-ab",
-        ...(scorer === "msp" ? {} : { unknownScorer: scorer }),
+        unknownScorer: scorer,
       });
       assert.equal(r.unknown?.method, scorer);
       assert.equal(r.unknown?.rate, 0.05);
@@ -155,10 +156,45 @@ describe("unknown inputs", () => {
     const { head, report } = await readHeadVersion(ctx.store, "cv-msp");
     assert.equal(head.unknown?.method, "msp");
     assert.equal(report?.unknown?.threshold, head.unknown?.threshold);
+    // The default is auto: with two classes none can stand in for an unseen one.
+    assert.match(report?.unknown?.selection?.reason ?? "", /two classes/);
     await assert.rejects(
       ctx.platform.train({ dataset: "ab-cv", head: "bad", unknownScorer: "cosine" as never }),
-      /unknownScorer must be one of msp, mahalanobis, knn/,
+      /unknownScorer must be one of auto, msp, mahalanobis, knn/,
     );
+  });
+
+  test("auto picks a distance scorer where stand-in classes show msp is blind; the report says why", async () => {
+    // Four classes along one axis: a linear head answers far beyond either end with confidence.
+    const r4 = mulberry32(5);
+    const vectors = new Float32Array(800 * DIM);
+    const rows = Array.from({ length: 800 }, (_, i) => {
+      const c = i % 4;
+      const x = point(-1, r4);
+      x[0] += 8 * c;
+      vectors.set(x, i * DIM);
+      return { id: `q${i}`, label: `c${c}`, split: i % 5 === 0 ? "test" : "train", text: `q ${i}` };
+    });
+    await writeFile(join(ctx.dir, "line.npy"), encodeNpy(vectors, 800, DIM));
+    await writeFile(join(ctx.dir, "line.jsonl"), jsonl(rows));
+    await ctx.platform.importEmbeddings("line", {
+      backbone: "ext-ab",
+      npyPath: join(ctx.dir, "line.npy"),
+      rowsPath: join(ctx.dir, "line.jsonl"),
+    });
+    const r = await ctx.platform.train({ dataset: "line", head: "line-auto" });
+    assert.notEqual(r.unknown?.method, "msp", r.unknown?.selection?.reason);
+    const sel = r.unknown!.selection!;
+    assert.equal(sel.standIns.length, 4);
+    assert.ok(sel.auroc![r.unknown!.method] > sel.auroc!.msp + 0.02);
+    // Far past the last class: msp would answer c3 with confidence; the kept scorer flags it.
+    const far = Array.from({ length: 20 }, () => point(-1, rand).map((v, j) => (j === 0 ? v + 48 : v)));
+    const ps = (await ctx.platform.predict("line-auto", { embeddings: far })).predictions;
+    assert.ok(share(ps) >= 0.95, `flagged ${share(ps)}`);
+    const { report } = await readHeadVersion(ctx.store, "line-auto");
+    const html = renderReportHtml(report!);
+    assert.match(html, /Scorer chosen automatically: (mahalanobis|knn) separated stand-in classes best/);
+    assert.match(html, /Stand-in unseen classes: c\d, c\d, c\d, c\d/);
   });
 
   test("a version stored before detectors existed still predicts, without unknownScore", async () => {

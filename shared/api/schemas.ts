@@ -131,7 +131,7 @@ export const TrainBody = TrainRequestBody.extend({
   }),
   unknownScorer: trainFields.unknownScorer.clone().openapi({
     description:
-      "Multiclass heads: the unknown-input scorer: msp (default; 1 − the top calibrated probability), mahalanobis (shared covariance) or knn (cosine distance to the 10th nearest of ≤ 2,000 training vectors)",
+      "Multiclass heads: the unknown-input scorer: auto (default: seen classes take turns standing in for an unseen one, and a distance scorer is kept only if it tells them apart clearly better than msp), msp (1 − the top calibrated probability), mahalanobis (shared covariance) or knn (cosine distance to the 10th nearest of ≤ 2,000 training vectors)",
   }),
 }).openapi("TrainRequest");
 

@@ -455,7 +455,20 @@ function unknownSection(report: Report): string {
   const u = report.unknown;
   if (!u) return "";
   const kb = (u.bytes / 1024).toFixed(1);
-  return `<section id="unknown"><h2>Unknown inputs</h2><table><tr><th>scorer</th><td>${escapeHtml(u.method)}</td></tr><tr><th>threshold</th><td>${fmt(u.threshold, 4)}</td></tr><tr><th>held-out rows flagged</th><td>${(u.rate * 100).toFixed(1)}%</td></tr><tr><th>stored scorer</th><td>${kb} KB</td></tr></table><p class="note">Inputs scoring above the threshold answer <code>unknown: true</code> (with <code>rejectUnknown</code>, the label <code>unknown</code>). Chosen on ${escapeHtml(u.fittedOn)}.</p></section>`;
+  return `<section id="unknown"><h2>Unknown inputs</h2><table><tr><th>scorer</th><td>${escapeHtml(u.method)}</td></tr><tr><th>threshold</th><td>${fmt(u.threshold, 4)}</td></tr><tr><th>held-out rows flagged</th><td>${(u.rate * 100).toFixed(1)}%</td></tr><tr><th>stored scorer</th><td>${kb} KB</td></tr></table><p class="note">Inputs scoring above the threshold answer <code>unknown: true</code> (with <code>rejectUnknown</code>, the label <code>unknown</code>). Chosen on ${escapeHtml(u.fittedOn)}.</p>${unknownSelection(u.selection)}</section>`;
+}
+
+/** `auto`: each scorer's mean AUROC with seen classes standing in, in turn, for an unseen one. */
+function unknownSelection(s: NonNullable<Report["unknown"]>["selection"]): string {
+  if (!s) return "";
+  const rows = Object.entries(s.auroc ?? {})
+    .map(([m, v]) => `<tr><td>${escapeHtml(m)}</td><td>${fmt(v, 3)}</td></tr>`)
+    .join("");
+  const table = rows ? `<table><tr><th>scorer</th><th>mean AUROC</th></tr>${rows}</table>` : "";
+  const turns = s.standIns.length
+    ? ` Stand-in unseen classes: ${s.standIns.map(escapeHtml).join(", ")}.`
+    : "";
+  return `<p>Scorer chosen automatically: ${escapeHtml(s.reason)}.${turns}</p>${table}`;
 }
 
 function searchSection(report: Report): string {

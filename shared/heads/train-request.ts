@@ -12,6 +12,10 @@ import { HeadTask } from "./version.ts";
 /** A backbone id, or several joined by `+` (parts and repeats are checked by the platform). */
 const BackboneRef = z.string().max(255).regex(BACKBONE_REF_PATTERN, BACKBONE_REF_RULE);
 
+/** `unknownScorer` values: a scorer of `learn/ood.ts`, or `auto` (the default) to pick one per head. */
+export const UNKNOWN_SCORERS = ["auto", ...OOD_METHODS] as const;
+export type UnknownScorerChoice = (typeof UNKNOWN_SCORERS)[number];
+
 /** Most backbone candidates one `auto` search evaluates. */
 export const MAX_BACKBONE_CANDIDATES = 8;
 
@@ -50,8 +54,11 @@ export const TrainRequestBody = z.strictObject({
    * as unknown (default 0.05, i.e. it keeps 95%).
    */
   unknownRate: z.number().gt(0).max(0.5).optional(),
-  /** Multiclass heads: the unknown-input scorer (default msp: see docs/formats.md). */
-  unknownScorer: z.enum(OOD_METHODS).optional(),
+  /**
+   * Multiclass heads: the unknown-input scorer, or `auto` (the default) to pick one per head at
+   * training (heads/train-unknown.ts).
+   */
+  unknownScorer: z.enum(UNKNOWN_SCORERS).optional(),
   /** Move the `live` alias to the new version (default true). */
   promote: z.boolean().default(true),
 });

@@ -8,31 +8,45 @@
  * The stored scorer is then fitted on every training row, so its distances run slightly smaller than
  * the threshold's: it flags a little fewer than `rate`, never more.
  *
- * The default scorer is `msp`: it costs nothing to store or to score (batch scoring keeps its
- * speed), and a choice made at training could only lean on held-out rows that hold no unknown items.
- * Measured with two classes held out (docs/benchmarks.md), `mahalanobis` and `knn` separate unknown
- * items better on both glove-100d text and mobilenet images, at the price of d²/2 (mahalanobis) or
- * 2,000·d (knn) work per row and head.json blocks of megabytes for 1,280-d vectors: a head asks for
- * them with `unknownScorer`.
+ * The default, `auto`, picks the scorer per head at training (`learn/ood-select.ts`): a few seen
+ * classes take turns standing in for an unseen one, and a distance scorer (`mahalanobis`, `knn`) is
+ * kept only if it separated them clearly better than `msp`, which is free to store and to score.
+ * Measured with two real classes held out (docs/benchmarks.md), the distance scorers win on
+ * glove-100d text and on mobilenet images, but no scorer wins everywhere, so neither is a fixed
+ * default. A head can still ask for one scorer with `unknownScorer`.
  */
 import { fitOodScorer, type OodMethod, oodScores, oodToJson, unknownThreshold } from "../learn/ood.ts";
+import { type ProbaFitter, selectOodMethod } from "../learn/ood-select.ts";
+import type { Choice } from "./auto-select.ts";
 import type { Evaluation } from "./evaluate.ts";
 import type { Problem, TrainingSet } from "./problem.ts";
 import type { TrainOptions } from "./train-request.ts";
 import type { UnknownDetector, UnknownReport } from "./version.ts";
 
 export const DEFAULT_UNKNOWN_RATE = 0.05;
-export const DEFAULT_UNKNOWN_SCORER: OodMethod = "msp";
+export const DEFAULT_UNKNOWN_SCORER = "auto";
 
 export interface UnknownFit {
   detector: UnknownDetector;
   report: UnknownReport;
 }
 
-/** The detector and its report line, or undefined for heads that are not multiclass. */
-export function fitUnknown(opts: TrainOptions, set: TrainingSet, ev: Evaluation): UnknownFit | undefined {
-  if (set.task !== "multiclass" || !ev.heldOut) return undefined;
-  const method = opts.unknownScorer ?? DEFAULT_UNKNOWN_SCORER;
+/**
+ * The detector and its report line, or undefined for heads that are not multiclass. `choice`: the
+ * head's type and parameters (refitted when `auto` compares scorers) and the chosen input's rows.
+ */
+export async function fitUnknown(
+  opts: TrainOptions,
+  trained: TrainingSet,
+  choice: Pick<Choice, "kind" | "params" | "problem">,
+  ev: Evaluation,
+): Promise<UnknownFit | undefined> {
+  if (trained.task !== "multiclass" || !ev.heldOut) return undefined;
+  // The chosen backbone's rows: with backbone candidates they are not the first input's.
+  const set = { ...trained, problem: choice.problem };
+  const requested = opts.unknownScorer ?? DEFAULT_UNKNOWN_SCORER;
+  const selection = requested === "auto" ? await selectScorer(set, choice) : undefined;
+  const method = selection?.method ?? (requested as OodMethod);
   const rate = opts.unknownRate ?? DEFAULT_UNKNOWN_RATE;
   const { problem, trainPos, seed } = set;
   const held = method === "msp" ? mspHeldOut(set, ev.heldOut) : distanceHeldOut(method, set);
@@ -47,7 +61,40 @@ export function fitUnknown(opts: TrainOptions, set: TrainingSet, ev: Evaluation)
       fittedOn: held.fittedOn,
       heldOut: held.scores.length,
       bytes: JSON.stringify(scorer).length,
+      ...(selection ? { selection: selectionReport(selection, problem.labels) } : {}),
     },
+  };
+}
+
+/** `auto`: the scorer that told stand-in unseen classes apart best, the training rows of fold 0 held out. */
+function selectScorer(set: TrainingSet, choice: Pick<Choice, "kind" | "params">) {
+  const { problem, trainPos, foldOf, seed } = set;
+  const t = problem.target(trainPos);
+  if (t.task !== "multiclass") throw new Error("unreachable: multiclass checked by fitUnknown");
+  const { kind, params } = choice;
+  const fitProba: ProbaFitter = async (X, n, d, y, k) => {
+    const model = await kind.fit(X, n, d, { task: "multiclass", y, k }, params, { seed });
+    return (Xq, m) => kind.predict(model, Xq, m);
+  };
+  const rows = {
+    X: problem.X(trainPos),
+    n: trainPos.length,
+    d: problem.data.dim,
+    y: t.y,
+    k: t.k,
+    validation: Uint8Array.from(foldOf, (f) => (f === 0 ? 1 : 0)),
+  };
+  return selectOodMethod(rows, fitProba, { seed });
+}
+
+function selectionReport(
+  s: Awaited<ReturnType<typeof selectOodMethod>>,
+  labels: readonly string[],
+): NonNullable<UnknownReport["selection"]> {
+  return {
+    reason: s.reason,
+    standIns: s.standIns.map((c) => labels[c]),
+    ...(s.auroc ? { auroc: s.auroc } : {}),
   };
 }
 

@@ -5,11 +5,10 @@
 import { PART_SEPARATOR, parseBackboneRef } from "../embed/composite.ts";
 import { ValidationError } from "../errors.ts";
 import { assertName } from "../layout.ts";
-import { OOD_METHODS } from "../learn/ood.ts";
 import { findHeadKind, HEAD_KINDS, headKind } from "../learn/registry.ts";
 import { TASKS } from "../learn/task.ts";
 import { DEFAULT_TYPE } from "./problem.ts";
-import { MAX_BACKBONE_CANDIDATES, type TrainOptions } from "./train-request.ts";
+import { MAX_BACKBONE_CANDIDATES, type TrainOptions, UNKNOWN_SCORERS } from "./train-request.ts";
 
 export function validateTrainOptions(opts: TrainOptions): void {
   assertName("head", opts.head, "head");
@@ -48,9 +47,9 @@ function validateUnknown(opts: TrainOptions): void {
     });
   }
   const scorer = opts.unknownScorer;
-  if (scorer !== undefined && !OOD_METHODS.includes(scorer)) {
+  if (scorer !== undefined && !UNKNOWN_SCORERS.includes(scorer)) {
     throw new ValidationError(
-      `unknownScorer must be one of ${OOD_METHODS.join(", ")}, got ${JSON.stringify(scorer)}`,
+      `unknownScorer must be one of ${UNKNOWN_SCORERS.join(", ")}, got ${JSON.stringify(scorer)}`,
       {
         field: "unknownScorer",
       },

@@ -103,7 +103,7 @@ async function train(
     choice,
     model,
     evaluation,
-    unknown: fitUnknown(opts, set, evaluation),
+    unknown: await fitUnknown(opts, set, choice, evaluation),
     trainSeconds: (performance.now() - started) / 1000,
   };
   const { head, report } = versionDocuments(opts, trained);

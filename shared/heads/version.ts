@@ -89,6 +89,17 @@ export const UnknownReport = UnknownDetector.omit({ scorer: true }).extend({
   heldOut: z.number().int(),
   /** Bytes of the stored scorer in head.json (its JSON text). */
   bytes: z.number().int(),
+  /**
+   * `unknownScorer: auto` (the default): why `method` was kept. Seen classes took turns standing in
+   * for an unseen one (`standIns`); `auroc` is each scorer's mean AUROC over those turns.
+   */
+  selection: z
+    .object({
+      reason: z.string(),
+      standIns: z.array(z.string()),
+      auroc: z.record(z.enum(OOD_METHODS), z.number()).optional(),
+    })
+    .optional(),
 });
 export type UnknownReport = z.infer<typeof UnknownReport>;
 

@@ -1,9 +1,12 @@
 import { type Command, Option } from "commander";
 import { ValidationError } from "../../../shared/errors.ts";
 import type { TrainResult } from "../../../shared/heads/train.ts";
-import type { TrainOptions } from "../../../shared/heads/train-request.ts";
+import {
+  type TrainOptions,
+  UNKNOWN_SCORERS,
+  type UnknownScorerChoice,
+} from "../../../shared/heads/train-request.ts";
 import type { HeadTask } from "../../../shared/learn/estimator.ts";
-import { OOD_METHODS, type OodMethod } from "../../../shared/learn/ood.ts";
 import { HEAD_KINDS } from "../../../shared/learn/registry.ts";
 import { TASKS } from "../../../shared/learn/task.ts";
 import { context, intOption, output, pct } from "../context.ts";
@@ -54,9 +57,10 @@ export function registerTrain(program: Command): void {
       rateOption,
     )
     .addOption(
-      new Option("--unknown-scorer <method>", "multiclass: the unknown-input scorer (default msp)").choices([
-        ...OOD_METHODS,
-      ]),
+      new Option(
+        "--unknown-scorer <method>",
+        "multiclass: the unknown-input scorer; auto (default) picks one per head at training",
+      ).choices([...UNKNOWN_SCORERS]),
     )
     .action(async (dataset: string, opts, cmd: Command) => {
       const { platform, json } = context(cmd);
@@ -100,7 +104,7 @@ interface TrainFlags {
   withFeedback?: boolean;
   capture?: "none" | "uncertain" | "all";
   unknownRate?: number;
-  unknownScorer?: OodMethod;
+  unknownScorer?: UnknownScorerChoice;
 }
 
 function trainRequest(dataset: string, opts: TrainFlags): TrainOptions {
@@ -143,6 +147,7 @@ function trainLines(r: TrainResult): string[] {
       `unknown inputs: ${r.unknown.method} score > ${r.unknown.threshold.toPrecision(4)} ` +
         `(flags ${pct(r.unknown.rate)} of ${r.unknown.heldOut} held-out rows)`,
     );
+    if (r.unknown.selection) lines.push(`  auto: ${r.unknown.selection.reason}`);
   }
   if (r.feedback) lines.push(feedbackLine(r.feedback));
   if (r.search) {
