@@ -29,9 +29,9 @@ export interface OodSelectOptions {
   seed?: number;
   /** Most classes that take a turn as the stand-in unknown class (default 4). */
   turns?: number;
-  /** Most rows each turn fits on (default 2,000). */
+  /** Most rows each turn fits on (default 1,000). */
   maxFit?: number;
-  /** Most known and most unknown rows each turn scores (default 500 each). */
+  /** Most known and most unknown rows each turn scores (default 300 each). */
   maxEval?: number;
   /** How far above msp's mean AUROC a distance scorer must be to be kept (default 0.02). */
   margin?: number;
@@ -47,7 +47,7 @@ export interface OodSelection {
   auroc?: Record<OodMethod, number>;
 }
 
-export const SELECT_DEFAULTS = { turns: 4, maxFit: 2000, maxEval: 500, margin: 0.02 } as const;
+export const SELECT_DEFAULTS = { turns: 4, maxFit: 1000, maxEval: 300, margin: 0.02 } as const;
 
 interface Rows {
   X: Float32Array;

@@ -160,20 +160,36 @@ function withinClassCovariance(
   rows: Int32Array,
 ): Float64Array {
   const cov = new Float64Array(d * d);
-  const x = new Float64Array(d);
-  for (const i of rows) {
-    const c = y[i];
-    for (let j = 0; j < d; j++) x[j] = X[i * d + j] - mu[c * d + j];
-    for (let a = 0; a < d; a++) {
-      const xa = x[a];
-      if (xa === 0) continue;
-      const o = a * d;
-      for (let b = 0; b <= a; b++) cov[o + b] += xa * x[b];
+  // Four rows per pass over the triangle: each entry of cov is loaded and stored once per four
+  // rows instead of once per row (the pass is memory-bound at d = 1,280: 6.5 MB of float64).
+  const x = Array.from({ length: 4 }, () => new Float64Array(d));
+  for (let t = 0; t < rows.length; t += 4) {
+    const m = Math.min(4, rows.length - t);
+    for (let r = 0; r < 4; r++) {
+      const i = rows[t + Math.min(r, m - 1)];
+      for (let j = 0; j < d; j++) x[r][j] = r < m ? X[i * d + j] - mu[y[i] * d + j] : 0;
     }
+    addOuter4(cov, d, x[0], x[1], x[2], x[3]);
   }
   const inv = 1 / rows.length;
   for (let t = 0; t < cov.length; t++) cov[t] *= inv;
   return cov;
+}
+
+/** The lower triangle of cov += x0 x0ᵀ + x1 x1ᵀ + x2 x2ᵀ + x3 x3ᵀ. */
+function addOuter4(
+  cov: Float64Array,
+  d: number,
+  x0: Float64Array,
+  x1: Float64Array,
+  x2: Float64Array,
+  x3: Float64Array,
+): void {
+  for (let a = 0; a < d; a++) {
+    const [a0, a1, a2, a3] = [x0[a], x1[a], x2[a], x3[a]];
+    const o = a * d;
+    for (let b = 0; b <= a; b++) cov[o + b] += a0 * x0[b] + a1 * x1[b] + a2 * x2[b] + a3 * x3[b];
+  }
 }
 
 /** Cholesky of the symmetric positive-definite matrix whose lower triangle A holds (row-major), in place. */
@@ -271,27 +287,46 @@ function mahalanobisScores(s: MahalanobisScorer, X: Float32Array, n: number): Fl
 function knnScores(s: KnnScorer, X: Float32Array, n: number): Float64Array {
   const { d, m, refs, k } = s;
   const out = new Float64Array(n);
-  const q = new Float32Array(d);
-  // The k largest similarities so far, ascending: top[0] is the k-th nearest's.
-  const top = new Float64Array(k);
-  for (let i = 0; i < n; i++) {
-    normalizeRow(X, i * d, d, q, 0);
-    top.fill(Number.NEGATIVE_INFINITY);
-    for (let r = 0; r < m; r++) {
-      let dot = 0;
-      const o = r * d;
-      for (let j = 0; j < d; j++) dot += q[j] * refs[o + j];
-      if (dot <= top[0]) continue;
-      let p = 0;
-      while (p + 1 < k && top[p + 1] < dot) {
-        top[p] = top[p + 1];
-        p++;
-      }
-      top[p] = dot;
+  // Four query rows per pass over the references: each reference is read once per four rows.
+  const q = Array.from({ length: 4 }, () => new Float32Array(d));
+  // Per query, the k largest similarities so far, ascending: top[0] is the k-th nearest's.
+  const top = Array.from({ length: 4 }, () => new Float64Array(k));
+  for (let i = 0; i < n; i += 4) {
+    const rows = Math.min(4, n - i);
+    for (let r = 0; r < 4; r++) {
+      normalizeRow(X, (i + Math.min(r, rows - 1)) * d, d, q[r], 0);
+      top[r].fill(Number.NEGATIVE_INFINITY);
     }
-    out[i] = 1 - top[0];
+    const [q0, q1, q2, q3] = q;
+    for (let r = 0; r < m; r++) {
+      const o = r * d;
+      let [s0, s1, s2, s3] = [0, 0, 0, 0];
+      for (let j = 0; j < d; j++) {
+        const v = refs[o + j];
+        s0 += q0[j] * v;
+        s1 += q1[j] * v;
+        s2 += q2[j] * v;
+        s3 += q3[j] * v;
+      }
+      keepLargest(top[0], s0);
+      keepLargest(top[1], s1);
+      keepLargest(top[2], s2);
+      keepLargest(top[3], s3);
+    }
+    for (let r = 0; r < rows; r++) out[i + r] = 1 - top[r][0];
   }
   return out;
+}
+
+/** Inserts `v` into the ascending `top` if it is larger than its smallest entry (dropping that one). */
+function keepLargest(top: Float64Array, v: number): void {
+  if (v <= top[0]) return;
+  let p = 0;
+  while (p + 1 < top.length && top[p + 1] < v) {
+    top[p] = top[p + 1];
+    p++;
+  }
+  top[p] = v;
 }
 
 /**
