@@ -50,6 +50,12 @@ export const FUNCTION_BUNDLES = {
     budgetBytes: 50 * MB,
   },
   "webhook-retry": { entry: "functions/webhook-retry/handler.ts", native: [], budgetBytes: 3 * MB },
+  // Embeds heads' captured texts with their backbones (onnxruntime) for the scheduled drift check.
+  "drift-check": {
+    entry: "functions/drift-check/handler.ts",
+    native: ["onnxruntime-node"],
+    budgetBytes: 50 * MB,
+  },
   // Heads fit with onnxruntime's GEMMs (docs/heads.md): the train function carries its CPU
   // binary, and so has the API's budget, not 3 MB (docs/deploy.md, "Package sizes").
   train: { entry: "functions/train/handler.ts", native: ["onnxruntime-node"], budgetBytes: 50 * MB },

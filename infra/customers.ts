@@ -76,9 +76,20 @@ export const Customer = z
         noncurrentVersionDays: z.number().int().min(1).max(3650).default(30),
         /** Alarm notifications go to this address (an SNS email subscription to confirm). */
         alarmEmail: z.email().optional(),
+        /** Hours between scheduled drift checks (infra/drift-check.ts); 0 disables the schedule. */
+        driftCheckHours: z.number().int().min(0).max(168).default(6),
+        /** The scheduled check reads the inputs captured in this many days (HEADSTART_DRIFT_WINDOW_DAYS). */
+        driftWindowDays: z.number().int().min(1).max(365).default(7),
       })
       .strict()
-      .default({ logRetentionDays: 90, logLevel: "info", retainData: true, noncurrentVersionDays: 30 }),
+      .default({
+        logRetentionDays: 90,
+        logLevel: "info",
+        retainData: true,
+        noncurrentVersionDays: 30,
+        driftCheckHours: 6,
+        driftWindowDays: 7,
+      }),
   })
   .strict();
 export type Customer = z.infer<typeof Customer>;

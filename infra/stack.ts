@@ -13,6 +13,7 @@ import { keys } from "../shared/layout.ts";
 import { CustomerHttpApi } from "./api.ts";
 import { CustomerData } from "./customer-data.ts";
 import type { Customer } from "./customers.ts";
+import { DRIFT_CHECK_MEMORY_MIB, DRIFT_CHECK_TIMEOUT, DriftCheckSchedule } from "./drift-check.ts";
 import { EmbedJob, jobNamePrefix } from "./embed-job.ts";
 import { CustomerEventBus, eventBusName } from "./event-bus.ts";
 import { HeadstartFunction, type HeadstartFunctionProps } from "./functions.ts";
@@ -66,6 +67,36 @@ function platformEnvironment(
 
 type Functions = HeadstartStack["functions"];
 
+/**
+ * Every `driftCheckHours` (infra/drift-check.ts): one round of the scheduled drift check. The store,
+ * the bus and backbones fetched into /tmp; no job runner (it starts nothing), no default backbone
+ * (a head is checked in its own).
+ */
+function driftCheckProps(c: Customer, platformEnv: Record<string, string>) {
+  const pick = (...names: string[]) => Object.fromEntries(names.map((n) => [n, platformEnv[n]]));
+  return {
+    entry: "drift-check" as const,
+    description:
+      "On a schedule: check heads capturing their inputs for drift; drift.detected when it is news",
+    environment: {
+      ...pick(
+        "HEADSTART_STORE",
+        "HEADSTART_MODELS_DIR",
+        "HEADSTART_BUILD_BACKBONES",
+        "HEADSTART_SCRATCH_DIR",
+        "HEADSTART_LOG_LEVEL",
+        "HEADSTART_CUSTOMER",
+        "HEADSTART_EVENT_BUS_NAME",
+      ),
+      HEADSTART_DRIFT_WINDOW_DAYS: String(c.settings.driftWindowDays),
+    },
+    memoryMiB: DRIFT_CHECK_MEMORY_MIB,
+    timeout: DRIFT_CHECK_TIMEOUT,
+    // Backbones of the heads it checks (a transformer's ONNX file is a few hundred MB).
+    ephemeralMiB: 2048,
+  };
+}
+
 /** Every minute (infra/webhook-retry.ts): retries pending webhook deliveries; reads the store only. */
 function webhookRetryProps(c: Customer, store: string) {
   return {
@@ -87,7 +118,7 @@ export class HeadstartStack extends Stack {
   readonly embedJob: EmbedJob;
   readonly eventBus: CustomerEventBus;
   readonly functions: Record<
-    "ingest" | "jobComplete" | "train" | "api" | "webhookRetry",
+    "ingest" | "jobComplete" | "train" | "api" | "webhookRetry" | "driftCheck",
     HeadstartFunction
   > & {
     authorizer?: HeadstartFunction;
@@ -130,6 +161,14 @@ export class HeadstartStack extends Stack {
     new WebhookRetrySchedule(this, "WebhookRetrySchedule", {
       customer: c.id,
       handler: this.functions.webhookRetry.fn,
+    });
+    new DriftCheckSchedule(this, "DriftCheckSchedule", {
+      customer: c.id,
+      handler: this.functions.driftCheck.fn,
+      role: this.functions.driftCheck.role,
+      data: this.data,
+      bus: this.eventBus,
+      everyHours: c.settings.driftCheckHours,
     });
     this.api = this.createApi(c, this.functions);
 
@@ -238,7 +277,8 @@ export class HeadstartStack extends Stack {
       });
     }
     const webhookRetry = fn("WebhookRetry", webhookRetryProps(c, platformEnv.HEADSTART_STORE));
-    return { ingest, jobComplete, train, api, webhookRetry, authorizer };
+    const driftCheck = fn("DriftCheck", driftCheckProps(c, platformEnv));
+    return { ingest, jobComplete, train, api, webhookRetry, driftCheck, authorizer };
   }
 
   /** Each function gets this customer's bucket and key, nothing else of S3 or KMS. */

@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
+import { keys } from "../shared/layout.ts";
 import { buildLambdaBundles } from "./helpers/bundles.ts";
 import { loadEvent } from "./helpers/events.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
@@ -104,6 +105,16 @@ describe("the built Lambda packages, outside the repository", () => {
     css.rawPath = css.requestContext.http.path = "/docs/assets/swagger-ui.css";
     const asset = await invoke("api", css);
     assert.equal(asset.statusCode, 200, "Swagger UI's assets ship with the API package");
+  });
+
+  test("drift-check: a round embeds a head's captured texts with the onnxruntime the package ships", async () => {
+    await ctx.platform.train({ dataset: "reviews", head: "watched", capture: "all" });
+    await ctx.platform.predict("watched", { inputs: tinySentimentRows(60, { seed: 5 }).map((r) => r.text) });
+    await ctx.platform.captureIdle();
+    const result = await invoke("drift-check", {});
+    assert.equal(result.failed, 0, JSON.stringify(result));
+    assert.equal(result.checked, 1, JSON.stringify(result));
+    assert.ok(await ctx.store.head(keys.headDriftState("watched")), "its drift record");
   });
 
   test("train: an MLP head fits with the onnxruntime the package ships", async () => {

@@ -17,6 +17,7 @@ import { API_KEY_IDENTITY_SOURCE } from "../infra/api.ts";
 import { buildApp } from "../infra/app.ts";
 import { bundleDir, FUNCTION_BUNDLES, LAMBDA_NAMES } from "../infra/bundles.ts";
 import { loadCustomers } from "../infra/customers.ts";
+import { DRIFT_CHECK_ACCESS } from "../infra/drift-check.ts";
 import { HeadstartStack } from "../infra/stack.ts";
 import { EMBED_CONTAINER_ENTRYPOINT } from "../shared/aws/sagemaker-runner.ts";
 import { buildLambdaBundles } from "./helpers/bundles.ts";
@@ -350,6 +351,10 @@ describe("isolation: each customer's grants reach only its own resources", () =>
         JSON.stringify({ "Fn::Join": ["", [{ "Fn::GetAtt": [bucket, "Arn"] }, "/*"]] }),
         // The authorizer's one object: the key file.
         JSON.stringify({ "Fn::Join": ["", [{ "Fn::GetAtt": [bucket, "Arn"] }, "/_system/api-keys.json"]] }),
+        // The drift check's key patterns (infra/drift-check.ts).
+        ...Object.values(DRIFT_CHECK_ACCESS)
+          .flat()
+          .map((k) => JSON.stringify({ "Fn::Join": ["", [{ "Fn::GetAtt": [bucket, "Arn"] }, `/${k}`]] })),
       ];
       const allowedKms = [JSON.stringify({ "Fn::GetAtt": [key, "Arn"] })];
       let s3Statements = 0;
@@ -522,6 +527,74 @@ describe("embedding jobs", () => {
     assert.equal(vars.HEADSTART_RUNNER, undefined, "no platform settings it does not use");
   });
 
+  test("the drift check: a schedule every 6 hours runs drift-check, which reads this customer's data, writes its drift records and deliveries, and puts on its bus only", () => {
+    const stack = stacks.acme;
+    const fn = stack.functions.driftCheck;
+    const arn = { "Fn::GetAtt": [logicalId(stack, fn.fn), "Arn"] };
+    t.acme.hasResourceProperties("AWS::Events::Rule", {
+      ScheduleExpression: "rate(6 hours)",
+      State: "ENABLED",
+      Targets: [Match.objectLike({ Arn: arn, RetryPolicy: { MaximumRetryAttempts: 0 } })],
+    });
+    t.acme.hasResourceProperties("AWS::Lambda::Permission", {
+      Action: "lambda:InvokeFunction",
+      FunctionName: arn,
+      Principal: "events.amazonaws.com",
+    });
+    const props = json.acme.Resources[logicalId(stack, fn.fn)].Properties;
+    assert.equal(props.MemorySize, 2048);
+    assert.equal(props.Timeout, 900);
+    assert.equal(props.EphemeralStorage.Size, 2048);
+    assert.equal(props.Environment.Variables.HEADSTART_DRIFT_WINDOW_DAYS, "7");
+    assert.equal(props.Environment.Variables.HEADSTART_RUNNER, undefined, "it starts no job");
+    const statements = byRole(fn.role);
+    const bucket = logicalId(stack, stack.data.bucket);
+    const on = (action: string) =>
+      statements
+        .filter((x) => actionsOf(x).includes(action))
+        .flatMap((x) => resourcesOf(x).map((r) => JSON.stringify(r)));
+    const keysOf = (action: string) => on(action).map((r) => /\/([^"]*)"\]\]\}$/.exec(r)?.[1] ?? r);
+    for (const r of [
+      ...on("s3:GetObject"),
+      ...on("s3:PutObject"),
+      ...on("s3:DeleteObject"),
+      ...on("s3:ListBucket"),
+    ])
+      assert.ok(r.includes(bucket), r);
+    assert.deepEqual(keysOf("s3:PutObject").sort(), [
+      "_system/webhook-deliveries/*",
+      "_system/webhook-pending/*",
+      "heads/*/drift-state.json",
+    ]);
+    assert.deepEqual(keysOf("s3:DeleteObject"), ["_system/webhook-pending/*"]);
+    assert.ok(
+      !keysOf("s3:GetObject").includes("*") && !keysOf("s3:GetObject").includes("_system/api-keys.json"),
+    );
+    const list = statements.find((x) => actionsOf(x).includes("s3:ListBucket"))!;
+    assert.deepEqual((list.Condition as { StringLike: Record<string, unknown> }).StringLike["s3:prefix"], [
+      "heads/*",
+      "datasets/*",
+      "cache/*",
+      "backbones/*",
+    ]);
+    const put = statements.filter((x) => actionsOf(x).includes("events:PutEvents"));
+    assert.deepEqual(put.flatMap(resourcesOf), [
+      { "Fn::GetAtt": [logicalId(stack, stack.eventBus.bus), "Arn"] },
+    ]);
+    const actions = statements.flatMap(actionsOf);
+    assert.ok(!actions.some((a) => /^(sagemaker|lambda|iam):/.test(a)), actions.join(", "));
+    assert.ok(!JSON.stringify(statements).includes("globex"));
+    // A customer may space the rounds out or turn them off.
+    const acme = loadCustomers("infra/customers.json").find((c) => c.id === "acme")!;
+    const off = new HeadstartStack(new App({ context: { "aws:cdk:disable-asset-staging": true } }), "off", {
+      customer: { ...acme, settings: { ...acme.settings, driftCheckHours: 0 } },
+    });
+    Template.fromStack(off).hasResourceProperties("AWS::Events::Rule", {
+      Description: Match.stringLikeRegexp("drift"),
+      State: "DISABLED",
+    });
+  });
+
   test("functions see the customer's settings through shared/config.ts's variables", () => {
     const vars = (json.globex.Resources[logicalId(stacks.globex, stacks.globex.functions.ingest.fn)]
       .Properties.Environment.Variables ?? {}) as Record<string, unknown>;
@@ -573,6 +646,7 @@ describe("functions", () => {
       "job-complete": s.jobComplete,
       train: s.train,
       "webhook-retry": s.webhookRetry,
+      "drift-check": s.driftCheck,
     })) {
       const asset = f.fn.node.findChild("Code") as s3assets.Asset;
       assert.equal(asset.assetPath, bundleDir(entry as (typeof LAMBDA_NAMES)[number]), entry);
@@ -604,7 +678,7 @@ describe("functions", () => {
       // job-complete scores batch-prediction jobs after their embedding job (some head types run onnxruntime).
       assert.equal(
         has("onnxruntime-node"),
-        ["api", "train", "job-complete"].includes(b.name),
+        ["api", "train", "job-complete", "drift-check"].includes(b.name),
         `${b.name}: onnxruntime-node`,
       );
       assert.equal(has("sharp"), b.name === "api", `${b.name}: sharp`);
@@ -626,7 +700,15 @@ describe("functions", () => {
     // The budgets themselves: loosening one is a visible change to this test.
     assert.deepEqual(
       Object.fromEntries(LAMBDA_NAMES.map((n) => [n, FUNCTION_BUNDLES[n].budgetBytes / 1e6])),
-      { authorizer: 1, ingest: 3, "job-complete": 50, train: 50, api: 75, "webhook-retry": 3 },
+      {
+        authorizer: 1,
+        ingest: 3,
+        "job-complete": 50,
+        train: 50,
+        api: 75,
+        "webhook-retry": 3,
+        "drift-check": 50,
+      },
     );
     for (const b of bundles) {
       assert.ok(b.bytes <= b.budgetBytes, `${b.name}: ${b.bytes} bytes > budget ${b.budgetBytes}`);
@@ -650,7 +732,7 @@ describe("functions", () => {
     const alarms = resources("acme").filter(([, r]) => r.Type === "AWS::CloudWatch::Alarm");
     const errors = alarms.filter(([, r]) => r.Properties.MetricName === "Errors");
     const dlq = alarms.filter(([, r]) => r.Properties.MetricName === "ApproximateNumberOfMessagesVisible");
-    assert.equal(errors.length, 6);
+    assert.equal(errors.length, 7);
     assert.equal(dlq.length, 3);
     const topic = { Ref: resources("acme").find(([, r]) => r.Type === "AWS::SNS::Topic")![0] };
     for (const [id, a] of alarms) assert.deepEqual(a.Properties.AlarmActions, [topic], id);
