@@ -62,6 +62,7 @@ import type { ObjectStore } from "./store/types.ts";
  */
 const trainModule = () => import("./heads/train.ts");
 const trainValidateModule = () => import("./heads/train-validate.ts");
+const trainZeroShotModule = () => import("./heads/train-zero-shot.ts");
 const predictModule = () => import("./heads/predict.ts");
 /** Label issues cross-validate heads: loaded on first use like training. */
 const labelIssuesModule = () => import("./quality/label-issues.ts");
@@ -375,11 +376,15 @@ export class Platform {
       : undefined;
     const specs = candidates ? candidates[0] : await this.backboneParts(opts.backbone);
     if (opts.withFeedback) await this.prepareFeedback(opts.head, specs);
-    const result = await trainHead(this.store, specs, opts, candidates, {
+    const limits = {
       maxSeconds: Math.min(this.config.trainMaxSeconds, run.maxSeconds ?? Number.POSITIVE_INFINITY),
       maxMemoryBytes: this.config.trainMaxMemoryMb * 2 ** 20,
       signal: run.signal,
-    });
+    };
+    const result =
+      opts.type === "zero-shot"
+        ? await (await trainZeroShotModule()).trainZeroShot(this.store, specs, opts, this.config, limits)
+        : await trainHead(this.store, specs, opts, candidates, limits);
     const { head, version, type, task, promoted } = result;
     await Promise.all([
       this.notifier.emitFrom(() =>

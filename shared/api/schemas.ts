@@ -100,7 +100,13 @@ export const ImportEmbeddingsBody = z
 const trainFields = TrainRequestBody.shape;
 export const TrainBody = TrainRequestBody.extend({
   type: trainFields.type.clone().openapi({
-    description: "A head type (logreg, mlp, knn, centroid, multilabel, ridge) or auto; default by task",
+    description:
+      "A head type (logreg, mlp, knn, centroid, multilabel, ridge), auto, or zero-shot (a head from `labels` alone); default by task",
+  }),
+  labels: trainFields.labels.clone().openapi({
+    description:
+      "type zero-shot: the classes, each \"name: description\" (the description defaults to the name; a name given twice has both descriptions averaged). Each description is embedded with the head's (text) backbone and becomes its class's centroid; required by zero-shot, refused by other types",
+    example: ["pos: a positive review", "neg: a negative review"],
   }),
   params: trainFields.params.clone().openapi({
     description: 'Hyper-parameters of the head type, e.g. {"C": 0.5, "classWeight": "balanced"}',

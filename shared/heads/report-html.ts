@@ -110,14 +110,18 @@ function card(label: string, value: string): string {
 
 function header(report: Report): string {
   const meta: Array<[string, string]> = [
-    ["type", report.type],
+    ["type", report.zeroShot ? `zero-shot (${report.type})` : report.type],
     ["task", report.task ?? "multiclass"],
   ];
   if (report.dataset) meta.push(["dataset", `${report.dataset.name}@${report.dataset.version}`]);
   if (report.backbone) meta.push(["backbone", report.backbone]);
   meta.push([
     "evaluation",
-    report.evaluation === "cv" ? `${report.folds ?? "k"}-fold cross-validation` : "held-out test split",
+    report.evaluation === "cv"
+      ? `${report.folds ?? "k"}-fold cross-validation`
+      : report.zeroShot
+        ? "every labelled row (nothing trained on them)"
+        : "held-out test split",
   ]);
   meta.push(["created", report.createdAt]);
   const params =
@@ -450,6 +454,24 @@ function labelIssuesSection(report: Report): string {
   return `<section id="label-issues"><h2>Label issues</h2><p>${fmtInt(l.count)} of ${fmtInt(l.rows)} training rows look mislabelled (estimated noise rate ${(l.estimatedNoiseRate * 100).toFixed(1)}%).</p><p class="note">Confident learning over this head's out-of-fold probabilities. List them, most suspect first: <code>headstart label-issues ${escapeHtml(dataset)}</code>.</p></section>`;
 }
 
+/** A zero-shot version: the descriptions it was built from, and what its scores are on. */
+function zeroShotSection(report: Report): string {
+  const z = report.zeroShot;
+  if (!z) return "";
+  const rows = z.labels
+    .map((l) => `<tr><td>${escapeHtml(l.label)}</td><td>${escapeHtml(l.description)}</td></tr>`)
+    .join("");
+  const scored =
+    z.evaluatedOn > 0
+      ? `The scores above are on every labelled row of the dataset (${fmtInt(z.evaluatedOn)}), all test rows: nothing was trained on them.`
+      : "The dataset has no labelled rows, so there are no scores.";
+  const centered =
+    z.centeredOn > 0
+      ? ` Inputs and descriptions are centered on the mean of ${fmtInt(z.centeredOn)} dataset rows.`
+      : "";
+  return `<section id="zero-shot"><h2>Zero-shot</h2><p>Built from label descriptions alone: each class's centroid is its description embedded with the head's backbone.${centered}</p><table><tr><th>class</th><th>description</th></tr>${rows}</table><p class="note">${scored} No temperature was fitted and there is no unknown-input detector.</p></section>`;
+}
+
 /** The unknown-input detector: its scorer and the threshold chosen on held-out in-distribution rows. */
 function unknownSection(report: Report): string {
   const u = report.unknown;
@@ -520,6 +542,7 @@ export function renderReportHtml(report: Report, head?: ReportHeadContext): stri
 <main>
 ${header(report)}
 ${headline(report)}
+${zeroShotSection(report)}
 ${multiclassSections(report, head?.labels)}
 ${calibrationSection(report)}
 ${multilabelSection(report)}

@@ -59,6 +59,11 @@ export const TrainRequestBody = z.strictObject({
    * training (heads/train-unknown.ts).
    */
   unknownScorer: z.enum(UNKNOWN_SCORERS).optional(),
+  /**
+   * `type: "zero-shot"`: the classes, each `name: description` (the description defaults to the
+   * name; a name given twice has two descriptions, averaged). Required by that type, refused by others.
+   */
+  labels: z.array(z.string().max(1300)).min(2).max(1000).optional(),
   /** Move the `live` alias to the new version (default true). */
   promote: z.boolean().default(true),
 });

@@ -9,6 +9,7 @@ import { findHeadKind, HEAD_KINDS, headKind } from "../learn/registry.ts";
 import { TASKS } from "../learn/task.ts";
 import { DEFAULT_TYPE } from "./problem.ts";
 import { MAX_BACKBONE_CANDIDATES, type TrainOptions, UNKNOWN_SCORERS } from "./train-request.ts";
+import { isZeroShotRequest, validateZeroShot } from "./zero-shot-labels.ts";
 
 export function validateTrainOptions(opts: TrainOptions): void {
   assertName("head", opts.head, "head");
@@ -34,7 +35,8 @@ export function validateTrainOptions(opts: TrainOptions): void {
   if (opts.backbone !== undefined) parseBackboneRef(opts.backbone, "backbone");
   if (opts.backbones !== undefined) validateBackbones(opts, auto);
   validateCandidates(opts);
-  if (!auto) validateTypeAndParams(opts);
+  if (isZeroShotRequest(opts)) validateZeroShot(opts);
+  else if (!auto) validateTypeAndParams(opts);
   validateUnknown(opts);
 }
 

@@ -56,6 +56,8 @@ export interface TrainResult {
   feedback?: Report["feedback"];
   /** Multiclass: the unknown-input scorer and its threshold. */
   unknown?: Report["unknown"];
+  /** `type: "zero-shot"`: the descriptions the head was built from (heads/train-zero-shot.ts). */
+  zeroShot?: Report["zeroShot"];
   promoted: boolean;
   /**
    * Why a version asked to be promoted was not: the `live` alias moved while it trained (another
@@ -271,7 +273,7 @@ function trainResult(
  * moved, the stored version stays (training is the expensive part, and it may still be promoted
  * by hand) and the answer says why it is not live, rather than failing a request whose version exists.
  */
-async function promoteNew(
+export async function promoteNew(
   store: ObjectStore,
   head: string,
   version: string,

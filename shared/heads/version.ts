@@ -207,6 +207,16 @@ export const LabelIssuesReport = z.object({
   estimatedNoiseRate: z.number(),
 });
 
+/** A zero-shot version (`train --type zero-shot`): what it was built from instead of training rows. */
+export const ZeroShotReport = z.object({
+  /** The descriptions as given; a class named twice had two, whose unit vectors were averaged. */
+  labels: z.array(z.object({ label: z.string(), description: z.string() })),
+  /** Dataset rows whose mean unit vector centers inputs and descriptions (0: not centered). */
+  centeredOn: z.number().int(),
+  /** Labelled rows the metrics are on: every one a test row, as nothing was trained on them. */
+  evaluatedOn: z.number().int(),
+});
+
 export const Report = z.object({
   head: z.string(),
   version: z.string(),
@@ -238,6 +248,7 @@ export const Report = z.object({
   feedback: FeedbackReport.optional(),
   unknown: UnknownReport.optional(),
   labelIssues: LabelIssuesReport.optional(),
+  zeroShot: ZeroShotReport.optional(),
   createdAt: z.string(),
 });
 export type Report = z.infer<typeof Report>;

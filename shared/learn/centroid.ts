@@ -8,6 +8,11 @@
  * where `scale` is a temperature: cosines live in [-1, 1], so without it the softmax would be nearly
  * uniform. A class with no training rows (or whose unit rows cancel out) has a zero centroid, i.e.
  * logit 0 for every input: it stays possible but below any class the input resembles.
+ *
+ * With a `center` (`FitContext.center`: zero-shot heads pass the mean unit vector of their dataset's
+ * rows), every unit row — training rows and inputs alike — has the center subtracted before it is
+ * normalized again: mean-pooled word vectors share one large common direction that otherwise swamps
+ * the small differences between classes (docs/benchmarks.md, "Data quality: zero-shot heads").
  */
 
 import type { GraphBuilder } from "../onnx/writer.ts";
@@ -37,6 +42,8 @@ export interface CentroidModel {
   centroids: Float32Array;
   /** Training rows per class (provenance; not used by predict). */
   counts: number[];
+  /** Subtracted from every unit input before the cosine (absent: none). */
+  center?: Float32Array;
 }
 
 export interface CentroidJson {
@@ -48,6 +55,8 @@ export interface CentroidJson {
   /** Base64 of k×d little-endian float32. */
   centroids: string;
   counts: number[];
+  /** Base64 of d little-endian float32; absent: no center. */
+  center?: string;
 }
 
 export function fitCentroid(
@@ -56,8 +65,10 @@ export function fitCentroid(
   d: number,
   target: Target,
   params: CentroidParams,
+  center?: Float32Array,
 ): CentroidModel {
   checkFiniteMatrix(X, n, d, { rowField: true });
+  if (center) checkFiniteMatrix(center, 1, d);
   const { y, k, sampleWeight } = checkMulticlassTarget(target, n, "centroid");
   const sums = new Float64Array(k * d);
   const counts = new Array<number>(k).fill(0);
@@ -67,6 +78,7 @@ export function fitCentroid(
     counts[y[i]]++;
     if (w === 0) continue;
     normalizeRow(X, i * d, d, unit, 0);
+    if (center) centerRow(unit, center);
     const o = y[i] * d;
     for (let j = 0; j < d; j++) sums[o + j] += w * unit[j];
   }
@@ -78,20 +90,40 @@ export function fitCentroid(
     const inv = ss > 0 ? 1 / Math.sqrt(ss) : 0;
     for (let j = 0; j < d; j++) centroids[c * d + j] = sums[c * d + j] * inv;
   }
-  return { d, k, scale: params.scale, centroids, counts };
+  return {
+    d,
+    k,
+    scale: params.scale,
+    centroids,
+    counts,
+    ...(center ? { center: Float32Array.from(center) } : {}),
+  };
+}
+
+/** unit − center, normalized again (in place). */
+function centerRow(unit: Float32Array, center: Float32Array): void {
+  for (let j = 0; j < unit.length; j++) unit[j] -= center[j];
+  normalizeRow(unit, 0, unit.length, unit, 0);
 }
 
 /** Class probabilities, n×k row-major. */
 export function predictCentroid(model: CentroidModel, X: Float32Array, n: number): Float64Array {
-  const { d, k, scale, centroids } = model;
+  const { d, k, scale, centroids, center } = model;
   checkFiniteMatrix(X, n, d, { rowField: true });
   const out = new Float64Array(n * k);
   const q = new Float64Array(d);
+  const unit = new Float32Array(d);
   for (let i = 0; i < n; i++) {
-    let ss = 0;
-    for (let j = 0; j < d; j++) ss += X[i * d + j] * X[i * d + j];
-    const inv = ss > 0 ? 1 / Math.sqrt(ss) : 0;
-    for (let j = 0; j < d; j++) q[j] = X[i * d + j] * inv;
+    if (center) {
+      normalizeRow(X, i * d, d, unit, 0);
+      centerRow(unit, center);
+      q.set(unit);
+    } else {
+      let ss = 0;
+      for (let j = 0; j < d; j++) ss += X[i * d + j] * X[i * d + j];
+      const inv = ss > 0 ? 1 / Math.sqrt(ss) : 0;
+      for (let j = 0; j < d; j++) q[j] = X[i * d + j] * inv;
+    }
     const o = i * k;
     let zmax = Number.NEGATIVE_INFINITY;
     for (let c = 0; c < k; c++) {
@@ -112,9 +144,14 @@ export function predictCentroid(model: CentroidModel, X: Float32Array, n: number
   return out;
 }
 
-/** normalize → Gemm against the centroids → × scale → Softmax. */
+/** normalize [→ − center → normalize] → Gemm against the centroids → × scale → Softmax. */
 export function centroidToOnnx(model: CentroidModel, g: GraphBuilder, input: string): string {
-  const unit = onnxNormalizeRows(g, input, "centroid");
+  let unit = onnxNormalizeRows(g, input, "centroid");
+  if (model.center) {
+    const center = g.initializer(g.fresh("centroid_center"), "float32", [1, model.d], model.center);
+    const [shifted] = g.node("Sub", [unit, center], 1);
+    unit = onnxNormalizeRows(g, shifted, "centroid_centered");
+  }
   const c = g.initializer(g.fresh("centroid_c"), "float32", [model.k, model.d], model.centroids);
   const [cos] = g.node("Gemm", [unit, c], 1, { transB: 1 });
   const [logits] = g.node("Mul", [cos, g.constant("float32", [model.scale], [])], 1);
@@ -130,6 +167,7 @@ export function centroidToJson(model: CentroidModel): CentroidJson {
     scale: model.scale,
     centroids: float32ToBase64(model.centroids),
     counts: [...model.counts],
+    ...(model.center ? { center: float32ToBase64(model.center) } : {}),
   };
 }
 
@@ -152,7 +190,8 @@ export function centroidFromJson(input: unknown): CentroidModel {
       v.every((c) => typeof c === "number" && Number.isInteger(c) && c >= 0),
     `counts must be an array of ${k} non-negative integers`,
   );
-  return { d, k, scale, centroids, counts: [...counts] };
+  const center = json.get("center") === undefined ? undefined : json.float32("center", d);
+  return { d, k, scale, centroids, counts: [...counts], ...(center ? { center } : {}) };
 }
 
 const PARAMS = ["scale"] as const;
@@ -170,8 +209,8 @@ export const centroidKind: HeadKind<CentroidModel, CentroidParams> = {
     // between scales; calibration's temperature sets the sharpness instead. One candidate.
     return [{ scale: 10 }];
   },
-  async fit(X, n, d, target, params) {
-    return fitCentroid(X, n, d, target, params);
+  async fit(X, n, d, target, params, ctx) {
+    return fitCentroid(X, n, d, target, params, ctx.center);
   },
   async predict(model, X, n) {
     return predictCentroid(model, X, n);

@@ -32,6 +32,11 @@ export type Target =
 export interface FitContext {
   /** Every random choice (init, shuffles, validation splits) derives from this. */
   seed: number;
+  /**
+   * centroid only: a d-vector subtracted from every unit row before the cosine, kept in the model
+   * (zero-shot heads center on their dataset's mean unit vector; others leave it out).
+   */
+  center?: Float32Array;
 }
 
 export interface FitInfo {

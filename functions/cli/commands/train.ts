@@ -17,7 +17,15 @@ export function registerTrain(program: Command): void {
     .description("train a head on a dataset's cached embeddings")
     .argument("<dataset>")
     .requiredOption("--head <name>", "head name")
-    .option("--type <type>", `head type: ${Object.keys(HEAD_KINDS).join(", ")} or auto (default by task)`)
+    .option(
+      "--type <type>",
+      `head type: ${Object.keys(HEAD_KINDS).join(", ")}, auto (default by task) or zero-shot (from --labels alone)`,
+    )
+    .option(
+      "--labels <name: description>",
+      'zero-shot: a class and its short description (repeatable), e.g. --labels "pos: a positive review"',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .option(
       "--param <name=value>",
       "a hyper-parameter of the head type (repeatable), e.g. --param C=0.5",
@@ -91,6 +99,7 @@ function rateOption(v: string): number {
 interface TrainFlags {
   head: string;
   type?: string;
+  labels?: string[];
   param?: Record<string, string>;
   classWeight?: string;
   task?: HeadTask;
@@ -114,6 +123,7 @@ function trainRequest(dataset: string, opts: TrainFlags): TrainOptions {
     dataset,
     head: opts.head,
     type: opts.type,
+    labels: opts.labels,
     task: opts.task,
     params,
     candidates: opts.candidates?.split(",").map((t) => t.trim()),
@@ -150,6 +160,7 @@ function trainLines(r: TrainResult): string[] {
     if (r.unknown.selection) lines.push(`  auto: ${r.unknown.selection.reason}`);
   }
   if (r.feedback) lines.push(feedbackLine(r.feedback));
+  if (r.zeroShot) lines.push(zeroShotLine(r.zeroShot));
   if (r.search) {
     lines.push(`model selection (${r.search.folds}-fold CV, ${r.search.metric}):`);
     const bbWidth = Math.max(0, ...r.search.candidates.map((c) => (c.backbone ?? "").length));
@@ -170,6 +181,14 @@ function summarizeScores(r: TrainResult): string {
   if (r.multilabel) return `micro-F1 ${pct(r.multilabel.microF1)}, macro-F1 ${pct(r.multilabel.macroF1)}`;
   if (r.regression) return `RMSE ${r.regression.rmse.toPrecision(4)}, R² ${r.regression.r2.toFixed(3)}`;
   return "no metrics";
+}
+
+/** `--type zero-shot`: what the head was built from, and what its scores are on. */
+function zeroShotLine(z: NonNullable<TrainResult["zeroShot"]>): string {
+  const classes = z.labels.map((l) => `${l.label} = ${JSON.stringify(l.description)}`).join(", ");
+  const scored =
+    z.evaluatedOn > 0 ? `every labelled row (${z.evaluatedOn}) is a test row` : "no labelled rows to score";
+  return `zero-shot from descriptions: ${classes}; centered on ${z.centeredOn} dataset rows; ${scored}`;
 }
 
 /** `--with-feedback`: the feedback rows scored by the version before and by this one. */
