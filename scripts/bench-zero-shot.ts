@@ -8,9 +8,10 @@
  *     rows are evaluated; the 10-shot heads are evaluated on the rows they did not draw);
  *   - wordings: a small fixed set per task, written before any figure was seen and not tuned on
  *     them (the table shows every one, the worst included);
- *   - `centered`: the same, with the mean of the evaluated rows' unit vectors subtracted from every
- *     input and description first (uses no label; glove's mean-pooled vectors share a large common
- *     direction that swamps the small differences between descriptions);
+ *   - `centered`: the same, with the mean of every row's unit vector (IMDB: training and test
+ *     reviews) subtracted from every input and description first, as `train --type zero-shot` does
+ *     (uses no label; glove's mean-pooled vectors share a large common direction that swamps the
+ *     small differences between descriptions);
  *   - baselines: the majority class of the evaluated rows; 10 labelled rows per class drawn at
  *     random from the training pool, logistic regression and nearest centroid, mean of `seeds` draws.
  * Accuracy and macro-F1 in percent. Vectors are embedded once and cached under `outDir`.
@@ -196,7 +197,8 @@ async function taskRows(t: TextTask, backbone: string, b: ZeroShotBench): Promis
     score(yTest, new Int32Array(test.length).fill(majority), t.labels),
   );
   const Xt = unitRows(X, test, dim);
-  const mean = meanRow(Xt, test.length, dim);
+  // As `train --type zero-shot` does: the mean over every row of the dataset, labels unread.
+  const mean = meanRow(unitRows(X, all, dim), all.length, dim);
   const centered = subtractMean(Xt, test.length, dim, mean);
   for (const [name, texts] of Object.entries(WORDINGS[t.name])) {
     const Draw = await embedCached(`${t.name}-desc-${name.replace(/\W+/g, "_")}`, texts, backbone, b);
