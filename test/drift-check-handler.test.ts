@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import type { Context } from "aws-lambda";
 import { DRIFT_CHECK_ACCESS } from "../infra/drift-check.ts";
 import { WebhookRegistry } from "../shared/events/registrations.ts";
 import { keys } from "../shared/layout.ts";
@@ -65,6 +66,7 @@ describe("drift-check handler", () => {
   let ctx: Awaited<ReturnType<typeof tinyPlatform>>;
   let receiver: Receiver;
   let handler: typeof import("../functions/drift-check/handler.ts").handler;
+  let ROUND_MARGIN_MS: number;
   const saved = { ...process.env };
   const driftEvents = () => [...receiver.events.values()].filter((e) => e.event.type === "drift.detected");
 
@@ -90,7 +92,7 @@ describe("drift-check handler", () => {
       HEADSTART_LOG_LEVEL: "error",
       HEADSTART_METRICS: "off",
     });
-    handler = (await import("../functions/drift-check/handler.ts")).handler as typeof handler;
+    ({ handler, ROUND_MARGIN_MS } = await import("../functions/drift-check/handler.ts"));
   });
   after(async () => {
     process.env = saved;
@@ -122,6 +124,13 @@ describe("drift-check handler", () => {
     const summary = await handler({});
     assert.deepEqual(summary, { checked: 2, drift: 1, emitted: 0, skipped: 0, failed: 0 });
     assert.equal(driftEvents().length, 1);
+  });
+
+  test("no head's check starts in the last 3 minutes before the timeout: they wait for the next round", async () => {
+    const context = { getRemainingTimeInMillis: () => ROUND_MARGIN_MS - 1_000 } as Context;
+    const before = await readDriftState(ctx.store, "calm");
+    assert.deepEqual(await handler({}, context), { checked: 0, drift: 0, emitted: 0, skipped: 2, failed: 0 });
+    assert.deepEqual(await readDriftState(ctx.store, "calm"), before);
   });
 
   test("one scheduled event delivered twice emits once", async () => {

@@ -16,7 +16,7 @@ import type { Logger } from "../log.ts";
 import type { ObjectStore } from "../store/types.ts";
 import type { DriftRequest, DriftResult } from "./drift.ts";
 import { isCapturedSince } from "./drift-sources.ts";
-import { DRIFT_REMIND_HOURS, recordDriftCheck } from "./drift-state.ts";
+import { DRIFT_REMIND_HOURS, readDriftState, recordDriftCheck } from "./drift-state.ts";
 
 /** Fewer captured inputs than this (within the window) are too few to judge: the head is skipped. */
 export const MIN_CAPTURES_FOR_DRIFT = 50;
@@ -29,6 +29,11 @@ export interface ScheduleOptions {
   remindAfterHours?: number;
   /** The round's clock (tests). */
   now?: () => Date;
+  /**
+   * No head's check starts after this (ms since the epoch): the rest are `skipped` and come first
+   * in the next round, which takes the heads checked longest ago first (a Lambda's timeout).
+   */
+  deadlineMs?: number;
 }
 
 export interface ScheduledCheck {
@@ -54,17 +59,34 @@ export async function checkCapturingHeads(
   opts: ScheduleOptions = {},
 ): Promise<ScheduledCheck[]> {
   const out: ScheduledCheck[] = [];
-  for (const { head, live } of await listHeads(store)) {
-    if (live === undefined) continue;
+  for (const head of await capturingHeads(store, out)) {
+    if (opts.deadlineMs !== undefined && Date.now() >= opts.deadlineMs) {
+      out.push({ head, skipped: "no time left in this round: first in the next" });
+      continue;
+    }
     try {
-      const { head: doc } = await readHeadVersion(store, head, live);
-      if (doc.capture !== "all") continue;
       out.push(await checkHead(store, head, deps, opts));
     } catch (err) {
       out.push({ head, error: (err as Error).message });
     }
   }
   return out;
+}
+
+/** Heads whose live version captures all inputs, checked longest ago (or never) first. */
+async function capturingHeads(store: ObjectStore, failures: ScheduledCheck[]): Promise<string[]> {
+  const found: Array<{ head: string; checkedAt: string }> = [];
+  for (const { head, live } of await listHeads(store)) {
+    if (live === undefined) continue;
+    try {
+      const { head: doc } = await readHeadVersion(store, head, live);
+      if (doc.capture !== "all") continue;
+      found.push({ head, checkedAt: (await readDriftState(store, head))?.checkedAt ?? "" });
+    } catch (err) {
+      failures.push({ head, error: (err as Error).message });
+    }
+  }
+  return found.sort((a, b) => a.checkedAt.localeCompare(b.checkedAt)).map((h) => h.head);
 }
 
 async function checkHead(
