@@ -1,7 +1,9 @@
 /**
- * The label-issue section of `npm run bench:quality`: flip a share of IMDB training labels at random
- * (seeded), run what `headstart label-issues` runs (out-of-fold logreg probabilities on glove-100d,
- * then confident learning), and score the flagged set against the flipped ids. Baselines: the plain
+ * The label-issue section of `npm run bench:quality`: flip a share of training labels at random
+ * (seeded; to a uniformly drawn other class), run what `headstart label-issues` runs (out-of-fold
+ * logreg probabilities, then confident learning), and score the flagged set against the flipped ids.
+ * Tasks: IMDB training reviews on glove-100d (two classes), and Fashion-MNIST on mobilenet-v2-1280
+ * (ten classes: the images of the unknown-input benchmark, its cached vectors). Baselines: the plain
  * ranking by the lowest out-of-fold probability of the given label, cut at the same number flagged
  * and at the true number of flips (which a user does not know). Vectors are cached under `outDir`.
  */
@@ -14,6 +16,7 @@ import { confidentLearning, labelQuality } from "../shared/learn/confident-learn
 import { mulberry32, shuffleInPlace } from "../shared/learn/split.ts";
 import { classificationProblem, outOfFold } from "../shared/quality/label-issues.ts";
 import { loadImdb } from "../shared/samples/imdb.ts";
+import { embed, imageTask } from "./bench-unknown.ts";
 
 export interface LabelIssueBench {
   /** IMDB training reviews per class (≤ 12,500). */
@@ -24,9 +27,37 @@ export interface LabelIssueBench {
   folds: number;
   modelsDir: string;
   outDir: string;
+  /** Which tasks: `imdb`, `fashion` or both. */
+  tasks: readonly string[];
+  /** Fashion-MNIST images read from each of the train and test files. */
+  images: number;
+  /** Where Fashion-MNIST's IDX files are. */
+  source: string;
+}
+
+interface NoisyTask {
+  what: string;
+  /** Clean labels by row, and every class name. */
+  labels: string[];
+  classes: string[];
+  dim: number;
+  X: Float32Array;
 }
 
 const BACKBONE = "glove-100d";
+
+async function imdbTask(b: LabelIssueBench): Promise<NoisyTask> {
+  const { rows, dim, X } = await imdbTrainVectors(b);
+  const what = `IMDB train (${rows.length} reviews, ${BACKBONE})`;
+  return { what, labels: rows.map((r) => r.label), classes: ["neg", "pos"], dim, X };
+}
+
+async function fashionTask(b: LabelIssueBench): Promise<NoisyTask> {
+  const task = await imageTask(b);
+  const { X, dim } = await embed(task, b);
+  const what = `Fashion-MNIST (${task.y.length} images: the first ${b.images} of each file, ${task.backbone})`;
+  return { what, labels: Array.from(task.y, (c) => task.classes[c]), classes: task.classes, dim, X };
+}
 
 async function imdbTrainVectors(b: LabelIssueBench) {
   const rows = (await loadImdb(b.perClass)).filter((r) => r.split === "train");
@@ -70,30 +101,44 @@ function auroc(ranked: readonly number[], truth: ReadonlySet<number>): number {
   return right / (truth.size * (ranked.length - truth.size));
 }
 
-/** Prints the section's table; returns its rows for callers that want them. */
+/** Prints each task's table; returns their rows for callers that want them. */
 export async function labelIssuesSection(b: LabelIssueBench) {
-  const { rows, dim, X } = await imdbTrainVectors(b);
-  const n = rows.length;
+  const out = [];
+  for (const name of b.tasks) {
+    const make = { imdb: imdbTask, fashion: fashionTask }[name];
+    if (!make) throw new Error(`--labels-tasks: unknown task ${name}; valid: imdb, fashion`);
+    out.push({ task: name, ...(await oneTask(await make(b), b)) });
+  }
+  return out;
+}
+
+async function oneTask(task: NoisyTask, b: LabelIssueBench) {
+  const n = task.labels.length;
   const order = Int32Array.from({ length: n }, (_, i) => i);
-  shuffleInPlace(order, mulberry32(b.seed));
+  const rand = mulberry32(b.seed);
+  shuffleInPlace(order, rand);
   const flipped = new Set(Array.from(order.subarray(0, Math.round(b.noise * n))));
-  const other = (l: string) => (l === "pos" ? "neg" : "pos");
+  const other = (l: string) => {
+    const rest = task.classes.filter((c) => c !== l);
+    return rest[Math.floor(rand() * rest.length)];
+  };
   const data: EmbeddedDataset = {
-    dataset: "imdb-noisy",
+    dataset: "noisy",
     version: "bench",
-    dim,
-    vectors: X,
+    dim: task.dim,
+    vectors: task.X,
     unsupported: 0,
     failed: [],
-    rows: rows.map((r, i) => ({ id: r.id, line: i + 1, label: flipped.has(i) ? other(r.label) : r.label })),
+    rows: task.labels.map((l, i) => ({ id: `r${i}`, line: i + 1, label: flipped.has(i) ? other(l) : l })),
   };
   const t0 = performance.now();
   const problem = classificationProblem(data.dataset, data);
   const oof = await outOfFold(problem, { folds: b.folds, seed: b.seed });
   const y = Int32Array.from(data.rows, (r) => problem.labels.indexOf(r.label as string));
-  const cl = confidentLearning(oof.probs, y, problem.labels.length, "self-confidence");
+  const k = problem.labels.length;
+  const cl = confidentLearning(oof.probs, y, k, "self-confidence");
   const seconds = (performance.now() - t0) / 1000;
-  const quality = labelQuality(oof.probs, y, problem.labels.length, "self-confidence");
+  const quality = labelQuality(oof.probs, y, k, "self-confidence");
   const ranked = Array.from(order).sort((a, c) => quality[a] - quality[c] || a - c);
   const table = [
     {
@@ -107,7 +152,7 @@ export async function labelIssuesSection(b: LabelIssueBench) {
     { method: "lowest p(given), true number flagged", ...prf(ranked.slice(0, flipped.size), flipped) },
   ];
   console.log(
-    `\nLabel issues — IMDB train (${n} reviews, ${BACKBONE}), ${flipped.size} labels flipped (${(100 * b.noise).toFixed(0)}%, seed ${b.seed}), ` +
+    `\nLabel issues — ${task.what}, ${flipped.size} labels flipped (${(100 * b.noise).toFixed(0)}%, seed ${b.seed}), ` +
       `logreg ${JSON.stringify(oof.params)}, ${oof.folds} folds, ${seconds.toFixed(1)} s; ` +
       `estimated noise rate ${(100 * cl.noiseRate).toFixed(1)}%; detection AUROC of the ranking ${auroc(ranked, flipped).toFixed(3)}`,
   );

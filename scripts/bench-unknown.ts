@@ -50,7 +50,7 @@ export interface UnknownBench {
   source: string;
 }
 
-interface Task {
+export interface Task {
   name: string;
   backbone: string;
   classes: string[];
@@ -81,7 +81,8 @@ async function textTask(b: UnknownBench): Promise<Task> {
 
 const FASHION: string[] = [...FASHION_CLASSES];
 
-async function imageTask(b: UnknownBench): Promise<Task> {
+/** Fashion-MNIST's first `b.images` images of each of the train and test files (also bench-label-issues). */
+export async function imageTask(b: Pick<UnknownBench, "images" | "source">): Promise<Task> {
   const items: EmbedInput[] = [];
   const y: number[] = [];
   const isTest: number[] = [];
@@ -113,7 +114,10 @@ async function imageTask(b: UnknownBench): Promise<Task> {
 }
 
 /** The task's vectors, embedded once and kept under outDir by task, size and backbone. */
-async function embed(task: Task, b: UnknownBench): Promise<{ X: Float32Array; dim: number }> {
+export async function embed(
+  task: Task,
+  b: Pick<UnknownBench, "modelsDir" | "outDir">,
+): Promise<{ X: Float32Array; dim: number }> {
   const embedder = await builtInEmbedder(task.backbone, b.modelsDir);
   const dim = embedder.spec.dim;
   const file = join(
