@@ -339,7 +339,12 @@ export class Platform {
     (await trainValidateModule()).validateTrainOptions(opts);
     if (!(await readDatasetStatus(this.store, opts.dataset)))
       throw new NotFoundError(`dataset ${opts.dataset}`, { field: "dataset" });
-    await this.trainingBackbones(opts);
+    const resolved = await this.trainingBackbones(opts);
+    if (opts.type === "zero-shot") {
+      // The descriptions are embedded with the backbone: an image one cannot (checked before handing over).
+      const { checkZeroShotBackbones } = await import("./heads/zero-shot-labels.ts");
+      checkZeroShotBackbones(await this.backboneParts(resolved.backbone));
+    }
     await this.trainDispatcher.dispatch(opts);
     return { accepted: true, head: opts.head, dataset: opts.dataset };
   }

@@ -17,6 +17,7 @@ import { renderReportHtml } from "../shared/heads/report-html.ts";
 import { readHeadVersion } from "../shared/heads/version.ts";
 import { headKind } from "../shared/learn/registry.ts";
 import { makeLogger } from "../shared/log.ts";
+import { Platform } from "../shared/platform.ts";
 import { cli } from "./helpers/cli.ts";
 import { tempDir, tinyPlatform } from "./helpers/platform.ts";
 import {
@@ -187,17 +188,32 @@ describe("zero-shot heads", () => {
         await writeFile(join(folder, label, `${i}.png`), await tinySquare([...rgb], i));
     }
     await ctx.platform.upload("colours", folder);
-    await assert.rejects(
-      ctx.platform.train({
-        dataset: "colours",
-        head: "zs-image",
-        type: "zero-shot",
-        backbone: "tiny-image",
-        labels: ["red: a red square", "blue: a blue square"],
-      }),
-      (err: unknown) =>
-        err instanceof ValidationError && err.field === "backbone" && /text only/.test(err.message),
-    );
+    const request = {
+      dataset: "colours",
+      head: "zs-image",
+      type: "zero-shot",
+      backbone: "tiny-image",
+      labels: ["red: a red square", "blue: a blue square"],
+    };
+    const refused = (err: unknown) =>
+      err instanceof ValidationError && err.field === "backbone" && /text only/.test(err.message);
+    await assert.rejects(ctx.platform.train(request), refused);
+    // Handed to a train Lambda, it is refused before the hand-over, not in the background.
+    const dispatched: string[] = [];
+    const remote = new Platform(ctx.store, ctx.config, {
+      trainDispatcher: { name: "recording", dispatch: async (req) => void dispatched.push(req.head) },
+    });
+    await assert.rejects(remote.requestTraining({ ...request, promote: true }), refused);
+    assert.deepEqual(dispatched, []);
+    const text = await remote.requestTraining({
+      dataset: "films",
+      head: "zs-remote",
+      type: "zero-shot",
+      labels: LABELS,
+      promote: true,
+    });
+    assert.equal(text.accepted, true);
+    assert.deepEqual(dispatched, ["zs-remote"]);
   });
 
   test("POST /v1/heads/{head}/train takes labels; a bad one is a 400 naming it", async () => {

@@ -24,7 +24,13 @@ import { promoteNew, type TrainResult } from "./train.ts";
 import { loadTrainingInputs } from "./train-inputs.ts";
 import type { TrainOptions } from "./train-request.ts";
 import { type HeadDocument, newVersionId, type Report, readAlias, writeHeadVersion } from "./version.ts";
-import { parseZeroShotLabels, ZERO_SHOT, ZERO_SHOT_KIND, type ZeroShotLabels } from "./zero-shot-labels.ts";
+import {
+  checkZeroShotBackbones,
+  parseZeroShotLabels,
+  ZERO_SHOT,
+  ZERO_SHOT_KIND,
+  type ZeroShotLabels,
+} from "./zero-shot-labels.ts";
 
 export async function trainZeroShot(
   store: ObjectStore,
@@ -44,7 +50,7 @@ async function zeroShot(
   config: Pick<Config, "modelsDir">,
 ): Promise<TrainResult> {
   const started = performance.now();
-  refuseNonText(specs);
+  checkZeroShotBackbones(specs);
   const labels = parseZeroShotLabels(opts.labels ?? []);
   const previous = (await readAlias(store, opts.head))?.value.version ?? null;
   const [{ data }] = await loadTrainingInputs(store, opts, specs, undefined);
@@ -95,19 +101,6 @@ async function zeroShot(
     promoted: (opts.promote ?? true) && !notPromoted,
     ...(notPromoted ? { notPromoted } : {}),
   };
-}
-
-/** Image backbones have no text tower here (no CLIP-like model): a description cannot be embedded. */
-function refuseNonText(specs: readonly BackboneSpec[]): void {
-  const other = specs.find((s) => s.modality !== "text");
-  if (other) {
-    throw new ValidationError(
-      `type ${ZERO_SHOT} embeds the label descriptions with the head's backbone, and ${other.id} is an ` +
-        `${other.modality} backbone: no built-in backbone puts text and ${other.modality} inputs in one ` +
-        "space (no CLIP-like text tower), so zero-shot heads are text only; label a few rows instead",
-      { field: "backbone" },
-    );
-  }
 }
 
 /** The dataset's labelled rows (all of them test rows); each label must be one of the classes. */

@@ -3,6 +3,7 @@
  * parsing the `labels` entries and the checks a zero-shot request must pass before any data is read.
  * Training is `train-zero-shot.ts`.
  */
+import type { BackboneSpec } from "../backbone/spec.ts";
 import { LabelName } from "../datasets/manifest.ts";
 import { ValidationError } from "../errors.ts";
 import { headKind } from "../learn/registry.ts";
@@ -84,4 +85,17 @@ export function validateZeroShot(opts: TrainOptions): void {
   }
   // The centroid head's own parameters (its `scale`), checked as that type checks them.
   headKind(ZERO_SHOT_KIND).resolveParams(opts.params ?? {}, Number.MAX_SAFE_INTEGER, 1);
+}
+
+/** Image backbones have no text tower here (no CLIP-like model): a description cannot be embedded. */
+export function checkZeroShotBackbones(specs: readonly BackboneSpec[]): void {
+  const other = specs.find((s) => s.modality !== "text");
+  if (other) {
+    throw new ValidationError(
+      `type ${ZERO_SHOT} embeds the label descriptions with the head's backbone, and ${other.id} is an ` +
+        `${other.modality} backbone: no built-in backbone puts text and ${other.modality} inputs in one ` +
+        "space (no CLIP-like text tower), so zero-shot heads are text only; label a few rows instead",
+      { field: "backbone" },
+    );
+  }
 }
