@@ -269,6 +269,19 @@ describe("drift", () => {
     assert.match(bad.stderr, /--alpha must be in \(0, 1\)/);
   });
 
+  test("serve refuses a drift window under a day, and a bad HEADSTART_DRIFT_WINDOW_DAYS, naming them", async () => {
+    const env = { HEADSTART_STORE: ctx.store.root };
+    const flag = await cli(
+      ["serve", "--port", "0", "--drift-check-minutes", "5", "--drift-window-days", "0"],
+      env,
+    );
+    assert.equal(flag.code, 2);
+    assert.match(flag.stderr, /--drift-window-days must be 1 or more/);
+    const variable = await cli(["serve", "--port", "0"], { ...env, HEADSTART_DRIFT_WINDOW_DAYS: "soon" });
+    assert.equal(variable.code, 2);
+    assert.match(variable.stderr, /HEADSTART_DRIFT_WINDOW_DAYS/);
+  });
+
   test("POST /v1/drift answers the check; bad bodies are 400 naming the field, an unknown head 404", async () => {
     const app = createApp(ctx.platform, makeLogger("test", "silent"));
     const send = (body: unknown) => ({
