@@ -584,7 +584,15 @@ describe("embedding jobs", () => {
     const actions = statements.flatMap(actionsOf);
     assert.ok(!actions.some((a) => /^(sagemaker|lambda|iam):/.test(a)), actions.join(", "));
     assert.ok(!JSON.stringify(statements).includes("globex"));
-    // A customer may space the rounds out or turn them off.
+    // A customer may space the rounds out (globex: daily, on 30 days of inputs) or turn them off.
+    const globex = stacks.globex.functions.driftCheck;
+    t.globex.hasResourceProperties("AWS::Events::Rule", {
+      ScheduleExpression: "rate(1 day)",
+      Targets: [Match.objectLike({ Arn: { "Fn::GetAtt": [logicalId(stacks.globex, globex.fn), "Arn"] } })],
+    });
+    const globexVars =
+      json.globex.Resources[logicalId(stacks.globex, globex.fn)].Properties.Environment.Variables;
+    assert.equal(globexVars.HEADSTART_DRIFT_WINDOW_DAYS, "30");
     const acme = loadCustomers("infra/customers.json").find((c) => c.id === "acme")!;
     const off = new HeadstartStack(new App({ context: { "aws:cdk:disable-asset-staging": true } }), "off", {
       customer: { ...acme, settings: { ...acme.settings, driftCheckHours: 0 } },
