@@ -103,12 +103,23 @@ function meanRow(X: Float32Array, n: number, dim: number): Float64Array {
   return m;
 }
 
-function score(yTrue: Int32Array, yPred: Int32Array, labels: string[]) {
-  const m = classificationMetrics(yTrue, yPred, labels);
-  return { acc: 100 * m.accuracy, f1: 100 * m.macroF1 };
+interface Score {
+  acc: number;
+  f1: number;
+  /** Mean top-class probability (NaN for the majority class): how sure the head says it is. */
+  top: number;
 }
 
-/** Predictions of the zero-shot head: the nearest description by cosine. */
+function score(yTrue: Int32Array, proba: Float64Array, labels: string[]): Score {
+  const n = yTrue.length;
+  const k = labels.length;
+  const m = classificationMetrics(yTrue, argmaxRows(proba, n, k), labels);
+  let top = 0;
+  for (let i = 0; i < n; i++) top += Math.max(...proba.subarray(i * k, (i + 1) * k)) / n;
+  return { acc: 100 * m.accuracy, f1: 100 * m.macroF1, top: 100 * top };
+}
+
+/** Probabilities of the zero-shot head: softmax over 10 · the cosine to each description. */
 async function zeroShot(X: Float32Array, n: number, dim: number, D: Float32Array, k: number) {
   const kind = headKind("centroid");
   const params = kind.resolveParams({}, k, dim);
@@ -120,7 +131,7 @@ async function zeroShot(X: Float32Array, n: number, dim: number, D: Float32Array
     params,
     { seed: 0 },
   );
-  return argmaxRows(await kind.predict(model, X, n), n, k);
+  return kind.predict(model, X, n);
 }
 
 /** `shots` rows per class from `pool`, seeded. */
@@ -142,7 +153,7 @@ async function fewShot(
   b: ZeroShotBench,
 ) {
   const k = t.labels.length;
-  const runs: { acc: number; f1: number }[] = [];
+  const runs: Score[] = [];
   for (let s = 0; s < b.seeds; s++) {
     const train = draw(t.y, pool, k, b.shots, b.seed * 100 + s);
     const drawn = new Set(train);
@@ -162,14 +173,13 @@ async function fewShot(
     runs.push(
       score(
         Int32Array.from(evalRows, (i) => t.y[i]),
-        argmaxRows(p, evalRows.length, k),
+        p,
         t.labels,
       ),
     );
   }
-  const mean = (f: (r: { acc: number; f1: number }) => number) =>
-    runs.reduce((a, r) => a + f(r), 0) / runs.length;
-  return { acc: mean((r) => r.acc), f1: mean((r) => r.f1) };
+  const mean = (f: (r: Score) => number) => runs.reduce((a, r) => a + f(r), 0) / runs.length;
+  return { acc: mean((r) => r.acc), f1: mean((r) => r.f1), top: mean((r) => r.top) };
 }
 
 interface Row {
@@ -178,6 +188,7 @@ interface Row {
   method: string;
   acc: number;
   f1: number;
+  top: number;
 }
 
 async function taskRows(t: TextTask, backbone: string, b: ZeroShotBench): Promise<Row[]> {
@@ -190,12 +201,15 @@ async function taskRows(t: TextTask, backbone: string, b: ZeroShotBench): Promis
   const counts = t.labels.map((_, c) => yTest.filter((y) => y === c).length);
   const majority = counts.indexOf(Math.max(...counts));
   const rows: Row[] = [];
-  const row = (method: string, r: { acc: number; f1: number }) =>
-    rows.push({ task: t.name, backbone, method, ...r });
-  row(
-    `majority class (${t.labels[majority]})`,
-    score(yTest, new Int32Array(test.length).fill(majority), t.labels),
-  );
+  const row = (method: string, r: Score) => rows.push({ task: t.name, backbone, method, ...r });
+  row(`majority class (${t.labels[majority]})`, {
+    ...score(
+      yTest,
+      Float64Array.from({ length: test.length * k }, (_, j) => (j % k === majority ? 1 : 0)),
+      t.labels,
+    ),
+    top: Number.NaN,
+  });
   const Xt = unitRows(X, test, dim);
   // As `train --type zero-shot` does: the mean over every row of the dataset, labels unread.
   const mean = meanRow(unitRows(X, all, dim), all.length, dim);
@@ -231,9 +245,13 @@ export async function zeroShotSection(b: ZeroShotBench) {
         .join("; ")}`,
     );
   }
-  console.log("\n| task | backbone | head | accuracy % | macro-F1 % |");
-  console.log("|---|---|---|---:|---:|");
-  for (const r of rows)
-    console.log(`| ${r.task} | ${r.backbone} | ${r.method} | ${r.acc.toFixed(1)} | ${r.f1.toFixed(1)} |`);
+  console.log("\n| task | backbone | head | accuracy % | macro-F1 % | mean top probability % |");
+  console.log("|---|---|---|---:|---:|---:|");
+  for (const r of rows) {
+    const top = Number.isNaN(r.top) ? "—" : r.top.toFixed(1);
+    console.log(
+      `| ${r.task} | ${r.backbone} | ${r.method} | ${r.acc.toFixed(1)} | ${r.f1.toFixed(1)} | ${top} |`,
+    );
+  }
   return rows;
 }
