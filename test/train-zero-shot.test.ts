@@ -112,6 +112,8 @@ describe("zero-shot heads", () => {
     });
     assert.equal(r.metrics, undefined);
     assert.deepEqual(r.counts, { train: 0, test: 0, unlabeled: 40, unsupported: 0, failed: 0 });
+    const stored = await readHeadVersion(ctx.store, "zs-pool", r.version);
+    assert.match(renderReportHtml(stored.report!, stored.head), /no labelled rows, so there are no scores/);
     const texts = unlabelled.map((u) => u.text);
     const online = await ctx.platform.predict("zs-pool", { inputs: texts });
 
