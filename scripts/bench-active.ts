@@ -1,79 +1,67 @@
 /**
- * `npm run bench:active` — simulated active-learning curves on IMDB (GloVe-100d vectors from the
- * bench store, as `npm run bench` builds it): start from `--start` random labels, then ask each
- * strategy for `--batch` more rows at a time (the oracle reveals their labels) up to `--budget`,
- * refitting a logreg head (shared/learn, default parameters) every round and scoring it on held-out
- * test rows. `random` is the baseline. Each curve is the mean over `--seeds` seeds (each seed draws
- * its own pool, test sample and start set, shared by every strategy). A benchmark, not a test:
- * nothing is asserted. Figures and the settings behind them: docs/benchmarks.md.
+ * `npm run bench:active` — simulated active-learning curves: start from `--start` random labels,
+ * then ask each strategy for `--batch` more rows at a time (the oracle reveals their labels) up to
+ * `--budget`, refitting a logreg head (shared/learn, default parameters) every round and scoring it
+ * on held-out test rows. `random` is the baseline. Two tasks (scripts/active-tasks.ts): `imdb`
+ * (IMDB reviews on glove-100d, 2 classes) and `fashion` (Fashion-MNIST on mobilenet-v2-1280, 10
+ * classes). Each curve is the mean over `--seeds` seeds (each seed draws its own pool, test sample
+ * and start set, shared by every strategy). A benchmark, not a test: nothing is asserted. Figures
+ * and the settings behind them: docs/benchmarks.md.
  *
- *   npm run bench:active -- [--seeds 3] [--pool 10000] [--test 5000] [--start 20] [--batch 20]
- *     [--budget 400] [--strategies random,margin,entropy,coreset,hybrid] [--store .headstart-bench]
+ *   npm run bench:active -- [--task imdb|fashion|all] [--seeds 3] [--pool N] [--test N]
+ *     [--start 20] [--batch 20] [--budget 400] [--strategies random,margin,entropy,coreset,hybrid]
+ *     [--fashion-train 6000] [--fashion-test 3000] [--store .headstart-bench]
+ *
+ * `--pool`/`--test` default per task (imdb 10,000/5,000 of 25,000/25,000 reviews; fashion
+ * 5,000/3,000 of the first `--fashion-train`/`--fashion-test` images). A strategy `hybrid:P` is the
+ * hybrid keeping the P·k most uncertain rows (`hybrid` uses learn/active.ts's HYBRID_POOL).
  */
-import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { loadConfig, PACKAGE_ROOT } from "../shared/config.ts";
-import { loadEmbeddedDataset } from "../shared/embed/embedded-dataset.ts";
+import { PACKAGE_ROOT } from "../shared/config.ts";
 import {
   entropyUncertainty,
+  HYBRID_POOL,
   hybridPicks,
   kCenterGreedy,
   marginUncertainty,
   topIndices,
-  unitRows,
 } from "../shared/learn/active.ts";
 import { argmaxRows } from "../shared/learn/metrics.ts";
 import { headKind } from "../shared/learn/registry.ts";
 import { mulberry32, shuffleInPlace } from "../shared/learn/split.ts";
-import { Platform } from "../shared/platform.ts";
-import { FsStore } from "../shared/store/fs.ts";
+import { type ActiveTask, fashionTask, imdbTask } from "./active-tasks.ts";
+import { machine } from "./bench-common.ts";
 
 const { values: args } = parseArgs({
   options: {
+    task: { type: "string", default: "all" },
     seeds: { type: "string", default: "3" },
-    pool: { type: "string", default: "10000" },
-    test: { type: "string", default: "5000" },
+    pool: { type: "string" },
+    test: { type: "string" },
     start: { type: "string", default: "20" },
     batch: { type: "string", default: "20" },
     budget: { type: "string", default: "400" },
     strategies: { type: "string", default: "random,margin,entropy,coreset,hybrid" },
+    "fashion-train": { type: "string", default: "6000" },
+    "fashion-test": { type: "string", default: "3000" },
     store: { type: "string", default: join(PACKAGE_ROOT, ".headstart-bench") },
+    "models-dir": { type: "string", default: join(PACKAGE_ROOT, ".models") },
+    source: { type: "string", default: "/usr/share/datasets/fashion-mnist" },
   },
 });
 const num = (name: keyof typeof args) => Number(args[name]);
 const STRATEGIES = String(args.strategies).split(",");
-const DIM = 100;
-
-interface Imdb {
-  X: Float32Array;
-  unit: Float32Array;
-  y: Int32Array;
-  train: number[];
-  test: number[];
+const TASKS = args.task === "all" ? ["imdb", "fashion"] : [String(args.task)];
+for (const t of TASKS) {
+  if (t !== "imdb" && t !== "fashion") throw new Error(`--task must be imdb, fashion or all, got ${t}`);
 }
+const SIZES = { imdb: { pool: 10000, test: 5000 }, fashion: { pool: 5000, test: 3000 } };
 
-async function loadImdbVectors(): Promise<Imdb> {
-  const config = loadConfig(process.env, { store: String(args.store), logLevel: "warn" });
-  const platform = new Platform(new FsStore(config.store), config);
-  const spec = await platform.backbone("glove-100d");
-  const data = await loadEmbeddedDataset(platform.store, "imdb", spec).catch((err) => {
-    throw new Error(`${(err as Error).message}\n(build the bench store once with \`npm run bench\`)`);
-  });
-  const n = data.rows.length;
-  const y = Int32Array.from(data.rows, (r) => (r.label === "pos" ? 1 : 0));
-  const train: number[] = [];
-  const test: number[] = [];
-  data.rows.forEach((r, i) => {
-    (r.split === "test" ? test : train).push(i);
-  });
-  return { X: data.vectors, unit: unitRows(data.vectors, n, DIM), y, train, test };
-}
-
-const gather = (src: Float32Array, rows: readonly number[]) => {
-  const out = new Float32Array(rows.length * DIM);
+const gather = (src: Float32Array, dim: number, rows: readonly number[]) => {
+  const out = new Float32Array(rows.length * dim);
   rows.forEach((r, i) => {
-    out.set(src.subarray(r * DIM, (r + 1) * DIM), i * DIM);
+    out.set(src.subarray(r * dim, (r + 1) * dim), i * dim);
   });
   return out;
 };
@@ -86,14 +74,13 @@ function shuffled(rows: readonly number[], rand: () => number): number[] {
   return out;
 }
 
-async function fitAndScore(d: Imdb, labelled: number[], test: number[], testX: Float32Array) {
-  const X = gather(d.X, labelled);
+async function fitAndScore(d: ActiveTask, labelled: number[], test: number[], testX: Float32Array) {
+  const X = gather(d.X, d.dim, labelled);
   const y = Int32Array.from(labelled, (r) => d.y[r]);
-  const params = logreg.resolveParams({}, labelled.length, DIM);
-  const model = await logreg.fit(X, labelled.length, DIM, { task: "multiclass", y, k: 2 }, params, {
-    seed: 0,
-  });
-  const pred = argmaxRows(await logreg.predict(model, testX, test.length), test.length, 2);
+  const params = logreg.resolveParams({}, labelled.length, d.dim);
+  const target = { task: "multiclass" as const, y, k: d.k };
+  const model = await logreg.fit(X, labelled.length, d.dim, target, params, { seed: 0 });
+  const pred = argmaxRows(await logreg.predict(model, testX, test.length), test.length, d.k);
   let right = 0;
   test.forEach((r, i) => {
     if (pred[i] === d.y[r]) right++;
@@ -103,7 +90,7 @@ async function fitAndScore(d: Imdb, labelled: number[], test: number[], testX: F
 
 /** The next batch of pool rows (indices into d) by `strategy`, given the current head. */
 async function nextBatch(
-  d: Imdb,
+  d: ActiveTask,
   strategy: string,
   model: unknown,
   labelled: number[],
@@ -112,25 +99,30 @@ async function nextBatch(
   rand: () => number,
 ): Promise<number[]> {
   if (strategy === "random") return shuffled(open, rand).slice(0, k);
-  const covered = gather(d.unit, labelled);
+  const covered = gather(d.unit, d.dim, labelled);
+  const candidates = () => gather(d.unit, d.dim, open);
   if (strategy === "coreset") {
-    const picks = kCenterGreedy({ candidates: gather(d.unit, open), covered, dim: DIM, k });
+    const picks = kCenterGreedy({ candidates: candidates(), covered, dim: d.dim, k });
     return picks.map((p) => open[p.index]);
   }
-  const probs = await logreg.predict(model, gather(d.X, open), open.length);
-  const p = { probs, n: open.length, k: 2, exclusive: true };
+  const probs = await logreg.predict(model, gather(d.X, d.dim, open), open.length);
+  const p = { probs, n: open.length, k: d.k, exclusive: true };
   if (strategy === "margin") return topIndices(marginUncertainty(p), k).map((i) => open[i]);
   if (strategy === "entropy") return topIndices(entropyUncertainty(p), k).map((i) => open[i]);
-  const picks = hybridPicks(marginUncertainty(p), { candidates: gather(d.unit, open), covered, dim: DIM, k });
+  const [name, factor] = strategy.split(":");
+  const input = { candidates: candidates(), covered, dim: d.dim, k };
+  if (name !== "hybrid") throw new Error(`unknown strategy ${strategy}`);
+  const picks = hybridPicks(marginUncertainty(p), input, factor ? Number(factor) : HYBRID_POOL);
   return picks.map((q) => open[q.index]);
 }
 
 /** One seed's curve per strategy: test accuracy after each round. */
-async function runSeed(d: Imdb, seed: number, seconds: Map<string, number>): Promise<Map<string, number[]>> {
+async function runSeed(d: ActiveTask, seed: number, seconds: Map<string, number>) {
+  const sizes = SIZES[d.name as keyof typeof SIZES];
   const rand = mulberry32(1000 + seed);
-  const pool = shuffled(d.train, rand).slice(0, num("pool"));
-  const test = shuffled(d.test, rand).slice(0, num("test"));
-  const testX = gather(d.X, test);
+  const pool = shuffled(d.train, rand).slice(0, args.pool ? num("pool") : sizes.pool);
+  const test = shuffled(d.test, rand).slice(0, args.test ? num("test") : sizes.test);
+  const testX = gather(d.X, d.dim, test);
   const start = pool.slice(0, num("start"));
   const curves = new Map<string, number[]>();
   for (const strategy of STRATEGIES) {
@@ -149,11 +141,19 @@ async function runSeed(d: Imdb, seed: number, seconds: Map<string, number>): Pro
     curves.set(strategy, curve);
     seconds.set(strategy, (seconds.get(strategy) ?? 0) + (performance.now() - t0) / 1000);
   }
-  return curves;
+  return { curves, pool: pool.length, test: test.length };
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+const area = (c: number[]) => c.reduce((a, b) => a + b, 0) / c.length;
+
+/** The fewest labels at which `curve` reaches `target` (null: never within the budget). */
+function labelsToReach(curve: number[], sizes: number[], target: number): number | null {
+  const i = curve.findIndex((x) => x >= target - 1e-12);
+  return i < 0 ? null : sizes[i];
 }
 
 function printTable(sizes: number[], mean: Map<string, number[]>, seconds: Map<string, number>) {
-  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   const show = sizes
     .map((_, i) => i)
     .filter((i) => i === 0 || sizes[i] % 100 === 0 || sizes[i] === 40 || sizes[i] === 60);
@@ -161,39 +161,76 @@ function printTable(sizes: number[], mean: Map<string, number[]>, seconds: Map<s
   const lines = [header.join(" | ")];
   for (const i of show)
     lines.push([String(sizes[i]), ...STRATEGIES.map((s) => pct(mean.get(s)![i]))].join(" | "));
-  const area = (c: number[]) => c.reduce((a, b) => a + b, 0) / c.length;
   lines.push(["mean over the curve", ...STRATEGIES.map((s) => pct(area(mean.get(s)!)))].join(" | "));
-  lines.push(["seconds (all seeds)", ...STRATEGIES.map((s) => seconds.get(s)!.toFixed(1))].join(" | "));
+  const random = mean.get("random");
+  if (random) {
+    const target = random[random.length - 1];
+    const reach = STRATEGIES.map((s) => labelsToReach(mean.get(s)!, sizes, target) ?? "never");
+    lines.push(
+      [`labels to reach random's ${sizes[sizes.length - 1]} (${pct(target)})`, ...reach].join(" | "),
+    );
+  }
+  lines.push(
+    ["seconds (fits + choosing, all seeds)", ...STRATEGIES.map((s) => seconds.get(s)!.toFixed(1))].join(
+      " | ",
+    ),
+  );
   console.log(`\n| ${lines[0]} |\n|${header.map(() => "---").join("|")}|`);
   for (const l of lines.slice(1)) console.log(`| ${l} |`);
 }
 
-async function main() {
-  const cpu = cpus();
-  console.log(
-    `machine: ${cpu.length} × ${cpu[0]?.model ?? "?"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
-  );
-  console.log(
-    `settings: --seeds ${args.seeds} --pool ${args.pool} --test ${args.test} --start ${args.start} --batch ${args.batch} --budget ${args.budget}`,
-  );
-  const d = await loadImdbVectors();
+async function loadTask(name: string): Promise<ActiveTask> {
+  if (name === "imdb") return imdbTask(String(args.store));
+  return fashionTask({
+    source: String(args.source),
+    modelsDir: String(args["models-dir"]),
+    cacheDir: join(String(args.store), "quality"),
+    trainImages: num("fashion-train"),
+    testImages: num("fashion-test"),
+  });
+}
+
+/** The mean curve per strategy over the seeds, printed as a table; returns the means. */
+async function benchTask(name: string): Promise<Map<string, number[]>> {
+  const d = await loadTask(name);
   const sum = new Map<string, number[]>();
   const seconds = new Map<string, number>(STRATEGIES.map((s) => [s, 0]));
+  let drawn = "";
   for (let seed = 0; seed < num("seeds"); seed++) {
     const t0 = performance.now();
-    const curves = await runSeed(d, seed, seconds);
+    const { curves, pool, test } = await runSeed(d, seed, seconds);
+    drawn = `pool ${pool}, test ${test}`;
     for (const [s, c] of curves)
       sum.set(
         s,
         c.map((x, i) => x + (sum.get(s)?.[i] ?? 0)),
       );
-    console.log(`seed ${seed} done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    console.error(`${name}: seed ${seed} done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
-  const seeds = num("seeds");
-  const mean = new Map([...sum].map(([s, c]) => [s, c.map((x) => x / seeds)]));
+  const mean = new Map([...sum].map(([s, c]) => [s, c.map((x) => x / num("seeds"))]));
   const rounds = mean.get(STRATEGIES[0])!.length;
   const sizes = Array.from({ length: rounds }, (_, i) => num("start") + i * num("batch"));
+  console.log(`\n${name}: ${d.backbone}, ${d.k} classes, ${drawn} per seed, mean of ${args.seeds} seeds`);
   printTable(sizes, mean, seconds);
+  return mean;
+}
+
+async function main() {
+  const m = await machine();
+  console.log(`machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, node ${m.node}`);
+  console.log(
+    `settings: --task ${args.task} --seeds ${args.seeds} --start ${args.start} --batch ${args.batch} --budget ${args.budget}${args.pool ? ` --pool ${args.pool}` : ""}${args.test ? ` --test ${args.test}` : ""}`,
+  );
+  const means: Map<string, number[]>[] = [];
+  for (const t of TASKS) means.push(await benchTask(t));
+  if (means.length > 1) {
+    const both = STRATEGIES.map((s) =>
+      pct(means.reduce((a, mean) => a + area(mean.get(s)!), 0) / means.length),
+    );
+    console.log(
+      `\nmean over the curve, both tasks: ${STRATEGIES.map((s, i) => `${s} ${both[i]}`).join(", ")}`,
+    );
+  }
 }
 
 await main();

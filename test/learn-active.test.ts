@@ -106,24 +106,40 @@ describe("k-center greedy", () => {
 
 describe("hybrid", () => {
   test("keeps the most uncertain rows and spreads among them: no near-duplicates in the batch", () => {
-    const per = 10;
+    const per = 4;
     const candidates = clusters(per);
     // Cluster 0 is all uncertain (it would fill a pure margin batch); clusters 1 and 2 hold one
     // uncertain row each; the rest is certain.
     const uncertainty = new Float64Array(3 * per).fill(0.05);
     for (let i = 0; i < per; i++) uncertainty[i] = 0.95 - i * 0.001;
-    uncertainty[per + 3] = 0.8;
-    uncertainty[2 * per + 6] = 0.7;
+    uncertainty[per + 1] = 0.8;
+    uncertainty[2 * per + 2] = 0.7;
     const k = 3;
     assert.ok(HYBRID_POOL * k >= per + 2, "the pool reaches the other clusters' uncertain rows");
     const picks = hybridPicks(uncertainty, { candidates, covered: new Float32Array(0), dim: 3, k });
     assert.equal(picks[0].index, 0, "the most uncertain row seeds the batch");
     assert.deepEqual(
       picks.map((p) => p.index).sort((a, b) => a - b),
-      [0, per + 3, 2 * per + 6],
+      [0, per + 1, 2 * per + 2],
     );
     close(picks[1].uncertainty, uncertainty[picks[1].index]);
     // Pure margin would have taken three near-duplicates of cluster 0.
     assert.deepEqual(topIndices(uncertainty, k), [0, 1, 2]);
+  });
+
+  test("the pool is poolFactor·k rows: a narrower one keeps the batch among the most uncertain", () => {
+    const per = 4;
+    const candidates = clusters(per);
+    const uncertainty = new Float64Array(3 * per).fill(0.05);
+    for (let i = 0; i < per; i++) uncertainty[i] = 0.95 - i * 0.001;
+    uncertainty[per + 1] = 0.8;
+    const input = { candidates, covered: new Float32Array(0), dim: 3, k: 2 };
+    // 2·2 = 4 rows: all of cluster 0, so both picks come from it.
+    assert.ok(hybridPicks(uncertainty, input, 2).every((p) => p.index < per));
+    // 3·2 = 6 rows reach cluster 1's uncertain row, the farthest from the seed.
+    assert.deepEqual(
+      hybridPicks(uncertainty, input, 3).map((p) => p.index),
+      [0, per + 1],
+    );
   });
 });

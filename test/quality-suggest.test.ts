@@ -105,17 +105,19 @@ describe("suggest", () => {
   });
 
   test("hybrid (the default): uncertain rows, no near-duplicates in the batch", async () => {
-    const margin = await ctx.platform.suggest("pool", { head: "al", strategy: "margin", k: 3 });
-    // Pure margin takes near-duplicates here; the hybrid must not.
-    assert.ok(ids(margin.items).filter((id) => DUPES.includes(id)).length >= 2, JSON.stringify(margin.items));
-    const r = await ctx.platform.suggest("pool", { head: "al", k: 3 });
+    // k = 4: the hybrid's pool (HYBRID_POOL·k = 8 rows) holds every boundary row.
+    const margin = await ctx.platform.suggest("pool", { head: "al", strategy: "margin", k: 4 });
+    // Pure margin takes near-duplicates here; the hybrid must reach past them.
+    assert.ok(ids(margin.items).filter((id) => DUPES.includes(id)).length >= 3, JSON.stringify(margin.items));
+    const r = await ctx.platform.suggest("pool", { head: "al", k: 4 });
     assert.equal(r.strategy, "hybrid");
     const picked = ids(r.items);
     assert.ok(
       picked.every((id) => BOUNDARY.includes(id)),
       JSON.stringify(r.items),
     );
-    assert.equal(picked.filter((id) => DUPES.includes(id)).length, 1, picked.join(","));
+    assert.ok(picked.includes("edge-z") && picked.includes("edge-w"), picked.join(","));
+    assert.ok(picked.filter((id) => DUPES.includes(id)).length <= 2, picked.join(","));
     assert.match(r.items[1].reason, /^margin: .*; \d\.\d{3} from the nearest labelled or chosen row/);
   });
 

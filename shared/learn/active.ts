@@ -186,19 +186,24 @@ export function topIndices(scores: ArrayLike<number>, m: number): number[] {
   return order.slice(0, Math.max(0, Math.min(m, order.length)));
 }
 
-/** How many of the most uncertain rows the hybrid keeps before spreading: HYBRID_POOL × k. */
-export const HYBRID_POOL = 4;
+/**
+ * How many of the most uncertain rows the hybrid keeps before spreading: HYBRID_POOL × k. 2 had
+ * the best mean learning curve over `npm run bench:active`'s two tasks (IMDB, Fashion-MNIST) among
+ * 2, 4 and 8 (docs/benchmarks.md): a wider pool buys diversity with less uncertain rows.
+ */
+export const HYBRID_POOL = 2;
 
 /**
- * The hybrid batch: the HYBRID_POOL·k most uncertain candidates, then k-center greedy among them
+ * The hybrid batch: the `poolFactor`·k most uncertain candidates, then k-center greedy among them
  * (distances to the covered rows and the earlier picks). With nothing covered, the most uncertain
  * row seeds it. Each pick comes with its uncertainty and its distance.
  */
 export function hybridPicks(
   uncertainty: Float64Array,
   input: Omit<KCenterInput, "among" | "first">,
+  poolFactor = HYBRID_POOL,
 ): Array<KCenterPick & { uncertainty: number }> {
-  const among = topIndices(uncertainty, HYBRID_POOL * input.k);
+  const among = topIndices(uncertainty, Math.max(1, Math.round(poolFactor * input.k)));
   const picks = kCenterGreedy({ ...input, among, first: among[0] });
   return picks.map((p) => ({ ...p, uncertainty: uncertainty[p.index] }));
 }

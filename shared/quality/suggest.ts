@@ -2,8 +2,8 @@
  * Active learning: which of a dataset's unlabelled rows (rows without `label`) to label next. With
  * a head, its calibrated probabilities over the cached vectors say how unsure it is of each row
  * (margin, entropy); k-center greedy over the L2-normalized vectors spreads a batch away from the
- * labelled rows and from itself (coreset); the default `hybrid` does both: the 4·k most uncertain
- * rows, then k-center greedy among them. Without a head (a cold start) the batch is a diverse
+ * labelled rows and from itself (coreset); the default `hybrid` does both: the HYBRID_POOL·k (2·k)
+ * most uncertain rows, then k-center greedy among them. Without a head (a cold start) the batch is a diverse
  * seed set by k-center greedy. The numerics are in learn/active.ts.
  */
 import type { BackboneSpec } from "../backbone/spec.ts";
