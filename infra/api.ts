@@ -28,8 +28,19 @@ export interface HttpApiProps {
   authorizerCacheTtlSeconds: number;
 }
 
-/** Routes that need no credentials: the health check and the API's own documentation. */
-export const PUBLIC_GET_PATHS = ["/health", "/openapi.json", "/docs", "/docs/{proxy+}"] as const;
+/**
+ * Routes that need no credentials: the health check, the API's own documentation and the web
+ * console's page and files (which hold no data: the console signs in with a key and reads through
+ * the API like any client).
+ */
+export const PUBLIC_GET_PATHS = [
+  "/health",
+  "/openapi.json",
+  "/docs",
+  "/docs/{proxy+}",
+  "/",
+  "/console/assets/{proxy+}",
+] as const;
 
 export const API_KEY_IDENTITY_SOURCE = "$request.header.x-api-key";
 
@@ -66,8 +77,9 @@ export class CustomerHttpApi extends Construct {
     const integration = new integrations.HttpLambdaIntegration("App", props.handler, {
       payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
     });
-    // Public: the health check, and the API's own description (the OpenAPI document and the
-    // Swagger UI page with its assets), which a browser cannot fetch with a key header.
+    // Public: the health check, the API's own description (the OpenAPI document and the Swagger
+    // UI page with its assets) and the console's page and assets, which a browser cannot fetch
+    // with a key header.
     for (const path of PUBLIC_GET_PATHS) {
       this.api.addRoutes({
         path,
@@ -112,7 +124,7 @@ export class CustomerHttpApi extends Construct {
     Validations.of(this.api).acknowledge({
       id: "AwsSolutions-APIG4",
       reason:
-        "Anonymous GET routes are deliberate and return no customer data: /health (load balancer and uptime checks) and the API's description (/openapi.json, /docs and its static assets); every other route has the default authorizer.",
+        "Anonymous GET routes are deliberate and return no customer data: /health (load balancer and uptime checks) and the API's description (/openapi.json, /docs and its static assets) and the web console's page and static assets (/, /console/assets/), which read data only through the API with a key; every other route has the default authorizer.",
     });
   }
 

@@ -10,6 +10,9 @@ export const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
 /** `dist/functions/<name>/`: `index.mjs` (exports `handler`), its chunks, source maps, natives. */
 export const DIST_FUNCTIONS = join(REPO_ROOT, "dist", "functions");
 
+/** The web console's build (shared/api/console-build.ts writes it; `npm run build` and `headstart serve` run it). */
+export const CONSOLE_BUILD = join(REPO_ROOT, ".build", "console");
+
 /** npm packages with native code, shipped as files beside the bundle instead of bundled. */
 export const NATIVE_PACKAGES = ["onnxruntime-node", "sharp"] as const;
 export type NativePackage = (typeof NATIVE_PACKAGES)[number];
@@ -21,6 +24,11 @@ export interface FunctionBundle {
   native: readonly NativePackage[];
   /** Plain npm packages whose files the function reads at run time (Swagger UI's assets). */
   files?: readonly { pkg: string; paths: readonly string[] }[];
+  /**
+   * Serves the web console: `npm run build` puts its build (`CONSOLE_BUILD`) in the package as
+   * `console/`, where functions/api/handler.ts finds it.
+   */
+  console?: true;
   /** Largest unzipped package allowed, in bytes (Lambda's own limit is 250 MB). */
   budgetBytes: number;
   /** Deployed as a container image (SageMaker) rather than a Lambda zip. */
@@ -64,6 +72,7 @@ export const FUNCTION_BUNDLES = {
     entry: "functions/api/handler.ts",
     native: ["onnxruntime-node", "sharp"],
     files: [{ pkg: "swagger-ui-dist", paths: SWAGGER_UI_FILES }],
+    console: true,
     budgetBytes: 75 * MB,
   },
   // The SageMaker container installs its natives (with CUDA) itself; the budget is the bundle's.

@@ -3,7 +3,9 @@
  * `dist/functions/<name>/index.mjs`, with source maps. AWS SDK clients and every pure-JS
  * dependency are bundled and tree-shaken; native packages (onnxruntime-node, sharp) are copied
  * beside the bundle with only their linux-x64 (glibc) binaries. Dynamic imports become chunks
- * that load on first use, so a function that never predicts never reads onnxruntime.
+ * that load on first use, so a function that never predicts never reads onnxruntime. The web
+ * console is built first (`.build/console/`, shared/api/console-build.ts) and copied into the API's
+ * package.
  *
  *   npm run build [-- name …] [--json]
  */
@@ -13,6 +15,7 @@ import { parseArgs } from "node:util";
 import * as esbuild from "esbuild";
 import {
   bundleDir,
+  CONSOLE_BUILD,
   FUNCTION_BUNDLES,
   FUNCTION_NAMES,
   type FunctionBundle,
@@ -20,6 +23,7 @@ import {
   NATIVE_PACKAGES,
   REPO_ROOT,
 } from "../infra/bundles.ts";
+import { buildConsole, ensureConsoleBuilt } from "../shared/api/console-build.ts";
 
 const NODE_MODULES = join(REPO_ROOT, "node_modules");
 
@@ -192,6 +196,10 @@ export async function buildFunction(name: FunctionName): Promise<BuiltFunction> 
     }
     await copyFiles(spec, dir);
   }
+  if (spec.console) {
+    await ensureConsoleBuilt(CONSOLE_BUILD);
+    await cp(CONSOLE_BUILD, join(dir, "console"), { recursive: true });
+  }
   return { name, dir, ...(await sizeOf(dir)), budgetBytes: spec.budgetBytes, native: spec.native };
 }
 
@@ -210,6 +218,12 @@ async function main() {
   if (unknown.length) {
     throw new Error(`unknown function ${unknown.join(", ")}; valid: ${FUNCTION_NAMES.join(", ")}`);
   }
+  // Fresh every time (not only when stale), so the sizes printed are this build's.
+  const site = await buildConsole(CONSOLE_BUILD);
+  // stderr under --json, so stdout stays one JSON document.
+  (values.json ? process.stderr : process.stdout).write(
+    `console       ${site.files.map((f) => `${f.name} ${f.bytes} B (${f.gzipBytes} B gz)`).join(", ")}; first load ${site.gzipBytes} B gz  → ${relative(REPO_ROOT, site.dir)}\n`,
+  );
   const built = await buildFunctions(positionals.length ? (positionals as FunctionName[]) : undefined);
   const over = built.filter((b) => b.bytes > b.budgetBytes);
   await writeFile(

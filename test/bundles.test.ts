@@ -105,6 +105,17 @@ describe("the built Lambda packages, outside the repository", () => {
     css.rawPath = css.requestContext.http.path = "/docs/assets/swagger-ui.css";
     const asset = await invoke("api", css);
     assert.equal(asset.statusCode, 200, "Swagger UI's assets ship with the API package");
+    // The web console ships in the package too: its page at /, and the script that page names.
+    css.rawPath = css.requestContext.http.path = "/";
+    const page = await invoke("api", css);
+    assert.equal(page.statusCode, 200, "the console's page ships with the API package");
+    assert.match(page.headers["content-security-policy"], /default-src 'self'/);
+    const script = /src="(console\/assets\/app-[A-Z0-9]+\.js)"/.exec(page.body)?.[1];
+    assert.ok(script, page.body);
+    css.rawPath = css.requestContext.http.path = `/${script}`;
+    const js = await invoke("api", css);
+    assert.equal(js.statusCode, 200, "the console's script ships with the API package");
+    assert.match(js.headers["cache-control"], /immutable/);
   });
 
   test("drift-check: a round embeds a head's captured texts with the onnxruntime the package ships", async () => {

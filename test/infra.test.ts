@@ -221,9 +221,16 @@ describe("HTTP API", () => {
         ([, r]) => r.Properties as { RouteKey: string; AuthorizationType: string; AuthorizerId?: unknown },
       );
 
-  const PUBLIC = ["GET /health", "GET /openapi.json", "GET /docs", "GET /docs/{proxy+}"];
+  const PUBLIC = [
+    "GET /health",
+    "GET /openapi.json",
+    "GET /docs",
+    "GET /docs/{proxy+}",
+    "GET /",
+    "GET /console/assets/{proxy+}",
+  ];
 
-  test("api-key customers: every route but the health check and the API docs goes through the authorizer", () => {
+  test("api-key customers: every route but the health check, the API docs and the console's files goes through the authorizer", () => {
     const all = routes("acme");
     assert.deepEqual(
       all

@@ -1,3 +1,5 @@
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import type { Context } from "aws-lambda";
 import { handle, type LambdaContext, type LambdaEvent } from "hono/aws-lambda";
 import { createApp } from "../../shared/api/app.ts";
@@ -7,7 +9,11 @@ import { addMetric } from "../../shared/metrics.ts";
 
 const { platform, log, metrics } = bootstrap("headstart-api");
 
-export const app = createApp(platform, log);
+/** The bundle carries the console's build beside index.mjs (scripts/build.ts); from source, the local build. */
+const bundledConsole = fileURLToPath(new URL("console", import.meta.url));
+export const app = createApp(platform, log, {
+  consoleDir: existsSync(bundledConsole) ? bundledConsole : undefined,
+});
 const serve = handle(app);
 
 export const handler = instrument({ log, metrics }, async (event: LambdaEvent, context?: Context) => {

@@ -7,6 +7,7 @@
 import type { AddressInfo } from "node:net";
 import { serve as serveNode } from "@hono/node-server";
 import { createApp } from "../../shared/api/app.ts";
+import { ensureConsoleBuilt } from "../../shared/api/console-build.ts";
 import { isLoopback } from "../../shared/api/local-guard.ts";
 import { activeKeys, LOCAL_CUSTOMER } from "../../shared/auth/api-keys.ts";
 import { KeyStore } from "../../shared/auth/key-store.ts";
@@ -41,6 +42,7 @@ export async function serveApi(platform: Platform, log: Logger, opts: ServeOptio
     throw new ValidationError("--drift-check-minutes must be 0 or more", { field: "drift-check-minutes" });
   if (opts.driftWindowDays !== undefined && opts.driftWindowDays < 1)
     throw new ValidationError("--drift-window-days must be 1 or more", { field: "drift-window-days" });
+  await buildConsoleIfStale(log);
   let port = opts.port;
   const app = createApp(platform, log, {
     local: { host: opts.host, port: () => port, allowedHosts: opts.allowedHosts },
@@ -75,6 +77,21 @@ export async function serveApi(platform: Platform, log: Logger, opts: ServeOptio
   process.once("SIGINT", shutdown);
   process.once("SIGTERM", shutdown);
   return `http://${urlHost(opts.host)}:${port}`;
+}
+
+/**
+ * The web console is built at `npm run build`; a clean clone (`npm ci && npm start`) or edited
+ * sources get a build here. Without esbuild (a production install) the API still serves, and `/`
+ * says the console is not built.
+ */
+async function buildConsoleIfStale(log: Logger): Promise<void> {
+  const started = performance.now();
+  try {
+    if (await ensureConsoleBuilt())
+      log.info("built the web console", { ms: Math.round(performance.now() - started) });
+  } catch (err) {
+    log.warn("could not build the web console; the API serves without it", { error: (err as Error).message });
+  }
 }
 
 /** The scheduled drift check of the local server: each head's outcome in the log. */

@@ -13,6 +13,7 @@ import type { Logger } from "../log.ts";
 import type { Platform } from "../platform.ts";
 import { VERSION } from "../version.ts";
 import { authorize } from "./auth.ts";
+import { consoleRoutes } from "./console.ts";
 import { docsRoutes, documentConfig, SECURITY_SCHEMES } from "./docs.ts";
 import type { AppEnv } from "./env.ts";
 import { errorBody, handleError, zodIssueToError } from "./errors.ts";
@@ -27,6 +28,7 @@ import { headRoutes } from "./routes/heads.ts";
 import { jobRoutes } from "./routes/jobs.ts";
 import { keyRoutes } from "./routes/keys.ts";
 import { lifecycleRoutes } from "./routes/lifecycle.ts";
+import { meRoutes } from "./routes/me.ts";
 import { qualityRoutes } from "./routes/quality.ts";
 import { webhookRoutes } from "./routes/webhooks.ts";
 
@@ -35,6 +37,8 @@ export const MAX_JSON_BYTES = 8 * 1024 * 1024;
 export interface AppOptions {
   /** Where Swagger UI's files are (see docs.ts `SWAGGER_UI_ASSETS`); default: the installed swagger-ui-dist. */
   docsAssetsDir?: string;
+  /** Where the web console's build is (`index.html`, `assets/`); default: `.build/console/` (console.ts). */
+  consoleDir?: string;
   /**
    * The local server's protections (Host and cross-site checks, see local-guard.ts); absent
    * behind API Gateway, where the authorizer and the key requirement do that work.
@@ -93,6 +97,7 @@ export function createApp(platform: Platform, log: Logger, opts: AppOptions = {}
     keyRoutes(keyStore, () => ring.invalidate()),
   );
   app.route("/v1/webhooks", webhookRoutes(platform));
+  app.route("/v1", meRoutes());
   for (const [name, scheme] of Object.entries(SECURITY_SCHEMES)) {
     app.openAPIRegistry.registerComponent("securitySchemes", name, scheme);
   }
@@ -103,6 +108,7 @@ export function createApp(platform: Platform, log: Logger, opts: AppOptions = {}
     return c.json(document);
   });
   app.route("/docs", docsRoutes({ specUrl: "openapi.json", assetsDir: opts.docsAssetsDir }));
+  app.route("/", consoleRoutes({ dir: opts.consoleDir }));
   app.notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404));
   app.onError((err, c) => handleError(err, c, log));
   return app;

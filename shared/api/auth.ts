@@ -45,6 +45,8 @@ export function authorize(local: LocalAuth): MiddlewareHandler<AppEnv> {
     if (access === PUBLIC) return next();
     const gateway = (c.env as { requestContext?: GatewayContext } | undefined)?.requestContext;
     const principal = gateway ? fromGateway(gateway) : await fromLocalKey(local, c.req.header());
+    c.set("principal", principal);
+    c.set("authRequired", principal !== ANONYMOUS);
     if (!scopesAllow(principal.scopes, access)) {
       throw new ForbiddenError(
         `key ${principal.keyId} may not ${c.req.method} ${c.req.path}: it needs scope ${access.join(" or ")} (or admin), and has ${principal.scopes.join(", ")}`,

@@ -23,6 +23,11 @@ export const ROUTE_SCOPES: Readonly<Record<string, RouteAccess>> = {
   "GET /docs": PUBLIC,
   "GET /docs/{file}": PUBLIC,
   "GET /docs/assets/{file}": PUBLIC,
+  // The web console's page and files hold no data: it signs in and reads through the API.
+  "GET /": PUBLIC,
+  "GET /console/assets/{file}": PUBLIC,
+  // Who the caller is: any key may ask (the console shows only the pages its scopes can use).
+  "GET /v1/me": ["predict", "train", "ingest"],
 
   "POST /v1/heads/{head}/predict": ["predict"],
   "POST /v1/heads/{head}/batch-predictions": ["predict"],

@@ -13,6 +13,7 @@ export function registerServe(program: Command): void {
       store: platform.store.url,
       openapi: `${url}/openapi.json`,
       docs: `${url}/docs`,
+      console: `${url}/`,
     });
   });
 }

@@ -26,7 +26,7 @@ export function registerStart(program: Command): void {
       progress.stop();
     }
     process.stdout.write(
-      `\n${demoSummary(r)}\n\nheadstart is running at ${url} (dataset ${DEMO_DATASET}, head ${DEMO_HEAD}); API docs at ${url}/docs\ntry:\n  ${await tryIt(platform, url)}\n\nCtrl-C to stop.\n`,
+      `\n${demoSummary(r)}\n\nheadstart is running at ${url} (dataset ${DEMO_DATASET}, head ${DEMO_HEAD}); web console at ${url}/, API docs at ${url}/docs\ntry:\n  ${await tryIt(platform, url)}\n\nCtrl-C to stop.\n`,
     );
   });
 }

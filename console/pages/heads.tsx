@@ -1,0 +1,219 @@
+/**
+ * Heads: the list (`GET /v1/heads`) and one head (`GET /v1/heads/{head}/versions` and
+ * `…/versions/{version}`, which carries the version's labels and its report): metrics, per-class
+ * scores, the confusion matrix and the versions.
+ */
+import { api, type HeadRecord, type HeadVersion, type Report, seg, type VersionRecord } from "../api.ts";
+import { HeatMap } from "../charts.tsx";
+import { fixed, num, pct, when } from "../format.ts";
+import { Show, useApi } from "../load.tsx";
+import { href } from "../route.ts";
+import { Scroll } from "../scroll.tsx";
+
+const metricText = (m?: { name: string; value: number }) =>
+  m ? `${m.name} ${m.name === "rmse" ? fixed(m.value) : pct(m.value)}` : "—";
+
+export function HeadsPage() {
+  const loaded = useApi(() => api<HeadRecord[]>("v1/heads"), []);
+  return (
+    <>
+      <h1>Heads</h1>
+      <Show loaded={loaded} what="heads">
+        {(list) =>
+          list.length === 0 ? (
+            <p>
+              No head yet: train one with <code>headstart train</code>.
+            </p>
+          ) : (
+            <Scroll label="Heads table">
+              <table>
+                <caption class="sr-only">Heads, with their live version</caption>
+                <thead>
+                  <tr>
+                    <th scope="col">Head</th>
+                    <th scope="col">Live</th>
+                    <th scope="col">Type</th>
+                    <th scope="col">Dataset</th>
+                    <th scope="col">Metric</th>
+                    <th scope="col" class="n">
+                      Versions
+                    </th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {list.map((h) => (
+                    <tr key={h.head}>
+                      <th scope="row">
+                        <a href={href("heads", h.head)}>{h.head}</a>
+                      </th>
+                      <td>{h.live ?? "—"}</td>
+                      <td>{h.current?.type ?? "—"}</td>
+                      <td>{h.current?.dataset?.name ?? "—"}</td>
+                      <td>{metricText(h.current?.metric)}</td>
+                      <td class="n">{num(h.versions)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </Scroll>
+          )
+        }
+      </Show>
+    </>
+  );
+}
+
+export function HeadPage(props: { name: string; version?: string }) {
+  const versions = useApi(() => api<VersionRecord[]>(`v1/heads/${seg(props.name)}/versions`), [props.name]);
+  return (
+    <>
+      <p class="crumbs">
+        <a href={href("heads")}>Heads</a> /
+      </p>
+      <h1>{props.name}</h1>
+      <Show loaded={versions} what="the versions">
+        {(list) => {
+          const chosen =
+            props.version ?? list.find((v) => v.aliases.includes("live"))?.version ?? list.at(-1)?.version;
+          return (
+            <>
+              {chosen && <VersionDetail head={props.name} version={chosen} />}
+              <Versions head={props.name} list={list} chosen={chosen} />
+            </>
+          );
+        }}
+      </Show>
+    </>
+  );
+}
+
+function VersionDetail(props: { head: string; version: string }) {
+  const loaded = useApi(
+    () => api<HeadVersion>(`v1/heads/${seg(props.head)}/versions/${seg(props.version)}`),
+    [props.head, props.version],
+  );
+  return (
+    <Show loaded={loaded} what="the report">
+      {(v) => (
+        <section aria-labelledby="report-h">
+          <h2 id="report-h">Version {v.version}</h2>
+          <p class="note">
+            {v.type} head on <a href={href("datasets", v.dataset.name)}>{v.dataset.name}</a>, backbone{" "}
+            {v.backbone.id}, trained {when(v.createdAt)}. <a href={href("try", v.head)}>Try it</a>
+          </p>
+          {v.report?.metrics ? (
+            <MulticlassReport report={v.report} labels={v.labels} />
+          ) : (
+            <p>This version has no multiclass report to show.</p>
+          )}
+        </section>
+      )}
+    </Show>
+  );
+}
+
+function MulticlassReport(props: { report: Report; labels: string[] }) {
+  const m = props.report.metrics!;
+  const names = props.labels.length === m.confusion.length ? props.labels : Object.keys(m.perClass);
+  const evaluated = props.report.evaluation === "cv" ? "cross-validation" : "the test split";
+  return (
+    <>
+      <dl class="facts big">
+        <div>
+          <dt>Accuracy</dt>
+          <dd>{pct(m.accuracy)}</dd>
+        </div>
+        <div>
+          <dt>Macro-F1</dt>
+          <dd>{pct(m.macroF1)}</dd>
+        </div>
+        <div>
+          <dt>Evaluated on</dt>
+          <dd>
+            {num(m.n)} rows ({evaluated})
+          </dd>
+        </div>
+      </dl>
+      <h3>Per class</h3>
+      <Scroll label="Per-class scores table">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Class</th>
+              <th scope="col" class="n">
+                Precision
+              </th>
+              <th scope="col" class="n">
+                Recall
+              </th>
+              <th scope="col" class="n">
+                F1
+              </th>
+              <th scope="col" class="n">
+                Support
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {names.map((name) => {
+              const c = m.perClass[name];
+              return c ? (
+                <tr key={name}>
+                  <th scope="row">{name}</th>
+                  <td class="n">{fixed(c.precision)}</td>
+                  <td class="n">{fixed(c.recall)}</td>
+                  <td class="n">{fixed(c.f1)}</td>
+                  <td class="n">{num(c.support)}</td>
+                </tr>
+              ) : null;
+            })}
+          </tbody>
+        </table>
+      </Scroll>
+      <h3>Confusion matrix</h3>
+      <p class="note">Rows: true class; columns: predicted. Shade: share of the true class's rows.</p>
+      <Scroll label="Confusion matrix (scrolls sideways)">
+        <HeatMap matrix={m.confusion} names={names} title="Confusion matrix" />
+      </Scroll>
+    </>
+  );
+}
+
+function Versions(props: { head: string; list: VersionRecord[]; chosen?: string }) {
+  return (
+    <section aria-labelledby="versions-h">
+      <h2 id="versions-h">Versions</h2>
+      <Scroll label="Versions table">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Version</th>
+              <th scope="col">Aliases</th>
+              <th scope="col">Type</th>
+              <th scope="col">Metric</th>
+              <th scope="col">Created</th>
+            </tr>
+          </thead>
+          <tbody>
+            {[...props.list].reverse().map((v) => (
+              <tr key={v.version}>
+                <th scope="row">
+                  <a
+                    href={href("heads", props.head, v.version)}
+                    aria-current={v.version === props.chosen ? "true" : undefined}
+                  >
+                    {v.version}
+                  </a>
+                </th>
+                <td>{v.aliases.join(", ") || "—"}</td>
+                <td>{v.type ?? "—"}</td>
+                <td>{metricText(v.metric)}</td>
+                <td>{when(v.createdAt)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </Scroll>
+    </section>
+  );
+}
