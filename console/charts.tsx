@@ -17,9 +17,10 @@ export interface Bar {
 /** Horizontal bars, longest = `max` (default: the largest value). */
 export function Bars(props: { bars: Bar[]; title: string; max?: number; highlight?: string }) {
   const row = 26;
-  const labelW = 150;
-  const barW = 300;
-  const width = labelW + barW + 90;
+  // ≈ 380 wide: drawn at full size on a phone (390 px), where a wider chart would shrink its text.
+  const labelW = 110;
+  const barW = 200;
+  const width = labelW + barW + 70;
   const max = props.max ?? Math.max(1e-12, ...props.bars.map((b) => b.value));
   const summary = props.bars.map((b) => `${b.label}: ${b.text ?? b.value}`).join(", ");
   return (
@@ -37,7 +38,7 @@ export function Bars(props: { bars: Bar[]; title: string; max?: number; highligh
           <g key={b.label}>
             <title>{`${b.label}: ${b.text ?? b.value}`}</title>
             <text x={labelW - 8} y={y + 17} text-anchor="end" class="label">
-              {short(b.label, 20)}
+              {short(b.label, 14)}
             </text>
             <rect
               x={labelW}

@@ -159,7 +159,7 @@ function Rejected(props: { rows: DatasetInfo["status"]["rejected"]; total: numbe
                 <td class="n">{r.line}</td>
                 <td>{r.id ?? "—"}</td>
                 <td>{r.field ?? "—"}</td>
-                <td>{r.reason}</td>
+                <td class="wrap">{r.reason}</td>
               </tr>
             ))}
           </tbody>
