@@ -4,7 +4,7 @@
 #   python3-sklearn — `npm run bench` compares against scikit-learn (only with --bench)
 #   dataset-fashion-mnist — `npm run bench:images` (only with --bench)
 #   radosgw ceph-mon ceph-osd — the real S3 server for the store contract suite
-#   chromium — test/docs-browser.test.ts renders /docs in it (driven by playwright-core)
+#   chromium — test/docs-browser.test.ts renders /docs in it, test/console-browser.test.ts the web console (driven by playwright-core)
 # (scripts/radosgw.sh installs Ceph itself too; doing it here shares one `apt-get update`.)
 set -euo pipefail
 
