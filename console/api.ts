@@ -114,6 +114,15 @@ export interface Report {
     confusion: number[][];
     n: number;
   };
+  multilabel?: {
+    subsetAccuracy: number;
+    microF1: number;
+    macroF1: number;
+    hammingLoss: number;
+    perLabel: Record<string, ClassMetrics & { threshold: number }>;
+    n: number;
+  };
+  regression?: { rmse: number; mae: number; r2: number; n: number };
   counts: { train: number; test: number };
 }
 

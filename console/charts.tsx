@@ -58,10 +58,14 @@ export function Bars(props: { bars: Bar[]; title: string; max?: number; highligh
   );
 }
 
-/** Row-normalized shade: a class's share of its true rows, so small and large classes compare. */
+/**
+ * Row-normalized shade: a class's share of its true rows, so small and large classes compare.
+ * The ramp stops at a mid blue on which dark text still has 5:1 contrast: no shade leaves a count
+ * unreadable (between dark and white text there is a band where neither reaches WCAG's 4.5:1).
+ */
 function shade(frac: number): string {
   const from = [241, 245, 251];
-  const to = [29, 78, 216];
+  const to = [90, 135, 228];
   const c = from.map((f, i) => Math.round(f + (to[i] - f) * frac));
   return `rgb(${c.join(",")})`;
 }
@@ -69,7 +73,9 @@ function shade(frac: number): string {
 /** A confusion matrix: rows are true classes, columns predicted ones, counts in the cells. */
 export function HeatMap(props: { matrix: number[][]; names: string[]; title: string }) {
   const k = props.matrix.length;
-  const cell = 44;
+  // Wide enough for the largest count (IMDB's test split has five-digit cells).
+  const digits = String(Math.max(0, ...props.matrix.flat())).length;
+  const cell = Math.max(44, digits * 9 + 16);
   const left = 120;
   const top = 30;
   const size = left + k * cell + 4;
@@ -105,12 +111,7 @@ export function HeatMap(props: { matrix: number[][]; names: string[]; title: str
               <g key={props.names[p]}>
                 <title>{`true ${props.names[t]}, predicted ${props.names[p]}: ${n} (${(frac * 100).toFixed(0)}% of the row)`}</title>
                 <rect x={x} y={y} width={cell - 2} height={cell - 2} rx={3} fill={shade(frac)} />
-                <text
-                  x={x + cell / 2 - 1}
-                  y={y + cell / 2 + 4}
-                  text-anchor="middle"
-                  class={frac > 0.5 ? "count on-dark" : "count"}
-                >
+                <text x={x + cell / 2 - 1} y={y + cell / 2 + 4} text-anchor="middle" class="count">
                   {n}
                 </text>
               </g>

@@ -65,6 +65,15 @@ describe("the web console in Chromium", () => {
       await ctx.platform.putManifest("reviews", "jsonl", manifest);
       await ctx.platform.embed("reviews");
       await ctx.platform.train({ dataset: "reviews", head: "sentiment" });
+      // A regression head too: its report is RMSE, MAE and R², not a confusion matrix.
+      const ratings = tinySentimentRows(30).map((r, i) => ({
+        id: r.id,
+        text: r.text,
+        label: (r.label === "pos" ? 4 : 1) + (i % 3) / 2,
+      }));
+      await ctx.platform.putManifest("ratings", "jsonl", toJsonlText(ratings));
+      await ctx.platform.embed("ratings");
+      await ctx.platform.train({ dataset: "ratings", head: "rating" });
       let port = 0;
       const app = createApp(ctx.platform, makeLogger("test", "silent"), {
         local: { host: "127.0.0.1", port: () => port },
@@ -166,6 +175,7 @@ describe("the web console in Chromium", () => {
 
       await nav.getByRole("link", { name: "Try it" }).click();
       await heading(page, "Try it");
+      await page.getByLabel("Head").selectOption("sentiment");
       await page.getByLabel("Text").fill("a wonderful great film");
       await page.getByRole("button", { name: "Predict" }).click();
       await page.getByRole("heading", { name: "Label: pos" }).waitFor();
@@ -177,6 +187,19 @@ describe("the web console in Chromium", () => {
       await page.context().close();
     });
   }
+
+  test("a regression head's report: RMSE, MAE and R²", async () => {
+    const w = await open("desktop");
+    const { page } = w;
+    await page.goto(`${origin}/#/heads/rating`);
+    await heading(page, "rating");
+    await page.getByText("RMSE", { exact: true }).waitFor();
+    assert.ok(await page.getByText("R²", { exact: true }).isVisible());
+    assert.equal(await page.getByRole("img", { name: /Confusion matrix/ }).count(), 0);
+    await check(w, "head-regression", "desktop");
+    assert.deepEqual(w.problems, []);
+    await page.context().close();
+  });
 
   test("keyboard: a skip link, then the sections by Tab, with a visible focus ring", async () => {
     const w = await open("desktop");
@@ -229,6 +252,7 @@ describe("the web console in Chromium", () => {
       assert.deepEqual(await nav.getByRole("link").allInnerTexts(), ["Try it"]);
       await page.goto(`${origin}/#/datasets`);
       await heading(page, "Try it"); // a section the key cannot use is not shown
+      await page.getByLabel("Head").selectOption("sentiment");
       await page.getByLabel("Text").fill("an awful boring film");
       await page.getByRole("button", { name: "Predict" }).click();
       await page.getByRole("heading", { name: "Label: neg" }).waitFor();

@@ -90,17 +90,17 @@ function DatasetDetail({ info }: { info: DatasetInfo }) {
           term="Train / test / unspecified"
           value={`${status.splits.train} / ${status.splits.test} / ${status.splits.unspecified}`}
         />
-        <Fact
-          term={`Embedded (${embedding.backbone})`}
-          value={`${num(embedding.cachedItems)} of ${num(status.rows.accepted)}`}
-        />
+        <Fact term={`Cached embeddings (${embedding.backbone})`} value={num(embedding.cachedItems)} />
         <Fact term="Ingested" value={when(status.ingestedAt)} />
       </dl>
       {status.message && <p class="note">{status.message}</p>}
       <section aria-labelledby="labels-h">
         <h2 id="labels-h">Label distribution</h2>
         {labels.length ? (
-          <Bars title="Items per label" bars={labels.map(([label, value]) => ({ label, value }))} />
+          <Bars
+            title="Items per label"
+            bars={labels.map(([label, value]) => ({ label, value, text: num(value) }))}
+          />
         ) : (
           <p>No labelled rows.</p>
         )}

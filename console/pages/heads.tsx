@@ -103,8 +103,12 @@ function VersionDetail(props: { head: string; version: string }) {
           </p>
           {v.report?.metrics ? (
             <MulticlassReport report={v.report} labels={v.labels} />
+          ) : v.report?.multilabel ? (
+            <MultilabelReport report={v.report} />
+          ) : v.report?.regression ? (
+            <RegressionReport report={v.report} />
           ) : (
-            <p>This version has no multiclass report to show.</p>
+            <p>This version has no report to show.</p>
           )}
         </section>
       )}
@@ -176,6 +180,87 @@ function MulticlassReport(props: { report: Report; labels: string[] }) {
         <HeatMap matrix={m.confusion} names={names} title="Confusion matrix" />
       </Scroll>
     </>
+  );
+}
+
+function Facts(props: { facts: Array<[string, string]> }) {
+  return (
+    <dl class="facts big">
+      {props.facts.map(([term, value]) => (
+        <div key={term}>
+          <dt>{term}</dt>
+          <dd>{value}</dd>
+        </div>
+      ))}
+    </dl>
+  );
+}
+
+function MultilabelReport({ report }: { report: Report }) {
+  const m = report.multilabel!;
+  return (
+    <>
+      <Facts
+        facts={[
+          ["Subset accuracy", pct(m.subsetAccuracy)],
+          ["Micro-F1", pct(m.microF1)],
+          ["Macro-F1", pct(m.macroF1)],
+          ["Hamming loss", fixed(m.hammingLoss)],
+          ["Evaluated on", `${num(m.n)} rows`],
+        ]}
+      />
+      <h3>Per label</h3>
+      <Scroll label="Per-label scores table">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Label</th>
+              <th scope="col" class="n">
+                Threshold
+              </th>
+              <th scope="col" class="n">
+                Precision
+              </th>
+              <th scope="col" class="n">
+                Recall
+              </th>
+              <th scope="col" class="n">
+                F1
+              </th>
+              <th scope="col" class="n">
+                Support
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {Object.entries(m.perLabel).map(([name, c]) => (
+              <tr key={name}>
+                <th scope="row">{name}</th>
+                <td class="n">{fixed(c.threshold, 2)}</td>
+                <td class="n">{fixed(c.precision)}</td>
+                <td class="n">{fixed(c.recall)}</td>
+                <td class="n">{fixed(c.f1)}</td>
+                <td class="n">{num(c.support)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </Scroll>
+    </>
+  );
+}
+
+function RegressionReport({ report }: { report: Report }) {
+  const m = report.regression!;
+  return (
+    <Facts
+      facts={[
+        ["RMSE", fixed(m.rmse)],
+        ["MAE", fixed(m.mae)],
+        ["R²", fixed(m.r2)],
+        ["Evaluated on", `${num(m.n)} rows`],
+      ]}
+    />
   );
 }
 

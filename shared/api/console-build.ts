@@ -20,13 +20,15 @@ export interface ConsoleBuild {
   gzipBytes: number;
 }
 
-// Relative URLs, so the page also works when the API sits under a path prefix.
+// Relative URLs, so the page also works when the API sits under a path prefix. The empty icon
+// stops the browser asking for /favicon.ico (a 404, logged as a console error).
 const page = (js: string, css: string) => `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>headstart console</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="console/assets/${css}">
 <script type="module" src="console/assets/${js}"></script>
 </head>
