@@ -307,6 +307,19 @@ describe("drift", () => {
     assert.equal(gone.status, 404);
   });
 
+  test("GET /v1/heads/{head}/drift-state answers the scheduled check's record, null before one, 404 for no head", async () => {
+    const app = createApp(ctx.platform, makeLogger("test", "silent"));
+    const res = await app.request("/v1/heads/mood/drift-state");
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { head: string; state: { drift: boolean; version: string } | null };
+    assert.equal(body.head, "mood");
+    assert.deepEqual(body.state, await readDriftState(ctx.store, "mood"), "the stored record as it is");
+    await ctx.platform.train({ dataset: "same", head: "unwatched", type: "logreg" });
+    const none = await app.request("/v1/heads/unwatched/drift-state");
+    assert.deepEqual(await none.json(), { head: "unwatched", state: null });
+    assert.equal((await app.request("/v1/heads/nobody/drift-state")).status, 404);
+  });
+
   test("refuses what cannot be compared, naming the field", async () => {
     const { platform } = ctx;
     await assert.rejects(platform.checkDrift({ reference: "capture:mood", current: "same" }), {

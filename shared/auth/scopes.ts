@@ -63,6 +63,8 @@ export const ROUTE_SCOPES: Readonly<Record<string, RouteAccess>> = {
   // A drift check reads a head's training data and captured inputs (not only its predictions), and
   // changes nothing but a possible drift.detected event: train's, like judging labels.
   "POST /v1/drift": ["train"],
+  // The scheduled check's record of the same test: read as the check itself is run.
+  "GET /v1/heads/{head}/drift-state": ["train"],
 
   // Lists read what the matching single-item reads do. Deletes are admin's: they cannot be undone
   // and reach across what other scopes own (ingest's datasets, train's heads), and `force` goes

@@ -35,6 +35,8 @@ export interface LabelIssuesOptions {
 
 export interface LabelIssue {
   id: string;
+  /** The row's text, for a text row: what a reviewer reads to judge the label. */
+  text?: string;
   givenLabel: string;
   /** The class the out-of-fold model finds most probable. */
   suggestedLabel: string;
@@ -86,7 +88,7 @@ export async function findLabelIssues(
       rows: y.length,
       classes: problem.labels,
       issues: found.issues.map((i) => ({
-        id: data.rows[problem.rows[i.row]].id,
+        ...rowRef(data.rows[problem.rows[i.row]]),
         givenLabel: problem.labels[i.given],
         suggestedLabel: problem.labels[i.suggested],
         score: i.score,
@@ -96,6 +98,10 @@ export async function findLabelIssues(
   };
   return limits ? withTrainingBudget(limits, run) : run();
 }
+
+/** A row's id, and its text when it has one. */
+const rowRef = (row: { id: string; text?: string }) =>
+  row.text === undefined ? { id: row.id } : { id: row.id, text: row.text };
 
 function checkOptions(opts: LabelIssuesOptions): RankBy {
   const folds = opts.folds ?? DEFAULT_LABEL_ISSUE_FOLDS;

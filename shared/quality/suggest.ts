@@ -41,6 +41,8 @@ export interface SuggestRequest {
 
 export interface SuggestItem {
   id: string;
+  /** The row's text, for a text row: what a person reads to label it. */
+  text?: string;
   /** margin/entropy/hybrid: the uncertainty in [0, 1]; coreset: the distance in [0, 2]. */
   score: number;
   reason: string;
@@ -119,9 +121,23 @@ export async function suggest(deps: SuggestDeps, dataset: string, req: SuggestRe
     unlabelled: pools.ids.length,
   };
   if (!head)
-    return { ...base, strategy: "coreset", coldStart: true, items: coresetItems(pools, data.dim, k) };
+    return {
+      ...base,
+      strategy: "coreset",
+      coldStart: true,
+      items: withTexts(coresetItems(pools, data.dim, k), data),
+    };
   const items = await headItems(head, strategy, pools, data.dim, k);
-  return { ...base, strategy, coldStart: false, items };
+  return { ...base, strategy, coldStart: false, items: withTexts(items, data) };
+}
+
+/** Each item with its row's text (text rows): the console shows it to be labelled. */
+function withTexts(items: SuggestItem[], data: EmbeddedDataset): SuggestItem[] {
+  const texts = new Map(data.rows.map((r) => [r.id, r.text]));
+  return items.map((item) => {
+    const text = texts.get(item.id);
+    return text === undefined ? item : { id: item.id, text, score: item.score, reason: item.reason };
+  });
 }
 
 async function loadHeadRef(store: ObjectStore, ref: string): Promise<LoadedHead> {

@@ -2,12 +2,15 @@
  * Data-quality tools over the cached embeddings of datasets and heads (`shared/quality/`).
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { NotFoundError } from "../../errors.ts";
+import { readAlias } from "../../heads/version.ts";
 import type { Platform } from "../../platform.ts";
+import { readDriftState } from "../../quality/drift-state.ts";
 import { DEFAULT_LABEL_ISSUE_FOLDS, MAX_LABEL_ISSUE_FOLDS, RANK_BY } from "../../quality/label-issues.ts";
 import { DEFAULT_STRATEGY, DEFAULT_SUGGEST_K, MAX_SUGGEST_K, STRATEGIES } from "../../quality/suggest.ts";
 import type { AppEnv } from "../env.ts";
 import { errorResponses, jsonBody } from "../responses.ts";
-import { DatasetParams } from "../schemas.ts";
+import { DatasetParams, HeadParams } from "../schemas.ts";
 
 /**
  * `POST /v1/datasets/{dataset}/label-issues`: the labelled rows that are probably labelled wrong
@@ -46,6 +49,10 @@ const LabelIssuesBody = z
 const LabelIssue = z
   .object({
     id: z.string().openapi({ example: "r1042" }),
+    text: z.string().optional().openapi({
+      description: "The row's text (text rows): what a reviewer reads to judge the label",
+      example: "a dull film with a brilliant ending",
+    }),
     givenLabel: z.string().openapi({ example: "pos" }),
     suggestedLabel: z
       .string()
@@ -259,6 +266,10 @@ const SuggestBody = z
 const SuggestItem = z
   .object({
     id: z.string().openapi({ example: "u3141" }),
+    text: z.string().optional().openapi({
+      description: "The row's text (text rows): what a person reads to label it",
+      example: "not sure what to make of it",
+    }),
     score: z.number().openapi({
       description:
         "margin, entropy, hybrid: the head's uncertainty in [0, 1] (1: a coin toss); coreset: the L2 distance in " +
@@ -316,6 +327,50 @@ const suggest = createRoute({
   },
 });
 
+/**
+ * `GET /v1/heads/{head}/drift-state`: the scheduled drift check's record of a head
+ * (`heads/<head>/drift-state.json`, quality/drift-state.ts); `train` scope, like `POST /v1/drift`.
+ */
+const DriftStateDoc = z
+  .object({
+    head: z.string(),
+    version: z.string().openapi({ description: "The live version the check measured against" }),
+    drift: z.boolean(),
+    checkedAt: z.string(),
+    pValue: z.number(),
+    score: z.number().openapi({ description: "Unbiased MMD² of the check" }),
+    n: z.object({ reference: z.number(), current: z.number() }),
+    driftSince: z
+      .string()
+      .optional()
+      .openapi({ description: "The first check of the drift that persists now; absent without drift" }),
+    emittedAt: z
+      .string()
+      .optional()
+      .openapi({ description: "When the last scheduled `drift.detected` went out" }),
+  })
+  .openapi("DriftState");
+
+const driftState = createRoute({
+  method: "get",
+  path: "/heads/{head}/drift-state",
+  operationId: "getHeadDriftState",
+  tags: ["heads"],
+  summary: "The scheduled drift check's last record of a head (null before its first check)",
+  description:
+    "What the scheduled check (`serve --drift-window-days`, the drift-check Lambda) last found for the head's " +
+    "captured inputs against its training data: `state` is `heads/<head>/drift-state.json`, or null when no " +
+    "scheduled check has recorded one (the head captures no inputs, or too few yet).",
+  request: { params: HeadParams },
+  responses: {
+    200: jsonBody(
+      z.object({ head: z.string(), state: DriftStateDoc.nullable() }).openapi("HeadDriftState"),
+      "The record, or null",
+    ),
+    ...errorResponses({ 400: true, 404: "Unknown head" }),
+  },
+});
+
 export function qualityRoutes(platform: Platform) {
   const app = new OpenAPIHono<AppEnv>();
   app.openapi(labelIssues, async (c) => {
@@ -328,6 +383,11 @@ export function qualityRoutes(platform: Platform) {
     return c.json(result, 200);
   });
   app.openapi(drift, async (c) => c.json(await platform.checkDrift(c.req.valid("json")), 200));
+  app.openapi(driftState, async (c) => {
+    const { head } = c.req.valid("param");
+    if (!(await readAlias(platform.store, head))) throw new NotFoundError(`head ${head}`, { field: "head" });
+    return c.json({ head, state: (await readDriftState(platform.store, head)) ?? null }, 200);
+  });
   app.openapi(suggest, async (c) => {
     const { dataset } = c.req.valid("param");
     const body = c.req.header("content-type") ? c.req.valid("json") : {};
