@@ -7,58 +7,28 @@
  * no serious or critical axe-core violation; a screenshot of each (see SHOTS).
  */
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
-import { mkdir, readFile } from "node:fs/promises";
-import { createRequire } from "node:module";
-import type { AddressInfo } from "node:net";
-import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
-import { type ServerType, serve } from "@hono/node-server";
-import { type Browser, chromium, type Page } from "playwright-core";
-import { createApp } from "../shared/api/app.ts";
-import { ensureConsoleBuilt } from "../shared/api/console-build.ts";
-import { makeLogger } from "../shared/log.ts";
+import type { Browser } from "playwright-core";
+import {
+  checkPage,
+  heading,
+  openPage,
+  SIZES,
+  type Size,
+  startConsole,
+  type Watched,
+} from "./helpers/console.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
 import { tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
 
-/** Installed by scripts/system-deps.sh (npm test's pretest), as the notes on browser tests say. */
-const CHROMIUM = "/usr/bin/chromium";
-/**
- * Screenshots go to the git-ignored build folder on every run, so `npm test` leaves the tree clean;
- * `npm run screenshots` writes them to docs/console/ (shown in the README) instead.
- */
-const SHOTS = resolve(
-  fileURLToPath(new URL("..", import.meta.url)),
-  process.env.HEADSTART_CONSOLE_SHOTS ?? ".build/console-screenshots",
-);
-const SIZES = {
-  desktop: { width: 1280, height: 800 },
-  mobile: { width: 390, height: 844 },
-} as const;
-type Size = keyof typeof SIZES;
-
-interface Watched {
-  page: Page;
-  /** Requests to other origins (all refused). */
-  elsewhere: string[];
-  /** Console errors and uncaught exceptions (CSP violations are console errors). */
-  problems: string[];
-}
-
 describe("the web console in Chromium", () => {
   let ctx: Awaited<ReturnType<typeof tinyPlatform>>;
-  let server: ServerType;
+  let close: () => Promise<void>;
   let origin: string;
   let browser: Browser;
-  let axeSource: string;
 
   before(
     async () => {
-      assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: run scripts/system-deps.sh as root`);
-      await ensureConsoleBuilt();
-      axeSource = await readFile(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
-      await mkdir(SHOTS, { recursive: true });
       ctx = await tinyPlatform();
       // Two rows the ingest rejects, so the dataset page has line numbers and reasons to show.
       const manifest = `${toJsonlText(tinySentimentRows(40))}{"id":"bad1"}\n{"id":"bad2","label":"pos"}\n`;
@@ -74,66 +44,17 @@ describe("the web console in Chromium", () => {
       await ctx.platform.putManifest("ratings", "jsonl", toJsonlText(ratings));
       await ctx.platform.embed("ratings");
       await ctx.platform.train({ dataset: "ratings", head: "rating" });
-      let port = 0;
-      const app = createApp(ctx.platform, makeLogger("test", "silent"), {
-        local: { host: "127.0.0.1", port: () => port },
-        keyCacheMs: 0,
-      });
-      server = await new Promise<ServerType>((resolve) => {
-        const s = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 }, () => resolve(s));
-      });
-      port = (server.address() as AddressInfo).port;
-      origin = `http://127.0.0.1:${port}`;
-      browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox"] });
+      ({ origin, browser, close } = await startConsole(ctx.platform));
     },
     { timeout: 120_000 },
   );
   after(async () => {
-    await browser?.close();
-    await new Promise((resolve) => server?.close(resolve));
+    await close?.();
     await ctx?.cleanup();
   });
 
-  async function open(size: Size): Promise<Watched> {
-    const context = await browser.newContext({ viewport: SIZES[size] });
-    const page = await context.newPage();
-    const watched: Watched = { page, elsewhere: [], problems: [] };
-    await page.route("**/*", (route) => {
-      const url = route.request().url();
-      if (new URL(url).origin === origin) return route.continue();
-      watched.elsewhere.push(url);
-      return route.abort();
-    });
-    page.on("console", (msg) => {
-      if (msg.type() === "error") watched.problems.push(msg.text());
-    });
-    page.on("pageerror", (err) => watched.problems.push(err.message));
-    return watched;
-  }
-
-  /** axe-core on the page as it is: no serious or critical violation; then its screenshot. */
-  async function check(w: Watched, name: string, size: Size): Promise<void> {
-    // Evaluated through the DevTools protocol, which the page's CSP does not govern.
-    await w.page.evaluate(axeSource);
-    const violations = await w.page.evaluate(async () => {
-      type Violation = { id: string; impact?: string; nodes: Array<{ target: unknown }> };
-      const axe = (
-        globalThis as unknown as { axe: { run: (o: object) => Promise<{ violations: Violation[] }> } }
-      ).axe;
-      const result = await axe.run({ resultTypes: ["violations"] });
-      return result.violations.map((v) => ({
-        id: v.id,
-        impact: v.impact,
-        nodes: v.nodes.map((n) => JSON.stringify(n.target)).slice(0, 3),
-      }));
-    });
-    const bad = violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-    assert.deepEqual(bad, [], `axe on ${name} at ${size}`);
-    await w.page.screenshot({ path: join(SHOTS, `${name}-${size}.png`), fullPage: true });
-  }
-
-  const heading = (page: Page, name: string | RegExp) =>
-    page.getByRole("heading", { level: 1, name }).waitFor({ state: "visible" });
+  const open = (size: Size): Promise<Watched> => openPage(browser, origin, size);
+  const check = checkPage;
 
   for (const size of Object.keys(SIZES) as Size[]) {
     test(`loopback without keys, ${size}: datasets → dataset → head report → try it`, async () => {
