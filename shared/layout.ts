@@ -116,6 +116,15 @@ export const keys = {
    * cache): the source its dataset version records, as an upload's is the manifest.
    */
   datasetImport: (dataset: string) => `datasets/${assertName("dataset", dataset)}/_import.jsonl`,
+  /**
+   * The 2-D map of one dataset version's embeddings under one backbone: derived
+   * from the cache, so it can always be recomputed; written whole (`embed/dataset-map.ts`).
+   */
+  datasetMap: (dataset: string, backbone: string, version: string) => {
+    if (!/^[0-9a-f]{64}$/.test(version))
+      throw new ValidationError(`invalid dataset version ${version}`, { field: "version" });
+    return `datasets/${assertName("dataset", dataset)}/_map/${assertName("backbone", backbone)}.${version}.json`;
+  },
 
   backbonePrefix: (backbone: string) => `backbones/${assertName("backbone", backbone)}/`,
   backboneSpec: (backbone: string) => `backbones/${assertName("backbone", backbone)}/backbone.json`,
@@ -247,6 +256,7 @@ export type ParsedKey =
   | { kind: "manifestEvents"; dataset: string; format: ManifestFormat }
   | { kind: "datasetRows"; dataset: string; version: string }
   | { kind: "datasetImport"; dataset: string }
+  | { kind: "datasetMap"; dataset: string; backbone: string; version: string }
   | { kind: "backboneSpec"; backbone: string }
   | { kind: "backboneAsset"; backbone: string; file: string }
   | {
@@ -318,6 +328,10 @@ const PATTERNS: Array<[RegExp, (m: RegExpExecArray) => ParsedKey]> = [
     (m) => ({ kind: "datasetRows", dataset: m[1], version: m[2] }),
   ],
   [new RegExp(`^datasets/${N}/_import\\.jsonl$`), (m) => ({ kind: "datasetImport", dataset: m[1] })],
+  [
+    new RegExp(`^datasets/${N}/_map/${N}\\.([0-9a-f]{64})\\.json$`),
+    (m) => ({ kind: "datasetMap", dataset: m[1], backbone: m[2], version: m[3] }),
+  ],
   [new RegExp(`^backbones/${N}/backbone\\.json$`), (m) => ({ kind: "backboneSpec", backbone: m[1] })],
   [
     new RegExp(`^backbones/${N}/([a-zA-Z0-9][a-zA-Z0-9\\-_.]{0,127})$`),

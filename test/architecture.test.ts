@@ -90,6 +90,7 @@ const LEARN_PUBLIC = new Set(
     "ood",
     "ood-select",
     "mmd",
+    "pca",
   ].map((m) => `shared/learn/${m}.ts`),
 );
 

@@ -55,6 +55,10 @@ export const ROUTE_SCOPES: Readonly<Record<string, RouteAccess>> = {
   "POST /v1/datasets/{dataset}/ingest": ["ingest"],
   "POST /v1/datasets/{dataset}/embeddings": ["ingest"],
   "GET /v1/datasets/{dataset}": ["ingest", "train"],
+  // The console's upload (files first, then the manifest) and its map and thumbnails.
+  "PUT /v1/datasets/{dataset}/files": ["ingest"],
+  "GET /v1/datasets/{dataset}/files": ["ingest", "train"],
+  "GET /v1/datasets/{dataset}/map": ["ingest", "train"],
   // Judging labels fits heads on the dataset (as training does) and changes nothing: train's.
   "POST /v1/datasets/{dataset}/label-issues": ["train"],
   "GET /v1/jobs/{job}": ["ingest", "train"],

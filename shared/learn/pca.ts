@@ -89,7 +89,7 @@ export function pca(X: ArrayLike<number>, n: number, d: number, opts: PcaOptions
   const found: Float64Array[] = [];
   const explained: number[] = [];
   for (let c = 0; c < k; c++) {
-    let v = Float64Array.from({ length: d }, () => gaussian(rand));
+    let v: Float64Array = Float64Array.from({ length: d }, () => gaussian(rand));
     for (const u of found) deflate(v, u);
     normalize(v);
     let eigen = 0;

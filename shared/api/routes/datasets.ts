@@ -3,6 +3,7 @@ import { bodyLimit } from "hono/body-limit";
 import { PayloadTooLargeError, ValidationError } from "../../errors.ts";
 import type { Platform } from "../../platform.ts";
 import type { AppEnv } from "../env.ts";
+import { addDatasetItemRoutes } from "./dataset-items.ts";
 import {
   DatasetInfo,
   errorResponses,
@@ -192,5 +193,6 @@ export function datasetRoutes(platform: Platform) {
   app.openapi(show, async (c) =>
     c.json(await platform.datasetInfo(c.req.valid("param").dataset, c.req.valid("query").backbone), 200),
   );
+  addDatasetItemRoutes(app, platform);
   return app;
 }
