@@ -63,7 +63,7 @@ const CONFINED: Array<{ folder: string; may: string[]; packages: string[]; why: 
   {
     folder: "console/",
     may: ["console/"],
-    packages: ["preact", "preact/hooks", "preact/jsx-runtime"],
+    packages: ["preact", "preact/hooks", "preact/jsx-runtime", "fflate"],
     why: "the web console is a client of the public API over fetch: it imports no server code",
   },
 ];

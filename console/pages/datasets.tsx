@@ -1,10 +1,13 @@
 /** Datasets: the list (`GET /v1/datasets`) and one dataset's status (`GET /v1/datasets/{dataset}`). */
-import { api, type DatasetInfo, type DatasetRecord, seg } from "../api.ts";
+import { api, type DatasetInfo, type DatasetRecord } from "../api.ts";
 import { Bars } from "../charts.tsx";
 import { num, when } from "../format.ts";
 import { Show, useApi } from "../load.tsx";
 import { href } from "../route.ts";
 import { Scroll } from "../scroll.tsx";
+import { EmbeddingProgress, isEmbedding, useLiveDataset } from "./dataset-live.tsx";
+import { EmbeddingMap } from "./dataset-map.tsx";
+import { UploadForm } from "./dataset-upload.tsx";
 
 export function DatasetsPage() {
   const loaded = useApi(() => api<DatasetRecord[]>("v1/datasets"), []);
@@ -15,7 +18,7 @@ export function DatasetsPage() {
         {(list) =>
           list.length === 0 ? (
             <p>
-              No dataset yet: upload one with <code>headstart upload</code>.
+              No dataset yet: upload one below, or with <code>headstart upload</code>.
             </p>
           ) : (
             <Scroll label="Datasets table">
@@ -58,12 +61,13 @@ export function DatasetsPage() {
           )
         }
       </Show>
+      <UploadForm />
     </>
   );
 }
 
 export function DatasetPage({ name }: { name: string }) {
-  const loaded = useApi(() => api<DatasetInfo>(`v1/datasets/${seg(name)}`), [name]);
+  const loaded = useLiveDataset(name);
   return (
     <>
       <p class="crumbs">
@@ -94,6 +98,7 @@ function DatasetDetail({ info }: { info: DatasetInfo }) {
         <Fact term="Ingested" value={when(status.ingestedAt)} />
       </dl>
       {status.message && <p class="note">{status.message}</p>}
+      <EmbeddingProgress info={info} />
       <section aria-labelledby="labels-h">
         <h2 id="labels-h">Label distribution</h2>
         {labels.length ? (
@@ -106,6 +111,9 @@ function DatasetDetail({ info }: { info: DatasetInfo }) {
         )}
       </section>
       <Rejected rows={status.rejected} total={status.rows.rejected} />
+      {!isEmbedding(info) && info.embedding.cachedItems > 0 && (
+        <EmbeddingMap dataset={status.dataset} backbone={info.embedding.backbone} />
+      )}
       {embedding.failedItems > 0 && (
         <section aria-labelledby="failed-h">
           <h2 id="failed-h">Items the backbone could not embed ({num(embedding.failedItems)})</h2>

@@ -16,7 +16,7 @@ import type { AppEnv } from "./env.ts";
 export const CONSOLE_BUILD_DIR = fileURLToPath(new URL("../../.build/console/", import.meta.url));
 
 export const CONSOLE_CSP =
-  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; " +
   "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 const TYPES: Record<string, string> = {
