@@ -58,7 +58,9 @@ export async function unzip(file: Blob): Promise<Picked[]> {
 /** A folder picked whole (`shapes/red/1.png`) holds its labels one level down. */
 function stripCommonRoot(picked: Picked[]): Picked[] {
   const first = picked[0]?.path.split("/")[0];
-  const shared = picked.every((p) => p.path.split("/").length >= 3 && p.path.split("/")[0] === first);
+  const shared =
+    picked.every((p) => p.path.split("/").length >= 2 && p.path.split("/")[0] === first) &&
+    picked.some((p) => p.path.split("/").length >= 3);
   return shared ? picked.map((p) => ({ ...p, path: p.path.split("/").slice(1).join("/") })) : picked;
 }
 

@@ -8,8 +8,8 @@
  * page at 1280×800 and 390×844: axe-core, no console error, no request off the origin.
  */
 import assert from "node:assert/strict";
-import { rm } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { zipSync } from "fflate";
 import type { Browser } from "playwright-core";
@@ -192,23 +192,15 @@ describe("the console's datasets in Chromium", () => {
     await page.goto(`${origin}/#/datasets`);
     await heading(page, "Datasets");
     await page.getByLabel("Dataset name").fill("shapes");
-    const files = await squares(5);
-    // What a folder picker hands over: each file with its path below the chosen folder's parent.
-    await page.getByLabel("Folder of labelled images").evaluate(
-      (input: HTMLInputElement, list: Array<{ path: string; bytes: number[] }>) => {
-        const dt = new DataTransfer();
-        for (const f of list) {
-          const file = new File([new Uint8Array(f.bytes)], f.path.split("/").pop() as string, {
-            type: "image/png",
-          });
-          Object.defineProperty(file, "webkitRelativePath", { value: f.path });
-          dt.items.add(file);
-        }
-        input.files = dt.files;
-        input.dispatchEvent(new Event("change", { bubbles: true }));
-      },
-      files.map((f) => ({ path: f.path, bytes: [...f.bytes] })),
-    );
+    // A folder on disk, chosen whole by the folder picker (playwright hands Chromium the directory).
+    const folder = join(ctx.dir, "upload", "shapes");
+    for (const f of await squares(5)) {
+      await mkdir(join(ctx.dir, "upload", dirname(f.path)), { recursive: true });
+      await writeFile(join(ctx.dir, "upload", f.path), f.bytes);
+    }
+    await writeFile(join(folder, "notes.txt"), "not an image");
+    await page.getByLabel("Folder of labelled images").setInputFiles(folder);
+    await page.getByText("1 files skipped").waitFor();
     await page.getByText("10 images in 2 labels").waitFor();
     await page.getByRole("button", { name: "Upload" }).click();
     await heading(page, "shapes");
@@ -225,7 +217,10 @@ describe("the console's datasets in Chromium", () => {
     const thumb = page.getByRole("img", { name: "red/4.png" });
     await thumb.waitFor();
     assert.ok(
-      await thumb.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth === 8),
+      await thumb.evaluate((img) => {
+        const drawn = img as unknown as { complete: boolean; naturalWidth: number };
+        return drawn.complete && drawn.naturalWidth === 8;
+      }),
       "the PNG drawn",
     );
     await checkPage(w, "dataset-images", "desktop");

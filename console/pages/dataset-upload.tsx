@@ -122,7 +122,7 @@ function DropZone({ onPick }: { onPick: (picked: Picked[]) => void }) {
         id="upload-folder"
         type="file"
         // @ts-expect-error: not in Preact's attribute types; every current browser has it.
-        webkitdirectory=""
+        webkitdirectory={true}
         multiple
         onChange={(e) => choose(fromInput((e.target as HTMLInputElement).files))}
       />
