@@ -160,11 +160,17 @@ describe("the console's datasets in Chromium", () => {
       // The job waits at the gate: the bar shows, then fills once the runner has it.
       const bar = page.getByRole("progressbar", { name: /Embedding with tiny-text/ });
       await bar.waitFor();
-      assert.match(await page.locator(".progress").innerText(), /0 of 1 shards .* waiting to start/);
+      assert.match(
+        (await page.locator(".progress").textContent()) ?? "",
+        /0 of 1 shards .* waiting to start/,
+      );
       await checkPage(w, "dataset-embedding", size);
       gate.open();
       await bar.waitFor({ state: "detached" });
-      assert.match(await page.locator(".facts").innerText(), /Cached embeddings \(tiny-text\)\s*24/);
+      assert.match(
+        (await page.locator(".facts").textContent()) ?? "",
+        /Cached embeddings \(tiny-text\)\s*24/,
+      );
       await page
         .getByRole("img", { name: /Items per label\. (pos: 12, neg: 12|neg: 12, pos: 12)/ })
         .waitFor();
@@ -258,7 +264,7 @@ describe("the console's datasets in Chromium", () => {
       .setInputFiles({ name: "empty.csv", mimeType: "text/csv", buffer: Buffer.from("id,text,label\n") });
     await page.getByRole("button", { name: "Upload" }).click();
     await page.getByRole("alert").waitFor();
-    assert.match(await page.getByRole("alert").innerText(), /empty|no rows/i);
+    assert.match((await page.getByRole("alert").textContent()) ?? "", /empty|no rows/i);
     // The refused upload is a 400 the browser logs; nothing else may be.
     assert.deepEqual(
       w.problems.filter((p) => !/status of 400/.test(p)),
@@ -290,5 +296,46 @@ describe("the console's datasets in Chromium", () => {
       await page.getByRole("link", { name: DEMO_HEAD }).waitFor();
       await done(w);
     }
+  });
+  // Last: once a key exists, the server wants one from every caller.
+  test("with keys: an ingest key uploads a zip and sees thumbnails (fetched with the key)", async () => {
+    const made = async (body: object, key?: string) => {
+      const res = await fetch(`${origin}/v1/keys`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...(key ? { "x-api-key": key } : {}) },
+        body: JSON.stringify(body),
+      });
+      assert.equal(res.status, 201);
+      return ((await res.json()) as { key: string }).key;
+    };
+    const admin = await made({ id: "root", scopes: ["admin"] });
+    const ingestKey = await made({ id: "uploader", scopes: ["ingest"] }, admin);
+    const w = await openPage(browser, origin, "mobile");
+    const { page } = w;
+    await page.goto(`${origin}/`);
+    await page.getByLabel("API key").fill(ingestKey);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await heading(page, "Datasets");
+    await page.getByLabel("Dataset name").fill("keyed");
+    const zip = zipSync(Object.fromEntries((await squares(2)).map((f) => [f.path, new Uint8Array(f.bytes)])));
+    await page
+      .getByLabel("Manifest or zip")
+      .setInputFiles({ name: "shapes.zip", mimeType: "application/zip", buffer: Buffer.from(zip) });
+    await page.getByRole("button", { name: "Upload" }).click();
+    await heading(page, "keyed");
+    assert.deepEqual((await mapCounts(w)).points, { blue: 2, red: 2 });
+    await page.getByLabel("Point").focus();
+    await page.keyboard.press("End");
+    await page.getByRole("img", { name: "red/1.png" }).waitFor();
+    // Without the key the same file is refused: the page's thumbnail came through the key.
+    const bare = await fetch(`${origin}/v1/datasets/keyed/files?path=red%2F1.png`);
+    assert.equal(bare.status, 401);
+    assert.deepEqual(w.elsewhere, []);
+    // The sign-in page's probe of GET /v1/me without a key is a 401 the browser logs; nothing else.
+    assert.deepEqual(
+      w.problems.filter((p) => !/status of 401/.test(p)),
+      [],
+    );
+    await page.context().close();
   });
 });
