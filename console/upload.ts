@@ -166,11 +166,12 @@ export async function runUpload(
   )) as IngestAnswer;
 }
 
-/** The files of a drop: plain files, or folders read through the entries API. */
-export async function droppedFiles(items: DataTransferItemList): Promise<Picked[]> {
-  const entries = Array.from(items)
+/** The files of a drop: folders read through the entries API, else the plain files dropped. */
+export async function droppedFiles(data: DataTransfer): Promise<Picked[]> {
+  const entries = Array.from(data.items)
     .map((i) => i.webkitGetAsEntry?.())
     .filter((e): e is FileSystemEntry => !!e);
+  if (entries.length === 0) return Array.from(data.files).map((f) => ({ path: f.name, file: f }));
   const out: Picked[] = [];
   const walk = async (entry: FileSystemEntry, prefix: string): Promise<void> => {
     if (entry.isFile) {

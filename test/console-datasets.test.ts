@@ -251,6 +251,27 @@ describe("the console's datasets in Chromium", () => {
     await done(w);
   });
 
+  test("a JSONL manifest dropped on the zone uploads like a picked one", async () => {
+    const w = await openPage(browser, origin, "desktop");
+    const { page } = w;
+    gate.open();
+    await page.goto(`${origin}/#/datasets`);
+    await heading(page, "Datasets");
+    await page.getByLabel("Dataset name").fill("dropped");
+    const jsonl = toJsonlText(tinySentimentRows(10));
+    // A drag from the desktop, as Chromium delivers it: a drop event whose dataTransfer holds the file.
+    const data = await page.evaluateHandle(
+      `(() => { const dt = new DataTransfer(); dt.items.add(new File([${JSON.stringify(jsonl)}], "rows.jsonl")); return dt; })()`,
+    );
+    await page.locator(".upload-drop").dispatchEvent("dragover", { dataTransfer: data });
+    await page.locator(".upload-drop").dispatchEvent("drop", { dataTransfer: data });
+    await page.getByText(/JSONL manifest rows\.jsonl/).waitFor();
+    await page.getByRole("button", { name: "Upload" }).click();
+    await heading(page, "dropped");
+    assert.deepEqual((await mapCounts(w)).legend.sort(), ["neg (5)", "pos (5)"]);
+    await done(w);
+  });
+
   test("a bad name is refused in the form; an upload the API refuses shows its message", async () => {
     const w = await openPage(browser, origin, "desktop");
     const { page } = w;

@@ -103,7 +103,7 @@ function DropZone({ onPick }: { onPick: (picked: Picked[]) => void }) {
       onDrop={(e) => {
         e.preventDefault();
         setOver(false);
-        if (e.dataTransfer) droppedFiles(e.dataTransfer.items).then(choose);
+        if (e.dataTransfer) droppedFiles(e.dataTransfer).then(choose);
       }}
     >
       <p>
