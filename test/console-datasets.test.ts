@@ -238,6 +238,7 @@ describe("the console's datasets in Chromium", () => {
     const { page } = w;
     await page.goto(`${origin}/#/datasets`);
     await heading(page, "Datasets");
+    gate.open();
     await page.getByLabel("Dataset name").fill("shapes-zip");
     const zip = zipSync(Object.fromEntries((await squares(3)).map((f) => [f.path, new Uint8Array(f.bytes)])));
     await page
@@ -329,6 +330,7 @@ describe("the console's datasets in Chromium", () => {
       assert.equal(res.status, 201);
       return ((await res.json()) as { key: string }).key;
     };
+    gate.open();
     const admin = await made({ id: "root", scopes: ["admin"] });
     const ingestKey = await made({ id: "uploader", scopes: ["ingest"] }, admin);
     const w = await openPage(browser, origin, "mobile");
@@ -358,5 +360,17 @@ describe("the console's datasets in Chromium", () => {
       [],
     );
     await page.context().close();
+
+    // A train key reads datasets but may not upload: no form.
+    const trainKey = await made({ id: "trainer", scopes: ["train"] }, admin);
+    const t = await openPage(browser, origin, "desktop");
+    await t.page.goto(`${origin}/`);
+    await t.page.getByLabel("API key").fill(trainKey);
+    await t.page.getByRole("button", { name: "Sign in" }).click();
+    await heading(t.page, "Datasets");
+    await t.page.getByRole("link", { name: "keyed" }).waitFor();
+    await t.page.waitForLoadState("networkidle"); // GET /v1/me answered too
+    assert.equal(await t.page.getByRole("heading", { name: "Upload a dataset" }).count(), 0);
+    await t.page.context().close();
   });
 });

@@ -1,5 +1,5 @@
 /** Datasets: the list (`GET /v1/datasets`) and one dataset's status (`GET /v1/datasets/{dataset}`). */
-import { api, type DatasetInfo, type DatasetRecord } from "../api.ts";
+import { api, type DatasetInfo, type DatasetRecord, type Me } from "../api.ts";
 import { Bars } from "../charts.tsx";
 import { num, when } from "../format.ts";
 import { Show, useApi } from "../load.tsx";
@@ -61,9 +61,16 @@ export function DatasetsPage() {
           )
         }
       </Show>
-      <UploadForm />
+      <UploadIfAllowed />
     </>
   );
+}
+
+/** The upload form, for keys that may ingest (the API would refuse the others anyway). */
+function UploadIfAllowed() {
+  const me = useApi(() => api<Me>("v1/me"), []);
+  const scopes = me.data?.scopes ?? [];
+  return scopes.includes("ingest") || scopes.includes("admin") ? <UploadForm /> : null;
 }
 
 export function DatasetPage({ name }: { name: string }) {
