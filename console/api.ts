@@ -18,6 +18,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** The request field the API names (`dataset`, `params.classWeight`…), when it names one. */
+    readonly field?: string,
   ) {
     super(message);
   }
@@ -41,7 +43,12 @@ export async function api<T>(path: string, init: { method?: string; body?: unkno
   const data = text ? JSON.parse(text) : undefined;
   if (!res.ok) {
     const err = data?.error ?? {};
-    throw new ApiError(res.status, err.code ?? "error", err.message ?? data?.message ?? res.statusText);
+    throw new ApiError(
+      res.status,
+      err.code ?? "error",
+      err.message ?? data?.message ?? res.statusText,
+      err.field,
+    );
   }
   return data as T;
 }

@@ -6,6 +6,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, api, apiKey, type Me, type Scope } from "./api.ts";
 import { DatasetPage, DatasetsPage } from "./pages/datasets.tsx";
 import { HeadPage, HeadsPage } from "./pages/heads.tsx";
+import { TrainPage } from "./pages/train.tsx";
 import { TryItPage } from "./pages/try-it.tsx";
 import { href, parseRoute, type Route, useHash } from "./route.ts";
 import { SignIn } from "./sign-in.tsx";
@@ -24,7 +25,13 @@ export function sectionsFor(scopes: readonly Scope[]): Section[] {
 
 const LABELS: Record<Section, string> = { datasets: "Datasets", heads: "Heads", try: "Try it" };
 const sectionOf = (r: Route): Section =>
-  r.page === "dataset" ? "datasets" : r.page === "head" ? "heads" : r.page === "try" ? "try" : r.page;
+  r.page === "dataset"
+    ? "datasets"
+    : r.page === "head" || r.page === "train"
+      ? "heads"
+      : r.page === "try"
+        ? "try"
+        : r.page;
 
 type Who = { state: "loading" } | { state: "signin"; error?: string } | { state: "in"; me: Me };
 
@@ -120,5 +127,7 @@ function Page({ route }: { route: Route }) {
       return <HeadPage name={route.name} version={route.version} />;
     case "try":
       return <TryItPage head={route.head} />;
+    case "train":
+      return <TrainPage dataset={route.dataset} />;
   }
 }

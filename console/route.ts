@@ -9,6 +9,7 @@ export type Route =
   | { page: "dataset"; name: string }
   | { page: "heads" }
   | { page: "head"; name: string; version?: string }
+  | { page: "train"; dataset?: string }
   | { page: "try"; head?: string };
 
 export function parseRoute(hash: string): Route | undefined {
@@ -17,6 +18,7 @@ export function parseRoute(hash: string): Route | undefined {
   if (top === "datasets") return name ? { page: "dataset", name } : { page: "datasets" };
   if (top === "heads") return name ? { page: "head", name, version } : { page: "heads" };
   if (top === "try") return { page: "try", head: name };
+  if (top === "train") return { page: "train", dataset: name };
   return undefined;
 }
 

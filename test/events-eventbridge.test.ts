@@ -137,10 +137,10 @@ describe("the bus in the template", async () => {
   });
 
   test("the functions that cause events name the bus and may put events on it, on it only", () => {
-    const { ingest, jobComplete, train, api, authorizer } = stack.functions;
+    const { ingest, jobComplete, train, api, driftCheck, authorizer } = stack.functions;
     const functionId = (f: typeof ingest) =>
       stack.resolve((f.fn.node.defaultChild as unknown as { logicalId: string }).logicalId) as string;
-    for (const f of [ingest, jobComplete, train, api]) {
+    for (const f of [ingest, jobComplete, train, api, driftCheck]) {
       const vars = resources[functionId(f)].Properties.Environment.Variables;
       assert.equal(vars.HEADSTART_EVENT_BUS_NAME, "headstart-acme", functionId(f));
     }
@@ -153,7 +153,7 @@ describe("the bus in the template", async () => {
       .filter((r) => r.Type === "AWS::IAM::Policy")
       .flatMap((r) => r.Properties.PolicyDocument.Statement)
       .filter((s) => [s.Action].flat().includes("events:PutEvents"));
-    assert.equal(puts.length, 4);
+    assert.equal(puts.length, 5);
     for (const s of puts) assert.deepEqual(s.Resource, { "Fn::GetAtt": [busId, "Arn"] });
   });
 });

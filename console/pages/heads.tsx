@@ -3,12 +3,15 @@
  * `…/versions/{version}`, which carries the version's labels and its report): metrics, per-class
  * scores, the confusion matrix and the versions.
  */
+import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type HeadRecord, type HeadVersion, type Report, seg, type VersionRecord } from "../api.ts";
 import { HeatMap } from "../charts.tsx";
 import { fixed, num, pct, when } from "../format.ts";
 import { Show, useApi } from "../load.tsx";
 import { href } from "../route.ts";
 import { Scroll } from "../scroll.tsx";
+import { Exports, type ReportExtras, ReportExtrasView } from "./head-extras.tsx";
+import { type Notice, Versions } from "./head-versions.tsx";
 
 const metricText = (m?: { name: string; value: number }) =>
   m ? `${m.name} ${m.name === "rmse" ? fixed(m.value) : pct(m.value)}` : "—";
@@ -18,11 +21,16 @@ export function HeadsPage() {
   return (
     <>
       <h1>Heads</h1>
+      <p>
+        <a class="button" href={href("train")}>
+          Train a head
+        </a>
+      </p>
       <Show loaded={loaded} what="heads">
         {(list) =>
           list.length === 0 ? (
             <p>
-              No head yet: train one with <code>headstart train</code>.
+              No head yet: train one here or with <code>headstart train</code>.
             </p>
           ) : (
             <Scroll label="Heads table">
@@ -64,21 +72,43 @@ export function HeadsPage() {
 }
 
 export function HeadPage(props: { name: string; version?: string }) {
-  const versions = useApi(() => api<VersionRecord[]>(`v1/heads/${seg(props.name)}/versions`), [props.name]);
+  const loaded = useApi(async () => {
+    const base = `v1/heads/${seg(props.name)}`;
+    const list = await api<VersionRecord[]>(`${base}/versions`);
+    // The live alias's document says where a rollback would go (`previous`).
+    const live = list.some((v) => v.aliases.includes("live"))
+      ? await api<{ version: string; previous?: string }>(`${base}/aliases/live`)
+      : undefined;
+    return { list, live };
+  }, [props.name]);
+  const [notice, setNotice] = useState<Notice>();
+  const noticeRef = useRef<HTMLParagraphElement>(null);
+  // The button that moved the alias is gone with the reloaded list: focus goes to what happened.
+  useEffect(() => noticeRef.current?.focus(), [notice]);
+  const moved = (n: Notice) => {
+    setNotice(n);
+    if (n.moved) loaded.reload();
+  };
   return (
     <>
       <p class="crumbs">
         <a href={href("heads")}>Heads</a> /
       </p>
       <h1>{props.name}</h1>
-      <Show loaded={versions} what="the versions">
-        {(list) => {
-          const chosen =
-            props.version ?? list.find((v) => v.aliases.includes("live"))?.version ?? list.at(-1)?.version;
+      <div aria-live="polite">
+        {notice && (
+          <p class={notice.error ? "error" : "ok"} ref={noticeRef} tabIndex={-1}>
+            {notice.text}
+          </p>
+        )}
+      </div>
+      <Show loaded={loaded} what="the versions">
+        {({ list, live }) => {
+          const chosen = props.version ?? live?.version ?? list.at(-1)?.version;
           return (
             <>
               {chosen && <VersionDetail head={props.name} version={chosen} />}
-              <Versions head={props.name} list={list} chosen={chosen} />
+              <Versions head={props.name} list={list} chosen={chosen} live={live} canMove onMoved={moved} />
             </>
           );
         }}
@@ -110,6 +140,8 @@ function VersionDetail(props: { head: string; version: string }) {
           ) : (
             <p>This version has no report to show.</p>
           )}
+          {v.report && <ReportExtrasView report={v.report as ReportExtras} />}
+          <Exports head={v.head} version={v.version} />
         </section>
       )}
     </Show>
@@ -261,44 +293,5 @@ function RegressionReport({ report }: { report: Report }) {
         ["Evaluated on", `${num(m.n)} rows`],
       ]}
     />
-  );
-}
-
-function Versions(props: { head: string; list: VersionRecord[]; chosen?: string }) {
-  return (
-    <section aria-labelledby="versions-h">
-      <h2 id="versions-h">Versions</h2>
-      <Scroll label="Versions table">
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Version</th>
-              <th scope="col">Aliases</th>
-              <th scope="col">Type</th>
-              <th scope="col">Metric</th>
-              <th scope="col">Created</th>
-            </tr>
-          </thead>
-          <tbody>
-            {[...props.list].reverse().map((v) => (
-              <tr key={v.version}>
-                <th scope="row">
-                  <a
-                    href={href("heads", props.head, v.version)}
-                    aria-current={v.version === props.chosen ? "true" : undefined}
-                  >
-                    {v.version}
-                  </a>
-                </th>
-                <td>{v.aliases.join(", ") || "—"}</td>
-                <td>{v.type ?? "—"}</td>
-                <td>{metricText(v.metric)}</td>
-                <td>{when(v.createdAt)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </Scroll>
-    </section>
   );
 }

@@ -1,9 +1,30 @@
-/** Try it: a text to a head's live version (`POST /v1/heads/{head}/predict`); label, scores, unknown. */
-import { useState } from "preact/hooks";
+/**
+ * Try it: a text, or an image dropped or picked, to a head's live version
+ * (`POST /v1/heads/{head}/predict`, images as base64 `{image}` inputs, with `neighbors` for the
+ * nearest training items); label, scores, unknown; and "this is wrong", which sends the right
+ * label with the prediction's `predictionId` (`POST /v1/heads/{head}/feedback`).
+ */
+import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type HeadRecord, type Prediction, seg } from "../api.ts";
 import { Bars } from "../charts.tsx";
-import { fixed, pct } from "../format.ts";
+import { fixed, num, pct } from "../format.ts";
 import { Show, useApi } from "../load.tsx";
+import { Scroll } from "../scroll.tsx";
+
+/** How many training neighbours an answer shows. */
+const NEIGHBORS = 5;
+
+interface Answered extends Prediction {
+  predictionId: string;
+  neighbors?: Array<{ id: string; label?: string | number | string[]; similarity: number }>;
+}
+
+interface Picked {
+  name: string;
+  size: number;
+  /** `data:` URL (the page's CSP allows data: images) for the preview; its base64 tail is sent. */
+  dataUrl: string;
+}
 
 export function TryItPage(props: { head?: string }) {
   const heads = useApi(() => api<HeadRecord[]>("v1/heads"), []);
@@ -24,20 +45,44 @@ export function TryItPage(props: { head?: string }) {
   );
 }
 
+const readDataUrl = (file: File) =>
+  new Promise<string>((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result));
+    reader.onerror = () => reject(reader.error ?? new Error(`could not read ${file.name}`));
+    reader.readAsDataURL(file);
+  });
+
+type Result = { answer?: Answered; text?: string; error?: string; busy?: boolean };
+
 function TryForm(props: { heads: HeadRecord[]; initial?: string }) {
   const start = props.heads.find((h) => h.head === props.initial)?.head ?? props.heads[0].head;
   const [head, setHead] = useState(start);
   const [text, setText] = useState("");
-  const [result, setResult] = useState<{ prediction?: Prediction; error?: string; busy?: boolean }>({});
+  const [image, setImage] = useState<Picked>();
+  const [result, setResult] = useState<Result>({});
+  const pick = async (file?: File) => {
+    if (!file) return;
+    if (!file.type.startsWith("image/")) {
+      setResult({ error: `${file.name} is not an image` });
+      return;
+    }
+    setImage({ name: file.name, size: file.size, dataUrl: await readDataUrl(file) });
+  };
   const submit = async (e: Event) => {
     e.preventDefault();
+    if (!image && !text.trim()) {
+      setResult({ error: "Type a text or choose an image first." });
+      return;
+    }
     setResult({ busy: true });
+    const input = image ? { image: image.dataUrl.slice(image.dataUrl.indexOf(",") + 1) } : text;
     try {
-      const body = await api<{ predictions: Prediction[] }>(`v1/heads/${seg(head)}/predict`, {
+      const body = await api<{ predictions: Answered[] }>(`v1/heads/${seg(head)}/predict`, {
         method: "POST",
-        body: { inputs: [text] },
+        body: { inputs: [input], neighbors: NEIGHBORS },
       });
-      setResult({ prediction: body.predictions[0] });
+      setResult({ answer: body.predictions[0], text: image ? undefined : text });
     } catch (err) {
       setResult({ error: (err as Error).message });
     }
@@ -57,11 +102,12 @@ function TryForm(props: { heads: HeadRecord[]; initial?: string }) {
         <textarea
           id="try-text"
           rows={4}
-          required
           value={text}
+          disabled={!!image}
           onInput={(e) => setText(e.currentTarget.value)}
           placeholder="What a great movie!"
         />
+        <ImagePicker image={image} onPick={pick} onClear={() => setImage(undefined)} />
         <button type="submit" disabled={result.busy}>
           Predict
         </button>
@@ -73,13 +119,59 @@ function TryForm(props: { heads: HeadRecord[]; initial?: string }) {
             {result.error}
           </p>
         )}
-        {result.prediction && <Answer p={result.prediction} />}
+        {result.answer && <Answer p={result.answer} />}
       </div>
+      {result.answer && (
+        <Feedback key={result.answer.predictionId} head={head} p={result.answer} text={result.text} />
+      )}
     </>
   );
 }
 
-function Answer({ p }: { p: Prediction }) {
+/** A file input inside a drop zone: drop an image on it, or pick one (keyboard: the input). */
+function ImagePicker(props: { image?: Picked; onPick: (f?: File) => void; onClear: () => void }) {
+  const [over, setOver] = useState(false);
+  return (
+    // biome-ignore lint/a11y/noStaticElementInteractions: dropping is a pointer shortcut; the file input inside is the keyboard's way
+    <div
+      class={over ? "drop over" : "drop"}
+      onDragOver={(e) => {
+        e.preventDefault();
+        setOver(true);
+      }}
+      onDragLeave={() => setOver(false)}
+      onDrop={(e) => {
+        e.preventDefault();
+        setOver(false);
+        props.onPick(e.dataTransfer?.files[0]);
+      }}
+    >
+      <label for="try-image">Or an image (drop it here, or choose a file)</label>
+      <input
+        id="try-image"
+        type="file"
+        accept="image/png,image/jpeg,image/webp,image/gif"
+        onChange={(e) => props.onPick(e.currentTarget.files?.[0])}
+      />
+      {props.image && (
+        <p class="picked">
+          <img
+            src={props.image.dataUrl}
+            alt={`The chosen file, ${props.image.name}`}
+            width={48}
+            height={48}
+          />{" "}
+          {props.image.name} ({num(props.image.size)} bytes){" "}
+          <button type="button" class="small" onClick={props.onClear}>
+            Remove image
+          </button>
+        </p>
+      )}
+    </div>
+  );
+}
+
+function Answer({ p }: { p: Answered }) {
   const scores = Object.entries(p.scores ?? {}).sort((a, b) => b[1] - a[1]);
   return (
     <section class="answer" aria-labelledby="answer-h">
@@ -100,6 +192,92 @@ function Answer({ p }: { p: Prediction }) {
           bars={scores.map(([label, value]) => ({ label, value, text: pct(value) }))}
         />
       )}
+      {p.neighbors && p.neighbors.length > 0 && <Neighbors list={p.neighbors} />}
+    </section>
+  );
+}
+
+function Neighbors({ list }: { list: NonNullable<Answered["neighbors"]> }) {
+  return (
+    <>
+      <h3>Nearest training items</h3>
+      <Scroll label="Nearest training items table">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Item</th>
+              <th scope="col">Label</th>
+              <th scope="col" class="n">
+                Similarity
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {list.map((n) => (
+              <tr key={n.id}>
+                <th scope="row">{n.id}</th>
+                <td>{Array.isArray(n.label) ? n.label.join(", ") : String(n.label ?? "—")}</td>
+                <td class="n">{fixed(n.similarity)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </Scroll>
+    </>
+  );
+}
+
+/** "This is wrong": the right label (a multiclass head's classes), sent as feedback. */
+function Feedback(props: { head: string; p: Answered; text?: string }) {
+  const classes = Object.keys(props.p.scores ?? {}).filter((c) => c !== props.p.label);
+  const [open, setOpen] = useState(false);
+  const [label, setLabel] = useState(classes[0] ?? "");
+  const [state, setState] = useState<{ text?: string; error?: boolean; busy?: boolean }>({});
+  const select = useRef<HTMLSelectElement>(null);
+  // The button that opened the form is gone: focus moves to the form's first control.
+  useEffect(() => {
+    if (open) select.current?.focus();
+  }, [open]);
+  if (props.p.label === undefined || classes.length === 0) return null;
+  const send = async (e: Event) => {
+    e.preventDefault();
+    setState({ busy: true });
+    try {
+      const fb = await api<{ id: string }>(`v1/heads/${seg(props.head)}/feedback`, {
+        method: "POST",
+        body: { predictionId: props.p.predictionId, label, ...(props.text ? { input: props.text } : {}) },
+      });
+      setState({
+        text: `Thanks: feedback ${fb.id} stored (${label}); training with feedback will learn from it.`,
+      });
+    } catch (err) {
+      setState({ text: (err as Error).message, error: true });
+    }
+  };
+  return (
+    <section class="feedback" aria-label="Feedback">
+      {!open ? (
+        <button type="button" onClick={() => setOpen(true)}>
+          This is wrong
+        </button>
+      ) : (
+        <form onSubmit={send}>
+          <label for="fb-label">Correct label</label>
+          <select id="fb-label" ref={select} value={label} onChange={(e) => setLabel(e.currentTarget.value)}>
+            {classes.map((c) => (
+              <option key={c} value={c}>
+                {c}
+              </option>
+            ))}
+          </select>
+          <button type="submit" disabled={state.busy || !!state.text}>
+            Send correction
+          </button>
+        </form>
+      )}
+      <p aria-live="polite" class={state.error ? "error" : "ok"}>
+        {state.text}
+      </p>
     </section>
   );
 }
