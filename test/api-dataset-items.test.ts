@@ -185,4 +185,32 @@ describe("dataset files and map over HTTP", () => {
     assert.ok(a.every((v, i) => i === 0 || v > a[i - 1]));
     assert.deepEqual(sampleIndices(3, MAP_MAX_POINTS), [0, 1, 2]);
   });
+  // Last: once a key exists, every request needs one.
+  test("scopes: ingest uploads files; train and ingest read files and maps; predict reaches neither", async () => {
+    const made = async (body: object, key?: string) => {
+      const res = await app.request("/v1/keys", {
+        method: "POST",
+        headers: { "content-type": "application/json", ...(key ? { "x-api-key": key } : {}) },
+        body: JSON.stringify(body),
+      });
+      assert.equal(res.status, 201);
+      return ((await read(res)) as { key: string }).key;
+    };
+    const admin = await made({ id: "root", scopes: ["admin"] });
+    const key: Record<string, string> = { admin };
+    for (const scope of ["ingest", "train", "predict"])
+      key[scope] = await made({ id: scope, scopes: [scope] }, admin);
+    const as = (who: string, method: string, path: string, body?: string) =>
+      app.request(path, { method, headers: { "x-api-key": key[who] }, body });
+    const put = (who: string) => as(who, "PUT", "/v1/datasets/shapes/files?path=green%2F0.png", "png");
+    assert.equal((await put("train")).status, 403);
+    assert.equal((await put("predict")).status, 403);
+    assert.equal(await store.head("datasets/shapes/files/green/0.png"), undefined, "refused: nothing stored");
+    assert.equal((await put("ingest")).status, 200);
+    for (const path of ["/v1/datasets/shapes/files?path=red%2F0.png", "/v1/datasets/shapes/map"]) {
+      assert.equal((await as("predict", "GET", path)).status, 403, path);
+      assert.equal((await as("train", "GET", path)).status, 200, path);
+      assert.equal((await as("ingest", "GET", path)).status, 200, path);
+    }
+  });
 });
