@@ -6,12 +6,14 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, api, apiKey, type Me, type Scope } from "./api.ts";
 import { DatasetPage, DatasetsPage } from "./pages/datasets.tsx";
 import { HeadPage, HeadsPage } from "./pages/heads.tsx";
+import { SettingsPage } from "./pages/settings.tsx";
 import { TrainPage } from "./pages/train.tsx";
 import { TryItPage } from "./pages/try-it.tsx";
+import { WorkPage } from "./pages/work.tsx";
 import { href, parseRoute, type Route, useHash } from "./route.ts";
 import { SignIn } from "./sign-in.tsx";
 
-type Section = "datasets" | "heads" | "try";
+type Section = "datasets" | "heads" | "try" | "work" | "settings";
 
 /** Which sections a key's scopes can use (the API refuses the rest anyway). */
 export function sectionsFor(scopes: readonly Scope[]): Section[] {
@@ -20,10 +22,18 @@ export function sectionsFor(scopes: readonly Scope[]): Section[] {
   if (has("ingest", "train")) out.push("datasets");
   if (has("train")) out.push("heads");
   if (has("predict")) out.push("try");
+  if (has("train")) out.push("work");
+  if (scopes.includes("admin")) out.push("settings");
   return out;
 }
 
-const LABELS: Record<Section, string> = { datasets: "Datasets", heads: "Heads", try: "Try it" };
+const LABELS: Record<Section, string> = {
+  datasets: "Datasets",
+  heads: "Heads",
+  try: "Try it",
+  work: "Work",
+  settings: "Settings",
+};
 const sectionOf = (r: Route): Section =>
   r.page === "dataset"
     ? "datasets"
@@ -71,7 +81,8 @@ function Shell(props: { me: Me; onSignOut: () => void }) {
   const sections = sectionsFor(props.me.scopes);
   const parsed = parseRoute(hash);
   const route: Route | undefined = parsed && sections.includes(sectionOf(parsed)) ? parsed : undefined;
-  const shown: Route | undefined = route ?? (sections[0] ? { page: sections[0] } : undefined);
+  // A section's first page is what its own link opens (`#/work` is the labelling queue).
+  const shown: Route | undefined = route ?? (sections[0] ? parseRoute(href(sections[0])) : undefined);
   const main = useRef<HTMLElement>(null);
   const first = useRef(true);
   // A new page moves focus to its content, as a page load would, so keyboard users start there
@@ -109,13 +120,13 @@ function Shell(props: { me: Me; onSignOut: () => void }) {
         )}
       </header>
       <main id="main" ref={main} tabIndex={-1}>
-        {shown ? <Page route={shown} /> : <p>This key has no scope the console can use.</p>}
+        {shown ? <Page route={shown} me={props.me} /> : <p>This key has no scope the console can use.</p>}
       </main>
     </>
   );
 }
 
-function Page({ route }: { route: Route }) {
+function Page({ route, me }: { route: Route; me: Me }) {
   switch (route.page) {
     case "datasets":
       return <DatasetsPage />;
@@ -127,6 +138,10 @@ function Page({ route }: { route: Route }) {
       return <HeadPage name={route.name} version={route.version} />;
     case "try":
       return <TryItPage head={route.head} />;
+    case "work":
+      return <WorkPage tab={route.tab} args={route.args} />;
+    case "settings":
+      return <SettingsPage me={me} />;
     case "train":
       return <TrainPage dataset={route.dataset} />;
   }

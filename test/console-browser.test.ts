@@ -63,7 +63,13 @@ describe("the web console in Chromium", () => {
       await page.goto(`${origin}/`);
       await heading(page, "Datasets");
       const nav = page.getByRole("navigation", { name: "Sections" });
-      assert.deepEqual(await nav.getByRole("link").allInnerTexts(), ["Datasets", "Heads", "Try it", "Work"]);
+      assert.deepEqual(await nav.getByRole("link").allInnerTexts(), [
+        "Datasets",
+        "Heads",
+        "Try it",
+        "Work",
+        "Settings",
+      ]);
       const row = page.getByRole("row", { name: /reviews/ });
       await row.getByRole("cell").first().waitFor();
       const cells = await row.getByRole("cell").allTextContents();

@@ -1,11 +1,12 @@
 /**
- * The console's work queues in Chromium on the real HTTP stack (test/helpers/console.ts)
+ * The console's work queues and settings in Chromium on the real HTTP stack (test/helpers/console.ts)
  * and a filesystem store with the tiny text backbone: a dataset of labelled and unlabelled reviews
  * (four labels flipped) and a head that captures its inputs. Flows: label 5 suggested items by
  * keyboard → retrain → a new version whose report scores the feedback rows; accept one label issue
  * → a feedback exists; a batch job → succeeded → the download holds every row; drift against the
- * captured inputs, drawn. Every page at 1280×800 and 390×844: no off-origin request, no console
- * error, axe-core 0 serious/critical.
+ * captured inputs, drawn; then with keys: an admin creates a `predict` key (its secret shown once)
+ * and revokes it; a `train` key sees no Settings and the API refuses it the keys. Every page at
+ * 1280×800 and 390×844: no off-origin request, no console error, axe-core 0 serious/critical.
  */
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
@@ -40,7 +41,7 @@ function reviews() {
 const isPositive = (text: string) => POSITIVE.some((w) => text.split(" ").includes(w));
 const readJson = async <T>(res: Response): Promise<T> => (await res.json()) as T;
 
-describe("the console's work queues in Chromium", () => {
+describe("the console's work queues and settings in Chromium", () => {
   let ctx: Awaited<ReturnType<typeof tinyPlatform>>;
   let srv: ConsoleServer;
   let job: string | undefined;
@@ -254,5 +255,66 @@ describe("the console's work queues in Chromium", () => {
     const width = await page.evaluate<number>("document.documentElement.scrollWidth");
     assert.ok(width <= SIZES.mobile.width, `no sideways scrolling: ${width}px`);
     await clean(w);
+  });
+
+  test("settings: an admin creates a predict key (shown once) and revokes it; a train key sees no Settings", async () => {
+    const made = async (id: string, scopes: string[], key?: string) => {
+      const res = await api("v1/keys", { method: "POST", body: JSON.stringify({ id, scopes }), key });
+      assert.equal(res.status, 201);
+      return (await readJson<{ key: string }>(res)).key;
+    };
+    const admin = await made("root", ["admin"]);
+    const trainer = await made("trainer", ["train"], admin);
+    for (const size of Object.keys(SIZES) as Size[]) {
+      const w = await openPage(srv.browser, srv.origin, size);
+      const { page } = w;
+      await page.goto(`${srv.origin}/`);
+      await page.getByLabel("API key").fill(admin);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page
+        .getByRole("navigation", { name: "Sections" })
+        .getByRole("link", { name: "Settings" })
+        .click();
+      await heading(page, "Settings");
+      const id = `webshop-${size}`;
+      await page.getByLabel("Name").fill(id);
+      await page.getByRole("button", { name: "Create key" }).click();
+      const once = page.getByRole("region", { name: `Key ${id}: shown once` });
+      const secret = await once.getByLabel("Secret").inputValue();
+      assert.match(secret, /^hs_/);
+      const me = await readJson<{ keyId: string; scopes: string[] }>(await api("v1/me", { key: secret }));
+      assert.deepEqual(me, { authRequired: true, keyId: id, scopes: ["predict"] });
+      await checkPage(w, "settings", size);
+      await once.getByRole("button", { name: "Done" }).click();
+      assert.equal(await once.count(), 0, "the secret is gone once dismissed");
+      assert.equal(await page.getByText(secret).count(), 0);
+      await page.getByRole("button", { name: `Revoke ${id}` }).click();
+      const dialog = page.getByRole("dialog", { name: `Revoke key ${id}?` });
+      await dialog.getByRole("button", { name: "Revoke" }).click();
+      await page.getByRole("row", { name: new RegExp(`^${id} predict .* revoked`) }).waitFor();
+      assert.equal((await api("v1/me", { key: secret })).status, 401, "a revoked key is refused");
+      await clean(w, /status of 401/);
+    }
+    const w = await openPage(srv.browser, srv.origin, "desktop");
+    const { page } = w;
+    await page.goto(`${srv.origin}/`);
+    await page.getByLabel("API key").fill(trainer);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await heading(page, "Datasets");
+    const nav = page.getByRole("navigation", { name: "Sections" });
+    assert.deepEqual(await nav.getByRole("link").allInnerTexts(), ["Datasets", "Heads", "Work"]);
+    await page.goto(`${srv.origin}/#/settings`);
+    await heading(page, "Datasets"); // a section the key cannot use is not shown
+    const refused = await page.evaluate<number>(`fetch("v1/keys", {
+      headers: { "x-api-key": sessionStorage.getItem("headstart.apiKey") },
+    }).then((res) => res.status)`);
+    assert.equal(refused, 403, "the API, not the page, refuses a train key the keys");
+    assert.deepEqual(w.elsewhere, []);
+    // The browser logs the sign-in probe's 401 and the provoked 403; nothing else may be logged.
+    assert.deepEqual(
+      w.problems.filter((p) => !/status of 40[13]/.test(p)),
+      [],
+    );
+    await w.page.context().close();
   });
 });

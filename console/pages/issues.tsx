@@ -150,7 +150,7 @@ function IssueRow(props: {
         {decision === "kept" && <span class="flag kept">Kept: {issue.givenLabel}</span>}
         {decision === "sending" && <span>Sending…</span>}
         {(decision === undefined || typeof decision === "object") && (
-          <span class="actions">
+          <span class="choices">
             <button
               type="button"
               disabled={!issue.text}
