@@ -155,7 +155,19 @@ describe("the console's datasets in Chromium", () => {
         .setInputFiles({ name: "notes.csv", mimeType: "text/csv", buffer: Buffer.from(csv) });
       await page.getByText(/CSV manifest notes\.csv/).waitFor();
       await checkPage(w, "dataset-upload", size);
+      // The manifest's PUT is held until the upload's progress bar has been seen.
+      let letGo = () => {};
+      const held = new Promise<void>((r) => {
+        letGo = r;
+      });
+      await page.route(`**/v1/datasets/${name}/manifest`, async (route) => {
+        await held;
+        await route.continue();
+      });
       await page.getByRole("button", { name: "Upload" }).click();
+      await page.getByRole("progressbar", { name: "Uploading" }).waitFor();
+      assert.match((await page.locator(".progress").textContent()) ?? "", / of \d+ B/);
+      letGo();
       await heading(page, name);
       // The job waits at the gate: the bar shows, then fills once the runner has it.
       const bar = page.getByRole("progressbar", { name: /Embedding with tiny-text/ });
