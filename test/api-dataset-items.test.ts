@@ -11,6 +11,7 @@ import { createApp } from "../shared/api/app.ts";
 import { loadConfig } from "../shared/config.ts";
 import { MAP_MAX_POINTS, sampleIndices } from "../shared/embed/dataset-map.ts";
 import { keys } from "../shared/layout.ts";
+import { collectGarbage } from "../shared/lifecycle/gc.ts";
 import { makeLogger } from "../shared/log.ts";
 import { Platform } from "../shared/platform.ts";
 import { FsStore } from "../shared/store/fs.ts";
@@ -176,6 +177,16 @@ describe("dataset files and map over HTTP", () => {
     res = await app.request("/v1/datasets/notes/map?backbone=no-such");
     assert.equal(res.status, 404);
     assert.equal((await read(res)).error.field, "backbone");
+
+    // A new upload is a new version with its own map; gc removes the old version's with its rows.
+    const before = await store.list("datasets/notes/_map/");
+    await platform.putManifest("notes", "jsonl", toJsonlText(tinySentimentRows(12)));
+    await platform.embed("notes");
+    assert.equal((await app.request("/v1/datasets/notes/map")).status, 200);
+    await collectGarbage(store, { minAgeMs: 0 });
+    const after = (await store.list("datasets/notes/_map/")).map((o) => o.key);
+    assert.equal(after.length, 1);
+    assert.ok(!after.includes(before[0].key), "the old version's map is gone");
   });
 
   test("big datasets are sampled: the same seeded rows, in order, at most MAP_MAX_POINTS", () => {

@@ -217,11 +217,12 @@ function keptRefs(snap: Snapshot, heads: KeptHead[], collected: Set<string>): Ke
   return { rows, headBackbones, collected };
 }
 
+/** Rows versions nothing keeps, and the embedding maps of such versions (each recomputable). */
 function rowsGarbage(snap: Snapshot, refs: KeptRefs): string[][] {
   const out: string[][] = [];
   for (const key of snap.objects.keys()) {
     const p = parseKey(key);
-    if (p?.kind !== "datasetRows" || refs.collected.has(p.dataset)) continue;
+    if ((p?.kind !== "datasetRows" && p?.kind !== "datasetMap") || refs.collected.has(p.dataset)) continue;
     if (!refs.rows.get(p.dataset)?.has(p.version)) out.push([key]);
   }
   return out;
