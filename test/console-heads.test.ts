@@ -231,8 +231,11 @@ describe("the console's heads and try-it pages in Chromium", () => {
   test("mobile: the train form names the field the API refuses; the auto report and versions fit", async () => {
     const w = await open("mobile");
     const { page } = w;
-    await page.goto(`${origin}/#/train/reviews`);
+    await page.goto(`${origin}/#/datasets/reviews`);
+    await heading(page, "reviews");
+    await page.getByRole("link", { name: "Train a head on reviews" }).click();
     await heading(page, "Train a head");
+    assert.match(page.url(), /#\/train\/reviews$/);
     assert.equal(await page.getByLabel("Dataset").inputValue(), "reviews", "the dataset from the route");
     await page.getByLabel("Head name").fill("topics");
     await page.getByLabel("Type").selectOption("zero-shot");

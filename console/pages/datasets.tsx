@@ -81,6 +81,11 @@ export function DatasetPage({ name }: { name: string }) {
         <a href={href("datasets")}>Datasets</a> /
       </p>
       <h1>{name}</h1>
+      <p>
+        <a class="button" href={href("train", name)}>
+          Train a head on {name}
+        </a>
+      </p>
       <Show loaded={loaded} what="the dataset">
         {(info) => <DatasetDetail info={info} />}
       </Show>
