@@ -3,7 +3,6 @@ import { bodyLimit } from "hono/body-limit";
 import { PayloadTooLargeError, ValidationError } from "../../errors.ts";
 import type { Platform } from "../../platform.ts";
 import type { AppEnv } from "../env.ts";
-import { addDatasetItemRoutes } from "./dataset-items.ts";
 import {
   DatasetInfo,
   errorResponses,
@@ -12,6 +11,7 @@ import {
   jsonBody,
 } from "../responses.ts";
 import { DatasetInfoQuery, DatasetParams, ImportEmbeddingsBody, IngestQuery } from "../schemas.ts";
+import { addDatasetItemRoutes } from "./dataset-items.ts";
 
 export const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
 /** JSON numbers cost ~20 bytes each: about 10,000 × 384 vectors; larger imports use the CLI. */
