@@ -5,7 +5,7 @@
  * keyboard → retrain → a new version whose report scores the feedback rows; accept one label issue
  * → a feedback exists; a batch job → succeeded → the download holds every row; drift against the
  * captured inputs, drawn; then with keys: an admin creates a `predict` key (its secret shown once)
- * and revokes it; a `train` key sees no Settings and the API refuses it the keys. Every page at
+ * and revokes it, adds a webhook (its secret shown once) and removes it; a `train` key sees no Settings and the API refuses it the keys. Every page at
  * 1280×800 and 390×844: no off-origin request, no console error, axe-core 0 serious/critical.
  */
 import assert from "node:assert/strict";
@@ -257,6 +257,32 @@ describe("the console's work queues and settings in Chromium", () => {
     await clean(w);
   });
 
+  /** Settings' webhooks: add one (its signing secret shown once), then remove it after a confirmation. */
+  const webhook = async (page: Page, admin: string) => {
+    const url = "http://127.0.0.1:9/headstart";
+    await page.getByLabel("URL").fill(url);
+    await page.getByLabel("batch.succeeded").check();
+    await page.getByRole("button", { name: "Add endpoint" }).click();
+    const once = page.getByRole("region", { name: "Signing secret: shown once" });
+    assert.match(await once.getByLabel("Secret").inputValue(), /^whsec_/);
+    const listed = await readJson<{ webhooks: Array<{ url: string; events: string[] }> }>(
+      await api("v1/webhooks", { key: admin }),
+    );
+    assert.deepEqual(
+      listed.webhooks.map((h) => [h.url, h.events.sort()]),
+      [[url, ["batch.succeeded", "head.trained"]]],
+    );
+    await once.getByRole("button", { name: "Done" }).click();
+    await page.getByRole("button", { name: `Remove ${url}` }).click();
+    await page
+      .getByRole("dialog", { name: /^Remove webhook / })
+      .getByRole("button", { name: "Remove" })
+      .click();
+    await page.getByText("No endpoint yet.").waitFor();
+    const left = await readJson<{ webhooks: unknown[] }>(await api("v1/webhooks", { key: admin }));
+    assert.deepEqual(left.webhooks, [], "removed");
+  };
+
   test("settings: an admin creates a predict key (shown once) and revokes it; a train key sees no Settings", async () => {
     const made = async (id: string, scopes: string[], key?: string) => {
       const res = await api("v1/keys", { method: "POST", body: JSON.stringify({ id, scopes }), key });
@@ -293,6 +319,7 @@ describe("the console's work queues and settings in Chromium", () => {
       await dialog.getByRole("button", { name: "Revoke" }).click();
       await page.getByRole("row", { name: new RegExp(`^${id} predict .* revoked`) }).waitFor();
       assert.equal((await api("v1/me", { key: secret })).status, 401, "a revoked key is refused");
+      if (size === "desktop") await webhook(page, admin);
       await clean(w, /status of 401/);
     }
     const w = await openPage(srv.browser, srv.origin, "desktop");

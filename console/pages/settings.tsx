@@ -24,9 +24,17 @@ interface KeyInfo {
 
 const SCOPES = ["predict", "train", "ingest", "admin"] as const;
 
+/** A question before an action that cannot be undone; the page has one dialog for all of them. */
+export interface Ask {
+  title: string;
+  body: string;
+  confirm: string;
+  run: () => void;
+}
+
 export function SettingsPage(props: { me: Me }) {
   const keys = useApi(() => api<{ keys: KeyInfo[] }>("v1/keys"), []);
-  const [revoking, setRevoking] = useState<string>();
+  const [asking, setAsking] = useState<Ask>();
   const [error, setError] = useState<string>();
   const revoke = async (id: string) => {
     setError(undefined);
@@ -48,19 +56,32 @@ export function SettingsPage(props: { me: Me }) {
         </p>
       )}
       <Show loaded={keys} what="the keys">
-        {({ keys: list }) => <KeyTable keys={list} self={props.me.keyId} onRevoke={setRevoking} />}
+        {({ keys: list }) => (
+          <KeyTable
+            keys={list}
+            self={props.me.keyId}
+            onRevoke={(id) =>
+              setAsking({
+                title: `Revoke key ${id}?`,
+                body: "Every client that sends it is refused from now on. This cannot be undone.",
+                confirm: "Revoke",
+                run: () => void revoke(id),
+              })
+            }
+          />
+        )}
       </Show>
       {error && <Failure message={error} />}
-      <Confirm
-        title={revoking && `Revoke key ${revoking}?`}
-        confirm="Revoke"
-        onConfirm={() => revoking && void revoke(revoking)}
-        onClose={() => setRevoking(undefined)}
-      >
-        <p>Every client that sends it is refused from now on. This cannot be undone.</p>
-      </Confirm>
       <CreateKey onCreated={keys.reload} />
-      <Webhooks />
+      <Webhooks ask={setAsking} />
+      <Confirm
+        title={asking?.title}
+        confirm={asking?.confirm ?? ""}
+        onConfirm={() => asking?.run()}
+        onClose={() => setAsking(undefined)}
+      >
+        <p>{asking?.body}</p>
+      </Confirm>
     </>
   );
 }

@@ -5,12 +5,12 @@
  */
 import { useState } from "preact/hooks";
 import { api, seg } from "../api.ts";
-import { Confirm } from "../confirm.tsx";
 import { when } from "../format.ts";
 import { Show, useApi } from "../load.tsx";
 import { Scroll } from "../scroll.tsx";
 import { ShownOnce } from "../shown-once.tsx";
 import { Failure } from "./pick.tsx";
+import type { Ask } from "./settings.tsx";
 
 interface Webhook {
   id: string;
@@ -39,9 +39,8 @@ const EVENTS = [
 ];
 const RECENT = 20;
 
-export function Webhooks() {
+export function Webhooks(props: { ask: (a: Ask) => void }) {
   const hooks = useApi(() => api<{ webhooks: Webhook[] }>("v1/webhooks"), []);
-  const [removing, setRemoving] = useState<string>();
   const [error, setError] = useState<string>();
   const remove = async (id: string) => {
     setError(undefined);
@@ -56,24 +55,28 @@ export function Webhooks() {
     <>
       <h2>Webhooks</h2>
       <Show loaded={hooks} what="the webhooks">
-        {({ webhooks }) => <HookTable hooks={webhooks} onRemove={setRemoving} />}
+        {({ webhooks }) => (
+          <HookTable
+            hooks={webhooks}
+            onRemove={(h) =>
+              props.ask({
+                title: `Remove webhook ${h.url}?`,
+                body: "No more events are delivered to it.",
+                confirm: "Remove",
+                run: () => void remove(h.id),
+              })
+            }
+          />
+        )}
       </Show>
       {error && <Failure message={error} />}
-      <Confirm
-        title={removing && `Remove webhook ${removing}?`}
-        confirm="Remove"
-        onConfirm={() => removing && void remove(removing)}
-        onClose={() => setRemoving(undefined)}
-      >
-        <p>No more events are delivered to it.</p>
-      </Confirm>
       <AddHook onAdded={hooks.reload} />
       <Deliveries />
     </>
   );
 }
 
-function HookTable(props: { hooks: Webhook[]; onRemove: (id: string) => void }) {
+function HookTable(props: { hooks: Webhook[]; onRemove: (hook: Webhook) => void }) {
   if (props.hooks.length === 0) return <p>No endpoint yet.</p>;
   return (
     <Scroll label="Webhook endpoints">
@@ -100,7 +103,7 @@ function HookTable(props: { hooks: Webhook[]; onRemove: (id: string) => void }) 
                   type="button"
                   class="danger"
                   aria-label={`Remove ${h.url}`}
-                  onClick={() => props.onRemove(h.id)}
+                  onClick={() => props.onRemove(h)}
                 >
                   Remove
                 </button>
