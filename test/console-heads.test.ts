@@ -332,3 +332,52 @@ describe("the console's heads and try-it pages in Chromium", () => {
     await w.page.context().close();
   });
 });
+
+describe("the train form when the API hands training over (202, as in AWS)", () => {
+  let ctx: Awaited<ReturnType<typeof tinyPlatform>>;
+  let server: Awaited<ReturnType<typeof startConsole>>;
+  before(
+    async () => {
+      // A dispatcher that trains 2.5 s later in this process, as the train Lambda would elsewhere.
+      ctx = await tinyPlatform({
+        trainDispatcher: {
+          name: "later",
+          dispatch: async (request) => {
+            setTimeout(() => void ctx.platform.train(request), 2500);
+          },
+        },
+      });
+      await ctx.platform.putManifest("reviews", "jsonl", toJsonlText(tinySentimentRows(30)));
+      await ctx.platform.embed("reviews");
+      server = await startConsole(ctx.platform);
+    },
+    { timeout: 120_000 },
+  );
+  after(async () => {
+    await server?.close();
+    await ctx?.cleanup();
+  });
+
+  test("accepted, then polling until the version exists, then its report", async () => {
+    const w = await openPage(server.browser, server.origin, "desktop");
+    const { page } = w;
+    await page.goto(`${server.origin}/#/train/reviews`);
+    await heading(page, "Train a head");
+    await page.getByLabel("Head name").fill("later");
+    await page.getByLabel("Class weights").selectOption("balanced");
+    const answered = page.waitForResponse("**/v1/heads/later/train");
+    await page.getByRole("button", { name: "Train" }).click();
+    assert.equal((await answered).status(), 202);
+    await page
+      .getByRole("status")
+      .getByText(/Accepted: training later in the background/)
+      .waitFor();
+    await heading(page, "later");
+    await page.getByText("Accuracy", { exact: true }).waitFor();
+    const [version] = (await ctx.platform.headInfo("later")).versions;
+    assert.match(page.url(), new RegExp(`#/heads/later/${version}$`));
+    assert.deepEqual(w.elsewhere, []);
+    assert.deepEqual(w.problems, []);
+    await page.context().close();
+  });
+});

@@ -113,14 +113,23 @@ function TrainForm(props: { choices: Choices; dataset?: string }) {
     unknownScorer: "",
   });
   const [progress, setProgress] = useState<Progress>({ state: "idle" });
+  // Polling stops when the person leaves the page.
+  const mounted = useRef(true);
+  useEffect(
+    () => () => {
+      mounted.current = false;
+    },
+    [],
+  );
   const set = (patch: Partial<TrainFields>) => setF((old) => ({ ...old, ...patch }));
   const submit = async (e: Event) => {
     e.preventDefault();
     const since = Date.now();
     setProgress({ state: "training", since, note: `Training ${f.head} on ${f.dataset}` });
     try {
-      const version = await trainAndWait(f, (note) => setProgress({ state: "training", since, note }));
-      location.hash = href("heads", f.head, version);
+      const note = (text: string) => setProgress({ state: "training", since, note: text });
+      const version = await trainAndWait(f, note, () => mounted.current);
+      if (version && mounted.current) location.hash = href("heads", f.head, version);
     } catch (err) {
       const field = err instanceof ApiError ? err.field : undefined;
       setProgress({ state: "failed", message: (err as Error).message, field });
@@ -141,11 +150,19 @@ function TrainForm(props: { choices: Choices; dataset?: string }) {
   );
 }
 
+/** How long the page waits for a handed-over training's version (the train Lambda stops at 15 minutes). */
+const WAIT_MS = 20 * 60_000;
+
 /**
  * Sends the train request and returns the new version: at once (200), or — when the API hands
- * the training over (202) — once `GET /v1/heads` shows the head with one more version.
+ * the training over (202) — once `GET /v1/heads` shows the head with one more version
+ * (undefined if the page was left meanwhile).
  */
-async function trainAndWait(f: TrainFields, onNote: (note: string) => void): Promise<string> {
+async function trainAndWait(
+  f: TrainFields,
+  onNote: (note: string) => void,
+  alive: () => boolean,
+): Promise<string | undefined> {
   const before = (await api<HeadRecord[]>("v1/heads")).find((h) => h.head === f.head)?.versions ?? 0;
   const res = await api<{ version?: string; accepted?: boolean }>(`v1/heads/${seg(f.head)}/train`, {
     method: "POST",
@@ -153,7 +170,12 @@ async function trainAndWait(f: TrainFields, onNote: (note: string) => void): Pro
   });
   if (res.version) return res.version;
   onNote(`Accepted: training ${f.head} in the background; waiting for its version`);
-  for (;;) {
+  for (const start = Date.now(); alive(); ) {
+    if (Date.now() - start > WAIT_MS) {
+      throw new Error(
+        `no new version of ${f.head} after ${WAIT_MS / 60_000} minutes: the training failed or is still queued (see the server's logs)`,
+      );
+    }
     await new Promise((resolve) => setTimeout(resolve, 2000));
     const now = (await api<HeadRecord[]>("v1/heads")).find((h) => h.head === f.head);
     if (now && now.versions > before) {
@@ -161,6 +183,7 @@ async function trainAndWait(f: TrainFields, onNote: (note: string) => void): Pro
       return versions.at(-1)!.version;
     }
   }
+  return undefined;
 }
 
 function TrainStatus(props: { progress: Progress; invalid?: string }) {
