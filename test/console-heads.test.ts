@@ -287,6 +287,11 @@ describe("the console's heads and try-it pages in Chromium", () => {
       await page.getByRole("button", { name: "Predict" }).click();
       await page.getByRole("heading", { name: "Label: blue" }).waitFor();
       await page.getByRole("region", { name: "Nearest training items table" }).waitFor();
+      assert.equal(
+        await page.getByRole("button", { name: "This is wrong" }).count(),
+        0,
+        "no feedback on images",
+      );
       await checkPage(w, "try-it-image", size);
       assert.deepEqual(w.elsewhere, []);
       assert.deepEqual(w.problems, []);

@@ -121,9 +121,13 @@ function TryForm(props: { heads: HeadRecord[]; initial?: string }) {
         )}
         {result.answer && <Answer p={result.answer} />}
       </div>
-      {result.answer && (
-        <Feedback key={result.answer.predictionId} head={head} p={result.answer} text={result.text} />
-      )}
+      {result.answer &&
+        (result.text !== undefined ? (
+          <Feedback key={result.answer.predictionId} head={head} p={result.answer} text={result.text} />
+        ) : (
+          // Feedback stores the input's text with its label: an image has none to store.
+          <p class="note">Corrections (feedback) are for text inputs.</p>
+        ))}
     </>
   );
 }
