@@ -135,6 +135,11 @@ function TryForm(props: { heads: HeadRecord[]; initial?: string }) {
 /** A file input inside a drop zone: drop an image on it, or pick one (keyboard: the input). */
 function ImagePicker(props: { image?: Picked; onPick: (f?: File) => void; onClear: () => void }) {
   const [over, setOver] = useState(false);
+  const input = useRef<HTMLInputElement>(null);
+  // The file input shows only what was picked with it: cleared when a drop or "remove" replaces it.
+  const forget = () => {
+    if (input.current) input.current.value = "";
+  };
   return (
     // biome-ignore lint/a11y/noStaticElementInteractions: dropping is a pointer shortcut; the file input inside is the keyboard's way
     <div
@@ -147,12 +152,14 @@ function ImagePicker(props: { image?: Picked; onPick: (f?: File) => void; onClea
       onDrop={(e) => {
         e.preventDefault();
         setOver(false);
+        forget();
         props.onPick(e.dataTransfer?.files[0]);
       }}
     >
       <label for="try-image">Or an image (drop it here, or choose a file)</label>
       <input
         id="try-image"
+        ref={input}
         type="file"
         accept="image/png,image/jpeg,image/webp,image/gif"
         onChange={(e) => props.onPick(e.currentTarget.files?.[0])}
@@ -166,7 +173,15 @@ function ImagePicker(props: { image?: Picked; onPick: (f?: File) => void; onClea
             height={48}
           />{" "}
           {props.image.name} ({num(props.image.size)} bytes){" "}
-          <button type="button" class="small" onClick={props.onClear}>
+          <button
+            type="button"
+            class="small"
+            onClick={() => {
+              forget();
+              props.onClear();
+              input.current?.focus(); // the button is gone with the image
+            }}
+          >
             Remove image
           </button>
         </p>
