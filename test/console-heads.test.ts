@@ -253,6 +253,14 @@ describe("the console's heads and try-it pages in Chromium", () => {
     await heading(page, "sentiment");
     await page.getByRole("img", { name: /^Reliability diagram\. / }).waitFor();
     await checkPage(w, "head-auto", "mobile");
+    const promote = page
+      .getByRole("region", { name: "Versions table" })
+      .getByRole("button", { name: /^Promote/ });
+    await promote.first().click();
+    await page.getByRole("dialog", { name: /^Promote .* to live\?/ }).waitFor();
+    await checkPage(w, "promote-dialog", "mobile");
+    await page.keyboard.press("Escape");
+    await page.getByRole("dialog").waitFor({ state: "hidden" });
     assert.deepEqual(w.elsewhere, []);
     // The one refusal provoked on purpose (the 400) is logged by the browser as a failed load.
     assert.deepEqual(
