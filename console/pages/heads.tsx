@@ -171,41 +171,15 @@ function MulticlassReport(props: { report: Report; labels: string[] }) {
         </div>
       </dl>
       <h3>Per class</h3>
-      <Scroll label="Per-class scores table">
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Class</th>
-              <th scope="col" class="n">
-                Precision
-              </th>
-              <th scope="col" class="n">
-                Recall
-              </th>
-              <th scope="col" class="n">
-                F1
-              </th>
-              <th scope="col" class="n">
-                Support
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {names.map((name) => {
-              const c = m.perClass[name];
-              return c ? (
-                <tr key={name}>
-                  <th scope="row">{name}</th>
-                  <td class="n">{fixed(c.precision)}</td>
-                  <td class="n">{fixed(c.recall)}</td>
-                  <td class="n">{fixed(c.f1)}</td>
-                  <td class="n">{num(c.support)}</td>
-                </tr>
-              ) : null;
-            })}
-          </tbody>
-        </table>
-      </Scroll>
+      <ScoreTable
+        label="Per-class scores table"
+        first="Class"
+        columns={["Precision", "Recall", "F1", "Support"]}
+        rows={names.flatMap((name) => {
+          const c = m.perClass[name];
+          return c ? [[name, fixed(c.precision), fixed(c.recall), fixed(c.f1), num(c.support)]] : [];
+        })}
+      />
       <h3>Confusion matrix</h3>
       <p class="note">Rows: true class; columns: predicted. Shade: share of the true class's rows.</p>
       <Scroll label="Confusion matrix (scrolls sideways)">
@@ -242,43 +216,52 @@ function MultilabelReport({ report }: { report: Report }) {
         ]}
       />
       <h3>Per label</h3>
-      <Scroll label="Per-label scores table">
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Label</th>
-              <th scope="col" class="n">
-                Threshold
-              </th>
-              <th scope="col" class="n">
-                Precision
-              </th>
-              <th scope="col" class="n">
-                Recall
-              </th>
-              <th scope="col" class="n">
-                F1
-              </th>
-              <th scope="col" class="n">
-                Support
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {Object.entries(m.perLabel).map(([name, c]) => (
-              <tr key={name}>
-                <th scope="row">{name}</th>
-                <td class="n">{fixed(c.threshold, 2)}</td>
-                <td class="n">{fixed(c.precision)}</td>
-                <td class="n">{fixed(c.recall)}</td>
-                <td class="n">{fixed(c.f1)}</td>
-                <td class="n">{num(c.support)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </Scroll>
+      <ScoreTable
+        label="Per-label scores table"
+        first="Label"
+        columns={["Threshold", "Precision", "Recall", "F1", "Support"]}
+        rows={Object.entries(m.perLabel).map(([name, c]) => [
+          name,
+          fixed(c.threshold, 2),
+          fixed(c.precision),
+          fixed(c.recall),
+          fixed(c.f1),
+          num(c.support),
+        ])}
+      />
     </>
+  );
+}
+
+/** A table of per-class (or per-label) figures: the name heads each row, numbers align right. */
+function ScoreTable(props: { label: string; first: string; columns: string[]; rows: string[][] }) {
+  return (
+    <Scroll label={props.label}>
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">{props.first}</th>
+            {props.columns.map((c) => (
+              <th key={c} scope="col" class="n">
+                {c}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {props.rows.map(([name, ...cells]) => (
+            <tr key={name}>
+              <th scope="row">{name}</th>
+              {cells.map((v, i) => (
+                <td key={props.columns[i]} class="n">
+                  {v}
+                </td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </Scroll>
   );
 }
 

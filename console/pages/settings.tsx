@@ -6,6 +6,7 @@
  */
 import { useState } from "preact/hooks";
 import { api, type Me, seg } from "../api.ts";
+import { Checkboxes } from "../checkboxes.tsx";
 import { Confirm } from "../confirm.tsx";
 import { when } from "../format.ts";
 import { Show, useApi } from "../load.tsx";
@@ -153,8 +154,6 @@ function CreateKey(props: { onCreated: () => void }) {
       setState({ error: (err as Error).message });
     }
   };
-  const toggle = (s: string, on: boolean) =>
-    setScopes((all) => (on ? [...all, s] : all.filter((x) => x !== s)));
   return (
     <>
       <h3>Create a key</h3>
@@ -168,19 +167,7 @@ function CreateKey(props: { onCreated: () => void }) {
           value={id}
           onInput={(e) => setId(e.currentTarget.value)}
         />
-        <fieldset>
-          <legend>Scopes</legend>
-          {SCOPES.map((s) => (
-            <label key={s} class="check">
-              <input
-                type="checkbox"
-                checked={scopes.includes(s)}
-                onChange={(e) => toggle(s, e.currentTarget.checked)}
-              />{" "}
-              {s}
-            </label>
-          ))}
-        </fieldset>
+        <Checkboxes legend="Scopes" options={SCOPES} checked={scopes} onChange={setScopes} />
         <button type="submit" disabled={state.busy || scopes.length === 0}>
           Create key
         </button>

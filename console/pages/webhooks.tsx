@@ -5,6 +5,7 @@
  */
 import { useState } from "preact/hooks";
 import { api, seg } from "../api.ts";
+import { Checkboxes } from "../checkboxes.tsx";
 import { when } from "../format.ts";
 import { Show, useApi } from "../load.tsx";
 import { Scroll } from "../scroll.tsx";
@@ -135,8 +136,6 @@ function AddHook(props: { onAdded: () => void }) {
       setState({ error: (err as Error).message });
     }
   };
-  const toggle = (ev: string, on: boolean) =>
-    setEvents((all) => (on ? [...all, ev] : all.filter((x) => x !== ev)));
   return (
     <>
       <h3>Add an endpoint</h3>
@@ -150,19 +149,7 @@ function AddHook(props: { onAdded: () => void }) {
           value={url}
           onInput={(e) => setUrl(e.currentTarget.value)}
         />
-        <fieldset>
-          <legend>Events</legend>
-          {EVENTS.map((ev) => (
-            <label key={ev} class="check">
-              <input
-                type="checkbox"
-                checked={events.includes(ev)}
-                onChange={(e) => toggle(ev, e.currentTarget.checked)}
-              />{" "}
-              {ev}
-            </label>
-          ))}
-        </fieldset>
+        <Checkboxes legend="Events" options={EVENTS} checked={events} onChange={setEvents} />
         <button type="submit" disabled={state.busy || events.length === 0}>
           Add endpoint
         </button>
