@@ -11,6 +11,7 @@ import { after, before, describe, test } from "node:test";
 import type { Browser } from "playwright-core";
 import {
   checkPage,
+  createKey,
   heading,
   openPage,
   SIZES,
@@ -150,15 +151,7 @@ describe("the web console in Chromium", () => {
   });
 
   test("with keys: sign in; a predict key sees only try-it, and the API refuses it training", async () => {
-    const made = async (body: object, key?: string) => {
-      const res = await fetch(`${origin}/v1/keys`, {
-        method: "POST",
-        headers: { "content-type": "application/json", ...(key ? { "x-api-key": key } : {}) },
-        body: JSON.stringify(body),
-      });
-      assert.equal(res.status, 201);
-      return ((await res.json()) as { key: string }).key;
-    };
+    const made = (body: { id: string; scopes: string[] }, key?: string) => createKey(origin, body, key);
     const admin = await made({ id: "root", scopes: ["admin"] });
     const predictKey = await made({ id: "webshop", scopes: ["predict"] }, admin);
 

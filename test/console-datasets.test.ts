@@ -20,6 +20,7 @@ import { Platform } from "../shared/platform.ts";
 import { FsStore } from "../shared/store/fs.ts";
 import {
   checkPage,
+  createKey,
   heading,
   openPage,
   SIZES,
@@ -333,15 +334,7 @@ describe("the console's datasets in Chromium", () => {
   });
   // Last: once a key exists, the server wants one from every caller.
   test("with keys: an ingest key uploads a zip and sees thumbnails (fetched with the key)", async () => {
-    const made = async (body: object, key?: string) => {
-      const res = await fetch(`${origin}/v1/keys`, {
-        method: "POST",
-        headers: { "content-type": "application/json", ...(key ? { "x-api-key": key } : {}) },
-        body: JSON.stringify(body),
-      });
-      assert.equal(res.status, 201);
-      return ((await res.json()) as { key: string }).key;
-    };
+    const made = (body: { id: string; scopes: string[] }, key?: string) => createKey(origin, body, key);
     gate.open();
     const admin = await made({ id: "root", scopes: ["admin"] });
     const ingestKey = await made({ id: "uploader", scopes: ["ingest"] }, admin);

@@ -15,7 +15,15 @@ import type { Browser, Page } from "playwright-core";
 import { HEAD_TYPES, UNKNOWN_SCORERS } from "../console/head-types.ts";
 import { UNKNOWN_SCORERS as API_SCORERS } from "../shared/heads/train-request.ts";
 import { HEAD_KINDS } from "../shared/learn/registry.ts";
-import { checkPage, heading, openPage, type Size, startConsole, type Watched } from "./helpers/console.ts";
+import {
+  checkPage,
+  createKey,
+  heading,
+  openPage,
+  type Size,
+  startConsole,
+  type Watched,
+} from "./helpers/console.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
 import {
   tinySentimentRows,
@@ -309,15 +317,7 @@ describe("the console's heads and try-it pages in Chromium", () => {
 
   // Last: creating keys turns authentication on for this store.
   test("a predict key cannot reach the train form, and the API refuses it training", async () => {
-    const made = async (body: object, key?: string) => {
-      const res = await fetch(`${origin}/v1/keys`, {
-        method: "POST",
-        headers: { "content-type": "application/json", ...(key ? { "x-api-key": key } : {}) },
-        body: JSON.stringify(body),
-      });
-      assert.equal(res.status, 201);
-      return ((await res.json()) as { key: string }).key;
-    };
+    const made = (body: { id: string; scopes: string[] }, key?: string) => createKey(origin, body, key);
     const admin = await made({ id: "root", scopes: ["admin"] });
     const predictKey = await made({ id: "shop", scopes: ["predict"] }, admin);
     const w = await open("desktop");

@@ -115,5 +115,16 @@ export async function checkPage(w: Watched, name: string, size: Size): Promise<v
 }
 
 /** Waits for the page's one `<h1>` to read `name`. */
+/** Creates an API key over HTTP (the first needs none; later ones an admin `key`); answers its secret. */
+export async function createKey(origin: string, body: { id: string; scopes: string[] }, key?: string) {
+  const res = await fetch(`${origin}/v1/keys`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(key ? { "x-api-key": key } : {}) },
+    body: JSON.stringify(body),
+  });
+  assert.equal(res.status, 201);
+  return ((await res.json()) as { key: string }).key;
+}
+
 export const heading = (page: Page, name: string | RegExp) =>
   page.getByRole("heading", { level: 1, name }).waitFor({ state: "visible" });
