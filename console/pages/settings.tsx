@@ -11,6 +11,7 @@ import { Confirm } from "../confirm.tsx";
 import { when } from "../format.ts";
 import { Show, useApi } from "../load.tsx";
 import { Scroll } from "../scroll.tsx";
+import { SCOPES } from "../settings-lists.ts";
 import { ShownOnce } from "../shown-once.tsx";
 import { Failure } from "./pick.tsx";
 import { Webhooks } from "./webhooks.tsx";
@@ -22,8 +23,6 @@ interface KeyInfo {
   revoked: boolean;
   revokedAt?: string;
 }
-
-const SCOPES = ["predict", "train", "ingest", "admin"] as const;
 
 /** A question before an action that cannot be undone; the page has one dialog for all of them. */
 export interface Ask {

@@ -9,6 +9,7 @@ import { Checkboxes } from "../checkboxes.tsx";
 import { when } from "../format.ts";
 import { Show, useApi } from "../load.tsx";
 import { Scroll } from "../scroll.tsx";
+import { EVENTS } from "../settings-lists.ts";
 import { ShownOnce } from "../shown-once.tsx";
 import { Failure } from "./pick.tsx";
 import type { Ask } from "./settings.tsx";
@@ -29,15 +30,6 @@ interface Delivery {
   updatedAt: string;
 }
 
-const EVENTS = [
-  "dataset.embedded",
-  "dataset.failed",
-  "head.trained",
-  "head.promoted",
-  "batch.succeeded",
-  "batch.failed",
-  "drift.detected",
-];
 const RECENT = 20;
 
 export function Webhooks(props: { ask: (a: Ask) => void }) {
