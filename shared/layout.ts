@@ -166,6 +166,9 @@ export const keys = {
   headFeedbackPrefix: (head: string) => `heads/${assertName("head", head)}/feedback/`,
   headFeedback: (head: string, id: string) =>
     `heads/${assertName("head", head)}/feedback/${assertFeedbackId(id)}.json`,
+  /** Images of a head's corrections (`feedback/images.ts`), content-addressed, create-only. */
+  headFeedbackImage: (head: string, file: string) =>
+    `heads/${assertName("head", head)}/feedback-images/${assertFeedbackImageFile(file)}`,
   /** Inputs of online predictions a head keeps (`capture`), by prediction id (`feedback/capture.ts`). */
   headCapturePrefix: (head: string) => `heads/${assertName("head", head)}/captures/`,
   headCapture: (head: string, predictionId: string) =>
@@ -284,6 +287,7 @@ export type ParsedKey =
   | { kind: "headFeedback"; head: string; id: string }
   | { kind: "headCapture"; head: string; predictionId: string }
   | { kind: "headDriftState"; head: string }
+  | { kind: "headFeedbackImage"; head: string; file: string }
   | { kind: "webhooks" }
   | { kind: "webhookDelivery" | "webhookPending"; event: string; webhook: string };
 
@@ -291,6 +295,16 @@ export type ParsedKey =
 const FEEDBACK_ID = "fb-[0-9]{17}-[0-9a-f]{8}";
 /** An online prediction's id: `p-<24 hex>` (a batch prediction's is `<job>:<row id>`). */
 const ONLINE_PREDICTION_ID = "p-[0-9a-f]{24}";
+
+/** A feedback image's file name: `<sha256 of its bytes>.<jpg|png|webp|gif>`. */
+const FEEDBACK_IMAGE_FILE = "[0-9a-f]{64}\\.(?:jpg|png|webp|gif)";
+
+export function assertFeedbackImageFile(file: string): string {
+  if (!new RegExp(`^${FEEDBACK_IMAGE_FILE}$`).test(file)) {
+    throw new ValidationError(`invalid feedback image ${JSON.stringify(file)}`, { field: "image" });
+  }
+  return file;
+}
 
 export function isFeedbackId(id: string): boolean {
   return new RegExp(`^${FEEDBACK_ID}$`).test(id);
@@ -395,6 +409,10 @@ const PATTERNS: Array<[RegExp, (m: RegExpExecArray) => ParsedKey]> = [
   [
     new RegExp(`^heads/${N}/feedback/(${FEEDBACK_ID})\\.json$`),
     (m) => ({ kind: "headFeedback", head: m[1], id: m[2] }),
+  ],
+  [
+    new RegExp(`^heads/${N}/feedback-images/(${FEEDBACK_IMAGE_FILE})$`),
+    (m) => ({ kind: "headFeedbackImage", head: m[1], file: m[2] }),
   ],
   [
     new RegExp(`^heads/${N}/captures/(${ONLINE_PREDICTION_ID})\\.json$`),

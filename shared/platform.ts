@@ -121,7 +121,7 @@ export type IdentifiedPrediction = Prediction & { predictionId: string };
 /** A correction (`POST /v1/heads/{head}/feedback`): the prediction or its input, and the right label. */
 export interface FeedbackRequest {
   predictionId?: string;
-  input?: string | { text: string };
+  input?: string | { text: string } | { image: string } | { imageKey: string };
   label: unknown;
 }
 
@@ -496,7 +496,7 @@ export class Platform {
 
   /**
    * A correction of one of the head's predictions: `predictionId` (resolved to its input) or
-   * `input` (text), and the label it should have had, checked against the live version's task and
+   * `input` (a text, or an image: base64 or a bucket key), and the label it should have had, checked against the live version's task and
    * classes. Stored as a create-only record; `train --with-feedback` trains on it.
    */
   async addFeedback(head: string, req: FeedbackRequest) {
@@ -504,28 +504,29 @@ export class Platform {
     assertName("head", head, "head");
     const { head: doc } = await readHeadVersion(this.store, head, await resolveHeadRef(this.store, { head }));
     const label = checkLabel(doc, req.label);
-    const text = await this.feedbackInput(head, req);
+    const input = await this.feedbackInput(head, req);
+    const { putFeedbackImage } = await import("./feedback/images.ts");
+    // Everything is checked above; only now is anything written (the image first, then the record).
+    const stored =
+      "text" in input
+        ? { text: input.text }
+        : { image: await putFeedbackImage(this.store, head, input.image) };
     const { predictionId } = req;
-    const record = { id: newFeedbackId(), head, ...(predictionId ? { predictionId } : {}), text, label };
+    const record = { id: newFeedbackId(), head, ...(predictionId ? { predictionId } : {}), ...stored, label };
     return createFeedback(this.store, { ...record, createdAt: new Date().toISOString() });
   }
 
-  private async feedbackInput(head: string, req: FeedbackRequest): Promise<string> {
+  private async feedbackInput(head: string, req: FeedbackRequest) {
     const { input, predictionId } = req;
     if (input === undefined && predictionId === undefined) {
       throw new ValidationError("send predictionId or input with the label", { field: "input" });
     }
+    const { readFeedbackInput } = await import("./feedback/images.ts");
     if (input === undefined) {
       const { resolvePrediction } = await import("./feedback/resolve.ts");
-      return resolvePrediction(this.store, head, predictionId!);
+      return readFeedbackInput(this.store, await resolvePrediction(this.store, head, predictionId!));
     }
-    const text = typeof input === "string" ? input : input.text;
-    if (typeof text !== "string" || text.trim() === "") {
-      throw new ValidationError("input must be a non-blank text (feedback on images is not supported yet)", {
-        field: "input",
-      });
-    }
-    return text;
+    return readFeedbackInput(this.store, input);
   }
 
   async listFeedback(head: string) {

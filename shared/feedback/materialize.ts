@@ -1,12 +1,13 @@
 /**
  * A head's feedback as a dataset (`feedback-<head>`, heads/train-feedback.ts names it): one row per
  * input, the newest correction's label, written as a manifest and ingested like any upload, so it
- * is embedded and cached like any row. Unchanged feedback ingests to the same rows version.
+ * is embedded and cached like any row. Image inputs are copied into the dataset's files/ folder
+ * first (`<sha256>.<ext>`); the manifest, written last, commits them. Unchanged feedback ingests to the same rows version.
  */
 import { ingestDataset, putManifest, readDatasetRows } from "../datasets/ingest.ts";
-import { ConflictError, ValidationError } from "../errors.ts";
+import { ConflictError, NotFoundError, PreconditionFailedError, ValidationError } from "../errors.ts";
 import { feedbackDatasetName } from "../heads/train-feedback.ts";
-import { isFeedbackId } from "../layout.ts";
+import { isFeedbackId, keys } from "../layout.ts";
 import { toJsonl } from "../store/json.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { listFeedback } from "./records.ts";
@@ -26,10 +27,16 @@ export async function materializeFeedback(
     );
   }
   const newest = new Map<string, (typeof records)[number]>();
-  for (const r of records) newest.set(r.text, r); // oldest first: a later one replaces an earlier
-  const rows = [...newest.values()].map((r) => ({ id: r.id, text: r.text, label: r.label }));
+  // Oldest first: a later one replaces an earlier. An image is the same input by its bytes' hash.
+  for (const r of records) newest.set(r.image !== undefined ? `image:${r.image}` : `text:${r.text}`, r);
+  const rows = [...newest.values()].map((r) =>
+    r.image !== undefined
+      ? { id: r.id, image: r.image, label: r.label }
+      : { id: r.id, text: r.text, label: r.label },
+  );
   const dataset = feedbackDatasetName(head);
   await assertFeedbackOnly(store, dataset);
+  await copyImages(store, head, dataset, rows);
   const manifestKey = await putManifest(store, dataset, "jsonl", toJsonl(rows));
   const status = await ingestDataset(store, dataset, { manifestKey });
   if (!status.version) {
@@ -41,6 +48,30 @@ export async function materializeFeedback(
     );
   }
   return { dataset, version: status.version, rows: rows.length };
+}
+
+/**
+ * The images into the dataset's files/ folder (where a manifest's rows must find them), before
+ * the manifest is written: create-only, and an existing file is the same bytes (named by hash).
+ */
+async function copyImages(
+  store: ObjectStore,
+  head: string,
+  dataset: string,
+  rows: ReadonlyArray<{ image?: string }>,
+): Promise<void> {
+  for (const { image } of rows) {
+    if (image === undefined) continue;
+    const target = keys.datasetFile(dataset, image);
+    if (await store.head(target)) continue;
+    const found = await store.get(keys.headFeedbackImage(head, image));
+    if (!found) throw new NotFoundError(`feedback image ${image} of head ${head}`, { field: "withFeedback" });
+    try {
+      await store.put(target, found.body, { ifNoneMatch: "*" });
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+    }
+  }
 }
 
 /** A dataset of that name made by someone else (a row that is no correction) is never overwritten. */

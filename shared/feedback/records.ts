@@ -1,6 +1,6 @@
 /**
  * A head's corrections: `heads/<head>/feedback/<id>.json`, one create-only record per correction
- * (never changed; deleted one by one). Ids sort by creation time, so for the same input the record
+ * (never changed; deleted one by one); an image input is stored beside them (`feedback/images.ts`). Ids sort by creation time, so for the same input the record
  * listed last is the newest, and its label wins (`feedback/materialize.ts`).
  */
 import { randomBytes } from "node:crypto";
@@ -17,8 +17,13 @@ export const FeedbackRecord = z.object({
   head: z.string(),
   /** The prediction corrected, when the correction named one. */
   predictionId: z.string().optional(),
-  /** The input (text) the label belongs to. */
-  text: z.string(),
+  /** The input the label belongs to: a text, or an image (`image`). */
+  text: z.string().optional(),
+  /**
+   * An image input: its file under `heads/<head>/feedback-images/` (`<sha256>.<ext>`,
+   * `feedback/images.ts`), so the same image sent twice is one input.
+   */
+  image: z.string().optional(),
   label: Label,
   createdAt: z.string(),
 });

@@ -1,12 +1,13 @@
 /**
  * A prediction id back to its input. Batch predictions (`<job>:<row id>`) always resolve: the job
  * names the dataset version it scored. Online ones (`p-<24 hex>`) resolve only while the head keeps
- * their input (`capture`); by default it keeps none, and the correction must carry the input.
+ * their input (`capture`, texts only); by default it keeps none, and the correction must carry the
+ * input (always, for an image). A batch image row resolves to its file in the dataset.
  */
 import { readDatasetRows } from "../datasets/ingest.ts";
 import { NotFoundError, UnsupportedError, ValidationError } from "../errors.ts";
 import { readHeadVersion } from "../heads/version.ts";
-import { assertName, assertOnlinePredictionId } from "../layout.ts";
+import { assertName, assertOnlinePredictionId, keys } from "../layout.ts";
 import { readBatchJob } from "../predictions/job.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { readCapture } from "./capture.ts";
@@ -15,7 +16,7 @@ export async function resolvePrediction(
   store: ObjectStore,
   head: string,
   predictionId: string,
-): Promise<string> {
+): Promise<string | { imageKey: string }> {
   const at = predictionId.indexOf(":");
   if (at < 0) return resolveOnline(store, head, assertOnlinePredictionId(predictionId));
   return resolveBatch(store, head, predictionId.slice(0, at), predictionId.slice(at + 1));
@@ -30,12 +31,18 @@ async function resolveOnline(store: ObjectStore, head: string, predictionId: str
     mode === "none"
       ? `head ${head} keeps no inputs of online predictions (capture none, the default)`
       : `head ${head} did not keep the input of prediction ${predictionId} (capture ${mode})`;
-  throw new ValidationError(`${why}; send the input with the label: {"input": "…", "label": "…"}`, {
+  const send = `send the input with the label: {"input": "…", "label": "…"}, or for an image {"input": {"image": "<base64>"}, "label": "…"}`;
+  throw new ValidationError(`${why} (images are never kept); ${send}`, {
     field: "predictionId",
   });
 }
 
-async function resolveBatch(store: ObjectStore, head: string, job: string, rowId: string): Promise<string> {
+async function resolveBatch(
+  store: ObjectStore,
+  head: string,
+  job: string,
+  rowId: string,
+): Promise<string | { imageKey: string }> {
   const found = await readBatchJob(store, assertName("job", job, "predictionId"));
   if (!found)
     throw new NotFoundError(`batch job ${job} (of prediction ${job}:${rowId})`, { field: "predictionId" });
@@ -50,8 +57,9 @@ async function resolveBatch(store: ObjectStore, head: string, job: string, rowId
   const { dataset, datasetVersion } = found.value.input;
   const row = (await readDatasetRows(store, dataset, datasetVersion))?.rows.find((r) => r.id === rowId);
   if (!row) throw new NotFoundError(`row ${rowId} of batch job ${job}`, { field: "predictionId" });
+  if (row.image !== undefined) return { imageKey: keys.datasetFile(dataset, row.image) };
   if (row.text === undefined) {
-    throw new UnsupportedError("feedback on image and audio rows is not supported yet; only text rows", {
+    throw new UnsupportedError("feedback on audio rows is not supported yet; only text and image rows", {
       field: "predictionId",
     });
   }

@@ -364,7 +364,7 @@ export async function readPredictInputs(
   );
 }
 
-function decodeBase64Image(b64: string, field: string, maxBytes: number): Uint8Array {
+export function decodeBase64Image(b64: string, field: string, maxBytes: number): Uint8Array {
   if (b64.length === 0) throw new ImageDecodeError("empty", `${field} is empty`, { field });
   if (b64.length % 4 !== 0 || !BASE64.test(b64)) {
     throw new ValidationError(
@@ -386,7 +386,7 @@ function decodeBase64Image(b64: string, field: string, maxBytes: number): Uint8A
 /** Where `imageKey`s may point: the datasets users upload (e.g. `datasets/pets/files/cat/1.jpg`). */
 export const IMAGE_KEY_PREFIX = "datasets/";
 
-async function statImageKey(store: ObjectStore, key: string, field: string, maxBytes: number) {
+export async function statImageKey(store: ObjectStore, key: string, field: string, maxBytes: number) {
   // Keys are resolved against the caller's own store; `..`, `.`, empty segments, absolute paths,
   // backslashes and control characters are refused so no key can mean anything but its object.
   // Only users' own uploads: heads, backbones, the cache and jobs are not the caller's to

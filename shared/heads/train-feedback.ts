@@ -54,19 +54,31 @@ export async function loadFeedback(
 
 /**
  * A dataset row whose text a correction names takes the correction's label (and keeps its split);
- * every other correction joins the training rows. Feedback rows were deduplicated by input when
- * they were written (the newest label wins), so each text is here once.
+ * so does an image row whose embedding is the correction's image's, bit for bit (the same image
+ * bytes; the backbone is deterministic). Every other correction joins the training rows. Feedback
+ * rows were deduplicated by input when they were written (the newest label wins).
  */
 export function joinFeedback(base: EmbeddedDataset, feedback: EmbeddedDataset): WithFeedback {
+  const dim = base.dim;
+  const vectorKey = (d: EmbeddedDataset, i: number) =>
+    Buffer.from(d.vectors.buffer, d.vectors.byteOffset + i * dim * 4, dim * 4).toString("base64");
   const byText = new Map<string, number>();
+  const byImage = new Map<string, number>();
   feedback.rows.forEach((r, i) => {
     if (r.text !== undefined) byText.set(r.text, i);
+    else if (r.image !== undefined) byImage.set(vectorKey(feedback, i), i);
   });
+  const match = (row: DatasetRow, i: number) =>
+    row.text !== undefined
+      ? byText.get(row.text)
+      : row.image !== undefined && byImage.size > 0
+        ? byImage.get(vectorKey(base, i))
+        : undefined;
   const rows: DatasetRow[] = [];
   const positions: number[] = [];
   const used = new Set<number>();
-  for (const row of base.rows) {
-    const f = row.text === undefined ? undefined : byText.get(row.text);
+  for (const [i, row] of base.rows.entries()) {
+    const f = match(row, i);
     if (f !== undefined) {
       used.add(f);
       positions.push(rows.length);
@@ -74,7 +86,6 @@ export function joinFeedback(base: EmbeddedDataset, feedback: EmbeddedDataset): 
     rows.push(f === undefined ? row : { ...row, label: feedback.rows[f].label });
   }
   const extra = feedback.rows.map((_, i) => i).filter((i) => !used.has(i));
-  const dim = base.dim;
   const vectors = new Float32Array((rows.length + extra.length) * dim);
   vectors.set(base.vectors.subarray(0, base.rows.length * dim));
   extra.forEach((f, j) => {

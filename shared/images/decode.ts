@@ -101,7 +101,7 @@ const ascii = (s: string) => [...s].map((c) => c.charCodeAt(0));
  * open far more than we accept, and SVG in particular is an XML document renderer with its own
  * attack surface. Only the four raster formats below ever reach it.
  */
-function sniff(bytes: Uint8Array): ImageFormat | { refused: string } {
+export function sniff(bytes: Uint8Array): ImageFormat | { refused: string } {
   if (startsWith(bytes, [0xff, 0xd8, 0xff])) return "jpeg";
   if (startsWith(bytes, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return "png";
   if (startsWith(bytes, ascii("GIF87a")) || startsWith(bytes, ascii("GIF89a"))) return "gif";

@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { ValidationError } from "../../../shared/errors.ts";
 import type { RetrainOutcome } from "../../../shared/platform.ts";
@@ -13,6 +14,7 @@ export function registerFeedback(program: Command): void {
       "--text <text>",
       "the input itself (needed for online predictions of a head that keeps no inputs)",
     )
+    .option("--image <file>", "the input, an image file (JPEG, PNG, WebP or GIF) for an image head")
     .requiredOption(
       "--label <label>",
       "the right label: a class, a number (regression) or a JSON list (multi-label)",
@@ -24,21 +26,18 @@ export function registerFeedback(program: Command): void {
     .action(
       async (
         head: string,
-        opts: { prediction?: string; text?: string; label: string; retrain?: boolean },
+        opts: { prediction?: string; text?: string; image?: string; label: string; retrain?: boolean },
         cmd: Command,
       ) => {
         const { platform, json } = context(cmd);
-        if (opts.prediction === undefined && opts.text === undefined) {
-          throw new ValidationError("name the prediction (--prediction <id>) or its input (--text <t>)", {
-            field: "prediction",
-          });
-        }
         const record = await platform.addFeedback(head, {
           predictionId: opts.prediction,
-          input: opts.text,
+          input: await inputOf(opts),
           label: labelValue(opts.label),
         });
-        const stored = `feedback ${record.id}: ${JSON.stringify(record.text.slice(0, 60))} → ${JSON.stringify(record.label)}`;
+        const what =
+          record.image !== undefined ? `image ${record.image}` : JSON.stringify(record.text?.slice(0, 60));
+        const stored = `feedback ${record.id}: ${what} → ${JSON.stringify(record.label)}`;
         if (!opts.retrain) return output(json, record, stored);
         const retrain = await platform.retrainWithFeedback(head);
         const outcome = retrain.promoted
@@ -65,4 +64,27 @@ function labelValue(label: string): unknown {
 function heldOutLine(h: RetrainOutcome["heldOut"]): string {
   if (!h) return "";
   return `${h.metric} on ${h.rows} held-out rows ${h.candidate.value.toFixed(4)} (live was ${h.live.value.toFixed(4)})`;
+}
+
+/** The input named on the command line: a text, an image file (sent as base64) or none. */
+async function inputOf(opts: { prediction?: string; text?: string; image?: string }) {
+  if (opts.text !== undefined && opts.image !== undefined) {
+    throw new ValidationError("send at most one of --text, --image", { field: "image" });
+  }
+  if (opts.prediction === undefined && opts.text === undefined && opts.image === undefined) {
+    throw new ValidationError(
+      "name the prediction (--prediction <id>) or its input (--text <t> or --image <file>)",
+      { field: "prediction" },
+    );
+  }
+  if (opts.image === undefined) return opts.text;
+  const bytes = await readFile(opts.image).catch((err: NodeJS.ErrnoException) => {
+    throw new ValidationError(
+      `--image ${opts.image}: ${err.code === "ENOENT" ? "no such file" : err.message}`,
+      {
+        field: "image",
+      },
+    );
+  });
+  return { image: bytes.toString("base64") };
 }

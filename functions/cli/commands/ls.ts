@@ -131,7 +131,7 @@ async function feedbackListing(
   const rows = records.map((f) => [
     f.id,
     JSON.stringify(f.label),
-    f.text.slice(0, 60),
+    f.image !== undefined ? `image ${f.image.slice(0, 12)}…` : (f.text ?? "").slice(0, 60),
     f.predictionId ?? "-",
   ]);
   return { records, rows: withHeader(["FEEDBACK", "LABEL", "TEXT", "PREDICTION"], rows) };

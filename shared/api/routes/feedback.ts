@@ -7,7 +7,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Platform } from "../../platform.ts";
 import type { AppEnv } from "../env.ts";
 import { errorResponses, jsonBody } from "../responses.ts";
-import { HeadParams } from "../schemas.ts";
+import { HeadParams, MAX_IMAGE_BASE64_CHARS } from "../schemas.ts";
 
 const tags = ["heads"];
 
@@ -25,11 +25,31 @@ const FeedbackBody = z
       example: "bp-films-3f9a0c51d2e847b6a1c2:r17",
     }),
     input: z
-      .union([z.string(), z.object({ text: z.string() })])
+      .union(
+        [
+          z.string(),
+          z.strictObject({ text: z.string() }),
+          z.strictObject({
+            image: z.string().min(1).max(MAX_IMAGE_BASE64_CHARS).openapi({
+              description: "Image bytes (JPEG, PNG, WebP or GIF) as standard base64, no data: prefix",
+              format: "byte",
+            }),
+          }),
+          z.strictObject({
+            imageKey: z.string().min(1).max(1024).openapi({
+              description: "Key of an image under `datasets/` in this bucket (no `..`)",
+              example: "datasets/pets/files/cat/1.jpg",
+            }),
+          }),
+        ],
+        { error: "must be a text string, {text}, {image: base64} or {imageKey}" },
+      )
       .optional()
       .openapi({
         description:
-          "The input (text) the label belongs to; needed for online predictions of a head that keeps no inputs",
+          "The input the label belongs to: a text, or an image (inline base64 or a bucket key) for an image head. " +
+          "Needed for online predictions of a head that keeps no inputs, and always for an image prediction " +
+          "(images are never kept): send it with the predictionId",
         example: "a dull film with a brilliant ending",
       }),
     label: FeedbackLabel,
@@ -42,7 +62,12 @@ const Feedback = z
     id: z.string().openapi({ example: "fb-20261207034512345-9c1d2e3f" }),
     head: z.string(),
     predictionId: z.string().optional(),
-    text: z.string(),
+    text: z.string().optional().openapi({ description: "The input, when it is a text" }),
+    image: z.string().optional().openapi({
+      description:
+        "The input, when it is an image: `<sha256>.<ext>` under `heads/<head>/feedback-images/` (the same image is stored once)",
+      example: "9f2c0b6e4d1a7c3b8e5f2a9d6c4b1e7f3a8d5c2b9e6f4a1d7c3b8e5f2a9d6c4b.png",
+    }),
     label: FeedbackLabel,
     createdAt: z.string(),
   })
@@ -59,7 +84,8 @@ const add = createRoute({
   tags,
   summary: "Correct a prediction: the prediction (or its input) and the label it should have had",
   description:
-    "Stored as a labelled row of the head's feedback (`heads/<head>/feedback/<id>.json`); `POST …/train` with " +
+    "Stored as a labelled row of the head's feedback (`heads/<head>/feedback/<id>.json`; an image input's bytes " +
+    "once under `heads/<head>/feedback-images/<sha256>.<ext>`); `POST …/train` with " +
     "`withFeedback: true` trains on it (for the same input the newest label wins) and the version's report " +
     "scores the previous and the new version on the feedback rows.",
   request: {
@@ -69,8 +95,8 @@ const add = createRoute({
   responses: {
     201: jsonBody(Feedback, "The stored correction"),
     ...errorResponses({
-      400: "A label that is not one of the head's classes, neither predictionId nor input, an online prediction whose input the head did not keep",
-      404: "Unknown head, batch job or row",
+      400: "A label that is not one of the head's classes, neither predictionId nor input, an online prediction whose input the head did not keep (an image prediction's, always), an image that is not valid base64 or not a JPEG, PNG, WebP or GIF, an imageKey outside datasets/",
+      404: "Unknown head, batch job, row or imageKey object",
       413: true,
       415: true,
     }),
