@@ -303,6 +303,12 @@ describe("the console's heads and try-it pages in Chromium", () => {
       await page.getByRole("button", { name: "Predict" }).click();
       await page.getByRole("heading", { name: "Label: blue" }).waitFor();
       await page.getByRole("region", { name: "Nearest training items table" }).waitFor();
+      // Each neighbour's training image, fetched through the API (`files?path=`).
+      await page
+        .getByRole("region", { name: "Nearest training items table" })
+        .getByRole("img", { name: /^Training item / })
+        .first()
+        .waitFor();
       assert.equal(
         await page.getByRole("button", { name: "This is wrong" }).count(),
         0,

@@ -237,6 +237,10 @@ describe("predict on images", () => {
     );
     assert.equal(out.predictions[0].neighbors.length, 2);
     assert.equal(out.predictions[0].neighbors[0].label, picks[0].label);
+    // A neighbour names its training image (a path in the dataset), never a text.
+    const near = out.predictions[0].neighbors[0];
+    assert.match(near.image, new RegExp(`^${picks[0].label}/\\d+\\.(png|jpg)$`));
+    assert.equal(near.text, undefined);
 
     const one = new FormData();
     one.append("image", new Blob([heldOut[1].bytes]), "only.png");

@@ -146,7 +146,7 @@ function PointDetail({ point, dataset }: { point: MapPoint; dataset: string }) {
 }
 
 /** The image through the API with the key (an <img src> could not send it), from a blob URL. */
-function Thumb(props: { dataset: string; path: string; alt: string }) {
+export function Thumb(props: { dataset: string; path: string; alt: string; size?: number }) {
   const [url, setUrl] = useState<string>();
   useEffect(() => {
     let made: string | undefined;
@@ -166,5 +166,6 @@ function Thumb(props: { dataset: string; path: string; alt: string }) {
       if (made) URL.revokeObjectURL(made);
     };
   }, [props.dataset, props.path]);
-  return url ? <img class="thumb" src={url} alt={props.alt} width={96} height={96} /> : null;
+  const size = props.size ?? 96;
+  return url ? <img class="thumb" src={url} alt={props.alt} width={size} height={size} /> : null;
 }

@@ -10,13 +10,21 @@ import { Bars } from "../charts.tsx";
 import { fixed, num, pct } from "../format.ts";
 import { Show, useApi } from "../load.tsx";
 import { Scroll } from "../scroll.tsx";
+import { Thumb } from "./dataset-map.tsx";
 
 /** How many training neighbours an answer shows. */
 const NEIGHBORS = 5;
 
 interface Answered extends Prediction {
   predictionId: string;
-  neighbors?: Array<{ id: string; label?: string | number | string[]; similarity: number }>;
+  /** The training item: a text row's `text` (cut by the API) or an image row's `image` path. */
+  neighbors?: Array<{
+    id: string;
+    label?: string | number | string[];
+    text?: string;
+    image?: string;
+    similarity: number;
+  }>;
 }
 
 interface Picked {
@@ -119,7 +127,7 @@ function TryForm(props: { heads: HeadRecord[]; initial?: string }) {
             {result.error}
           </p>
         )}
-        {result.answer && <Answer p={result.answer} />}
+        {result.answer && <Answer p={result.answer} of={props.heads.find((h) => h.head === head)} />}
       </div>
       {result.answer &&
         (result.text !== undefined ? (
@@ -190,7 +198,8 @@ function ImagePicker(props: { image?: Picked; onPick: (f?: File) => void; onClea
   );
 }
 
-function Answer({ p }: { p: Answered }) {
+/** `of`: the head asked, whose live version's dataset holds image neighbours' files. */
+function Answer({ p, of }: { p: Answered; of?: HeadRecord }) {
   const scores = Object.entries(p.scores ?? {}).sort((a, b) => b[1] - a[1]);
   return (
     <section class="answer" aria-labelledby="answer-h">
@@ -211,12 +220,15 @@ function Answer({ p }: { p: Answered }) {
           bars={scores.map(([label, value]) => ({ label, value, text: pct(value) }))}
         />
       )}
-      {p.neighbors && p.neighbors.length > 0 && <Neighbors list={p.neighbors} />}
+      {p.neighbors && p.neighbors.length > 0 && (
+        <Neighbors list={p.neighbors} dataset={of?.current?.dataset?.name} />
+      )}
     </section>
   );
 }
 
-function Neighbors({ list }: { list: NonNullable<Answered["neighbors"]> }) {
+/** `dataset`: the live version's, where image neighbours' files are (fetched with the key). */
+function Neighbors({ list, dataset }: { list: NonNullable<Answered["neighbors"]>; dataset?: string }) {
   return (
     <>
       <h3>Nearest training items</h3>
@@ -224,6 +236,7 @@ function Neighbors({ list }: { list: NonNullable<Answered["neighbors"]> }) {
         <table>
           <thead>
             <tr>
+              <th scope="col">Id</th>
               <th scope="col">Item</th>
               <th scope="col">Label</th>
               <th scope="col" class="n">
@@ -235,6 +248,13 @@ function Neighbors({ list }: { list: NonNullable<Answered["neighbors"]> }) {
             {list.map((n) => (
               <tr key={n.id}>
                 <th scope="row">{n.id}</th>
+                <td class="item">
+                  {n.image !== undefined && dataset !== undefined ? (
+                    <Thumb dataset={dataset} path={n.image} alt={`Training item ${n.id}`} size={48} />
+                  ) : (
+                    (n.text ?? n.image ?? "—")
+                  )}
+                </td>
                 <td>{Array.isArray(n.label) ? n.label.join(", ") : String(n.label ?? "—")}</td>
                 <td class="n">{fixed(n.similarity)}</td>
               </tr>

@@ -284,6 +284,13 @@ export const PredictResponse = z
             z.object({
               id: z.string(),
               label: z.union([z.string(), z.number(), z.array(z.string())]).optional(),
+              text: z.string().optional().openapi({
+                description: "Text rows: the training item's text, cut to 200 characters (… marks a cut)",
+              }),
+              image: z.string().optional().openapi({
+                description:
+                  "Image rows: the training item's path in the head's dataset (GET /v1/datasets/{dataset}/files?path=)",
+              }),
               similarity: z.number(),
             }),
           )

@@ -9,17 +9,37 @@ import type { ObjectStore } from "../store/types.ts";
 import type { HeadDocument } from "./version.ts";
 
 export const MAX_NEIGHBORS = 50;
+/** A neighbour's `text` is cut to this many characters (an ellipsis marks the cut). */
+export const NEIGHBOR_TEXT_CHARS = 200;
 
 export interface Neighbor {
   id: string;
   label?: string | number | string[];
+  /** The training row's text, cut to NEIGHBOR_TEXT_CHARS (text rows). */
+  text?: string;
+  /** The training row's file path in the head's dataset (image rows). */
+  image?: string;
   similarity: number;
+}
+
+/** What a neighbour shows of its training row: the text (cut) or the image's path. */
+type Item = Pick<Neighbor, "text" | "image">;
+
+function itemOf(row: { text?: string; image?: string }): Item {
+  if (row.image !== undefined) return { image: row.image };
+  // An imported row's text is informational only, yet still what the row is: shown too.
+  if (row.text === undefined) return {};
+  const text =
+    row.text.length > NEIGHBOR_TEXT_CHARS ? `${row.text.slice(0, NEIGHBOR_TEXT_CHARS - 1)}…` : row.text;
+  return { text };
 }
 
 export class NeighborIndex {
   private constructor(
     private readonly ids: string[],
     private readonly labels: Array<string | number | string[] | undefined>,
+    /** The rows' text or image path, read with the rows the index is built from (no extra read). */
+    private readonly items: Item[],
     /** Unit-length rows; a zero vector stays zero (similarity 0 to everything). */
     private readonly unit: Float32Array,
     readonly dim: number,
@@ -71,6 +91,7 @@ export class NeighborIndex {
     return new NeighborIndex(
       keep.map((r) => data.rows[r].id),
       keep.map((r) => data.rows[r].label),
+      keep.map((r) => itemOf(data.rows[r])),
       unit,
       dim,
     );
@@ -104,6 +125,7 @@ export class NeighborIndex {
     return bestIdx.map((i, r) => ({
       id: this.ids[i],
       ...(this.labels[i] === undefined ? {} : { label: this.labels[i] }),
+      ...this.items[i],
       similarity: bestSim[r],
     }));
   }
