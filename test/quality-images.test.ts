@@ -56,6 +56,7 @@ describe("data quality on images", () => {
   test("suggest: the purple squares between red and blue come first, by margin and by the default", async () => {
     const margin = await ctx.platform.suggest("squares", { head: "colours", strategy: "margin", k: 4 });
     assert.deepEqual(margin.items.map((i) => i.id).sort(), PURPLE_IDS);
+    for (const item of margin.items) assert.equal(item.image, `${item.id}.png`, "an image row's path");
     const res = await cli(["--json", "suggest", "squares", "--head", "colours", "--k", "2"], ctx.env);
     assert.equal(res.code, 0, res.stderr);
     const hybrid = JSON.parse(res.stdout);

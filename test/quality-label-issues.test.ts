@@ -187,5 +187,6 @@ describe("label issues on images", () => {
     assert.ok(r.issues.length >= 2, `${r.issues.length} issues`);
     for (const i of r.issues) assert.ok(misfiled.has(i.id), `${i.id} flagged`);
     for (const i of r.issues) assert.deepEqual([i.givenLabel, i.suggestedLabel], ["blue", "red"]);
+    for (const i of r.issues) assert.equal(i.image, i.id, "an image row's path, to show and to correct");
   });
 });

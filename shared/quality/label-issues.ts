@@ -37,6 +37,8 @@ export interface LabelIssue {
   id: string;
   /** The row's text, for a text row: what a reviewer reads to judge the label. */
   text?: string;
+  /** The row's image, for an image row: its path below `datasets/<dataset>/files/`. */
+  image?: string;
   givenLabel: string;
   /** The class the out-of-fold model finds most probable. */
   suggestedLabel: string;
@@ -99,9 +101,13 @@ export async function findLabelIssues(
   return limits ? withTrainingBudget(limits, run) : run();
 }
 
-/** A row's id, and its text when it has one. */
-const rowRef = (row: { id: string; text?: string }) =>
-  row.text === undefined ? { id: row.id } : { id: row.id, text: row.text };
+/** A row's id, and its text or image path when it has one. */
+const rowRef = (row: { id: string; text?: string; image?: string }) =>
+  row.text !== undefined
+    ? { id: row.id, text: row.text }
+    : row.image !== undefined
+      ? { id: row.id, image: row.image }
+      : { id: row.id };
 
 function checkOptions(opts: LabelIssuesOptions): RankBy {
   const folds = opts.folds ?? DEFAULT_LABEL_ISSUE_FOLDS;

@@ -43,6 +43,8 @@ export interface SuggestItem {
   id: string;
   /** The row's text, for a text row: what a person reads to label it. */
   text?: string;
+  /** The row's image, for an image row: its path below `datasets/<dataset>/files/`. */
+  image?: string;
   /** margin/entropy/hybrid: the uncertainty in [0, 1]; coreset: the distance in [0, 2]. */
   score: number;
   reason: string;
@@ -131,12 +133,16 @@ export async function suggest(deps: SuggestDeps, dataset: string, req: SuggestRe
   return { ...base, strategy, coldStart: false, items: withTexts(items, data) };
 }
 
-/** Each item with its row's text (text rows): the console shows it to be labelled. */
+/** Each item with its row's text (text rows) or image path (image rows): what the console shows. */
 function withTexts(items: SuggestItem[], data: EmbeddedDataset): SuggestItem[] {
-  const texts = new Map(data.rows.map((r) => [r.id, r.text]));
+  const rows = new Map(data.rows.map((r) => [r.id, r]));
   return items.map((item) => {
-    const text = texts.get(item.id);
-    return text === undefined ? item : { id: item.id, text, score: item.score, reason: item.reason };
+    const row = rows.get(item.id);
+    if (row?.text !== undefined)
+      return { id: item.id, text: row.text, score: item.score, reason: item.reason };
+    if (row?.image !== undefined)
+      return { id: item.id, image: row.image, score: item.score, reason: item.reason };
+    return item;
   });
 }
 

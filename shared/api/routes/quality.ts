@@ -53,6 +53,11 @@ const LabelIssue = z
       description: "The row's text (text rows): what a reviewer reads to judge the label",
       example: "a dull film with a brilliant ending",
     }),
+    image: z.string().optional().openapi({
+      description:
+        "The row's image (image rows): its path below `datasets/<dataset>/files/` (`GET /v1/datasets/{dataset}/files?path=`)",
+      example: "cat/1.jpg",
+    }),
     givenLabel: z.string().openapi({ example: "pos" }),
     suggestedLabel: z
       .string()
@@ -269,6 +274,11 @@ const SuggestItem = z
     text: z.string().optional().openapi({
       description: "The row's text (text rows): what a person reads to label it",
       example: "not sure what to make of it",
+    }),
+    image: z.string().optional().openapi({
+      description:
+        "The row's image (image rows): its path below `datasets/<dataset>/files/` (`GET /v1/datasets/{dataset}/files?path=`)",
+      example: "cat/1.jpg",
     }),
     score: z.number().openapi({
       description:
