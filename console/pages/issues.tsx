@@ -2,17 +2,20 @@
  * Review label issues: the labelled rows confident learning flags
  * (`POST /v1/datasets/{dataset}/label-issues`), each given → suggested with its score. Accepting the
  * suggested label is a correction of the head (`POST /v1/heads/{head}/feedback`, the row's text as
- * `input`); keeping the given label sends nothing. Buttons throughout, so Tab and Enter/Space work.
+ * `input`, or an image row's file as `{imageKey}`, shown as a thumbnail); keeping the given label sends nothing. Buttons throughout, so Tab and Enter/Space work.
  */
 import { useState } from "preact/hooks";
 import { api, seg } from "../api.ts";
 import { fixed, pct } from "../format.ts";
-import { type Choice, Failure, Pick, useOutcome } from "./pick.tsx";
+import { Thumb } from "./dataset-map.tsx";
+import { inputOf } from "./label.tsx";
+import { type Choice, Failure, headDetail, Pick, useOutcome } from "./pick.tsx";
 import { Retrain } from "./retrain.tsx";
 
 interface LabelIssue {
   id: string;
   text?: string;
+  image?: string;
   givenLabel: string;
   suggestedLabel: string;
   score: number;
@@ -44,9 +47,15 @@ function Find(props: Choice) {
   const { outcome, run } = useOutcome<LabelIssues>();
   const find = (e: Event) => {
     e.preventDefault();
-    void run(() =>
-      api<LabelIssues>(`v1/datasets/${seg(props.dataset)}/label-issues`, { method: "POST", body: {} }),
-    );
+    // The head's own dataset is read in the head's backbone (an image head's, say); another in its default.
+    void run(async () => {
+      const { current } = await headDetail(props.head);
+      const backbone = current.dataset.name === props.dataset ? current.backbone?.id : undefined;
+      return api<LabelIssues>(`v1/datasets/${seg(props.dataset)}/label-issues`, {
+        method: "POST",
+        body: backbone ? { backbone } : {},
+      });
+    });
   };
   return (
     <>
@@ -86,7 +95,7 @@ function Review(props: { choice: Choice; issues: LabelIssue[] }) {
     try {
       await api(`v1/heads/${seg(props.choice.head)}/feedback`, {
         method: "POST",
-        body: { input: issue.text, label: issue.suggestedLabel },
+        body: { input: inputOf(props.choice.dataset, issue), label: issue.suggestedLabel },
       });
       set(issue.id, "accepted");
     } catch (err) {
@@ -100,6 +109,7 @@ function Review(props: { choice: Choice; issues: LabelIssue[] }) {
         {props.issues.map((issue) => (
           <IssueRow
             key={issue.id}
+            dataset={props.choice.dataset}
             issue={issue}
             decision={decided[issue.id]}
             onAccept={accept}
@@ -127,6 +137,7 @@ function focusAfter(id: string) {
 }
 
 function IssueRow(props: {
+  dataset: string;
   issue: LabelIssue;
   decision?: Decision;
   onAccept: (issue: LabelIssue) => void;
@@ -136,13 +147,17 @@ function IssueRow(props: {
   const name = issue.text ?? issue.id;
   return (
     <li data-issue={issue.id}>
-      <p class="item-text">{issue.text ?? <code>{issue.id}</code>}</p>
+      {issue.image !== undefined && issue.text === undefined ? (
+        <Thumb dataset={props.dataset} path={issue.image} alt={`Row ${issue.id}: ${issue.image}`} />
+      ) : (
+        <p class="item-text">{issue.text ?? <code>{issue.id}</code>}</p>
+      )}
       <p>
         Given <strong>{issue.givenLabel}</strong> → suggested{" "}
         <strong class="suggested">{issue.suggestedLabel}</strong>{" "}
         <span class="note">
           · score {fixed(issue.score)}
-          {issue.text && <> · {issue.id}</>}
+          {(issue.text !== undefined || issue.image !== undefined) && <> · {issue.id}</>}
         </span>
       </p>
       <div>
@@ -153,7 +168,7 @@ function IssueRow(props: {
           <span class="choices">
             <button
               type="button"
-              disabled={!issue.text}
+              disabled={!inputOf(props.dataset, issue)}
               aria-label={`Accept ${issue.suggestedLabel} for ${name}`}
               onClick={() => props.onAccept(issue)}
             >

@@ -2,18 +2,21 @@
  * Label suggested items (active learning): the rows a head is least sure of
  * (`POST /v1/datasets/{dataset}/suggest`), one at a time, labelled by keyboard — 1–9 for the head's
  * classes in order, ← → to move — or by Tab and Enter/Space on the label buttons. Each label is a
- * correction of the head (`POST /v1/heads/{head}/feedback` with the row's text as `input`); then
+ * correction of the head (`POST /v1/heads/{head}/feedback` with the row's text as `input`, or an image
+ * row's file as `{imageKey: "datasets/<dataset>/files/<image>"}`, shown as a thumbnail); then
  * one action retrains the head on them (`POST /v1/heads/{head}/train` with `withFeedback: true`).
  */
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, seg } from "../api.ts";
 import { fixed } from "../format.ts";
+import { Thumb } from "./dataset-map.tsx";
 import { type Choice, Failure, type HeadDetail, headDetail, Pick, useOutcome } from "./pick.tsx";
 import { Retrain } from "./retrain.tsx";
 
 interface SuggestItem {
   id: string;
   text?: string;
+  image?: string;
   score: number;
   reason: string;
 }
@@ -126,14 +129,15 @@ function Queue(props: { choice: Choice; items: SuggestItem[]; labels: string[] }
   const sending = useRef(false);
   const item = props.items[at];
   const move = (by: number) => setAt((i) => Math.min(props.items.length - 1, Math.max(0, i + by)));
+  const input = inputOf(props.choice.dataset, item);
   const give = async (label: string) => {
-    if (!item.text || sending.current) return;
+    if (!input || sending.current) return;
     sending.current = true;
     setError(undefined);
     try {
       await api(`v1/heads/${seg(props.choice.head)}/feedback`, {
         method: "POST",
-        body: { input: item.text, label },
+        body: { input, label },
       });
       setGiven((g) => ({ ...g, [item.id]: label }));
       move(1);
@@ -154,7 +158,7 @@ function Queue(props: { choice: Choice; items: SuggestItem[]; labels: string[] }
         Keys: {props.labels.length > 1 ? `1–${Math.min(9, props.labels.length)}` : "1"} label, ← → move; or
         Tab to a label and press Enter or Space.
       </p>
-      <ItemCard item={item} given={given[item.id]} />
+      <ItemCard dataset={props.choice.dataset} item={item} given={given[item.id]} />
       <fieldset class="labels">
         <legend class="sr-only">Labels</legend>
         {props.labels.map((label, i) => (
@@ -163,7 +167,7 @@ function Queue(props: { choice: Choice; items: SuggestItem[]; labels: string[] }
             key={label}
             aria-keyshortcuts={i < 9 ? String(i + 1) : undefined}
             aria-pressed={given[item.id] === label}
-            disabled={!item.text}
+            disabled={!input}
             onClick={() => void give(label)}
           >
             {i < 9 && <kbd>{i + 1}</kbd>} {label}
@@ -205,16 +209,25 @@ function Moves(props: { at: number; count: number; move: (by: number) => void })
   );
 }
 
-function ItemCard(props: { item: SuggestItem; given?: string }) {
+/** What the feedback names: the row's text, or its image by its key in the dataset; audio: none. */
+export function inputOf(dataset: string, row: { text?: string; image?: string }) {
+  if (row.text !== undefined) return row.text;
+  if (row.image !== undefined) return { imageKey: `datasets/${dataset}/files/${row.image}` };
+  return undefined;
+}
+
+function ItemCard(props: { dataset: string; item: SuggestItem; given?: string }) {
   const { item } = props;
   return (
     <div class="item">
       {item.text !== undefined ? (
         <blockquote class="item-text">{item.text}</blockquote>
+      ) : item.image !== undefined ? (
+        <Thumb dataset={props.dataset} path={item.image} alt={`Row ${item.id}: ${item.image}`} size={160} />
       ) : (
         <p>
-          Row <code>{item.id}</code> has no text to show here (an image or audio row): feedback needs the
-          input's text, so label it where you can see it.
+          Row <code>{item.id}</code> has no text or image to show here (an audio row): label it where you can
+          hear it.
         </p>
       )}
       <p class="note">

@@ -12,7 +12,13 @@ import { Show, useApi } from "../load.tsx";
 export interface HeadDetail {
   head: string;
   live: string;
-  current: { labels: string[]; task?: string; type: string; dataset: { name: string } };
+  current: {
+    labels: string[];
+    task?: string;
+    type: string;
+    dataset: { name: string };
+    backbone?: { id: string };
+  };
 }
 
 export const headDetail = (head: string) => api<HeadDetail>(`v1/heads/${seg(head)}`);

@@ -61,7 +61,9 @@ const readDataUrl = (file: File) =>
     reader.readAsDataURL(file);
   });
 
-type Result = { answer?: Answered; text?: string; error?: string; busy?: boolean };
+/** What was predicted: a text, or an image as base64 (sent again with a correction). */
+type Input = string | { image: string };
+type Result = { answer?: Answered; input?: Input; error?: string; busy?: boolean };
 
 function TryForm(props: { heads: HeadRecord[]; initial?: string }) {
   const start = props.heads.find((h) => h.head === props.initial)?.head ?? props.heads[0].head;
@@ -84,13 +86,13 @@ function TryForm(props: { heads: HeadRecord[]; initial?: string }) {
       return;
     }
     setResult({ busy: true });
-    const input = image ? { image: image.dataUrl.slice(image.dataUrl.indexOf(",") + 1) } : text;
+    const input: Input = image ? { image: image.dataUrl.slice(image.dataUrl.indexOf(",") + 1) } : text;
     try {
       const body = await api<{ predictions: Answered[] }>(`v1/heads/${seg(head)}/predict`, {
         method: "POST",
         body: { inputs: [input], neighbors: NEIGHBORS },
       });
-      setResult({ answer: body.predictions[0], text: image ? undefined : text });
+      setResult({ answer: body.predictions[0], input });
     } catch (err) {
       setResult({ error: (err as Error).message });
     }
@@ -129,13 +131,9 @@ function TryForm(props: { heads: HeadRecord[]; initial?: string }) {
         )}
         {result.answer && <Answer p={result.answer} of={props.heads.find((h) => h.head === head)} />}
       </div>
-      {result.answer &&
-        (result.text !== undefined ? (
-          <Feedback key={result.answer.predictionId} head={head} p={result.answer} text={result.text} />
-        ) : (
-          // Feedback stores the input's text with its label: an image has none to store.
-          <p class="note">Corrections (feedback) are for text inputs.</p>
-        ))}
+      {result.answer && result.input !== undefined && (
+        <Feedback key={result.answer.predictionId} head={head} p={result.answer} input={result.input} />
+      )}
     </>
   );
 }
@@ -266,8 +264,11 @@ function Neighbors({ list, dataset }: { list: NonNullable<Answered["neighbors"]>
   );
 }
 
-/** "This is wrong": the right label (a multiclass head's classes), sent as feedback. */
-function Feedback(props: { head: string; p: Answered; text?: string }) {
+/**
+ * "This is wrong": the right label (a multiclass head's classes), sent as feedback with the input —
+ * an image too (as base64): the API keeps no image of a prediction, so its id alone cannot name it.
+ */
+function Feedback(props: { head: string; p: Answered; input: Input }) {
   const classes = Object.keys(props.p.scores ?? {}).filter((c) => c !== props.p.label);
   const [open, setOpen] = useState(false);
   const [label, setLabel] = useState(classes[0] ?? "");
@@ -284,7 +285,7 @@ function Feedback(props: { head: string; p: Answered; text?: string }) {
     try {
       const fb = await api<{ id: string }>(`v1/heads/${seg(props.head)}/feedback`, {
         method: "POST",
-        body: { predictionId: props.p.predictionId, label, ...(props.text ? { input: props.text } : {}) },
+        body: { predictionId: props.p.predictionId, label, input: props.input },
       });
       setState({
         text: `Thanks: feedback ${fb.id} stored (${label}); training with feedback will learn from it.`,
