@@ -121,7 +121,7 @@ export const TrainBody = TrainRequestBody.extend({
   }),
   withFeedback: trainFields.withFeedback.clone().openapi({
     description:
-      "Also train on the head's feedback: a dataset row with the same text takes the feedback's label, the others join the training rows; the report gains a `feedback` section (before/after on those rows)",
+      "Also train on the head's feedback: a dataset row with the same text (or, for an image, the same embedding) takes the feedback's label, the others join the training rows; the report gains a `feedback` section (before/after on those rows)",
   }),
   capture: trainFields.capture.clone().openapi({
     description:
