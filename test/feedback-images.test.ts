@@ -7,6 +7,7 @@
  * prediction's id alone is refused (images are never kept) with the way to send it.
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -190,5 +191,21 @@ describe("feedback on images", () => {
     );
     assert.notEqual(missing.code, 0);
     assert.match(missing.stderr, /--image .*no such file/);
+  });
+
+  test("a batch prediction of an image row resolves to the row's file", async () => {
+    const { job } = await ctx.platform.startBatchPrediction({
+      head: "colours",
+      dataset: "squares",
+      partRows: 50,
+    });
+    assert.equal((await ctx.platform.runBatchPrediction(job.job)).status, "succeeded");
+    const stored = await ctx.platform.addFeedback("colours", {
+      predictionId: `${job.job}:red-3`,
+      label: "red",
+    });
+    const file = await ctx.platform.store.get(keys.datasetFile("squares", "red-3.png"));
+    assert.equal(stored.image, `${createHash("sha256").update(file!.body).digest("hex")}.png`);
+    assert.equal(stored.predictionId, `${job.job}:red-3`);
   });
 });
