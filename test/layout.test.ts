@@ -65,6 +65,13 @@ describe("layout", () => {
         }
         assert.deepEqual(parseKey(keys.headAlias(a, c)), { kind: "headAlias", head: a, alias: c });
         assert.deepEqual(parseKey(keys.headDriftState(a)), { kind: "headDriftState", head: a });
+        const image = `${"ab".repeat(32)}.png`;
+        assert.deepEqual(parseKey(keys.headFeedbackImage(a, image)), {
+          kind: "headFeedbackImage",
+          head: a,
+          file: image,
+        });
+        assert.throws(() => keys.headFeedbackImage(a, "../x.png"), /invalid feedback image/);
         assert.deepEqual(parseKey(keys.job(a)), { kind: "job", job: a });
         assert.deepEqual(parseKey(keys.jobPlanManifest(a)), { kind: "jobPlanManifest", job: a });
         for (const format of ["jsonl", "csv"] as const)
