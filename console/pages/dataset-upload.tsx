@@ -5,6 +5,7 @@
  * embedding. See upload.ts for what goes over the wire.
  */
 import { useState } from "preact/hooks";
+import { useDrop } from "../drop.ts";
 import { bytes } from "../format.ts";
 import { href } from "../route.ts";
 import {
@@ -89,23 +90,11 @@ export function UploadForm() {
 
 /** Drop a manifest, a zip or a folder, or choose one with the pickers inside. */
 function DropZone({ onPick }: { onPick: (picked: Picked[]) => void }) {
-  const [over, setOver] = useState(false);
   const choose = onPick;
+  const { over, handlers } = useDrop((data) => void droppedFiles(data).then(choose));
   return (
-    // biome-ignore lint/a11y/noStaticElementInteractions: dropping is the mouse's shortcut; the two file inputs inside are the keyboard's way.
-    <div
-      class={over ? "upload-drop over" : "upload-drop"}
-      onDragOver={(e) => {
-        e.preventDefault();
-        setOver(true);
-      }}
-      onDragLeave={() => setOver(false)}
-      onDrop={(e) => {
-        e.preventDefault();
-        setOver(false);
-        if (e.dataTransfer) droppedFiles(e.dataTransfer).then(choose);
-      }}
-    >
+    // Dropping is the mouse's shortcut; the two file inputs inside are the keyboard's way.
+    <div class={over ? "upload-drop over" : "upload-drop"} {...handlers}>
       <p>
         Drop a CSV or JSONL manifest, a folder of labelled images (<code>&lt;label&gt;/&lt;file&gt;</code>) or
         a zip of one here, or choose:

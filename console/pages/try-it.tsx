@@ -7,6 +7,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type HeadRecord, type Prediction, seg } from "../api.ts";
 import { Bars } from "../charts.tsx";
+import { useDrop } from "../drop.ts";
 import { fixed, num, pct } from "../format.ts";
 import { Show, useApi } from "../load.tsx";
 import { Scroll } from "../scroll.tsx";
@@ -140,28 +141,18 @@ function TryForm(props: { heads: HeadRecord[]; initial?: string }) {
 
 /** A file input inside a drop zone: drop an image on it, or pick one (keyboard: the input). */
 function ImagePicker(props: { image?: Picked; onPick: (f?: File) => void; onClear: () => void }) {
-  const [over, setOver] = useState(false);
   const input = useRef<HTMLInputElement>(null);
   // The file input shows only what was picked with it: cleared when a drop or "remove" replaces it.
   const forget = () => {
     if (input.current) input.current.value = "";
   };
+  const { over, handlers } = useDrop((data) => {
+    forget();
+    props.onPick(data.files[0]);
+  });
   return (
-    // biome-ignore lint/a11y/noStaticElementInteractions: dropping is a pointer shortcut; the file input inside is the keyboard's way
-    <div
-      class={over ? "drop over" : "drop"}
-      onDragOver={(e) => {
-        e.preventDefault();
-        setOver(true);
-      }}
-      onDragLeave={() => setOver(false)}
-      onDrop={(e) => {
-        e.preventDefault();
-        setOver(false);
-        forget();
-        props.onPick(e.dataTransfer?.files[0]);
-      }}
-    >
+    // Dropping is a pointer shortcut; the file input inside is the keyboard's way.
+    <div class={over ? "drop over" : "drop"} {...handlers}>
       <label for="try-image">Or an image (drop it here, or choose a file)</label>
       <input
         id="try-image"
