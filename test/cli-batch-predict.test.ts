@@ -7,9 +7,8 @@ import assert from "node:assert/strict";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { cli } from "./helpers/cli.ts";
-import { tempDir } from "./helpers/platform.ts";
-import { tinySentimentRows, toJsonlText, writeTinyBackbone } from "./helpers/tiny-backbone.ts";
+import { cli, filmsStore } from "./helpers/cli.ts";
+import { tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
 
 const lines = (text: string) =>
   text
@@ -22,21 +21,18 @@ describe("batch-predict through the CLI", () => {
   let env: NodeJS.ProcessEnv;
   const unseen = tinySentimentRows(40, { seed: 21 }).map((r) => ({ ...r, id: `u${r.id}` }));
   before(async () => {
-    dir = await tempDir();
-    await writeTinyBackbone(join(dir, "backbone"));
-    await writeFile(join(dir, "films.jsonl"), toJsonlText(tinySentimentRows(100, { seed: 4 })));
-    await writeFile(join(dir, "unseen.jsonl"), toJsonlText(unseen));
-    await writeFile(join(dir, "texts.jsonl"), toJsonlText(unseen.map((r) => ({ text: r.text }))));
-    env = { HEADSTART_STORE: join(dir, "store"), HEADSTART_DEFAULT_BACKBONE: "tiny-text" };
-    for (const args of [
-      ["backbone", "add", join(dir, "backbone")],
-      ["ingest", join(dir, "films.jsonl"), "--dataset", "films"],
-      ["train", "films", "--head", "films"],
-      ["ingest", join(dir, "unseen.jsonl"), "--dataset", "unseen", "--no-embed"],
-    ]) {
-      const r = await cli(args, env);
-      assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
-    }
+    ({ dir, env } = await filmsStore({
+      rows: 100,
+      seed: 4,
+      files: {
+        "unseen.jsonl": toJsonlText(unseen),
+        "texts.jsonl": toJsonlText(unseen.map((r) => ({ text: r.text }))),
+      },
+      steps: [
+        ["train", "films", "--head", "films"],
+        ["ingest", "{dir}/unseen.jsonl", "--dataset", "unseen", "--no-embed"],
+      ],
+    }));
   });
   after(() => rm(dir, { recursive: true, force: true }));
 

@@ -7,25 +7,14 @@ import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { decodeNpy, encodeNpy } from "../shared/cache/npy.ts";
-import { cli } from "./helpers/cli.ts";
-import { tempDir } from "./helpers/platform.ts";
-import { tinySentimentRows, toJsonlText, writeTinyBackbone } from "./helpers/tiny-backbone.ts";
+import { cli, filmsStore } from "./helpers/cli.ts";
+import { toJsonlText } from "./helpers/tiny-backbone.ts";
 
 describe("head suite through the CLI", () => {
   let dir: string;
   let env: NodeJS.ProcessEnv;
   before(async () => {
-    dir = await tempDir();
-    await writeTinyBackbone(join(dir, "backbone"));
-    await writeFile(join(dir, "films.jsonl"), toJsonlText(tinySentimentRows(120, { seed: 4 })));
-    env = { HEADSTART_STORE: join(dir, "store"), HEADSTART_DEFAULT_BACKBONE: "tiny-text" };
-    for (const args of [
-      ["backbone", "add", join(dir, "backbone")],
-      ["ingest", join(dir, "films.jsonl"), "--dataset", "films"],
-    ]) {
-      const r = await cli(args, env);
-      assert.equal(r.code, 0, r.stderr);
-    }
+    ({ dir, env } = await filmsStore({ rows: 120, seed: 4 }));
   });
   after(() => rm(dir, { recursive: true, force: true }));
 

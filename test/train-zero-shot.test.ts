@@ -18,14 +18,13 @@ import { readHeadVersion } from "../shared/heads/version.ts";
 import { headKind } from "../shared/learn/registry.ts";
 import { makeLogger } from "../shared/log.ts";
 import { Platform } from "../shared/platform.ts";
-import { cli } from "./helpers/cli.ts";
-import { tempDir, tinyPlatform } from "./helpers/platform.ts";
+import { cli, filmsStore } from "./helpers/cli.ts";
+import { tinyPlatform } from "./helpers/platform.ts";
 import {
   TINY_DIM,
   tinySentimentRows,
   tinySquare,
   toJsonlText,
-  writeTinyBackbone,
   writeTinyImageBackbone,
 } from "./helpers/tiny-backbone.ts";
 
@@ -253,17 +252,7 @@ describe("zero-shot through the CLI", () => {
   let dir: string;
   let env: NodeJS.ProcessEnv;
   before(async () => {
-    dir = await tempDir();
-    await writeTinyBackbone(join(dir, "backbone"));
-    await writeFile(join(dir, "films.jsonl"), toJsonlText(tinySentimentRows(30, { seed: 5 })));
-    env = { HEADSTART_STORE: join(dir, "store"), HEADSTART_DEFAULT_BACKBONE: "tiny-text" };
-    for (const args of [
-      ["backbone", "add", join(dir, "backbone")],
-      ["ingest", join(dir, "films.jsonl"), "--dataset", "films"],
-    ]) {
-      const r = await cli(args, env);
-      assert.equal(r.code, 0, r.stderr);
-    }
+    ({ dir, env } = await filmsStore({ rows: 30, seed: 5 }));
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
