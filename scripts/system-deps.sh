@@ -4,11 +4,12 @@
 #   python3-sklearn — `npm run bench` compares against scikit-learn (only with --bench)
 #   dataset-fashion-mnist — `npm run bench:images` (only with --bench)
 #   radosgw ceph-mon ceph-osd — the real S3 server for the store contract suite
+#   espeak-ng, sox — the audio tests synthesize spoken words and convert them (WAV, FLAC, MP3, Ogg)
 #   chromium — test/docs-browser.test.ts renders /docs in it, test/console-browser.test.ts the web console (driven by playwright-core)
 # (scripts/radosgw.sh installs Ceph itself too; doing it here shares one `apt-get update`.)
 set -euo pipefail
 
-packages=(python3-numpy radosgw ceph-mon ceph-osd chromium)
+packages=(python3-numpy radosgw ceph-mon ceph-osd chromium espeak-ng sox libsox-fmt-all)
 [[ "${1:-}" == "--bench" ]] && packages+=(python3-sklearn dataset-fashion-mnist)
 
 missing=()
