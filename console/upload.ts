@@ -1,6 +1,6 @@
 /**
  * Uploading a dataset from the browser through the public API, as `headstart upload` does from a
- * disk: a manifest goes up as it is (`PUT …/manifest`); a labelled folder of images
+ * disk: a manifest goes up as it is (`PUT …/manifest`); a labelled folder of images or audio files
  * (`<label>/<file>`, `test/<label>/<file>` for test rows) or a zip of one goes up file by file
  * (`PUT …/files?path=`), then the manifest made from its paths, last, as the commit. Requests go
  * through XMLHttpRequest, the one browser API that reports upload progress.
@@ -18,12 +18,11 @@ export type Plan =
   | { kind: "manifest"; format: "csv" | "jsonl"; file: Blob; name: string }
   | { kind: "folder"; files: Picked[]; rows: FolderRow[]; skipped: Skipped[] };
 
-export interface FolderRow {
-  id: string;
-  image: string;
-  label: string;
-  split?: "test";
-}
+/** A folder file's row: `image` or `audio` by its extension, as `headstart ingest <dir>` does. */
+export type FolderRow = { id: string; label: string; split?: "test" } & (
+  | { image: string }
+  | { audio: string }
+);
 export interface Skipped {
   path: string;
   reason: string;
@@ -35,6 +34,7 @@ export interface IngestAnswer {
 }
 
 const IMAGE = /\.(jpe?g|png|webp|gif)$/i;
+const AUDIO = /\.(wav|flac|mp3|ogg)$/i;
 const TEST_FOLDERS = ["test", "val", "validation"];
 
 /** What was picked: one manifest, one zip (unpacked here), or the files of a folder. */
@@ -80,7 +80,7 @@ function folderPlan(picked: Picked[]): Plan {
     files.push(p);
     rows.push({
       id: p.path,
-      image: p.path,
+      ...(AUDIO.test(p.path) ? { audio: p.path } : { image: p.path }),
       label: parts[parts.length - 2],
       ...(test ? { split: "test" } : {}),
     });
@@ -90,7 +90,9 @@ function folderPlan(picked: Picked[]): Plan {
 
 function skipReason(parts: string[]): string | undefined {
   if (parts.some((s) => s.startsWith("."))) return "hidden file or folder";
-  if (!IMAGE.test(parts[parts.length - 1])) return "not an image (.jpg, .jpeg, .png, .webp, .gif)";
+  const name = parts[parts.length - 1];
+  if (!IMAGE.test(name) && !AUDIO.test(name))
+    return "not an image or audio file (.jpg, .jpeg, .png, .webp, .gif, .wav, .flac, .mp3, .ogg)";
   if (parts.length === 2) return undefined;
   if (parts.length === 3 && TEST_FOLDERS.includes(parts[0])) return undefined;
   return parts.length === 1 ? "not in a label folder" : "nested deeper than <label>/<file>";

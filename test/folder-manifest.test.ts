@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { manifestFromFolder } from "../shared/datasets/folder-manifest.ts";
+import { folderRowPath, manifestFromFolder } from "../shared/datasets/folder-manifest.ts";
 import { parseManifest } from "../shared/datasets/manifest.ts";
 import { ValidationError } from "../shared/errors.ts";
 
@@ -100,12 +100,12 @@ describe("manifestFromFolder", () => {
     );
     assert.equal(reasons[".git/"], "hidden");
     assert.equal(reasons["cats/._a.jpg"], "hidden");
-    assert.match(reasons["birds/"], /no image files/);
+    assert.match(reasons["birds/"], /no image or audio files/);
     assert.match(
       reasons["cats/notes.txt"],
-      /not an image file name \(accepted: \.jpg, \.jpeg, \.png, \.webp, \.gif\)/,
+      /not an image or audio file name \(accepted: \.jpg, \.jpeg, \.png, \.webp, \.gif, \.wav, \.flac, \.mp3, \.ogg\)/,
     );
-    assert.match(reasons["cats/noext"], /not an image file name/);
+    assert.match(reasons["cats/noext"], /not an image or audio file name/);
     assert.match(reasons["cats/sub/"], /nested deeper than <label>\/<file>/);
     // Links are never followed, whether they point at a file, a folder or nothing.
     for (const link of ["dogs/broken.png", "dogs/link.png", "linked"])
@@ -123,8 +123,55 @@ describe("manifestFromFolder", () => {
     assert.deepEqual(parsed.rejected, []);
     assert.deepEqual(
       parsed.rows.map((r) => [r.image, r.label, r.split]),
-      rows.map((r) => [r.image, r.label, r.split]),
+      rows.map((r) => [folderRowPath(r), r.label, r.split]),
     );
+  });
+
+  test("audio files (any case) become audio rows; Opus and other names are skipped, saying why", async () => {
+    const dir = await fresh("audio", [
+      "yes/1.wav",
+      "yes/2.FLAC",
+      "no/3.mp3",
+      "no/4.Ogg",
+      "no/5.opus",
+      "no/6.m4a",
+      "test/yes/7.wav",
+      "silence/",
+    ]);
+    const m = await manifestFromFolder(dir);
+    assert.deepEqual(m.rows, [
+      { audio: "no/3.mp3", label: "no" },
+      { audio: "no/4.Ogg", label: "no" },
+      { audio: "test/yes/7.wav", label: "yes", split: "test" },
+      { audio: "yes/1.wav", label: "yes" },
+      { audio: "yes/2.FLAC", label: "yes" },
+    ]);
+    assert.deepEqual(
+      m.skipped.map((s) => [s.path, s.reason.replace(/ \(accepted.*/, "")]),
+      [
+        ["no/5.opus", "not an image or audio file name"],
+        ["no/6.m4a", "not an image or audio file name"],
+        ["silence/", "no image or audio files in this label folder"],
+      ],
+    );
+    const jsonl = new TextEncoder().encode(m.rows.map((r) => JSON.stringify(r)).join("\n"));
+    const parsed = await parseManifest(jsonl, "jsonl");
+    assert.deepEqual(parsed.rejected, []);
+    assert.deepEqual(
+      parsed.rows.map((r) => [r.audio, r.image, r.label]),
+      m.rows.map((r) => [folderRowPath(r), undefined, r.label]),
+    );
+  });
+
+  test("a folder of both images and audio gives rows of both, sorted by path", async () => {
+    const dir = await fresh("mixed", ["a/1.png", "a/2.wav", "b/3.mp3", "b/4.jpg"]);
+    const { rows } = await manifestFromFolder(dir);
+    assert.deepEqual(rows, [
+      { image: "a/1.png", label: "a" },
+      { audio: "a/2.wav", label: "a" },
+      { audio: "b/3.mp3", label: "b" },
+      { image: "b/4.jpg", label: "b" },
+    ]);
   });
 
   test("the same folder gives the same manifest", async () => {
@@ -141,7 +188,7 @@ describe("manifestFromFolder", () => {
     assert.deepEqual(first, second);
     // Code-unit order: upper case before lower case, "10" before "2", whatever the locale.
     assert.deepEqual(
-      first.rows.map((r) => r.image),
+      first.rows.map(folderRowPath),
       ["M/1.jpg", "a/10.jpg", "a/2.jpg", "test/a/A.jpg", "test/a/b.jpg", "z/9.jpg"],
     );
   });

@@ -1,6 +1,6 @@
 /**
  * The upload form on the datasets page: a name, then a manifest (CSV or JSONL), a folder of
- * labelled images or a zip of one, dropped on the zone or chosen with the file pickers (the
+ * labelled images or audio files or a zip of one, dropped on the zone or chosen with the file pickers (the
  * keyboard's way in). Upload progress in bytes; then the dataset's page, which follows the
  * embedding. See upload.ts for what goes over the wire.
  */
@@ -96,8 +96,8 @@ function DropZone({ onPick }: { onPick: (picked: Picked[]) => void }) {
     // Dropping is the mouse's shortcut; the two file inputs inside are the keyboard's way.
     <div class={over ? "upload-drop over" : "upload-drop"} {...handlers}>
       <p>
-        Drop a CSV or JSONL manifest, a folder of labelled images (<code>&lt;label&gt;/&lt;file&gt;</code>) or
-        a zip of one here, or choose:
+        Drop a CSV or JSONL manifest, a folder of labelled images or audio files (
+        <code>&lt;label&gt;/&lt;file&gt;</code>) or a zip of one here, or choose:
       </p>
       <label for="upload-file">Manifest or zip</label>
       <input
@@ -106,7 +106,7 @@ function DropZone({ onPick }: { onPick: (picked: Picked[]) => void }) {
         accept=".csv,.jsonl,.ndjson,.zip"
         onChange={(e) => choose(fromInput((e.target as HTMLInputElement).files))}
       />
-      <label for="upload-folder">Folder of labelled images</label>
+      <label for="upload-folder">Folder of labelled images or audio files</label>
       <input
         id="upload-folder"
         type="file"
@@ -117,6 +117,14 @@ function DropZone({ onPick }: { onPick: (picked: Picked[]) => void }) {
       />
     </div>
   );
+}
+
+/** "10 images", "6 audio files", "4 images and 2 audio files". */
+function fileCounts(rows: ReadonlyArray<{ image?: string } | { audio?: string }>): string {
+  const audio = rows.filter((r) => "audio" in r).length;
+  const images = rows.length - audio;
+  const parts = [images ? `${images} images` : "", audio ? `${audio} audio files` : ""].filter(Boolean);
+  return parts.join(" and ") || "0 images";
 }
 
 function PlanSummary({ plan }: { plan: Plan }) {
@@ -131,7 +139,7 @@ function PlanSummary({ plan }: { plan: Plan }) {
   return (
     <div aria-live="polite">
       <p>
-        {plan.rows.length} images in {labels.size} labels ({[...labels].slice(0, 8).join(", ")}).
+        {fileCounts(plan.rows)} in {labels.size} labels ({[...labels].slice(0, 8).join(", ")}).
       </p>
       {plan.skipped.length > 0 && (
         <details>

@@ -1,19 +1,24 @@
 /**
- * A labelled folder → manifest rows, for the most common way image datasets are shared:
+ * A labelled folder → manifest rows, for the most common way image and audio datasets are shared:
  *
  *     <dir>/<label>/<file>            → { image: "<label>/<file>", label: "<label>" }
  *     <dir>/test/<label>/<file>       → { image: "test/<label>/<file>", label: "<label>", split: "test" }
  *
+ * A file's extension (any case) gives its row's input field: IMAGE_EXTENSIONS → `image`,
+ * AUDIO_EXTENSIONS → `audio` (`{ audio: "yes/1.wav", label: "yes" }`). A folder holding both gives
+ * rows of both, as a manifest may: such a dataset has no single default backbone, so embedding it
+ * asks for one by name (`backbone/defaults.ts`), and each backbone embeds the rows of its modality.
+ *
  * `val/` and `validation/` are read like `test/` (the manifest has only train and test splits;
  * rows without `split` are training rows). `splitFolders: false` reads those names as labels.
- * `image` is the file's path below `dir` with `/` separators, which is also the key the file
- * must be uploaded under (`datasets/<name>/files/<image>`); rows are sorted by it (code-unit
+ * `image` (or `audio`) is the file's path below `dir` with `/` separators, which is also the key the
+ * file must be uploaded under (`datasets/<name>/files/<path>`); rows are sorted by it (code-unit
  * order, independent of locale) so the same folder always gives the same manifest.
  *
  * Files the convention cannot place are returned in `skipped` with a reason, never silently
  * dropped: files directly under `dir` (or directly under `test/`), folders nested deeper than
- * `<label>/<file>`, hidden entries (`.DS_Store`, `._*`, `.git/`), files without an image
- * extension (IMAGE_EXTENSIONS, any case), names the store cannot hold, symbolic links (never
+ * `<label>/<file>`, hidden entries (`.DS_Store`, `._*`, `.git/`), files without an image or audio
+ * extension, names the store cannot hold, symbolic links (never
  * followed), empty label folders. Label folder names are the labels as-is; one that cannot be a label (control
  * characters, too long, not UTF-8) fails the whole call with a ValidationError naming every
  * such folder, since silently dropping a class would skew everything trained on the rest.
@@ -28,13 +33,17 @@ import { assertRelativeFilePath } from "../layout.ts";
 import { LabelName } from "./manifest.ts";
 
 export const IMAGE_EXTENSIONS = [".jpg", ".jpeg", ".png", ".webp", ".gif"] as const;
+/** The audio formats the decoder reads (`audio/decode.ts` AUDIO_FORMATS), as file extensions. */
+export const AUDIO_EXTENSIONS = [".wav", ".flac", ".mp3", ".ogg"] as const;
+const MEDIA_EXTENSIONS: readonly string[] = [...IMAGE_EXTENSIONS, ...AUDIO_EXTENSIONS];
 export const TEST_SPLIT_FOLDERS = ["test", "val", "validation"] as const;
 
-export interface FolderRow {
-  /** Path below the folder, `/`-separated: the manifest's `image` field and the file's upload key. */
-  image: string;
-  label: string;
-  split?: "test";
+/** Path below the folder, `/`-separated: the manifest's `image` or `audio` field and the file's upload key. */
+export type FolderRow = ({ image: string } | { audio: string }) & { label: string; split?: "test" };
+
+/** The file a folder row names (its `image` or `audio`). */
+export function folderRowPath(row: FolderRow): string {
+  return "image" in row ? row.image : row.audio;
 }
 
 export interface SkippedEntry {
@@ -132,7 +141,7 @@ export async function manifestFromFolder(
   }
   throwOnBadLabels(walk.badLabels);
   const byPath = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-  walk.rows.sort((a, b) => byPath(a.image, b.image));
+  walk.rows.sort((a, b) => byPath(folderRowPath(a), folderRowPath(b)));
   walk.skipped.sort((a, b) => byPath(a.path, b.path));
   return { rows: walk.rows, skipped: walk.skipped };
 }
@@ -182,7 +191,7 @@ async function readTestFolder(walk: Walk, name: string): Promise<void> {
   }
 }
 
-/** `<prefix><label>/` holding image files. */
+/** `<prefix><label>/` holding image and audio files. */
 async function readLabel(
   walk: Walk,
   prefix: string,
@@ -203,13 +212,16 @@ async function readLabel(
       skip(walk, skipped.path, skipped.reason);
       continue;
     }
-    walk.rows.push(split === undefined ? { image: path, label } : { image: path, label, split });
+    const input = (AUDIO_EXTENSIONS as readonly string[]).includes(extensionOf(entry.name))
+      ? { audio: path }
+      : { image: path };
+    walk.rows.push(split === undefined ? { ...input, label } : { ...input, label, split });
     found++;
   }
-  if (found === 0) skip(walk, folder, "no image files in this label folder");
+  if (found === 0) skip(walk, folder, "no image or audio files in this label folder");
 }
 
-/** Why an entry of a label folder is no image row (and the path to report), or undefined. */
+/** Why an entry of a label folder is no row (and the path to report), or undefined. */
 function entryProblem(
   entry: { name: string; kind: Kind },
   path: string,
@@ -229,8 +241,8 @@ function entryProblem(
   }
   if (entry.kind === "link") return { path, reason: LINK_REASON };
   if (entry.kind === "other") return { path, reason: "not a regular file" };
-  if (!(IMAGE_EXTENSIONS as readonly string[]).includes(extensionOf(entry.name))) {
-    return { path, reason: `not an image file name (accepted: ${IMAGE_EXTENSIONS.join(", ")})` };
+  if (!MEDIA_EXTENSIONS.includes(extensionOf(entry.name))) {
+    return { path, reason: `not an image or audio file name (accepted: ${MEDIA_EXTENSIONS.join(", ")})` };
   }
   const bad = keyProblem(path, entry.name);
   return bad === undefined ? undefined : { path, reason: bad };

@@ -20,7 +20,7 @@ import {
 import { keys, type ManifestFormat, parseKey } from "../layout.ts";
 import { decodeUtf8, getJson, parseJsonl, putJson } from "../store/json.ts";
 import type { ObjectStore } from "../store/types.ts";
-import { manifestFromFolder, type SkippedEntry } from "./folder-manifest.ts";
+import { folderRowPath, manifestFromFolder, type SkippedEntry } from "./folder-manifest.ts";
 import { fileChunks, physicalLines } from "./lines.ts";
 import {
   DatasetRow,
@@ -517,7 +517,7 @@ async function uploadLabelledFolder(store: ObjectStore, dataset: string, dir: st
   const { rows, skipped } = await manifestFromFolder(dir);
   if (rows.length === 0) {
     throw new ValidationError(
-      `${dir} has no manifest.jsonl or manifest.csv and no images in <label>/<file> folders` +
+      `${dir} has no manifest.jsonl or manifest.csv and no images or audio files in <label>/<file> folders` +
         (skipped.length
           ? ` (${skipped.length} entries skipped, first: ${skipped[0]?.path}: ${skipped[0]?.reason})`
           : ""),
@@ -527,10 +527,13 @@ async function uploadLabelledFolder(store: ObjectStore, dataset: string, dir: st
   await putFiles(
     store,
     dataset,
-    rows.map((r) => ({ local: join(dir, ...r.image.split("/")), rel: r.image })),
+    rows.map((r) => ({ local: join(dir, ...folderRowPath(r).split("/")), rel: folderRowPath(r) })),
   );
   // The path is a stable id: adding files to the folder later does not renumber the others.
-  const lines = rows.map((r) => JSON.stringify(r.image.length <= MAX_ID_CHARS ? { id: r.image, ...r } : r));
+  const lines = rows.map((r) => {
+    const path = folderRowPath(r);
+    return JSON.stringify(path.length <= MAX_ID_CHARS ? { id: path, ...r } : r);
+  });
   const manifestKey = await putManifest(store, dataset, "jsonl", `${lines.join("\n")}\n`);
   return { manifestKey, skipped };
 }
