@@ -70,6 +70,8 @@ export const Customer = z
         defaultBackbone: z.string().min(1).optional(),
         /** Image datasets' backbone when a request names none. */
         defaultImageBackbone: z.string().min(1).optional(),
+        /** Audio datasets' backbone when a request names none. */
+        defaultAudioBackbone: z.string().min(1).optional(),
         /** Keep the bucket and key when the stack is deleted (default true: the data is the customer's). */
         retainData: z.boolean().default(true),
         /** Days before old object versions (overwritten manifests, replaced aliases) are deleted. */

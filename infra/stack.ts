@@ -62,6 +62,9 @@ function platformEnvironment(
     ...(c.settings.defaultImageBackbone
       ? { HEADSTART_DEFAULT_IMAGE_BACKBONE: c.settings.defaultImageBackbone }
       : {}),
+    ...(c.settings.defaultAudioBackbone
+      ? { HEADSTART_DEFAULT_AUDIO_BACKBONE: c.settings.defaultAudioBackbone }
+      : {}),
   };
 }
 

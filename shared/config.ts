@@ -31,6 +31,7 @@ const EnvSchema = z.object({
   HEADSTART_DEFAULT_BACKBONE: z.string().min(1).default("glove-100d"),
   /** The backbone of image datasets when none is named. */
   HEADSTART_DEFAULT_IMAGE_BACKBONE: z.string().min(1).default("mobilenet-v2-1280"),
+  HEADSTART_DEFAULT_AUDIO_BACKBONE: z.string().min(1).default("speech-embedding-96-meanmax"),
   /** `false` in the Lambdas: built-in backbones come published in the store, never built there. */
   HEADSTART_BUILD_BACKBONES: z.enum(["true", "false"]).default("true"),
   HEADSTART_LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).optional(),
@@ -108,6 +109,8 @@ export interface Config {
   defaultBackbone: string;
   /** Image datasets' backbone when none is named. */
   defaultImageBackbone: string;
+  /** Audio datasets' backbone when none is named. */
+  defaultAudioBackbone: string;
   /** Build a missing built-in backbone from packaged weights (local use), or only read the store. */
   buildBackbones: boolean;
   /** AWS_LAMBDA_LOG_LEVEL, else HEADSTART_LOG_LEVEL, else `info`. */
@@ -156,6 +159,7 @@ export function configToEnv(config: Config): Record<string, string> {
     HEADSTART_MODELS_DIR: config.modelsDir,
     HEADSTART_DEFAULT_BACKBONE: config.defaultBackbone,
     HEADSTART_DEFAULT_IMAGE_BACKBONE: config.defaultImageBackbone,
+    HEADSTART_DEFAULT_AUDIO_BACKBONE: config.defaultAudioBackbone,
     HEADSTART_LOG_LEVEL: config.logLevel,
     HEADSTART_LEASE_TTL_S: String(config.leaseTtlSeconds),
   };
@@ -198,6 +202,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     scratchDir: e.HEADSTART_SCRATCH_DIR,
     defaultBackbone: e.HEADSTART_DEFAULT_BACKBONE,
     defaultImageBackbone: e.HEADSTART_DEFAULT_IMAGE_BACKBONE,
+    defaultAudioBackbone: e.HEADSTART_DEFAULT_AUDIO_BACKBONE,
     buildBackbones: e.HEADSTART_BUILD_BACKBONES === "true",
     logLevel: lambdaLogLevel(e.AWS_LAMBDA_LOG_LEVEL) ?? e.HEADSTART_LOG_LEVEL ?? "info",
     leaseTtlSeconds: e.HEADSTART_LEASE_TTL_S,

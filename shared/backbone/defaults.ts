@@ -8,12 +8,13 @@ import type { DatasetStatus } from "../datasets/status.ts";
 import { ValidationError } from "../errors.ts";
 import type { BackboneSpec } from "./spec.ts";
 
-type Defaults = Pick<Config, "defaultBackbone" | "defaultImageBackbone">;
+type Defaults = Pick<Config, "defaultBackbone" | "defaultImageBackbone" | "defaultAudioBackbone">;
 type Dataset = Pick<DatasetStatus, "dataset" | "modalities" | "imported">;
 
 function defaultFor(modality: string, defaults: Defaults): string | undefined {
   if (modality === "text") return defaults.defaultBackbone;
   if (modality === "image") return defaults.defaultImageBackbone;
+  if (modality === "audio") return defaults.defaultAudioBackbone;
   return undefined;
 }
 

@@ -1,6 +1,7 @@
 /** Preprocessing type → embedder. Imported on demand: every embedder runs onnxruntime. */
 import { UnsupportedError } from "../errors.ts";
 import type { SessionOptions } from "../onnx/session.ts";
+import { AudioEmbedder } from "./audio-embedder.ts";
 import { ImageEmbedder } from "./image-embedder.ts";
 import type { BackboneSpec, Embedder } from "./spec.ts";
 import { TextEmbedder } from "./text-embedder.ts";
@@ -20,6 +21,8 @@ export function createEmbedder(
       return SparseTextEmbedder.create(spec, modelPath, assetPaths, opts);
     case "image":
       return ImageEmbedder.create(spec, modelPath, opts);
+    case "audio":
+      return AudioEmbedder.create(spec, modelPath, assetPaths, opts);
     default:
       throw new UnsupportedError(
         `backbone ${spec.id}: this build cannot run preprocessing ${JSON.stringify(spec.preprocessing.type)}`,

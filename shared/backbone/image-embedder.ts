@@ -4,7 +4,7 @@
  * current one runs, so onnxruntime is not left waiting on the decoder.
  */
 
-import { HeadstartError, UnsupportedError, ValidationError } from "../errors.ts";
+import { HeadstartError, UnsupportedError } from "../errors.ts";
 import {
   type DecodedImage,
   decodeImage,
@@ -13,7 +13,7 @@ import {
   pixelsToTensor,
 } from "../images/decode.ts";
 import { getSession, type InferenceSession, type SessionOptions, Tensor } from "../onnx/session.ts";
-import { microBatchOption, modalityOf } from "./embedder-options.ts";
+import { microBatchOption, modalityOf, throwFirstFailure } from "./embedder-options.ts";
 import type { BackboneSpec, Embedder, EmbedInput, ItemFailure, SettledEmbedding } from "./spec.ts";
 
 type ImagePre = Extract<BackboneSpec["preprocessing"], { type: "image" }>;
@@ -140,14 +140,7 @@ export class ImageEmbedder implements Embedder {
   /** All or nothing: the first unusable image is an error naming its input (what predict wants). */
   async embed(inputs: readonly EmbedInput[]): Promise<Float32Array> {
     const { vectors, failures } = await this.embedSettled(inputs);
-    const bad = failures.findIndex((f) => f !== undefined);
-    if (bad >= 0) {
-      const f = failures[bad] as ItemFailure;
-      throw new ValidationError(`input ${bad}: ${f.message}`, {
-        field: `inputs[${bad}]`,
-        details: { reason: f.reason },
-      });
-    }
+    throwFirstFailure(failures);
     return vectors;
   }
 }

@@ -6,7 +6,7 @@
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../config.ts";
-import { fromZodError, HeadstartError, NotFoundError, UnsupportedError, ValidationError } from "../errors.ts";
+import { fromZodError, HeadstartError, NotFoundError, ValidationError } from "../errors.ts";
 import { assertName, keys } from "../layout.ts";
 import type { SessionOptions } from "../onnx/session.ts";
 import { getJson, putJson } from "../store/json.ts";
@@ -27,6 +27,9 @@ const BUILT_IN: Record<string, (modelsDir: string) => Promise<{ dir: string }>> 
     (await import("./glove.ts")).ensureGloveBackbone(d, { pooling: "mean-max" }),
   "mobilenet-v2-1280": async (d) => (await import("./mobilenet.ts")).ensureMobileNetBackbone(d),
   "inception-v3-2048": async (d) => (await import("./mobilenet.ts")).ensureInceptionBackbone(d),
+  "speech-embedding-96": async (d) => (await import("./speech-embedding.ts")).ensureSpeechBackbone(d),
+  "speech-embedding-96-meanmax": async (d) =>
+    (await import("./speech-embedding.ts")).ensureSpeechBackbone(d, { pooling: "mean-max" }),
 };
 
 export const BUILT_IN_BACKBONES = Object.keys(BUILT_IN);
@@ -203,11 +206,6 @@ export function loadEmbedder(
             `a head trained on imported embeddings from ${id} needs \`embeddings\` (${spec.dim}-d vectors from the same model), not \`inputs\``,
           { field: "inputs" },
         );
-      }
-      if (spec.modality === "audio") {
-        throw new UnsupportedError(`backbone ${id} has modality audio; this build embeds text and images`, {
-          field: "backbone",
-        });
       }
       // The files are checked against backbone.json before use: a GPU job and an API Lambda
       // reading the same bucket must run the very model the cache addresses were made with.

@@ -65,6 +65,40 @@ export const ImagePreprocessing = z.object({
   offset: z.number().finite().default(0),
 });
 
+/**
+ * Audio through a two-stage model, as Google's speech_embedding runs (openWakeWord's preprocessing):
+ * decoded samples (mono, resampled to `sampleRate`, in [-1, 1]) × `sampleScale` → the `melModel`
+ * asset (`[1, samples]` → `[…, frames, melBins]`, one frame per 10 ms at 16 kHz) → `mel ×
+ * melScale + melOffset` → windows of `window` frames every `stride` frames, fed to the backbone's
+ * model as `[windows, window, melBins, 1]` → one `dim / (pooling = mean-max ? 2 : 1)`-d vector per
+ * window → pooled over the clip's windows. A clip too short for one window is padded with silence;
+ * one longer than `maxSeconds` is refused (`too-long`).
+ */
+export const AudioPreprocessing = z.object({
+  type: z.literal("audio"),
+  sampleRate: z.number().int().min(1000).max(192_000).default(16_000),
+  /** Multiplies the [-1, 1] samples: 32768 feeds the int16 scale the speech models were trained on. */
+  sampleScale: z.number().finite().positive().default(32_768),
+  /** The ONNX file (an asset) that turns samples into mel frames. */
+  melModel: AssetName,
+  melInput: z.string().default("input"),
+  melOutput: z.string().default("output"),
+  melBins: z.number().int().min(1).max(1024),
+  melScale: z.number().finite().default(1),
+  melOffset: z.number().finite().default(0),
+  /** Graph input name of the window batch. */
+  input: z.string().default("input"),
+  /** A shorter clip is padded with silence on both sides to this many samples (one window's worth). */
+  minSamples: z.number().int().min(1).max(10_000_000),
+  /** Mel frames per window and frames between window starts. */
+  window: z.number().int().min(1).max(10_000),
+  stride: z.number().int().min(1).max(10_000),
+  /** `mean`: the mean of the windows; `mean-max`: the mean, then the per-dimension max. */
+  pooling: z.enum(["mean", "mean-max"]).default("mean"),
+  /** Longest clip embedded, in seconds: a cap on work and memory per item. */
+  maxSeconds: z.number().positive().max(3600).default(60),
+});
+
 /** Imported vectors (`headstart import-embeddings`): computed elsewhere, nothing runs here. */
 export const ExternalPreprocessing = z.object({ type: z.literal("external") });
 
@@ -72,6 +106,7 @@ export const Preprocessing = z.discriminatedUnion("type", [
   TextVocabPreprocessing,
   SentencepieceSparsePreprocessing,
   ImagePreprocessing,
+  AudioPreprocessing,
   ExternalPreprocessing,
 ]);
 

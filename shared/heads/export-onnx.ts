@@ -10,7 +10,10 @@
  * `fusedToOnnx` — the head's backbone graph with the head appended: the backbone's own inputs (for
  * text backbones `input_ids` and `attention_mask`, int64 [batch, seq], exactly what
  * `TextEmbedder` feeds it; tokenization stays outside the model) map to the same output as above,
- * and the backbone's embedding output is kept as a second output.
+ * and the backbone's embedding output is kept as a second output. An audio backbone's two models
+ * are joined first (`onnx/audio-graph.ts`): the fused model takes one clip's `samples` float32
+ * [1, n] (decoded, mono, resampled and scaled as `headstart.preprocessing` says, padded to its
+ * `minSamples`) and answers one row.
  *
  * Both carry `metadata_props` (see `headMetadata`) naming the head, version, type, task, labels,
  * backbone and, for multilabel heads that have them, the decision thresholds.
@@ -33,6 +36,7 @@ import { keys } from "../layout.ts";
 import { PROBA_FLOOR } from "../learn/calibration.ts";
 import type { HeadTask } from "../learn/estimator.ts";
 import { headKind } from "../learn/registry.ts";
+import { AUDIO_EMBEDDINGS_OUTPUT, audioBackboneModel } from "../onnx/audio-graph.ts";
 import {
   defaultOpset,
   fuseGraphs,
@@ -178,7 +182,7 @@ async function loadBackboneModel(
   store: ObjectStore,
   doc: HeadDocument,
   config: Pick<Config, "modelsDir">,
-): Promise<{ spec: BackboneSpec; model: ModelProto }> {
+): Promise<{ spec: BackboneSpec; model: ModelProto; feed: string }> {
   const id = doc.backbone.id;
   let spec: BackboneSpec;
   try {
@@ -230,7 +234,23 @@ async function loadBackboneModel(
       { field: "fused" },
     );
   }
-  return { spec, model };
+  if (spec.preprocessing.type === "audio") {
+    const mel = await loadAsset(store, spec, spec.preprocessing.melModel);
+    return { spec, model: audioBackboneModel(spec, mel, model), feed: AUDIO_EMBEDDINGS_OUTPUT };
+  }
+  return { spec, model, feed: spec.io.output };
+}
+
+/** An ONNX asset of a backbone (an audio backbone's mel model), checked against backbone.json. */
+async function loadAsset(store: ObjectStore, spec: BackboneSpec, file: string): Promise<ModelProto> {
+  const obj = await store.get(keys.backboneAsset(spec.id, file));
+  const actual = obj && createHash("sha256").update(obj.body).digest("hex");
+  if (!obj || actual !== spec.assetSha256[file]) {
+    throw new ConflictError(`backbone ${spec.id}: ${file} is missing or does not match backbone.json`, {
+      field: "fused",
+    });
+  }
+  return decodeModel(obj.body);
 }
 
 /**
@@ -255,7 +275,7 @@ export async function fusedToOnnx(
       { field: "fused" },
     );
   }
-  const { spec, model } = await loadBackboneModel(store, doc, config);
+  const { spec, model, feed } = await loadBackboneModel(store, doc, config);
   const graph = model.graph!;
   const opset = defaultOpset(model) ?? 1;
   if (opset < MIN_FUSABLE_OPSET || opset > DEFAULT_OPSET) {
@@ -273,14 +293,14 @@ export async function fusedToOnnx(
     );
   }
 
-  fuseGraphs(model, head.model, { input: EMBEDDING_INPUT, output: head.output, feed: spec.io.output });
+  fuseGraphs(model, head.model, { input: EMBEDDING_INPUT, output: head.output, feed });
 
   const metadata: Record<string, string> = {};
   for (const p of model.metadataProps ?? []) if (p.key) metadata[p.key] = p.value ?? "";
   Object.assign(metadata, head.metadata, {
     "headstart.fused": "true",
     "headstart.inputs": JSON.stringify((graph.input ?? []).map((i) => i.name)),
-    "headstart.embedding_output": spec.io.output,
+    "headstart.embedding_output": feed,
     // How raw inputs become the model's inputs (tokenizer, vocabulary, truncation).
     "headstart.preprocessing": JSON.stringify(spec.preprocessing),
   });
