@@ -13,7 +13,7 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { promisify } from "node:util";
@@ -115,6 +115,7 @@ async function fetchSource(modelsDir: string): Promise<string> {
   await mkdir(modelsDir, { recursive: true });
   const tmp = await mkdtemp(join(tmpdir(), "headstart-speech-"));
   const staged = await mkdtemp(join(modelsDir, `.${SOURCE_FOLDER}.tmp-`));
+  await chmod(staged, 0o755); // mkdtemp makes it private; the models folder is shared
   try {
     await fetchInto(tmp);
     for (const f of Object.values(SPEECH_FILES)) {
