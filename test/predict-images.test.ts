@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import sharp from "sharp";
 import { createApp } from "../shared/api/app.ts";
-import { MAX_IMAGE_BASE64_CHARS } from "../shared/api/schemas.ts";
+import { MAX_FILE_BASE64_CHARS } from "../shared/api/schemas.ts";
 import { loadConfig } from "../shared/config.ts";
 import { PayloadTooLargeError } from "../shared/errors.ts";
 import { readPredictInputs } from "../shared/heads/predict.ts";
@@ -328,7 +328,7 @@ describe("predict on images", () => {
 
   test("oversize requests are refused with 413 naming the field", async () => {
     // Valid base64 of zeros: the per-request limit is checked before any image is read.
-    const half = "A".repeat(Math.ceil(MAX_IMAGE_BASE64_CHARS / 2 / 4) * 4 + 4);
+    const half = "A".repeat(Math.ceil(MAX_FILE_BASE64_CHARS / 2 / 4) * 4 + 4);
     let res = await app.request(
       "/v1/heads/pets/predict",
       json({ inputs: [{ image: half }, { image: half }] }),

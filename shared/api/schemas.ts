@@ -142,17 +142,29 @@ export const TrainBody = TrainRequestBody.extend({
 }).openapi("TrainRequest");
 
 /**
- * Base64 image characters per JSON predict request. A synchronous Lambda takes at most 6 MiB of
- * request payload, the JSON around the images included; 6,000,000 characters (4.5 MB of image
- * bytes) leaves room for the rest, so a request refused here is refused with a clear error
- * instead of API Gateway's bare 413.
+ * Base64 file characters (images and audio together) per JSON predict request. A synchronous
+ * Lambda takes at most 6 MiB of request payload, the JSON around the files included; 6,000,000
+ * characters (4.5 MB of file bytes: about 140 s of 16 kHz 16-bit mono WAV, 25 s of CD-quality
+ * stereo WAV, minutes of MP3) leaves room for the rest, so a request refused here is refused with a
+ * clear error instead of API Gateway's bare 413. Longer recordings go to the bucket (`audioKey`).
  */
-export const MAX_IMAGE_BASE64_CHARS = 6_000_000;
+export const MAX_FILE_BASE64_CHARS = 6_000_000;
 /**
- * Image bytes per multipart predict request: API Gateway hands binary bodies to the Lambda as
- * base64, so the same payload limit allows 3/4 of it in raw bytes.
+ * File bytes (image and audio parts together) per multipart predict request: API Gateway hands
+ * binary bodies to the Lambda as base64, so the same payload limit allows 3/4 of it in raw bytes.
  */
-export const MAX_UPLOAD_IMAGE_BYTES = (MAX_IMAGE_BASE64_CHARS / 4) * 3;
+export const MAX_UPLOAD_FILE_BYTES = (MAX_FILE_BASE64_CHARS / 4) * 3;
+
+/** A bucket key predict reads a file from: an image or audio object under `datasets/`. */
+const FileKey = (kind: "image" | "audio", example: string) =>
+  z
+    .string()
+    .min(1)
+    .max(1024)
+    .openapi({
+      description: `Key of an ${kind} object under \`datasets/\` in this deployment's bucket; no \`..\`, leading \`/\`, backslash or control character`,
+      example,
+    });
 
 const TextInput = z.string().min(1).max(MAX_INPUT_CHARS);
 const PredictInput = z
@@ -170,16 +182,22 @@ const PredictInput = z
         })
         .openapi({ description: "An image sent inline" }),
       z
+        .strictObject({ imageKey: FileKey("image", "datasets/pets/files/cat/1.jpg") })
+        .openapi({ description: "An image already in the bucket" }),
+      z
         .strictObject({
-          imageKey: z.string().min(1).max(1024).openapi({
+          audio: z.string().min(1).openapi({
             description:
-              "Key of an image object under `datasets/` in this deployment's bucket; no `..`, leading `/`, backslash or control character",
-            example: "datasets/pets/files/cat/1.jpg",
+              "Audio file bytes (WAV, FLAC, MP3 or Ogg Vorbis) as standard base64 with = padding, no data: prefix",
+            format: "byte",
           }),
         })
-        .openapi({ description: "An image already in the bucket" }),
+        .openapi({ description: "An audio clip sent inline" }),
+      z
+        .strictObject({ audioKey: FileKey("audio", "datasets/commands/files/yes/1.wav") })
+        .openapi({ description: "An audio file already in the bucket" }),
     ],
-    { error: "must be a text string, {text}, {image: base64} or {imageKey}" },
+    { error: "must be a text string, {text}, {image: base64}, {imageKey}, {audio: base64} or {audioKey}" },
   )
   .openapi("PredictInput");
 
@@ -193,7 +211,8 @@ export const PredictBody = z
       .openapi({
         description:
           `Raw inputs for the head's backbone, at most ${MAX_PREDICT_BATCH}: texts for a text head, ` +
-          `images for an image head (at most ${MAX_IMAGE_BASE64_CHARS} base64 characters per request in all)`,
+          "images for an image head, audio for an audio head " +
+          `(at most ${MAX_FILE_BASE64_CHARS} base64 characters of files per request in all)`,
         example: ["What a great movie!"],
       }),
     embeddings: z
@@ -222,20 +241,24 @@ export const PredictBody = z
   })
   .openapi("PredictRequest");
 
-const ImageFile = z.instanceof(File).openapi({ type: "string", format: "binary" });
+const FilePart = z.instanceof(File).openapi({ type: "string", format: "binary" });
+const FileParts = (kind: "image" | "audio", formats: string) =>
+  z
+    .union([FilePart, z.array(FilePart).min(1).max(MAX_PREDICT_BATCH)], {
+      error: `send one or more ${kind} file parts named ${kind}`,
+    })
+    .optional()
+    .openapi({
+      description:
+        `One ${kind} file part per input (${formats}), at most ${MAX_PREDICT_BATCH}, ` +
+        `${MAX_UPLOAD_FILE_BYTES} bytes of files in all; send image or audio parts, not both`,
+    });
 
-/** The multipart form of predict: image files as parts, the options as text fields. */
+/** The multipart form of predict: image or audio files as parts, the options as text fields. */
 export const PredictForm = z
   .strictObject({
-    image: z
-      .union([ImageFile, z.array(ImageFile).min(1).max(MAX_PREDICT_BATCH)], {
-        error: "send one or more image file parts named image",
-      })
-      .openapi({
-        description:
-          `One image file part per input (JPEG, PNG, WebP or GIF), at most ${MAX_PREDICT_BATCH}, ` +
-          `${MAX_UPLOAD_IMAGE_BYTES} bytes in all`,
-      }),
+    image: FileParts("image", "JPEG, PNG, WebP or GIF"),
+    audio: FileParts("audio", "WAV, FLAC, MP3 or Ogg Vorbis"),
     version: Name.optional().openapi({ description: "A specific head version instead of the live one" }),
     alias: Name.optional().openapi({ description: "The version another alias points to (e.g. canary)" }),
     neighbors: z.coerce.number().int().min(1).max(50).optional().openapi({
@@ -245,6 +268,10 @@ export const PredictForm = z
       description:
         "`true`: answer the label `unknown` for inputs above the version's unknown-input threshold",
     }),
+  })
+  .refine((b) => (b.image === undefined) !== (b.audio === undefined), {
+    message: "send one or more file parts named image, or named audio (not both)",
+    path: ["image"],
   })
   .refine((b) => b.version === undefined || b.alias === undefined, {
     message: "send at most one of version, alias",
@@ -290,6 +317,10 @@ export const PredictResponse = z
               image: z.string().optional().openapi({
                 description:
                   "Image rows: the training item's path in the head's dataset (GET /v1/datasets/{dataset}/files?path=)",
+              }),
+              audio: z.string().optional().openapi({
+                description:
+                  "Audio rows: the training item's path in the head's dataset (GET /v1/datasets/{dataset}/files?path=)",
               }),
               similarity: z.number(),
             }),

@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { PreconditionFailedError, ValidationError } from "../errors.ts";
-import { decodeBase64Image, IMAGE_KEY_PREFIX, statImageKey } from "../heads/predict.ts";
+import { decodeBase64File, FILE_KEY_PREFIX, statFileKey } from "../heads/predict.ts";
 import { DEFAULT_IMAGE_LIMITS, sniff } from "../images/decode.ts";
 import { keys } from "../layout.ts";
 import type { ObjectStore } from "../store/types.ts";
@@ -24,13 +24,13 @@ export async function readFeedbackInput(store: ObjectStore, input: unknown): Pro
   if (input && typeof input === "object" && "image" in input) {
     if (typeof input.image !== "string")
       throw new ValidationError("input.image must be base64 image bytes", { field: "input.image" });
-    return { image: checkImage(decodeBase64Image(input.image, "input.image", maxBytes), "input.image") };
+    return { image: checkImage(decodeBase64File(input.image, "input.image", maxBytes), "input.image") };
   }
   if (input && typeof input === "object" && "imageKey" in input) {
     const field = "input.imageKey";
     if (typeof input.imageKey !== "string")
-      throw new ValidationError(`${field} must be a key under ${IMAGE_KEY_PREFIX}`, { field });
-    const { key } = await statImageKey(store, input.imageKey, field, maxBytes);
+      throw new ValidationError(`${field} must be a key under ${FILE_KEY_PREFIX}`, { field });
+    const { key } = await statFileKey(store, input.imageKey, field, maxBytes);
     const obj = await store.get(key);
     if (!obj) throw new ValidationError(`${field}: no object ${key} in this store`, { field });
     return { image: checkImage(obj.body, field) };

@@ -19,14 +19,17 @@ export interface Neighbor {
   text?: string;
   /** The training row's file path in the head's dataset (image rows). */
   image?: string;
+  /** The training row's file path in the head's dataset (audio rows). */
+  audio?: string;
   similarity: number;
 }
 
-/** What a neighbour shows of its training row: the text (cut) or the image's path. */
-type Item = Pick<Neighbor, "text" | "image">;
+/** What a neighbour shows of its training row: the text (cut) or the file's path. */
+type Item = Pick<Neighbor, "text" | "image" | "audio">;
 
-function itemOf(row: { text?: string; image?: string }): Item {
+function itemOf(row: { text?: string; image?: string; audio?: string }): Item {
   if (row.image !== undefined) return { image: row.image };
+  if (row.audio !== undefined) return { audio: row.audio };
   // An imported row's text is informational only, yet still what the row is: shown too.
   if (row.text === undefined) return {};
   const text =
@@ -38,7 +41,7 @@ export class NeighborIndex {
   private constructor(
     private readonly ids: string[],
     private readonly labels: Array<string | number | string[] | undefined>,
-    /** The rows' text or image path, read with the rows the index is built from (no extra read). */
+    /** The rows' text or file path, read with the rows the index is built from (no extra read). */
     private readonly items: Item[],
     /** Unit-length rows; a zero vector stays zero (similarity 0 to everything). */
     private readonly unit: Float32Array,

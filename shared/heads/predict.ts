@@ -4,6 +4,7 @@
  * only the alias is re-read.
  */
 
+import { AudioDecodeError, DEFAULT_AUDIO_LIMITS } from "../audio/decode.ts";
 import { loadEmbedder } from "../backbone/registry.ts";
 import type { EmbedInput } from "../backbone/spec.ts";
 import { normalizeText } from "../cache/address.ts";
@@ -217,7 +218,7 @@ export function embeddingsToVectors(
   return flat;
 }
 
-/** Raw inputs (texts or image bytes): embedded with the head's backbone here, then classified. */
+/** Raw inputs (texts, image or audio bytes): embedded with the head's backbone here, then classified. */
 export async function predictInputs(
   store: ObjectStore,
   head: LoadedHead,
@@ -293,11 +294,22 @@ export async function embedInputs(
 }
 
 /**
- * One raw predict input as callers send it: a text (a string or `{ text }`), an image as base64
- * (`{ image }`; in-process callers such as the CLI and multipart uploads pass the bytes), or
- * `{ imageKey }`, an object in the caller's own store such as `datasets/pets/files/cat/1.jpg`.
+ * One raw predict input as callers send it: a text (a string or `{ text }`), a file as base64
+ * (`{ image }`, `{ audio }`; in-process callers such as the CLI and multipart uploads pass the
+ * bytes), or `{ imageKey }` / `{ audioKey }`, an object in the caller's own store such as
+ * `datasets/pets/files/cat/1.jpg`.
  */
-export type PredictInput = string | { text: string } | { image: string | Uint8Array } | { imageKey: string };
+export type PredictInput =
+  | string
+  | { text: string }
+  | { image: string | Uint8Array }
+  | { imageKey: string }
+  | { audio: string | Uint8Array }
+  | { audioKey: string };
+
+/** The file inputs predict takes, each read (by bytes and key) the same way. */
+export type FileKind = "image" | "audio";
+const FILE_KINDS: readonly FileKind[] = ["image", "audio"];
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
@@ -307,65 +319,102 @@ export function base64Size(b64: string): number {
 }
 
 /**
- * Bytes of bucket images (`imageKey`) one predict request may load: every input's bytes are held
- * at once, and 256 keys of 20 MB each would be 5 GB in a Lambda. 100 MB is five maximum-size
- * photos, or 256 typical ones of ~400 KB.
+ * Bytes of bucket files (`imageKey`, `audioKey`) one predict request may load: every input's bytes
+ * are held at once, and 256 keys of 20 MB each would be 5 GB in a Lambda. 100 MB is five
+ * maximum-size photos, or 256 typical ones of ~400 KB.
  */
 export const MAX_KEY_BYTES_PER_REQUEST = 100 * 1024 * 1024;
+
+/** A file's `empty` or `too-large` refusal, as its decoder words it (`details.reason`). */
+function fileError(kind: FileKind, reason: "empty" | "too-large", message: string, field: string) {
+  return kind === "audio"
+    ? new AudioDecodeError(reason, message, { field })
+    : new ImageDecodeError(reason, message, { field });
+}
+
+/** `{imageKey}` or `{audioKey}`: the kind of file and its key. */
+function bucketKeyOf(input: unknown): { kind: FileKind; key: string } | undefined {
+  if (!input || typeof input !== "object") return undefined;
+  if ("imageKey" in input && typeof input.imageKey === "string")
+    return { kind: "image", key: input.imageKey };
+  if ("audioKey" in input && typeof input.audioKey === "string")
+    return { kind: "audio", key: input.audioKey };
+  return undefined;
+}
+
+/** A text, or a file's bytes (given, or as base64 checked and decoded), as an embedder input. */
+function inlineInput(input: PredictInput, i: number, maxBytes: Record<FileKind, number>): EmbedInput {
+  if (typeof input === "string") return { text: input };
+  if (input && typeof input === "object") {
+    if ("text" in input && typeof input.text === "string") return { text: input.text };
+    for (const kind of FILE_KINDS) {
+      const value = (input as Partial<Record<FileKind, unknown>>)[kind];
+      if (value instanceof Uint8Array) return fileInput(kind, value);
+      if (typeof value === "string")
+        return fileInput(kind, decodeBase64File(value, `inputs[${i}].${kind}`, maxBytes[kind], kind));
+    }
+  }
+  throw new ValidationError(
+    `inputs[${i}] must be a string, {text}, {image}, {imageKey}, {audio} or {audioKey}`,
+    { field: `inputs[${i}]` },
+  );
+}
+
+const fileInput = (kind: FileKind, bytes: Uint8Array): EmbedInput =>
+  kind === "audio" ? { audio: bytes } : { image: bytes };
 
 /**
  * Predict inputs as embedder inputs. Base64 is checked (alphabet, padding, decoded size) before it
  * is decoded, because `Buffer.from(…, "base64")` silently skips what it cannot read and would turn
  * a mangled upload into a confusing "corrupt image". Bucket objects are sized by `head`, each and
- * together, before any is read. Errors name `inputs[i].image` / `inputs[i].imageKey`.
+ * together, before any is read. Errors name `inputs[i].image` / `inputs[i].imageKey` (and `audio`,
+ * `audioKey`). `maxBytes`: per image (default the image decoder's), `maxAudioBytes`: per audio file
+ * (default the audio decoder's).
  */
 export async function readPredictInputs(
   store: ObjectStore,
   inputs: readonly PredictInput[],
-  limits: { maxBytes?: number; maxKeyBytes?: number } = {},
+  limits: { maxBytes?: number; maxAudioBytes?: number; maxKeyBytes?: number } = {},
 ): Promise<EmbedInput[]> {
-  const maxBytes = limits.maxBytes ?? DEFAULT_IMAGE_LIMITS.maxBytes;
+  const maxBytes = {
+    image: limits.maxBytes ?? DEFAULT_IMAGE_LIMITS.maxBytes,
+    audio: limits.maxAudioBytes ?? DEFAULT_AUDIO_LIMITS.maxBytes,
+  };
   const maxKeyBytes = limits.maxKeyBytes ?? MAX_KEY_BYTES_PER_REQUEST;
   const keys = await Promise.all(
-    inputs.map((input, i) =>
-      input && typeof input === "object" && "imageKey" in input && typeof input.imageKey === "string"
-        ? statImageKey(store, input.imageKey, `inputs[${i}].imageKey`, maxBytes)
-        : undefined,
-    ),
+    inputs.map((input, i) => {
+      const found = bucketKeyOf(input);
+      if (!found) return undefined;
+      const field = `inputs[${i}].${found.kind}Key`;
+      return statFileKey(store, found.key, field, maxBytes[found.kind], found.kind);
+    }),
   );
   const keyBytes = keys.reduce((n, k) => n + (k?.size ?? 0), 0);
   if (keyBytes > maxKeyBytes) {
     throw new PayloadTooLargeError(
-      `inputs: the imageKey objects hold ${keyBytes} bytes, more than the limit of ${maxKeyBytes} per request; send fewer per request`,
+      `inputs: the imageKey and audioKey objects hold ${keyBytes} bytes, more than the limit of ${maxKeyBytes} per request; send fewer per request`,
       { field: "inputs" },
     );
   }
   return Promise.all(
     inputs.map(async (input, i): Promise<EmbedInput> => {
-      if (typeof input === "string") return { text: input };
       const key = keys[i];
-      if (key) {
-        const obj = await store.get(key.key);
-        if (!obj)
-          throw new NotFoundError(`${key.field}: no object ${key.key} in this store`, { field: key.field });
-        return { image: obj.body };
-      }
-      if (input && typeof input === "object") {
-        if ("text" in input && typeof input.text === "string") return { text: input.text };
-        if ("image" in input && input.image instanceof Uint8Array) return { image: input.image };
-        if ("image" in input && typeof input.image === "string") {
-          return { image: decodeBase64Image(input.image, `inputs[${i}].image`, maxBytes) };
-        }
-      }
-      throw new ValidationError(`inputs[${i}] must be a string, {text}, {image} or {imageKey}`, {
-        field: `inputs[${i}]`,
-      });
+      if (!key) return inlineInput(input, i, maxBytes);
+      const obj = await store.get(key.key);
+      if (!obj)
+        throw new NotFoundError(`${key.field}: no object ${key.key} in this store`, { field: key.field });
+      return fileInput(key.kind, obj.body);
     }),
   );
 }
 
-export function decodeBase64Image(b64: string, field: string, maxBytes: number): Uint8Array {
-  if (b64.length === 0) throw new ImageDecodeError("empty", `${field} is empty`, { field });
+export function decodeBase64File(
+  b64: string,
+  field: string,
+  maxBytes: number,
+  kind: FileKind = "image",
+): Uint8Array {
+  if (b64.length === 0) throw fileError(kind, "empty", `${field} is empty`, field);
   if (b64.length % 4 !== 0 || !BASE64.test(b64)) {
     throw new ValidationError(
       `${field} is not valid base64 (standard alphabet A–Z a–z 0–9 + /, padded with =, no data: prefix or line breaks)`,
@@ -374,19 +423,28 @@ export function decodeBase64Image(b64: string, field: string, maxBytes: number):
   }
   const size = base64Size(b64);
   if (size > maxBytes) {
-    throw new ImageDecodeError("too-large", `${field}: ${size} bytes is more than the limit of ${maxBytes}`, {
+    throw fileError(
+      kind,
+      "too-large",
+      `${field}: ${size} bytes is more than the limit of ${maxBytes}`,
       field,
-    });
+    );
   }
   const buf = Buffer.from(b64, "base64");
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
 }
 
-/** A bucket image's key checked and its size read, without reading its bytes. */
-/** Where `imageKey`s may point: the datasets users upload (e.g. `datasets/pets/files/cat/1.jpg`). */
-export const IMAGE_KEY_PREFIX = "datasets/";
+/** Where `imageKey`s and `audioKey`s may point: the datasets users upload (e.g. `datasets/pets/files/cat/1.jpg`). */
+export const FILE_KEY_PREFIX = "datasets/";
 
-export async function statImageKey(store: ObjectStore, key: string, field: string, maxBytes: number) {
+/** A bucket file's key checked and its size read, without reading its bytes. */
+export async function statFileKey(
+  store: ObjectStore,
+  key: string,
+  field: string,
+  maxBytes: number,
+  kind: FileKind = "image",
+) {
   // Keys are resolved against the caller's own store; `..`, `.`, empty segments, absolute paths,
   // backslashes and control characters are refused so no key can mean anything but its object.
   // Only users' own uploads: heads, backbones, the cache and jobs are not the caller's to
@@ -394,7 +452,7 @@ export async function statImageKey(store: ObjectStore, key: string, field: strin
   const problem = key.includes("\\")
     ? "holds a backslash"
     : (storageKeyProblem(key) ??
-      (key.startsWith(IMAGE_KEY_PREFIX) ? undefined : `is not under ${IMAGE_KEY_PREFIX}`));
+      (key.startsWith(FILE_KEY_PREFIX) ? undefined : `is not under ${FILE_KEY_PREFIX}`));
   if (problem) {
     throw new ValidationError(
       `${field}: ${JSON.stringify(key)} is not a plain key in this store (it ${problem})`,
@@ -406,13 +464,12 @@ export async function statImageKey(store: ObjectStore, key: string, field: strin
   const info = await store.head(key);
   if (!info) throw new NotFoundError(`${field}: no object ${key} in this store`, { field });
   if (info.size > maxBytes) {
-    throw new ImageDecodeError(
+    throw fileError(
+      kind,
       "too-large",
       `${field}: ${key} is ${info.size} bytes, more than the limit of ${maxBytes}`,
-      {
-        field,
-      },
+      field,
     );
   }
-  return { key, field, size: info.size };
+  return { key, field, size: info.size, kind };
 }

@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { MAX_EMBEDDINGS_BATCH, MAX_PREDICT_BATCH } from "../../../shared/api/schemas.ts";
 import { decodeNpy } from "../../../shared/cache/npy.ts";
 import { ValidationError } from "../../../shared/errors.ts";
-import type { Prediction } from "../../../shared/heads/predict.ts";
+import type { PredictInput, Prediction } from "../../../shared/heads/predict.ts";
 import type { Platform } from "../../../shared/platform.ts";
 import { context, intOption, output } from "../context.ts";
 
@@ -11,6 +11,7 @@ import { context, intOption, output } from "../context.ts";
 interface PredictFlags {
   text?: string[];
   image?: string[];
+  audio?: string[];
   input?: string;
   embeddings?: string;
   version?: string;
@@ -18,22 +19,24 @@ interface PredictFlags {
   rejectUnknown?: boolean;
 }
 
-/** What to predict: `texts` label the output lines (file names for images, `#i` for vectors). */
+/** What to predict: `texts` label the output lines (file names for files, `#i` for vectors). */
 interface PredictInputs {
   texts: string[];
   embeddings?: number[][];
-  images?: Uint8Array[];
+  /** `--image`, `--audio`: the files' bytes. */
+  files?: PredictInput[];
 }
 
 export function registerPredict(program: Command): void {
   program
     .command("predict")
     .description(
-      "predict with a head (head, head@version or head:alias) from texts, images or ready embeddings",
+      "predict with a head (head, head@version or head:alias) from texts, images, audio or ready embeddings",
     )
     .argument("<head>", "head, head@version or head:alias")
     .option("--text <text...>", "one or more texts")
     .option("--image <file...>", "one or more image files (JPEG, PNG, WebP, GIF) for an image head")
+    .option("--audio <file...>", "one or more audio files (WAV, FLAC, MP3, Ogg Vorbis) for an audio head")
     .option("--input <file.jsonl>", 'a JSONL file with one {"text": …} per line')
     .option(
       "--embeddings <file>",
@@ -54,16 +57,17 @@ export function registerPredict(program: Command): void {
 }
 
 async function readInputs(opts: PredictFlags): Promise<PredictInputs> {
-  const given = [opts.text, opts.image, opts.input, opts.embeddings].filter((o) => o !== undefined).length;
+  const given = [opts.text, opts.image, opts.audio, opts.input, opts.embeddings].filter(
+    (o) => o !== undefined,
+  ).length;
   if (given !== 1) {
-    throw new ValidationError("give exactly one of --text, --image, --input, --embeddings", {
+    throw new ValidationError("give exactly one of --text, --image, --audio, --input, --embeddings", {
       field: "text",
     });
   }
-  if (opts.image) {
-    // The file names stand in for the texts in the output.
-    return { texts: opts.image, images: await readImages(opts.image) };
-  }
+  // The file names stand in for the texts in the output.
+  if (opts.image) return { texts: opts.image, files: await readFiles(opts.image, "image") };
+  if (opts.audio) return { texts: opts.audio, files: await readFiles(opts.audio, "audio") };
   if (opts.embeddings) {
     const embeddings = await readEmbeddingsFile(opts.embeddings);
     return { texts: embeddings.map((_, i) => `#${i}`), embeddings };
@@ -72,13 +76,14 @@ async function readInputs(opts: PredictFlags): Promise<PredictInputs> {
   return { texts: opts.text ?? [] };
 }
 
-function readImages(paths: string[]): Promise<Uint8Array[]> {
+function readFiles(paths: string[], kind: "image" | "audio"): Promise<PredictInput[]> {
   return Promise.all(
     paths.map(async (path) => {
       try {
-        return new Uint8Array(await readFile(path));
+        const bytes = new Uint8Array(await readFile(path));
+        return kind === "audio" ? { audio: bytes } : { image: bytes };
       } catch (err) {
-        throw new ValidationError(`--image ${path}: ${(err as Error).message}`, { field: "image" });
+        throw new ValidationError(`--${kind} ${path}: ${(err as Error).message}`, { field: kind });
       }
     }),
   );
@@ -140,7 +145,7 @@ async function readEmbeddingsFile(path: string): Promise<number[][]> {
 
 /** One request per batch the API takes at most, so any number of inputs works. */
 async function predictInBatches(platform: Platform, head: string, inputs: PredictInputs, opts: PredictFlags) {
-  const { texts, embeddings, images } = inputs;
+  const { texts, embeddings, files } = inputs;
   const predictions: Prediction[] = [];
   let version = "";
   let headName = head;
@@ -149,8 +154,8 @@ async function predictInBatches(platform: Platform, head: string, inputs: Predic
     const r = await platform.predict(head, {
       ...(embeddings
         ? { embeddings: embeddings.slice(i, i + batchSize) }
-        : images
-          ? { inputs: images.slice(i, i + batchSize).map((image) => ({ image })) }
+        : files
+          ? { inputs: files.slice(i, i + batchSize) }
           : { inputs: texts.slice(i, i + batchSize) }),
       version: opts.version,
       neighbors: opts.neighbors,

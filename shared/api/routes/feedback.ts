@@ -7,7 +7,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Platform } from "../../platform.ts";
 import type { AppEnv } from "../env.ts";
 import { errorResponses, jsonBody } from "../responses.ts";
-import { HeadParams, MAX_IMAGE_BASE64_CHARS } from "../schemas.ts";
+import { HeadParams, MAX_FILE_BASE64_CHARS } from "../schemas.ts";
 
 const tags = ["heads"];
 
@@ -30,7 +30,7 @@ const FeedbackBody = z
           z.string(),
           z.strictObject({ text: z.string() }),
           z.strictObject({
-            image: z.string().min(1).max(MAX_IMAGE_BASE64_CHARS).openapi({
+            image: z.string().min(1).max(MAX_FILE_BASE64_CHARS).openapi({
               description: "Image bytes (JPEG, PNG, WebP or GIF) as standard base64, no data: prefix",
               format: "byte",
             }),

@@ -24,8 +24,8 @@ import {
   HeadAliasParams,
   HeadParams,
   HeadVersionParams,
-  MAX_IMAGE_BASE64_CHARS,
-  MAX_UPLOAD_IMAGE_BYTES,
+  MAX_FILE_BASE64_CHARS,
+  MAX_UPLOAD_FILE_BYTES,
   PredictBody,
   PredictForm,
   PredictResponse,
@@ -217,15 +217,17 @@ const predict = createRoute({
   path: "/{head}/predict",
   operationId: "predictHead",
   tags,
-  summary: "Predict on raw inputs (texts, images) or ready embeddings",
+  summary: "Predict on raw inputs (texts, images, audio) or ready embeddings",
   description:
-    "JSON: `inputs` holds texts (strings or `{text}`) for a text head, or images for an image head: " +
-    "`{image}` (base64) or `{imageKey}` (an object under `datasets/` in this deployment's bucket); or `embeddings` holds " +
-    `ready vectors. At most ${MAX_IMAGE_BASE64_CHARS} base64 characters per request (the Lambda payload limit). ` +
-    "multipart/form-data: one `image` file part per image, plus optional `version`, `alias` and " +
-    `\`neighbors\` fields, at most ${MAX_UPLOAD_IMAGE_BYTES} image bytes in all. A bad image is a 400 naming ` +
-    "its input (`inputs[i]`, or `image[i]` for the i-th file part) with `details.reason` " +
-    "(`empty`, `too-large`, `too-many-pixels`, `unsupported-format`, `corrupt`).",
+    "JSON: `inputs` holds texts (strings or `{text}`) for a text head, images for an image head: " +
+    "`{image}` (base64) or `{imageKey}` (an object under `datasets/` in this deployment's bucket), or audio for an " +
+    "audio head: `{audio}` (base64 WAV, FLAC, MP3 or Ogg Vorbis) or `{audioKey}`; or `embeddings` holds " +
+    `ready vectors. At most ${MAX_FILE_BASE64_CHARS} base64 characters of files per request (the Lambda payload limit). ` +
+    "multipart/form-data: one `image` file part per image, or one `audio` file part per clip, plus optional " +
+    `\`version\`, \`alias\` and \`neighbors\` fields, at most ${MAX_UPLOAD_FILE_BYTES} file bytes in all. ` +
+    "A bad file is a 400 naming its input (`inputs[i]`, or `image[i]`/`audio[i]` for the i-th file part) with " +
+    "`details.reason` (`empty`, `too-large`, `too-many-pixels` (images), `too-long` (audio), " +
+    "`unsupported-format`, `corrupt`).",
   request: {
     params: HeadParams,
     // Not `required`: @hono/zod-openapi then validates each body only when its content type is
@@ -240,38 +242,44 @@ const predict = createRoute({
   responses: {
     200: jsonBody(PredictResponse, "One prediction per input"),
     ...errorResponses({
-      400: "Invalid input (`field` names it: `inputs[i]`, `image[i]`, `embeddings[i]`…), with `details.reason` for images",
-      404: "Unknown head, version or alias, or no object at an `imageKey`",
+      400: "Invalid input (`field` names it: `inputs[i]`, `image[i]`, `audio[i]`, `embeddings[i]`…), with `details.reason` for files",
+      404: "Unknown head, version or alias, or no object at an `imageKey` or `audioKey`",
       409: "The head's backbone was replaced since it was trained",
-      413: "More image data than one request may carry, or a body over 8 MiB",
+      413: "More file data than one request may carry, or a body over 8 MiB",
       415: "Neither JSON nor multipart/form-data",
       422: "The head's backbone cannot be loaded here",
     }),
   },
 });
 
-/** Sum of the base64 image characters a JSON predict request carries. */
+/** Sum of the base64 file characters (images and audio) a JSON predict request carries. */
 function base64Chars(inputs: readonly unknown[] | undefined): number {
   let n = 0;
   for (const input of inputs ?? []) {
-    const image = (input as { image?: unknown } | null)?.image;
-    if (typeof image === "string") n += image.length;
+    const file = input as { image?: unknown; audio?: unknown } | null;
+    if (typeof file?.image === "string") n += file.image.length;
+    if (typeof file?.audio === "string") n += file.audio.length;
   }
   return n;
 }
 
-/** Multipart predict: the file parts become image inputs; their errors name the part. */
+/** Multipart predict: the file parts become image or audio inputs; their errors name the part. */
 async function predictUpload(platform: Platform, head: string, form: z.infer<typeof PredictForm>) {
-  const files = Array.isArray(form.image) ? form.image : [form.image];
+  const kind = form.audio !== undefined ? "audio" : "image";
+  const parts = form[kind] ?? [];
+  const files = Array.isArray(parts) ? parts : [parts];
   const total = files.reduce((n, f) => n + f.size, 0);
-  if (total > MAX_UPLOAD_IMAGE_BYTES) {
+  if (total > MAX_UPLOAD_FILE_BYTES) {
     throw new PayloadTooLargeError(
-      `image: ${files.length} file parts hold ${total} bytes, more than the limit of ${MAX_UPLOAD_IMAGE_BYTES} per request`,
-      { field: "image" },
+      `${kind}: ${files.length} file parts hold ${total} bytes, more than the limit of ${MAX_UPLOAD_FILE_BYTES} per request`,
+      { field: kind },
     );
   }
   const inputs = await Promise.all(
-    files.map(async (f) => ({ image: new Uint8Array(await f.arrayBuffer()) })),
+    files.map(async (f) => {
+      const bytes = new Uint8Array(await f.arrayBuffer());
+      return kind === "audio" ? { audio: bytes } : { image: bytes };
+    }),
   );
   const { version, alias, neighbors } = form;
   const rejectUnknown = form.rejectUnknown === "true";
@@ -281,11 +289,11 @@ async function predictUpload(platform: Platform, head: string, form: z.infer<typ
     const i = err instanceof ValidationError ? /^inputs\[(\d+)\]/.exec(err.field ?? "")?.[1] : undefined;
     if (!(err instanceof ValidationError) || i === undefined) throw err;
     const name = files[Number(i)]?.name;
-    const part = `image[${i}]`;
+    const part = `${kind}[${i}]`;
     const label = `${part}${name ? ` (${name})` : ""}`;
     const message = /^inputs\[\d+\]/.test(err.message)
       ? err.message.replace(/^inputs\[\d+\]/, label)
-      : `${label}: ${err.message.replace(/^input \d+: (image: )?/, "")}`;
+      : `${label}: ${err.message.replace(/^input \d+: ((image|audio): )?/, "")}`;
     throw new ValidationError(message, {
       field: part,
       details: err.details,
@@ -308,10 +316,10 @@ function predictRoutes(platform: Platform) {
     }
     const req = c.req.valid("json") as z.infer<typeof PredictBody>;
     const chars = base64Chars(req.inputs);
-    if (chars > MAX_IMAGE_BASE64_CHARS) {
+    if (chars > MAX_FILE_BASE64_CHARS) {
       throw new PayloadTooLargeError(
-        `inputs: images hold ${chars} base64 characters, more than the limit of ${MAX_IMAGE_BASE64_CHARS} per request; ` +
-          "send fewer per request, or upload them to the bucket and send {imageKey}",
+        `inputs: the files hold ${chars} base64 characters, more than the limit of ${MAX_FILE_BASE64_CHARS} per request; ` +
+          "send fewer per request, or upload them to the bucket and send {imageKey} or {audioKey}",
         { field: "inputs" },
       );
     }
