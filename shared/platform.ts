@@ -193,8 +193,8 @@ export class Platform {
 
   /** Uploads a local manifest (or directory) like a bucket upload would, then ingests it. */
   /**
-   * Uploads a manifest, a directory with a manifest and `files/`, or a labelled image folder
-   * (`<label>/<file>`), then ingests it. `skipped` lists folder entries that were not uploaded.
+   * Uploads a manifest, a directory with a manifest and `files/`, or a labelled folder of images
+   * or audio files (`<label>/<file>`), then ingests it. `skipped` lists folder entries that were not uploaded.
    */
   async upload(dataset: string, localPath: string): Promise<DatasetStatus & { skipped?: SkippedEntry[] }> {
     assertUserDatasetName(dataset);

@@ -468,7 +468,7 @@ async function putFiles(store: ObjectStore, dataset: string, files: Array<{ loca
 
 /**
  * Uploads a dataset from the local disk: a manifest file; a directory with one manifest and
- * `files/`; or a labelled folder of images (`<label>/<file>`, optional `test/<label>/<file>`),
+ * `files/`; or a labelled folder of images or audio files (`<label>/<file>`, optional `test/<label>/<file>`),
  * whose manifest is generated. Files go first and the manifest last, since the manifest is what
  * makes the upload visible.
  */

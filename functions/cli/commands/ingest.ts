@@ -11,7 +11,7 @@ export function registerIngest(program: Command): void {
     )
     .argument(
       "<manifest|dir>",
-      "manifest.jsonl / manifest.csv, a directory holding one and files/, or a folder of images as <label>/<file> (test/<label>/<file> for the test split)",
+      "manifest.jsonl / manifest.csv, a directory holding one and files/, or a folder of images or audio files as <label>/<file> (test/<label>/<file> for the test split)",
     )
     .requiredOption("--dataset <name>", "dataset name")
     .option(
