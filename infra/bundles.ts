@@ -5,6 +5,7 @@
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { DECODE_WORKER_BUNDLE_NAME } from "../shared/audio/decode-pool.ts";
 
 export const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
 /** `dist/functions/<name>/`: `index.mjs` (exports `handler`), its chunks, source maps, natives. */
@@ -20,6 +21,11 @@ export type NativePackage = (typeof NATIVE_PACKAGES)[number];
 export interface FunctionBundle {
   /** The TypeScript entry point. */
   entry: string;
+  /**
+   * Worker-thread scripts built beside `index.mjs` as `<name>.mjs` (sharing its chunks), for code
+   * that starts them with `new Worker(new URL("./<name>.mjs", import.meta.url))`.
+   */
+  workers?: Readonly<Record<string, string>>;
   /** Native packages this function may load (only on first use: see shared/platform.ts). */
   native: readonly NativePackage[];
   /** Plain npm packages whose files the function reads at run time (Swagger UI's assets). */
@@ -79,6 +85,8 @@ export const FUNCTION_BUNDLES = {
   "embed-batch": {
     entry: "functions/embed-batch/main.ts",
     native: ["onnxruntime-node", "sharp"],
+    // Audio decodes on worker threads while onnxruntime embeds (shared/audio/decode-pool.ts).
+    workers: { [DECODE_WORKER_BUNDLE_NAME]: "shared/audio/decode-worker.ts" },
     budgetBytes: 5 * MB,
     container: true,
   },

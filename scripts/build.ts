@@ -1,6 +1,7 @@
 /**
  * `npm run build`: one minified ESM bundle per function (infra/bundles.ts) under
- * `dist/functions/<name>/index.mjs`, with source maps. AWS SDK clients and every pure-JS
+ * `dist/functions/<name>/index.mjs` (and `<worker>.mjs` beside it for each of its worker-thread
+ * scripts), with source maps. AWS SDK clients and every pure-JS
  * dependency are bundled and tree-shaken; native packages (onnxruntime-node, sharp) are copied
  * beside the bundle with only their linux-x64 (glibc) binaries. Dynamic imports become chunks
  * that load on first use, so a function that never predicts never reads onnxruntime. The web
@@ -86,7 +87,10 @@ const zodEnglishOnly: esbuild.Plugin = {
 async function bundle(name: FunctionName, spec: FunctionBundle, outdir: string): Promise<void> {
   await esbuild
     .build({
-      entryPoints: { index: join(REPO_ROOT, spec.entry) },
+      entryPoints: {
+        index: join(REPO_ROOT, spec.entry),
+        ...Object.fromEntries(Object.entries(spec.workers ?? {}).map(([n, e]) => [n, join(REPO_ROOT, e)])),
+      },
       outdir,
       bundle: true,
       splitting: true,

@@ -54,9 +54,18 @@ async function converterFor(from: number, to: number): Promise<Converter> {
   return conv;
 }
 
-/** Mono samples at `from` Hz → at `to` Hz; the same array when the rates match. */
+/**
+ * Mono samples at `from` Hz → at `to` Hz; the same array when the rates match. The output has
+ * exactly `round(n · to / from)` samples (libsamplerate's own count may be one short at the end),
+ * so a clip's duration is the same at either rate.
+ */
 export async function resampleMono(samples: Float32Array, from: number, to: number): Promise<Float32Array> {
   if (from === to || samples.length === 0) return samples;
   const conv = await converterFor(from, to);
-  return conv.simple(samples);
+  const out = conv.simple(samples);
+  const n = Math.round((samples.length * to) / from);
+  if (out.length === n) return out;
+  const exact = new Float32Array(n);
+  exact.set(out.length > n ? out.subarray(0, n) : out);
+  return exact;
 }
