@@ -279,6 +279,16 @@ describe("decodeAudio: resampling keeps what fits below the new Nyquist frequenc
     });
   }
 
+  test("a long clip (past libsamplerate-js's single-call size) resamples whole, after short ones", async () => {
+    await decodeAudio(wav([tone(44100, 1, 1000, 0.5)], 44100, "32f"), { sampleRate: 16000 });
+    const got = await decodeAudio(wav([tone(44100, 30, 1000, 0.5)], 44100, "32f"), { sampleRate: 16000 });
+    assert.equal(got.samples.length, 480000);
+    for (const at of [0, 10, 29]) {
+      const second = { ...got, samples: got.samples.subarray(at * 16000, (at + 1) * 16000) };
+      assertTone(second, 1000, 0.5, 0.01);
+    }
+  });
+
   test("a 10 kHz tone at 44.1 kHz is removed, not folded down to 6 kHz", async () => {
     const got = await decodeAudio(wav([tone(44100, 1, 10000, 0.5)], 44100, "32f"), { sampleRate: 16000 });
     assert.ok(rms(got.samples) < 1e-3, `rms ${rms(got.samples)}`);

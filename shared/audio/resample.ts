@@ -55,15 +55,39 @@ async function converterFor(from: number, to: number): Promise<Converter> {
 }
 
 /**
+ * Above this many frames (in or out), libsamplerate-js's `simple()` feeds the input to its
+ * streaming API in 0.1 s chunks; on a converter that has already run `simple()` that path returns
+ * a fraction of the output (30 s came back as 0.1 s), while on a fresh converter it is right to
+ * float precision. Long inputs (≥ 23 s at 44.1 kHz) therefore get a converter of their own.
+ */
+const SIMPLE_MAX_FRAMES = 1_008_000;
+
+async function resampleLong(samples: Float32Array, from: number, to: number): Promise<Float32Array> {
+  const lib = await loadLib();
+  const fresh = await lib.create(1, from, to, { converterType: lib.ConverterType.SRC_SINC_MEDIUM_QUALITY });
+  try {
+    return fresh.simple(samples);
+  } finally {
+    fresh.destroy();
+  }
+}
+
+/**
  * Mono samples at `from` Hz → at `to` Hz; the same array when the rates match. The output has
  * exactly `round(n · to / from)` samples (libsamplerate's own count may be one short at the end),
  * so a clip's duration is the same at either rate.
  */
 export async function resampleMono(samples: Float32Array, from: number, to: number): Promise<Float32Array> {
   if (from === to || samples.length === 0) return samples;
-  const conv = await converterFor(from, to);
-  const out = conv.simple(samples);
   const n = Math.round((samples.length * to) / from);
+  const out =
+    Math.max(samples.length, n) > SIMPLE_MAX_FRAMES
+      ? await resampleLong(samples, from, to)
+      : (await converterFor(from, to)).simple(samples);
+  // A guard, not a fix-up: the end may lose a few samples (padded below), never more.
+  if (Math.abs(out.length - n) > 64 + n / 1000) {
+    throw new Error(`libsamplerate returned ${out.length} samples where ${n} were expected`);
+  }
   if (out.length === n) return out;
   const exact = new Float32Array(n);
   exact.set(out.length > n ? out.subarray(0, n) : out);
