@@ -5,11 +5,12 @@
 #   dataset-fashion-mnist — `npm run bench:images` (only with --bench)
 #   radosgw ceph-mon ceph-osd — the real S3 server for the store contract suite
 #   espeak-ng, sox — the audio tests synthesize spoken words and convert them (WAV, FLAC, MP3, Ogg)
+#   lame — test/audio-decode.test.ts makes MP3s with a Xing/Info length tag and an ID3v2 tag (sox writes neither)
 #   chromium — test/docs-browser.test.ts renders /docs in it, test/console-browser.test.ts the web console (driven by playwright-core)
 # (scripts/radosgw.sh installs Ceph itself too; doing it here shares one `apt-get update`.)
 set -euo pipefail
 
-packages=(python3-numpy radosgw ceph-mon ceph-osd chromium espeak-ng sox libsox-fmt-all)
+packages=(python3-numpy radosgw ceph-mon ceph-osd chromium espeak-ng sox libsox-fmt-all lame)
 [[ "${1:-}" == "--bench" ]] && packages+=(python3-sklearn dataset-fashion-mnist)
 
 missing=()
