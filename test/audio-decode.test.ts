@@ -393,6 +393,12 @@ describe("decodeAudio: every failure has a reason", () => {
     await rejects(decodeAudio(bytes, { sampleRate: 16000 }), "corrupt", /WAV header/);
   });
 
+  test("unsupported-format: a sample rate libsamplerate cannot reach (over 256× away)", async () => {
+    const bytes = wav([tone(50, 2, 5, 0.5)], 50, "16");
+    await rejects(decodeAudio(bytes, { sampleRate: 16000 }), "unsupported-format", /50 Hz/);
+    assert.equal((await decodeAudio(bytes, { sampleRate: 100 })).samples.length, 200);
+  });
+
   test("errors name the input: field and message carry opts.name, and they are ValidationErrors", async () => {
     const err = await decodeAudio(new Uint8Array(0), { sampleRate: 16000, name: "clips/a.wav" }).catch(
       (e) => e,

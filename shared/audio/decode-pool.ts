@@ -122,7 +122,12 @@ class PoolWorker {
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       if (this.pending.size === 1) this.worker.ref();
-      this.worker.postMessage(req, transfer);
+      try {
+        this.worker.postMessage(req, transfer);
+      } catch (err) {
+        this.forget(id);
+        reject(err as Error);
+      }
     });
   }
 

@@ -78,6 +78,8 @@ export const DEFAULT_AUDIO_LIMITS: Required<AudioLimits> = {
 
 /** Highest target or source sample rate accepted (studio audio goes to 384 kHz). */
 export const MAX_SAMPLE_RATE = 384_000;
+/** libsamplerate converts by at most this factor either way (8 kHz ↔ 16 kHz is 2). */
+const MAX_RATIO = 256;
 
 export interface DecodeAudioOptions {
   /** The sample rate of `samples`, in Hz. */
@@ -127,6 +129,12 @@ export async function decodeAudio(bytes: Uint8Array, opts: DecodeAudioOptions): 
   if (pcm.mono.length === 0) throw fail("empty", `the ${FORMAT_LABEL[format]} holds no audio samples`);
   if (!(pcm.sampleRate >= 1 && pcm.sampleRate <= MAX_SAMPLE_RATE)) {
     throw fail("corrupt", `sample rate ${pcm.sampleRate} Hz is outside 1–${MAX_SAMPLE_RATE}`);
+  }
+  if (pcm.sampleRate * MAX_RATIO < opts.sampleRate || pcm.sampleRate > opts.sampleRate * MAX_RATIO) {
+    throw fail(
+      "unsupported-format",
+      `a sample rate of ${pcm.sampleRate} Hz is more than ${MAX_RATIO}× away from ${opts.sampleRate} Hz`,
+    );
   }
   const samples = await resampleMono(pcm.mono, pcm.sampleRate, opts.sampleRate);
   if (samples.length === 0) throw fail("empty", `too short to resample to ${opts.sampleRate} Hz`);
