@@ -18,6 +18,19 @@ export const CONSOLE_BUILD = join(REPO_ROOT, ".build", "console");
 export const NATIVE_PACKAGES = ["onnxruntime-node", "sharp"] as const;
 export type NativePackage = (typeof NATIVE_PACKAGES)[number];
 
+/**
+ * The audio decoders and the resampler (JavaScript with their WebAssembly inlined, ≈ 2.6 MB):
+ * bundled only into functions that decode audio files (`audio: true`); left out of the others,
+ * which never import them (the packages are loaded on the first decode: shared/audio/).
+ */
+export const AUDIO_PACKAGES = [
+  "wavefile",
+  "@wasm-audio-decoders/flac",
+  "mpg123-decoder",
+  "@wasm-audio-decoders/ogg-vorbis",
+  "@alexanderolsen/libsamplerate-js",
+] as const;
+
 export interface FunctionBundle {
   /** The TypeScript entry point. */
   entry: string;
@@ -28,6 +41,8 @@ export interface FunctionBundle {
   workers?: Readonly<Record<string, string>>;
   /** Native packages this function may load (only on first use: see shared/platform.ts). */
   native: readonly NativePackage[];
+  /** Decodes audio files (predict's audio inputs, the batch stage): bundles `AUDIO_PACKAGES`. */
+  audio?: true;
   /** Plain npm packages whose files the function reads at run time (Swagger UI's assets). */
   files?: readonly { pkg: string; paths: readonly string[] }[];
   /**
@@ -77,6 +92,7 @@ export const FUNCTION_BUNDLES = {
   api: {
     entry: "functions/api/handler.ts",
     native: ["onnxruntime-node", "sharp"],
+    audio: true,
     files: [{ pkg: "swagger-ui-dist", paths: SWAGGER_UI_FILES }],
     console: true,
     budgetBytes: 75 * MB,
@@ -85,6 +101,7 @@ export const FUNCTION_BUNDLES = {
   "embed-batch": {
     entry: "functions/embed-batch/main.ts",
     native: ["onnxruntime-node", "sharp"],
+    audio: true,
     // Audio decodes on worker threads while onnxruntime embeds (shared/audio/decode-pool.ts).
     workers: { [DECODE_WORKER_BUNDLE_NAME]: "shared/audio/decode-worker.ts" },
     budgetBytes: 5 * MB,

@@ -15,6 +15,7 @@ import { dirname, join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import * as esbuild from "esbuild";
 import {
+  AUDIO_PACKAGES,
   bundleDir,
   CONSOLE_BUILD,
   FUNCTION_BUNDLES,
@@ -108,8 +109,9 @@ async function bundle(name: FunctionName, spec: FunctionBundle, outdir: string):
       legalComments: "none",
       banner: { js: BANNER },
       // Always external: a function that does not ship a native package keeps it in chunks it never
-      // runs (tests hold ingest, job-complete and the authorizer to never loading one).
-      external: [...NATIVE_PACKAGES],
+      // runs (tests hold ingest, job-complete and the authorizer to never loading one). The audio
+      // decoders likewise, except where the function decodes audio.
+      external: [...NATIVE_PACKAGES, ...(spec.audio ? [] : AUDIO_PACKAGES)],
       logLevel: "warning",
       plugins: [zodEnglishOnly],
       define: { "process.env.NODE_ENV": '"production"' },

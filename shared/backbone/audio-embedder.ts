@@ -6,6 +6,7 @@
  * waiting on the decoder (which runs on worker threads when the caller hands in a pool's decode).
  */
 import { AudioDecodeError, type AudioLimits, type DecodedAudio } from "../audio/decode.ts";
+import type { AudioDecoder } from "../audio/decode-pool.ts";
 import { HeadstartError, UnsupportedError, ValidationError } from "../errors.ts";
 import { getSession, type InferenceSession, type SessionOptions, Tensor } from "../onnx/session.ts";
 import { poolWindows, scaledClip, windowStarts, writeWindows } from "./audio-windows.ts";
@@ -25,20 +26,33 @@ export interface AudioEmbedderOptions {
   microBatch?: number;
   /** Windows per run of the embedding model. Default 512 (≈ 5 MB of input). */
   maxWindowsPerRun?: number;
-  /** Default: `decodeAudio` on this thread; the batch stage passes its worker pool's. */
+  /**
+   * Default: a micro-batch of several files is decoded on the process's worker pool
+   * (`audio/decode-pool.ts`, so the embedding thread keeps feeding onnxruntime), a single file
+   * (a predict) on this thread.
+   */
   decode?: AudioDecode;
   session?: SessionOptions;
 }
 
-const defaultDecode: AudioDecode = async (bytes, opts) =>
-  (await import("../audio/decode.ts")).decodeAudio(bytes, opts);
+let pool: Promise<AudioDecoder> | undefined;
+function sharedPool(): Promise<AudioDecoder> {
+  pool ??= import("../audio/decode-pool.ts").then((m) => m.createDecodePool());
+  return pool;
+}
+
+const defaultDecode = (several: boolean): AudioDecode =>
+  several
+    ? // The pool takes over the buffer it is given: hand it a copy, the caller's input stays whole.
+      async (bytes, opts) => (await sharedPool()).decode(bytes.slice(), opts)
+    : async (bytes, opts) => (await import("../audio/decode.ts")).decodeAudio(bytes, opts);
 
 export class AudioEmbedder implements Embedder {
   readonly spec: BackboneSpec;
   private readonly pre: AudioPre;
   private readonly microBatch: number;
   private readonly maxWindows: number;
-  private readonly decode: AudioDecode;
+  private readonly decode?: AudioDecode;
 
   private constructor(
     spec: BackboneSpec,
@@ -51,7 +65,7 @@ export class AudioEmbedder implements Embedder {
     this.pre = pre;
     this.microBatch = microBatchOption(opts.microBatch, 16);
     this.maxWindows = microBatchOption(opts.maxWindowsPerRun, 512);
-    this.decode = opts.decode ?? defaultDecode;
+    this.decode = opts.decode;
   }
 
   static async create(
@@ -182,6 +196,7 @@ export class AudioEmbedder implements Embedder {
   /** Each input decoded; a bad one is its `AudioDecodeError` (or a modality error) in its slot. */
   private decodeAll(inputs: readonly EmbedInput[], start: number): Promise<(Float32Array | Error)[]> {
     const { sampleRate, maxSeconds } = this.pre;
+    const decode = this.decode ?? defaultDecode(inputs.length > 1);
     return Promise.all(
       inputs.map(async (input, k) => {
         const bytes = (input as { audio?: unknown }).audio;
@@ -192,7 +207,7 @@ export class AudioEmbedder implements Embedder {
           );
         }
         try {
-          return (await this.decode(bytes, { sampleRate, limits: { maxSeconds } })).samples;
+          return (await decode(bytes, { sampleRate, limits: { maxSeconds } })).samples;
         } catch (err) {
           if (err instanceof AudioDecodeError) return err;
           throw err;
