@@ -74,22 +74,23 @@ async function resampleLong(samples: Float32Array, from: number, to: number): Pr
 
 /**
  * Mono samples at `from` Hz → at `to` Hz; the same array when the rates match. The output has
- * exactly `round(n · to / from)` samples (libsamplerate's own count may be one short at the end),
- * so a clip's duration is the same at either rate.
+ * exactly `round(n · to / from)` samples, so a clip's duration is the same at either rate.
+ *
+ * libsamplerate-js never tells the converter that the input has ended, so the filter's last
+ * stretch stays inside it (1 sample at 44.1 → 16 kHz through `simple()`, more on the long path
+ * and when upsampling from a low rate): 0.1 s of silence appended pushes it out, and the output
+ * is cut back to its exact length.
  */
 export async function resampleMono(samples: Float32Array, from: number, to: number): Promise<Float32Array> {
   if (from === to || samples.length === 0) return samples;
   const n = Math.round((samples.length * to) / from);
+  const padded = new Float32Array(samples.length + Math.ceil(from / 10));
+  padded.set(samples);
   const out =
-    Math.max(samples.length, n) > SIMPLE_MAX_FRAMES
-      ? await resampleLong(samples, from, to)
-      : (await converterFor(from, to)).simple(samples);
-  // A guard, not a fix-up: the end may lose a few samples (padded below), never more.
-  if (Math.abs(out.length - n) > 64 + n / 1000) {
+    Math.max(padded.length, Math.ceil((padded.length * to) / from)) > SIMPLE_MAX_FRAMES
+      ? await resampleLong(padded, from, to)
+      : (await converterFor(from, to)).simple(padded);
+  if (out.length < n)
     throw new Error(`libsamplerate returned ${out.length} samples where ${n} were expected`);
-  }
-  if (out.length === n) return out;
-  const exact = new Float32Array(n);
-  exact.set(out.length > n ? out.subarray(0, n) : out);
-  return exact;
+  return out.slice(0, n);
 }
