@@ -399,6 +399,40 @@ describe("decodeAudio: every failure has a reason", () => {
     assert.equal((await decodeAudio(bytes, { sampleRate: 100 })).samples.length, 200);
   });
 
+  test("mutated files (bytes overwritten, cut anywhere) decode or fail with a reason, never otherwise", async () => {
+    let seed = 99;
+    const rand = () => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed / 2 ** 32;
+    };
+    const files = [
+      soxTone("m.wav", 0.5),
+      soxTone("m.flac", 0.5),
+      soxTone("m.mp3", 0.5),
+      soxTone("m.ogg", 0.5),
+    ];
+    const seen = new Set<string>();
+    for (const base of files) {
+      for (let k = 0; k < 40; k++) {
+        const bytes = base.slice(0, rand() < 0.3 ? Math.floor(rand() * base.length) : base.length);
+        // Half the mutations hit the first 200 bytes, where the headers are.
+        for (let j = Math.floor(rand() * 20); j >= 0; j--) {
+          bytes[Math.floor(rand() * Math.min(bytes.length, rand() < 0.5 ? 200 : bytes.length))] =
+            rand() * 256;
+        }
+        const err = await decodeAudio(bytes, { sampleRate: 16000 }).then(
+          () => undefined,
+          (e: Error) => e,
+        );
+        assert.ok(err === undefined || err instanceof AudioDecodeError, `${String(err)}`);
+        seen.add(err ? (err as AudioDecodeError).reason : "decoded");
+      }
+      // The format's decoder still decodes a whole file afterwards.
+      assert.ok((await decodeAudio(base, { sampleRate: 16000 })).seconds > 0.49);
+    }
+    assert.ok(seen.has("decoded") && seen.has("corrupt") && seen.has("unsupported-format"), [...seen].join());
+  });
+
   test("errors name the input: field and message carry opts.name, and they are ValidationErrors", async () => {
     const err = await decodeAudio(new Uint8Array(0), { sampleRate: 16000, name: "clips/a.wav" }).catch(
       (e) => e,

@@ -73,9 +73,13 @@ function withDecoder<T>(format: StreamFormat, fn: (d: StreamDecoder) => Promise<
     slot = { decoder, queue: Promise.resolve() };
     slots.set(format, slot);
   }
-  const { decoder } = slot;
-  const run = slot.queue.then(async () => fn(await decoder));
-  slot.queue = run.catch(() => undefined);
+  const current = slot;
+  const run = current.queue.then(async () => fn(await current.decoder));
+  current.queue = run.catch(() => {
+    // A decoder that threw (a WASM trap, a parser error) may be in any state: the next file of
+    // this format gets a new one. Ordinary bad data does not throw: it comes back as errors.
+    if (slots.get(format) === current) slots.delete(format);
+  });
   return run;
 }
 
