@@ -13,9 +13,11 @@
  *   exit 2) with a `reason`: `empty` (no bytes, or no samples), `too-large` (more bytes than
  *   `limits.maxBytes`), `too-long` (more than `limits.maxSeconds`: from the header before
  *   decoding where it says (WAV, FLAC, Ogg, MP3 with a Xing/Info tag), else as soon as decoding
- *   passes it), `unsupported-format` (AIFF, M4A, Opus… named in the message), `corrupt`
+ *   passes it), `unsupported-format` (AIFF, M4A, Opus… named in the message; a WAV codec other
+ *   than PCM, float, A-law, µ-law; a source rate over 256× from `sampleRate`), `corrupt`
  *   (unreadable header, any decoder error, or fewer samples than the header declares, i.e. a
- *   truncated file: the audio is refused rather than embedded short). Its `field` is
+ *   truncated file: the audio is refused rather than embedded short; an MP3 without a length
+ *   tag cannot tell, and decodes to what is there). Its `field` is
  *   `opts.name` (e.g. the row's file path) or `audio`. Bad options are plain `ValidationError`s.
  *
  * The decoders are WebAssembly (decoders.ts) and wavefile (wav.ts), imported on first use, so a
@@ -66,10 +68,10 @@ export interface AudioLimits {
 }
 
 /**
- * 50 MB holds 10 minutes of 44.1 kHz 16-bit stereo WAV (≈ 106 KB/s would allow 8 minutes) and
+ * 50 MB holds 5 minutes of CD-quality stereo WAV, 27 minutes of 16 kHz 16-bit mono WAV and
  * hours of MP3; 10 minutes is far more than a clip to classify. These bound what one input may
  * cost to decode (10 minutes at 16 kHz is 38 MB of float32); how much of a clip a backbone
- * actually embeds is the backbone's own cap, decided there.
+ * actually embeds is the backbone's own cap (its `maxSeconds`), decided there.
  */
 export const DEFAULT_AUDIO_LIMITS: Required<AudioLimits> = {
   maxBytes: 50 * 1024 * 1024,
