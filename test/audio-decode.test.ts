@@ -257,6 +257,32 @@ describe("decodeAudio: FLAC, MP3, Ogg Vorbis made by sox from a 440 Hz tone", ()
     assertTone(got, 440, 0.5, 0.1);
   });
 
+  test("flac: every frame decodes, also small last frames (and a tag appended after them)", async () => {
+    // A spoken word with silence at its end: its last two frames are a few bytes each, which the
+    // package's own parser hands to libFLAC as one (12288 of 13977 samples came out).
+    encode("espeak-ng", ["-v", "en+m1", "-s", "175", "-w", "yes.wav", "yes"], "yes.wav");
+    const bytes = encode("sox", ["yes.wav", "yes.flac"], "yes.flac");
+    const view = new DataView(bytes.buffer, bytes.byteOffset);
+    const total = (view.getUint8(21) & 0x0f) * 2 ** 32 + view.getUint32(22); // STREAMINFO
+    assert.ok(total > 10000 && total % 4096 !== 0, `total ${total}`);
+    const got = await decodeAudio(bytes, { sampleRate: 22050 });
+    assert.equal(got.originalSampleRate, 22050);
+    assert.equal(got.samples.length, total);
+    // An ID3v1 tag some taggers append: not audio, not an error.
+    const tagged = new Uint8Array([...bytes, ...Buffer.from("TAG"), ...new Array(125).fill(0x20)]);
+    assert.deepEqual((await decodeAudio(tagged, { sampleRate: 22050 })).samples, got.samples);
+  });
+
+  test("flac: a damaged byte inside a frame fails its CRC: corrupt", async () => {
+    const bytes = soxTone("damaged.flac", 1).slice();
+    bytes[bytes.length >> 1] ^= 0x40;
+    await rejects(
+      decodeAudio(bytes, { sampleRate: 16000 }),
+      "corrupt",
+      /damaged: no whole FLAC frame from byte/,
+    );
+  });
+
   test("files decoded at once share each format's decoder without mixing their streams", async () => {
     const files = [soxTone("a.flac", 0.5), soxTone("b.mp3", 0.7), soxTone("c.ogg", 0.9)];
     const all = await Promise.all(

@@ -264,6 +264,10 @@ async function decodeCompressed(
     const more = out.errors.length > 1 ? ` (and ${out.errors.length - 1} more)` : "";
     throw fail("corrupt", `cannot decode the ${label} data: ${out.errors[0]}${more}`);
   }
+  if (out.brokenAt !== undefined) {
+    const at = start + out.brokenAt;
+    throw fail("corrupt", `truncated or damaged: no whole ${label} frame from byte ${at} on`);
+  }
   checkComplete(
     out.mono.length,
     { ...header, sampleRate: out.sampleRate || header.sampleRate },

@@ -3,13 +3,16 @@
  * wasm-audio-decoders), one instance per format per thread, created on the first file of that
  * format: a process that never sees audio never loads them. An instance decodes one stream at a
  * time (its state is the stream's), so calls queue per format, and each stream ends with the
- * decoder reset for the next one (`flush()` resets FLAC and Ogg; MP3 is reset explicitly), also
- * when decoding failed or stopped early.
+ * decoder reset for the next one (Ogg's `flush()` resets it; FLAC and MP3 are reset explicitly),
+ * also when decoding failed or stopped early.
  *
- * Streams are fed in chunks and mixed down to mono as they come, so a file is never held as
+ * MP3 and Ogg are fed in chunks, FLAC in batches of whole frames (flac-frames.ts), and mixed down
+ * to mono as they come, so a file is never held as
  * decoded multi-channel float, and decoding stops as soon as it passes the duration limit (a
  * 50 MB MP3 at a low bitrate is hours of audio).
  */
+
+import { splitFlacFrames } from "./flac-frames.ts";
 
 export type StreamFormat = "flac" | "mp3" | "ogg";
 
@@ -22,6 +25,8 @@ interface Decoded {
 
 interface StreamDecoder {
   decode(chunk: Uint8Array): Decoded | Promise<Decoded>;
+  /** Whole frames, one libFLAC call each (FLAC). */
+  decodeFrames?(frames: Uint8Array[]): Decoded | Promise<Decoded>;
   /** The rest of the stream, then a reset (FLAC, Ogg). */
   flush?(): Promise<Decoded>;
   reset(): Promise<void>;
@@ -36,6 +41,8 @@ export interface StreamResult {
   errors: string[];
   /** Decoding stopped because the audio ran past `maxSeconds`. */
   overLimit: boolean;
+  /** FLAC: the byte from which no whole frame follows (the file is cut short or damaged there). */
+  brokenAt?: number;
 }
 
 const CHUNK = 256 * 1024;
@@ -142,24 +149,47 @@ export function decodeStream(
 ): Promise<StreamResult> {
   return withDecoder(format, async (decoder) => {
     const sink = new MonoSink();
+    const limit = () => sink.sampleRate > 0 && sink.frames > maxSeconds * sink.sampleRate;
     let flushed = false;
-    let overLimit = false;
+    let brokenAt: number | undefined;
     try {
-      for (let at = 0; at < bytes.length && !overLimit; at += CHUNK) {
-        const chunk = bytes.subarray(at, at + CHUNK);
-        sink.add(await quietly(() => decoder.decode(chunk)));
-        overLimit = sink.sampleRate > 0 && sink.frames > maxSeconds * sink.sampleRate;
-      }
-      if (!overLimit && decoder.flush) {
-        const rest = await quietly(() => decoder.flush!());
-        flushed = true;
-        sink.add(rest);
-        overLimit = sink.frames > maxSeconds * sink.sampleRate;
-      }
+      if (format === "flac") brokenAt = await feedFlacFrames(decoder, bytes, sink, limit);
+      else flushed = await feedChunks(decoder, bytes, sink, limit);
     } finally {
       if (!flushed) await decoder.reset();
     }
-    const mono = sink.concat();
-    return { mono, sampleRate: sink.sampleRate, channels: sink.channels, errors: sink.errors, overLimit };
+    const { sampleRate, channels, errors } = sink;
+    return { mono: sink.concat(), sampleRate, channels, errors, overLimit: limit(), brokenAt };
   });
+}
+
+/** MP3, Ogg: the bytes in chunks, then the decoder's flush (which resets it). True if flushed. */
+async function feedChunks(decoder: StreamDecoder, bytes: Uint8Array, sink: MonoSink, limit: () => boolean) {
+  for (let at = 0; at < bytes.length && !limit(); at += CHUNK) {
+    const chunk = bytes.subarray(at, at + CHUNK);
+    sink.add(await quietly(() => decoder.decode(chunk)));
+  }
+  if (limit() || !decoder.flush) return false;
+  const rest = await quietly(() => decoder.flush!());
+  sink.add(rest);
+  return true;
+}
+
+/** FLAC: whole frames (flac-frames.ts), a batch of about CHUNK bytes at a time; where they stop. */
+async function feedFlacFrames(
+  decoder: StreamDecoder,
+  bytes: Uint8Array,
+  sink: MonoSink,
+  limit: () => boolean,
+) {
+  const { frames, damagedAt } = splitFlacFrames(bytes);
+  for (let i = 0; i < frames.length && !limit(); ) {
+    const batch: Uint8Array[] = [];
+    for (let size = 0; i < frames.length && size < CHUNK; i++) {
+      batch.push(frames[i]);
+      size += frames[i].length;
+    }
+    sink.add(await quietly(() => decoder.decodeFrames!(batch)));
+  }
+  return damagedAt;
 }
