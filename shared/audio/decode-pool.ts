@@ -13,8 +13,8 @@
  * - Workers are unref'd while idle, so a pool never keeps a process alive (and ref'd while a call
  *   is in flight, so a process awaiting one does not exit under it). `close()` ends them; calls
  *   in flight then reject. A worker that dies fails its calls; the next call starts another.
- * - The worker is `decode-worker.ts` beside this file under tsx (the tests, the CLI), with tsx's
- *   loader passed to it; in the embed-batch bundle it is the `audio-decode-worker.mjs` entry
+ * - The worker is `decode-worker.ts` beside this file under tsx (the tests, the CLI), started by a
+ *   bootstrap that registers tsx inside it (`tsxBootstrap`); in the embed-batch bundle it is the `audio-decode-worker.mjs` entry
  *   beside the bundle (infra/bundles.ts). Where neither exists (the API Lambda's bundle), the
  *   pool is `inThreadDecoder`: the same interface, decoding on the calling thread.
  */
