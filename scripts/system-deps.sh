@@ -3,6 +3,7 @@
 #   python3-numpy  — the export test reads embeddings.npy with numpy.load
 #   python3-sklearn — `npm run bench` compares against scikit-learn (only with --bench)
 #   dataset-fashion-mnist — `npm run bench:images` (only with --bench)
+#   sonic-pi-samples — `npm run bench:audio` tags its instrument samples (only with --bench)
 #   radosgw ceph-mon ceph-osd — the real S3 server for the store contract suite
 #   espeak-ng, sox — the audio tests synthesize spoken words and convert them (WAV, FLAC, MP3, Ogg)
 #   lame — test/audio-decode.test.ts makes MP3s with a Xing/Info length tag and an ID3v2 tag (sox writes neither)
@@ -11,7 +12,7 @@
 set -euo pipefail
 
 packages=(python3-numpy radosgw ceph-mon ceph-osd chromium espeak-ng sox libsox-fmt-all lame)
-[[ "${1:-}" == "--bench" ]] && packages+=(python3-sklearn dataset-fashion-mnist)
+[[ "${1:-}" == "--bench" ]] && packages+=(python3-sklearn dataset-fashion-mnist sonic-pi-samples)
 
 missing=()
 for p in "${packages[@]}"; do
