@@ -234,9 +234,14 @@ async function loadBackboneModel(
       { field: "fused" },
     );
   }
-  if (spec.preprocessing.type === "audio") {
-    const mel = await loadAsset(store, spec, spec.preprocessing.melModel);
-    return { spec, model: audioBackboneModel(spec, mel, model), feed: AUDIO_EMBEDDINGS_OUTPUT };
+  const pre = spec.preprocessing;
+  if (pre.type === "audio") {
+    const mel = await loadAsset(store, spec, pre.melModel);
+    return {
+      spec,
+      model: audioBackboneModel({ ...spec, preprocessing: pre }, mel, model),
+      feed: AUDIO_EMBEDDINGS_OUTPUT,
+    };
   }
   return { spec, model, feed: spec.io.output };
 }

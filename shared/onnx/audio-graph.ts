@@ -6,11 +6,26 @@
  * `mean ⊕ max`) → `embeddings` float32 `[1, dim]`. The same steps `AudioEmbedder` runs in code.
  */
 import type onnxProto from "onnx-proto";
-import type { BackboneSpec } from "../backbone/spec.ts";
 import { namesIn, renameValues } from "./fuse.ts";
 import { DEFAULT_OPSET, GraphBuilder, type ModelProto } from "./writer.ts";
 
-type AudioPre = Extract<BackboneSpec["preprocessing"], { type: "audio" }>;
+/** What the graph needs of an audio backbone's `backbone.json` (structurally a `BackboneSpec`). */
+export interface AudioGraphSpec {
+  id: string;
+  dim: number;
+  io: { output: string };
+  preprocessing: AudioPre;
+}
+
+interface AudioPre {
+  melOutput: string;
+  melScale: number;
+  melOffset: number;
+  input: string;
+  window: number;
+  stride: number;
+  pooling: "mean" | "mean-max";
+}
 type GraphProto = onnxProto.onnx.IGraphProto;
 
 export const AUDIO_SAMPLES_INPUT = "samples";
@@ -66,8 +81,8 @@ function poolNodes(g: GraphBuilder, vectors: string, pre: AudioPre, windowDim: n
  * The two models of `spec` joined into one (the protos are changed in place and their weights
  * reused, not copied). Both must be at opset 13..17, the range whose operators did not change.
  */
-export function audioBackboneModel(spec: BackboneSpec, mel: ModelProto, embedding: ModelProto): ModelProto {
-  const pre = spec.preprocessing as AudioPre;
+export function audioBackboneModel(spec: AudioGraphSpec, mel: ModelProto, embedding: ModelProto): ModelProto {
+  const pre = spec.preprocessing;
   const melGraph = mel.graph!;
   const embGraph = embedding.graph!;
   const melIn = melGraph.input![0].name!;
