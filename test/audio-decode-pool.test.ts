@@ -41,10 +41,14 @@ function wavTone(rate: number, seconds: number, channels: number): Uint8Array {
 }
 
 function soxTone(file: string): Uint8Array {
-  execFileSync("sox", ["-n", "-r", "44100", "-c", "2", file, "synth", "0.8", "sine", "440", "vol", "0.5"], {
-    cwd: dir,
-    stdio: "pipe",
-  });
+  execFileSync(
+    "sox",
+    ["-D", "-n", "-r", "44100", "-c", "2", file, "synth", "0.8", "sine", "440", "vol", "0.5"],
+    {
+      cwd: dir,
+      stdio: "pipe",
+    },
+  );
   return new Uint8Array(readFileSync(join(dir, file)));
 }
 

@@ -57,10 +57,21 @@ export interface FlacFrames {
   damagedAt?: number;
 }
 
+/** What may follow the last frame: nothing, zero padding, or a tag (ID3v1, APEv2, ID3v2). */
+function isTrailer(rest: Uint8Array): boolean {
+  const text = String.fromCharCode(...rest.subarray(0, 8));
+  return (
+    text.startsWith("TAG") ||
+    text.startsWith("APETAGEX") ||
+    text.startsWith("ID3") ||
+    rest.every((v) => v === 0)
+  );
+}
+
 /**
- * The frames of a FLAC stream (`b` starts at `fLaC`), as views into it. Bytes after the last
- * frame whose CRC closes (a tag some taggers append) are left out; a frame that never closes
- * stops the split there, with `damagedAt` set.
+ * The frames of a FLAC stream (`b` starts at `fLaC`), as views into it. A tag after the last
+ * frame is left out. Where a frame never closes (the file is cut short, or damaged: a frame's
+ * CRC-16 fails) the split stops, with `damagedAt` set.
  */
 export function splitFlacFrames(b: Uint8Array): FlacFrames {
   const frames: Uint8Array[] = [];
@@ -69,20 +80,22 @@ export function splitFlacFrames(b: Uint8Array): FlacFrames {
   if (!isFlacFrameHeader(b, first)) return { frames, damagedAt: first };
   let start = first;
   let crc = 0;
-  let lastClose = -1;
+  // Where the CRC since `start` is 0: a frame could end there (or it is chance, 1 in 65536).
+  let closes: number[] = [];
   for (let i = first; i < b.length; i++) {
     // A CRC of 0 over [start, i) is a frame that closes at i; 0 is also the CRC's initial
     // state, so the next frame's CRC runs on from here unchanged.
     if (crc === 0 && i > start + 6 && isFlacFrameHeader(b, i)) {
       frames.push(b.subarray(start, i));
       start = i;
+      closes = [];
     }
     crc = CRC16[((crc >> 8) ^ b[i]) & 0xff] ^ ((crc << 8) & 0xffff);
-    if (crc === 0) lastClose = i + 1;
+    if (crc === 0) closes.push(i + 1);
   }
-  if (lastClose > start + 6) {
-    frames.push(b.subarray(start, lastClose));
-    return { frames };
-  }
-  return { frames, damagedAt: start };
+  // The last frame ends at the end, or before a tag; anything else after it is a frame cut short.
+  const end = closes.find((p) => p > start + 6 && isTrailer(b.subarray(p)));
+  if (end === undefined) return { frames, damagedAt: start };
+  frames.push(b.subarray(start, end));
+  return { frames };
 }
