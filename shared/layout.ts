@@ -166,9 +166,12 @@ export const keys = {
   headFeedbackPrefix: (head: string) => `heads/${assertName("head", head)}/feedback/`,
   headFeedback: (head: string, id: string) =>
     `heads/${assertName("head", head)}/feedback/${assertFeedbackId(id)}.json`,
-  /** Images of a head's corrections (`feedback/images.ts`), content-addressed, create-only. */
+  /** Images of a head's corrections (`feedback/files.ts`), content-addressed, create-only. */
   headFeedbackImage: (head: string, file: string) =>
     `heads/${assertName("head", head)}/feedback-images/${assertFeedbackImageFile(file)}`,
+  /** Audio of a head's corrections (`feedback/files.ts`), content-addressed, create-only. */
+  headFeedbackAudio: (head: string, file: string) =>
+    `heads/${assertName("head", head)}/feedback-audio/${assertFeedbackAudioFile(file)}`,
   /** Inputs of online predictions a head keeps (`capture`), by prediction id (`feedback/capture.ts`). */
   headCapturePrefix: (head: string) => `heads/${assertName("head", head)}/captures/`,
   headCapture: (head: string, predictionId: string) =>
@@ -288,6 +291,7 @@ export type ParsedKey =
   | { kind: "headCapture"; head: string; predictionId: string }
   | { kind: "headDriftState"; head: string }
   | { kind: "headFeedbackImage"; head: string; file: string }
+  | { kind: "headFeedbackAudio"; head: string; file: string }
   | { kind: "webhooks" }
   | { kind: "webhookDelivery" | "webhookPending"; event: string; webhook: string };
 
@@ -302,6 +306,16 @@ const FEEDBACK_IMAGE_FILE = "[0-9a-f]{64}\\.(?:jpg|png|webp|gif)";
 export function assertFeedbackImageFile(file: string): string {
   if (!new RegExp(`^${FEEDBACK_IMAGE_FILE}$`).test(file)) {
     throw new ValidationError(`invalid feedback image ${JSON.stringify(file)}`, { field: "image" });
+  }
+  return file;
+}
+
+/** A feedback audio file's name: `<sha256 of its bytes>.<wav|flac|mp3|ogg>`. */
+const FEEDBACK_AUDIO_FILE = "[0-9a-f]{64}\\.(?:wav|flac|mp3|ogg)";
+
+export function assertFeedbackAudioFile(file: string): string {
+  if (!new RegExp(`^${FEEDBACK_AUDIO_FILE}$`).test(file)) {
+    throw new ValidationError(`invalid feedback audio ${JSON.stringify(file)}`, { field: "audio" });
   }
   return file;
 }
@@ -413,6 +427,10 @@ const PATTERNS: Array<[RegExp, (m: RegExpExecArray) => ParsedKey]> = [
   [
     new RegExp(`^heads/${N}/feedback-images/(${FEEDBACK_IMAGE_FILE})$`),
     (m) => ({ kind: "headFeedbackImage", head: m[1], file: m[2] }),
+  ],
+  [
+    new RegExp(`^heads/${N}/feedback-audio/(${FEEDBACK_AUDIO_FILE})$`),
+    (m) => ({ kind: "headFeedbackAudio", head: m[1], file: m[2] }),
   ],
   [
     new RegExp(`^heads/${N}/captures/(${ONLINE_PREDICTION_ID})\\.json$`),

@@ -121,7 +121,13 @@ export type IdentifiedPrediction = Prediction & { predictionId: string };
 /** A correction (`POST /v1/heads/{head}/feedback`): the prediction or its input, and the right label. */
 export interface FeedbackRequest {
   predictionId?: string;
-  input?: string | { text: string } | { image: string } | { imageKey: string };
+  input?:
+    | string
+    | { text: string }
+    | { image: string }
+    | { imageKey: string }
+    | { audio: string }
+    | { audioKey: string };
   label: unknown;
 }
 
@@ -496,7 +502,7 @@ export class Platform {
 
   /**
    * A correction of one of the head's predictions: `predictionId` (resolved to its input) or
-   * `input` (a text, or an image: base64 or a bucket key), and the label it should have had, checked against the live version's task and
+   * `input` (a text, or an image or audio file: base64 or a bucket key), and the label it should have had, checked against the live version's task and
    * classes. Stored as a create-only record; `train --with-feedback` trains on it.
    */
   async addFeedback(head: string, req: FeedbackRequest) {
@@ -504,13 +510,11 @@ export class Platform {
     assertName("head", head, "head");
     const { head: doc } = await readHeadVersion(this.store, head, await resolveHeadRef(this.store, { head }));
     const label = checkLabel(doc, req.label);
+    const { assertHeadTakes, putFeedbackFile } = await import("./feedback/files.ts");
+    if (req.input !== undefined) await assertHeadTakes(this.store, doc, req.input);
     const input = await this.feedbackInput(head, req);
-    const { putFeedbackImage } = await import("./feedback/images.ts");
-    // Everything is checked above; only now is anything written (the image first, then the record).
-    const stored =
-      "text" in input
-        ? { text: input.text }
-        : { image: await putFeedbackImage(this.store, head, input.image) };
+    // Everything is checked above; only now is anything written (the file first, then the record).
+    const stored = "text" in input ? { text: input.text } : await putFeedbackFile(this.store, head, input);
     const { predictionId } = req;
     const record = { id: newFeedbackId(), head, ...(predictionId ? { predictionId } : {}), ...stored, label };
     return createFeedback(this.store, { ...record, createdAt: new Date().toISOString() });
@@ -521,7 +525,7 @@ export class Platform {
     if (input === undefined && predictionId === undefined) {
       throw new ValidationError("send predictionId or input with the label", { field: "input" });
     }
-    const { readFeedbackInput } = await import("./feedback/images.ts");
+    const { readFeedbackInput } = await import("./feedback/files.ts");
     if (input === undefined) {
       const { resolvePrediction } = await import("./feedback/resolve.ts");
       return readFeedbackInput(this.store, await resolvePrediction(this.store, head, predictionId!));

@@ -8,11 +8,9 @@
  * and a labelled folder of those clips (with a corrupt one) through `batch-predict`.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { promisify } from "node:util";
 import { createApp } from "../shared/api/app.ts";
 import { loadConfig } from "../shared/config.ts";
 import { makeLogger } from "../shared/log.ts";
@@ -20,8 +18,8 @@ import { Platform } from "../shared/platform.ts";
 import { FsStore } from "../shared/store/fs.ts";
 import { cli } from "./helpers/cli.ts";
 import { tempDir } from "./helpers/platform.ts";
+import { speak } from "./helpers/speak.ts";
 
-const run = promisify(execFile);
 const WORDS = ["yes", "no", "stop"];
 const TRAIN_VOICES = ["en+m1", "en+m3", "en+m5", "en+f1", "en+f3", "en+f5"];
 const SPEEDS = [130, 175];
@@ -29,16 +27,6 @@ const SPEEDS = [130, 175];
 const TEST_VOICES = ["en+m7", "en+f2"];
 const UNSEEN_VOICES = ["en+m4", "en+f4"];
 const AUDIO_BACKBONE = loadConfig({}).defaultAudioBackbone;
-
-/** One word spoken by espeak-ng into a WAV file (22,050 Hz mono 16-bit), converted by sox to FLAC, MP3 or Ogg Vorbis by the extension. */
-async function speak(word: string, voice: string, speed: number, path: string): Promise<void> {
-  const wav = path.endsWith(".wav") ? path : `${path}.wav`;
-  await run("espeak-ng", ["-v", voice, "-s", String(speed), "-w", wav, word]);
-  if (wav !== path) {
-    await run("sox", [wav, path]);
-    await rm(wav);
-  }
-}
 
 /** The first page of an Ogg Opus stream: a real container whose codec the decoders refuse. */
 function oggOpusHead(): Buffer {

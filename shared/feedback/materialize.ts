@@ -1,7 +1,7 @@
 /**
  * A head's feedback as a dataset (`feedback-<head>`, heads/train-feedback.ts names it): one row per
  * input, the newest correction's label, written as a manifest and ingested like any upload, so it
- * is embedded and cached like any row. Image inputs are copied into the dataset's files/ folder
+ * is embedded and cached like any row. Image and audio inputs are copied into the dataset's files/ folder
  * first (`<sha256>.<ext>`); the manifest, written last, commits them. Unchanged feedback ingests to the same rows version.
  */
 import { ingestDataset, putManifest, readDatasetRows } from "../datasets/ingest.ts";
@@ -27,16 +27,18 @@ export async function materializeFeedback(
     );
   }
   const newest = new Map<string, (typeof records)[number]>();
-  // Oldest first: a later one replaces an earlier. An image is the same input by its bytes' hash.
-  for (const r of records) newest.set(r.image !== undefined ? `image:${r.image}` : `text:${r.text}`, r);
-  const rows = [...newest.values()].map((r) =>
+  // Oldest first: a later one replaces an earlier. A file is the same input by its bytes' hash.
+  const inputOf = (r: (typeof records)[number]) =>
     r.image !== undefined
-      ? { id: r.id, image: r.image, label: r.label }
-      : { id: r.id, text: r.text, label: r.label },
-  );
+      ? { image: r.image }
+      : r.audio !== undefined
+        ? { audio: r.audio }
+        : { text: r.text };
+  for (const r of records) newest.set(JSON.stringify(inputOf(r)), r);
+  const rows = [...newest.values()].map((r) => ({ id: r.id, ...inputOf(r), label: r.label }));
   const dataset = feedbackDatasetName(head);
   await assertFeedbackOnly(store, dataset);
-  await copyImages(store, head, dataset, rows);
+  await copyFiles(store, head, dataset, rows);
   const manifestKey = await putManifest(store, dataset, "jsonl", toJsonl(rows));
   const status = await ingestDataset(store, dataset, { manifestKey });
   if (!status.version) {
@@ -51,21 +53,28 @@ export async function materializeFeedback(
 }
 
 /**
- * The images into the dataset's files/ folder (where a manifest's rows must find them), before
- * the manifest is written: create-only, and an existing file is the same bytes (named by hash).
+ * The images and audio files into the dataset's files/ folder (where a manifest's rows must find
+ * them), before the manifest is written: create-only, and an existing file is the same bytes
+ * (named by hash).
  */
-async function copyImages(
+async function copyFiles(
   store: ObjectStore,
   head: string,
   dataset: string,
-  rows: ReadonlyArray<{ image?: string }>,
+  rows: ReadonlyArray<{ image?: string; audio?: string }>,
 ): Promise<void> {
-  for (const { image } of rows) {
-    if (image === undefined) continue;
-    const target = keys.datasetFile(dataset, image);
+  for (const { image, audio } of rows) {
+    const file = image ?? audio;
+    if (file === undefined) continue;
+    const target = keys.datasetFile(dataset, file);
     if (await store.head(target)) continue;
-    const found = await store.get(keys.headFeedbackImage(head, image));
-    if (!found) throw new NotFoundError(`feedback image ${image} of head ${head}`, { field: "withFeedback" });
+    const source =
+      image !== undefined ? keys.headFeedbackImage(head, file) : keys.headFeedbackAudio(head, file);
+    const found = await store.get(source);
+    if (!found) {
+      const what = image !== undefined ? "image" : "audio";
+      throw new NotFoundError(`feedback ${what} ${file} of head ${head}`, { field: "withFeedback" });
+    }
     try {
       await store.put(target, found.body, { ifNoneMatch: "*" });
     } catch (err) {

@@ -1,6 +1,6 @@
 /**
  * A head's corrections: `heads/<head>/feedback/<id>.json`, one create-only record per correction
- * (never changed; deleted one by one); an image input is stored beside them (`feedback/images.ts`). Ids sort by creation time, so for the same input the record
+ * (never changed; deleted one by one); an image or audio input is stored beside them (`feedback/files.ts`). Ids sort by creation time, so for the same input the record
  * listed last is the newest, and its label wins (`feedback/materialize.ts`).
  */
 import { randomBytes } from "node:crypto";
@@ -17,13 +17,15 @@ export const FeedbackRecord = z.object({
   head: z.string(),
   /** The prediction corrected, when the correction named one. */
   predictionId: z.string().optional(),
-  /** The input the label belongs to: a text, or an image (`image`). */
+  /** The input the label belongs to: a text, or a file (`image`, `audio`). */
   text: z.string().optional(),
   /**
    * An image input: its file under `heads/<head>/feedback-images/` (`<sha256>.<ext>`,
-   * `feedback/images.ts`), so the same image sent twice is one input.
+   * `feedback/files.ts`), so the same image sent twice is one input.
    */
   image: z.string().optional(),
+  /** An audio input: its file under `heads/<head>/feedback-audio/` (`<sha256>.<wav|flac|mp3|ogg>`). */
+  audio: z.string().optional(),
   label: Label,
   createdAt: z.string(),
 });

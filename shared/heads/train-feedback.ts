@@ -54,7 +54,7 @@ export async function loadFeedback(
 
 /**
  * A dataset row whose text a correction names takes the correction's label (and keeps its split);
- * so does an image row whose embedding is the correction's image's, bit for bit (the same image
+ * so does an image or audio row whose embedding is the correction's file's, bit for bit (the same
  * bytes; the backbone is deterministic). Every other correction joins the training rows. Feedback
  * rows were deduplicated by input when they were written (the newest label wins).
  */
@@ -63,16 +63,17 @@ export function joinFeedback(base: EmbeddedDataset, feedback: EmbeddedDataset): 
   const vectorKey = (d: EmbeddedDataset, i: number) =>
     Buffer.from(d.vectors.buffer, d.vectors.byteOffset + i * dim * 4, dim * 4).toString("base64");
   const byText = new Map<string, number>();
-  const byImage = new Map<string, number>();
+  const byFile = new Map<string, number>();
+  const isFile = (r: DatasetRow) => r.image !== undefined || r.audio !== undefined;
   feedback.rows.forEach((r, i) => {
     if (r.text !== undefined) byText.set(r.text, i);
-    else if (r.image !== undefined) byImage.set(vectorKey(feedback, i), i);
+    else if (isFile(r)) byFile.set(vectorKey(feedback, i), i);
   });
   const match = (row: DatasetRow, i: number) =>
     row.text !== undefined
       ? byText.get(row.text)
-      : row.image !== undefined && byImage.size > 0
-        ? byImage.get(vectorKey(base, i))
+      : isFile(row) && byFile.size > 0
+        ? byFile.get(vectorKey(base, i))
         : undefined;
   const rows: DatasetRow[] = [];
   const positions: number[] = [];

@@ -15,6 +15,7 @@ export function registerFeedback(program: Command): void {
       "the input itself (needed for online predictions of a head that keeps no inputs)",
     )
     .option("--image <file>", "the input, an image file (JPEG, PNG, WebP or GIF) for an image head")
+    .option("--audio <file>", "the input, an audio file (WAV, FLAC, MP3 or Ogg Vorbis) for an audio head")
     .requiredOption(
       "--label <label>",
       "the right label: a class, a number (regression) or a JSON list (multi-label)",
@@ -23,29 +24,27 @@ export function registerFeedback(program: Command): void {
       "--retrain",
       "then retrain with all the feedback and promote the new version only if it scores at least as well on held-out rows",
     )
-    .action(
-      async (
-        head: string,
-        opts: { prediction?: string; text?: string; image?: string; label: string; retrain?: boolean },
-        cmd: Command,
-      ) => {
-        const { platform, json } = context(cmd);
-        const record = await platform.addFeedback(head, {
-          predictionId: opts.prediction,
-          input: await inputOf(opts),
-          label: labelValue(opts.label),
-        });
-        const what =
-          record.image !== undefined ? `image ${record.image}` : JSON.stringify(record.text?.slice(0, 60));
-        const stored = `feedback ${record.id}: ${what} → ${JSON.stringify(record.label)}`;
-        if (!opts.retrain) return output(json, record, stored);
-        const retrain = await platform.retrainWithFeedback(head);
-        const outcome = retrain.promoted
-          ? `version ${retrain.version} is live: ${heldOutLine(retrain.heldOut)}`
-          : `version ${retrain.version} is stored, not live: ${retrain.reason}`;
-        output(json, { ...record, retrain }, `${stored}\n${outcome}`);
-      },
-    );
+    .action(async (head: string, opts: InputOptions & { label: string; retrain?: boolean }, cmd: Command) => {
+      const { platform, json } = context(cmd);
+      const record = await platform.addFeedback(head, {
+        predictionId: opts.prediction,
+        input: await inputOf(opts),
+        label: labelValue(opts.label),
+      });
+      const what =
+        record.image !== undefined
+          ? `image ${record.image}`
+          : record.audio !== undefined
+            ? `audio ${record.audio}`
+            : JSON.stringify(record.text?.slice(0, 60));
+      const stored = `feedback ${record.id}: ${what} → ${JSON.stringify(record.label)}`;
+      if (!opts.retrain) return output(json, record, stored);
+      const retrain = await platform.retrainWithFeedback(head);
+      const outcome = retrain.promoted
+        ? `version ${retrain.version} is live: ${heldOutLine(retrain.heldOut)}`
+        : `version ${retrain.version} is stored, not live: ${retrain.reason}`;
+      output(json, { ...record, retrain }, `${stored}\n${outcome}`);
+    });
 }
 
 /** A number or a JSON list when it reads as one; otherwise the text (the head then checks it). */
@@ -66,25 +65,29 @@ function heldOutLine(h: RetrainOutcome["heldOut"]): string {
   return `${h.metric} on ${h.rows} held-out rows ${h.candidate.value.toFixed(4)} (live was ${h.live.value.toFixed(4)})`;
 }
 
-/** The input named on the command line: a text, an image file (sent as base64) or none. */
-async function inputOf(opts: { prediction?: string; text?: string; image?: string }) {
-  if (opts.text !== undefined && opts.image !== undefined) {
-    throw new ValidationError("send at most one of --text, --image", { field: "image" });
+type InputOptions = { prediction?: string; text?: string; image?: string; audio?: string };
+
+/** The input named on the command line: a text, an image or audio file (sent as base64) or none. */
+async function inputOf(opts: InputOptions) {
+  const given = (["text", "image", "audio"] as const).filter((o) => opts[o] !== undefined);
+  if (given.length > 1) {
+    throw new ValidationError(`send at most one of --text, --image, --audio (got --${given.join(", --")})`, {
+      field: given[1],
+    });
   }
-  if (opts.prediction === undefined && opts.text === undefined && opts.image === undefined) {
+  if (opts.prediction === undefined && given.length === 0) {
     throw new ValidationError(
-      "name the prediction (--prediction <id>) or its input (--text <t> or --image <file>)",
+      "name the prediction (--prediction <id>) or its input (--text <t>, --image <file> or --audio <file>)",
       { field: "prediction" },
     );
   }
-  if (opts.image === undefined) return opts.text;
-  const bytes = await readFile(opts.image).catch((err: NodeJS.ErrnoException) => {
-    throw new ValidationError(
-      `--image ${opts.image}: ${err.code === "ENOENT" ? "no such file" : err.message}`,
-      {
-        field: "image",
-      },
-    );
+  const kind = opts.image !== undefined ? "image" : opts.audio !== undefined ? "audio" : undefined;
+  if (kind === undefined) return opts.text;
+  const path = opts[kind]!;
+  const bytes = await readFile(path).catch((err: NodeJS.ErrnoException) => {
+    throw new ValidationError(`--${kind} ${path}: ${err.code === "ENOENT" ? "no such file" : err.message}`, {
+      field: kind,
+    });
   });
-  return { image: bytes.toString("base64") };
+  return kind === "image" ? { image: bytes.toString("base64") } : { audio: bytes.toString("base64") };
 }

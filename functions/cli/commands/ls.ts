@@ -131,7 +131,11 @@ async function feedbackListing(
   const rows = records.map((f) => [
     f.id,
     JSON.stringify(f.label),
-    f.image !== undefined ? `image ${f.image.slice(0, 12)}…` : (f.text ?? "").slice(0, 60),
+    f.image !== undefined
+      ? `image ${f.image.slice(0, 12)}…`
+      : f.audio !== undefined
+        ? `audio ${f.audio.slice(0, 12)}…`
+        : (f.text ?? "").slice(0, 60),
     f.predictionId ?? "-",
   ]);
   return { records, rows: withHeader(["FEEDBACK", "LABEL", "TEXT", "PREDICTION"], rows) };

@@ -41,15 +41,30 @@ const FeedbackBody = z
               example: "datasets/pets/files/cat/1.jpg",
             }),
           }),
+          z.strictObject({
+            audio: z.string().min(1).max(MAX_FILE_BASE64_CHARS).openapi({
+              description: "Audio bytes (WAV, FLAC, MP3 or Ogg Vorbis) as standard base64, no data: prefix",
+              format: "byte",
+            }),
+          }),
+          z.strictObject({
+            audioKey: z.string().min(1).max(1024).openapi({
+              description: "Key of an audio file under `datasets/` in this bucket (no `..`)",
+              example: "datasets/commands/files/yes/en-m1.wav",
+            }),
+          }),
         ],
-        { error: "must be a text string, {text}, {image: base64} or {imageKey}" },
+        {
+          error: "must be a text string, {text}, {image: base64}, {imageKey}, {audio: base64} or {audioKey}",
+        },
       )
       .optional()
       .openapi({
         description:
-          "The input the label belongs to: a text, or an image (inline base64 or a bucket key) for an image head. " +
-          "Needed for online predictions of a head that keeps no inputs, and always for an image prediction " +
-          "(images are never kept): send it with the predictionId",
+          "The input the label belongs to: a text for a text head, an image for an image head, audio for an audio " +
+          "head (a file inline as base64 or a bucket key; another kind than the head's is a 400 naming the field). " +
+          "Needed for online predictions of a head that keeps no inputs, and always for an image or audio prediction " +
+          "(files are never kept): send it with the predictionId",
         example: "a dull film with a brilliant ending",
       }),
     label: FeedbackLabel,
@@ -68,6 +83,11 @@ const Feedback = z
         "The input, when it is an image: `<sha256>.<ext>` under `heads/<head>/feedback-images/` (the same image is stored once)",
       example: "9f2c0b6e4d1a7c3b8e5f2a9d6c4b1e7f3a8d5c2b9e6f4a1d7c3b8e5f2a9d6c4b.png",
     }),
+    audio: z.string().optional().openapi({
+      description:
+        "The input, when it is audio: `<sha256>.<wav|flac|mp3|ogg>` under `heads/<head>/feedback-audio/` (the same file is stored once)",
+      example: "3b8e5f2a9d6c4b1e7f3a8d5c2b9e6f4a1d7c3b8e5f2a9d6c4b9f2c0b6e4d1a7c.wav",
+    }),
     label: FeedbackLabel,
     createdAt: z.string(),
   })
@@ -85,7 +105,8 @@ const add = createRoute({
   summary: "Correct a prediction: the prediction (or its input) and the label it should have had",
   description:
     "Stored as a labelled row of the head's feedback (`heads/<head>/feedback/<id>.json`; an image input's bytes " +
-    "once under `heads/<head>/feedback-images/<sha256>.<ext>`); `POST …/train` with " +
+    "once under `heads/<head>/feedback-images/<sha256>.<ext>`, an audio input's under " +
+    "`heads/<head>/feedback-audio/<sha256>.<ext>`); `POST …/train` with " +
     "`withFeedback: true` trains on it (for the same input the newest label wins) and the version's report " +
     "scores the previous and the new version on the feedback rows.",
   request: {
@@ -95,8 +116,8 @@ const add = createRoute({
   responses: {
     201: jsonBody(Feedback, "The stored correction"),
     ...errorResponses({
-      400: "A label that is not one of the head's classes, neither predictionId nor input, an online prediction whose input the head did not keep (an image prediction's, always), an image that is not valid base64 or not a JPEG, PNG, WebP or GIF, an imageKey outside datasets/",
-      404: "Unknown head, batch job, row or imageKey object",
+      400: "A label that is not one of the head's classes, neither predictionId nor input, an online prediction whose input the head did not keep (an image or audio prediction's, always), an input of another kind than the head's (audio for a text or image head, an image for a text or audio head, a text for an image or audio head), an image that is not valid base64 or not a JPEG, PNG, WebP or GIF, audio that is not valid base64 or not WAV, FLAC, MP3 or Ogg Vorbis, an imageKey or audioKey outside datasets/",
+      404: "Unknown head, batch job, row, or imageKey or audioKey object",
       413: true,
       415: true,
     }),
