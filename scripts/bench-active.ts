@@ -8,18 +8,24 @@
  * and start set, shared by every strategy). A benchmark, not a test: nothing is asserted. Figures
  * and the settings behind them: docs/benchmarks.md.
  *
- *   npm run bench:active -- [--task imdb|fashion|all] [--seeds 3] [--pool N] [--test N]
- *     [--start 20] [--batch 20] [--budget 400] [--strategies random,margin,entropy,coreset,hybrid]
- *     [--fashion-train 6000] [--fashion-test 3000] [--store .headstart-bench]
+ *   npm run bench:active -- [--task imdb|fashion|all] [--seeds 3] [--seed-base 0] [--pool N]
+ *     [--test N] [--start 20] [--batch 20] [--budget 400]
+ *     [--strategies random,margin,entropy,coreset,hybrid] [--fashion-train 6000] [--fashion-test 3000] [--store .headstart-bench]
  *
  * `--pool`/`--test` default per task (imdb 10,000/5,000 of 25,000/25,000 reviews; fashion
  * 5,000/3,000 of the first `--fashion-train`/`--fashion-test` images). A strategy `hybrid:P` is the
- * hybrid keeping the P·k most uncertain rows (`hybrid` uses learn/active.ts's HYBRID_POOL).
+ * hybrid keeping the P·k most uncertain rows (`hybrid` uses learn/active.ts's HYBRID_POOL). `hybrid`
+ * scores uncertainty as `headstart suggest` does: from COMMITTEE_MIN_ROWS labels on by a committee of
+ * bootstrap heads (learn/active.ts's committeeProbabilities), below by the head's own probabilities;
+ * `hybrid-head` (the default before) always by the head's own probabilities. `--seed-base B` runs
+ * seeds B … B + seeds − 1 (a fresh set to confirm a choice on).
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { PACKAGE_ROOT } from "../shared/config.ts";
 import {
+  COMMITTEE_MIN_ROWS,
+  committeeProbabilities,
   entropyUncertainty,
   HYBRID_POOL,
   hybridPicks,
@@ -37,6 +43,7 @@ const { values: args } = parseArgs({
   options: {
     task: { type: "string", default: "all" },
     seeds: { type: "string", default: "3" },
+    "seed-base": { type: "string", default: "0" },
     pool: { type: "string" },
     test: { type: "string" },
     start: { type: "string", default: "20" },
@@ -74,12 +81,17 @@ function shuffled(rows: readonly number[], rand: () => number): number[] {
   return out;
 }
 
-async function fitAndScore(d: ActiveTask, labelled: number[], test: number[], testX: Float32Array) {
-  const X = gather(d.X, d.dim, labelled);
-  const y = Int32Array.from(labelled, (r) => d.y[r]);
-  const params = logreg.resolveParams({}, labelled.length, d.dim);
+/** A logreg head with `headstart train`'s default parameters, fitted on the pool rows `rows`. */
+function fitHead(d: ActiveTask, rows: readonly number[]): Promise<unknown> {
+  const X = gather(d.X, d.dim, rows);
+  const y = Int32Array.from(rows, (r) => d.y[r]);
+  const params = logreg.resolveParams({}, rows.length, d.dim);
   const target = { task: "multiclass" as const, y, k: d.k };
-  const model = await logreg.fit(X, labelled.length, d.dim, target, params, { seed: 0 });
+  return logreg.fit(X, rows.length, d.dim, target, params, { seed: 0 });
+}
+
+async function fitAndScore(d: ActiveTask, labelled: number[], test: number[], testX: Float32Array) {
+  const model = await fitHead(d, labelled);
   const pred = argmaxRows(await logreg.predict(model, testX, test.length), test.length, d.k);
   let right = 0;
   test.forEach((r, i) => {
@@ -105,15 +117,29 @@ async function nextBatch(
     const picks = kCenterGreedy({ candidates: candidates(), covered, dim: d.dim, k });
     return picks.map((p) => open[p.index]);
   }
-  const probs = await logreg.predict(model, gather(d.X, d.dim, open), open.length);
+  const openX = gather(d.X, d.dim, open);
+  const probs = await logreg.predict(model, openX, open.length);
   const p = { probs, n: open.length, k: d.k, exclusive: true };
   if (strategy === "margin") return topIndices(marginUncertainty(p), k).map((i) => open[i]);
   if (strategy === "entropy") return topIndices(entropyUncertainty(p), k).map((i) => open[i]);
   const [name, factor] = strategy.split(":");
   const input = { candidates: candidates(), covered, dim: d.dim, k };
-  if (name !== "hybrid") throw new Error(`unknown strategy ${strategy}`);
-  const picks = hybridPicks(marginUncertainty(p), input, factor ? Number(factor) : HYBRID_POOL);
+  if (name !== "hybrid" && name !== "hybrid-head") throw new Error(`unknown strategy ${strategy}`);
+  // The default hybrid scores with a committee of bootstrap heads from COMMITTEE_MIN_ROWS labels
+  // on, as `headstart suggest` does; `hybrid-head` always with the head's own probabilities.
+  const committee = name === "hybrid" && labelled.length >= COMMITTEE_MIN_ROWS;
+  const ys = Int32Array.from(labelled, (r) => d.y[r]);
+  const uncertain = committee ? { ...p, probs: await committeeProbabilities(ys, memberProbs) } : p;
+  const picks = hybridPicks(marginUncertainty(uncertain), input, factor ? Number(factor) : HYBRID_POOL);
   return picks.map((q) => open[q.index]);
+
+  async function memberProbs(rows: Int32Array): Promise<Float64Array> {
+    const member = await fitHead(
+      d,
+      Array.from(rows, (i) => labelled[i]),
+    );
+    return Float64Array.from(await logreg.predict(member, openX, open.length));
+  }
 }
 
 /** One seed's curve per strategy: test accuracy after each round. */
@@ -196,7 +222,7 @@ async function benchTask(name: string): Promise<Map<string, number[]>> {
   const sum = new Map<string, number[]>();
   const seconds = new Map<string, number>(STRATEGIES.map((s) => [s, 0]));
   let drawn = "";
-  for (let seed = 0; seed < num("seeds"); seed++) {
+  for (let seed = num("seed-base"); seed < num("seed-base") + num("seeds"); seed++) {
     const t0 = performance.now();
     const { curves, pool, test } = await runSeed(d, seed, seconds);
     drawn = `pool ${pool}, test ${test}`;
@@ -219,7 +245,7 @@ async function main() {
   const m = await machine();
   console.log(`machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, node ${m.node}`);
   console.log(
-    `settings: --task ${args.task} --seeds ${args.seeds} --start ${args.start} --batch ${args.batch} --budget ${args.budget}${args.pool ? ` --pool ${args.pool}` : ""}${args.test ? ` --test ${args.test}` : ""}`,
+    `settings: --task ${args.task} --seeds ${args.seeds} --seed-base ${args["seed-base"]} --start ${args.start} --batch ${args.batch} --budget ${args.budget}${args.pool ? ` --pool ${args.pool}` : ""}${args.test ? ` --test ${args.test}` : ""}`,
   );
   const means: Map<string, number[]>[] = [];
   for (const t of TASKS) means.push(await benchTask(t));

@@ -2,6 +2,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import {
+  COMMITTEE_SIZE,
+  committeeProbabilities,
   entropyUncertainty,
   HYBRID_POOL,
   hybridPicks,
@@ -140,6 +142,57 @@ describe("hybrid", () => {
     assert.deepEqual(
       hybridPicks(uncertainty, input, 3).map((p) => p.index),
       [0, per + 1],
+    );
+  });
+});
+
+describe("committee", () => {
+  test("the mean of its members' probabilities, each fitted on a bootstrap resample of two classes or more", async () => {
+    // Nine rows of class 0, one of class 1: many resamples miss class 1 and are drawn again.
+    const y = Int32Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    const seen: Int32Array[] = [];
+    // Two candidates; each member says "class 1" with the share of class-1 draws in its resample.
+    const fitPredict = async (rows: Int32Array) => {
+      seen.push(rows);
+      const share = rows.reduce((a, r) => a + y[r], 0) / rows.length;
+      return Float64Array.from([1 - share, share, share, 1 - share]);
+    };
+    const mean = await committeeProbabilities(y, fitPredict);
+    assert.equal(seen.length, COMMITTEE_SIZE);
+    for (const rows of seen) {
+      assert.equal(rows.length, y.length);
+      assert.ok(rows.some((r) => y[r] === 1) && rows.some((r) => y[r] === 0), `${rows}`);
+    }
+    const shares = seen.map((rows) => rows.reduce((a, r) => a + y[r], 0) / rows.length);
+    const expected = shares.reduce((a, b) => a + b, 0) / shares.length;
+    close(mean[1], expected);
+    close(mean[0] + mean[1], 1);
+    close(mean[2], expected);
+    // The same seed draws the same resamples; another seed others.
+    const again: Int32Array[] = [];
+    await committeeProbabilities(y, async (rows) => {
+      again.push(rows);
+      return new Float64Array(4);
+    });
+    assert.deepEqual(again, seen);
+    const other: Int32Array[] = [];
+    await committeeProbabilities(
+      y,
+      async (rows) => {
+        other.push(rows);
+        return new Float64Array(4);
+      },
+      3,
+      1,
+    );
+    assert.equal(other.length, 3);
+    assert.notDeepEqual(other[0], seen[0]);
+  });
+
+  test("labelled rows of one class are refused", async () => {
+    await assert.rejects(
+      committeeProbabilities(Int32Array.from([2, 2, 2]), async () => new Float64Array(2)),
+      /at least two classes/,
     );
   });
 });

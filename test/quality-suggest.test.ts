@@ -121,6 +121,29 @@ describe("suggest", () => {
     assert.match(r.items[1].reason, /^margin: .*; \d\.\d{3} from the nearest labelled or chosen row/);
   });
 
+  test("hybrid from 100 labelled rows on: a committee of bootstrap heads scores the margin", async () => {
+    const rand = mulberry32(11);
+    const noise = () => (rand() - 0.5) * 0.2;
+    const rows: Array<{ id: string; label?: string }> = [];
+    const embeddings: number[][] = [];
+    for (let i = 0; i < 60; i++) {
+      rows.push({ id: `p${i}`, label: "pos" }, { id: `n${i}`, label: "neg" });
+      embeddings.push([2 + noise(), noise(), noise()], [-2 + noise(), noise(), noise()]);
+    }
+    const open = ["mid0", "mid1", "mid2", "far-pos", "far-neg", "far-pos2"];
+    embeddings.push([0, 0.5, 0], [0.1, -0.5, 0], [-0.1, 0, 0.5], [3, 0, 0], [-3, 0, 0], [3, 0.1, 0]);
+    rows.push(...open.map((id) => ({ id })));
+    await ctx.platform.importEmbeddings("many", { backbone: "ext-many", rows, embeddings });
+    await ctx.platform.train({ dataset: "many", head: "many", backbone: "ext-many", type: "logreg" });
+    const r = await ctx.platform.suggest("many", { head: "many", k: 3 });
+    assert.equal(r.labelled, 120);
+    assert.deepEqual(ids(r.items).sort(), ["mid0", "mid1", "mid2"]);
+    assert.match(
+      r.items[0].reason,
+      /^margin of 10 bootstrap heads: (pos|neg) 0\.\d{3} vs (pos|neg) 0\.\d{3}; \d\.\d{3} from the nearest labelled or chosen row/,
+    );
+  });
+
   test("cold start without a head: a diverse seed set, one row per cluster", async () => {
     const r = await ctx.platform.suggest("cold", { k: 3 });
     assert.equal(r.coldStart, true);
@@ -226,6 +249,9 @@ describe("suggest", () => {
     const r = await ctx.platform.suggest("tags", { head: "tags", strategy: "margin", k: 2 });
     assert.deepEqual(ids(r.items), ["open-b-unsure", "open-sure"]);
     assert.match(r.items[0].reason, /^margin: label b at 0\.\d{3}$/);
+    // The hybrid ranks by a multi-label head's own probabilities too.
+    const hybrid = await ctx.platform.suggest("tags", { head: "tags", k: 2 });
+    assert.match(hybrid.items[0].reason, /^margin: label b at 0\.\d{3}; /);
 
     const numbers = rows.map((row, i) =>
       row.label === undefined ? { id: row.id } : { id: row.id, label: i + 0.5 },

@@ -6,6 +6,7 @@
  * row-major Float32Array/Float64Array matrices.
  */
 import { ValidationError } from "../errors.ts";
+import { mulberry32 } from "./split.ts";
 
 /** Probabilities per row: rows of a softmax (`exclusive`) or independent per-label ones. */
 export interface Probabilities {
@@ -206,4 +207,50 @@ export function hybridPicks(
   const among = topIndices(uncertainty, Math.max(1, Math.round(poolFactor * input.k)));
   const picks = kCenterGreedy({ ...input, among, first: among[0] });
   return picks.map((p) => ({ ...p, uncertainty: uncertainty[p.index] }));
+}
+
+/**
+ * How many heads the hybrid's committee holds, and from how many labelled rows on it is asked
+ * (below, the head's own probabilities): bootstrap resamples of a few dozen rows are too noisy to
+ * help. Both were chosen on `npm run bench:active`'s two tasks and confirmed on fresh seeds
+ * (docs/benchmarks.md).
+ */
+export const COMMITTEE_SIZE = 10;
+export const COMMITTEE_MIN_ROWS = 100;
+
+/**
+ * Query by bagging (Abe & Mamitsuka, 1998): the mean class probabilities over the candidates of
+ * `members` heads, each fitted by `fitPredict` on a bootstrap resample of the labelled rows (n draws
+ * with replacement, drawn again while it holds fewer than two classes). A head fitted on a few
+ * hundred rows is sure of itself on rows it has never seen the like of; its resamples disagree
+ * there, so the mean's margin marks them uncertain where the head alone would not. Deterministic
+ * for a given `seed`. `y`: the labelled rows' classes (at least two distinct).
+ */
+export async function committeeProbabilities(
+  y: ArrayLike<number>,
+  fitPredict: (rows: Int32Array) => Promise<Float64Array>,
+  members = COMMITTEE_SIZE,
+  seed = 0,
+): Promise<Float64Array> {
+  const n = y.length;
+  if (new Set(Array.from(y)).size < 2) {
+    throw new ValidationError("a committee needs labelled rows of at least two classes", { field: "label" });
+  }
+  const rand = mulberry32(seed);
+  let sum: Float64Array | undefined;
+  for (let m = 0; m < members; m++) {
+    const rows = new Int32Array(n);
+    do {
+      for (let i = 0; i < n; i++) rows[i] = Math.floor(rand() * n);
+    } while (!twoClasses(y, rows));
+    const probs = await fitPredict(rows);
+    if (!sum) sum = new Float64Array(probs.length);
+    for (let i = 0; i < probs.length; i++) sum[i] += probs[i] / members;
+  }
+  return sum!;
+}
+
+function twoClasses(y: ArrayLike<number>, rows: Int32Array): boolean {
+  for (let i = 1; i < rows.length; i++) if (y[rows[i]] !== y[rows[0]]) return true;
+  return false;
 }

@@ -3,16 +3,24 @@
  * a head, its calibrated probabilities over the cached vectors say how unsure it is of each row
  * (margin, entropy); k-center greedy over the L2-normalized vectors spreads a batch away from the
  * labelled rows and from itself (coreset); the default `hybrid` does both: the HYBRID_POOL·k (2·k)
- * most uncertain rows, then k-center greedy among them. Without a head (a cold start) the batch is a diverse
- * seed set by k-center greedy. The numerics are in learn/active.ts.
+ * most uncertain rows, then k-center greedy among them. For a single-label head with
+ * COMMITTEE_MIN_ROWS to COMMITTEE_MAX_ROWS labelled rows, the hybrid's uncertainty is the margin of a
+ * committee: COMMITTEE_SIZE heads of the default type, each fitted on a bootstrap resample of the
+ * dataset's labelled rows, which measured ahead of the head's own margin on both of `npm run
+ * bench:active`'s tasks (otherwise the head's own probabilities). Without a head (a cold start)
+ * the batch is a diverse seed set by k-center greedy. The numerics are in learn/active.ts.
  */
 import type { BackboneSpec } from "../backbone/spec.ts";
 import { loadBackboneSetDataset, partsOf } from "../embed/composite.ts";
 import type { EmbeddedDataset } from "../embed/embedded-dataset.ts";
 import { ConflictError, ValidationError } from "../errors.ts";
 import { type LoadedHead, loadHead, predictVectors } from "../heads/predict.ts";
+import { DEFAULT_TYPE, inferTask, Problem } from "../heads/problem.ts";
 import { parseHeadRef, resolveHeadRef } from "../heads/version.ts";
 import {
+  COMMITTEE_MIN_ROWS,
+  COMMITTEE_SIZE,
+  committeeProbabilities,
   entropyUncertainty,
   HYBRID_POOL,
   hybridPicks,
@@ -22,6 +30,8 @@ import {
   topIndices,
   unitRows,
 } from "../learn/active.ts";
+import type { Target } from "../learn/estimator.ts";
+import { headKind } from "../learn/registry.ts";
 import type { ObjectStore } from "../store/types.ts";
 
 export const STRATEGIES = ["margin", "entropy", "coreset", "hybrid"] as const;
@@ -29,6 +39,11 @@ export type Strategy = (typeof STRATEGIES)[number];
 export const DEFAULT_STRATEGY: Strategy = "hybrid";
 export const DEFAULT_SUGGEST_K = 50;
 export const MAX_SUGGEST_K = 1000;
+/**
+ * Above this many labelled rows the hybrid scores with the head's own probabilities: the committee
+ * was measured at 20–400 labels, and each of its heads is a fit over every labelled row.
+ */
+export const COMMITTEE_MAX_ROWS = 2000;
 
 export interface SuggestRequest {
   /** `head`, `head@version` or `head:alias`; absent: a cold start (diverse seed set). */
@@ -129,7 +144,7 @@ export async function suggest(deps: SuggestDeps, dataset: string, req: SuggestRe
       coldStart: true,
       items: withTexts(coresetItems(pools, data.dim, k), data),
     };
-  const items = await headItems(head, strategy, pools, data.dim, k);
+  const items = await headItems(head, strategy, pools, data, k);
   return { ...base, strategy, coldStart: false, items: withTexts(items, data) };
 }
 
@@ -167,11 +182,12 @@ async function headBackbones(deps: SuggestDeps, head: LoadedHead): Promise<Backb
   return specs;
 }
 
-/** The unlabelled rows (ids, vectors) and the labelled rows' unit vectors. */
+/** The unlabelled rows (ids, vectors) and the labelled rows (indices into the rows, unit vectors). */
 interface Pools {
   ids: string[];
   unlabelled: Float32Array;
   labelled: Float32Array;
+  labelledRows: number[];
 }
 
 function splitByLabel(data: EmbeddedDataset): Pools {
@@ -192,6 +208,7 @@ function splitByLabel(data: EmbeddedDataset): Pools {
     ids: open.map((i) => data.rows[i].id),
     unlabelled: gather(open),
     labelled: unitRows(gather(done), done.length, dim),
+    labelledRows: done,
   };
 }
 
@@ -214,15 +231,18 @@ async function headItems(
   head: LoadedHead,
   strategy: Strategy,
   pools: Pools,
-  dim: number,
+  data: EmbeddedDataset,
   k: number,
 ): Promise<SuggestItem[]> {
+  const dim = data.dim;
   if (strategy === "coreset") return coresetItems(pools, dim, k);
   const n = pools.ids.length;
   if (n === 0) return [];
   const probs = await probabilities(head, pools.unlabelled, n);
   const uncertainty = strategy === "entropy" ? entropyUncertainty(probs) : marginUncertainty(probs);
-  const why = (i: number) => `${strategy === "entropy" ? "entropy" : "margin"}: ${describe(head, probs, i)}`;
+  const labels = head.doc.labels;
+  const why = (i: number) =>
+    `${strategy === "entropy" ? "entropy" : "margin"}: ${describe(labels, probs, i)}`;
   if (strategy !== "hybrid") {
     return topIndices(uncertainty, k).map((i) => ({
       id: pools.ids[i],
@@ -230,12 +250,45 @@ async function headItems(
       reason: why(i),
     }));
   }
+  const committee = head.task === "multiclass" ? await committeeOf(data, pools) : undefined;
+  const scores = committee ? marginUncertainty(committee.probs) : uncertainty;
+  const because = (i: number) =>
+    committee
+      ? `margin of ${COMMITTEE_SIZE} bootstrap heads: ${describe(committee.labels, committee.probs, i)}`
+      : why(i);
   const candidates = unitRows(pools.unlabelled, n, dim);
-  return hybridPicks(uncertainty, { candidates, covered: pools.labelled, dim, k }).map((p) => ({
+  return hybridPicks(scores, { candidates, covered: pools.labelled, dim, k }).map((p) => ({
     id: pools.ids[p.index],
     score: round(p.uncertainty),
-    reason: `${why(p.index)}; ${fmt(p.distance)} from the nearest labelled or chosen row (among the ${HYBRID_POOL}·k most uncertain)`,
+    reason: `${because(p.index)}; ${fmt(p.distance)} from the nearest labelled or chosen row (among the ${HYBRID_POOL}·k most uncertain)`,
   }));
+}
+
+/**
+ * The committee's mean probabilities over the unlabelled rows: COMMITTEE_SIZE heads of the default
+ * single-label type with its default parameters (what `headstart train` fits), each on a bootstrap
+ * resample of the labelled rows. None when the labelled rows are not single labels of two or more
+ * classes, or are fewer than COMMITTEE_MIN_ROWS or more than COMMITTEE_MAX_ROWS.
+ */
+async function committeeOf(
+  data: EmbeddedDataset,
+  pools: Pools,
+): Promise<{ probs: Probs; labels: string[] } | undefined> {
+  const rows = pools.labelledRows;
+  if (rows.length < COMMITTEE_MIN_ROWS || rows.length > COMMITTEE_MAX_ROWS) return undefined;
+  if (inferTask(rows.map((i) => data.rows[i].label!)) !== "multiclass") return undefined;
+  const problem = new Problem("multiclass", data, rows);
+  if (problem.labels.length < 2) return undefined;
+  const { y, k } = problem.target(rows.map((_, p) => p)) as Extract<Target, { task: "multiclass" }>;
+  const kind = headKind(DEFAULT_TYPE.multiclass);
+  const n = pools.ids.length;
+  const mean = await committeeProbabilities(y, async (resample) => {
+    const params = kind.resolveParams({}, resample.length, data.dim);
+    const target = problem.target(resample);
+    const model = await kind.fit(problem.X(resample), resample.length, data.dim, target, params, { seed: 0 });
+    return kind.predict(model, pools.unlabelled, n);
+  });
+  return { probs: { probs: mean, n, k, exclusive: true }, labels: problem.labels };
 }
 
 type Probs = Probabilities & { probs: Float64Array };
@@ -253,8 +306,7 @@ async function probabilities(head: LoadedHead, vectors: Float32Array, n: number)
 }
 
 /** Why a row is uncertain: its two most probable classes, or its least decided label. */
-function describe(head: LoadedHead, { probs, k, exclusive }: Probs, i: number): string {
-  const labels = head.doc.labels;
+function describe(labels: readonly string[], { probs, k, exclusive }: Probs, i: number): string {
   const order = topIndices(probs.subarray(i * k, (i + 1) * k), k);
   if (!exclusive) {
     const least = order.reduce((a, c) =>
