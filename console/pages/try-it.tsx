@@ -1,8 +1,9 @@
 /**
- * Try it: a text, or an image dropped or picked, to a head's live version
- * (`POST /v1/heads/{head}/predict`, images as base64 `{image}` inputs, with `neighbors` for the
- * nearest training items); label, scores, unknown; and "this is wrong", which sends the right
- * label with the prediction's `predictionId` (`POST /v1/heads/{head}/feedback`).
+ * Try it: a text, or an image or audio clip dropped or picked, to a head's live version
+ * (`POST /v1/heads/{head}/predict`, files as base64 `{image}` / `{audio}` inputs, with `neighbors`
+ * for the nearest training items); label, scores, unknown; and "this is wrong", which sends the
+ * right label with the prediction's `predictionId` and the file (`POST /v1/heads/{head}/feedback`).
+ * A clip is previewed in an `<audio>` element from an object URL (the CSP's `media-src blob:`).
  */
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type HeadRecord, type Prediction, seg } from "../api.ts";
@@ -18,21 +19,42 @@ const NEIGHBORS = 5;
 
 interface Answered extends Prediction {
   predictionId: string;
-  /** The training item: a text row's `text` (cut by the API) or an image row's `image` path. */
+  /** The training item: a text row's `text` (cut by the API), an image or audio row's file path. */
   neighbors?: Array<{
     id: string;
     label?: string | number | string[];
     text?: string;
     image?: string;
+    audio?: string;
     similarity: number;
   }>;
 }
 
 interface Picked {
-  name: string;
-  size: number;
-  /** `data:` URL (the page's CSP allows data: images) for the preview; its base64 tail is sent. */
+  kind: "image" | "audio";
+  file: File;
+  /** `data:` URL: an image's preview (the page's CSP allows data: images); its base64 tail is sent. */
   dataUrl: string;
+}
+
+/** The formats predict decodes, by MIME type or, where the browser knows none, by extension. */
+const IMAGE_TYPES = ["image/png", "image/jpeg", "image/webp", "image/gif"];
+const AUDIO_TYPES = [
+  "audio/wav",
+  "audio/x-wav",
+  "audio/wave",
+  "audio/flac",
+  "audio/x-flac",
+  "audio/mpeg",
+  "audio/ogg",
+];
+const AUDIO_EXTENSION = /\.(wav|flac|mp3|ogg)$/i;
+const ACCEPT = [...IMAGE_TYPES, ...AUDIO_TYPES, ".wav", ".flac", ".mp3", ".ogg"].join(",");
+
+function kindOf(file: File): Picked["kind"] | undefined {
+  if (file.type.startsWith("image/")) return "image";
+  if (file.type.startsWith("audio/") || AUDIO_EXTENSION.test(file.name)) return "audio";
+  return undefined;
 }
 
 export function TryItPage(props: { head?: string }) {
@@ -54,6 +76,12 @@ export function TryItPage(props: { head?: string }) {
   );
 }
 
+/** A picked file as predict's input: its base64, without the data: URL's prefix. */
+function fileInput(picked: Picked): Input {
+  const b64 = picked.dataUrl.slice(picked.dataUrl.indexOf(",") + 1);
+  return picked.kind === "image" ? { image: b64 } : { audio: b64 };
+}
+
 const readDataUrl = (file: File) =>
   new Promise<string>((resolve, reject) => {
     const reader = new FileReader();
@@ -62,32 +90,34 @@ const readDataUrl = (file: File) =>
     reader.readAsDataURL(file);
   });
 
-/** What was predicted: a text, or an image as base64 (sent again with a correction). */
-type Input = string | { image: string };
+/** What was predicted: a text, or an image or audio file as base64 (sent again with a correction). */
+type Input = string | { image: string } | { audio: string };
 type Result = { answer?: Answered; input?: Input; error?: string; busy?: boolean };
 
 function TryForm(props: { heads: HeadRecord[]; initial?: string }) {
   const start = props.heads.find((h) => h.head === props.initial)?.head ?? props.heads[0].head;
   const [head, setHead] = useState(start);
   const [text, setText] = useState("");
-  const [image, setImage] = useState<Picked>();
+  const [picked, setPicked] = useState<Picked>();
   const [result, setResult] = useState<Result>({});
   const pick = async (file?: File) => {
     if (!file) return;
-    if (!file.type.startsWith("image/")) {
-      setResult({ error: `${file.name} is not an image` });
+    const kind = kindOf(file);
+    if (!kind) {
+      setResult({ error: `${file.name} is neither an image nor an audio clip` });
       return;
     }
-    setImage({ name: file.name, size: file.size, dataUrl: await readDataUrl(file) });
+    setResult({});
+    setPicked({ kind, file, dataUrl: await readDataUrl(file) });
   };
   const submit = async (e: Event) => {
     e.preventDefault();
-    if (!image && !text.trim()) {
-      setResult({ error: "Type a text or choose an image first." });
+    if (!picked && !text.trim()) {
+      setResult({ error: "Type a text or choose an image or audio clip first." });
       return;
     }
     setResult({ busy: true });
-    const input: Input = image ? { image: image.dataUrl.slice(image.dataUrl.indexOf(",") + 1) } : text;
+    const input: Input = picked ? fileInput(picked) : text;
     try {
       const body = await api<{ predictions: Answered[] }>(`v1/heads/${seg(head)}/predict`, {
         method: "POST",
@@ -114,11 +144,11 @@ function TryForm(props: { heads: HeadRecord[]; initial?: string }) {
           id="try-text"
           rows={4}
           value={text}
-          disabled={!!image}
+          disabled={!!picked}
           onInput={(e) => setText(e.currentTarget.value)}
           placeholder="What a great movie!"
         />
-        <ImagePicker image={image} onPick={pick} onClear={() => setImage(undefined)} />
+        <FilePicker picked={picked} onPick={pick} onClear={() => setPicked(undefined)} />
         <button type="submit" disabled={result.busy}>
           Predict
         </button>
@@ -139,8 +169,8 @@ function TryForm(props: { heads: HeadRecord[]; initial?: string }) {
   );
 }
 
-/** A file input inside a drop zone: drop an image on it, or pick one (keyboard: the input). */
-function ImagePicker(props: { image?: Picked; onPick: (f?: File) => void; onClear: () => void }) {
+/** A file input inside a drop zone: drop an image or clip on it, or pick one (keyboard: the input). */
+function FilePicker(props: { picked?: Picked; onPick: (f?: File) => void; onClear: () => void }) {
   const input = useRef<HTMLInputElement>(null);
   // The file input shows only what was picked with it: cleared when a drop or "remove" replaces it.
   const forget = () => {
@@ -153,38 +183,53 @@ function ImagePicker(props: { image?: Picked; onPick: (f?: File) => void; onClea
   return (
     // Dropping is a pointer shortcut; the file input inside is the keyboard's way.
     <div class={over ? "drop over" : "drop"} {...handlers}>
-      <label for="try-image">Or an image (drop it here, or choose a file)</label>
+      <label for="try-image">
+        Or an image or audio clip (WAV, FLAC, MP3, Ogg; drop it here, or choose a file)
+      </label>
       <input
         id="try-image"
         ref={input}
         type="file"
-        accept="image/png,image/jpeg,image/webp,image/gif"
+        accept={ACCEPT}
         onChange={(e) => props.onPick(e.currentTarget.files?.[0])}
       />
-      {props.image && (
+      {props.picked && (
         <p class="picked">
-          <img
-            src={props.image.dataUrl}
-            alt={`The chosen file, ${props.image.name}`}
-            width={48}
-            height={48}
-          />{" "}
-          {props.image.name} ({num(props.image.size)} bytes){" "}
+          <Preview picked={props.picked} /> {props.picked.file.name} ({num(props.picked.file.size)} bytes){" "}
           <button
             type="button"
             class="small"
             onClick={() => {
               forget();
               props.onClear();
-              input.current?.focus(); // the button is gone with the image
+              input.current?.focus(); // the button is gone with the file
             }}
           >
-            Remove image
+            {props.picked.kind === "image" ? "Remove image" : "Remove clip"}
           </button>
         </p>
       )}
     </div>
   );
+}
+
+/**
+ * The picked file: an image as a thumbnail (its data: URL), a clip as an `<audio controls>` player
+ * from an object URL made for it and revoked when it is replaced or removed.
+ */
+function Preview({ picked }: { picked: Picked }) {
+  const [url, setUrl] = useState<string>();
+  useEffect(() => {
+    if (picked.kind !== "audio") return;
+    const made = URL.createObjectURL(picked.file);
+    setUrl(made);
+    return () => URL.revokeObjectURL(made);
+  }, [picked]);
+  const name = `The chosen file, ${picked.file.name}`;
+  if (picked.kind === "image") return <img src={picked.dataUrl} alt={name} width={48} height={48} />;
+  if (!url) return null;
+  // biome-ignore lint/a11y/useMediaCaption: the user's own clip, just picked: there is no transcript to caption it with.
+  return <audio controls src={url} aria-label={name} preload="metadata" />;
 }
 
 /** `of`: the head asked, whose live version's dataset holds image neighbours' files. */
@@ -241,7 +286,7 @@ function Neighbors({ list, dataset }: { list: NonNullable<Answered["neighbors"]>
                   {n.image !== undefined && dataset !== undefined ? (
                     <Thumb dataset={dataset} path={n.image} alt={`Training item ${n.id}`} size={48} />
                   ) : (
-                    (n.text ?? n.image ?? "—")
+                    (n.text ?? n.image ?? n.audio ?? "—")
                   )}
                 </td>
                 <td>{Array.isArray(n.label) ? n.label.join(", ") : String(n.label ?? "—")}</td>
@@ -257,7 +302,8 @@ function Neighbors({ list, dataset }: { list: NonNullable<Answered["neighbors"]>
 
 /**
  * "This is wrong": the right label (a multiclass head's classes), sent as feedback with the input —
- * an image too (as base64): the API keeps no image of a prediction, so its id alone cannot name it.
+ * an image or clip too (as base64): the API keeps no file of a prediction, so its id alone cannot
+ * name it.
  */
 function Feedback(props: { head: string; p: Answered; input: Input }) {
   const classes = Object.keys(props.p.scores ?? {}).filter((c) => c !== props.p.label);

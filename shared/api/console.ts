@@ -15,8 +15,12 @@ import type { AppEnv } from "./env.ts";
 /** Where `npm run build` (and `headstart serve`, when it is missing or stale) writes the console. */
 export const CONSOLE_BUILD_DIR = fileURLToPath(new URL("../../.build/console/", import.meta.url));
 
+/**
+ * `media-src blob:`: try-it previews a picked audio clip from an object URL (`URL.createObjectURL`
+ * of the user's own file; a blob: URL is only ever this page's own), not from elsewhere.
+ */
 export const CONSOLE_CSP =
-  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; " +
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; " +
   "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 const TYPES: Record<string, string> = {
