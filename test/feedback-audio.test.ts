@@ -6,7 +6,8 @@
  * their dataset rows by embedding, and `train --with-feedback` learns the right word. Over HTTP:
  * bad audio input, and an input of another kind than the head's (audio for a text or image head,
  * an image for a text head, a text for an audio head), is a 400 naming the field with nothing
- * stored; an audio prediction's id alone is refused. A batch prediction of an audio row resolves to
+ * stored; an audio prediction's id alone is refused. The retrain policy leaves a test clip that a
+ * correction names out of its held-out rows. A batch prediction of an audio row resolves to
  * its file; the CLI sends `--audio`; deleting the head removes the stored audio.
  */
 import assert from "node:assert/strict";
@@ -75,7 +76,8 @@ describe("feedback on audio", () => {
           const file = `${id}.${FORMATS[i % FORMATS.length]}`;
           await speak(word, voice, speed, join(data, "files", file));
           clips.set(id, { file, bytes: await readFile(join(data, "files", file)) });
-          rows.push({ id, audio: file, label: WRONG.includes(id) ? "yes" : word });
+          const split = i >= 6 ? "test" : "train"; // the last voice is the test split
+          rows.push({ id, audio: file, label: WRONG.includes(id) ? "yes" : word, split });
           i++;
         }
       }
@@ -181,6 +183,26 @@ describe("feedback on audio", () => {
     );
     assert.equal(trained.feedback?.before?.value, 0, "the live version had every corrected clip wrong");
     assert.equal(trained.feedback?.after.value, 1);
+  });
+
+  test("retrain: the held-out rows leave out a test clip a correction names (by its embedding)", async () => {
+    // no-6 is a test row; its correction (to the label it has) takes it out of the comparison.
+    await platform.addFeedback("words", {
+      input: { audioKey: `datasets/words/files/${clips.get("no-6")!.file}` },
+      label: "no",
+    });
+    const outcome = await platform.retrainWithFeedback("words");
+    assert.equal(outcome.heldOut?.rows, 3, "yes-6, yes-7, no-7: the 4 test clips less no-6");
+    assert.equal(outcome.feedback?.rows, WRONG.length + 1);
+    assert.equal(outcome.promoted, true, outcome.reason);
+    const again = await platform.predict("words", {
+      inputs: WRONG.map((id) => ({ audio: clips.get(id)!.bytes.toString("base64") })),
+    });
+    assert.deepEqual(
+      again.predictions.map((p) => p.label),
+      WRONG.map(() => "no"),
+      "the live version after the retrain",
+    );
   });
 
   test("HTTP: bad audio input is a 400 (or 404) naming the field, and nothing is stored", async () => {

@@ -6,8 +6,9 @@
  */
 import type { BackboneSpec } from "../backbone/spec.ts";
 import { loadBackboneSetDataset } from "../embed/composite.ts";
+import type { EmbeddedDataset } from "../embed/embedded-dataset.ts";
 import { loadHead, predictVectors } from "../heads/predict.ts";
-import { scorePredictions } from "../heads/train-feedback.ts";
+import { feedbackDatasetName, scorePredictions } from "../heads/train-feedback.ts";
 import type { TrainOptions } from "../heads/train-request.ts";
 import type { HeadDocument } from "../heads/version.ts";
 import type { ObjectStore } from "../store/types.ts";
@@ -42,6 +43,34 @@ export function retrainRequest(live: HeadDocument): TrainOptions {
 }
 
 /**
+ * Whether row `i` of `data` is an input some correction names: by its text, or for an image or
+ * audio row by its embedding, bit for bit, being a file correction's (as `joinFeedback` matches
+ * them; the feedback dataset was embedded with the same backbones by the training just made).
+ */
+async function correctedRows(
+  store: ObjectStore,
+  head: string,
+  data: EmbeddedDataset,
+  specs: readonly BackboneSpec[],
+): Promise<(i: number) => boolean> {
+  const records = await listFeedback(store, head);
+  const texts = new Set(records.flatMap((f) => (f.text !== undefined ? [f.text] : [])));
+  const key = (d: EmbeddedDataset, i: number) =>
+    Buffer.from(d.vectors.buffer, d.vectors.byteOffset + i * d.dim * 4, d.dim * 4).toString("base64");
+  const files = new Set<string>();
+  if (records.some((f) => f.text === undefined)) {
+    const fb = await loadBackboneSetDataset(store, feedbackDatasetName(head), specs);
+    fb.rows.forEach((r, i) => {
+      if (r.text === undefined) files.add(key(fb, i));
+    });
+  }
+  return (i) => {
+    const r = data.rows[i];
+    return r.text !== undefined ? texts.has(r.text) : files.size > 0 && files.has(key(data, i));
+  };
+}
+
+/**
  * Both versions on the dataset's current test rows that no correction relabelled; undefined when
  * there are none (the dataset has no test split).
  */
@@ -51,12 +80,10 @@ export async function compareOnHeldOut(
   candidate: string,
   specs: readonly BackboneSpec[],
 ): Promise<HeldOutComparison | undefined> {
-  const corrected = new Set((await listFeedback(store, live.head)).map((f) => f.text));
   const data = await loadBackboneSetDataset(store, live.dataset.name, specs);
+  const corrected = await correctedRows(store, live.head, data, specs);
   const held = data.rows.flatMap((r, i) =>
-    r.split === "test" && r.label !== undefined && !(r.text !== undefined && corrected.has(r.text))
-      ? [i]
-      : [],
+    r.split === "test" && r.label !== undefined && !corrected(i) ? [i] : [],
   );
   if (held.length === 0) return undefined;
   const vectors = new Float32Array(held.length * data.dim);
