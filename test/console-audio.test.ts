@@ -144,6 +144,17 @@ describe("the console tries an audio head in Chromium", () => {
       await page.keyboard.press("Enter");
       await page.getByRole("heading", { name: `Label: ${word}` }).waitFor();
       await page.getByRole("img", { name: /^Scores/ }).waitFor();
+      // The nearest training clips play too: fetched through the API (`files?path=`), from blob: URLs.
+      const table = page.getByRole("region", { name: "Nearest training items table" });
+      const own = word === "yes" ? "yes-0: yes-0.wav" : "no-1: no-1.flac"; // the clip's own row
+      const nearest = table.getByLabel(`Training item ${own}`);
+      await nearest.waitFor();
+      assert.match((await nearest.getAttribute("src")) ?? "", /^blob:/);
+      await until(
+        page,
+        `[...document.querySelectorAll("td.item audio")].every((a) => a.duration > 0.1)`,
+        "the training clips' lengths",
+      );
       await checkPage(w, "try-it-audio", size);
       const before = (await feedback()).length;
       await page.getByRole("button", { name: "This is wrong" }).focus();

@@ -145,14 +145,17 @@ function PointDetail({ point, dataset }: { point: MapPoint; dataset: string }) {
   );
 }
 
-/** The image through the API with the key (an <img src> could not send it), from a blob URL. */
-export function Thumb(props: { dataset: string; path: string; alt: string; size?: number }) {
+/**
+ * A dataset file through the API with the key (an <img src> or <audio src> could not send it), as
+ * a blob URL, revoked when the file changes or the component goes.
+ */
+export function useFileUrl(dataset: string, path: string): string | undefined {
   const [url, setUrl] = useState<string>();
   useEffect(() => {
     let made: string | undefined;
     let live = true;
     const key = apiKey.get();
-    fetch(`v1/datasets/${seg(props.dataset)}/files?path=${encodeURIComponent(props.path)}`, {
+    fetch(`v1/datasets/${seg(dataset)}/files?path=${encodeURIComponent(path)}`, {
       headers: key ? { "x-api-key": key } : {},
     })
       .then((res) => (res.ok ? res.blob() : undefined))
@@ -165,7 +168,13 @@ export function Thumb(props: { dataset: string; path: string; alt: string; size?
       live = false;
       if (made) URL.revokeObjectURL(made);
     };
-  }, [props.dataset, props.path]);
+  }, [dataset, path]);
+  return url;
+}
+
+/** The image through the API with the key, from a blob URL. */
+export function Thumb(props: { dataset: string; path: string; alt: string; size?: number }) {
+  const url = useFileUrl(props.dataset, props.path);
   const size = props.size ?? 96;
   return url ? <img class="thumb" src={url} alt={props.alt} width={size} height={size} /> : null;
 }

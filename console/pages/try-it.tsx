@@ -12,7 +12,7 @@ import { useDrop } from "../drop.ts";
 import { fixed, num, pct } from "../format.ts";
 import { Show, useApi } from "../load.tsx";
 import { Scroll } from "../scroll.tsx";
-import { Thumb } from "./dataset-map.tsx";
+import { Thumb, useFileUrl } from "./dataset-map.tsx";
 
 /** How many training neighbours an answer shows. */
 const NEIGHBORS = 5;
@@ -285,6 +285,8 @@ function Neighbors({ list, dataset }: { list: NonNullable<Answered["neighbors"]>
                 <td class="item">
                   {n.image !== undefined && dataset !== undefined ? (
                     <Thumb dataset={dataset} path={n.image} alt={`Training item ${n.id}`} size={48} />
+                  ) : n.audio !== undefined && dataset !== undefined ? (
+                    <Clip dataset={dataset} path={n.audio} label={`Training item ${n.id}: ${n.audio}`} />
                   ) : (
                     (n.text ?? n.image ?? n.audio ?? "—")
                   )}
@@ -296,6 +298,17 @@ function Neighbors({ list, dataset }: { list: NonNullable<Answered["neighbors"]>
           </tbody>
         </table>
       </Scroll>
+    </>
+  );
+}
+
+/** A training clip through the API with the key, in a player; its path beside it. */
+function Clip(props: { dataset: string; path: string; label: string }) {
+  const url = useFileUrl(props.dataset, props.path);
+  return (
+    <>
+      {/* biome-ignore lint/a11y/useMediaCaption: a training clip; the dataset holds no transcript to caption it with. */}
+      {url && <audio controls src={url} aria-label={props.label} preload="metadata" />} {props.path}
     </>
   );
 }
