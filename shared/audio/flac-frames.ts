@@ -57,15 +57,25 @@ export interface FlacFrames {
   damagedAt?: number;
 }
 
-/** What may follow the last frame: nothing, zero padding, or a tag (ID3v1, APEv2, ID3v2). */
-function isTrailer(rest: Uint8Array): boolean {
+/** A tag that may follow the last frame (ID3v1, APEv2, ID3v2). */
+function isTag(rest: Uint8Array): boolean {
   const text = String.fromCharCode(...rest.subarray(0, 8));
-  return (
-    text.startsWith("TAG") ||
-    text.startsWith("APETAGEX") ||
-    text.startsWith("ID3") ||
-    rest.every((v) => v === 0)
-  );
+  return text.startsWith("TAG") || text.startsWith("APETAGEX") || text.startsWith("ID3");
+}
+
+/**
+ * Where the last frame ends, among the places its CRC-16 closes: before a tag, else before zero
+ * padding or the end of the file. A frame whose CRC ends in a 0x00 byte (1 in 256) also "closes"
+ * one byte early (its CRC state is 0 there and stays 0 over that byte), leaving what looks like
+ * one byte of padding: a single zero byte left is taken as the frame's. (With real zero padding
+ * after such a frame the CRC cannot tell; that frame then loses its last byte.)
+ */
+function lastFrameEnd(b: Uint8Array, closes: readonly number[]): number | undefined {
+  const tagged = closes.find((p) => isTag(b.subarray(p)));
+  if (tagged !== undefined) return tagged;
+  const zeros = closes.find((p) => b.subarray(p).every((v) => v === 0));
+  // One zero byte left is the frame's own CRC byte, not padding.
+  return zeros !== undefined && b.length - zeros <= 1 ? b.length : zeros;
 }
 
 /**
@@ -94,7 +104,10 @@ export function splitFlacFrames(b: Uint8Array): FlacFrames {
     if (crc === 0) closes.push(i + 1);
   }
   // The last frame ends at the end, or before a tag; anything else after it is a frame cut short.
-  const end = closes.find((p) => p > start + 6 && isTrailer(b.subarray(p)));
+  const end = lastFrameEnd(
+    b,
+    closes.filter((p) => p > start + 6),
+  );
   if (end === undefined) return { frames, damagedAt: start };
   frames.push(b.subarray(start, end));
   return { frames };
