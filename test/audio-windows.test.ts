@@ -26,5 +26,8 @@ test("pooling: mean, or mean then max, per clip in order; a clip without windows
   // Clip 0: windows [1, 4], [3, 2]; clip 1: none; clip 2: [5, -1].
   const windows = Float32Array.of(1, 4, 3, 2, 5, -1);
   assert.deepEqual([...poolWindows(windows, [2, 0, 1], 2, "mean")], [2, 3, 0, 0, 5, -1]);
-  assert.deepEqual([...poolWindows(windows, [2, 0, 1], 2, "mean-max")], [2, 3, 3, 4, 0, 0, 0, 0, 5, -1, 5, -1]);
+  assert.deepEqual(
+    [...poolWindows(windows, [2, 0, 1], 2, "mean-max")],
+    [2, 3, 3, 4, 0, 0, 0, 0, 5, -1, 5, -1],
+  );
 });

@@ -187,10 +187,14 @@ describe("manifestFromFolder", () => {
     const second = await manifestFromFolder(dir);
     assert.deepEqual(first, second);
     // Code-unit order: upper case before lower case, "10" before "2", whatever the locale.
-    assert.deepEqual(
-      first.rows.map(folderRowPath),
-      ["M/1.jpg", "a/10.jpg", "a/2.jpg", "test/a/A.jpg", "test/a/b.jpg", "z/9.jpg"],
-    );
+    assert.deepEqual(first.rows.map(folderRowPath), [
+      "M/1.jpg",
+      "a/10.jpg",
+      "a/2.jpg",
+      "test/a/A.jpg",
+      "test/a/b.jpg",
+      "z/9.jpg",
+    ]);
   });
 
   test("splitFolders: false reads test/ as a label", async () => {
