@@ -33,6 +33,7 @@ import {
   headTrainedEvent,
 } from "./events/builders.ts";
 import { Notifier, type NotifierOptions } from "./events/notifier.ts";
+import type { FeedbackInputBody } from "./feedback/files.ts";
 import type { StoredExport } from "./heads/export-store.ts";
 import type { PredictInput, Prediction } from "./heads/predict.ts";
 import type { TrainResult } from "./heads/train.ts";
@@ -121,13 +122,7 @@ export type IdentifiedPrediction = Prediction & { predictionId: string };
 /** A correction (`POST /v1/heads/{head}/feedback`): the prediction or its input, and the right label. */
 export interface FeedbackRequest {
   predictionId?: string;
-  input?:
-    | string
-    | { text: string }
-    | { image: string }
-    | { imageKey: string }
-    | { audio: string }
-    | { audioKey: string };
+  input?: FeedbackInputBody;
   label: unknown;
 }
 
