@@ -63,7 +63,7 @@ describe("Swagger UI in Chromium, offline", () => {
     const shown = await page.locator(".opblock-summary-operation-id").allInnerTexts();
     assert.deepEqual(shown.sort(), [...operationIds].sort());
     assert.ok(
-      await predict.getByText("Predict on raw inputs (texts, images) or ready embeddings").isVisible(),
+      await predict.getByText("Predict on raw inputs (texts, images, audio) or ready embeddings").isVisible(),
     );
     assert.ok(await page.getByRole("button", { name: /Authorize/ }).isVisible(), "the API-key schemes");
 
