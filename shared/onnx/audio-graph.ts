@@ -7,7 +7,7 @@
  */
 import type onnxProto from "onnx-proto";
 import { namesIn, renameValues } from "./fuse.ts";
-import { DEFAULT_OPSET, GraphBuilder, type ModelProto } from "./writer.ts";
+import { DEFAULT_OPSET, GraphBuilder, type ModelProto, valueInfo } from "./writer.ts";
 
 /** What the graph needs of an audio backbone's `backbone.json` (structurally a `BackboneSpec`). */
 export interface AudioGraphSpec {
@@ -127,17 +127,11 @@ export function audioBackboneModel(spec: AudioGraphSpec, mel: ModelProto, embedd
     Number(model.irVersion ?? 0),
   );
   const graph = model.graph!;
-  graph.input = [valueInfo(AUDIO_SAMPLES_INPUT, [1, "samples"])];
-  graph.output = [valueInfo(AUDIO_EMBEDDINGS_OUTPUT, [1, spec.dim])];
+  graph.input = [valueInfo(AUDIO_SAMPLES_INPUT, "float32", [1, "samples"])];
+  graph.output = [valueInfo(AUDIO_EMBEDDINGS_OUTPUT, "float32", [1, spec.dim])];
   for (const part of [melGraph, glue, embGraph, pool]) {
     graph.node = [...(graph.node ?? []), ...(part.node ?? [])];
     graph.initializer = [...(graph.initializer ?? []), ...(part.initializer ?? [])];
   }
   return model;
-}
-
-function valueInfo(name: string, shape: readonly (number | string)[]): onnxProto.onnx.IValueInfoProto {
-  const g = new GraphBuilder("v");
-  g.output(name, "float32", shape);
-  return g.toModel().graph!.output![0];
 }

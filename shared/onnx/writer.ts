@@ -159,7 +159,8 @@ function normalizeAttr(name: string, v: AttrValue): Attr {
   return v as Attr;
 }
 
-function valueInfo(name: string, type: DType, shape: readonly Dim[]): onnxProto.onnx.ValueInfoProto {
+/** A typed tensor value of a graph (an input or output), `shape` by sizes or symbolic names. */
+export function valueInfo(name: string, type: DType, shape: readonly Dim[]): onnxProto.onnx.ValueInfoProto {
   return onnx.ValueInfoProto.create({
     name,
     type: {
