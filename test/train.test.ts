@@ -44,6 +44,26 @@ describe("training heads on the cache", () => {
     );
   });
 
+  test("reports where its time went, phase by phase", async () => {
+    const calibrated = await ctx.platform.train({ dataset: "split", head: "timed", promote: false });
+    const t = calibrated.timings;
+    assert.deepEqual(Object.keys(t), ["load", "fit", "calibrate", "evaluate", "unknown", "report", "write"]);
+    for (const [phase, s] of Object.entries(t)) assert.ok(s >= 0 && Number.isFinite(s), `${phase} ${s}`);
+    // Calibration's out-of-fold fits, scoring the test split and the stored files all take time.
+    for (const phase of ["load", "fit", "calibrate", "evaluate", "write"] as const)
+      assert.ok(t[phase] > 0, `${phase} took no time`);
+    // trainSeconds ends before the report and the write: the phases up to it fit inside it.
+    const upToUnknown = t.load + t.fit + t.calibrate + t.evaluate + t.unknown;
+    assert.ok(upToUnknown <= calibrated.trainSeconds + 1e-3, `${upToUnknown} vs ${calibrated.trainSeconds}`);
+    const plain = await ctx.platform.train({
+      dataset: "split",
+      head: "timed",
+      calibrate: false,
+      promote: false,
+    });
+    assert.equal(plain.timings.calibrate, 0, "no calibration, no calibration time");
+  });
+
   test("falls back to stratified k-fold cross-validation without a test split", async () => {
     const r = await ctx.platform.train({ dataset: "nosplit", head: "cv-head", cv: 4, seed: 1 });
     assert.equal(r.evaluation, "cv");

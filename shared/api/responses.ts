@@ -6,6 +6,7 @@ import { z } from "@hono/zod-openapi";
 import { BackboneSpec } from "../backbone/spec.ts";
 import { DatasetStatus as DatasetStatusDoc } from "../datasets/status.ts";
 import { EmbedJob as EmbedJobDoc } from "../embed/job.ts";
+import { TrainTimings } from "../heads/train-timings.ts";
 import {
   Alias as AliasDoc,
   HeadDocument,
@@ -135,6 +136,7 @@ export const TrainResponse = z
     search: Search.optional().openapi({ description: "With `type: auto`" }),
     evaluation: z.enum(["test-split", "cv"]),
     trainSeconds: z.number(),
+    timings: TrainTimings.describe("Wall seconds per phase of this training; a phase it did not run is 0"),
     counts: ReportDoc.shape.counts,
     unknown: ReportDoc.shape.unknown.describe(
       "Multiclass heads: the unknown-input scorer and the threshold chosen on held-out in-distribution rows",

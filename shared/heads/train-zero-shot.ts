@@ -23,6 +23,7 @@ import type { ObjectStore } from "../store/types.ts";
 import { promoteNew, type TrainResult } from "./train.ts";
 import { loadTrainingInputs } from "./train-inputs.ts";
 import type { TrainOptions } from "./train-request.ts";
+import { PhaseClock } from "./train-timings.ts";
 import { type HeadDocument, newVersionId, type Report, readAlias, writeHeadVersion } from "./version.ts";
 import {
   checkZeroShotBackbones,
@@ -50,11 +51,13 @@ async function zeroShot(
   config: Pick<Config, "modelsDir">,
 ): Promise<TrainResult> {
   const started = performance.now();
+  const clock = new PhaseClock();
   checkZeroShotBackbones(specs);
   const labels = parseZeroShotLabels(opts.labels ?? []);
   const previous = (await readAlias(store, opts.head))?.value.version ?? null;
   const [{ data }] = await loadTrainingInputs(store, opts, specs, undefined);
   const test = labelledRows(data, labels.classes);
+  clock.lap("load");
   const descriptions = await embedDescriptions(store, specs, labels, config);
   const kind = headKind(ZERO_SHOT_KIND);
   const params: HeadParams = kind.resolveParams(opts.params ?? {}, labels.entries.length, data.dim);
@@ -69,7 +72,9 @@ async function zeroShot(
     seed,
     center,
   });
+  clock.lap("fit");
   const metrics = test.n > 0 ? await evaluate(kind, model, data, test, labels.classes) : undefined;
+  clock.lap("evaluate");
   const { head, report } = documents(opts, specs, data, {
     labels,
     params: { ...params, seed },
@@ -83,10 +88,12 @@ async function zeroShot(
     centeredOn: center ? data.rows.length : 0,
     evaluatedOn: test.n,
   };
+  clock.lap("report");
   checkTrainingBudget();
   await writeHeadVersion(store, head, report);
   const notPromoted =
     (opts.promote ?? true) ? await promoteNew(store, opts.head, report.version, previous) : undefined;
+  clock.lap("write");
   return {
     head: opts.head,
     version: report.version,
@@ -96,6 +103,7 @@ async function zeroShot(
     metrics,
     evaluation: "test-split",
     trainSeconds: report.trainSeconds,
+    timings: clock.timings,
     counts: report.counts,
     zeroShot: report.zeroShot,
     promoted: (opts.promote ?? true) && !notPromoted,

@@ -25,6 +25,7 @@ import { buildTrainingSet, requestedType, type TrainingSet } from "./problem.ts"
 import { joinFeedback, loadFeedback, scoreFeedback, type WithFeedback } from "./train-feedback.ts";
 import { type BackboneInput, loadTrainingInputs } from "./train-inputs.ts";
 import type { TrainOptions } from "./train-request.ts";
+import { PhaseClock, type TrainTimings } from "./train-timings.ts";
 import { fitUnknown, type UnknownFit } from "./train-unknown.ts";
 import { validateTrainOptions } from "./train-validate.ts";
 import {
@@ -51,6 +52,8 @@ export interface TrainResult {
   search?: Search;
   evaluation: Report["evaluation"];
   trainSeconds: number;
+  /** Wall seconds per phase of this training (heads/train-timings.ts). */
+  timings: TrainTimings;
   counts: Report["counts"];
   /** `withFeedback`: the feedback rows scored by the previous version and by this one. */
   feedback?: Report["feedback"];
@@ -91,32 +94,33 @@ async function train(
   limits: TrainLimits | undefined,
 ): Promise<TrainResult> {
   const started = performance.now();
+  const clock = new PhaseClock();
   // Promotion is conditional on the alias the training started from: a version promoted (or rolled
   // back to) meanwhile is someone's decision that this training must not silently overwrite.
   const previous = (await readAlias(store, opts.head))?.value.version ?? null;
   const inputs = await loadTrainingInputs(store, opts, backbone, backboneCandidates);
   const joined = opts.withFeedback ? await addFeedback(store, opts, inputs) : undefined;
   const set = buildTrainingSet(opts, inputs[0].data);
+  clock.lap("load");
   const choice = await chooseEstimator(opts, set, inputs, limits);
   const model = await fit(choice, set);
-  const evaluation = await evaluateHead(choice, model, set, opts.calibrate ?? true);
-  const trained: Trained = {
-    set,
-    choice,
-    model,
-    evaluation,
-    unknown: await fitUnknown(opts, set, choice, evaluation),
-    trainSeconds: (performance.now() - started) / 1000,
-  };
+  clock.lap("fit");
+  const evaluation = await evaluateHead(choice, model, set, opts.calibrate ?? true, clock);
+  const unknown = await fitUnknown(opts, set, choice, evaluation);
+  clock.lap("unknown");
+  const trainSeconds = (performance.now() - started) / 1000;
+  const trained: Trained = { set, choice, model, evaluation, unknown, trainSeconds };
   const { head, report } = versionDocuments(opts, trained);
   if (joined)
     report.feedback = await scoreFeedback(store, joined, { doc: head, kind: choice.kind, model }, previous);
+  clock.lap("report");
   // Last point to stop: past it the version is stored, so a cancelled caller leaves nothing behind.
   checkTrainingBudget();
   await writeHeadVersion(store, head, report);
   const notPromoted =
     (opts.promote ?? true) ? await promoteNew(store, opts.head, report.version, previous) : undefined;
-  return trainResult(opts, trained, report, notPromoted);
+  clock.lap("write");
+  return { ...trainResult(opts, trained, report, notPromoted), timings: clock.timings };
 }
 
 /** `withFeedback`: the head's feedback rows joined to the (one) input's rows, in place. */
@@ -237,7 +241,7 @@ function trainResult(
   { set, choice, evaluation: ev, trainSeconds }: Trained,
   report: Report,
   notPromoted: TrainResult["notPromoted"],
-): TrainResult {
+): Omit<TrainResult, "timings"> {
   const { calibration } = ev;
   return {
     head: opts.head,
