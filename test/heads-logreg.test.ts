@@ -13,6 +13,7 @@ import {
   predictProbaLogReg,
   standardizationStats,
 } from "../shared/learn/logreg.ts";
+import { fitLogRegFolds } from "../shared/learn/logreg-folds.ts";
 import { gaussian, mulberry32 } from "../shared/learn/split.ts";
 import { standardizeOnnx } from "../shared/learn/standardize.ts";
 import { blobs } from "./helpers/heads.ts";
@@ -235,6 +236,92 @@ describe("fitLogReg", () => {
     assert.equal(a.iterations, b.iterations);
   });
 
+  it("warm-started from a model of overlapping rows, reaches the same optimum in fewer iterations", async () => {
+    for (const k of [2, 4]) {
+      const { X, y } = blobs(2500, 10, k, 0.9, 21 + k);
+      const full = fitLogReg(X, 2500, 10, y, k);
+      // A fold: the first 2,000 rows, as cross-validation fits it, cold and from the full model.
+      const Xf = X.subarray(0, 2000 * 10);
+      const yf = y.subarray(0, 2000);
+      for (const engine of ["wasm", "onnx"] as const) {
+        const cold = await fitLogRegAsync(Xf, 2000, 10, yf, k, { engine });
+        const warm = await fitLogRegAsync(Xf, 2000, 10, yf, k, { engine, init: full });
+        assert.equal(warm.converged, true, `${engine} k=${k}`);
+        assert.ok(
+          warm.iterations < cold.iterations,
+          `${engine} k=${k}: ${warm.iterations} vs ${cold.iterations}`,
+        );
+        assert.ok(Math.abs(warm.loss - cold.loss) < 1e-6 * Math.max(1, cold.loss), `${engine} k=${k} loss`);
+        const pc = predictProbaLogReg(cold, X, 2500);
+        const pw = predictProbaLogReg(warm, X, 2500);
+        let worst = 0;
+        for (let t = 0; t < pc.length; t++) worst = Math.max(worst, Math.abs(pc[t] - pw[t]));
+        assert.ok(worst < 1e-2, `${engine} k=${k}: max probability difference ${worst}`);
+      }
+    }
+  });
+
+  it("fits cross-validation folds together as each would be fitted alone", async () => {
+    const n = 3000;
+    const { X, y } = blobs(n, 12, 4, 0.8, 9);
+    const foldOf = Int32Array.from({ length: n }, (_, i) => (i * 7) % 3);
+    const rows = [0, 1, 2].map((f) =>
+      Int32Array.from(Array.from({ length: n }, (_, i) => i).filter((i) => foldOf[i] !== f)),
+    );
+    // Fold 1 weighs class 0 three times, as balanced class weights or feedback weights would.
+    const weights = rows.map((r, f) =>
+      f === 1 ? Float64Array.from(r, (i) => (y[i] === 0 ? 3 : 1)) : undefined,
+    );
+    const full = fitLogReg(X, n, 12, y, 4);
+    const joint = await fitLogRegFolds(
+      X,
+      n,
+      12,
+      y,
+      4,
+      rows.map((r, f) => ({
+        rows: r,
+        l2: 1 / r.length,
+        ...(weights[f] ? { sampleWeight: weights[f] } : {}),
+      })),
+      { init: full },
+    );
+    rows.forEach((r, f) => {
+      const Xf = rowsOf(X, 12, r);
+      const sw = weights[f];
+      const alone = fitLogReg(
+        Xf,
+        r.length,
+        12,
+        Int32Array.from(r, (i) => y[i]),
+        4,
+        {
+          l2: 1 / r.length,
+          tol: 1e-7,
+          ...(sw ? { sampleWeight: sw } : {}),
+        },
+      );
+      assert.equal(joint[f].converged, true, `fold ${f}`);
+      // Held-out rows, scored by the fold's two models: the same probabilities to solver tolerance.
+      const held = Array.from({ length: n }, (_, i) => i).filter((i) => foldOf[i] === f);
+      const Xh = rowsOf(X, 12, held);
+      const pa = predictProbaLogReg(alone, Xh, held.length);
+      const pj = predictProbaLogReg(joint[f], Xh, held.length);
+      let worst = 0;
+      for (let t = 0; t < pa.length; t++) worst = Math.max(worst, Math.abs(pa[t] - pj[t]));
+      assert.ok(worst < 2e-2, `fold ${f}: max probability difference ${worst}`);
+      // (Not the loss: the joint fit standardizes by all rows, so its L2 term differs by the scale ratio.)
+      const [da, dj] = [predictLogReg(alone, Xh, held.length), predictLogReg(joint[f], Xh, held.length)];
+      assert.ok(da.filter((c, i) => c === dj[i]).length >= 0.995 * held.length, `fold ${f} decisions`);
+    });
+  });
+
+  it("refuses a starting model of another shape, naming init", () => {
+    const { X, y } = blobs(100, 4, 3, 2, 1);
+    const other = fitLogReg(X.subarray(0, 100 * 3), 100, 3, y, 3);
+    assert.throws(() => fitLogReg(X, 100, 4, y, 3, { init: other }), /init is 3×3, the fit 3×4/);
+  });
+
   it("handles zero-variance features without NaN and gives them zero weight", () => {
     const n = 50;
     const d = 3;
@@ -445,3 +532,9 @@ describe("onnxruntime engine", () => {
     assert.deepEqual(Array.from(a.weights), Array.from(b.weights));
   });
 });
+
+function rowsOf(X: Float32Array, d: number, rows: ArrayLike<number>): Float32Array {
+  const out = new Float32Array(rows.length * d);
+  for (let t = 0; t < rows.length; t++) out.set(X.subarray(rows[t] * d, rows[t] * d + d), t * d);
+  return out;
+}

@@ -4,7 +4,7 @@
  * evaluated and calibrated with it.
  */
 import { checkTrainingBudget } from "../learn/budget.ts";
-import type { HeadKind, HeadParams, Target } from "../learn/estimator.ts";
+import type { FitContext, HeadKind, HeadParams, Target } from "../learn/estimator.ts";
 import { argmaxRows, classificationMetrics } from "../learn/metrics.ts";
 import { multilabelMetrics, regressionMetrics } from "../learn/task-metrics.ts";
 import type { Folds, Problem } from "./problem.ts";
@@ -45,12 +45,16 @@ export async function crossValidate(
   kind: AnyKind,
   params: HeadParams,
   { trainPos: pos, foldOf, folds, seed }: Folds,
+  /** The same kind and params fitted on every training row: each fold's solver may start there. */
+  warmStart?: unknown,
 ): Promise<Evaluated> {
   const d = problem.data.dim;
   const w = problem.width;
   const out = new Float64Array(pos.length * w);
   const decided = problem.task === "multilabel" ? new Uint8Array(pos.length * w) : undefined;
   const foldScores: number[] = [];
+  const ctx = (f: number) => ({ seed: seed + f, ...(warmStart === undefined ? {} : { warmStart }) });
+  const joint = await fitFoldsTogether(problem, kind, params, { trainPos: pos, foldOf, folds }, ctx(0));
   for (let f = 0; f < folds; f++) {
     checkTrainingBudget();
     const inFold: number[] = [];
@@ -58,9 +62,9 @@ export async function crossValidate(
     for (let j = 0; j < pos.length; j++) (foldOf[j] === f ? outFold : inFold).push(j);
     const trainPos = inFold.map((j) => pos[j]);
     const testPos = outFold.map((j) => pos[j]);
-    const model = await kind.fit(problem.X(trainPos), trainPos.length, d, problem.target(trainPos), params, {
-      seed: seed + f,
-    });
+    const model =
+      joint?.[f] ??
+      (await kind.fit(problem.X(trainPos), trainPos.length, d, problem.target(trainPos), params, ctx(f)));
     const o = await kind.predict(model, problem.X(testPos), testPos.length);
     const dec = decided ? decide(kind, model, o, testPos.length) : undefined;
     for (let t = 0; t < outFold.length; t++) {
@@ -70,4 +74,21 @@ export async function crossValidate(
     foldScores.push(score(problem, problem.target(testPos), o, testPos.length, dec));
   }
   return { out, decided, foldScores };
+}
+
+/** Every fold's model from one shared fit (`kind.fitFolds`), or undefined to fit them one by one. */
+async function fitFoldsTogether(
+  problem: Problem,
+  kind: AnyKind,
+  params: HeadParams,
+  { trainPos: pos, foldOf, folds }: Pick<Folds, "trainPos" | "foldOf" | "folds">,
+  ctx: FitContext,
+): Promise<unknown[] | undefined> {
+  if (!kind.fitFolds) return undefined;
+  const rows = Array.from({ length: folds }, (_, f) => {
+    const inFold: number[] = [];
+    for (let j = 0; j < pos.length; j++) if (foldOf[j] !== f) inFold.push(j);
+    return Int32Array.from(inFold);
+  });
+  return kind.fitFolds(problem.X(pos), pos.length, problem.data.dim, problem.target(pos), params, rows, ctx);
 }

@@ -37,6 +37,12 @@ export interface FitContext {
    * (zero-shot heads center on their dataset's mean unit vector; others leave it out).
    */
   center?: Float32Array;
+  /**
+   * A model of this kind fitted on overlapping rows with the same params (cross-validation folds
+   * get the model of every training row): iterative solvers may start from it. Only kinds whose
+   * optimum does not depend on the start use it (logreg); the others ignore it.
+   */
+  warmStart?: unknown;
 }
 
 export interface FitInfo {
@@ -61,6 +67,20 @@ export interface HeadKind<M = unknown, P extends HeadParams = HeadParams> {
   /** Candidates `--type auto` tries by cross-validation, small and ordered from simple to complex. */
   grid(n: number, d: number): P[];
   fit(X: Float32Array, n: number, d: number, target: Target, params: P, ctx: FitContext): Promise<M>;
+  /**
+   * Cross-validation's fits at once, one model per entry of `folds` (the rows of X each trains on),
+   * sharing passes over the data; undefined when that would not pay at this size, and the folds are
+   * then fitted one by one with `fit`.
+   */
+  fitFolds?(
+    X: Float32Array,
+    n: number,
+    d: number,
+    target: Target,
+    params: P,
+    folds: readonly Int32Array[],
+    ctx: FitContext,
+  ): Promise<M[] | undefined>;
   /** Async because large problems run their products in onnxruntime (see ort-graph.ts). */
   predict(model: M, X: Float32Array, n: number): Promise<Float64Array>;
   toJson(model: M): Record<string, unknown>;

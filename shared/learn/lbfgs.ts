@@ -18,7 +18,7 @@ export type ObjectiveFn = (x: Float64Array, grad: Float64Array) => number;
 export type AsyncObjectiveFn = (x: Float64Array, grad: Float64Array) => Promise<number>;
 
 /** What the optimizer asks for next: the objective at `x`, with the gradient written into `grad`. */
-interface EvaluationRequest {
+export interface EvaluationRequest {
   readonly x: Float64Array;
   readonly grad: Float64Array;
 }
@@ -394,7 +394,7 @@ class CurvatureMemory {
  * The optimizer as a coroutine: it yields each point to evaluate and resumes with the objective
  * value, so one implementation serves synchronous and asynchronous objectives.
  */
-function* lbfgsSteps(
+export function* lbfgsSteps(
   x0: Float64Array,
   opts: LbfgsOptions,
 ): Generator<EvaluationRequest, LbfgsResult, number> {

@@ -401,3 +401,114 @@ export async function makeOnnxMultinomialObjective(
     return loss + 0.5 * l2 * penalty;
   };
 }
+
+/**
+ * The multinomial objectives of F cross-validation folds over the same standardized rows, evaluated
+ * together: one pair of products over Z (n×d) with F·k columns instead of F pairs with k. The
+ * products read Z once either way, so F folds cost little more than two fits (measured: 32,000×384,
+ * k = 10, an evaluation for five folds at once ≈ 1.9× one fold's).
+ *
+ * Yw (n×F·k) holds, in fold f's block, w_i / Σ_{i∈f} w_i at row i's class for the fold's training
+ * rows and 0 for its held-out rows, which therefore add nothing to its loss or gradient:
+ *   rowloss[i, f] = Σ_c Yw[i, f, c] · log softmax(Z W_f + b_f)_c
+ *   R[i, f, ·] = softmax(Z W_f + b_f) · Σ_c Yw[i, f, c] − Yw[i, f, ·];  gW = Zᵀ R,  gb = Σ_i R_i
+ */
+function buildFoldsGradGraph(folds: number, k: number): GraphBuilder {
+  const g = new GraphBuilder("logreg_folds_grad");
+  g.input("Z", "float32", ["n", "d"]);
+  g.input("Yw", "float32", ["n", folds * k]);
+  g.input("W", "float32", ["d", folds * k]);
+  g.input("b", "float32", [folds * k]);
+  const blocks = g.constant("int64", [0, folds, k]);
+  const flat = g.constant("int64", [0, folds * k]);
+  const [logits] = g.node("Gemm", ["Z", "W", "b"]);
+  const [logits3] = g.node("Reshape", [logits, blocks]);
+  const [logp] = g.node("LogSoftmax", [logits3], 1, { axis: 2 });
+  const [yw3] = g.node("Reshape", ["Yw", blocks]);
+  const axis2 = g.constant("int64", [2]);
+  const [yl] = g.node("Mul", [yw3, logp]);
+  g.node("ReduceSum", [yl, axis2], ["rowloss"], { keepdims: 0 });
+  const [p] = g.node("Exp", [logp]);
+  const [rowWeight] = g.node("ReduceSum", [yw3, axis2], 1, { keepdims: 1 });
+  const [pw] = g.node("Mul", [p, rowWeight]);
+  const [r3] = g.node("Sub", [pw, yw3]);
+  const [r] = g.node("Reshape", [r3, flat]);
+  g.node("Gemm", ["Z", r], ["gW"], { transA: 1 });
+  const axis0 = g.constant("int64", [0]);
+  g.node("ReduceSum", [r, axis0], ["gb"], { keepdims: 0 });
+  g.output("rowloss", "float32", ["n", folds]);
+  g.output("gW", "float32", ["d", folds * k]);
+  g.output("gb", "float32", [folds * k]);
+  return g;
+}
+
+/** One fold of `makeOnnxFoldsObjective`: its training rows' weights and its L2 strength. */
+export interface FoldWeights {
+  /** Length n: w_i / Σ w over the fold's training rows, 0 for the rows it holds out. */
+  rowWeight: Float64Array;
+  l2: number;
+}
+
+/**
+ * Evaluates every fold whose θ is given (θ = [W (k×d), b (k)] as in `makeOnnxMultinomialObjective`)
+ * in one onnxruntime run, writing each one's gradient into its `grads` entry; answers each fold's
+ * objective (NaN for the folds skipped).
+ */
+export type FoldsObjectiveFn = (
+  thetas: ReadonlyArray<Float64Array | null>,
+  grads: ReadonlyArray<Float64Array | null>,
+) => Promise<number[]>;
+
+export async function makeOnnxFoldsObjective(
+  Z: Float32Array,
+  n: number,
+  d: number,
+  k: number,
+  y: Int32Array,
+  folds: readonly FoldWeights[],
+): Promise<FoldsObjectiveFn> {
+  const F = folds.length;
+  const width = F * k;
+  const session = await graphSession(`logreg-folds-grad:${F}x${k}`, () => buildFoldsGradGraph(F, k));
+  const Yw = new Float32Array(n * width);
+  folds.forEach(({ rowWeight }, f) => {
+    for (let i = 0; i < n; i++) Yw[i * width + f * k + y[i]] = rowWeight[i];
+  });
+  const zTensor = f32(Z, [n, d]);
+  const yTensor = f32(Yw, [n, width]);
+  const W = new Float32Array(d * width);
+  const b = new Float32Array(width);
+  const kd = k * d;
+  return async (thetas, grads) => {
+    thetas.forEach((theta, f) => {
+      if (!theta) return;
+      for (let c = 0; c < k; c++) {
+        for (let j = 0; j < d; j++) W[j * width + f * k + c] = theta[c * d + j];
+        b[f * k + c] = theta[kd + c];
+      }
+    });
+    const out = await runGraph(session, {
+      Z: zTensor,
+      Yw: yTensor,
+      W: f32(W, [d, width]),
+      b: f32(b, [width]),
+    });
+    return thetas.map((theta, f) => {
+      const grad = grads[f];
+      if (!theta || !grad) return Number.NaN;
+      let loss = 0;
+      for (let i = 0; i < n; i++) loss -= out.rowloss[i * F + f];
+      let penalty = 0;
+      const { l2 } = folds[f];
+      for (let c = 0; c < k; c++) {
+        for (let j = 0; j < d; j++) {
+          const w = theta[c * d + j];
+          penalty += w * w;
+          grad[c * d + j] = out.gW[j * width + f * k + c] + l2 * w;
+        }
+        grad[kd + c] = out.gb[f * k + c];
+      }
+      return loss + 0.5 * l2 * penalty;
+    });
+  };
+}

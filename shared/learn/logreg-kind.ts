@@ -7,8 +7,10 @@ import {
   type LogRegModel,
   logRegFromJson,
   logRegToJson,
+  ONNX_FIT_MIN_WORK,
   predictProbaLogReg,
 } from "./logreg.ts";
+import { fitLogRegFolds } from "./logreg-folds.ts";
 import { expectTask } from "./numeric.ts";
 import { enumParam, numberParam, rejectUnknownParams } from "./params.ts";
 
@@ -20,6 +22,17 @@ export interface LogRegParams {
 }
 
 const PARAMS = ["C", "classWeight"] as const;
+
+/** The fit's row weights (class weights × sample weights) and its L2 strength, 1 / (C · Σw). */
+function weighting(y: Int32Array, k: number, params: LogRegParams, base: Float64Array | undefined) {
+  const sampleWeight = classSampleWeights(y, k, params.classWeight, base);
+  let total = y.length;
+  if (sampleWeight) {
+    total = 0;
+    for (const w of sampleWeight) total += w;
+  }
+  return { sampleWeight, l2: 1 / (params.C * total) };
+}
 
 export const logRegKind: HeadKind<LogRegModel, LogRegParams> = {
   type: "logreg",
@@ -35,18 +48,33 @@ export const logRegKind: HeadKind<LogRegModel, LogRegParams> = {
   grid() {
     return [0.01, 0.1, 1, 10].map((C) => ({ C, classWeight: "none" as const }));
   },
-  async fit(X, n, d, target, params) {
+  async fit(X, n, d, target, params, ctx) {
     expectTask(target, "multiclass", "logreg");
-    const sampleWeight = classSampleWeights(target.y, target.k, params.classWeight, target.sampleWeight);
-    let total = n;
-    if (sampleWeight) {
-      total = 0;
-      for (const w of sampleWeight) total += w;
-    }
+    const { sampleWeight, l2 } = weighting(target.y, target.k, params, target.sampleWeight);
     return fitLogRegAsync(X, n, d, target.y, target.k, {
-      l2: 1 / (params.C * total),
+      l2,
       ...(sampleWeight ? { sampleWeight } : {}),
+      ...(ctx?.warmStart ? { init: ctx.warmStart as LogRegModel } : {}),
     });
+  },
+  async fitFolds(X, n, d, target, params, folds, ctx) {
+    expectTask(target, "multiclass", "logreg");
+    const smallest = Math.min(...folds.map((rows) => rows.length));
+    // Below the onnxruntime engine's threshold each fold fits faster alone (logreg.ts).
+    if (target.k < 3 || smallest * d * target.k < ONNX_FIT_MIN_WORK) return undefined;
+    const { y, k } = target;
+    const specs = folds.map((rows) => {
+      const base = target.sampleWeight ? Float64Array.from(rows, (i) => target.sampleWeight![i]) : undefined;
+      const w = weighting(
+        Int32Array.from(rows, (i) => y[i]),
+        k,
+        params,
+        base,
+      );
+      return { rows, l2: w.l2, ...(w.sampleWeight ? { sampleWeight: w.sampleWeight } : {}) };
+    });
+    const init = ctx.warmStart as LogRegModel | undefined;
+    return fitLogRegFolds(X, n, d, y, k, specs, init ? { init } : {});
   },
   async predict(model, X, n) {
     return predictProbaLogReg(model, X, n);

@@ -56,6 +56,12 @@ export interface LogRegOptions {
   tol?: number;
   /** Non-negative per-row weights, length n. */
   sampleWeight?: Float64Array;
+  /**
+   * Where L-BFGS starts: a model fitted on overlapping rows (cross-validation folds start from the
+   * model of every training row). The objective is strictly convex, so only the iteration count
+   * depends on it, not the optimum it converges to. Default: all-zero weights.
+   */
+  init?: Pick<LogRegModel, "d" | "k" | "weights" | "bias">;
 }
 
 export interface LogRegModel {
@@ -93,14 +99,14 @@ export interface LogRegJson {
   loss: number;
 }
 
-interface PreparedFit extends LogisticProblem {
+export interface PreparedFit extends LogisticProblem {
   mean: Float64Array;
   scale: Float64Array;
   invScale: Float64Array;
   lbfgsOpts: { maxIter: number; gtol: number; ftol: number };
 }
 
-function prepareFit(
+export function prepareFit(
   X: Matrix,
   n: number,
   d: number,
@@ -137,7 +143,7 @@ function prepareFit(
 }
 
 /** Folds the standardization into the weights: W_orig = W_std / scale, b_orig = b_std - W_orig · mean. */
-function finishFit(p: PreparedFit, thetaStd: Float64Array, res: LbfgsResult): LogRegModel {
+export function finishFit(p: PreparedFit, thetaStd: Float64Array, res: LbfgsResult): LogRegModel {
   const { d, k, mean, scale, invScale } = p;
   const kd = k * d;
   const weights = new Float64Array(kd);
@@ -186,12 +192,43 @@ export function fitLogReg(
 
   // θ in standardized space, multinomial layout [W (k×d), b (k)].
   if (ws && binomial) {
-    const res = minimizeLbfgs(makeKernelBinomialObjective(ws, y, l2, sw), new Float64Array(d + 1), lbfgsOpts);
+    const x0 = multinomialToBinomial(startingPoint(p, opts.init), d);
+    const res = minimizeLbfgs(makeKernelBinomialObjective(ws, y, l2, sw), x0, lbfgsOpts);
     return finishFit(p, binomialToMultinomial(res.x, d), res);
   }
   const fg = ws ? makeKernelMultinomialObjective(ws, y, l2, sw) : makeLogRegObjective(Z, n, d, y, k, l2, sw);
-  const res = minimizeLbfgs(fg, new Float64Array(k * d + k), lbfgsOpts);
+  const res = minimizeLbfgs(fg, startingPoint(p, opts.init), lbfgsOpts);
   return finishFit(p, res.x, res);
+}
+
+/**
+ * θ0 in this fit's standardized space, multinomial layout: `init` refolded through this fit's
+ * mean and scale (the inverse of finishFit), or zeros.
+ */
+export function startingPoint(p: PreparedFit, init: LogRegOptions["init"]): Float64Array {
+  const { d, k, mean, scale } = p;
+  const theta = new Float64Array(k * d + k);
+  if (!init) return theta;
+  if (init.d !== d || init.k !== k)
+    throw new ValidationError(`init is ${init.k}×${init.d}, the fit ${k}×${d}`, { field: "init" });
+  for (let c = 0; c < k; c++) {
+    let shift = 0;
+    for (let j = 0; j < d; j++) {
+      const w = init.weights[c * d + j];
+      theta[c * d + j] = w * scale[j];
+      shift += w * mean[j];
+    }
+    theta[k * d + c] = init.bias[c] + shift;
+  }
+  return theta;
+}
+
+/** The binomial θ = [v (d), β] of a multinomial 2-class θ: the difference of its two rows. */
+function multinomialToBinomial(theta: Float64Array, d: number): Float64Array {
+  const x = new Float64Array(d + 1);
+  for (let j = 0; j < d; j++) x[j] = theta[d + j] - theta[j];
+  x[d] = theta[2 * d + 1] - theta[2 * d];
+  return x;
 }
 
 /** θ = [v (d), β] of the binomial form as the multinomial [W = [-v/2, v/2], b = [-β/2, β/2]]. */
@@ -231,7 +268,7 @@ export async function fitLogRegAsync(
   const std = await standardizeOnnx(X instanceof Float32Array ? X : Float32Array.from(X), n, d);
   const p = prepareFit(X, n, d, y, k, opts, std);
   const fg = await makeOnnxMultinomialObjective(std.Z, p);
-  const res = await minimizeLbfgsAsync(fg, new Float64Array(k * d + k), p.lbfgsOpts);
+  const res = await minimizeLbfgsAsync(fg, startingPoint(p, opts.init), p.lbfgsOpts);
   return finishFit(p, res.x, res);
 }
 
