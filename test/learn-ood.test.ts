@@ -72,6 +72,53 @@ describe("learn/ood: distance scorers", () => {
     assert.notDeepEqual(sampleRows(400, 5, 7), sampleRows(400, 5, 8));
   });
 
+  for (const method of ["knn", "mahalanobis"] as const) {
+    it(`${method} scores many rows at once (SIMD kernels, in blocks) as it scores them one by one`, () => {
+      // 150 rows: more than two kernel blocks, the last one partial; then a zero row.
+      const zero = new Float32Array(DIM);
+      const rows = concat(concat(heldIn.subarray(0, 100 * DIM), unseen.subarray(0, 49 * DIM)), zero);
+      const s = fitOodScorer(method, train, 400, DIM, y, 2, { seed: 3, k: 7 });
+      const together = oodScores(s, rows, 150, noProba, 2);
+      for (let i = 0; i < 150; i++) {
+        const alone = oodScores(s, rows.subarray(i * DIM, (i + 1) * DIM), 1, noProba, 2)[0];
+        const tol = 1e-9 * Math.max(1, Math.abs(alone));
+        assert.ok(Math.abs(together[i] - alone) < tol, `row ${i}: ${together[i]} vs ${alone}`);
+      }
+      if (method === "knn") assert.equal(together[149], 1, "a zero row is at distance 1");
+    });
+  }
+
+  it("mahalanobis: the fitted factor is that of the shrunk within-class covariance (float64 reference)", () => {
+    const s = fitOodScorer("mahalanobis", train, 400, DIM, y, 2, { seed: 1 });
+    if (s.method !== "mahalanobis") throw new Error("unreachable");
+    const mu = [0, 1].map((c) => {
+      const m = new Float64Array(DIM);
+      for (let i = 0; i < 400; i++)
+        if (y[i] === c) for (let j = 0; j < DIM; j++) m[j] += train[i * DIM + j] / 200;
+      return m;
+    });
+    const cov = new Float64Array(DIM * DIM);
+    for (let i = 0; i < 400; i++)
+      for (let a = 0; a < DIM; a++)
+        for (let b = 0; b < DIM; b++)
+          cov[a * DIM + b] += ((train[i * DIM + a] - mu[y[i]][a]) * (train[i * DIM + b] - mu[y[i]][b])) / 400;
+    let trace = 0;
+    for (let a = 0; a < DIM; a++) trace += cov[a * DIM + a];
+    // L·Lᵀ from the stored (packed, float32) factor against (1 − λ)·Σ + λ·(tr Σ / d)·I.
+    const L = (i: number, j: number) => (j <= i ? s.chol[(i * (i + 1)) / 2 + j] : 0);
+    for (let a = 0; a < DIM; a++) {
+      for (let b = 0; b <= a; b++) {
+        let llt = 0;
+        for (let t = 0; t < DIM; t++) llt += L(a, t) * L(b, t);
+        const want = (1 - s.shrinkage) * cov[a * DIM + b] + (a === b ? (s.shrinkage * trace) / DIM : 0);
+        assert.ok(
+          Math.abs(llt - want) < 1e-5 * Math.max(1, Math.abs(want)),
+          `(${a}, ${b}): ${llt} vs ${want}`,
+        );
+      }
+    }
+  });
+
   it("mahalanobis works with fewer rows than dimensions (shrinkage)", () => {
     const s = fitOodScorer("mahalanobis", train.subarray(0, 4 * DIM), 4, DIM, y.subarray(0, 4), 2);
     const scores = oodScores(s, unseen, 100, noProba, 2);

@@ -16,6 +16,7 @@
  * when its score is above it, so about `keep` of such rows stay known.
  */
 import { ValidationError } from "../errors.ts";
+import { KernelWorkspace } from "./logistic-kernel-wasm.ts";
 import { modelEnvelope, readModelJson } from "./model-json.ts";
 import { checkFiniteMatrix, float32ToBase64, normalizeRow } from "./numeric.ts";
 import { mulberry32, shuffleInPlace } from "./split.ts";
@@ -100,6 +101,13 @@ function fitKnn(X: Float32Array, n: number, d: number, opts: OodFitOptions): Knn
   return { method: "knn", d, k: Math.min(opts.k ?? DEFAULT_KNN_K, m), m, refs };
 }
 
+/**
+ * Rows a kernel scoring pass (knn, mahalanobis) takes at once: short calls, so that the kernels'
+ * baseline code is replaced by the optimized tier after the first few (wasm has no on-stack
+ * replacement: one long first call would run unoptimized throughout).
+ */
+const KERNEL_BLOCK = 64;
+
 /** Class means, then the shared within-class covariance on a sample, shrunk, then its Cholesky factor. */
 function fitMahalanobis(
   X: Float32Array,
@@ -114,7 +122,7 @@ function fitMahalanobis(
     throw new ValidationError("shrinkage must be in (0, 1]", { field: "shrinkage" });
   const mu = classMeans(X, n, d, y, k);
   const rows = sampleRows(n, 2 * (opts.maxRefs ?? DEFAULT_MAX_REFS), opts.seed ?? 0);
-  const cov = withinClassCovariance(X, d, y, mu, rows);
+  const cov = withinClassCovarianceKernel(X, d, y, mu, rows) ?? withinClassCovariance(X, d, y, mu, rows);
   let trace = 0;
   for (let a = 0; a < d; a++) trace += cov[a * d + a];
   // A zero-variance embedding (every row equal) still gets a positive-definite identity target.
@@ -173,6 +181,38 @@ function withinClassCovariance(
   }
   const inv = 1 / rows.length;
   for (let t = 0; t < cov.length; t++) cov[t] *= inv;
+  return cov;
+}
+
+/**
+ * The same sum as one product through the SIMD kernels (logistic-kernel-wasm.ts): Dᵀ·D for the
+ * centered rows D, the right factor rounded to float32 (a relative 6e-8 per term, far below the
+ * shrinkage), the whole square where the loop fills the lower triangle; null without the kernels.
+ */
+function withinClassCovarianceKernel(
+  X: Float32Array,
+  d: number,
+  y: Int32Array,
+  mu: Float64Array,
+  rows: Int32Array,
+): Float64Array | null {
+  const m = rows.length;
+  const ws = KernelWorkspace.create(m, d, d);
+  if (!ws) return null;
+  const { dp } = ws;
+  for (let t = 0; t < m; t++) {
+    const i = rows[t];
+    const c = y[i];
+    for (let j = 0; j < d; j++) {
+      const v = X[i * d + j] - mu[c * d + j];
+      ws.r[t * d + j] = v;
+      ws.z[t * dp + j] = v;
+    }
+  }
+  ws.backward();
+  const cov = new Float64Array(d * d);
+  const inv = 1 / m;
+  for (let a = 0; a < d; a++) for (let b = 0; b < d; b++) cov[a * d + b] = ws.g[a * dp + b] * inv;
   return cov;
 }
 
@@ -265,26 +305,112 @@ function mspScores(proba: Float64Array, n: number, k: number): Float64Array {
 }
 
 function mahalanobisScores(s: MahalanobisScorer, X: Float32Array, n: number): Float64Array {
-  const { d, k, chol, means } = s;
+  if (n >= 16) {
+    const out = mahalanobisScoresKernel(s, X, n);
+    if (out) return out;
+  }
+  const { d, chol } = s;
   const out = new Float64Array(n);
   const z = new Float64Array(d);
   for (let i = 0; i < n; i++) {
     forwardSolve(chol, d, X, i * d, z);
-    let best = Number.POSITIVE_INFINITY;
-    for (let c = 0; c < k; c++) {
-      let dist = 0;
-      for (let j = 0; j < d; j++) {
-        const diff = z[j] - means[c * d + j];
-        dist += diff * diff;
-      }
-      if (dist < best) best = dist;
-    }
-    out[i] = best;
+    out[i] = nearestMean(s, z, 0);
   }
   return out;
 }
 
+/** The smallest squared distance from the whitened row z[off..off+d] to a whitened class mean. */
+function nearestMean({ d, k, means }: MahalanobisScorer, z: Float64Array, off: number): number {
+  let best = Number.POSITIVE_INFINITY;
+  for (let c = 0; c < k; c++) {
+    let dist = 0;
+    for (let j = 0; j < d; j++) {
+      const diff = z[off + j] - means[c * d + j];
+      dist += diff * diff;
+    }
+    if (dist < best) best = dist;
+  }
+  return best;
+}
+
+/**
+ * Many rows through the SIMD kernels: L⁻¹ formed once (float64, d³/6), then every block of rows
+ * whitened by one product, z = X·L⁻ᵀ; the same values as the forward substitutions up to rounding.
+ */
+function mahalanobisScoresKernel(s: MahalanobisScorer, X: Float32Array, n: number): Float64Array | null {
+  const { d, chol } = s;
+  const block = Math.min(n, KERNEL_BLOCK);
+  const ws = KernelWorkspace.create(block, d, d);
+  if (!ws) return null;
+  const { dp } = ws;
+  const inverse = lowerInverse(chol, d);
+  for (let a = 0; a < d; a++) for (let j = 0; j <= a; j++) ws.w[a * dp + j] = inverse[a * d + j];
+  const out = new Float64Array(n);
+  for (let start = 0; start < n; start += block) {
+    const rows = Math.min(block, n - start);
+    for (let i = 0; i < rows; i++) ws.z.set(X.subarray((start + i) * d, (start + i + 1) * d), i * dp);
+    ws.forward();
+    for (let i = 0; i < rows; i++) out[start + i] = nearestMean(s, ws.r, i * d);
+  }
+  return out;
+}
+
+/** L⁻¹ (row-major d×d, lower) of the packed lower-triangular L, column by column. */
+function lowerInverse(chol: Float32Array, d: number): Float64Array {
+  const L = new Float64Array(d * d);
+  let t = 0;
+  for (let i = 0; i < d; i++) for (let j = 0; j <= i; j++) L[i * d + j] = chol[t++];
+  const inv = new Float64Array(d * d);
+  for (let c = 0; c < d; c++) {
+    inv[c * d + c] = 1 / L[c * d + c];
+    for (let i = c + 1; i < d; i++) {
+      let v = 0;
+      for (let j = c; j < i; j++) v -= L[i * d + j] * inv[j * d + c];
+      inv[i * d + c] = v / L[i * d + i];
+    }
+  }
+  return inv;
+}
+
+/**
+ * Many rows (held-out sets at training) through the SIMD kernels of logistic-kernel-wasm.ts, one
+ * block of queries × every reference per call: the same float64 sums of float32 products as the
+ * loop below, in another order. A single row (predict) stays in the loop.
+ */
 function knnScores(s: KnnScorer, X: Float32Array, n: number): Float64Array {
+  if (n >= 16) {
+    const out = knnScoresKernel(s, X, n);
+    if (out) return out;
+  }
+  return knnScoresLoop(s, X, n);
+}
+
+function knnScoresKernel(s: KnnScorer, X: Float32Array, n: number): Float64Array | null {
+  const { d, m, refs, k } = s;
+  const block = Math.min(n, KERNEL_BLOCK);
+  const ws = KernelWorkspace.create(block, d, m);
+  if (!ws) return null;
+  const { dp } = ws;
+  // Fresh kernel memory is zero, so the padding columns d..dp−1 of z and w stay 0 throughout.
+  for (let r = 0; r < m; r++) {
+    for (let j = 0; j < d; j++) ws.w[r * dp + j] = refs[r * d + j];
+  }
+  const out = new Float64Array(n);
+  const top = new Float64Array(k);
+  for (let start = 0; start < n; start += block) {
+    const rows = Math.min(block, n - start);
+    for (let i = 0; i < rows; i++) normalizeRow(X, (start + i) * d, d, ws.z, i * dp);
+    ws.forward();
+    for (let i = 0; i < rows; i++) {
+      top.fill(Number.NEGATIVE_INFINITY);
+      for (let r = 0; r < m; r++) keepLargest(top, ws.r[i * m + r]);
+      out[start + i] = 1 - top[0];
+    }
+  }
+  return out;
+}
+
+function knnScoresLoop(s: KnnScorer, X: Float32Array, n: number): Float64Array {
   const { d, m, refs, k } = s;
   const out = new Float64Array(n);
   // Four query rows per pass over the references: each reference is read once per four rows.
