@@ -4,14 +4,19 @@
  * both alike. A benchmark, not a test: nothing is asserted, nothing is written into docs.
  *
  *   npm run bench:heads -- [--reps 3] [--only logreg,mlp] [--skip-sklearn] [--synthetic-rows 50000]
- *     [--no-imdb] [--no-synthetic] [--no-few-shot] [--dir .headstart-bench/export-imdb]
+ *     [--seed N] [--no-imdb] [--no-synthetic] [--no-few-shot] [--no-train-command]
+ *     [--dir .headstart-bench/export-imdb]
  *
  * Datasets (both as embeddings.npy + rows.jsonl, the `headstart export` format, which
  * scripts/sklearn_heads.py reads as is):
  *   - IMDB GloVe-100d embeddings, exported from the bench store (built as `npm run bench` does when
  *     missing);
  *   - synthetic: overlapping anisotropic Gaussian classes, n × 384 × 10 (+ n/5 test rows), fixed
- *     seed, written once under .headstart-bench/.
+ *     seed, written once under .headstart-bench/;
+ *   - with `--seed N`, a second synthetic set whose dimension, class count and class separation are
+ *     drawn from N (synthesisOf), so the figures are not tuned to the fixed one.
+ * Besides the fit alone, each head type runs as the whole `headstart train` command with default
+ * options (scripts/bench-train-command.ts), interleaved with the two fits, unless --no-train-command.
  * Plus few-shot IMDB: 8 train rows per class, seeds 0..4, default params and grid candidates.
  *
  * Every (dataset, head) pair runs in its own Node worker and its own Python process, so each peak
@@ -30,6 +35,7 @@ import type { HeadKind, HeadParams } from "../shared/learn/estimator.ts";
 import { argmaxRows, classificationMetrics } from "../shared/learn/metrics.ts";
 import { HEAD_KINDS } from "../shared/learn/registry.ts";
 import { gaussian, mulberry32, shuffleInPlace } from "../shared/learn/split.ts";
+import { TrainCommand, type TrainCommandRun } from "./bench-train-command.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -40,6 +46,8 @@ const { values: args } = parseArgs({
     "no-imdb": { type: "boolean", default: false },
     "no-synthetic": { type: "boolean", default: false },
     "no-few-shot": { type: "boolean", default: false },
+    "no-train-command": { type: "boolean", default: false },
+    seed: { type: "string" },
     dir: { type: "string", default: join(PACKAGE_ROOT, ".headstart-bench", "export-imdb") },
     store: { type: "string", default: join(PACKAGE_ROOT, ".headstart-bench") },
     /** Internal: run as the per-head worker on this dataset directory. */
@@ -197,15 +205,32 @@ function loadDataset(dir: string): Dataset {
  * matters), written row block by row block so the whole matrix is never in memory here. Train rows
  * come first, then test rows: each split is one contiguous block. Skipped when already written.
  */
-function writeSynthetic(root: string, nTrain: number, nTest: number): string {
-  const d = SYN_DIMS;
-  const k = SYN_CLASSES;
-  const dir = join(root, `synthetic-heads-${nTrain}+${nTest}x${d}x${k}-spread${SYN_SPREAD}-seed${SYN_SEED}`);
+interface Synthesis {
+  d: number;
+  k: number;
+  spread: number;
+  seed: number;
+}
+
+const FIXED_SYNTHESIS: Synthesis = { d: SYN_DIMS, k: SYN_CLASSES, spread: SYN_SPREAD, seed: SYN_SEED };
+
+/** `--seed N`'s problem: dimension 64–768, 3–20 classes, centre spread 0.05–0.30, all drawn from N. */
+function synthesisOf(seed: number): Synthesis {
+  const rand = mulberry32(7919 * seed + 13);
+  const d = [64, 128, 256, 512, 768][Math.floor(rand() * 5)];
+  const k = 3 + Math.floor(rand() * 18);
+  const spread = Math.round((0.05 + 0.25 * rand()) * 1000) / 1000;
+  return { d, k, spread, seed };
+}
+
+function writeSynthetic(root: string, nTrain: number, nTest: number, syn: Synthesis): string {
+  const { d, k, spread } = syn;
+  const dir = join(root, `synthetic-heads-${nTrain}+${nTest}x${d}x${k}-spread${spread}-seed${syn.seed}`);
   if (existsSync(join(dir, "embeddings.npy")) && existsSync(join(dir, "rows.jsonl"))) return dir;
   mkdirSync(dir, { recursive: true });
-  const rand = mulberry32(SYN_SEED);
+  const rand = mulberry32(syn.seed);
   const centers = Array.from({ length: k }, () =>
-    Float64Array.from({ length: d }, () => SYN_SPREAD * gaussian(rand)),
+    Float64Array.from({ length: d }, () => spread * gaussian(rand)),
   );
   const offset = Float64Array.from({ length: d }, () => 3 * gaussian(rand));
   const scale = Float64Array.from({ length: d }, () => 0.2 + 2 * rand());
@@ -422,6 +447,17 @@ interface PairRow {
   theirs: number;
 }
 
+/** The whole `train` command of one head type on one dataset, next to scikit-learn's fit alone. */
+interface TrainCommandRow {
+  dataset: string;
+  head: string;
+  runs: TrainCommandRun[];
+  /** Median fit of our head alone and of scikit-learn's counterpart, from the same interleaved reps. */
+  oursFit: number;
+  sklearnFit: number;
+  sklearnAccuracy: number;
+}
+
 interface FewShotRow {
   head: string;
   impl: string;
@@ -493,8 +529,9 @@ async function benchDataset(
   kinds: [string, AnyKind][],
   reps: number,
   withSklearn: boolean,
-  out: { heads: HeadRow[]; pairs: PairRow[] },
+  out: { heads: HeadRow[]; pairs: PairRow[]; train: TrainCommandRow[] },
 ): Promise<void> {
+  const command = args["no-train-command"] ? undefined : await TrainCommand.prepare(dir, args.store);
   for (const [type] of kinds) {
     const pair = withSklearn ? SKLEARN_PAIR[type] : undefined;
     const ours = Peer.node(dir);
@@ -505,6 +542,7 @@ async function benchDataset(
 
     const oursRuns: Record<string, unknown>[] = [];
     const theirRuns: Record<string, unknown>[] = [];
+    const commandRuns: TrainCommandRun[] = [];
     let first = true;
     while (oursRuns.length < reps) {
       // Interleaved: a slow spell of the shared machine lands on both sides of the pair.
@@ -513,6 +551,7 @@ async function benchDataset(
         pair && theirs && !theirReady?.error
           ? await theirs.request({ op: "fit", model: pair.model, params: a.settings })
           : undefined;
+      const c = command ? await command.run(type) : undefined;
       const quick = !a.error && Number(a.fitSeconds) + Number(a.predictSeconds) < WARM_UP_MAX_SECONDS;
       if (first && quick) {
         // Both sides' first runs are dropped so each pair's medians cover the same interleaved slots.
@@ -523,6 +562,7 @@ async function benchDataset(
       first = false;
       oursRuns.push(a);
       if (b) theirRuns.push(b);
+      if (c) commandRuns.push(c);
       process.stdout.write(`${oursRuns.length} `);
       if (a.error) break;
     }
@@ -578,6 +618,16 @@ async function benchDataset(
         `${describeParams(lastTheirs?.settings)}${iters}${unmapped}`,
       );
       const time = (x: RunResult) => (pair.timed === "fit" ? x.fitSeconds : x.fitSeconds + x.predictSeconds);
+      if (commandRuns.length) {
+        out.train.push({
+          dataset: name,
+          head: type,
+          runs: commandRuns,
+          oursFit: median(o.map(time)),
+          sklearnFit: median(t.map(time)),
+          sklearnAccuracy: t[t.length - 1]?.accuracy ?? Number.NaN,
+        });
+      }
       if (o.length && t.length) {
         out.pairs.push({
           dataset: name,
@@ -589,6 +639,44 @@ async function benchDataset(
       }
     }
   }
+}
+
+const TRAIN_HEADER = [
+  "dataset",
+  "head",
+  "train wall s",
+  "trainSeconds",
+  "load · fit · calibrate · evaluate · unknown · report · write (s)",
+  "accuracy",
+  "fit alone s",
+  "scikit-learn fit s",
+  "scikit-learn accuracy",
+  "scikit-learn fit / train wall",
+];
+
+function trainCommandRows(rows: TrainCommandRow[]): string[][] {
+  return rows.map((r) => {
+    const ok = r.runs.filter((x) => !x.error);
+    const med = (f: (x: TrainCommandRun) => number) => median(ok.map(f));
+    const wall = med((x) => x.wallSeconds);
+    const phases = ok.length
+      ? (Object.keys(ok[0].timings) as (keyof TrainCommandRun["timings"])[])
+          .map((p) => med((x) => x.timings[p]).toFixed(2))
+          .join(" · ")
+      : `error: ${r.runs.find((x) => x.error)?.error ?? "no run"}`;
+    return [
+      r.dataset,
+      r.head,
+      secs(wall),
+      secs(med((x) => x.trainSeconds)),
+      phases,
+      pct(ok[ok.length - 1]?.accuracy ?? Number.NaN),
+      secs(r.oursFit),
+      secs(r.sklearnFit),
+      pct(r.sklearnAccuracy),
+      (r.sklearnFit / wall).toFixed(2),
+    ];
+  });
 }
 
 /** Train-split positions of `perClass` rows per class, drawn with `seed`. */
@@ -755,7 +843,7 @@ async function main(): Promise<void> {
     if (withSklearn && !SKLEARN_PAIR[t]) console.log(`  ${t}: no scikit-learn counterpart, ours only`);
   console.log("");
 
-  const out = { heads: [] as HeadRow[], pairs: [] as PairRow[] };
+  const out = { heads: [] as HeadRow[], pairs: [] as PairRow[], train: [] as TrainCommandRow[] };
   const datasets: Array<{ name: string; dir: string; shape: string }> = [];
   if (!args["no-imdb"]) {
     const dir = await ensureImdbExport(args.dir);
@@ -767,11 +855,23 @@ async function main(): Promise<void> {
   }
   if (!args["no-synthetic"]) {
     const nTest = Math.max(1, Math.round(synRows / 5));
-    const dir = writeSynthetic(args.store, synRows, nTest);
+    const dir = writeSynthetic(args.store, synRows, nTest, FIXED_SYNTHESIS);
     datasets.push({
       name: "synthetic",
       dir,
       shape: `synthetic: ${synRows} train / ${nTest} test × ${SYN_DIMS}, ${SYN_CLASSES} overlapping Gaussian classes (seed ${SYN_SEED})`,
+    });
+  }
+  if (args.seed !== undefined) {
+    const seed = Number(args.seed);
+    if (!Number.isInteger(seed) || seed < 0)
+      throw new Error(`--seed must be an integer >= 0, got ${args.seed}`);
+    const syn = synthesisOf(seed);
+    const nTest = Math.max(1, Math.round(synRows / 5));
+    datasets.push({
+      name: `seed-${seed}`,
+      dir: writeSynthetic(args.store, synRows, nTest, syn),
+      shape: `synthetic --seed ${seed}: ${synRows} train / ${nTest} test × ${syn.d}, ${syn.k} Gaussian classes, centre spread ${syn.spread}`,
     });
   }
   for (const ds of datasets) {
@@ -824,6 +924,20 @@ async function main(): Promise<void> {
   if (pairRows.length) {
     console.log("\nspeed (medians; > 1 means headstart is faster)");
     console.log(table(pairHeader, pairRows, [false, false, false, true, true, true]));
+  }
+
+  const trainRows = trainCommandRows(out.train);
+  if (trainRows.length) {
+    console.log(
+      `\nthe whole \`headstart train\` command (default options; medians of ${reps}) vs scikit-learn's fit alone`,
+    );
+    console.log(
+      table(
+        TRAIN_HEADER,
+        trainRows,
+        TRAIN_HEADER.map((_, i) => i >= 2 && i < TRAIN_HEADER.length - 1),
+      ),
+    );
   }
 
   const fewHeader = ["head", "impl", "params", "accuracy mean ± std", "seeds", "notes"];
@@ -898,6 +1012,10 @@ async function main(): Promise<void> {
         pairRows,
       ),
     );
+  }
+  if (trainRows.length) {
+    console.log("");
+    console.log(markdown(TRAIN_HEADER, trainRows));
   }
   if (few.length) {
     const withNotes = few.some((f) => f.note) ? 6 : 5;
