@@ -2,7 +2,6 @@
  * The platform's use cases over one store. CLI commands, HTTP routes and Lambda handlers are
  * thin adapters over these methods; nothing here knows how it was called.
  */
-import { randomBytes } from "node:crypto";
 import { assertBackboneFits, defaultBackboneFor } from "./backbone/defaults.ts";
 import {
   BUILT_IN_BACKBONES,
@@ -46,6 +45,7 @@ import {
   readAlias,
   readHeadVersion,
   resolveHeadRef,
+  resolveHeadRefCached,
   rollbackAlias,
   setAlias,
 } from "./heads/version.ts";
@@ -54,6 +54,7 @@ import { assertName, assertUserDatasetName } from "./layout.ts";
 import type { BatchDispatcher } from "./predictions/dispatch.ts";
 import type { BatchJob } from "./predictions/job.ts";
 import type { BatchStart } from "./predictions/start.ts";
+import { randomHex } from "./random-hex.ts";
 import type { ObjectStore } from "./store/types.ts";
 
 /**
@@ -64,7 +65,12 @@ import type { ObjectStore } from "./store/types.ts";
 const trainModule = () => import("./heads/train.ts");
 const trainValidateModule = () => import("./heads/train-validate.ts");
 const trainZeroShotModule = () => import("./heads/train-zero-shot.ts");
-const predictModule = () => import("./heads/predict.ts");
+/**
+ * Memoized: under a module loader with hooks (tsx, the local server), every `import()` call pays a
+ * round trip to the hooks' thread even for a module already loaded (≈ 1 ms of a predict request).
+ */
+let predictModulePromise: Promise<typeof import("./heads/predict.ts")> | undefined;
+const predictModule = () => (predictModulePromise ??= import("./heads/predict.ts"));
 /** Label issues cross-validate heads: loaded on first use like training. */
 const labelIssuesModule = () => import("./quality/label-issues.ts");
 /** Batch predictions score with the heads' modules: loaded on first use for the same reason. */
@@ -442,7 +448,7 @@ export class Platform {
     const coldStart = !this.predictLoaded;
     const module = predictModule();
     module.catch(() => {}); // awaited below unless the head does not exist
-    const v = version ?? (await resolveHeadRef(this.store, { head, alias }));
+    const v = version ?? (await resolveHeadRefCached(this.store, { head, alias }));
     const prefetched = coldStart ? readHeadVersion(this.store, head, v) : undefined;
     prefetched?.catch(() => {}); // surfaced by loadHead
     const { embeddingsToVectors, embedInputs, loadHead, predictVectors, readPredictInputs } = await module;
@@ -454,7 +460,7 @@ export class Platform {
       : embeddingsToVectors(loaded, req.embeddings!);
     const predictions: IdentifiedPrediction[] = (
       await predictVectors(loaded, vectors, n, { rejectUnknown: req.rejectUnknown })
-    ).map((p) => Object.assign(p, { predictionId: `p-${randomBytes(12).toString("hex")}` }));
+    ).map((p) => Object.assign(p, { predictionId: `p-${randomHex(12)}` }));
     if (req.inputs && loaded.doc.capture) this.capture(loaded.doc, req.inputs, predictions);
     if (req.neighbors !== undefined) {
       const { MAX_NEIGHBORS, neighborIndex } = await import("./heads/neighbors.ts");

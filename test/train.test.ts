@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { ConflictError, ValidationError } from "../shared/errors.ts";
-import { listVersions, readAlias, readHeadVersion } from "../shared/heads/version.ts";
+import { ALIAS_CACHE_MS, listVersions, readAlias, readHeadVersion } from "../shared/heads/version.ts";
 import { keys } from "../shared/layout.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
 import { tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
@@ -92,6 +92,22 @@ describe("training heads on the cache", () => {
       assert.equal(err.field, "embeddings[0]");
       return true;
     });
+  });
+
+  test("predict sees a move made here at once, and one made by another process within ALIAS_CACHE_MS", async () => {
+    const first = await ctx.platform.train({ dataset: "split", head: "cached", seed: 1 });
+    const second = await ctx.platform.train({ dataset: "split", head: "cached", seed: 2 });
+    const served = async () => (await ctx.platform.predict("cached", { inputs: ["great fun"] })).version;
+    assert.equal(await served(), second.version, "a training's promotion is seen at once");
+    await ctx.platform.promote("cached", first.version);
+    assert.equal(await served(), first.version, "a promotion through this process is seen at once");
+    // Another process moves it: the alias document is rewritten behind this process's back.
+    const key = keys.headAlias("cached", "live");
+    const doc = JSON.parse(new TextDecoder().decode((await ctx.store.get(key))!.body));
+    await ctx.store.put(key, JSON.stringify({ ...doc, version: second.version }));
+    assert.equal(await served(), first.version, "within the cache window the alias read is reused");
+    await new Promise((r) => setTimeout(r, ALIAS_CACHE_MS + 50));
+    assert.equal(await served(), second.version, "after it, the move is seen");
   });
 
   test("rejects bad training requests with the offending field", async () => {

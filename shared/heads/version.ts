@@ -311,6 +311,44 @@ export async function resolveHeadRef(store: ObjectStore, ref: HeadRef): Promise<
   return found.value.version;
 }
 
+/**
+ * How long predict trusts an alias it has read. A serving process answers thousands of predictions
+ * a second and an alias moves a few times a day, so predict re-reads it at most this often (a file
+ * read, or an S3 GET, per request otherwise). A move made in this process (setAlias, rollback, a
+ * deleted head) is seen at once; one made by another process within this many milliseconds.
+ */
+export const ALIAS_CACHE_MS = 1_000;
+const aliasCache = new Map<string, { at: number; version: string | null }>();
+const aliasCacheKey = (store: ObjectStore, head: string, alias: string) => `${store.url}\0${head}\0${alias}`;
+
+/** `resolveHeadRef` for the predict path: an alias read within ALIAS_CACHE_MS is not read again. */
+export async function resolveHeadRefCached(store: ObjectStore, ref: HeadRef): Promise<string> {
+  if (ref.version) return ref.version;
+  const alias = ref.alias ?? "live";
+  const key = aliasCacheKey(store, ref.head, alias);
+  const hit = aliasCache.get(key);
+  if (hit && Date.now() - hit.at < ALIAS_CACHE_MS && hit.version !== null) return hit.version;
+  const at = Date.now();
+  try {
+    const version = await resolveHeadRef(store, { ...ref, alias });
+    aliasCache.set(key, { at, version });
+    return version;
+  } catch (err) {
+    aliasCache.delete(key);
+    throw err;
+  }
+}
+
+/** Forgets what predict read of the head's aliases (all of them, or one), after a move or a delete. */
+export function forgetAliases(store: ObjectStore, head: string, alias?: string): void {
+  if (alias !== undefined) {
+    aliasCache.delete(aliasCacheKey(store, head, alias));
+    return;
+  }
+  const prefix = aliasCacheKey(store, head, "");
+  for (const key of aliasCache.keys()) if (key.startsWith(prefix)) aliasCache.delete(key);
+}
+
 /** Sortable by creation time, unique without coordination. */
 export function newVersionId(now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
@@ -404,6 +442,7 @@ async function moveAlias(
       body,
       current ? { ifMatch: current.etag } : { ifNoneMatch: "*" },
     );
+    forgetAliases(store, head, alias);
   } catch (err) {
     if (err instanceof PreconditionFailedError) {
       throw new AliasRaceLost(`alias ${alias} of head ${head} was moved concurrently; retry`, {

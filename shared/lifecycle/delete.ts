@@ -10,7 +10,7 @@ import { readDatasetRows } from "../datasets/ingest.ts";
 import { readJob } from "../embed/job.ts";
 import { ConflictError, NotFoundError } from "../errors.ts";
 import { feedbackDatasetName } from "../heads/train-feedback.ts";
-import { dropRollbackTarget, listAliases } from "../heads/version.ts";
+import { dropRollbackTarget, forgetAliases, listAliases } from "../heads/version.ts";
 import { assertName, isFeedbackId, keys, parseKey } from "../layout.ts";
 import { cancelBatchJob, readBatchJob } from "../predictions/job.ts";
 import type { ObjectStore } from "../store/types.ts";
@@ -114,6 +114,7 @@ export async function deleteHead(store: ObjectStore, head: string, opts: DeleteO
     [own.filter(isAlias), own.filter(isMarker), own.filter((k) => !isAlias(k) && !isMarker(k)), exports],
     removed,
   );
+  forgetAliases(store, head);
   removed.push(...(await deleteFeedbackDataset(store, head)));
   return result("head", head, removed, refs, opts);
 }
