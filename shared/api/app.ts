@@ -4,15 +4,14 @@
  * `onError`, with a code and the offending field.
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
-import { bodyLimit } from "hono/body-limit";
 import { LOCAL_CUSTOMER } from "../auth/api-keys.ts";
 import { KeyRing, KeyStore } from "../auth/key-store.ts";
 import { PUBLIC, routeAccess } from "../auth/scopes.ts";
-import { PayloadTooLargeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Platform } from "../platform.ts";
 import { VERSION } from "../version.ts";
 import { authorize } from "./auth.ts";
+import { bodyLimit } from "./body-limit.ts";
 import { consoleRoutes } from "./console.ts";
 import { docsRoutes, documentConfig, SECURITY_SCHEMES } from "./docs.ts";
 import type { AppEnv } from "./env.ts";
@@ -72,17 +71,7 @@ export function createApp(platform: Platform, log: Logger, opts: AppOptions = {}
   const keyStore = new KeyStore(platform.store, platform.config.customer ?? LOCAL_CUSTOMER);
   const ring = new KeyRing(keyStore, opts.keyCacheMs ?? 2_000);
   app.use(authorize({ ring, required: Boolean(opts.requireKeys) }));
-  app.use(
-    "/v1/heads/*",
-    bodyLimit({
-      maxSize: MAX_JSON_BYTES,
-      onError: () => {
-        throw new PayloadTooLargeError(`request body is larger than ${MAX_JSON_BYTES} bytes`, {
-          field: "body",
-        });
-      },
-    }),
-  );
+  app.use("/v1/heads/*", bodyLimit(MAX_JSON_BYTES));
   app.openapi(health, (c) => c.json({ status: "ok" as const, runner: platform.runner.name }, 200));
   app.route("/v1/datasets", datasetRoutes(platform));
   app.route("/v1/heads", headRoutes(platform));

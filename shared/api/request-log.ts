@@ -26,8 +26,13 @@ export function requestLog(log: Logger): MiddlewareHandler {
     if (fromGateway) log.setCorrelationId(correlationId);
     const started = performance.now();
     const idempotencyKey = safe(c.req.header("idempotency-key"));
-    await withRequestIds({ correlationId, ...(idempotencyKey ? { idempotencyKey } : {}) }, () => next());
+    // Set before the route runs, so it joins the response the route builds: `c.header` after
+    // `next()` would rebuild a finished response around its body as a stream, which takes the Node
+    // adapter off its fast path for string bodies (a third of a small predict's time).
     c.header(CORRELATION_HEADER, correlationId);
+    await withRequestIds({ correlationId, ...(idempotencyKey ? { idempotencyKey } : {}) }, () => next());
+    // A response built without the context (a raw Response) lacks it: set on its own headers.
+    if (!c.res.headers.has(CORRELATION_HEADER)) c.res.headers.set(CORRELATION_HEADER, correlationId);
     log.info("request", {
       correlation_id: correlationId,
       method: c.req.method,
