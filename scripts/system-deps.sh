@@ -7,12 +7,15 @@
 #   radosgw ceph-mon ceph-osd — the real S3 server for the store contract suite
 #   espeak-ng, sox — the audio tests synthesize spoken words and convert them (WAV, FLAC, MP3, Ogg)
 #   lame — test/audio-decode.test.ts makes MP3s with a Xing/Info length tag and an ID3v2 tag (sox writes neither)
+#   wrk, python3-fastapi, uvicorn — `npm run bench:serve` loads the server with wrk and measures the
+#     FastAPI anchor next to it (only with --serve, which also brings python3-sklearn)
 #   chromium — test/docs-browser.test.ts renders /docs in it, test/console-browser.test.ts the web console (driven by playwright-core)
 # (scripts/radosgw.sh installs Ceph itself too; doing it here shares one `apt-get update`.)
 set -euo pipefail
 
 packages=(python3-numpy radosgw ceph-mon ceph-osd chromium espeak-ng sox libsox-fmt-all lame)
 [[ "${1:-}" == "--bench" ]] && packages+=(python3-sklearn dataset-fashion-mnist sonic-pi-samples)
+[[ "${1:-}" == "--serve" ]] && packages+=(python3-sklearn wrk python3-fastapi uvicorn)
 
 missing=()
 for p in "${packages[@]}"; do
