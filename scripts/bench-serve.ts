@@ -18,7 +18,6 @@
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
@@ -28,6 +27,7 @@ import { DEMO_HEAD } from "../shared/demo.ts";
 import { readHeadVersion } from "../shared/heads/version.ts";
 import { FsStore } from "../shared/store/fs.ts";
 import { machine } from "./bench-common.ts";
+import { freePort } from "./reliability/load.ts";
 import { anchorFiles } from "./serve-anchor-files.ts";
 
 const run = promisify(execFile);
@@ -183,17 +183,6 @@ async function ensureDemoStore(config: ReturnType<typeof loadConfig>) {
 interface Server {
   url: string;
   stop: () => void;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 async function startHeadstart(store: string): Promise<Server> {

@@ -9,7 +9,12 @@
  * Prints the machine and medians of interleaved repetitions. Not a test: nothing is asserted.
  *
  *   npm run bench -- [--items 5000] [--sentences 1000] [--reps 3] [--sections text,embedding,heads]
- *                    [--store .headstart-bench]
+ *                    [--store .headstart-bench] [--json]
+ *
+ * `--sections embed --json` prints, per backbone, `{stageDocsPerSec, rawDocsPerSec, ratio}`: the
+ * batch stage (plan read, tokenize, run, shards written and committed) against the raw limit on
+ * the same documents (tokenize + ids in JS, then `session.run`), plus `sessionRunDocsPerSec` (the
+ * model alone on pre-tokenized batches).
  */
 import { execFile } from "node:child_process";
 import { join } from "node:path";
@@ -42,8 +47,10 @@ const { values: args } = parseArgs({
     items: { type: "string", default: "5000" },
     reps: { type: "string", default: "3" },
     sentences: { type: "string", default: "1000" },
-    /** Comma-separated subset of: text, embedding, heads, scoring. */
+    /** Comma-separated subset of: text, embedding (or embed), heads, scoring. */
     sections: { type: "string", default: "text,embedding,heads,scoring" },
+    /** One JSON document on stdout; the human-readable lines go to stderr. */
+    json: { type: "boolean", default: false },
     store: { type: "string", default: join(PACKAGE_ROOT, ".headstart-bench") },
   },
 });
@@ -57,6 +64,8 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 const fmt = (x: number, d = 2) => x.toFixed(d);
+/** Human-readable lines: stdout, or stderr under --json so stdout holds the JSON document alone. */
+const say = (...parts: unknown[]) => (args.json ? console.error : console.log)(...parts);
 
 async function embeddingBench(platform: Platform, config: ReturnType<typeof loadConfig>) {
   const store = platform.store;
@@ -333,67 +342,75 @@ async function textBackboneBench(config: ReturnType<typeof loadConfig>) {
 const config = loadConfig(process.env, { store: args.store, logLevel: "warn" });
 const platform = new Platform(new FsStore(config.store), config);
 const m = await machine();
-console.log(
-  `machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, node ${m.node}, onnxruntime ${m.onnxruntime}`,
-);
-console.log(`reps: ${REPS} (medians), store: ${config.store}\n`);
+say(`machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, node ${m.node}, onnxruntime ${m.onnxruntime}`);
+say(`reps: ${REPS} (medians), store: ${config.store}\n`);
 
 const tb = SECTIONS.has("text") ? await textBackboneBench(config) : undefined;
 if (tb) {
-  console.log(
-    `text backbones: sentences/s on the first ${tb.sentences} IMDB sentences (medians of ${REPS}):`,
-  );
-  console.log("| backbone | dim | headstart | raw session.run | package runtime | headstart / package |");
-  console.log("|---|---:|---:|---:|---:|---:|");
+  say(`text backbones: sentences/s on the first ${tb.sentences} IMDB sentences (medians of ${REPS}):`);
+  say("| backbone | dim | headstart | raw session.run | package runtime | headstart / package |");
+  say("|---|---:|---:|---:|---:|---:|");
   for (const r of tb.rows) {
     const pkg = r.pkg === undefined ? "–" : fmt(r.pkg, 1);
     const ratio = r.pkg === undefined ? "–" : `${fmt(r.ours / r.pkg, 1)}×`;
-    console.log(`| ${r.backbone} | ${r.dim} | ${fmt(r.ours, 0)} | ${fmt(r.raw, 0)} | ${pkg} | ${ratio} |`);
+    say(`| ${r.backbone} | ${r.dim} | ${fmt(r.ours, 0)} | ${fmt(r.raw, 0)} | ${pkg} | ${ratio} |`);
   }
-  console.log("");
+  say("");
 }
 
-const e = SECTIONS.has("embedding") ? await embeddingBench(platform, config) : undefined;
+const e =
+  SECTIONS.has("embedding") || SECTIONS.has("embed") ? await embeddingBench(platform, config) : undefined;
 if (e) {
-  console.log(`embedding (glove-100d, ${e.items} IMDB reviews, batch ${DEFAULT_BATCH_SIZE}):`);
-  console.log(
+  say(`embedding (glove-100d, ${e.items} IMDB reviews, batch ${DEFAULT_BATCH_SIZE}):`);
+  say(
     `  batch stage      ${fmt(e.stageItemsPerSec, 0)} items/s  (runs: ${e.stageSeconds.map((s) => fmt(s)).join(", ")} s)`,
   );
-  console.log(
+  say(
     `  tokenize + run   ${fmt(e.embedItemsPerSec, 0)} items/s  (runs: ${e.embedSeconds.map((s) => fmt(s)).join(", ")} s)`,
   );
-  console.log(
+  say(
     `  raw session.run  ${fmt(e.rawItemsPerSec, 0)} items/s  (runs: ${e.rawSeconds.map((s) => fmt(s)).join(", ")} s)`,
   );
-  console.log(`  stage / raw throughput: ${fmt(e.ratio, 3)}\n`);
+  say(`  stage / raw throughput: ${fmt(e.ratio, 3)}\n`);
 }
 
 const h = SECTIONS.has("heads") ? await headBench(platform) : undefined;
 if (h) {
-  console.log(
-    `logistic regression on exported IMDB embeddings (${h.trainRows} train / ${h.testRows} test, 100-d):`,
-  );
-  console.log(`  headstart   accuracy ${fmt(100 * h.ours.accuracy)}%  fit ${fmt(h.ours.trainSeconds, 3)} s`);
+  say(`logistic regression on exported IMDB embeddings (${h.trainRows} train / ${h.testRows} test, 100-d):`);
+  say(`  headstart   accuracy ${fmt(100 * h.ours.accuracy)}%  fit ${fmt(h.ours.trainSeconds, 3)} s`);
   if ("accuracy" in h.sklearn) {
-    console.log(
+    say(
       `  sklearn ${h.sklearn.version} accuracy ${fmt(100 * (h.sklearn.accuracy ?? 0))}%  fit ${fmt(h.sklearn.trainSeconds ?? 0, 3)} s`,
     );
-    console.log(
+    say(
       `  fit time ratio headstart / sklearn: ${fmt(h.ours.trainSeconds / (h.sklearn.trainSeconds ?? 1), 2)}`,
     );
   } else {
-    console.log(`  sklearn: not available (${h.sklearn.unavailable})`);
+    say(`  sklearn: not available (${h.sklearn.unavailable})`);
   }
 }
 const sc = SECTIONS.has("scoring") ? await scoringBench(platform) : undefined;
 if (sc) {
-  console.log(
+  say(
     `\nbatch scoring over cached embeddings (${sc.rows} rows × ${sc.dim}, logistic head, ${sc.classes} classes, one thread):`,
   );
-  console.log(`  headstart (predictVectors)  ${fmt(sc.oursRowsPerSec, 0)} rows/s`);
-  console.log(`  raw JS affine + softmax     ${fmt(sc.rawRowsPerSec, 0)} rows/s`);
-  console.log(
+  say(`  headstart (predictVectors)  ${fmt(sc.oursRowsPerSec, 0)} rows/s`);
+  say(`  raw JS affine + softmax     ${fmt(sc.rawRowsPerSec, 0)} rows/s`);
+  say(
     `  ratio ${fmt(sc.oursRowsPerSec / sc.rawRowsPerSec, 2)}, same labels on ${fmt(100 * sc.agreement)}% of rows`,
   );
 }
-console.log(`\n${JSON.stringify({ machine: m, textBackbones: tb, embedding: e, heads: h, scoring: sc })}`);
+const embed = e
+  ? {
+      "glove-100d": {
+        stageDocsPerSec: e.stageItemsPerSec,
+        rawDocsPerSec: e.embedItemsPerSec,
+        ratio: e.stageItemsPerSec / e.embedItemsPerSec,
+        sessionRunDocsPerSec: e.rawItemsPerSec,
+        docs: e.items,
+      },
+    }
+  : undefined;
+const all = { machine: m, textBackbones: tb, embed, embedding: e, heads: h, scoring: sc };
+if (args.json) console.log(JSON.stringify(all, null, 2));
+else say(`\n${JSON.stringify(all)}`);
