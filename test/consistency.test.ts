@@ -15,6 +15,7 @@ import type { EmbedJob } from "../shared/embed/job.ts";
 import { collectOrphanPlans, planEmbedJob, readShardPlan } from "../shared/embed/plan.ts";
 import { ConflictError, PreconditionFailedError } from "../shared/errors.ts";
 import { keys, parseKey } from "../shared/layout.ts";
+import { mulberry32 } from "../shared/learn/split.ts";
 import type { ObjectStore } from "../shared/store/types.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
 import { TINY_VOCAB, tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
@@ -206,4 +207,33 @@ describe("backbone files are verified before use", () => {
       await ctx.cleanup();
     }
   });
+});
+
+test("normalizeText: the ASCII shortcut answers what the full normalization does", () => {
+  const full = (t: string) => t.normalize("NFC").replace(/\s+/g, " ").trim();
+  const rand = mulberry32(5);
+  const alphabet = [
+    "a",
+    "b",
+    " ",
+    "  ",
+    "\t",
+    "\n",
+    "\r",
+    "\v",
+    "\f",
+    ".",
+    "é",
+    "e\u0301",
+    "\u00a0",
+    "\u2003",
+    "\u001f",
+    "x",
+  ];
+  const cases = ["", " ", "a", "a b", " a", "a ", "a  b", "a\tb", "plain words, punctuation! and 42"];
+  for (let i = 0; i < 2000; i++) {
+    const n = Math.floor(rand() * 8);
+    cases.push(Array.from({ length: n }, () => alphabet[Math.floor(rand() * alphabet.length)]).join(""));
+  }
+  for (const t of cases) assert.equal(normalizeText(t), full(t), JSON.stringify(t));
 });

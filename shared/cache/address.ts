@@ -11,7 +11,27 @@ const SCHEME = "headstart-item-v1";
 
 /** Whitespace and Unicode form are not content: `"a  b"` and `"a b"` embed identically. */
 export function normalizeText(text: string): string {
+  if (isNormalAscii(text)) return text;
   return text.normalize("NFC").replace(/\s+/g, " ").trim();
+}
+
+/**
+ * True when `normalizeText` would return the text unchanged and it is plain ASCII: NFC leaves ASCII
+ * alone, and within ASCII `\s` is tab, line feed, vertical tab, form feed, carriage return and
+ * space, so the text must hold no such character but single inner spaces. One pass instead of the
+ * NFC scan and the regex, which were 12% of the batch stage's time on IMDB (nearly all ASCII).
+ */
+function isNormalAscii(text: string): boolean {
+  let afterSpace = true; // a leading space is not normal either
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80 || (c >= 0x09 && c <= 0x0d)) return false;
+    if (c === 0x20) {
+      if (afterSpace) return false;
+      afterSpace = true;
+    } else afterSpace = false;
+  }
+  return !afterSpace || text.length === 0;
 }
 
 export function sha256Hex(data: Uint8Array | string): string {
