@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { choleskyInPlace, forwardSolveRows } from "../shared/learn/cholesky.ts";
 import {
   auroc,
-  choleskyInPlace,
   fitOodScorer,
   fprAtTpr,
   type OodMethod,
@@ -170,5 +170,54 @@ describe("learn/ood: msp, thresholds and metrics", () => {
       () => oodFromJson({ type: "ood", version: 1, method: "knn", d: 2, k: 1, m: 1, refs: "AAAAAA==" }),
       /refs holds 1 float32 values, expected 2/,
     );
+  });
+});
+
+describe("learn/cholesky: blocked through the SIMD kernels", () => {
+  // 200 dimensions: above 2·BLOCK, so the blocked path (three column blocks and a partial one).
+  const d = 200;
+  const rand = mulberry32(17);
+  const G = Float64Array.from({ length: d * d }, () => gaussian(rand));
+  const A = new Float64Array(d * d); // G·Gᵀ / d + I: symmetric, well conditioned
+  for (let i = 0; i < d; i++)
+    for (let j = 0; j < d; j++) {
+      let v = i === j ? 1 : 0;
+      for (let t = 0; t < d; t++) v += (G[i * d + t] * G[j * d + t]) / d;
+      A[i * d + j] = v;
+    }
+
+  it("factors to float64 precision: L·Lᵀ = A", () => {
+    const L = choleskyInPlace(Float64Array.from(A), d);
+    let worst = 0;
+    for (let i = 0; i < d; i++)
+      for (let j = 0; j <= i; j++) {
+        let v = 0;
+        for (let t = 0; t <= j; t++) v += L[i * d + t] * L[j * d + t];
+        worst = Math.max(worst, Math.abs(v - A[i * d + j]));
+      }
+    assert.ok(worst < 1e-12, `max |L·Lᵀ − A| = ${worst}`);
+  });
+
+  it("solves L·z = x for many rows at once, as one row at a time does", () => {
+    const L = choleskyInPlace(Float64Array.from(A), d);
+    for (let i = 0; i < d * d; i++) L[i] = Math.fround(L[i]); // the stored factor is float32
+    for (let i = 0; i < d; i++) for (let j = i + 1; j < d; j++) L[i * d + j] = 0;
+    const n = 70;
+    const X = Float64Array.from({ length: n * d }, () => gaussian(rand));
+    const Z = forwardSolveRows(L, d, Float64Array.from(X), n);
+    let worst = 0;
+    for (let r = 0; r < n; r++)
+      for (let i = 0; i < d; i++) {
+        let v = 0;
+        for (let t = 0; t <= i; t++) v += L[i * d + t] * Z[r * d + t];
+        worst = Math.max(worst, Math.abs(v - X[r * d + i]));
+      }
+    assert.ok(worst < 1e-11, `max |L·z − x| = ${worst}`);
+  });
+
+  it("refuses a matrix that is not positive definite, naming the pivot", () => {
+    const B = Float64Array.from(A);
+    B[150 * d + 150] = -1;
+    assert.throws(() => choleskyInPlace(B, d), /not positive definite \(pivot 150\)/);
   });
 });

@@ -16,6 +16,7 @@
  * when its score is above it, so about `keep` of such rows stay known.
  */
 import { ValidationError } from "../errors.ts";
+import { choleskyInPlace, forwardSolveRows } from "./cholesky.ts";
 import { KernelWorkspace } from "./logistic-kernel-wasm.ts";
 import { modelEnvelope, readModelJson } from "./model-json.ts";
 import { checkFiniteMatrix, float32ToBase64, normalizeRow } from "./numeric.ts";
@@ -232,25 +233,6 @@ function addOuter4(
   }
 }
 
-/** Cholesky of the symmetric positive-definite matrix whose lower triangle A holds (row-major), in place. */
-export function choleskyInPlace(A: Float64Array, d: number): Float64Array {
-  for (let j = 0; j < d; j++) {
-    const oj = j * d;
-    let s = A[oj + j];
-    for (let t = 0; t < j; t++) s -= A[oj + t] * A[oj + t];
-    if (!(s > 0)) throw new ValidationError(`the covariance is not positive definite (pivot ${j})`);
-    const ljj = Math.sqrt(s);
-    A[oj + j] = ljj;
-    for (let i = j + 1; i < d; i++) {
-      const oi = i * d;
-      let v = A[oi + j];
-      for (let t = 0; t < j; t++) v -= A[oi + t] * A[oj + t];
-      A[oi + j] = v / ljj;
-    }
-  }
-  return A;
-}
-
 function packLower(L: Float64Array, d: number): Float32Array {
   const out = new Float32Array((d * (d + 1)) / 2);
   let t = 0;
@@ -355,20 +337,16 @@ function mahalanobisScoresKernel(s: MahalanobisScorer, X: Float32Array, n: numbe
   return out;
 }
 
-/** L⁻¹ (row-major d×d, lower) of the packed lower-triangular L, column by column. */
+/** L⁻¹ (row-major d×d, lower) of the packed lower-triangular L: L·Y = I solved row by row, Y = L⁻ᵀ. */
 function lowerInverse(chol: Float32Array, d: number): Float64Array {
   const L = new Float64Array(d * d);
   let t = 0;
   for (let i = 0; i < d; i++) for (let j = 0; j <= i; j++) L[i * d + j] = chol[t++];
+  const Y = new Float64Array(d * d);
+  for (let i = 0; i < d; i++) Y[i * d + i] = 1;
+  forwardSolveRows(L, d, Y, d); // row i of Y: L⁻¹ eᵢ, the i-th column of L⁻¹
   const inv = new Float64Array(d * d);
-  for (let c = 0; c < d; c++) {
-    inv[c * d + c] = 1 / L[c * d + c];
-    for (let i = c + 1; i < d; i++) {
-      let v = 0;
-      for (let j = c; j < i; j++) v -= L[i * d + j] * inv[j * d + c];
-      inv[i * d + c] = v / L[i * d + i];
-    }
-  }
+  for (let i = 0; i < d; i++) for (let j = i; j < d; j++) inv[j * d + i] = Y[i * d + j];
   return inv;
 }
 
