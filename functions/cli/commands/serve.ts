@@ -1,12 +1,14 @@
 import type { Command } from "commander";
 import { collect, context, intOption } from "../context.ts";
-import { type ServeOptions, serveApi } from "../serve.ts";
+import type { ServeOptions } from "../serve.ts";
 
 export function registerServe(program: Command): void {
   addServerOptions(
     program.command("serve").description("serve the HTTP API; embedding jobs run in worker processes"),
   ).action(async (opts, cmd: Command) => {
     const { platform, log } = context(cmd, "process");
+    // The HTTP app (hono, every route, the console) loads only for the commands that serve it.
+    const { serveApi } = await import("../serve.ts");
     const url = await serveApi(platform, log, toServeOptions(opts));
     log.info("listening", {
       url,

@@ -4,7 +4,6 @@ import { KeyStore } from "../../../shared/auth/key-store.ts";
 import { DEMO_DATASET, DEMO_HEAD, runDemo } from "../../../shared/demo.ts";
 import type { Platform } from "../../../shared/platform.ts";
 import { context } from "../context.ts";
-import { serveApi } from "../serve.ts";
 import { demoSummary } from "./demo.ts";
 import { addServerOptions, toServeOptions } from "./serve.ts";
 
@@ -17,6 +16,7 @@ export function registerStart(program: Command): void {
       ),
   ).action(async (opts, cmd: Command) => {
     const { platform, log, progress } = context(cmd, "process");
+    const { serveApi } = await import("../serve.ts");
     const url = await serveApi(platform, log, toServeOptions(opts));
     log.info("listening", { url, store: platform.store.url });
     let r: Awaited<ReturnType<typeof runDemo>>;
