@@ -335,71 +335,16 @@ export interface LogisticProblem {
   total: number;
 }
 
-/**
- * One graph computes everything an evaluation needs from Z (n×d), the weighted one-hot targets
- * Yw (n×k, row i holds w_i / Σw at its class) and W (d×k), b (k):
- *   rowloss_i = Σ_c Yw_ic · log softmax(Z W + b)_ic      (summed in float64 by the caller)
- *   gW = Zᵀ R,  gb = Σ_i R_i,   R = softmax(Z W + b) · rowsum(Yw) − Yw
- */
-function buildMultinomialGradGraph(): GraphBuilder {
-  const g = new GraphBuilder("logreg_grad");
-  g.input("Z", "float32", ["n", "d"]);
-  g.input("Yw", "float32", ["n", "k"]);
-  g.input("W", "float32", ["d", "k"]);
-  g.input("b", "float32", ["k"]);
-  const [logits] = g.node("Gemm", ["Z", "W", "b"]);
-  const [logp] = g.node("LogSoftmax", [logits], 1, { axis: 1 });
-  const axis1 = g.constant("int64", [1]);
-  const [yl] = g.node("Mul", ["Yw", logp]);
-  g.node("ReduceSum", [yl, axis1], ["rowloss"], { keepdims: 0 });
-  const [p] = g.node("Exp", [logp]);
-  const [rowWeight] = g.node("ReduceSum", ["Yw", axis1], 1, { keepdims: 1 });
-  const [pw] = g.node("Mul", [p, rowWeight]);
-  const [r] = g.node("Sub", [pw, "Yw"]);
-  g.node("Gemm", ["Z", r], ["gW"], { transA: 1 });
-  const axis0 = g.constant("int64", [0]);
-  g.node("ReduceSum", [r, axis0], ["gb"], { keepdims: 0 });
-  g.output("rowloss", "float32", ["n"]);
-  g.output("gW", "float32", ["d", "k"]);
-  g.output("gb", "float32", ["k"]);
-  return g;
-}
-
-/** The multinomial objective with its two products in onnxruntime (float32 products, float64 sums). */
+/** The multinomial objective with its two products in onnxruntime: the folds graph below with one fold. */
 export async function makeOnnxMultinomialObjective(
   Z: Float32Array,
   p: LogisticProblem,
 ): Promise<AsyncObjectiveFn> {
   const { n, d, k, y, l2, sw, total } = p;
-  const session = await graphSession("logreg-multinomial-grad", buildMultinomialGradGraph);
-  const Yw = new Float32Array(n * k);
-  for (let i = 0; i < n; i++) Yw[i * k + y[i]] = (sw ? sw[i] : 1) / total;
-  const zTensor = f32(Z, [n, d]);
-  const yTensor = f32(Yw, [n, k]);
-  const W = new Float32Array(d * k);
-  const b = new Float32Array(k);
-  const kd = k * d;
-  return async (theta, grad) => {
-    for (let c = 0; c < k; c++) {
-      for (let j = 0; j < d; j++) W[j * k + c] = theta[c * d + j];
-      b[c] = theta[kd + c];
-    }
-    const out = await runGraph(session, { Z: zTensor, Yw: yTensor, W: f32(W, [d, k]), b: f32(b, [k]) });
-    let loss = 0;
-    const rowloss = out.rowloss;
-    for (let i = 0; i < n; i++) loss -= rowloss[i];
-    let penalty = 0;
-    const gW = out.gW;
-    for (let c = 0; c < k; c++) {
-      for (let j = 0; j < d; j++) {
-        const w = theta[c * d + j];
-        penalty += w * w;
-        grad[c * d + j] = gW[j * k + c] + l2 * w;
-      }
-      grad[kd + c] = out.gb[c];
-    }
-    return loss + 0.5 * l2 * penalty;
-  };
+  const rowWeight = new Float64Array(n);
+  for (let i = 0; i < n; i++) rowWeight[i] = (sw ? sw[i] : 1) / total;
+  const folds = await makeOnnxFoldsObjective(Z, n, d, k, y, [{ rowWeight, l2 }]);
+  return async (theta, grad) => (await folds([theta], [grad]))[0];
 }
 
 /**
