@@ -56,13 +56,29 @@ function factorColumns(A: Float64Array, d: number, k0: number, k1: number, rowEn
 
 /** Rows k1..d of block column k0..k1: each row solved against the block's diagonal factor. */
 function solvePanel(A: Float64Array, d: number, k0: number, k1: number): void {
-  for (let i = k1; i < d; i++) {
+  solveBlockRows(A, d, A, k1, d, k0, k1);
+}
+
+/**
+ * Columns k0..k1 of rows r0..r1 of X (row-major, d wide), each row solved against L's diagonal
+ * block k0..k1, every earlier column's contribution already subtracted. X may be L itself.
+ */
+function solveBlockRows(
+  L: Float64Array,
+  d: number,
+  X: Float64Array,
+  r0: number,
+  r1: number,
+  k0: number,
+  k1: number,
+): void {
+  for (let i = r0; i < r1; i++) {
     const oi = i * d;
     for (let j = k0; j < k1; j++) {
       const oj = j * d;
-      let v = A[oi + j];
-      for (let t = k0; t < j; t++) v -= A[oi + t] * A[oj + t];
-      A[oi + j] = v / A[oj + j];
+      let v = X[oi + j];
+      for (let t = k0; t < j; t++) v -= L[oj + t] * X[oi + t];
+      X[oi + j] = v / L[oj + j];
     }
   }
 }
@@ -118,15 +134,7 @@ export function forwardSolveRows(L: Float64Array, d: number, X: Float64Array, n:
   for (let k0 = 0; k0 < d; k0 += BLOCK) {
     const k1 = Math.min(d, k0 + BLOCK);
     if (k0 > 0 && !subtractSolvedProduct(L, d, X, n, k0, k1)) return solveLoops(L, d, X, n, k0);
-    for (let i = 0; i < n; i++) {
-      const oi = i * d;
-      for (let j = k0; j < k1; j++) {
-        const oj = j * d;
-        let v = X[oi + j];
-        for (let t = k0; t < j; t++) v -= L[oj + t] * X[oi + t];
-        X[oi + j] = v / L[oj + j];
-      }
-    }
+    solveBlockRows(L, d, X, 0, n, k0, k1);
   }
   return X;
 }
