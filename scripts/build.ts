@@ -26,6 +26,7 @@ import {
   REPO_ROOT,
 } from "../infra/bundles.ts";
 import { buildConsole, ensureConsoleBuilt } from "../shared/api/console-build.ts";
+import { ESM_CJS_BANNER, zodEnglishOnly } from "./esbuild-plugins.ts";
 
 const NODE_MODULES = join(REPO_ROOT, "node_modules");
 
@@ -40,15 +41,6 @@ const SKIP_DIR: Record<string, RegExp> = {
     /^(script|lib|bin\/napi-v6\/(?!linux(\/x64)?$)[^/]+|bin\/napi-v6\/linux\/(?!x64$)[^/]+)$/,
   sharp: /^(src|install)$/,
 };
-
-// CommonJS dependencies inside an ESM bundle still call require() and read __dirname.
-const BANNER = [
-  'import { createRequire as __hsRequire } from "node:module";',
-  'import { fileURLToPath as __hsPath } from "node:url";',
-  "const require = __hsRequire(import.meta.url);",
-  "const __filename = __hsPath(import.meta.url);",
-  'const __dirname = __hsPath(new URL(".", import.meta.url));',
-].join("");
 
 export interface BuiltFunction {
   name: FunctionName;
@@ -65,25 +57,6 @@ export interface BuiltFunction {
   files: number;
   native: readonly string[];
 }
-
-/**
- * zod 4 re-exports every locale (≈260 KB minified) through `z.locales`; headstart speaks English
- * only and never reads `z.locales`, so the bundles get zod's English locale alone.
- */
-const zodEnglishOnly: esbuild.Plugin = {
-  name: "zod-english-only",
-  setup(build) {
-    build.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
-      /[\\/]node_modules[\\/]zod[\\/]/.test(args.importer)
-        ? { path: join(dirname(args.importer), "..", "locales", "en.js"), namespace: "zod-locales" }
-        : undefined,
-    );
-    build.onLoad({ filter: /.*/, namespace: "zod-locales" }, (args) => ({
-      contents: `export { default as en } from ${JSON.stringify(args.path)};`,
-      resolveDir: dirname(args.path),
-    }));
-  },
-};
 
 async function bundle(name: FunctionName, spec: FunctionBundle, outdir: string): Promise<void> {
   await esbuild
@@ -107,7 +80,7 @@ async function bundle(name: FunctionName, spec: FunctionBundle, outdir: string):
       sourcemap: "linked",
       sourcesContent: false,
       legalComments: "none",
-      banner: { js: BANNER },
+      banner: { js: ESM_CJS_BANNER },
       // Always external: a function that does not ship a native package keeps it in chunks it never
       // runs (tests hold ingest, job-complete and the authorizer to never loading one). The audio
       // decoders likewise, except where the function decodes audio.
