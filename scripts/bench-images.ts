@@ -16,17 +16,14 @@
  * one); files are written once and reused while the manifest is unchanged.
  */
 
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Tensor } from "onnxruntime-node";
-import sharp from "sharp";
 import type { ImageEmbedder } from "../shared/backbone/image-embedder.ts";
 import { loadEmbedder } from "../shared/backbone/registry.ts";
 import type { EmbedInput } from "../shared/backbone/spec.ts";
 import { isCommitted } from "../shared/cache/shards.ts";
 import { loadConfig, PACKAGE_ROOT } from "../shared/config.ts";
-import { readDatasetRows } from "../shared/datasets/ingest.ts";
 import { loadEmbeddedDataset } from "../shared/embed/embedded-dataset.ts";
 import { readShardPlan } from "../shared/embed/plan.ts";
 import { DEFAULT_BATCH_SIZE, runEmbedShards } from "../shared/embed/run.ts";
@@ -38,7 +35,8 @@ import { foldIndices, mulberry32, shuffleInPlace, stratifiedKFold } from "../sha
 import { Platform } from "../shared/platform.ts";
 import { FsStore } from "../shared/store/fs.ts";
 import { machine } from "./bench-common.ts";
-import { FASHION_CLASSES, readIdx } from "./idx.ts";
+import { putFashionMnist } from "./fashion-dataset.ts";
+import { FASHION_CLASSES } from "./idx.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -74,10 +72,6 @@ if (CV_FOLDS === 1)
 
 const BACKBONE = "mobilenet-v2-1280";
 const CLASSES: readonly string[] = FASHION_CLASSES;
-const SPLITS = [
-  { split: "train", prefix: "train" },
-  { split: "test", prefix: "t10k" },
-] as const;
 /** ImageEmbedder's default micro-batch: what each of its `session.run` calls sees. */
 const MICRO_BATCH = 32;
 /** Published raw-pixel scikit-learn baselines (Xiao et al. 2017, arXiv:1708.07747, benchmark table). */
@@ -99,87 +93,6 @@ const meanSd = (xs: number[]) => {
 const fmt = (x: number, d = 2) => x.toFixed(d);
 const secs = (t0: number) => (performance.now() - t0) / 1000;
 const note = (msg: string) => process.stderr.write(`${msg}\n`);
-
-/** Runs `fn(0..count-1)` with at most `width` calls in flight. */
-async function pool(width: number, count: number, fn: (i: number) => Promise<void>) {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: width }, async () => {
-      while (next < count) await fn(next++);
-    }),
-  );
-}
-
-/** The IDX files as PNG dataset files plus a manifest, ingested; skipped when already there. */
-async function prepareDataset(platform: Platform, dataset: string) {
-  const store = platform.store;
-  const parts = [];
-  if (!existsSync(join(args.source as string, "train-images-idx3-ubyte.gz"))) {
-    throw new ValidationError(
-      `no Fashion-MNIST in ${args.source}: install it with \`sudo bash scripts/system-deps.sh --bench\` (Debian dataset-fashion-mnist) or pass --source`,
-      { field: "source" },
-    );
-  }
-  for (const { split, prefix } of SPLITS) {
-    const images = await readIdx(join(args.source as string, `${prefix}-images-idx3-ubyte.gz`));
-    const labels = await readIdx(join(args.source as string, `${prefix}-labels-idx1-ubyte.gz`));
-    const [n, h, w] = images.dims;
-    if (images.dims.length !== 3 || h !== 28 || w !== 28 || labels.dims.join() !== String(n)) {
-      throw new ValidationError(
-        `${prefix}: images ${images.dims.join("×")} and labels ${labels.dims.join("×")} are not n×28×28 and n`,
-        { field: prefix },
-      );
-    }
-    const bad = labels.data.findIndex((y) => y >= CLASSES.length);
-    if (bad >= 0)
-      throw new ValidationError(`${prefix} label ${bad} is ${labels.data[bad]}`, { field: prefix });
-    parts.push({
-      split,
-      images: images.data,
-      labels: labels.data,
-      n: Math.min(n as number, LIMIT ?? Infinity),
-    });
-  }
-  const rows = parts.flatMap((p) =>
-    Array.from({ length: p.n }, (_, i) => ({
-      id: `${p.split}-${i}`,
-      image: `${p.split}/${i}.png`,
-      label: CLASSES[p.labels[i] as number] as string,
-      split: p.split,
-    })),
-  );
-  const manifest = `${rows.map((r) => JSON.stringify(r)).join("\n")}\n`;
-  const existing = await store.get(keys.manifest(dataset, "jsonl"));
-  const ingested = await readDatasetRows(store, dataset);
-  if (
-    existing &&
-    Buffer.from(existing.body).toString("utf8") === manifest &&
-    ingested?.rows.length === rows.length
-  ) {
-    note(`dataset ${dataset}: ${rows.length} images already in the store`);
-    return rows.length;
-  }
-  const t0 = performance.now();
-  for (const p of parts) {
-    // Several encodes in flight: sharp runs them on libuv's pool, not on this thread.
-    await pool(8, p.n, async (i) => {
-      const px = Buffer.from(p.images.buffer, p.images.byteOffset + i * 784, 784);
-      const png = await sharp(px, { raw: { width: 28, height: 28, channels: 1 } })
-        .png()
-        .toBuffer();
-      await store.put(keys.datasetFile(dataset, `${p.split}/${i}.png`), png);
-    });
-  }
-  const status = await platform.putManifest(dataset, "jsonl", manifest);
-  if (status.rows.accepted !== rows.length) {
-    throw new ValidationError(`dataset ${dataset}: ${status.rows.rejected} rows rejected`, {
-      field: "manifest",
-      details: { rejected: status.rejected },
-    });
-  }
-  note(`dataset ${dataset}: wrote ${rows.length} PNG files and ingested them in ${fmt(secs(t0), 1)} s`);
-  return rows.length;
-}
 
 async function embeddingBench(platform: Platform, config: ReturnType<typeof loadConfig>, dataset: string) {
   const store = platform.store;
@@ -426,7 +339,11 @@ console.log(`store: ${config.store}, dataset: ${dataset}, backbone: ${BACKBONE}`
 if (LIMIT !== undefined)
   console.log(`SMOKE RUN: --limit ${LIMIT} (first ${LIMIT} of each split), not the benchmark`);
 
-const rows = await prepareDataset(platform, dataset);
+const rows = await putFashionMnist(platform, dataset, {
+  source: args.source as string,
+  limit: LIMIT,
+  log: note,
+});
 const e = await embeddingBench(platform, config, dataset);
 const h = await headBench(platform, dataset);
 

@@ -2,44 +2,40 @@
  * `npm run bench` — figures for docs/benchmarks.md, measured side by side in one run:
  *   0. sentences/s of every text backbone vs raw `session.run` on the same batches (and, for
  *      use-lite-512, vs the package's own runtime);
- *   1. embedding throughput of the batch stage vs raw `session.run` on the very same batches;
+ *   1. the batch stage against its raw limit on the very same items, per backbone (bench-embed.ts);
  *   2. head training time and test accuracy vs scikit-learn on the same exported embeddings;
  *   3. batch scoring over cached embeddings (what a batch-prediction job does per row) vs the same
  *      affine map and softmax in plain JS loops.
  * Prints the machine and medians of interleaved repetitions. Not a test: nothing is asserted.
  *
  *   npm run bench -- [--items 5000] [--sentences 1000] [--reps 3] [--sections text,embedding,heads]
+ *                    [--embed-backbones glove-100d,use-lite-512,mobilenet-v2-1280]
  *                    [--store .headstart-bench] [--json]
  *
- * `--sections embed --json` prints, per backbone, `{stageDocsPerSec, rawDocsPerSec, ratio}`: the
- * batch stage (plan read, tokenize, run, shards written and committed) against the raw limit on
- * the same documents (tokenize + ids in JS, then `session.run`), plus `sessionRunDocsPerSec` (the
- * model alone on pre-tokenized batches).
+ * `--sections embed --json` prints, per backbone (`--embed-backbones`, default glove-100d,
+ * use-lite-512, mobilenet-v2-1280), `{stageDocsPerSec, rawDocsPerSec, ratio, …}`: the batch stage
+ * against the raw limit on the same items (scripts/bench-embed.ts says which limit per modality).
  */
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { Tensor } from "onnxruntime-node";
-import { builtInEmbedder, loadEmbedder } from "../shared/backbone/registry.ts";
+import { builtInEmbedder } from "../shared/backbone/registry.ts";
 import type { TextEmbedder } from "../shared/backbone/text-embedder.ts";
 import { packIds } from "../shared/backbone/tokenizer.ts";
 import { SparseTextEmbedder } from "../shared/backbone/use-embedder.ts";
-import { normalizeText } from "../shared/cache/address.ts";
 import { loadConfig, PACKAGE_ROOT } from "../shared/config.ts";
 import { DEMO_HEAD, runDemo } from "../shared/demo.ts";
 import { loadEmbeddedDataset } from "../shared/embed/embedded-dataset.ts";
-import { readShardPlan } from "../shared/embed/plan.ts";
-import { DEFAULT_BATCH_SIZE, runEmbedShards } from "../shared/embed/run.ts";
+import { DEFAULT_BATCH_SIZE } from "../shared/embed/run.ts";
 import { loadHead, predictVectors } from "../shared/heads/predict.ts";
-import { keys } from "../shared/layout.ts";
 import { fitLogReg, type LogRegModel, predictLogReg } from "../shared/learn/logreg.ts";
 import { classificationMetrics } from "../shared/learn/metrics.ts";
 import { makeLogger } from "../shared/log.ts";
-import { getSession } from "../shared/onnx/session.ts";
 import { Platform } from "../shared/platform.ts";
-import { loadImdb } from "../shared/samples/imdb.ts";
 import { FsStore } from "../shared/store/fs.ts";
 import { imdbSentences, machine } from "./bench-common.ts";
+import { EMBED_BACKBONES, embedBench } from "./bench-embed.ts";
 
 const run = promisify(execFile);
 const { values: args } = parseArgs({
@@ -51,6 +47,8 @@ const { values: args } = parseArgs({
     sections: { type: "string", default: "text,embedding,heads,scoring" },
     /** One JSON document on stdout; the human-readable lines go to stderr. */
     json: { type: "boolean", default: false },
+    /** The embed section's backbones (scripts/bench-embed.ts). */
+    "embed-backbones": { type: "string", default: EMBED_BACKBONES.join(",") },
     store: { type: "string", default: join(PACKAGE_ROOT, ".headstart-bench") },
   },
 });
@@ -66,78 +64,6 @@ const median = (xs: number[]) => {
 const fmt = (x: number, d = 2) => x.toFixed(d);
 /** Human-readable lines: stdout, or stderr under --json so stdout holds the JSON document alone. */
 const say = (...parts: unknown[]) => (args.json ? console.error : console.log)(...parts);
-
-async function embeddingBench(platform: Platform, config: ReturnType<typeof loadConfig>) {
-  const store = platform.store;
-  const rows = (await loadImdb(Math.ceil(ITEMS / 4))).slice(0, ITEMS);
-  const dataset = `bench-embed-${ITEMS}`;
-  await platform.putManifest(dataset, "jsonl", rows.map((r) => JSON.stringify(r)).join("\n"));
-  const job = await platform.planEmbed(dataset, { backbone: "glove-100d", shardSize: ITEMS });
-  const embedder = (await loadEmbedder(store, "glove-100d", config)) as TextEmbedder;
-  const modelPath = await store.localPath(keys.backboneAsset("glove-100d", embedder.spec.model));
-  const session = await getSession(modelPath!, embedder.spec.sha256);
-
-  // The stage's batches: the planned (deduplicated, normalized) items in plan order,
-  // DEFAULT_BATCH_SIZE each, sorted by length inside — exactly what the stage feeds the model.
-  if (job.shards.length !== 1) throw new Error("the bench plans one shard");
-  const plan = await readShardPlan(store, "glove-100d", dataset, job.shards[0]);
-  const texts = plan.items.map((it) => normalizeText(it.text!));
-  const batches: Array<{ ids: BigInt64Array; mask: BigInt64Array; seqLen: number; b: number }> = [];
-  for (let s = 0; s < texts.length; s += DEFAULT_BATCH_SIZE) {
-    const lists = texts.slice(s, s + DEFAULT_BATCH_SIZE).map((t) => embedder.tokenIds(t));
-    lists.sort((a, b) => a.length - b.length);
-    const enc = packIds(lists);
-    batches.push({ ids: enc.ids, mask: enc.mask, seqLen: enc.seqLen, b: lists.length });
-  }
-  const { ids: idsName, mask: maskName } = embedder.spec.io;
-  const rawRun = async () => {
-    const t0 = performance.now();
-    for (const x of batches) {
-      await session.run({
-        [idsName]: new Tensor("int64", x.ids, [x.b, x.seqLen]),
-        [maskName]: new Tensor("int64", x.mask, [x.b, x.seqLen]),
-      });
-    }
-    return (performance.now() - t0) / 1000;
-  };
-  const embedRun = async () => {
-    const t0 = performance.now();
-    for (let s = 0; s < texts.length; s += DEFAULT_BATCH_SIZE) {
-      await embedder.embed(texts.slice(s, s + DEFAULT_BATCH_SIZE).map((text) => ({ text })));
-    }
-    return (performance.now() - t0) / 1000;
-  };
-  const stageRun = async () => {
-    // A fresh cache each time: delete the job's committed shard so the stage redoes it.
-    for (const o of await store.list(`cache/glove-100d/${dataset}/`)) {
-      if (!o.key.includes("/_plan-")) await store.delete(o.key);
-    }
-    const t0 = performance.now();
-    const r = await runEmbedShards(store, job, embedder);
-    if (r.itemsEmbedded !== texts.length) throw new Error("stage did not embed every item");
-    return (performance.now() - t0) / 1000;
-  };
-  await rawRun(); // warm-up
-  const raw: number[] = [];
-  const embed: number[] = [];
-  const stage: number[] = [];
-  for (let i = 0; i < REPS; i++) {
-    stage.push(await stageRun());
-    embed.push(await embedRun());
-    raw.push(await rawRun());
-  }
-  const items = job.items.toEmbed;
-  return {
-    items,
-    stageItemsPerSec: items / median(stage),
-    embedItemsPerSec: items / median(embed),
-    rawItemsPerSec: items / median(raw),
-    ratio: median(raw) / median(stage),
-    stageSeconds: stage,
-    embedSeconds: embed,
-    rawSeconds: raw,
-  };
-}
 
 async function headBench(platform: Platform) {
   const log = makeLogger("bench", "warn");
@@ -359,19 +285,21 @@ if (tb) {
 }
 
 const e =
-  SECTIONS.has("embedding") || SECTIONS.has("embed") ? await embeddingBench(platform, config) : undefined;
-if (e) {
-  say(`embedding (glove-100d, ${e.items} IMDB reviews, batch ${DEFAULT_BATCH_SIZE}):`);
-  say(
-    `  batch stage      ${fmt(e.stageItemsPerSec, 0)} items/s  (runs: ${e.stageSeconds.map((s) => fmt(s)).join(", ")} s)`,
-  );
-  say(
-    `  tokenize + run   ${fmt(e.embedItemsPerSec, 0)} items/s  (runs: ${e.embedSeconds.map((s) => fmt(s)).join(", ")} s)`,
-  );
-  say(
-    `  raw session.run  ${fmt(e.rawItemsPerSec, 0)} items/s  (runs: ${e.rawSeconds.map((s) => fmt(s)).join(", ")} s)`,
-  );
-  say(`  stage / raw throughput: ${fmt(e.ratio, 3)}\n`);
+  SECTIONS.has("embedding") || SECTIONS.has("embed")
+    ? await embedBench(platform, config, {
+        backbones: String(args["embed-backbones"]).split(","),
+        items: ITEMS,
+        reps: REPS,
+        log: (line) => console.error(line),
+      })
+    : undefined;
+for (const f of e ?? []) {
+  const runs = (xs: number[]) => xs.map((s) => fmt(s)).join(", ");
+  say(`embedding (${f.backbone}, ${f.docs} items, stage batches of ${DEFAULT_BATCH_SIZE}):`);
+  say(`  batch stage      ${fmt(f.stageDocsPerSec, 1)} items/s  (runs: ${runs(f.stageSeconds)} s)`);
+  say(`  embedder         ${fmt(f.embedDocsPerSec, 1)} items/s  (runs: ${runs(f.embedSeconds)} s)`);
+  say(`  session.run      ${fmt(f.sessionRunDocsPerSec, 1)} items/s  (runs: ${runs(f.sessionRunSeconds)} s)`);
+  say(`  stage / raw (${f.raw === "embed" ? "embedder" : "session.run"}): ${fmt(f.ratio, 3)}\n`);
 }
 
 const h = SECTIONS.has("heads") ? await headBench(platform) : undefined;
@@ -400,17 +328,7 @@ if (sc) {
     `  ratio ${fmt(sc.oursRowsPerSec / sc.rawRowsPerSec, 2)}, same labels on ${fmt(100 * sc.agreement)}% of rows`,
   );
 }
-const embed = e
-  ? {
-      "glove-100d": {
-        stageDocsPerSec: e.stageItemsPerSec,
-        rawDocsPerSec: e.embedItemsPerSec,
-        ratio: e.stageItemsPerSec / e.embedItemsPerSec,
-        sessionRunDocsPerSec: e.rawItemsPerSec,
-        docs: e.items,
-      },
-    }
-  : undefined;
-const all = { machine: m, textBackbones: tb, embed, embedding: e, heads: h, scoring: sc };
+const embed = e ? Object.fromEntries(e.map(({ backbone, ...figures }) => [backbone, figures])) : undefined;
+const all = { machine: m, textBackbones: tb, embed, heads: h, scoring: sc };
 if (args.json) console.log(JSON.stringify(all, null, 2));
 else say(`\n${JSON.stringify(all)}`);
