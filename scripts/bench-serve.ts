@@ -9,12 +9,14 @@
  * A benchmark, not a test: nothing is asserted about speed. Figures: docs/benchmarks.md.
  *
  *   npm run bench:serve -- [--json] [--duration 10] [--connections 1,8] [--rounds 2] [--no-anchor]
- *     [--store .headstart-bench]
+ *     [--ceiling] [--store .headstart-bench]
  *
  * The store is `npm run bench`'s (IMDB embedded with glove-100d and the demo head, built the first
  * time as `headstart demo` does). `--rounds` alternates the two servers that many times per case and
  * reports the median round; `--json` prints one JSON document (the machine, then per server, case and
- * connection count `{reqPerSec, p50Ms, p99Ms}` and the ratios).
+ * connection count `{reqPerSec, p50Ms, p99Ms}` and the ratios). `--ceiling` adds a third server,
+ * scripts/serve-ceiling.ts: the same predict call, validation, request ids and log line on a bare
+ * `node:http` server, which says what a predict path beside the framework could reach here.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
@@ -38,6 +40,7 @@ const { values: args } = parseArgs({
     connections: { type: "string", default: "1,8" },
     rounds: { type: "string", default: "2" },
     "no-anchor": { type: "boolean", default: false },
+    ceiling: { type: "boolean", default: false },
     store: { type: "string", default: join(PACKAGE_ROOT, ".headstart-bench") },
   },
 });
@@ -72,6 +75,7 @@ async function main() {
   const servers: Array<{ name: string; start: () => Promise<Server> }> = [
     { name: "headstart", start: () => startHeadstart(config.store) },
   ];
+  if (args.ceiling) servers.push({ name: "ceiling", start: () => startCeiling(config.store) });
   if (!args["no-anchor"]) {
     const dir = await anchorFiles(head, config.modelsDir, join(args.store, "serve-anchor"));
     servers.push({ name: "fastapi", start: () => startAnchor(dir) });
@@ -133,20 +137,28 @@ function report(
   settings: { duration: number; rounds: number; connections: number[] },
   results: Results,
 ) {
-  const ours = results.headstart;
   const anchor = results.fastapi;
-  const ratios: Record<string, Record<string, number>> = {};
-  if (anchor) {
-    for (const [name, byC] of Object.entries(ours)) {
+  // Per server but the anchor, case and connection count: its req/s over the anchor's.
+  const ratios: Record<string, Record<string, Record<string, number>>> = {};
+  for (const [server, byCase] of Object.entries(results)) {
+    if (!anchor || server === "fastapi") continue;
+    for (const [name, byC] of Object.entries(byCase)) {
       for (const [c, f] of Object.entries(byC)) {
         const a = anchor[name]?.[c];
-        if (a) ratios[name] = { ...ratios[name], [c]: f.reqPerSec / a.reqPerSec };
+        if (!a) continue;
+        ratios[server] ??= {};
+        ratios[server][name] = { ...ratios[server][name], [c]: f.reqPerSec / a.reqPerSec };
       }
     }
   }
   if (args.json) {
     console.log(
-      JSON.stringify({ machine: m, settings, text: TEXT, results, reqPerSecRatio: ratios }, null, 2),
+      JSON.stringify(
+        // reqPerSecRatio: headstart's over the anchor's, as before --ceiling; every server's below.
+        { machine: m, settings, text: TEXT, results, reqPerSecRatio: ratios.headstart ?? {}, ratios },
+        null,
+        2,
+      ),
     );
     return;
   }
@@ -154,12 +166,12 @@ function report(
   say(
     `wrk ${settings.duration} s per run, median of ${settings.rounds} alternating rounds; text: ${JSON.stringify(TEXT)}`,
   );
-  say("| server | case | connections | req/s | p50 ms | p99 ms | headstart / fastapi req/s |");
+  say("| server | case | connections | req/s | p50 ms | p99 ms | / fastapi req/s |");
   say("|---|---|---|---|---|---|---|");
   for (const [s, byCase] of Object.entries(results)) {
     for (const [name, byC] of Object.entries(byCase)) {
       for (const [c, f] of Object.entries(byC)) {
-        const ratio = s === "headstart" && ratios[name]?.[c] ? ratios[name][c].toFixed(2) : "";
+        const ratio = ratios[s]?.[name]?.[c]?.toFixed(2) ?? "";
         say(
           `| ${s} | ${name} | ${c.slice(1)} | ${f.reqPerSec.toFixed(0)} | ${f.p50Ms.toFixed(3)} | ${f.p99Ms.toFixed(3)} | ${ratio} |`,
         );
@@ -194,6 +206,24 @@ async function startHeadstart(store: string): Promise<Server> {
     {
       stdio: ["ignore", "ignore", "inherit"],
     },
+  );
+  return ready(child, `http://127.0.0.1:${port}`, "/health");
+}
+
+async function startCeiling(store: string): Promise<Server> {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      join(PACKAGE_ROOT, "scripts", "serve-ceiling.ts"),
+      "--store",
+      store,
+      "--port",
+      String(port),
+    ],
+    { stdio: ["ignore", "ignore", "inherit"] },
   );
   return ready(child, `http://127.0.0.1:${port}`, "/health");
 }
