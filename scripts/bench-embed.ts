@@ -67,6 +67,17 @@ export interface EmbedFigures {
   stageSeconds: number[];
   embedSeconds: number[];
   sessionRunSeconds: number[];
+  /** Images: CPU per image of what the stage adds to the model (see `decodeCost`). */
+  decode?: DecodeCost;
+}
+
+export interface DecodeCost {
+  /** `decodeImage` to the model's input size, one image at a time (decode + resize). */
+  decodeResizeMs: number;
+  /** `decodeImage` at each image's own size: the decode alone. */
+  decodeNativeMs: number;
+  /** `pixelsToTensor`: uint8 RGB to the model's float32 input. */
+  toTensorMs: number;
 }
 
 const median = (xs: number[]) => {
@@ -99,7 +110,8 @@ export async function embedBench(
       backbone === "mobilenet-v2-1280"
         ? await imageCase(platform, config, backbone, n, opts.log)
         : await textCase(platform, config, backbone, n);
-    out.push(await measure(platform, c, opts.reps));
+    const figures = await measure(platform, c, opts.reps);
+    out.push(c.raw === "session.run" ? { ...figures, decode: await decodeCost(c) } : figures);
     opts.log(`  embed ${backbone}: ratio ${out.at(-1)!.ratio.toFixed(3)}`);
   }
   return out;
@@ -249,5 +261,38 @@ async function measure(platform: Platform, c: EmbedCase, reps: number): Promise<
     stageSeconds: stage,
     embedSeconds: embed,
     sessionRunSeconds: run,
+  };
+}
+
+/**
+ * Milliseconds per image of the work the stage does besides the model, one image at a time (so
+ * each is CPU time on one core, libuv's thread included): medians of 3 passes over the items.
+ */
+async function decodeCost(c: EmbedCase): Promise<DecodeCost> {
+  const pre = (c.embedder as ImageEmbedder).spec.preprocessing;
+  if (pre.type !== "image") throw new Error(`${c.backbone} is not an image backbone`);
+  const images = c.inputs.map((x) => (x as { image: Uint8Array }).image);
+  const { width, height, resize, scale, offset } = pre;
+  const perImage = async (f: (img: Uint8Array) => Promise<unknown> | unknown) => {
+    const passes: number[] = [];
+    for (let r = 0; r < 3; r++) {
+      passes.push(
+        await seconds(async () => {
+          for (const img of images) await f(img);
+        }),
+      );
+    }
+    return (1000 * median(passes)) / images.length;
+  };
+  const sharp = (await import("sharp")).default;
+  const decoded = await decodeImage(images[0]!, { width, height, resize });
+  const out = new Float32Array(width * height * 3);
+  return {
+    decodeResizeMs: await perImage((img) => decodeImage(img, { width, height, resize })),
+    decodeNativeMs: await perImage(async (img) => {
+      const meta = await sharp(img).metadata();
+      return decodeImage(img, { width: meta.width, height: meta.height, resize });
+    }),
+    toTensorMs: await perImage(() => pixelsToTensor(decoded, { scale, offset }, out, 0)),
   };
 }

@@ -299,6 +299,12 @@ for (const f of e ?? []) {
   say(`  batch stage      ${fmt(f.stageDocsPerSec, 1)} items/s  (runs: ${runs(f.stageSeconds)} s)`);
   say(`  embedder         ${fmt(f.embedDocsPerSec, 1)} items/s  (runs: ${runs(f.embedSeconds)} s)`);
   say(`  session.run      ${fmt(f.sessionRunDocsPerSec, 1)} items/s  (runs: ${runs(f.sessionRunSeconds)} s)`);
+  if (f.decode) {
+    const d = f.decode;
+    say(
+      `  per image, one at a time: decode + resize ${fmt(d.decodeResizeMs)} ms (decode alone ${fmt(d.decodeNativeMs)} ms), to float32 ${fmt(d.toTensorMs)} ms`,
+    );
+  }
   say(`  stage / raw (${f.raw === "embed" ? "embedder" : "session.run"}): ${fmt(f.ratio, 3)}\n`);
 }
 
