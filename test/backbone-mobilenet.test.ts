@@ -5,10 +5,13 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import * as tf from "@tensorflow/tfjs";
 import { Tensor } from "onnxruntime-node";
+import { TAP_VARIANTS } from "../shared/backbone/image-taps.ts";
 import {
   buildMobileNetBackbone,
+  buildTapBackbone,
   defaultNsfwjsSource,
   ensureMobileNetBackbone,
+  ensureTapBackbone,
   IMAGE_INPUT,
   IMAGE_OUTPUT,
   MOBILENET_ID,
@@ -212,5 +215,98 @@ describe("mobilenet-v2-1280 (nsfwjs MobileNetV2 → ONNX)", () => {
     // Different images must give different features, or the comparison above proves little.
     assert.equal(distinct.size, n);
     t.diagnostic(`worst max|Δ| / max|feature| over ${n} images: ${worstRel.toExponential(2)}`);
+  });
+});
+
+/** The package's model in TF.js, with outputs at `layers`. */
+async function tfjsAt(layers: readonly string[]) {
+  const which = NSFWJS_MODELS[MOBILENET_ID];
+  assert.ok(which);
+  const { model, weightData } = await readNsfwjsModel(defaultNsfwjsSource(which.folder));
+  const full = await tf.loadLayersModel(
+    tf.io.fromMemory({
+      modelTopology: model.modelTopology as never,
+      weightSpecs: model.weightsManifest.flatMap((g) => g.weights) as never,
+      weightData: weightData.slice().buffer,
+    }),
+  );
+  return {
+    full,
+    model: tf.model({
+      inputs: full.inputs,
+      outputs: layers.map((l) => full.getLayer(l).output as tf.SymbolicTensor),
+    }),
+  };
+}
+
+describe("tap variants (intermediate layers of the same MobileNetV2)", () => {
+  const variants = Object.values(TAP_VARIANTS).filter((v) => v.base === MOBILENET_ID);
+
+  test("each is registered data: a backbone.json with its taps, deterministic, reused when built", async () => {
+    assert.ok(variants.length >= 2);
+    for (const v of variants) {
+      const built = await ensureTapBackbone(v.id, modelsDir);
+      assert.equal(built.spec.id, v.id);
+      assert.equal(built.spec.dim, v.dim);
+      assert.deepEqual(built.spec.taps, v.taps);
+      assert.equal(built.spec.preprocessing.type, "image");
+      const again = await buildTapBackbone(v.id, { outDir: join(modelsDir, `${v.id}-again`) });
+      assert.equal(again.sha256, built.spec.sha256);
+    }
+    assert.throws(() => buildTapBackbone("mobilenet-v2-nope", { outDir: modelsDir }), /valid: mobilenet-v2-/);
+  });
+
+  test("features equal the package's model at the tapped layers, pooled (and L2-normalized and joined when several)", async (t) => {
+    const list = images();
+    const x = batch(list);
+    const n = list.length;
+    const layers = [...new Set(variants.flatMap((v) => v.taps.map((tap) => tap.layer)))];
+    const { full, model } = await tfjsAt(layers);
+    // Per layer: [n, C], the map averaged over height and width, as TF.js computes it.
+    const pooled = new Map<string, tf.Tensor2D>();
+    const maps = tf.tidy(() => model.predict(tf.tensor(x, [n, S, S, 3])) as tf.Tensor[] | tf.Tensor);
+    (Array.isArray(maps) ? maps : [maps]).forEach((m, i) => {
+      pooled.set(
+        layers[i] as string,
+        tf.tidy(() => m.mean([1, 2]) as tf.Tensor2D),
+      );
+      m.dispose();
+    });
+    full.dispose();
+    for (const v of variants) {
+      const built = await ensureTapBackbone(v.id, modelsDir);
+      const session = await getSession(join(built.dir, built.spec.model), built.spec.sha256, {
+        executionProviders: ["cpu"],
+      });
+      const out = (await session.run({ [IMAGE_INPUT]: new Tensor("float32", x, [n, S, S, 3]) }))[
+        IMAGE_OUTPUT
+      ] as Tensor;
+      assert.deepEqual([...out.dims], [n, v.dim]);
+      const refT = tf.tidy(() => {
+        const parts = v.taps.map((tap) => pooled.get(tap.layer) as tf.Tensor2D);
+        const normed = parts.length === 1 ? parts : parts.map((p) => p.div(p.norm("euclidean", 1, true)));
+        return tf.concat(normed, 1);
+      });
+      const ref = refT.dataSync();
+      refT.dispose();
+      const a = out.data as Float32Array;
+      let worst = 0;
+      for (let i = 0; i < n; i++) {
+        let diff = 0;
+        let scale = 0;
+        for (let j = i * v.dim; j < (i + 1) * v.dim; j++) {
+          diff = Math.max(diff, Math.abs((a[j] as number) - (ref[j] as number)));
+          scale = Math.max(scale, Math.abs(ref[j] as number));
+        }
+        assert.ok(scale > 0, `${v.id} ${list[i]?.name}: all-zero features`);
+        assert.ok(
+          diff <= REL_TOL * scale,
+          `${v.id} ${list[i]?.name}: max |Δ| ${diff} > ${REL_TOL} × ${scale}`,
+        );
+        worst = Math.max(worst, diff / scale);
+      }
+      t.diagnostic(`${v.id}: worst max|Δ| / max|feature| over ${n} images: ${worst.toExponential(2)}`);
+    }
+    for (const p of pooled.values()) p.dispose();
   });
 });

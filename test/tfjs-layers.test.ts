@@ -6,6 +6,7 @@ import { ValidationError } from "../shared/errors.ts";
 import { mulberry32 } from "../shared/learn/split.ts";
 import {
   convertLayersModel,
+  type FeatureTap,
   type KerasLayer,
   type LayersModelJson,
   parseLayersModelJson,
@@ -593,6 +594,80 @@ describe("TF.js layers model → ONNX", () => {
       () => convertLayersModel(b.json, new Map(), { outputLayer: "nope" }),
       (e: unknown) => e instanceof ValidationError && e.field === "outputLayer",
     );
+  });
+
+  test("taps pool intermediate maps (avg, GeM), and several are L2-normalized and joined in order", async () => {
+    const b = functional(
+      [
+        input("in", [4, 4, 2]),
+        conv("c", { filters: 3, kernel_size: [1, 1] }, "in"),
+        L("Flatten", "f", {}, ["c"]),
+        L("Dense", "head", { units: 2 }, ["f"]),
+      ],
+      "head",
+      [
+        { name: "c/kernel", shape: [1, 1, 2, 3] },
+        { name: "c/bias", shape: [3] },
+      ],
+    );
+    const weights = decodeWeights(b.json.weightsManifest, b.weightData);
+    const x = inputData([2, 4, 4, 2], 3);
+    // The maps themselves (NHWC), pooled here by hand.
+    const mapOf = async (layer: string, c: number) => {
+      const out = await runOnnx(convertLayersModel(b.json, weights, { outputLayer: layer }), x, [2, 4, 4, 2]);
+      return (i: number, p: number, k: number) => out.data[(i * 16 + p) * c + k] as number;
+    };
+    const pool = (at: (i: number, p: number, k: number) => number, c: number, gem: boolean) =>
+      Array.from({ length: 2 }, (_, i) =>
+        Array.from({ length: c }, (_, k) => {
+          let s = 0;
+          for (let p = 0; p < 16; p++) s += gem ? Math.max(at(i, p, k), 1e-6) ** 3 : at(i, p, k);
+          return gem ? (s / 16) ** (1 / 3) : s / 16;
+        }),
+      );
+    const mapC = await mapOf("c", 3);
+    const mapIn = await mapOf("in", 2);
+    const run = async (taps: FeatureTap[]) =>
+      runOnnx(convertLayersModel(b.json, weights, { taps }), x, [2, 4, 4, 2]);
+
+    const avg = await run([{ layer: "c", pool: "avg" }]);
+    assert.deepEqual([...avg.dims], [2, 3]);
+    assertClose(avg.data, Float32Array.from(pool(mapC, 3, false).flat()), 1e-5, "avg");
+    const gem = await run([{ layer: "c", pool: "gem" }]);
+    assertClose(gem.data, Float32Array.from(pool(mapC, 3, true).flat()), 1e-4, "gem");
+
+    const unit = (v: number[]) => v.map((e) => e / Math.hypot(...v));
+    const two = await run([
+      { layer: "in", pool: "avg" },
+      { layer: "c", pool: "avg" },
+    ]);
+    assert.deepEqual([...two.dims], [2, 5]);
+    const [pin, pc] = [pool(mapIn, 2, false), pool(mapC, 3, false)];
+    const want = [0, 1].flatMap((i) => [...unit(pin[i] as number[]), ...unit(pc[i] as number[])]);
+    assertClose(two.data, Float32Array.from(want), 1e-5, "two taps");
+
+    const field = (opts: Parameters<typeof convertLayersModel>[2]) => {
+      try {
+        convertLayersModel(b.json, weights, opts);
+      } catch (e) {
+        assert.ok(e instanceof ValidationError);
+        return e.field;
+      }
+      assert.fail("no error");
+    };
+    assert.equal(field({ taps: [] }), "taps");
+    assert.equal(field({ taps: [{ layer: "c", pool: "avg" }], outputLayer: "c" }), "taps");
+    assert.equal(
+      field({
+        taps: [
+          { layer: "c", pool: "avg" },
+          { layer: "nope", pool: "avg" },
+        ],
+      }),
+      "taps[1].layer",
+    );
+    assert.equal(field({ taps: [{ layer: "c", pool: "max" as "avg" }] }), "pool");
+    assert.equal(field({ taps: [{ layer: "f", pool: "avg" }] }), "f");
   });
 
   test("unsupported layers are all listed in one ValidationError", () => {

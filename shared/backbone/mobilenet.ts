@@ -16,6 +16,7 @@ import { ValidationError } from "../errors.ts";
 import { convertLayersModel, type LayersModelJson, parseLayersModelJson } from "../onnx/tfjs/layers.ts";
 import { decodeWeights, type WeightTensor } from "../onnx/tfjs/model-json.ts";
 import { ensureBuiltBackbone, writeBuiltBackbone } from "./built-backbone.ts";
+import { TAP_VARIANTS, type TapVariant } from "./image-taps.ts";
 import { BackboneSpec } from "./spec.ts";
 
 export const NSFWJS_PACKAGE = "nsfwjs";
@@ -135,21 +136,29 @@ export interface NsfwjsBuildOptions {
   id?: string;
 }
 
-async function build(which: NsfwjsModel, opts: NsfwjsBuildOptions, replace: boolean): Promise<BackboneSpec> {
+async function build(
+  which: NsfwjsModel,
+  opts: NsfwjsBuildOptions,
+  replace: boolean,
+  variant?: TapVariant,
+): Promise<BackboneSpec> {
   const source = opts.sourceDir ?? defaultNsfwjsSource(which.folder);
-  const id = opts.id ?? which.id;
+  const id = opts.id ?? variant?.id ?? which.id;
   const { model, weights } = await readNsfwjsModel(source);
   const onnx = convertLayersModel(model, weights, {
-    outputLayer: which.featureLayer,
+    ...(variant ? { taps: variant.taps } : { outputLayer: which.featureLayer }),
     inputName: IMAGE_INPUT,
     outputName: IMAGE_OUTPUT,
     graphName: id,
   });
   const version = await packageVersion(source);
+  const cut = variant
+    ? `tapped at ${variant.taps.map((t) => `${t.layer} (${t.pool})`).join(", ")}`
+    : `cut at ${which.featureLayer}`;
   const spec = BackboneSpec.parse({
     id,
     modality: "image",
-    dim: which.dim,
+    dim: variant?.dim ?? which.dim,
     model: MODEL_FILE,
     sha256: createHash("sha256").update(onnx).digest("hex"),
     io: { ids: IMAGE_INPUT, output: IMAGE_OUTPUT },
@@ -167,8 +176,9 @@ async function build(which: NsfwjsModel, opts: NsfwjsBuildOptions, replace: bool
     },
     pooling: "none",
     normalized: false,
-    description: which.description,
-    source: `TF.js layers model ${which.folder} from npm ${NSFWJS_PACKAGE}@${version}, cut at ${which.featureLayer}, converted to ONNX by headstart`,
+    description: variant?.description ?? which.description,
+    ...(variant ? { taps: variant.taps } : {}),
+    source: `TF.js layers model ${which.folder} from npm ${NSFWJS_PACKAGE}@${version}, ${cut}, converted to ONNX by headstart`,
     license: "MIT",
   });
   await writeBuiltBackbone(opts.outDir, { [MODEL_FILE]: onnx }, spec, replace);
@@ -207,4 +217,36 @@ export function ensureInceptionBackbone(
   opts: { sourceDir?: string } = {},
 ): Promise<{ dir: string; spec: BackboneSpec }> {
   return ensure(NSFWJS_MODELS[INCEPTION_ID] as NsfwjsModel, modelsDir, opts.sourceDir);
+}
+
+function tapVariant(id: string): { which: NsfwjsModel; variant: TapVariant } {
+  const variant = Object.hasOwn(TAP_VARIANTS, id) ? TAP_VARIANTS[id] : undefined;
+  const which =
+    variant && Object.hasOwn(NSFWJS_MODELS, variant.base) ? NSFWJS_MODELS[variant.base] : undefined;
+  if (!variant || !which) {
+    throw new ValidationError(
+      `no tap variant ${JSON.stringify(id)}; valid: ${Object.keys(TAP_VARIANTS).join(", ")}`,
+      { field: "id" },
+    );
+  }
+  return { which, variant };
+}
+
+/** Converts a tap variant (`TAP_VARIANTS`) into `outDir`, replacing it. */
+export function buildTapBackbone(id: string, opts: NsfwjsBuildOptions): Promise<BackboneSpec> {
+  const { which, variant } = tapVariant(id);
+  return build(which, opts, true, variant);
+}
+
+/** `<modelsDir>/<id>/` for a tap variant, converted on first use and reused afterwards. */
+export function ensureTapBackbone(
+  id: string,
+  modelsDir: string,
+  opts: { sourceDir?: string } = {},
+): Promise<{ dir: string; spec: BackboneSpec }> {
+  const { which, variant } = tapVariant(id);
+  const dir = join(modelsDir, id);
+  return ensureBuiltBackbone(dir, (replace) =>
+    build(which, { outDir: dir, sourceDir: opts.sourceDir }, replace, variant),
+  );
 }

@@ -12,6 +12,7 @@ import type { SessionOptions } from "../onnx/session.ts";
 import { getJson, putJson } from "../store/json.ts";
 import { fileSha256 } from "../store/local-file.ts";
 import type { ObjectStore } from "../store/types.ts";
+import { TAP_VARIANTS } from "./image-taps.ts";
 import { BackboneSpec, type Embedder } from "./spec.ts";
 
 /**
@@ -27,6 +28,12 @@ const BUILT_IN: Record<string, (modelsDir: string) => Promise<{ dir: string }>> 
     (await import("./glove.ts")).ensureGloveBackbone(d, { pooling: "mean-max" }),
   "mobilenet-v2-1280": async (d) => (await import("./mobilenet.ts")).ensureMobileNetBackbone(d),
   "inception-v3-2048": async (d) => (await import("./mobilenet.ts")).ensureInceptionBackbone(d),
+  ...Object.fromEntries(
+    Object.keys(TAP_VARIANTS).map((id) => [
+      id,
+      async (d: string) => (await import("./mobilenet.ts")).ensureTapBackbone(id, d),
+    ]),
+  ),
   "speech-embedding-96": async (d) => (await import("./speech-embedding.ts")).ensureSpeechBackbone(d),
   "speech-embedding-96-meanmax": async (d) =>
     (await import("./speech-embedding.ts")).ensureSpeechBackbone(d, { pooling: "mean-max" }),

@@ -140,6 +140,14 @@ export const BackboneSpec = z.object({
   /** sha256 of each asset; filled in when the backbone is published, checked when given. */
   assetSha256: z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/)).default({}),
   description: z.string().optional(),
+  /**
+   * Image backbones read at intermediate layers: which layers and how each map was pooled
+   * (informational; the graph does it). Several taps were each L2-normalized, then concatenated.
+   */
+  taps: z
+    .array(z.object({ layer: z.string().min(1), pool: z.enum(["avg", "gem"]) }))
+    .min(1)
+    .optional(),
   source: z.string().optional(),
   license: z.string().optional(),
 });

@@ -80,9 +80,22 @@ export function parseLayersModelJson(json: unknown): LayersModelJson {
   return m;
 }
 
+/** An intermediate feature map read out of the model, pooled over its height and width. */
+export interface FeatureTap {
+  layer: string;
+  /** `avg`: global average; `gem`: generalized mean with p = 3 over max(x, 1e-6) (Radenović et al.). */
+  pool: "avg" | "gem";
+}
+
 export interface LayersConvertOptions {
   /** Layer whose output becomes the graph output; default: the model's (single) output. */
   outputLayer?: string;
+  /**
+   * Instead of `outputLayer`: these layers' feature maps, each pooled to one value per channel. One
+   * tap is the output as it is; several are each L2-normalized, then concatenated in this order, so
+   * no layer outweighs another by its scale or width.
+   */
+  taps?: readonly FeatureTap[];
   /** Graph input name; default `pixels`. */
   inputName?: string;
   /** Graph output name; default `embeddings`. */
@@ -289,14 +302,10 @@ class LayersConverter {
   }
 
   convert(): Uint8Array {
+    if (this.opts.taps !== undefined) return this.convertTaps(this.opts.taps);
     let target: Ref;
     if (this.opts.outputLayer !== undefined) {
-      if (!this.top.layers.has(this.opts.outputLayer)) {
-        throw new ValidationError(`no layer named ${JSON.stringify(this.opts.outputLayer)} in the model`, {
-          field: "outputLayer",
-        });
-      }
-      target = [this.opts.outputLayer, 0, 0];
+      target = this.layerRef(this.opts.outputLayer, "outputLayer");
     } else {
       if (this.topIO.outputs.length !== 1) {
         throw new ValidationError("the model has several outputs: name one with outputLayer", {
@@ -315,11 +324,72 @@ class LayersConverter {
     });
   }
 
+  private layerRef(layer: string, field: string): Ref {
+    if (!this.top.layers.has(layer)) {
+      throw new ValidationError(`no layer named ${JSON.stringify(layer)} in the model`, { field });
+    }
+    return [layer, 0, 0];
+  }
+
+  private convertTaps(taps: readonly FeatureTap[]): Uint8Array {
+    if (taps.length === 0) throw new ValidationError("taps: name at least one layer", { field: "taps" });
+    if (this.opts.outputLayer !== undefined) {
+      throw new ValidationError("give outputLayer or taps, not both", { field: "taps" });
+    }
+    const refs = taps.map((t, i) => this.layerRef(t.layer, `taps[${i}].layer`));
+    this.check(...refs);
+    const pooled = taps.map((t, i) => this.tapPool(t, this.value(this.top, refs[i] as Ref)));
+    const parts =
+      pooled.length === 1
+        ? pooled
+        : pooled.map((v) => ({
+            ...v,
+            name: this.g.node("LpNormalization", [v.name], 1, { axis: 1, p: 2 })[0] as string,
+          }));
+    const dim = parts.reduce((n, v) => n + (v.shape[0] as number), 0);
+    const out =
+      parts.length === 1
+        ? (parts[0] as Value).name
+        : (this.g.node(
+            "Concat",
+            parts.map((v) => v.name),
+            1,
+            { axis: 1 },
+          )[0] as string);
+    this.g.node("Identity", [out], [this.outputName]);
+    this.g.output(this.outputName, "float32", ["batch", dim]);
+    return encodeModel(this.g, {
+      docString: `TF.js layers model tapped at ${taps.map((t) => `${t.layer} (${t.pool})`).join(", ")}, converted by headstart`,
+    });
+  }
+
+  /** `[batch, C]`: the tap's map (NCHW here) pooled over its height and width. */
+  private tapPool(tap: FeatureTap, x: Value): Value {
+    const [, , c] = this.requireImage(tap.layer, x);
+    if (tap.pool === "avg") return this.globalPool(tap.layer, true, {}, x);
+    if (tap.pool !== "gem") {
+      throw new ValidationError(
+        `tap ${tap.layer}: pool must be "avg" or "gem", got ${JSON.stringify(tap.pool)}`,
+        {
+          field: "pool",
+        },
+      );
+    }
+    const eps = this.g.constant("float32", [1e-6], []);
+    const p = this.g.constant("float32", [3], []);
+    const invP = this.g.constant("float32", [1 / 3], []);
+    const [clamped] = this.g.node("Max", [x.name, eps]);
+    const [cubed] = this.g.node("Pow", [clamped as string, p]);
+    const [mean] = this.g.node("ReduceMean", [cubed as string], 1, { axes: [2, 3], keepdims: 0 });
+    const [y] = this.g.node("Pow", [mean as string, invP]);
+    return { name: y as string, shape: [c] };
+  }
+
   /**
-   * Walks everything `target` depends on before anything is emitted, so a model with unsupported
-   * layers fails with all of them listed, and counts reads for BN folding.
+   * Walks everything the targets depend on before anything is emitted, so a model with
+   * unsupported layers fails with all of them listed, and counts reads for BN folding.
    */
-  private check(target: Ref): void {
+  private check(...targets: Ref[]): void {
     const unsupported: string[] = [];
     const seen = new Set<string>();
     const visit = (scope: Scope, ref: Ref): void => {
@@ -346,7 +416,7 @@ class LayersConverter {
       }
       for (const r of inboundRefs(layer, node)) visit(scope, r);
     };
-    visit(this.top, target);
+    for (const target of targets) visit(this.top, target);
     if (unsupported.length > 0) {
       throw new ValidationError(`unsupported layers: ${unsupported.join(", ")}`, {
         field: "modelTopology",
