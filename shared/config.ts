@@ -11,6 +11,16 @@ import { ValidationError } from "./errors.ts";
 export const PACKAGE_ROOT = fileURLToPath(new URL("..", import.meta.url));
 
 /**
+ * Each modality's backbone when none is named (each overridable by its env variable below). The
+ * image one was chosen by measurement: docs/benchmarks.md, "Which image backbone transfers best".
+ */
+export const DEFAULT_BACKBONES = {
+  text: "glove-100d",
+  image: "mobilenet-v2-taps-384",
+  audio: "speech-embedding-96-meanmax",
+} as const;
+
+/**
  * A customer id: lower-case words joined by single hyphens. No `--` and no hyphen at either end,
  * so `embed-<id>--` (the job-name prefix IAM scopes by) of one customer can never be a prefix of
  * another's, whatever the ids (`acme` and `acme-eu`). infra/customers.ts holds ids to the same rule.
@@ -28,10 +38,10 @@ const EnvSchema = z.object({
   HEADSTART_MODELS_DIR: z.string().min(1).default(`${PACKAGE_ROOT}.models`),
   HEADSTART_SCRATCH_DIR: z.string().min(1).optional(),
   /** The backbone of text datasets when none is named. */
-  HEADSTART_DEFAULT_BACKBONE: z.string().min(1).default("glove-100d"),
+  HEADSTART_DEFAULT_BACKBONE: z.string().min(1).default(DEFAULT_BACKBONES.text),
   /** The backbone of image datasets when none is named. */
-  HEADSTART_DEFAULT_IMAGE_BACKBONE: z.string().min(1).default("mobilenet-v2-1280"),
-  HEADSTART_DEFAULT_AUDIO_BACKBONE: z.string().min(1).default("speech-embedding-96-meanmax"),
+  HEADSTART_DEFAULT_IMAGE_BACKBONE: z.string().min(1).default(DEFAULT_BACKBONES.image),
+  HEADSTART_DEFAULT_AUDIO_BACKBONE: z.string().min(1).default(DEFAULT_BACKBONES.audio),
   /** `false` in the Lambdas: built-in backbones come published in the store, never built there. */
   HEADSTART_BUILD_BACKBONES: z.enum(["true", "false"]).default("true"),
   HEADSTART_LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).optional(),

@@ -1,6 +1,6 @@
 /**
  * Images end to end through the real CLI: a labelled folder (with a test/ split, a corrupt JPEG, a
- * zero-byte PNG and stray files) → `headstart ingest --backbone mobilenet-v2-1280` → per-file
+ * zero-byte PNG and stray files) → `headstart ingest` (the image default) → per-file
  * failures listed, the rest embedded → `status` lists the failures → `train` on the good images.
  */
 import assert from "node:assert/strict";
@@ -8,6 +8,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import sharp from "sharp";
+import { DEFAULT_BACKBONES } from "../shared/config.ts";
 import { cli } from "./helpers/cli.ts";
 import { tempDir } from "./helpers/platform.ts";
 
@@ -71,10 +72,7 @@ describe("images end to end (CLI)", () => {
   });
 
   test("ingest a labelled folder: stray files skipped, bad images listed, the rest embedded", async () => {
-    const r = await cli(
-      ["ingest", folder, "--dataset", "pictures", "--backbone", "mobilenet-v2-1280", "--json"],
-      env,
-    );
+    const r = await cli(["ingest", folder, "--dataset", "pictures", "--json"], env);
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     assert.equal(out.status.rows.accepted, 30, "20 train + 8 test + 2 unreadable images are rows");
@@ -89,17 +87,17 @@ describe("images end to end (CLI)", () => {
     );
     assert.deepEqual(failures, { "sky/empty.png": "empty", "tomato/broken.jpg": "corrupt" });
 
-    // No --backbone from here on: a folder of pictures gets the image default, not the text one.
+    // No --backbone anywhere: a folder of pictures gets the image default, not the text one.
     const again = await cli(["embed", "pictures", "--json"], env);
     assert.equal(again.code, 0, again.stderr);
     const rerun = JSON.parse(again.stdout);
-    assert.equal(rerun.job.backbone, "mobilenet-v2-1280");
+    assert.equal(rerun.job.backbone, DEFAULT_BACKBONES.image);
     assert.equal(rerun.result.itemsEmbedded, 0, "a second run re-embeds nothing, failed files included");
 
     const status = await cli(["status", "pictures"], env);
     assert.equal(status.code, 0, status.stderr);
     const info = JSON.parse(status.stdout);
-    assert.equal(info.embedding.backbone, "mobilenet-v2-1280");
+    assert.equal(info.embedding.backbone, DEFAULT_BACKBONES.image);
     assert.equal(info.embedding.failedItems, 2);
     assert.deepEqual(info.embedding.failures.map((f: { id: string }) => f.id).sort(), [
       "sky/empty.png",
@@ -121,9 +119,12 @@ describe("images end to end (CLI)", () => {
   test("a text backbone is refused for the pictures, naming both and the fix", async () => {
     const r = await cli(["train", "pictures", "--head", "wrong", "--backbone", "glove-100d"], env);
     assert.equal(r.code, 2);
-    assert.match(
+    // The fix it names is the image default (the env of this test does not change it).
+    assert.ok(
+      r.stderr.includes(
+        `glove-100d embeds text, but dataset pictures holds 30 image rows: use --backbone ${DEFAULT_BACKBONES.image} [backbone]`,
+      ),
       r.stderr,
-      /glove-100d embeds text, but dataset pictures holds 30 image rows: use --backbone mobilenet-v2-1280 \[backbone\]/,
     );
   });
 });

@@ -1,5 +1,5 @@
 /**
- * Predicting on images: a logreg head over mobilenet-v2-1280 trained on three generated picture
+ * Predicting on images: a logreg head over the image default backbone trained on three generated picture
  * classes, then served through the HTTP API (base64 JSON, bucket keys, multipart uploads), with
  * its refusals (corrupt bytes, wrong modality, bad base64, oversize requests), and through
  * `headstart predict --image`.
@@ -8,13 +8,14 @@ import assert from "node:assert/strict";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { InferenceSession, Tensor } from "onnxruntime-node";
 import sharp from "sharp";
 import { createApp } from "../shared/api/app.ts";
 import { MAX_FILE_BASE64_CHARS } from "../shared/api/schemas.ts";
-import { loadConfig } from "../shared/config.ts";
+import { DEFAULT_BACKBONES, loadConfig } from "../shared/config.ts";
 import { PayloadTooLargeError } from "../shared/errors.ts";
 import { readPredictInputs } from "../shared/heads/predict.ts";
-import type { ImageDecodeError } from "../shared/images/decode.ts";
+import { decodeImage, type ImageDecodeError, pixelsToTensor } from "../shared/images/decode.ts";
 import { makeLogger } from "../shared/log.ts";
 import { Platform } from "../shared/platform.ts";
 import { FsStore } from "../shared/store/fs.ts";
@@ -22,7 +23,7 @@ import { cli } from "./helpers/cli.ts";
 import { tempDir } from "./helpers/platform.ts";
 import { tinySentimentRows, toJsonlText, writeTinyBackbone } from "./helpers/tiny-backbone.ts";
 
-const BACKBONE = "mobilenet-v2-1280";
+const BACKBONE = DEFAULT_BACKBONES.image;
 const TRAIN_PER_CLASS = 12;
 const HELD_OUT_PER_CLASS = 3;
 
@@ -132,6 +133,33 @@ describe("predict on images", () => {
     assert.equal(other.embedding.cachedItems, 0);
   });
 
+  test("the head exported fused with the default image backbone takes pixels and answers what predict answers", async () => {
+    const spec = await platform.backbone(BACKBONE);
+    const pre = spec.preprocessing;
+    assert.equal(pre.type, "image");
+    if (pre.type !== "image") return;
+    const fused = await InferenceSession.create((await platform.exportHead("pets", { fused: true })).bytes);
+    for (const { bytes } of heldOut.slice(0, 3)) {
+      const img = await decodeImage(bytes, { width: pre.width, height: pre.height, resize: pre.resize });
+      const pixels = pixelsToTensor(img, { scale: pre.scale, offset: pre.offset });
+      const out = await fused.run({
+        [pre.input]: new Tensor("float32", pixels, [1, pre.height, pre.width, 3]),
+      });
+      const probs = out[fused.outputNames[0] as string]?.data as Float32Array;
+      const [want] = (await platform.predict("pets", { inputs: [{ image: bytes }] })).predictions;
+      const scores: Record<string, number> = want?.scores ?? {};
+      const labels = Object.keys(scores).sort();
+      assert.equal(probs.length, labels.length);
+      labels.forEach((label, j) => {
+        assert.ok(
+          Math.abs((probs[j] as number) - (scores[label] as number)) < 1e-4,
+          `${label}: ${probs[j]} vs ${scores[label]}`,
+        );
+      });
+    }
+    await fused.release();
+  });
+
   test("JSON base64 images get the right labels", async () => {
     const res = await app.request(
       "/v1/heads/pets/predict",
@@ -186,7 +214,7 @@ describe("predict on images", () => {
       "datasets\\pets",
       // Internal objects cannot be probed for existence or size.
       "heads/pets/aliases/live.json",
-      "backbones/mobilenet-v2-1280/model.onnx",
+      `backbones/${BACKBONE}/model.onnx`,
     ]) {
       res = await app.request("/v1/heads/pets/predict", json({ inputs: [{ imageKey: key }] }));
       assert.equal(res.status, 400, key);

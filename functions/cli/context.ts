@@ -4,13 +4,16 @@
  * the exit codes: 0 ok, 2 bad input, 1 failure.
  */
 import { type Command, CommanderError } from "commander";
-import { type Config, loadConfig } from "../../shared/config.ts";
+import { type Config, DEFAULT_BACKBONES, loadConfig } from "../../shared/config.ts";
 import type { RunShardsResult } from "../../shared/embed/run.ts";
 import { HeadstartError, isUserError, ValidationError } from "../../shared/errors.ts";
 import { type LogLevel, makeLogger } from "../../shared/log.ts";
 import { openStore } from "../../shared/open-store.ts";
 import { Platform } from "../../shared/platform.ts";
 import { embedProgress } from "./progress.ts";
+
+/** How the `--backbone` options describe their default (the built-in defaults; env can change them). */
+export const DEFAULT_BACKBONE_HELP = `the dataset's modality's: ${DEFAULT_BACKBONES.text} for text, ${DEFAULT_BACKBONES.image} for images, ${DEFAULT_BACKBONES.audio} for audio`;
 
 interface GlobalOptions {
   store?: string;

@@ -1,15 +1,12 @@
 import type { Command } from "commander";
-import { context, failureLines, intOption, output } from "../context.ts";
+import { context, DEFAULT_BACKBONE_HELP, failureLines, intOption, output } from "../context.ts";
 
 export function registerEmbed(program: Command): void {
   program
     .command("embed")
     .description("run (or resume) the batch embedding stage for a dataset's current version")
     .argument("<dataset>")
-    .option(
-      "--backbone <id>",
-      "backbone to embed with (default: the dataset's modality's, glove-100d for text, mobilenet-v2-1280 for images)",
-    )
+    .option("--backbone <id>", `backbone to embed with (default: ${DEFAULT_BACKBONE_HELP})`)
     .option("--shard-size <n>", "items per cache shard", intOption("shard-size"))
     .action(async (dataset: string, opts, cmd: Command) => {
       const { platform, progress, json } = context(cmd);

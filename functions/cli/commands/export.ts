@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { context, output } from "../context.ts";
+import { context, DEFAULT_BACKBONE_HELP, output } from "../context.ts";
 
 export function registerExport(program: Command): void {
   program
@@ -7,10 +7,7 @@ export function registerExport(program: Command): void {
     .description("write a dataset's embeddings as embeddings.npy + rows.jsonl")
     .argument("<dataset>")
     .requiredOption("--out <dir>", "output directory")
-    .option(
-      "--backbone <id>",
-      "backbone whose cache to export (default: the dataset's modality's, glove-100d for text, mobilenet-v2-1280 for images)",
-    )
+    .option("--backbone <id>", `backbone whose cache to export (default: ${DEFAULT_BACKBONE_HELP})`)
     .action(async (dataset: string, opts, cmd: Command) => {
       const { platform, json } = context(cmd);
       const r = await platform.export(dataset, opts.out, opts.backbone);

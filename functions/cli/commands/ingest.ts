@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import type { RunShardsResult } from "../../../shared/embed/run.ts";
 import type { Platform } from "../../../shared/platform.ts";
-import { context, failureLines, intOption, output } from "../context.ts";
+import { context, DEFAULT_BACKBONE_HELP, failureLines, intOption, output } from "../context.ts";
 
 export function registerIngest(program: Command): void {
   program
@@ -14,10 +14,7 @@ export function registerIngest(program: Command): void {
       "manifest.jsonl / manifest.csv, a directory holding one and files/, or a folder of images or audio files as <label>/<file> (test/<label>/<file> for the test split)",
     )
     .requiredOption("--dataset <name>", "dataset name")
-    .option(
-      "--backbone <id>",
-      "backbone to embed with (default: the dataset's modality's, glove-100d for text, mobilenet-v2-1280 for images)",
-    )
+    .option("--backbone <id>", `backbone to embed with (default: ${DEFAULT_BACKBONE_HELP})`)
     .option("--no-embed", "only validate and store; embed later with `headstart embed`")
     .option("--shard-size <n>", "items per cache shard", intOption("shard-size"))
     .action(async (path: string, opts, cmd: Command) => {

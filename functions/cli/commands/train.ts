@@ -9,7 +9,7 @@ import {
 import type { HeadTask } from "../../../shared/learn/estimator.ts";
 import { HEAD_KINDS } from "../../../shared/learn/registry.ts";
 import { TASKS } from "../../../shared/learn/task.ts";
-import { context, intOption, output, pct } from "../context.ts";
+import { context, DEFAULT_BACKBONE_HELP, intOption, output, pct } from "../context.ts";
 
 export function registerTrain(program: Command): void {
   program
@@ -45,7 +45,7 @@ export function registerTrain(program: Command): void {
     .option("--no-calibrate", "skip temperature scaling of multiclass probabilities")
     .option(
       "--backbone <id>",
-      "backbone whose cache to use (default: the dataset's modality's, glove-100d for text, mobilenet-v2-1280 for images; an imported dataset's own), or a+b to train on several side by side (each embedded first)",
+      `backbone whose cache to use (default: ${DEFAULT_BACKBONE_HELP}; an imported dataset's own), or a+b to train on several side by side (each embedded first)`,
     )
     .option("--backbones <refs>", "comma-separated backbones (or a+b sets) --type auto may choose from")
     .option("--no-promote", "do not move the live alias to the new version")
