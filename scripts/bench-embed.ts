@@ -6,7 +6,7 @@
  * - text (`glove-100d`, `use-lite-512`; IMDB reviews): the raw limit is the embedder alone,
  *   tokenization and ids in JS then `session.run` (`TextEmbedder.embed`); `session.run` alone on
  *   the same pre-tokenized batches is reported beside it;
- * - images (`mobilenet-v2-1280`; Fashion-MNIST PNG files): the raw limit is `session.run` alone on
+ * - images (the image default, any image backbone named; Fashion-MNIST PNG files): the raw limit is `session.run` alone on
  *   pre-decoded float32 batches of the embedder's micro-batch size, as issue 19 defines it;
  *   `ImageEmbedder.embed` (decode + resize + run) is reported beside it.
  *
@@ -21,7 +21,7 @@ import type { TextEmbedder } from "../shared/backbone/text-embedder.ts";
 import { packIds } from "../shared/backbone/tokenizer.ts";
 import { SparseTextEmbedder } from "../shared/backbone/use-embedder.ts";
 import { normalizeText } from "../shared/cache/address.ts";
-import type { loadConfig } from "../shared/config.ts";
+import { DEFAULT_BACKBONES, type loadConfig } from "../shared/config.ts";
 import type { EmbedJob } from "../shared/embed/job.ts";
 import { readShardPlan } from "../shared/embed/plan.ts";
 import { DEFAULT_BATCH_SIZE, runEmbedShards } from "../shared/embed/run.ts";
@@ -31,7 +31,7 @@ import type { Platform } from "../shared/platform.ts";
 import { loadImdb } from "../shared/samples/imdb.ts";
 import { FASHION_SOURCE, putFashionMnist } from "./fashion-dataset.ts";
 
-export const EMBED_BACKBONES = ["glove-100d", "use-lite-512", "mobilenet-v2-1280"] as const;
+export const EMBED_BACKBONES = ["glove-100d", "use-lite-512", DEFAULT_BACKBONES.image] as const;
 /** Items for the slow backbones: enough for stable medians in tens of seconds, not minutes. */
 const SLOW_BACKBONE_ITEMS = 600;
 /** The micro-batch of the image embedder and of the encoder: what each `session.run` sees. */
@@ -107,7 +107,7 @@ export async function embedBench(
   for (const backbone of opts.backbones) {
     const n = backbone === "glove-100d" ? opts.items : Math.min(opts.items, SLOW_BACKBONE_ITEMS);
     const c =
-      backbone === "mobilenet-v2-1280"
+      (await platform.backbone(backbone)).modality === "image"
         ? await imageCase(platform, config, backbone, n, opts.log)
         : await textCase(platform, config, backbone, n);
     const figures = await measure(platform, c, opts.reps);

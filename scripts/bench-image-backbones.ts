@@ -147,7 +147,9 @@ async function accuracy(
 ) {
   const kind = headKind("logreg");
   const Xs = new Float32Array(rows.length * d);
-  rows.forEach((r, i) => Xs.set(X.subarray(r * d, (r + 1) * d), i * d));
+  rows.forEach((r, i) => {
+    Xs.set(X.subarray(r * d, (r + 1) * d), i * d);
+  });
   const ys = Int32Array.from(rows, (r) => y[r] as number);
   const model = await kind.fit(
     Xs,
@@ -171,8 +173,12 @@ async function accuracy(
 function fewShot(y: Int32Array, k: number, seed: number): number[] {
   const order = Array.from(y, (_, i) => i);
   shuffleInPlace(order, mulberry32(seed));
-  const taken = new Array(k).fill(0);
-  return order.filter((i) => (taken[y[i] as number] += 1) <= SHOTS);
+  const taken = new Array<number>(k).fill(0);
+  return order.filter((i) => {
+    const c = y[i] as number;
+    taken[c] = (taken[c] as number) + 1;
+    return (taken[c] as number) <= SHOTS;
+  });
 }
 
 async function rowFor(
@@ -234,7 +240,6 @@ for (const t of String(args.tasks).split(",")) {
       X: raw(task.train),
       Xt: raw(task.test),
       dim: 784,
-      perSec: Number.NaN,
     }),
   );
   for (const backbone of BACKBONES) {

@@ -9,11 +9,11 @@
  * Prints the machine and medians of interleaved repetitions. Not a test: nothing is asserted.
  *
  *   npm run bench -- [--items 5000] [--sentences 1000] [--reps 3] [--sections text,embedding,heads]
- *                    [--embed-backbones glove-100d,use-lite-512,mobilenet-v2-1280]
+ *                    [--embed-backbones glove-100d,use-lite-512,mobilenet-v2-taps-384]
  *                    [--store .headstart-bench] [--json]
  *
  * `--sections embed --json` prints, per backbone (`--embed-backbones`, default glove-100d,
- * use-lite-512, mobilenet-v2-1280), `{stageDocsPerSec, rawDocsPerSec, ratio, …}`: the batch stage
+ * use-lite-512 and the image default), `{stageDocsPerSec, rawDocsPerSec, ratio, …}`: the batch stage
  * against the raw limit on the same items (scripts/bench-embed.ts says which limit per modality).
  */
 import { execFile } from "node:child_process";
