@@ -180,18 +180,7 @@ describe("mobilenet-v2-1280 (nsfwjs MobileNetV2 → ONNX)", () => {
 
     const which = NSFWJS_MODELS[MOBILENET_ID];
     assert.ok(which);
-    const { model, weightData } = await readNsfwjsModel(defaultNsfwjsSource(which.folder));
-    const full = await tf.loadLayersModel(
-      tf.io.fromMemory({
-        modelTopology: model.modelTopology as never,
-        weightSpecs: model.weightsManifest.flatMap((g) => g.weights) as never,
-        weightData: weightData.slice().buffer,
-      }),
-    );
-    const features = tf.model({
-      inputs: full.inputs,
-      outputs: full.getLayer(which.featureLayer).output as tf.SymbolicTensor,
-    });
+    const { full, model: features } = await tfjsAt([which.featureLayer]);
     const refT = tf.tidy(() => features.predict(tf.tensor(x, [n, S, S, 3])) as tf.Tensor);
     const ref = refT.dataSync();
     refT.dispose();

@@ -152,6 +152,23 @@ before(async () => {
   await tf.setBackend("cpu");
 });
 
+/** A 1×1 conv "c" on a 4×4×2 input, flattened ("f") into a Dense "head" whose weights are absent. */
+function convThenHead(): Built {
+  return functional(
+    [
+      input("in", [4, 4, 2]),
+      conv("c", { filters: 3, kernel_size: [1, 1] }, "in"),
+      L("Flatten", "f", {}, ["c"]),
+      L("Dense", "head", { units: 2 }, ["f"]),
+    ],
+    "head",
+    [
+      { name: "c/kernel", shape: [1, 1, 2, 3] },
+      { name: "c/bias", shape: [3] },
+    ],
+  );
+}
+
 describe("TF.js layers model → ONNX", () => {
   test("samePads puts the odd pixel at the end, as TF does", () => {
     assert.deepEqual(samePads(224, 3, 2), [0, 1]);
@@ -568,19 +585,7 @@ describe("TF.js layers model → ONNX", () => {
   });
 
   test("outputLayer cuts the graph there, and the layers after it need no weights", async () => {
-    const b = functional(
-      [
-        input("in", [4, 4, 2]),
-        conv("c", { filters: 3, kernel_size: [1, 1] }, "in"),
-        L("Flatten", "f", {}, ["c"]),
-        L("Dense", "head", { units: 2 }, ["f"]),
-      ],
-      "head",
-      [
-        { name: "c/kernel", shape: [1, 1, 2, 3] },
-        { name: "c/bias", shape: [3] },
-      ],
-    );
+    const b = convThenHead();
     const onnx = convertLayersModel(b.json, decodeWeights(b.json.weightsManifest, b.weightData), {
       outputLayer: "f",
     });
@@ -597,19 +602,7 @@ describe("TF.js layers model → ONNX", () => {
   });
 
   test("taps pool intermediate maps (avg, GeM), and several are L2-normalized and joined in order", async () => {
-    const b = functional(
-      [
-        input("in", [4, 4, 2]),
-        conv("c", { filters: 3, kernel_size: [1, 1] }, "in"),
-        L("Flatten", "f", {}, ["c"]),
-        L("Dense", "head", { units: 2 }, ["f"]),
-      ],
-      "head",
-      [
-        { name: "c/kernel", shape: [1, 1, 2, 3] },
-        { name: "c/bias", shape: [3] },
-      ],
-    );
+    const b = convThenHead();
     const weights = decodeWeights(b.json.weightsManifest, b.weightData);
     const x = inputData([2, 4, 4, 2], 3);
     // The maps themselves (NHWC), pooled here by hand.
