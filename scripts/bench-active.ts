@@ -38,6 +38,7 @@ import { headKind } from "../shared/learn/registry.ts";
 import { mulberry32, shuffleInPlace } from "../shared/learn/split.ts";
 import { type ActiveTask, fashionTask, imdbTask } from "./active-tasks.ts";
 import { machine } from "./bench-common.ts";
+import { FASHION_SOURCE } from "./fashion-dataset.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -54,7 +55,7 @@ const { values: args } = parseArgs({
     "fashion-test": { type: "string", default: "3000" },
     store: { type: "string", default: join(PACKAGE_ROOT, ".headstart-bench") },
     "models-dir": { type: "string", default: join(PACKAGE_ROOT, ".models") },
-    source: { type: "string", default: "/usr/share/datasets/fashion-mnist" },
+    source: { type: "string", default: FASHION_SOURCE },
   },
 });
 const num = (name: keyof typeof args) => Number(args[name]);

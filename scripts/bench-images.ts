@@ -35,7 +35,7 @@ import { foldIndices, mulberry32, shuffleInPlace, stratifiedKFold } from "../sha
 import { Platform } from "../shared/platform.ts";
 import { FsStore } from "../shared/store/fs.ts";
 import { machine } from "./bench-common.ts";
-import { putFashionMnist } from "./fashion-dataset.ts";
+import { FASHION_SOURCE, putFashionMnist } from "./fashion-dataset.ts";
 import { FASHION_CLASSES } from "./idx.ts";
 
 const { values: args } = parseArgs({
@@ -48,7 +48,7 @@ const { values: args } = parseArgs({
     shots: { type: "string", default: "10" },
     seeds: { type: "string", default: "5" },
     "reuse-embeddings": { type: "boolean", default: false },
-    source: { type: "string", default: "/usr/share/datasets/fashion-mnist" },
+    source: { type: "string", default: FASHION_SOURCE },
     store: { type: "string", default: join(PACKAGE_ROOT, ".headstart-bench", "images") },
   },
 });

@@ -13,6 +13,7 @@ import { driftSection } from "./bench-drift.ts";
 import { labelIssuesSection } from "./bench-label-issues.ts";
 import { unknownSection } from "./bench-unknown.ts";
 import { zeroShotSection } from "./bench-zero-shot.ts";
+import { FASHION_SOURCE } from "./fashion-dataset.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -32,7 +33,7 @@ const { values: args } = parseArgs({
     "labels-images": { type: "string", default: "2000" },
     "unknown-images": { type: "string", default: "2000" },
     "unknown-imdb-per-block": { type: "string", default: "500" },
-    "fashion-source": { type: "string", default: "/usr/share/datasets/fashion-mnist" },
+    "fashion-source": { type: "string", default: FASHION_SOURCE },
     "zero-shot-imdb-per-block": { type: "string", default: "500" },
     "zero-shot-backbones": { type: "string", default: "glove-100d,use-lite-512-int8" },
     "zero-shot-shots": { type: "string", default: "10" },

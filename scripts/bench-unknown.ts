@@ -36,6 +36,7 @@ import { type ProbaFitter, selectOodMethod } from "../shared/learn/ood-select.ts
 import { headKind } from "../shared/learn/registry.ts";
 import { mulberry32, shuffleInPlace } from "../shared/learn/split.ts";
 import { machine } from "./bench-common.ts";
+import { FASHION_SOURCE } from "./fashion-dataset.ts";
 import { FASHION_CLASSES, readIdx } from "./idx.ts";
 import { afinnTask, imdbTask, spamSubjectsTask } from "./text-tasks.ts";
 
@@ -275,7 +276,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       images: { type: "string", default: "3000" },
       "models-dir": { type: "string", default: join(PACKAGE_ROOT, ".models") },
       out: { type: "string", default: join(PACKAGE_ROOT, ".headstart-bench", "quality") },
-      source: { type: "string", default: "/usr/share/datasets/fashion-mnist" },
+      source: { type: "string", default: FASHION_SOURCE },
     },
   });
   const m = await machine();
