@@ -663,6 +663,74 @@ describe("TF.js layers model → ONNX", () => {
     assert.equal(field({ taps: [{ layer: "f", pool: "avg" }] }), "f");
   });
 
+  test("inputSize reads another image size, and mirror averages each image with its left-right mirror", async () => {
+    // Same padding, stride 2: a 3×3 conv whose output size follows the input's. Same weights at
+    // any input size (they come from the seed).
+    const at = (h: number, w: number) =>
+      functional(
+        [
+          input("in", [h, w, 2]),
+          conv("c", { filters: 3, kernel_size: [3, 3], strides: [2, 2], padding: "same" }, "in"),
+        ],
+        "c",
+        [
+          { name: "c/kernel", shape: [3, 3, 2, 3] },
+          { name: "c/bias", shape: [3] },
+        ],
+      );
+    const b = at(8, 8);
+    const weights = decodeWeights(b.json.weightsManifest, b.weightData);
+    const x = inputData([2, 6, 10, 2], 5);
+    const mirrored = new Float32Array(x.length);
+    for (let i = 0; i < 2; i++)
+      for (let y = 0; y < 6; y++)
+        for (let c = 0; c < 10; c++)
+          mirrored.set(
+            x.subarray(((i * 6 + y) * 10 + c) * 2, ((i * 6 + y) * 10 + c + 1) * 2),
+            ((i * 6 + y) * 10 + 9 - c) * 2,
+          );
+    const inputSize = { height: 6, width: 10 };
+    const taps: FeatureTap[] = [
+      { layer: "c", pool: "avg" },
+      { layer: "in", pool: "avg" },
+    ];
+    // The map itself at 6×10 is what tfjs computes for a model built at that size.
+    const map = await runOnnx(
+      convertLayersModel(b.json, weights, { outputLayer: "c", inputSize }),
+      x,
+      [2, 6, 10, 2],
+    );
+    const ref = await runTfjs(at(6, 10), x, [2, 6, 10, 2]);
+    assert.deepEqual([...map.dims], [2, 3, 5, 3]);
+    assertClose(map.data, ref.data, TOL, "6×10 map vs tfjs at that size");
+
+    const plain = await runOnnx(convertLayersModel(b.json, weights, { taps, inputSize }), x, [2, 6, 10, 2]);
+    const flipped = await runOnnx(
+      convertLayersModel(b.json, weights, { taps, inputSize }),
+      mirrored,
+      [2, 6, 10, 2],
+    );
+    const both = await runOnnx(
+      convertLayersModel(b.json, weights, { taps, inputSize, mirror: true }),
+      x,
+      [2, 6, 10, 2],
+    );
+    assert.deepEqual([...both.dims], [2, 5]);
+    const want = Float32Array.from(plain.data, (v, i) => (v + (flipped.data[i] as number)) / 2);
+    assertClose(both.data, want, 1e-5, "mirror = mean of the image's and its mirror's features");
+    // A mirrored map is not the same map: the check above would pass trivially on symmetric input.
+    assert.ok(plain.data.some((v, i) => Math.abs(v - (flipped.data[i] as number)) > 1e-3));
+
+    assert.throws(
+      () => convertLayersModel(b.json, weights, { outputLayer: "c", mirror: true }),
+      (e: unknown) => e instanceof ValidationError && e.field === "mirror",
+    );
+    assert.throws(
+      () => convertLayersModel(b.json, weights, { taps, inputSize: { height: 0, width: 4 } }),
+      (e: unknown) => e instanceof ValidationError && e.field === "inputSize.height",
+    );
+  });
+
   test("unsupported layers are all listed in one ValidationError", () => {
     const b = functional(
       [

@@ -96,6 +96,17 @@ export interface LayersConvertOptions {
    * no layer outweighs another by its scale or width.
    */
   taps?: readonly FeatureTap[];
+  /**
+   * An image model's input height and width in place of its `batch_input_shape`'s: convolutional
+   * layers accept other sizes, so a small image need not be upscaled to the size the model was
+   * trained at. Only for outputs that do not depend on the size (taps, or a pooled layer).
+   */
+  inputSize?: { height: number; width: number };
+  /**
+   * Each image and its left-right mirror both go through the model and the two outputs are
+   * averaged (flip-averaged features, twice the compute). Needs a vector output.
+   */
+  mirror?: boolean;
   /** Graph input name; default `pixels`. */
   inputName?: string;
   /** Graph output name; default `embeddings`. */
@@ -316,7 +327,12 @@ class LayersConverter {
     }
     this.check(target);
     const v = this.value(this.top, target);
-    const out = isImage(v) ? this.toNhwc(v) : v.name;
+    if (this.opts.mirror && isImage(v)) {
+      throw new ValidationError(`mirror needs a vector output; ${target[0]} is a feature map`, {
+        field: "mirror",
+      });
+    }
+    const out = isImage(v) ? this.toNhwc(v) : this.unmirror(v.name, v.shape);
     this.g.node("Identity", [out], [this.outputName]);
     this.g.output(this.outputName, "float32", ["batch", ...v.shape]);
     return encodeModel(this.g, {
@@ -356,11 +372,31 @@ class LayersConverter {
             1,
             { axis: 1 },
           )[0] as string);
-    this.g.node("Identity", [out], [this.outputName]);
+    this.g.node("Identity", [this.unmirror(out, [dim])], [this.outputName]);
     this.g.output(this.outputName, "float32", ["batch", dim]);
     return encodeModel(this.g, {
       docString: `TF.js layers model tapped at ${taps.map((t) => `${t.layer} (${t.pool})`).join(", ")}, converted by headstart`,
     });
+  }
+
+  /**
+   * With `mirror`, rows [0, B) of `name` are the images' outputs and [B, 2B) their mirrors':
+   * their mean, `[B, ...shape]`. Without it, `name` as it is.
+   */
+  private unmirror(name: string, shape: readonly number[]): string {
+    if (!this.opts.mirror) return name;
+    const halves = this.g.constant("int64", [2, -1, ...shape]);
+    const [pairs] = this.g.node("Reshape", [name, halves]);
+    return this.g.node("ReduceMean", [pairs as string], 1, { axes: [0], keepdims: 0 })[0] as string;
+  }
+
+  /** NCHW `x` followed on the batch axis by its left-right mirror (`mirror`), else `x`. */
+  private withMirror(x: string): string {
+    if (!this.opts.mirror) return x;
+    const int64 = (v: bigint) => this.g.constant("int64", [v]);
+    // Width is axis 3 in NCHW; a step of −1 from the last column to before the first.
+    const [flipped] = this.g.node("Slice", [x, int64(-1n), int64(-(2n ** 63n)), int64(3n), int64(-1n)]);
+    return this.g.node("Concat", [x, flipped as string], 1, { axis: 0 })[0] as string;
   }
 
   /** `[batch, C]`: the tap's map (NCHW here) pooled over its height and width. */
@@ -538,7 +574,7 @@ class LayersConverter {
     if (!Array.isArray(shape) || shape.length < 2) {
       throw new ValidationError(`input layer ${name}: batch_input_shape is missing`, { field });
     }
-    const dims = shape.slice(1);
+    const dims = this.inputDims(name, shape.slice(1));
     if (!dims.every((d) => Number.isInteger(d) && d > 0)) {
       throw new ValidationError(
         `input layer ${name}: every dimension but the batch must be fixed, got [${shape.join(", ")}]`,
@@ -555,7 +591,29 @@ class LayersConverter {
     const v: Value = { name: this.inputName, shape: dims as number[] };
     if (!isImage(v)) return v;
     const [t] = this.g.node("Transpose", [this.inputName], 1, { perm: [0, 3, 1, 2] });
-    return { name: t as string, shape: v.shape };
+    return { name: this.withMirror(t as string), shape: v.shape };
+  }
+
+  /** The input's dimensions after the batch, with `inputSize` in place of an image's height and width. */
+  private inputDims<T>(name: string, dims: readonly T[]): ReadonlyArray<T | number> {
+    const size = this.opts.inputSize;
+    if (dims.length !== 3) {
+      if (size || this.opts.mirror) {
+        throw new ValidationError(`input layer ${name}: inputSize and mirror need an image input`, {
+          field: size ? "inputSize" : "mirror",
+        });
+      }
+      return dims;
+    }
+    if (!size) return dims;
+    for (const [key, v] of Object.entries(size)) {
+      if (!Number.isInteger(v) || v < 1) {
+        throw new ValidationError(`inputSize.${key} must be a positive integer, got ${v}`, {
+          field: `inputSize.${key}`,
+        });
+      }
+    }
+    return [size.height, size.width, dims[2] as T];
   }
 
   private nested(outer: Scope, layer: KerasLayer, node: number): Value[] {
