@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import * as tf from "@tensorflow/tfjs";
 import { Tensor } from "onnxruntime-node";
-import { TAP_VARIANTS } from "../shared/backbone/image-taps.ts";
+import { TAP_VARIANTS, type TapVariant } from "../shared/backbone/image-taps.ts";
 import {
   buildMobileNetBackbone,
   buildTapBackbone,
@@ -108,10 +108,13 @@ function images(): { name: string; px: Pixel }[] {
   ];
 }
 
-function batch(list: { px: Pixel }[]): Float32Array {
-  const out = new Float32Array(list.length * S * S * 3);
+/** The images at size × size (the generators draw on a 224 frame, sampled at scaled coordinates). */
+function batch(list: { px: Pixel }[], size = S): Float32Array {
+  const out = new Float32Array(list.length * size * size * 3);
+  const at = (v: number) => Math.floor((v * S) / size);
   list.forEach(({ px }, i) => {
-    for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) out.set(px(y, x), ((i * S + y) * S + x) * 3);
+    for (let y = 0; y < size; y++)
+      for (let x = 0; x < size; x++) out.set(px(at(y), at(x)), ((i * size + y) * size + x) * 3);
   });
   return out;
 }
@@ -187,29 +190,23 @@ describe("mobilenet-v2-1280 (nsfwjs MobileNetV2 → ONNX)", () => {
     full.dispose();
 
     const a = ours.data as Float32Array;
-    let worstRel = 0;
-    const distinct = new Set<string>();
-    for (let i = 0; i < n; i++) {
-      let diff = 0;
-      let scale = 0;
-      for (let j = i * DIM; j < (i + 1) * DIM; j++) {
-        diff = Math.max(diff, Math.abs((a[j] as number) - (ref[j] as number)));
-        scale = Math.max(scale, Math.abs(ref[j] as number));
-      }
-      assert.ok(scale > 0, `${list[i]?.name}: all-zero features`);
-      assert.ok(diff <= REL_TOL * scale, `${list[i]?.name}: max |Δ| ${diff} > ${REL_TOL} × ${scale}`);
-      worstRel = Math.max(worstRel, diff / scale);
-      distinct.add(Array.from(a.subarray(i * DIM, i * DIM + 16), (v) => v.toFixed(3)).join());
-    }
+    const worstRel = assertCloseRows(MOBILENET_ID, a, Float32Array.from(ref), n, DIM, list);
     // Different images must give different features, or the comparison above proves little.
+    const distinct = new Set(
+      list.map((_, i) => Array.from(a.subarray(i * DIM, i * DIM + 16), (v) => v.toFixed(3)).join()),
+    );
     assert.equal(distinct.size, n);
     t.diagnostic(`worst max|Δ| / max|feature| over ${n} images: ${worstRel.toExponential(2)}`);
   });
 });
 
-/** The package's model in TF.js, with outputs at `layers`. */
-async function tfjsAt(layers: readonly string[]) {
-  const which = NSFWJS_MODELS[MOBILENET_ID];
+/**
+ * The package's model (`base`, a key of NSFWJS_MODELS) in TF.js with outputs at `layers`. At
+ * another input size than the model's own, a copy of the graph up to `layers` is built for that
+ * size (the layers after them may not accept it) and given the loaded model's weights.
+ */
+async function tfjsAt(layers: readonly string[], base = MOBILENET_ID, size?: number) {
+  const which = NSFWJS_MODELS[base];
   assert.ok(which);
   const { model, weightData } = await readNsfwjsModel(defaultNsfwjsSource(which.folder));
   const full = await tf.loadLayersModel(
@@ -219,17 +216,51 @@ async function tfjsAt(layers: readonly string[]) {
       weightData: weightData.slice().buffer,
     }),
   );
-  return {
-    full,
-    model: tf.model({
-      inputs: full.inputs,
-      outputs: layers.map((l) => full.getLayer(l).output as tf.SymbolicTensor),
-    }),
+  if (size === undefined || size === which.size) {
+    const outputs = layers.map((l) => full.getLayer(l).output as tf.SymbolicTensor);
+    return { full, model: tf.model({ inputs: full.inputs, outputs }) };
+  }
+  const resized = await tf.models.modelFromJSON({
+    modelTopology: truncated(model.modelTopology, layers, size),
+  });
+  for (const layer of resized.layers) {
+    if (layer.weights.length > 0) layer.setWeights(full.getLayer(layer.name).getWeights());
+  }
+  return { full, model: resized };
+}
+
+/** A Keras functional topology cut to what `outputs` read, its input `size` × `size`. */
+function truncated(topology: unknown, outputs: readonly string[], size: number): never {
+  const copy = structuredClone(topology) as { model_config?: unknown };
+  const cfg = ((copy.model_config ?? copy) as { config: KerasConfig }).config;
+  const byName = new Map(cfg.layers.map((l) => [l.name, l]));
+  const keep = new Set<string>();
+  const visit = (name: string): void => {
+    if (keep.has(name)) return;
+    keep.add(name);
+    for (const node of byName.get(name)?.inbound_nodes ?? []) for (const [from] of node) visit(from);
   };
+  for (const name of outputs) visit(name);
+  cfg.layers = cfg.layers.filter((l) => keep.has(l.name));
+  cfg.output_layers = outputs.map((name) => [name, 0, 0]);
+  for (const l of cfg.layers) {
+    if (l.class_name === "InputLayer") l.config.batch_input_shape = [null, size, size, 3];
+  }
+  return copy as never;
+}
+
+interface KerasConfig {
+  layers: Array<{
+    name: string;
+    class_name: string;
+    config: Record<string, unknown>;
+    inbound_nodes: Array<Array<[string, number, number, unknown]>>;
+  }>;
+  output_layers: Array<[string, number, number]>;
 }
 
 describe("tap variants (intermediate layers of the same MobileNetV2)", () => {
-  const variants = Object.values(TAP_VARIANTS).filter((v) => v.base === MOBILENET_ID);
+  const variants = Object.values(TAP_VARIANTS);
 
   test("each is registered data: a backbone.json with its taps, deterministic, reused when built", async () => {
     assert.ok(variants.length >= 2);
@@ -245,57 +276,112 @@ describe("tap variants (intermediate layers of the same MobileNetV2)", () => {
     assert.throws(() => buildTapBackbone("mobilenet-v2-nope", { outDir: modelsDir }), /valid: mobilenet-v2-/);
   });
 
-  test("features equal the package's model at the tapped layers, pooled (and L2-normalized and joined when several)", async (t) => {
-    const list = images();
-    const x = batch(list);
-    const n = list.length;
-    const layers = [...new Set(variants.flatMap((v) => v.taps.map((tap) => tap.layer)))];
-    const { full, model } = await tfjsAt(layers);
-    // Per layer: [n, C], the map averaged over height and width, as TF.js computes it.
-    const pooled = new Map<string, tf.Tensor2D>();
-    const maps = tf.tidy(() => model.predict(tf.tensor(x, [n, S, S, 3])) as tf.Tensor[] | tf.Tensor);
-    (Array.isArray(maps) ? maps : [maps]).forEach((m, i) => {
-      pooled.set(
-        layers[i] as string,
-        tf.tidy(() => m.mean([1, 2]) as tf.Tensor2D),
-      );
-      m.dispose();
-    });
-    full.dispose();
-    for (const v of variants) {
-      const built = await ensureTapBackbone(v.id, modelsDir);
-      const session = await getSession(join(built.dir, built.spec.model), built.spec.sha256, {
-        executionProviders: ["cpu"],
-      });
-      const out = (await session.run({ [IMAGE_INPUT]: new Tensor("float32", x, [n, S, S, 3]) }))[
-        IMAGE_OUTPUT
-      ] as Tensor;
-      assert.deepEqual([...out.dims], [n, v.dim]);
-      const refT = tf.tidy(() => {
-        const parts = v.taps.map((tap) => pooled.get(tap.layer) as tf.Tensor2D);
-        const normed = parts.length === 1 ? parts : parts.map((p) => p.div(p.norm("euclidean", 1, true)));
-        return tf.concat(normed, 1);
-      });
-      const ref = refT.dataSync();
-      refT.dispose();
-      const a = out.data as Float32Array;
-      let worst = 0;
-      for (let i = 0; i < n; i++) {
-        let diff = 0;
-        let scale = 0;
-        for (let j = i * v.dim; j < (i + 1) * v.dim; j++) {
-          diff = Math.max(diff, Math.abs((a[j] as number) - (ref[j] as number)));
-          scale = Math.max(scale, Math.abs(ref[j] as number));
+  // Per base model and input size: one TF.js run over every tapped layer, on the images and (when a
+  // variant mirrors) on their mirrors; InceptionV3 in TF.js's CPU backend takes seconds an image,
+  // so it sees 2 of them.
+  const groups = new Map<string, TapVariant[]>();
+  for (const v of variants) {
+    const key = `${v.base}@${v.size ?? NSFWJS_MODELS[v.base]?.size}`;
+    groups.set(key, [...(groups.get(key) ?? []), v]);
+  }
+  for (const [group, members] of groups) {
+    test(`${group}: features equal the package's model at the tapped layers, pooled (L2-normalized and joined when several; averaged with the mirror's when mirrored)`, async (t) => {
+      const base = members[0]!.base;
+      const size = members[0]!.size ?? NSFWJS_MODELS[base]!.size;
+      const list = base === MOBILENET_ID ? images() : images().filter((im) => /disc|blobs 1/.test(im.name));
+      const x = batch(list, size);
+      const n = list.length;
+      const layers = [...new Set(members.flatMap((v) => v.taps.map((tap) => tap.layer)))];
+      const pooled = await pooledMaps(layers, base, size, x, n);
+      const flipped = members.some((v) => v.mirror)
+        ? await pooledMaps(layers, base, size, mirror(x, n, size), n)
+        : undefined;
+      for (const v of members) {
+        const built = await ensureTapBackbone(v.id, modelsDir);
+        assert.equal(built.spec.preprocessing.type === "image" && built.spec.preprocessing.width, size);
+        const session = await getSession(join(built.dir, built.spec.model), built.spec.sha256, {
+          executionProviders: ["cpu"],
+        });
+        const out = (await session.run({ [IMAGE_INPUT]: new Tensor("float32", x, [n, size, size, 3]) }))[
+          IMAGE_OUTPUT
+        ] as Tensor;
+        assert.deepEqual([...out.dims], [n, v.dim]);
+        const ref = joined(v, pooled);
+        if (v.mirror) {
+          const other = joined(v, flipped!);
+          ref.forEach((r, j) => {
+            ref[j] = (r + (other[j] as number)) / 2;
+          });
         }
-        assert.ok(scale > 0, `${v.id} ${list[i]?.name}: all-zero features`);
-        assert.ok(
-          diff <= REL_TOL * scale,
-          `${v.id} ${list[i]?.name}: max |Δ| ${diff} > ${REL_TOL} × ${scale}`,
-        );
-        worst = Math.max(worst, diff / scale);
+        const worst = assertCloseRows(v.id, out.data as Float32Array, ref, n, v.dim, list);
+        t.diagnostic(`${v.id}: worst max|Δ| / max|feature| over ${n} images: ${worst.toExponential(2)}`);
       }
-      t.diagnostic(`${v.id}: worst max|Δ| / max|feature| over ${n} images: ${worst.toExponential(2)}`);
-    }
-    for (const p of pooled.values()) p.dispose();
-  });
+      for (const p of pooled.values()) p.dispose();
+      for (const p of flipped?.values() ?? []) p.dispose();
+    });
+  }
 });
+
+/** Per layer: [n, C], the layer's map averaged over height and width, as TF.js computes it. */
+async function pooledMaps(layers: readonly string[], base: string, size: number, x: Float32Array, n: number) {
+  const { full, model } = await tfjsAt(layers, base, size);
+  const pooled = new Map<string, tf.Tensor2D>();
+  const maps = tf.tidy(() => model.predict(tf.tensor(x, [n, size, size, 3])) as tf.Tensor[] | tf.Tensor);
+  (Array.isArray(maps) ? maps : [maps]).forEach((m, i) => {
+    pooled.set(
+      layers[i] as string,
+      tf.tidy(() => m.mean([1, 2]) as tf.Tensor2D),
+    );
+    m.dispose();
+  });
+  full.dispose();
+  return pooled;
+}
+
+/** A variant's reference features: its taps' pooled maps, each L2-normalized when several, joined. */
+function joined(v: TapVariant, pooled: ReadonlyMap<string, tf.Tensor2D>): Float32Array {
+  const refT = tf.tidy(() => {
+    const parts = v.taps.map((tap) => pooled.get(tap.layer) as tf.Tensor2D);
+    const normed = parts.length === 1 ? parts : parts.map((p) => p.div(p.norm("euclidean", 1, true)));
+    return tf.concat(normed, 1);
+  });
+  const ref = Float32Array.from(refT.dataSync());
+  refT.dispose();
+  return ref;
+}
+
+/** NHWC images, each flipped left to right. */
+function mirror(x: Float32Array, n: number, size: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < n; i++)
+    for (let y = 0; y < size; y++)
+      for (let c = 0; c < size; c++) {
+        const from = ((i * size + y) * size + c) * 3;
+        out.set(x.subarray(from, from + 3), ((i * size + y) * size + (size - 1 - c)) * 3);
+      }
+  return out;
+}
+
+/** Asserts each row of `ours` is within REL_TOL (of its largest feature) of `ref`'s; the worst ratio. */
+function assertCloseRows(
+  id: string,
+  ours: Float32Array,
+  ref: Float32Array,
+  n: number,
+  dim: number,
+  list: readonly { name: string }[],
+): number {
+  let worst = 0;
+  for (let i = 0; i < n; i++) {
+    let diff = 0;
+    let scale = 0;
+    for (let j = i * dim; j < (i + 1) * dim; j++) {
+      diff = Math.max(diff, Math.abs((ours[j] as number) - (ref[j] as number)));
+      scale = Math.max(scale, Math.abs(ref[j] as number));
+    }
+    assert.ok(scale > 0, `${id} ${list[i]?.name}: all-zero features`);
+    assert.ok(diff <= REL_TOL * scale, `${id} ${list[i]?.name}: max |Δ| ${diff} > ${REL_TOL} × ${scale}`);
+    worst = Math.max(worst, diff / scale);
+  }
+  return worst;
+}

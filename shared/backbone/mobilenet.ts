@@ -147,14 +147,18 @@ async function build(
   const { model, weights } = await readNsfwjsModel(source);
   const onnx = convertLayersModel(model, weights, {
     ...(variant ? { taps: variant.taps } : { outputLayer: which.featureLayer }),
+    ...(variant?.size ? { inputSize: { height: variant.size, width: variant.size } } : {}),
+    ...(variant?.mirror ? { mirror: true } : {}),
     inputName: IMAGE_INPUT,
     outputName: IMAGE_OUTPUT,
     graphName: id,
   });
   const version = await packageVersion(source);
+  const size = variant?.size ?? which.size;
   const cut = variant
     ? `tapped at ${variant.taps.map((t) => `${t.layer} (${t.pool})`).join(", ")}`
     : `cut at ${which.featureLayer}`;
+  const input = `${size}×${size} input${variant?.mirror ? ", averaged with its mirror" : ""}`;
   const spec = BackboneSpec.parse({
     id,
     modality: "image",
@@ -167,8 +171,8 @@ async function build(
     preprocessing: {
       type: "image",
       input: IMAGE_INPUT,
-      width: which.size,
-      height: which.size,
+      width: size,
+      height: size,
       layout: "nhwc",
       resize: "stretch",
       scale: 1,
@@ -178,7 +182,8 @@ async function build(
     normalized: false,
     description: variant?.description ?? which.description,
     ...(variant ? { taps: variant.taps } : {}),
-    source: `TF.js layers model ${which.folder} from npm ${NSFWJS_PACKAGE}@${version}, ${cut}, converted to ONNX by headstart`,
+    ...(variant?.mirror ? { mirror: true } : {}),
+    source: `TF.js layers model ${which.folder} from npm ${NSFWJS_PACKAGE}@${version}, ${cut}, ${input}, converted to ONNX by headstart`,
     license: "MIT",
   });
   await writeBuiltBackbone(opts.outDir, { [MODEL_FILE]: onnx }, spec, replace);

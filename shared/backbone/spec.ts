@@ -148,6 +148,8 @@ export const BackboneSpec = z.object({
     .array(z.object({ layer: z.string().min(1), pool: z.enum(["avg", "gem"]) }))
     .min(1)
     .optional(),
+  /** Each image's features were averaged with its left-right mirror's (informational; the graph does it). */
+  mirror: z.boolean().optional(),
   source: z.string().optional(),
   license: z.string().optional(),
 });
