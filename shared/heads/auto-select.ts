@@ -61,7 +61,10 @@ export async function autoSelect(
     datasetBytes,
     largestCandidate(kinds, inputs, set),
   );
-  const { candidates, best } = await search(opts, set, inputs, kinds);
+  const configs = inputs.flatMap((input) =>
+    kinds.map((kind) => ({ input, kind, grid: kind.grid(trainPos.length, input.data.dim) })),
+  );
+  const best = await selectByCv(set, configs, opts.backbones !== undefined);
   if (!best) {
     throw new ValidationError(
       `none of ${types.join(", ")} can train on ${trainPos.length} rows × ${inputs[0].data.dim} dims`,
@@ -70,10 +73,7 @@ export async function autoSelect(
       },
     );
   }
-  candidates[best.index].chosen = true;
-  const { kind, params, oof, input, problem } = best;
-  const metric = task === "regression" ? "rmse" : "macroF1";
-  return { kind, params, oof, input, problem, search: { metric, folds: set.folds, candidates } };
+  return best;
 }
 
 function candidateKinds(types: readonly string[], task: HeadTask): AnyKind[] {
@@ -108,39 +108,61 @@ function largestCandidate(kinds: readonly AnyKind[], inputs: readonly BackboneIn
   return largest;
 }
 
-async function search(
-  opts: TrainOptions,
+/** Candidate configurations on one input: a head type and the parameter sets to try. */
+export interface CandidateSet {
+  input: BackboneInput;
+  kind: AnyKind;
+  grid: readonly HeadParams[];
+  /**
+   * The grid walks one parameter in order (a regularization path): stop at the first candidate
+   * that scores below the one before it, as the score is taken to have one peak along it.
+   */
+  path?: boolean;
+}
+
+/**
+ * The best of `configs` by the training set's cross-validation, as the Choice a training fits,
+ * with the search kept for the report (`backbone` named per candidate with `nameBackbones`).
+ */
+export async function selectByCv(
   set: TrainingSet,
-  inputs: readonly BackboneInput[],
-  kinds: readonly AnyKind[],
-): Promise<{ candidates: Search["candidates"]; best: Best | undefined }> {
-  const searchBackbones = opts.backbones !== undefined;
+  configs: readonly CandidateSet[],
+  nameBackbones: boolean,
+): Promise<Choice | undefined> {
   const candidates: Search["candidates"] = [];
   let best: Best | undefined;
-  for (const input of inputs) {
+  for (const { input, kind, grid, path } of configs) {
     // Same rows and labels for every input, so the training set's folds apply to each.
-    const problem = input === inputs[0] ? set.problem : new Problem(set.task, input.data, set.labelled);
+    const problem =
+      input.data === set.problem.data ? set.problem : new Problem(set.task, input.data, set.labelled);
     const backboneId = input.specs.map((s) => s.id).join(PART_SEPARATOR);
-    for (const kind of kinds) {
-      for (const params of kind.grid(set.trainPos.length, input.data.dim)) {
-        checkTrainingBudget();
-        const t0 = performance.now();
-        const oof = await crossValidate(problem, kind, params, set);
-        const score = mean(oof.foldScores);
-        candidates.push({
-          ...(searchBackbones ? { backbone: backboneId } : {}),
-          type: kind.type,
-          params,
-          score: set.task === "regression" ? -score : score,
-          std: std(oof.foldScores),
-          seconds: (performance.now() - t0) / 1000,
-          chosen: false,
-        });
-        // Strictly better only: ties keep the earlier (simpler) candidate.
-        if (!best || score > best.score)
-          best = { kind, params, score, oof, index: candidates.length - 1, input, problem };
-      }
+    // Along a grid each fold starts from its own model at the previous values (a regularization
+    // path, as glmnet and LogisticRegressionCV walk it): the same optimum in fewer solver steps.
+    let previous: Evaluated | undefined;
+    for (const params of grid) {
+      checkTrainingBudget();
+      const t0 = performance.now();
+      const oof = await crossValidate(problem, kind, params, set, { perFold: previous?.models });
+      const score = mean(oof.foldScores);
+      candidates.push({
+        ...(nameBackbones ? { backbone: backboneId } : {}),
+        type: kind.type,
+        params,
+        score: set.task === "regression" ? -score : score,
+        std: std(oof.foldScores),
+        seconds: (performance.now() - t0) / 1000,
+        chosen: false,
+      });
+      // Strictly better only: ties keep the earlier (simpler) candidate.
+      if (!best || score > best.score)
+        best = { kind, params, score, oof, index: candidates.length - 1, input, problem };
+      if (path && previous && score < mean(previous.foldScores)) break;
+      previous = oof;
     }
   }
-  return { candidates, best };
+  if (!best) return undefined;
+  candidates[best.index].chosen = true;
+  const { kind, params, oof, input, problem } = best;
+  const metric = set.task === "regression" ? "rmse" : "macroF1";
+  return { kind, params, oof, input, problem, search: { metric, folds: set.folds, candidates } };
 }

@@ -18,6 +18,8 @@ export interface Evaluated {
   decided?: Uint8Array;
   /** Per-fold scores (CV only). */
   foldScores: number[];
+  /** Each fold's model, in fold order: where the folds of a neighbouring configuration may start. */
+  models: unknown[];
 }
 
 /** Multi-label decisions: the kind's own (per-label thresholds), else p ≥ 0.5. */
@@ -45,16 +47,32 @@ export async function crossValidate(
   kind: AnyKind,
   params: HeadParams,
   { trainPos: pos, foldOf, folds, seed }: Folds,
-  /** The same kind and params fitted on every training row: each fold's solver may start there. */
-  warmStart?: unknown,
+  /**
+   * Where each fold's solver may start: the same kind and params fitted on every training row
+   * (`all`), or each fold's own model at a neighbouring configuration (`perFold`, in fold order).
+   */
+  warmStart: { all?: unknown; perFold?: readonly unknown[] } = {},
 ): Promise<Evaluated> {
   const d = problem.data.dim;
   const w = problem.width;
   const out = new Float64Array(pos.length * w);
   const decided = problem.task === "multilabel" ? new Uint8Array(pos.length * w) : undefined;
   const foldScores: number[] = [];
-  const ctx = (f: number) => ({ seed: seed + f, ...(warmStart === undefined ? {} : { warmStart }) });
-  const joint = await fitFoldsTogether(problem, kind, params, { trainPos: pos, foldOf, folds }, ctx(0));
+  const ctx = (f: number) => {
+    const start = warmStart.perFold?.[f] ?? warmStart.all;
+    return { seed: seed + f, ...(start === undefined ? {} : { warmStart: start }) };
+  };
+  const joint = await fitFoldsTogether(
+    problem,
+    kind,
+    params,
+    { trainPos: pos, foldOf, folds },
+    {
+      ...ctx(0),
+      ...(warmStart.perFold ? { foldWarmStarts: warmStart.perFold } : {}),
+    },
+  );
+  const models: unknown[] = [];
   for (let f = 0; f < folds; f++) {
     checkTrainingBudget();
     const inFold: number[] = [];
@@ -65,6 +83,7 @@ export async function crossValidate(
     const model =
       joint?.[f] ??
       (await kind.fit(problem.X(trainPos), trainPos.length, d, problem.target(trainPos), params, ctx(f)));
+    models.push(model);
     const o = await kind.predict(model, problem.X(testPos), testPos.length);
     const dec = decided ? decide(kind, model, o, testPos.length) : undefined;
     for (let t = 0; t < outFold.length; t++) {
@@ -73,7 +92,7 @@ export async function crossValidate(
     }
     foldScores.push(score(problem, problem.target(testPos), o, testPos.length, dec));
   }
-  return { out, decided, foldScores };
+  return { out, decided, foldScores, models };
 }
 
 /** Every fold's model from one shared fit (`kind.fitFolds`), or undefined to fit them one by one. */

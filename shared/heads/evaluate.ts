@@ -53,7 +53,7 @@ export async function evaluateHead(
   const { kind, params, problem } = choice;
   let oof = choice.oof;
   // The folds start from the model of every row: same optimum, far fewer solver iterations.
-  const outOfFold = async () => (oof ??= await crossValidate(problem, kind, params, set, model));
+  const outOfFold = async () => (oof ??= await crossValidate(problem, kind, params, set, { all: model }));
   const hasTest = set.testPos.length > 0;
   const held = hasTest
     ? await onTestSplit(kind, model, problem, set.testPos)

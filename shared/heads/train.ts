@@ -8,20 +8,13 @@
 import type { BackboneSpec } from "../backbone/spec.ts";
 import { backboneRecord } from "../embed/composite.ts";
 import { ConflictError } from "../errors.ts";
-import {
-  checkTrainingBudget,
-  checkTrainMemory,
-  estimateTrainBytes,
-  type TrainLimits,
-  withTrainingBudget,
-} from "../learn/budget.ts";
+import { checkTrainingBudget, type TrainLimits, withTrainingBudget } from "../learn/budget.ts";
 import type { HeadParams, HeadTask } from "../learn/estimator.ts";
-import { headKind } from "../learn/registry.ts";
 import type { ObjectStore } from "../store/types.ts";
-import { autoSelect, type Choice } from "./auto-select.ts";
-import type { AnyKind } from "./cross-validate.ts";
+import type { Choice } from "./auto-select.ts";
+import { chooseEstimator, fitChoice } from "./choose-estimator.ts";
 import { type Evaluation, evaluateHead } from "./evaluate.ts";
-import { buildTrainingSet, requestedType, type TrainingSet } from "./problem.ts";
+import { buildTrainingSet, type TrainingSet } from "./problem.ts";
 import { joinFeedback, loadFeedback, scoreFeedback, type WithFeedback } from "./train-feedback.ts";
 import { type BackboneInput, loadTrainingInputs } from "./train-inputs.ts";
 import type { TrainOptions } from "./train-request.ts";
@@ -103,7 +96,7 @@ async function train(
   const set = buildTrainingSet(opts, inputs[0].data);
   clock.lap("load");
   const choice = await chooseEstimator(opts, set, inputs, limits);
-  const model = await fit(choice, set);
+  const model = await fitChoice(choice, set);
   clock.lap("fit");
   const evaluation = await evaluateHead(choice, model, set, opts.calibrate ?? true, clock);
   const unknown = await fitUnknown(opts, set, choice, evaluation);
@@ -143,38 +136,6 @@ interface Trained {
   /** Multiclass: the unknown-input detector and how its threshold was chosen. */
   unknown?: UnknownFit;
   trainSeconds: number;
-}
-
-/**
- * `auto`: the best candidate by cross-validation. Otherwise the requested (or the task's default)
- * type, its params resolved against the training rows, within the memory budget.
- */
-async function chooseEstimator(
-  opts: TrainOptions,
-  set: TrainingSet,
-  inputs: readonly BackboneInput[],
-  limits: TrainLimits | undefined,
-): Promise<Choice> {
-  const datasetBytes = inputs.reduce((t, i) => t + i.data.vectors.byteLength, 0);
-  if (opts.type === "auto") return autoSelect(opts, set, inputs, datasetBytes, limits);
-  const { trainPos, problem } = set;
-  const d = inputs[0].data.dim;
-  const kind = headKind(requestedType(opts, set.task)) as AnyKind;
-  const params: HeadParams = kind.resolveParams(opts.params ?? {}, trainPos.length, d);
-  checkTrainMemory(
-    limits,
-    `a ${kind.type} head on ${trainPos.length} rows × ${d} dims`,
-    datasetBytes,
-    estimateTrainBytes(kind.type, trainPos.length, d, problem.width, params),
-  );
-  return { kind, params, input: inputs[0], problem };
-}
-
-/** The chosen estimator fitted on every training row. */
-function fit({ kind, params, problem }: Choice, { trainPos, seed }: TrainingSet): Promise<unknown> {
-  return kind.fit(problem.X(trainPos), trainPos.length, problem.data.dim, problem.target(trainPos), params, {
-    seed,
-  });
 }
 
 /** The new version's `head.json` (what predict loads) and its report (how it was made and scored). */

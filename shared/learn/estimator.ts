@@ -43,6 +43,11 @@ export interface FitContext {
    * optimum does not depend on the start use it (logreg); the others ignore it.
    */
   warmStart?: unknown;
+  /**
+   * fitFolds only: a start per fold, in the order of its `folds`, in place of `warmStart` (each
+   * fold's model at a neighbouring parameter value, as a regularization path visits them).
+   */
+  foldWarmStarts?: readonly unknown[];
 }
 
 export interface FitInfo {
@@ -66,6 +71,13 @@ export interface HeadKind<M = unknown, P extends HeadParams = HeadParams> {
   resolveParams(input: Record<string, unknown>, n: number, d: number): P;
   /** Candidates `--type auto` tries by cross-validation, small and ordered from simple to complex. */
   grid(n: number, d: number): P[];
+  /**
+   * Training this type with the parameters that matter most on small data left unset (`input` is
+   * the request's): the candidates cross-validation chooses among for n rows × d dims, in order
+   * along one parameter (the search stops once the score falls: heads/auto-select.ts). Undefined
+   * when the defaults stand: the request set them, or the search would not be cheap at this size.
+   */
+  smallDataGrid?(input: Record<string, unknown>, n: number, d: number): P[] | undefined;
   fit(X: Float32Array, n: number, d: number, target: Target, params: P, ctx: FitContext): Promise<M>;
   /**
    * Cross-validation's fits at once, one model per entry of `folds` (the rows of X each trains on),

@@ -22,6 +22,8 @@ export interface LogRegFold {
   /** Per entry of `rows`; default 1 each. */
   sampleWeight?: Float64Array;
   l2: number;
+  /** Where this fold's solver starts, in place of the fit's `init`. */
+  init?: LogRegModel;
 }
 
 /** One model per fold, in order, each fitted on its fold's rows of X (n×d, classes y over k). */
@@ -38,7 +40,9 @@ export async function fitLogRegFolds(
   const prepared = prepareFit(X, n, d, y, k, opts, std);
   const weights = folds.map((fold) => foldWeights(fold, n));
   const objective = await makeOnnxFoldsObjective(std.Z, n, d, k, y, weights);
-  const steps = folds.map(() => lbfgsSteps(startingPoint(prepared, opts.init), prepared.lbfgsOpts));
+  const steps = folds.map((fold) =>
+    lbfgsSteps(startingPoint(prepared, fold.init ?? opts.init), prepared.lbfgsOpts),
+  );
   let states = steps.map((s) => s.next());
   while (states.some((s) => !s.done)) {
     checkTrainingBudget();

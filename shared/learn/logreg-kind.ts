@@ -22,6 +22,14 @@ export interface LogRegParams {
 }
 
 const PARAMS = ["C", "classWeight"] as const;
+/** The C values `auto` and the small-data search try, strongest regularization first. */
+const C_GRID = [0.01, 0.1, 1, 10] as const;
+/**
+ * A training set this small (rows, and rows × dims) that leaves C unset has it chosen by
+ * cross-validation along C_GRID, the search's cost bounded by these (docs/heads.md,
+ * "Regularization on small data"; measured by `npm run bench:images -- --compare-fixed`).
+ */
+export const SMALL_DATA = { maxRows: 10_000, maxWork: 10_000 * 512 } as const;
 
 /** The fit's row weights (class weights × sample weights) and its L2 strength, 1 / (C · Σw). */
 function weighting(y: Int32Array, k: number, params: LogRegParams, base: Float64Array | undefined) {
@@ -46,7 +54,11 @@ export const logRegKind: HeadKind<LogRegModel, LogRegParams> = {
     };
   },
   grid() {
-    return [0.01, 0.1, 1, 10].map((C) => ({ C, classWeight: "none" as const }));
+    return C_GRID.map((C) => ({ C, classWeight: "none" as const }));
+  },
+  smallDataGrid(input, n, d) {
+    if (input.C !== undefined || n > SMALL_DATA.maxRows || n * d > SMALL_DATA.maxWork) return undefined;
+    return C_GRID.map((C) => logRegKind.resolveParams({ ...input, C }, n, d));
   },
   async fit(X, n, d, target, params, ctx) {
     expectTask(target, "multiclass", "logreg");
@@ -63,7 +75,7 @@ export const logRegKind: HeadKind<LogRegModel, LogRegParams> = {
     // Below the onnxruntime engine's threshold each fold fits faster alone (logreg.ts).
     if (target.k < 3 || smallest * d * target.k < ONNX_FIT_MIN_WORK) return undefined;
     const { y, k } = target;
-    const specs = folds.map((rows) => {
+    const specs = folds.map((rows, f) => {
       const base = target.sampleWeight ? Float64Array.from(rows, (i) => target.sampleWeight![i]) : undefined;
       const w = weighting(
         Int32Array.from(rows, (i) => y[i]),
@@ -71,7 +83,13 @@ export const logRegKind: HeadKind<LogRegModel, LogRegParams> = {
         params,
         base,
       );
-      return { rows, l2: w.l2, ...(w.sampleWeight ? { sampleWeight: w.sampleWeight } : {}) };
+      const start = ctx.foldWarmStarts?.[f] as LogRegModel | undefined;
+      return {
+        rows,
+        l2: w.l2,
+        ...(w.sampleWeight ? { sampleWeight: w.sampleWeight } : {}),
+        ...(start ? { init: start } : {}),
+      };
     });
     const init = ctx.warmStart as LogRegModel | undefined;
     return fitLogRegFolds(X, n, d, y, k, specs, init ? { init } : {});
