@@ -4,9 +4,9 @@ import * as tf from "@tensorflow/tfjs";
 import { InferenceSession, Tensor } from "onnxruntime-node";
 import { ValidationError } from "../shared/errors.ts";
 import { mulberry32 } from "../shared/learn/split.ts";
+import type { FeatureTap } from "../shared/onnx/tfjs/feature-tap.ts";
 import {
   convertLayersModel,
-  type FeatureTap,
   type KerasLayer,
   type LayersModelJson,
   parseLayersModelJson,

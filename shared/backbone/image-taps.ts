@@ -2,7 +2,7 @@
  * The image backbones that read nsfwjs's models at intermediate layers, as data: mobilenet.ts
  * converts them, and the registry lists them without loading the converter.
  */
-import type { FeatureTap } from "../onnx/tfjs/layers.ts";
+import type { FeatureTap } from "../onnx/tfjs/feature-tap.ts";
 
 /**
  * Variants that read the same models' intermediate layers instead of the pooled output (issue

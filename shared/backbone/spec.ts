@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { NAME_PATTERN, NAME_RULE } from "../layout.ts";
+import { type FeatureTap, TAP_POOLS } from "../onnx/tfjs/feature-tap.ts";
 
 const Name = z.string().regex(NAME_PATTERN, NAME_RULE);
 const AssetName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9\-_.]{0,127}$/);
@@ -145,7 +146,7 @@ export const BackboneSpec = z.object({
    * (informational; the graph does it). Several taps were each L2-normalized, then concatenated.
    */
   taps: z
-    .array(z.object({ layer: z.string().min(1), pool: z.enum(["avg", "gem"]) }))
+    .array(z.object({ layer: z.string().min(1), pool: z.enum(TAP_POOLS) }) satisfies z.ZodType<FeatureTap>)
     .min(1)
     .optional(),
   /** Each image's features were averaged with its left-right mirror's (informational; the graph does it). */

@@ -10,6 +10,7 @@
  */
 import { ValidationError } from "../../errors.ts";
 import { type Dim, encodeModel, GraphBuilder } from "../writer.ts";
+import type { FeatureTap } from "./feature-tap.ts";
 import type { WeightGroup, WeightTensor } from "./model-json.ts";
 
 export interface KerasLayer {
@@ -78,13 +79,6 @@ export function parseLayersModelJson(json: unknown): LayersModelJson {
     throw new ValidationError("model.json: weightsManifest is missing", { field: "weightsManifest" });
   }
   return m;
-}
-
-/** An intermediate feature map read out of the model, pooled over its height and width. */
-export interface FeatureTap {
-  layer: string;
-  /** `avg`: global average; `gem`: generalized mean with p = 3 over max(x, 1e-6) (Radenović et al.). */
-  pool: "avg" | "gem";
 }
 
 export interface LayersConvertOptions {
