@@ -44,6 +44,7 @@ const DEFAULT_IMAGE_TABLE = [
   "mobilenet-v2-taps-384-mirror",
   "inception-v3-mixed5-768",
   "inception-v3-taps-1536",
+  "inception-v3-taps-1536-149",
 ].filter((id, i, all) => all.indexOf(id) === i);
 
 const { values: args } = parseArgs({
