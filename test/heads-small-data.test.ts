@@ -37,9 +37,9 @@ async function choose(data: EmbeddedDataset, params?: Record<string, unknown>) {
 }
 
 describe("logreg's C on small training sets", () => {
-  // Few rows for many noisy dimensions: the penalty matters.
+  // The fewest rows the search runs on, in many noisy dimensions: the penalty matters.
   const d = 60;
-  const { X, y } = blobs(240, d, 4, 0.35, 3);
+  const { X, y } = blobs(SMALL_DATA.minRows, d, 4, 0.2, 3);
   const data = dataset(X, y, d);
 
   test("left unset, C is chosen by a walk along the grid that stops at the first drop", async () => {
@@ -75,11 +75,13 @@ describe("logreg's C on small training sets", () => {
     }
   });
 
-  test("past the size limits (rows, or rows × dims) C stays 1 without a search", async () => {
+  test("outside the size range (too few rows, too many, too many rows × dims) C stays 1 without a search", async () => {
+    const few = blobs(SMALL_DATA.minRows - 1, d, 4, 0.2, 3);
     const many = blobs(SMALL_DATA.maxRows + 1, 2, 2, 3, 1);
-    const wideD = Math.floor(SMALL_DATA.maxWork / 100) + 1;
-    const wide = blobs(100, wideD, 2, 3, 2);
-    for (const big of [dataset(many.X, many.y, 2), dataset(wide.X, wide.y, wideD)]) {
+    const wideD = Math.floor(SMALL_DATA.maxWork / SMALL_DATA.minRows) + 1;
+    const wide = blobs(SMALL_DATA.minRows, wideD, 2, 3, 2);
+    const sets = [dataset(few.X, few.y, d), dataset(many.X, many.y, 2), dataset(wide.X, wide.y, wideD)];
+    for (const big of sets) {
       const { choice } = await choose(big);
       assert.equal(choice.search, undefined);
       assert.equal(choice.params.C, 1);

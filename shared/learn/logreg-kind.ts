@@ -25,11 +25,13 @@ const PARAMS = ["C", "classWeight"] as const;
 /** The C values `auto` and the small-data search try, strongest regularization first. */
 const C_GRID = [0.01, 0.1, 1, 10] as const;
 /**
- * A training set this small (rows, and rows × dims) that leaves C unset has it chosen by
- * cross-validation along C_GRID, the search's cost bounded by these (docs/heads.md,
- * "Regularization on small data"; measured by `npm run bench:images -- --compare-fixed`).
+ * The training sets on which a C left unset is chosen by cross-validation along C_GRID: from
+ * minRows (below it the folds are too small to tell the values apart: on 10-shot and 600-image
+ * sets the search lost as often as it won) to maxRows and maxWork rows × dims (past them C matters
+ * less and the search costs more than the fit). docs/heads.md, "Regularization on small data";
+ * measured by `npm run bench:images -- --compare-fixed`.
  */
-export const SMALL_DATA = { maxRows: 10_000, maxWork: 10_000 * 512 } as const;
+export const SMALL_DATA = { minRows: 1_000, maxRows: 10_000, maxWork: 10_000 * 512 } as const;
 
 /** The fit's row weights (class weights × sample weights) and its L2 strength, 1 / (C · Σw). */
 function weighting(y: Int32Array, k: number, params: LogRegParams, base: Float64Array | undefined) {
@@ -57,7 +59,8 @@ export const logRegKind: HeadKind<LogRegModel, LogRegParams> = {
     return C_GRID.map((C) => ({ C, classWeight: "none" as const }));
   },
   smallDataGrid(input, n, d) {
-    if (input.C !== undefined || n > SMALL_DATA.maxRows || n * d > SMALL_DATA.maxWork) return undefined;
+    if (input.C !== undefined || n < SMALL_DATA.minRows || n > SMALL_DATA.maxRows) return undefined;
+    if (n * d > SMALL_DATA.maxWork) return undefined;
     return C_GRID.map((C) => logRegKind.resolveParams({ ...input, C }, n, d));
   },
   async fit(X, n, d, target, params, ctx) {
