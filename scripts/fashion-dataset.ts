@@ -1,7 +1,7 @@
 /**
  * Fashion-MNIST (Debian's `dataset-fashion-mnist`, installed by `scripts/system-deps.sh --bench`) as
  * a dataset of PNG files in a store, for the benchmarks that run the real batch stage on images
- * (`npm run bench:images`, `npm run bench -- --sections embed`).
+ * (`npm run bench:images-stage`, `npm run bench -- --sections embed`).
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
