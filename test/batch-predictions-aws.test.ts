@@ -48,6 +48,12 @@ class StandinRunner implements JobRunner {
       startedAt: new Date().toISOString(),
     }));
   }
+
+  async submitAll(jobs: readonly EmbedJob[]): Promise<EmbedJob[]> {
+    const out: EmbedJob[] = [];
+    for (const job of jobs) out.push(await this.submit(job));
+    return out;
+  }
 }
 
 /** EventBridge's "SageMaker Processing Job State Change" for the job's processing job. */

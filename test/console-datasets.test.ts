@@ -58,6 +58,11 @@ class Gate {
     void held.then(() => this.platform?.local.submit(job));
     return job;
   }
+  async submitAll(jobs: readonly EmbedJob[]): Promise<EmbedJob[]> {
+    const held = this.opened;
+    void held.then(() => this.platform?.local.submitAll(jobs));
+    return [...jobs];
+  }
 }
 
 async function imagePlatform(gate: Gate) {

@@ -20,7 +20,12 @@ import { mockClient } from "aws-sdk-client-mock";
 import {
   applyProcessingJobStateChange,
   EMBED_CONTAINER_ENTRYPOINT,
+  endedJobs,
+  groupProcessingJobBase,
   hasInstanceStorage,
+  isGroupProcessingJobBase,
+  MAX_GROUP_JOBS,
+  packGroups,
   parseProcessingJobName,
   processingJobName,
   SageMakerJobRunner,
@@ -29,6 +34,7 @@ import { loadEmbedder } from "../shared/backbone/registry.ts";
 import { bootstrap } from "../shared/bootstrap.ts";
 import type { SageMakerSettings } from "../shared/config.ts";
 import { type EmbedJob, readJob, updateJob } from "../shared/embed/job.ts";
+import { planEmbedJob } from "../shared/embed/plan.ts";
 import { runEmbedShards } from "../shared/embed/run.ts";
 import { HeadstartError, isUserError, NotFoundError, ValidationError } from "../shared/errors.ts";
 import { WebhookRegistry } from "../shared/events/registrations.ts";
@@ -36,7 +42,7 @@ import { keys } from "../shared/layout.ts";
 import type { ObjectStore, PutOptions } from "../shared/store/types.ts";
 import { loadEvent } from "./helpers/events.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
-import { tinySentimentRows, toJsonlText } from "./helpers/tiny-backbone.ts";
+import { tinySentimentRows, toJsonlText, writeTinyBackbone } from "./helpers/tiny-backbone.ts";
 import { Receiver } from "./helpers/webhook-receiver.ts";
 
 const STORE_URL = "s3://acme-data/customer-a";
@@ -539,6 +545,401 @@ describe("SageMakerJobRunner", () => {
         ],
       );
       assert.equal(receiver.requests.length, 2);
+      await receiver.stop();
+    });
+  });
+
+  describe("groups: several jobs of one dataset as ONE processing job (submitAll)", () => {
+    const B = "tiny-text-b";
+    before(async () => {
+      await writeTinyBackbone(join(ctx.dir, "backbone-b"), B, { salt: "b" });
+      await ctx.platform.addBackbone(join(ctx.dir, "backbone-b"));
+    });
+
+    /** A fresh dataset planned under tiny-text and tiny-text-b (4 shards each), optionally a customer's. */
+    async function plannedPair(customer?: string): Promise<[EmbedJob, EmbedJob]> {
+      const name = `films-${++dataset}`;
+      await ctx.platform.putManifest(name, "jsonl", toJsonlText(tinySentimentRows(40, { seed: dataset })));
+      const plan = async (id: string) =>
+        planEmbedJob(ctx.store, name, await ctx.platform.backbone(id), { shardSize: 10, customer });
+      return [await plan("tiny-text"), await plan(B)];
+    }
+
+    /** The state change event of the group's processing job `name`, as EventBridge sends it. */
+    function groupEvent(name: string, jobs: EmbedJob[], status = "Completed", storeUrl = STORE_URL) {
+      const e = loadEvent<{ detail: Record<string, unknown> & { Environment: Record<string, string> } }>(
+        "sagemaker-job-state-change-failed",
+      );
+      e.detail.ProcessingJobName = name;
+      e.detail.ProcessingJobStatus = status;
+      e.detail.Environment.HEADSTART_JOB = jobs.map((j) => j.job).join(",");
+      e.detail.Environment.HEADSTART_STORE = storeUrl;
+      return e;
+    }
+
+    const stored = async (job: EmbedJob) => (await readJob(store, job.job))!.value;
+    const commit = async (job: EmbedJob, shards: number[]) =>
+      runEmbedShards(store, job, await loadEmbedder(store, job.backbone, ctx.config), { shards });
+
+    test("group names: the members' stem, then -g and a hash of the ids; order-free; refused across datasets", async () => {
+      const [a, b] = await plannedPair("acme");
+      const base = groupProcessingJobBase([a.job, b.job]);
+      assert.equal(groupProcessingJobBase([b.job, a.job]), base);
+      assert.equal(base, `${a.job.slice(0, -17)}-g${base.slice(-15)}`);
+      assert.match(base, /^embed-acme--films-\d+-g[0-9a-f]{15}$/);
+      assert.ok(processingJobName(base, 99).length <= 63);
+      assert.equal(isGroupProcessingJobBase(base), true);
+      assert.equal(isGroupProcessingJobBase(a.job), false, "a job id is never a group's name");
+      assert.deepEqual(parseProcessingJobName(`${base}-r2`), { job: base, attempt: 2 });
+      const [other] = await plannedPair("acme");
+      for (const ids of [[a.job, other.job], [a.job]]) {
+        assert.throws(
+          () => groupProcessingJobBase(ids),
+          (e) => e instanceof ValidationError && e.field === "jobs",
+        );
+      }
+    });
+
+    test("packGroups: at most 10 members whose comma-joined ids fit SageMaker's 256-character value", async () => {
+      const [a] = await plannedPair();
+      const many = Array.from({ length: 12 }, (_, i) => ({
+        ...a,
+        job: `embed-x-${String(i).padStart(16, "0")}`,
+      }));
+      assert.deepEqual(
+        packGroups(many).map((g) => g.length),
+        [MAX_GROUP_JOBS, 2],
+      );
+      const long = Array.from({ length: 5 }, (_, i) => ({
+        ...a,
+        job: `embed-${"y".repeat(36)}-${String(i).padStart(16, "0")}`,
+      }));
+      const packed = packGroups(long);
+      assert.deepEqual(
+        packed.map((g) => g.length),
+        [4, 1],
+      );
+      for (const g of packed) assert.ok(g.map((j) => j.job).join(",").length <= 256);
+    });
+
+    test("submitAll: ONE CreateProcessingJob — group name, every id in HEADSTART_JOB, an input per member, tags", async () => {
+      const [a, b] = await plannedPair("acme");
+      sm.on(CreateProcessingJobCommand).resolves({});
+      const submitted = await runner({ customer: "acme" }).submitAll([a, b]);
+
+      const calls = sm.commandCalls(CreateProcessingJobCommand);
+      assert.equal(calls.length, 1, "one processing job for the group");
+      const req = calls[0].args[0].input;
+      const name = groupProcessingJobBase([a.job, b.job]);
+      assert.equal(req.ProcessingJobName, name);
+      assert.ok(req.ProcessingJobName!.startsWith("embed-acme--"), "the prefix IAM scopes by");
+      assert.deepEqual(req.Environment, {
+        HEADSTART_STORE: STORE_URL,
+        HEADSTART_JOB: `${a.job},${b.job}`,
+        AWS_REGION: "eu-west-1",
+        HEADSTART_LOG_LEVEL: "info",
+      });
+      assert.deepEqual(
+        req.ProcessingInputs,
+        [a, b].map((j, i) => ({
+          InputName: `plans-${i + 1}`,
+          S3Input: {
+            S3Uri: `${STORE_URL}/jobs/${j.job}/plans.manifest.json`,
+            S3DataType: "ManifestFile",
+            LocalPath: `/opt/ml/processing/input/plans/${j.job}`,
+            S3InputMode: "File",
+            S3DataDistributionType: "ShardedByS3Key",
+            S3CompressionType: "None",
+          },
+        })),
+      );
+      assert.deepEqual(
+        req.Tags?.map((t) => [t.Key, t.Value]),
+        [
+          ["headstart:group", name],
+          ["headstart:dataset", a.dataset],
+          ["headstart:backbones", `tiny-text ${B}`],
+          ["headstart:customer", "acme"],
+        ],
+      );
+      for (const j of [a, b]) {
+        const manifest = JSON.parse(
+          new TextDecoder().decode((await store.get(keys.jobPlanManifest(j.job)))!.body),
+        );
+        assert.deepEqual(manifest.slice(1), [
+          "_plan-00000.json",
+          "_plan-00001.json",
+          "_plan-00002.json",
+          "_plan-00003.json",
+        ]);
+        assert.equal(manifest[0].prefix, `${STORE_URL}/cache/${j.backbone}/${j.dataset}/`);
+      }
+      assert.deepEqual(
+        submitted.map((j) => [j.job, j.state, j.runner, j.externalId]),
+        [
+          [a.job, "running", "sagemaker", name],
+          [b.job, "running", "sagemaker", name],
+        ],
+      );
+      assert.deepEqual((await stored(b)).externalId, name);
+    });
+
+    test("submitAll: one instance gets FullyReplicated inputs; one job left is a plain submit", async () => {
+      const [a, b] = await plannedPair();
+      sm.on(CreateProcessingJobCommand).resolves({});
+      await runner({ instanceCount: 1 }).submitAll([a, b]);
+      const group = sm.commandCalls(CreateProcessingJobCommand)[0].args[0].input;
+      assert.deepEqual(
+        group.ProcessingInputs?.map((i) => i.S3Input?.S3DataDistributionType),
+        ["FullyReplicated", "FullyReplicated"],
+      );
+
+      const [c, d] = await plannedPair();
+      sm.reset();
+      sm.on(CreateProcessingJobCommand).resolves({});
+      const out = await runner().submitAll([{ ...c, state: "succeeded" }, d]);
+      const req = sm.commandCalls(CreateProcessingJobCommand)[0].args[0].input;
+      assert.equal(req.ProcessingJobName, d.job);
+      assert.equal(req.Environment?.HEADSTART_JOB, d.job);
+      assert.deepEqual(
+        req.ProcessingInputs?.map((i) => [i.InputName, i.S3Input?.LocalPath]),
+        [["plans", "/opt/ml/processing/input/plans"]],
+      );
+      assert.deepEqual(
+        out.map((j) => [j.job, j.state]),
+        [
+          [c.job, "succeeded"],
+          [d.job, "running"],
+        ],
+      );
+      assert.equal((await stored(c)).state, "planned", "the succeeded copy was left out, not submitted");
+    });
+
+    test("submitAll: a duplicate submit finds the group's job in use and starts no second one", async () => {
+      const [a, b] = await plannedPair();
+      const name = groupProcessingJobBase([a.job, b.job]);
+      sm.on(CreateProcessingJobCommand)
+        .resolvesOnce({})
+        .rejects(new ResourceInUse({ message: "Processing job names must be unique", $metadata: {} }));
+      sm.on(DescribeProcessingJobCommand).resolves(described(name, "InProgress"));
+      const r = runner();
+      await r.submitAll([a, b]);
+      const second = await r.submitAll([a, b]); // the callers' copies: still planned
+      const third = await r.submitAll([b, a]); // another order: the same group
+      assert.deepEqual(
+        sm.commandCalls(CreateProcessingJobCommand).map((c) => c.args[0].input.ProcessingJobName),
+        [name, name, name],
+      );
+      for (const j of [...second, ...third]) assert.deepEqual([j.state, j.externalId], ["running", name]);
+      assert.deepEqual(
+        third.map((j) => j.job),
+        [b.job, a.job],
+        "in the given order",
+      );
+
+      // A member submitted alone while its group runs is already started: no processing job of its own.
+      sm.resetHistory();
+      const alone = await r.submit(await stored(a));
+      assert.equal(sm.commandCalls(CreateProcessingJobCommand).length, 0);
+      assert.equal(alone.externalId, name);
+    });
+
+    test("submitAll: a failed group attempt is retried as -r2, then -r3 once the members are recorded failed", async () => {
+      const [a, b] = await plannedPair();
+      const base = groupProcessingJobBase([a.job, b.job]);
+      sm.on(CreateProcessingJobCommand, { ProcessingJobName: base }).rejects(
+        new ResourceInUse({ message: "exists", $metadata: {} }),
+      );
+      sm.on(DescribeProcessingJobCommand, { ProcessingJobName: base }).resolves(
+        described(base, "Failed", { FailureReason: "AlgorithmError: boom" }),
+      );
+      sm.on(CreateProcessingJobCommand, { ProcessingJobName: `${base}-r2` }).resolves({});
+      const retried = await runner().submitAll([a, b]);
+      assert.deepEqual(
+        retried.map((j) => [j.state, j.externalId]),
+        [
+          ["running", `${base}-r2`],
+          ["running", `${base}-r2`],
+        ],
+      );
+
+      // Its Failed event records both members failed (nothing committed): the next submit is -r3.
+      const failed = await applyProcessingJobStateChange(store, groupEvent(`${base}-r2`, [a, b], "Failed"));
+      assert.deepEqual(
+        failed.jobs?.map((j) => j.state),
+        ["failed", "failed"],
+      );
+      sm.reset();
+      sm.on(CreateProcessingJobCommand).resolves({});
+      const third = await runner().submitAll([await stored(a), await stored(b)]);
+      assert.deepEqual(
+        sm.commandCalls(CreateProcessingJobCommand).map((c) => c.args[0].input.ProcessingJobName),
+        [`${base}-r3`],
+      );
+      assert.deepEqual(
+        third.map((j) => [j.state, j.error]),
+        [
+          ["running", undefined],
+          ["running", undefined],
+        ],
+      );
+    });
+
+    test("state change: every member by its own shards — one succeeds, one fails naming its missing shard", async () => {
+      const [a, b] = await plannedPair();
+      sm.on(CreateProcessingJobCommand).resolves({});
+      await runner().submitAll([a, b]);
+      const name = groupProcessingJobBase([a.job, b.job]);
+      await commit(a, [0, 1, 2, 3]);
+      await commit(b, [0, 1, 3]);
+
+      const r = await applyProcessingJobStateChange(store, groupEvent(name, [a, b]));
+      assert.deepEqual(
+        [r.outcome, r.processingJob, r.status, r.job, r.state],
+        ["updated", name, "Completed", undefined, undefined],
+      );
+      assert.deepEqual(
+        r.jobs?.map((j) => [j.job, j.outcome, j.state, j.missingShards]),
+        [
+          [a.job, "updated", "succeeded", undefined],
+          [b.job, "updated", "failed", [2]],
+        ],
+      );
+      assert.equal(
+        r.jobs?.[1].error,
+        `SageMaker processing job ${name} completed, but shards 2 are not committed`,
+      );
+      assert.deepEqual(endedJobs(r), [a.job, b.job]);
+      const [sa, sb] = [await stored(a), await stored(b)];
+      assert.deepEqual(
+        [sa.state, sa.externalId, sb.state, sb.externalId],
+        ["succeeded", name, "failed", name],
+      );
+
+      // At least once: a replay changes nothing (and still names both as ended, for the handler).
+      const replay = await applyProcessingJobStateChange(store, groupEvent(name, [a, b]));
+      assert.equal(replay.outcome, "unchanged");
+      assert.deepEqual(endedJobs(replay), [a.job, b.job]);
+      assert.equal((await stored(a)).updatedAt, sa.updatedAt);
+
+      // Resubmitted, only b is left: it runs alone under its own name.
+      sm.reset();
+      sm.on(CreateProcessingJobCommand).resolves({});
+      await runner().submitAll([a, b]);
+      assert.deepEqual(
+        sm.commandCalls(CreateProcessingJobCommand).map((c) => c.args[0].input.ProcessingJobName),
+        [b.job],
+      );
+    });
+
+    test("state change: a failed group still succeeds the member whose shards are all committed", async () => {
+      const [a, b] = await plannedPair();
+      const name = groupProcessingJobBase([a.job, b.job]);
+      await commit(a, [0, 1, 2, 3]);
+      await commit(b, [0]);
+      const r = await applyProcessingJobStateChange(store, groupEvent(name, [a, b], "Failed"));
+      assert.deepEqual(
+        r.jobs?.map((j) => [j.job, j.state]),
+        [
+          [a.job, "succeeded"],
+          [b.job, "failed"],
+        ],
+      );
+      assert.equal(
+        (await stored(b)).error,
+        `SageMaker processing job ${name} failed: AlgorithmError: See job logs for more information`,
+      );
+      const stopped = await applyProcessingJobStateChange(store, groupEvent(name, [a, b], "Stopped"));
+      assert.match(String(stopped.jobs?.[1].error), /was stopped/);
+      assert.equal((await stored(a)).state, "succeeded");
+    });
+
+    test("superseded: an older group attempt, or a group after a member was submitted alone, is ignored per member", async () => {
+      const [a, b] = await plannedPair();
+      const base = groupProcessingJobBase([a.job, b.job]);
+      for (const j of [a, b])
+        await updateJob(store, j.job, () => ({ state: "running", externalId: `${base}-r2` }));
+
+      const old = await applyProcessingJobStateChange(store, groupEvent(base, [a, b], "Failed"));
+      assert.equal(old.outcome, "ignored");
+      assert.deepEqual(
+        old.jobs?.map((j) => j.reason),
+        [`superseded by ${base}-r2`, `superseded by ${base}-r2`],
+      );
+      assert.deepEqual(endedJobs(old), []);
+
+      // b was since submitted alone: the group's event is no longer b's; a's attempt is current.
+      await updateJob(store, b.job, () => ({ externalId: b.job }));
+      const r2 = await applyProcessingJobStateChange(store, groupEvent(`${base}-r2`, [a, b], "Failed"));
+      assert.equal(r2.outcome, "updated");
+      assert.deepEqual(
+        r2.jobs?.map((j) => [j.job, j.outcome, j.state ?? j.reason]),
+        [
+          [a.job, "updated", "failed"],
+          [b.job, "ignored", `superseded by ${b.job}`],
+        ],
+      );
+      assert.equal((await stored(b)).state, "running");
+
+      // And the other way round: a's single-job event after a joined a group is not a's any more.
+      const single = loadEvent<{ detail: Record<string, unknown> & { Environment: Record<string, string> } }>(
+        "sagemaker-job-state-change",
+      );
+      single.detail.ProcessingJobName = a.job;
+      single.detail.Environment.HEADSTART_JOB = a.job;
+      single.detail.Environment.HEADSTART_STORE = STORE_URL;
+      const late = await applyProcessingJobStateChange(store, single);
+      assert.deepEqual([late.outcome, late.job, late.reason], ["ignored", a.job, `superseded by ${base}-r2`]);
+    });
+
+    test("describe and stop of a member address the group's processing job", async () => {
+      const [a, b] = await plannedPair();
+      const name = groupProcessingJobBase([a.job, b.job]);
+      sm.on(CreateProcessingJobCommand).resolves({});
+      await runner().submitAll([a, b]);
+      sm.on(DescribeProcessingJobCommand).resolves(described(name, "InProgress"));
+      sm.on(StopProcessingJobCommand).resolves({});
+      const info = await runner().describe(b.job);
+      assert.deepEqual([info.job, info.name, info.status], [b.job, name, "InProgress"]);
+      await runner().stop(a);
+      assert.deepEqual(
+        sm.commandCalls(StopProcessingJobCommand).map((c) => c.args[0].input),
+        [{ ProcessingJobName: name }],
+      );
+    });
+
+    test("the job-complete handler announces every member of a group that ended", async () => {
+      const saved = { ...process.env };
+      Object.assign(process.env, {
+        HEADSTART_STORE: ctx.store.root,
+        HEADSTART_DEFAULT_BACKBONE: "tiny-text",
+        HEADSTART_MODELS_DIR: join(ctx.dir, "models"),
+        HEADSTART_LOG_LEVEL: "silent",
+      });
+      const { handler } = await import("../functions/job-complete/handler.ts");
+      for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+      Object.assign(process.env, saved);
+
+      const registry = new WebhookRegistry(ctx.store);
+      for (const w of await registry.list()) await registry.remove(w.id);
+      const receiver = await new Receiver().start();
+      receiver.secret = (await registry.add(receiver.url, ["dataset.embedded", "dataset.failed"])).secret;
+
+      const [a, b] = await plannedPair();
+      const name = groupProcessingJobBase([a.job, b.job]);
+      await runEmbedShards(ctx.store, a, await loadEmbedder(ctx.store, "tiny-text", ctx.config));
+      const event = groupEvent(name, [a, b], "Completed", ctx.store.url);
+      const r = await handler(event);
+      assert.deepEqual([r.outcome, r.jobs?.map((j) => j.state)], ["updated", ["succeeded", "failed"]]);
+      assert.equal((await handler(event)).outcome, "unchanged");
+      assert.deepEqual(
+        [...receiver.events.values()].map((e) => [e.event.type, e.event.data.job]).sort(),
+        [
+          ["dataset.embedded", a.job],
+          ["dataset.failed", b.job],
+        ].sort(),
+      );
+      assert.equal(receiver.requests.length, 2, "a replay announces nothing twice");
       await receiver.stop();
     });
   });

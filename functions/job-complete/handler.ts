@@ -3,7 +3,8 @@
  *
  * - EventBridge "SageMaker Processing Job State Change" → `jobs/<job>.json`: succeeded once every
  *   shard is committed, failed with SageMaker's failure reason (or the missing shards) otherwise.
- *   A job that ended is announced to the webhooks (`dataset.embedded` / `dataset.failed`), and
+ *   A group's processing job (several jobs of a dataset, one per backbone) updates every member
+ *   job, and each member that ended is handled as a job of its own. A job that ended is announced to the webhooks (`dataset.embedded` / `dataset.failed`), and
  *   the batch-prediction jobs parked on it continue here: scored when every embedding job they
  *   wait for has succeeded, failed when one failed (`platform.continueBatchPredictions`).
  * - `{batchJob}` from the API (`aws/lambda-batch-dispatcher.ts`): runs a started batch job up to
@@ -15,6 +16,7 @@
 
 import {
   applyProcessingJobStateChange,
+  endedJobs,
   type JobStateChangeResult,
 } from "../../shared/aws/sagemaker-runner.ts";
 import { bootstrap } from "../../shared/bootstrap.ts";
@@ -37,12 +39,15 @@ export const handler = instrument({ log, metrics }, async (event: unknown): Prom
 async function stateChange(event: unknown): Promise<JobCompleteResult> {
   const result = await applyProcessingJobStateChange(platform.store, event, log);
   if (result.outcome === "ignored") log.info("event ignored", { ...result });
-  if (!result.job || (result.state !== "succeeded" && result.state !== "failed")) return result;
-  // Replays too: the event's id follows from the job, so the delivery log sends it once.
-  await platform.notifyJobEnded(result.job);
-  const continued = await platform.continueBatchPredictions(result.job);
-  for (const b of continued) {
-    log.info("batch job continued", { job: b.job, status: b.status, phase: b.progress.phase });
+  const batchJobs = new Set<string>();
+  // Every member of a group that ended, each as a job of its own; replays too: an event's id
+  // follows from the job, so the delivery log sends it once.
+  for (const job of endedJobs(result)) {
+    await platform.notifyJobEnded(job);
+    for (const b of await platform.continueBatchPredictions(job)) {
+      log.info("batch job continued", { job: b.job, status: b.status, phase: b.progress.phase });
+      batchJobs.add(b.job);
+    }
   }
-  return continued.length ? { ...result, batchJobs: continued.map((b) => b.job) } : result;
+  return batchJobs.size ? { ...result, batchJobs: [...batchJobs] } : result;
 }

@@ -8,19 +8,26 @@
  * from dataset version and backbone), so a second S3 event for the same upload asks SageMaker
  * for a job that already exists, which answers `ResourceInUse`: that is "already started".
  * SageMaker never reuses a name, so a job that failed is retried under `<job>-r2`, `<job>-r3`…
+ *
+ * Groups (`submitAll`): several jobs of one dataset (one per backbone) run as ONE processing job
+ * named `<stem>-g<hash of the sorted ids>` (`groupProcessingJobBase`), with every member's plan
+ * manifest as an input of its own and `HEADSTART_JOB` = the ids joined by commas. Each member
+ * records the group's name as its `externalId`; its state change event updates every member.
  */
+import { createHash } from "node:crypto";
 import type {
   CreateProcessingJobCommandInput,
   DescribeProcessingJobCommandOutput,
+  ProcessingInput,
   ProcessingJobStatus,
   SageMakerClient,
 } from "@aws-sdk/client-sagemaker";
 import { z } from "zod";
 import type { Config, SageMakerSettings } from "../config.ts";
-import { SAGEMAKER_PLANS_DIR } from "../embed/batch.ts";
+import { jobPlansDir, SAGEMAKER_PLANS_DIR } from "../embed/batch.ts";
 import { type EmbedJob, type JobState, readJob, updateJob } from "../embed/job.ts";
 import { ConflictError, HeadstartError, NotFoundError, ValidationError } from "../errors.ts";
-import type { JobRunner } from "../jobs/runner.ts";
+import { type JobRunner, jobsToRun } from "../jobs/runner.ts";
 import { isValidName, keys, parseKey } from "../layout.ts";
 import type { Logger } from "../log.ts";
 import type { ObjectStore } from "../store/types.ts";
@@ -94,6 +101,59 @@ export function parseProcessingJobName(name: string): { job: string; attempt: nu
   return isValidName(parsed.job) ? parsed : undefined;
 }
 
+/** SageMaker takes at most 10 ProcessingInputs, one per member of a group. */
+export const MAX_GROUP_JOBS = 10;
+/** SageMaker's limit on an Environment value; `HEADSTART_JOB` holds a group's ids. */
+const MAX_ENV_VALUE = 256;
+/** A group's base name ends in `-g` and 15 hex digits; a job id (`embedJobId`) in 16 hex digits. */
+const GROUP_BASE = /-g[0-9a-f]{15}$/;
+
+/**
+ * The processing job base name of a group of jobs: the members' common stem — `embed-<customer>--`
+ * and the dataset's slug, the prefix the stack's IAM policies and event rules scope by — then
+ * `-g` and a hash of the sorted ids, so one group always gets one name (its `-rN` retries
+ * follow as for a job), and never a job's.
+ */
+export function groupProcessingJobBase(jobIds: readonly string[]): string {
+  const stems = new Set(jobIds.map((id) => id.replace(/-[0-9a-f]{16}$/, "")));
+  if (jobIds.length < 2 || stems.size !== 1) {
+    throw new ValidationError(
+      `a group needs 2 or more jobs of one dataset and customer (ids sharing their stem), got ${jobIds.join(", ")}`,
+      { field: "jobs" },
+    );
+  }
+  const hash = createHash("sha256")
+    .update([...jobIds].sort().join("\n"))
+    .digest("hex")
+    .slice(0, 15);
+  const base = `${[...stems][0]}-g${hash}`;
+  processingJobName(base, MAX_ATTEMPTS); // its last retry's name must be valid too
+  return base;
+}
+
+export function isGroupProcessingJobBase(base: string): boolean {
+  return GROUP_BASE.test(base);
+}
+
+/**
+ * `jobs` cut into groups SageMaker takes: at most `MAX_GROUP_JOBS` members whose comma-joined
+ * ids fit one Environment value. Usually one group; a run of one job is submitted alone.
+ */
+export function packGroups(jobs: readonly EmbedJob[]): EmbedJob[][] {
+  const groups: EmbedJob[][] = [];
+  let current: EmbedJob[] = [];
+  for (const job of jobs) {
+    const ids = [...current, job].map((j) => j.job).join(",");
+    if (current.length > 0 && (current.length >= MAX_GROUP_JOBS || ids.length > MAX_ENV_VALUE)) {
+      groups.push(current);
+      current = [];
+    }
+    current.push(job);
+  }
+  if (current.length > 0) groups.push(current);
+  return groups;
+}
+
 /** `s3://bucket[/prefix]` of an S3-backed store, split. */
 export function s3Location(storeUrl: string): { bucket: string; prefix: string } {
   const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(storeUrl);
@@ -132,9 +192,85 @@ export function createProcessingJobRequest(
   settings: SageMakerSettings,
   ctx: RequestContext,
 ): CreateProcessingJobCommandInput {
+  return processingJobRequest(name, settings, ctx, {
+    jobs: job.job,
+    inputs: [planInput(job, PLANS_INPUT_NAME, SAGEMAKER_PLANS_DIR, settings, ctx)],
+    tags: [
+      { Key: "headstart:job", Value: job.job },
+      { Key: "headstart:dataset", Value: job.dataset },
+      { Key: "headstart:backbone", Value: job.backbone },
+    ],
+  });
+}
+
+/**
+ * The CreateProcessingJob request for one attempt of a group of jobs: `HEADSTART_JOB` = their
+ * ids joined by commas, and each member's plan manifest as input `plans-<n>` delivered to
+ * `<plans>/<job>` (SageMaker wants a local path per input; the batch entry looks there).
+ */
+export function createGroupProcessingJobRequest(
+  jobs: readonly EmbedJob[],
+  name: string,
+  settings: SageMakerSettings,
+  ctx: RequestContext,
+): CreateProcessingJobCommandInput {
+  const base = parseProcessingJobName(name)?.job ?? name;
+  return processingJobRequest(name, settings, ctx, {
+    jobs: jobs.map((j) => j.job).join(","),
+    inputs: jobs.map((j, i) =>
+      planInput(
+        j,
+        `${PLANS_INPUT_NAME}-${i + 1}`,
+        jobPlansDir(SAGEMAKER_PLANS_DIR, j.job, true),
+        settings,
+        ctx,
+      ),
+    ),
+    tags: [
+      { Key: "headstart:group", Value: base },
+      { Key: "headstart:dataset", Value: jobs[0].dataset },
+      // Informational (tag values hold at most 256 characters); the ids are in HEADSTART_JOB.
+      {
+        Key: "headstart:backbones",
+        Value: jobs
+          .map((j) => j.backbone)
+          .join(" ")
+          .slice(0, 256),
+      },
+    ],
+  });
+}
+
+/** One job's plan manifest as a processing input (split across instances when there are several). */
+function planInput(
+  job: EmbedJob,
+  inputName: string,
+  localPath: string,
+  settings: SageMakerSettings,
+  ctx: RequestContext,
+): ProcessingInput {
+  return {
+    InputName: inputName,
+    S3Input: {
+      S3Uri: s3Uri(ctx.storeUrl, keys.jobPlanManifest(job.job)),
+      S3DataType: "ManifestFile",
+      LocalPath: localPath,
+      S3InputMode: "File",
+      S3DataDistributionType: settings.instanceCount > 1 ? "ShardedByS3Key" : "FullyReplicated",
+      S3CompressionType: "None",
+    },
+  };
+}
+
+function processingJobRequest(
+  name: string,
+  settings: SageMakerSettings,
+  ctx: RequestContext,
+  parts: { jobs: string; inputs: ProcessingInput[]; tags: Array<{ Key: string; Value: string }> },
+): CreateProcessingJobCommandInput {
   const environment: Record<string, string> = {
     HEADSTART_STORE: ctx.storeUrl,
-    HEADSTART_JOB: job.job,
+    HEADSTART_JOB: parts.jobs,
   };
   if (ctx.region) environment.AWS_REGION = ctx.region;
   if (ctx.logLevel) environment.HEADSTART_LOG_LEVEL = ctx.logLevel;
@@ -156,23 +292,9 @@ export function createProcessingJobRequest(
     },
     StoppingCondition: { MaxRuntimeInSeconds: settings.maxRuntimeSeconds },
     Environment: environment,
-    ProcessingInputs: [
-      {
-        InputName: PLANS_INPUT_NAME,
-        S3Input: {
-          S3Uri: s3Uri(ctx.storeUrl, keys.jobPlanManifest(job.job)),
-          S3DataType: "ManifestFile",
-          LocalPath: SAGEMAKER_PLANS_DIR,
-          S3InputMode: "File",
-          S3DataDistributionType: settings.instanceCount > 1 ? "ShardedByS3Key" : "FullyReplicated",
-          S3CompressionType: "None",
-        },
-      },
-    ],
+    ProcessingInputs: parts.inputs,
     Tags: [
-      { Key: "headstart:job", Value: job.job },
-      { Key: "headstart:dataset", Value: job.dataset },
-      { Key: "headstart:backbone", Value: job.backbone },
+      ...parts.tags,
       ...(settings.customer ? [{ Key: "headstart:customer", Value: settings.customer }] : []),
     ],
   };
@@ -254,6 +376,20 @@ export interface SageMakerJobRunnerOptions {
  */
 const sagemakerSdk = () => import("@aws-sdk/client-sagemaker");
 
+/**
+ * Where to start `base`'s attempts: the latest attempt any member records, or the next one where
+ * that attempt failed for it.
+ */
+function firstAttempt(members: readonly EmbedJob[], base: string): number {
+  let attempt = 1;
+  for (const job of members) {
+    const recorded = job.externalId ? parseProcessingJobName(job.externalId) : undefined;
+    if (!recorded || recorded.job !== base) continue;
+    attempt = Math.max(attempt, job.state === "failed" ? recorded.attempt + 1 : recorded.attempt);
+  }
+  return attempt;
+}
+
 export class SageMakerJobRunner implements JobRunner {
   readonly name = "sagemaker";
   private clientPromise?: Promise<SageMakerClient>;
@@ -299,48 +435,128 @@ export class SageMakerJobRunner implements JobRunner {
    */
   async submit(job: EmbedJob): Promise<EmbedJob> {
     if (job.state === "succeeded" || job.shards.length === 0) return job;
-    const manifestKey = keys.jobPlanManifest(job.job);
-    // Deterministic content: every plan of the job (committed shards are skipped by the workers).
-    await this.store.put(manifestKey, JSON.stringify(planManifest(this.store.url, job)), {
+    if (await this.runsInGroup(job)) return job;
+    await this.putPlanManifest(job);
+    const [recorded] = await this.startAttempt([job], job.job, (name) =>
+      createProcessingJobRequest(job, name, this.settings, this.requestContext()),
+    );
+    return recorded;
+  }
+
+  /**
+   * Starts the jobs as one processing job (a group; see the header), or finds the one already
+   * started for them; resolves with each job as recorded, in the given order. Jobs `succeeded`
+   * or without shards are left out; a lone remaining job is `submit`ted. Jobs that do not fit
+   * one processing job (`packGroups`) go to as few as they fit in.
+   */
+  async submitAll(jobs: readonly EmbedJob[]): Promise<EmbedJob[]> {
+    // From the records, not the caller's copies: a member that succeeded since stays out, and
+    // one recorded under the group's attempt resumes from it.
+    const recorded = new Map<string, EmbedJob>();
+    for (const job of jobsToRun(jobs)) {
+      recorded.set(job.job, (await readJob(this.store, job.job))?.value ?? job);
+    }
+    for (const group of packGroups(jobsToRun([...recorded.values()]))) {
+      const started = group.length === 1 ? [await this.submit(group[0])] : await this.submitGroup(group);
+      for (const j of started) recorded.set(j.job, j);
+    }
+    return jobs.map((j) => recorded.get(j.job) ?? j);
+  }
+
+  private async submitGroup(jobs: readonly EmbedJob[]): Promise<EmbedJob[]> {
+    const datasets = new Set(jobs.map((j) => j.dataset));
+    if (datasets.size !== 1) {
+      throw new ValidationError(`a group's jobs must embed one dataset, got ${[...datasets].join(", ")}`, {
+        field: "jobs",
+      });
+    }
+    const base = groupProcessingJobBase(jobs.map((j) => j.job));
+    for (const job of jobs) await this.putPlanManifest(job);
+    return this.startAttempt(jobs, base, (name) =>
+      createGroupProcessingJobRequest(jobs, name, this.settings, this.requestContext()),
+    );
+  }
+
+  /**
+   * Whether the job is running in a group's processing job that is still going: its own name
+   * would start a second one (a group member submitted alone, by a duplicate event).
+   */
+  private async runsInGroup(job: EmbedJob): Promise<boolean> {
+    const recorded = job.externalId ? parseProcessingJobName(job.externalId) : undefined;
+    if (job.state !== "running" || !recorded || !isGroupProcessingJobBase(recorded.job)) return false;
+    const { status } = await this.describeName(job.job, job.externalId!);
+    return status === "InProgress" || status === "Stopping";
+  }
+
+  /** Deterministic content: every plan of the job (committed shards are skipped by the workers). */
+  private async putPlanManifest(job: EmbedJob): Promise<void> {
+    await this.store.put(keys.jobPlanManifest(job.job), JSON.stringify(planManifest(this.store.url, job)), {
       contentType: "application/json",
     });
+  }
 
-    let attempt = this.firstAttempt(job);
-    for (; attempt <= MAX_ATTEMPTS; attempt++) {
-      const name = processingJobName(job.job, attempt);
-      const request = createProcessingJobRequest(job, name, this.settings, {
-        storeUrl: this.store.url,
-        region: this.opts.region,
-        logLevel: this.opts.logLevel,
-      });
-      try {
-        const { CreateProcessingJobCommand } = await sagemakerSdk();
-        await (await this.client()).send(new CreateProcessingJobCommand(request));
-        this.opts.log?.info("processing job created", { job: job.job, processingJob: name });
-        return await this.markRunning(job.job, name);
-      } catch (err) {
-        if (!isAlreadyExists(err)) throw mapSageMakerError(err, `CreateProcessingJob ${name}`);
+  private requestContext(): RequestContext {
+    return { storeUrl: this.store.url, region: this.opts.region, logLevel: this.opts.logLevel };
+  }
+
+  /**
+   * Creates the processing job of the first attempt of `base` not known to have failed, for one
+   * job or a group; a taken name is this submission's own (a duplicate event) unless that attempt
+   * failed or was stopped, or completed leaving a member failed: then the next attempt.
+   */
+  private async startAttempt(
+    members: readonly EmbedJob[],
+    base: string,
+    request: (name: string) => CreateProcessingJobCommandInput,
+  ): Promise<EmbedJob[]> {
+    const ids = members.map((j) => j.job).join(",");
+    for (let attempt = firstAttempt(members, base); attempt <= MAX_ATTEMPTS; attempt++) {
+      const name = processingJobName(base, attempt);
+      if (await this.create(request(name))) {
+        this.opts.log?.info("processing job created", { job: ids, processingJob: name });
+        return this.markAllRunning(members, name);
       }
-      // The name is taken: by this job's own earlier submit (a duplicate event) or a failed attempt.
-      const existing = await this.describeName(job.job, name);
-      const current = (await readJob(this.store, job.job))?.value ?? job;
+      const existing = await this.describeName(members[0].job, name);
+      const current = await Promise.all(
+        members.map(async (j) => (await readJob(this.store, j.job))?.value ?? j),
+      );
       const retryable =
         existing.status === "Failed" ||
         existing.status === "Stopped" ||
-        (existing.status === "Completed" && current.state === "failed" && current.externalId === name);
+        (existing.status === "Completed" &&
+          current.some((c) => c.state === "failed" && c.externalId === name));
       if (!retryable) {
         this.opts.log?.info("processing job already started", {
-          job: job.job,
+          job: ids,
           processingJob: name,
           status: existing.status,
         });
-        if (current.state === "succeeded" || current.state === "failed") return current;
-        return await this.markRunning(job.job, name);
+        return this.markAllRunning(current, name, true);
       }
     }
-    throw new ConflictError(`job ${job.job} has used all ${MAX_ATTEMPTS} SageMaker attempts`, {
-      field: "job",
-    });
+    throw new ConflictError(`job ${ids} has used all ${MAX_ATTEMPTS} SageMaker attempts`, { field: "job" });
+  }
+
+  /** Creates the processing job; false when its name is taken (SageMaker never reuses one). */
+  private async create(request: CreateProcessingJobCommandInput): Promise<boolean> {
+    try {
+      const { CreateProcessingJobCommand } = await sagemakerSdk();
+      await (await this.client()).send(new CreateProcessingJobCommand(request));
+      return true;
+    } catch (err) {
+      if (isAlreadyExists(err)) return false;
+      throw mapSageMakerError(err, `CreateProcessingJob ${request.ProcessingJobName}`);
+    }
+  }
+
+  /** Marks each job running under `name` (`ended`: a job that already ended is left as it is). */
+  private async markAllRunning(jobs: readonly EmbedJob[], name: string, ended = false): Promise<EmbedJob[]> {
+    const recorded: EmbedJob[] = [];
+    for (const job of jobs) {
+      const done = job.state === "succeeded" || job.state === "failed";
+      recorded.push(ended && done ? job : await this.markRunning(job.job, name));
+    }
+    return recorded;
   }
 
   /** The processing job of the job's latest attempt. */
@@ -381,18 +597,12 @@ export class SageMakerJobRunner implements JobRunner {
     return found.value;
   }
 
-  /** Where to start: the recorded attempt, or the next one when that attempt failed. */
-  private firstAttempt(job: EmbedJob): number {
-    const recorded = job.externalId ? parseProcessingJobName(job.externalId) : undefined;
-    if (!recorded || recorded.job !== job.job) return 1;
-    return job.state === "failed" ? recorded.attempt + 1 : recorded.attempt;
-  }
-
   private markRunning(job: string, name: string): Promise<EmbedJob> {
     const now = new Date().toISOString();
     return updateJob(this.store, job, (cur) => {
-      // The completion event of this very attempt may have been handled already.
-      if (cur.externalId === name && (cur.state === "succeeded" || cur.state === "failed")) return {};
+      // The completion event of this very attempt may have been handled already; and
+      // `succeeded` is never undone (a group member submitted again with a stale record).
+      if (cur.state === "succeeded" || (cur.externalId === name && cur.state === "failed")) return {};
       return {
         state: "running",
         runner: this.name,
@@ -422,6 +632,23 @@ export const ProcessingJobStateChange = z.object({
 });
 export type ProcessingJobStateChange = z.infer<typeof ProcessingJobStateChange>;
 
+/** What a state change event did to one job (of a group's, each member's). */
+export interface MemberStateChange {
+  job: string;
+  outcome: "updated" | "unchanged" | "ignored";
+  state?: JobState;
+  error?: string;
+  /** Shards of the job that have no commit marker when its processing job completed (then failed). */
+  missingShards?: number[];
+  /** Why the event was ignored for this job. */
+  reason?: string;
+}
+
+/**
+ * What a state change event did. For a single job's processing job the job's fields stand at the
+ * top, as they always have; for a group's, `outcome` sums the members' (`updated` if any was)
+ * and `job`/`state` are unset. `jobs` lists every job the event named, member by member.
+ */
 export interface JobStateChangeResult {
   outcome: "updated" | "unchanged" | "ignored";
   processingJob?: string;
@@ -433,6 +660,15 @@ export interface JobStateChangeResult {
   missingShards?: number[];
   /** Why an event was ignored. */
   reason?: string;
+  /** Each job the event is about (one, or a group's members), in `HEADSTART_JOB`'s order. */
+  jobs?: MemberStateChange[];
+}
+
+/** The jobs a state change result ended (succeeded or failed, replays included): to announce, to continue. */
+export function endedJobs(result: JobStateChangeResult): string[] {
+  return (result.jobs ?? [])
+    .filter((m) => m.outcome !== "ignored" && (m.state === "succeeded" || m.state === "failed"))
+    .map((m) => m.job);
 }
 
 /** Shards of `job` without a commit marker, from one listing of the cache prefix. */
@@ -450,6 +686,11 @@ export async function uncommittedShards(store: ObjectStore, job: EmbedJob): Prom
  * shard of the job is committed (else failed, naming the missing shards); Failed/Stopped →
  * failed with SageMaker's FailureReason. Idempotent (EventBridge delivers at least once); events
  * of other stores, of jobs headstart did not start and of superseded attempts are ignored.
+ *
+ * A group's event is applied to every member on its own: each succeeds only once all ITS shards
+ * are committed — also when the processing job failed or stopped, since a member's finished work
+ * must not wait on another backbone's failure — and one whose record names a later attempt or
+ * another processing job (it was submitted again since) is left alone.
  */
 export async function applyProcessingJobStateChange(
   store: ObjectStore,
@@ -461,15 +702,54 @@ export async function applyProcessingJobStateChange(
     return { outcome: "ignored", reason: "not a SageMaker Processing Job State Change event" };
   }
   const d = parsed.data.detail;
+  const base = { processingJob: d.ProcessingJobName, status: d.ProcessingJobStatus };
+  const named = jobsOfEvent(store, d);
+  if ("reason" in named) return { ...base, outcome: "ignored", reason: named.reason };
+  const jobs: MemberStateChange[] = [];
+  for (const id of named.ids) jobs.push(await applyToJob(store, d, id, named.ids.length > 1, log));
+  if (named.ids.length === 1) return { ...base, ...jobs[0], jobs };
+  const outcome = jobs.some((j) => j.outcome === "updated")
+    ? "updated"
+    : jobs.some((j) => j.outcome === "unchanged")
+      ? "unchanged"
+      : "ignored";
+  const reason = outcome === "ignored" ? jobs.map((j) => `${j.job}: ${j.reason}`).join("; ") : undefined;
+  return { ...base, outcome, ...(reason ? { reason } : {}), jobs };
+}
+
+type JobStateChangeDetail = ProcessingJobStateChange["detail"];
+
+/** The headstart jobs the event is about, or why it is about none: another store's, not headstart's. */
+function jobsOfEvent(store: ObjectStore, d: JobStateChangeDetail): { ids: string[] } | { reason: string } {
+  const env = d.Environment ?? {};
+  if (env.HEADSTART_STORE !== undefined && env.HEADSTART_STORE !== store.url) {
+    return { reason: `job of another store (${env.HEADSTART_STORE})` };
+  }
+  const ids = env.HEADSTART_JOB?.split(",") ?? [parseProcessingJobName(d.ProcessingJobName)?.job];
+  if (!ids.every((id): id is string => id !== undefined && isValidName(id))) {
+    return { reason: "not a headstart job" };
+  }
+  return { ids };
+}
+
+/** The event's effect on one job (see `applyProcessingJobStateChange`). */
+async function applyToJob(
+  store: ObjectStore,
+  d: JobStateChangeDetail,
+  jobId: string,
+  group: boolean,
+  log?: Logger,
+): Promise<MemberStateChange> {
   const name = d.ProcessingJobName;
-  const base = { processingJob: name, status: d.ProcessingJobStatus };
-  const matched = await jobOfEvent(store, d, base);
-  if ("outcome" in matched) return matched;
-  const { jobId, job: cur } = matched;
-  const target = await targetState(store, d, cur);
-  if (!target) return { ...base, job: jobId, outcome: "unchanged", state: cur.state };
+  const found = await readJob(store, jobId);
+  if (!found) return { job: jobId, outcome: "ignored", reason: `job ${jobId} not found` };
+  const cur = found.value;
+  const newer = supersededBy(cur, name);
+  if (newer) return { job: jobId, outcome: "ignored", reason: `superseded by ${newer}` };
+  const target = await memberTarget(store, d, cur, group);
+  if (!target) return { job: jobId, outcome: "unchanged", state: cur.state };
   if (cur.state === target.state && cur.externalId === name && cur.error === target.error) {
-    return { ...base, job: jobId, outcome: "unchanged", ...target };
+    return { job: jobId, outcome: "unchanged", ...target };
   }
   const terminal = target.state === "succeeded" || target.state === "failed";
   const now = new Date().toISOString();
@@ -486,37 +766,36 @@ export async function applyProcessingJobStateChange(
     processingJob: name,
     ...target,
   });
-  return { ...base, job: jobId, outcome: "updated", ...target };
+  return { job: jobId, outcome: "updated", ...target };
 }
 
-type JobStateChangeDetail = ProcessingJobStateChange["detail"];
-
 /**
- * The headstart job the event is about, or the result that ignores it: another store's job, no
- * headstart job, an unknown job, or a retry attempt older than the one the job records.
+ * The processing job the job's record names instead of the event's, when that one supersedes it:
+ * a later attempt of the same job or group, or — where a group is involved on either side —
+ * another processing job (the job was submitted again, alone or in another group, since).
  */
-async function jobOfEvent(
+function supersededBy(job: EmbedJob, eventName: string): string | undefined {
+  const recorded = job.externalId ? parseProcessingJobName(job.externalId) : undefined;
+  if (!recorded) return undefined;
+  const fromName = parseProcessingJobName(eventName);
+  const eventBase = fromName && isGroupProcessingJobBase(fromName.job) ? fromName.job : job.job;
+  const attempt = fromName?.job === eventBase ? fromName.attempt : 1;
+  if (recorded.job !== eventBase) {
+    return isGroupProcessingJobBase(recorded.job) || eventBase !== job.job ? job.externalId : undefined;
+  }
+  return recorded.attempt > attempt ? job.externalId : undefined;
+}
+
+/** `targetState`, where a group member whose shards are all committed succeeds whatever the status. */
+async function memberTarget(
   store: ObjectStore,
   d: JobStateChangeDetail,
-  base: { processingJob: string; status: JobStateChangeDetail["ProcessingJobStatus"] },
-): Promise<JobStateChangeResult | { jobId: string; job: EmbedJob }> {
-  const env = d.Environment ?? {};
-  if (env.HEADSTART_STORE !== undefined && env.HEADSTART_STORE !== store.url) {
-    return { ...base, outcome: "ignored", reason: `job of another store (${env.HEADSTART_STORE})` };
-  }
-  const fromName = parseProcessingJobName(d.ProcessingJobName);
-  const jobId = env.HEADSTART_JOB ?? fromName?.job;
-  if (!jobId || !isValidName(jobId)) {
-    return { ...base, outcome: "ignored", reason: "not a headstart job" };
-  }
-  const found = await readJob(store, jobId);
-  if (!found) return { ...base, job: jobId, outcome: "ignored", reason: `job ${jobId} not found` };
-  const recorded = found.value.externalId ? parseProcessingJobName(found.value.externalId) : undefined;
-  const attempt = fromName?.job === jobId ? fromName.attempt : 1;
-  if (recorded && recorded.job === jobId && recorded.attempt > attempt) {
-    return { ...base, job: jobId, outcome: "ignored", reason: `superseded by ${found.value.externalId}` };
-  }
-  return { jobId, job: found.value };
+  job: EmbedJob,
+  group: boolean,
+): Promise<{ state: JobState; error?: string; missingShards?: number[] } | undefined> {
+  const target = await targetState(store, d, job);
+  if (!group || target?.state !== "failed" || d.ProcessingJobStatus === "Completed") return target;
+  return (await uncommittedShards(store, job)).length === 0 ? { state: "succeeded" } : target;
 }
 
 /** The state the event moves the job to, or undefined when it moves nothing. */
