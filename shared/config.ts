@@ -21,6 +21,19 @@ export const DEFAULT_BACKBONES = {
 } as const;
 
 /**
+ * `--backbones recommended`: the backbones worth embedding a dataset with so that `train --type
+ * auto` can choose among them and their `+` sets (docs/benchmarks.md measured each). Text: word
+ * vectors and a sentence encoder, which win different tasks and together win whole documents.
+ * Images: the default and the most accurate Inception taps. Audio: the one audio backbone that
+ * transfers (its mean-pooled twin is half of it).
+ */
+export const RECOMMENDED_BACKBONES = {
+  text: ["glove-100d", "use-lite-512"],
+  image: ["mobilenet-v2-taps-384", "inception-v3-taps-1536-149"],
+  audio: ["speech-embedding-96-meanmax"],
+} as const;
+
+/**
  * A customer id: lower-case words joined by single hyphens. No `--` and no hyphen at either end,
  * so `embed-<id>--` (the job-name prefix IAM scopes by) of one customer can never be a prefix of
  * another's, whatever the ids (`acme` and `acme-eu`). infra/customers.ts holds ids to the same rule.

@@ -2,7 +2,12 @@
  * The platform's use cases over one store. CLI commands, HTTP routes and Lambda handlers are
  * thin adapters over these methods; nothing here knows how it was called.
  */
-import { assertBackboneFits, defaultBackboneFor } from "./backbone/defaults.ts";
+import {
+  assertBackboneFits,
+  defaultBackboneFor,
+  RECOMMENDED,
+  recommendedBackbonesFor,
+} from "./backbone/defaults.ts";
 import {
   BUILT_IN_BACKBONES,
   listBackbones,
@@ -13,7 +18,7 @@ import {
 } from "./backbone/registry.ts";
 import type { BackboneSpec } from "./backbone/spec.ts";
 import { cachedFailures, listCommits } from "./cache/shards.ts";
-import { type Config, configToEnv } from "./config.ts";
+import { type Config, configToEnv, RECOMMENDED_BACKBONES } from "./config.ts";
 import type { SkippedEntry } from "./datasets/folder-manifest.ts";
 import { ingestDataset, putManifest, readDatasetStatus, uploadDataset } from "./datasets/ingest.ts";
 import type { DatasetStatus } from "./datasets/status.ts";
@@ -65,6 +70,7 @@ import type { ObjectStore } from "./store/types.ts";
 const trainModule = () => import("./heads/train.ts");
 const trainValidateModule = () => import("./heads/train-validate.ts");
 const trainZeroShotModule = () => import("./heads/train-zero-shot.ts");
+const backboneCandidatesModule = () => import("./heads/backbone-candidates.ts");
 /**
  * Memoized: under a module loader with hooks (tsx, the local server), every `import()` call pays a
  * round trip to the hooks' thread even for a module already loaded (≈ 1 ms of a predict request).
@@ -283,10 +289,19 @@ export class Platform {
     return spec;
   }
 
-  /** The dataset's default backbone where none is named; refuses one that cannot embed its rows. */
+  /**
+   * The dataset's default backbone where none is named — or, for `auto`, every backbone cached for
+   * its current rows and their sets — refusing one that cannot embed its rows.
+   */
   private async trainingBackbones(opts: TrainOptions): Promise<TrainOptions> {
     const status = await readDatasetStatus(this.store, opts.dataset);
     const named = opts.backbone !== undefined || opts.backbones !== undefined;
+    if (!named && opts.type === "auto" && !opts.withFeedback && status) {
+      const { backboneSets, cachedBackbones } = await backboneCandidatesModule();
+      const sets = backboneSets(await cachedBackbones(this.store, status, this.config.customer));
+      if (sets.length > 1) return { ...opts, backbones: sets };
+      if (sets.length === 1) return { ...opts, backbone: sets[0] };
+    }
     const backbone = named ? opts.backbone : defaultBackboneFor(status, this.config);
     const refs = opts.backbones ?? (backbone === undefined ? [] : [backbone]);
     for (const ref of refs) {
@@ -330,6 +345,64 @@ export class Platform {
     const job = await this.planEmbed(dataset, opts);
     const result = await this.local.run(job, opts.signal);
     return { job: (await readJob(this.store, job.job))!.value, result };
+  }
+
+  /**
+   * The backbones a several-backbone embedding uses: `list`'s ids, or for `recommended` the set of
+   * the rows' modality (`RECOMMENDED_BACKBONES`), each checked as `embeddingBackbone` checks one.
+   */
+  async embeddingBackbones(dataset: string, list: string[] | typeof RECOMMENDED): Promise<BackboneSpec[]> {
+    const ids =
+      list === RECOMMENDED
+        ? recommendedBackbonesFor(await readDatasetStatus(this.store, dataset), RECOMMENDED_BACKBONES)
+        : list;
+    const specs: BackboneSpec[] = [];
+    // One at a time: a built-in's first use converts its weights.
+    for (const id of ids) specs.push(await this.embeddingBackbone(dataset, id));
+    return specs;
+  }
+
+  /** What `checkEmbeddable` checks, for each backbone of a list (`recommended` follows from the rows). */
+  async checkEmbeddables(dataset: string, list: string[] | typeof RECOMMENDED): Promise<void> {
+    if (list === RECOMMENDED) return;
+    for (const id of list) await this.embeddable(dataset, id);
+  }
+
+  /** One embedding job per backbone of `list` for the dataset's current rows, planned (or found). */
+  private async planEmbeds(
+    dataset: string,
+    list: string[] | typeof RECOMMENDED,
+    opts: { shardSize?: number; minShards?: number },
+  ): Promise<EmbedJob[]> {
+    const jobs: EmbedJob[] = [];
+    for (const spec of await this.embeddingBackbones(dataset, list)) {
+      jobs.push(await this.planEmbed(dataset, { ...opts, backbone: spec.id }));
+    }
+    return jobs;
+  }
+
+  /** Several backbones' jobs handed to the configured runner as one batch job (one SageMaker job). */
+  async submitEmbeds(
+    dataset: string,
+    list: string[] | typeof RECOMMENDED,
+    opts: { shardSize?: number } = {},
+  ): Promise<EmbedJob[]> {
+    return this.runner.submitAll(
+      await this.planEmbeds(dataset, list, { ...opts, minShards: this.minShards() }),
+    );
+  }
+
+  /** `embed` with several backbones: one batch run in this process, each backbone's job in turn. */
+  async embedAll(
+    dataset: string,
+    list: string[] | typeof RECOMMENDED,
+    opts: { shardSize?: number; signal?: AbortSignal } = {},
+  ): Promise<Array<{ job: EmbedJob; result: RunShardsResult }>> {
+    const jobs = await this.planEmbeds(dataset, list, opts);
+    const results = await this.local.runAll(jobs, opts.signal);
+    return Promise.all(
+      jobs.map(async (job, i) => ({ job: (await readJob(this.store, job.job))!.value, result: results[i] })),
+    );
   }
 
   /**

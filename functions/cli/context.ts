@@ -4,7 +4,9 @@
  * the exit codes: 0 ok, 2 bad input, 1 failure.
  */
 import { type Command, CommanderError } from "commander";
+import { parseBackboneList, type RECOMMENDED } from "../../shared/backbone/defaults.ts";
 import { type Config, DEFAULT_BACKBONES, loadConfig } from "../../shared/config.ts";
+import type { EmbedJob } from "../../shared/embed/job.ts";
 import type { RunShardsResult } from "../../shared/embed/run.ts";
 import { HeadstartError, isUserError, ValidationError } from "../../shared/errors.ts";
 import { type LogLevel, makeLogger } from "../../shared/log.ts";
@@ -79,6 +81,33 @@ export function failureLines(result: RunShardsResult): string[] {
       ? [`  … and ${result.itemsFailed - 20} more (\`headstart status\` lists them)`]
       : []),
   ];
+}
+
+export const BACKBONES_HELP =
+  "embed with several backbones in one batch run: ids separated by commas, or `recommended` (the set for the rows' modality, docs/heads.md); `train --type auto` then chooses among them and their a+b sets";
+
+/** `--backbones`: ids separated by commas, or `recommended`. */
+export function backbonesOption(v: string): string[] | typeof RECOMMENDED {
+  return parseBackboneList(v);
+}
+
+/** `--backbone` and `--backbones` together are ambiguous. */
+export function refuseBoth(opts: { backbone?: string; backbones?: unknown }): void {
+  if (opts.backbone !== undefined && opts.backbones !== undefined)
+    throw new ValidationError("use --backbone or --backbones, not both", { field: "backbones" });
+}
+
+/** One embedding's outcome, as `embed` and `ingest` print it. */
+export interface Embedded {
+  job: EmbedJob;
+  result: RunShardsResult;
+}
+
+export function embeddedLine(job: EmbedJob, result: RunShardsResult): string {
+  return (
+    `job ${job.job} (${job.backbone}) ${job.state}: ${result.itemsEmbedded} items embedded into ${result.shardsCommitted} shards, ` +
+    `${result.shardsSkipped} shards already committed, ${job.items.cached} rows already cached`
+  );
 }
 
 /** Runs the program; answers the exit code after reporting a failure (as JSON too under `--json`). */

@@ -84,8 +84,12 @@ export const IngestResponse = z
   .object({
     status: DatasetStatus,
     job: EmbedJob.optional(),
+    jobs: z.array(EmbedJob).optional(),
   })
-  .openapi("IngestResponse", { description: "`job` is the embedding job, absent with `embed=false`" });
+  .openapi("IngestResponse", {
+    description:
+      "`job` is the embedding job (absent with `embed=false`); with `backbones`, `jobs` holds one per backbone, run as one batch job",
+  });
 
 export const ImportEmbeddingsResponse = z
   .object({

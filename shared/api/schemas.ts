@@ -65,6 +65,11 @@ export const IngestQuery = z.object({
     .optional()
     .openapi({ description: "Start embedding after ingest (default true)" }),
   backbone: Name.optional(),
+  backbones: z.string().max(1024).optional().openapi({
+    description:
+      "Embed with several backbones in one batch job: ids separated by commas, or `recommended` (the set for the rows' modality). Not with `backbone`",
+    example: "recommended",
+  }),
 });
 
 export const ImportEmbeddingsBody = z
@@ -128,7 +133,13 @@ export const TrainBody = TrainRequestBody.extend({
       "Which online predictions' inputs the new version keeps under heads/<head>/captures/ (text only): none (default), uncertain (top-two margin < 0.2), all",
   }),
   backbones: trainFields.backbones.clone().openapi({
-    description: "Backbones (or + sets) `auto` may choose from, evaluated on the rows all of them embed",
+    description:
+      "Backbones (or + sets) `auto` may choose from, evaluated on the rows all of them embed. `auto` with neither `backbone` nor `backbones` searches every backbone cached for the dataset's current rows and their + sets",
+  }),
+  budgetSeconds: trainFields.budgetSeconds.clone().openapi({
+    description:
+      "`auto` only: seconds the search may spend before it stops starting candidates and fits the best it scored (never more than half the training's own budget)",
+    example: 120,
   }),
   unknownRate: trainFields.unknownRate.clone().openapi({
     description:

@@ -91,6 +91,14 @@ export function backboneRecord(specs: readonly BackboneSpec[]): BackboneRecord {
   };
 }
 
+/**
+ * What a backbone set costs to serve, for preferring the cheaper of two that score alike: every
+ * part is embedded per request, so its total dimension, then (on a tie) its number of parts.
+ */
+export function backboneSetCost(specs: ReadonlyArray<Pick<BackboneSpec, "dim">>): number {
+  return specs.reduce((t, s) => t + s.dim, 0) + specs.length / 100;
+}
+
 /** The parts of a recorded backbone: its `parts`, or itself for a single backbone. */
 export function partsOf(record: BackboneRecord): BackbonePart[] {
   return record.parts && record.parts.length > 0 ? record.parts : [record];

@@ -1,48 +1,20 @@
 /**
- * `type: "auto"`: every candidate head type, over its parameter grid and (with `backbones`) over
- * each backbone candidate, is cross-validated on the training rows with the same folds; the best
- * mean fold score wins, and the search is kept in the report.
+ * `type: "auto"`: candidate head types, over their parameter grids and over each backbone input
+ * (a backbone or a set of them), cross-validated on the training rows with the same folds; the
+ * search is kept in the report. One input: every configuration in order, the best mean fold score
+ * wins. Several inputs: a screen, then the full grids on the inputs that survive it, best first,
+ * within the time budget; a cheaper input wins when it scores within the noise of a costlier one
+ * (cv-search.ts).
  */
-import { PART_SEPARATOR } from "../embed/composite.ts";
 import { ValidationError } from "../errors.ts";
-import {
-  checkTrainingBudget,
-  checkTrainMemory,
-  estimateTrainBytes,
-  type TrainLimits,
-} from "../learn/budget.ts";
-import type { HeadParams, HeadTask } from "../learn/estimator.ts";
+import { checkTrainMemory, estimateTrainBytes, type TrainLimits } from "../learn/budget.ts";
+import type { HeadTask } from "../learn/estimator.ts";
 import { findHeadKind, HEAD_KINDS } from "../learn/registry.ts";
-import { type AnyKind, crossValidate, type Evaluated } from "./cross-validate.ts";
-import { Problem, type TrainingSet } from "./problem.ts";
+import type { AnyKind } from "./cross-validate.ts";
+import { type CandidateSet, type Choice, CvSearch, inputId } from "./cv-search.ts";
+import { requestedType, type TrainingSet } from "./problem.ts";
 import type { BackboneInput } from "./train-inputs.ts";
 import type { TrainOptions } from "./train-request.ts";
-import type { Search } from "./version.ts";
-
-/** The estimator a training fits: a head type with its parameters, on one input. */
-export interface Choice {
-  kind: AnyKind;
-  params: HeadParams;
-  input: BackboneInput;
-  /** The training set's problem on `input`. */
-  problem: Problem;
-  /** Out-of-fold outputs of this configuration on the training rows, when selection computed them. */
-  oof?: Evaluated;
-  search?: Search;
-}
-
-interface Best extends Choice {
-  oof: Evaluated;
-  score: number;
-  /** Its place in the search's candidates. */
-  index: number;
-}
-
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-const std = (xs: number[]) => {
-  const m = mean(xs);
-  return Math.sqrt(mean(xs.map((x) => (x - m) ** 2)));
-};
 
 /** The best candidate by cross-validation, within the memory budget of the largest one. */
 export async function autoSelect(
@@ -61,10 +33,17 @@ export async function autoSelect(
     datasetBytes,
     largestCandidate(kinds, inputs, set),
   );
-  const configs = inputs.flatMap((input) =>
-    kinds.map((kind) => ({ input, kind, grid: kind.grid(trainPos.length, input.data.dim) })),
-  );
-  const best = await selectByCv(set, configs, opts.backbones !== undefined);
+  const search = new CvSearch(set, {
+    nameBackbones: opts.backbones !== undefined,
+    budgetSeconds: searchBudget(opts, limits),
+  });
+  if (inputs.length === 1) {
+    for (const kind of kinds)
+      await search.run({ input: inputs[0], kind, grid: kind.grid(trainPos.length, inputs[0].data.dim) });
+  } else {
+    await searchInputs(search, set, inputs, kinds, requestedType({ ...opts, type: undefined }, task));
+  }
+  const best = search.choose();
   if (!best) {
     throw new ValidationError(
       `none of ${types.join(", ")} can train on ${trainPos.length} rows × ${inputs[0].data.dim} dims`,
@@ -74,6 +53,62 @@ export async function autoSelect(
     );
   }
   return best;
+}
+
+/**
+ * The search's time budget: `budgetSeconds`, and at most half the training's own, so the final
+ * fit, calibration and evaluation always have time left (a search past it keeps what it scored).
+ */
+function searchBudget(opts: TrainOptions, limits: TrainLimits | undefined): number | undefined {
+  const half = limits ? limits.maxSeconds / 2 : undefined;
+  if (opts.budgetSeconds === undefined) return half;
+  return half === undefined ? opts.budgetSeconds : Math.min(opts.budgetSeconds, half);
+}
+
+/** How far below the screen's best an input may score and still have its full grids searched. */
+const SCREEN_STDS = 2;
+
+/**
+ * Several inputs, cheapest first: (1) a screen scores one configuration on each — the task's
+ * default type at its default parameters, or the first candidate — then (2) every candidate's grid
+ * on each input, best screen first, leaving out inputs that trail the best screen by more than
+ * SCREEN_STDS fold standard deviations (they are listed as skipped, with their screen score).
+ */
+async function searchInputs(
+  search: CvSearch,
+  set: TrainingSet,
+  inputs: readonly BackboneInput[],
+  kinds: readonly AnyKind[],
+  defaultType: string,
+): Promise<void> {
+  const n = set.trainPos.length;
+  const screenKind = kinds.find((k) => k.type === defaultType) ?? kinds[0];
+  for (const input of inputs) {
+    const params = screenKind.resolveParams({}, n, input.data.dim);
+    await search.run({ input, kind: screenKind, grid: [params] }); // past the budget: listed as skipped
+  }
+  const screened = inputs
+    .filter((i) => search.bestOf(i))
+    .sort((a, b) => search.bestOf(b)!.score - search.bestOf(a)!.score);
+  const top = search.bestOf(screened[0])!;
+  const spread = Math.max(...screened.map((i) => stdOf(search.bestOf(i)!.oof.foldScores)));
+  for (const input of screened) {
+    const screen = search.bestOf(input)!.score;
+    if (screen < top.score - SCREEN_STDS * spread) {
+      const why = `screened out: ${screenKind.type} scored ${screen.toFixed(4)}, best ${top.score.toFixed(4)} on ${inputId(top.input)}`;
+      for (const kind of kinds) search.skip(input, kind, why);
+      continue;
+    }
+    for (const kind of kinds) {
+      const grid = kind.grid(n, input.data.dim);
+      if (grid.length) await search.run({ input, kind, grid } satisfies CandidateSet);
+    }
+  }
+}
+
+function stdOf(xs: readonly number[]): number {
+  const m = xs.reduce((a, b) => a + b, 0) / xs.length;
+  return Math.sqrt(xs.reduce((t, x) => t + (x - m) ** 2, 0) / xs.length);
 }
 
 function candidateKinds(types: readonly string[], task: HeadTask): AnyKind[] {
@@ -108,18 +143,6 @@ function largestCandidate(kinds: readonly AnyKind[], inputs: readonly BackboneIn
   return largest;
 }
 
-/** Candidate configurations on one input: a head type and the parameter sets to try. */
-export interface CandidateSet {
-  input: BackboneInput;
-  kind: AnyKind;
-  grid: readonly HeadParams[];
-  /**
-   * The grid walks one parameter in order (a regularization path): stop at the first candidate
-   * that scores below the one before it, as the score is taken to have one peak along it.
-   */
-  path?: boolean;
-}
-
 /**
  * The best of `configs` by the training set's cross-validation, as the Choice a training fits,
  * with the search kept for the report (`backbone` named per candidate with `nameBackbones`).
@@ -129,40 +152,7 @@ export async function selectByCv(
   configs: readonly CandidateSet[],
   nameBackbones: boolean,
 ): Promise<Choice | undefined> {
-  const candidates: Search["candidates"] = [];
-  let best: Best | undefined;
-  for (const { input, kind, grid, path } of configs) {
-    // Same rows and labels for every input, so the training set's folds apply to each.
-    const problem =
-      input.data === set.problem.data ? set.problem : new Problem(set.task, input.data, set.labelled);
-    const backboneId = input.specs.map((s) => s.id).join(PART_SEPARATOR);
-    // Along a grid each fold starts from its own model at the previous values (a regularization
-    // path, as glmnet and LogisticRegressionCV walk it): the same optimum in fewer solver steps.
-    let previous: Evaluated | undefined;
-    for (const params of grid) {
-      checkTrainingBudget();
-      const t0 = performance.now();
-      const oof = await crossValidate(problem, kind, params, set, { perFold: previous?.models });
-      const score = mean(oof.foldScores);
-      candidates.push({
-        ...(nameBackbones ? { backbone: backboneId } : {}),
-        type: kind.type,
-        params,
-        score: set.task === "regression" ? -score : score,
-        std: std(oof.foldScores),
-        seconds: (performance.now() - t0) / 1000,
-        chosen: false,
-      });
-      // Strictly better only: ties keep the earlier (simpler) candidate.
-      if (!best || score > best.score)
-        best = { kind, params, score, oof, index: candidates.length - 1, input, problem };
-      if (path && previous && score < mean(previous.foldScores)) break;
-      previous = oof;
-    }
-  }
-  if (!best) return undefined;
-  candidates[best.index].chosen = true;
-  const { kind, params, oof, input, problem } = best;
-  const metric = set.task === "regression" ? "rmse" : "macroF1";
-  return { kind, params, oof, input, problem, search: { metric, folds: set.folds, candidates } };
+  const search = new CvSearch(set, { nameBackbones });
+  for (const config of configs) await search.run(config);
+  return search.choose();
 }

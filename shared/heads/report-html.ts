@@ -3,6 +3,7 @@
  * scripts, fonts or remote resources, so it can be saved, mailed or opened offline and shows the
  * same thing everywhere. Every value that came from a user (labels, names, params) is escaped.
  */
+import { searchMatrix } from "./search-matrix.ts";
 import type { ReliabilityBin, Report } from "./version.ts";
 
 type ClassRow = { precision: number; recall: number; f1: number; support: number; threshold?: number };
@@ -497,13 +498,49 @@ function searchSection(report: Report): string {
   const s = report.search;
   if (!s) return "";
   const metric = s.metric === "rmse" ? "RMSE (lower is better)" : "macro-F1 (higher is better)";
+  const named = s.candidates.some((c) => c.backbone !== undefined);
   const body = s.candidates
     .map(
       (c) =>
-        `<tr${c.chosen ? ' class="chosen"' : ""}><td>${c.chosen ? "★ " : ""}${escapeHtml(c.type)}</td><td class="params">${escapeHtml(compactJson(c.params))}</td><td>${fmt(c.score, 4)} ± ${fmt(c.std, 4)}</td><td>${fmtSeconds(c.seconds)}</td></tr>`,
+        `<tr${c.chosen ? ' class="chosen"' : ""}>${named ? `<td>${escapeHtml(c.backbone ?? "")}</td>` : ""}<td>${c.chosen ? "★ " : ""}${escapeHtml(c.type)}</td><td class="params">${escapeHtml(compactJson(c.params))}</td><td>${fmt(c.score, 4)} ± ${fmt(c.std, 4)}</td><td>${fmtSeconds(c.seconds)}</td></tr>`,
     )
     .join("");
-  return `<section id="search"><h2>Model selection</h2><p class="note">${fmtInt(s.folds)}-fold cross-validated ${escapeHtml(metric)}; ★ marks the chosen candidate.</p><div class="scroll"><table><tr><th>type</th><th>params</th><th>score ± std</th><th>time</th></tr>${body}</table></div></section>`;
+  const spent =
+    s.seconds === undefined
+      ? ""
+      : ` The search took ${fmtSeconds(s.seconds)}${s.budgetSeconds === undefined ? "" : ` of a ${fmtSeconds(s.budgetSeconds)} budget`}.`;
+  const why = s.chosenBy ? `<p>${escapeHtml(`Chosen: ${s.chosenBy}.`)}</p>` : "";
+  const head = `${named ? "<th>backbone</th>" : ""}<th>type</th><th>params</th><th>score ± std</th><th>time</th>`;
+  return `<section id="search"><h2>Model selection</h2><p class="note">${fmtInt(s.folds)}-fold cross-validated ${escapeHtml(metric)}; ★ marks the chosen candidate.${spent}</p>${matrixTable(s)}${why}<div class="scroll"><table><tr>${head}</tr>${body}</table></div>${skippedList(s)}</section>`;
+}
+
+/** Over several backbones: the best score of each backbone set (rows) × head type (columns). */
+function matrixTable(s: NonNullable<Report["search"]>): string {
+  const m = searchMatrix(s);
+  if (!m) return "";
+  const rows = m.backbones
+    .map((b, i) => {
+      const cells = m.cells[i]
+        .map((v, j) => {
+          const chosen = m.chosen?.backbone === i && m.chosen.type === j;
+          return `<td${chosen ? ' class="chosen"' : ""}>${chosen ? "★ " : ""}${v === undefined ? "–" : fmt(v, 4)}</td>`;
+        })
+        .join("");
+      return `<tr><th>${escapeHtml(b)}</th>${cells}</tr>`;
+    })
+    .join("");
+  const types = m.types.map((t) => `<th>${escapeHtml(t)}</th>`).join("");
+  return `<div class="scroll"><table class="matrix"><tr><th>backbone \\ head</th>${types}</tr>${rows}</table></div>`;
+}
+
+/** Candidates the search did not score, and why (its budget, or a screen). */
+function skippedList(s: NonNullable<Report["search"]>): string {
+  const skipped = s.skipped ?? [];
+  if (skipped.length === 0) return "";
+  const items = skipped
+    .map((k) => `<li>${escapeHtml(`${k.backbone ? `${k.backbone} ` : ""}${k.type}: ${k.reason}`)}</li>`)
+    .join("");
+  return `<details><summary>${fmtInt(skipped.length)} not tried</summary><ul>${items}</ul></details>`;
 }
 
 /**

@@ -19,6 +19,9 @@ export type UnknownScorerChoice = (typeof UNKNOWN_SCORERS)[number];
 /** Most backbone candidates one `auto` search evaluates. */
 export const MAX_BACKBONE_CANDIDATES = 8;
 
+/** The longest search budget a request may set (a day: a training's own budget is far below it). */
+export const MAX_BUDGET_SECONDS = 86_400;
+
 export const TrainRequestBody = z.strictObject({
   dataset: z.string().regex(NAME_PATTERN, NAME_RULE),
   /** A head type from the registry, or `auto`; default: the task's default type (logreg, multilabel, ridge). */
@@ -33,9 +36,15 @@ export const TrainRequestBody = z.strictObject({
   backbone: BackboneRef.optional(),
   /**
    * Backbones `auto` may choose from (ids or `a+b` sets); each is evaluated with the same folds on
-   * the rows every candidate can embed, and the chosen head is trained on those rows.
+   * the rows every candidate can embed, and the chosen head is trained on those rows. `auto` with
+   * neither this nor `backbone` searches every backbone cached for the dataset and their sets.
    */
   backbones: z.array(BackboneRef).min(1).max(MAX_BACKBONE_CANDIDATES).optional(),
+  /**
+   * `auto`: seconds the search may spend before it stops starting candidates and fits the best it
+   * scored (at most half the training's own budget, whatever is asked).
+   */
+  budgetSeconds: z.number().gt(0).max(MAX_BUDGET_SECONDS).optional(),
   /** Folds for cross-validation (evaluation without a test split, model selection, calibration). */
   cv: z.number().int().min(2).max(50).optional(),
   seed: z.number().int().min(0).optional(),

@@ -17,7 +17,7 @@
  */
 import { fitOodScorer, type OodMethod, oodScores, oodToJson, unknownThreshold } from "../learn/ood.ts";
 import { type ProbaFitter, selectOodMethod } from "../learn/ood-select.ts";
-import type { Choice } from "./auto-select.ts";
+import type { Choice } from "./cv-search.ts";
 import type { Evaluation } from "./evaluate.ts";
 import type { Problem, TrainingSet } from "./problem.ts";
 import type { TrainOptions } from "./train-request.ts";

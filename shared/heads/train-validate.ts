@@ -8,7 +8,12 @@ import { assertName } from "../layout.ts";
 import { findHeadKind, HEAD_KINDS, headKind } from "../learn/registry.ts";
 import { TASKS } from "../learn/task.ts";
 import { DEFAULT_TYPE } from "./problem.ts";
-import { MAX_BACKBONE_CANDIDATES, type TrainOptions, UNKNOWN_SCORERS } from "./train-request.ts";
+import {
+  MAX_BACKBONE_CANDIDATES,
+  MAX_BUDGET_SECONDS,
+  type TrainOptions,
+  UNKNOWN_SCORERS,
+} from "./train-request.ts";
 import { isZeroShotRequest, validateZeroShot } from "./zero-shot-labels.ts";
 
 export function validateTrainOptions(opts: TrainOptions): void {
@@ -32,6 +37,7 @@ export function validateTrainOptions(opts: TrainOptions): void {
   if (!auto && opts.candidates !== undefined) {
     throw new ValidationError("candidates only apply to type auto", { field: "candidates" });
   }
+  validateBudget(opts, auto);
   if (opts.backbone !== undefined) parseBackboneRef(opts.backbone, "backbone");
   if (opts.backbones !== undefined) validateBackbones(opts, auto);
   validateCandidates(opts);
@@ -56,6 +62,18 @@ function validateUnknown(opts: TrainOptions): void {
         field: "unknownScorer",
       },
     );
+  }
+}
+
+/** `budgetSeconds`: auto's search budget, so only with auto (the CLI passes it unchecked). */
+function validateBudget(opts: TrainOptions, auto: boolean): void {
+  const b = opts.budgetSeconds;
+  if (b === undefined) return;
+  if (!auto) throw new ValidationError("budgetSeconds only applies to type auto", { field: "budgetSeconds" });
+  if (!(typeof b === "number" && Number.isFinite(b) && b > 0 && b <= MAX_BUDGET_SECONDS)) {
+    throw new ValidationError(`budgetSeconds must be a number in (0, ${MAX_BUDGET_SECONDS}], got ${b}`, {
+      field: "budgetSeconds",
+    });
   }
 }
 

@@ -173,10 +173,22 @@ export const SearchCandidate = z.object({
   seconds: z.number(),
   chosen: z.boolean(),
 });
+/** Configurations a search did not score, and why: its time budget, or a screen that ruled the input out. */
+export const SearchSkipped = z.object({
+  backbone: z.string().optional(),
+  type: z.string(),
+  reason: z.string(),
+});
 export const Search = z.object({
   metric: z.enum(["macroF1", "rmse"]),
   folds: z.number().int(),
   candidates: z.array(SearchCandidate),
+  skipped: z.array(SearchSkipped).optional(),
+  /** The search's time budget (`budgetSeconds`), and the seconds it took. */
+  budgetSeconds: z.number().optional(),
+  seconds: z.number().optional(),
+  /** Why the choice is not the best score: a cheaper backbone set that scores within the noise. */
+  chosenBy: z.string().optional(),
 });
 export type Search = z.infer<typeof Search>;
 

@@ -74,7 +74,7 @@ export interface HeadKind<M = unknown, P extends HeadParams = HeadParams> {
   /**
    * Training this type with the parameters that matter most on small data left unset (`input` is
    * the request's): the candidates cross-validation chooses among for n rows × d dims, in order
-   * along one parameter (the search stops once the score falls: heads/auto-select.ts). Undefined
+   * along one parameter (the search stops once the score falls: heads/cv-search.ts). Undefined
    * when the defaults stand: the request set them, or the search would not be cheap at this size.
    */
   smallDataGrid?(input: Record<string, unknown>, n: number, d: number): P[] | undefined;

@@ -33,16 +33,18 @@ export function tinyVector(word: string, salt = ""): Float32Array {
 export async function writeTinyBackbone(
   dir: string,
   id = "tiny-text",
-  opts: { salt?: string } = {},
+  /** `vocab` and `vector`: another made-up vocabulary and its vectors (TINY_DIM wide). */
+  opts: { salt?: string; vocab?: readonly string[]; vector?: (word: string) => Float32Array } = {},
 ): Promise<BackboneSpecInput> {
   await mkdir(dir, { recursive: true });
-  const matrix = new Float32Array(TINY_VOCAB.length * TINY_DIM);
-  TINY_VOCAB.forEach((w, i) => {
-    matrix.set(tinyVector(w, opts.salt), i * TINY_DIM);
+  const vocab = opts.vocab ?? TINY_VOCAB;
+  const matrix = new Float32Array(vocab.length * TINY_DIM);
+  vocab.forEach((w, i) => {
+    matrix.set(opts.vector?.(w) ?? tinyVector(w, opts.salt), i * TINY_DIM);
   });
-  const model = maskedMeanModel({ matrix, vocabSize: TINY_VOCAB.length, dim: TINY_DIM });
+  const model = maskedMeanModel({ matrix, vocabSize: vocab.length, dim: TINY_DIM });
   await writeFile(join(dir, "model.onnx"), model);
-  await writeFile(join(dir, "vocab.txt"), `${TINY_VOCAB.join("\n")}\n`);
+  await writeFile(join(dir, "vocab.txt"), `${vocab.join("\n")}\n`);
   const spec: BackboneSpecInput = {
     id,
     modality: "text",

@@ -1,7 +1,18 @@
 import type { Command } from "commander";
 import type { RunShardsResult } from "../../../shared/embed/run.ts";
 import type { Platform } from "../../../shared/platform.ts";
-import { context, DEFAULT_BACKBONE_HELP, failureLines, intOption, output } from "../context.ts";
+import {
+  BACKBONES_HELP,
+  backbonesOption,
+  context,
+  DEFAULT_BACKBONE_HELP,
+  type Embedded,
+  embeddedLine,
+  failureLines,
+  intOption,
+  output,
+  refuseBoth,
+} from "../context.ts";
 
 export function registerIngest(program: Command): void {
   program
@@ -15,30 +26,42 @@ export function registerIngest(program: Command): void {
     )
     .requiredOption("--dataset <name>", "dataset name")
     .option("--backbone <id>", `backbone to embed with (default: ${DEFAULT_BACKBONE_HELP})`)
+    .option("--backbones <ids>", BACKBONES_HELP, backbonesOption)
     .option("--no-embed", "only validate and store; embed later with `headstart embed`")
     .option("--shard-size <n>", "items per cache shard", intOption("shard-size"))
     .action(async (path: string, opts, cmd: Command) => {
       const { platform, progress, json } = context(cmd);
+      refuseBoth(opts);
       const status = await platform.upload(opts.dataset, path);
       let embedding: unknown;
+      let embeddings: Embedded[] | undefined;
       if (opts.embed) {
         try {
-          embedding = await platform.embed(opts.dataset, {
-            backbone: opts.backbone,
-            shardSize: opts.shardSize,
-          });
+          if (opts.backbones) embeddings = await platform.embedAll(opts.dataset, opts.backbones, opts);
+          else
+            embedding = await platform.embed(opts.dataset, {
+              backbone: opts.backbone,
+              shardSize: opts.shardSize,
+            });
         } finally {
           progress.stop();
         }
       }
-      const failures = (embedding as { result?: RunShardsResult } | undefined)?.result;
-      output(json, { status, embedding }, ingestLines(status, failures).join("\n"));
+      const results = embeddings ?? (embedding ? [embedding as Embedded] : []);
+      const lines = [
+        ...ingestLines(status, undefined),
+        ...results.flatMap(({ job, result }) => [
+          ...(embeddings ? [embeddedLine(job, result)] : []),
+          ...failureLines(result),
+        ]),
+      ];
+      output(json, embeddings ? { status, embeddings } : { status, embedding }, lines.join("\n"));
     });
 }
 
 type Uploaded = Awaited<ReturnType<Platform["upload"]>>;
 
-/** What was accepted, rejected, skipped and left unembedded, at most 20 lines of each. */
+/** What was accepted, rejected and skipped, at most 20 lines of each (then what failed to embed). */
 function ingestLines(status: Uploaded, failures: RunShardsResult | undefined): string[] {
   const skipped = status.skipped ?? [];
   return [

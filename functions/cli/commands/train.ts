@@ -1,5 +1,6 @@
 import { type Command, Option } from "commander";
 import { ValidationError } from "../../../shared/errors.ts";
+import { type SearchMatrix, searchMatrix } from "../../../shared/heads/search-matrix.ts";
 import type { TrainResult } from "../../../shared/heads/train.ts";
 import {
   type TrainOptions,
@@ -47,7 +48,15 @@ export function registerTrain(program: Command): void {
       "--backbone <id>",
       `backbone whose cache to use (default: ${DEFAULT_BACKBONE_HELP}; an imported dataset's own), or a+b to train on several side by side (each embedded first)`,
     )
-    .option("--backbones <refs>", "comma-separated backbones (or a+b sets) --type auto may choose from")
+    .option(
+      "--backbones <refs>",
+      "comma-separated backbones (or a+b sets) --type auto may choose from (default: every backbone cached for the dataset, and their a+b sets)",
+    )
+    .option(
+      "--budget-seconds <s>",
+      "--type auto: stop starting new candidates after this many seconds and fit the best scored",
+      budgetOption,
+    )
     .option("--no-promote", "do not move the live alias to the new version")
     .option(
       "--with-feedback",
@@ -95,6 +104,16 @@ function rateOption(v: string): number {
   return r;
 }
 
+/** `--budget-seconds`: a number, checked against its range by the platform. */
+function budgetOption(v: string): number {
+  const s = Number(v);
+  if (v.trim() === "" || !Number.isFinite(s))
+    throw new ValidationError(`--budget-seconds takes a number, got ${JSON.stringify(v)}`, {
+      field: "budgetSeconds",
+    });
+  return s;
+}
+
 /** The flags as commander parses them. */
 interface TrainFlags {
   head: string;
@@ -109,6 +128,7 @@ interface TrainFlags {
   calibrate: boolean;
   backbone?: string;
   backbones?: string;
+  budgetSeconds?: number;
   promote: boolean;
   withFeedback?: boolean;
   capture?: "none" | "uncertain" | "all";
@@ -132,6 +152,7 @@ function trainRequest(dataset: string, opts: TrainFlags): TrainOptions {
     calibrate: opts.calibrate,
     backbone: opts.backbone,
     backbones: opts.backbones?.split(",").map((b) => b.trim()),
+    budgetSeconds: opts.budgetSeconds,
     promote: opts.promote,
     withFeedback: opts.withFeedback,
     capture: opts.capture,
@@ -162,18 +183,46 @@ function trainLines(r: TrainResult): string[] {
   }
   if (r.feedback) lines.push(feedbackLine(r.feedback));
   if (r.zeroShot) lines.push(zeroShotLine(r.zeroShot));
-  if (r.search) {
-    lines.push(`model selection (${r.search.folds}-fold CV, ${r.search.metric}):`);
-    const bbWidth = Math.max(0, ...r.search.candidates.map((c) => (c.backbone ?? "").length));
-    for (const c of r.search.candidates) {
-      const bb = c.backbone === undefined ? "" : `${c.backbone.padEnd(bbWidth)} `;
-      lines.push(
-        `  ${c.chosen ? "*" : " "} ${bb}${c.type.padEnd(10)} ${JSON.stringify(c.params).padEnd(44)} ` +
-          `${c.score.toFixed(4)} ± ${c.std.toFixed(4)}  ${c.seconds.toFixed(2)} s`,
-      );
-    }
-  }
+  if (r.search) lines.push(...searchLines(r.search));
   return lines;
+}
+
+/** auto's candidates, `*` on the choice; over backbones, first the backbone × head type table. */
+function searchLines(search: NonNullable<TrainResult["search"]>): string[] {
+  const spent = search.seconds === undefined ? "" : ` ${search.seconds.toFixed(1)} s`;
+  const budget = search.budgetSeconds === undefined ? "" : ` (budget ${search.budgetSeconds} s)`;
+  const lines = [`model selection (${search.folds}-fold CV, ${search.metric}):${spent}${budget}`];
+  const matrix = searchMatrix(search);
+  if (matrix) lines.push(...matrixLines(matrix));
+  const bbWidth = Math.max(0, ...search.candidates.map((c) => (c.backbone ?? "").length));
+  for (const c of search.candidates) {
+    const bb = c.backbone === undefined ? "" : `${c.backbone.padEnd(bbWidth)} `;
+    lines.push(
+      `  ${c.chosen ? "*" : " "} ${bb}${c.type.padEnd(10)} ${JSON.stringify(c.params).padEnd(44)} ` +
+        `${c.score.toFixed(4)} ± ${c.std.toFixed(4)}  ${c.seconds.toFixed(2)} s`,
+    );
+  }
+  const skipped = search.skipped ?? [];
+  for (const s of skipped.slice(0, 20))
+    lines.push(`    ${s.backbone ? `${s.backbone} ` : ""}${s.type}: not tried, ${s.reason}`);
+  if (skipped.length > 20) lines.push(`    … and ${skipped.length - 20} more not tried (--json lists all)`);
+  if (search.chosenBy) lines.push(`  chosen: ${search.chosenBy}`);
+  return lines;
+}
+
+/** Best score per backbone set (rows) and head type (columns), `*` on the choice, `–` untried. */
+function matrixLines(m: SearchMatrix): string[] {
+  const w = Math.max(8, ...m.backbones.map((b) => b.length));
+  const cw = Math.max(8, ...m.types.map((t) => t.length + 1));
+  const head = `  ${"".padEnd(w)} ${m.types.map((t) => t.padStart(cw)).join(" ")}`;
+  const rows = m.backbones.map((b, i) => {
+    const cells = m.cells[i].map((v, j) => {
+      const mark = m.chosen?.backbone === i && m.chosen.type === j ? "*" : "";
+      return `${v === undefined ? "–" : v.toFixed(4)}${mark}`.padStart(cw);
+    });
+    return `  ${b.padEnd(w)} ${cells.join(" ")}`;
+  });
+  return [head, ...rows];
 }
 
 /** The phases that took time, in the order they ran: "load 0.21 s · fit 1.05 s · …". */

@@ -1,5 +1,6 @@
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
+import { parseBackboneList } from "../../backbone/defaults.ts";
 import { PayloadTooLargeError, ValidationError } from "../../errors.ts";
 import type { Platform } from "../../platform.ts";
 import type { AppEnv } from "../env.ts";
@@ -132,14 +133,24 @@ function formatOf(contentType: string | undefined): "jsonl" | "csv" {
   );
 }
 
-async function startEmbedding(platform: Platform, dataset: string, q: { embed?: string; backbone?: string }) {
-  if (q.embed === "false") return undefined;
-  return platform.submitEmbed(dataset, { backbone: q.backbone });
+type EmbedQuery = { embed?: string; backbone?: string; backbones?: string };
+
+/** The embedding job, or with `backbones` one per backbone submitted as one batch job. */
+async function startEmbedding(platform: Platform, dataset: string, q: EmbedQuery) {
+  if (q.embed === "false") return {};
+  if (q.backbones !== undefined) {
+    return { jobs: await platform.submitEmbeds(dataset, parseBackboneList(q.backbones)) };
+  }
+  return { job: await platform.submitEmbed(dataset, { backbone: q.backbone }) };
 }
 
 /** A named backbone that does not exist or cannot run is refused before the manifest is stored. */
-async function checkEmbedding(platform: Platform, dataset: string, q: { embed?: string; backbone?: string }) {
-  if (q.embed !== "false") await platform.checkEmbeddable(dataset, q.backbone);
+async function checkEmbedding(platform: Platform, dataset: string, q: EmbedQuery) {
+  if (q.embed === "false") return;
+  if (q.backbones === undefined) return platform.checkEmbeddable(dataset, q.backbone);
+  if (q.backbone !== undefined)
+    throw new ValidationError("send backbone or backbones, not both", { field: "backbones" });
+  await platform.checkEmbeddables(dataset, parseBackboneList(q.backbones));
 }
 
 export function datasetRoutes(platform: Platform) {
@@ -165,13 +176,13 @@ export function datasetRoutes(platform: Platform) {
     const bytes = new Uint8Array(await c.req.arrayBuffer());
     await checkEmbedding(platform, dataset, query);
     const status = await platform.putManifest(dataset, format, bytes);
-    return c.json({ status, job: await startEmbedding(platform, dataset, query) }, 200);
+    return c.json({ status, ...(await startEmbedding(platform, dataset, query)) }, 200);
   });
   app.openapi(ingest, async (c) => {
     const { dataset } = c.req.valid("param");
     await checkEmbedding(platform, dataset, c.req.valid("query"));
     const status = await platform.ingest(dataset);
-    return c.json({ status, job: await startEmbedding(platform, dataset, c.req.valid("query")) }, 200);
+    return c.json({ status, ...(await startEmbedding(platform, dataset, c.req.valid("query"))) }, 200);
   });
   app.use(
     "/:dataset/embeddings",
