@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { tryParseBackboneList } from "../shared/backbone/defaults.ts";
 import { CUSTOMER_ID, CUSTOMER_ID_RULE } from "../shared/config.ts";
 
 /** CloudWatch Logs accepts only these retention periods. */
@@ -72,6 +73,17 @@ export const Customer = z
         defaultImageBackbone: z.string().min(1).optional(),
         /** Audio datasets' backbone when a request names none. */
         defaultAudioBackbone: z.string().min(1).optional(),
+        /**
+         * What a manifest dropped into the bucket is embedded with, in one batch job: backbone ids
+         * separated by commas, or `recommended` (default: the rows' default backbone alone).
+         */
+        uploadBackbones: z
+          .string()
+          .refine(
+            (v) => tryParseBackboneList(v) !== undefined,
+            "1..4 distinct backbone ids separated by commas, or recommended",
+          )
+          .optional(),
         /** Keep the bucket and key when the stack is deleted (default true: the data is the customer's). */
         retainData: z.boolean().default(true),
         /** Days before old object versions (overwritten manifests, replaced aliases) are deleted. */

@@ -65,6 +65,7 @@ function platformEnvironment(
     ...(c.settings.defaultAudioBackbone
       ? { HEADSTART_DEFAULT_AUDIO_BACKBONE: c.settings.defaultAudioBackbone }
       : {}),
+    ...(c.settings.uploadBackbones ? { HEADSTART_UPLOAD_BACKBONES: c.settings.uploadBackbones } : {}),
   };
 }
 

@@ -5,6 +5,7 @@
 import { totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import { MAX_INGEST_BACKBONES, RECOMMENDED, tryParseBackboneList } from "./backbone/defaults.ts";
 import { ValidationError } from "./errors.ts";
 
 /** The package root, so paths work no matter which directory `headstart` is run from. */
@@ -55,6 +56,14 @@ const EnvSchema = z.object({
   /** The backbone of image datasets when none is named. */
   HEADSTART_DEFAULT_IMAGE_BACKBONE: z.string().min(1).default(DEFAULT_BACKBONES.image),
   HEADSTART_DEFAULT_AUDIO_BACKBONE: z.string().min(1).default(DEFAULT_BACKBONES.audio),
+  /** What a manifest dropped into the bucket is embedded with: backbone ids, or `recommended`. */
+  HEADSTART_UPLOAD_BACKBONES: z
+    .string()
+    .min(1)
+    .refine((v) => tryParseBackboneList(v) !== undefined, {
+      message: `1..${MAX_INGEST_BACKBONES} distinct backbone ids separated by commas, or ${RECOMMENDED}`,
+    })
+    .optional(),
   /** `false` in the Lambdas: built-in backbones come published in the store, never built there. */
   HEADSTART_BUILD_BACKBONES: z.enum(["true", "false"]).default("true"),
   HEADSTART_LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).optional(),
@@ -134,6 +143,11 @@ export interface Config {
   defaultImageBackbone: string;
   /** Audio datasets' backbone when none is named. */
   defaultAudioBackbone: string;
+  /**
+   * What an upload notification (a manifest dropped into the bucket) embeds with; unset: the
+   * default backbone of the rows' modality.
+   */
+  uploadBackbones?: string[] | typeof RECOMMENDED;
   /** Build a missing built-in backbone from packaged weights (local use), or only read the store. */
   buildBackbones: boolean;
   /** AWS_LAMBDA_LOG_LEVEL, else HEADSTART_LOG_LEVEL, else `info`. */
@@ -183,6 +197,12 @@ export function configToEnv(config: Config): Record<string, string> {
     HEADSTART_DEFAULT_BACKBONE: config.defaultBackbone,
     HEADSTART_DEFAULT_IMAGE_BACKBONE: config.defaultImageBackbone,
     HEADSTART_DEFAULT_AUDIO_BACKBONE: config.defaultAudioBackbone,
+    ...(config.uploadBackbones
+      ? {
+          HEADSTART_UPLOAD_BACKBONES:
+            config.uploadBackbones === RECOMMENDED ? RECOMMENDED : config.uploadBackbones.join(","),
+        }
+      : {}),
     HEADSTART_LOG_LEVEL: config.logLevel,
     HEADSTART_LEASE_TTL_S: String(config.leaseTtlSeconds),
   };
@@ -226,6 +246,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     defaultBackbone: e.HEADSTART_DEFAULT_BACKBONE,
     defaultImageBackbone: e.HEADSTART_DEFAULT_IMAGE_BACKBONE,
     defaultAudioBackbone: e.HEADSTART_DEFAULT_AUDIO_BACKBONE,
+    uploadBackbones: e.HEADSTART_UPLOAD_BACKBONES
+      ? tryParseBackboneList(e.HEADSTART_UPLOAD_BACKBONES)
+      : undefined,
     buildBackbones: e.HEADSTART_BUILD_BACKBONES === "true",
     logLevel: lambdaLogLevel(e.AWS_LAMBDA_LOG_LEVEL) ?? e.HEADSTART_LOG_LEVEL ?? "info",
     leaseTtlSeconds: e.HEADSTART_LEASE_TTL_S,

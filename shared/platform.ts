@@ -392,6 +392,15 @@ export class Platform {
     );
   }
 
+  /**
+   * What an upload notification starts: the default backbone's embedding job, or with
+   * `uploadBackbones` (HEADSTART_UPLOAD_BACKBONES) one job per backbone as one batch job.
+   */
+  async submitUploadEmbedding(dataset: string): Promise<EmbedJob[]> {
+    const list = this.config.uploadBackbones;
+    return list ? this.submitEmbeds(dataset, list) : [await this.submitEmbed(dataset)];
+  }
+
   /** `embed` with several backbones: one batch run in this process, each backbone's job in turn. */
   async embedAll(
     dataset: string,

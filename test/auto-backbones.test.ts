@@ -12,7 +12,8 @@ import { after, before, describe, test } from "node:test";
 import { createApp } from "../shared/api/app.ts";
 import { parseBackboneList, recommendedBackbonesFor } from "../shared/backbone/defaults.ts";
 import type { BackboneSpec } from "../shared/backbone/spec.ts";
-import { RECOMMENDED_BACKBONES } from "../shared/config.ts";
+import { loadConfig, RECOMMENDED_BACKBONES } from "../shared/config.ts";
+import { readJob } from "../shared/embed/job.ts";
 import { ValidationError } from "../shared/errors.ts";
 import { backboneSets } from "../shared/heads/backbone-candidates.ts";
 import { withinOneSe } from "../shared/heads/cv-search.ts";
@@ -20,6 +21,7 @@ import { headToOnnx } from "../shared/heads/export-onnx.ts";
 import { searchMatrix } from "../shared/heads/search-matrix.ts";
 import { readHeadVersion } from "../shared/heads/version.ts";
 import { makeLogger } from "../shared/log.ts";
+import { Platform } from "../shared/platform.ts";
 import { decodeUtf8 } from "../shared/store/json.ts";
 import { cli } from "./helpers/cli.ts";
 import { tinyPlatform } from "./helpers/platform.ts";
@@ -335,5 +337,30 @@ describe("auto over the dataset's cached backbones", () => {
     assert.equal(bad.status, 404);
     // Refused before anything was stored.
     assert.equal((await ctx.store.list("datasets/api-bad/")).length, 0);
+  });
+
+  test("uploads (HEADSTART_UPLOAD_BACKBONES): one job per backbone, run as one batch job", async () => {
+    const config = loadConfig(
+      { HEADSTART_UPLOAD_BACKBONES: "tiny-a,tiny-b" },
+      { store: ctx.store.root, defaultBackbone: "tiny-text", modelsDir: join(ctx.dir, "models") },
+    );
+    assert.deepEqual(config.uploadBackbones, ["tiny-a", "tiny-b"]);
+    const platform = new Platform(ctx.store, config);
+    await platform.putManifest("dropped", "jsonl", toJsonlText(rows(24, "both")));
+    const jobs = await platform.submitUploadEmbedding("dropped");
+    assert.deepEqual(
+      jobs.map((j) => j.backbone),
+      ["tiny-a", "tiny-b"],
+    );
+    await platform.local.idle();
+    for (const j of jobs) assert.equal((await readJob(ctx.store, j.job))?.value.state, "succeeded");
+    // Without the setting: the default backbone's job alone.
+    const [only] = await ctx.platform.submitUploadEmbedding("dropped");
+    assert.equal(only.backbone, "tiny-text");
+    await ctx.platform.local.idle();
+    assert.throws(
+      () => loadConfig({ HEADSTART_UPLOAD_BACKBONES: "tiny-a,tiny-a" }),
+      (e: unknown) => e instanceof ValidationError && e.field === "HEADSTART_UPLOAD_BACKBONES",
+    );
   });
 });

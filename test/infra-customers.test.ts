@@ -54,6 +54,11 @@ describe("customers file", () => {
         /\("acme--eu"\): id: use lower-case letters and digits in words joined by single hyphens/,
       ],
       ["id", "acme-", /\("acme-"\): id: /],
+      [
+        "settings.uploadBackbones",
+        "glove-100d,glove-100d",
+        /settings\.uploadBackbones: 1\.\.4 distinct backbone ids/,
+      ],
       ["id", "-acme", /\("-acme"\): id: /],
       ["region", undefined, /customers\[0\] \("acme"\): region: /],
       ["account", "12345", /account: a 12-digit AWS account id/],

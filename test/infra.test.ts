@@ -610,6 +610,20 @@ describe("embedding jobs", () => {
     });
   });
 
+  test("settings.uploadBackbones reaches the functions that start embedding jobs", () => {
+    const acme = loadCustomers("infra/customers.json").find((c) => c.id === "acme")!;
+    const stack = new HeadstartStack(new App({ context: { "aws:cdk:disable-asset-staging": true } }), "up", {
+      customer: { ...acme, settings: { ...acme.settings, uploadBackbones: "recommended" } },
+    });
+    const template = Template.fromStack(stack).toJSON();
+    for (const fn of [stack.functions.ingest, stack.functions.api]) {
+      const vars = template.Resources[logicalId(stack, fn.fn)].Properties.Environment.Variables;
+      assert.equal(vars.HEADSTART_UPLOAD_BACKBONES, "recommended");
+    }
+    const plain = json.acme.Resources[logicalId(stacks.acme, stacks.acme.functions.ingest.fn)];
+    assert.equal(plain.Properties.Environment.Variables.HEADSTART_UPLOAD_BACKBONES, undefined);
+  });
+
   test("functions see the customer's settings through shared/config.ts's variables", () => {
     const vars = (json.globex.Resources[logicalId(stacks.globex, stacks.globex.functions.ingest.fn)]
       .Properties.Environment.Variables ?? {}) as Record<string, unknown>;

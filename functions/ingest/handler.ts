@@ -34,6 +34,8 @@ export interface IngestResult {
   accepted: number;
   rejected: number;
   job?: string;
+  /** With HEADSTART_UPLOAD_BACKBONES: one embedding job per backbone, run as one batch job. */
+  jobs?: string[];
   error?: string;
   sequencer?: string;
 }
@@ -102,21 +104,21 @@ async function ingestUpload(upload: ManifestUpload): Promise<IngestResult> {
   const base = { dataset: upload.dataset, key: upload.key, sequencer: upload.sequencer };
   try {
     const status = await platform.ingest(upload.dataset, upload.key);
-    const job = await platform.submitEmbed(upload.dataset);
+    const jobs = await platform.submitUploadEmbedding(upload.dataset);
     addMetric(metrics, "ingestRowsAccepted", status.rows.accepted);
     addMetric(metrics, "ingestRowsRejected", status.rows.rejected);
     log.info("dataset ingested", {
       ...upload,
       accepted: status.rows.accepted,
       rejected: status.rows.rejected,
-      job: job.job,
+      jobs: jobs.map((j) => j.job),
     });
     return {
       ...base,
       state: status.state,
       accepted: status.rows.accepted,
       rejected: status.rows.rejected,
-      job: job.job,
+      ...(platform.config.uploadBackbones ? { jobs: jobs.map((j) => j.job) } : { job: jobs[0].job }),
     };
   } catch (err) {
     // A SageMaker refusal is a deployment problem, not the uploader's: retry, then dead-letter.

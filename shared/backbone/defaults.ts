@@ -108,6 +108,15 @@ export function parseBackboneList(value: string): string[] | typeof RECOMMENDED 
   return ids;
 }
 
+/** A backbone list as `parseBackboneList` reads it, or undefined when it is not one (settings). */
+export function tryParseBackboneList(value: string): string[] | typeof RECOMMENDED | undefined {
+  try {
+    return parseBackboneList(value);
+  } catch {
+    return undefined;
+  }
+}
+
 /** The recommended backbones for a dataset's rows: its one modality's set. */
 export function recommendedBackbonesFor(
   status: Dataset | undefined,
