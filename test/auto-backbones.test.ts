@@ -247,7 +247,7 @@ describe("auto over the dataset's cached backbones", () => {
     assert.match(r.stdout, /^ {2} +logreg +centroid$/m);
     assert.match(r.stdout, /^ {2}tiny-a\+tiny-b +[\d.]+\*? +[\d.]+\*?$/m);
     assert.match(r.stdout, /^ {2}tiny-a +[\d.]+ +[–\d.]+$/m);
-    assert.match(r.stdout, /tiny-a centroid: not tried, screened out/);
+    assert.match(r.stdout, /^ {2}not searched:\n {4}tiny-[ab] \(logreg, centroid\): screened out: scored /m);
     const bad = await cli(
       ["train", "both", "--head", "x", "--type", "auto", "--budget-seconds", "soon"],
       env,

@@ -82,20 +82,24 @@ async function searchInputs(
   defaultType: string,
 ): Promise<void> {
   const n = set.trainPos.length;
-  const screenKind = kinds.find((k) => k.type === defaultType) ?? kinds[0];
+  const preferred = kinds.find((k) => k.type === defaultType) ?? kinds[0];
   for (const input of inputs) {
-    const params = screenKind.resolveParams({}, n, input.data.dim);
-    await search.run({ input, kind: screenKind, grid: [params] }); // past the budget: listed as skipped
+    // A kind that cannot train on this input (knn past its size limit has no grid) does not screen it.
+    const kind = [preferred, ...kinds].find((k) => k.grid(n, input.data.dim).length > 0);
+    if (!kind) continue;
+    const params = kind.resolveParams({}, n, input.data.dim);
+    await search.run({ input, kind, grid: [params] }); // past the budget: listed as skipped
   }
   const screened = inputs
     .filter((i) => search.bestOf(i))
     .sort((a, b) => search.bestOf(b)!.score - search.bestOf(a)!.score);
+  if (screened.length === 0) return;
   const top = search.bestOf(screened[0])!;
   const spread = Math.max(...screened.map((i) => stdOf(search.bestOf(i)!.oof.foldScores)));
   for (const input of screened) {
     const screen = search.bestOf(input)!.score;
     if (screen < top.score - SCREEN_STDS * spread) {
-      const why = `screened out: ${screenKind.type} scored ${screen.toFixed(4)}, best ${top.score.toFixed(4)} on ${inputId(top.input)}`;
+      const why = `screened out: scored ${screen.toFixed(4)}, best ${top.score.toFixed(4)} on ${inputId(top.input)}`;
       for (const kind of kinds) search.skip(input, kind, why);
       continue;
     }

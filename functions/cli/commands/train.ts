@@ -55,7 +55,7 @@ export function registerTrain(program: Command): void {
     .option(
       "--budget-seconds <s>",
       "--type auto: stop starting new candidates after this many seconds and fit the best scored",
-      budgetOption,
+      numberOption("budget-seconds", "budgetSeconds"),
     )
     .option("--no-promote", "do not move the live alias to the new version")
     .option(
@@ -71,7 +71,7 @@ export function registerTrain(program: Command): void {
     .option(
       "--unknown-rate <r>",
       "multiclass: share of held-out in-distribution rows the unknown-input threshold flags (default 0.05)",
-      rateOption,
+      numberOption("unknown-rate", "unknownRate"),
     )
     .addOption(
       new Option(
@@ -94,24 +94,14 @@ function param(v: string, prev: Record<string, string> = {}): Record<string, str
   return { ...prev, [v.slice(0, eq)]: v.slice(eq + 1) };
 }
 
-/** `--unknown-rate`: a number, checked against its range by the platform. */
-function rateOption(v: string): number {
-  const r = Number(v);
-  if (v.trim() === "" || !Number.isFinite(r))
-    throw new ValidationError(`--unknown-rate takes a number, got ${JSON.stringify(v)}`, {
-      field: "unknownRate",
-    });
-  return r;
-}
-
-/** `--budget-seconds`: a number, checked against its range by the platform. */
-function budgetOption(v: string): number {
-  const s = Number(v);
-  if (v.trim() === "" || !Number.isFinite(s))
-    throw new ValidationError(`--budget-seconds takes a number, got ${JSON.stringify(v)}`, {
-      field: "budgetSeconds",
-    });
-  return s;
+/** A flag that takes a number (`--unknown-rate`, `--budget-seconds`), its range checked by the platform. */
+function numberOption(flag: string, field: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === "" || !Number.isFinite(n))
+      throw new ValidationError(`--${flag} takes a number, got ${JSON.stringify(v)}`, { field });
+    return n;
+  };
 }
 
 /** The flags as commander parses them. */
@@ -202,12 +192,26 @@ function searchLines(search: NonNullable<TrainResult["search"]>): string[] {
         `${c.score.toFixed(4)} ± ${c.std.toFixed(4)}  ${c.seconds.toFixed(2)} s`,
     );
   }
-  const skipped = search.skipped ?? [];
-  for (const s of skipped.slice(0, 20))
-    lines.push(`    ${s.backbone ? `${s.backbone} ` : ""}${s.type}: not tried, ${s.reason}`);
-  if (skipped.length > 20) lines.push(`    … and ${skipped.length - 20} more not tried (--json lists all)`);
+  lines.push(...skippedLines(search.skipped ?? []));
   if (search.chosenBy) lines.push(`  chosen: ${search.chosenBy}`);
   return lines;
+}
+
+/** What the search did not score, one line per backbone set and reason: "a (mlp, knn): screened out: …". */
+function skippedLines(skipped: NonNullable<NonNullable<TrainResult["search"]>["skipped"]>): string[] {
+  const groups = new Map<string, string[]>();
+  for (const s of skipped) {
+    const key = `${s.backbone ?? ""}\0${s.reason}`;
+    groups.set(key, [...(groups.get(key) ?? []), s.type]);
+  }
+  if (groups.size === 0) return [];
+  return [
+    "  not searched:",
+    ...[...groups].map(([key, types]) => {
+      const [backbone, reason] = key.split("\0");
+      return `    ${backbone ? `${backbone} ` : ""}(${types.join(", ")}): ${reason}`;
+    }),
+  ];
 }
 
 /** Best score per backbone set (rows) and head type (columns), `*` on the choice, `–` untried. */
