@@ -4,9 +4,11 @@
  * concatenation, over three tasks (scripts/text-tasks.ts). IMDB uses its official split; the
  * others 5-fold stratified cross-validation (mean ± standard deviation over folds). Embeddings are
  * computed once per (task, backbone model) and kept under `--out`, so reruns only train heads.
+ * Then (section `auto`) what `train --type auto` picks among the recommended text backbones and
+ * their combination, against each of them with train's default head (scripts/text-auto.ts).
  * Not a test: nothing is asserted.
  *
- *   npm run bench:text -- [--imdb 12500] [--tasks imdb,spam-subjects,afinn-polarity] [--out .headstart-bench/text]
+ *   npm run bench:text -- [--imdb 12500] [--tasks imdb,spam-subjects,afinn-polarity] [--sections backbones,auto] [--out .headstart-bench/text]
  */
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
@@ -14,11 +16,14 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ensureGloveBackbone } from "../shared/backbone/glove.ts";
 import { builtInEmbedder, createEmbedder } from "../shared/backbone/registry.ts";
+import type { BackboneSpec } from "../shared/backbone/spec.ts";
 import { normalizeText } from "../shared/cache/address.ts";
-import { loadConfig, PACKAGE_ROOT } from "../shared/config.ts";
+import { loadConfig, PACKAGE_ROOT, RECOMMENDED_BACKBONES } from "../shared/config.ts";
 import { normalizeConcat } from "../shared/embed/composite.ts";
+import { backboneSets } from "../shared/heads/backbone-candidates.ts";
 import { headKind } from "../shared/learn/registry.ts";
 import { foldIndices, stratifiedKFold } from "../shared/learn/split.ts";
+import { accuracyOf, type Outcome, outcome, pairedDifference, type SetFeatures } from "./text-auto.ts";
 import { afinnTask, imdbTask, spamSubjectsTask, type TextTask } from "./text-tasks.ts";
 
 const { values: args } = parseArgs({
@@ -26,6 +31,7 @@ const { values: args } = parseArgs({
     imdb: { type: "string", default: "12500" },
     tasks: { type: "string", default: "imdb,spam-subjects,afinn-polarity" },
     folds: { type: "string", default: "5" },
+    sections: { type: "string", default: "backbones,auto" },
     out: { type: "string", default: join(PACKAGE_ROOT, ".headstart-bench", "text") },
   },
 });
@@ -48,13 +54,17 @@ async function sifEmbedder() {
 }
 
 /** n × dim float32 for every text of the task, cached by the model's sha256. */
-async function features(t: TextTask, id: string): Promise<{ X: Float32Array; dim: number; seconds: number }> {
+async function features(
+  t: TextTask,
+  id: string,
+): Promise<{ X: Float32Array; dim: number; seconds: number; spec: BackboneSpec }> {
   const embedder = id === "glove-100d-sif" ? await sifEmbedder() : await builtInEmbedder(id, modelsDir);
   const file = join(args.out as string, t.name, `${t.texts.length}-${embedder.spec.sha256.slice(0, 16)}.f32`);
   const dim = embedder.spec.dim;
   try {
     const b = await readFile(file);
-    return { X: new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4), dim, seconds: Number.NaN };
+    const X = new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+    return { X, dim, seconds: Number.NaN, spec: embedder.spec };
   } catch {}
   const t0 = performance.now();
   const X = new Float32Array(t.texts.length * dim);
@@ -67,7 +77,7 @@ async function features(t: TextTask, id: string): Promise<{ X: Float32Array; dim
   await mkdir(join(args.out as string, t.name), { recursive: true });
   await writeFile(`${file}.tmp`, new Uint8Array(X.buffer));
   await rename(`${file}.tmp`, file);
-  return { X, dim, seconds };
+  return { X, dim, seconds, spec: embedder.spec };
 }
 
 function rowsOf(X: Float32Array, dim: number, idx: Int32Array): Float32Array {
@@ -128,16 +138,25 @@ if (wanted.has("imdb")) tasks.push(await imdbTask(Number(args.imdb)));
 if (wanted.has("spam-subjects")) tasks.push(spamSubjectsTask());
 if (wanted.has("afinn-polarity")) tasks.push(afinnTask());
 
+const sections = new Set(String(args.sections).split(","));
 const results: Record<string, Record<string, { mean: number; sd: number }>> = {};
+const autoRows: string[] = [];
 for (const t of tasks) {
   const counts = t.labels.map((l, c) => `${l} ${t.y.filter((y) => y === c).length}`).join(", ");
   console.log(`\n${t.name}: ${t.what}; ${t.texts.length} texts (${counts})`);
-  const feats: Record<string, { X: Float32Array; dim: number }> = {};
-  for (const id of SINGLE) {
+  const wantedIds = sections.has("backbones") ? SINGLE : [...RECOMMENDED_BACKBONES.text];
+  const feats: Record<string, { X: Float32Array; dim: number; spec: BackboneSpec }> = {};
+  for (const id of wantedIds) {
     const f = await features(t, id);
     feats[id] = f;
     if (!Number.isNaN(f.seconds)) console.log(`  embedded with ${id} in ${f.seconds.toFixed(1)} s`);
   }
+  if (sections.has("backbones")) results[t.name] = await backboneRow(t, feats);
+  if (sections.has("auto")) autoRows.push(await autoRow(t, feats));
+}
+
+/** Test accuracy of the C = 1 head on every backbone and combination. */
+async function backboneRow(t: TextTask, feats: Record<string, { X: Float32Array; dim: number }>) {
   const row: Record<string, { mean: number; sd: number }> = {};
   for (const id of SINGLE) row[id] = await evaluate(feats[id]!.X, feats[id]!.dim, t);
   for (const parts of COMBOS) {
@@ -152,22 +171,81 @@ for (const t of tasks) {
       t,
     );
   }
-  results[t.name] = row;
   for (const [id, r] of Object.entries(row)) {
     console.log(
       `  ${id.padEnd(32)} ${r.mean.toFixed(2)}%${Number.isNaN(r.sd) ? "" : ` ± ${r.sd.toFixed(2)}`}`,
     );
   }
+  return row;
 }
 
-const ids = [...SINGLE, ...COMBOS.map((c) => c.join("+"))];
-console.log(`\n| backbone | ${tasks.map((t) => t.name).join(" | ")} |`);
-console.log(`|---|${tasks.map(() => "---:").join("|")}|`);
-for (const id of ids) {
-  const cells = tasks.map((t) => {
-    const r = results[t.name]![id]!;
-    return `${r.mean.toFixed(2)}${Number.isNaN(r.sd) ? "" : ` ± ${r.sd.toFixed(2)}`}`;
+/** The recommended backbones' sets (as the platform orders them) with their vectors. */
+function recommendedSets(
+  t: TextTask,
+  feats: Record<string, { X: Float32Array; dim: number; spec: BackboneSpec }>,
+) {
+  const specs = RECOMMENDED_BACKBONES.text.map((id) => feats[id]!.spec);
+  return backboneSets(specs).map((ref): SetFeatures => {
+    const parts = ref.split("+").map((id) => feats[id]!);
+    const dim = parts.reduce((a, p) => a + p.dim, 0);
+    const X =
+      parts.length === 1
+        ? parts[0]!.X
+        : normalizeConcat(
+            parts.map((p) => ({ vectors: p.X, dim: p.dim })),
+            t.texts.length,
+          );
+    return { specs: parts.map((p) => p.spec), X, dim };
   });
-  console.log(`| ${id} | ${cells.join(" | ")} |`);
 }
-console.log(`\n${JSON.stringify(results)}`);
+
+/** Best single set, best combination, and auto's pick with its paired difference from the best fixed choice. */
+async function autoRow(
+  t: TextTask,
+  feats: Record<string, { X: Float32Array; dim: number; spec: BackboneSpec }>,
+) {
+  const sets = recommendedSets(t, feats);
+  const name = (f: SetFeatures) => f.specs.map((s) => s.id).join("+");
+  const fixed: Array<{ name: string; parts: number; o: Outcome; acc: number }> = [];
+  for (const f of sets) {
+    const o = await outcome([f], t, FOLDS, false);
+    fixed.push({ name: name(f), parts: f.specs.length, o, acc: accuracyOf(o) });
+    console.log(`  fixed ${name(f).padEnd(26)} ${accuracyOf(o).toFixed(2)}%  (${o.picks[0]!.split(" ")[1]})`);
+  }
+  const auto = await outcome(sets, t, FOLDS, true);
+  const best = (xs: typeof fixed) => xs.reduce((a, b) => (b.acc > a.acc ? b : a));
+  const single = best(fixed.filter((f) => f.parts === 1));
+  const combo = best(fixed.filter((f) => f.parts > 1));
+  const top = best(fixed);
+  const { diff, se } = pairedDifference(auto, top.o);
+  const tally = new Map<string, number>();
+  for (const p of auto.picks) tally.set(p, (tally.get(p) ?? 0) + 1);
+  const picks = [...tally].map(([p, n]) => (auto.picks.length > 1 ? `${p} ×${n}` : p)).join(", ");
+  const seconds = [...auto.searchSeconds].sort((a, b) => a - b)[Math.floor(auto.searchSeconds.length / 2)]!;
+  const verdict = diff >= -2 * se ? "yes" : "**no**";
+  console.log(
+    `  auto: ${picks}; ${accuracyOf(auto).toFixed(2)}%, ${diff >= 0 ? "+" : ""}${diff.toFixed(2)} ± ${se.toFixed(2)} vs ${top.name}; search ${seconds.toFixed(1)} s (median)`,
+  );
+  return `| ${t.name} | ${single.name} ${single.acc.toFixed(2)} | ${combo.name} ${combo.acc.toFixed(2)} | ${picks} | ${accuracyOf(auto).toFixed(2)} | ${diff >= 0 ? "+" : ""}${diff.toFixed(2)} ± ${se.toFixed(2)} | ${verdict} | ${seconds.toFixed(1)} s |`;
+}
+
+if (sections.has("backbones")) {
+  const ids = [...SINGLE, ...COMBOS.map((c) => c.join("+"))];
+  console.log(`\n| backbone | ${tasks.map((t) => t.name).join(" | ")} |`);
+  console.log(`|---|${tasks.map(() => "---:").join("|")}|`);
+  for (const id of ids) {
+    const cells = tasks.map((t) => {
+      const r = results[t.name]![id]!;
+      return `${r.mean.toFixed(2)}${Number.isNaN(r.sd) ? "" : ` ± ${r.sd.toFixed(2)}`}`;
+    });
+    console.log(`| ${id} | ${cells.join(" | ")} |`);
+  }
+  console.log(`\n${JSON.stringify(results)}`);
+}
+if (sections.has("auto")) {
+  console.log(
+    "\n| task | best single backbone (default head) | best combination | auto picked (backbone, head) | auto | auto − best fixed (± SE, paired by row) | within noise (≥ −2 SE) | search time |",
+  );
+  console.log("|---|---|---|---|---:|---:|:---:|---:|");
+  for (const row of autoRows) console.log(row);
+}
