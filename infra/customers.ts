@@ -5,8 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { tryParseBackboneList } from "../shared/backbone/defaults.ts";
-import { CUSTOMER_ID, CUSTOMER_ID_RULE } from "../shared/config.ts";
+import { CUSTOMER_ID, CUSTOMER_ID_RULE, tryParseBackboneList } from "../shared/config.ts";
 
 /** CloudWatch Logs accepts only these retention periods. */
 const LOG_RETENTION_DAYS = [

@@ -5,7 +5,6 @@
 import { totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { MAX_INGEST_BACKBONES, RECOMMENDED, tryParseBackboneList } from "./backbone/defaults.ts";
 import { ValidationError } from "./errors.ts";
 
 /** The package root, so paths work no matter which directory `headstart` is run from. */
@@ -33,6 +32,40 @@ export const RECOMMENDED_BACKBONES = {
   image: ["mobilenet-v2-taps-384", "inception-v3-taps-1536-149"],
   audio: ["speech-embedding-96-meanmax"],
 } as const;
+
+/** `backbones: "recommended"`: the recommended set of the dataset's modality (Config's). */
+export const RECOMMENDED = "recommended";
+
+/** Most backbones one ingest embeds with (each is a full pass over the dataset). */
+export const MAX_INGEST_BACKBONES = 4;
+
+/**
+ * `--backbones` / `backbones=`: ids separated by commas (each once, at most MAX_INGEST_BACKBONES),
+ * or `recommended`. Combinations (`a+b`) are not embedded: each part is, and training combines them.
+ */
+export function parseBackboneList(value: string): string[] | typeof RECOMMENDED {
+  const field = "backbones";
+  if (value.trim() === RECOMMENDED) return RECOMMENDED;
+  const ids = value.split(",").map((s) => s.trim());
+  if (ids.length > MAX_INGEST_BACKBONES || ids.some((id) => id === "")) {
+    throw new ValidationError(
+      `backbones takes 1..${MAX_INGEST_BACKBONES} backbone ids separated by commas, or ${RECOMMENDED}; got ${JSON.stringify(value)}`,
+      { field },
+    );
+  }
+  const repeated = ids.find((id, i) => ids.indexOf(id) !== i);
+  if (repeated) throw new ValidationError(`backbones lists ${repeated} twice`, { field });
+  return ids;
+}
+
+/** A backbone list as `parseBackboneList` reads it, or undefined when it is not one (settings). */
+export function tryParseBackboneList(value: string): string[] | typeof RECOMMENDED | undefined {
+  try {
+    return parseBackboneList(value);
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * A customer id: lower-case words joined by single hyphens. No `--` and no hyphen at either end,

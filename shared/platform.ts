@@ -2,12 +2,7 @@
  * The platform's use cases over one store. CLI commands, HTTP routes and Lambda handlers are
  * thin adapters over these methods; nothing here knows how it was called.
  */
-import {
-  assertBackboneFits,
-  defaultBackboneFor,
-  RECOMMENDED,
-  recommendedBackbonesFor,
-} from "./backbone/defaults.ts";
+import { assertBackboneFits, defaultBackboneFor, recommendedBackbonesFor } from "./backbone/defaults.ts";
 import {
   BUILT_IN_BACKBONES,
   listBackbones,
@@ -18,7 +13,7 @@ import {
 } from "./backbone/registry.ts";
 import type { BackboneSpec } from "./backbone/spec.ts";
 import { cachedFailures, listCommits } from "./cache/shards.ts";
-import { type Config, configToEnv, RECOMMENDED_BACKBONES } from "./config.ts";
+import { type Config, configToEnv, RECOMMENDED, RECOMMENDED_BACKBONES } from "./config.ts";
 import type { SkippedEntry } from "./datasets/folder-manifest.ts";
 import { ingestDataset, putManifest, readDatasetStatus, uploadDataset } from "./datasets/ingest.ts";
 import type { DatasetStatus } from "./datasets/status.ts";

@@ -4,8 +4,13 @@
  * the exit codes: 0 ok, 2 bad input, 1 failure.
  */
 import { type Command, CommanderError } from "commander";
-import { parseBackboneList, type RECOMMENDED } from "../../shared/backbone/defaults.ts";
-import { type Config, DEFAULT_BACKBONES, loadConfig } from "../../shared/config.ts";
+import {
+  type Config,
+  DEFAULT_BACKBONES,
+  loadConfig,
+  parseBackboneList,
+  type RECOMMENDED,
+} from "../../shared/config.ts";
 import type { EmbedJob } from "../../shared/embed/job.ts";
 import type { RunShardsResult } from "../../shared/embed/run.ts";
 import { HeadstartError, isUserError, ValidationError } from "../../shared/errors.ts";

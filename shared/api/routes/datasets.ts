@@ -1,6 +1,6 @@
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
-import { parseBackboneList } from "../../backbone/defaults.ts";
+import { parseBackboneList } from "../../config.ts";
 import { PayloadTooLargeError, ValidationError } from "../../errors.ts";
 import type { Platform } from "../../platform.ts";
 import type { AppEnv } from "../env.ts";
