@@ -17,7 +17,7 @@
  * Prints the machine and markdown tables. A benchmark, not a test: nothing is asserted.
  *
  *   npm run bench:images -- [--backbones a,b] [--tasks fashion,mnist] [--train 600,6000]
- *     [--test 1000] [--shots 10] [--seeds 5] [--compare-fixed]
+ *     [--test 1000] [--shots 10] [--seeds 5] [--compare-fixed] [--auto]
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -25,12 +25,13 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import sharp from "sharp";
 import { builtInEmbedder } from "../shared/backbone/registry.ts";
-import { DEFAULT_BACKBONES, loadConfig, PACKAGE_ROOT } from "../shared/config.ts";
+import { DEFAULT_BACKBONES, loadConfig, PACKAGE_ROOT, RECOMMENDED_BACKBONES } from "../shared/config.ts";
 import type { EmbeddedDataset } from "../shared/embed/embedded-dataset.ts";
 import { chooseEstimator, fitChoice } from "../shared/heads/choose-estimator.ts";
 import { buildTrainingSet } from "../shared/heads/problem.ts";
 import { argmaxRows } from "../shared/learn/metrics.ts";
 import { mulberry32, shuffleInPlace } from "../shared/learn/split.ts";
+import { AUTO_TABLE_HEADER, autoTableRow, recommendedSets } from "./auto-pick.ts";
 import { machine } from "./bench-common.ts";
 import { FASHION_SOURCE } from "./fashion-dataset.ts";
 import { FASHION_CLASSES, readIdx } from "./idx.ts";
@@ -56,6 +57,8 @@ const { values: args } = parseArgs({
     shots: { type: "string", default: "10" },
     seeds: { type: "string", default: "5" },
     "compare-fixed": { type: "boolean", default: false },
+    /** Also: what `train --type auto` picks among the recommended image backbones and their set. */
+    auto: { type: "boolean", default: false },
   },
 });
 const BACKBONES = String(args.backbones).split(",");
@@ -142,7 +145,12 @@ async function embed(backbone: string, key: string, files: Uint8Array[]) {
   const dim = embedder.spec.dim;
   const path = join(CACHE, `${key}-${backbone}-${files.length}.f32`);
   if (existsSync(path))
-    return { X: new Float32Array(readFileSync(path).buffer.slice(0)), dim, perSec: Number.NaN };
+    return {
+      X: new Float32Array(readFileSync(path).buffer.slice(0)),
+      dim,
+      perSec: Number.NaN,
+      spec: embedder.spec,
+    };
   const X = new Float32Array(files.length * dim);
   const t0 = performance.now();
   for (let s = 0; s < files.length; s += 256) {
@@ -151,7 +159,7 @@ async function embed(backbone: string, key: string, files: Uint8Array[]) {
   const perSec = files.length / ((performance.now() - t0) / 1000);
   mkdirSync(CACHE, { recursive: true });
   writeFileSync(path, X);
-  return { X, dim, perSec };
+  return { X, dim, perSec, spec: embedder.spec };
 }
 
 /**
@@ -240,7 +248,31 @@ async function rowsFor(task: Task, name: string, f: Features): Promise<{ main: s
   return args["compare-fixed"] ? { main, fixed: row(await cells(task, f, { C: 1 })) } : { main };
 }
 
+/**
+ * `--auto`: the recommended image backbones' sets on the task's first `maxTrain` training images and
+ * its test images, each with train's default head, against `train --type auto` (scripts/auto-pick.ts).
+ */
+async function autoRow(task: Task, trainFiles: Uint8Array[], testFiles: Uint8Array[]): Promise<string> {
+  const parts = [];
+  for (const backbone of RECOMMENDED_BACKBONES.image) {
+    const a = await embed(backbone, `${task.name}-train`, trainFiles);
+    const b = await embed(backbone, `${task.name}-test`, testFiles);
+    const X = new Float32Array(a.X.length + b.X.length);
+    X.set(a.X);
+    X.set(b.X, a.X.length);
+    parts.push({ X, dim: a.dim, spec: a.spec });
+  }
+  const y = new Int32Array(task.train.n + task.test.n);
+  y.set(task.train.labels);
+  y.set(task.test.labels, task.train.n);
+  const isTest = new Uint8Array(y.length).fill(1, task.train.n);
+  const labels = Array.from({ length: task.k }, (_, c) => `c${c}`);
+  note(`${task.name}: auto over ${RECOMMENDED_BACKBONES.image.join(", ")} and their set`);
+  return autoTableRow(task.name, recommendedSets(parts, y.length), { labels, y, isTest }, 5);
+}
+
 const maxTrain = Math.max(...TRAIN_SIZES);
+const autoRows: string[] = [];
 const lines: string[] = [];
 const fixed: string[] = [];
 for (const t of String(args.tasks).split(",")) {
@@ -260,6 +292,7 @@ for (const t of String(args.tasks).split(",")) {
     const b = await embed(backbone, `${task.name}-test`, testFiles);
     add(await rowsFor(task, `\`${backbone}\``, { X: a.X, Xt: b.X, dim: a.dim, perSec: a.perSec }));
   }
+  if (args.auto) autoRows.push(await autoRow(task, trainFiles, testFiles));
 }
 const m = await machine();
 console.log(
@@ -271,6 +304,10 @@ const header = [
 ];
 console.log("Default head (`train` with no options):\n");
 for (const line of [...header, ...lines]) console.log(line);
+if (autoRows.length > 0) {
+  console.log(`\nauto over the recommended image backbones, ${maxTrain} training images a task:`);
+  for (const line of [...AUTO_TABLE_HEADER, ...autoRows]) console.log(line);
+}
 if (fixed.length > 0) {
   console.log("\nThe same head with C fixed at 1 (`--param C=1`):\n");
   for (const line of [...header, ...fixed]) console.log(line);

@@ -5,7 +5,7 @@
  * others 5-fold stratified cross-validation (mean ± standard deviation over folds). Embeddings are
  * computed once per (task, backbone model) and kept under `--out`, so reruns only train heads.
  * Then (section `auto`) what `train --type auto` picks among the recommended text backbones and
- * their combination, against each of them with train's default head (scripts/text-auto.ts).
+ * their combination, against each of them with train's default head (scripts/auto-pick.ts).
  * Not a test: nothing is asserted.
  *
  *   npm run bench:text -- [--imdb 12500] [--tasks imdb,spam-subjects,afinn-polarity] [--sections backbones,auto] [--out .headstart-bench/text]
@@ -20,10 +20,9 @@ import type { BackboneSpec } from "../shared/backbone/spec.ts";
 import { normalizeText } from "../shared/cache/address.ts";
 import { loadConfig, PACKAGE_ROOT, RECOMMENDED_BACKBONES } from "../shared/config.ts";
 import { normalizeConcat } from "../shared/embed/composite.ts";
-import { backboneSets } from "../shared/heads/backbone-candidates.ts";
 import { headKind } from "../shared/learn/registry.ts";
 import { foldIndices, stratifiedKFold } from "../shared/learn/split.ts";
-import { accuracyOf, type Outcome, outcome, pairedDifference, type SetFeatures } from "./text-auto.ts";
+import { AUTO_TABLE_HEADER, autoTableRow, recommendedSets } from "./auto-pick.ts";
 import { afinnTask, imdbTask, spamSubjectsTask, type TextTask } from "./text-tasks.ts";
 
 const { values: args } = parseArgs({
@@ -152,7 +151,10 @@ for (const t of tasks) {
     if (!Number.isNaN(f.seconds)) console.log(`  embedded with ${id} in ${f.seconds.toFixed(1)} s`);
   }
   if (sections.has("backbones")) results[t.name] = await backboneRow(t, feats);
-  if (sections.has("auto")) autoRows.push(await autoRow(t, feats));
+  if (sections.has("auto")) {
+    const specs = RECOMMENDED_BACKBONES.text.map((id) => feats[id]!);
+    autoRows.push(await autoTableRow(t.name, recommendedSets(specs, t.texts.length), t, FOLDS));
+  }
 }
 
 /** Test accuracy of the C = 1 head on every backbone and combination. */
@@ -179,56 +181,6 @@ async function backboneRow(t: TextTask, feats: Record<string, { X: Float32Array;
   return row;
 }
 
-/** The recommended backbones' sets (as the platform orders them) with their vectors. */
-function recommendedSets(
-  t: TextTask,
-  feats: Record<string, { X: Float32Array; dim: number; spec: BackboneSpec }>,
-) {
-  const specs = RECOMMENDED_BACKBONES.text.map((id) => feats[id]!.spec);
-  return backboneSets(specs).map((ref): SetFeatures => {
-    const parts = ref.split("+").map((id) => feats[id]!);
-    const dim = parts.reduce((a, p) => a + p.dim, 0);
-    const X =
-      parts.length === 1
-        ? parts[0]!.X
-        : normalizeConcat(
-            parts.map((p) => ({ vectors: p.X, dim: p.dim })),
-            t.texts.length,
-          );
-    return { specs: parts.map((p) => p.spec), X, dim };
-  });
-}
-
-/** Best single set, best combination, and auto's pick with its paired difference from the best fixed choice. */
-async function autoRow(
-  t: TextTask,
-  feats: Record<string, { X: Float32Array; dim: number; spec: BackboneSpec }>,
-) {
-  const sets = recommendedSets(t, feats);
-  const name = (f: SetFeatures) => f.specs.map((s) => s.id).join("+");
-  const fixed: Array<{ name: string; parts: number; o: Outcome; acc: number }> = [];
-  for (const f of sets) {
-    const o = await outcome([f], t, FOLDS, false);
-    fixed.push({ name: name(f), parts: f.specs.length, o, acc: accuracyOf(o) });
-    console.log(`  fixed ${name(f).padEnd(26)} ${accuracyOf(o).toFixed(2)}%  (${o.picks[0]!.split(" ")[1]})`);
-  }
-  const auto = await outcome(sets, t, FOLDS, true);
-  const best = (xs: typeof fixed) => xs.reduce((a, b) => (b.acc > a.acc ? b : a));
-  const single = best(fixed.filter((f) => f.parts === 1));
-  const combo = best(fixed.filter((f) => f.parts > 1));
-  const top = best(fixed);
-  const { diff, se } = pairedDifference(auto, top.o);
-  const tally = new Map<string, number>();
-  for (const p of auto.picks) tally.set(p, (tally.get(p) ?? 0) + 1);
-  const picks = [...tally].map(([p, n]) => (auto.picks.length > 1 ? `${p} ×${n}` : p)).join(", ");
-  const seconds = [...auto.searchSeconds].sort((a, b) => a - b)[Math.floor(auto.searchSeconds.length / 2)]!;
-  const verdict = diff >= -2 * se ? "yes" : "**no**";
-  console.log(
-    `  auto: ${picks}; ${accuracyOf(auto).toFixed(2)}%, ${diff >= 0 ? "+" : ""}${diff.toFixed(2)} ± ${se.toFixed(2)} vs ${top.name}; search ${seconds.toFixed(1)} s (median)`,
-  );
-  return `| ${t.name} | ${single.name} ${single.acc.toFixed(2)} | ${combo.name} ${combo.acc.toFixed(2)} | ${picks} | ${accuracyOf(auto).toFixed(2)} | ${diff >= 0 ? "+" : ""}${diff.toFixed(2)} ± ${se.toFixed(2)} | ${verdict} | ${seconds.toFixed(1)} s |`;
-}
-
 if (sections.has("backbones")) {
   const ids = [...SINGLE, ...COMBOS.map((c) => c.join("+"))];
   console.log(`\n| backbone | ${tasks.map((t) => t.name).join(" | ")} |`);
@@ -242,10 +194,4 @@ if (sections.has("backbones")) {
   }
   console.log(`\n${JSON.stringify(results)}`);
 }
-if (sections.has("auto")) {
-  console.log(
-    "\n| task | best single backbone (default head) | best combination | auto picked (backbone, head) | auto | auto − best fixed (± SE, paired by row) | within noise (≥ −2 SE) | search time |",
-  );
-  console.log("|---|---|---|---|---:|---:|:---:|---:|");
-  for (const row of autoRows) console.log(row);
-}
+if (sections.has("auto")) for (const line of [...AUTO_TABLE_HEADER, ...autoRows]) console.log(line);
