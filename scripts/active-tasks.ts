@@ -2,7 +2,7 @@
  * The data sets `npm run bench:active` simulates labelling on, each as embedded vectors with a
  * train part (the pools are drawn from it) and a test part:
  *   - imdb: IMDB reviews on glove-100d, 2 classes, from the bench store `npm run bench` builds;
- *   - fashion: Fashion-MNIST on mobilenet-v2-1280, 10 classes, the first `trainImages` images of
+ *   - fashion: Fashion-MNIST on the default image backbone (or `backbone`), 10 classes, the first `trainImages` images of
  *     the train file and the first `testImages` of the test file, embedded once and cached under
  *     `<store>/quality` (the folder the other data-quality benches cache their vectors in).
  */
@@ -12,7 +12,7 @@ import { join } from "node:path";
 import sharp from "sharp";
 import { builtInEmbedder } from "../shared/backbone/registry.ts";
 import type { EmbedInput } from "../shared/backbone/spec.ts";
-import { loadConfig } from "../shared/config.ts";
+import { DEFAULT_BACKBONES, loadConfig } from "../shared/config.ts";
 import { loadEmbeddedDataset } from "../shared/embed/embedded-dataset.ts";
 import { ValidationError } from "../shared/errors.ts";
 import { unitRows } from "../shared/learn/active.ts";
@@ -63,9 +63,9 @@ export interface FashionSource {
   cacheDir: string;
   trainImages: number;
   testImages: number;
+  /** The image backbone (default: the platform's default for images). */
+  backbone?: string;
 }
-
-const BACKBONE = "mobilenet-v2-1280";
 
 /** The first `count` images of one Fashion-MNIST file as PNGs (what the image backbone takes). */
 async function fashionImages(source: string, prefix: string, count: number) {
@@ -92,7 +92,8 @@ export async function fashionTask(s: FashionSource): Promise<ActiveTask> {
   }
   const train = await fashionImages(s.source, "train", s.trainImages);
   const test = await fashionImages(s.source, "t10k", s.testImages);
-  const embedder = await builtInEmbedder(BACKBONE, s.modelsDir);
+  const backbone = s.backbone ?? DEFAULT_BACKBONES.image;
+  const embedder = await builtInEmbedder(backbone, s.modelsDir);
   const dim = embedder.spec.dim;
   const nTrain = train.y.length;
   const file = join(
@@ -119,7 +120,7 @@ export async function fashionTask(s: FashionSource): Promise<ActiveTask> {
   y.set(train.y);
   y.set(test.y, nTrain);
   return {
-    ...task("fashion", BACKBONE, dim, 10, X, y),
+    ...task("fashion", backbone, dim, 10, X, y),
     train: Array.from({ length: nTrain }, (_, i) => i),
     test: Array.from({ length: test.y.length }, (_, i) => nTrain + i),
   };

@@ -56,6 +56,8 @@ const { values: args } = parseArgs({
     store: { type: "string", default: join(PACKAGE_ROOT, ".headstart-bench") },
     "models-dir": { type: "string", default: join(PACKAGE_ROOT, ".models") },
     source: { type: "string", default: FASHION_SOURCE },
+    /** Fashion-MNIST's image backbone (default: the platform's image default). */
+    "fashion-backbone": { type: "string" },
   },
 });
 const num = (name: keyof typeof args) => Number(args[name]);
@@ -214,6 +216,7 @@ async function loadTask(name: string): Promise<ActiveTask> {
     cacheDir: join(String(args.store), "quality"),
     trainImages: num("fashion-train"),
     testImages: num("fashion-test"),
+    backbone: args["fashion-backbone"],
   });
 }
 
