@@ -57,6 +57,21 @@ const SETTINGS: SageMakerSettings = {
 };
 
 /** A real store under another name: what the runner sees of an S3Store is its URL. */
+/** The job-complete Lambda handler on `ctx`'s store: it reads its environment at import, as in Lambda. */
+async function jobCompleteHandler(ctx: { store: { root: string }; dir: string }) {
+  const saved = { ...process.env };
+  Object.assign(process.env, {
+    HEADSTART_STORE: ctx.store.root,
+    HEADSTART_DEFAULT_BACKBONE: "tiny-text",
+    HEADSTART_MODELS_DIR: join(ctx.dir, "models"),
+    HEADSTART_LOG_LEVEL: "silent",
+  });
+  const { handler } = await import("../functions/job-complete/handler.ts");
+  for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+  Object.assign(process.env, saved);
+  return handler;
+}
+
 function namedStore(inner: ObjectStore, url: string): ObjectStore {
   return {
     url,
@@ -506,17 +521,7 @@ describe("SageMakerJobRunner", () => {
     });
 
     test("the job-complete Lambda handler records the sample events", async () => {
-      // The handler reads its environment at import, as in Lambda.
-      const saved = { ...process.env };
-      Object.assign(process.env, {
-        HEADSTART_STORE: ctx.store.root,
-        HEADSTART_DEFAULT_BACKBONE: "tiny-text",
-        HEADSTART_MODELS_DIR: join(ctx.dir, "models"),
-        HEADSTART_LOG_LEVEL: "silent",
-      });
-      const { handler } = await import("../functions/job-complete/handler.ts");
-      for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
-      Object.assign(process.env, saved);
+      const handler = await jobCompleteHandler(ctx);
 
       // A webhook receiver hears each ended job once, replays included.
       const receiver = await new Receiver().start();
@@ -909,16 +914,7 @@ describe("SageMakerJobRunner", () => {
     });
 
     test("the job-complete handler announces every member of a group that ended", async () => {
-      const saved = { ...process.env };
-      Object.assign(process.env, {
-        HEADSTART_STORE: ctx.store.root,
-        HEADSTART_DEFAULT_BACKBONE: "tiny-text",
-        HEADSTART_MODELS_DIR: join(ctx.dir, "models"),
-        HEADSTART_LOG_LEVEL: "silent",
-      });
-      const { handler } = await import("../functions/job-complete/handler.ts");
-      for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
-      Object.assign(process.env, saved);
+      const handler = await jobCompleteHandler(ctx);
 
       const registry = new WebhookRegistry(ctx.store);
       for (const w of await registry.list()) await registry.remove(w.id);
