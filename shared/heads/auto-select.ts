@@ -12,7 +12,7 @@ import type { HeadTask } from "../learn/estimator.ts";
 import { findHeadKind, HEAD_KINDS } from "../learn/registry.ts";
 import type { AnyKind } from "./cross-validate.ts";
 import { type CandidateSet, type Choice, CvSearch, inputId } from "./cv-search.ts";
-import { requestedType, type TrainingSet } from "./problem.ts";
+import { DEFAULT_TYPE, type TrainingSet } from "./problem.ts";
 import type { BackboneInput } from "./train-inputs.ts";
 import type { TrainOptions } from "./train-request.ts";
 
@@ -41,7 +41,7 @@ export async function autoSelect(
     for (const kind of kinds)
       await search.run({ input: inputs[0], kind, grid: kind.grid(trainPos.length, inputs[0].data.dim) });
   } else {
-    await searchInputs(search, set, inputs, kinds, requestedType({ ...opts, type: undefined }, task));
+    await searchInputs(search, set, inputs, kinds, DEFAULT_TYPE[task]);
   }
   const best = search.choose();
   if (!best) {
