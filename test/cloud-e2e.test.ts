@@ -36,7 +36,7 @@ import {
 import {
   type ProcessingJobStateChangeEvent,
   type SageMakerStandin,
-  startSageMakerStandin,
+  startStandinOn,
 } from "./helpers/sagemaker-standin.ts";
 import { tinySentimentRows, toJsonlText, writeTinyBackbone } from "./helpers/tiny-backbone.ts";
 
@@ -86,17 +86,8 @@ describe("cloud path: bucket upload → ingest → SageMaker (stand-in) → job-
       cleanups.push(() => notifications.close());
 
       // SageMaker's side: the containers reach the same S3 server with the job role's credentials.
-      standin = await startSageMakerStandin({
-        s3: s3.client,
-        region: s3.region,
-        containerEnv: {
-          HEADSTART_S3_ENDPOINT: s3.endpoint,
-          AWS_ACCESS_KEY_ID: s3.accessKeyId,
-          AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-        },
-        onEvent: (e) => {
-          stateEvents.push(e);
-        },
+      standin = await startStandinOn(s3, (e) => {
+        stateEvents.push(e);
       });
       cleanups.push(() => standin.stop());
 

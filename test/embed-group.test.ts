@@ -33,7 +33,7 @@ import { type S3Server, s3TestPlatform, startS3Server } from "./helpers/s3-serve
 import {
   type ProcessingJobStateChangeEvent,
   type SageMakerStandin,
-  startSageMakerStandin,
+  startStandinOn,
 } from "./helpers/sagemaker-standin.ts";
 import { tinySentimentRows, toJsonlText, writeTinyBackbone } from "./helpers/tiny-backbone.ts";
 
@@ -391,17 +391,8 @@ describe("one SageMaker processing job (stand-in) for a group, on S3 (radosgw)",
       await platform.addBackbone(join(dir, "backbone-a"));
       await writeTinyBackbone(join(dir, "backbone-b"), B, { salt: "b" });
       await platform.addBackbone(join(dir, "backbone-b"));
-      standin = await startSageMakerStandin({
-        s3: s3.client,
-        region: s3.region,
-        containerEnv: {
-          HEADSTART_S3_ENDPOINT: s3.endpoint,
-          AWS_ACCESS_KEY_ID: s3.accessKeyId,
-          AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-        },
-        onEvent: (e) => {
-          events.push(e);
-        },
+      standin = await startStandinOn(s3, (e) => {
+        events.push(e);
       });
     },
     { timeout: 240_000 },

@@ -23,6 +23,7 @@ import { dirname, join } from "node:path";
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import { PACKAGE_ROOT } from "../../shared/config.ts";
 import { SAGEMAKER_PLANS_DIR } from "../../shared/embed/batch.ts";
+import type { S3Server } from "./s3-server.ts";
 
 export type StandinStatus = "InProgress" | "Completed" | "Failed" | "Stopping" | "Stopped";
 
@@ -465,4 +466,21 @@ export async function startSageMakerStandin(opts: SageMakerStandinOptions): Prom
       await rm(root, { recursive: true, force: true });
     },
   };
+}
+
+/** The stand-in over a test S3 server: its containers reach that server with its credentials. */
+export function startStandinOn(
+  s3: S3Server,
+  onEvent: SageMakerStandinOptions["onEvent"],
+): Promise<SageMakerStandin> {
+  return startSageMakerStandin({
+    s3: s3.client,
+    region: s3.region,
+    containerEnv: {
+      HEADSTART_S3_ENDPOINT: s3.endpoint,
+      AWS_ACCESS_KEY_ID: s3.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    },
+    onEvent,
+  });
 }
