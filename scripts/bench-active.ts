@@ -3,22 +3,25 @@
  * then ask each strategy for `--batch` more rows at a time (the oracle reveals their labels) up to
  * `--budget`, refitting a logreg head (shared/learn, default parameters) every round and scoring it
  * on held-out test rows. `random` is the baseline. Two tasks (scripts/active-tasks.ts): `imdb`
- * (IMDB reviews on glove-100d, 2 classes) and `fashion` (Fashion-MNIST on mobilenet-v2-1280, 10
- * classes). Each curve is the mean over `--seeds` seeds (each seed draws its own pool, test sample
+ * (IMDB reviews on glove-100d, 2 classes) and `fashion` (Fashion-MNIST on the default image
+ * backbone, 10 classes). Each curve is the mean over `--seeds` seeds (each seed draws its own pool, test sample
  * and start set, shared by every strategy). A benchmark, not a test: nothing is asserted. Figures
  * and the settings behind them: docs/benchmarks.md.
  *
  *   npm run bench:active -- [--task imdb|fashion|all] [--seeds 3] [--seed-base 0] [--pool N]
  *     [--test N] [--start 20] [--batch 20] [--budget 400]
  *     [--strategies random,margin,entropy,coreset,hybrid] [--fashion-train 6000] [--fashion-test 3000] [--store .headstart-bench]
+ *   npm run bench:active -- --cost     (only: seconds of the hybrid's grouping at three sizes)
  *
  * `--pool`/`--test` default per task (imdb 10,000/5,000 of 25,000/25,000 reviews; fashion
  * 5,000/3,000 of the first `--fashion-train`/`--fashion-test` images). A strategy `hybrid:P` is the
  * hybrid keeping the P·k most uncertain rows (`hybrid` uses learn/active.ts's HYBRID_POOL). `hybrid`
  * scores uncertainty as `headstart suggest` does: from COMMITTEE_MIN_ROWS labels on by a committee of
  * bootstrap heads (learn/active.ts's committeeProbabilities), below by the head's own probabilities;
- * `hybrid-head` (the default before) always by the head's own probabilities. `--seed-base B` runs
- * seeds B … B + seeds − 1 (a fresh set to confirm a choice on).
+ * `hybrid-head` always by the head's own probabilities; `hybrid-kcenter` is the default before
+ * (the committee's margin, its 2·k most uncertain rows, then k-center greedy among them, away from
+ * the labelled rows). `--seed-base B` runs seeds B … B + seeds − 1 (a fresh set to confirm a
+ * choice on).
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -29,9 +32,11 @@ import {
   entropyUncertainty,
   HYBRID_POOL,
   hybridPicks,
+  hybridPoolSize,
   kCenterGreedy,
   marginUncertainty,
   topIndices,
+  unitRows,
 } from "../shared/learn/active.ts";
 import { argmaxRows } from "../shared/learn/metrics.ts";
 import { headKind } from "../shared/learn/registry.ts";
@@ -58,11 +63,14 @@ const { values: args } = parseArgs({
     source: { type: "string", default: FASHION_SOURCE },
     /** Fashion-MNIST's image backbone (default: the platform's image default). */
     "fashion-backbone": { type: "string" },
+    /** Only time the hybrid's grouping (k-means over its pool) on random unit rows, then exit. */
+    cost: { type: "boolean", default: false },
   },
 });
 const num = (name: keyof typeof args) => Number(args[name]);
 const STRATEGIES = String(args.strategies).split(",");
 const TASKS = args.task === "all" ? ["imdb", "fashion"] : [String(args.task)];
+if (args.cost) TASKS.length = 0;
 for (const t of TASKS) {
   if (t !== "imdb" && t !== "fashion") throw new Error(`--task must be imdb, fashion or all, got ${t}`);
 }
@@ -127,13 +135,19 @@ async function nextBatch(
   if (strategy === "entropy") return topIndices(entropyUncertainty(p), k).map((i) => open[i]);
   const [name, factor] = strategy.split(":");
   const input = { candidates: candidates(), covered, dim: d.dim, k };
-  if (name !== "hybrid" && name !== "hybrid-head") throw new Error(`unknown strategy ${strategy}`);
+  if (!["hybrid", "hybrid-head", "hybrid-kcenter"].includes(name))
+    throw new Error(`unknown strategy ${strategy}`);
   // The default hybrid scores with a committee of bootstrap heads from COMMITTEE_MIN_ROWS labels
   // on, as `headstart suggest` does; `hybrid-head` always with the head's own probabilities.
-  const committee = name === "hybrid" && labelled.length >= COMMITTEE_MIN_ROWS;
+  const committee = name !== "hybrid-head" && labelled.length >= COMMITTEE_MIN_ROWS;
   const ys = Int32Array.from(labelled, (r) => d.y[r]);
   const uncertain = committee ? { ...p, probs: await committeeProbabilities(ys, memberProbs) } : p;
-  const picks = hybridPicks(marginUncertainty(uncertain), input, factor ? Number(factor) : HYBRID_POOL);
+  const scores = marginUncertainty(uncertain);
+  if (name === "hybrid-kcenter") {
+    const among = topIndices(scores, 2 * k);
+    return kCenterGreedy({ ...input, among, first: among[0] }).map((q) => open[q.index]);
+  }
+  const picks = hybridPicks(scores, input, factor ? Number(factor) : HYBRID_POOL);
   return picks.map((q) => open[q.index]);
 
   async function memberProbs(rows: Int32Array): Promise<Float64Array> {
@@ -251,6 +265,7 @@ async function main() {
   console.log(
     `settings: --task ${args.task} --seeds ${args.seeds} --seed-base ${args["seed-base"]} --start ${args.start} --batch ${args.batch} --budget ${args.budget}${args.pool ? ` --pool ${args.pool}` : ""}${args.test ? ` --test ${args.test}` : ""}`,
   );
+  if (args.cost) return groupingCost();
   const means: Map<string, number[]>[] = [];
   for (const t of TASKS) means.push(await benchTask(t));
   if (means.length > 1) {
@@ -260,6 +275,31 @@ async function main() {
     console.log(
       `\nmean over the curve, both tasks: ${STRATEGIES.map((s, i) => `${s} ${both[i]}`).join(", ")}`,
     );
+  }
+}
+
+/** `--cost`: seconds of one hybridPicks call (median of 3) on random unit rows, per size. */
+function groupingCost() {
+  const rand = mulberry32(1);
+  console.log("\n| candidates | k | dim | pool | seconds (median of 3) |\n|---|---|---|---|---|");
+  for (const [n, k, dim] of [
+    [5000, 50, 384],
+    [5000, 50, 1536],
+    [20000, 1000, 384],
+  ]) {
+    const X = unitRows(
+      Float32Array.from({ length: n * dim }, () => rand() - 0.5),
+      n,
+      dim,
+    );
+    const u = Float64Array.from({ length: n }, () => rand());
+    const times = [0, 1, 2].map(() => {
+      const t0 = performance.now();
+      hybridPicks(u, { candidates: X, dim, k });
+      return (performance.now() - t0) / 1000;
+    });
+    const median = times.sort((a, b) => a - b)[1];
+    console.log(`| ${n} | ${k} | ${dim} | ${hybridPoolSize(n, k)} | ${median.toFixed(3)} |`);
   }
 }
 

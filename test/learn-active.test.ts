@@ -107,7 +107,7 @@ describe("k-center greedy", () => {
 });
 
 describe("hybrid", () => {
-  test("keeps the most uncertain rows and spreads among them: no near-duplicates in the batch", () => {
+  test("keeps the most uncertain rows and takes one typical row per group: no near-duplicates", () => {
     const per = 4;
     const candidates = clusters(per);
     // Cluster 0 is all uncertain (it would fill a pure margin batch); clusters 1 and 2 hold one
@@ -117,16 +117,34 @@ describe("hybrid", () => {
     uncertainty[per + 1] = 0.8;
     uncertainty[2 * per + 2] = 0.7;
     const k = 3;
-    assert.ok(HYBRID_POOL * k >= per + 2, "the pool reaches the other clusters' uncertain rows");
-    const picks = hybridPicks(uncertainty, { candidates, covered: new Float32Array(0), dim: 3, k });
-    assert.equal(picks[0].index, 0, "the most uncertain row seeds the batch");
+    const picks = hybridPicks(uncertainty, { candidates, dim: 3, k }, 2);
+    // The pool (2·3 = 6 rows): cluster 0, then the two uncertain rows of clusters 1 and 2.
     assert.deepEqual(
       picks.map((p) => p.index).sort((a, b) => a - b),
-      [0, per + 1, 2 * per + 2],
+      [nearestToMean(candidates, [0, 1, 2, 3]), per + 1, 2 * per + 2],
+    );
+    assert.deepEqual(
+      picks.map((p) => p.groupSize),
+      [4, 1, 1],
+      "largest group first",
     );
     close(picks[1].uncertainty, uncertainty[picks[1].index]);
     // Pure margin would have taken three near-duplicates of cluster 0.
     assert.deepEqual(topIndices(uncertainty, k), [0, 1, 2]);
+  });
+
+  test("picks a typical uncertain row, not the outlier among them", () => {
+    const per = 4;
+    const candidates = clusters(per);
+    // The most uncertain row is alone in cluster 2; four uncertain rows of cluster 0 come next.
+    const uncertainty = new Float64Array(3 * per).fill(0.05);
+    uncertainty[2 * per] = 0.99;
+    for (let i = 0; i < per; i++) uncertainty[i] = 0.9 - i * 0.001;
+    const picks = hybridPicks(uncertainty, { candidates, dim: 3, k: 1 });
+    assert.equal(HYBRID_POOL, 5);
+    assert.equal(picks.length, 1);
+    assert.ok(picks[0].index < per, `picked ${picks[0].index}, the outlier is ${2 * per}`);
+    assert.equal(picks[0].groupSize, 5);
   });
 
   test("the pool is poolFactor·k rows: a narrower one keeps the batch among the most uncertain", () => {
@@ -135,16 +153,49 @@ describe("hybrid", () => {
     const uncertainty = new Float64Array(3 * per).fill(0.05);
     for (let i = 0; i < per; i++) uncertainty[i] = 0.95 - i * 0.001;
     uncertainty[per + 1] = 0.8;
-    const input = { candidates, covered: new Float32Array(0), dim: 3, k: 2 };
+    const input = { candidates, dim: 3, k: 2 };
     // 2·2 = 4 rows: all of cluster 0, so both picks come from it.
     assert.ok(hybridPicks(uncertainty, input, 2).every((p) => p.index < per));
-    // 3·2 = 6 rows reach cluster 1's uncertain row, the farthest from the seed.
+    // 3·2 = 6 rows reach cluster 1: its uncertain row, and by index a certain one (0.05), which
+    // stays out, being under half the top uncertainty.
+    const wider = hybridPicks(uncertainty, input, 3);
+    assert.ok(wider[0].index < per);
+    assert.equal(wider[1].index, per + 1);
     assert.deepEqual(
-      hybridPicks(uncertainty, input, 3).map((p) => p.index),
-      [0, per + 1],
+      wider.map((p) => p.groupSize),
+      [4, 1],
     );
   });
+
+  test("rows the head is sure of do not take picks from the uncertain ones", () => {
+    const per = 4;
+    const candidates = clusters(per);
+    // Only cluster 0 is uncertain; clusters 1 and 2 are sure, and far from it.
+    const uncertainty = new Float64Array(3 * per).fill(0.02);
+    for (let i = 0; i < per; i++) uncertainty[i] = 0.9 - i * 0.01;
+    const picks = hybridPicks(uncertainty, { candidates, dim: 3, k: 2 });
+    assert.ok(
+      picks.every((p) => p.index < per),
+      JSON.stringify(picks),
+    );
+    assert.equal(new Set(picks.map((p) => p.index)).size, 2);
+  });
+
+  test("the same batch for the same seed", () => {
+    const candidates = clusters(10, 3);
+    const uncertainty = Float64Array.from({ length: 30 }, (_, i) => ((i * 7) % 30) / 30);
+    const a = hybridPicks(uncertainty, { candidates, dim: 3, k: 4 });
+    const b = hybridPicks(uncertainty, { candidates, dim: 3, k: 4 });
+    assert.deepEqual(a, b);
+  });
 });
+
+/** The row among `rows` nearest their mean. */
+function nearestToMean(vectors: Float32Array, rows: number[]): number {
+  const mean = [0, 1, 2].map((j) => rows.reduce((a, r) => a + vectors[r * 3 + j], 0) / rows.length);
+  const d = (r: number) => mean.reduce((a, m, j) => a + (vectors[r * 3 + j] - m) ** 2, 0);
+  return rows.reduce((best, r) => (d(r) < d(best) ? r : best));
+}
 
 describe("committee", () => {
   test("the mean of its members' probabilities, each fitted on a bootstrap resample of two classes or more", async () => {

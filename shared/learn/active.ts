@@ -2,10 +2,11 @@
  * Active learning's numerics: which unlabelled rows a person should label next. Uncertainty from a
  * head's calibrated probabilities (margin, entropy), diversity by k-center greedy over unit rows
  * (the coreset of Sener & Savarese, 2018), and the hybrid that keeps the most uncertain rows and
- * picks a spread-out batch among them. Pure and allocation-free per row: the callers hand in
- * row-major Float32Array/Float64Array matrices.
+ * picks one typical row from each group of similar ones among them. Pure and allocation-free per
+ * row: the callers hand in row-major Float32Array/Float64Array matrices.
  */
 import { ValidationError } from "../errors.ts";
+import { medoids } from "./kmeans.ts";
 import { mulberry32 } from "./split.ts";
 
 /** Probabilities per row: rows of a softmax (`exclusive`) or independent per-label ones. */
@@ -188,25 +189,59 @@ export function topIndices(scores: ArrayLike<number>, m: number): number[] {
 }
 
 /**
- * How many of the most uncertain rows the hybrid keeps before spreading: HYBRID_POOL × k. 2 had
- * the best mean learning curve over `npm run bench:active`'s two tasks (IMDB, Fashion-MNIST) among
- * 2, 4 and 8 (docs/benchmarks.md): a wider pool buys diversity with less uncertain rows.
+ * How many of the most uncertain rows the hybrid keeps before grouping: HYBRID_POOL × k. With
+ * k-means medoids, 5 had the best learning curves on `npm run bench:active`'s two tasks among 2 and
+ * 5, and was confirmed on fresh seeds (docs/benchmarks.md): a wider pool buys typical rows with
+ * less uncertain ones.
  */
-export const HYBRID_POOL = 2;
+export const HYBRID_POOL = 5;
+
+export interface HybridPick {
+  /** Candidate index. */
+  index: number;
+  uncertainty: number;
+  /** How many of the pool's rows its group holds (the row is the one nearest their mean). */
+  groupSize: number;
+  /** How many rows the pool held. */
+  pool: number;
+}
 
 /**
- * The hybrid batch: the `poolFactor`·k most uncertain candidates, then k-center greedy among them
- * (distances to the covered rows and the earlier picks). With nothing covered, the most uncertain
- * row seeds it. Each pick comes with its uncertainty and its distance.
+ * The hybrid's pool: poolFactor·k rows, but at most half of the `n` candidates (and at least k), so
+ * that uncertainty still rules out the other half when k is large against them.
+ */
+export function hybridPoolSize(n: number, k: number, poolFactor = HYBRID_POOL): number {
+  return Math.min(n, Math.max(1, Math.round(poolFactor * k)), Math.max(k, Math.floor(n / 2)));
+}
+
+/**
+ * The hybrid batch: the most uncertain candidates (hybridPoolSize, less those under half the top
+ * uncertainty beyond the first k), grouped by k-means weighted by
+ * their uncertainty into k groups of similar rows (Zhdanov, 2019), and from each group its medoid
+ * (the member nearest the group's centre), largest groups first. A batch thus holds no two
+ * near-duplicates, and each pick is a typical row of a region the head is unsure about rather than
+ * an outlier at its edge, which k-center greedy, the hybrid before, tended to pick
+ * (docs/benchmarks.md). Deterministic for a given `seed`.
  */
 export function hybridPicks(
   uncertainty: Float64Array,
-  input: Omit<KCenterInput, "among" | "first">,
+  input: { candidates: Float32Array; dim: number; k: number },
   poolFactor = HYBRID_POOL,
-): Array<KCenterPick & { uncertainty: number }> {
-  const among = topIndices(uncertainty, Math.max(1, Math.round(poolFactor * input.k)));
-  const picks = kCenterGreedy({ ...input, among, first: among[0] });
-  return picks.map((p) => ({ ...p, uncertainty: uncertainty[p.index] }));
+  seed = 0,
+): HybridPick[] {
+  const top = topIndices(uncertainty, hybridPoolSize(uncertainty.length, input.k, poolFactor));
+  // Rows less than half as uncertain as the most uncertain one would group into clusters of their
+  // own and spend picks on what the head already knows; they stay out unless k needs them.
+  const sure = (r: number) => uncertainty[r] < uncertainty[top[0]] / 2;
+  const rows = top.filter((r, i) => i < input.k || !sure(r));
+  const weights = rows.map((r) => uncertainty[r]);
+  const picks = medoids({ vectors: input.candidates, dim: input.dim, rows, k: input.k, seed, weights });
+  return picks.map((p) => ({
+    index: p.row,
+    uncertainty: uncertainty[p.row],
+    groupSize: p.clusterSize,
+    pool: rows.length,
+  }));
 }
 
 /**

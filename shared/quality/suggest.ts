@@ -2,8 +2,9 @@
  * Active learning: which of a dataset's unlabelled rows (rows without `label`) to label next. With
  * a head, its calibrated probabilities over the cached vectors say how unsure it is of each row
  * (margin, entropy); k-center greedy over the L2-normalized vectors spreads a batch away from the
- * labelled rows and from itself (coreset); the default `hybrid` does both: the HYBRID_POOL·k (2·k)
- * most uncertain rows, then k-center greedy among them. For a single-label head with
+ * labelled rows and from itself (coreset); the default `hybrid` does both: the HYBRID_POOL·k (5·k)
+ * most uncertain rows (at most half of the unlabelled ones), grouped by k-means weighted by their
+ * uncertainty into k groups, and the most typical row of each. For a single-label head with
  * COMMITTEE_MIN_ROWS to COMMITTEE_MAX_ROWS labelled rows, the hybrid's uncertainty is the margin of a
  * committee: COMMITTEE_SIZE heads of the default type, each fitted on a bootstrap resample of the
  * dataset's labelled rows, which measured ahead of the head's own margin on both of `npm run
@@ -22,7 +23,6 @@ import {
   COMMITTEE_SIZE,
   committeeProbabilities,
   entropyUncertainty,
-  HYBRID_POOL,
   hybridPicks,
   kCenterGreedy,
   marginUncertainty,
@@ -257,10 +257,10 @@ async function headItems(
       ? `margin of ${COMMITTEE_SIZE} bootstrap heads: ${describe(committee.labels, committee.probs, i)}`
       : why(i);
   const candidates = unitRows(pools.unlabelled, n, dim);
-  return hybridPicks(scores, { candidates, covered: pools.labelled, dim, k }).map((p) => ({
+  return hybridPicks(scores, { candidates, dim, k }).map((p) => ({
     id: pools.ids[p.index],
     score: round(p.uncertainty),
-    reason: `${because(p.index)}; ${fmt(p.distance)} from the nearest labelled or chosen row (among the ${HYBRID_POOL}·k most uncertain)`,
+    reason: `${because(p.index)}; the most typical of ${p.groupSize} similar row${p.groupSize === 1 ? "" : "s"} among the ${p.pool} most uncertain`,
   }));
 }
 

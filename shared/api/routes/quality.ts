@@ -257,7 +257,9 @@ const SuggestBody = z
         description:
           `One of ${STRATEGIES.join(", ")} (default ${DEFAULT_STRATEGY}). margin: 1 − (p₁ − p₂); entropy: normalized ` +
           "entropy; coreset: k-center greedy over the L2-normalized vectors, away from the labelled rows and the " +
-          "earlier picks; hybrid: the 4·k most uncertain rows (margin), then k-center greedy among them",
+          "earlier picks; hybrid: the 5·k most uncertain rows (margin; at most half of the unlabelled rows), grouped " +
+          "by k-means weighted by uncertainty into k groups, and the most typical row of each (with 100 to 2,000 " +
+          "labelled rows of a single-label head, the margin of a committee of 10 bootstrap heads)",
         example: "hybrid",
       }),
     backbone: z.string().min(1).optional().openapi({
@@ -288,7 +290,7 @@ const SuggestItem = z
     }),
     reason: z.string().openapi({
       example:
-        "margin: pos 0.520 vs neg 0.480; 0.912 from the nearest labelled or chosen row (among the 4·k most uncertain)",
+        "margin: pos 0.520 vs neg 0.480; the most typical of 7 similar rows among the 100 most uncertain",
     }),
   })
   .openapi("SuggestItem");
