@@ -13,6 +13,9 @@
  *     [--strategies random,margin,entropy,coreset,hybrid] [--fashion-train 6000] [--fashion-test 3000] [--store .headstart-bench]
  *   npm run bench:active -- --cost     (only: seconds of the hybrid's grouping at three sizes)
  *
+ * `--start-by random|hybrid|coreset` draws the start set as random rows (default) or as a cold
+ * start of `headstart suggest` picks it (hybrid: typical rows; coreset: k-center greedy).
+ *
  * `--pool`/`--test` default per task (imdb 10,000/5,000 of 25,000/25,000 reviews; fashion
  * 5,000/3,000 of the first `--fashion-train`/`--fashion-test` images). A strategy `hybrid:P` is the
  * hybrid keeping the P·k most uncertain rows (`hybrid` uses learn/active.ts's HYBRID_POOL). `hybrid`
@@ -36,6 +39,7 @@ import {
   kCenterGreedy,
   marginUncertainty,
   topIndices,
+  typicalPicks,
   unitRows,
 } from "../shared/learn/active.ts";
 import { argmaxRows } from "../shared/learn/metrics.ts";
@@ -63,6 +67,8 @@ const { values: args } = parseArgs({
     source: { type: "string", default: FASHION_SOURCE },
     /** Fashion-MNIST's image backbone (default: the platform's image default). */
     "fashion-backbone": { type: "string" },
+    /** How the start set is drawn: random rows, or a cold start's `hybrid` (typical) or `coreset` picks. */
+    "start-by": { type: "string", default: "random" },
     /** Only time the hybrid's grouping (k-means over its pool) on random unit rows, then exit. */
     cost: { type: "boolean", default: false },
   },
@@ -159,6 +165,23 @@ async function nextBatch(
   }
 }
 
+/**
+ * The `--start-by` start set: the pool's first rows (random, as the pool is a seeded shuffle), or
+ * what `headstart suggest` answers a cold start with nothing labelled (`hybrid`: typical rows) or
+ * with `--strategy coreset` (k-center greedy).
+ */
+function startSet(d: ActiveTask, pool: number[], k: number): number[] {
+  const by = String(args["start-by"]);
+  if (by === "random") return pool.slice(0, k);
+  const candidates = gather(d.unit, d.dim, pool);
+  if (by === "hybrid") return typicalPicks({ candidates, dim: d.dim, k }).map((p) => pool[p.index]);
+  if (by === "coreset") {
+    const picks = kCenterGreedy({ candidates, covered: new Float32Array(0), dim: d.dim, k });
+    return picks.map((p) => pool[p.index]);
+  }
+  throw new Error(`--start-by must be random, hybrid or coreset, got ${by}`);
+}
+
 /** One seed's curve per strategy: test accuracy after each round. */
 async function runSeed(d: ActiveTask, seed: number, seconds: Map<string, number>) {
   const sizes = SIZES[d.name as keyof typeof SIZES];
@@ -166,7 +189,7 @@ async function runSeed(d: ActiveTask, seed: number, seconds: Map<string, number>
   const pool = shuffled(d.train, rand).slice(0, args.pool ? num("pool") : sizes.pool);
   const test = shuffled(d.test, rand).slice(0, args.test ? num("test") : sizes.test);
   const testX = gather(d.X, d.dim, test);
-  const start = pool.slice(0, num("start"));
+  const start = startSet(d, pool, num("start"));
   const curves = new Map<string, number[]>();
   for (const strategy of STRATEGIES) {
     const t0 = performance.now();
@@ -263,7 +286,7 @@ async function main() {
   const m = await machine();
   console.log(`machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, node ${m.node}`);
   console.log(
-    `settings: --task ${args.task} --seeds ${args.seeds} --seed-base ${args["seed-base"]} --start ${args.start} --batch ${args.batch} --budget ${args.budget}${args.pool ? ` --pool ${args.pool}` : ""}${args.test ? ` --test ${args.test}` : ""}`,
+    `settings: --task ${args.task} --seeds ${args.seeds} --seed-base ${args["seed-base"]} --start ${args.start} --start-by ${args["start-by"]} --batch ${args.batch} --budget ${args.budget}${args.pool ? ` --pool ${args.pool}` : ""}${args.test ? ` --test ${args.test}` : ""}`,
   );
   if (args.cost) return groupingCost();
   const means: Map<string, number[]>[] = [];

@@ -152,17 +152,33 @@ describe("suggest", () => {
     );
   });
 
-  test("cold start without a head: a diverse seed set, one row per cluster", async () => {
+  test("cold start with nothing labelled: typical seeds, the middle row of each cluster", async () => {
     const r = await ctx.platform.suggest("cold", { k: 3 });
     assert.equal(r.coldStart, true);
-    assert.equal(r.strategy, "coreset");
+    assert.equal(r.strategy, "hybrid");
     assert.equal(r.backbone, "ext-cold");
     assert.equal(r.labelled, 0);
-    assert.deepEqual(new Set(ids(r.items).map((id) => id.slice(0, 2))), new Set(["c0", "c1", "c2"]));
-    assert.match(r.items[0].reason, /^seed/);
+    // Each cluster is five rows in a line: its medoid is the middle one.
+    assert.deepEqual(ids(r.items).sort(), ["c0-2", "c1-2", "c2-2"]);
+    for (const item of r.items) {
+      assert.match(
+        item.reason,
+        /^seed: the most typical of 5 similar rows \(k-means of 15 unlabelled rows into 3 groups\)$/,
+      );
+      assert.equal(item.score, 0.333333);
+    }
+  });
+
+  test("cold start by k-center: asked for, or once rows are labelled", async () => {
+    const spread = await ctx.platform.suggest("cold", { k: 3, strategy: "coreset" });
+    assert.equal(spread.strategy, "coreset");
+    assert.deepEqual(new Set(ids(spread.items).map((id) => id.slice(0, 2))), new Set(["c0", "c1", "c2"]));
+    assert.match(spread.items[0].reason, /^seed: the unlabelled row nearest the mean/);
+    assert.equal(spread.items[0].score, 2);
     // Without a head, labelled rows still repel: the default picks the three off-axis rows.
     const seeded = await ctx.platform.suggest("pool", { k: 3 });
     assert.equal(seeded.coldStart, true);
+    assert.equal(seeded.strategy, "coreset");
     assert.equal(ids(seeded.items).filter((id) => DUPES.includes(id)).length, 1);
   });
 
@@ -202,7 +218,7 @@ describe("suggest", () => {
     for (const item of r.items) assert.deepEqual(Object.keys(item), ["id", "score", "reason"]);
     const human = await cli(["suggest", "cold", "--k", "2"], env);
     assert.equal(human.code, 0, human.stderr);
-    assert.match(human.stdout, /^2 of 15 unlabelled rows of cold by coreset \(no head/);
+    assert.match(human.stdout, /^2 of 15 unlabelled rows of cold by hybrid \(no head/);
     const bad = await cli(["suggest", "pool", "--head", "al", "--strategy", "random"], env);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /margin, entropy, coreset, hybrid/);

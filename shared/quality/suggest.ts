@@ -9,7 +9,9 @@
  * committee: COMMITTEE_SIZE heads of the default type, each fitted on a bootstrap resample of the
  * dataset's labelled rows, which measured ahead of the head's own margin on both of `npm run
  * bench:active`'s tasks (otherwise the head's own probabilities). Without a head (a cold start)
- * the batch is a diverse seed set by k-center greedy. The numerics are in learn/active.ts.
+ * the batch is a diverse seed set: with nothing labelled, the hybrid's typical rows (the medoids
+ * of k k-means groups of the unlabelled rows); once rows are labelled (or asked for), k-center
+ * greedy away from them. The numerics are in learn/active.ts.
  */
 import type { BackboneSpec } from "../backbone/spec.ts";
 import { loadBackboneSetDataset, partsOf } from "../embed/composite.ts";
@@ -28,6 +30,7 @@ import {
   marginUncertainty,
   type Probabilities,
   topIndices,
+  typicalPicks,
   unitRows,
 } from "../learn/active.ts";
 import type { Target } from "../learn/estimator.ts";
@@ -60,7 +63,10 @@ export interface SuggestItem {
   text?: string;
   /** The row's image, for an image row: its path below `datasets/<dataset>/files/`. */
   image?: string;
-  /** margin/entropy/hybrid: the uncertainty in [0, 1]; coreset: the distance in [0, 2]. */
+  /**
+   * margin/entropy/hybrid: the uncertainty in [0, 1]; coreset: the distance in [0, 2]; a cold
+   * start's hybrid: the share of the unlabelled rows its group holds, in (0, 1].
+   */
   score: number;
   reason: string;
 }
@@ -72,7 +78,10 @@ export interface Suggestions {
   head?: string;
   version?: string;
   backbone: string;
-  /** The strategy that ran: `coreset` for every cold start. */
+  /**
+   * The strategy that ran. A cold start (no head) runs `hybrid` as typical seeds (k-means medoids)
+   * while nothing is labelled, and `coreset` once rows are labelled or when asked for.
+   */
   strategy: Strategy;
   coldStart: boolean;
   labelled: number;
@@ -137,13 +146,17 @@ export async function suggest(deps: SuggestDeps, dataset: string, req: SuggestRe
     labelled: pools.labelled.length / data.dim,
     unlabelled: pools.ids.length,
   };
-  if (!head)
+  if (!head) {
+    // Nothing labelled yet: typical rows of every region; labelled rows to keep away from: k-center.
+    const typical = strategy === "hybrid" && pools.labelledRows.length === 0;
+    const items = typical ? typicalItems(pools, data.dim, k) : coresetItems(pools, data.dim, k);
     return {
       ...base,
-      strategy: "coreset",
+      strategy: typical ? "hybrid" : "coreset",
       coldStart: true,
-      items: withTexts(coresetItems(pools, data.dim, k), data),
+      items: withTexts(items, data),
     };
+  }
   const items = await headItems(head, strategy, pools, data, k);
   return { ...base, strategy, coldStart: false, items: withTexts(items, data) };
 }
@@ -224,6 +237,15 @@ function coresetItems(pools: Pools, dim: number, k: number): SuggestItem[] {
       pools.labelled.length === 0 && j === 0
         ? "seed: the unlabelled row nearest the mean of all of them"
         : `${fmt(p.distance)} from the nearest labelled or chosen row (coreset)`,
+  }));
+}
+
+function typicalItems(pools: Pools, dim: number, k: number): SuggestItem[] {
+  const candidates = unitRows(pools.unlabelled, pools.ids.length, dim);
+  return typicalPicks({ candidates, dim, k }).map((p) => ({
+    id: pools.ids[p.index],
+    score: round(p.groupSize / p.grouped),
+    reason: `seed: the most typical of ${p.groupSize} similar row${p.groupSize === 1 ? "" : "s"} (k-means of ${p.grouped} unlabelled rows into ${Math.min(k, p.grouped)} groups)`,
   }));
 }
 

@@ -240,7 +240,8 @@ const SuggestBody = z
       .openapi({
         description:
           "`head`, `head@version` or `head:alias` whose calibrated probabilities say how unsure it is of each row; " +
-          "without one, a cold start: a diverse seed set (k-center greedy)",
+          "without one, a cold start: a diverse seed set (with nothing labelled, the default gives typical rows, " +
+          "the medoids of k k-means groups; with labelled rows, or strategy coreset, k-center greedy away from them)",
         example: "imdb-sentiment",
       }),
     k: z
@@ -285,7 +286,8 @@ const SuggestItem = z
     score: z.number().openapi({
       description:
         "margin, entropy, hybrid: the head's uncertainty in [0, 1] (1: a coin toss); coreset: the L2 distance in " +
-        "[0, 2] to the nearest labelled or earlier-picked row (2 for a cold start's first pick)",
+        "[0, 2] to the nearest labelled or earlier-picked row (2 for a cold start's first pick); a cold start's " +
+        "hybrid: the share of the unlabelled rows its group holds, in (0, 1]",
       example: 0.96,
     }),
     reason: z.string().openapi({
@@ -304,9 +306,10 @@ const SuggestResponse = z
     backbone: z
       .string()
       .openapi({ description: "The backbone (or `a+b` set) whose cached vectors were read" }),
-    strategy: z
-      .enum(STRATEGIES)
-      .openapi({ description: "The strategy that ran: `coreset` for a cold start" }),
+    strategy: z.enum(STRATEGIES).openapi({
+      description:
+        "The strategy that ran; a cold start runs `hybrid` (typical rows) while nothing is labelled, else `coreset`",
+    }),
     coldStart: z.boolean().openapi({ description: "No head: the items are a diverse seed set" }),
     labelled: z.number().int(),
     unlabelled: z.number().int().openapi({ description: "Rows without a label, the candidates" }),
