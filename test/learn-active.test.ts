@@ -11,6 +11,7 @@ import {
   marginUncertainty,
   SEED_DISTANCE,
   topIndices,
+  typicalPicks,
   unitRows,
 } from "../shared/learn/active.ts";
 import { mulberry32 } from "../shared/learn/split.ts";
@@ -181,6 +182,10 @@ describe("hybrid", () => {
     assert.equal(new Set(picks.map((p) => p.index)).size, 2);
   });
 
+  test("no candidates, no picks", () => {
+    assert.deepEqual(hybridPicks(new Float64Array(0), { candidates: new Float32Array(0), dim: 3, k: 5 }), []);
+  });
+
   test("the same batch for the same seed", () => {
     const candidates = clusters(10, 3);
     const uncertainty = Float64Array.from({ length: 30 }, (_, i) => ((i * 7) % 30) / 30);
@@ -196,6 +201,34 @@ function nearestToMean(vectors: Float32Array, rows: number[]): number {
   const d = (r: number) => mean.reduce((a, m, j) => a + (vectors[r * 3 + j] - m) ** 2, 0);
   return rows.reduce((best, r) => (d(r) < d(best) ? r : best));
 }
+
+describe("typical picks (a cold start)", () => {
+  test("one medoid per cluster, largest first", () => {
+    const candidates = clusters(5, 4);
+    const picks = typicalPicks({ candidates, dim: 3, k: 3 });
+    assert.deepEqual(picks.map((p) => Math.floor(p.index / 5)).sort(), [0, 1, 2]);
+    assert.ok(picks.every((p) => p.groupSize === 5 && p.grouped === 15));
+    for (const p of picks) {
+      const c = Math.floor(p.index / 5);
+      assert.equal(
+        p.index,
+        nearestToMean(
+          candidates,
+          [0, 1, 2, 3, 4].map((i) => c * 5 + i),
+        ),
+      );
+    }
+  });
+
+  test("beyond the sample size, a seeded sample is grouped", () => {
+    const candidates = clusters(10, 2);
+    const a = typicalPicks({ candidates, dim: 3, k: 3 }, 12, 1);
+    assert.ok(a.every((p) => p.grouped === 12));
+    assert.equal(new Set(a.map((p) => p.index)).size, 3);
+    assert.deepEqual(typicalPicks({ candidates, dim: 3, k: 3 }, 12, 1), a);
+    assert.deepEqual(typicalPicks({ candidates: new Float32Array(0), dim: 3, k: 3 }), []);
+  });
+});
 
 describe("committee", () => {
   test("the mean of its members' probabilities, each fitted on a bootstrap resample of two classes or more", async () => {

@@ -230,6 +230,7 @@ export function hybridPicks(
   seed = 0,
 ): HybridPick[] {
   const top = topIndices(uncertainty, hybridPoolSize(uncertainty.length, input.k, poolFactor));
+  if (top.length === 0) return [];
   // Rows less than half as uncertain as the most uncertain one would group into clusters of their
   // own and spend picks on what the head already knows; they stay out unless k needs them.
   const sure = (r: number) => uncertainty[r] < uncertainty[top[0]] / 2;

@@ -240,12 +240,14 @@ function coresetItems(pools: Pools, dim: number, k: number): SuggestItem[] {
   }));
 }
 
+const similarRows = (n: number) => `${n} similar row${n === 1 ? "" : "s"}`;
+
 function typicalItems(pools: Pools, dim: number, k: number): SuggestItem[] {
   const candidates = unitRows(pools.unlabelled, pools.ids.length, dim);
   return typicalPicks({ candidates, dim, k }).map((p) => ({
     id: pools.ids[p.index],
     score: round(p.groupSize / p.grouped),
-    reason: `seed: the most typical of ${p.groupSize} similar row${p.groupSize === 1 ? "" : "s"} (k-means of ${p.grouped} unlabelled rows into ${Math.min(k, p.grouped)} groups)`,
+    reason: `seed: the most typical of ${similarRows(p.groupSize)} (k-means of ${p.grouped} unlabelled rows into ${Math.min(k, p.grouped)} groups)`,
   }));
 }
 
@@ -282,7 +284,7 @@ async function headItems(
   return hybridPicks(scores, { candidates, dim, k }).map((p) => ({
     id: pools.ids[p.index],
     score: round(p.uncertainty),
-    reason: `${because(p.index)}; the most typical of ${p.groupSize} similar row${p.groupSize === 1 ? "" : "s"} among the ${p.pool} most uncertain`,
+    reason: `${because(p.index)}; the most typical of ${similarRows(p.groupSize)} among the ${p.pool} most uncertain`,
   }));
 }
 
