@@ -24,7 +24,7 @@ export function registerSuggest(program: Command): void {
     )
     .option(
       "--strategy <name>",
-      `${STRATEGIES.join(", ")} (default ${DEFAULT_STRATEGY}: the most uncertain rows, spread out)`,
+      `${STRATEGIES.join(", ")} (default ${DEFAULT_STRATEGY}: typical rows of the regions the head is least sure of; with no head and no labels, typical rows of the whole dataset)`,
     )
     .option("--backbone <id>", "without --head: whose embeddings to read (default: the dataset's backbone)")
     .action(async (dataset: string, opts, cmd: Command) => {
